@@ -1,0 +1,165 @@
+//! The command-line interface, declared with clap's derive API.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// kanta: turn an order history into customer knowledge — RFM, lifecycle, cohorts, revenue at risk.
+#[derive(Debug, Parser)]
+#[command(name = "kanta", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Analyse an order log (CSV, TSV, whitespace text, gzip, Parquet) and write a retention report.
+    Analyze(AnalyzeArgs),
+    /// Generate a realistic synthetic shop (order lines) as CSV or Parquet.
+    Generate(GenerateArgs),
+    /// Generate a demo shop and analyse it: the quickest way to see what kanta does.
+    Demo(DemoArgs),
+}
+
+/// The unit of recency and T.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Period {
+    /// Days.
+    #[default]
+    Day,
+    /// Weeks (days / 7).
+    Week,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AnalyzeArgs {
+    /// The order log, or `-` for standard input.
+    pub input: String,
+
+    /// Folder for customers.csv, customers.parquet, summary.json and report.html.
+    #[arg(long, short, default_value = "kanta-report")]
+    pub out: PathBuf,
+
+    /// Field delimiter: one character, `tab` or `whitespace` (default: detected from the first line).
+    #[arg(long)]
+    pub delimiter: Option<String>,
+
+    /// Column names for a file without a header line, comma-separated (the file's first line is then data).
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Option<Vec<String>>,
+
+    /// The customer id column (default: detected: customer_id, CustomerID, email, …).
+    #[arg(long)]
+    pub customer_col: Option<String>,
+
+    /// The order id column; `none` when every row is an order (default: detected: order_id, InvoiceNo, …).
+    #[arg(long)]
+    pub order_col: Option<String>,
+
+    /// The order time column (default: detected: order_date, InvoiceDate, created_at, date, timestamp, …).
+    #[arg(long)]
+    pub time_col: Option<String>,
+
+    /// The amount column (default: detected: amount, total, revenue, …; else quantity × unit price).
+    #[arg(long)]
+    pub amount_col: Option<String>,
+
+    /// The quantity column, for amount = quantity × unit price.
+    #[arg(long)]
+    pub quantity_col: Option<String>,
+
+    /// The unit price column, for amount = quantity × unit price.
+    #[arg(long)]
+    pub price_col: Option<String>,
+
+    /// A strftime pattern for times, e.g. `%d/%m/%Y %H:%M` (default: ISO 8601, YYYYMMDD, epoch seconds).
+    #[arg(long)]
+    pub time_format: Option<String>,
+
+    /// Amounts use a decimal comma (`12,50`; `.` then groups thousands).
+    #[arg(long)]
+    pub decimal_comma: bool,
+
+    /// Currency code shown with amounts in the report (e.g. EUR).
+    #[arg(long)]
+    pub currency: Option<String>,
+
+    /// Observation end, YYYY-MM-DD (default: the day of the last order). Later orders are ignored.
+    #[arg(long)]
+    pub as_of: Option<String>,
+
+    /// Unit of recency and T in customers.csv.
+    #[arg(long, value_enum, default_value_t = Period::Day)]
+    pub period: Period,
+
+    /// Count zero-amount orders as purchases (by default they are dropped).
+    #[arg(long)]
+    pub keep_zero: bool,
+
+    /// Skip up to N bad rows (each is listed) instead of stopping at the first.
+    #[arg(long, default_value_t = 0)]
+    pub max_errors: u64,
+
+    /// Days without a purchase after which a customer is lapsing (default: the 90th percentile of gaps between purchases, 30–365).
+    #[arg(long)]
+    pub lapse_days: Option<u32>,
+
+    /// Orders from which a recent customer is loyal.
+    #[arg(long, default_value_t = 4)]
+    pub loyal_orders: u32,
+
+    /// Print nothing but errors (no progress, no summary).
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// Print summary.json to standard output instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    /// Number of customers.
+    #[arg(long, default_value_t = 10_000, conflicts_with = "rows")]
+    pub customers: u64,
+
+    /// Generate customers until at least this many order lines exist (instead of --customers).
+    #[arg(long)]
+    pub rows: Option<u64>,
+
+    /// Random seed; the same seed gives the same file.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+
+    /// Output file; `.parquet` writes Parquet, anything else CSV.
+    #[arg(long, short)]
+    pub out: PathBuf,
+
+    /// First day of the shop's history (YYYY-MM-DD).
+    #[arg(long, default_value = "2023-01-01")]
+    pub start: String,
+
+    /// Last day of the shop's history (YYYY-MM-DD).
+    #[arg(long, default_value = "2024-12-31")]
+    pub end: String,
+
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Folder for the demo shop and its report.
+    #[arg(long, short, default_value = "kanta-demo")]
+    pub out: PathBuf,
+
+    /// Customers in the demo shop.
+    #[arg(long, default_value_t = 20_000)]
+    pub customers: u64,
+
+    /// Random seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}

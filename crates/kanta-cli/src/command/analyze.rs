@@ -1,0 +1,123 @@
+//! `kanta analyze`: read an order log, analyse it, write the customer table and the reports.
+
+use std::fs;
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use kanta_core::aggregate::Aggregator;
+use kanta_core::analysis::{AnalysisOptions, analyze};
+use kanta_core::time::{Day, TimeFormat};
+use kanta_io::columns::ColumnSpec;
+use kanta_io::read::{Format, input_len};
+use kanta_io::write::{PeriodUnit, write_customers_csv, write_customers_parquet};
+use kanta_io::{Delimiter, Input, ReadOptions, read_orders};
+use kanta_report::{InputInfo, Report, render_html, render_text};
+
+use crate::UsageError;
+use crate::cli::{AnalyzeArgs, Period};
+use crate::progress::ReadProgress;
+
+/// The files an analysis wrote.
+pub struct Outputs {
+    pub report_html: PathBuf,
+}
+
+fn read_options(args: &AnalyzeArgs) -> Result<ReadOptions, UsageError> {
+    let delimiter = match &args.delimiter {
+        Some(d) => Some(Delimiter::parse(d).ok_or_else(|| {
+            UsageError(format!("--delimiter `{d}` must be one ASCII character, `tab` or `whitespace`"))
+        })?),
+        None => None,
+    };
+    Ok(ReadOptions {
+        delimiter,
+        column_names: args.columns.clone(),
+        columns: ColumnSpec {
+            customer: args.customer_col.clone(),
+            order: args.order_col.clone(),
+            time: args.time_col.clone(),
+            amount: args.amount_col.clone(),
+            quantity: args.quantity_col.clone(),
+            unit_price: args.price_col.clone(),
+        },
+        time_format: args.time_format.clone().map_or(TimeFormat::Auto, TimeFormat::Custom),
+        decimal_comma: args.decimal_comma,
+        max_errors: args.max_errors,
+    })
+}
+
+fn format_name(format: Format, gzip: bool) -> String {
+    let base = match format {
+        Format::Delimited(b'\t') => "tsv".to_owned(),
+        Format::Delimited(d) => format!("csv ({})", char::from(d)),
+        Format::Whitespace => "whitespace-separated".to_owned(),
+        Format::Parquet => "parquet".to_owned(),
+    };
+    if gzip { format!("{base} + gzip") } else { base }
+}
+
+/// Runs the analysis; prints the summary (or JSON) unless quiet.
+pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
+    let options = read_options(args)?;
+    let as_of = match &args.as_of {
+        Some(text) => Some(Day::parse(text).ok_or_else(|| UsageError(format!("--as-of `{text}` is not a date (YYYY-MM-DD)")))?),
+        None => None,
+    };
+    let input = Input::parse(&args.input);
+    let progress = ReadProgress::new(input_len(&input), args.quiet);
+    let mut aggregator = Aggregator::new();
+    let read = read_orders(&input, &options, &mut aggregator, &progress);
+    progress.finish();
+    let read = read?;
+    for skipped in &read.skipped {
+        eprintln!("skipped: {skipped}");
+    }
+    if !args.quiet && !args.json {
+        eprintln!("columns: {}", read.columns);
+    }
+    let base = aggregator.finish();
+    let analysis = analyze(
+        &base,
+        &AnalysisOptions { as_of, keep_zero: args.keep_zero, lapse_days: args.lapse_days, loyal_orders: args.loyal_orders },
+    )?;
+    let unit = match args.period {
+        Period::Day => PeriodUnit::Day,
+        Period::Week => PeriodUnit::Week,
+    };
+
+    fs::create_dir_all(&args.out).with_context(|| format!("cannot create the output folder {}", args.out.display()))?;
+    write_customers_csv(&args.out.join("customers.csv"), &base, &analysis, unit).context("cannot write customers.csv")?;
+    write_customers_parquet(&args.out.join("customers.parquet"), &base, &analysis, unit)
+        .context("cannot write customers.parquet")?;
+
+    let report = Report {
+        kanta_version: env!("CARGO_PKG_VERSION"),
+        input: InputInfo {
+            file: input.display_name(),
+            format: format_name(read.format, read.gzip),
+            columns: read.columns.to_string(),
+            rows: read.rows,
+            rows_skipped: read.skipped.len() as u64,
+            skipped: read.skipped.iter().take(100).map(ToString::to_string).collect(),
+            period: unit.name().to_owned(),
+            currency: args.currency.clone(),
+        },
+        summary: &analysis.summary,
+    };
+    let json = report.to_json();
+    fs::write(args.out.join("summary.json"), &json).context("cannot write summary.json")?;
+    let html = render_html(&report).context("cannot render report.html")?;
+    let report_html = args.out.join("report.html");
+    fs::write(&report_html, html).context("cannot write report.html")?;
+
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        writeln!(stdout, "{json}").context("cannot write to standard output")?;
+    } else if !args.quiet {
+        write!(stdout, "{}", render_text(&report)).context("cannot write to standard output")?;
+        writeln!(stdout, "\nwrote {}/{{customers.csv, customers.parquet, summary.json, report.html}}", args.out.display())
+            .context("cannot write to standard output")?;
+    }
+    Ok(Outputs { report_html })
+}

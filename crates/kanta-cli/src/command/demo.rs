@@ -1,0 +1,45 @@
+//! `kanta demo`: generate a demo shop and analyse it.
+
+use anyhow::Context;
+
+use crate::cli::{AnalyzeArgs, DemoArgs, GenerateArgs, Period};
+
+pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let orders = args.out.join("orders.csv");
+    crate::command::generate::run(&GenerateArgs {
+        customers: args.customers,
+        rows: None,
+        seed: args.seed,
+        out: orders.clone(),
+        start: "2023-01-01".into(),
+        end: "2024-12-31".into(),
+        quiet: false,
+    })?;
+    let outputs = crate::command::analyze::run(&AnalyzeArgs {
+        input: orders.display().to_string(),
+        out: args.out.join("report"),
+        delimiter: None,
+        columns: None,
+        customer_col: None,
+        order_col: None,
+        time_col: None,
+        amount_col: None,
+        quantity_col: None,
+        price_col: None,
+        time_format: None,
+        decimal_comma: false,
+        currency: Some("EUR".into()),
+        as_of: None,
+        period: Period::Day,
+        keep_zero: false,
+        max_errors: 0,
+        lapse_days: None,
+        loyal_orders: 4,
+        quiet: false,
+        json: false,
+    })?;
+    let path = std::fs::canonicalize(&outputs.report_html).unwrap_or(outputs.report_html);
+    println!("\nopen the report: file://{}", path.display());
+    Ok(())
+}

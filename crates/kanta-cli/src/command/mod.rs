@@ -1,0 +1,5 @@
+//! One module per sub-command.
+
+pub mod analyze;
+pub mod demo;
+pub mod generate;

@@ -1,0 +1,60 @@
+//! Progress on a terminal: a bar over the bytes read with rows per second; nothing when
+//! standard error is not a terminal or `--quiet` is given.
+
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// A progress bar for reading an input of `len` bytes (a spinner when unknown).
+pub struct ReadProgress {
+    bar: ProgressBar,
+    start: Instant,
+}
+
+impl ReadProgress {
+    pub fn new(len: Option<u64>, quiet: bool) -> ReadProgress {
+        let bar = match len {
+            Some(len) => ProgressBar::new(len),
+            None => ProgressBar::new_spinner(),
+        };
+        if quiet || !std::io::stderr().is_terminal() {
+            bar.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        let style = match len {
+            Some(_) => ProgressStyle::with_template("{spinner} reading [{bar:30}] {bytes}/{total_bytes} {msg} ({eta})"),
+            None => ProgressStyle::with_template("{spinner} reading {bytes} {msg}"),
+        };
+        if let Ok(style) = style {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        ReadProgress { bar, start: Instant::now() }
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl kanta_io::Progress for ReadProgress {
+    fn update(&self, bytes: u64, rows: u64) {
+        self.bar.set_position(bytes);
+        let secs = self.start.elapsed().as_secs_f64().max(1e-3);
+        self.bar.set_message(format!("{rows} rows, {:.0} rows/s", rows as f64 / secs));
+    }
+}
+
+/// A counter bar for generating `total` items (a spinner when unknown).
+pub fn counter(total: Option<u64>, what: &str, quiet: bool) -> ProgressBar {
+    let bar = match total {
+        Some(t) => ProgressBar::new(t),
+        None => ProgressBar::new_spinner(),
+    };
+    if quiet || !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    if let Ok(style) = ProgressStyle::with_template(&format!("{{spinner}} {what} [{{bar:30}}] {{pos}}/{{len}} ({{per_sec}}, {{eta}})")) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}

@@ -1,0 +1,307 @@
+//! From order lines to orders grouped by customer.
+//!
+//! Readers push one [`OrderLine`] at a time. Lines that share an order id are summed into one
+//! order (an order may span many lines: products, shipping, a discount line); without an order
+//! id every line is an order of its own. [`Aggregator::finish`] then groups the orders by
+//! customer in time order, in linear time (a counting sort over customer indices), ready for
+//! [`crate::analysis`].
+//!
+//! **Invariant:** a line that [`Aggregator::push`] rejects leaves the aggregator unchanged, so
+//! a reader can skip a bad row (`--max-errors`) without losing anything already accepted.
+
+use crate::intern::Interner;
+use crate::money::Money;
+use crate::time::Timestamp;
+
+/// One row of an order log, as a reader hands it over.
+#[derive(Debug, Clone, Copy)]
+pub struct OrderLine<'a> {
+    /// The customer's id, exactly as written (never empty).
+    pub customer: &'a [u8],
+    /// The order id, when the input has one.
+    pub order: Option<&'a [u8]>,
+    /// When the order was placed.
+    pub time: Timestamp,
+    /// The line amount; negative for returns and refunds.
+    pub amount: Money,
+}
+
+/// One order: the sum of its lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Order {
+    /// The earliest time among the order's lines.
+    pub time: Timestamp,
+    /// The sum of the order's line amounts; an order whose sum is negative is a return.
+    pub amount: Money,
+}
+
+/// A line that contradicts lines accepted before it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AggregateError {
+    /// The same order id appears with two different customers.
+    #[error("order `{order}` belongs to customer `{first}` but this line names customer `{second}`")]
+    OrderCustomerMismatch {
+        /// The order id.
+        order: String,
+        /// The customer of the order's first line.
+        first: String,
+        /// The customer named by the rejected line.
+        second: String,
+    },
+    /// The customer id is empty.
+    #[error("the customer id is empty")]
+    EmptyCustomer,
+    /// More than 4 billion distinct customers or orders.
+    #[error("more than 4,294,967,295 distinct customers or orders")]
+    TooMany,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct OrderAcc {
+    customer: u32,
+    time: Timestamp,
+    amount: Money,
+}
+
+/// Accumulates order lines; see the module docs.
+#[derive(Debug, Default)]
+pub struct Aggregator {
+    customers: Interner,
+    order_ids: Interner,
+    orders: Vec<OrderAcc>,
+    lines: u64,
+    /// The previous line's customer and order, so runs of lines of one order (the usual
+    /// layout of an export) skip both hash lookups.
+    last_customer: Option<(Vec<u8>, u32)>,
+    last_order: Option<(Vec<u8>, u32)>,
+}
+
+impl Aggregator {
+    /// An empty aggregator.
+    pub fn new() -> Aggregator {
+        Aggregator::default()
+    }
+
+    /// Number of lines accepted so far.
+    pub fn lines(&self) -> u64 {
+        self.lines
+    }
+
+    /// Number of distinct orders so far.
+    pub fn orders(&self) -> usize {
+        self.orders.len()
+    }
+
+    /// Number of distinct customers so far.
+    pub fn customers(&self) -> usize {
+        self.customers.len()
+    }
+
+    fn customer_index(&mut self, customer: &[u8]) -> Result<u32, AggregateError> {
+        if let Some((bytes, index)) = &self.last_customer {
+            if bytes.as_slice() == customer {
+                return Ok(*index);
+            }
+        }
+        if self.customers.len() >= u32::MAX as usize {
+            return Err(AggregateError::TooMany);
+        }
+        let (index, _) = self.customers.intern(customer);
+        let slot = self.last_customer.get_or_insert_with(|| (Vec::new(), index));
+        slot.0.clear();
+        slot.0.extend_from_slice(customer);
+        slot.1 = index;
+        Ok(index)
+    }
+
+    /// Adds one line. On error nothing changes.
+    pub fn push(&mut self, line: OrderLine<'_>) -> Result<(), AggregateError> {
+        if line.customer.is_empty() {
+            return Err(AggregateError::EmptyCustomer);
+        }
+        let Some(order_id) = line.order else {
+            let customer = self.customer_index(line.customer)?;
+            if self.orders.len() >= u32::MAX as usize {
+                return Err(AggregateError::TooMany);
+            }
+            self.orders.push(OrderAcc { customer, time: line.time, amount: line.amount });
+            self.lines += 1;
+            return Ok(());
+        };
+        let existing = match &self.last_order {
+            Some((bytes, index)) if bytes.as_slice() == order_id => Some(*index),
+            _ => self.order_ids.find(order_id),
+        };
+        match existing {
+            Some(index) => {
+                let acc = self.orders[index as usize];
+                if self.customers.get(acc.customer) != line.customer {
+                    return Err(AggregateError::OrderCustomerMismatch {
+                        order: String::from_utf8_lossy(order_id).into_owned(),
+                        first: String::from_utf8_lossy(self.customers.get(acc.customer)).into_owned(),
+                        second: String::from_utf8_lossy(line.customer).into_owned(),
+                    });
+                }
+                let acc = &mut self.orders[index as usize];
+                acc.amount += line.amount;
+                acc.time = acc.time.min(line.time);
+                self.remember_order(order_id, index);
+            }
+            None => {
+                if self.orders.len() >= u32::MAX as usize {
+                    return Err(AggregateError::TooMany);
+                }
+                let customer = self.customer_index(line.customer)?;
+                let (index, _) = self.order_ids.intern(order_id);
+                self.orders.push(OrderAcc { customer, time: line.time, amount: line.amount });
+                self.remember_order(order_id, index);
+            }
+        }
+        self.lines += 1;
+        Ok(())
+    }
+
+    fn remember_order(&mut self, order_id: &[u8], index: u32) {
+        let slot = self.last_order.get_or_insert_with(|| (Vec::new(), index));
+        if slot.0.as_slice() != order_id {
+            slot.0.clear();
+            slot.0.extend_from_slice(order_id);
+        }
+        slot.1 = index;
+    }
+
+    /// Groups the orders by customer, each customer's orders sorted by time.
+    pub fn finish(self) -> CustomerBase {
+        let n = self.customers.len();
+        // Counting sort by customer: offsets[c]..offsets[c + 1] are customer c's orders.
+        let mut offsets = vec![0u32; n + 1];
+        for o in &self.orders {
+            offsets[o.customer as usize + 1] += 1;
+        }
+        for c in 0..n {
+            offsets[c + 1] += offsets[c];
+        }
+        let mut cursor = offsets.clone();
+        let mut grouped = vec![Order { time: Timestamp(0), amount: Money::ZERO }; self.orders.len()];
+        let mut max_time: Option<Timestamp> = None;
+        for o in &self.orders {
+            let slot = &mut cursor[o.customer as usize];
+            grouped[*slot as usize] = Order { time: o.time, amount: o.amount };
+            *slot += 1;
+            max_time = Some(max_time.map_or(o.time, |m| m.max(o.time)));
+        }
+        drop(self.orders);
+        for c in 0..n {
+            let slice = &mut grouped[offsets[c] as usize..offsets[c + 1] as usize];
+            if slice.windows(2).any(|w| w[0].time > w[1].time) {
+                slice.sort_by_key(|o| o.time);
+            }
+        }
+        CustomerBase { ids: self.customers, offsets, orders: grouped, lines: self.lines, max_time }
+    }
+}
+
+/// Every customer's orders in time order: the input of the analysis.
+#[derive(Debug, Clone)]
+pub struct CustomerBase {
+    ids: Interner,
+    offsets: Vec<u32>,
+    orders: Vec<Order>,
+    lines: u64,
+    max_time: Option<Timestamp>,
+}
+
+impl CustomerBase {
+    /// Number of customers (including those with only returns).
+    pub fn customers(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Number of orders (purchases and returns, before any cut-off).
+    pub fn orders(&self) -> usize {
+        self.orders.len()
+    }
+
+    /// Number of order lines read.
+    pub fn lines(&self) -> u64 {
+        self.lines
+    }
+
+    /// The latest order time, the default observation end.
+    pub fn max_time(&self) -> Option<Timestamp> {
+        self.max_time
+    }
+
+    /// Customer `index`'s id bytes.
+    pub fn id(&self, index: u32) -> &[u8] {
+        self.ids.get(index)
+    }
+
+    /// Customer `index`'s orders, oldest first.
+    pub fn orders_of(&self, index: u32) -> &[Order] {
+        let i = index as usize;
+        &self.orders[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line<'a>(customer: &'a str, order: Option<&'a str>, time: i64, cents: i64) -> OrderLine<'a> {
+        OrderLine {
+            customer: customer.as_bytes(),
+            order: order.map(str::as_bytes),
+            time: Timestamp(time),
+            amount: Money::from_raw(cents * 100),
+        }
+    }
+
+    #[test]
+    fn lines_of_one_order_are_summed_even_when_not_adjacent() {
+        let mut agg = Aggregator::new();
+        agg.push(line("a", Some("o1"), 100, 500)).unwrap();
+        agg.push(line("b", Some("o2"), 50, 700)).unwrap();
+        agg.push(line("a", Some("o1"), 90, -100)).unwrap();
+        agg.push(line("a", Some("o3"), 10, 200)).unwrap();
+        let base = agg.finish();
+        assert_eq!(base.customers(), 2);
+        assert_eq!(base.orders(), 3);
+        assert_eq!(base.lines(), 4);
+        assert_eq!(
+            base.orders_of(0),
+            &[
+                Order { time: Timestamp(10), amount: Money::from_raw(20_000) },
+                Order { time: Timestamp(90), amount: Money::from_raw(40_000) },
+            ]
+        );
+        assert_eq!(base.orders_of(1), &[Order { time: Timestamp(50), amount: Money::from_raw(70_000) }]);
+        // The order's time is its earliest line, so the latest order time is 90.
+        assert_eq!(base.max_time(), Some(Timestamp(90)));
+    }
+
+    #[test]
+    fn an_order_with_two_customers_is_rejected_without_changing_anything() {
+        let mut agg = Aggregator::new();
+        agg.push(line("a", Some("o1"), 100, 500)).unwrap();
+        let err = agg.push(line("b", Some("o1"), 100, 500)).unwrap_err();
+        assert_eq!(
+            err,
+            AggregateError::OrderCustomerMismatch { order: "o1".into(), first: "a".into(), second: "b".into() }
+        );
+        assert_eq!(agg.push(line("", None, 1, 1)), Err(AggregateError::EmptyCustomer));
+        assert_eq!((agg.lines(), agg.orders(), agg.customers()), (1, 1, 1));
+        let base = agg.finish();
+        assert_eq!(base.orders_of(0), &[Order { time: Timestamp(100), amount: Money::from_raw(50_000) }]);
+    }
+
+    #[test]
+    fn without_order_ids_every_line_is_an_order() {
+        let mut agg = Aggregator::new();
+        agg.push(line("a", None, 5, 100)).unwrap();
+        agg.push(line("a", None, 5, 100)).unwrap();
+        let base = agg.finish();
+        assert_eq!(base.orders_of(0).len(), 2);
+    }
+}

@@ -1,0 +1,745 @@
+//! Per-customer summaries and the business summary, from a [`CustomerBase`].
+//!
+//! # The BTYD summary
+//! The columns `frequency`, `recency`, `T` and `monetary` follow `lifetimes`'
+//! `summary_data_from_transaction_data` exactly:
+//!
+//! ```text
+//! purchase period = a calendar day with at least one purchase (same-day orders merge)
+//! frequency       = number of purchase periods − 1           (repeat purchase periods)
+//! recency         = last period − first period                (in days; weeks = days / 7)
+//! T               = as_of − first period                      (in days; weeks = days / 7)
+//! monetary        = mean value of the repeat periods          (0 when frequency = 0)
+//! ```
+//!
+//! Orders after `as_of` are ignored. An order whose lines sum to a negative amount is a return:
+//! it is counted in `returns` / `returned`, never as a purchase. Zero-amount orders are dropped
+//! unless `keep_zero` is set (then they are purchases of value 0).
+
+use serde::Serialize;
+
+use crate::aggregate::CustomerBase;
+use crate::lifecycle::{Stage, StageRules, lapse_threshold};
+use crate::money::Money;
+use crate::rfm::{Segment, fm_score, score_higher_better, score_lower_better};
+use crate::time::{Day, Timestamp};
+
+/// How to analyse a customer base.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnalysisOptions {
+    /// The observation end (inclusive); `None` takes the day of the last order.
+    pub as_of: Option<Day>,
+    /// Count zero-amount orders as purchases.
+    pub keep_zero: bool,
+    /// Override the lapse threshold `G` (see [`crate::lifecycle`]).
+    pub lapse_days: Option<u32>,
+    /// Orders from which a recent customer is `loyal`.
+    pub loyal_orders: u32,
+}
+
+impl Default for AnalysisOptions {
+    fn default() -> Self {
+        AnalysisOptions { as_of: None, keep_zero: false, lapse_days: None, loyal_orders: 4 }
+    }
+}
+
+/// One customer's summary: a row of `customers.csv`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerSummary {
+    /// Index of the customer in the [`CustomerBase`] (for the id).
+    pub customer: u32,
+    /// Time of the first purchase.
+    pub first_purchase: Timestamp,
+    /// Time of the last purchase.
+    pub last_purchase: Timestamp,
+    /// Number of purchase orders.
+    pub orders: u32,
+    /// Sum of purchase order amounts (returns excluded).
+    pub revenue: Money,
+    /// Repeat purchase periods (days with purchases − 1).
+    pub frequency: u32,
+    /// Days from the first to the last purchase day.
+    pub recency_days: i32,
+    /// Days from the first purchase day to `as_of`.
+    pub t_days: i32,
+    /// Mean value of the repeat purchase periods (0 when there are none).
+    pub monetary: f64,
+    /// Number of return orders.
+    pub returns: u32,
+    /// Total amount returned (positive).
+    pub returned: Money,
+    /// Purchase revenue in the 365 days up to `as_of`.
+    pub revenue_12m: Money,
+    /// Days from the last purchase day to `as_of`.
+    pub days_since_last: i32,
+    /// Days from the first to the second purchase day, if there is one.
+    pub first_repeat_gap: Option<i32>,
+    /// Recency score 1–5.
+    pub r: u8,
+    /// Frequency score 1–5 (on orders).
+    pub f: u8,
+    /// Monetary score 1–5 (on revenue).
+    pub m: u8,
+    /// Named RFM segment.
+    pub segment: Segment,
+    /// Lifecycle stage.
+    pub stage: Stage,
+}
+
+impl CustomerSummary {
+    /// Average order value.
+    pub fn average_order_value(&self) -> f64 {
+        self.revenue.to_f64() / f64::from(self.orders.max(1))
+    }
+}
+
+/// Everything `kanta analyze` computes.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// The observation end used.
+    pub as_of: Day,
+    /// One summary per customer with at least one purchase, in first-seen order.
+    pub customers: Vec<CustomerSummary>,
+    /// The business-level summary.
+    pub summary: BusinessSummary,
+}
+
+/// Why an analysis could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnalysisError {
+    /// No order at all was read.
+    #[error("the input has no orders")]
+    NoOrders,
+    /// Orders exist, but none is a purchase on or before `as_of`.
+    #[error("no purchase on or before {0}; check --as-of and the amount column")]
+    NoPurchases(Day),
+}
+
+/// The business summary: `summary.json` and the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BusinessSummary {
+    /// Observation end, `YYYY-MM-DD`.
+    pub as_of: String,
+    /// Customers with at least one purchase.
+    pub customers: u64,
+    /// Purchase orders.
+    pub orders: u64,
+    /// Purchase revenue (returns excluded).
+    pub revenue: Money,
+    /// Share of customers with exactly one order.
+    pub one_time_share: f64,
+    /// Revenue / orders.
+    pub average_order_value: f64,
+    /// Returns, reported apart from purchases.
+    pub returns: Returns,
+    /// Zero-amount orders that were dropped (see `--keep-zero`).
+    pub zero_amount_orders_dropped: u64,
+    /// Orders after `as_of` that were ignored.
+    pub orders_after_as_of: u64,
+    /// The repeat-purchase ladder, k = 1…5.
+    pub repeat_ladder: Vec<LadderStep>,
+    /// Revenue concentration.
+    pub concentration: Concentration,
+    /// Monthly cohort retention.
+    pub cohorts: Cohorts,
+    /// Time between purchases.
+    pub time_between_purchases: TimeBetween,
+    /// Revenue at risk from lapsing and lost customers.
+    pub revenue_at_risk: RevenueAtRisk,
+    /// Customers and revenue per RFM segment, best segment first.
+    pub segments: Vec<GroupRow>,
+    /// Customers and revenue per lifecycle stage.
+    pub stages: Vec<GroupRow>,
+    /// The lapse threshold `G` used for the stages, in days.
+    pub lapse_days: u32,
+}
+
+/// Return orders.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Returns {
+    /// Number of return orders.
+    pub orders: u64,
+    /// Total amount returned (positive).
+    pub amount: Money,
+    /// Customers with at least one return.
+    pub customers: u64,
+    /// Customers who only returned (their purchase predates the data).
+    pub customers_without_purchases: u64,
+    /// Returned amount / purchase revenue.
+    pub share_of_revenue: f64,
+}
+
+/// Of the customers with `purchases` orders or more, how many made one more.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LadderStep {
+    /// k.
+    pub purchases: u32,
+    /// Customers with at least k orders.
+    pub customers: u64,
+    /// Customers with at least k + 1 orders.
+    pub made_next: u64,
+    /// made_next / customers (0 when nobody reached k).
+    pub share: f64,
+}
+
+/// How concentrated revenue is in the best customers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Concentration {
+    /// Revenue share of the top 1 % of customers by revenue (at least one customer).
+    pub top_1pct_share: f64,
+    /// Revenue share of the top 10 %.
+    pub top_10pct_share: f64,
+    /// Revenue share of the top 20 %.
+    pub top_20pct_share: f64,
+    /// Gini coefficient of customer revenue: `(2 Σ i·x₍ᵢ₎)/(n Σ x) − (n+1)/n`, x ascending.
+    pub gini: f64,
+    /// Lorenz curve: (share of customers, share of revenue) at 0 %, 1 %, …, 100 %.
+    pub lorenz: Vec<[f64; 2]>,
+    /// Average order value of the top 10 % of customers.
+    pub top_10pct_aov: f64,
+    /// Average order value of everyone else.
+    pub rest_aov: f64,
+    /// top_10pct_aov / rest_aov (0 when the rest has no orders).
+    pub top_10pct_aov_ratio: f64,
+}
+
+/// Monthly cohorts: `active[c][k]` customers of cohort `c` bought in month `c + k`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cohorts {
+    /// Cohort months, `YYYY-MM`, oldest first.
+    pub months: Vec<String>,
+    /// Customers whose first purchase fell in each month.
+    pub sizes: Vec<u64>,
+    /// Active customers by cohort and months since the first purchase.
+    pub active: Vec<Vec<u64>>,
+    /// `active / size`.
+    pub retention: Vec<Vec<f64>>,
+}
+
+/// A bucket of the gap histogram.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GapBin {
+    /// e.g. `8–14 days`.
+    pub label: String,
+    /// Smallest gap in the bucket (days).
+    pub from: u32,
+    /// Largest gap in the bucket (days), `None` for the open last bucket.
+    pub to: Option<u32>,
+    /// Customers whose first-to-second gap falls in the bucket.
+    pub customers: u64,
+}
+
+/// Time between purchases.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimeBetween {
+    /// Customers with a second purchase day.
+    pub customers_with_second: u64,
+    /// Median days from the first to the second purchase day.
+    pub median_days_first_to_second: Option<f64>,
+    /// Median days between consecutive purchase days, over all repeat purchases.
+    pub median_days_between_purchases: Option<f64>,
+    /// Distribution of days from the first to the second purchase.
+    pub histogram: Vec<GapBin>,
+}
+
+/// Revenue at risk.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RevenueAtRisk {
+    /// Customers now lapsing.
+    pub lapsing_customers: u64,
+    /// Their revenue in the last 12 months.
+    pub lapsing_revenue_12m: Money,
+    /// Customers now lost.
+    pub lost_customers: u64,
+    /// Their revenue in the last 12 months.
+    pub lost_revenue_12m: Money,
+    /// If X % more of the lapsing customers were kept, the revenue kept.
+    pub what_if: Vec<WhatIf>,
+    /// The assumptions behind `what_if`, in words.
+    pub assumptions: String,
+}
+
+/// One row of the retention what-if table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WhatIf {
+    /// Share of lapsing customers kept (0.05 = 5 %).
+    pub kept_share: f64,
+    /// Customers that is.
+    pub customers: u64,
+    /// Revenue over the next 12 months from them.
+    pub revenue: Money,
+}
+
+/// Customers and revenue of one segment or stage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupRow {
+    /// Segment or stage name.
+    pub name: String,
+    /// Customers in it.
+    pub customers: u64,
+    /// Share of all customers.
+    pub share: f64,
+    /// Their purchase revenue.
+    pub revenue: Money,
+    /// Share of all revenue.
+    pub revenue_share: f64,
+}
+
+/// The longest gap the gap histogram resolves day by day; longer gaps share the last bucket.
+const GAP_HIST_DAYS: usize = 3_660;
+
+/// Analyses a customer base.
+pub fn analyze(base: &CustomerBase, options: &AnalysisOptions) -> Result<Analysis, AnalysisError> {
+    let max_time = base.max_time().ok_or(AnalysisError::NoOrders)?;
+    let as_of = options.as_of.unwrap_or_else(|| max_time.day());
+    let window_start = Day(as_of.0 - 364);
+
+    let mut customers = Vec::with_capacity(base.customers());
+    let mut gap_hist = vec![0u64; GAP_HIST_DAYS + 1];
+    let mut returns = Returns {
+        orders: 0,
+        amount: Money::ZERO,
+        customers: 0,
+        customers_without_purchases: 0,
+        share_of_revenue: 0.0,
+    };
+    let mut zero_dropped = 0u64;
+    let mut after_as_of = 0u64;
+    // Cohort activity as (cohort month, months since) pairs; turned into a matrix below.
+    let mut activity: Vec<(i32, u32)> = Vec::new();
+
+    for index in 0..base.customers() as u32 {
+        let orders = base.orders_of(index);
+        let mut acc = Walk::default();
+        for (i, order) in orders.iter().enumerate() {
+            let day = order.time.day();
+            if day > as_of {
+                after_as_of += (orders.len() - i) as u64;
+                break;
+            }
+            if order.amount < Money::ZERO {
+                acc.returns += 1;
+                acc.returned += -order.amount;
+                continue;
+            }
+            if order.amount == Money::ZERO && !options.keep_zero {
+                zero_dropped += 1;
+                continue;
+            }
+            acc.purchase(order.time, day, order.amount, window_start, &mut gap_hist, &mut activity);
+        }
+        if acc.returns > 0 {
+            returns.orders += u64::from(acc.returns);
+            returns.amount += acc.returned;
+            returns.customers += 1;
+        }
+        let Some((first_time, first_day)) = acc.first else {
+            if acc.returns > 0 {
+                returns.customers_without_purchases += 1;
+            }
+            continue;
+        };
+        let frequency = acc.periods - 1;
+        customers.push(CustomerSummary {
+            customer: index,
+            first_purchase: first_time,
+            last_purchase: acc.last_time,
+            orders: acc.orders,
+            revenue: acc.revenue,
+            frequency,
+            recency_days: acc.last_day.0 - first_day.0,
+            t_days: as_of.0 - first_day.0,
+            monetary: if frequency == 0 { 0.0 } else { acc.repeat_value.to_f64() / f64::from(frequency) },
+            returns: acc.returns,
+            returned: acc.returned,
+            revenue_12m: acc.revenue_12m,
+            days_since_last: as_of.0 - acc.last_day.0,
+            first_repeat_gap: acc.first_repeat_gap,
+            r: 1,
+            f: 1,
+            m: 1,
+            segment: Segment::Lost,
+            stage: Stage::Lost,
+        });
+    }
+    if customers.is_empty() {
+        return Err(AnalysisError::NoPurchases(as_of));
+    }
+
+    let lapse_days = options.lapse_days.unwrap_or_else(|| lapse_threshold(&gap_hist));
+    let rules = StageRules { lapse_days, loyal_orders: options.loyal_orders };
+    score(&mut customers, &rules);
+
+    let summary = BusinessSummary::build(&customers, as_of, returns, &gap_hist, &activity, lapse_days, zero_dropped, after_as_of);
+    Ok(Analysis { as_of, customers, summary })
+}
+
+/// Running state of one customer's walk through their orders.
+#[derive(Default)]
+struct Walk {
+    first: Option<(Timestamp, Day)>,
+    last_time: Timestamp,
+    last_day: Day,
+    periods: u32,
+    orders: u32,
+    revenue: Money,
+    repeat_value: Money,
+    revenue_12m: Money,
+    returns: u32,
+    returned: Money,
+    first_repeat_gap: Option<i32>,
+    last_active_offset: Option<u32>,
+}
+
+impl Default for Timestamp {
+    fn default() -> Self {
+        Timestamp(0)
+    }
+}
+
+impl Default for Day {
+    fn default() -> Self {
+        Day(0)
+    }
+}
+
+impl Walk {
+    fn purchase(
+        &mut self,
+        time: Timestamp,
+        day: Day,
+        amount: Money,
+        window_start: Day,
+        gap_hist: &mut [u64],
+        activity: &mut Vec<(i32, u32)>,
+    ) {
+        self.orders += 1;
+        self.revenue += amount;
+        if day >= window_start {
+            self.revenue_12m += amount;
+        }
+        let first_day = match self.first {
+            None => {
+                self.first = Some((time, day));
+                self.periods = 1;
+                day
+            }
+            Some((_, first_day)) => {
+                if day != self.last_day {
+                    let gap = (day.0 - self.last_day.0) as usize;
+                    gap_hist[gap.min(GAP_HIST_DAYS)] += 1;
+                    if self.periods == 1 {
+                        self.first_repeat_gap = Some(day.0 - first_day.0);
+                    }
+                    self.periods += 1;
+                }
+                if self.periods > 1 {
+                    self.repeat_value += amount;
+                }
+                first_day
+            }
+        };
+        self.last_time = time;
+        self.last_day = day;
+        let cohort = first_day.month_index();
+        let offset = (day.month_index() - cohort) as u32;
+        if self.last_active_offset != Some(offset) {
+            self.last_active_offset = Some(offset);
+            activity.push((cohort, offset));
+        }
+    }
+}
+
+/// Fills in R, F, M, the segment and the stage.
+fn score(customers: &mut [CustomerSummary], rules: &StageRules) {
+    let mut days: Vec<i32> = customers.iter().map(|c| c.days_since_last).collect();
+    let mut orders: Vec<u32> = customers.iter().map(|c| c.orders).collect();
+    let mut revenue: Vec<Money> = customers.iter().map(|c| c.revenue).collect();
+    days.sort_unstable();
+    orders.sort_unstable();
+    revenue.sort_unstable();
+    for c in customers.iter_mut() {
+        c.r = score_lower_better(&days, &c.days_since_last);
+        c.f = score_higher_better(&orders, &c.orders);
+        c.m = score_higher_better(&revenue, &c.revenue);
+        c.segment = Segment::from_scores(c.r, fm_score(c.f, c.m));
+        c.stage = rules.stage(c.orders, c.days_since_last);
+    }
+}
+
+fn ratio(num: f64, den: f64) -> f64 {
+    if den == 0.0 { 0.0 } else { num / den }
+}
+
+fn median_sorted(sorted: &[i32]) -> Option<f64> {
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(f64::from(sorted[n / 2])),
+        _ => Some((f64::from(sorted[n / 2 - 1]) + f64::from(sorted[n / 2])) / 2.0),
+    }
+}
+
+fn median_of_histogram(hist: &[u64]) -> Option<f64> {
+    let total: u64 = hist.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    // The values at ranks ⌈n/2⌉ and ⌊n/2⌋ + 1 (1-based), averaged when n is even.
+    let value_at = |rank: u64| {
+        let mut seen = 0;
+        for (g, &count) in hist.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                return g as f64;
+            }
+        }
+        (hist.len() - 1) as f64
+    };
+    Some((value_at(total.div_ceil(2)) + value_at(total / 2 + 1)) / 2.0)
+}
+
+impl BusinessSummary {
+    #[allow(clippy::too_many_arguments)] // one private call site; a struct would only rename the arguments
+    fn build(
+        customers: &[CustomerSummary],
+        as_of: Day,
+        mut returns: Returns,
+        gap_hist: &[u64],
+        activity: &[(i32, u32)],
+        lapse_days: u32,
+        zero_amount_orders_dropped: u64,
+        orders_after_as_of: u64,
+    ) -> BusinessSummary {
+        let n = customers.len() as u64;
+        let orders: u64 = customers.iter().map(|c| u64::from(c.orders)).sum();
+        let revenue = customers.iter().fold(Money::ZERO, |acc, c| acc + c.revenue);
+        let one_time = customers.iter().filter(|c| c.orders == 1).count() as u64;
+        returns.share_of_revenue = ratio(returns.amount.to_f64(), revenue.to_f64());
+
+        BusinessSummary {
+            as_of: as_of.to_string(),
+            customers: n,
+            orders,
+            revenue,
+            one_time_share: ratio(one_time as f64, n as f64),
+            average_order_value: ratio(revenue.to_f64(), orders as f64),
+            returns,
+            zero_amount_orders_dropped,
+            orders_after_as_of,
+            repeat_ladder: repeat_ladder(customers),
+            concentration: concentration(customers),
+            cohorts: cohorts(customers, activity, as_of),
+            time_between_purchases: time_between(customers, gap_hist),
+            revenue_at_risk: revenue_at_risk(customers),
+            segments: groups(customers, revenue, Segment::ALL.iter().map(|s| (s.name(), *s)), |c| c.segment),
+            stages: groups(customers, revenue, Stage::ALL.iter().map(|s| (s.name(), *s)), |c| c.stage),
+            lapse_days,
+        }
+    }
+}
+
+/// Of customers with ≥ k orders, the share with ≥ k + 1, for k = 1…5.
+pub fn repeat_ladder(customers: &[CustomerSummary]) -> Vec<LadderStep> {
+    let mut at_least = [0u64; 7];
+    for c in customers {
+        for (k, slot) in at_least.iter_mut().enumerate().skip(1) {
+            if c.orders as usize >= k {
+                *slot += 1;
+            }
+        }
+    }
+    (1..=5)
+        .map(|k| LadderStep {
+            purchases: k as u32,
+            customers: at_least[k],
+            made_next: at_least[k + 1],
+            share: ratio(at_least[k + 1] as f64, at_least[k] as f64),
+        })
+        .collect()
+}
+
+/// Revenue shares of the top customers, the Lorenz curve and the Gini coefficient.
+pub fn concentration(customers: &[CustomerSummary]) -> Concentration {
+    let n = customers.len();
+    let mut by_revenue: Vec<(i64, u32)> = customers.iter().map(|c| (c.revenue.raw(), c.orders)).collect();
+    // Descending by revenue; ties by more orders first, so the result does not depend on input order.
+    by_revenue.sort_unstable_by(|a, b| b.cmp(a));
+    let total: i128 = by_revenue.iter().map(|&(r, _)| i128::from(r)).sum();
+    let top = |share: f64| -> (i128, u64, usize) {
+        let k = ((n as f64 * share).ceil() as usize).clamp(1, n.max(1)).min(n);
+        let rev: i128 = by_revenue[..k].iter().map(|&(r, _)| i128::from(r)).sum();
+        let ord: u64 = by_revenue[..k].iter().map(|&(_, o)| u64::from(o)).sum();
+        (rev, ord, k)
+    };
+    let share = |rev: i128| if total == 0 { 0.0 } else { rev as f64 / total as f64 };
+    let (top1, _, _) = top(0.01);
+    let (top10, top10_orders, _) = top(0.10);
+    let (top20, _, _) = top(0.20);
+
+    // Ascending cumulative revenue for the Lorenz curve and the Gini coefficient.
+    let mut weighted: f64 = 0.0;
+    let mut lorenz = Vec::with_capacity(101);
+    let mut cumulative: i128 = 0;
+    let mut next_point = 0usize;
+    lorenz.push([0.0, 0.0]);
+    for (i, &(r, _)) in by_revenue.iter().rev().enumerate() {
+        cumulative += i128::from(r);
+        weighted += (i + 1) as f64 * r as f64;
+        let rank = i + 1;
+        while next_point < 100 && rank * 100 >= (next_point + 1) * n {
+            next_point += 1;
+            lorenz.push([next_point as f64 / 100.0, share(cumulative)]);
+        }
+    }
+    let gini = if total <= 0 || n == 0 {
+        0.0
+    } else {
+        2.0 * weighted / (n as f64 * total as f64) - (n as f64 + 1.0) / n as f64
+    };
+    let rest_orders: u64 = by_revenue.iter().map(|&(_, o)| u64::from(o)).sum::<u64>() - top10_orders;
+    let top_10pct_aov = ratio(top10 as f64, top10_orders as f64) / crate::money::SCALE as f64;
+    let rest_aov = ratio((total - top10) as f64, rest_orders as f64) / crate::money::SCALE as f64;
+    Concentration {
+        top_1pct_share: share(top1),
+        top_10pct_share: share(top10),
+        top_20pct_share: share(top20),
+        gini,
+        lorenz,
+        top_10pct_aov,
+        rest_aov,
+        top_10pct_aov_ratio: ratio(top_10pct_aov, rest_aov),
+    }
+}
+
+fn month_label(month_index: i32) -> String {
+    format!("{:04}-{:02}", month_index.div_euclid(12), month_index.rem_euclid(12) + 1)
+}
+
+fn cohorts(customers: &[CustomerSummary], activity: &[(i32, u32)], as_of: Day) -> Cohorts {
+    let Some(first) = customers.iter().map(|c| c.first_purchase.day().month_index()).min() else {
+        return Cohorts { months: vec![], sizes: vec![], active: vec![], retention: vec![] };
+    };
+    let last = as_of.month_index();
+    let count = (last - first + 1).max(1) as usize;
+    let mut sizes = vec![0u64; count];
+    for c in customers {
+        sizes[(c.first_purchase.day().month_index() - first) as usize] += 1;
+    }
+    let mut active: Vec<Vec<u64>> = (0..count).map(|c| vec![0u64; count - c]).collect();
+    for &(cohort, offset) in activity {
+        let row = (cohort - first) as usize;
+        if let Some(cell) = active.get_mut(row).and_then(|r| r.get_mut(offset as usize)) {
+            *cell += 1;
+        }
+    }
+    let retention = active
+        .iter()
+        .zip(&sizes)
+        .map(|(row, &size)| row.iter().map(|&a| ratio(a as f64, size as f64)).collect())
+        .collect();
+    Cohorts { months: (0..count as i32).map(|i| month_label(first + i)).collect(), sizes, active, retention }
+}
+
+/// Bucket edges of the first-to-second-purchase histogram, in days.
+const GAP_BUCKETS: [(u32, Option<u32>); 9] = [
+    (0, Some(7)),
+    (8, Some(14)),
+    (15, Some(30)),
+    (31, Some(60)),
+    (61, Some(90)),
+    (91, Some(180)),
+    (181, Some(365)),
+    (366, Some(730)),
+    (731, None),
+];
+
+fn time_between(customers: &[CustomerSummary], gap_hist: &[u64]) -> TimeBetween {
+    let mut gaps: Vec<i32> = customers.iter().filter_map(|c| c.first_repeat_gap).collect();
+    gaps.sort_unstable();
+    let histogram = GAP_BUCKETS
+        .iter()
+        .map(|&(from, to)| {
+            let lo = gaps.partition_point(|&g| (g as u32) < from);
+            let hi = to.map_or(gaps.len(), |to| gaps.partition_point(|&g| g as u32 <= to));
+            GapBin {
+                label: match to {
+                    Some(to) => format!("{from}–{to} days"),
+                    None => format!("over {} days", from - 1),
+                },
+                from,
+                to,
+                customers: (hi - lo) as u64,
+            }
+        })
+        .collect();
+    TimeBetween {
+        customers_with_second: gaps.len() as u64,
+        median_days_first_to_second: median_sorted(&gaps),
+        median_days_between_purchases: median_of_histogram(gap_hist),
+        histogram,
+    }
+}
+
+/// The shares of lapsing customers in the what-if table.
+const WHAT_IF_SHARES: [f64; 5] = [0.05, 0.10, 0.20, 0.30, 0.50];
+
+fn revenue_at_risk(customers: &[CustomerSummary]) -> RevenueAtRisk {
+    let mut lapsing = (0u64, Money::ZERO);
+    let mut lost = (0u64, Money::ZERO);
+    for c in customers {
+        match c.stage {
+            Stage::Lapsing => {
+                lapsing.0 += 1;
+                lapsing.1 += c.revenue_12m;
+            }
+            Stage::Lost => {
+                lost.0 += 1;
+                lost.1 += c.revenue_12m;
+            }
+            _ => {}
+        }
+    }
+    let what_if = WHAT_IF_SHARES
+        .iter()
+        .map(|&share| WhatIf {
+            kept_share: share,
+            customers: (lapsing.0 as f64 * share).round() as u64,
+            revenue: Money::from_f64(lapsing.1.to_f64() * share).unwrap_or(Money::ZERO),
+        })
+        .collect();
+    RevenueAtRisk {
+        lapsing_customers: lapsing.0,
+        lapsing_revenue_12m: lapsing.1,
+        lost_customers: lost.0,
+        lost_revenue_12m: lost.1,
+        what_if,
+        assumptions: "A kept customer spends in the next 12 months what they spent in the last 12; kept customers \
+                      are a random draw from the lapsing ones; no discount or campaign cost is deducted."
+            .to_owned(),
+    }
+}
+
+fn groups<K: PartialEq + Copy>(
+    customers: &[CustomerSummary],
+    revenue: Money,
+    keys: impl Iterator<Item = (&'static str, K)>,
+    key_of: impl Fn(&CustomerSummary) -> K,
+) -> Vec<GroupRow> {
+    let n = customers.len() as f64;
+    keys.map(|(name, key)| {
+        let (count, rev) = customers
+            .iter()
+            .filter(|c| key_of(c) == key)
+            .fold((0u64, Money::ZERO), |(k, r), c| (k + 1, r + c.revenue));
+        GroupRow {
+            name: name.to_owned(),
+            customers: count,
+            share: ratio(count as f64, n),
+            revenue: rev,
+            revenue_share: ratio(rev.to_f64(), revenue.to_f64()),
+        }
+    })
+    .collect()
+}

@@ -1,0 +1,14 @@
+//! Reading order logs and writing customer tables.
+//!
+//! **API Boundary:** this crate turns files into [`kanta_core`] values and back. It owns every
+//! file-format concern (delimiters, quoting, BOM, gzip, Parquet types, column names) and every
+//! message that points at a file, line, column and value; `kanta-core` never sees a file.
+
+pub mod columns;
+pub mod error;
+mod parquet;
+pub mod read;
+pub mod write;
+
+pub use error::{Location, ReadError, RowError};
+pub use read::{Delimiter, Format, Input, Progress, ReadOptions, ReadSummary, read_orders};

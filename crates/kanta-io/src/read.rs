@@ -1,0 +1,512 @@
+//! Streaming readers for order logs: delimited text (any delimiter, quoted fields, UTF-8 with or
+//! without BOM, gzip), whitespace-separated text (the CDNOW files) and Parquet.
+//!
+//! Nothing is loaded whole: text is read record by record and Parquet batch by batch (only the
+//! needed columns are decoded), and each line goes straight into the [`Aggregator`]. The one
+//! exception is Parquet on standard input, which must be buffered because the Parquet footer is
+//! at the end of the file.
+
+use std::cell::Cell;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use flate2::read::MultiGzDecoder;
+use kanta_core::aggregate::{Aggregator, OrderLine};
+use kanta_core::money::Money;
+use kanta_core::time::TimeFormat;
+
+use crate::columns::{AmountSource, ColumnSpec, Columns};
+use crate::error::{Location, ReadError, RowError};
+
+/// Where the order log comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A file (`.gz` and Parquet are recognised by their first bytes).
+    Path(PathBuf),
+    /// Standard input (`-`).
+    Stdin,
+}
+
+impl Input {
+    /// `-` is standard input; anything else a path.
+    pub fn parse(arg: &str) -> Input {
+        if arg == "-" { Input::Stdin } else { Input::Path(PathBuf::from(arg)) }
+    }
+
+    /// The name used in messages.
+    pub fn display_name(&self) -> String {
+        match self {
+            Input::Path(p) => p.display().to_string(),
+            Input::Stdin => "-".to_owned(),
+        }
+    }
+}
+
+/// How fields are separated in a text file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delimiter {
+    /// One byte such as `,`, `;`, `\t` or `|`; fields may be quoted.
+    Byte(u8),
+    /// Runs of spaces and tabs, with leading and trailing blanks ignored; no quoting.
+    Whitespace,
+}
+
+impl Delimiter {
+    /// Parses a `--delimiter` value: one character, `tab`, `\t` or `whitespace`/`space`.
+    pub fn parse(text: &str) -> Option<Delimiter> {
+        match text {
+            "tab" | "\\t" | "\t" => Some(Delimiter::Byte(b'\t')),
+            "whitespace" | "space" | "ws" => Some(Delimiter::Whitespace),
+            _ if text.len() == 1 && text.is_ascii() => Some(Delimiter::Byte(text.as_bytes()[0])),
+            _ => None,
+        }
+    }
+}
+
+/// Options for reading an order log.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// `None` detects the delimiter from the first line.
+    pub delimiter: Option<Delimiter>,
+    /// Column names for a file without a header line (`--columns`).
+    pub column_names: Option<Vec<String>>,
+    /// Columns named explicitly.
+    pub columns: ColumnSpec,
+    /// How times are written.
+    pub time_format: TimeFormat,
+    /// Amounts use a decimal comma (`12,50`).
+    pub decimal_comma: bool,
+    /// Bad rows that may be skipped before the read fails.
+    pub max_errors: u64,
+}
+
+/// The file format that was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Delimited text.
+    Delimited(u8),
+    /// Whitespace-separated text.
+    Whitespace,
+    /// Parquet.
+    Parquet,
+}
+
+/// What a read did.
+#[derive(Debug, Clone)]
+pub struct ReadSummary {
+    /// The format found.
+    pub format: Format,
+    /// Whether the input was gzip-compressed.
+    pub gzip: bool,
+    /// The columns used.
+    pub columns: Columns,
+    /// Data rows read (accepted + skipped).
+    pub rows: u64,
+    /// Bad rows skipped under `--max-errors`, each with its message.
+    pub skipped: Vec<RowError>,
+    /// Bytes read from the input (compressed size for gzip).
+    pub bytes: u64,
+}
+
+/// Receives progress while reading: bytes read from the input and rows so far.
+pub trait Progress {
+    /// Called every few thousand rows.
+    fn update(&self, bytes: u64, rows: u64);
+}
+
+impl Progress for () {
+    fn update(&self, _bytes: u64, _rows: u64) {}
+}
+
+/// How often (in rows) progress is reported.
+const PROGRESS_EVERY: u64 = 1 << 16;
+
+/// Counts bytes as they are read, for progress.
+struct Counting<R> {
+    inner: R,
+    count: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// Total size of the input, if known (for a progress bar).
+pub fn input_len(input: &Input) -> Option<u64> {
+    match input {
+        Input::Path(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+        Input::Stdin => None,
+    }
+}
+
+/// Reads an order log into `aggregator`.
+pub fn read_orders(
+    input: &Input,
+    options: &ReadOptions,
+    aggregator: &mut Aggregator,
+    progress: &dyn Progress,
+) -> Result<ReadSummary, ReadError> {
+    let path = input.display_name();
+    let count = Rc::new(Cell::new(0u64));
+    let raw: Box<dyn Read> = match input {
+        Input::Path(p) => Box::new(open(p, &path)?),
+        Input::Stdin => Box::new(io::stdin().lock()),
+    };
+    let mut reader = BufReader::with_capacity(1 << 18, Counting { inner: raw, count: Rc::clone(&count) });
+    let io_err = |source| ReadError::Io { path: path.clone(), line: None, source };
+    let head = reader.fill_buf().map_err(io_err)?;
+    if head.is_empty() {
+        return Err(ReadError::Empty { path, header_only: false });
+    }
+    if head.starts_with(b"PAR1") {
+        return match input {
+            Input::Path(p) => crate::parquet::read_parquet_file(p, &path, options, aggregator, progress),
+            Input::Stdin => {
+                let mut buf = Vec::new();
+                reader.read_to_end(&mut buf).map_err(io_err)?;
+                crate::parquet::read_parquet_bytes(bytes::Bytes::from(buf), &path, options, aggregator, progress)
+            }
+        };
+    }
+    if head.starts_with(&[0x1f, 0x8b]) {
+        let decoded = BufReader::with_capacity(1 << 18, MultiGzDecoder::new(reader));
+        return read_text(decoded, true, &path, options, aggregator, progress, &count);
+    }
+    read_text(reader, false, &path, options, aggregator, progress, &count)
+}
+
+fn open(p: &Path, path: &str) -> Result<File, ReadError> {
+    let file = File::open(p).map_err(|source| ReadError::Open { path: path.to_owned(), source })?;
+    match file.metadata() {
+        Ok(m) if m.is_dir() => Err(ReadError::Open {
+            path: path.to_owned(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "is a directory"),
+        }),
+        _ => Ok(file),
+    }
+}
+
+/// Guesses the delimiter from the first line: the most frequent of `,` `;` tab `|` outside
+/// quotes, else whitespace when the line has blanks between fields, else `,`.
+fn sniff_delimiter(first_line: &[u8]) -> Delimiter {
+    let mut counts = [0usize; 4];
+    let candidates = [b',', b';', b'\t', b'|'];
+    let mut quoted = false;
+    for &b in first_line {
+        if b == b'"' {
+            quoted = !quoted;
+        } else if !quoted {
+            if let Some(i) = candidates.iter().position(|&c| c == b) {
+                counts[i] += 1;
+            }
+        }
+    }
+    let (best, &n) = counts.iter().enumerate().max_by_key(|&(i, n)| (n, std::cmp::Reverse(i))).unwrap_or((0, &0));
+    if n > 0 {
+        return Delimiter::Byte(candidates[best]);
+    }
+    let trimmed = first_line.trim_ascii();
+    if trimmed.iter().any(|b| *b == b' ' || *b == b'\t') {
+        Delimiter::Whitespace
+    } else {
+        Delimiter::Byte(b',')
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // private; the arguments are the reader's state
+fn read_text<R: BufRead>(
+    mut reader: R,
+    gzip: bool,
+    path: &str,
+    options: &ReadOptions,
+    aggregator: &mut Aggregator,
+    progress: &dyn Progress,
+    count: &Rc<Cell<u64>>,
+) -> Result<ReadSummary, ReadError> {
+    let io_err = |line, source| ReadError::Io { path: path.to_owned(), line, source };
+    // Skip a UTF-8 byte-order mark.
+    let head = reader.fill_buf().map_err(|e| io_err(None, e))?;
+    if head.is_empty() {
+        return Err(ReadError::Empty { path: path.to_owned(), header_only: false });
+    }
+    if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        reader.consume(3);
+    }
+    let delimiter = match options.delimiter {
+        Some(d) => d,
+        None => {
+            let head = reader.fill_buf().map_err(|e| io_err(None, e))?;
+            let end = memchr::memchr(b'\n', head).unwrap_or(head.len());
+            sniff_delimiter(&head[..end])
+        }
+    };
+    let mut rows = RowParser::new(path, options);
+    match delimiter {
+        Delimiter::Byte(d) => {
+            let mut csv = csv::ReaderBuilder::new()
+                .delimiter(d)
+                .has_headers(false)
+                .flexible(true)
+                .buffer_capacity(1 << 16)
+                .from_reader(reader);
+            let mut record = csv::ByteRecord::new();
+            let csv_err = |e: csv::Error, line: u64| match e.into_kind() {
+                csv::ErrorKind::Io(source) => io_err(Some(line), source),
+                other => io_err(Some(line), io::Error::new(io::ErrorKind::InvalidData, format!("{other:?}"))),
+            };
+            let mut line = 0;
+            let columns = match &options.column_names {
+                Some(names) => rows.resolve(names.clone(), options)?,
+                None => {
+                    if !csv.read_byte_record(&mut record).map_err(|e| csv_err(e, 1))? {
+                        return Err(ReadError::Empty { path: path.to_owned(), header_only: false });
+                    }
+                    line = record.position().map_or(1, |p| p.line());
+                    let names = header_names(path, record.iter())?;
+                    rows.resolve(names, options)?
+                }
+            };
+            let mut any = false;
+            while csv.read_byte_record(&mut record).map_err(|e| csv_err(e, line + 1))? {
+                line = record.position().map_or(line + 1, |p| p.line());
+                any = true;
+                rows.row(Location::Line(line), &columns, |i| record.get(i), record.len(), aggregator)?;
+                if rows.rows % PROGRESS_EVERY == 0 {
+                    progress.update(count.get(), rows.rows);
+                }
+            }
+            if !any {
+                return Err(ReadError::Empty { path: path.to_owned(), header_only: options.column_names.is_none() });
+            }
+            progress.update(count.get(), rows.rows);
+            Ok(rows.finish(Format::Delimited(d), gzip, columns, count.get()))
+        }
+        Delimiter::Whitespace => {
+            let mut buf = Vec::with_capacity(256);
+            let mut spans: Vec<(usize, usize)> = Vec::with_capacity(16);
+            let mut line = 0u64;
+            let mut columns = None;
+            if let Some(names) = &options.column_names {
+                columns = Some(rows.resolve(names.clone(), options)?);
+            }
+            let mut any = false;
+            loop {
+                buf.clear();
+                let n = reader.read_until(b'\n', &mut buf).map_err(|e| io_err(Some(line + 1), e))?;
+                if n == 0 {
+                    break;
+                }
+                line += 1;
+                split_whitespace(&buf, &mut spans);
+                if spans.is_empty() {
+                    continue;
+                }
+                let Some(cols) = &columns else {
+                    let names = header_names(path, spans.iter().map(|&(s, e)| &buf[s..e]))?;
+                    columns = Some(rows.resolve(names, options)?);
+                    continue;
+                };
+                any = true;
+                rows.row(Location::Line(line), cols, |i| spans.get(i).map(|&(s, e)| &buf[s..e]), spans.len(), aggregator)?;
+                if rows.rows % PROGRESS_EVERY == 0 {
+                    progress.update(count.get(), rows.rows);
+                }
+            }
+            let Some(columns) = columns else {
+                return Err(ReadError::Empty { path: path.to_owned(), header_only: false });
+            };
+            if !any {
+                return Err(ReadError::Empty { path: path.to_owned(), header_only: options.column_names.is_none() });
+            }
+            progress.update(count.get(), rows.rows);
+            Ok(rows.finish(Format::Whitespace, gzip, columns, count.get()))
+        }
+    }
+}
+
+fn split_whitespace(line: &[u8], spans: &mut Vec<(usize, usize)>) {
+    spans.clear();
+    let mut i = 0;
+    let n = line.len();
+    while i < n {
+        while i < n && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let start = i;
+        while i < n && !line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i > start {
+            spans.push((start, i));
+        }
+    }
+}
+
+fn header_names<'a>(path: &str, fields: impl Iterator<Item = &'a [u8]>) -> Result<Vec<String>, ReadError> {
+    let names: Vec<String> = fields.map(|f| String::from_utf8_lossy(f).trim().to_owned()).collect();
+    // A header whose fields parse as a date and a number is most likely the first data row.
+    let has_date = names.iter().any(|n| n.len() >= 8 && TimeFormat::Auto.parse(n).is_ok());
+    let has_number = names.iter().filter(|n| Money::parse(n, false).is_ok()).count() >= 2;
+    if has_date && has_number {
+        let mut line = names.join(" ");
+        if line.len() > 80 {
+            let cut = (0..=80).rev().find(|&i| line.is_char_boundary(i)).unwrap_or(0);
+            line.truncate(cut);
+            line.push('…');
+        }
+        return Err(ReadError::HeaderLooksLikeData { path: path.to_owned(), line });
+    }
+    Ok(names)
+}
+
+/// Turns fields into order lines, collecting skippable row errors.
+pub(crate) struct RowParser<'o> {
+    path: String,
+    options: &'o ReadOptions,
+    pub(crate) rows: u64,
+    skipped: Vec<RowError>,
+}
+
+/// One field-level problem, before the location is attached.
+pub(crate) struct FieldProblem {
+    pub(crate) column: Option<usize>,
+    pub(crate) reason: String,
+}
+
+impl<'o> RowParser<'o> {
+    pub(crate) fn new(path: &str, options: &'o ReadOptions) -> RowParser<'o> {
+        RowParser { path: path.to_owned(), options, rows: 0, skipped: Vec::new() }
+    }
+
+    pub(crate) fn resolve(&self, names: Vec<String>, options: &ReadOptions) -> Result<Columns, ReadError> {
+        Columns::resolve(&self.path, names, &options.columns)
+    }
+
+    /// Parses and adds one row; a bad row is skipped while the `--max-errors` budget lasts.
+    #[inline]
+    pub(crate) fn row<'r>(
+        &mut self,
+        location: Location,
+        columns: &Columns,
+        field: impl Fn(usize) -> Option<&'r [u8]>,
+        width: usize,
+        aggregator: &mut Aggregator,
+    ) -> Result<(), ReadError> {
+        self.rows += 1;
+        let result = parse_line(columns, &field, width, self.options)
+            .and_then(|line| aggregator.push(line).map_err(|e| FieldProblem { column: None, reason: e.to_string() }));
+        match result {
+            Ok(()) => Ok(()),
+            Err(problem) => self.problem(location, columns, problem),
+        }
+    }
+
+    /// Records a bad row: skipped while the budget lasts, else the error that ends the read.
+    pub(crate) fn problem(&mut self, location: Location, columns: &Columns, problem: FieldProblem) -> Result<(), ReadError> {
+        let error = RowError {
+            path: self.path.clone(),
+            location,
+            column: problem.column.map(|c| columns.name(c).to_owned()),
+            reason: problem.reason,
+        };
+        if (self.skipped.len() as u64) < self.options.max_errors {
+            self.skipped.push(error);
+            Ok(())
+        } else if self.options.max_errors == 0 {
+            Err(ReadError::Row(error))
+        } else {
+            Err(ReadError::TooManyErrors { first: error, max: self.options.max_errors, count: self.skipped.len() as u64 + 1 })
+        }
+    }
+
+    pub(crate) fn finish(self, format: Format, gzip: bool, columns: Columns, bytes: u64) -> ReadSummary {
+        ReadSummary { format, gzip, columns, rows: self.rows, skipped: self.skipped, bytes }
+    }
+}
+
+fn text<'r>(bytes: &'r [u8], column: usize) -> Result<&'r str, FieldProblem> {
+    std::str::from_utf8(bytes).map_err(|_| FieldProblem {
+        column: Some(column),
+        reason: format!("`{}` is not valid UTF-8", String::from_utf8_lossy(bytes)),
+    })
+}
+
+#[inline]
+fn parse_line<'r>(
+    columns: &Columns,
+    field: &impl Fn(usize) -> Option<&'r [u8]>,
+    width: usize,
+    options: &ReadOptions,
+) -> Result<OrderLine<'r>, FieldProblem> {
+    let get = |i: usize| {
+        field(i).ok_or_else(|| FieldProblem {
+            column: Some(i),
+            reason: format!("the row has {width} fields, so it has no field {}", i + 1),
+        })
+    };
+    let customer = get(columns.customer)?.trim_ascii();
+    if customer.is_empty() {
+        return Err(FieldProblem { column: Some(columns.customer), reason: "the customer id is empty".to_owned() });
+    }
+    text(customer, columns.customer)?;
+    let order = match columns.order {
+        Some(o) => {
+            let id = get(o)?.trim_ascii();
+            if id.is_empty() {
+                return Err(FieldProblem { column: Some(o), reason: "the order id is empty".to_owned() });
+            }
+            text(id, o)?;
+            Some(id)
+        }
+        None => None,
+    };
+    let time_text = text(get(columns.time)?, columns.time)?;
+    let time = options
+        .time_format
+        .parse(time_text)
+        .map_err(|e| FieldProblem { column: Some(columns.time), reason: e.to_string() })?;
+    let money = |i: usize| -> Result<Money, FieldProblem> {
+        let t = text(get(i)?, i)?;
+        Money::parse(t, options.decimal_comma).map_err(|e| FieldProblem { column: Some(i), reason: e.to_string() })
+    };
+    let amount = match columns.amount {
+        AmountSource::Column(a) => money(a)?,
+        AmountSource::Product { quantity, unit_price } => {
+            let q = money(quantity)?;
+            let p = money(unit_price)?;
+            p.times_quantity(q).ok_or_else(|| FieldProblem {
+                column: Some(quantity),
+                reason: format!("quantity × unit price is out of range ({} × {})", q.to_f64(), p.to_f64()),
+            })?
+        }
+    };
+    Ok(OrderLine { customer, order, time, amount })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_common_delimiters() {
+        assert_eq!(sniff_delimiter(b"a,b,c"), Delimiter::Byte(b','));
+        assert_eq!(sniff_delimiter(b"a;b;\"c,d\""), Delimiter::Byte(b';'));
+        assert_eq!(sniff_delimiter(b"a\tb\tc"), Delimiter::Byte(b'\t'));
+        assert_eq!(sniff_delimiter(b"a|b"), Delimiter::Byte(b'|'));
+        assert_eq!(sniff_delimiter(b" customer_id  date number_of_cds  dollar_value"), Delimiter::Whitespace);
+        assert_eq!(sniff_delimiter(b"single"), Delimiter::Byte(b','));
+    }
+
+    #[test]
+    fn splits_on_runs_of_blanks() {
+        let mut spans = Vec::new();
+        split_whitespace(b" 00001 19970101  1   11.77\r\n", &mut spans);
+        assert_eq!(spans, vec![(1, 6), (7, 15), (17, 18), (21, 26)]);
+    }
+}

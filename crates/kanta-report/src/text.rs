@@ -1,0 +1,139 @@
+//! The terminal summary: plain aligned tables, no colour codes, so it reads the same in a
+//! terminal, a log file and a snapshot test.
+
+use std::fmt::Write as _;
+
+use crate::Report;
+use crate::format::{money, money_f64, percent, thousands};
+
+/// Column alignment.
+#[derive(Clone, Copy)]
+enum Align {
+    Left,
+    Right,
+}
+
+fn table(out: &mut String, headers: &[&str], align: &[Align], rows: &[Vec<String>]) {
+    let widths: Vec<usize> = (0..headers.len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).chain([headers[i].chars().count()]).max().unwrap_or(0))
+        .collect();
+    let line = |out: &mut String, cells: &[String]| {
+        let mut text = String::from("  ");
+        for (i, cell) in cells.iter().enumerate() {
+            let pad = widths[i] - cell.chars().count();
+            if i > 0 {
+                text.push_str("  ");
+            }
+            match align[i] {
+                Align::Left => {
+                    text.push_str(cell);
+                    text.push_str(&" ".repeat(pad));
+                }
+                Align::Right => {
+                    text.push_str(&" ".repeat(pad));
+                    text.push_str(cell);
+                }
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(out, &headers.iter().map(|h| h.to_string()).collect::<Vec<_>>());
+    line(out, &widths.iter().map(|w| "─".repeat(*w)).collect::<Vec<_>>());
+    for row in rows {
+        line(out, row);
+    }
+}
+
+/// Renders the summary as text for a terminal.
+pub fn render_text(report: &Report<'_>) -> String {
+    use Align::{Left, Right};
+    let s = report.summary;
+    let cur = report.input.currency.as_deref();
+    let mut out = String::new();
+    let _ = writeln!(out, "kanta retention summary — as of {}", s.as_of);
+    let _ = write!(out, "  input: {} ({}, {} rows", report.input.file, report.input.format, thousands(report.input.rows));
+    if report.input.rows_skipped > 0 {
+        let _ = write!(out, ", {} skipped", thousands(report.input.rows_skipped));
+    }
+    out.push_str(")\n");
+    let _ = writeln!(out, "  columns: {}\n", report.input.columns);
+
+    let kpis = vec![
+        vec!["Customers".into(), thousands(s.customers)],
+        vec!["Orders".into(), thousands(s.orders)],
+        vec!["Revenue".into(), money(s.revenue, cur)],
+        vec!["One-time buyers".into(), percent(s.one_time_share)],
+        vec!["Average order value".into(), money_f64(s.average_order_value, cur)],
+        vec![
+            "Returns".into(),
+            format!("{} orders, {} ({} of revenue)", thousands(s.returns.orders), money(s.returns.amount, cur), percent(s.returns.share_of_revenue)),
+        ],
+    ];
+    table(&mut out, &["Overview", ""], &[Left, Right], &kpis);
+
+    out.push_str("\nRepeat-purchase ladder (of customers with k orders, the share who made another)\n");
+    let ladder: Vec<Vec<String>> = s
+        .repeat_ladder
+        .iter()
+        .map(|l| vec![format!("{} → {}", l.purchases, l.purchases + 1), thousands(l.customers), thousands(l.made_next), percent(l.share)])
+        .collect();
+    table(&mut out, &["orders", "customers", "made next", "share"], &[Left, Right, Right, Right], &ladder);
+
+    let c = &s.concentration;
+    out.push_str("\nRevenue concentration\n");
+    table(
+        &mut out,
+        &["top 1%", "top 10%", "top 20%", "Gini", "AOV top 10% / rest"],
+        &[Right, Right, Right, Right, Right],
+        &[vec![
+            percent(c.top_1pct_share),
+            percent(c.top_10pct_share),
+            percent(c.top_20pct_share),
+            format!("{:.3}", c.gini),
+            format!("{:.2}×", c.top_10pct_aov_ratio),
+        ]],
+    );
+
+    let t = &s.time_between_purchases;
+    let median = |m: Option<f64>| m.map_or("–".to_owned(), |d| format!("{d:.0} days"));
+    let _ = writeln!(
+        out,
+        "\nTime between purchases: median {} from 1st to 2nd purchase ({} customers), {} between any two",
+        median(t.median_days_first_to_second),
+        thousands(t.customers_with_second),
+        median(t.median_days_between_purchases)
+    );
+
+    let r = &s.revenue_at_risk;
+    let _ = writeln!(
+        out,
+        "\nRevenue at risk (lapse threshold {} days): {} lapsing customers spent {} in the last 12 months; {} lost customers spent {}",
+        s.lapse_days,
+        thousands(r.lapsing_customers),
+        money(r.lapsing_revenue_12m, cur),
+        thousands(r.lost_customers),
+        money(r.lost_revenue_12m, cur),
+    );
+    let what_if: Vec<Vec<String>> =
+        r.what_if.iter().map(|w| vec![percent(w.kept_share), thousands(w.customers), money(w.revenue, cur)]).collect();
+    table(&mut out, &["kept", "customers", "revenue kept (12 months)"], &[Right, Right, Right], &what_if);
+
+    out.push_str("\nLifecycle stages\n");
+    let stages: Vec<Vec<String>> = s
+        .stages
+        .iter()
+        .map(|g| vec![g.name.clone(), thousands(g.customers), percent(g.share), money(g.revenue, cur), percent(g.revenue_share)])
+        .collect();
+    table(&mut out, &["stage", "customers", "share", "revenue", "of revenue"], &[Left, Right, Right, Right, Right], &stages);
+
+    out.push_str("\nRFM segments\n");
+    let segments: Vec<Vec<String>> = s
+        .segments
+        .iter()
+        .filter(|g| g.customers > 0)
+        .map(|g| vec![g.name.clone(), thousands(g.customers), percent(g.share), money(g.revenue, cur), percent(g.revenue_share)])
+        .collect();
+    table(&mut out, &["segment", "customers", "share", "revenue", "of revenue"], &[Left, Right, Right, Right, Right], &segments);
+    out
+}
