@@ -15,7 +15,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Analyse an order log (CSV, TSV, whitespace text, gzip, Parquet) and write a retention report.
-    Analyze(AnalyzeArgs),
+    Analyze(Box<AnalyzeArgs>),
     /// Generate a realistic synthetic shop (order lines) as CSV or Parquet.
     Generate(GenerateArgs),
     /// Generate a demo shop and analyse it: the quickest way to see what kanta does.

@@ -99,10 +99,10 @@ impl Aggregator {
     }
 
     fn customer_index(&mut self, customer: &[u8]) -> Result<u32, AggregateError> {
-        if let Some((bytes, index)) = &self.last_customer {
-            if bytes.as_slice() == customer {
-                return Ok(*index);
-            }
+        if let Some((bytes, index)) = &self.last_customer
+            && bytes.as_slice() == customer
+        {
+            return Ok(*index);
         }
         if self.customers.len() >= u32::MAX as usize {
             return Err(AggregateError::TooMany);

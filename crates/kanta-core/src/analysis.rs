@@ -297,13 +297,8 @@ pub fn analyze(base: &CustomerBase, options: &AnalysisOptions) -> Result<Analysi
 
     let mut customers = Vec::with_capacity(base.customers());
     let mut gap_hist = vec![0u64; GAP_HIST_DAYS + 1];
-    let mut returns = Returns {
-        orders: 0,
-        amount: Money::ZERO,
-        customers: 0,
-        customers_without_purchases: 0,
-        share_of_revenue: 0.0,
-    };
+    let mut returns =
+        Returns { orders: 0, amount: Money::ZERO, customers: 0, customers_without_purchases: 0, share_of_revenue: 0.0 };
     let mut zero_dropped = 0u64;
     let mut after_as_of = 0u64;
     // Cohort activity as (cohort month, months since) pairs; turned into a matrix below.
@@ -371,7 +366,8 @@ pub fn analyze(base: &CustomerBase, options: &AnalysisOptions) -> Result<Analysi
     let rules = StageRules { lapse_days, loyal_orders: options.loyal_orders };
     score(&mut customers, &rules);
 
-    let summary = BusinessSummary::build(&customers, as_of, returns, &gap_hist, &activity, lapse_days, zero_dropped, after_as_of);
+    let summary =
+        BusinessSummary::build(&customers, as_of, returns, &gap_hist, &activity, lapse_days, zero_dropped, after_as_of);
     Ok(Analysis { as_of, customers, summary })
 }
 
@@ -390,18 +386,6 @@ struct Walk {
     returned: Money,
     first_repeat_gap: Option<i32>,
     last_active_offset: Option<u32>,
-}
-
-impl Default for Timestamp {
-    fn default() -> Self {
-        Timestamp(0)
-    }
-}
-
-impl Default for Day {
-    fn default() -> Self {
-        Day(0)
-    }
 }
 
 impl Walk {
@@ -729,10 +713,8 @@ fn groups<K: PartialEq + Copy>(
 ) -> Vec<GroupRow> {
     let n = customers.len() as f64;
     keys.map(|(name, key)| {
-        let (count, rev) = customers
-            .iter()
-            .filter(|c| key_of(c) == key)
-            .fold((0u64, Money::ZERO), |(k, r), c| (k + 1, r + c.revenue));
+        let (count, rev) =
+            customers.iter().filter(|c| key_of(c) == key).fold((0u64, Money::ZERO), |(k, r), c| (k + 1, r + c.revenue));
         GroupRow {
             name: name.to_owned(),
             customers: count,
@@ -742,4 +724,134 @@ fn groups<K: PartialEq + Copy>(
         }
     })
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::{Aggregator, OrderLine};
+    use crate::time::TimeFormat;
+
+    /// (customer, order, date, amount in cents)
+    fn base(lines: &[(&str, &str, &str, i64)]) -> CustomerBase {
+        let mut agg = Aggregator::new();
+        for &(customer, order, date, cents) in lines {
+            agg.push(OrderLine {
+                customer: customer.as_bytes(),
+                order: Some(order.as_bytes()),
+                time: TimeFormat::Auto.parse(date).unwrap(),
+                amount: Money::from_raw(cents * 100),
+            })
+            .unwrap();
+        }
+        agg.finish()
+    }
+
+    fn find<'a>(b: &CustomerBase, a: &'a Analysis, id: &str) -> &'a CustomerSummary {
+        a.customers.iter().find(|c| b.id(c.customer) == id.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn btyd_columns_follow_lifetimes_definitions() {
+        // Two orders on 2024-01-01 form one period; 01-11 and 01-31 are repeat periods.
+        let b = base(&[
+            ("a", "1", "2024-01-01T09:00:00", 1000),
+            ("a", "2", "2024-01-01T18:00:00", 500),
+            ("a", "3", "2024-01-11", 2000),
+            ("a", "4", "2024-01-31", 4000),
+            ("a", "5", "2024-03-01", 9900), // after as_of: ignored
+            ("b", "6", "2024-01-21", 700),
+        ]);
+        let options = AnalysisOptions { as_of: Day::parse("2024-02-10"), ..AnalysisOptions::default() };
+        let a = analyze(&b, &options).unwrap();
+        let ca = find(&b, &a, "a");
+        assert_eq!((ca.orders, ca.frequency, ca.recency_days, ca.t_days), (4, 2, 30, 40));
+        assert_eq!(ca.revenue, Money::from_raw(750_000));
+        // Repeat periods are worth 20.00 and 40.00.
+        assert_eq!(ca.monetary, 30.0);
+        assert_eq!(ca.first_repeat_gap, Some(10));
+        assert_eq!(ca.days_since_last, 10);
+        let cb = find(&b, &a, "b");
+        assert_eq!((cb.frequency, cb.recency_days, cb.t_days, cb.monetary), (0, 0, 20, 0.0));
+        assert_eq!(a.summary.orders_after_as_of, 1);
+    }
+
+    #[test]
+    fn cohorts_count_customers_active_in_each_later_month() {
+        let b = base(&[
+            ("a", "1", "2024-01-05", 100),
+            ("a", "2", "2024-01-25", 100),
+            ("a", "3", "2024-03-02", 100),
+            ("b", "4", "2024-01-31", 100),
+            ("b", "5", "2024-02-01", 100),
+            ("c", "6", "2024-02-15", 100),
+        ]);
+        let a = analyze(&b, &AnalysisOptions::default()).unwrap();
+        let c = &a.summary.cohorts;
+        assert_eq!(c.months, ["2024-01", "2024-02", "2024-03"]);
+        assert_eq!(c.sizes, [2, 1, 0]);
+        assert_eq!(c.active, vec![vec![2, 1, 1], vec![1, 0], vec![0]]);
+        assert_eq!(c.retention[0], [1.0, 0.5, 0.5]);
+    }
+
+    #[test]
+    fn concentration_and_ladder_on_hand_computed_values() {
+        // Ten customers with revenue 1..=10 (one order each, except the best with two).
+        let mut lines = Vec::new();
+        let ids: Vec<String> = (1..=10).map(|i| format!("c{i}")).collect();
+        for (i, id) in ids.iter().enumerate() {
+            lines.push((id.as_str(), "", "2024-01-01", (i as i64 + 1) * 100));
+        }
+        let orders: Vec<String> = (0..11).map(|i| format!("o{i}")).collect();
+        let mut with_orders: Vec<(&str, &str, &str, i64)> =
+            lines.iter().enumerate().map(|(i, &(c, _, d, v))| (c, orders[i].as_str(), d, v)).collect();
+        with_orders[9].3 = 600; // c10: 6.00 + 4.00 on a second day
+        with_orders.push(("c10", orders[10].as_str(), "2024-01-02", 400));
+        let a = analyze(&base(&with_orders), &AnalysisOptions::default()).unwrap();
+        let c = &a.summary.concentration;
+        // Total 55; top 1 customer = 10 → 10/55; top 2 (20 %) = 19/55.
+        assert!((c.top_1pct_share - 10.0 / 55.0).abs() < 1e-12);
+        assert!((c.top_10pct_share - 10.0 / 55.0).abs() < 1e-12);
+        assert!((c.top_20pct_share - 19.0 / 55.0).abs() < 1e-12);
+        // Gini of 1..=10: 2·Σ i·i /(10·55) − 11/10 = 2·385/550 − 1.1 = 0.3.
+        assert!((c.gini - 0.3).abs() < 1e-12);
+        assert_eq!(c.lorenz.len(), 101);
+        assert_eq!(c.lorenz[10], [0.1, 1.0 / 55.0]);
+        assert_eq!(c.lorenz[100], [1.0, 1.0]);
+        // AOV: top 10 % = 10.00 / 2 orders = 5; the rest = 45 / 9 = 5.
+        assert!((c.top_10pct_aov_ratio - 1.0).abs() < 1e-12);
+        let ladder: Vec<(u64, u64)> = a.summary.repeat_ladder.iter().map(|l| (l.customers, l.made_next)).collect();
+        assert_eq!(ladder, [(10, 1), (1, 0), (0, 0), (0, 0), (0, 0)]);
+        assert_eq!(a.summary.repeat_ladder[0].share, 0.1);
+        assert_eq!(a.summary.time_between_purchases.median_days_first_to_second, Some(1.0));
+    }
+
+    #[test]
+    fn returns_and_zero_orders_are_reported_not_counted_as_purchases() {
+        let b = base(&[
+            ("a", "1", "2024-01-01", 1000),
+            ("a", "2", "2024-01-02", -300),
+            ("b", "3", "2024-01-03", 0),
+            ("c", "4", "2024-01-04", -50),
+        ]);
+        let a = analyze(&b, &AnalysisOptions::default()).unwrap();
+        assert_eq!(a.customers.len(), 1);
+        let r = &a.summary.returns;
+        assert_eq!(
+            (r.orders, r.amount, r.customers, r.customers_without_purchases),
+            (2, Money::from_raw(35_000), 2, 1)
+        );
+        assert_eq!(a.summary.zero_amount_orders_dropped, 1);
+        let kept = analyze(&b, &AnalysisOptions { keep_zero: true, ..AnalysisOptions::default() }).unwrap();
+        assert_eq!(kept.customers.len(), 2);
+        assert_eq!(
+            analyze(&Aggregator::new().finish(), &AnalysisOptions::default()).unwrap_err(),
+            AnalysisError::NoOrders
+        );
+        assert_eq!(
+            analyze(&b, &AnalysisOptions { as_of: Day::parse("2023-01-01"), ..AnalysisOptions::default() })
+                .unwrap_err(),
+            AnalysisError::NoPurchases(Day::parse("2023-01-01").unwrap())
+        );
+    }
 }

@@ -55,11 +55,7 @@ impl Money {
     pub fn from_f64(value: f64) -> Option<Money> {
         let scaled = (value * SCALE as f64).round();
         // 9.2e18 is the i64 limit; stay well inside it so the cast is exact and never saturates.
-        if scaled.is_finite() && scaled.abs() < 9.0e18 {
-            Some(Money(scaled as i64))
-        } else {
-            None
-        }
+        if scaled.is_finite() && scaled.abs() < 9.0e18 { Some(Money(scaled as i64)) } else { None }
     }
 
     /// The amount as a floating-point number of currency units.
@@ -72,11 +68,8 @@ impl Money {
     pub fn times_quantity(self, quantity: Money) -> Option<Money> {
         let product = i128::from(self.0) * i128::from(quantity.0);
         let half = i128::from(SCALE) / 2;
-        let rounded = if product >= 0 {
-            (product + half) / i128::from(SCALE)
-        } else {
-            (product - half) / i128::from(SCALE)
-        };
+        let rounded =
+            if product >= 0 { (product + half) / i128::from(SCALE) } else { (product - half) / i128::from(SCALE) };
         i64::try_from(rounded).ok().map(Money)
     }
 
@@ -128,11 +121,11 @@ fn parse_fixed(text: &str, decimal_comma: bool) -> Result<i64, MoneyError> {
     let bytes = trimmed.as_bytes();
     let mut i = 0;
     let mut negative = paren_negative;
-    if let Some(&sign) = bytes.first() {
-        if sign == b'-' || sign == b'+' {
-            negative ^= sign == b'-';
-            i = 1;
-        }
+    if let Some(&sign) = bytes.first()
+        && (sign == b'-' || sign == b'+')
+    {
+        negative ^= sign == b'-';
+        i = 1;
     }
     // A currency symbol may also follow the sign: -$12.50
     while i < bytes.len() && !bytes[i].is_ascii_digit() && bytes[i] != decimal_sep {
@@ -301,7 +294,22 @@ mod tests {
 
     #[test]
     fn rejects_malformed_amounts() {
-        for text in ["", "abc", "12.5x", "1,23.4", "12,50", "1..2", "--1", "1,", "e5", "12.5eur", "EUR", "€", "1e99", "99999999999999999999"] {
+        for text in [
+            "",
+            "abc",
+            "12.5x",
+            "1,23.4",
+            "12,50",
+            "1..2",
+            "--1",
+            "1,",
+            "e5",
+            "12.5eur",
+            "EUR",
+            "€",
+            "1e99",
+            "99999999999999999999",
+        ] {
             assert!(Money::parse(text, false).is_err(), "{text} should not parse");
         }
     }

@@ -18,11 +18,11 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime};
 pub const SECONDS_PER_DAY: i64 = 86_400;
 
 /// An instant, in seconds since 1970-01-01T00:00:00 (UTC, or the wall clock when the input had no zone).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Timestamp(pub i64);
 
 /// A calendar day, counted from 1970-01-01 (day 0).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Day(pub i32);
 
 impl Timestamp {
@@ -102,8 +102,7 @@ impl TimeFormat {
         match self {
             TimeFormat::Auto => parse_auto(trimmed).ok_or_else(|| TimeError {
                 value: text.to_owned(),
-                expected: "date or datetime (ISO 8601 like 2024-03-05 or 2024-03-05T14:03:00Z, or YYYYMMDD)"
-                    .to_owned(),
+                expected: "date or datetime (ISO 8601 like 2024-03-05 or 2024-03-05T14:03:00Z, or YYYYMMDD)".to_owned(),
             }),
             TimeFormat::Custom(pattern) => parse_custom(trimmed, pattern).ok_or_else(|| TimeError {
                 value: text.to_owned(),
@@ -299,8 +298,21 @@ mod tests {
 
     #[test]
     fn rejects_impossible_dates_and_garbage() {
-        for text in ["2023-02-29", "2024-13-01", "2024-00-10", "2024-04-31", "20240132", "2024-01-01T25:00",
-            "2024-01-01T10:61", "2024-01-01X", "2024-01-01T10:00+2", "yesterday", "", "123", "2024-1-1"] {
+        for text in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-00-10",
+            "2024-04-31",
+            "20240132",
+            "2024-01-01T25:00",
+            "2024-01-01T10:61",
+            "2024-01-01X",
+            "2024-01-01T10:00+2",
+            "yesterday",
+            "",
+            "123",
+            "2024-1-1",
+        ] {
             assert!(TimeFormat::Auto.parse(text).is_err(), "{text} should not parse");
         }
     }

@@ -93,8 +93,18 @@ pub enum ConfigError {
 
 /// Product categories of the synthetic shop (a coffee and kitchen shop).
 pub const CATEGORIES: [&str; 12] = [
-    "coffee", "tea", "grinders", "brewers", "mugs", "filters", "syrups", "chocolate", "kettles", "scales",
-    "cleaning", "gift cards",
+    "coffee",
+    "tea",
+    "grinders",
+    "brewers",
+    "mugs",
+    "filters",
+    "syrups",
+    "chocolate",
+    "kettles",
+    "scales",
+    "cleaning",
+    "gift cards",
 ];
 
 /// One generated order (before it is expanded into lines).
@@ -149,8 +159,10 @@ pub fn simulate(config: &Config) -> Result<Vec<GenOrder>, ConfigError> {
     if !(0.0..=1.0).contains(&config.return_rate) {
         return Err(ConfigError::ReturnRate(config.return_rate));
     }
-    let rate = Gamma::new(positive("r", config.r)?, 1.0 / positive("alpha", config.alpha)?).map_err(|_| ConfigError::Parameter("r", config.r))?;
-    let dropout = Beta::new(positive("a", config.a)?, positive("b", config.b)?).map_err(|_| ConfigError::Parameter("a", config.a))?;
+    let rate = Gamma::new(positive("r", config.r)?, 1.0 / positive("alpha", config.alpha)?)
+        .map_err(|_| ConfigError::Parameter("r", config.r))?;
+    let dropout = Beta::new(positive("a", config.a)?, positive("b", config.b)?)
+        .map_err(|_| ConfigError::Parameter("a", config.a))?;
     let spend_rate = Gamma::new(positive("q", config.spend_q)?, 1.0 / positive("gamma", config.spend_gamma)?)
         .map_err(|_| ConfigError::Parameter("q", config.spend_q))?;
     let spend_p = positive("p", config.spend_p)?;
@@ -193,7 +205,8 @@ pub fn simulate(config: &Config) -> Result<Vec<GenOrder>, ConfigError> {
                 let back = t + rng.random_range(1.0..21.0) * SECONDS_PER_DAY as f64;
                 if back < window_end as f64 {
                     let share = rng.random_range(0.2..1.0);
-                    let returned = Money::from_f64((value.to_f64() * share * 100.0).round() / 100.0).unwrap_or(Money::ZERO);
+                    let returned =
+                        Money::from_f64((value.to_f64() * share * 100.0).round() / 100.0).unwrap_or(Money::ZERO);
                     number += 1;
                     lines_total += 1;
                     orders.push(GenOrder {
@@ -241,16 +254,20 @@ pub fn lines_of(order: &GenOrder, out: &mut Vec<GenLine>) {
     let mut remaining = total_cents;
     for (i, w) in weights.iter().enumerate() {
         let left = n - i as i64 - 1;
-        let cents = if left == 0 { remaining } else { ((total_cents as f64 * w).round() as i64).clamp(1, (remaining - left).max(1)) };
-        remaining -= cents;
-        let category = if rng.random::<f64>() < 0.6 {
-            order.favourite as usize
+        let cents = if left == 0 {
+            remaining
         } else {
-            rng.random_range(0..CATEGORIES.len())
+            ((total_cents as f64 * w).round() as i64).clamp(1, (remaining - left).max(1))
         };
+        remaining -= cents;
+        let category =
+            if rng.random::<f64>() < 0.6 { order.favourite as usize } else { rng.random_range(0..CATEGORIES.len()) };
         let product = category * 40 + rng.random_range(0..40);
         // A quantity that divides the amount into whole cents, else one unit.
-        let quantity = [3i64, 2].into_iter().find(|q| cents % q == 0 && cents / q >= 100 && rng.random::<f64>() < 0.3).unwrap_or(1);
+        let quantity = [3i64, 2]
+            .into_iter()
+            .find(|q| cents % q == 0 && cents / q >= 100 && rng.random::<f64>() < 0.3)
+            .unwrap_or(1);
         let unit = Money::from_raw(cents / quantity * 100);
         let signed = if returning { -1 } else { 1 };
         out.push(GenLine {
@@ -298,7 +315,10 @@ mod tests {
             let sum = lines.iter().fold(Money::ZERO, |acc, l| acc + l.amount);
             assert_eq!(sum.raw() / 100, o.value.raw() / 100, "{o:?}");
             for l in &lines {
-                assert_eq!(l.unit_price.times_quantity(Money::from_units(i64::from(l.quantity)).unwrap()), Some(l.amount));
+                assert_eq!(
+                    l.unit_price.times_quantity(Money::from_units(i64::from(l.quantity)).unwrap()),
+                    Some(l.amount)
+                );
             }
         }
         let returns = orders.iter().filter(|o| o.value < Money::ZERO).count();

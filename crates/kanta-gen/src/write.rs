@@ -85,7 +85,8 @@ pub fn write_orders(
 fn write_csv(path: &Path, orders: &[GenOrder], progress: &dyn Fn(u64)) -> Result<Written, WriteError> {
     let file = File::create(path).map_err(|e| err(path, e))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    writeln!(out, "order_id,customer_id,order_date,product_id,category,quantity,unit_price,amount").map_err(|e| err(path, e))?;
+    writeln!(out, "order_id,customer_id,order_date,product_id,category,quantity,unit_price,amount")
+        .map_err(|e| err(path, e))?;
     let mut lines = Vec::new();
     let mut written = Written::default();
     let mut time = String::new();

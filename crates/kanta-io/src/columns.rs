@@ -88,33 +88,87 @@ impl fmt::Display for Columns {
         write!(f, ", time = {}{}", self.name(self.time), tag("time"))?;
         match self.amount {
             AmountSource::Column(a) => write!(f, ", amount = {}{}", self.name(a), tag("amount")),
-            AmountSource::Product { quantity, unit_price } => write!(
-                f,
-                ", amount = {} × {}{}",
-                self.name(quantity),
-                self.name(unit_price),
-                tag("amount")
-            ),
+            AmountSource::Product { quantity, unit_price } => {
+                write!(f, ", amount = {} × {}{}", self.name(quantity), self.name(unit_price), tag("amount"))
+            }
         }
     }
 }
 
 const CUSTOMER: &[&str] = &[
-    "customerid", "customer", "customernumber", "customerno", "custid", "clientid", "client", "userid", "user",
-    "buyerid", "memberid", "accountid", "contactid", "customeremail", "email", "emailaddress",
+    "customerid",
+    "customer",
+    "customernumber",
+    "customerno",
+    "custid",
+    "clientid",
+    "client",
+    "userid",
+    "user",
+    "buyerid",
+    "memberid",
+    "accountid",
+    "contactid",
+    "customeremail",
+    "email",
+    "emailaddress",
 ];
 const ORDER: &[&str] = &[
-    "orderid", "order", "ordernumber", "orderno", "ordername", "invoiceno", "invoice", "invoiceid", "invoicenumber",
-    "transactionid", "receiptid", "receiptno", "salesorder", "basketid", "checkoutid",
+    "orderid",
+    "order",
+    "ordernumber",
+    "orderno",
+    "ordername",
+    "invoiceno",
+    "invoice",
+    "invoiceid",
+    "invoicenumber",
+    "transactionid",
+    "receiptid",
+    "receiptno",
+    "salesorder",
+    "basketid",
+    "checkoutid",
 ];
 const TIME: &[&str] = &[
-    "orderdate", "ordertime", "orderedat", "invoicedate", "purchasedate", "purchasedat", "transactiondate",
-    "createdat", "created", "date", "datetime", "timestamp", "ts", "time", "processedat", "paidat",
+    "orderdate",
+    "ordertime",
+    "orderedat",
+    "invoicedate",
+    "purchasedate",
+    "purchasedat",
+    "transactiondate",
+    "createdat",
+    "created",
+    "date",
+    "datetime",
+    "timestamp",
+    "ts",
+    "time",
+    "processedat",
+    "paidat",
 ];
 const AMOUNT: &[&str] = &[
-    "amount", "total", "revenue", "ordertotal", "totalamount", "totalprice", "linetotal", "lineamount", "sales",
-    "salesamount", "saleamount", "value", "ordervalue", "dollarvalue", "netamount", "grossamount", "subtotal",
-    "totalsales", "pricetotal", "spend",
+    "amount",
+    "total",
+    "revenue",
+    "ordertotal",
+    "totalamount",
+    "totalprice",
+    "linetotal",
+    "lineamount",
+    "sales",
+    "salesamount",
+    "saleamount",
+    "value",
+    "ordervalue",
+    "dollarvalue",
+    "netamount",
+    "grossamount",
+    "subtotal",
+    "totalsales",
+    "pricetotal",
+    "spend",
 ];
 const QUANTITY: &[&str] = &["quantity", "qty", "units", "count", "numberofitems"];
 const UNIT_PRICE: &[&str] = &["unitprice", "price", "itemprice", "priceeach", "priceperunit"];
@@ -149,9 +203,7 @@ fn explicit(path: &str, names: &[String], name: &str, flag: &'static str) -> Res
 
 fn detect(names: &[String], candidates: &[&str], taken: &[usize]) -> Option<usize> {
     let normalized: Vec<String> = names.iter().map(|n| normalize(n)).collect();
-    candidates
-        .iter()
-        .find_map(|c| normalized.iter().enumerate().position(|(i, n)| n == c && !taken.contains(&i)))
+    candidates.iter().find_map(|c| normalized.iter().enumerate().position(|(i, n)| n == c && !taken.contains(&i)))
 }
 
 impl Columns {
@@ -246,21 +298,32 @@ mod tests {
 
     #[test]
     fn detects_cdnow_and_shopify_style_names() {
-        let cdnow = Columns::resolve("m", names(&["customer_id", "date", "number_of_cds", "dollar_value"]), &ColumnSpec::default()).unwrap();
+        let cdnow = Columns::resolve(
+            "m",
+            names(&["customer_id", "date", "number_of_cds", "dollar_value"]),
+            &ColumnSpec::default(),
+        )
+        .unwrap();
         assert_eq!((cdnow.customer, cdnow.order, cdnow.time, cdnow.amount), (0, None, 1, AmountSource::Column(3)));
-        let shop = Columns::resolve("s", names(&["Name", "Email", "Created at", "Total", "Subtotal"]), &ColumnSpec::default()).unwrap();
+        let shop =
+            Columns::resolve("s", names(&["Name", "Email", "Created at", "Total", "Subtotal"]), &ColumnSpec::default())
+                .unwrap();
         assert_eq!((shop.customer, shop.time, shop.amount.clone()), (1, 2, AmountSource::Column(3)));
     }
 
     #[test]
     fn explicit_names_win_and_unknown_names_are_reported() {
         let spec = ColumnSpec { customer: Some("sample_id".into()), order: Some("none".into()), ..Default::default() };
-        let cols = Columns::resolve("s", names(&["master_id", "sample_id", "date", "cds", "dollar_value"]), &spec).unwrap();
+        let cols =
+            Columns::resolve("s", names(&["master_id", "sample_id", "date", "cds", "dollar_value"]), &spec).unwrap();
         assert_eq!((cols.customer, cols.order), (1, None));
         assert!(!cols.detected.contains(&"customer"));
         let bad = ColumnSpec { customer: Some("client".into()), ..Default::default() };
         let err = Columns::resolve("s.csv", names(&["id", "date"]), &bad).unwrap_err();
-        assert_eq!(err.to_string(), "s.csv: there is no column `client` (given with --customer-col); the columns are: `id`, `date`");
+        assert_eq!(
+            err.to_string(),
+            "s.csv: there is no column `client` (given with --customer-col); the columns are: `id`, `date`"
+        );
     }
 
     #[test]
@@ -268,6 +331,9 @@ mod tests {
         let err = Columns::resolve("o.csv", names(&["customer", "day", "amount"]), &ColumnSpec::default()).unwrap_err();
         let message = err.to_string();
         assert!(message.starts_with("o.csv: no order date column found (looked for orderdate, ordertime"), "{message}");
-        assert!(message.ends_with("the columns are: `customer`, `day`, `amount`. Name it with --time-col"), "{message}");
+        assert!(
+            message.ends_with("the columns are: `customer`, `day`, `amount`. Name it with --time-col"),
+            "{message}"
+        );
     }
 }

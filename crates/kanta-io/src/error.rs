@@ -72,7 +72,9 @@ pub enum ReadError {
         header_only: bool,
     },
     /// A needed column could not be found.
-    #[error("{path}: no {role} column found (looked for {looked_for}); the columns are: {available}. Name it with {flag}")]
+    #[error(
+        "{path}: no {role} column found (looked for {looked_for}); the columns are: {available}. Name it with {flag}"
+    )]
     MissingColumn {
         /// The path.
         path: String,
@@ -98,7 +100,9 @@ pub enum ReadError {
         available: String,
     },
     /// The first line looks like data, not a header.
-    #[error("{path}:1: the first line looks like data, not a header (`{line}`); name the columns with --columns NAME,NAME,…")]
+    #[error(
+        "{path}:1: the first line looks like data, not a header (`{line}`); name the columns with --columns NAME,NAME,…"
+    )]
     HeaderLooksLikeData {
         /// The path.
         path: String,

@@ -109,12 +109,17 @@ fn read_parquet<R: ChunkReader + 'static>(
         };
         for i in 0..batch.num_rows() {
             row += 1;
-            let line = parse_row(&columns, &customer, order.as_ref(), &time, &amount, i, options, &mut id_buf, &mut order_buf);
+            let line =
+                parse_row(&columns, &customer, order.as_ref(), &time, &amount, i, options, &mut id_buf, &mut order_buf);
             match line {
                 Ok(line) => {
                     rows.rows += 1;
                     if let Err(e) = aggregator.push(line) {
-                        rows.problem(Location::Row(row), &columns, FieldProblem { column: None, reason: e.to_string() })?;
+                        rows.problem(
+                            Location::Row(row),
+                            &columns,
+                            FieldProblem { column: None, reason: e.to_string() },
+                        )?;
                     }
                 }
                 Err(problem) => {
@@ -175,7 +180,10 @@ fn amount_index(source: &AmountSource, which: usize) -> usize {
 
 fn column(batch: &RecordBatch, name: &str) -> ArrayRef {
     // The projection keeps exactly the resolved columns, so the name is present.
-    batch.column_by_name(name).cloned().unwrap_or_else(|| arrow_array::new_null_array(&DataType::Null, batch.num_rows()))
+    batch
+        .column_by_name(name)
+        .cloned()
+        .unwrap_or_else(|| arrow_array::new_null_array(&DataType::Null, batch.num_rows()))
 }
 
 enum Role {
@@ -198,7 +206,20 @@ fn check_type(path: &str, columns: &Columns, index: usize, data_type: &DataType,
             "a timestamp, a date or a string",
         ),
         Role::Number(name) => (
-            matches!(data_type, Float32 | Float64 | Int16 | Int32 | Int64 | UInt32 | UInt64 | Decimal128(_, _) | Utf8 | LargeUtf8 | Utf8View),
+            matches!(
+                data_type,
+                Float32
+                    | Float64
+                    | Int16
+                    | Int32
+                    | Int64
+                    | UInt32
+                    | UInt64
+                    | Decimal128(_, _)
+                    | Utf8
+                    | LargeUtf8
+                    | Utf8View
+            ),
             name,
             "a number (float, integer or decimal) or a string",
         ),
@@ -290,7 +311,8 @@ fn number_value(array: &ArrayRef, i: usize, column: usize, options: &ReadOptions
     if array.is_null(i) {
         return Err(null(column, "value"));
     }
-    let out_of_range = |v: String| FieldProblem { column: Some(column), reason: format!("`{v}` is not a finite amount in range") };
+    let out_of_range =
+        |v: String| FieldProblem { column: Some(column), reason: format!("`{v}` is not a finite amount in range") };
     let from_f64 = |v: f64| Money::from_f64(v).ok_or_else(|| out_of_range(v.to_string()));
     let from_int = |v: i64| Money::from_units(v).ok_or_else(|| out_of_range(v.to_string()));
     match array.data_type() {
@@ -310,7 +332,8 @@ fn number_value(array: &ArrayRef, i: usize, column: usize, options: &ReadOptions
         }
         _ => {
             let text = string_at(array, i).unwrap_or_default();
-            Money::parse(text, options.decimal_comma).map_err(|e| FieldProblem { column: Some(column), reason: e.to_string() })
+            Money::parse(text, options.decimal_comma)
+                .map_err(|e| FieldProblem { column: Some(column), reason: e.to_string() })
         }
     }
 }

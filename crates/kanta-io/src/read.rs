@@ -201,10 +201,8 @@ fn sniff_delimiter(first_line: &[u8]) -> Delimiter {
     for &b in first_line {
         if b == b'"' {
             quoted = !quoted;
-        } else if !quoted {
-            if let Some(i) = candidates.iter().position(|&c| c == b) {
-                counts[i] += 1;
-            }
+        } else if !quoted && let Some(i) = candidates.iter().position(|&c| c == b) {
+            counts[i] += 1;
         }
     }
     let (best, &n) = counts.iter().enumerate().max_by_key(|&(i, n)| (n, std::cmp::Reverse(i))).unwrap_or((0, &0));
@@ -212,11 +210,7 @@ fn sniff_delimiter(first_line: &[u8]) -> Delimiter {
         return Delimiter::Byte(candidates[best]);
     }
     let trimmed = first_line.trim_ascii();
-    if trimmed.iter().any(|b| *b == b' ' || *b == b'\t') {
-        Delimiter::Whitespace
-    } else {
-        Delimiter::Byte(b',')
-    }
+    if trimmed.iter().any(|b| *b == b' ' || *b == b'\t') { Delimiter::Whitespace } else { Delimiter::Byte(b',') }
 }
 
 #[allow(clippy::too_many_arguments)] // private; the arguments are the reader's state
@@ -277,7 +271,7 @@ fn read_text<R: BufRead>(
                 line = record.position().map_or(line + 1, |p| p.line());
                 any = true;
                 rows.row(Location::Line(line), &columns, |i| record.get(i), record.len(), aggregator)?;
-                if rows.rows % PROGRESS_EVERY == 0 {
+                if rows.rows.is_multiple_of(PROGRESS_EVERY) {
                     progress.update(count.get(), rows.rows);
                 }
             }
@@ -313,8 +307,14 @@ fn read_text<R: BufRead>(
                     continue;
                 };
                 any = true;
-                rows.row(Location::Line(line), cols, |i| spans.get(i).map(|&(s, e)| &buf[s..e]), spans.len(), aggregator)?;
-                if rows.rows % PROGRESS_EVERY == 0 {
+                rows.row(
+                    Location::Line(line),
+                    cols,
+                    |i| spans.get(i).map(|&(s, e)| &buf[s..e]),
+                    spans.len(),
+                    aggregator,
+                )?;
+                if rows.rows.is_multiple_of(PROGRESS_EVERY) {
                     progress.update(count.get(), rows.rows);
                 }
             }
@@ -408,7 +408,12 @@ impl<'o> RowParser<'o> {
     }
 
     /// Records a bad row: skipped while the budget lasts, else the error that ends the read.
-    pub(crate) fn problem(&mut self, location: Location, columns: &Columns, problem: FieldProblem) -> Result<(), ReadError> {
+    pub(crate) fn problem(
+        &mut self,
+        location: Location,
+        columns: &Columns,
+        problem: FieldProblem,
+    ) -> Result<(), ReadError> {
         let error = RowError {
             path: self.path.clone(),
             location,
@@ -421,7 +426,11 @@ impl<'o> RowParser<'o> {
         } else if self.options.max_errors == 0 {
             Err(ReadError::Row(error))
         } else {
-            Err(ReadError::TooManyErrors { first: error, max: self.options.max_errors, count: self.skipped.len() as u64 + 1 })
+            Err(ReadError::TooManyErrors {
+                first: error,
+                max: self.options.max_errors,
+                count: self.skipped.len() as u64 + 1,
+            })
         }
     }
 
@@ -430,7 +439,7 @@ impl<'o> RowParser<'o> {
     }
 }
 
-fn text<'r>(bytes: &'r [u8], column: usize) -> Result<&'r str, FieldProblem> {
+fn text(bytes: &[u8], column: usize) -> Result<&str, FieldProblem> {
     std::str::from_utf8(bytes).map_err(|_| FieldProblem {
         column: Some(column),
         reason: format!("`{}` is not valid UTF-8", String::from_utf8_lossy(bytes)),

@@ -94,7 +94,12 @@ fn write_err(path: &Path, e: impl std::fmt::Display) -> ReadError {
 }
 
 /// Writes `customers.csv`.
-pub fn write_customers_csv(path: &Path, base: &CustomerBase, analysis: &Analysis, unit: PeriodUnit) -> Result<(), ReadError> {
+pub fn write_customers_csv(
+    path: &Path,
+    base: &CustomerBase,
+    analysis: &Analysis,
+    unit: PeriodUnit,
+) -> Result<(), ReadError> {
     let file = File::create(path).map_err(|e| write_err(path, e))?;
     let mut out = csv::WriterBuilder::new().from_writer(BufWriter::with_capacity(1 << 20, file));
     out.write_record(CUSTOMER_COLUMNS.iter().map(|(name, _)| *name)).map_err(|e| write_err(path, e))?;
@@ -128,7 +133,12 @@ pub fn write_customers_csv(path: &Path, base: &CustomerBase, analysis: &Analysis
 }
 
 /// Writes `customers.parquet` (zstd-compressed; money as `Float64`, dates as `Date32`).
-pub fn write_customers_parquet(path: &Path, base: &CustomerBase, analysis: &Analysis, unit: PeriodUnit) -> Result<(), ReadError> {
+pub fn write_customers_parquet(
+    path: &Path,
+    base: &CustomerBase,
+    analysis: &Analysis,
+    unit: PeriodUnit,
+) -> Result<(), ReadError> {
     use DataType::*;
     let types = [
         Utf8, Date32, Date32, UInt32, Float64, UInt32, Float64, Float64, Float64, UInt32, Float64, Float64, Int32,
@@ -138,9 +148,7 @@ pub fn write_customers_parquet(path: &Path, base: &CustomerBase, analysis: &Anal
         CUSTOMER_COLUMNS.iter().zip(types).map(|((name, _), t)| Field::new(*name, t, false)).collect::<Vec<_>>(),
     ));
     let file = File::create(path).map_err(|e| write_err(path, e))?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .build();
+    let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
     let mut writer = ArrowWriter::try_new(file, Arc::clone(&schema), Some(props)).map_err(|e| write_err(path, e))?;
     for chunk in analysis.customers.chunks(1 << 16) {
         let batch = customer_batch(&schema, base, chunk, unit).map_err(|e| write_err(path, e))?;

@@ -17,15 +17,25 @@ const GREY: RGBColor = RGBColor(148, 163, 184);
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
-fn render(title: &str, size: (u32, u32), draw: impl FnOnce(DrawingArea<SVGBackend<'_>, plotters::coord::Shift>) -> DrawResult) -> String {
+fn render(
+    title: &str,
+    size: (u32, u32),
+    draw: impl FnOnce(DrawingArea<SVGBackend<'_>, plotters::coord::Shift>) -> DrawResult,
+) -> String {
     let mut svg = String::new();
     let result = {
         let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         root.fill(&WHITE).map_err(|e| Box::new(e) as Box<dyn std::error::Error>).and_then(|()| draw(root))
     };
     match result {
-        Ok(()) => svg.replacen("<svg ", &format!("<svg role=\"img\" aria-label=\"{}\" class=\"chart\" ", escape(title)), 1),
-        Err(e) => format!("<p class=\"chart-error\">The chart “{}” could not be drawn: {}</p>", escape(title), escape(&e.to_string())),
+        Ok(()) => {
+            svg.replacen("<svg ", &format!("<svg role=\"img\" aria-label=\"{}\" class=\"chart\" ", escape(title)), 1)
+        }
+        Err(e) => format!(
+            "<p class=\"chart-error\">The chart “{}” could not be drawn: {}</p>",
+            escape(title),
+            escape(&e.to_string())
+        ),
     }
 }
 
@@ -58,10 +68,17 @@ pub fn ladder(steps: &[LadderStep]) -> String {
             .label_style((FONT, 13))
             .draw()?;
         chart.draw_series(
-            Histogram::vertical(&chart).style(ACCENT.filled()).margin(14).data(steps.iter().map(|s| (s.purchases, s.share))),
+            Histogram::vertical(&chart)
+                .style(ACCENT.filled())
+                .margin(14)
+                .data(steps.iter().map(|s| (s.purchases, s.share))),
         )?;
         chart.draw_series(steps.iter().map(|s| {
-            Text::new(pct(&s.share), (SegmentValue::CenterOf(s.purchases), s.share + top * 0.03), (FONT, 13).into_font())
+            Text::new(
+                pct(&s.share),
+                (SegmentValue::CenterOf(s.purchases), s.share + top * 0.03),
+                (FONT, 13).into_font(),
+            )
         }))?;
         root.present()?;
         Ok(())
@@ -84,14 +101,23 @@ pub fn lorenz(c: &Concentration) -> String {
             .y_label_formatter(&pct)
             .label_style((FONT, 13))
             .draw()?;
-        chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], GREY.stroke_width(1)))?
+        chart
+            .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], GREY.stroke_width(1)))?
             .label("equality")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], GREY));
         chart
-            .draw_series(AreaSeries::new(c.lorenz.iter().map(|p| (p[0], p[1])), 0.0, ACCENT.mix(0.15)).border_style(ACCENT.stroke_width(2)))?
+            .draw_series(
+                AreaSeries::new(c.lorenz.iter().map(|p| (p[0], p[1])), 0.0, ACCENT.mix(0.15))
+                    .border_style(ACCENT.stroke_width(2)),
+            )?
             .label(format!("customers (Gini {:.2})", c.gini))
             .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], ACCENT.stroke_width(2)));
-        chart.configure_series_labels().position(SeriesLabelPosition::UpperLeft).border_style(GREY).label_font((FONT, 13)).draw()?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .border_style(GREY)
+            .label_font((FONT, 13))
+            .draw()?;
         root.present()?;
         Ok(())
     })
@@ -115,13 +141,8 @@ pub fn cohort_heatmap(c: &Cohorts) -> String {
     let cols = rows.max(1);
     let height = (rows as u32 * 16 + 80).max(200);
     render("Monthly cohort retention", (WIDTH + 80, height), |root| {
-        let max = c
-            .retention
-            .iter()
-            .skip(skip)
-            .flat_map(|r| r.iter().skip(1).take(cols - 1))
-            .copied()
-            .fold(0.0, f64::max);
+        let max =
+            c.retention.iter().skip(skip).flat_map(|r| r.iter().skip(1).take(cols - 1)).copied().fold(0.0, f64::max);
         let months = &c.months[skip..];
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
@@ -174,7 +195,9 @@ pub fn gaps(t: &TimeBetween) -> String {
             .x_desc("days")
             .y_desc("customers")
             .x_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
+                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+                    labels.get(*i as usize).cloned().unwrap_or_default()
+                }
                 SegmentValue::Last => String::new(),
             })
             .y_label_formatter(&|v| format!("{v:.0}"))
@@ -225,11 +248,19 @@ pub fn groups(title: &str, rows: &[GroupRow]) -> String {
         chart
             .draw_series(rows.iter().enumerate().map(|(i, g)| {
                 let y = n - 1 - i as u32;
-                Rectangle::new([(0.0, SegmentValue::CenterOf(y)), (g.revenue_share, SegmentValue::Exact(y + 1))], SECOND.filled())
+                Rectangle::new(
+                    [(0.0, SegmentValue::CenterOf(y)), (g.revenue_share, SegmentValue::Exact(y + 1))],
+                    SECOND.filled(),
+                )
             }))?
             .label("share of revenue")
             .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], SECOND.filled()));
-        chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).border_style(GREY).label_font((FONT, 13)).draw()?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .border_style(GREY)
+            .label_font((FONT, 13))
+            .draw()?;
         root.present()?;
         Ok(())
     })

@@ -70,7 +70,8 @@ pub fn render_html(report: &Report<'_>) -> Result<String, minijinja::Error> {
                 .iter()
                 .enumerate()
                 .map(|(k, &share)| {
-                    let alpha = if k == 0 || max_cohort_share <= 0.0 { 0.0 } else { (share / max_cohort_share).min(1.0) * 0.6 };
+                    let alpha =
+                        if k == 0 || max_cohort_share <= 0.0 { 0.0 } else { (share / max_cohort_share).min(1.0) * 0.6 };
                     Cell { text: percent(share), bg: format!("rgba(37, 99, 235, {alpha:.2})") }
                 })
                 .collect(),

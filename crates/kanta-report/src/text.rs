@@ -52,7 +52,8 @@ pub fn render_text(report: &Report<'_>) -> String {
     let cur = report.input.currency.as_deref();
     let mut out = String::new();
     let _ = writeln!(out, "kanta retention summary — as of {}", s.as_of);
-    let _ = write!(out, "  input: {} ({}, {} rows", report.input.file, report.input.format, thousands(report.input.rows));
+    let _ =
+        write!(out, "  input: {} ({}, {} rows", report.input.file, report.input.format, thousands(report.input.rows));
     if report.input.rows_skipped > 0 {
         let _ = write!(out, ", {} skipped", thousands(report.input.rows_skipped));
     }
@@ -67,7 +68,12 @@ pub fn render_text(report: &Report<'_>) -> String {
         vec!["Average order value".into(), money_f64(s.average_order_value, cur)],
         vec![
             "Returns".into(),
-            format!("{} orders, {} ({} of revenue)", thousands(s.returns.orders), money(s.returns.amount, cur), percent(s.returns.share_of_revenue)),
+            format!(
+                "{} orders, {} ({} of revenue)",
+                thousands(s.returns.orders),
+                money(s.returns.amount, cur),
+                percent(s.returns.share_of_revenue)
+            ),
         ],
     ];
     table(&mut out, &["Overview", ""], &[Left, Right], &kpis);
@@ -76,7 +82,14 @@ pub fn render_text(report: &Report<'_>) -> String {
     let ladder: Vec<Vec<String>> = s
         .repeat_ladder
         .iter()
-        .map(|l| vec![format!("{} → {}", l.purchases, l.purchases + 1), thousands(l.customers), thousands(l.made_next), percent(l.share)])
+        .map(|l| {
+            vec![
+                format!("{} → {}", l.purchases, l.purchases + 1),
+                thousands(l.customers),
+                thousands(l.made_next),
+                percent(l.share),
+            ]
+        })
         .collect();
     table(&mut out, &["orders", "customers", "made next", "share"], &[Left, Right, Right, Right], &ladder);
 
@@ -123,17 +136,43 @@ pub fn render_text(report: &Report<'_>) -> String {
     let stages: Vec<Vec<String>> = s
         .stages
         .iter()
-        .map(|g| vec![g.name.clone(), thousands(g.customers), percent(g.share), money(g.revenue, cur), percent(g.revenue_share)])
+        .map(|g| {
+            vec![
+                g.name.clone(),
+                thousands(g.customers),
+                percent(g.share),
+                money(g.revenue, cur),
+                percent(g.revenue_share),
+            ]
+        })
         .collect();
-    table(&mut out, &["stage", "customers", "share", "revenue", "of revenue"], &[Left, Right, Right, Right, Right], &stages);
+    table(
+        &mut out,
+        &["stage", "customers", "share", "revenue", "of revenue"],
+        &[Left, Right, Right, Right, Right],
+        &stages,
+    );
 
     out.push_str("\nRFM segments\n");
     let segments: Vec<Vec<String>> = s
         .segments
         .iter()
         .filter(|g| g.customers > 0)
-        .map(|g| vec![g.name.clone(), thousands(g.customers), percent(g.share), money(g.revenue, cur), percent(g.revenue_share)])
+        .map(|g| {
+            vec![
+                g.name.clone(),
+                thousands(g.customers),
+                percent(g.share),
+                money(g.revenue, cur),
+                percent(g.revenue_share),
+            ]
+        })
         .collect();
-    table(&mut out, &["segment", "customers", "share", "revenue", "of revenue"], &[Left, Right, Right, Right, Right], &segments);
+    table(
+        &mut out,
+        &["segment", "customers", "share", "revenue", "of revenue"],
+        &[Left, Right, Right, Right, Right],
+        &segments,
+    );
     out
 }

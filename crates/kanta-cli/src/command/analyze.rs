@@ -61,7 +61,9 @@ fn format_name(format: Format, gzip: bool) -> String {
 pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
     let options = read_options(args)?;
     let as_of = match &args.as_of {
-        Some(text) => Some(Day::parse(text).ok_or_else(|| UsageError(format!("--as-of `{text}` is not a date (YYYY-MM-DD)")))?),
+        Some(text) => {
+            Some(Day::parse(text).ok_or_else(|| UsageError(format!("--as-of `{text}` is not a date (YYYY-MM-DD)")))?)
+        }
         None => None,
     };
     let input = Input::parse(&args.input);
@@ -79,7 +81,12 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
     let base = aggregator.finish();
     let analysis = analyze(
         &base,
-        &AnalysisOptions { as_of, keep_zero: args.keep_zero, lapse_days: args.lapse_days, loyal_orders: args.loyal_orders },
+        &AnalysisOptions {
+            as_of,
+            keep_zero: args.keep_zero,
+            lapse_days: args.lapse_days,
+            loyal_orders: args.loyal_orders,
+        },
     )?;
     let unit = match args.period {
         Period::Day => PeriodUnit::Day,
@@ -87,7 +94,8 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
     };
 
     fs::create_dir_all(&args.out).with_context(|| format!("cannot create the output folder {}", args.out.display()))?;
-    write_customers_csv(&args.out.join("customers.csv"), &base, &analysis, unit).context("cannot write customers.csv")?;
+    write_customers_csv(&args.out.join("customers.csv"), &base, &analysis, unit)
+        .context("cannot write customers.csv")?;
     write_customers_parquet(&args.out.join("customers.parquet"), &base, &analysis, unit)
         .context("cannot write customers.parquet")?;
 
@@ -116,8 +124,12 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
         writeln!(stdout, "{json}").context("cannot write to standard output")?;
     } else if !args.quiet {
         write!(stdout, "{}", render_text(&report)).context("cannot write to standard output")?;
-        writeln!(stdout, "\nwrote {}/{{customers.csv, customers.parquet, summary.json, report.html}}", args.out.display())
-            .context("cannot write to standard output")?;
+        writeln!(
+            stdout,
+            "\nwrote {}/{{customers.csv, customers.parquet, summary.json, report.html}}",
+            args.out.display()
+        )
+        .context("cannot write to standard output")?;
     }
     Ok(Outputs { report_html })
 }

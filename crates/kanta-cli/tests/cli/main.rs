@@ -1,0 +1,7 @@
+//! End-to-end tests of the `kanta` binary. All CLI tests compile into this one binary.
+
+mod cdnow;
+mod errors;
+mod formats;
+mod report;
+mod support;

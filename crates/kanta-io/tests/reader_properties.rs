@@ -1,0 +1,71 @@
+//! Property tests: no input makes the reader panic, and skipped rows never lose accepted ones.
+
+use std::io::Write;
+
+use kanta_core::aggregate::Aggregator;
+use kanta_io::{Input, ReadOptions, read_orders};
+use proptest::prelude::*;
+
+/// Fragments that steer random files into the reader's interesting states.
+fn fragment() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(b"customer_id,order_id,order_date,amount\n".to_vec()),
+        Just(b"customer_id;date;total\n".to_vec()),
+        Just(b" customer_id  date  dollar_value\n".to_vec()),
+        Just(b"c1,o1,2024-01-01,10.50\n".to_vec()),
+        Just(b"\"c,2\",\"o\"\"2\",2024-02-30T10:00:00Z,-3\n".to_vec()),
+        Just(b"\xEF\xBB\xBF".to_vec()),
+        Just(b"\x1f\x8b".to_vec()),
+        Just(b"PAR1".to_vec()),
+        Just(b",,,\n".to_vec()),
+        Just(b"\n\r\n".to_vec()),
+        Just(b"\"unterminated".to_vec()),
+        Just(b"1e999,9999999999999999999999,(5),\xff\xfe\n".to_vec()),
+        proptest::collection::vec(any::<u8>(), 0..40),
+        "[a-z0-9 ,;\t.:\\-+TZ\"]{0,40}\n".prop_map(String::into_bytes),
+    ]
+}
+
+fn read(bytes: &[u8], max_errors: u64) -> (Result<kanta_io::ReadSummary, kanta_io::ReadError>, Aggregator) {
+    let mut file = tempfile::NamedTempFile::new().expect("temp file");
+    file.write_all(bytes).expect("write");
+    let mut agg = Aggregator::new();
+    let options = ReadOptions { max_errors, ..ReadOptions::default() };
+    let result = read_orders(&Input::Path(file.path().to_path_buf()), &options, &mut agg, &());
+    (result, agg)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn no_input_makes_the_reader_panic(parts in proptest::collection::vec(fragment(), 0..12), max_errors in 0u64..5) {
+        let bytes: Vec<u8> = parts.concat();
+        let (result, agg) = read(&bytes, max_errors);
+        if let Ok(summary) = result {
+            // Every data row was either accepted or listed as skipped.
+            prop_assert_eq!(summary.rows, agg.lines() + summary.skipped.len() as u64);
+            prop_assert!(summary.skipped.len() as u64 <= max_errors);
+        }
+    }
+
+    #[test]
+    fn valid_rows_are_all_accepted_whatever_the_bad_rows_between_them(
+        good in proptest::collection::vec((1u32..50, 1u32..28, 0i64..1_000_000), 1..30),
+        bad in proptest::collection::vec(0usize..30, 0..5),
+    ) {
+        let mut text = String::from("customer_id,order_date,amount\n");
+        let mut bad_count = 0u64;
+        for (i, (c, d, cents)) in good.iter().enumerate() {
+            if bad.contains(&i) {
+                text.push_str("c1,not-a-date,1\n");
+                bad_count += 1;
+            }
+            text.push_str(&format!("c{c},2024-01-{d:02},{}.{:02}\n", cents / 100, cents % 100));
+        }
+        let (result, agg) = read(text.as_bytes(), bad_count);
+        let summary = result.map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(agg.lines(), good.len() as u64);
+        prop_assert_eq!(summary.skipped.len() as u64, bad_count);
+    }
+}
