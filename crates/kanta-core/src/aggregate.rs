@@ -121,44 +121,50 @@ impl Aggregator {
             return Err(AggregateError::EmptyCustomer);
         }
         let Some(order_id) = line.order else {
-            let customer = self.customer_index(line.customer)?;
             if self.orders.len() >= u32::MAX as usize {
                 return Err(AggregateError::TooMany);
             }
+            let customer = self.customer_index(line.customer)?;
             self.orders.push(OrderAcc { customer, time: line.time, amount: line.amount });
             self.lines += 1;
             return Ok(());
         };
-        let existing = match &self.last_order {
-            Some((bytes, index)) if bytes.as_slice() == order_id => Some(*index),
-            _ => self.order_ids.find(order_id),
-        };
-        match existing {
-            Some(index) => {
-                let acc = self.orders[index as usize];
-                if self.customers.get(acc.customer) != line.customer {
-                    return Err(AggregateError::OrderCustomerMismatch {
-                        order: String::from_utf8_lossy(order_id).into_owned(),
-                        first: String::from_utf8_lossy(self.customers.get(acc.customer)).into_owned(),
-                        second: String::from_utf8_lossy(line.customer).into_owned(),
-                    });
-                }
-                let acc = &mut self.orders[index as usize];
-                acc.amount += line.amount;
-                acc.time = acc.time.min(line.time);
-                self.remember_order(order_id, index);
+        if let Some((bytes, index)) = &self.last_order
+            && bytes.as_slice() == order_id
+        {
+            let index = *index;
+            self.add_to_order(index, line)?;
+        } else {
+            // Check every limit before interning, so a rejected line changes nothing.
+            if self.orders.len() >= u32::MAX as usize || self.customers.len() >= u32::MAX as usize {
+                return Err(AggregateError::TooMany);
             }
-            None => {
-                if self.orders.len() >= u32::MAX as usize {
-                    return Err(AggregateError::TooMany);
-                }
+            let (index, new) = self.order_ids.intern(order_id);
+            if new {
                 let customer = self.customer_index(line.customer)?;
-                let (index, _) = self.order_ids.intern(order_id);
                 self.orders.push(OrderAcc { customer, time: line.time, amount: line.amount });
-                self.remember_order(order_id, index);
+            } else {
+                self.add_to_order(index, line)?;
             }
+            self.remember_order(order_id, index);
         }
         self.lines += 1;
+        Ok(())
+    }
+
+    /// Adds a line to an existing order, after checking that it names the order's customer.
+    fn add_to_order(&mut self, index: u32, line: OrderLine<'_>) -> Result<(), AggregateError> {
+        let acc = &mut self.orders[index as usize];
+        let customer = self.customers.get(acc.customer);
+        if customer != line.customer {
+            return Err(AggregateError::OrderCustomerMismatch {
+                order: String::from_utf8_lossy(line.order.unwrap_or_default()).into_owned(),
+                first: String::from_utf8_lossy(customer).into_owned(),
+                second: String::from_utf8_lossy(line.customer).into_owned(),
+            });
+        }
+        acc.amount += line.amount;
+        acc.time = acc.time.min(line.time);
         Ok(())
     }
 

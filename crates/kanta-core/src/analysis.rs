@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::aggregate::CustomerBase;
 use crate::lifecycle::{Stage, StageRules, lapse_threshold};
 use crate::money::Money;
-use crate::rfm::{Segment, fm_score, score_higher_better, score_lower_better};
+use crate::rfm::{Quintiles, Segment, fm_score};
 use crate::time::{Day, Timestamp};
 
 /// How to analyse a customer base.
@@ -437,16 +437,13 @@ impl Walk {
 
 /// Fills in R, F, M, the segment and the stage.
 fn score(customers: &mut [CustomerSummary], rules: &StageRules) {
-    let mut days: Vec<i32> = customers.iter().map(|c| c.days_since_last).collect();
-    let mut orders: Vec<u32> = customers.iter().map(|c| c.orders).collect();
-    let mut revenue: Vec<Money> = customers.iter().map(|c| c.revenue).collect();
-    days.sort_unstable();
-    orders.sort_unstable();
-    revenue.sort_unstable();
+    let days = Quintiles::new(&mut customers.iter().map(|c| c.days_since_last).collect::<Vec<_>>());
+    let orders = Quintiles::new(&mut customers.iter().map(|c| c.orders).collect::<Vec<_>>());
+    let revenue = Quintiles::new(&mut customers.iter().map(|c| c.revenue).collect::<Vec<_>>());
     for c in customers.iter_mut() {
-        c.r = score_lower_better(&days, &c.days_since_last);
-        c.f = score_higher_better(&orders, &c.orders);
-        c.m = score_higher_better(&revenue, &c.revenue);
+        c.r = days.lower_better(c.days_since_last);
+        c.f = orders.higher_better(c.orders);
+        c.m = revenue.higher_better(c.revenue);
         c.segment = Segment::from_scores(c.r, fm_score(c.f, c.m));
         c.stage = rules.stage(c.orders, c.days_since_last);
     }
@@ -517,8 +514,8 @@ impl BusinessSummary {
             cohorts: cohorts(customers, activity, as_of),
             time_between_purchases: time_between(customers, gap_hist),
             revenue_at_risk: revenue_at_risk(customers),
-            segments: groups(customers, revenue, Segment::ALL.iter().map(|s| (s.name(), *s)), |c| c.segment),
-            stages: groups(customers, revenue, Stage::ALL.iter().map(|s| (s.name(), *s)), |c| c.stage),
+            segments: groups(customers, revenue, &Segment::ALL.map(Segment::name), |c| c.segment as usize),
+            stages: groups(customers, revenue, &Stage::ALL.map(Stage::name), |c| c.stage as usize),
             lapse_days,
         }
     }
@@ -705,25 +702,31 @@ fn revenue_at_risk(customers: &[CustomerSummary]) -> RevenueAtRisk {
     }
 }
 
-fn groups<K: PartialEq + Copy>(
+/// Customers and revenue per group, in one pass (`index_of` maps a customer to its row).
+fn groups(
     customers: &[CustomerSummary],
     revenue: Money,
-    keys: impl Iterator<Item = (&'static str, K)>,
-    key_of: impl Fn(&CustomerSummary) -> K,
+    names: &[&'static str],
+    index_of: impl Fn(&CustomerSummary) -> usize,
 ) -> Vec<GroupRow> {
+    let mut acc = vec![(0u64, Money::ZERO); names.len()];
+    for c in customers {
+        let slot = &mut acc[index_of(c)];
+        slot.0 += 1;
+        slot.1 += c.revenue;
+    }
     let n = customers.len() as f64;
-    keys.map(|(name, key)| {
-        let (count, rev) =
-            customers.iter().filter(|c| key_of(c) == key).fold((0u64, Money::ZERO), |(k, r), c| (k + 1, r + c.revenue));
-        GroupRow {
-            name: name.to_owned(),
+    names
+        .iter()
+        .zip(acc)
+        .map(|(name, (count, rev))| GroupRow {
+            name: (*name).to_owned(),
             customers: count,
             share: ratio(count as f64, n),
             revenue: rev,
             revenue_share: ratio(rev.to_f64(), revenue.to_f64()),
-        }
-    })
-    .collect()
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -122,6 +122,10 @@ mod tests {
         assert_eq!(rules.stage(4, 10), Stage::Loyal);
         assert_eq!(rules.stage(9, 120), Stage::Lapsing);
         assert_eq!(rules.stage(9, 121), Stage::Lost);
+        // ALL is in declaration order, so `stage as usize` indexes it.
+        for (i, s) in Stage::ALL.iter().enumerate() {
+            assert_eq!(*s as usize, i);
+        }
     }
 
     #[test]

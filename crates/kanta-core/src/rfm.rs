@@ -138,6 +138,50 @@ pub fn score_lower_better<T: PartialOrd>(sorted: &[T], value: &T) -> u8 {
     quintile(above, sorted.len())
 }
 
+/// Precomputed quintile boundaries: scores a value with four comparisons instead of a binary
+/// search, and is built in linear time with `select_nth_unstable` instead of a full sort.
+///
+/// With `s` the sorted values and `c_k = ⌈k·n/5⌉`, `#{u < v} ≥ c_k` ⟺ `v > s[c_k − 1]`, so the
+/// higher-is-better score is `1 + #{k ∈ 1..=4 : v > s[c_k − 1]}`; likewise `#{u > v} ≥ c_k` ⟺
+/// `v < s[n − c_k]` for lower-is-better. Both equal [`score_higher_better`] and
+/// [`score_lower_better`] (a test checks it).
+#[derive(Debug, Clone)]
+pub struct Quintiles<T> {
+    /// `s[c_k − 1]` for k = 1..=4 (for higher-is-better).
+    upper: Vec<T>,
+    /// `s[n − c_k]` for k = 1..=4 (for lower-is-better).
+    lower: Vec<T>,
+}
+
+impl<T: PartialOrd + Copy + Ord> Quintiles<T> {
+    /// Boundaries of `values` (reordered in place).
+    pub fn new(values: &mut [T]) -> Quintiles<T> {
+        let n = values.len();
+        let mut upper = Vec::with_capacity(4);
+        let mut lower = Vec::with_capacity(4);
+        if n > 0 {
+            for k in 1..=4usize {
+                let c = (k * n).div_ceil(5);
+                if c >= 1 && c <= n {
+                    upper.push(*values.select_nth_unstable(c - 1).1);
+                    lower.push(*values.select_nth_unstable(n - c).1);
+                }
+            }
+        }
+        Quintiles { upper, lower }
+    }
+
+    /// `1 + floor(5 · #{below} / n)`.
+    pub fn higher_better(&self, v: T) -> u8 {
+        1 + self.upper.iter().filter(|&&t| v > t).count() as u8
+    }
+
+    /// `1 + floor(5 · #{above} / n)`.
+    pub fn lower_better(&self, v: T) -> u8 {
+        1 + self.lower.iter().filter(|&&t| v < t).count() as u8
+    }
+}
+
 fn quintile(count: usize, n: usize) -> u8 {
     if n == 0 {
         return 1;
@@ -171,6 +215,27 @@ mod tests {
     }
 
     #[test]
+    fn precomputed_boundaries_agree_with_counting() {
+        // Deterministic pseudo-random lumpy data of many sizes, including heavy ties.
+        let mut seed = 12345u64;
+        for n in 1..200usize {
+            let mut values: Vec<u32> = (0..n)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    ((seed >> 33) % (1 + n as u64 / 3)) as u32
+                })
+                .collect();
+            let mut sorted = values.clone();
+            sorted.sort_unstable();
+            let q = Quintiles::new(&mut values);
+            for v in &sorted {
+                assert_eq!(q.higher_better(*v), score_higher_better(&sorted, v), "n={n} v={v}");
+                assert_eq!(q.lower_better(*v), score_lower_better(&sorted, v), "n={n} v={v}");
+            }
+        }
+    }
+
+    #[test]
     fn one_customer_scores_one_and_empty_input_does_not_panic() {
         assert_eq!(score_higher_better(&[7], &7), 1);
         assert_eq!(score_lower_better(&[7], &7), 1);
@@ -189,6 +254,10 @@ mod tests {
         assert_eq!(fm_score(1, 2), 2);
         assert_eq!(fm_score(4, 5), 5);
         assert_eq!(fm_score(3, 3), 3);
+        // ALL is in declaration order, so `segment as usize` indexes it.
+        for (i, s) in Segment::ALL.iter().enumerate() {
+            assert_eq!(*s as usize, i);
+        }
         // Every cell of the grid is one of the eleven segments.
         for r in 1..=5 {
             for fm in 1..=5 {

@@ -2,14 +2,14 @@
 //!
 //! Columns: `order_id, customer_id, order_date, product_id, category, quantity, unit_price,
 //! amount`. CSV times are RFC 3339 in UTC (`2024-03-05T14:03:00Z`); Parquet uses
-//! `Timestamp(Second, "UTC")` and `Decimal128(12, 2)` money, as a warehouse export would.
+//! `Timestamp(Millisecond, "UTC")` (Parquet has no seconds unit) and `Decimal128(12, 2)` money, as a warehouse export would.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow_array::builder::{Decimal128Builder, Int32Builder, StringBuilder, TimestampSecondBuilder};
+use arrow_array::builder::{Decimal128Builder, Int32Builder, StringBuilder, TimestampMillisecondBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use kanta_core::money::Money;
@@ -117,7 +117,7 @@ fn schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![
         Field::new("order_id", DataType::Utf8, false),
         Field::new("customer_id", DataType::Utf8, false),
-        Field::new("order_date", DataType::Timestamp(TimeUnit::Second, Some("UTC".into())), false),
+        Field::new("order_date", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
         Field::new("product_id", DataType::Utf8, false),
         Field::new("category", DataType::Utf8, false),
         Field::new("quantity", DataType::Int32, false),
@@ -129,7 +129,7 @@ fn schema() -> Arc<Schema> {
 struct Batch {
     order_id: StringBuilder,
     customer_id: StringBuilder,
-    time: TimestampSecondBuilder,
+    time: TimestampMillisecondBuilder,
     product_id: StringBuilder,
     category: StringBuilder,
     quantity: Int32Builder,
@@ -144,7 +144,7 @@ impl Batch {
         Batch {
             order_id: StringBuilder::new(),
             customer_id: StringBuilder::new(),
-            time: TimestampSecondBuilder::new().with_timezone("UTC"),
+            time: TimestampMillisecondBuilder::new().with_timezone("UTC"),
             product_id: StringBuilder::new(),
             category: StringBuilder::new(),
             quantity: Int32Builder::new(),
@@ -158,7 +158,7 @@ impl Batch {
         let cents = |m: Money| i128::from(m.raw() / 100);
         self.order_id.append_value(&l.order_id);
         self.customer_id.append_value(&l.customer_id);
-        self.time.append_value(l.time.0);
+        self.time.append_value(l.time.0 * 1_000);
         self.product_id.append_value(&l.product_id);
         self.category.append_value(l.category);
         self.quantity.append_value(l.quantity);

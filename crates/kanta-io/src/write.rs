@@ -75,18 +75,38 @@ pub const CUSTOMER_COLUMNS: [(&str, &str); 20] = [
 
 /// Money with all its decimals, at least two: `12.50`, `0.3333`, `-4.00`.
 pub fn money_exact(m: Money) -> String {
+    let mut out = String::new();
+    push_money_exact(&mut out, m);
+    out
+}
+
+/// Appends [`money_exact`]'s text to `out` without allocating.
+fn push_money_exact(out: &mut String, m: Money) {
+    use std::fmt::Write as _;
     let raw = m.raw();
-    let sign = if raw < 0 { "-" } else { "" };
-    let abs = raw.unsigned_abs();
-    let mut frac = format!("{:04}", abs % 10_000);
-    while frac.len() > 2 && frac.ends_with('0') {
-        frac.pop();
+    if raw < 0 {
+        out.push('-');
     }
-    format!("{sign}{}.{frac}", abs / 10_000)
+    let abs = raw.unsigned_abs();
+    let frac = abs % 10_000;
+    let _ = match (frac % 100 == 0, frac % 10 == 0) {
+        (true, _) => write!(out, "{}.{:02}", abs / 10_000, frac / 100),
+        (false, true) => write!(out, "{}.{:03}", abs / 10_000, frac / 10),
+        (false, false) => write!(out, "{}.{:04}", abs / 10_000, frac),
+    };
 }
 
 fn in_unit(days: i32, unit: PeriodUnit) -> f64 {
     f64::from(days) / unit.days()
+}
+
+/// Appends days in `unit`: whole days as integers, weeks as the shortest exact `f64`.
+fn push_days(out: &mut String, days: i32, unit: PeriodUnit) {
+    use std::fmt::Write as _;
+    let _ = match unit {
+        PeriodUnit::Day => write!(out, "{days}"),
+        PeriodUnit::Week => write!(out, "{}", in_unit(days, unit)),
+    };
 }
 
 fn write_err(path: &Path, e: impl std::fmt::Display) -> ReadError {
@@ -94,39 +114,36 @@ fn write_err(path: &Path, e: impl std::fmt::Display) -> ReadError {
 }
 
 /// Writes `customers.csv`.
-pub fn write_customers_csv(
-    path: &Path,
-    base: &CustomerBase,
-    analysis: &Analysis,
-    unit: PeriodUnit,
-) -> Result<(), ReadError> {
+pub fn write_customers_csv(path: &Path, base: &CustomerBase, analysis: &Analysis, unit: PeriodUnit) -> Result<(), ReadError> {
+    use std::fmt::Write as _;
     let file = File::create(path).map_err(|e| write_err(path, e))?;
     let mut out = csv::WriterBuilder::new().from_writer(BufWriter::with_capacity(1 << 20, file));
     out.write_record(CUSTOMER_COLUMNS.iter().map(|(name, _)| *name)).map_err(|e| write_err(path, e))?;
-    let mut fields: Vec<String> = Vec::with_capacity(CUSTOMER_COLUMNS.len());
+    // One reusable buffer per column: no allocation per row.
+    let mut f: [String; CUSTOMER_COLUMNS.len()] = std::array::from_fn(|_| String::with_capacity(24));
     for c in &analysis.customers {
-        fields.clear();
-        fields.push(String::from_utf8_lossy(base.id(c.customer)).into_owned());
-        fields.push(c.first_purchase.day().to_string());
-        fields.push(c.last_purchase.day().to_string());
-        fields.push(c.orders.to_string());
-        fields.push(money_exact(c.revenue));
-        fields.push(c.frequency.to_string());
-        fields.push(in_unit(c.recency_days, unit).to_string());
-        fields.push(in_unit(c.t_days, unit).to_string());
-        fields.push(c.monetary.to_string());
-        fields.push(c.returns.to_string());
-        fields.push(money_exact(c.returned));
-        fields.push(money_exact(c.revenue_12m));
-        fields.push(c.days_since_last.to_string());
-        fields.push(c.average_order_value().to_string());
-        fields.push(c.r.to_string());
-        fields.push(c.f.to_string());
-        fields.push(c.m.to_string());
-        fields.push(format!("{}{}{}", c.r, c.f, c.m));
-        fields.push(c.segment.name().to_owned());
-        fields.push(c.stage.name().to_owned());
-        out.write_record(&fields).map_err(|e| write_err(path, e))?;
+        f.iter_mut().for_each(String::clear);
+        f[0].push_str(&String::from_utf8_lossy(base.id(c.customer)));
+        let _ = write!(f[1], "{}", c.first_purchase.day());
+        let _ = write!(f[2], "{}", c.last_purchase.day());
+        let _ = write!(f[3], "{}", c.orders);
+        push_money_exact(&mut f[4], c.revenue);
+        let _ = write!(f[5], "{}", c.frequency);
+        push_days(&mut f[6], c.recency_days, unit);
+        push_days(&mut f[7], c.t_days, unit);
+        let _ = write!(f[8], "{}", c.monetary);
+        let _ = write!(f[9], "{}", c.returns);
+        push_money_exact(&mut f[10], c.returned);
+        push_money_exact(&mut f[11], c.revenue_12m);
+        let _ = write!(f[12], "{}", c.days_since_last);
+        let _ = write!(f[13], "{}", c.average_order_value());
+        let _ = write!(f[14], "{}", c.r);
+        let _ = write!(f[15], "{}", c.f);
+        let _ = write!(f[16], "{}", c.m);
+        let _ = write!(f[17], "{}{}{}", c.r, c.f, c.m);
+        f[18].push_str(c.segment.name());
+        f[19].push_str(c.stage.name());
+        out.write_record(&f).map_err(|e| write_err(path, e))?;
     }
     let mut inner = out.into_inner().map_err(|e| write_err(path, e.error()))?;
     inner.flush().map_err(|e| write_err(path, e))
@@ -235,5 +252,8 @@ mod tests {
         assert_eq!(money_exact(Money::from_raw(3_333)), "0.3333");
         assert_eq!(money_exact(Money::from_raw(-40_000)), "-4.00");
         assert_eq!(money_exact(Money::from_raw(10)), "0.001");
+        assert_eq!(money_exact(Money::from_raw(12_340)), "1.234");
+        assert_eq!(money_exact(Money::from_raw(-1)), "-0.0001");
+        assert_eq!(money_exact(Money::from_raw(0)), "0.00");
     }
 }
