@@ -9,7 +9,7 @@
 //! **Invariant:** a line that [`Aggregator::push`] rejects leaves the aggregator unchanged, so
 //! a reader can skip a bad row (`--max-errors`) without losing anything already accepted.
 
-use crate::intern::Interner;
+use crate::intern::{Interner, hash};
 use crate::money::Money;
 use crate::time::Timestamp;
 
@@ -24,6 +24,23 @@ pub struct OrderLine<'a> {
     pub time: Timestamp,
     /// The line amount; negative for returns and refunds.
     pub amount: Money,
+}
+
+/// The interner hashes of a line's ids, computed ahead of time (on a reader thread) so the
+/// aggregating thread only probes its tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineHashes {
+    /// `intern::hash(customer)`.
+    pub customer: u64,
+    /// `intern::hash(order)`, when there is an order id.
+    pub order: Option<u64>,
+}
+
+impl LineHashes {
+    /// The hashes of `line`'s ids.
+    pub fn of(line: &OrderLine<'_>) -> LineHashes {
+        LineHashes { customer: hash(line.customer), order: line.order.map(hash) }
+    }
 }
 
 /// One order: the sum of its lines.
@@ -98,7 +115,7 @@ impl Aggregator {
         self.customers.len()
     }
 
-    fn customer_index(&mut self, customer: &[u8]) -> Result<u32, AggregateError> {
+    fn customer_index(&mut self, customer: &[u8], h: u64) -> Result<u32, AggregateError> {
         if let Some((bytes, index)) = &self.last_customer
             && bytes.as_slice() == customer
         {
@@ -107,7 +124,7 @@ impl Aggregator {
         if self.customers.len() >= u32::MAX as usize {
             return Err(AggregateError::TooMany);
         }
-        let (index, _) = self.customers.intern(customer);
+        let (index, _) = self.customers.intern_hashed(customer, h);
         let slot = self.last_customer.get_or_insert_with(|| (Vec::new(), index));
         slot.0.clear();
         slot.0.extend_from_slice(customer);
@@ -117,6 +134,11 @@ impl Aggregator {
 
     /// Adds one line. On error nothing changes.
     pub fn push(&mut self, line: OrderLine<'_>) -> Result<(), AggregateError> {
+        self.push_hashed(line, LineHashes::of(&line))
+    }
+
+    /// [`Aggregator::push`] with the ids' hashes computed by the caller.
+    pub fn push_hashed(&mut self, line: OrderLine<'_>, hashes: LineHashes) -> Result<(), AggregateError> {
         if line.customer.is_empty() {
             return Err(AggregateError::EmptyCustomer);
         }
@@ -124,7 +146,7 @@ impl Aggregator {
             if self.orders.len() >= u32::MAX as usize {
                 return Err(AggregateError::TooMany);
             }
-            let customer = self.customer_index(line.customer)?;
+            let customer = self.customer_index(line.customer, hashes.customer)?;
             self.orders.push(OrderAcc { customer, time: line.time, amount: line.amount });
             self.lines += 1;
             return Ok(());
@@ -139,9 +161,9 @@ impl Aggregator {
             if self.orders.len() >= u32::MAX as usize || self.customers.len() >= u32::MAX as usize {
                 return Err(AggregateError::TooMany);
             }
-            let (index, new) = self.order_ids.intern(order_id);
+            let (index, new) = self.order_ids.intern_hashed(order_id, hashes.order.unwrap_or_else(|| hash(order_id)));
             if new {
-                let customer = self.customer_index(line.customer)?;
+                let customer = self.customer_index(line.customer, hashes.customer)?;
                 self.orders.push(OrderAcc { customer, time: line.time, amount: line.amount });
             } else {
                 self.add_to_order(index, line)?;

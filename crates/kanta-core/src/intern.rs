@@ -24,8 +24,10 @@ pub struct Interner {
     table: HashTable<(u64, u32)>,
 }
 
+/// The hash the interner uses; callers on another thread may compute it ahead of time and
+/// pass it to [`Interner::intern_hashed`].
 #[inline]
-fn hash(bytes: &[u8]) -> u64 {
+pub fn hash(bytes: &[u8]) -> u64 {
     FxBuildHasher.hash_one(bytes)
 }
 
@@ -68,7 +70,12 @@ impl Interner {
 
     /// The index of `bytes`, interning it if new; the flag says whether it was new.
     pub fn intern(&mut self, bytes: &[u8]) -> (u32, bool) {
-        let h = hash(bytes);
+        self.intern_hashed(bytes, hash(bytes))
+    }
+
+    /// [`Interner::intern`] with `h = hash(bytes)` computed by the caller.
+    pub fn intern_hashed(&mut self, bytes: &[u8], h: u64) -> (u32, bool) {
+        debug_assert_eq!(h, hash(bytes));
         let Interner { arena, ends, table } = self;
         match table.entry(h, |&(eh, i)| eh == h && slice(arena, ends, i) == bytes, |&(eh, _)| eh) {
             hashbrown::hash_table::Entry::Occupied(entry) => (entry.get().1, false),

@@ -7,6 +7,7 @@
 pub mod columns;
 pub mod error;
 mod parquet;
+mod pipeline;
 pub mod read;
 pub mod write;
 

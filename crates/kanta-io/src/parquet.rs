@@ -27,6 +27,7 @@ use parquet::file::reader::ChunkReader;
 
 use crate::columns::{AmountSource, Columns};
 use crate::error::{Location, ReadError};
+use crate::pipeline;
 use crate::read::{FieldProblem, Format, Progress, ReadOptions, ReadSummary, RowParser};
 
 /// Rows per decoded batch.
@@ -53,7 +54,7 @@ pub(crate) fn read_parquet_bytes(
     read_parquet(bytes, path, options, aggregator, progress)
 }
 
-fn read_parquet<R: ChunkReader + 'static>(
+fn read_parquet<R: ChunkReader + Send + 'static>(
     source: R,
     path: &str,
     options: &ReadOptions,
@@ -91,45 +92,50 @@ fn read_parquet<R: ChunkReader + 'static>(
     }
     let mask = ProjectionMask::roots(builder.parquet_schema(), wanted.iter().copied());
     let reader = builder.with_projection(mask).with_batch_size(BATCH_ROWS).build().map_err(bad)?;
-    let mut row = 0u64;
-    let mut id_buf = Vec::new();
-    let mut order_buf = Vec::new();
     if total_rows == 0 {
         return Err(ReadError::Empty { path: path.to_owned(), header_only: true });
     }
-    for batch in reader {
-        let batch = batch.map_err(|e| ReadError::Parquet { path: path.to_owned(), message: e.to_string() })?;
-        let col = |i: usize| column(&batch, columns.name(i));
-        let customer = col(columns.customer);
-        let order = columns.order.map(col);
-        let time = col(columns.time);
-        let amount = match columns.amount {
-            AmountSource::Column(a) => Amount::Single(col(a)),
-            AmountSource::Product { quantity, unit_price } => Amount::Product(col(quantity), col(unit_price)),
-        };
-        for i in 0..batch.num_rows() {
-            row += 1;
-            let line =
-                parse_row(&columns, &customer, order.as_ref(), &time, &amount, i, options, &mut id_buf, &mut order_buf);
-            match line {
-                Ok(line) => {
-                    rows.rows += 1;
-                    if let Err(e) = aggregator.push(line) {
-                        rows.problem(
-                            Location::Row(row),
-                            &columns,
-                            FieldProblem { column: None, reason: e.to_string() },
-                        )?;
+    let cols = &columns;
+    pipeline::run(
+        move |sink| {
+            let mut row = 0u64;
+            let mut id_buf = Vec::new();
+            let mut order_buf = Vec::new();
+            for batch in reader {
+                let batch = batch.map_err(|e| ReadError::Parquet { path: path.to_owned(), message: e.to_string() })?;
+                let col = |i: usize| column(&batch, cols.name(i));
+                let customer = col(cols.customer);
+                let order = cols.order.map(col);
+                let time = col(cols.time);
+                let amount = match cols.amount {
+                    AmountSource::Column(a) => Amount::Single(col(a)),
+                    AmountSource::Product { quantity, unit_price } => Amount::Product(col(quantity), col(unit_price)),
+                };
+                for i in 0..batch.num_rows() {
+                    row += 1;
+                    let parsed = parse_row(
+                        cols,
+                        &customer,
+                        order.as_ref(),
+                        &time,
+                        &amount,
+                        i,
+                        options,
+                        &mut id_buf,
+                        &mut order_buf,
+                    );
+                    if !sink.row(Location::Row(row), parsed) {
+                        return Ok(());
                     }
                 }
-                Err(problem) => {
-                    rows.rows += 1;
-                    rows.problem(Location::Row(row), &columns, problem)?;
-                }
+                progress.update(total_bytes * row / total_rows.max(1), row);
             }
-        }
-        progress.update(total_bytes * row / total_rows.max(1), row);
-    }
+            Ok(())
+        },
+        cols,
+        &mut rows,
+        aggregator,
+    )?;
     Ok(rows.finish(Format::Parquet, false, columns, total_bytes))
 }
 

@@ -6,11 +6,11 @@
 //! exception is Parquet on standard input, which must be buffered because the Parquet footer is
 //! at the end of the file.
 
-use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use flate2::read::MultiGzDecoder;
 use kanta_core::aggregate::{Aggregator, OrderLine};
@@ -19,6 +19,7 @@ use kanta_core::time::TimeFormat;
 
 use crate::columns::{AmountSource, ColumnSpec, Columns};
 use crate::error::{Location, ReadError, RowError};
+use crate::pipeline;
 
 /// Where the order log comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,8 +111,9 @@ pub struct ReadSummary {
     pub bytes: u64,
 }
 
-/// Receives progress while reading: bytes read from the input and rows so far.
-pub trait Progress {
+/// Receives progress while reading: bytes read from the input and rows so far. It is called
+/// from the parsing thread.
+pub trait Progress: Sync {
     /// Called every few thousand rows.
     fn update(&self, bytes: u64, rows: u64);
 }
@@ -126,13 +128,13 @@ const PROGRESS_EVERY: u64 = 1 << 16;
 /// Counts bytes as they are read, for progress.
 struct Counting<R> {
     inner: R,
-    count: Rc<Cell<u64>>,
+    count: Arc<AtomicU64>,
 }
 
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.count.set(self.count.get() + n as u64);
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
@@ -153,12 +155,12 @@ pub fn read_orders(
     progress: &dyn Progress,
 ) -> Result<ReadSummary, ReadError> {
     let path = input.display_name();
-    let count = Rc::new(Cell::new(0u64));
-    let raw: Box<dyn Read> = match input {
+    let count = Arc::new(AtomicU64::new(0));
+    let raw: Box<dyn Read + Send> = match input {
         Input::Path(p) => Box::new(open(p, &path)?),
-        Input::Stdin => Box::new(io::stdin().lock()),
+        Input::Stdin => Box::new(io::stdin()),
     };
-    let mut reader = BufReader::with_capacity(1 << 18, Counting { inner: raw, count: Rc::clone(&count) });
+    let mut reader = BufReader::with_capacity(1 << 18, Counting { inner: raw, count: Arc::clone(&count) });
     let io_err = |source| ReadError::Io { path: path.clone(), line: None, source };
     let head = reader.fill_buf().map_err(io_err)?;
     if head.is_empty() {
@@ -214,14 +216,14 @@ fn sniff_delimiter(first_line: &[u8]) -> Delimiter {
 }
 
 #[allow(clippy::too_many_arguments)] // private; the arguments are the reader's state
-fn read_text<R: BufRead>(
+fn read_text<R: BufRead + Send>(
     mut reader: R,
     gzip: bool,
     path: &str,
     options: &ReadOptions,
     aggregator: &mut Aggregator,
     progress: &dyn Progress,
-    count: &Rc<Cell<u64>>,
+    count: &Arc<AtomicU64>,
 ) -> Result<ReadSummary, ReadError> {
     let io_err = |line, source| ReadError::Io { path: path.to_owned(), line, source };
     // Skip a UTF-8 byte-order mark.
@@ -240,8 +242,9 @@ fn read_text<R: BufRead>(
             sniff_delimiter(&head[..end])
         }
     };
+    let bytes_read = || count.load(Ordering::Relaxed);
     let mut rows = RowParser::new(path, options);
-    match delimiter {
+    let (format, columns) = match delimiter {
         Delimiter::Byte(d) => {
             let mut csv = csv::ReaderBuilder::new()
                 .delimiter(d)
@@ -250,9 +253,13 @@ fn read_text<R: BufRead>(
                 .buffer_capacity(1 << 16)
                 .from_reader(reader);
             let mut record = csv::ByteRecord::new();
-            let csv_err = |e: csv::Error, line: u64| match e.into_kind() {
-                csv::ErrorKind::Io(source) => io_err(Some(line), source),
-                other => io_err(Some(line), io::Error::new(io::ErrorKind::InvalidData, format!("{other:?}"))),
+            let csv_err = move |e: csv::Error, line: u64| match e.into_kind() {
+                csv::ErrorKind::Io(source) => ReadError::Io { path: path.to_owned(), line: Some(line), source },
+                other => ReadError::Io {
+                    path: path.to_owned(),
+                    line: Some(line),
+                    source: io::Error::new(io::ErrorKind::InvalidData, format!("{other:?}")),
+                },
             };
             let mut line = 0;
             let columns = match &options.column_names {
@@ -266,68 +273,83 @@ fn read_text<R: BufRead>(
                     rows.resolve(names, options)?
                 }
             };
-            let mut any = false;
-            while csv.read_byte_record(&mut record).map_err(|e| csv_err(e, line + 1))? {
-                line = record.position().map_or(line + 1, |p| p.line());
-                any = true;
-                rows.row(Location::Line(line), &columns, |i| record.get(i), record.len(), aggregator)?;
-                if rows.rows.is_multiple_of(PROGRESS_EVERY) {
-                    progress.update(count.get(), rows.rows);
-                }
-            }
-            if !any {
-                return Err(ReadError::Empty { path: path.to_owned(), header_only: options.column_names.is_none() });
-            }
-            progress.update(count.get(), rows.rows);
-            Ok(rows.finish(Format::Delimited(d), gzip, columns, count.get()))
+            let cols = &columns;
+            pipeline::run(
+                move |sink| {
+                    while csv.read_byte_record(&mut record).map_err(|e| csv_err(e, line + 1))? {
+                        line = record.position().map_or(line + 1, |p| p.line());
+                        let parsed = parse_line(cols, &|i| record.get(i), record.len(), options);
+                        if !sink.row(Location::Line(line), parsed) {
+                            break;
+                        }
+                        if sink.rows.is_multiple_of(PROGRESS_EVERY) {
+                            progress.update(bytes_read(), sink.rows);
+                        }
+                    }
+                    Ok(())
+                },
+                cols,
+                &mut rows,
+                aggregator,
+            )?;
+            (Format::Delimited(d), columns)
         }
         Delimiter::Whitespace => {
             let mut buf = Vec::with_capacity(256);
             let mut spans: Vec<(usize, usize)> = Vec::with_capacity(16);
             let mut line = 0u64;
-            let mut columns = None;
-            if let Some(names) = &options.column_names {
-                columns = Some(rows.resolve(names.clone(), options)?);
-            }
-            let mut any = false;
-            loop {
-                buf.clear();
-                let n = reader.read_until(b'\n', &mut buf).map_err(|e| io_err(Some(line + 1), e))?;
-                if n == 0 {
-                    break;
-                }
-                line += 1;
-                split_whitespace(&buf, &mut spans);
-                if spans.is_empty() {
-                    continue;
-                }
-                let Some(cols) = &columns else {
-                    let names = header_names(path, spans.iter().map(|&(s, e)| &buf[s..e]))?;
-                    columns = Some(rows.resolve(names, options)?);
-                    continue;
-                };
-                any = true;
-                rows.row(
-                    Location::Line(line),
-                    cols,
-                    |i| spans.get(i).map(|&(s, e)| &buf[s..e]),
-                    spans.len(),
-                    aggregator,
-                )?;
-                if rows.rows.is_multiple_of(PROGRESS_EVERY) {
-                    progress.update(count.get(), rows.rows);
-                }
-            }
-            let Some(columns) = columns else {
-                return Err(ReadError::Empty { path: path.to_owned(), header_only: false });
+            let columns = match &options.column_names {
+                Some(names) => rows.resolve(names.clone(), options)?,
+                None => loop {
+                    buf.clear();
+                    if reader.read_until(b'\n', &mut buf).map_err(|e| io_err(Some(line + 1), e))? == 0 {
+                        return Err(ReadError::Empty { path: path.to_owned(), header_only: false });
+                    }
+                    line += 1;
+                    split_whitespace(&buf, &mut spans);
+                    if !spans.is_empty() {
+                        let names = header_names(path, spans.iter().map(|&(s, e)| &buf[s..e]))?;
+                        break rows.resolve(names, options)?;
+                    }
+                },
             };
-            if !any {
-                return Err(ReadError::Empty { path: path.to_owned(), header_only: options.column_names.is_none() });
-            }
-            progress.update(count.get(), rows.rows);
-            Ok(rows.finish(Format::Whitespace, gzip, columns, count.get()))
+            let cols = &columns;
+            pipeline::run(
+                move |sink| {
+                    loop {
+                        buf.clear();
+                        let n = reader.read_until(b'\n', &mut buf).map_err(|e| io_err(Some(line + 1), e))?;
+                        if n == 0 {
+                            break;
+                        }
+                        line += 1;
+                        split_whitespace(&buf, &mut spans);
+                        if spans.is_empty() {
+                            continue;
+                        }
+                        let parsed =
+                            parse_line(cols, &|i| spans.get(i).map(|&(s, e)| &buf[s..e]), spans.len(), options);
+                        if !sink.row(Location::Line(line), parsed) {
+                            break;
+                        }
+                        if sink.rows.is_multiple_of(PROGRESS_EVERY) {
+                            progress.update(bytes_read(), sink.rows);
+                        }
+                    }
+                    Ok(())
+                },
+                cols,
+                &mut rows,
+                aggregator,
+            )?;
+            (Format::Whitespace, columns)
         }
+    };
+    if rows.rows == 0 {
+        return Err(ReadError::Empty { path: path.to_owned(), header_only: options.column_names.is_none() });
     }
+    progress.update(bytes_read(), rows.rows);
+    Ok(rows.finish(format, gzip, columns, bytes_read()))
 }
 
 fn split_whitespace(line: &[u8], spans: &mut Vec<(usize, usize)>) {
@@ -374,6 +396,7 @@ pub(crate) struct RowParser<'o> {
 }
 
 /// One field-level problem, before the location is attached.
+#[derive(Debug, Clone)]
 pub(crate) struct FieldProblem {
     pub(crate) column: Option<usize>,
     pub(crate) reason: String,
@@ -386,25 +409,6 @@ impl<'o> RowParser<'o> {
 
     pub(crate) fn resolve(&self, names: Vec<String>, options: &ReadOptions) -> Result<Columns, ReadError> {
         Columns::resolve(&self.path, names, &options.columns)
-    }
-
-    /// Parses and adds one row; a bad row is skipped while the `--max-errors` budget lasts.
-    #[inline]
-    pub(crate) fn row<'r>(
-        &mut self,
-        location: Location,
-        columns: &Columns,
-        field: impl Fn(usize) -> Option<&'r [u8]>,
-        width: usize,
-        aggregator: &mut Aggregator,
-    ) -> Result<(), ReadError> {
-        self.rows += 1;
-        let result = parse_line(columns, &field, width, self.options)
-            .and_then(|line| aggregator.push(line).map_err(|e| FieldProblem { column: None, reason: e.to_string() }));
-        match result {
-            Ok(()) => Ok(()),
-            Err(problem) => self.problem(location, columns, problem),
-        }
     }
 
     /// Records a bad row: skipped while the budget lasts, else the error that ends the read.
@@ -447,7 +451,7 @@ fn text(bytes: &[u8], column: usize) -> Result<&str, FieldProblem> {
 }
 
 #[inline]
-fn parse_line<'r>(
+pub(crate) fn parse_line<'r>(
     columns: &Columns,
     field: &impl Fn(usize) -> Option<&'r [u8]>,
     width: usize,

@@ -69,3 +69,35 @@ proptest! {
         prop_assert_eq!(summary.skipped.len() as u64, bad_count);
     }
 }
+
+/// Rows cross the reader thread in batches of 8,192; errors must still come in file order and
+/// stop the read where the budget runs out, whatever batch they are in.
+#[test]
+fn errors_keep_file_order_across_the_reader_thread() {
+    let mut text = String::from("customer_id,order_id,order_date,amount\n");
+    for i in 0..30_000u32 {
+        match i {
+            9_000 | 17_000 => text.push_str("c1,o-bad,2024-13-01,1\n"),
+            25_000 => text.push_str(&format!("other,o{},2024-01-01,1\n", i - 1)),
+            _ => text.push_str(&format!("c{},o{i},2024-01-01,1.5\n", i % 97)),
+        }
+    }
+    let (result, agg) = read(text.as_bytes(), 2);
+    let err = result.unwrap_err().to_string();
+    // Line numbers count the header: row i is on line i + 2.
+    assert!(
+        err.contains(":25002: order `o24999` belongs to customer `c74` but this line names customer `other`"),
+        "{err}"
+    );
+    assert!(err.contains("more than --max-errors 2 bad rows"), "{err}");
+    assert!(agg.lines() >= 24_997, "{}", agg.lines());
+
+    let (ok, agg) = read(text.as_bytes(), 3);
+    let summary = ok.unwrap();
+    assert_eq!(summary.rows, 30_000);
+    assert_eq!(agg.lines(), 29_997);
+    let lines: Vec<String> = summary.skipped.iter().map(|e| e.to_string()).collect();
+    assert!(lines[0].contains(":9002: column `order_date`"), "{lines:?}");
+    assert!(lines[1].contains(":17002: column `order_date`"), "{lines:?}");
+    assert!(lines[2].contains(":25002: order `o24999`"), "{lines:?}");
+}
