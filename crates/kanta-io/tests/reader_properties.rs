@@ -86,7 +86,7 @@ fn errors_keep_file_order_across_the_reader_thread() {
     let err = result.unwrap_err().to_string();
     // Line numbers count the header: row i is on line i + 2.
     assert!(
-        err.contains(":25002: order `o24999` belongs to customer `c74` but this line names customer `other`"),
+        err.contains(":25002: order `o24999` belongs to customer `c70` but this line names customer `other`"),
         "{err}"
     );
     assert!(err.contains("more than --max-errors 2 bad rows"), "{err}");
