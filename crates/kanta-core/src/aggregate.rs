@@ -92,6 +92,8 @@ pub struct Aggregator {
     /// layout of an export) skip both hash lookups.
     last_customer: Option<(Vec<u8>, u32)>,
     last_order: Option<(Vec<u8>, u32)>,
+    /// The order that the last successful push added to.
+    last_pushed: Option<u32>,
 }
 
 impl Aggregator {
@@ -147,6 +149,7 @@ impl Aggregator {
                 return Err(AggregateError::TooMany);
             }
             let customer = self.customer_index(line.customer, hashes.customer)?;
+            self.last_pushed = Some(self.orders.len() as u32);
             self.orders.push(OrderAcc { customer, time: line.time, amount: line.amount });
             self.lines += 1;
             return Ok(());
@@ -156,6 +159,7 @@ impl Aggregator {
         {
             let index = *index;
             self.add_to_order(index, line)?;
+            self.last_pushed = Some(index);
         } else {
             // Check every limit before interning, so a rejected line changes nothing.
             if self.orders.len() >= u32::MAX as usize || self.customers.len() >= u32::MAX as usize {
@@ -169,9 +173,23 @@ impl Aggregator {
                 self.add_to_order(index, line)?;
             }
             self.remember_order(order_id, index);
+            self.last_pushed = Some(index);
         }
         self.lines += 1;
         Ok(())
+    }
+
+    /// Adds a line that belongs to the same order (same order id, same customer) as the line of
+    /// the last successful push — the caller has compared the ids. This is the common case of an
+    /// export (an order's lines are adjacent) and skips every lookup. Returns `false`, changing
+    /// nothing, when no push has succeeded yet.
+    pub fn push_same_order(&mut self, time: Timestamp, amount: Money) -> bool {
+        let Some(index) = self.last_pushed else { return false };
+        let acc = &mut self.orders[index as usize];
+        acc.amount += amount;
+        acc.time = acc.time.min(time);
+        self.lines += 1;
+        true
     }
 
     /// Adds a line to an existing order, after checking that it names the order's customer.
@@ -322,6 +340,17 @@ mod tests {
         assert_eq!((agg.lines(), agg.orders(), agg.customers()), (1, 1, 1));
         let base = agg.finish();
         assert_eq!(base.orders_of(0), &[Order { time: Timestamp(100), amount: Money::from_raw(50_000) }]);
+    }
+
+    #[test]
+    fn a_line_of_the_same_order_is_added_without_lookups() {
+        let mut agg = Aggregator::new();
+        assert!(!agg.push_same_order(Timestamp(1), Money::from_raw(1)));
+        agg.push(line("a", Some("o1"), 100, 500)).unwrap();
+        assert!(agg.push_same_order(Timestamp(50), Money::from_raw(2_500)));
+        assert_eq!(agg.lines(), 2);
+        let base = agg.finish();
+        assert_eq!(base.orders_of(0), &[Order { time: Timestamp(50), amount: Money::from_raw(52_500) }]);
     }
 
     #[test]

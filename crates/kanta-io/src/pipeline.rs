@@ -35,6 +35,14 @@ enum Item {
         amount: Money,
         hashes: LineHashes,
     },
+    /// A line with the same order id and customer as the previous `Line` or `SameOrder` item.
+    SameOrder {
+        location: Location,
+        customer: (u32, u32),
+        order: (u32, u32),
+        time: Timestamp,
+        amount: Money,
+    },
     Problem {
         location: Location,
         problem: FieldProblem,
@@ -64,6 +72,9 @@ pub(crate) struct RowSink {
     tx: SyncSender<Batch>,
     recycled: Receiver<Batch>,
     batch: Batch,
+    /// The ids of the previous line sent, to flag lines of the same order (the reader thread
+    /// compares a few bytes it has in cache; the aggregator then skips every lookup).
+    previous: Option<(Vec<u8>, Vec<u8>)>,
     /// Rows sent so far (for progress).
     pub(crate) rows: u64,
 }
@@ -75,10 +86,26 @@ impl RowSink {
         self.rows += 1;
         let item = match parsed {
             Ok(line) => {
-                let hashes = LineHashes { customer: hash(line.customer), order: line.order.map(hash) };
+                let same = match (&self.previous, line.order) {
+                    (Some((customer, order)), Some(o)) => order.as_slice() == o && customer.as_slice() == line.customer,
+                    _ => false,
+                };
                 let customer = self.batch.span(line.customer);
-                let order = line.order.map(|o| self.batch.span(o));
-                Item::Line { location, customer, order, time: line.time, amount: line.amount, hashes }
+                if same {
+                    let order = self.batch.span(line.order.unwrap_or_default());
+                    Item::SameOrder { location, customer, order, time: line.time, amount: line.amount }
+                } else {
+                    let hashes = LineHashes { customer: hash(line.customer), order: line.order.map(hash) };
+                    let order = line.order.map(|o| self.batch.span(o));
+                    if let Some(o) = line.order {
+                        let previous = self.previous.get_or_insert_with(Default::default);
+                        previous.0.clear();
+                        previous.0.extend_from_slice(line.customer);
+                        previous.1.clear();
+                        previous.1.extend_from_slice(o);
+                    }
+                    Item::Line { location, customer, order, time: line.time, amount: line.amount, hashes }
+                }
             }
             Err(problem) => Item::Problem { location, problem },
         };
@@ -93,6 +120,28 @@ impl RowSink {
         let next = self.recycled.try_recv().unwrap_or_default();
         let full = std::mem::replace(&mut self.batch, next);
         self.tx.send(full).is_ok()
+    }
+}
+
+/// Pushes one line; a rejected line goes to the `--max-errors` budget.
+fn push(
+    aggregator: &mut Aggregator,
+    parser: &mut RowParser<'_>,
+    columns: &Columns,
+    location: Location,
+    line: OrderLine<'_>,
+    hashes: LineHashes,
+    previous_accepted: &mut bool,
+) -> Result<(), ReadError> {
+    match aggregator.push_hashed(line, hashes) {
+        Ok(()) => {
+            *previous_accepted = true;
+            Ok(())
+        }
+        Err(e) => {
+            *previous_accepted = false;
+            parser.problem(location, columns, FieldProblem { column: None, reason: e.to_string() })
+        }
     }
 }
 
@@ -112,32 +161,50 @@ where
         let (tx, rx) = sync_channel::<Batch>(IN_FLIGHT);
         let (recycle_tx, recycled) = channel::<Batch>();
         let producer = scope.spawn(move || {
-            let mut sink = RowSink { tx, recycled, batch: Batch::default(), rows: 0 };
+            let mut sink = RowSink { tx, recycled, batch: Batch::default(), previous: None, rows: 0 };
             let result = produce(&mut sink);
             sink.flush();
             result
         });
         let mut consumed: Result<(), ReadError> = Ok(());
+        let mut previous_accepted = false;
         while let Ok(mut batch) = rx.recv() {
             for item in &batch.items {
+                parser.rows += 1;
                 let outcome = match item {
+                    // The fast path is safe only right after the line it continues was accepted.
+                    Item::SameOrder { time, amount, .. } if previous_accepted => {
+                        aggregator.push_same_order(*time, *amount);
+                        Ok(())
+                    }
+                    Item::SameOrder { location, customer, order, time, amount } => {
+                        let line = OrderLine {
+                            customer: batch.get(*customer),
+                            order: Some(batch.get(*order)),
+                            time: *time,
+                            amount: *amount,
+                        };
+                        push(
+                            aggregator,
+                            parser,
+                            columns,
+                            *location,
+                            line,
+                            LineHashes::of(&line),
+                            &mut previous_accepted,
+                        )
+                    }
                     Item::Line { location, customer, order, time, amount, hashes } => {
-                        parser.rows += 1;
                         let line = OrderLine {
                             customer: batch.get(*customer),
                             order: order.map(|o| batch.get(o)),
                             time: *time,
                             amount: *amount,
                         };
-                        match aggregator.push_hashed(line, *hashes) {
-                            Ok(()) => Ok(()),
-                            Err(e) => {
-                                parser.problem(*location, columns, FieldProblem { column: None, reason: e.to_string() })
-                            }
-                        }
+                        push(aggregator, parser, columns, *location, line, *hashes, &mut previous_accepted)
                     }
                     Item::Problem { location, problem } => {
-                        parser.rows += 1;
+                        previous_accepted = false;
                         parser.problem(*location, columns, problem.clone())
                     }
                 };
