@@ -177,7 +177,8 @@ mod tests {
     fn survives_table_growth() {
         let mut interner = Interner::new();
         // Short ids live in the slot, long ones in the arena; both must survive rehashing.
-        let id = |i: u32| if i % 2 == 0 { format!("id-{i}") } else { format!("a-much-longer-id-{i}@example.com") };
+        let id =
+            |i: u32| if i.is_multiple_of(2) { format!("id-{i}") } else { format!("a-much-longer-id-{i}@example.com") };
         for i in 0..50_000u32 {
             assert_eq!(interner.intern(id(i).as_bytes()), (i, true));
         }
