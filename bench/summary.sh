@@ -4,9 +4,10 @@
 #   bench/summary.sh [ROWS]      (default 10,000,000 order lines)
 #
 # Generates the order log with `kanta generate` (once; cached in bench/work/), installs DuckDB
-# from PyPI in a venv (once), then for each format runs both tools under /usr/bin/time -v, prints
-# wall time, peak RSS and the kanta/DuckDB ratios, and checks that kanta's customers.csv equals
-# DuckDB's table. Run by hand; never in CI.
+# from PyPI in a venv (once), then for each format runs both tools REPS times (default 3),
+# alternating, under /usr/bin/time -v; prints the median wall time, the peak RSS and the
+# kanta/DuckDB ratios, and checks that kanta's customers.csv equals DuckDB's table.
+# Run by hand; never in CI. The VM's timings vary by ±15 % run to run, hence the median.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${1:-10000000}
@@ -36,16 +37,25 @@ measure() { # name logfile cmd...
 wall() { awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$1"; }
 rss() { awk -F': ' '/Maximum resident set size/ {print $2}' "$1"; }
 
-printf '\n%-8s %12s %12s %8s %14s %14s %8s\n' format kanta_s duckdb_s ratio kanta_rss_MB duckdb_rss_MB ratio
+REPS=${REPS:-3}
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+printf '\nmedian of %s alternating runs each\n' "$REPS"
+printf '%-8s %12s %12s %8s %14s %14s %8s\n' format kanta_s duckdb_s ratio kanta_rss_MB duckdb_rss_MB ratio
 for ext in csv parquet; do
   f="$WORK/orders-$ROWS.$ext"
   out="$WORK/kanta-$ext"
-  measure kanta "$WORK/kanta-$ext.time" "$KANTA" analyze "$f" --out "$out" --quiet
-  measure duckdb "$WORK/duckdb-$ext.time" "$PY" bench/summary_duckdb.py "$f" "$WORK/duckdb-$ext.csv"
-  kw=$(wall "$WORK/kanta-$ext.time"); dw=$(wall "$WORK/duckdb-$ext.time")
-  kr=$(rss "$WORK/kanta-$ext.time"); dr=$(rss "$WORK/duckdb-$ext.time")
-  printf '%-8s %12.2f %12.2f %8.2f %14.0f %14.0f %8.2f\n' "$ext" "$kw" "$dw" "$(echo "$kw / $dw" | bc -l)" \
-    "$(echo "$kr / 1024" | bc -l)" "$(echo "$dr / 1024" | bc -l)" "$(echo "$kr / $dr" | bc -l)"
-  cat "$WORK/duckdb-$ext.time.out" | sed 's/^/    duckdb: /'
+  : >"$WORK/k.walls"; : >"$WORK/d.walls"; : >"$WORK/k.rss"; : >"$WORK/d.rss"
+  for rep in $(seq "$REPS"); do
+    measure kanta "$WORK/kanta-$ext.time" "$KANTA" analyze "$f" --out "$out" --quiet
+    measure duckdb "$WORK/duckdb-$ext.time" "$PY" bench/summary_duckdb.py "$f" "$WORK/duckdb-$ext.csv"
+    wall "$WORK/kanta-$ext.time" >>"$WORK/k.walls"; wall "$WORK/duckdb-$ext.time" >>"$WORK/d.walls"
+    rss "$WORK/kanta-$ext.time" >>"$WORK/k.rss"; rss "$WORK/duckdb-$ext.time" >>"$WORK/d.rss"
+  done
+  kw=$(median <"$WORK/k.walls"); dw=$(median <"$WORK/d.walls")
+  kr=$(sort -n "$WORK/k.rss" | tail -1); dr=$(sort -n "$WORK/d.rss" | tail -1)
+  printf '%-8s %12.2f %12.2f %8.2f %14.0f %14.0f %8.2f\n' "$ext" "$kw" "$dw" "$(awk -v a="$kw" -v b="$dw" 'BEGIN {print a / b}')" \
+    "$((kr / 1024))" "$((dr / 1024))" "$(awk -v a="$kr" -v b="$dr" 'BEGIN {print a / b}')"
+  sed 's/^/    duckdb (last run): /' "$WORK/duckdb-$ext.time.out"
   "$PY" bench/compare_tables.py "$out/customers.csv" "$WORK/duckdb-$ext.csv" | sed 's/^/    check: /'
 done
