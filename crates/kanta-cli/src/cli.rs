@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// kanta: turn an order history into customer knowledge — RFM, lifecycle, cohorts, revenue at risk.
 #[derive(Debug, Parser)]
-#[command(name = "kanta", version, about, propagate_version = true)]
+#[command(name = "kanta", version, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

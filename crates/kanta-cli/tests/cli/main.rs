@@ -3,5 +3,6 @@
 mod cdnow;
 mod errors;
 mod formats;
+mod readme;
 mod report;
 mod support;
