@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use kanta_core::analysis::GroupRow;
+
 use crate::Report;
 use crate::format::{money, money_f64, percent, thousands};
 
@@ -69,8 +71,8 @@ pub fn render_text(report: &Report<'_>) -> String {
         vec![
             "Returns".into(),
             format!(
-                "{} orders, {} ({} of revenue)",
-                thousands(s.returns.orders),
+                "{}, {} ({} of revenue)",
+                count(s.returns.orders, "order"),
                 money(s.returns.amount, cur),
                 percent(s.returns.share_of_revenue)
             ),
@@ -112,16 +114,16 @@ pub fn render_text(report: &Report<'_>) -> String {
     let median = |m: Option<f64>| m.map_or("–".to_owned(), |d| format!("{d:.0} days"));
     let _ = writeln!(
         out,
-        "\nTime between purchases: median {} from 1st to 2nd purchase ({} customers), {} between any two",
+        "\nTime between purchases: median {} from 1st to 2nd purchase ({} came back), {} between any two",
         median(t.median_days_first_to_second),
-        thousands(t.customers_with_second),
+        count(t.customers_with_second, "customer"),
         median(t.median_days_between_purchases)
     );
 
     let r = &s.revenue_at_risk;
     let _ = writeln!(
         out,
-        "\nRevenue at risk (lapse threshold {} days): {} lapsing customers spent {} in the last 12 months; {} lost customers spent {}",
+        "\nRevenue at risk (lapse threshold {} days): lapsing customers ({}) spent {} in the last 12 months; lost customers ({}) spent {}",
         s.lapse_days,
         thousands(r.lapsing_customers),
         money(r.lapsing_revenue_12m, cur),
@@ -133,31 +135,23 @@ pub fn render_text(report: &Report<'_>) -> String {
     table(&mut out, &["kept", "customers", "revenue kept (12 months)"], &[Right, Right, Right], &what_if);
 
     out.push_str("\nLifecycle stages\n");
-    let stages: Vec<Vec<String>> = s
-        .stages
-        .iter()
-        .map(|g| {
-            vec![
-                g.name.clone(),
-                thousands(g.customers),
-                percent(g.share),
-                money(g.revenue, cur),
-                percent(g.revenue_share),
-            ]
-        })
-        .collect();
-    table(
-        &mut out,
-        &["stage", "customers", "share", "revenue", "of revenue"],
-        &[Left, Right, Right, Right, Right],
-        &stages,
-    );
-
+    group_table(&mut out, "stage", &s.stages, cur);
     out.push_str("\nRFM segments\n");
-    let segments: Vec<Vec<String>> = s
-        .segments
+    let segments: Vec<GroupRow> = s.segments.iter().filter(|g| g.customers > 0).cloned().collect();
+    group_table(&mut out, "segment", &segments, cur);
+    out
+}
+
+/// `1 order`, `2 orders`, `1,234 orders`.
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{} {noun}s", thousands(n)) }
+}
+
+/// Customers and revenue per segment or stage.
+fn group_table(out: &mut String, key: &str, groups: &[GroupRow], cur: Option<&str>) {
+    use Align::{Left, Right};
+    let rows: Vec<Vec<String>> = groups
         .iter()
-        .filter(|g| g.customers > 0)
         .map(|g| {
             vec![
                 g.name.clone(),
@@ -168,11 +162,5 @@ pub fn render_text(report: &Report<'_>) -> String {
             ]
         })
         .collect();
-    table(
-        &mut out,
-        &["segment", "customers", "share", "revenue", "of revenue"],
-        &[Left, Right, Right, Right, Right],
-        &segments,
-    );
-    out
+    table(out, &[key, "customers", "share", "revenue", "of revenue"], &[Left, Right, Right, Right, Right], &rows);
 }

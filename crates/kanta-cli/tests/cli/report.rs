@@ -45,13 +45,13 @@ fn the_terminal_summary_of_a_small_shop_matches_its_snapshot() {
           columns: customer = customer_id (detected), order = order_id (detected), time = order_date (detected), amount = amount (detected)
 
           Overview
-          ───────────────────  ─────────────────────────────────────
-          Customers                                                3
-          Orders                                                   6
-          Revenue                                         EUR 265.00
-          One-time buyers                                      66.7%
-          Average order value                              EUR 44.17
-          Returns              1 orders, EUR 15.00 (5.7% of revenue)
+          ───────────────────  ────────────────────────────────────
+          Customers                                               3
+          Orders                                                  6
+          Revenue                                        EUR 265.00
+          One-time buyers                                     66.7%
+          Average order value                             EUR 44.17
+          Returns              1 order, EUR 15.00 (5.7% of revenue)
 
         Repeat-purchase ladder (of customers with k orders, the share who made another)
           orders  customers  made next   share
@@ -67,9 +67,9 @@ fn the_terminal_summary_of_a_small_shop_matches_its_snapshot() {
           ──────  ───────  ───────  ─────  ──────────────────
            81.1%    81.1%    81.1%  0.491               2.15×
 
-        Time between purchases: median 36 days from 1st to 2nd purchase (1 customers), 34 days between any two
+        Time between purchases: median 36 days from 1st to 2nd purchase (1 customer came back), 34 days between any two
 
-        Revenue at risk (lapse threshold 36 days): 1 lapsing customers spent EUR 30.00 in the last 12 months; 0 lost customers spent EUR 0.00
+        Revenue at risk (lapse threshold 36 days): lapsing customers (1) spent EUR 30.00 in the last 12 months; lost customers (0) spent EUR 0.00
            kept  customers  revenue kept (12 months)
           ─────  ─────────  ────────────────────────
            5.0%          0                  EUR 1.50
