@@ -60,3 +60,15 @@ pub fn counter(total: Option<u64>, what: &str, quiet: bool) -> ProgressBar {
     }
     bar
 }
+
+/// A spinner for a phase of unknown length (analysing, writing); hidden like the bars.
+pub fn spinner(message: &str, quiet: bool) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    if quiet || !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    } else {
+        bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    }
+    bar.set_message(message.to_owned());
+    bar
+}

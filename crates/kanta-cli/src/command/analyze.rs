@@ -12,11 +12,12 @@ use kanta_io::columns::ColumnSpec;
 use kanta_io::read::{Format, input_len};
 use kanta_io::write::{PeriodUnit, write_customers_csv, write_customers_parquet};
 use kanta_io::{Delimiter, Input, ReadOptions, read_orders};
+use kanta_report::format::thousands;
 use kanta_report::{InputInfo, Report, render_html, render_text};
 
 use crate::UsageError;
 use crate::cli::{AnalyzeArgs, Period};
-use crate::progress::ReadProgress;
+use crate::progress::{ReadProgress, spinner};
 
 /// The files an analysis wrote.
 pub struct Outputs {
@@ -80,6 +81,8 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
         eprintln!("columns: {}", read.columns);
     }
     timings.mark("read");
+    let busy =
+        spinner(&format!("analysing {} customers", thousands(aggregator.customers() as u64)), args.quiet || args.json);
     let base = aggregator.finish();
     timings.mark("group by customer");
     let analysis = analyze(
@@ -92,6 +95,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
         },
     )?;
     timings.mark("analyze");
+    busy.set_message("writing customers.csv and customers.parquet");
     let unit = match args.period {
         Period::Day => PeriodUnit::Day,
         Period::Week => PeriodUnit::Week,
@@ -134,6 +138,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
     fs::write(&report_html, html).context("cannot write report.html")?;
 
     timings.mark("write reports");
+    busy.finish_and_clear();
     let mut stdout = std::io::stdout().lock();
     if args.json {
         writeln!(stdout, "{json}").context("cannot write to standard output")?;
