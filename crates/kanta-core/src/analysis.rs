@@ -385,6 +385,8 @@ struct Walk {
     returns: u32,
     returned: Money,
     first_repeat_gap: Option<i32>,
+    /// Month index of the first purchase (the cohort), set with `first`.
+    cohort: i32,
     last_active_offset: Option<u32>,
 }
 
@@ -403,14 +405,17 @@ impl Walk {
         if day >= window_start {
             self.revenue_12m += amount;
         }
-        let first_day = match self.first {
+        // A new purchase day may start a new month of activity; another order on the same day cannot.
+        let new_day = match self.first {
             None => {
                 self.first = Some((time, day));
                 self.periods = 1;
-                day
+                self.cohort = day.month_index();
+                true
             }
             Some((_, first_day)) => {
-                if day != self.last_day {
+                let new_day = day != self.last_day;
+                if new_day {
                     let gap = (day.0 - self.last_day.0) as usize;
                     gap_hist[gap.min(GAP_HIST_DAYS)] += 1;
                     if self.periods == 1 {
@@ -421,16 +426,17 @@ impl Walk {
                 if self.periods > 1 {
                     self.repeat_value += amount;
                 }
-                first_day
+                new_day
             }
         };
         self.last_time = time;
         self.last_day = day;
-        let cohort = first_day.month_index();
-        let offset = (day.month_index() - cohort) as u32;
-        if self.last_active_offset != Some(offset) {
-            self.last_active_offset = Some(offset);
-            activity.push((cohort, offset));
+        if new_day {
+            let offset = (day.month_index() - self.cohort) as u32;
+            if self.last_active_offset != Some(offset) {
+                self.last_active_offset = Some(offset);
+                activity.push((self.cohort, offset));
+            }
         }
     }
 }

@@ -130,11 +130,6 @@ impl Interner {
             }
         }
     }
-
-    /// Bytes used by the arena, index and table (for memory reports).
-    pub fn heap_bytes(&self) -> usize {
-        self.arena.capacity() + self.ends.capacity() * 8 + self.table.capacity() * 17
-    }
 }
 
 #[cfg(test)]

@@ -68,7 +68,7 @@ fn read_parquet<R: ChunkReader + Send + 'static>(
     let schema = builder.schema().clone();
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let mut rows = RowParser::new(path, options);
-    let columns = rows.resolve(names, options)?;
+    let columns = rows.resolve(names)?;
     let mut wanted: Vec<usize> = vec![columns.customer, columns.time];
     wanted.extend(columns.order);
     match columns.amount {

@@ -263,14 +263,14 @@ fn read_text<R: BufRead + Send>(
             };
             let mut line = 0;
             let columns = match &options.column_names {
-                Some(names) => rows.resolve(names.clone(), options)?,
+                Some(names) => rows.resolve(names.clone())?,
                 None => {
                     if !csv.read_byte_record(&mut record).map_err(|e| csv_err(e, 1))? {
                         return Err(ReadError::Empty { path: path.to_owned(), header_only: false });
                     }
                     line = record.position().map_or(1, |p| p.line());
                     let names = header_names(path, record.iter())?;
-                    rows.resolve(names, options)?
+                    rows.resolve(names)?
                 }
             };
             let cols = &columns;
@@ -299,7 +299,7 @@ fn read_text<R: BufRead + Send>(
             let mut spans: Vec<(usize, usize)> = Vec::with_capacity(16);
             let mut line = 0u64;
             let columns = match &options.column_names {
-                Some(names) => rows.resolve(names.clone(), options)?,
+                Some(names) => rows.resolve(names.clone())?,
                 None => loop {
                     buf.clear();
                     if reader.read_until(b'\n', &mut buf).map_err(|e| io_err(Some(line + 1), e))? == 0 {
@@ -309,7 +309,7 @@ fn read_text<R: BufRead + Send>(
                     split_whitespace(&buf, &mut spans);
                     if !spans.is_empty() {
                         let names = header_names(path, spans.iter().map(|&(s, e)| &buf[s..e]))?;
-                        break rows.resolve(names, options)?;
+                        break rows.resolve(names)?;
                     }
                 },
             };
@@ -407,8 +407,8 @@ impl<'o> RowParser<'o> {
         RowParser { path: path.to_owned(), options, rows: 0, skipped: Vec::new() }
     }
 
-    pub(crate) fn resolve(&self, names: Vec<String>, options: &ReadOptions) -> Result<Columns, ReadError> {
-        Columns::resolve(&self.path, names, &options.columns)
+    pub(crate) fn resolve(&self, names: Vec<String>) -> Result<Columns, ReadError> {
+        Columns::resolve(&self.path, names, &self.options.columns)
     }
 
     /// Records a bad row: skipped while the budget lasts, else the error that ends the read.
