@@ -128,14 +128,15 @@ fn read_parquet<R: ChunkReader + Send + 'static>(
                         return Ok(());
                     }
                 }
-                progress.update(total_bytes * row / total_rows.max(1), row);
             }
             Ok(())
         },
+        &|rows| progress.update(total_bytes * rows / total_rows.max(1), rows),
         cols,
         &mut rows,
         aggregator,
     )?;
+    progress.update(total_bytes, rows.rows);
     Ok(rows.finish(Format::Parquet, false, columns, total_bytes))
 }
 

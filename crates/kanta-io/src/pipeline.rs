@@ -67,19 +67,24 @@ impl Batch {
     }
 }
 
+/// How often (in rows) progress is reported.
+const PROGRESS_EVERY: u64 = 1 << 16;
+
 /// The parsing thread's end: collects rows into batches and sends them.
-pub(crate) struct RowSink {
+pub(crate) struct RowSink<'r> {
     tx: SyncSender<Batch>,
     recycled: Receiver<Batch>,
     batch: Batch,
     /// The ids of the previous line sent, to flag lines of the same order (the reader thread
     /// compares a few bytes it has in cache; the aggregator then skips every lookup).
     previous: Option<(Vec<u8>, Vec<u8>)>,
-    /// Rows sent so far (for progress).
-    pub(crate) rows: u64,
+    /// Rows sent so far.
+    rows: u64,
+    /// Called with the rows sent so far, every [`PROGRESS_EVERY`] rows.
+    report: &'r (dyn Fn(u64) + Sync),
 }
 
-impl RowSink {
+impl RowSink<'_> {
     /// Queues a parsed row (or its problem). Returns `false` when the aggregator has stopped.
     #[inline]
     pub(crate) fn row(&mut self, location: Location, parsed: Result<OrderLine<'_>, FieldProblem>) -> bool {
@@ -110,6 +115,9 @@ impl RowSink {
             Err(problem) => Item::Problem { location, problem },
         };
         self.batch.items.push(item);
+        if self.rows.is_multiple_of(PROGRESS_EVERY) {
+            (self.report)(self.rows);
+        }
         if self.batch.items.len() >= BATCH_ROWS { self.flush() } else { true }
     }
 
@@ -148,20 +156,22 @@ fn push(
 /// Runs `produce` on a second thread and aggregates what it sends on this one.
 ///
 /// `produce` returns `Ok` when its input is exhausted or when [`RowSink::row`] returned `false`.
+/// `report` receives the number of rows parsed so far, for progress.
 pub(crate) fn run<F>(
     produce: F,
+    report: &(dyn Fn(u64) + Sync),
     columns: &Columns,
     parser: &mut RowParser<'_>,
     aggregator: &mut Aggregator,
 ) -> Result<(), ReadError>
 where
-    F: FnOnce(&mut RowSink) -> Result<(), ReadError> + Send,
+    F: FnOnce(&mut RowSink<'_>) -> Result<(), ReadError> + Send,
 {
     std::thread::scope(|scope| {
         let (tx, rx) = sync_channel::<Batch>(IN_FLIGHT);
         let (recycle_tx, recycled) = channel::<Batch>();
         let producer = scope.spawn(move || {
-            let mut sink = RowSink { tx, recycled, batch: Batch::default(), previous: None, rows: 0 };
+            let mut sink = RowSink { tx, recycled, batch: Batch::default(), previous: None, rows: 0, report };
             let result = produce(&mut sink);
             sink.flush();
             result

@@ -122,9 +122,6 @@ impl Progress for () {
     fn update(&self, _bytes: u64, _rows: u64) {}
 }
 
-/// How often (in rows) progress is reported.
-const PROGRESS_EVERY: u64 = 1 << 16;
-
 /// Counts bytes as they are read, for progress.
 struct Counting<R> {
     inner: R,
@@ -243,6 +240,7 @@ fn read_text<R: BufRead + Send>(
         }
     };
     let bytes_read = || count.load(Ordering::Relaxed);
+    let report = |rows| progress.update(bytes_read(), rows);
     let mut rows = RowParser::new(path, options);
     let (format, columns) = match delimiter {
         Delimiter::Byte(d) => {
@@ -282,12 +280,10 @@ fn read_text<R: BufRead + Send>(
                         if !sink.row(Location::Line(line), parsed) {
                             break;
                         }
-                        if sink.rows.is_multiple_of(PROGRESS_EVERY) {
-                            progress.update(bytes_read(), sink.rows);
-                        }
                     }
                     Ok(())
                 },
+                &report,
                 cols,
                 &mut rows,
                 aggregator,
@@ -332,12 +328,10 @@ fn read_text<R: BufRead + Send>(
                         if !sink.row(Location::Line(line), parsed) {
                             break;
                         }
-                        if sink.rows.is_multiple_of(PROGRESS_EVERY) {
-                            progress.update(bytes_read(), sink.rows);
-                        }
                     }
                     Ok(())
                 },
+                &report,
                 cols,
                 &mut rows,
                 aggregator,

@@ -101,3 +101,28 @@ fn errors_keep_file_order_across_the_reader_thread() {
     assert!(lines[1].contains(":17002: column `order_date`"), "{lines:?}");
     assert!(lines[2].contains(":25002: order `o24999`"), "{lines:?}");
 }
+
+/// Progress comes from the parsing thread every 65,536 rows, then once with the total.
+#[test]
+fn progress_is_reported_while_reading_and_at_the_end() {
+    struct Recorder(std::sync::Mutex<Vec<(u64, u64)>>);
+    impl kanta_io::Progress for Recorder {
+        fn update(&self, bytes: u64, rows: u64) {
+            self.0.lock().unwrap().push((bytes, rows));
+        }
+    }
+    let mut text = String::from("customer_id,order_date,amount\n");
+    for i in 0..70_000u32 {
+        text.push_str(&format!("c{},2024-01-01,1\n", i % 50));
+    }
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    let recorder = Recorder(std::sync::Mutex::new(Vec::new()));
+    let mut agg = Aggregator::new();
+    read_orders(&Input::Path(file.path().to_path_buf()), &ReadOptions::default(), &mut agg, &recorder).unwrap();
+    let updates = recorder.0.into_inner().unwrap();
+    let rows: Vec<u64> = updates.iter().map(|&(_, rows)| rows).collect();
+    assert_eq!(rows, [65_536, 70_000]);
+    assert_eq!(updates[1].0, text.len() as u64);
+    assert!(updates[0].0 > 0 && updates[0].0 <= updates[1].0);
+}
