@@ -1,0 +1,212 @@
+//! Model inputs: validated customer histories, compressed into weighted distinct tuples.
+
+use thiserror::Error;
+
+/// A problem with one input history, named by its position in the input.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum DataError {
+    /// No histories (or all weights zero).
+    #[error("no customers to fit on")]
+    Empty,
+    /// A value is negative, NaN or infinite.
+    #[error("customer #{index}: `{field}` is {value}, expected a finite number ≥ 0")]
+    Invalid {
+        /// 0-based position in the input.
+        index: usize,
+        /// The field name (`frequency`, `recency`, `T`, `weight`, …).
+        field: &'static str,
+        /// The offending value.
+        value: f64,
+    },
+    /// Recency after the end of observation.
+    #[error("customer #{index}: recency {t_x} is after T = {t}")]
+    RecencyAfterT {
+        /// 0-based position in the input.
+        index: usize,
+        /// Recency.
+        t_x: f64,
+        /// Observation length.
+        t: f64,
+    },
+    /// The spend model needs at least one repeat purchase with a positive mean value.
+    #[error("customer #{index}: the spend model needs frequency ≥ 1 and monetary value > 0, got {x} and {mean}")]
+    NoSpend {
+        /// 0-based position in the input.
+        index: usize,
+        /// Frequency.
+        x: u32,
+        /// Mean spend.
+        mean: f64,
+    },
+    /// A customer without repeat purchases must have recency 0.
+    #[error("customer #{index}: frequency is 0 but recency is {t_x} (it must be 0)")]
+    RecencyWithoutRepeat {
+        /// 0-based position in the input.
+        index: usize,
+        /// Recency.
+        t_x: f64,
+    },
+}
+
+/// One customer's summary in the continuous-time BTYD notation: `x` repeat purchases, the last at
+/// `t_x` after the first, observed for `t` since the first purchase (lifetimes' `frequency`,
+/// `recency`, `T`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct History {
+    /// Repeat purchases (`frequency`).
+    pub x: u32,
+    /// Time of the last repeat purchase since the first (`recency`); 0 when `x` = 0.
+    pub t_x: f64,
+    /// Time from the first purchase to the end of observation (`T`).
+    pub t: f64,
+}
+
+impl History {
+    /// A validated history; `index` names it in errors.
+    pub fn parse(index: usize, x: u32, t_x: f64, t: f64) -> Result<Self, DataError> {
+        check(index, "recency", t_x)?;
+        check(index, "T", t)?;
+        if x == 0 && t_x != 0.0 {
+            return Err(DataError::RecencyWithoutRepeat { index, t_x });
+        }
+        if t_x > t {
+            return Err(DataError::RecencyAfterT { index, t_x, t });
+        }
+        Ok(History { x, t_x, t })
+    }
+}
+
+pub(crate) fn check(index: usize, field: &'static str, value: f64) -> Result<(), DataError> {
+    if value.is_finite() && value >= 0.0 { Ok(()) } else { Err(DataError::Invalid { index, field, value }) }
+}
+
+/// Distinct histories with weights (how many customers share each), sorted by `x`.
+///
+/// Fitting cost grows with the number of distinct tuples, not customers: with daily or weekly
+/// data most customers share their (x, t_x, T) with many others.
+#[derive(Debug, Clone)]
+pub struct Histories {
+    pub(crate) x: Vec<u32>,
+    pub(crate) t_x: Vec<f64>,
+    pub(crate) t: Vec<f64>,
+    pub(crate) weight: Vec<f64>,
+    /// Index into `xs` of each tuple's `x`.
+    pub(crate) group: Vec<u32>,
+    /// The distinct values of `x`, ascending.
+    pub(crate) xs: Vec<u32>,
+    total: f64,
+}
+
+impl Histories {
+    /// Compresses weighted histories. Weights must be finite and ≥ 0; zero weights are dropped.
+    pub fn new(items: impl IntoIterator<Item = (History, f64)>) -> Result<Self, DataError> {
+        let mut all: Vec<(u32, u64, u64, f64)> = Vec::new();
+        for (index, (h, w)) in items.into_iter().enumerate() {
+            check(index, "weight", w)?;
+            if w > 0.0 {
+                all.push((h.x, h.t_x.to_bits(), h.t.to_bits(), w));
+            }
+        }
+        // Non-negative finite floats order like their bit patterns.
+        all.sort_unstable_by_key(|&(x, tx, t, _)| (x, tx, t));
+        let mut out = Histories {
+            x: Vec::new(),
+            t_x: Vec::new(),
+            t: Vec::new(),
+            weight: Vec::new(),
+            group: Vec::new(),
+            xs: Vec::new(),
+            total: 0.0,
+        };
+        let mut last: Option<(u32, u64, u64)> = None;
+        for (x, tx, t, w) in all {
+            out.total += w;
+            if last == Some((x, tx, t)) {
+                if let Some(sum) = out.weight.last_mut() {
+                    *sum += w;
+                }
+                continue;
+            }
+            last = Some((x, tx, t));
+            if out.xs.last() != Some(&x) {
+                out.xs.push(x);
+            }
+            out.x.push(x);
+            out.t_x.push(f64::from_bits(tx));
+            out.t.push(f64::from_bits(t));
+            out.weight.push(w);
+            out.group.push((out.xs.len() - 1) as u32);
+        }
+        if out.x.is_empty() {
+            return Err(DataError::Empty);
+        }
+        Ok(out)
+    }
+
+    /// Unweighted histories (one customer each).
+    pub fn from_histories(items: impl IntoIterator<Item = History>) -> Result<Self, DataError> {
+        Self::new(items.into_iter().map(|h| (h, 1.0)))
+    }
+
+    /// Number of customers (sum of weights).
+    pub fn customers(&self) -> f64 {
+        self.total
+    }
+
+    /// Number of distinct (x, t_x, T) tuples.
+    pub fn distinct(&self) -> usize {
+        self.x.len()
+    }
+
+    /// Weighted mean of `x` and of `T`, for starting values.
+    pub(crate) fn means(&self) -> (f64, f64) {
+        let (mut sx, mut st) = (0.0, 0.0);
+        for i in 0..self.x.len() {
+            sx += self.weight[i] * f64::from(self.x[i]);
+            st += self.weight[i] * self.t[i];
+        }
+        (sx / self.total, st / self.total)
+    }
+
+    /// Weighted share of customers with at least one repeat purchase.
+    pub(crate) fn repeat_share(&self) -> f64 {
+        let repeat: f64 = (0..self.x.len()).filter(|&i| self.x[i] > 0).map(|i| self.weight[i]).sum();
+        repeat / self.total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identical_histories_are_merged_with_weights() {
+        let h = |x, tx, t| History::parse(0, x, tx, t).unwrap();
+        let data = Histories::new([
+            (h(1, 2.0, 5.0), 1.0),
+            (h(0, 0.0, 5.0), 2.0),
+            (h(1, 2.0, 5.0), 3.0),
+            (h(3, 4.0, 5.0), 1.0),
+            (h(0, 0.0, 4.0), 0.0),
+        ])
+        .unwrap();
+        assert_eq!(data.distinct(), 3);
+        assert_eq!(data.customers(), 7.0);
+        assert_eq!(data.x, vec![0, 1, 3]);
+        assert_eq!(data.weight, vec![2.0, 4.0, 1.0]);
+        assert_eq!(data.xs, vec![0, 1, 3]);
+        assert_eq!(data.group, vec![0, 1, 2]);
+        assert_eq!(data.means(), (1.0, 5.0));
+    }
+
+    #[test]
+    fn invalid_histories_are_named() {
+        assert_eq!(History::parse(4, 1, 6.0, 5.0), Err(DataError::RecencyAfterT { index: 4, t_x: 6.0, t: 5.0 }));
+        assert_eq!(History::parse(2, 0, 1.0, 5.0), Err(DataError::RecencyWithoutRepeat { index: 2, t_x: 1.0 }));
+        assert!(matches!(History::parse(1, 1, f64::NAN, 5.0), Err(DataError::Invalid { field: "recency", .. })));
+        assert!(matches!(History::parse(1, 1, 1.0, -5.0), Err(DataError::Invalid { field: "T", .. })));
+        assert_eq!(Histories::new([]).unwrap_err(), DataError::Empty);
+        let h = History::parse(0, 0, 0.0, 1.0).unwrap();
+        assert!(matches!(Histories::new([(h, -1.0)]), Err(DataError::Invalid { field: "weight", .. })));
+    }
+}

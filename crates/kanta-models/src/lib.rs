@@ -1,0 +1,76 @@
+//! Buy-till-you-die customer models: maximum-likelihood fits and per-customer predictions.
+//!
+//! | model | setting | type |
+//! |---|---|---|
+//! | BG/NBD (Fader, Hardie & Lee 2005) and MBG/NBD (Batislam, Denizel & Filiztekin 2007) | non-contractual, continuous time | [`BgNbd`] |
+//! | Pareto/NBD (Schmittlein, Morrison & Colombo 1987) | non-contractual, continuous time | [`ParetoNbd`] |
+//! | BG/BB (Fader, Hardie & Shang 2010) | non-contractual, discrete time | [`BgBb`] |
+//! | Gamma-Gamma spend (Fader, Hardie & Lee 2005, note 025) | value per transaction | [`GammaGamma`] |
+//! | shifted-Beta-Geometric (Fader & Hardie 2007) | contractual (subscriptions) | [`Sbg`] |
+//!
+//! Every model is a plain value with a checked constructor; `fit` maximises the likelihood on
+//! compressed data ([`Histories`]: identical histories merged with weights) with analytic
+//! gradients and returns the model and a [`FitReport`] (estimates, standard errors, 95 %
+//! intervals, log-likelihood, AIC/BIC). Time units are the caller's: the parameters α and β
+//! carry the unit of `t_x` and `T`.
+//!
+//! **Architecture Invariant:** this crate is pure and synchronous: no IO, no clocks, no
+//! global state except rayon's thread pool for large likelihood sums.
+
+mod bgbb;
+mod bgnbd;
+mod clv;
+mod data;
+mod fit;
+mod gammagamma;
+mod par;
+mod pareto;
+mod sbg;
+pub mod special;
+
+pub use bgbb::{BgBb, DiscreteHistories, DiscreteHistory};
+pub use bgnbd::{BgNbd, Variant};
+pub use clv::{ClvOptions, clv_discrete, next_purchase_median};
+pub use data::{DataError, Histories, History};
+pub use fit::{FitError, FitOptions, FitReport, Param};
+pub use gammagamma::{GammaGamma, Spend};
+pub use pareto::ParetoNbd;
+pub use sbg::Sbg;
+
+use thiserror::Error;
+
+/// A model parameter outside its domain.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[error("parameter `{name}` must be a finite number > 0, got {value}")]
+pub struct ParamError {
+    /// The paper's parameter name.
+    pub name: &'static str,
+    /// The offending value.
+    pub value: f64,
+}
+
+pub(crate) fn positive(name: &'static str, value: f64) -> Result<f64, ParamError> {
+    if value.is_finite() && value > 0.0 { Ok(value) } else { Err(ParamError { name, value }) }
+}
+
+/// Predictions shared by the continuous-time transaction models (BG/NBD, MBG/NBD, Pareto/NBD).
+///
+/// `t` is a length of time in the unit the model was fitted in; a [`History`] is one customer's
+/// (x, t_x, T) at the end of observation.
+pub trait TransactionModel {
+    /// Model name as in [`FitReport::model`].
+    fn name(&self) -> &'static str;
+    /// E[X(t)]: expected purchases in (0, t] of a customer who just made a first purchase.
+    fn expected_purchases(&self, t: f64) -> f64;
+    /// E[Y(t) | x, t_x, T]: expected purchases in (T, T + t].
+    fn conditional_expected_purchases(&self, t: f64, history: &History) -> f64;
+    /// P(alive | x, t_x, T) at the end of observation.
+    fn p_alive(&self, history: &History) -> f64;
+    /// P(X(t) = k) for a customer who just made a first purchase.
+    fn probability_of_purchases(&self, t: f64, k: u32) -> f64;
+    /// P(at least one purchase in (T, T + t] | x, t_x, T).
+    fn probability_of_purchase_within(&self, t: f64, history: &History) -> f64;
+    /// Shape and rate of the posterior of the purchase rate λ given the history and that the
+    /// customer is alive: Gamma(r + x, α + T) in all three models.
+    fn purchase_rate_posterior(&self, history: &History) -> (f64, f64);
+}

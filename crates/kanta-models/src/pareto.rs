@@ -1,0 +1,369 @@
+//! Pareto/NBD (Schmittlein, Morrison & Colombo 1987, Management Science 33(1)), in the notation
+//! of Fader & Hardie (2005), "A note on deriving the Pareto/NBD model and related expressions".
+//!
+//! While alive, a customer buys at Poisson rate λ ~ Gamma(r, α); the lifetime is exponential
+//! with rate μ ~ Gamma(s, β). The likelihood (note, eq. 19–22) is
+//!
+//! L = Γ(r+x) αʳ βˢ / Γ(r) · [ (α+T)^−(r+x) (β+T)^−s + s ∫_{t_x}^{T} (α+τ)^−(r+x) (β+τ)^−(s+1) dτ ],
+//!
+//! whose integral the note writes as (s/(r+s+x)) · A₀ with a difference of two Gauss
+//! hypergeometric functions. That difference cancels catastrophically when t_x is close to T,
+//! which is where `lifetimes` loses precision. Here the integral is expanded instead: with
+//! m = r+s+x and, for α ≥ β, (β+τ) = (α+τ)(1 − (α−β)/(α+τ)),
+//!
+//! s ∫ = s Σⱼ (s+1)ⱼ/j! · (α−β)ʲ · [(α+t_x)^−(m+j) − (α+T)^−(m+j)] / (m+j)
+//!     = (s/m) (α+t_x)^−m Σⱼ m/(m+j) · (s+1)ⱼ/j! · zʲ · Eⱼ,
+//!
+//! z = (α−β)/(α+t_x), q = (α+t_x)/(α+T), Eⱼ = 1 − q^(m+j). Every term is positive, and
+//! Eⱼ = E₀ + qᵐ (1 − qʲ) with E₀ = −expm1(m ln q) and 1 − qʲ accumulated from 1 − q = (T−t_x)/(α+T),
+//! so no step subtracts nearly equal numbers. For α < β the roles of (α, r+x) and (β, s+1) swap.
+
+use crate::data::{Histories, History};
+use crate::fit::{FitError, FitOptions, FitReport, maximize};
+use crate::par::sum_chunks;
+use crate::special::{GaussLegendre, digamma, ln_gamma};
+use crate::{ParamError, TransactionModel, positive};
+
+/// A Pareto/NBD model: purchase rate Gamma(r, α), drop-out rate Gamma(s, β).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ParetoNbd {
+    /// Shape of the purchase-rate distribution.
+    pub r: f64,
+    /// Rate of the purchase-rate distribution.
+    pub alpha: f64,
+    /// Shape of the drop-out-rate distribution.
+    pub s: f64,
+    /// Rate of the drop-out-rate distribution.
+    pub beta: f64,
+}
+
+const NAMES: [&str; 4] = ["r", "alpha", "s", "beta"];
+
+/// The series Σⱼ uⱼ of the module docs and its partial derivatives.
+#[derive(Debug, Default, Clone, Copy)]
+struct Series {
+    /// Σ uⱼ.
+    sum: f64,
+    /// ∂/∂m.
+    dm: f64,
+    /// ∂/∂c (the Pochhammer parameter).
+    dc: f64,
+    /// ∂/∂base through z and q (D held fixed).
+    dbase: f64,
+    /// ∂/∂D.
+    dd: f64,
+}
+
+/// Σⱼ m/(m+j) (c)ⱼ/j! zʲ Eⱼ with z = d/(base+t_x) and its derivatives; see the module docs.
+fn series(m: f64, c: f64, base: f64, d: f64, t_x: f64, t: f64, derivatives: bool) -> Series {
+    let bx = base + t_x;
+    let bt = base + t;
+    let z = d / bx;
+    let ln_q = bx.ln() - bt.ln();
+    let one_minus_q = (t - t_x) / bt;
+    let q = bx / bt;
+    let e0 = -(m * ln_q).exp_m1();
+    let qm = 1.0 - e0;
+    let dlnq_dbase = 1.0 / bx - 1.0 / bt;
+    let mut out = Series { sum: e0, ..Series::default() };
+    if derivatives {
+        // j = 0: u₀ = E₀; ∂E/∂m = −q^(m+j) ln q; ∂E/∂base = −q^(m+j) (m+j) ∂ln q/∂base.
+        out.dm = -qm * ln_q;
+        out.dbase = -qm * m * dlnq_dbase;
+    }
+    // coef = (c)ⱼ/j! z^(j−1) for j ≥ 1; qj = qʲ; one_minus_qj = 1 − qʲ; harmonic = Σᵢ<ⱼ 1/(c+i).
+    let mut coef = c;
+    let mut qj = q;
+    let mut one_minus_qj = one_minus_q;
+    let mut harmonic = 1.0 / c;
+    for j in 1..100_000u32 {
+        let jf = f64::from(j);
+        let mj = m + jf;
+        let e = e0 + qm * one_minus_qj;
+        let base_term = m / mj * coef;
+        let u = base_term * z * e;
+        out.sum += u;
+        if derivatives {
+            let qmj = qm * qj; // q^(m+j)
+            out.dm += u * (1.0 / m - 1.0 / mj) + base_term * z * (-qmj * ln_q);
+            out.dc += u * harmonic;
+            out.dbase += u * (-jf / bx) + base_term * z * (-qmj * mj * dlnq_dbase);
+            out.dd += jf * base_term * e / bx;
+        }
+        // Next term's ratio is (m+j)/(m+j+1) · (c+j)/(j+1) · z ≤ max((c+j)/(j+1), 1) z.
+        let ratio = (c + jf) / (jf + 1.0) * z;
+        if jf > c && ratio < 1.0 && coef * z * (1.0 + jf) <= 1e-17 * out.sum * (1.0 - ratio) {
+            break;
+        }
+        coef *= (c + jf) / (jf + 1.0) * z;
+        one_minus_qj += qj * one_minus_q;
+        qj *= q;
+        harmonic += 1.0 / (c + jf);
+        if coef == 0.0 {
+            break;
+        }
+    }
+    out
+}
+
+impl ParetoNbd {
+    /// A model with checked parameters (all finite and > 0).
+    pub fn new(r: f64, alpha: f64, s: f64, beta: f64) -> Result<Self, ParamError> {
+        Ok(ParetoNbd {
+            r: positive("r", r)?,
+            alpha: positive("alpha", alpha)?,
+            s: positive("s", s)?,
+            beta: positive("beta", beta)?,
+        })
+    }
+
+    /// Maximum-likelihood fit.
+    pub fn fit(data: &Histories, options: &FitOptions) -> Result<(ParetoNbd, FitReport), FitError> {
+        if data.repeat_share() == 0.0 {
+            return Err(FitError::Degenerate {
+                model: "paretonbd",
+                reason: "no customer made a repeat purchase".into(),
+            });
+        }
+        let (mean_x, mean_t) = data.means();
+        // Start: unit shapes, mean purchase rate (x̄ + 1/2)/T̄, mean lifetime 2 T̄.
+        let start = [1.0, (mean_t / (mean_x + 0.5)).max(1e-6), 1.0, (2.0 * mean_t).max(1e-6)];
+        let ll = |theta: &[f64], grad: &mut [f64]| {
+            let out = log_likelihood(data, [theta[0], theta[1], theta[2], theta[3]]);
+            grad.copy_from_slice(&out[1..]);
+            out[0]
+        };
+        let report = maximize("paretonbd", &NAMES, &ll, &start, data.customers(), data.distinct(), options)?;
+        let p = |i: usize| report.params[i].value;
+        Ok((ParetoNbd { r: p(0), alpha: p(1), s: p(2), beta: p(3) }, report))
+    }
+
+    /// Total log-likelihood of `data` under this model.
+    pub fn log_likelihood(&self, data: &Histories) -> f64 {
+        log_likelihood(data, [self.r.ln(), self.alpha.ln(), self.s.ln(), self.beta.ln()])[0]
+    }
+
+    /// ln of the two bracketed terms of the likelihood (without the common factor).
+    fn log_terms(&self, h: &History) -> (f64, f64) {
+        let (r, alpha, s, beta) = (self.r, self.alpha, self.s, self.beta);
+        let n = r + f64::from(h.x);
+        let m = n + s;
+        let first = -n * (alpha + h.t).ln() - s * (beta + h.t).ln();
+        if h.t_x >= h.t {
+            return (first, f64::NEG_INFINITY);
+        }
+        let (c, base, d) = if alpha >= beta { (s + 1.0, alpha, alpha - beta) } else { (n, beta, beta - alpha) };
+        let sr = series(m, c, base, d, h.t_x, h.t, false);
+        (first, s.ln() - m.ln() - m * (base + h.t_x).ln() + sr.sum.ln())
+    }
+}
+
+impl TransactionModel for ParetoNbd {
+    fn name(&self) -> &'static str {
+        "paretonbd"
+    }
+
+    /// E[X(t)] = rβ/(α(s−1)) · [1 − (β/(β+t))^(s−1)], and (rβ/α) ln(1 + t/β) for s = 1
+    /// (Fader & Hardie 2005 note, eq. 17).
+    fn expected_purchases(&self, t: f64) -> f64 {
+        let (r, alpha, s, beta) = (self.r, self.alpha, self.s, self.beta);
+        let l = (t / beta).ln_1p();
+        r * beta / alpha * ln_growth(s - 1.0, l)
+    }
+
+    /// E[Y(t) | x, t_x, T] = (r+x)(β+T)/((α+T)(s−1)) · [1 − ((β+T)/(β+T+t))^(s−1)] · P(alive)
+    /// (note, eq. 41), with the s = 1 limit as above.
+    fn conditional_expected_purchases(&self, t: f64, h: &History) -> f64 {
+        let n = self.r + f64::from(h.x);
+        let bt = self.beta + h.t;
+        let l = (t / bt).ln_1p();
+        self.p_alive(h) * n * bt / (self.alpha + h.t) * ln_growth(self.s - 1.0, l)
+    }
+
+    /// P(alive | x, t_x, T) = first term / (first term + (s/m) A₀) (note, eq. 24).
+    fn p_alive(&self, h: &History) -> f64 {
+        let (first, second) = self.log_terms(h);
+        1.0 / (1.0 + (second - first).exp())
+    }
+
+    /// P(X(t) = x) = NB(x; t) (β/(β+t))ˢ + ∫₀ᵗ NB(x; τ) · s βˢ (β+τ)^−(s+1) dτ, where
+    /// NB(x; τ) = Γ(r+x)/(Γ(r) x!) (α/(α+τ))ʳ (τ/(α+τ))ˣ: alive at t with x purchases, or dead at τ
+    /// with x purchases before (Fader, Hardie & Lee 2006 note, eq. 2); the integral by 64-point
+    /// Gauss–Legendre on ln(β+τ).
+    fn probability_of_purchases(&self, t: f64, x: u32) -> f64 {
+        let (r, alpha, s, beta) = (self.r, self.alpha, self.s, self.beta);
+        let xf = f64::from(x);
+        let ln_c = ln_gamma(r + xf) - ln_gamma(r) - ln_gamma(xf + 1.0);
+        let ln_nb = |tau: f64| {
+            let ln_pow = if x == 0 { 0.0 } else { xf * (tau / (alpha + tau)).ln() };
+            ln_c + r * (alpha / (alpha + tau)).ln() + ln_pow
+        };
+        let alive = (ln_nb(t) + s * (beta / (beta + t)).ln()).exp();
+        // τ = e^u − β with u from ln β to ln(β+t): dτ = (β+τ) du, integrand s βˢ (β+τ)^−s NB.
+        let dead = GaussLegendre::rule64().integrate(beta.ln(), (beta + t).ln(), |u| {
+            let tau = (u.exp() - beta).max(0.0);
+            if x > 0 && tau == 0.0 {
+                return 0.0;
+            }
+            (ln_nb(tau) + s.ln() + s * (beta.ln() - u)).exp()
+        });
+        alive + dead
+    }
+
+    /// P(at least one purchase in (T, T+t] | history) = P(alive) · ∫₀ᵗ E[λ e^−λτ] E[e^−μτ] dτ with
+    /// λ ~ Gamma(r+x, α+T), μ ~ Gamma(s, β+T): the first purchase comes at τ before drop-out.
+    fn probability_of_purchase_within(&self, t: f64, h: &History) -> f64 {
+        let n = self.r + f64::from(h.x);
+        let at = self.alpha + h.t;
+        let bt = self.beta + h.t;
+        let s = self.s;
+        let integral = GaussLegendre::rule64()
+            .integrate(0.0, t, |tau| n / at * (-(n + 1.0) * (tau / at).ln_1p() - s * (tau / bt).ln_1p()).exp());
+        self.p_alive(h) * integral.min(1.0)
+    }
+
+    fn purchase_rate_posterior(&self, h: &History) -> (f64, f64) {
+        (self.r + f64::from(h.x), self.alpha + h.t)
+    }
+}
+
+/// (1 − e^(−k l)) / k, the k → 0 limit l: the growth factor of E[X(t)] with k = s − 1,
+/// l = ln(1 + t/β).
+fn ln_growth(k: f64, l: f64) -> f64 {
+    if k.abs() < 1e-12 { l } else { -(-k * l).exp_m1() / k }
+}
+
+/// Log-likelihood and its gradient with respect to (ln r, ln α, ln s, ln β).
+fn log_likelihood(data: &Histories, theta: [f64; 4]) -> [f64; 5] {
+    let [r, alpha, s, beta] = theta.map(f64::exp);
+    let (ln_alpha, ln_beta) = (alpha.ln(), beta.ln());
+    let (lg_r, dg_r) = (ln_gamma(r), digamma(r));
+    // Per distinct x: ln Γ(r+x) − ln Γ(r) and its r-derivative.
+    let groups: Vec<(f64, f64)> =
+        data.xs.iter().map(|&x| (ln_gamma(r + f64::from(x)) - lg_r, digamma(r + f64::from(x)) - dg_r)).collect();
+    let alpha_base = alpha >= beta;
+    let [ll, dr, dalpha, ds, dbeta] = sum_chunks(data.distinct(), |range| {
+        let mut acc = [0.0; 5];
+        for i in range {
+            let (lg, dg) = groups[data.group[i] as usize];
+            let w = data.weight[i];
+            let (t, t_x) = (data.t[i], data.t_x[i]);
+            let n = r + f64::from(data.x[i]);
+            let m = n + s;
+            let (ln_at, ln_bt) = ((alpha + t).ln(), (beta + t).ln());
+            let first = -n * ln_at - s * ln_bt;
+            // ∂first / ∂(r, α, s, β)
+            let g1 = [-ln_at, -n / (alpha + t), -ln_bt, -s / (beta + t)];
+            let (value, w2, g2) = if t_x < t {
+                let (c, base, d) = if alpha_base { (s + 1.0, alpha, alpha - beta) } else { (n, beta, beta - alpha) };
+                let sr = series(m, c, base, d, t_x, t, true);
+                let ln_bx = (base + t_x).ln();
+                let second = s.ln() - m.ln() - m * ln_bx + sr.sum.ln();
+                let dm = -1.0 / m - ln_bx + sr.dm / sr.sum;
+                let dc = sr.dc / sr.sum;
+                let dbase = -m / (base + t_x) + sr.dbase / sr.sum;
+                let dd = sr.dd / sr.sum;
+                // m = r+s+x; for α ≥ β: c = s+1, base = α, D = α−β; otherwise c = r+x, base = β, D = β−α.
+                let g2 = if alpha_base {
+                    [dm, dbase + dd, dm + dc + 1.0 / s, -dd]
+                } else {
+                    [dm + dc, -dd, dm + 1.0 / s, dbase + dd]
+                };
+                let diff = second - first;
+                let e = (-diff.abs()).exp();
+                let w2 = if diff > 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
+                (first.max(second) + e.ln_1p(), w2, g2)
+            } else {
+                (first, 0.0, [0.0; 4])
+            };
+            let w1 = 1.0 - w2;
+            acc[0] += w * (lg + r * ln_alpha + s * ln_beta + value);
+            acc[1] += w * (dg + ln_alpha + w1 * g1[0] + w2 * g2[0]);
+            acc[2] += w * (r / alpha + w1 * g1[1] + w2 * g2[1]);
+            acc[3] += w * (ln_beta + w1 * g1[2] + w2 * g2[2]);
+            acc[4] += w * (s / beta + w1 * g1[3] + w2 * g2[3]);
+        }
+        acc
+    });
+    [ll, r * dr, alpha * dalpha, s * ds, beta * dbeta]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fit::assert_gradient;
+
+    fn sample() -> Histories {
+        let h = |x, tx, t| History::parse(0, x, tx, t).unwrap();
+        Histories::from_histories([
+            h(0, 0.0, 38.86),
+            h(2, 30.43, 38.86),
+            h(1, 1.71, 38.86),
+            h(7, 29.43, 35.0),
+            h(0, 0.0, 27.0),
+            h(12, 31.0, 31.5),
+            h(3, 20.0, 20.0),
+            h(4, 38.85, 38.86),
+        ])
+        .unwrap()
+    }
+
+    /// The likelihood's integral by brute-force quadrature (many Gauss–Legendre panels).
+    fn brute_force_ll(m: &ParetoNbd, h: &History) -> f64 {
+        let (r, alpha, s, beta) = (m.r, m.alpha, m.s, m.beta);
+        let n = r + f64::from(h.x);
+        let panels = 200;
+        let width = (h.t - h.t_x) / f64::from(panels);
+        let integral: f64 = (0..panels)
+            .map(|p| {
+                let lo = h.t_x + width * f64::from(p);
+                GaussLegendre::rule64()
+                    .integrate(lo, lo + width, |tau| s * (alpha + tau).powf(-n) * (beta + tau).powf(-(s + 1.0)))
+            })
+            .sum();
+        let first = (alpha + h.t).powf(-n) * (beta + h.t).powf(-s);
+        ln_gamma(n) - ln_gamma(r) + r * alpha.ln() + s * beta.ln() + (first + integral).ln()
+    }
+
+    #[test]
+    fn likelihood_equals_the_integral_definition_on_both_branches() {
+        let data = sample();
+        for params in [[0.5533, 10.578, 0.6062, 11.667], [0.5533, 11.667, 0.6062, 10.578], [2.0, 3.0, 0.5, 30.0]] {
+            let m = ParetoNbd::new(params[0], params[1], params[2], params[3]).unwrap();
+            for i in 0..data.distinct() {
+                let h = History { x: data.x[i], t_x: data.t_x[i], t: data.t[i] };
+                let one = Histories::from_histories([h]).unwrap();
+                let got = m.log_likelihood(&one);
+                let want = brute_force_ll(&m, &h);
+                assert!((got - want).abs() < 1e-10 * want.abs(), "{params:?} {h:?}: {got} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        let data = sample();
+        for params in
+            [[0.5533, 10.578, 0.6062, 11.667], [0.55, 11.667, 0.6, 10.578], [2.0, 3.0, 0.5, 30.0], [0.3, 5.0, 2.0, 5.0]]
+        {
+            let ll = |theta: &[f64], grad: &mut [f64]| {
+                let out = log_likelihood(&data, [theta[0], theta[1], theta[2], theta[3]]);
+                grad.copy_from_slice(&out[1..]);
+                out[0]
+            };
+            assert_gradient(&ll, &params.map(f64::ln), 1e-6);
+        }
+    }
+
+    #[test]
+    fn probabilities_sum_to_one_and_match_the_mean() {
+        let m = ParetoNbd::new(0.5533, 10.578, 0.6062, 11.667).unwrap();
+        let t = 39.0;
+        let probs: Vec<f64> = (0..3000).map(|k| m.probability_of_purchases(t, k)).collect();
+        let total: f64 = probs.iter().sum();
+        let mean: f64 = probs.iter().enumerate().map(|(k, p)| k as f64 * p).sum();
+        assert!((total - 1.0).abs() < 1e-8, "Σ P = {total}");
+        let e = m.expected_purchases(t);
+        assert!((mean - e).abs() < 1e-6 * e, "Σ k P = {mean}, E[X(t)] = {e}");
+    }
+}
