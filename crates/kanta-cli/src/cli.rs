@@ -20,6 +20,12 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Generate a demo shop and analyse it: the quickest way to see what kanta does.
     Demo(DemoArgs),
+    /// Fit a customer model to a per-customer summary file (frequency, recency, T, …).
+    Fit(FitArgs),
+    /// Add model predictions (P(alive), expected purchases, CLV) to a summary file.
+    Predict(PredictArgs),
+    /// Fit the sBG retention model to a subscription cohort and project its survival.
+    Retention(RetentionArgs),
 }
 
 /// The unit of recency and T.
@@ -162,4 +168,93 @@ pub struct DemoArgs {
     /// Random seed.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+}
+
+/// A model `kanta fit` can fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FitModel {
+    /// BG/NBD (Fader, Hardie & Lee 2005): frequency, recency, T.
+    Bgnbd,
+    /// MBG/NBD (Batislam et al. 2007): frequency, recency, T.
+    Mbgnbd,
+    /// Pareto/NBD (Schmittlein et al. 1987): frequency, recency, T.
+    Paretonbd,
+    /// Gamma-Gamma spend model: frequency and monetary value of repeat customers.
+    Gammagamma,
+    /// BG/BB (Fader, Hardie & Shang 2010), discrete time: frequency, recency, periods, weights.
+    Bgbb,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FitArgs {
+    /// Per-customer summary CSV with lifetimes' column names (frequency, recency, T, monetary_value; periods and weights for BG/BB) or kanta's customers.csv.
+    pub input: String,
+
+    /// The model to fit.
+    #[arg(long, value_enum)]
+    pub model: FitModel,
+
+    /// Print the fit as JSON (the format `kanta predict --params` reads).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also write the JSON to this file.
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+
+    /// Maximum optimiser iterations.
+    #[arg(long, default_value_t = 500)]
+    pub max_iterations: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PredictArgs {
+    /// Per-customer summary CSV (as for `kanta fit`).
+    pub input: String,
+
+    /// Fit JSON from `kanta fit --json`: a transaction model, optionally a second one for Gamma-Gamma spend (adds expected_spend and clv).
+    #[arg(long, required = true, num_args = 1..=2, action = clap::ArgAction::Append)]
+    pub params: Vec<PathBuf>,
+
+    /// Prediction horizon in the summary's time unit (periods for BG/BB).
+    #[arg(long)]
+    pub horizon: f64,
+
+    /// Output CSV (default: standard output).
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+
+    /// CLV: number of periods summed.
+    #[arg(long, default_value_t = 12)]
+    pub clv_periods: u32,
+
+    /// CLV: length of one period in the summary's time unit (30 for months of daily data, 4.345 for weekly).
+    #[arg(long, default_value_t = 30.0)]
+    pub period_length: f64,
+
+    /// CLV: discount rate per period.
+    #[arg(long, default_value_t = 0.01)]
+    pub discount: f64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RetentionArgs {
+    /// CSV with columns `period` (0, 1, 2, …) and `customers` still active at the start of each period.
+    pub input: String,
+
+    /// Project survival up to this period.
+    #[arg(long, default_value_t = 12)]
+    pub project: u32,
+
+    /// Discount rate per period for the discounted expected residual lifetime (DERL).
+    #[arg(long, default_value_t = 0.1)]
+    pub discount: f64,
+
+    /// Folder for retention.svg and retention.json.
+    #[arg(long, short, default_value = "kanta-retention")]
+    pub out: PathBuf,
+
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -40,14 +40,28 @@ where
         Command::Analyze(args) => command::analyze::run(&args).map(|_| ()),
         Command::Generate(args) => command::generate::run(&args),
         Command::Demo(args) => command::demo::run(&args),
+        Command::Fit(args) => command::fit::run(&args),
+        Command::Predict(args) => command::predict::run(&args),
+        Command::Retention(args) => command::retention::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `kanta predict … | head`: the reader has all it wants; not an error.
+        Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(exit_code(&e))
         }
     }
+}
+
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<csv::Error>().is_some_and(
+                |e| matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe),
+            )
+    })
 }
 
 fn exit_code(e: &anyhow::Error) -> u8 {
@@ -56,6 +70,9 @@ fn exit_code(e: &anyhow::Error) -> u8 {
             || c.is::<kanta_core::analysis::AnalysisError>()
             || c.is::<UsageError>()
             || c.is::<kanta_gen::ConfigError>()
+            || c.is::<kanta_models::FitError>()
+            || c.is::<kanta_models::DataError>()
+            || c.is::<kanta_models::ParamError>()
     });
     if bad_input { 2 } else { 1 }
 }

@@ -9,6 +9,7 @@ pub mod error;
 mod parquet;
 mod pipeline;
 pub mod read;
+pub mod summary;
 pub mod write;
 
 pub use error::{Location, ReadError, RowError};

@@ -1,7 +1,9 @@
 //! Customer lifetime value and next-purchase timing on top of a transaction model.
 
-use crate::TransactionModel;
+use rayon::prelude::*;
+
 use crate::data::History;
+use crate::{GammaGamma, TransactionModel};
 
 /// How CLV is discounted and over what horizon.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -52,6 +54,50 @@ pub fn clv_discrete(model: &dyn TransactionModel, history: &History, spend: f64,
 pub fn next_purchase_median(model: &dyn TransactionModel, history: &History) -> f64 {
     let (shape, rate) = model.purchase_rate_posterior(history);
     rate * (std::f64::consts::LN_2 / shape).exp_m1()
+}
+
+/// Everything kanta predicts for one customer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CustomerPrediction {
+    /// P(alive) at the end of observation.
+    pub p_alive: f64,
+    /// Expected purchases in the horizon.
+    pub expected_purchases: f64,
+    /// P(at least one purchase in the horizon).
+    pub p_purchase: f64,
+    /// Median time to the next purchase if alive ([`next_purchase_median`]).
+    pub next_purchase: f64,
+    /// Expected value per future purchase (Gamma-Gamma), when a spend model is given.
+    pub expected_spend: Option<f64>,
+    /// Discounted CLV over the [`ClvOptions`] horizon, when a spend model is given.
+    pub clv: Option<f64>,
+}
+
+/// Predictions for many customers, in parallel (each customer's numbers do not depend on the
+/// others or on the thread count). `monetary` is the customer's mean repeat-purchase value.
+pub fn predict_customers(
+    model: &(dyn TransactionModel + Sync),
+    spend: Option<&GammaGamma>,
+    customers: &[(History, f64)],
+    horizon: f64,
+    clv: &ClvOptions,
+) -> Vec<CustomerPrediction> {
+    customers
+        .par_iter()
+        .with_min_len(1024)
+        .map(|(h, monetary)| {
+            let expected_spend =
+                spend.and_then(|g| g.conditional_expected_spend(h.x, if h.x > 0 { *monetary } else { 0.0 }));
+            CustomerPrediction {
+                p_alive: model.p_alive(h),
+                expected_purchases: model.conditional_expected_purchases(horizon, h),
+                p_purchase: model.probability_of_purchase_within(horizon, h),
+                next_purchase: next_purchase_median(model, h),
+                expected_spend,
+                clv: expected_spend.map(|s| clv_discrete(model, h, s, clv)),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ pub mod special;
 
 pub use bgbb::{BgBb, DiscreteHistories, DiscreteHistory};
 pub use bgnbd::{BgNbd, Variant};
-pub use clv::{ClvOptions, clv_discrete, next_purchase_median};
+pub use clv::{ClvOptions, CustomerPrediction, clv_discrete, next_purchase_median, predict_customers};
 pub use data::{DataError, Histories, History};
 pub use fit::{FitError, FitOptions, FitReport, Param};
 pub use gammagamma::{GammaGamma, Spend};

@@ -265,3 +265,52 @@ pub fn groups(title: &str, rows: &[GroupRow]) -> String {
         Ok(())
     })
 }
+
+/// Two lines, observed and model, e.g. a retention curve or a BTYD tracking plot; `split` draws
+/// a dashed vertical line (the end of calibration). `y_percent` labels the y axis in %.
+pub fn actual_vs_model(
+    title: &str,
+    axes: (&str, &str),
+    actual: &[(f64, f64)],
+    model: &[(f64, f64)],
+    split: Option<f64>,
+    y_percent: bool,
+) -> String {
+    render(title, (WIDTH, HEIGHT), |root| {
+        let all = actual.iter().chain(model);
+        let x_max = all.clone().map(|p| p.0).fold(0.0, f64::max).max(1.0);
+        let y_max = all.map(|p| p.1).fold(0.0, f64::max).max(1e-9) * 1.08;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
+        let number = |v: &f64| if y_percent { pct(v) } else { format!("{v:.0}") };
+        chart
+            .configure_mesh()
+            .x_desc(axes.0)
+            .y_desc(axes.1)
+            .y_label_formatter(&number)
+            .label_style((FONT, 13))
+            .draw()?;
+        if let Some(x) = split {
+            chart.draw_series(DashedLineSeries::new([(x, 0.0), (x, y_max)], 4, 4, GREY.stroke_width(1)))?;
+        }
+        chart
+            .draw_series(LineSeries::new(actual.iter().copied(), ACCENT.stroke_width(2)))?
+            .label("actual")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], ACCENT.stroke_width(2)));
+        chart
+            .draw_series(DashedLineSeries::new(model.iter().copied(), 6, 3, SECOND.stroke_width(2)))?
+            .label("model")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], SECOND.stroke_width(2)));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .border_style(GREY)
+            .label_font((FONT, 13))
+            .draw()?;
+        root.present()?;
+        Ok(())
+    })
+}

@@ -4,7 +4,7 @@
 //! **Architecture Invariant:** rendering is a pure function of the analysis and the input
 //! description; the caller writes the strings wherever it wants.
 
-mod charts;
+pub mod charts;
 pub mod format;
 mod html;
 mod text;

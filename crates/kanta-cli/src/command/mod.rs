@@ -2,4 +2,7 @@
 
 pub mod analyze;
 pub mod demo;
+pub mod fit;
 pub mod generate;
+pub mod predict;
+pub mod retention;

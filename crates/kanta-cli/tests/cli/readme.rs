@@ -37,7 +37,7 @@ fn readme_cli_reference_matches_the_help_output() {
         blocks += 1;
     }
     out.push_str(rest);
-    assert_eq!(blocks, 4, "expected help blocks for kanta, analyze, generate and demo");
+    assert_eq!(blocks, 7, "expected help blocks for kanta, analyze, generate, demo, fit, predict and retention");
     if out != readme {
         std::fs::write(&path, out).unwrap();
     }

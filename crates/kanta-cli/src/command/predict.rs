@@ -1,0 +1,134 @@
+//! `kanta predict`: add model predictions to a per-customer summary file.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use kanta_io::summary::{SummaryKind, read_summary};
+use kanta_models::{
+    BgBb, BgNbd, ClvOptions, DiscreteHistory, GammaGamma, History, ParetoNbd, TransactionModel, Variant,
+    predict_customers,
+};
+use serde_json::Value;
+
+use crate::UsageError;
+use crate::cli::PredictArgs;
+
+/// A fitted model read back from `kanta fit --json`.
+pub(crate) enum Fitted {
+    Transaction(Box<dyn TransactionModel + Sync>),
+    Bgbb(BgBb),
+    Spend(GammaGamma),
+}
+
+/// Reads a fit JSON file.
+pub(crate) fn read_fit(path: &Path) -> anyhow::Result<Fitted> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {name}"))?;
+    let json: Value = serde_json::from_str(&text).map_err(|e| UsageError(format!("{name}: not valid JSON: {e}")))?;
+    let model = json["model"].as_str().ok_or_else(|| UsageError(format!("{name}: no \"model\" field")))?;
+    let p = |key: &str| -> anyhow::Result<f64> {
+        json["params"][key]
+            .as_f64()
+            .ok_or_else(|| UsageError(format!("{name}: the {model} fit has no number \"params\".\"{key}\"")).into())
+    };
+    Ok(match model {
+        "bgnbd" => Fitted::Transaction(Box::new(BgNbd::new(Variant::Bg, p("r")?, p("alpha")?, p("a")?, p("b")?)?)),
+        "mbgnbd" => Fitted::Transaction(Box::new(BgNbd::new(Variant::Mbg, p("r")?, p("alpha")?, p("a")?, p("b")?)?)),
+        "paretonbd" => Fitted::Transaction(Box::new(ParetoNbd::new(p("r")?, p("alpha")?, p("s")?, p("beta")?)?)),
+        "gammagamma" => Fitted::Spend(GammaGamma::new(p("p")?, p("q")?, p("gamma")?)?),
+        "bgbb" => Fitted::Bgbb(BgBb::new(p("alpha")?, p("beta")?, p("gamma")?, p("delta")?)?),
+        other => {
+            return Err(UsageError(format!(
+                "{name}: unknown model `{other}` (expected bgnbd, mbgnbd, paretonbd, gammagamma or bgbb)"
+            ))
+            .into());
+        }
+    })
+}
+
+pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
+    let mut transaction = None;
+    let mut bgbb = None;
+    let mut spend = None;
+    for path in &args.params {
+        match read_fit(path)? {
+            Fitted::Transaction(m) if transaction.is_none() && bgbb.is_none() => transaction = Some(m),
+            Fitted::Bgbb(m) if transaction.is_none() && bgbb.is_none() => bgbb = Some(m),
+            Fitted::Spend(m) if spend.is_none() => spend = Some(m),
+            _ => {
+                return Err(UsageError(
+                    "give one transaction model (bgnbd, mbgnbd, paretonbd or bgbb) and at most one gammagamma fit"
+                        .into(),
+                )
+                .into());
+            }
+        }
+    }
+    if !(args.horizon.is_finite() && args.horizon >= 0.0) {
+        return Err(UsageError(format!("--horizon {} must be a number ≥ 0", args.horizon)).into());
+    }
+    let mut out: Box<dyn Write> = match &args.out {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut csv = csv::Writer::from_writer(&mut out);
+    if let Some(model) = bgbb {
+        let table = read_summary(&args.input, SummaryKind::Discrete)?;
+        let future = args.horizon.round() as u32;
+        csv.write_record(table.headers.iter().map(String::as_str).chain(["p_alive", "expected_transactions"]))?;
+        for (row, record) in table.rows.iter().zip(&table.records) {
+            let h = DiscreteHistory::parse(0, row.frequency, row.recency as u32, row.t as u32)
+                .with_context(|| format!("{}:{}", args.input, row.line))?;
+            let extra =
+                [model.p_alive(&h).to_string(), model.conditional_expected_transactions(future, &h).to_string()];
+            csv.write_record(record.iter().map(String::as_str).chain(extra.iter().map(String::as_str)))?;
+        }
+    } else if let Some(model) = transaction {
+        let table = read_summary(&args.input, SummaryKind::Continuous)?;
+        if spend.is_some() && !table.has_monetary {
+            return Err(UsageError(format!(
+                "{}: a Gamma-Gamma fit was given but the file has no monetary_value column",
+                args.input
+            ))
+            .into());
+        }
+        let mut customers = Vec::with_capacity(table.rows.len());
+        for (i, row) in table.rows.iter().enumerate() {
+            let h = History::parse(i, row.frequency, row.recency, row.t)
+                .with_context(|| format!("{}:{}", args.input, row.line))?;
+            customers.push((h, row.monetary.unwrap_or(0.0)));
+        }
+        let clv =
+            ClvOptions { periods: args.clv_periods, period_length: args.period_length, discount_rate: args.discount };
+        let predictions = predict_customers(model.as_ref(), spend.as_ref(), &customers, args.horizon, &clv);
+        let mut columns = vec!["p_alive", "expected_purchases", "p_purchase", "next_purchase_in"];
+        if spend.is_some() {
+            columns.extend(["expected_spend", "clv"]);
+        }
+        csv.write_record(table.headers.iter().map(String::as_str).chain(columns))?;
+        for (p, record) in predictions.iter().zip(&table.records) {
+            let mut extra = vec![
+                p.p_alive.to_string(),
+                p.expected_purchases.to_string(),
+                p.p_purchase.to_string(),
+                p.next_purchase.to_string(),
+            ];
+            if spend.is_some() {
+                let text = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+                extra.extend([text(p.expected_spend), text(p.clv)]);
+            }
+            csv.write_record(record.iter().map(String::as_str).chain(extra.iter().map(String::as_str)))?;
+        }
+    } else {
+        return Err(
+            UsageError("a Gamma-Gamma fit alone cannot predict purchases; add a transaction model fit".into()).into()
+        );
+    }
+    csv.flush()?;
+    drop(csv);
+    out.flush()?;
+    Ok(())
+}
