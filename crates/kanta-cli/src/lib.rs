@@ -10,6 +10,7 @@
 mod cli;
 mod command;
 mod progress;
+mod timings;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

@@ -83,59 +83,77 @@ fn sniff(header: &str) -> u8 {
     [b',', b';', b'\t'].into_iter().max_by_key(|d| header.bytes().filter(|b| b == d).count()).unwrap_or(b',')
 }
 
-/// A data row: its 1-based line number and trimmed fields.
-type Line = (u64, Vec<String>);
+/// A delimited file with a header, read row by row into one reused record.
+struct Table {
+    path: String,
+    headers: Vec<String>,
+    reader: csv::Reader<std::io::Cursor<Vec<u8>>>,
+    rows: u64,
+}
 
-/// Rows of a delimited file with a header: (headers, rows).
-fn read_table(path: &str) -> Result<(Vec<String>, Vec<Line>), ReadError> {
-    let text = open_text(path)?;
-    let first = text.lines().next().unwrap_or("");
-    if first.trim().is_empty() {
-        return Err(ReadError::Empty { path: path.to_owned(), header_only: false });
-    }
-    let mut reader = csv::ReaderBuilder::new().delimiter(sniff(first)).flexible(true).from_reader(text.as_bytes());
-    let headers: Vec<String> = reader
-        .headers()
-        .map_err(|e| {
-            ReadError::Row(RowError {
-                path: path.to_owned(),
-                location: Location::Line(1),
-                column: None,
-                reason: e.to_string(),
-            })
-        })?
-        .iter()
-        .map(|h| h.trim().to_owned())
-        .collect();
-    let mut rows = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
-            ReadError::Row(RowError {
-                path: path.to_owned(),
-                location: Location::Line(line),
-                column: None,
-                reason: e.to_string(),
-            })
-        })?;
-        let line = record.position().map_or(0, |p| p.line());
-        if record.iter().all(|f| f.trim().is_empty()) {
-            continue;
+impl Table {
+    fn open(path: &str) -> Result<Table, ReadError> {
+        let text = open_text(path)?;
+        let first = text.lines().next().unwrap_or("");
+        if first.trim().is_empty() {
+            return Err(ReadError::Empty { path: path.to_owned(), header_only: false });
         }
-        if record.len() != headers.len() {
-            return Err(ReadError::Row(RowError {
-                path: path.to_owned(),
-                location: Location::Line(line),
-                column: None,
-                reason: format!("{} fields, but the header has {}", record.len(), headers.len()),
-            }));
+        let delimiter = sniff(first);
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(std::io::Cursor::new(text.into_bytes()));
+        let headers: Vec<String> = reader
+            .headers()
+            .map_err(|e| {
+                ReadError::Row(RowError {
+                    path: path.to_owned(),
+                    location: Location::Line(1),
+                    column: None,
+                    reason: e.to_string(),
+                })
+            })?
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        Ok(Table { path: path.to_owned(), headers, reader, rows: 0 })
+    }
+
+    /// The next non-blank row into `record`; its line number, or `None` at the end.
+    fn next(&mut self, record: &mut csv::StringRecord) -> Result<Option<u64>, ReadError> {
+        loop {
+            let more = self.reader.read_record(record).map_err(|e| {
+                let line = e.position().map_or(0, |p| p.line());
+                ReadError::Row(RowError {
+                    path: self.path.clone(),
+                    location: Location::Line(line),
+                    column: None,
+                    reason: e.to_string(),
+                })
+            })?;
+            if !more {
+                if self.rows == 0 {
+                    return Err(ReadError::Empty { path: self.path.clone(), header_only: true });
+                }
+                return Ok(None);
+            }
+            let line = record.position().map_or(0, |p| p.line());
+            if record.iter().all(str::is_empty) {
+                continue;
+            }
+            if record.len() != self.headers.len() {
+                return Err(ReadError::Row(RowError {
+                    path: self.path.clone(),
+                    location: Location::Line(line),
+                    column: None,
+                    reason: format!("{} fields, but the header has {}", record.len(), self.headers.len()),
+                }));
+            }
+            self.rows += 1;
+            return Ok(Some(line));
         }
-        rows.push((line, record.iter().map(|f| f.trim().to_owned()).collect()));
     }
-    if rows.is_empty() {
-        return Err(ReadError::Empty { path: path.to_owned(), header_only: true });
-    }
-    Ok((headers, rows))
 }
 
 fn missing(path: &str, role: &'static str, candidates: &[&str], headers: &[String]) -> ReadError {
@@ -165,9 +183,11 @@ fn number(path: &str, line: u64, column: &str, value: &str) -> Result<f64, ReadE
     Ok(v)
 }
 
-/// Reads a per-customer summary file.
-pub fn read_summary(path: &str, kind: SummaryKind) -> Result<SummaryTable, ReadError> {
-    let (headers, raw) = read_table(path)?;
+/// Reads a per-customer summary file; `keep_records` keeps the raw fields (to echo them in
+/// predictions), which costs memory and time on large files.
+pub fn read_summary(path: &str, kind: SummaryKind, keep_records: bool) -> Result<SummaryTable, ReadError> {
+    let mut table = Table::open(path)?;
+    let headers = table.headers.clone();
     let col =
         |role, candidates: &[&str]| find(&headers, candidates).ok_or_else(|| missing(path, role, candidates, &headers));
     let frequency = col("frequency", FREQUENCY)?;
@@ -180,10 +200,13 @@ pub fn read_summary(path: &str, kind: SummaryKind) -> Result<SummaryTable, ReadE
         SummaryKind::Spend => Some(col("monetary", MONETARY)?),
         _ => find(&headers, MONETARY),
     };
+    // Fitting a transaction model needs no spend: skip parsing it unless the rows are kept.
+    let parse_monetary = kind == SummaryKind::Spend || keep_records;
     let weight = find(&headers, WEIGHT);
-    let mut rows = Vec::with_capacity(raw.len());
-    for (line, fields) in &raw {
-        let line = *line;
+    let mut rows = Vec::new();
+    let mut records = Vec::new();
+    let mut fields = csv::StringRecord::new();
+    while let Some(line) = table.next(&mut fields)? {
         let get = |i: usize| number(path, line, &headers[i], &fields[i]);
         let bad = |i: usize, reason: String| {
             ReadError::Row(RowError {
@@ -195,19 +218,16 @@ pub fn read_summary(path: &str, kind: SummaryKind) -> Result<SummaryTable, ReadE
         };
         let f = get(frequency)?;
         if f.fract() != 0.0 || f > f64::from(u32::MAX) {
-            return Err(bad(frequency, format!("`{}` is not a whole number of purchases", fields[frequency])));
+            return Err(bad(frequency, format!("`{}` is not a whole number of purchases", &fields[frequency])));
         }
         let recency_value = recency.map(get).transpose()?.unwrap_or(0.0);
         let t_value = t.map(get).transpose()?.unwrap_or(recency_value);
-        if let (Some(r), Some(_)) = (recency, t) {
+        if let (Some(r), Some(t_col)) = (recency, t) {
             if recency_value > t_value {
-                return Err(bad(
-                    r,
-                    format!("recency `{}` is after {} `{t_value}`", fields[r], headers[t.unwrap_or(r)]),
-                ));
+                return Err(bad(r, format!("recency `{}` is after {} `{t_value}`", &fields[r], headers[t_col])));
             }
             if f == 0.0 && recency_value != 0.0 {
-                return Err(bad(r, format!("recency `{}` must be 0 when frequency is 0", fields[r])));
+                return Err(bad(r, format!("recency `{}` must be 0 when frequency is 0", &fields[r])));
             }
         }
         let w = weight.map(get).transpose()?.unwrap_or(1.0);
@@ -216,43 +236,44 @@ pub fn read_summary(path: &str, kind: SummaryKind) -> Result<SummaryTable, ReadE
             frequency: f as u32,
             recency: recency_value,
             t: t_value,
-            monetary: monetary.map(get).transpose()?,
+            monetary: if parse_monetary { monetary.map(get).transpose()? } else { None },
             weight: w,
         });
+        if keep_records {
+            records.push(fields.iter().map(str::to_owned).collect());
+        }
     }
-    Ok(SummaryTable {
-        headers,
-        records: raw.into_iter().map(|(_, f)| f).collect(),
-        rows,
-        has_monetary: monetary.is_some(),
-    })
+    Ok(SummaryTable { headers, records, rows, has_monetary: monetary.is_some() })
 }
 
 /// Reads a cohort's survivors: columns `period` (0, 1, 2, … in order) and `customers` (also
 /// `active`, `survivors`, `count`), the number still active at the start of each period.
 pub fn read_survivors(path: &str) -> Result<Vec<f64>, ReadError> {
-    let (headers, raw) = read_table(path)?;
+    let mut table = Table::open(path)?;
+    let headers = table.headers.clone();
     let period_candidates: &[&str] = &["period", "year", "month", "t"];
     let count_candidates: &[&str] = &["customers", "active", "survivors", "count", "alive"];
     let period =
         find(&headers, period_candidates).ok_or_else(|| missing(path, "period", period_candidates, &headers))?;
     let count =
         find(&headers, count_candidates).ok_or_else(|| missing(path, "customers", count_candidates, &headers))?;
-    let mut out = Vec::with_capacity(raw.len());
-    for (i, (line, fields)) in raw.iter().enumerate() {
-        let p = number(path, *line, &headers[period], &fields[period])?;
-        if p != i as f64 {
+    let mut out = Vec::new();
+    let mut fields = csv::StringRecord::new();
+    while let Some(line) = table.next(&mut fields)? {
+        let p = number(path, line, &headers[period], &fields[period])?;
+        if p != out.len() as f64 {
             return Err(ReadError::Row(RowError {
                 path: path.to_owned(),
-                location: Location::Line(*line),
+                location: Location::Line(line),
                 column: Some(headers[period].clone()),
                 reason: format!(
-                    "expected period {i} (periods count 0, 1, 2, … from the start of the cohort), found `{}`",
-                    fields[period]
+                    "expected period {} (periods count 0, 1, 2, … from the start of the cohort), found `{}`",
+                    out.len(),
+                    &fields[period]
                 ),
             }));
         }
-        out.push(number(path, *line, &headers[count], &fields[count])?);
+        out.push(number(path, line, &headers[count], &fields[count])?);
     }
     Ok(out)
 }
@@ -271,7 +292,7 @@ mod tests {
     #[test]
     fn lifetimes_and_cdnow_names_are_recognised() {
         let f = file("customer_id,frequency,recency,T,monetary_value\n7,2.0,30.43,38.86,22.35\n8,0,0,38.86,0\n");
-        let t = read_summary(f.path().to_str().unwrap(), SummaryKind::Continuous).unwrap();
+        let t = read_summary(f.path().to_str().unwrap(), SummaryKind::Continuous, true).unwrap();
         assert_eq!(t.rows.len(), 2);
         assert_eq!(
             t.rows[0],
@@ -279,10 +300,10 @@ mod tests {
         );
         assert!(t.has_monetary);
         let f = file("ID;x;t_x;T;zbar\n1;2;30.43;38.86;22.35\n");
-        let t = read_summary(f.path().to_str().unwrap(), SummaryKind::Spend).unwrap();
+        let t = read_summary(f.path().to_str().unwrap(), SummaryKind::Spend, true).unwrap();
         assert_eq!(t.rows[0].monetary, Some(22.35));
         let f = file("frequency,recency,periods,weights\n0,0,6,3464\n1,1,6,1091\n");
-        let t = read_summary(f.path().to_str().unwrap(), SummaryKind::Discrete).unwrap();
+        let t = read_summary(f.path().to_str().unwrap(), SummaryKind::Discrete, true).unwrap();
         assert_eq!((t.rows[1].frequency, t.rows[1].recency, t.rows[1].t, t.rows[1].weight), (1, 1.0, 6.0, 1091.0));
     }
 
@@ -290,25 +311,25 @@ mod tests {
     fn bad_cells_name_file_line_column_and_value() {
         let f = file("frequency,recency,T\n1,2,3\n1,abc,3\n");
         let path = f.path().to_str().unwrap().to_owned();
-        let err = read_summary(&path, SummaryKind::Continuous).unwrap_err().to_string();
+        let err = read_summary(&path, SummaryKind::Continuous, true).unwrap_err().to_string();
         assert_eq!(err, format!("{path}:3: column `recency`: cannot parse `abc` as a number"));
         let f = file("frequency,recency,T\n1.5,2,3\n");
-        let err = read_summary(f.path().to_str().unwrap(), SummaryKind::Continuous).unwrap_err().to_string();
+        let err = read_summary(f.path().to_str().unwrap(), SummaryKind::Continuous, true).unwrap_err().to_string();
         assert!(err.ends_with(":2: column `frequency`: `1.5` is not a whole number of purchases"), "{err}");
         let f = file("frequency,recency,T\n1,5,3\n");
-        let err = read_summary(f.path().to_str().unwrap(), SummaryKind::Continuous).unwrap_err().to_string();
+        let err = read_summary(f.path().to_str().unwrap(), SummaryKind::Continuous, true).unwrap_err().to_string();
         assert!(err.ends_with(":2: column `recency`: recency `5` is after T `3`"), "{err}");
         let f = file("frequency,recency,T\n0,1,3\n");
-        let err = read_summary(f.path().to_str().unwrap(), SummaryKind::Continuous).unwrap_err().to_string();
+        let err = read_summary(f.path().to_str().unwrap(), SummaryKind::Continuous, true).unwrap_err().to_string();
         assert!(err.contains("must be 0 when frequency is 0"), "{err}");
         let f = file("frequency,recency,T\n1,-2,3\n");
-        let err = read_summary(f.path().to_str().unwrap(), SummaryKind::Continuous).unwrap_err().to_string();
+        let err = read_summary(f.path().to_str().unwrap(), SummaryKind::Continuous, true).unwrap_err().to_string();
         assert!(err.contains("`-2` must be a finite number ≥ 0"), "{err}");
         let f = file("frequency,T\n1,3\n");
-        let err = read_summary(f.path().to_str().unwrap(), SummaryKind::Continuous).unwrap_err().to_string();
+        let err = read_summary(f.path().to_str().unwrap(), SummaryKind::Continuous, true).unwrap_err().to_string();
         assert!(err.contains("no recency column found"), "{err}");
         let f = file("frequency,recency,T\n");
-        let err = read_summary(f.path().to_str().unwrap(), SummaryKind::Continuous).unwrap_err().to_string();
+        let err = read_summary(f.path().to_str().unwrap(), SummaryKind::Continuous, true).unwrap_err().to_string();
         assert!(err.contains("header line but no rows"), "{err}");
     }
 

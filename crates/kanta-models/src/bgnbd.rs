@@ -14,9 +14,9 @@
 //! (FHL 2005 eq. 6; the second beta ratio is a/(b+k−1) times the first.)
 
 use crate::data::{Histories, History};
-use crate::fit::{FitError, FitOptions, FitReport, maximize};
+use crate::fit::{FitError, FitOptions, FitReport, LogLikelihood, WARM_SAMPLE, WarmStart, maximize};
 use crate::par::sum_chunks;
-use crate::special::{GaussLegendre, digamma, hyp2f1, ln_beta, ln_gamma};
+use crate::special::{GaussLegendre, digamma, hyp2f1, hyp2f1_many, ln_beta, ln_gamma};
 use crate::{ParamError, TransactionModel, positive};
 
 /// Which drop-out process.
@@ -87,7 +87,16 @@ impl BgNbd {
             grad.copy_from_slice(&out[1..]);
             out[0]
         };
-        let report = maximize(model, &NAMES, &ll, &start, data.customers(), data.distinct(), options)?;
+        let sample = data.sample(WARM_SAMPLE);
+        let sample_data = sample.as_ref().unwrap_or(data);
+        let ll_sample = |theta: &[f64], grad: &mut [f64]| {
+            let out = log_likelihood(sample_data, variant.shift(), [theta[0], theta[1], theta[2], theta[3]]);
+            grad.copy_from_slice(&out[1..]);
+            out[0]
+        };
+        let warm =
+            sample.as_ref().map(|s| WarmStart { ll: &ll_sample as &dyn LogLikelihood, customers: s.customers() });
+        let report = maximize(model, &NAMES, &ll, warm, &start, data.customers(), data.distinct(), options)?;
         let p = |i: usize| report.params[i].value;
         let fitted = BgNbd { r: p(0), alpha: p(1), a: p(2), b: p(3), variant };
         Ok((fitted, report))
@@ -133,9 +142,34 @@ impl BgNbd {
     }
 }
 
+impl BgNbd {
+    /// [`Self::expected_alive`] for several horizons, sharing the ₂F₁ series coefficients.
+    fn expected_alive_many(&self, n: f64, big_a: f64, b_prime: f64, ts: &[f64], out: &mut [f64]) {
+        let a = self.a;
+        let c = a + b_prime - 1.0;
+        let zs: Vec<f64> = ts.iter().map(|t| t / (big_a + t)).collect();
+        let fast =
+            (a - 1.0).abs() > 1e-4 && c > 0.0 && ts.iter().all(|t| *t > 0.0) && hyp2f1_many(n, b_prime, c, &zs, out);
+        for (i, t) in ts.iter().enumerate() {
+            let v =
+                if fast { c / (a - 1.0) * (1.0 - (n * (big_a / (big_a + t)).ln()).exp() * out[i]) } else { f64::NAN };
+            out[i] = if v.is_finite() && v >= 0.0 { v } else { self.expected_alive(n, big_a, b_prime, *t) };
+        }
+    }
+}
+
 impl TransactionModel for BgNbd {
     fn name(&self) -> &'static str {
         Self::model_name(self.variant)
+    }
+
+    fn conditional_expected_purchases_many(&self, ts: &[f64], h: &History, out: &mut [f64]) {
+        let n = self.r + f64::from(h.x);
+        let alive = self.p_alive(h);
+        self.expected_alive_many(n, self.alpha + h.t, self.b + self.k(h.x), ts, out);
+        for o in out.iter_mut() {
+            *o *= alive;
+        }
     }
 
     /// E[X(t)] (FHL 2005 eq. 7; for MBG/NBD b/(a−1)·[1 − (α/(α+t))ʳ ₂F₁(r, b+1; a+b; t/(α+t))]),
@@ -247,7 +281,9 @@ fn log_likelihood(data: &Histories, shift: u32, theta: [f64; 4]) -> [f64; 5] {
                 let d = l2 - l1;
                 let e = (-d.abs()).exp();
                 let w2 = if d > 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
-                (l1.max(l2) + e.ln_1p(), w2, atx, ln_atx)
+                // ln(1 + e) with e ∈ (0, 1]: `ln` is cheaper than `ln_1p` and the absolute error
+                // (≤ 1e-16) is far below the O(1) term it is added to.
+                (l1.max(l2) + (1.0 + e).ln(), w2, atx, ln_atx)
             } else {
                 (l1, 0.0, 1.0, 0.0)
             };

@@ -32,14 +32,21 @@ impl Default for ClvOptions {
 /// with L the period length, d the discount rate and `spend` the expected value per purchase
 /// (e.g. [`crate::GammaGamma::conditional_expected_spend`]).
 pub fn clv_discrete(model: &dyn TransactionModel, history: &History, spend: f64, options: &ClvOptions) -> f64 {
+    let ts: Vec<f64> = (1..=options.periods).map(|i| f64::from(i) * options.period_length).collect();
+    let mut expected = vec![0.0; ts.len()];
+    model.conditional_expected_purchases_many(&ts, history, &mut expected);
+    discounted_sum(&expected, spend, options.discount_rate)
+}
+
+/// Σᵢ spend · (eᵢ − eᵢ₋₁) / (1 + d)ⁱ over cumulative expectations e₁, e₂, … (e₀ = 0).
+fn discounted_sum(expected: &[f64], spend: f64, discount_rate: f64) -> f64 {
     let mut previous = 0.0;
     let mut clv = 0.0;
     let mut discount = 1.0;
-    for i in 1..=options.periods {
-        let expected = model.conditional_expected_purchases(f64::from(i) * options.period_length, history);
-        discount /= 1.0 + options.discount_rate;
-        clv += spend * (expected - previous).max(0.0) * discount;
-        previous = expected;
+    for &e in expected {
+        discount /= 1.0 + discount_rate;
+        clv += spend * (e - previous).max(0.0) * discount;
+        previous = e;
     }
     clv
 }
@@ -85,18 +92,29 @@ pub fn predict_customers(
     customers
         .par_iter()
         .with_min_len(1024)
-        .map(|(h, monetary)| {
-            let expected_spend =
-                spend.and_then(|g| g.conditional_expected_spend(h.x, if h.x > 0 { *monetary } else { 0.0 }));
-            CustomerPrediction {
-                p_alive: model.p_alive(h),
-                expected_purchases: model.conditional_expected_purchases(horizon, h),
-                p_purchase: model.probability_of_purchase_within(horizon, h),
-                next_purchase: next_purchase_median(model, h),
-                expected_spend,
-                clv: expected_spend.map(|s| clv_discrete(model, h, s, clv)),
-            }
-        })
+        .map_init(
+            || {
+                // The horizon first, then the CLV period ends: one batched evaluation.
+                let mut ts = vec![horizon];
+                ts.extend((1..=clv.periods).map(|i| f64::from(i) * clv.period_length));
+                let out = vec![0.0; ts.len()];
+                (ts, out)
+            },
+            |(ts, out), (h, monetary)| {
+                let expected_spend =
+                    spend.and_then(|g| g.conditional_expected_spend(h.x, if h.x > 0 { *monetary } else { 0.0 }));
+                let n = if expected_spend.is_some() { ts.len() } else { 1 };
+                model.conditional_expected_purchases_many(&ts[..n], h, &mut out[..n]);
+                CustomerPrediction {
+                    p_alive: model.p_alive(h),
+                    expected_purchases: out[0],
+                    p_purchase: model.probability_of_purchase_within(horizon, h),
+                    next_purchase: next_purchase_median(model, h),
+                    expected_spend,
+                    clv: expected_spend.map(|s| discounted_sum(&out[1..n], s, clv.discount_rate)),
+                }
+            },
+        )
         .collect()
 }
 

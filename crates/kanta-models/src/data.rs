@@ -1,5 +1,6 @@
 //! Model inputs: validated customer histories, compressed into weighted distinct tuples.
 
+use rayon::slice::ParallelSliceMut;
 use thiserror::Error;
 
 /// A problem with one input history, named by its position in the input.
@@ -94,6 +95,8 @@ pub struct Histories {
     pub(crate) group: Vec<u32>,
     /// The distinct values of `x`, ascending.
     pub(crate) xs: Vec<u32>,
+    /// Index of the first tuple of each `x` group (the one with the smallest t_x).
+    pub(crate) starts: Vec<usize>,
     total: f64,
 }
 
@@ -108,7 +111,7 @@ impl Histories {
             }
         }
         // Non-negative finite floats order like their bit patterns.
-        all.sort_unstable_by_key(|&(x, tx, t, _)| (x, tx, t));
+        all.par_sort_unstable_by_key(|&(x, tx, t, _)| (x, tx, t));
         let mut out = Histories {
             x: Vec::new(),
             t_x: Vec::new(),
@@ -116,6 +119,7 @@ impl Histories {
             weight: Vec::new(),
             group: Vec::new(),
             xs: Vec::new(),
+            starts: Vec::new(),
             total: 0.0,
         };
         let mut last: Option<(u32, u64, u64)> = None;
@@ -130,6 +134,7 @@ impl Histories {
             last = Some((x, tx, t));
             if out.xs.last() != Some(&x) {
                 out.xs.push(x);
+                out.starts.push(out.x.len());
             }
             out.x.push(x);
             out.t_x.push(f64::from_bits(tx));
@@ -156,6 +161,21 @@ impl Histories {
     /// Number of distinct (x, t_x, T) tuples.
     pub fn distinct(&self) -> usize {
         self.x.len()
+    }
+
+    /// A systematic sample of about `target` distinct tuples (every k-th in sorted order, so
+    /// every part of the (x, t_x, T) range is represented), or `None` when the data are not
+    /// much larger than that. Its mean log-likelihood estimates the full data's.
+    pub(crate) fn sample(&self, target: usize) -> Option<Histories> {
+        let n = self.x.len();
+        if target == 0 || n < 3 * target {
+            return None;
+        }
+        let step = n / target;
+        let picked = (step / 2..n)
+            .step_by(step)
+            .map(|i| (History { x: self.x[i], t_x: self.t_x[i], t: self.t[i] }, self.weight[i]));
+        Histories::new(picked).ok()
     }
 
     /// Weighted mean of `x` and of `T`, for starting values.

@@ -121,20 +121,37 @@ impl<F: Fn(&[f64], &mut [f64]) -> f64> LogLikelihood for F {
     }
 }
 
-/// Maximises `ll` from `start` (natural parameters) and builds the report.
-pub(crate) fn maximize(
-    model: &'static str,
-    names: &[&'static str],
+/// Above this many distinct tuples the observed information uses forward differences.
+const CENTRAL_LIMIT: usize = 100_000;
+
+/// Distinct tuples in the warm-start sample, and the data size from which one is used.
+pub(crate) const WARM_SAMPLE: usize = 25_000;
+
+/// Where BFGS stopped.
+struct Bfgs {
+    x: Vec<f64>,
+    f: f64,
+    g: Vec<f64>,
+    /// Inverse-Hessian approximation (of the mean objective).
+    h: Vec<Vec<f64>>,
+    iterations: usize,
+    evaluations: usize,
+}
+
+/// Minimises f(θ) = −LL(θ)/customers by BFGS from `x` with inverse-Hessian guess `h` (identity
+/// and Nocedal & Wright's first-step scaling when `None`), until the max-norm of the gradient is
+/// below `tolerance`. Errors carry the last point, iterations and gradient norm.
+fn bfgs(
     ll: &dyn LogLikelihood,
-    start: &[f64],
     customers: f64,
-    distinct: usize,
-    options: &FitOptions,
-) -> Result<FitReport, FitError> {
-    let n = start.len();
+    x: Vec<f64>,
+    h: Option<Vec<Vec<f64>>>,
+    tolerance: f64,
+    max_iterations: usize,
+) -> Result<Bfgs, (Vec<f64>, usize, f64)> {
+    let n = x.len();
     let scale = 1.0 / customers;
     let mut evaluations = 0usize;
-    // Objective to minimise: minus the mean log-likelihood.
     let mut objective = |theta: &[f64], grad: &mut [f64]| -> f64 {
         evaluations += 1;
         let v = ll.eval(theta, grad);
@@ -143,31 +160,25 @@ pub(crate) fn maximize(
         }
         if v.is_finite() && grad.iter().all(|g| g.is_finite()) { -v * scale } else { f64::INFINITY }
     };
-    let mut x: Vec<f64> = start.iter().map(|v| v.ln()).collect();
+    let mut x = x;
     let mut g = vec![0.0; n];
     let mut f = objective(&x, &mut g);
-    let not_converged = |x: &[f64], iterations, gradient_norm| FitError::NotConverged {
-        model,
-        iterations,
-        gradient_norm,
-        params: names.iter().zip(x).map(|(name, t)| (*name, t.exp())).collect(),
-    };
     if !f.is_finite() {
-        return Err(not_converged(&x, 0, f64::NAN));
+        return Err((x, 0, f64::NAN));
     }
-    let mut h = identity(n);
-    let mut first_update = true;
+    let mut first_update = h.is_none();
+    let mut h = h.unwrap_or_else(|| identity(n));
     let mut iterations = 0;
     let mut stalled = 0;
     let mut x_new = vec![0.0; n];
     let mut g_new = vec![0.0; n];
     loop {
         let gnorm = max_abs(&g);
-        if gnorm <= options.gradient_tolerance || (stalled >= 3 && gnorm <= 1e3 * options.gradient_tolerance) {
+        if gnorm <= tolerance || (stalled >= 3 && gnorm <= 1e3 * tolerance) {
             break;
         }
-        if iterations >= options.max_iterations {
-            return Err(not_converged(&x, iterations, gnorm));
+        if iterations >= max_iterations {
+            return Err((x, iterations, gnorm));
         }
         iterations += 1;
         let mut d = mat_vec(&h, &g, -1.0);
@@ -185,7 +196,10 @@ pub(crate) fn maximize(
                 x_new[i] = x[i] + step * d[i];
             }
             let f_new = objective(&x_new, &mut g_new);
-            if f_new <= f + 1e-4 * step * slope {
+            // Armijo; or, near the optimum where f changes only in its last bits, a step that
+            // keeps f within rounding and shrinks the gradient.
+            let within_rounding = f_new <= f + 8.0 * f64::EPSILON * f.abs() && max_abs(&g_new) < gnorm;
+            if f_new <= f + 1e-4 * step * slope || within_rounding {
                 stalled = if f - f_new <= 1e-15 * f.abs().max(1.0) { stalled + 1 } else { 0 };
                 f = f_new;
                 accepted = true;
@@ -196,10 +210,10 @@ pub(crate) fn maximize(
         if !accepted {
             // No decrease along a descent direction: we are at the optimum to machine precision,
             // or the problem is flat; accept only if the gradient is already small.
-            if gnorm <= 1e3 * options.gradient_tolerance {
+            if gnorm <= 1e3 * tolerance {
                 break;
             }
-            return Err(not_converged(&x, iterations, gnorm));
+            return Err((x, iterations, gnorm));
         }
         let s: Vec<f64> = (0..n).map(|i| x_new[i] - x[i]).collect();
         let y: Vec<f64> = (0..n).map(|i| g_new[i] - g[i]).collect();
@@ -216,9 +230,61 @@ pub(crate) fn maximize(
         x.copy_from_slice(&x_new);
         g.copy_from_slice(&g_new);
     }
-    let gradient_norm = max_abs(&g);
-    let log_likelihood = -f * customers;
-    let info = observed_information(ll, &x);
+    Ok(Bfgs { x, f, g, h, iterations, evaluations })
+}
+
+/// A cheaper stand-in for the likelihood, used to find a starting point: a systematic sample of
+/// the data with weights scaled up, so its mean log-likelihood estimates the full one.
+pub(crate) struct WarmStart<'a> {
+    pub(crate) ll: &'a dyn LogLikelihood,
+    pub(crate) customers: f64,
+}
+
+/// Maximises `ll` from `start` (natural parameters) and builds the report.
+///
+/// With a `warm` start, BFGS first converges (loosely) on the sample, then continues on the full
+/// data from the sample's optimum and inverse Hessian: on large data that takes a handful of
+/// full evaluations instead of dozens.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn maximize(
+    model: &'static str,
+    names: &[&'static str],
+    ll: &dyn LogLikelihood,
+    warm: Option<WarmStart<'_>>,
+    start: &[f64],
+    customers: f64,
+    distinct: usize,
+    options: &FitOptions,
+) -> Result<FitReport, FitError> {
+    let not_converged = |x: &[f64], iterations, gradient_norm| FitError::NotConverged {
+        model,
+        iterations,
+        gradient_norm,
+        params: names.iter().zip(x).map(|(name, t)| (*name, t.exp())).collect(),
+    };
+    let mut x: Vec<f64> = start.iter().map(|v| v.ln()).collect();
+    let mut h = None;
+    let mut iterations = 0;
+    let mut evaluations = 0;
+    if let Some(warm) = warm {
+        // A failed warm start is not an error: the full fit starts from `start` instead.
+        if let Ok(run) = bfgs(warm.ll, warm.customers, x.clone(), None, 1e-6, options.max_iterations) {
+            x = run.x;
+            h = Some(run.h);
+            iterations += run.iterations;
+            evaluations += run.evaluations;
+        }
+    }
+    let run = bfgs(ll, customers, x, h, options.gradient_tolerance, options.max_iterations.saturating_sub(iterations))
+        .map_err(|(x, i, g)| not_converged(&x, iterations + i, g))?;
+    let iterations = iterations + run.iterations;
+    let evaluations = evaluations + run.evaluations;
+    let x = run.x;
+    let gradient_norm = max_abs(&run.g);
+    let log_likelihood = -run.f * customers;
+    // Gradient of the total log-likelihood at the optimum (the run's g is of the mean objective).
+    let g_total: Vec<f64> = run.g.iter().map(|g| -g * customers).collect();
+    let info = observed_information(ll, &x, &g_total, distinct);
     let cov = info.as_deref().and_then(inverse_spd);
     let params = names
         .iter()
@@ -235,7 +301,7 @@ pub(crate) fn maximize(
             }
         })
         .collect();
-    let k = n as f64;
+    let k = names.len() as f64;
     Ok(FitReport {
         model,
         params,
@@ -252,23 +318,29 @@ pub(crate) fn maximize(
 
 // Small dense matrices: index loops mirror the textbook formulas.
 #[allow(clippy::needless_range_loop)]
-/// Observed information −∇² LL on the log scale, by central differences of the analytic
-/// gradient (step 10⁻⁴; error O(h²) relative).
-fn observed_information(ll: &dyn LogLikelihood, theta: &[f64]) -> Option<Vec<Vec<f64>>> {
+/// Observed information −∇² LL on the log scale, by finite differences of the analytic
+/// gradient: central (step 10⁻⁴, error O(h²)) on up to [`CENTRAL_LIMIT`] distinct tuples,
+/// forward from the optimum's gradient `g0` (step 10⁻⁵, relative error about 10⁻⁵) above it,
+/// where each gradient costs more than the accuracy is worth for a standard error.
+fn observed_information(ll: &dyn LogLikelihood, theta: &[f64], g0: &[f64], distinct: usize) -> Option<Vec<Vec<f64>>> {
     let n = theta.len();
-    let h = 1e-4;
+    let central = distinct <= CENTRAL_LIMIT;
+    let h = if central { 1e-4 } else { 1e-5 };
     let mut m = vec![vec![0.0; n]; n];
     let mut gp = vec![0.0; n];
-    let mut gm = vec![0.0; n];
+    let mut gm = g0.to_vec();
     let mut t = theta.to_vec();
     for j in 0..n {
         t[j] = theta[j] + h;
         ll.eval(&t, &mut gp);
-        t[j] = theta[j] - h;
-        ll.eval(&t, &mut gm);
+        if central {
+            t[j] = theta[j] - h;
+            ll.eval(&t, &mut gm);
+        }
         t[j] = theta[j];
+        let width = if central { 2.0 * h } else { h };
         for i in 0..n {
-            m[i][j] = -(gp[i] - gm[i]) / (2.0 * h);
+            m[i][j] = -(gp[i] - gm[i]) / width;
         }
     }
     for i in 0..n {
@@ -398,7 +470,8 @@ mod tests {
             grad[2] = -0.2 * d[2];
             -(d[0] * d[0] + 4.0 * d[1] * d[1] + 0.1 * d[2] * d[2] + d[0] * d[1])
         };
-        let fit = maximize("test", &["a", "b", "c"], &ll, &[1.0, 1.0, 1.0], 1.0, 1, &FitOptions::default()).unwrap();
+        let fit =
+            maximize("test", &["a", "b", "c"], &ll, None, &[1.0, 1.0, 1.0], 1.0, 1, &FitOptions::default()).unwrap();
         for (p, t) in fit.params.iter().zip(target) {
             assert!((p.value / t - 1.0).abs() < 1e-8, "{} = {} want {t}", p.name, p.value);
         }
@@ -417,7 +490,7 @@ mod tests {
             theta[0]
         };
         let options = FitOptions { max_iterations: 20, ..FitOptions::default() };
-        let err = maximize("test", &["a"], &ll, &[1.0], 1.0, 1, &options).unwrap_err();
+        let err = maximize("test", &["a"], &ll, None, &[1.0], 1.0, 1, &options).unwrap_err();
         let FitError::NotConverged { iterations, gradient_norm, params, .. } = &err else { panic!("{err:?}") };
         assert_eq!(*iterations, 20);
         assert_eq!(*gradient_norm, 1.0);

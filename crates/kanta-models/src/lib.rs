@@ -64,6 +64,13 @@ pub trait TransactionModel {
     fn expected_purchases(&self, t: f64) -> f64;
     /// E[Y(t) | x, t_x, T]: expected purchases in (T, T + t].
     fn conditional_expected_purchases(&self, t: f64, history: &History) -> f64;
+    /// E[Y(t) | x, t_x, T] for several horizons at once (the CLV sum needs a dozen); models
+    /// override it when the horizons can share work.
+    fn conditional_expected_purchases_many(&self, ts: &[f64], history: &History, out: &mut [f64]) {
+        for (t, o) in ts.iter().zip(out.iter_mut()) {
+            *o = self.conditional_expected_purchases(*t, history);
+        }
+    }
     /// P(alive | x, t_x, T) at the end of observation.
     fn p_alive(&self, history: &History) -> f64;
     /// P(X(t) = k) for a customer who just made a first purchase.

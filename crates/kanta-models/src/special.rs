@@ -72,6 +72,45 @@ pub fn hyp2f1(a: f64, b: f64, c: f64, z: f64) -> Option<f64> {
     None
 }
 
+/// ₂F₁(a, b; c; zₖ) for several zₖ at once, sharing the series coefficients (the expensive part
+/// with its divisions) across them; same domain and accuracy as [`hyp2f1`]. Returns `false`
+/// (leaving `out` unspecified) if any zₖ is outside [0, 1) or fails to converge.
+pub fn hyp2f1_many(a: f64, b: f64, c: f64, zs: &[f64], out: &mut [f64]) -> bool {
+    if !(a > 0.0 && b > 0.0 && c > 0.0) || zs.iter().any(|z| !(0.0..1.0).contains(z)) || out.len() != zs.len() {
+        return false;
+    }
+    // No allocation for the usual dozen horizons: this runs once per customer.
+    let mut stack = [1.0; 16];
+    let mut heap = Vec::new();
+    let powers: &mut [f64] = if zs.len() <= stack.len() {
+        &mut stack[..zs.len()]
+    } else {
+        heap.resize(zs.len(), 1.0);
+        &mut heap
+    };
+    let z_max = zs.iter().fold(0.0, |m: f64, z| m.max(*z));
+    out.fill(1.0);
+    let mut coef = 1.0;
+    let mut p_max = 1.0;
+    for j in 0..1_000_000u32 {
+        let j = f64::from(j);
+        let ratio = (a + j) * (b + j) / ((c + j) * (j + 1.0));
+        coef *= ratio;
+        for ((p, z), o) in powers.iter_mut().zip(zs).zip(out.iter_mut()) {
+            *p *= z;
+            *o += coef * *p;
+        }
+        // Every sum is ≥ 1 and the series of the largest z has the largest terms, so its term
+        // bounds the relative size of every tail, as in `hyp2f1`.
+        p_max *= z_max;
+        let rho = (ratio * z_max).max(z_max);
+        if j > a.max(b).max(c) && rho < 1.0 && coef * p_max * rho <= 1e-17 * (1.0 - rho) {
+            return out.iter().all(|v| v.is_finite());
+        }
+    }
+    false
+}
+
 /// Gauss–Legendre nodes and weights on [−1, 1].
 pub(crate) struct GaussLegendre {
     nodes: Vec<f64>,
@@ -182,6 +221,18 @@ mod tests {
         assert_eq!(hyp2f1(1.0, 1.0, 2.0, 0.0), Some(1.0));
         assert_eq!(hyp2f1(1.0, 1.0, 2.0, 1.0), None);
         assert_eq!(hyp2f1(1.0, 1.0, -0.5, 0.5), None);
+    }
+
+    #[test]
+    fn hyp2f1_many_equals_hyp2f1_one_by_one() {
+        let zs = [0.0, 0.1, 0.5, 0.82, 0.95];
+        let mut out = [0.0; 5];
+        assert!(hyp2f1_many(2.7, 3.1, 4.2, &zs, &mut out));
+        for (z, v) in zs.iter().zip(out) {
+            let want = hyp2f1(2.7, 3.1, 4.2, *z).unwrap();
+            assert!(close(v, want, 1e-14), "z={z}: {v} vs {want}");
+        }
+        assert!(!hyp2f1_many(2.7, 3.1, 4.2, &[0.5, 1.0], &mut [0.0; 2]));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `kanta analyze`: read an order log, analyse it, write the customer table and the reports.
 
+use crate::timings::Timings;
 use std::fs;
 use std::io::Write;
 use std::path::PathBuf;
@@ -152,23 +153,4 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
         .context("cannot write to standard output")?;
     }
     Ok(Outputs { report_html })
-}
-
-/// Phase timings on standard error when `KANTA_TIMINGS` is set (used by the benchmarks).
-struct Timings {
-    last: Option<std::cell::Cell<std::time::Instant>>,
-}
-
-impl Timings {
-    fn from_env() -> Timings {
-        Timings { last: std::env::var_os("KANTA_TIMINGS").map(|_| std::cell::Cell::new(std::time::Instant::now())) }
-    }
-
-    fn mark(&self, phase: &str) {
-        if let Some(last) = &self.last {
-            let now = std::time::Instant::now();
-            eprintln!("timing: {phase}: {:.3} s", (now - last.get()).as_secs_f64());
-            last.set(now);
-        }
-    }
 }

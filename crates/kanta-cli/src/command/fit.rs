@@ -12,10 +12,12 @@ use serde_json::{Map, Value, json};
 
 use crate::UsageError;
 use crate::cli::{FitArgs, FitModel};
+use crate::timings::Timings;
 
 pub fn run(args: &FitArgs) -> anyhow::Result<()> {
     let options = FitOptions { max_iterations: args.max_iterations, ..FitOptions::default() };
-    let (report, note) = fit_file(&args.input, args.model, &options)?;
+    let timings = Timings::from_env();
+    let (report, note) = fit_file(&args.input, args.model, &options, &timings)?;
     let json = fit_json(&report);
     if let Some(out) = &args.out {
         write_json(out, &json)?;
@@ -51,20 +53,24 @@ pub(crate) fn fit_file(
     path: &str,
     model: FitModel,
     options: &FitOptions,
+    timings: &Timings,
 ) -> anyhow::Result<(FitReport, Option<String>)> {
     Ok(match model {
         FitModel::Bgnbd | FitModel::Mbgnbd | FitModel::Paretonbd => {
-            let table = read_summary(path, SummaryKind::Continuous)?;
+            let table = read_summary(path, SummaryKind::Continuous, false)?;
+            timings.mark("read");
             let data = histories(path, &table)?;
+            timings.mark("compress");
             let report = match model {
                 FitModel::Bgnbd => BgNbd::fit(Variant::Bg, &data, options)?.1,
                 FitModel::Mbgnbd => BgNbd::fit(Variant::Mbg, &data, options)?.1,
                 _ => ParetoNbd::fit(&data, options)?.1,
             };
+            timings.mark("fit");
             (report, None)
         }
         FitModel::Gammagamma => {
-            let table = read_summary(path, SummaryKind::Spend)?;
+            let table = read_summary(path, SummaryKind::Spend, false)?;
             let mut spends = Vec::new();
             let mut skipped = 0.0;
             for (i, row) in table.rows.iter().enumerate() {
@@ -81,7 +87,9 @@ pub(crate) fn fit_file(
                 ))
                 .into());
             }
+            timings.mark("read");
             let report = GammaGamma::fit(&spends, options)?.1;
+            timings.mark("fit");
             let note = (skipped > 0.0).then(|| {
                 format!(
                     "({} customers without repeat purchases or spend were left out, as the model requires)",
@@ -91,7 +99,7 @@ pub(crate) fn fit_file(
             (report, note)
         }
         FitModel::Bgbb => {
-            let table = read_summary(path, SummaryKind::Discrete)?;
+            let table = read_summary(path, SummaryKind::Discrete, false)?;
             let mut items = Vec::with_capacity(table.rows.len());
             for (i, row) in table.rows.iter().enumerate() {
                 let whole = |v: f64, what: &str| -> anyhow::Result<u32> {

@@ -1,5 +1,6 @@
 //! `kanta predict`: add model predictions to a per-customer summary file.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 
@@ -13,6 +14,7 @@ use serde_json::Value;
 
 use crate::UsageError;
 use crate::cli::PredictArgs;
+use crate::timings::Timings;
 
 /// A fitted model read back from `kanta fit --json`.
 pub(crate) enum Fitted {
@@ -48,6 +50,7 @@ pub(crate) fn read_fit(path: &Path) -> anyhow::Result<Fitted> {
 }
 
 pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
+    let timings = Timings::from_env();
     let mut transaction = None;
     let mut bgbb = None;
     let mut spend = None;
@@ -76,7 +79,7 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
     };
     let mut csv = csv::Writer::from_writer(&mut out);
     if let Some(model) = bgbb {
-        let table = read_summary(&args.input, SummaryKind::Discrete)?;
+        let table = read_summary(&args.input, SummaryKind::Discrete, true)?;
         let future = args.horizon.round() as u32;
         csv.write_record(table.headers.iter().map(String::as_str).chain(["p_alive", "expected_transactions"]))?;
         for (row, record) in table.rows.iter().zip(&table.records) {
@@ -87,7 +90,7 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
             csv.write_record(record.iter().map(String::as_str).chain(extra.iter().map(String::as_str)))?;
         }
     } else if let Some(model) = transaction {
-        let table = read_summary(&args.input, SummaryKind::Continuous)?;
+        let table = read_summary(&args.input, SummaryKind::Continuous, true)?;
         if spend.is_some() && !table.has_monetary {
             return Err(UsageError(format!(
                 "{}: a Gamma-Gamma fit was given but the file has no monetary_value column",
@@ -104,23 +107,33 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
         let clv =
             ClvOptions { periods: args.clv_periods, period_length: args.period_length, discount_rate: args.discount };
         let predictions = predict_customers(model.as_ref(), spend.as_ref(), &customers, args.horizon, &clv);
+        timings.mark("predict");
         let mut columns = vec!["p_alive", "expected_purchases", "p_purchase", "next_purchase_in"];
         if spend.is_some() {
             columns.extend(["expected_spend", "clv"]);
         }
         csv.write_record(table.headers.iter().map(String::as_str).chain(columns))?;
+        let mut buf = String::new();
         for (p, record) in predictions.iter().zip(&table.records) {
-            let mut extra = vec![
-                p.p_alive.to_string(),
-                p.expected_purchases.to_string(),
-                p.p_purchase.to_string(),
-                p.next_purchase.to_string(),
-            ];
-            if spend.is_some() {
-                let text = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
-                extra.extend([text(p.expected_spend), text(p.clv)]);
+            for field in record {
+                csv.write_field(field)?;
             }
-            csv.write_record(record.iter().map(String::as_str).chain(extra.iter().map(String::as_str)))?;
+            let mut number = |v: Option<f64>| -> csv::Result<()> {
+                buf.clear();
+                if let Some(v) = v {
+                    // Infallible: writing to a String.
+                    let _ = write!(buf, "{v}");
+                }
+                csv.write_field(&buf)
+            };
+            for v in [p.p_alive, p.expected_purchases, p.p_purchase, p.next_purchase] {
+                number(Some(v))?;
+            }
+            if spend.is_some() {
+                number(p.expected_spend)?;
+                number(p.clv)?;
+            }
+            csv.write_record(None::<&[u8]>)?;
         }
     } else {
         return Err(
@@ -130,5 +143,6 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
     csv.flush()?;
     drop(csv);
     out.flush()?;
+    timings.mark("write");
     Ok(())
 }
