@@ -47,7 +47,7 @@ for ext in csv parquet; do
   out="$WORK/kanta-$ext"
   : >"$WORK/k.walls"; : >"$WORK/d.walls"; : >"$WORK/k.rss"; : >"$WORK/d.rss"
   for rep in $(seq "$REPS"); do
-    measure kanta "$WORK/kanta-$ext.time" "$KANTA" analyze "$f" --out "$out" --quiet
+    measure kanta "$WORK/kanta-$ext.time" "$KANTA" analyze "$f" --out "$out" --quiet --model none
     measure duckdb "$WORK/duckdb-$ext.time" "$PY" bench/summary_duckdb.py "$f" "$WORK/duckdb-$ext.csv"
     wall "$WORK/kanta-$ext.time" >>"$WORK/k.walls"; wall "$WORK/duckdb-$ext.time" >>"$WORK/d.walls"
     rss "$WORK/kanta-$ext.time" >>"$WORK/k.rss"; rss "$WORK/duckdb-$ext.time" >>"$WORK/d.rss"

@@ -115,6 +115,10 @@ pub struct AnalyzeArgs {
     #[arg(long, default_value_t = 4)]
     pub loyal_orders: u32,
 
+    /// Customer model for P(alive), expected purchases and CLV: auto picks the lowest BIC of bgnbd, mbgnbd and paretonbd; none skips the models.
+    #[arg(long, value_enum, default_value_t = ModelArg::Auto)]
+    pub model: ModelArg,
+
     /// Print nothing but errors (no progress, no summary).
     #[arg(long, short)]
     pub quiet: bool,
@@ -122,6 +126,21 @@ pub struct AnalyzeArgs {
     /// Print summary.json to standard output instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `kanta analyze --model`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModelArg {
+    /// Fit BG/NBD, MBG/NBD and Pareto/NBD and keep the lowest BIC.
+    Auto,
+    /// BG/NBD.
+    Bgnbd,
+    /// MBG/NBD.
+    Mbgnbd,
+    /// Pareto/NBD.
+    Paretonbd,
+    /// No models: the per-customer model columns stay empty.
+    None,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -708,6 +708,21 @@ fn revenue_at_risk(customers: &[CustomerSummary]) -> RevenueAtRisk {
     }
 }
 
+impl Analysis {
+    /// Marks the customers flagged by `slipping` (indexed like `customers`) as
+    /// [`Stage::Slipping`] when the rules call them new, repeat or loyal, and recounts the stage
+    /// table. Lapsing and lost customers keep their stage, so revenue at risk is unchanged.
+    pub fn mark_slipping(&mut self, slipping: &[bool]) {
+        for (c, &flag) in self.customers.iter_mut().zip(slipping) {
+            if flag && matches!(c.stage, Stage::New | Stage::Repeat | Stage::Loyal) {
+                c.stage = Stage::Slipping;
+            }
+        }
+        self.summary.stages =
+            groups(&self.customers, self.summary.revenue, &Stage::ALL.map(Stage::name), |c| c.stage as usize);
+    }
+}
+
 /// Customers and revenue per group, in one pass (`index_of` maps a customer to its row).
 fn groups(
     customers: &[CustomerSummary],

@@ -18,6 +18,11 @@
 //! `G` adapts to the business: nine in ten repeat purchases happen within `G` days of the
 //! previous one, so a customer silent for longer than `G` is behind their usual rhythm, and one
 //! silent for twice as long has most likely gone.
+//!
+//! A fifth stage comes from the models (`kanta-score`): **slipping** is a valuable customer —
+//! RFM Champions or Loyal, or in the top 20 % by predicted 12-month CLV — whose probability of
+//! still being active has fallen below a threshold (0.5) while the rules above still call them
+//! new, repeat or loyal: the early warning before a good customer lapses.
 
 use std::fmt;
 
@@ -33,6 +38,8 @@ pub enum Stage {
     Repeat,
     /// Many purchases, recently.
     Loyal,
+    /// A valuable customer whose model probability of being active has fallen (see the module docs).
+    Slipping,
     /// Silent for longer than the usual gap between purchases.
     Lapsing,
     /// Silent for more than twice the usual gap.
@@ -41,7 +48,7 @@ pub enum Stage {
 
 impl Stage {
     /// All stages in lifecycle order.
-    pub const ALL: [Stage; 5] = [Stage::New, Stage::Repeat, Stage::Loyal, Stage::Lapsing, Stage::Lost];
+    pub const ALL: [Stage; 6] = [Stage::New, Stage::Repeat, Stage::Loyal, Stage::Slipping, Stage::Lapsing, Stage::Lost];
 
     /// The name written in `customers.csv`.
     pub fn name(self) -> &'static str {
@@ -49,6 +56,7 @@ impl Stage {
             Stage::New => "new",
             Stage::Repeat => "repeat",
             Stage::Loyal => "loyal",
+            Stage::Slipping => "slipping",
             Stage::Lapsing => "lapsing",
             Stage::Lost => "lost",
         }

@@ -15,6 +15,8 @@ use arrow_schema::{DataType, Field, Schema};
 use kanta_core::aggregate::CustomerBase;
 use kanta_core::analysis::{Analysis, CustomerSummary};
 use kanta_core::money::Money;
+use kanta_core::time::Day;
+use kanta_score::CustomerScore;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
@@ -71,6 +73,20 @@ pub const CUSTOMER_COLUMNS: [(&str, &str); 20] = [
     ("rfm", "the three scores as one code, e.g. 545"),
     ("segment", "named RFM segment"),
     ("stage", "lifecycle stage: new, repeat, loyal, lapsing, lost"),
+];
+
+/// The model columns that follow [`CUSTOMER_COLUMNS`] (empty, or null in Parquet, when the
+/// models were not run or could not be fitted).
+pub const MODEL_COLUMNS: [(&str, &str); 9] = [
+    ("p_alive", "probability that the customer is still active at --as-of (the fitted BTYD model)"),
+    ("expected_purchases_30d", "expected purchases in the 30 days after --as-of"),
+    ("expected_purchases_90d", "expected purchases in the 90 days after --as-of"),
+    ("expected_purchases_365d", "expected purchases in the 365 days after --as-of"),
+    ("p_purchase_30d", "probability of at least one purchase in the 30 days after --as-of"),
+    ("expected_spend", "expected value of a future purchase (Gamma-Gamma)"),
+    ("clv_12m", "discounted expected revenue of the next 12 months (12 × 30 days at 1 % a month)"),
+    ("next_purchase_date", "--as-of + the median days to the next purchase if the customer is alive"),
+    ("churn_risk", "low (P(alive) ≥ 0.75), medium (≥ 0.5), high (≥ 0.25) or very_high"),
 ];
 
 /// Money with all its decimals, at least two: `12.50`, `0.3333`, `-4.00`.
@@ -175,14 +191,15 @@ pub fn write_customers_csv(
     base: &CustomerBase,
     analysis: &Analysis,
     unit: PeriodUnit,
+    scores: Option<&[CustomerScore]>,
 ) -> Result<(), ReadError> {
     let file = File::create(path).map_err(|e| write_err(path, e))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    let header: Vec<&str> = CUSTOMER_COLUMNS.iter().map(|(name, _)| *name).collect();
+    let header: Vec<&str> = CUSTOMER_COLUMNS.iter().chain(&MODEL_COLUMNS).map(|(name, _)| *name).collect();
     writeln!(out, "{}", header.join(",")).map_err(|e| write_err(path, e))?;
     let mut line: Vec<u8> = Vec::with_capacity(256);
     let mut money = String::with_capacity(24);
-    for c in &analysis.customers {
+    for (i, c) in analysis.customers.iter().enumerate() {
         line.clear();
         push_csv_field(&mut line, base.id(c.customer));
         line.push(b',');
@@ -226,10 +243,36 @@ pub fn write_customers_csv(
         line.extend_from_slice(c.segment.name().as_bytes());
         line.push(b',');
         line.extend_from_slice(c.stage.name().as_bytes());
+        match scores.and_then(|s| s.get(i)) {
+            Some(s) => push_score(&mut line, s, analysis.as_of),
+            None => line.extend_from_slice(&[b','; MODEL_COLUMNS.len()]),
+        }
         line.push(b'\n');
         out.write_all(&line).map_err(|e| write_err(path, e))?;
     }
     out.flush().map_err(|e| write_err(path, e))
+}
+
+/// The day `days` after `as_of` (rounded), saturating far in the future.
+fn day_after(as_of: Day, days: f64) -> Day {
+    Day(as_of.0.saturating_add(days.round().clamp(0.0, 1e6) as i32))
+}
+
+fn push_score(line: &mut Vec<u8>, s: &CustomerScore, as_of: Day) {
+    for v in [s.p_alive, s.expected_purchases[0], s.expected_purchases[1], s.expected_purchases[2], s.p_purchase_30d] {
+        line.push(b',');
+        push_f64(line, v);
+    }
+    for v in [s.expected_spend, s.clv_12m] {
+        line.push(b',');
+        if let Some(v) = v {
+            push_f64(line, v);
+        }
+    }
+    line.push(b',');
+    push_date(line, day_after(as_of, s.next_purchase_days));
+    line.push(b',');
+    line.extend_from_slice(s.risk.name().as_bytes());
 }
 
 /// Writes `customers.parquet` (Snappy-compressed; money as `Float64`, dates as `Date32`).
@@ -238,14 +281,21 @@ pub fn write_customers_parquet(
     base: &CustomerBase,
     analysis: &Analysis,
     unit: PeriodUnit,
+    scores: Option<&[CustomerScore]>,
 ) -> Result<(), ReadError> {
     use DataType::*;
     let types = [
         Utf8, Date32, Date32, UInt32, Float64, UInt32, Float64, Float64, Float64, UInt32, Float64, Float64, Int32,
         Float64, UInt8, UInt8, UInt8, Utf8, Utf8, Utf8,
     ];
+    let model_types = [Float64, Float64, Float64, Float64, Float64, Float64, Float64, Date32, Utf8];
     let schema = Arc::new(Schema::new(
-        CUSTOMER_COLUMNS.iter().zip(types).map(|((name, _), t)| Field::new(*name, t, false)).collect::<Vec<_>>(),
+        CUSTOMER_COLUMNS
+            .iter()
+            .zip(types)
+            .map(|((name, _), t)| Field::new(*name, t, false))
+            .chain(MODEL_COLUMNS.iter().zip(model_types).map(|((name, _), t)| Field::new(*name, t, true)))
+            .collect::<Vec<_>>(),
     ));
     let file = File::create(path).map_err(|e| write_err(path, e))?;
     // Dictionaries pay only for the few low-cardinality text columns; on ids and numbers they
@@ -257,10 +307,13 @@ pub fn write_customers_parquet(
         .set_column_dictionary_enabled("rfm".into(), true)
         .set_column_dictionary_enabled("segment".into(), true)
         .set_column_dictionary_enabled("stage".into(), true)
+        .set_column_dictionary_enabled("churn_risk".into(), true)
         .build();
     let mut writer = ArrowWriter::try_new(file, Arc::clone(&schema), Some(props)).map_err(|e| write_err(path, e))?;
-    for chunk in analysis.customers.chunks(1 << 16) {
-        let batch = customer_batch(&schema, base, chunk, unit).map_err(|e| write_err(path, e))?;
+    for (k, chunk) in analysis.customers.chunks(1 << 16).enumerate() {
+        let chunk_scores = scores.and_then(|s| s.get(k << 16..(k << 16) + chunk.len()));
+        let batch =
+            customer_batch(&schema, base, chunk, unit, chunk_scores, analysis.as_of).map_err(|e| write_err(path, e))?;
         writer.write(&batch).map_err(|e| write_err(path, e))?;
     }
     writer.close().map_err(|e| write_err(path, e))?;
@@ -272,6 +325,8 @@ fn customer_batch(
     base: &CustomerBase,
     chunk: &[CustomerSummary],
     unit: PeriodUnit,
+    model_scores: Option<&[CustomerScore]>,
+    as_of: Day,
 ) -> Result<RecordBatch, arrow_schema::ArrowError> {
     let n = chunk.len();
     let mut id = StringBuilder::with_capacity(n, n * 12);
@@ -331,7 +386,47 @@ fn customer_batch(
         b(&mut { segment }),
         b(&mut { stage }),
     ];
+    let mut columns = columns;
+    columns.extend(model_arrays(chunk.len(), model_scores, as_of));
     RecordBatch::try_new(Arc::clone(schema), columns)
+}
+
+/// The [`MODEL_COLUMNS`] of one batch: values from `scores`, or all null.
+fn model_arrays(n: usize, scores: Option<&[CustomerScore]>, as_of: Day) -> Vec<ArrayRef> {
+    let mut f64s: [Float64Builder; 7] = std::array::from_fn(|_| Float64Builder::with_capacity(n));
+    let mut next = Date32Builder::with_capacity(n);
+    let mut risk = StringBuilder::with_capacity(n, n * 6);
+    for i in 0..n {
+        match scores.and_then(|s| s.get(i)) {
+            Some(s) => {
+                let values = [
+                    Some(s.p_alive),
+                    Some(s.expected_purchases[0]),
+                    Some(s.expected_purchases[1]),
+                    Some(s.expected_purchases[2]),
+                    Some(s.p_purchase_30d),
+                    s.expected_spend,
+                    s.clv_12m,
+                ];
+                for (b, v) in f64s.iter_mut().zip(values) {
+                    b.append_option(v);
+                }
+                next.append_value(day_after(as_of, s.next_purchase_days).0);
+                risk.append_value(s.risk.name());
+            }
+            None => {
+                for b in &mut f64s {
+                    b.append_null();
+                }
+                next.append_null();
+                risk.append_null();
+            }
+        }
+    }
+    let mut out: Vec<ArrayRef> = f64s.iter_mut().map(|b| -> ArrayRef { Arc::new(b.finish()) }).collect();
+    out.push(Arc::new(next.finish()));
+    out.push(Arc::new(risk.finish()));
+    out
 }
 
 #[cfg(test)]

@@ -314,3 +314,39 @@ pub fn actual_vs_model(
         Ok(())
     })
 }
+
+/// Vertical bars of customer counts per bin, labelled `labels`.
+pub fn bars(title: &str, x_desc: &str, labels: &[String], counts: &[u64]) -> String {
+    render(title, (WIDTH, HEIGHT), |root| {
+        let n = counts.len().max(1) as u32;
+        let top = counts.iter().copied().max().unwrap_or(0).max(1) as f64 * 1.1;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(64)
+            .build_cartesian_2d((0u32..n).into_segmented(), 0f64..top)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_desc(x_desc)
+            .y_desc("customers")
+            .x_labels(labels.len())
+            .x_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(k) | SegmentValue::Exact(k) => {
+                    labels.get(*k as usize).cloned().unwrap_or_default()
+                }
+                SegmentValue::Last => String::new(),
+            })
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .label_style((FONT, 12))
+            .draw()?;
+        chart.draw_series(
+            Histogram::vertical(&chart)
+                .style(ACCENT.filled())
+                .margin(4)
+                .data(counts.iter().enumerate().map(|(i, c)| (i as u32, *c as f64))),
+        )?;
+        root.present()?;
+        Ok(())
+    })
+}

@@ -90,7 +90,10 @@ pub fn render_html(report: &Report<'_>) -> Result<String, minijinja::Error> {
             })
             .collect()
     };
+    let models = report.models.map(|m| models_context(m, cur));
     let ctx = context! {
+        models => models,
+        models_skipped => report.models_skipped,
         version => report.kanta_version,
         input => &report.input,
         rows => thousands(report.input.rows),
@@ -132,4 +135,101 @@ pub fn render_html(report: &Report<'_>) -> Result<String, minijinja::Error> {
         },
     };
     env.get_template("report.html")?.render(ctx)
+}
+
+/// Background of a heat-map cell at `share` of the maximum.
+fn heat_colour(share: f64) -> String {
+    format!("rgba(37, 99, 235, {:.2})", share.clamp(0.0, 1.0) * 0.6)
+}
+
+/// The paper's name of a model.
+pub(crate) fn model_title(model: &str) -> &'static str {
+    match model {
+        "bgnbd" => "BG/NBD",
+        "mbgnbd" => "MBG/NBD",
+        "paretonbd" => "Pareto/NBD",
+        "gammagamma" => "Gamma-Gamma",
+        _ => "model",
+    }
+}
+
+fn fit_rows(report: &kanta_models::FitReport) -> Vec<minijinja::Value> {
+    let num = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.4}"));
+    report
+        .params
+        .iter()
+        .map(|p| {
+            context! {
+                name => p.name, value => format!("{:.4}", p.value), se => num(p.std_error),
+                interval => match (p.lower, p.upper) {
+                    (Some(lo), Some(hi)) => format!("{lo:.4} – {hi:.4}"),
+                    _ => "–".to_owned(),
+                },
+            }
+        })
+        .collect()
+}
+
+fn models_context(m: &kanta_score::ModelSummary, cur: Option<&str>) -> minijinja::Value {
+    let chosen = m.candidates.iter().find(|c| c.model == m.chosen).and_then(|c| c.fit.as_ref().ok());
+    let comparison: Vec<_> = m
+        .candidates
+        .iter()
+        .map(|c| match &c.fit {
+            Ok(f) => context! {
+                model => model_title(c.model), chosen => c.model == m.chosen,
+                ll => format!("{:.2}", f.log_likelihood), aic => format!("{:.2}", f.aic), bic => format!("{:.2}", f.bic),
+                iterations => f.iterations,
+            },
+            Err(e) => context! { model => model_title(c.model), error => e },
+        })
+        .collect();
+    let max_heat = m.expected_heatmap.iter().flatten().flatten().copied().fold(0.0, f64::max);
+    let heat: Vec<_> = m
+        .expected_heatmap
+        .iter()
+        .enumerate()
+        .map(|(row, cells)| {
+            context! {
+                label => if row == 10 { "10+".to_owned() } else { row.to_string() },
+                cells => cells.iter().map(|c| match c {
+                    Some(v) => context! { text => format!("{v:.2}"), bg => heat_colour(*v / max_heat.max(1e-12)) },
+                    None => context! { text => "", bg => "transparent" },
+                }).collect::<Vec<_>>(),
+            }
+        })
+        .collect();
+    let p_labels: Vec<String> = m.p_alive_histogram.iter().map(|b| format!("{:.1}", b.from)).collect();
+    let p_counts: Vec<u64> = m.p_alive_histogram.iter().map(|b| b.customers).collect();
+    let clv_labels: Vec<String> = m.clv_histogram.iter().map(|b| format!("{:.0}", b.from)).collect();
+    let clv_counts: Vec<u64> = m.clv_histogram.iter().map(|b| b.customers).collect();
+    let round = |v: f64| thousands(v.round().max(0.0) as u64);
+    context! {
+        title => model_title(m.chosen),
+        selected_by => m.selected_by,
+        params => chosen.map(fit_rows),
+        customers => chosen.map(|f| thousands(f.customers.round() as u64)),
+        comparison => comparison,
+        spend => m.spend.as_ref().ok().map(fit_rows),
+        spend_error => m.spend.as_ref().err(),
+        kpis => vec![
+            Kpi { label: "Expected purchases, next 30 days", value: round(m.expected_purchases[0]) },
+            Kpi { label: "… next 90 days", value: round(m.expected_purchases[1]) },
+            Kpi { label: "… next 365 days", value: round(m.expected_purchases[2]) },
+            Kpi { label: "Predicted revenue, next 12 months (CLV)", value: m.clv_12m_total.map_or("–".to_owned(), |v| money_f64(v, cur)) },
+            Kpi { label: "Mean P(alive)", value: percent(m.mean_p_alive) },
+            Kpi { label: "Slipping valuable customers", value: thousands(m.slipping_customers) },
+        ],
+        bands => m.risk_bands.iter().zip(["low", "medium", "high", "very high"]).map(|(n, name)| context! { name => name, customers => thousands(*n) }).collect::<Vec<_>>(),
+        heat => heat,
+        targets => m.targets.iter().map(|t| context! {
+            id => t.customer_id, clv => money_f64(t.clv_12m, cur), p_alive => percent(t.p_alive),
+            revenue => money_f64(t.revenue, cur), stage => t.stage,
+        }).collect::<Vec<_>>(),
+        clv_definition => m.clv_definition,
+        charts => context! {
+            p_alive => charts::bars("Customers by probability of being active", "P(alive)", &p_labels, &p_counts),
+            clv => (!clv_counts.is_empty()).then(|| charts::bars("Customers by predicted 12-month CLV", "CLV, 12 months", &clv_labels, &clv_counts)),
+        },
+    }
 }

@@ -10,6 +10,7 @@ mod html;
 mod text;
 
 use kanta_core::analysis::BusinessSummary;
+use kanta_score::ModelSummary;
 use serde::Serialize;
 
 pub use html::render_html;
@@ -45,6 +46,12 @@ pub struct Report<'a> {
     pub input: InputInfo,
     /// The summary.
     pub summary: &'a BusinessSummary,
+    /// The customer models, when they were fitted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub models: Option<&'a ModelSummary>,
+    /// Why the models were not fitted (`--model none`, or a fit failure).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub models_skipped: Option<String>,
 }
 
 impl Report<'_> {

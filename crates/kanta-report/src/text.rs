@@ -139,7 +139,50 @@ pub fn render_text(report: &Report<'_>) -> String {
     out.push_str("\nRFM segments\n");
     let segments: Vec<GroupRow> = s.segments.iter().filter(|g| g.customers > 0).cloned().collect();
     group_table(&mut out, "segment", &segments, cur);
+    if let Some(m) = report.models {
+        models_table(&mut out, m, cur);
+    } else if let Some(why) = &report.models_skipped {
+        let _ = writeln!(out, "\nCustomer models: {why}");
+    }
     out
+}
+
+fn models_table(out: &mut String, m: &kanta_score::ModelSummary, cur: Option<&str>) {
+    use Align::{Left, Right};
+    let chosen = m.candidates.iter().find(|c| c.model == m.chosen).and_then(|c| c.fit.as_ref().ok());
+    let params = chosen.map_or(String::new(), |f| {
+        f.params.iter().map(|p| format!("{} = {:.4}", p.name, p.value)).collect::<Vec<_>>().join(", ")
+    });
+    let _ = writeln!(
+        out,
+        "\nCustomer model: {} ({}; chosen by {})",
+        crate::html::model_title(m.chosen),
+        params,
+        m.selected_by
+    );
+    let round = |v: f64| thousands(v.round().max(0.0) as u64);
+    let rows = vec![
+        vec![
+            "Expected purchases, next 30 / 90 / 365 days".into(),
+            format!(
+                "{} / {} / {}",
+                round(m.expected_purchases[0]),
+                round(m.expected_purchases[1]),
+                round(m.expected_purchases[2])
+            ),
+        ],
+        vec![
+            "Predicted revenue, next 12 months (CLV)".into(),
+            m.clv_12m_total.map_or("–".to_owned(), |v| money_f64(v, cur)),
+        ],
+        vec!["Mean P(alive)".into(), percent(m.mean_p_alive)],
+        vec![
+            "Churn risk low / medium / high / very high".into(),
+            m.risk_bands.iter().map(|n| thousands(*n)).collect::<Vec<_>>().join(" / "),
+        ],
+        vec!["Slipping valuable customers".into(), thousands(m.slipping_customers)],
+    ];
+    table(out, &["forecast", ""], &[Left, Right], &rows);
 }
 
 /// `1 order`, `2 orders`, `1,234 orders`.

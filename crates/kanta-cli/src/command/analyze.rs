@@ -15,9 +15,10 @@ use kanta_io::write::{PeriodUnit, write_customers_csv, write_customers_parquet};
 use kanta_io::{Delimiter, Input, ReadOptions, read_orders};
 use kanta_report::format::thousands;
 use kanta_report::{InputInfo, Report, render_html, render_text};
+use kanta_score::{ModelChoice, ScoreOptions, score};
 
 use crate::UsageError;
-use crate::cli::{AnalyzeArgs, Period};
+use crate::cli::{AnalyzeArgs, ModelArg, Period};
 use crate::progress::{ReadProgress, spinner};
 
 /// The files an analysis wrote.
@@ -96,6 +97,40 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
         },
     )?;
     timings.mark("analyze");
+    let mut analysis = analysis;
+    let choice = match args.model {
+        ModelArg::Auto => Some(ModelChoice::Auto),
+        ModelArg::Bgnbd => Some(ModelChoice::BgNbd),
+        ModelArg::Mbgnbd => Some(ModelChoice::MbgNbd),
+        ModelArg::Paretonbd => Some(ModelChoice::ParetoNbd),
+        ModelArg::None => None,
+    };
+    let (scores, models_skipped) = match choice {
+        None => (None, Some("not fitted (--model none)".to_owned())),
+        Some(model) => {
+            busy.set_message("fitting customer models");
+            match score(&analysis, &ScoreOptions { model, ..ScoreOptions::default() }) {
+                Ok(mut scores) => {
+                    let slipping: Vec<bool> = scores.customers.iter().map(|c| c.slipping).collect();
+                    analysis.mark_slipping(&slipping);
+                    for t in &mut scores.summary.targets {
+                        t.customer_id =
+                            String::from_utf8_lossy(base.id(analysis.customers[t.index].customer)).into_owned();
+                        t.stage = analysis.customers[t.index].stage.name();
+                    }
+                    (Some(scores), None)
+                }
+                Err(e) => {
+                    if !args.quiet {
+                        eprintln!("warning: {e}; the model columns are left empty");
+                    }
+                    (None, Some(e.to_string()))
+                }
+            }
+        }
+    };
+    timings.mark("models");
+    let customer_scores = scores.as_ref().map(|s| s.customers.as_slice());
     busy.set_message("writing customers.csv and customers.parquet");
     let unit = match args.period {
         Period::Day => PeriodUnit::Day,
@@ -106,9 +141,10 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
     // The two customer tables are independent and each takes a second or more on millions of
     // customers: write them on two threads.
     let (csv, parquet) = std::thread::scope(|scope| {
-        let parquet =
-            scope.spawn(|| write_customers_parquet(&args.out.join("customers.parquet"), &base, &analysis, unit));
-        let csv = write_customers_csv(&args.out.join("customers.csv"), &base, &analysis, unit);
+        let parquet = scope.spawn(|| {
+            write_customers_parquet(&args.out.join("customers.parquet"), &base, &analysis, unit, customer_scores)
+        });
+        let csv = write_customers_csv(&args.out.join("customers.csv"), &base, &analysis, unit, customer_scores);
         (csv, parquet.join())
     });
     csv.context("cannot write customers.csv")?;
@@ -131,6 +167,8 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
             currency: args.currency.clone(),
         },
         summary: &analysis.summary,
+        models: scores.as_ref().map(|s| &s.summary),
+        models_skipped,
     };
     let json = report.to_json();
     fs::write(args.out.join("summary.json"), &json).context("cannot write summary.json")?;

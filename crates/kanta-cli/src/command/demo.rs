@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 
-use crate::cli::{AnalyzeArgs, DemoArgs, GenerateArgs, Period};
+use crate::cli::{AnalyzeArgs, DemoArgs, GenerateArgs, ModelArg, Period};
 
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
@@ -36,6 +36,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         max_errors: 0,
         lapse_days: None,
         loyal_orders: 4,
+        model: ModelArg::Auto,
         quiet: false,
         json: false,
     })?;

@@ -147,3 +147,68 @@ fn bad_model_input_gets_clear_errors() {
     assert!(run.stderr.contains("survivors rise from 100 to 120 in period 1"), "{}", run.stderr);
     assert!(!run.stderr.contains("panicked"));
 }
+
+#[test]
+fn analyze_fits_bgnbd_on_the_cdnow_calibration_period_and_fills_the_model_columns() {
+    let out = tempfile::tempdir().unwrap();
+    crate::support::analyze_ok(
+        &shared_data("CDNOW_sample.txt"),
+        out.path(),
+        &[
+            "--columns",
+            "master_id,sample_id,date,cds,dollar_value",
+            "--customer-col",
+            "sample_id",
+            "--as-of",
+            "1997-09-30",
+            "--keep-zero",
+            "--model",
+            "bgnbd",
+        ],
+    );
+    let summary = crate::support::summary(out.path());
+    let models = &summary["models"];
+    assert_eq!(models["chosen"], "bgnbd");
+    assert_eq!(models["selected_by"], "requested");
+    // Fitted in days on exact day counts; the published weekly fit (FHL 2005) has the same shape
+    // parameters and α = 4.4136 weeks ≈ 30.9 days. The day counts are exact where the weekly file
+    // is rounded to 2 decimals, hence the looser tolerance.
+    let params = &models["candidates"][0]["fit"]["Ok"]["params"];
+    let value = |i: usize| params[i]["value"].as_f64().unwrap();
+    assert!((value(0) / 0.2426 - 1.0).abs() < 5e-3, "r = {}", value(0));
+    assert!((value(1) / (4.4136 * 7.0) - 1.0).abs() < 5e-3, "alpha = {}", value(1));
+    assert!((value(2) / 0.7929 - 1.0).abs() < 5e-3, "a = {}", value(2));
+    assert!((value(3) / 2.4259 - 1.0).abs() < 5e-3, "b = {}", value(3));
+    let rows = crate::support::customers(out.path());
+    // Customer 1, (x, t_x, T) = (2, 30.43, 38.86) weeks: P(alive) 0.7266 in the published fit.
+    let first = &rows["0001"];
+    let p: f64 = first["p_alive"].parse().unwrap();
+    assert!((p - 0.7266).abs() < 2e-3, "{p}");
+    let e365: f64 = first["expected_purchases_365d"].parse().unwrap();
+    let e30: f64 = first["expected_purchases_30d"].parse().unwrap();
+    assert!(e30 > 0.0 && e30 < e365, "{e30} {e365}");
+    assert!(["low", "medium", "high", "very_high"].contains(&first["churn_risk"].as_str()));
+    assert!(first["next_purchase_date"].starts_with("199"), "{}", first["next_purchase_date"]);
+    // Every customer has a value; one-time buyers are alive for BG/NBD by construction.
+    assert!(rows.values().all(|r| !r["p_alive"].is_empty() && !r["clv_12m"].is_empty()));
+    let one_timer = rows.values().find(|r| r["frequency"] == "0").unwrap();
+    assert_eq!(one_timer["p_alive"], "1");
+    // Stages now include slipping valuable customers.
+    let slipping = rows.values().filter(|r| r["stage"] == "slipping").count();
+    assert_eq!(summary["models"]["slipping_customers"].as_u64().unwrap() as usize, slipping);
+}
+
+#[test]
+fn analyze_with_model_none_leaves_the_model_columns_empty() {
+    let out = tempfile::tempdir().unwrap();
+    crate::support::analyze_ok(
+        &shared_data("CDNOW_sample.txt"),
+        out.path(),
+        &["--columns", "master_id,sample_id,date,cds,dollar_value", "--customer-col", "sample_id", "--model", "none"],
+    );
+    let rows = crate::support::customers(out.path());
+    assert!(rows.values().all(|r| r["p_alive"].is_empty() && r["churn_risk"].is_empty()));
+    let summary = crate::support::summary(out.path());
+    assert!(summary.get("models").is_none());
+    assert_eq!(summary["models_skipped"], "not fitted (--model none)");
+}

@@ -79,13 +79,14 @@ fn the_terminal_summary_of_a_small_shop_matches_its_snapshot() {
           50.0%          1                 EUR 15.00
 
         Lifecycle stages
-          stage    customers  share     revenue  of revenue
-          ───────  ─────────  ─────  ──────────  ──────────
-          new              1  33.3%   EUR 20.00        7.5%
-          repeat           0   0.0%    EUR 0.00        0.0%
-          loyal            1  33.3%  EUR 215.00       81.1%
-          lapsing          1  33.3%   EUR 30.00       11.3%
-          lost             0   0.0%    EUR 0.00        0.0%
+          stage     customers  share     revenue  of revenue
+          ────────  ─────────  ─────  ──────────  ──────────
+          new               1  33.3%   EUR 20.00        7.5%
+          repeat            0   0.0%    EUR 0.00        0.0%
+          loyal             1  33.3%  EUR 215.00       81.1%
+          slipping          0   0.0%    EUR 0.00        0.0%
+          lapsing           1  33.3%   EUR 30.00       11.3%
+          lost              0   0.0%    EUR 0.00        0.0%
 
         RFM segments
           segment      customers  share     revenue  of revenue
@@ -93,6 +94,8 @@ fn the_terminal_summary_of_a_small_shop_matches_its_snapshot() {
           Loyal                1  33.3%  EUR 215.00       81.1%
           Hibernating          1  33.3%   EUR 20.00        7.5%
           Lost                 1  33.3%   EUR 30.00       11.3%
+
+        Customer models: too few customers for the customer models (3 customers, 1 with a repeat purchase; they need at least 50 and 10)
 
         wrote DIR/out/{customers.csv, customers.parquet, summary.json, report.html}
     "#]]
@@ -166,7 +169,8 @@ fn the_html_report_loads_in_chromium_without_console_errors_and_shows_every_char
     let (dom, console) = load(&browser, &out.join("report.html"), &dir.path().join("profile"));
     assert!(console.is_empty(), "console messages: {console:?}");
     let charts = dom.matches("class=\"chart\"").count();
-    assert_eq!(charts, 6, "expected 6 charts in the report");
+    // Six business charts, and P(alive) and CLV distributions from the customer models.
+    assert_eq!(charts, 8, "expected 8 charts in the report");
     assert!(!dom.contains("chart-error"), "a chart failed to draw");
     for section in [
         "id=\"ladder\"",
@@ -174,6 +178,7 @@ fn the_html_report_loads_in_chromium_without_console_errors_and_shows_every_char
         "id=\"cohorts\"",
         "id=\"time-between\"",
         "id=\"at-risk\"",
+        "id=\"models\"",
         "id=\"segments\"",
     ] {
         assert!(dom.contains(section), "missing section {section}");

@@ -1,0 +1,431 @@
+//! Scoring: fits the transaction and spend models on an analysed customer base and predicts,
+//! for every customer, P(alive), expected purchases, CLV and the next purchase; flags the
+//! valuable customers who are slipping away.
+//!
+//! The time unit of every model here is the day (`recency_days`, `t_days` of the analysis),
+//! whatever `--period` the customer table is written in.
+//!
+//! **Architecture Invariant:** pure and synchronous like `kanta-core` and `kanta-models`, which
+//! it glues together; `kanta analyze` today and the store's scoring job later both call
+//! [`score`], so the numbers never differ between the two.
+
+use kanta_core::analysis::{Analysis, CustomerSummary};
+use kanta_core::lifecycle::Stage;
+use kanta_core::rfm::Segment;
+use kanta_models::{
+    BgNbd, ClvOptions, CustomerPrediction, FitError, FitOptions, FitReport, GammaGamma, Histories, History, ParetoNbd,
+    Spend, TransactionModel, Variant, predict_customers,
+};
+use serde::Serialize;
+
+/// Which transaction model to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelChoice {
+    /// Fit BG/NBD, MBG/NBD and Pareto/NBD; keep the lowest BIC.
+    Auto,
+    /// BG/NBD.
+    BgNbd,
+    /// MBG/NBD.
+    MbgNbd,
+    /// Pareto/NBD.
+    ParetoNbd,
+}
+
+/// Scoring settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoreOptions {
+    /// The transaction model.
+    pub model: ModelChoice,
+    /// CLV horizon and discounting, in days (default: 12 months of 30 days at 1 % a month).
+    pub clv: ClvOptions,
+    /// P(alive) below which a valuable customer is slipping.
+    pub slipping_below: f64,
+    /// Optimiser settings.
+    pub fit: FitOptions,
+}
+
+impl Default for ScoreOptions {
+    fn default() -> Self {
+        ScoreOptions {
+            model: ModelChoice::Auto,
+            clv: ClvOptions::default(),
+            slipping_below: 0.5,
+            fit: FitOptions::default(),
+        }
+    }
+}
+
+/// How likely a customer is to have left, from P(alive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskBand {
+    /// P(alive) ≥ 0.75.
+    Low,
+    /// 0.5 ≤ P(alive) < 0.75.
+    Medium,
+    /// 0.25 ≤ P(alive) < 0.5.
+    High,
+    /// P(alive) < 0.25.
+    VeryHigh,
+}
+
+impl RiskBand {
+    /// The band of a probability of being alive.
+    pub fn of(p_alive: f64) -> RiskBand {
+        if p_alive >= 0.75 {
+            RiskBand::Low
+        } else if p_alive >= 0.5 {
+            RiskBand::Medium
+        } else if p_alive >= 0.25 {
+            RiskBand::High
+        } else {
+            RiskBand::VeryHigh
+        }
+    }
+
+    /// The name written in `customers.csv`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RiskBand::Low => "low",
+            RiskBand::Medium => "medium",
+            RiskBand::High => "high",
+            RiskBand::VeryHigh => "very_high",
+        }
+    }
+}
+
+/// The model's view of one customer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CustomerScore {
+    /// P(alive) at the observation end.
+    pub p_alive: f64,
+    /// Expected purchases in the next 30, 90 and 365 days.
+    pub expected_purchases: [f64; 3],
+    /// P(at least one purchase in the next 30 days).
+    pub p_purchase_30d: f64,
+    /// Expected value of a future purchase (Gamma-Gamma), when the spend model could be fitted.
+    pub expected_spend: Option<f64>,
+    /// Discounted CLV over the next 12 months, when the spend model could be fitted.
+    pub clv_12m: Option<f64>,
+    /// Median days to the next purchase if alive (see `kanta_models::next_purchase_median`).
+    pub next_purchase_days: f64,
+    /// Churn-risk band from P(alive).
+    pub risk: RiskBand,
+    /// Valuable and slipping (see [`kanta_core::lifecycle`]).
+    pub slipping: bool,
+}
+
+/// One row of the model comparison.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Candidate {
+    /// Model name.
+    pub model: &'static str,
+    /// The fit, or why it failed.
+    pub fit: Result<FitReport, String>,
+}
+
+/// A histogram bin.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bin {
+    /// Lower edge.
+    pub from: f64,
+    /// Upper edge.
+    pub to: f64,
+    /// Customers in the bin.
+    pub customers: u64,
+}
+
+/// A customer most worth a retention action.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Target {
+    /// Index into `Analysis::customers`.
+    #[serde(skip)]
+    pub index: usize,
+    /// The customer id (filled in by the caller, which owns the ids).
+    pub customer_id: String,
+    /// Predicted 12-month CLV.
+    pub clv_12m: f64,
+    /// P(alive).
+    pub p_alive: f64,
+    /// Revenue to date.
+    pub revenue: f64,
+    /// Lifecycle stage.
+    pub stage: &'static str,
+}
+
+/// The business-level model results: `summary.json`'s `models` and the report's model section.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelSummary {
+    /// The transaction model used for the predictions.
+    pub chosen: &'static str,
+    /// How it was chosen (`bic` or `requested`).
+    pub selected_by: &'static str,
+    /// Every transaction model tried, with its fit.
+    pub candidates: Vec<Candidate>,
+    /// The Gamma-Gamma spend fit, or why there is none.
+    pub spend: Result<FitReport, String>,
+    /// Expected purchases of the whole base in the next 30, 90 and 365 days.
+    pub expected_purchases: [f64; 3],
+    /// Sum of the 12-month CLVs.
+    pub clv_12m_total: Option<f64>,
+    /// Mean P(alive).
+    pub mean_p_alive: f64,
+    /// Customers per churn-risk band (low, medium, high, very high).
+    pub risk_bands: [u64; 4],
+    /// Slipping customers and their revenue to date.
+    pub slipping_customers: u64,
+    /// P(alive) histogram, 10 bins of 0.1.
+    pub p_alive_histogram: Vec<Bin>,
+    /// CLV histogram over deciles of the CLV range (empty without a spend model).
+    pub clv_histogram: Vec<Bin>,
+    /// Mean expected purchases in the next 365 days by repeat purchases (rows: 0, 1, …, 9, 10+)
+    /// and by recency as a share of T (columns: tenths); `None` where no customer falls.
+    pub expected_heatmap: Vec<Vec<Option<f64>>>,
+    /// The 20 customers most worth a retention action: highest CLV × (1 − P(alive)).
+    pub targets: Vec<Target>,
+    /// The time unit of the parameters.
+    pub time_unit: &'static str,
+    /// The CLV definition.
+    pub clv_definition: String,
+}
+
+/// Scores and the summary.
+#[derive(Debug, Clone)]
+pub struct Scores {
+    /// One score per customer, indexed like `Analysis::customers`.
+    pub customers: Vec<CustomerScore>,
+    /// The business-level results.
+    pub summary: ModelSummary,
+}
+
+/// Why no model could be fitted; `kanta analyze` reports it and writes the tables without
+/// model columns.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ScoreError {
+    /// No transaction model could be fitted.
+    #[error("no customer model could be fitted: {0}")]
+    NoModel(String),
+    /// Too little data for the models to mean anything.
+    #[error(
+        "too few customers for the customer models ({customers} customers, {repeat} with a repeat purchase; they need at least {MIN_CUSTOMERS} and {MIN_REPEAT})"
+    )]
+    TooFew {
+        /// Customers.
+        customers: usize,
+        /// Customers with a repeat purchase.
+        repeat: usize,
+    },
+}
+
+/// Below this many customers, or [`MIN_REPEAT`] repeat customers, [`score`] declines: the
+/// estimates would be dominated by noise (and often sit on a parameter boundary).
+pub const MIN_CUSTOMERS: usize = 50;
+/// See [`MIN_CUSTOMERS`].
+pub const MIN_REPEAT: usize = 10;
+
+fn history(c: &CustomerSummary) -> History {
+    History { x: c.frequency, t_x: f64::from(c.recency_days.max(0)), t: f64::from(c.t_days.max(c.recency_days).max(0)) }
+}
+
+fn fit_transaction(
+    model: ModelChoice,
+    data: &Histories,
+    options: &FitOptions,
+) -> Result<(Box<dyn TransactionModel + Sync>, FitReport), FitError> {
+    Ok(match model {
+        ModelChoice::BgNbd | ModelChoice::Auto => {
+            let (m, r) = BgNbd::fit(Variant::Bg, data, options)?;
+            (Box::new(m), r)
+        }
+        ModelChoice::MbgNbd => {
+            let (m, r) = BgNbd::fit(Variant::Mbg, data, options)?;
+            (Box::new(m), r)
+        }
+        ModelChoice::ParetoNbd => {
+            let (m, r) = ParetoNbd::fit(data, options)?;
+            (Box::new(m), r)
+        }
+    })
+}
+
+/// Fits the models on `analysis` and scores every customer.
+pub fn score(analysis: &Analysis, options: &ScoreOptions) -> Result<Scores, ScoreError> {
+    let repeat = analysis.customers.iter().filter(|c| c.frequency > 0).count();
+    if analysis.customers.len() < MIN_CUSTOMERS || repeat < MIN_REPEAT {
+        return Err(ScoreError::TooFew { customers: analysis.customers.len(), repeat });
+    }
+    let histories: Vec<History> = analysis.customers.iter().map(history).collect();
+    let data = Histories::from_histories(histories.iter().copied()).map_err(|e| ScoreError::NoModel(e.to_string()))?;
+    let (choices, selected_by): (&[ModelChoice], _) = match options.model {
+        ModelChoice::Auto => (&[ModelChoice::BgNbd, ModelChoice::MbgNbd, ModelChoice::ParetoNbd], "bic"),
+        ModelChoice::BgNbd => (&[ModelChoice::BgNbd], "requested"),
+        ModelChoice::MbgNbd => (&[ModelChoice::MbgNbd], "requested"),
+        ModelChoice::ParetoNbd => (&[ModelChoice::ParetoNbd], "requested"),
+    };
+    let mut candidates = Vec::new();
+    let mut best: Option<(Box<dyn TransactionModel + Sync>, f64)> = None;
+    for &choice in choices {
+        match fit_transaction(choice, &data, &options.fit) {
+            Ok((model, report)) => {
+                let bic = report.bic;
+                candidates.push(Candidate { model: report.model, fit: Ok(report) });
+                if best.as_ref().is_none_or(|(_, b)| bic < *b) {
+                    best = Some((model, bic));
+                }
+            }
+            Err(e) => candidates.push(Candidate { model: name(choice), fit: Err(e.to_string()) }),
+        }
+    }
+    let Some((model, _)) = best else {
+        let reasons: Vec<String> = candidates.iter().filter_map(|c| c.fit.as_ref().err().cloned()).collect();
+        return Err(ScoreError::NoModel(reasons.join("; ")));
+    };
+    let spends: Vec<(Spend, f64)> = analysis
+        .customers
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.frequency > 0 && c.monetary > 0.0)
+        .filter_map(|(i, c)| Spend::parse(i, c.frequency, c.monetary).ok().map(|s| (s, 1.0)))
+        .collect();
+    let spend_fit = if spends.is_empty() {
+        Err("no repeat customer with spend".to_owned())
+    } else {
+        GammaGamma::fit(&spends, &options.fit).map_err(|e| e.to_string())
+    };
+    let (spend_model, spend_fit) = match spend_fit {
+        Ok((m, r)) => (Some(m), Ok(r)),
+        Err(e) => (None, Err(e)),
+    };
+    let inputs: Vec<(History, f64)> =
+        analysis.customers.iter().zip(&histories).map(|(c, h)| (*h, c.monetary)).collect();
+    let base = predict_customers(model.as_ref(), spend_model.as_ref(), &inputs, 30.0, &options.clv);
+    // 90 and 365 days: cheap closed forms next to the CLV sum, computed in the same pass.
+    let longer = predict_customers(model.as_ref(), None, &inputs, 90.0, &options.clv);
+    let year = predict_customers(model.as_ref(), None, &inputs, 365.0, &options.clv);
+    let top_clv = clv_threshold(&base);
+    let customers: Vec<CustomerScore> = analysis
+        .customers
+        .iter()
+        .zip(base.iter().zip(longer.iter().zip(&year)))
+        .map(|(c, (p, (p90, p365)))| {
+            let valuable = matches!(c.segment, Segment::Champions | Segment::Loyal)
+                || top_clv.is_some_and(|t| p.clv.is_some_and(|v| v >= t && v > 0.0));
+            CustomerScore {
+                p_alive: p.p_alive,
+                expected_purchases: [p.expected_purchases, p90.expected_purchases, p365.expected_purchases],
+                p_purchase_30d: p.p_purchase,
+                expected_spend: p.expected_spend,
+                clv_12m: p.clv,
+                next_purchase_days: p.next_purchase,
+                risk: RiskBand::of(p.p_alive),
+                // Lapsing and lost customers are already flagged by the rules.
+                slipping: valuable
+                    && p.p_alive < options.slipping_below
+                    && matches!(c.stage, Stage::New | Stage::Repeat | Stage::Loyal),
+            }
+        })
+        .collect();
+    let summary = summarise(analysis, &customers, candidates, spend_fit, model.name(), selected_by, &options.clv);
+    Ok(Scores { customers, summary })
+}
+
+fn name(choice: ModelChoice) -> &'static str {
+    match choice {
+        ModelChoice::Auto | ModelChoice::BgNbd => "bgnbd",
+        ModelChoice::MbgNbd => "mbgnbd",
+        ModelChoice::ParetoNbd => "paretonbd",
+    }
+}
+
+/// The CLV of the customer at the 80th percentile: the top 20 % are at or above it.
+fn clv_threshold(predictions: &[CustomerPrediction]) -> Option<f64> {
+    let mut clvs: Vec<f64> = predictions.iter().filter_map(|p| p.clv).collect();
+    if clvs.is_empty() {
+        return None;
+    }
+    let k = (clvs.len() * 4 / 5).min(clvs.len() - 1);
+    let (_, v, _) = clvs.select_nth_unstable_by(k, f64::total_cmp);
+    Some(*v)
+}
+
+fn histogram(values: impl Iterator<Item = f64>, lo: f64, hi: f64, bins: usize) -> Vec<Bin> {
+    let width = (hi - lo) / bins as f64;
+    let mut counts = vec![0u64; bins];
+    for v in values {
+        let i = if width > 0.0 { ((v - lo) / width).floor() } else { 0.0 };
+        counts[(i.max(0.0) as usize).min(bins - 1)] += 1;
+    }
+    counts
+        .into_iter()
+        .enumerate()
+        .map(|(i, customers)| Bin { from: lo + width * i as f64, to: lo + width * (i + 1) as f64, customers })
+        .collect()
+}
+
+fn summarise(
+    analysis: &Analysis,
+    scores: &[CustomerScore],
+    candidates: Vec<Candidate>,
+    spend: Result<FitReport, String>,
+    chosen: &'static str,
+    selected_by: &'static str,
+    clv: &ClvOptions,
+) -> ModelSummary {
+    let n = scores.len().max(1) as f64;
+    let mut expected = [0.0; 3];
+    let mut risk_bands = [0u64; 4];
+    for s in scores {
+        for (e, v) in expected.iter_mut().zip(s.expected_purchases) {
+            *e += v;
+        }
+        risk_bands[s.risk as usize] += 1;
+    }
+    let clvs: Vec<f64> = scores.iter().filter_map(|s| s.clv_12m).collect();
+    let clv_max = clvs.iter().copied().fold(0.0, f64::max);
+    // Heat map: repeat purchases 0…9 and 10+ by recency/T in tenths.
+    let mut sums = vec![vec![(0.0, 0u64); 10]; 11];
+    for (c, s) in analysis.customers.iter().zip(scores) {
+        let row = (c.frequency as usize).min(10);
+        let share = if c.t_days > 0 { f64::from(c.recency_days) / f64::from(c.t_days) } else { 0.0 };
+        let col = ((share * 10.0).floor().max(0.0) as usize).min(9);
+        sums[row][col].0 += s.expected_purchases[2];
+        sums[row][col].1 += 1;
+    }
+    let expected_heatmap =
+        sums.into_iter().map(|row| row.into_iter().map(|(s, k)| (k > 0).then(|| s / k as f64)).collect()).collect();
+    let mut order: Vec<usize> = (0..scores.len()).filter(|&i| scores[i].clv_12m.is_some()).collect();
+    let value = |i: usize| scores[i].clv_12m.unwrap_or(0.0) * (1.0 - scores[i].p_alive);
+    order.sort_unstable_by(|&a, &b| value(b).total_cmp(&value(a)).then(a.cmp(&b)));
+    let targets = order
+        .into_iter()
+        .take(20)
+        .map(|i| Target {
+            index: i,
+            customer_id: String::new(),
+            clv_12m: scores[i].clv_12m.unwrap_or(0.0),
+            p_alive: scores[i].p_alive,
+            revenue: analysis.customers[i].revenue.to_f64(),
+            stage: analysis.customers[i].stage.name(),
+        })
+        .collect();
+    ModelSummary {
+        chosen,
+        selected_by,
+        candidates,
+        spend,
+        expected_purchases: expected,
+        clv_12m_total: (!clvs.is_empty()).then(|| clvs.iter().sum()),
+        mean_p_alive: scores.iter().map(|s| s.p_alive).sum::<f64>() / n,
+        risk_bands,
+        slipping_customers: scores.iter().filter(|s| s.slipping).count() as u64,
+        p_alive_histogram: histogram(scores.iter().map(|s| s.p_alive), 0.0, 1.0, 10),
+        clv_histogram: if clvs.is_empty() { Vec::new() } else { histogram(clvs.iter().copied(), 0.0, clv_max, 10) },
+        expected_heatmap,
+        targets,
+        time_unit: "day",
+        clv_definition: format!(
+            "Σ over {} periods of {} days of expected spend per purchase × expected purchases in the period / (1 + {})^i",
+            clv.periods, clv.period_length, clv.discount_rate
+        ),
+    }
+}
