@@ -119,6 +119,10 @@ pub struct AnalyzeArgs {
     #[arg(long, value_enum, default_value_t = ModelArg::Auto)]
     pub model: ModelArg,
 
+    /// Validate the models: calibrate on orders before this date (YYYY-MM-DD), predict the rest, report accuracy and write holdout.csv; with --model auto the most accurate model is used.
+    #[arg(long)]
+    pub holdout_from: Option<String>,
+
     /// Print nothing but errors (no progress, no summary).
     #[arg(long, short)]
     pub quiet: bool,

@@ -371,6 +371,26 @@ pub fn analyze(base: &CustomerBase, options: &AnalysisOptions) -> Result<Analysi
     Ok(Analysis { as_of, customers, summary })
 }
 
+/// The distinct purchase days of customer `index` up to `as_of`, oldest first, by the same rules
+/// as [`analyze`] (returns are not purchases; zero-amount orders count only with `keep_zero`),
+/// so `frequency = purchase_days(…).len() − 1`. The holdout evaluation splits these at a date.
+pub fn purchase_days(base: &CustomerBase, index: u32, as_of: Day, keep_zero: bool) -> Vec<Day> {
+    let mut days: Vec<Day> = Vec::new();
+    for order in base.orders_of(index) {
+        let day = order.time.day();
+        if day > as_of {
+            break;
+        }
+        if order.amount < Money::ZERO || (order.amount == Money::ZERO && !keep_zero) {
+            continue;
+        }
+        if days.last() != Some(&day) {
+            days.push(day);
+        }
+    }
+    days
+}
+
 /// Running state of one customer's walk through their orders.
 #[derive(Default)]
 struct Walk {
@@ -773,6 +793,24 @@ mod tests {
 
     fn find<'a>(b: &CustomerBase, a: &'a Analysis, id: &str) -> &'a CustomerSummary {
         a.customers.iter().find(|c| b.id(c.customer) == id.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn purchase_days_agree_with_the_summary() {
+        let b = base(&[
+            ("a", "1", "2024-01-01T09:00:00", 1000),
+            ("a", "2", "2024-01-01T18:00:00", 500),
+            ("a", "3", "2024-01-05", -300),
+            ("a", "4", "2024-01-11", 0),
+            ("a", "5", "2024-01-31", 4000),
+            ("a", "6", "2024-03-01", 4000),
+        ]);
+        let as_of = Day::parse("2024-02-15").unwrap();
+        let a = analyze(&b, &AnalysisOptions { as_of: Some(as_of), ..AnalysisOptions::default() }).unwrap();
+        let days = purchase_days(&b, 0, as_of, false);
+        assert_eq!(days, vec![Day::parse("2024-01-01").unwrap(), Day::parse("2024-01-31").unwrap()]);
+        assert_eq!(days.len() as u32 - 1, find(&b, &a, "a").frequency);
+        assert_eq!(purchase_days(&b, 0, as_of, true).len(), 3, "the zero-amount order counts with keep_zero");
     }
 
     #[test]

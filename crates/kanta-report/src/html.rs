@@ -91,8 +91,10 @@ pub fn render_html(report: &Report<'_>) -> Result<String, minijinja::Error> {
             .collect()
     };
     let models = report.models.map(|m| models_context(m, cur));
+    let holdout = report.holdout.map(holdout_context);
     let ctx = context! {
         models => models,
+        holdout => holdout,
         models_skipped => report.models_skipped,
         version => report.kanta_version,
         input => &report.input,
@@ -135,6 +137,45 @@ pub fn render_html(report: &Report<'_>) -> Result<String, minijinja::Error> {
         },
     };
     env.get_template("report.html")?.render(ctx)
+}
+
+fn holdout_context(h: &kanta_score::HoldoutReport) -> minijinja::Value {
+    let num = |v: Option<f64>, digits: usize| v.map_or("–".to_owned(), |v| format!("{v:.digits$}"));
+    let rows: Vec<_> = h
+        .models
+        .iter()
+        .map(|m| match &m.fit {
+            Ok(_) => context! {
+                model => model_title(m.model), best => m.model == h.best,
+                mae => num(m.mae, 4), rmse => num(m.rmse, 4), bias => num(m.bias, 4), predicted => num(m.predicted_total, 0),
+            },
+            Err(e) => context! { model => model_title(m.model), error => e },
+        })
+        .collect();
+    let t = &h.tracking;
+    let actual: Vec<(f64, f64)> = t.weeks.iter().copied().zip(t.actual.iter().copied()).collect();
+    let predicted: Vec<(f64, f64)> = t.weeks.iter().copied().zip(t.predicted.iter().copied()).collect();
+    let cond_actual: Vec<(f64, f64)> = h.conditional.iter().enumerate().map(|(i, r)| (i as f64, r.actual)).collect();
+    let cond_model: Vec<(f64, f64)> = h.conditional.iter().enumerate().map(|(i, r)| (i as f64, r.predicted)).collect();
+    context! {
+        calibration_end => h.calibration_end, holdout_end => h.holdout_end, days => h.holdout_days,
+        customers => thousands(h.customers), actual_total => thousands(h.actual_total as u64),
+        best => model_title(h.best), rows => rows,
+        conditional => h.conditional.iter().map(|r| context! {
+            frequency => r.frequency, customers => thousands(r.customers),
+            actual => format!("{:.3}", r.actual), predicted => format!("{:.3}", r.predicted),
+        }).collect::<Vec<_>>(),
+        charts => context! {
+            tracking => charts::actual_vs_model(
+                "Tracking: cumulative repeat purchases, actual and model",
+                ("week", "cumulative repeat purchases"), &actual, &predicted, Some(t.holdout_week), false,
+            ),
+            conditional => charts::actual_vs_model(
+                "Conditional expectations: holdout purchases by calibration purchases",
+                ("repeat purchases in calibration (7 = 7+)", "mean purchases in holdout"), &cond_actual, &cond_model, None, false,
+            ),
+        },
+    }
 }
 
 /// Background of a heat-map cell at `share` of the maximum.

@@ -10,7 +10,7 @@ mod html;
 mod text;
 
 use kanta_core::analysis::BusinessSummary;
-use kanta_score::ModelSummary;
+use kanta_score::{HoldoutReport, ModelSummary};
 use serde::Serialize;
 
 pub use html::render_html;
@@ -52,6 +52,9 @@ pub struct Report<'a> {
     /// Why the models were not fitted (`--model none`, or a fit failure).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub models_skipped: Option<String>,
+    /// The holdout validation (`--holdout-from`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holdout: Option<&'a HoldoutReport>,
 }
 
 impl Report<'_> {

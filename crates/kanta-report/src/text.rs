@@ -141,10 +141,45 @@ pub fn render_text(report: &Report<'_>) -> String {
     group_table(&mut out, "segment", &segments, cur);
     if let Some(m) = report.models {
         models_table(&mut out, m, cur);
+        if let Some(h) = report.holdout {
+            holdout_table(&mut out, h);
+        }
     } else if let Some(why) = &report.models_skipped {
         let _ = writeln!(out, "\nCustomer models: {why}");
     }
     out
+}
+
+fn holdout_table(out: &mut String, h: &kanta_score::HoldoutReport) {
+    use Align::{Left, Right};
+    let _ = writeln!(
+        out,
+        "\nHoldout validation: calibrated to {}, predicted {} days to {} for {} customers ({} actual purchases)",
+        h.calibration_end,
+        h.holdout_days,
+        h.holdout_end,
+        thousands(h.customers),
+        thousands(h.actual_total as u64)
+    );
+    let num = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.4}"));
+    let rows: Vec<Vec<String>> = h
+        .models
+        .iter()
+        .map(|m| {
+            let name = format!("{}{}", crate::html::model_title(m.model), if m.model == h.best { " ✓" } else { "" });
+            match &m.fit {
+                Ok(_) => vec![
+                    name,
+                    num(m.mae),
+                    num(m.rmse),
+                    num(m.bias),
+                    m.predicted_total.map_or("–".into(), |v| thousands(v.round() as u64)),
+                ],
+                Err(e) => vec![name, e.clone(), String::new(), String::new(), String::new()],
+            }
+        })
+        .collect();
+    table(out, &["model", "MAE", "RMSE", "bias", "predicted"], &[Left, Right, Right, Right, Right], &rows);
 }
 
 fn models_table(out: &mut String, m: &kanta_score::ModelSummary, cur: Option<&str>) {

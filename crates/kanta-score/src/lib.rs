@@ -9,6 +9,10 @@
 //! it glues together; `kanta analyze` today and the store's scoring job later both call
 //! [`score`], so the numbers never differ between the two.
 
+mod holdout;
+
+pub use holdout::{ConditionalRow, HoldoutCustomer, HoldoutModel, HoldoutReport, Tracking, evaluate_holdout};
+
 use kanta_core::analysis::{Analysis, CustomerSummary};
 use kanta_core::lifecycle::Stage;
 use kanta_core::rfm::Segment;
@@ -227,7 +231,7 @@ fn history(c: &CustomerSummary) -> History {
     History { x: c.frequency, t_x: f64::from(c.recency_days.max(0)), t: f64::from(c.t_days.max(c.recency_days).max(0)) }
 }
 
-fn fit_transaction(
+pub(crate) fn fit_transaction(
     model: ModelChoice,
     data: &Histories,
     options: &FitOptions,
@@ -329,7 +333,7 @@ pub fn score(analysis: &Analysis, options: &ScoreOptions) -> Result<Scores, Scor
     Ok(Scores { customers, summary })
 }
 
-fn name(choice: ModelChoice) -> &'static str {
+pub(crate) fn name(choice: ModelChoice) -> &'static str {
     match choice {
         ModelChoice::Auto | ModelChoice::BgNbd => "bgnbd",
         ModelChoice::MbgNbd => "mbgnbd",

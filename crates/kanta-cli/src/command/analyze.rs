@@ -13,9 +13,10 @@ use kanta_io::columns::ColumnSpec;
 use kanta_io::read::{Format, input_len};
 use kanta_io::write::{PeriodUnit, write_customers_csv, write_customers_parquet};
 use kanta_io::{Delimiter, Input, ReadOptions, read_orders};
+use kanta_models::FitOptions;
 use kanta_report::format::thousands;
 use kanta_report::{InputInfo, Report, render_html, render_text};
-use kanta_score::{ModelChoice, ScoreOptions, score};
+use kanta_score::{HoldoutReport, ModelChoice, ScoreOptions, evaluate_holdout, score};
 
 use crate::UsageError;
 use crate::cli::{AnalyzeArgs, ModelArg, Period};
@@ -105,12 +106,55 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
         ModelArg::Paretonbd => Some(ModelChoice::ParetoNbd),
         ModelArg::None => None,
     };
+    let holdout_from = match &args.holdout_from {
+        Some(text) => Some(
+            Day::parse(text)
+                .ok_or_else(|| UsageError(format!("--holdout-from `{text}` is not a date (YYYY-MM-DD)")))?,
+        ),
+        None => None,
+    };
+    let mut holdout = None;
+    let mut choice = choice;
+    if let Some(from) = holdout_from {
+        let Some(model) = choice else {
+            return Err(
+                UsageError("--holdout-from validates the models; it cannot be used with --model none".into()).into()
+            );
+        };
+        busy.set_message("validating the customer models on the holdout period");
+        let candidates: &[ModelChoice] = match model {
+            ModelChoice::Auto => &[ModelChoice::BgNbd, ModelChoice::MbgNbd, ModelChoice::ParetoNbd],
+            ModelChoice::BgNbd => &[ModelChoice::BgNbd],
+            ModelChoice::MbgNbd => &[ModelChoice::MbgNbd],
+            ModelChoice::ParetoNbd => &[ModelChoice::ParetoNbd],
+        };
+        match evaluate_holdout(&base, from, analysis.as_of, args.keep_zero, candidates, &FitOptions::default()) {
+            Ok(report) => {
+                if model == ModelChoice::Auto {
+                    choice = Some(match report.best {
+                        "mbgnbd" => ModelChoice::MbgNbd,
+                        "paretonbd" => ModelChoice::ParetoNbd,
+                        _ => ModelChoice::BgNbd,
+                    });
+                }
+                holdout = Some(report);
+            }
+            Err(e) => {
+                if !args.quiet {
+                    eprintln!("warning: holdout validation: {e}");
+                }
+            }
+        }
+    }
     let (scores, models_skipped) = match choice {
         None => (None, Some("not fitted (--model none)".to_owned())),
         Some(model) => {
             busy.set_message("fitting customer models");
             match score(&analysis, &ScoreOptions { model, ..ScoreOptions::default() }) {
                 Ok(mut scores) => {
+                    if holdout.is_some() && args.model == ModelArg::Auto {
+                        scores.summary.selected_by = "holdout";
+                    }
                     let slipping: Vec<bool> = scores.customers.iter().map(|c| c.slipping).collect();
                     analysis.mark_slipping(&slipping);
                     for t in &mut scores.summary.targets {
@@ -169,7 +213,11 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
         summary: &analysis.summary,
         models: scores.as_ref().map(|s| &s.summary),
         models_skipped,
+        holdout: holdout.as_ref(),
     };
+    if let Some(h) = &holdout {
+        write_holdout_csv(&args.out.join("holdout.csv"), &base, h).context("cannot write holdout.csv")?;
+    }
     let json = report.to_json();
     fs::write(args.out.join("summary.json"), &json).context("cannot write summary.json")?;
     let html = render_html(&report).context("cannot render report.html")?;
@@ -191,4 +239,26 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
         .context("cannot write to standard output")?;
     }
     Ok(Outputs { report_html })
+}
+
+/// `holdout.csv`: each calibration customer's history, actual and predicted holdout purchases.
+fn write_holdout_csv(
+    path: &std::path::Path,
+    base: &kanta_core::aggregate::CustomerBase,
+    h: &HoldoutReport,
+) -> anyhow::Result<()> {
+    let mut w = csv::Writer::from_path(path)?;
+    w.write_record(["customer_id", "frequency_cal", "recency_cal", "T_cal", "holdout_actual", "holdout_predicted"])?;
+    for c in &h.per_customer {
+        w.write_record([
+            String::from_utf8_lossy(base.id(c.customer)).into_owned(),
+            c.history.x.to_string(),
+            c.history.t_x.to_string(),
+            c.history.t.to_string(),
+            c.actual.to_string(),
+            c.predicted.to_string(),
+        ])?;
+    }
+    w.flush()?;
+    Ok(())
 }

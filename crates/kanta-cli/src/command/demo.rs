@@ -37,6 +37,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         lapse_days: None,
         loyal_orders: 4,
         model: ModelArg::Auto,
+        holdout_from: None,
         quiet: false,
         json: false,
     })?;
