@@ -163,6 +163,17 @@ impl TransactionModel for BgNbd {
         Self::model_name(self.variant)
     }
 
+    fn predict_many(&self, ts: &[f64], within: f64, h: &History, out: &mut [f64]) -> (f64, f64) {
+        let n = self.r + f64::from(h.x);
+        let big_a = self.alpha + h.t;
+        let alive = self.p_alive(h);
+        self.expected_alive_many(n, big_a, self.b + self.k(h.x), ts, out);
+        for o in out.iter_mut() {
+            *o *= alive;
+        }
+        (alive, alive * -(n * (big_a / (big_a + within)).ln()).exp_m1())
+    }
+
     fn conditional_expected_purchases_many(&self, ts: &[f64], h: &History, out: &mut [f64]) {
         let n = self.r + f64::from(h.x);
         let alive = self.p_alive(h);

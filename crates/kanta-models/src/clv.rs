@@ -104,11 +104,11 @@ pub fn predict_customers(
                 let expected_spend =
                     spend.and_then(|g| g.conditional_expected_spend(h.x, if h.x > 0 { *monetary } else { 0.0 }));
                 let n = if expected_spend.is_some() { ts.len() } else { 1 };
-                model.conditional_expected_purchases_many(&ts[..n], h, &mut out[..n]);
+                let (p_alive, p_purchase) = model.predict_many(&ts[..n], horizon, h, &mut out[..n]);
                 CustomerPrediction {
-                    p_alive: model.p_alive(h),
+                    p_alive,
                     expected_purchases: out[0],
-                    p_purchase: model.probability_of_purchase_within(horizon, h),
+                    p_purchase,
                     next_purchase: next_purchase_median(model, h),
                     expected_spend,
                     clv: expected_spend.map(|s| discounted_sum(&out[1..n], s, clv.discount_rate)),

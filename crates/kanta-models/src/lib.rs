@@ -71,6 +71,13 @@ pub trait TransactionModel {
             *o = self.conditional_expected_purchases(*t, history);
         }
     }
+    /// One customer's batch: writes E[Y(tₖ) | history] for every `ts` into `out` and returns
+    /// (P(alive), P(at least one purchase within `within`)); models override it to share the
+    /// work the three have in common.
+    fn predict_many(&self, ts: &[f64], within: f64, history: &History, out: &mut [f64]) -> (f64, f64) {
+        self.conditional_expected_purchases_many(ts, history, out);
+        (self.p_alive(history), self.probability_of_purchase_within(within, history))
+    }
     /// P(alive | x, t_x, T) at the end of observation.
     fn p_alive(&self, history: &History) -> f64;
     /// P(X(t) = k) for a customer who just made a first purchase.

@@ -19,6 +19,8 @@ use crate::timings::Timings;
 /// A fitted model read back from `kanta fit --json`.
 pub(crate) enum Fitted {
     Transaction(Box<dyn TransactionModel + Sync>),
+    /// Pareto/NBD also has a closed-form DERL.
+    Pareto(ParetoNbd),
     Bgbb(BgBb),
     Spend(GammaGamma),
 }
@@ -37,7 +39,7 @@ pub(crate) fn read_fit(path: &Path) -> anyhow::Result<Fitted> {
     Ok(match model {
         "bgnbd" => Fitted::Transaction(Box::new(BgNbd::new(Variant::Bg, p("r")?, p("alpha")?, p("a")?, p("b")?)?)),
         "mbgnbd" => Fitted::Transaction(Box::new(BgNbd::new(Variant::Mbg, p("r")?, p("alpha")?, p("a")?, p("b")?)?)),
-        "paretonbd" => Fitted::Transaction(Box::new(ParetoNbd::new(p("r")?, p("alpha")?, p("s")?, p("beta")?)?)),
+        "paretonbd" => Fitted::Pareto(ParetoNbd::new(p("r")?, p("alpha")?, p("s")?, p("beta")?)?),
         "gammagamma" => Fitted::Spend(GammaGamma::new(p("p")?, p("q")?, p("gamma")?)?),
         "bgbb" => Fitted::Bgbb(BgBb::new(p("alpha")?, p("beta")?, p("gamma")?, p("delta")?)?),
         other => {
@@ -51,12 +53,17 @@ pub(crate) fn read_fit(path: &Path) -> anyhow::Result<Fitted> {
 
 pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
     let timings = Timings::from_env();
-    let mut transaction = None;
+    let mut transaction: Option<Box<dyn TransactionModel + Sync>> = None;
+    let mut pareto = None;
     let mut bgbb = None;
     let mut spend = None;
     for path in &args.params {
         match read_fit(path)? {
             Fitted::Transaction(m) if transaction.is_none() && bgbb.is_none() => transaction = Some(m),
+            Fitted::Pareto(m) if transaction.is_none() && bgbb.is_none() => {
+                pareto = Some(m);
+                transaction = Some(Box::new(m));
+            }
             Fitted::Bgbb(m) if transaction.is_none() && bgbb.is_none() => bgbb = Some(m),
             Fitted::Spend(m) if spend.is_none() => spend = Some(m),
             _ => {
@@ -112,9 +119,14 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
         if spend.is_some() {
             columns.extend(["expected_spend", "clv"]);
         }
+        // Pareto/NBD's closed-form DERL at the continuous rate equivalent to --discount per period.
+        let delta = (1.0 + args.discount).ln() / args.period_length;
+        if pareto.is_some() {
+            columns.push("derl");
+        }
         csv.write_record(table.headers.iter().map(String::as_str).chain(columns))?;
         let mut buf = String::new();
-        for (p, record) in predictions.iter().zip(&table.records) {
+        for ((p, record), (h, _)) in predictions.iter().zip(&table.records).zip(&customers) {
             for field in record {
                 csv.write_field(field)?;
             }
@@ -132,6 +144,9 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
             if spend.is_some() {
                 number(p.expected_spend)?;
                 number(p.clv)?;
+            }
+            if let Some(m) = &pareto {
+                number(m.derl(delta, h))?;
             }
             csv.write_record(None::<&[u8]>)?;
         }
