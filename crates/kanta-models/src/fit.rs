@@ -122,7 +122,7 @@ impl<F: Fn(&[f64], &mut [f64]) -> f64> LogLikelihood for F {
 }
 
 /// Above this many distinct tuples the observed information uses forward differences.
-const CENTRAL_LIMIT: usize = 100_000;
+const CENTRAL_LIMIT: usize = 20_000;
 
 /// Distinct tuples in the warm-start sample, and the data size from which one is used.
 pub(crate) const WARM_SAMPLE: usize = 25_000;
