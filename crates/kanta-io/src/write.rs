@@ -77,12 +77,13 @@ pub const CUSTOMER_COLUMNS: [(&str, &str); 20] = [
 
 /// The model columns that follow [`CUSTOMER_COLUMNS`] (empty, or null in Parquet, when the
 /// models were not run or could not be fitted).
-pub const MODEL_COLUMNS: [(&str, &str); 9] = [
+pub const MODEL_COLUMNS: [(&str, &str); 10] = [
     ("p_alive", "probability that the customer is still active at --as-of (the fitted BTYD model)"),
     ("expected_purchases_30d", "expected purchases in the 30 days after --as-of"),
     ("expected_purchases_90d", "expected purchases in the 90 days after --as-of"),
     ("expected_purchases_365d", "expected purchases in the 365 days after --as-of"),
     ("p_purchase_30d", "probability of at least one purchase in the 30 days after --as-of"),
+    ("p_purchase_90d", "probability of at least one purchase in the 90 days after --as-of"),
     ("expected_spend", "expected value of a future purchase (Gamma-Gamma)"),
     ("clv_12m", "discounted expected revenue of the next 12 months (12 × 30 days at 1 % a month)"),
     ("next_purchase_date", "--as-of + the median days to the next purchase if the customer is alive"),
@@ -259,7 +260,14 @@ fn day_after(as_of: Day, days: f64) -> Day {
 }
 
 fn push_score(line: &mut Vec<u8>, s: &CustomerScore, as_of: Day) {
-    for v in [s.p_alive, s.expected_purchases[0], s.expected_purchases[1], s.expected_purchases[2], s.p_purchase_30d] {
+    for v in [
+        s.p_alive,
+        s.expected_purchases[0],
+        s.expected_purchases[1],
+        s.expected_purchases[2],
+        s.p_purchase_30d,
+        s.p_purchase_90d,
+    ] {
         line.push(b',');
         push_f64(line, v);
     }
@@ -288,7 +296,7 @@ pub fn write_customers_parquet(
         Utf8, Date32, Date32, UInt32, Float64, UInt32, Float64, Float64, Float64, UInt32, Float64, Float64, Int32,
         Float64, UInt8, UInt8, UInt8, Utf8, Utf8, Utf8,
     ];
-    let model_types = [Float64, Float64, Float64, Float64, Float64, Float64, Float64, Date32, Utf8];
+    let model_types = [Float64, Float64, Float64, Float64, Float64, Float64, Float64, Float64, Date32, Utf8];
     let schema = Arc::new(Schema::new(
         CUSTOMER_COLUMNS
             .iter()
@@ -393,7 +401,7 @@ fn customer_batch(
 
 /// The [`MODEL_COLUMNS`] of one batch: values from `scores`, or all null.
 fn model_arrays(n: usize, scores: Option<&[CustomerScore]>, as_of: Day) -> Vec<ArrayRef> {
-    let mut f64s: [Float64Builder; 7] = std::array::from_fn(|_| Float64Builder::with_capacity(n));
+    let mut f64s: [Float64Builder; 8] = std::array::from_fn(|_| Float64Builder::with_capacity(n));
     let mut next = Date32Builder::with_capacity(n);
     let mut risk = StringBuilder::with_capacity(n, n * 6);
     for i in 0..n {
@@ -405,6 +413,7 @@ fn model_arrays(n: usize, scores: Option<&[CustomerScore]>, as_of: Day) -> Vec<A
                     Some(s.expected_purchases[1]),
                     Some(s.expected_purchases[2]),
                     Some(s.p_purchase_30d),
+                    Some(s.p_purchase_90d),
                     s.expected_spend,
                     s.clv_12m,
                 ];

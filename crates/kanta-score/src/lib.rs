@@ -107,6 +107,8 @@ pub struct CustomerScore {
     pub expected_purchases: [f64; 3],
     /// P(at least one purchase in the next 30 days).
     pub p_purchase_30d: f64,
+    /// P(at least one purchase in the next 90 days).
+    pub p_purchase_90d: f64,
     /// Expected value of a future purchase (Gamma-Gamma), when the spend model could be fitted.
     pub expected_spend: Option<f64>,
     /// Discounted CLV over the next 12 months, when the spend model could be fitted.
@@ -318,6 +320,7 @@ pub fn score(analysis: &Analysis, options: &ScoreOptions) -> Result<Scores, Scor
                 p_alive: p.p_alive,
                 expected_purchases: [p.expected_purchases, p90.expected_purchases, p365.expected_purchases],
                 p_purchase_30d: p.p_purchase,
+                p_purchase_90d: p90.p_purchase,
                 expected_spend: p.expected_spend,
                 clv_12m: p.clv,
                 next_purchase_days: p.next_purchase,

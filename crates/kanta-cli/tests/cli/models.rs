@@ -187,6 +187,9 @@ fn analyze_fits_bgnbd_on_the_cdnow_calibration_period_and_fills_the_model_column
     let e365: f64 = first["expected_purchases_365d"].parse().unwrap();
     let e30: f64 = first["expected_purchases_30d"].parse().unwrap();
     assert!(e30 > 0.0 && e30 < e365, "{e30} {e365}");
+    let p30: f64 = first["p_purchase_30d"].parse().unwrap();
+    let p90: f64 = first["p_purchase_90d"].parse().unwrap();
+    assert!(0.0 < p30 && p30 < p90 && p90 < p, "{p30} {p90}: buying needs being alive");
     assert!(["low", "medium", "high", "very_high"].contains(&first["churn_risk"].as_str()));
     assert!(first["next_purchase_date"].starts_with("199"), "{}", first["next_purchase_date"]);
     // Every customer has a value; one-time buyers are alive for BG/NBD by construction.
