@@ -35,11 +35,12 @@ pub fn clv_discrete(model: &dyn TransactionModel, history: &History, spend: f64,
     let ts: Vec<f64> = (1..=options.periods).map(|i| f64::from(i) * options.period_length).collect();
     let mut expected = vec![0.0; ts.len()];
     model.conditional_expected_purchases_many(&ts, history, &mut expected);
-    discounted_sum(&expected, spend, options.discount_rate)
+    clv_from_expected(&expected, spend, options.discount_rate)
 }
 
-/// Σᵢ spend · (eᵢ − eᵢ₋₁) / (1 + d)ⁱ over cumulative expectations e₁, e₂, … (e₀ = 0).
-fn discounted_sum(expected: &[f64], spend: f64, discount_rate: f64) -> f64 {
+/// Σᵢ spend · (eᵢ − eᵢ₋₁) / (1 + d)ⁱ over the cumulative expected purchases e₁, e₂, … at the
+/// ends of the CLV periods (e₀ = 0): [`clv_discrete`] for callers that already have them.
+pub fn clv_from_expected(expected: &[f64], spend: f64, discount_rate: f64) -> f64 {
     let mut previous = 0.0;
     let mut clv = 0.0;
     let mut discount = 1.0;
@@ -111,7 +112,7 @@ pub fn predict_customers(
                     p_purchase,
                     next_purchase: next_purchase_median(model, h),
                     expected_spend,
-                    clv: expected_spend.map(|s| discounted_sum(&out[1..n], s, clv.discount_rate)),
+                    clv: expected_spend.map(|s| clv_from_expected(&out[1..n], s, clv.discount_rate)),
                 }
             },
         )

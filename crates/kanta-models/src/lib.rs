@@ -30,7 +30,9 @@ pub mod special;
 
 pub use bgbb::{BgBb, DiscreteHistories, DiscreteHistory};
 pub use bgnbd::{BgNbd, Variant};
-pub use clv::{ClvOptions, CustomerPrediction, clv_discrete, next_purchase_median, predict_customers};
+pub use clv::{
+    ClvOptions, CustomerPrediction, clv_discrete, clv_from_expected, next_purchase_median, predict_customers,
+};
 pub use data::{DataError, Histories, History};
 pub use fit::{FitError, FitOptions, FitReport, Param};
 pub use gammagamma::{GammaGamma, Spend};
@@ -38,6 +40,19 @@ pub use pareto::ParetoNbd;
 pub use sbg::Sbg;
 
 use thiserror::Error;
+
+/// The papers' name of a model from its [`FitReport::model`] name: `bgnbd` → `BG/NBD`.
+pub fn title(model: &str) -> &'static str {
+    match model {
+        "bgnbd" => "BG/NBD",
+        "mbgnbd" => "MBG/NBD",
+        "paretonbd" => "Pareto/NBD",
+        "gammagamma" => "Gamma-Gamma",
+        "bgbb" => "BG/BB",
+        "sbg" => "sBG",
+        _ => "model",
+    }
+}
 
 /// A model parameter outside its domain.
 #[derive(Debug, Clone, PartialEq, Error)]

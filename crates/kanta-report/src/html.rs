@@ -146,10 +146,10 @@ fn holdout_context(h: &kanta_score::HoldoutReport) -> minijinja::Value {
         .iter()
         .map(|m| match &m.fit {
             Ok(_) => context! {
-                model => model_title(m.model), best => m.model == h.best,
+                model => kanta_models::title(m.model), best => m.model == h.best,
                 mae => num(m.mae, 4), rmse => num(m.rmse, 4), bias => num(m.bias, 4), predicted => num(m.predicted_total, 0),
             },
-            Err(e) => context! { model => model_title(m.model), error => e },
+            Err(e) => context! { model => kanta_models::title(m.model), error => e },
         })
         .collect();
     let t = &h.tracking;
@@ -160,7 +160,7 @@ fn holdout_context(h: &kanta_score::HoldoutReport) -> minijinja::Value {
     context! {
         calibration_end => h.calibration_end, holdout_end => h.holdout_end, days => h.holdout_days,
         customers => thousands(h.customers), actual_total => thousands(h.actual_total as u64),
-        best => model_title(h.best), rows => rows,
+        best => kanta_models::title(h.best), rows => rows,
         conditional => h.conditional.iter().map(|r| context! {
             frequency => r.frequency, customers => thousands(r.customers),
             actual => format!("{:.3}", r.actual), predicted => format!("{:.3}", r.predicted),
@@ -181,17 +181,6 @@ fn holdout_context(h: &kanta_score::HoldoutReport) -> minijinja::Value {
 /// Background of a heat-map cell at `share` of the maximum.
 fn heat_colour(share: f64) -> String {
     format!("rgba(37, 99, 235, {:.2})", share.clamp(0.0, 1.0) * 0.6)
-}
-
-/// The paper's name of a model.
-pub(crate) fn model_title(model: &str) -> &'static str {
-    match model {
-        "bgnbd" => "BG/NBD",
-        "mbgnbd" => "MBG/NBD",
-        "paretonbd" => "Pareto/NBD",
-        "gammagamma" => "Gamma-Gamma",
-        _ => "model",
-    }
 }
 
 fn fit_rows(report: &kanta_models::FitReport) -> Vec<minijinja::Value> {
@@ -218,11 +207,11 @@ fn models_context(m: &kanta_score::ModelSummary, cur: Option<&str>) -> minijinja
         .iter()
         .map(|c| match &c.fit {
             Ok(f) => context! {
-                model => model_title(c.model), chosen => c.model == m.chosen,
+                model => kanta_models::title(c.model), chosen => c.model == m.chosen,
                 ll => format!("{:.2}", f.log_likelihood), aic => format!("{:.2}", f.aic), bic => format!("{:.2}", f.bic),
                 iterations => f.iterations,
             },
-            Err(e) => context! { model => model_title(c.model), error => e },
+            Err(e) => context! { model => kanta_models::title(c.model), error => e },
         })
         .collect();
     let max_heat = m.expected_heatmap.iter().flatten().flatten().copied().fold(0.0, f64::max);
@@ -246,7 +235,7 @@ fn models_context(m: &kanta_score::ModelSummary, cur: Option<&str>) -> minijinja
     let clv_counts: Vec<u64> = m.clv_histogram.iter().map(|b| b.customers).collect();
     let round = |v: f64| thousands(v.round().max(0.0) as u64);
     context! {
-        title => model_title(m.chosen),
+        title => kanta_models::title(m.chosen),
         selected_by => m.selected_by,
         params => chosen.map(fit_rows),
         customers => chosen.map(|f| thousands(f.customers.round() as u64)),

@@ -166,7 +166,7 @@ fn holdout_table(out: &mut String, h: &kanta_score::HoldoutReport) {
         .models
         .iter()
         .map(|m| {
-            let name = format!("{}{}", crate::html::model_title(m.model), if m.model == h.best { " ✓" } else { "" });
+            let name = format!("{}{}", kanta_models::title(m.model), if m.model == h.best { " ✓" } else { "" });
             match &m.fit {
                 Ok(_) => vec![
                     name,
@@ -188,13 +188,8 @@ fn models_table(out: &mut String, m: &kanta_score::ModelSummary, cur: Option<&st
     let params = chosen.map_or(String::new(), |f| {
         f.params.iter().map(|p| format!("{} = {:.4}", p.name, p.value)).collect::<Vec<_>>().join(", ")
     });
-    let _ = writeln!(
-        out,
-        "\nCustomer model: {} ({}; chosen by {})",
-        crate::html::model_title(m.chosen),
-        params,
-        m.selected_by
-    );
+    let _ =
+        writeln!(out, "\nCustomer model: {} ({}; chosen by {})", kanta_models::title(m.chosen), params, m.selected_by);
     let round = |v: f64| thousands(v.round().max(0.0) as u64);
     let rows = vec![
         vec![

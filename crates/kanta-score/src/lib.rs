@@ -17,9 +17,10 @@ use kanta_core::analysis::{Analysis, CustomerSummary};
 use kanta_core::lifecycle::Stage;
 use kanta_core::rfm::Segment;
 use kanta_models::{
-    BgNbd, ClvOptions, CustomerPrediction, FitError, FitOptions, FitReport, GammaGamma, Histories, History, ParetoNbd,
-    Spend, TransactionModel, Variant, predict_customers,
+    BgNbd, ClvOptions, FitError, FitOptions, FitReport, GammaGamma, Histories, History, ParetoNbd, Spend,
+    TransactionModel, Variant, clv_from_expected, next_purchase_median,
 };
+use rayon::prelude::*;
 use serde::Serialize;
 
 /// Which transaction model to use.
@@ -302,36 +303,46 @@ pub fn score(analysis: &Analysis, options: &ScoreOptions) -> Result<Scores, Scor
         Ok((m, r)) => (Some(m), Ok(r)),
         Err(e) => (None, Err(e)),
     };
-    let inputs: Vec<(History, f64)> =
-        analysis.customers.iter().zip(&histories).map(|(c, h)| (*h, c.monetary)).collect();
-    let base = predict_customers(model.as_ref(), spend_model.as_ref(), &inputs, 30.0, &options.clv);
-    // 90 and 365 days: cheap closed forms next to the CLV sum, computed in the same pass.
-    let longer = predict_customers(model.as_ref(), None, &inputs, 90.0, &options.clv);
-    let year = predict_customers(model.as_ref(), None, &inputs, 365.0, &options.clv);
-    let top_clv = clv_threshold(&base);
-    let customers: Vec<CustomerScore> = analysis
+    // One pass per customer: the three horizons and the CLV period ends share one batched
+    // evaluation, and P(alive) is computed once.
+    let mut ts = vec![30.0, 90.0, 365.0];
+    ts.extend((1..=options.clv.periods).map(|i| f64::from(i) * options.clv.period_length));
+    let mut customers: Vec<CustomerScore> = analysis
         .customers
-        .iter()
-        .zip(base.iter().zip(longer.iter().zip(&year)))
-        .map(|(c, (p, (p90, p365)))| {
-            let valuable = matches!(c.segment, Segment::Champions | Segment::Loyal)
-                || top_clv.is_some_and(|t| p.clv.is_some_and(|v| v >= t && v > 0.0));
-            CustomerScore {
-                p_alive: p.p_alive,
-                expected_purchases: [p.expected_purchases, p90.expected_purchases, p365.expected_purchases],
-                p_purchase_30d: p.p_purchase,
-                p_purchase_90d: p90.p_purchase,
-                expected_spend: p.expected_spend,
-                clv_12m: p.clv,
-                next_purchase_days: p.next_purchase,
-                risk: RiskBand::of(p.p_alive),
-                // Lapsing and lost customers are already flagged by the rules.
-                slipping: valuable
-                    && p.p_alive < options.slipping_below
-                    && matches!(c.stage, Stage::New | Stage::Repeat | Stage::Loyal),
-            }
-        })
+        .par_iter()
+        .zip(&histories)
+        .with_min_len(1024)
+        .map_init(
+            || vec![0.0; ts.len()],
+            |out, (c, h)| {
+                let expected_spend = spend_model
+                    .as_ref()
+                    .and_then(|g| g.conditional_expected_spend(h.x, if h.x > 0 { c.monetary } else { 0.0 }));
+                let (p_alive, p_purchase_30d) = model.predict_many(&ts, 30.0, h, out);
+                CustomerScore {
+                    p_alive,
+                    expected_purchases: [out[0], out[1], out[2]],
+                    p_purchase_30d,
+                    p_purchase_90d: model.probability_of_purchase_within(90.0, h),
+                    expected_spend,
+                    clv_12m: expected_spend.map(|s| clv_from_expected(&out[3..], s, options.clv.discount_rate)),
+                    next_purchase_days: next_purchase_median(model.as_ref(), h),
+                    risk: RiskBand::of(p_alive),
+                    slipping: false,
+                }
+            },
+        )
         .collect();
+    // Slipping needs the CLV ranking of the whole base, hence a second pass.
+    let top_clv = clv_threshold(customers.iter().filter_map(|s| s.clv_12m).collect());
+    for (c, s) in analysis.customers.iter().zip(&mut customers) {
+        let valuable = matches!(c.segment, Segment::Champions | Segment::Loyal)
+            || top_clv.is_some_and(|t| s.clv_12m.is_some_and(|v| v >= t && v > 0.0));
+        // Lapsing and lost customers are already flagged by the rules.
+        s.slipping = valuable
+            && s.p_alive < options.slipping_below
+            && matches!(c.stage, Stage::New | Stage::Repeat | Stage::Loyal);
+    }
     let summary = summarise(analysis, &customers, candidates, spend_fit, model.name(), selected_by, &options.clv);
     Ok(Scores { customers, summary })
 }
@@ -345,8 +356,7 @@ pub(crate) fn name(choice: ModelChoice) -> &'static str {
 }
 
 /// The CLV of the customer at the 80th percentile: the top 20 % are at or above it.
-fn clv_threshold(predictions: &[CustomerPrediction]) -> Option<f64> {
-    let mut clvs: Vec<f64> = predictions.iter().filter_map(|p| p.clv).collect();
+fn clv_threshold(mut clvs: Vec<f64>) -> Option<f64> {
     if clvs.is_empty() {
         return None;
     }

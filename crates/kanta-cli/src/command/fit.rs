@@ -147,18 +147,6 @@ pub(crate) fn fit_json(report: &FitReport) -> Value {
     })
 }
 
-pub(crate) fn model_title(model: &str) -> &'static str {
-    match model {
-        "bgnbd" => "BG/NBD",
-        "mbgnbd" => "MBG/NBD",
-        "paretonbd" => "Pareto/NBD",
-        "gammagamma" => "Gamma-Gamma",
-        "bgbb" => "BG/BB",
-        "sbg" => "sBG",
-        _ => "model",
-    }
-}
-
 /// A readable table of the estimates.
 pub(crate) fn fit_table(report: &FitReport) -> String {
     let what = match report.model {
@@ -168,7 +156,7 @@ pub(crate) fn fit_table(report: &FitReport) -> String {
     };
     let mut out = format!(
         "{} fit on {} customers ({} {what})\n\n",
-        model_title(report.model),
+        kanta_models::title(report.model),
         kanta_report::format::thousands(report.customers.round() as u64),
         kanta_report::format::thousands(report.distinct as u64),
     );
