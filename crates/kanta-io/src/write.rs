@@ -259,7 +259,16 @@ fn day_after(as_of: Day, days: f64) -> Day {
     Day(as_of.0.saturating_add(days.round().clamp(0.0, 1e6) as i32))
 }
 
+/// Appends a model output in a shortest round-trip form (`ryu`: ~10× faster than `Display`, which
+/// matters for ten columns × millions of rows), without a trailing `.0` on whole numbers. Unlike
+/// [`push_f64`] it may use an exponent (`1.5e-7`), which every CSV reader parses.
+fn push_model_f64(out: &mut Vec<u8>, v: f64, buffer: &mut ryu::Buffer) {
+    let text = buffer.format(v);
+    out.extend_from_slice(text.strip_suffix(".0").unwrap_or(text).as_bytes());
+}
+
 fn push_score(line: &mut Vec<u8>, s: &CustomerScore, as_of: Day) {
+    let mut buffer = ryu::Buffer::new();
     for v in [
         s.p_alive,
         s.expected_purchases[0],
@@ -269,12 +278,12 @@ fn push_score(line: &mut Vec<u8>, s: &CustomerScore, as_of: Day) {
         s.p_purchase_90d,
     ] {
         line.push(b',');
-        push_f64(line, v);
+        push_model_f64(line, v, &mut buffer);
     }
     for v in [s.expected_spend, s.clv_12m] {
         line.push(b',');
         if let Some(v) = v {
-            push_f64(line, v);
+            push_model_f64(line, v, &mut buffer);
         }
     }
     line.push(b',');

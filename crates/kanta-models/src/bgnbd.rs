@@ -163,15 +163,18 @@ impl TransactionModel for BgNbd {
         Self::model_name(self.variant)
     }
 
-    fn predict_many(&self, ts: &[f64], within: f64, h: &History, out: &mut [f64]) -> (f64, f64) {
+    fn predict_many(&self, h: &History, ts: &[f64], expected: &mut [f64], within: &[f64], purchase: &mut [f64]) -> f64 {
         let n = self.r + f64::from(h.x);
         let big_a = self.alpha + h.t;
         let alive = self.p_alive(h);
-        self.expected_alive_many(n, big_a, self.b + self.k(h.x), ts, out);
-        for o in out.iter_mut() {
+        self.expected_alive_many(n, big_a, self.b + self.k(h.x), ts, expected);
+        for o in expected.iter_mut() {
             *o *= alive;
         }
-        (alive, alive * -(n * (big_a / (big_a + within)).ln()).exp_m1())
+        for (w, p) in within.iter().zip(purchase.iter_mut()) {
+            *p = alive * -(n * (big_a / (big_a + w)).ln()).exp_m1();
+        }
+        alive
     }
 
     fn conditional_expected_purchases_many(&self, ts: &[f64], h: &History, out: &mut [f64]) {

@@ -105,7 +105,9 @@ pub fn predict_customers(
                 let expected_spend =
                     spend.and_then(|g| g.conditional_expected_spend(h.x, if h.x > 0 { *monetary } else { 0.0 }));
                 let n = if expected_spend.is_some() { ts.len() } else { 1 };
-                let (p_alive, p_purchase) = model.predict_many(&ts[..n], horizon, h, &mut out[..n]);
+                let mut p_purchase = [0.0];
+                let p_alive = model.predict_many(h, &ts[..n], &mut out[..n], &[horizon], &mut p_purchase);
+                let p_purchase = p_purchase[0];
                 CustomerPrediction {
                     p_alive,
                     expected_purchases: out[0],

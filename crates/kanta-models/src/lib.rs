@@ -86,12 +86,22 @@ pub trait TransactionModel {
             *o = self.conditional_expected_purchases(*t, history);
         }
     }
-    /// One customer's batch: writes E[Y(tₖ) | history] for every `ts` into `out` and returns
-    /// (P(alive), P(at least one purchase within `within`)); models override it to share the
-    /// work the three have in common.
-    fn predict_many(&self, ts: &[f64], within: f64, history: &History, out: &mut [f64]) -> (f64, f64) {
-        self.conditional_expected_purchases_many(ts, history, out);
-        (self.p_alive(history), self.probability_of_purchase_within(within, history))
+    /// One customer's batch: writes E[Y(tₖ) | history] for every `ts` into `expected` and
+    /// P(at least one purchase within wₖ | history) for every `within` into `purchase`, and
+    /// returns P(alive); models override it to compute P(alive) once.
+    fn predict_many(
+        &self,
+        history: &History,
+        ts: &[f64],
+        expected: &mut [f64],
+        within: &[f64],
+        purchase: &mut [f64],
+    ) -> f64 {
+        self.conditional_expected_purchases_many(ts, history, expected);
+        for (w, p) in within.iter().zip(purchase.iter_mut()) {
+            *p = self.probability_of_purchase_within(*w, history);
+        }
+        self.p_alive(history)
     }
     /// P(alive | x, t_x, T) at the end of observation.
     fn p_alive(&self, history: &History) -> f64;

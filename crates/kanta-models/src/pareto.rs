@@ -293,10 +293,26 @@ impl TransactionModel for ParetoNbd {
     /// E[Y(t) | x, t_x, T] = (r+x)(β+T)/((α+T)(s−1)) · [1 − ((β+T)/(β+T+t))^(s−1)] · P(alive)
     /// (note, eq. 41), with the s = 1 limit as above.
     fn conditional_expected_purchases(&self, t: f64, h: &History) -> f64 {
-        let n = self.r + f64::from(h.x);
-        let bt = self.beta + h.t;
-        let l = (t / bt).ln_1p();
-        self.p_alive(h) * n * bt / (self.alpha + h.t) * ln_growth(self.s - 1.0, l)
+        self.p_alive(h) * self.expected_if_alive(t, h)
+    }
+
+    // P(alive) needs the likelihood's series: compute it once for all horizons.
+    fn conditional_expected_purchases_many(&self, ts: &[f64], h: &History, out: &mut [f64]) {
+        let alive = self.p_alive(h);
+        for (t, o) in ts.iter().zip(out.iter_mut()) {
+            *o = alive * self.expected_if_alive(*t, h);
+        }
+    }
+
+    fn predict_many(&self, h: &History, ts: &[f64], expected: &mut [f64], within: &[f64], purchase: &mut [f64]) -> f64 {
+        let alive = self.p_alive(h);
+        for (t, o) in ts.iter().zip(expected.iter_mut()) {
+            *o = alive * self.expected_if_alive(*t, h);
+        }
+        for (w, p) in within.iter().zip(purchase.iter_mut()) {
+            *p = alive * self.purchase_within_if_alive(*w, h);
+        }
+        alive
     }
 
     /// P(alive | x, t_x, T) = first term / (first term + (s/m) A₀) (note, eq. 24).
@@ -343,6 +359,29 @@ impl TransactionModel for ParetoNbd {
 
     fn purchase_rate_posterior(&self, h: &History) -> (f64, f64) {
         (self.r + f64::from(h.x), self.alpha + h.t)
+    }
+}
+
+impl ParetoNbd {
+    /// E[Y(t) | alive, history]: the factor of P(alive) in the conditional expectation.
+    fn expected_if_alive(&self, t: f64, h: &History) -> f64 {
+        let n = self.r + f64::from(h.x);
+        let bt = self.beta + h.t;
+        n * bt / (self.alpha + h.t) * ln_growth(self.s - 1.0, (t / bt).ln_1p())
+    }
+
+    /// P(a purchase within t | alive, history) = ∫₀ᵗ E[λ e^−λτ] E[e^−μτ] dτ by Gauss–Legendre:
+    /// the integrand's poles are at τ = −(α+T) and −(β+T), so 16 points suffice while t is no
+    /// longer than the nearer one is far; 64 otherwise.
+    fn purchase_within_if_alive(&self, t: f64, h: &History) -> f64 {
+        let n = self.r + f64::from(h.x);
+        let at = self.alpha + h.t;
+        let bt = self.beta + h.t;
+        let s = self.s;
+        let rule = if t <= at.min(bt) { GaussLegendre::rule16() } else { GaussLegendre::rule64() };
+        let integral =
+            rule.integrate(0.0, t, |tau| n / at * (-(n + 1.0) * (tau / at).ln_1p() - s * (tau / bt).ln_1p()).exp());
+        integral.min(1.0)
     }
 }
 
@@ -485,6 +524,20 @@ mod tests {
                 out[0]
             };
             assert_gradient(&ll, &params.map(f64::ln), 1e-6);
+        }
+    }
+
+    #[test]
+    fn the_short_rule_for_the_purchase_probability_agrees_with_the_long_one() {
+        let m = ParetoNbd::new(0.5533, 10.578, 0.6062, 11.667).unwrap();
+        let h = History { x: 2, t_x: 30.43, t: 38.86 };
+        let n = m.r + 2.0;
+        let (at, bt, s) = (m.alpha + h.t, m.beta + h.t, m.s);
+        for t in [1.0, 10.0, 30.0, at.min(bt)] {
+            let long = GaussLegendre::rule64()
+                .integrate(0.0, t, |tau| n / at * (-(n + 1.0) * (tau / at).ln_1p() - s * (tau / bt).ln_1p()).exp());
+            let short = m.purchase_within_if_alive(t, &h);
+            assert!((short - long).abs() < 1e-14, "t={t}: {short} vs {long}");
         }
     }
 

@@ -318,12 +318,13 @@ pub fn score(analysis: &Analysis, options: &ScoreOptions) -> Result<Scores, Scor
                 let expected_spend = spend_model
                     .as_ref()
                     .and_then(|g| g.conditional_expected_spend(h.x, if h.x > 0 { c.monetary } else { 0.0 }));
-                let (p_alive, p_purchase_30d) = model.predict_many(&ts, 30.0, h, out);
+                let mut purchase = [0.0; 2];
+                let p_alive = model.predict_many(h, &ts, out, &[30.0, 90.0], &mut purchase);
                 CustomerScore {
                     p_alive,
                     expected_purchases: [out[0], out[1], out[2]],
-                    p_purchase_30d,
-                    p_purchase_90d: model.probability_of_purchase_within(90.0, h),
+                    p_purchase_30d: purchase[0],
+                    p_purchase_90d: purchase[1],
                     expected_spend,
                     clv_12m: expected_spend.map(|s| clv_from_expected(&out[3..], s, options.clv.discount_rate)),
                     next_purchase_days: next_purchase_median(model.as_ref(), h),
