@@ -163,18 +163,13 @@ impl TransactionModel for BgNbd {
         Self::model_name(self.variant)
     }
 
-    fn predict_many(&self, h: &History, ts: &[f64], expected: &mut [f64], within: &[f64], purchase: &mut [f64]) -> f64 {
-        let n = self.r + f64::from(h.x);
-        let big_a = self.alpha + h.t;
-        let alive = self.p_alive(h);
-        self.expected_alive_many(n, big_a, self.b + self.k(h.x), ts, expected);
-        for o in expected.iter_mut() {
-            *o *= alive;
-        }
+    fn if_alive_many(&self, x: u32, t: f64, ts: &[f64], expected: &mut [f64], within: &[f64], purchase: &mut [f64]) {
+        let n = self.r + f64::from(x);
+        let big_a = self.alpha + t;
+        self.expected_alive_many(n, big_a, self.b + self.k(x), ts, expected);
         for (w, p) in within.iter().zip(purchase.iter_mut()) {
-            *p = alive * -(n * (big_a / (big_a + w)).ln()).exp_m1();
+            *p = -(n * (big_a / (big_a + w)).ln()).exp_m1();
         }
-        alive
     }
 
     fn conditional_expected_purchases_many(&self, ts: &[f64], h: &History, out: &mut [f64]) {

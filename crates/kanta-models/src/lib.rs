@@ -86,9 +86,13 @@ pub trait TransactionModel {
             *o = self.conditional_expected_purchases(*t, history);
         }
     }
-    /// One customer's batch: writes E[Y(tₖ) | history] for every `ts` into `expected` and
-    /// P(at least one purchase within wₖ | history) for every `within` into `purchase`, and
-    /// returns P(alive); models override it to compute P(alive) once.
+    /// The predictions given that the customer is alive, which depend on the history only through
+    /// `x` and `T` (in all three models): E[Y(tₖ) | alive] into `expected` and
+    /// P(a purchase within wₖ | alive) into `purchase`. Multiply by P(alive) for the
+    /// unconditional values; customers sharing (x, T) can share this work.
+    fn if_alive_many(&self, x: u32, t: f64, ts: &[f64], expected: &mut [f64], within: &[f64], purchase: &mut [f64]);
+    /// One customer's batch: E[Y(tₖ) | history] into `expected`, P(a purchase within wₖ |
+    /// history) into `purchase`; returns P(alive), computed once.
     fn predict_many(
         &self,
         history: &History,
@@ -97,11 +101,12 @@ pub trait TransactionModel {
         within: &[f64],
         purchase: &mut [f64],
     ) -> f64 {
-        self.conditional_expected_purchases_many(ts, history, expected);
-        for (w, p) in within.iter().zip(purchase.iter_mut()) {
-            *p = self.probability_of_purchase_within(*w, history);
+        let alive = self.p_alive(history);
+        self.if_alive_many(history.x, history.t, ts, expected, within, purchase);
+        for v in expected.iter_mut().chain(purchase.iter_mut()) {
+            *v *= alive;
         }
-        self.p_alive(history)
+        alive
     }
     /// P(alive | x, t_x, T) at the end of observation.
     fn p_alive(&self, history: &History) -> f64;

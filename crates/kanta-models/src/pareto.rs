@@ -304,15 +304,14 @@ impl TransactionModel for ParetoNbd {
         }
     }
 
-    fn predict_many(&self, h: &History, ts: &[f64], expected: &mut [f64], within: &[f64], purchase: &mut [f64]) -> f64 {
-        let alive = self.p_alive(h);
-        for (t, o) in ts.iter().zip(expected.iter_mut()) {
-            *o = alive * self.expected_if_alive(*t, h);
+    fn if_alive_many(&self, x: u32, t: f64, ts: &[f64], expected: &mut [f64], within: &[f64], purchase: &mut [f64]) {
+        let h = History { x, t_x: 0.0, t };
+        for (horizon, o) in ts.iter().zip(expected.iter_mut()) {
+            *o = self.expected_if_alive(*horizon, &h);
         }
         for (w, p) in within.iter().zip(purchase.iter_mut()) {
-            *p = alive * self.purchase_within_if_alive(*w, h);
+            *p = self.purchase_within_if_alive(*w, &h);
         }
-        alive
     }
 
     /// P(alive | x, t_x, T) = first term / (first term + (s/m) A₀) (note, eq. 24).

@@ -22,6 +22,7 @@ use kanta_models::{
 };
 use rayon::prelude::*;
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// Which transaction model to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -307,32 +308,59 @@ pub fn score(analysis: &Analysis, options: &ScoreOptions) -> Result<Scores, Scor
     // evaluation, and P(alive) is computed once.
     let mut ts = vec![30.0, 90.0, 365.0];
     ts.extend((1..=options.clv.periods).map(|i| f64::from(i) * options.clv.period_length));
+    // Everything but P(alive) depends on a history only through (x, T), which customers share
+    // widely (T is whole days): compute it once per distinct pair.
+    let mut key_index: HashMap<(u32, u64), usize> = HashMap::new();
+    let mut keys: Vec<(u32, f64)> = Vec::new();
+    let group: Vec<usize> = histories
+        .iter()
+        .map(|h| {
+            *key_index.entry((h.x, h.t.to_bits())).or_insert_with(|| {
+                keys.push((h.x, h.t));
+                keys.len() - 1
+            })
+        })
+        .collect();
+    let within = [30.0, 90.0];
+    let discount = options.clv.discount_rate;
+    // Per (x, T): E[Y] at 30/90/365 days given alive, P(purchase) at 30/90 days given alive, and
+    // the CLV per unit of spend given alive (CLV is linear in the expectations).
+    let shared: Vec<([f64; 3], [f64; 2], f64)> = keys
+        .par_iter()
+        .with_min_len(256)
+        .map_init(
+            || vec![0.0; ts.len()],
+            |out, &(x, t)| {
+                let mut purchase = [0.0; 2];
+                model.if_alive_many(x, t, &ts, out, &within, &mut purchase);
+                ([out[0], out[1], out[2]], purchase, clv_from_expected(&out[3..], 1.0, discount))
+            },
+        )
+        .collect();
     let mut customers: Vec<CustomerScore> = analysis
         .customers
         .par_iter()
         .zip(&histories)
+        .zip(&group)
         .with_min_len(1024)
-        .map_init(
-            || vec![0.0; ts.len()],
-            |out, (c, h)| {
-                let expected_spend = spend_model
-                    .as_ref()
-                    .and_then(|g| g.conditional_expected_spend(h.x, if h.x > 0 { c.monetary } else { 0.0 }));
-                let mut purchase = [0.0; 2];
-                let p_alive = model.predict_many(h, &ts, out, &[30.0, 90.0], &mut purchase);
-                CustomerScore {
-                    p_alive,
-                    expected_purchases: [out[0], out[1], out[2]],
-                    p_purchase_30d: purchase[0],
-                    p_purchase_90d: purchase[1],
-                    expected_spend,
-                    clv_12m: expected_spend.map(|s| clv_from_expected(&out[3..], s, options.clv.discount_rate)),
-                    next_purchase_days: next_purchase_median(model.as_ref(), h),
-                    risk: RiskBand::of(p_alive),
-                    slipping: false,
-                }
-            },
-        )
+        .map(|((c, h), &g)| {
+            let (expected, purchase, clv_unit) = &shared[g];
+            let p_alive = model.p_alive(h);
+            let expected_spend = spend_model
+                .as_ref()
+                .and_then(|m| m.conditional_expected_spend(h.x, if h.x > 0 { c.monetary } else { 0.0 }));
+            CustomerScore {
+                p_alive,
+                expected_purchases: expected.map(|e| e * p_alive),
+                p_purchase_30d: purchase[0] * p_alive,
+                p_purchase_90d: purchase[1] * p_alive,
+                expected_spend,
+                clv_12m: expected_spend.map(|s| s * p_alive * clv_unit),
+                next_purchase_days: next_purchase_median(model.as_ref(), h),
+                risk: RiskBand::of(p_alive),
+                slipping: false,
+            }
+        })
         .collect();
     // Slipping needs the CLV ranking of the whole base, hence a second pass.
     let top_clv = clv_threshold(customers.iter().filter_map(|s| s.clv_12m).collect());
