@@ -16,6 +16,7 @@ pub struct HoldoutModel {
     /// Model name.
     pub model: &'static str,
     /// The calibration fit, or why it failed.
+    #[serde(serialize_with = "crate::fit_or_error")]
     pub fit: Result<FitReport, String>,
     /// Mean absolute error of predicted vs actual holdout purchases per customer.
     pub mae: Option<f64>,

@@ -123,12 +123,27 @@ pub struct CustomerScore {
     pub slipping: bool,
 }
 
+/// Serialises a fit as the `FitReport` object, or a failed one as `{"error": "…"}`, so
+/// `summary.json` reads `candidates[0].fit.params` rather than `fit.Ok.params`.
+pub(crate) fn fit_or_error<S: serde::Serializer>(fit: &Result<FitReport, String>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    match fit {
+        Ok(report) => report.serialize(s),
+        Err(e) => {
+            let mut map = s.serialize_map(Some(1))?;
+            map.serialize_entry("error", e)?;
+            map.end()
+        }
+    }
+}
+
 /// One row of the model comparison.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Candidate {
     /// Model name.
     pub model: &'static str,
     /// The fit, or why it failed.
+    #[serde(serialize_with = "fit_or_error")]
     pub fit: Result<FitReport, String>,
 }
 
@@ -171,6 +186,7 @@ pub struct ModelSummary {
     /// Every transaction model tried, with its fit.
     pub candidates: Vec<Candidate>,
     /// The Gamma-Gamma spend fit, or why there is none.
+    #[serde(serialize_with = "fit_or_error")]
     pub spend: Result<FitReport, String>,
     /// Expected purchases of the whole base in the next 30, 90 and 365 days.
     pub expected_purchases: [f64; 3],

@@ -9,7 +9,7 @@ use kanta_core::analysis::{Analysis, AnalysisOptions, analyze};
 use kanta_core::lifecycle::Stage;
 use kanta_core::rfm::Segment;
 use kanta_gen::{Config, simulate};
-use kanta_score::{ModelChoice, RiskBand, ScoreError, ScoreOptions, score};
+use kanta_score::{Candidate, ModelChoice, RiskBand, ScoreError, ScoreOptions, score};
 
 fn shop(customers: u64) -> Analysis {
     let config = Config { customers, seed: 5, ..Config::default() };
@@ -99,4 +99,18 @@ fn tiny_bases_are_declined_with_the_reason() {
     let err = score(&analysis, &ScoreOptions::default()).unwrap_err();
     assert!(matches!(err, ScoreError::TooFew { .. }), "{err:?}");
     assert!(err.to_string().contains("they need at least 50"), "{err}");
+}
+
+#[test]
+fn fits_serialise_as_the_report_or_an_error_object() {
+    let failed = Candidate { model: "paretonbd", fit: Err("did not converge".into()) };
+    assert_eq!(
+        serde_json::to_value(&failed).unwrap(),
+        serde_json::json!({"model": "paretonbd", "fit": {"error": "did not converge"}})
+    );
+    let analysis = shop(2_000);
+    let scores = score(&analysis, &ScoreOptions { model: ModelChoice::BgNbd, ..ScoreOptions::default() }).unwrap();
+    let json = serde_json::to_value(&scores.summary).unwrap();
+    assert_eq!(json["candidates"][0]["fit"]["params"][0]["name"], "r");
+    assert_eq!(json["spend"]["model"], "gammagamma");
 }
