@@ -176,42 +176,13 @@ pub fn cohort_heatmap(c: &Cohorts) -> String {
 
 /// Histogram of days from the first to the second purchase.
 pub fn gaps(t: &TimeBetween) -> String {
-    render("Days from first to second purchase", (WIDTH, HEIGHT), |root| {
-        let n = t.histogram.len() as u32;
-        let top = t.histogram.iter().map(|b| b.customers).max().unwrap_or(0).max(1) as f64 * 1.1;
-        let labels: Vec<String> = t
-            .histogram
-            .iter()
-            .map(|b| b.to.map_or_else(|| format!(">{}", b.from.saturating_sub(1)), |to| format!("{}–{to}", b.from)))
-            .collect();
-        let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d((0u32..n.saturating_sub(1)).into_segmented(), 0f64..top)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_desc("days")
-            .y_desc("customers")
-            .x_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
-                    labels.get(*i as usize).cloned().unwrap_or_default()
-                }
-                SegmentValue::Last => String::new(),
-            })
-            .y_label_formatter(&|v| format!("{v:.0}"))
-            .label_style((FONT, 12))
-            .draw()?;
-        chart.draw_series(
-            Histogram::vertical(&chart)
-                .style(ACCENT.filled())
-                .margin(6)
-                .data(t.histogram.iter().enumerate().map(|(i, b)| (i as u32, b.customers as f64))),
-        )?;
-        root.present()?;
-        Ok(())
-    })
+    let labels: Vec<String> = t
+        .histogram
+        .iter()
+        .map(|b| b.to.map_or_else(|| format!(">{}", b.from.saturating_sub(1)), |to| format!("{}–{to}", b.from)))
+        .collect();
+    let counts: Vec<u64> = t.histogram.iter().map(|b| b.customers).collect();
+    bars("Days from first to second purchase", "days", &labels, &counts)
 }
 
 /// Paired horizontal bars: each group's share of customers and of revenue.
@@ -315,25 +286,25 @@ pub fn actual_vs_model(
     })
 }
 
-/// Vertical bars of customer counts per bin, labelled `labels`.
+/// Vertical bars of customer counts per bin, labelled `labels` (the time-between-purchases
+/// histogram and the model distributions).
 pub fn bars(title: &str, x_desc: &str, labels: &[String], counts: &[u64]) -> String {
     render(title, (WIDTH, HEIGHT), |root| {
-        let n = counts.len().max(1) as u32;
+        let n = counts.len() as u32;
         let top = counts.iter().copied().max().unwrap_or(0).max(1) as f64 * 1.1;
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(64)
-            .build_cartesian_2d((0u32..n).into_segmented(), 0f64..top)?;
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d((0u32..n.saturating_sub(1)).into_segmented(), 0f64..top)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
             .x_desc(x_desc)
             .y_desc("customers")
-            .x_labels(labels.len())
             .x_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(k) | SegmentValue::Exact(k) => {
-                    labels.get(*k as usize).cloned().unwrap_or_default()
+                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+                    labels.get(*i as usize).cloned().unwrap_or_default()
                 }
                 SegmentValue::Last => String::new(),
             })
@@ -343,7 +314,7 @@ pub fn bars(title: &str, x_desc: &str, labels: &[String], counts: &[u64]) -> Str
         chart.draw_series(
             Histogram::vertical(&chart)
                 .style(ACCENT.filled())
-                .margin(4)
+                .margin(6)
                 .data(counts.iter().enumerate().map(|(i, c)| (i as u32, *c as f64))),
         )?;
         root.present()?;
