@@ -1,6 +1,6 @@
 //! The real CDNOW data: reproduce the published calibration summary exactly.
 
-use crate::support::{analyze_ok, customers, shared_data, summary};
+use crate::support::{analyze_cdnow_sample, analyze_ok, customers, shared_data, summary};
 
 /// Fader, Hardie & Lee's summary of the 2,357-customer sample (39-week calibration ending
 /// 1997-09-30, weeks = days / 7, 2 decimals), as shipped with lifetimes 0.11.3.
@@ -8,21 +8,7 @@ use crate::support::{analyze_ok, customers, shared_data, summary};
 fn cdnow_sample_reproduces_the_published_x_tx_t_and_zbar_for_every_customer() {
     let out = tempfile::tempdir().unwrap();
     // The sample has no header; the published summary counts the eight $0.00 purchases, so --keep-zero.
-    analyze_ok(
-        &shared_data("CDNOW_sample.txt"),
-        out.path(),
-        &[
-            "--columns",
-            "master_id,sample_id,date,cds,dollar_value",
-            "--customer-col",
-            "sample_id",
-            "--as-of",
-            "1997-09-30",
-            "--period",
-            "week",
-            "--keep-zero",
-        ],
-    );
+    analyze_cdnow_sample(out.path(), &["--as-of", "1997-09-30", "--period", "week", "--keep-zero"]);
     let mine = customers(out.path());
     let mut reference = csv::Reader::from_path(shared_data("cdnow_customers_summary_with_transactions.csv")).unwrap();
     let mut checked = 0;

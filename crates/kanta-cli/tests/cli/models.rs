@@ -151,21 +151,7 @@ fn bad_model_input_gets_clear_errors() {
 #[test]
 fn analyze_fits_bgnbd_on_the_cdnow_calibration_period_and_fills_the_model_columns() {
     let out = tempfile::tempdir().unwrap();
-    crate::support::analyze_ok(
-        &shared_data("CDNOW_sample.txt"),
-        out.path(),
-        &[
-            "--columns",
-            "master_id,sample_id,date,cds,dollar_value",
-            "--customer-col",
-            "sample_id",
-            "--as-of",
-            "1997-09-30",
-            "--keep-zero",
-            "--model",
-            "bgnbd",
-        ],
-    );
+    crate::support::analyze_cdnow_sample(out.path(), &["--as-of", "1997-09-30", "--keep-zero", "--model", "bgnbd"]);
     let summary = crate::support::summary(out.path());
     let models = &summary["models"];
     assert_eq!(models["chosen"], "bgnbd");
@@ -204,11 +190,7 @@ fn analyze_fits_bgnbd_on_the_cdnow_calibration_period_and_fills_the_model_column
 #[test]
 fn analyze_with_model_none_leaves_the_model_columns_empty() {
     let out = tempfile::tempdir().unwrap();
-    crate::support::analyze_ok(
-        &shared_data("CDNOW_sample.txt"),
-        out.path(),
-        &["--columns", "master_id,sample_id,date,cds,dollar_value", "--customer-col", "sample_id", "--model", "none"],
-    );
+    crate::support::analyze_cdnow_sample(out.path(), &["--model", "none"]);
     let rows = crate::support::customers(out.path());
     assert!(rows.values().all(|r| r["p_alive"].is_empty() && r["churn_risk"].is_empty()));
     let summary = crate::support::summary(out.path());
@@ -220,20 +202,9 @@ fn analyze_with_model_none_leaves_the_model_columns_empty() {
 fn holdout_validation_on_cdnow_reproduces_the_calibration_fit_and_counts_the_holdout() {
     let out = tempfile::tempdir().unwrap();
     let sample = shared_data("CDNOW_sample.txt");
-    let run = crate::support::analyze_ok(
-        &sample,
+    let run = crate::support::analyze_cdnow_sample(
         out.path(),
-        &[
-            "--columns",
-            "master_id,sample_id,date,cds,dollar_value",
-            "--customer-col",
-            "sample_id",
-            "--as-of",
-            "1998-06-30",
-            "--holdout-from",
-            "1997-10-01",
-            "--keep-zero",
-        ],
+        &["--as-of", "1998-06-30", "--holdout-from", "1997-10-01", "--keep-zero"],
     );
     assert_eq!(run.code, 0);
     let summary = crate::support::summary(out.path());

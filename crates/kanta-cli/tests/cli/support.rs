@@ -51,6 +51,14 @@ pub fn analyze_ok(file: &Path, out: &Path, args: &[&str]) -> Run {
     run
 }
 
+/// Runs `kanta analyze` on the headerless CDNOW sample with its column names and `sample_id` as
+/// the customer, plus `args`, and expects success.
+pub fn analyze_cdnow_sample(out: &Path, args: &[&str]) -> Run {
+    let mut all = vec!["--columns", "master_id,sample_id,date,cds,dollar_value", "--customer-col", "sample_id"];
+    all.extend_from_slice(args);
+    analyze_ok(&shared_data("CDNOW_sample.txt"), out, &all)
+}
+
 /// customers.csv as rows keyed by customer_id.
 pub fn customers(out: &Path) -> HashMap<String, HashMap<String, String>> {
     let mut reader = csv::Reader::from_path(out.join("customers.csv")).expect("customers.csv");
