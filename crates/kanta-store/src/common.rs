@@ -1,0 +1,647 @@
+// The query code both backends share. `sqlite.rs` and `postgres.rs` each `include!` this file
+// after defining, for their driver:
+//   type Db                      — the sqlx database (Sqlite, Postgres)
+//   struct Store { writer, reader } — pools (SQLite: one writer connection, several readers)
+//   fn push_json(..)             — how a JSON value is bound into a VALUES row
+//   const MERGE_ATTRIBUTES       — RFC 7396 merge of `excluded.attributes` into the stored ones
+// Both SQL dialects accept everything below (ON CONFLICT … DO UPDATE … WHERE, RETURNING,
+// IS DISTINCT FROM, CAST(… AS BIGINT)); QueryBuilder writes each driver's placeholders. Writing
+// the queries once is what makes "the same storage test suite passes on both" mean something.
+
+use std::collections::HashMap;
+
+use sqlx::types::Json;
+use sqlx::{QueryBuilder, Row};
+
+use crate::record::{Customer, Event, Feedback, Order, OrderStatus};
+use crate::{
+    ConsentEntry, Counts, CustomerRecord, EventView, FeedbackView, LineView, OrderFact, OrderView, Profile,
+    Scope, StoreError, StoredResponse, TokenHash, TokenRow, WriteCounts, rfc3339,
+};
+
+/// Rows per INSERT statement: under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters
+/// for the widest table, and large enough that statement overhead is small.
+const CHUNK: usize = 500;
+
+type Tx = sqlx::Transaction<'static, Db>;
+
+/// The last record for each id: a batch that names an id twice means its last version, and
+/// PostgreSQL refuses an upsert that touches one row twice.
+fn last_per_id<T>(batch: &[T], id: impl Fn(&T) -> &str) -> Vec<&T> {
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(batch.len());
+    for (i, r) in batch.iter().enumerate() {
+        last.insert(id(r), i);
+    }
+    batch.iter().enumerate().filter(|(i, r)| last.get(id(r)) == Some(i)).map(|(_, r)| r).collect()
+}
+
+/// Make sure every customer id exists (creating bare customers for new ids) and return the
+/// internal ids, with the number created.
+async fn ensure_customers(tx: &mut Tx, ids: &[&str], now: i64) -> Result<(HashMap<String, i64>, u64), StoreError> {
+    let mut unique: Vec<&str> = ids.to_vec();
+    unique.sort_unstable();
+    unique.dedup();
+    let mut map = HashMap::with_capacity(unique.len());
+    let mut created = 0u64;
+    for chunk in unique.chunks(CHUNK) {
+        let mut q: QueryBuilder<Db> = QueryBuilder::new("INSERT INTO customers (external_id, created_at, updated_at) ");
+        q.push_values(chunk, |mut b, id| {
+            b.push_bind(*id).push_bind(now).push_bind(now);
+        });
+        q.push(" ON CONFLICT (external_id) DO NOTHING RETURNING id");
+        created += q.build().fetch_all(&mut **tx).await?.len() as u64;
+
+        let mut q: QueryBuilder<Db> = QueryBuilder::new("SELECT id, external_id FROM customers WHERE external_id IN (");
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        q.push(")");
+        for row in q.build().fetch_all(&mut **tx).await? {
+            map.insert(row.try_get::<String, _>(1)?, row.try_get::<i64, _>(0)?);
+        }
+    }
+    Ok((map, created))
+}
+
+fn customer_id(map: &HashMap<String, i64>, id: &str) -> Result<i64, StoreError> {
+    map.get(id).copied().ok_or_else(|| StoreError::Corrupt(format!("customer `{id}` vanished inside a transaction")))
+}
+
+/// Counts from `RETURNING version` rows: version 1 was an insert, more was an update.
+fn count_versions(rows: &[<Db as sqlx::Database>::Row], counts: &mut WriteCounts) -> Result<(), StoreError> {
+    for row in rows {
+        if row.try_get::<i64, _>("version")? == 1 {
+            counts.created += 1;
+        } else {
+            counts.updated += 1;
+        }
+    }
+    Ok(())
+}
+
+/// A digest of an order's lines, so re-posting an identical order is recognised as unchanged.
+fn lines_digest(order: &Order) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for l in &order.lines {
+        h.update(l.product.as_bytes());
+        h.update([0]);
+        h.update(l.category.as_deref().unwrap_or("\u{1}").as_bytes());
+        h.update([0]);
+        h.update(l.quantity.raw().to_le_bytes());
+        h.update(l.price.raw().to_le_bytes());
+    }
+    crate::token::hex(&h.finalize()[..16])
+}
+
+fn money(raw: i64) -> f64 {
+    kanta_core::money::Money::from_raw(raw).to_f64()
+}
+
+#[async_trait::async_trait]
+impl crate::Storage for Store {
+    fn backend(&self) -> crate::Backend {
+        BACKEND
+    }
+
+    async fn write_customers(&self, batch: &[Customer], now: i64) -> Result<WriteCounts, StoreError> {
+        let records = last_per_id(batch, |c| &c.id);
+        let mut counts = WriteCounts::default();
+        let mut tx = self.writer.begin().await?;
+        let mut returned = 0u64;
+        for chunk in records.chunks(CHUNK) {
+            let mut q: QueryBuilder<Db> = QueryBuilder::new(
+                "INSERT INTO customers (external_id, email, phone, name, timezone, locale, birthday, attributes, \
+                 created_at, updated_at) ",
+            );
+            q.push_values(chunk, |mut b, c| {
+                b.push_bind(c.id.as_str())
+                    .push_bind(c.email.as_deref())
+                    .push_bind(c.phone.as_deref())
+                    .push_bind(c.name.as_deref())
+                    .push_bind(c.timezone.as_deref())
+                    .push_bind(c.locale.as_deref())
+                    .push_bind(c.birthday.as_deref());
+                push_json(&mut b, c.attributes.as_ref().map(Json));
+                b.push_bind(now).push_bind(now);
+            });
+            q.push(format!(
+                " ON CONFLICT (external_id) DO UPDATE SET \
+                   email = COALESCE(excluded.email, customers.email), \
+                   phone = COALESCE(excluded.phone, customers.phone), \
+                   name = COALESCE(excluded.name, customers.name), \
+                   timezone = COALESCE(excluded.timezone, customers.timezone), \
+                   locale = COALESCE(excluded.locale, customers.locale), \
+                   birthday = COALESCE(excluded.birthday, customers.birthday), \
+                   attributes = {MERGE_ATTRIBUTES}, \
+                   updated_at = excluded.updated_at, \
+                   version = customers.version + 1 \
+                 WHERE customers.erased_at IS NULL AND ( \
+                   COALESCE(excluded.email, customers.email) IS DISTINCT FROM customers.email \
+                   OR COALESCE(excluded.phone, customers.phone) IS DISTINCT FROM customers.phone \
+                   OR COALESCE(excluded.name, customers.name) IS DISTINCT FROM customers.name \
+                   OR COALESCE(excluded.timezone, customers.timezone) IS DISTINCT FROM customers.timezone \
+                   OR COALESCE(excluded.locale, customers.locale) IS DISTINCT FROM customers.locale \
+                   OR COALESCE(excluded.birthday, customers.birthday) IS DISTINCT FROM customers.birthday \
+                   OR {MERGE_ATTRIBUTES} IS DISTINCT FROM customers.attributes) \
+                 RETURNING version"
+            ));
+            let rows = q.build().fetch_all(&mut *tx).await?;
+            returned += rows.len() as u64;
+            count_versions(&rows, &mut counts)?;
+        }
+        counts.unchanged = records.len() as u64 - returned;
+
+        let with_consent: Vec<&&Customer> = records.iter().filter(|c| !c.consent.is_empty()).collect();
+        if !with_consent.is_empty() {
+            let ids: Vec<&str> = with_consent.iter().map(|c| c.id.as_str()).collect();
+            let (map, _) = ensure_customers(&mut tx, &ids, now).await?;
+            let mut rows = Vec::new();
+            for c in &with_consent {
+                let cid = customer_id(&map, &c.id)?;
+                for consent in &c.consent {
+                    rows.push((cid, consent));
+                }
+            }
+            for chunk in rows.chunks(CHUNK) {
+                let mut q: QueryBuilder<Db> =
+                    QueryBuilder::new("INSERT INTO consent (customer_id, channel, status, source, time) ");
+                q.push_values(chunk, |mut b, (cid, c)| {
+                    b.push_bind(*cid)
+                        .push_bind(c.channel.as_str())
+                        .push_bind(c.status.as_str())
+                        .push_bind(c.source.as_deref())
+                        .push_bind(c.time.unwrap_or(now));
+                });
+                q.push(" ON CONFLICT DO NOTHING");
+                q.build().execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    async fn write_orders(&self, batch: &[Order], now: i64) -> Result<WriteCounts, StoreError> {
+        let records = last_per_id(batch, |o| &o.id);
+        let mut counts = WriteCounts::default();
+        let mut tx = self.writer.begin().await?;
+        let ids: Vec<&str> = records.iter().map(|o| o.customer_id.as_str()).collect();
+        let (customers, created) = ensure_customers(&mut tx, &ids, now).await?;
+        counts.customers_created = created;
+        let by_id: HashMap<&str, &Order> = records.iter().map(|o| (o.id.as_str(), *o)).collect();
+        let mut returned = 0u64;
+        for chunk in records.chunks(CHUNK) {
+            let mut q: QueryBuilder<Db> = QueryBuilder::new(
+                "INSERT INTO orders (external_id, customer_id, time, amount, currency, status, lines_digest) ",
+            );
+            let mut rows = Vec::with_capacity(chunk.len());
+            for o in chunk {
+                rows.push((o, customer_id(&customers, &o.customer_id)?, lines_digest(o)));
+            }
+            q.push_values(&rows, |mut b, (o, cid, digest)| {
+                b.push_bind(o.id.as_str())
+                    .push_bind(*cid)
+                    .push_bind(o.time)
+                    .push_bind(o.amount.raw())
+                    .push_bind(o.currency.as_str())
+                    .push_bind(o.status.as_str())
+                    .push_bind(digest.as_str());
+            });
+            q.push(
+                " ON CONFLICT (external_id) DO UPDATE SET \
+                   customer_id = excluded.customer_id, time = excluded.time, amount = excluded.amount, \
+                   currency = excluded.currency, status = excluded.status, lines_digest = excluded.lines_digest, \
+                   version = orders.version + 1 \
+                 WHERE orders.customer_id IS DISTINCT FROM excluded.customer_id \
+                   OR orders.time IS DISTINCT FROM excluded.time \
+                   OR orders.amount IS DISTINCT FROM excluded.amount \
+                   OR orders.currency IS DISTINCT FROM excluded.currency \
+                   OR orders.status IS DISTINCT FROM excluded.status \
+                   OR orders.lines_digest IS DISTINCT FROM excluded.lines_digest \
+                 RETURNING id, external_id, version",
+            );
+            let written = q.build().fetch_all(&mut *tx).await?;
+            returned += written.len() as u64;
+            count_versions(&written, &mut counts)?;
+
+            // Lines of updated orders are replaced; lines of new orders are inserted.
+            let mut updated_ids = Vec::new();
+            let mut lines = Vec::new();
+            for row in &written {
+                let id: i64 = row.try_get("id")?;
+                let external: String = row.try_get("external_id")?;
+                if row.try_get::<i64, _>("version")? > 1 {
+                    updated_ids.push(id);
+                }
+                let order = by_id
+                    .get(external.as_str())
+                    .ok_or_else(|| StoreError::Corrupt(format!("order `{external}` returned but not written")))?;
+                lines.extend(order.lines.iter().enumerate().map(|(no, l)| (id, no as i64, l)));
+            }
+            if !updated_ids.is_empty() {
+                let mut q: QueryBuilder<Db> = QueryBuilder::new("DELETE FROM order_lines WHERE order_id IN (");
+                let mut list = q.separated(", ");
+                for id in &updated_ids {
+                    list.push_bind(*id);
+                }
+                q.push(")");
+                q.build().execute(&mut *tx).await?;
+            }
+            for lines in lines.chunks(CHUNK) {
+                let mut q: QueryBuilder<Db> =
+                    QueryBuilder::new("INSERT INTO order_lines (order_id, line_no, product, category, quantity, price) ");
+                q.push_values(lines, |mut b, (id, no, l)| {
+                    b.push_bind(*id)
+                        .push_bind(*no)
+                        .push_bind(l.product.as_str())
+                        .push_bind(l.category.as_deref())
+                        .push_bind(l.quantity.raw())
+                        .push_bind(l.price.raw());
+                });
+                q.build().execute(&mut *tx).await?;
+            }
+        }
+        counts.unchanged = records.len() as u64 - returned;
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    async fn write_events(&self, batch: &[Event], now: i64) -> Result<WriteCounts, StoreError> {
+        let records = last_per_id(batch, |e| &e.id);
+        let mut counts = WriteCounts::default();
+        let mut tx = self.writer.begin().await?;
+        let ids: Vec<&str> = records.iter().map(|e| e.customer_id.as_str()).collect();
+        let (customers, created) = ensure_customers(&mut tx, &ids, now).await?;
+        counts.customers_created = created;
+        for chunk in records.chunks(CHUNK) {
+            let mut rows = Vec::with_capacity(chunk.len());
+            for e in chunk {
+                rows.push((e, customer_id(&customers, &e.customer_id)?));
+            }
+            let mut q: QueryBuilder<Db> =
+                QueryBuilder::new("INSERT INTO events (external_id, customer_id, name, time, properties) ");
+            q.push_values(&rows, |mut b, (e, cid)| {
+                b.push_bind(e.id.as_str()).push_bind(*cid).push_bind(e.name.as_str()).push_bind(e.time);
+                push_json(&mut b, e.properties.as_ref().map(Json));
+            });
+            q.push(" ON CONFLICT (external_id) DO NOTHING RETURNING id");
+            counts.created += q.build().fetch_all(&mut *tx).await?.len() as u64;
+        }
+        counts.unchanged = records.len() as u64 - counts.created;
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    async fn write_feedback(&self, batch: &[Feedback], now: i64) -> Result<WriteCounts, StoreError> {
+        let records = last_per_id(batch, |f| &f.id);
+        let mut counts = WriteCounts::default();
+        let mut tx = self.writer.begin().await?;
+        let ids: Vec<&str> = records.iter().map(|f| f.customer_id.as_str()).collect();
+        let (customers, created) = ensure_customers(&mut tx, &ids, now).await?;
+        counts.customers_created = created;
+        let mut returned = 0u64;
+        for chunk in records.chunks(CHUNK) {
+            let mut rows = Vec::with_capacity(chunk.len());
+            for f in chunk {
+                rows.push((f, customer_id(&customers, &f.customer_id)?));
+            }
+            let mut q: QueryBuilder<Db> = QueryBuilder::new(
+                "INSERT INTO feedback (external_id, customer_id, time, nps, csat, text, topics, channel, order_id) ",
+            );
+            q.push_values(&rows, |mut b, (f, cid)| {
+                b.push_bind(f.id.as_str())
+                    .push_bind(*cid)
+                    .push_bind(f.time)
+                    .push_bind(f.nps)
+                    .push_bind(f.csat)
+                    .push_bind(f.text.as_deref());
+                push_json(&mut b, Some(Json(&f.topics)));
+                b.push_bind(f.channel.as_deref()).push_bind(f.order_id.as_deref());
+            });
+            q.push(
+                " ON CONFLICT (external_id) DO UPDATE SET \
+                   customer_id = excluded.customer_id, time = excluded.time, nps = excluded.nps, \
+                   csat = excluded.csat, text = excluded.text, topics = excluded.topics, \
+                   channel = excluded.channel, order_id = excluded.order_id, version = feedback.version + 1 \
+                 WHERE feedback.customer_id IS DISTINCT FROM excluded.customer_id \
+                   OR feedback.time IS DISTINCT FROM excluded.time \
+                   OR feedback.nps IS DISTINCT FROM excluded.nps \
+                   OR feedback.csat IS DISTINCT FROM excluded.csat \
+                   OR feedback.text IS DISTINCT FROM excluded.text \
+                   OR feedback.topics IS DISTINCT FROM excluded.topics \
+                   OR feedback.channel IS DISTINCT FROM excluded.channel \
+                   OR feedback.order_id IS DISTINCT FROM excluded.order_id \
+                 RETURNING version",
+            );
+            let written = q.build().fetch_all(&mut *tx).await?;
+            returned += written.len() as u64;
+            count_versions(&written, &mut counts)?;
+        }
+        counts.unchanged = records.len() as u64 - returned;
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    async fn customer(&self, id: &str, events: u32) -> Result<Option<CustomerRecord>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        let row = sqlx::query(
+            "SELECT id, external_id, email, phone, name, timezone, locale, birthday, attributes, created_at, \
+             updated_at, erased_at FROM customers WHERE external_id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let internal: i64 = row.try_get("id")?;
+        let profile = profile(&row)?;
+
+        let consent_history: Vec<ConsentEntry> =
+            sqlx::query("SELECT channel, status, source, time FROM consent WHERE customer_id = $1 ORDER BY time, status")
+                .bind(internal)
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(ConsentEntry {
+                        channel: r.try_get("channel")?,
+                        status: r.try_get("status")?,
+                        source: r.try_get("source")?,
+                        time: rfc3339(r.try_get("time")?),
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?;
+        let mut consent: Vec<ConsentEntry> = Vec::new();
+        for entry in &consent_history {
+            match consent.iter_mut().find(|c| c.channel == entry.channel) {
+                Some(current) => *current = entry.clone(),
+                None => consent.push(entry.clone()),
+            }
+        }
+
+        let order_rows = sqlx::query(
+            "SELECT id, external_id, time, amount, currency, status FROM orders WHERE customer_id = $1 \
+             ORDER BY time, external_id",
+        )
+        .bind(internal)
+        .fetch_all(&mut *conn)
+        .await?;
+        let line_rows = sqlx::query(
+            "SELECT l.order_id, l.product, l.category, l.quantity, l.price FROM order_lines l \
+             JOIN orders o ON o.id = l.order_id WHERE o.customer_id = $1 ORDER BY l.order_id, l.line_no",
+        )
+        .bind(internal)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut lines: HashMap<i64, Vec<LineView>> = HashMap::new();
+        for r in &line_rows {
+            lines.entry(r.try_get("order_id")?).or_default().push(LineView {
+                product: r.try_get("product")?,
+                category: r.try_get("category")?,
+                quantity: money(r.try_get("quantity")?),
+                price: money(r.try_get("price")?),
+            });
+        }
+        let mut orders = Vec::with_capacity(order_rows.len());
+        for r in &order_rows {
+            let oid: i64 = r.try_get("id")?;
+            orders.push(OrderView {
+                id: r.try_get("external_id")?,
+                time: rfc3339(r.try_get("time")?),
+                amount: money(r.try_get("amount")?),
+                currency: r.try_get("currency")?,
+                status: r.try_get("status")?,
+                lines: lines.remove(&oid).unwrap_or_default(),
+            });
+        }
+
+        let events = sqlx::query(
+            "SELECT external_id, name, time, properties FROM events WHERE customer_id = $1 \
+             ORDER BY time DESC, external_id LIMIT $2",
+        )
+        .bind(internal)
+        .bind(i64::from(events))
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(EventView {
+                id: r.try_get("external_id")?,
+                name: r.try_get("name")?,
+                time: rfc3339(r.try_get("time")?),
+                properties: r.try_get::<Option<Json<serde_json::Value>>, _>("properties")?.map(|j| j.0),
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+
+        let feedback = sqlx::query(
+            "SELECT external_id, time, nps, csat, text, topics, channel, order_id FROM feedback \
+             WHERE customer_id = $1 ORDER BY time DESC, external_id",
+        )
+        .bind(internal)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(FeedbackView {
+                id: r.try_get("external_id")?,
+                time: rfc3339(r.try_get("time")?),
+                nps: r.try_get("nps")?,
+                csat: r.try_get("csat")?,
+                text: r.try_get("text")?,
+                topics: r.try_get::<Option<Json<Vec<String>>>, _>("topics")?.map(|j| j.0).unwrap_or_default(),
+                channel: r.try_get("channel")?,
+                order_id: r.try_get("order_id")?,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+
+        Ok(Some(CustomerRecord { profile, consent, consent_history, orders, events, feedback }))
+    }
+
+    async fn list_customers(&self, after: Option<i64>, limit: u32) -> Result<(Vec<Profile>, Option<i64>), StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, external_id, email, phone, name, timezone, locale, birthday, attributes, created_at, \
+             updated_at, erased_at FROM customers WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after.unwrap_or(0))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.reader)
+        .await?;
+        let more = rows.len() > limit as usize;
+        let mut profiles = Vec::with_capacity(rows.len().min(limit as usize));
+        let mut last = None;
+        for row in rows.iter().take(limit as usize) {
+            last = Some(row.try_get::<i64, _>("id")?);
+            profiles.push(profile(row)?);
+        }
+        Ok((profiles, if more { last } else { None }))
+    }
+
+    async fn order_facts(&self) -> Result<Vec<OrderFact>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.external_id AS customer, o.external_id AS order_id, o.time, o.amount, o.status \
+             FROM orders o JOIN customers c ON c.id = o.customer_id ORDER BY o.id",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let status: String = r.try_get("status")?;
+                Ok(OrderFact {
+                    customer: r.try_get("customer")?,
+                    order: r.try_get("order_id")?,
+                    time: r.try_get("time")?,
+                    amount: r.try_get("amount")?,
+                    status: OrderStatus::parse(&status)
+                        .ok_or_else(|| StoreError::Corrupt(format!("order status `{status}`")))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn erase_customer(&self, id: &str, token: Option<i64>, now: i64) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let internal: Option<i64> = sqlx::query_scalar("SELECT id FROM customers WHERE external_id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(internal) = internal else { return Ok(false) };
+        // The anonymous id keeps the customer's orders together for the aggregates.
+        let anonymous = format!("erased:{internal}");
+        sqlx::query(
+            "UPDATE customers SET external_id = $1, email = NULL, phone = NULL, name = NULL, timezone = NULL, \
+             locale = NULL, birthday = NULL, attributes = NULL, erased_at = $2, updated_at = $2, \
+             version = version + 1 WHERE id = $3",
+        )
+        .bind(&anonymous)
+        .bind(now)
+        .bind(internal)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM consent WHERE customer_id = $1").bind(internal).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM events WHERE customer_id = $1").bind(internal).execute(&mut *tx).await?;
+        sqlx::query("UPDATE feedback SET text = NULL WHERE customer_id = $1")
+            .bind(internal)
+            .execute(&mut *tx)
+            .await?;
+        // The audit entry names the anonymous id, not the erased one.
+        sqlx::query("INSERT INTO audit_log (time, token_id, action, customer_id, detail) VALUES ($1, $2, $3, $4, $5)")
+            .bind(now)
+            .bind(token)
+            .bind("erase")
+            .bind(internal)
+            .bind(&anonymous)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn audit(&self, token: Option<i64>, action: &str, customer: Option<&str>, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_log (time, token_id, action, customer_id, detail) \
+             VALUES ($1, $2, $3, (SELECT id FROM customers WHERE external_id = $4), $4)",
+        )
+        .bind(now)
+        .bind(token)
+        .bind(action)
+        .bind(customer)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_token(&self, hash: &TokenHash, scope: Scope, name: Option<&str>, now: i64) -> Result<i64, StoreError> {
+        let id: i64 =
+            sqlx::query_scalar("INSERT INTO tokens (hash, scope, name, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
+                .bind(&hash.0)
+                .bind(scope.as_str())
+                .bind(name)
+                .bind(now)
+                .fetch_one(&self.writer)
+                .await?;
+        Ok(id)
+    }
+
+    async fn find_token(&self, hash: &TokenHash) -> Result<Option<TokenRow>, StoreError> {
+        let row = sqlx::query("SELECT id, hash, scope FROM tokens WHERE hash = $1 AND revoked_at IS NULL")
+            .bind(&hash.0)
+            .fetch_optional(&self.reader)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let scope: String = row.try_get("scope")?;
+        Ok(Some(TokenRow {
+            id: row.try_get("id")?,
+            hash: TokenHash(row.try_get("hash")?),
+            scope: Scope::parse(&scope).ok_or_else(|| StoreError::Corrupt(format!("token scope `{scope}`")))?,
+        }))
+    }
+
+    async fn idempotent_response(&self, token: i64, key: &str) -> Result<Option<StoredResponse>, StoreError> {
+        let row = sqlx::query("SELECT request_hash, status, body FROM idempotency WHERE token_id = $1 AND key = $2")
+            .bind(token)
+            .bind(key)
+            .fetch_optional(&self.reader)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let status: i64 = row.try_get("status")?;
+        Ok(Some(StoredResponse {
+            request_hash: row.try_get("request_hash")?,
+            status: u16::try_from(status).map_err(|_| StoreError::Corrupt(format!("status {status}")))?,
+            body: row.try_get("body")?,
+        }))
+    }
+
+    async fn remember_response(&self, token: i64, key: &str, response: &StoredResponse, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO idempotency (token_id, key, request_hash, status, body, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(token)
+        .bind(key)
+        .bind(&response.request_hash)
+        .bind(i64::from(response.status))
+        .bind(&response.body)
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM customers) AS customers, (SELECT COUNT(*) FROM orders) AS orders, \
+             (SELECT COUNT(*) FROM events) AS events, (SELECT COUNT(*) FROM feedback) AS feedback",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(Counts {
+            customers: row.try_get("customers")?,
+            orders: row.try_get("orders")?,
+            events: row.try_get("events")?,
+            feedback: row.try_get("feedback")?,
+        })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+}
+
+fn profile(row: &<Db as sqlx::Database>::Row) -> Result<Profile, StoreError> {
+    Ok(Profile {
+        id: row.try_get("external_id")?,
+        email: row.try_get("email")?,
+        phone: row.try_get("phone")?,
+        name: row.try_get("name")?,
+        timezone: row.try_get("timezone")?,
+        locale: row.try_get("locale")?,
+        birthday: row.try_get("birthday")?,
+        attributes: row.try_get::<Option<Json<serde_json::Value>>, _>("attributes")?.map(|j| j.0),
+        created_at: rfc3339(row.try_get("created_at")?),
+        updated_at: rfc3339(row.try_get("updated_at")?),
+        erased_at: row.try_get::<Option<i64>, _>("erased_at")?.map(rfc3339),
+    })
+}

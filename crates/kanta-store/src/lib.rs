@@ -1,0 +1,459 @@
+//! The customer store: what kanta keeps about customers, behind one [`Storage`] trait with an
+//! embedded SQLite backend (the default; no server to run) and a PostgreSQL backend (production).
+//!
+//! - [`record`] (pure): the JSON records the API and importers accept, and their validation.
+//! - [`token`] (pure): API tokens, stored as SHA-256 hashes.
+//! - [`Storage`]: batch writes that are atomic and idempotent by natural id, the customer 360
+//!   read, cursor listing, export and erasure with an audit log, tokens, idempotency keys.
+//! - `sqlite` and `postgres`: the backends. Both compile the same query code (`common.rs`)
+//!   against their own driver types, so a behaviour tested on one is the behaviour of the other;
+//!   what differs (schema DDL, JSON merge, connection setup) sits in the backend module.
+//!
+//! Invariants: times are microseconds since the epoch (UTC); money is `kanta_core::Money`'s
+//! 1/10,000 units; every query binds its values (no value is ever formatted into SQL); a write
+//! call is one transaction, committed durably before it returns.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+pub mod record;
+pub mod token;
+
+mod postgres;
+mod sqlite;
+
+pub use record::{Customer, Event, Feedback, Order};
+pub use token::{Scope, Secret, TokenHash};
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database URL is not `sqlite://…` or `postgres://…`.
+    #[error("unsupported database URL `{0}`: use sqlite://FILE or postgres://USER@HOST/DB")]
+    Url(String),
+    /// Connecting, migrating or querying failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Applying the schema migrations failed.
+    #[error("migrating the database failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value could not be read back (a corrupt or foreign database).
+    #[error("unexpected stored value: {0}")]
+    Corrupt(String),
+    /// The customer id is already taken (erasure renames ids).
+    #[error("conflict: {0}")]
+    Conflict(String),
+}
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// Embedded SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        })
+    }
+}
+
+/// What a batch write did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct WriteCounts {
+    /// Records that were new.
+    pub created: u64,
+    /// Records that existed and changed.
+    pub updated: u64,
+    /// Records that existed unchanged (a re-post).
+    pub unchanged: u64,
+    /// Customers created because a record named an unknown customer id.
+    pub customers_created: u64,
+}
+
+/// A customer's profile as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Profile {
+    /// External id.
+    pub id: String,
+    /// Email address.
+    pub email: Option<String>,
+    /// Phone number.
+    pub phone: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// IANA time zone.
+    pub timezone: Option<String>,
+    /// Language tag.
+    pub locale: Option<String>,
+    /// Date of birth.
+    pub birthday: Option<String>,
+    /// Attributes.
+    #[schema(value_type = Option<Object>)]
+    pub attributes: Option<Value>,
+    /// First seen, RFC 3339.
+    pub created_at: String,
+    /// Last changed, RFC 3339.
+    pub updated_at: String,
+    /// When the personal data was erased, RFC 3339.
+    pub erased_at: Option<String>,
+}
+
+/// One consent change.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ConsentEntry {
+    /// `email` or `sms`.
+    pub channel: String,
+    /// `granted` or `revoked`.
+    pub status: String,
+    /// Where it came from.
+    pub source: Option<String>,
+    /// When, RFC 3339.
+    pub time: String,
+}
+
+/// A stored order.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct OrderView {
+    /// External id.
+    pub id: String,
+    /// RFC 3339, UTC.
+    pub time: String,
+    /// Order total.
+    pub amount: f64,
+    /// Currency.
+    pub currency: String,
+    /// `completed`, `cancelled` or `refunded`.
+    pub status: String,
+    /// Lines.
+    pub lines: Vec<LineView>,
+}
+
+/// A stored order line.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct LineView {
+    /// Product.
+    pub product: String,
+    /// Category.
+    pub category: Option<String>,
+    /// Quantity.
+    pub quantity: f64,
+    /// Unit price.
+    pub price: f64,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct EventView {
+    /// External (or derived) id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// RFC 3339, UTC.
+    pub time: String,
+    /// Properties.
+    #[schema(value_type = Option<Object>)]
+    pub properties: Option<Value>,
+}
+
+/// Stored feedback.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct FeedbackView {
+    /// External id.
+    pub id: String,
+    /// RFC 3339, UTC.
+    pub time: String,
+    /// 0–10.
+    pub nps: Option<i64>,
+    /// 1–5.
+    pub csat: Option<i64>,
+    /// Free text.
+    pub text: Option<String>,
+    /// Topics.
+    pub topics: Vec<String>,
+    /// Channel.
+    pub channel: Option<String>,
+    /// Related order.
+    pub order_id: Option<String>,
+}
+
+/// Everything stored about one customer.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct CustomerRecord {
+    /// Profile.
+    pub profile: Profile,
+    /// Current consent per channel (the latest change of each).
+    pub consent: Vec<ConsentEntry>,
+    /// Every consent change, oldest first.
+    pub consent_history: Vec<ConsentEntry>,
+    /// Orders, oldest first.
+    pub orders: Vec<OrderView>,
+    /// Events, newest first (limited to the requested number).
+    pub events: Vec<EventView>,
+    /// Feedback, newest first.
+    pub feedback: Vec<FeedbackView>,
+}
+
+/// One order reduced to what the analysis needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderFact {
+    /// Customer external id.
+    pub customer: String,
+    /// Order external id.
+    pub order: String,
+    /// Microseconds since the epoch.
+    pub time: i64,
+    /// Amount in 1/10,000 units.
+    pub amount: i64,
+    /// Status.
+    pub status: record::OrderStatus,
+}
+
+/// A stored token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    /// Row id (recorded in the audit log).
+    pub id: i64,
+    /// Stored hash.
+    pub hash: TokenHash,
+    /// Scope.
+    pub scope: Scope,
+}
+
+/// The first response to a request with an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    /// SHA-256 of the request (method, path, body), to refuse a key reused for another request.
+    pub request_hash: String,
+    /// HTTP status.
+    pub status: u16,
+    /// Response body.
+    pub body: String,
+}
+
+/// Row counts, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Customers.
+    pub customers: i64,
+    /// Orders.
+    pub orders: i64,
+    /// Events.
+    pub events: i64,
+    /// Feedback.
+    pub feedback: i64,
+}
+
+/// The store. Writes take checked records ([`record`]); each call is one transaction.
+#[async_trait::async_trait]
+pub trait Storage: Send + Sync + fmt::Debug {
+    /// Which database this is.
+    fn backend(&self) -> Backend;
+
+    /// Create or update customers (absent fields keep their value; attributes are merged as an
+    /// RFC 7396 merge patch); consent changes are appended to the history.
+    async fn write_customers(&self, batch: &[Customer], now: i64) -> Result<WriteCounts, StoreError>;
+
+    /// Create or replace orders by id, creating unknown customers.
+    async fn write_orders(&self, batch: &[Order], now: i64) -> Result<WriteCounts, StoreError>;
+
+    /// Store events; an id seen before is left as it is (events are facts).
+    async fn write_events(&self, batch: &[Event], now: i64) -> Result<WriteCounts, StoreError>;
+
+    /// Create or replace feedback by id.
+    async fn write_feedback(&self, batch: &[Feedback], now: i64) -> Result<WriteCounts, StoreError>;
+
+    /// Everything about one customer, with at most `events` recent events.
+    async fn customer(&self, id: &str, events: u32) -> Result<Option<CustomerRecord>, StoreError>;
+
+    /// Customers in a stable order, after the position `after` (from the previous page).
+    async fn list_customers(&self, after: Option<i64>, limit: u32) -> Result<(Vec<Profile>, Option<i64>), StoreError>;
+
+    /// Every order, for the analysis.
+    async fn order_facts(&self) -> Result<Vec<OrderFact>, StoreError>;
+
+    /// Erase a customer's personal data: profile fields, consent, events and feedback text go;
+    /// orders stay, attached to an anonymous id, so aggregates do not change. Returns whether
+    /// the customer existed. Recorded in the audit log.
+    async fn erase_customer(&self, id: &str, token: Option<i64>, now: i64) -> Result<bool, StoreError>;
+
+    /// Append to the audit log.
+    async fn audit(&self, token: Option<i64>, action: &str, customer: Option<&str>, now: i64)
+    -> Result<(), StoreError>;
+
+    /// Store a token hash; returns its id.
+    async fn insert_token(
+        &self,
+        hash: &TokenHash,
+        scope: Scope,
+        name: Option<&str>,
+        now: i64,
+    ) -> Result<i64, StoreError>;
+
+    /// Find an unrevoked token by hash.
+    async fn find_token(&self, hash: &TokenHash) -> Result<Option<TokenRow>, StoreError>;
+
+    /// The stored response for an idempotency key.
+    async fn idempotent_response(&self, token: i64, key: &str) -> Result<Option<StoredResponse>, StoreError>;
+
+    /// Remember the response for an idempotency key (the first one wins).
+    async fn remember_response(
+        &self,
+        token: i64,
+        key: &str,
+        response: &StoredResponse,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Row counts.
+    async fn counts(&self) -> Result<Counts, StoreError>;
+
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Open (creating and migrating as needed) the store at `url`:
+/// `sqlite://PATH` (the file is created on first use), `sqlite::memory:`, or `postgres://…`.
+pub async fn open(url: &str) -> Result<Arc<dyn Storage>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::open(url).await?))
+    } else {
+        Err(StoreError::Url(redact(url)))
+    }
+}
+
+/// `url` without its password, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Microseconds since the epoch as RFC 3339 UTC (`2024-03-01T10:00:00Z`, with fractional
+/// seconds only when there are any).
+pub fn rfc3339(micros: i64) -> String {
+    match chrono::DateTime::from_timestamp_micros(micros) {
+        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        None => micros.to_string(),
+    }
+}
+
+/// The current time in microseconds since the epoch.
+pub fn now_micros() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(redact("postgres://kanta:s3cret@db:5432/kanta"), "postgres://kanta:***@db:5432/kanta");
+        assert_eq!(redact("postgres://kanta@db/kanta"), "postgres://kanta@db/kanta");
+        assert_eq!(redact("sqlite://kanta.db"), "sqlite://kanta.db");
+    }
+
+    #[test]
+    fn times_print_as_rfc3339_utc() {
+        assert_eq!(rfc3339(1_709_287_200_000_000), "2024-03-01T10:00:00Z");
+        assert_eq!(rfc3339(1_709_287_200_500_000), "2024-03-01T10:00:00.500Z");
+    }
+}
+
+/// Fresh, isolated stores for tests (this crate's and the API's): a new SQLite file, or a new
+/// database on the PostgreSQL server named by `KANTA_TEST_POSTGRES_URL` (which `scripts/test`
+/// starts). Not part of the supported API.
+#[doc(hidden)]
+pub mod testing {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use sqlx::Connection;
+
+    use crate::{Storage, StoreError};
+
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+
+    /// A store, its URL, and the file to delete afterwards (SQLite).
+    pub struct TestDb {
+        /// The store.
+        pub store: Arc<dyn Storage>,
+        /// Its URL, for starting a server or a CLI command on the same database.
+        pub url: String,
+        file: Option<std::path::PathBuf>,
+    }
+
+    impl Drop for TestDb {
+        fn drop(&mut self) {
+            if let Some(file) = &self.file {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+                }
+            }
+        }
+    }
+
+    fn unique() -> String {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        format!("{}_{}_{nanos}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// A new SQLite store in a temporary file.
+    pub async fn sqlite() -> Result<TestDb, StoreError> {
+        let file = std::env::temp_dir().join(format!("kanta_test_{}.db", unique()));
+        let url = format!("sqlite://{}", file.display());
+        let store = crate::open(&url).await?;
+        Ok(TestDb { store, url, file: Some(file) })
+    }
+
+    /// A new database on the test PostgreSQL server, or `None` when there is none (the test is
+    /// skipped with a note, unless `KANTA_REQUIRE_POSTGRES=1`, as in `scripts/test`, makes that
+    /// a failure).
+    pub async fn postgres() -> Result<Option<TestDb>, StoreError> {
+        let Ok(admin) = std::env::var("KANTA_TEST_POSTGRES_URL") else {
+            if std::env::var("KANTA_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                return Err(StoreError::Url(
+                    "KANTA_TEST_POSTGRES_URL is not set but KANTA_REQUIRE_POSTGRES=1 (run scripts/test)".into(),
+                ));
+            }
+            eprintln!("skipped: no KANTA_TEST_POSTGRES_URL (scripts/test starts a PostgreSQL server)");
+            return Ok(None);
+        };
+        // The name is generated here from digits and underscores; identifiers cannot be bound.
+        let name = format!("kanta_test_{}", unique());
+        let mut conn = sqlx::PgConnection::connect(&admin).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
+        conn.close().await?;
+        let url = match admin.rfind('/') {
+            Some(slash) if slash > admin.find("://").map_or(0, |s| s + 2) => format!("{}/{name}", &admin[..slash]),
+            _ => format!("{admin}/{name}"),
+        };
+        let store = crate::open(&url).await?;
+        Ok(Some(TestDb { store, url, file: None }))
+    }
+}

@@ -1,0 +1,65 @@
+//! The PostgreSQL backend, for production: `postgres://USER:PASSWORD@HOST:PORT/DB`.
+//!
+//! The schema matches SQLite's column for column (JSON as JSONB); commits use the server's
+//! default `synchronous_commit = on`, so an acknowledged write is durable.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::query_builder::Separated;
+use sqlx::{Pool, Postgres};
+
+type Db = Postgres;
+
+const BACKEND: crate::Backend = crate::Backend::Postgres;
+
+/// RFC 7396 merge patch (`kanta_merge_patch`, defined by the first migration).
+const MERGE_ATTRIBUTES: &str = "kanta_merge_patch(customers.attributes, excluded.attributes)";
+
+fn push_json<'a, T: serde::Serialize + 'a + Send>(
+    b: &mut Separated<'_, 'a, Db, &'static str>,
+    value: Option<sqlx::types::Json<T>>,
+) {
+    b.push_bind(value);
+}
+
+fn migrator() -> Migrator {
+    Migrator {
+        migrations: Cow::Owned(vec![Migration::new(
+            1,
+            Cow::Borrowed("init"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/postgres/0001_init.sql")),
+            false,
+        )]),
+        ..Migrator::DEFAULT
+    }
+}
+
+/// The PostgreSQL store.
+#[derive(Debug, Clone)]
+pub(crate) struct PgStore {
+    writer: Pool<Db>,
+    reader: Pool<Db>,
+}
+
+type Store = PgStore;
+
+impl PgStore {
+    /// Connect to `url` and migrate.
+    pub(crate) async fn open(url: &str) -> Result<PgStore, crate::StoreError> {
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        migrator().run(&pool).await?;
+        Ok(PgStore { writer: pool.clone(), reader: pool })
+    }
+}
+
+include!("common.rs");

@@ -1,0 +1,84 @@
+//! The embedded SQLite backend: the default store, a single file created on first use.
+//!
+//! WAL journal with `synchronous = FULL`, so a write acknowledged to a client is on disk and
+//! survives `kill -9` and power loss. SQLite allows one writer at a time; instead of letting
+//! connections fight over the lock (`SQLITE_BUSY`), all writes go through one connection and
+//! reads through a small pool, which WAL lets run beside the writer.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::query_builder::Separated;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Pool, Sqlite};
+
+type Db = Sqlite;
+
+const BACKEND: crate::Backend = crate::Backend::Sqlite;
+
+/// RFC 7396 merge patch of the posted attributes into the stored ones.
+const MERGE_ATTRIBUTES: &str = "CASE WHEN excluded.attributes IS NULL THEN customers.attributes \
+     ELSE json_patch(COALESCE(customers.attributes, '{}'), excluded.attributes) END";
+
+/// JSON goes in as text, normalised by `json()` so stored text compares equal to what
+/// `json_patch` produces.
+fn push_json<'a, T: serde::Serialize + 'a + Send>(
+    b: &mut Separated<'_, 'a, Db, &'static str>,
+    value: Option<sqlx::types::Json<T>>,
+) {
+    b.push("json(");
+    b.push_bind_unseparated(value);
+    b.push_unseparated(")");
+}
+
+fn migrator() -> Migrator {
+    Migrator {
+        migrations: Cow::Owned(vec![Migration::new(
+            1,
+            Cow::Borrowed("init"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/sqlite/0001_init.sql")),
+            false,
+        )]),
+        ..Migrator::DEFAULT
+    }
+}
+
+/// The SQLite store.
+#[derive(Debug, Clone)]
+pub(crate) struct SqliteStore {
+    writer: Pool<Db>,
+    reader: Pool<Db>,
+}
+
+type Store = SqliteStore;
+
+impl SqliteStore {
+    /// Open `sqlite://PATH` (created if missing) or `sqlite::memory:`, and migrate it.
+    pub(crate) async fn open(url: &str) -> Result<SqliteStore, crate::StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(options.clone())
+            .await?;
+        migrator().run(&writer).await?;
+        // An in-memory database exists per connection, so it is read through the writer.
+        let reader = if memory {
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?
+        };
+        Ok(SqliteStore { writer, reader })
+    }
+}
+
+include!("common.rs");

@@ -1,0 +1,301 @@
+//! The storage suite: every test runs against SQLite and against PostgreSQL (a fresh database on
+//! the server `scripts/with-postgres` starts), through the same `Storage` trait object.
+
+use kanta_store::record::{Batch, Record, parse_batch};
+use kanta_store::testing::TestDb;
+use kanta_store::{Customer, Event, Feedback, Order, Scope, Secret, StoredResponse, WriteCounts};
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = kanta_store::testing::sqlite().await.expect("a SQLite store");
+                    super::$name(db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(db) = kanta_store::testing::postgres().await.expect("a PostgreSQL store") {
+                        super::$name(db).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    orders_create_customers_and_reposting_changes_nothing,
+    an_order_posted_again_with_changes_is_replaced_with_its_lines,
+    the_last_record_wins_when_a_batch_names_an_id_twice,
+    customer_fields_merge_and_attributes_follow_rfc_7396,
+    consent_is_kept_as_history_with_the_latest_per_channel_current,
+    events_are_stored_once_per_id,
+    feedback_is_created_and_replaced_by_id,
+    the_360_view_holds_everything_in_order,
+    cursor_pagination_visits_every_customer_once,
+    erasure_removes_personal_data_and_keeps_anonymous_orders,
+    tokens_are_found_by_hash_and_idempotent_responses_keep_the_first,
+    sql_looking_values_are_stored_verbatim,
+);
+
+const NOW: i64 = 1_730_000_000_000_000;
+
+fn checked<T: Record + std::fmt::Debug>(json: &str) -> Vec<T> {
+    let Batch { valid, rejected } = parse_batch::<T>(json.as_bytes()).expect("a JSON array");
+    assert!(rejected.is_empty(), "{rejected:?}");
+    valid.into_iter().map(|(_, r)| r).collect()
+}
+
+fn counts(created: u64, updated: u64, unchanged: u64, customers_created: u64) -> WriteCounts {
+    WriteCounts { created, updated, unchanged, customers_created }
+}
+
+const ORDERS: &str = r#"[
+  {"id":"o1","customer_id":"00042","time":"2024-01-05T10:00:00Z","amount":"19.90","currency":"EUR",
+   "lines":[{"product":"beans","category":"coffee","quantity":2,"price":"9.95"}]},
+  {"id":"o2","customer_id":"00042","time":"2024-02-05T10:00:00Z","amount":30,"currency":"EUR"},
+  {"id":"o3","customer_id":"c7","time":"2024-02-06T10:00:00+02:00","amount":12.5,"currency":"EUR"}
+]"#;
+
+async fn orders_create_customers_and_reposting_changes_nothing(db: TestDb) {
+    let orders: Vec<Order> = checked(ORDERS);
+    let first = db.store.write_orders(&orders, NOW).await.expect("write");
+    assert_eq!(first, counts(3, 0, 0, 2));
+    let again = db.store.write_orders(&orders, NOW + 1).await.expect("write");
+    assert_eq!(again, counts(0, 0, 3, 0));
+    let c = db.store.counts().await.expect("counts");
+    assert_eq!((c.customers, c.orders), (2, 3));
+    let facts = db.store.order_facts().await.expect("facts");
+    let summary: Vec<(&str, &str, i64, i64)> =
+        facts.iter().map(|f| (f.customer.as_str(), f.order.as_str(), f.time, f.amount)).collect();
+    assert_eq!(
+        summary,
+        [
+            ("00042", "o1", 1_704_448_800_000_000, 199_000),
+            ("00042", "o2", 1_707_127_200_000_000, 300_000),
+            ("c7", "o3", 1_707_206_400_000_000, 125_000),
+        ]
+    );
+}
+
+async fn an_order_posted_again_with_changes_is_replaced_with_its_lines(db: TestDb) {
+    db.store.write_orders(&checked::<Order>(ORDERS), NOW).await.expect("write");
+    let changed: Vec<Order> = checked(
+        r#"[{"id":"o1","customer_id":"00042","time":"2024-01-05T10:00:00Z","amount":"19.90","currency":"EUR",
+             "status":"refunded","lines":[{"product":"beans","quantity":1,"price":"19.90"}]},
+            {"id":"o2","customer_id":"00042","time":"2024-02-05T10:00:00Z","amount":30,"currency":"EUR"}]"#,
+    );
+    assert_eq!(db.store.write_orders(&changed, NOW).await.expect("write"), counts(0, 1, 1, 0));
+    // Only the lines changed: still an update.
+    let lines_only: Vec<Order> = checked(
+        r#"[{"id":"o1","customer_id":"00042","time":"2024-01-05T10:00:00Z","amount":"19.90","currency":"EUR",
+             "status":"refunded","lines":[{"product":"beans","quantity":1,"price":"19.90"},
+                                          {"product":"mug","quantity":1,"price":0}]}]"#,
+    );
+    assert_eq!(db.store.write_orders(&lines_only, NOW).await.expect("write"), counts(0, 1, 0, 0));
+    let record = db.store.customer("00042", 10).await.expect("read").expect("exists");
+    let o1 = &record.orders[0];
+    assert_eq!((o1.id.as_str(), o1.status.as_str(), o1.amount), ("o1", "refunded", 19.9));
+    let products: Vec<(&str, f64)> = o1.lines.iter().map(|l| (l.product.as_str(), l.quantity)).collect();
+    assert_eq!(products, [("beans", 1.0), ("mug", 1.0)]);
+}
+
+async fn the_last_record_wins_when_a_batch_names_an_id_twice(db: TestDb) {
+    let orders: Vec<Order> = checked(
+        r#"[{"id":"o1","customer_id":"a","time":"2024-01-05T10:00:00Z","amount":1,"currency":"EUR"},
+            {"id":"o1","customer_id":"a","time":"2024-01-05T10:00:00Z","amount":2,"currency":"EUR"}]"#,
+    );
+    assert_eq!(db.store.write_orders(&orders, NOW).await.expect("write"), counts(1, 0, 0, 1));
+    let facts = db.store.order_facts().await.expect("facts");
+    assert_eq!(facts.len(), 1);
+    assert_eq!(facts[0].amount, 20_000);
+}
+
+async fn customer_fields_merge_and_attributes_follow_rfc_7396(db: TestDb) {
+    let first: Vec<Customer> = checked(
+        r#"[{"id":"c1","email":"anna@example.fi","name":"Anna","attributes":{"tier":"gold","pets":{"cat":1},"x":1}}]"#,
+    );
+    assert_eq!(db.store.write_customers(&first, NOW).await.expect("write"), counts(1, 0, 0, 0));
+    assert_eq!(db.store.write_customers(&first, NOW).await.expect("write"), counts(0, 0, 1, 0));
+    let patch: Vec<Customer> =
+        checked(r#"[{"id":"c1","phone":"+358401234567","attributes":{"pets":{"dog":2},"x":null,"vip":true}}]"#);
+    assert_eq!(db.store.write_customers(&patch, NOW + 5).await.expect("write"), counts(0, 1, 0, 0));
+    let p = db.store.customer("c1", 0).await.expect("read").expect("exists").profile;
+    assert_eq!(p.email.as_deref(), Some("anna@example.fi"), "absent fields keep their value");
+    assert_eq!(p.phone.as_deref(), Some("+358401234567"));
+    assert_eq!(p.name.as_deref(), Some("Anna"));
+    assert_eq!(p.attributes, Some(serde_json::json!({"tier":"gold","pets":{"cat":1,"dog":2},"vip":true})));
+    assert_eq!(p.created_at, "2024-10-27T03:33:20Z");
+    assert_eq!(p.updated_at, "2024-10-27T03:33:20.000005Z");
+}
+
+async fn consent_is_kept_as_history_with_the_latest_per_channel_current(db: TestDb) {
+    let batch: Vec<Customer> = checked(
+        r#"[{"id":"c1","consent":[
+              {"channel":"email","status":"granted","source":"checkout","time":"2024-01-01T00:00:00Z"},
+              {"channel":"sms","status":"granted","time":"2024-01-02T00:00:00Z"}]}]"#,
+    );
+    db.store.write_customers(&batch, NOW).await.expect("write");
+    let revoke: Vec<Customer> = checked(
+        r#"[{"id":"c1","consent":[{"channel":"email","status":"revoked","source":"unsubscribe","time":"2024-03-01T00:00:00Z"}]}]"#,
+    );
+    db.store.write_customers(&revoke, NOW).await.expect("write");
+    db.store.write_customers(&revoke, NOW).await.expect("re-post is a no-op");
+    let record = db.store.customer("c1", 0).await.expect("read").expect("exists");
+    let history: Vec<(&str, &str)> =
+        record.consent_history.iter().map(|c| (c.channel.as_str(), c.status.as_str())).collect();
+    assert_eq!(history, [("email", "granted"), ("sms", "granted"), ("email", "revoked")]);
+    let current: Vec<(&str, &str, Option<&str>)> =
+        record.consent.iter().map(|c| (c.channel.as_str(), c.status.as_str(), c.source.as_deref())).collect();
+    assert_eq!(current, [("email", "revoked", Some("unsubscribe")), ("sms", "granted", None)]);
+}
+
+async fn events_are_stored_once_per_id(db: TestDb) {
+    let events: Vec<Event> = checked(
+        r#"[{"id":"e1","customer_id":"c1","name":"login","time":"2024-01-01T00:00:00Z"},
+            {"customer_id":"c1","name":"page_view","time":"2024-01-01T00:01:00Z","properties":{"path":"/coffee"}}]"#,
+    );
+    assert_eq!(db.store.write_events(&events, NOW).await.expect("write"), counts(2, 0, 0, 1));
+    assert_eq!(db.store.write_events(&events, NOW).await.expect("write"), counts(0, 0, 2, 0));
+    let record = db.store.customer("c1", 1).await.expect("read").expect("exists");
+    assert_eq!(record.events.len(), 1, "limited to the most recent");
+    assert_eq!(record.events[0].name, "page_view");
+    assert_eq!(record.events[0].properties, Some(serde_json::json!({"path":"/coffee"})));
+}
+
+async fn feedback_is_created_and_replaced_by_id(db: TestDb) {
+    let fb: Vec<Feedback> = checked(
+        r#"[{"id":"f1","customer_id":"c1","time":"2024-01-01T00:00:00Z","nps":3,"text":"late delivery",
+             "topics":["Delivery"],"channel":"email","order_id":"o1"}]"#,
+    );
+    assert_eq!(db.store.write_feedback(&fb, NOW).await.expect("write"), counts(1, 0, 0, 1));
+    assert_eq!(db.store.write_feedback(&fb, NOW).await.expect("write"), counts(0, 0, 1, 0));
+    let fixed: Vec<Feedback> = checked(
+        r#"[{"id":"f1","customer_id":"c1","time":"2024-01-01T00:00:00Z","nps":4,"text":"late delivery",
+             "topics":["delivery","price"],"channel":"email","order_id":"o1"}]"#,
+    );
+    assert_eq!(db.store.write_feedback(&fixed, NOW).await.expect("write"), counts(0, 1, 0, 0));
+    let record = db.store.customer("c1", 0).await.expect("read").expect("exists");
+    let f = &record.feedback[0];
+    assert_eq!(
+        (f.nps, f.topics.clone(), f.order_id.as_deref()),
+        (Some(4), vec!["delivery".into(), "price".into()], Some("o1"))
+    );
+}
+
+async fn the_360_view_holds_everything_in_order(db: TestDb) {
+    db.store.write_orders(&checked::<Order>(ORDERS), NOW).await.expect("write");
+    let record = db.store.customer("00042", 10).await.expect("read").expect("exists");
+    assert_eq!(record.profile.id, "00042");
+    let orders: Vec<(&str, &str, f64)> =
+        record.orders.iter().map(|o| (o.id.as_str(), o.time.as_str(), o.amount)).collect();
+    assert_eq!(orders, [("o1", "2024-01-05T10:00:00Z", 19.9), ("o2", "2024-02-05T10:00:00Z", 30.0)]);
+    let line = &record.orders[0].lines[0];
+    assert_eq!(
+        (line.product.as_str(), line.category.as_deref(), line.quantity, line.price),
+        ("beans", Some("coffee"), 2.0, 9.95)
+    );
+    assert!(db.store.customer("42", 10).await.expect("read").is_none(), "ids are exact strings");
+}
+
+async fn cursor_pagination_visits_every_customer_once(db: TestDb) {
+    let json: Vec<String> = (0..23).map(|i| format!(r#"{{"id":"c{i:02}"}}"#)).collect();
+    db.store.write_customers(&checked::<Customer>(&format!("[{}]", json.join(","))), NOW).await.expect("write");
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let (page, next) = db.store.list_customers(cursor, 10).await.expect("list");
+        pages += 1;
+        seen.extend(page.into_iter().map(|p| p.id));
+        // A customer created while paging appears on a later page, never shifts earlier ones.
+        if pages == 1 {
+            db.store.write_customers(&checked::<Customer>(r#"[{"id":"late"}]"#), NOW).await.expect("write");
+        }
+        match next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let mut expected: Vec<String> = (0..23).map(|i| format!("c{i:02}")).collect();
+    expected.push("late".into());
+    assert_eq!(seen, expected);
+}
+
+async fn erasure_removes_personal_data_and_keeps_anonymous_orders(db: TestDb) {
+    db.store.write_orders(&checked::<Order>(ORDERS), NOW).await.expect("write");
+    let profile: Vec<Customer> = checked(
+        r#"[{"id":"00042","email":"anna@example.fi","name":"Anna","attributes":{"a":1},
+             "consent":[{"channel":"email","status":"granted"}]}]"#,
+    );
+    db.store.write_customers(&profile, NOW).await.expect("write");
+    db.store
+        .write_events(
+            &checked::<Event>(r#"[{"customer_id":"00042","name":"login","time":"2024-01-01T00:00:00Z"}]"#),
+            NOW,
+        )
+        .await
+        .expect("write");
+    db.store
+        .write_feedback(
+            &checked::<Feedback>(
+                r#"[{"id":"f1","customer_id":"00042","time":"2024-01-01T00:00:00Z","nps":9,"text":"I am Anna"}]"#,
+            ),
+            NOW,
+        )
+        .await
+        .expect("write");
+    let revenue_before: i64 = db.store.order_facts().await.expect("facts").iter().map(|f| f.amount).sum();
+
+    assert!(db.store.erase_customer("00042", None, NOW).await.expect("erase"));
+    assert!(!db.store.erase_customer("00042", None, NOW).await.expect("erase"), "the id is gone");
+    assert!(db.store.customer("00042", 10).await.expect("read").is_none());
+
+    let facts = db.store.order_facts().await.expect("facts");
+    assert_eq!(facts.iter().map(|f| f.amount).sum::<i64>(), revenue_before, "aggregates unchanged");
+    let anonymous = facts.iter().find(|f| f.order == "o1").expect("order kept").customer.clone();
+    assert!(anonymous.starts_with("erased:"), "{anonymous}");
+    let record = db.store.customer(&anonymous, 10).await.expect("read").expect("anonymous customer");
+    let p = &record.profile;
+    assert_eq!((p.email.clone(), p.name.clone(), p.attributes.clone()), (None, None, None));
+    assert!(p.erased_at.is_some());
+    assert!(record.consent_history.is_empty() && record.events.is_empty());
+    assert_eq!((record.feedback[0].nps, record.feedback[0].text.clone()), (Some(9), None));
+    assert_eq!(record.orders.len(), 2);
+}
+
+async fn tokens_are_found_by_hash_and_idempotent_responses_keep_the_first(db: TestDb) {
+    let secret = Secret::generate().expect("randomness");
+    let id = db.store.insert_token(&secret.hash(), Scope::Ingest, Some("shop"), NOW).await.expect("insert");
+    let found = db.store.find_token(&secret.hash()).await.expect("find").expect("present");
+    assert_eq!((found.id, found.scope), (id, Scope::Ingest));
+    assert!(found.hash.ct_eq(&secret.hash()));
+    assert!(db.store.find_token(&kanta_store::TokenHash::of("kanta_wrong")).await.expect("find").is_none());
+
+    let first = StoredResponse { request_hash: "h1".into(), status: 200, body: "{\"created\":1}".into() };
+    let second = StoredResponse { request_hash: "h2".into(), status: 422, body: "{}".into() };
+    assert!(db.store.idempotent_response(id, "k1").await.expect("read").is_none());
+    db.store.remember_response(id, "k1", &first, NOW).await.expect("remember");
+    db.store.remember_response(id, "k1", &second, NOW).await.expect("remember");
+    assert_eq!(db.store.idempotent_response(id, "k1").await.expect("read"), Some(first));
+}
+
+async fn sql_looking_values_are_stored_verbatim(db: TestDb) {
+    let nasty = r#"x'); DROP TABLE customers; --"#;
+    let json = serde_json::json!([{
+        "id": nasty, "customer_id": nasty, "time": "2024-01-01T00:00:00Z", "amount": 1, "currency": "EUR",
+        "lines": [{"product": "' OR 1=1 --", "category": "\"; DELETE FROM orders", "quantity": 1, "price": 1}]
+    }]);
+    db.store.write_orders(&checked::<Order>(&json.to_string()), NOW).await.expect("write");
+    let record = db.store.customer(nasty, 10).await.expect("read").expect("exists");
+    assert_eq!(record.orders[0].id, nasty);
+    assert_eq!(record.orders[0].lines[0].product, "' OR 1=1 --");
+    assert_eq!(db.store.counts().await.expect("counts").orders, 1);
+}
