@@ -1,1 +1,159 @@
-//! x
+//! kanta's HTTP API: ingestion, the customer 360 view, export and erasure, OpenAPI, metrics.
+//!
+//! One axum [`router`] over an [`AppState`] that holds the [`Storage`] trait object, so the
+//! same handlers serve SQLite and PostgreSQL. Handlers are thin: parsing and validation live in
+//! `kanta_store::record`, persistence in the store, the summary in `kanta_core`.
+//!
+//! Contract (README "HTTP API"): JSON under `/v1`; `Authorization: Bearer TOKEN` on every call
+//! except `/healthz` and `/openapi.json`; batches of up to 10,000 records are atomic (422 lists
+//! every bad record) unless `?partial=true`; writes are idempotent by natural id and by an
+//! `Idempotency-Key` header; errors are `{"error": {"status", "code", "message", "records"?}}`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use kanta_store::Storage;
+
+mod auth;
+mod customers;
+pub mod error;
+mod ingest;
+mod metrics;
+mod openapi;
+pub mod snapshot;
+
+pub use error::ApiError;
+pub use openapi::ApiDoc;
+
+/// Largest request body: a full batch of 10,000 orders with several lines each fits well
+/// inside; anything larger is refused with 413 before it is read into memory.
+pub const BODY_LIMIT: usize = 32 * 1024 * 1024;
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The store.
+    pub store: Arc<dyn Storage>,
+    /// The cached analysis behind the 360 view's summary.
+    pub snapshots: Arc<snapshot::Snapshots>,
+    /// Request and record counters for `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+impl AppState {
+    /// State over `store`.
+    pub fn new(store: Arc<dyn Storage>) -> AppState {
+        AppState { store, snapshots: Arc::default(), metrics: Arc::default() }
+    }
+}
+
+/// The API's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/customers", post(ingest::customers).get(customers::list))
+        .route("/v1/orders", post(ingest::orders))
+        .route("/v1/events", post(ingest::events))
+        .route("/v1/feedback", post(ingest::feedback))
+        .route("/v1/customers/{id}", get(customers::view).delete(customers::erase))
+        .route("/v1/customers/{id}/export", get(customers::export))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::render))
+        .route("/openapi.json", get(openapi::spec))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// Serve `router` on `listener` until `shutdown` resolves, then finish the requests in flight
+/// (up to `grace`) before returning.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stopped_tx.send(());
+    });
+    let server = tokio::spawn(async move { server.await });
+    // Once shutdown starts, in-flight requests get `grace` to finish.
+    let result = tokio::select! {
+        r = server => r,
+        () = async { let _ = stopped_rx.await; tokio::time::sleep(grace).await } => {
+            eprintln!("kanta serve: requests still running after {grace:?}; stopping anyway");
+            return Ok(());
+        }
+    };
+    result.map_err(std::io::Error::other)?
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// `GET /healthz`: 200 when the database answers, 503 otherwise. No token needed.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The server and its database are up", body = Object),
+              (status = 503, description = "The database does not answer", body = error::ErrorBody)))]
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => axum::Json(serde_json::json!({"status": "ok", "backend": state.store.backend()})).into_response(),
+        Err(e) => {
+            let (_, mut body) = ApiError::Store(e).body();
+            body.error.status = 503;
+            body.error.message = "the database does not answer".into();
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+        }
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint; see /openapi.json".into())
+}
+
+async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route =
+        request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    state.metrics.request(method.as_str(), &route, response.status().as_u16());
+    response
+}
+
+/// The `Idempotency-Key` header, if any (1–255 visible ASCII characters).
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| ApiError::BadRequest("Idempotency-Key must be 1–255 visible ASCII characters".into()))?;
+    Ok(Some(key.to_string()))
+}

@@ -26,6 +26,51 @@ pub enum Command {
     Predict(PredictArgs),
     /// Fit the sBG retention model to a subscription cohort and project its survival.
     Retention(RetentionArgs),
+    /// Run the HTTP API on the customer store (embedded SQLite by default, or PostgreSQL).
+    Serve(ServeArgs),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// The default store: an embedded SQLite file in the current folder, created on first use.
+pub const DEFAULT_DB: &str = "sqlite://kanta.db";
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// The store: sqlite://FILE (created on first use) or postgres://USER:PASSWORD@HOST/DB.
+    #[arg(long, env = "KANTA_DATABASE_URL", default_value = DEFAULT_DB, hide_env_values = true)]
+    pub db: String,
+
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "KANTA_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// Seconds to let in-flight requests finish after SIGTERM or Ctrl-C.
+    #[arg(long, default_value_t = 30)]
+    pub grace: u64,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; it is printed once, alone on the last line of standard output.
+    Create(TokenCreateArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenCreateArgs {
+    /// What the token may do: ingest (write records), read (customers, metrics) or admin (all,
+    /// including export and erasure).
+    #[arg(long, value_parser = ["ingest", "read", "admin"])]
+    pub scope: String,
+
+    /// A name to recognise the token by (e.g. the shop or service using it).
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// The store: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB.
+    #[arg(long, env = "KANTA_DATABASE_URL", default_value = DEFAULT_DB, hide_env_values = true)]
+    pub db: String,
 }
 
 /// The unit of recency and T.

@@ -44,6 +44,8 @@ where
         Command::Fit(args) => command::fit::run(&args),
         Command::Predict(args) => command::predict::run(&args),
         Command::Retention(args) => command::retention::run(&args),
+        Command::Serve(args) => command::serve::run(&args),
+        Command::Token(cli::TokenCommand::Create(args)) => command::token::create(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

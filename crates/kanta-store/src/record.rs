@@ -106,7 +106,7 @@ fn parse_one<T: Record>(raw: &RawValue) -> Result<T, Vec<(String, String)>> {
     let mut de = serde_json::Deserializer::from_str(raw.get());
     let input: T::Input = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { String::new() } else { path };
+        let mut field = if path == "." { String::new() } else { path };
         // serde_json appends " at line L column C" of the record's own text; the index and
         // field say more.
         let message = e.into_inner().to_string();
@@ -114,6 +114,10 @@ fn parse_one<T: Record>(raw: &RawValue) -> Result<T, Vec<(String, String)>> {
             Some(at) => message[..at].to_string(),
             None => message,
         };
+        // serde reports a missing field on the enclosing object; name the field itself.
+        if let Some(name) = reason.strip_prefix("missing field `").and_then(|r| r.strip_suffix('`')) {
+            field = if field.is_empty() { name.to_string() } else { format!("{field}.{name}") };
+        }
         vec![(field, reason)]
     })?;
     let mut errors = Errors::default();
@@ -800,7 +804,8 @@ mod tests {
             {"id":"","customer_id":"c","time":"2024-03-01 10:00","amount":"12,5","currency":"eur",
              "lines":[{"product":"x","quantity":-1,"price":1}]},
             {"id":"t","customer_id":"c","time":"2024-03-01T00:00:00Z","amount":true,"currency":"EUR"},
-            {"id":"u","customer_id":"c","time":"2024-03-01T00:00:00Z","amount":1,"currency":"EUR","ammount":2}
+            {"id":"u","customer_id":"c","time":"2024-03-01T00:00:00Z","amount":1,"currency":"EUR","ammount":2},
+            {"id":"v","customer_id":"c","time":"2024-03-01T00:00:00Z","amount":1,"currency":"EUR","lines":[{"product":"p","price":1}]}
         ]"#;
         let errors = errors_of::<Order>(body);
         let fields: Vec<(usize, &str)> = errors.iter().map(|(i, f, _)| (*i, f.as_str())).collect();
@@ -813,13 +818,15 @@ mod tests {
                 (1, "currency"),
                 (1, "lines[0].quantity"),
                 (2, "amount"),
-                (3, "ammount")
+                (3, "ammount"),
+                (4, "lines[0].quantity")
             ]
         );
         assert!(errors[1].2.contains("`2024-03-01 10:00` is not a time with a zone"), "{}", errors[1].2);
         assert!(errors[2].2.contains("`12,5`"), "{}", errors[2].2);
         assert!(errors[4].2.contains("must be positive, not -1"), "{}", errors[4].2);
         assert!(errors[6].2.contains("unknown field `ammount`"), "{}", errors[6].2);
+        assert_eq!(errors[7].2, "missing field `quantity`");
     }
 
     #[test]

@@ -6,3 +6,5 @@ pub mod fit;
 pub mod generate;
 pub mod predict;
 pub mod retention;
+pub mod serve;
+pub mod token;

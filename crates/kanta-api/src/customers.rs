@@ -1,0 +1,165 @@
+//! Reading customers: the 360 view, the list, export, and erasure.
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use kanta_store::{CustomerRecord, Profile, Scope};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::ApiError;
+use crate::snapshot::{AnalysisInfo, Summary};
+use crate::{AppState, auth};
+
+/// Recent events shown in the 360 view (the export has them all).
+const VIEW_EVENTS: u32 = 50;
+/// Default and largest page size of the customer list.
+const PAGE: u32 = 100;
+const MAX_PAGE: u32 = 1_000;
+
+/// The customer 360 view.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerView {
+    /// Profile, consent, orders, recent events and feedback.
+    #[serde(flatten)]
+    pub record: CustomerRecord,
+    /// The per-customer summary computed by `kanta analyze`'s code (null without purchases).
+    pub summary: Option<Summary>,
+    /// The analysis the summary comes from.
+    pub analysis: Option<AnalysisInfo>,
+}
+
+/// One page of customers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerPage {
+    /// Customers, in a stable order.
+    pub customers: Vec<Profile>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Query of the customer list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1–1000 (default 100).
+    pub limit: Option<u32>,
+}
+
+fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|Path(id)| id).map_err(|e| ApiError::BadRequest(e.body_text()))
+}
+
+/// A cursor is the position of the last customer seen, opaque to clients.
+fn encode_cursor(position: i64) -> String {
+    format!("c{position:x}")
+}
+
+fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
+    cursor
+        .strip_prefix('c')
+        .and_then(|hex| i64::from_str_radix(hex, 16).ok())
+        .filter(|p| *p >= 0)
+        .ok_or_else(|| ApiError::BadRequest(format!("`{cursor}` is not a cursor from this API")))
+}
+
+/// The customer 360 view: profile, consent, orders, recent events, feedback and summary.
+#[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The customer's id")),
+    responses((status = 200, body = CustomerView), (status = 401, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn view(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<CustomerView>, ApiError> {
+    auth::authorize(&state, &headers, Scope::Read).await?;
+    let id = path_id(path)?;
+    let record = state
+        .store
+        .customer(&id, VIEW_EVENTS)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no customer `{id}`")))?;
+    let (summary, analysis) = state.snapshots.summary(state.store.as_ref(), &id).await?;
+    Ok(Json(CustomerView { record, summary, analysis }))
+}
+
+/// List customers with cursor pagination (stable under concurrent inserts).
+#[utoipa::path(get, path = "/v1/customers", tag = "customers", security(("bearer" = [])), params(ListParams),
+    responses((status = 200, body = CustomerPage), (status = 400, body = crate::error::ErrorBody),
+              (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json<CustomerPage>, ApiError> {
+    auth::authorize(&state, &headers, Scope::Read).await?;
+    let params: ListParams = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::BadRequest(format!("query string: {e}")))?;
+    let limit = params.limit.unwrap_or(PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest(format!("limit must be 1–{MAX_PAGE}, not {limit}")));
+    }
+    let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
+    let (customers, next) = state.store.list_customers(after, limit).await?;
+    Ok(Json(CustomerPage { customers, next_cursor: next.map(encode_cursor) }))
+}
+
+/// Everything stored about a customer (all events), for a data-subject access request.
+/// Recorded in the audit log.
+#[utoipa::path(get, path = "/v1/customers/{id}/export", tag = "customers", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The customer's id")),
+    responses((status = 200, body = CustomerRecord), (status = 401, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn export(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<CustomerRecord>, ApiError> {
+    let token = auth::authorize(&state, &headers, Scope::Admin).await?;
+    let id = path_id(path)?;
+    let record =
+        state.store.customer(&id, u32::MAX).await?.ok_or_else(|| ApiError::NotFound(format!("no customer `{id}`")))?;
+    state.store.audit(Some(token.id), "export", Some(&id), kanta_store::now_micros()).await?;
+    Ok(Json(record))
+}
+
+/// Erase a customer's personal data; orders stay, anonymised, for the aggregates. Recorded
+/// in the audit log.
+#[utoipa::path(delete, path = "/v1/customers/{id}", tag = "customers", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The customer's id")),
+    responses((status = 204, description = "Erased"), (status = 401, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn erase(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let token = auth::authorize(&state, &headers, Scope::Admin).await?;
+    let id = path_id(path)?;
+    if state.store.erase_customer(&id, Some(token.id), kanta_store::now_micros()).await? {
+        state.snapshots.written();
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!("no customer `{id}`")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_foreign_ones_are_refused() {
+        for p in [0, 1, 255, i64::MAX] {
+            assert_eq!(decode_cursor(&encode_cursor(p)).ok(), Some(p));
+        }
+        for bad in ["", "c", "x10", "c-1", "czz", "1; DROP TABLE customers"] {
+            assert!(decode_cursor(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The one HTTP error type: every failure becomes a status and a JSON body
+//! `{"error": {"status", "code", "message", "records"?}}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use kanta_store::StoreError;
+use kanta_store::record::RecordError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// What went wrong with a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No or an unknown bearer token.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// The token's scope does not allow the call.
+    #[error("this call needs a token with scope `{0}`")]
+    Forbidden(kanta_store::Scope),
+    /// No such resource.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request itself is malformed (query, header, body that is not a batch).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The body is larger than the limit, or the batch has too many records.
+    #[error("{0}")]
+    TooLarge(String),
+    /// Some records are invalid; nothing was written.
+    #[error("{} invalid record field(s); nothing was written", .0.len())]
+    InvalidRecords(Vec<RecordError>),
+    /// An idempotency key was reused for a different request.
+    #[error("the Idempotency-Key was already used for a different request")]
+    KeyReused,
+    /// The store failed; the details go to the log, not to the client.
+    #[error("internal error")]
+    Store(#[from] StoreError),
+}
+
+/// The JSON error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// The error inside [`ErrorBody`].
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// HTTP status.
+    pub status: u16,
+    /// A stable machine-readable code (`unauthorized`, `invalid_records`, …).
+    pub code: &'static str,
+    /// A readable explanation.
+    pub message: String,
+    /// Every invalid record field, for `invalid_records`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<RecordError>,
+}
+
+impl ApiError {
+    fn status_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::InvalidRecords(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_records"),
+            ApiError::KeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+            ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    /// The status and JSON body.
+    pub fn body(self) -> (StatusCode, ErrorBody) {
+        let (status, code) = self.status_code();
+        if let ApiError::Store(e) = &self {
+            eprintln!("kanta serve: store error: {e}");
+        }
+        let message = self.to_string();
+        let records = match self {
+            ApiError::InvalidRecords(records) => records,
+            _ => Vec::new(),
+        };
+        (status, ErrorBody { error: ErrorDetail { status: status.as_u16(), code, message, records } })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = self.body();
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

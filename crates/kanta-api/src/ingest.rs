@@ -1,0 +1,278 @@
+//! `POST /v1/customers|orders|events|feedback`: batches of records.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use kanta_store::record::{
+    Batch, BatchError, CustomerInput, EventInput, FeedbackInput, OrderInput, Record, RecordError, parse_batch,
+};
+use kanta_store::{Customer, Event, Feedback, Order, Scope, StoredResponse, WriteCounts};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::ApiError;
+use crate::{AppState, auth, idempotency_key};
+
+/// Query parameters of the ingestion calls.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct IngestParams {
+    /// Store the valid records and return the rejected ones, instead of rejecting the batch.
+    pub partial: Option<bool>,
+}
+
+/// What an ingestion call did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IngestResponse {
+    /// Valid records in the batch.
+    pub accepted: u64,
+    /// New records.
+    pub created: u64,
+    /// Existing records that changed.
+    pub updated: u64,
+    /// Existing records posted again unchanged.
+    pub unchanged: u64,
+    /// Customers created because a record named an unknown customer id.
+    pub customers_created: u64,
+    /// With `?partial=true`: the invalid records, not stored.
+    pub rejected: Vec<RecordError>,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Customers,
+    Orders,
+    Events,
+    Feedback,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Customers => "customers",
+            Kind::Orders => "orders",
+            Kind::Events => "events",
+            Kind::Feedback => "feedback",
+        }
+    }
+}
+
+/// Create or update customers.
+#[utoipa::path(post, path = "/v1/customers", tag = "ingest", request_body = Vec<CustomerInput>,
+    params(IngestParams, ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for the same key")),
+    security(("bearer" = [])),
+    responses((status = 200, body = IngestResponse), (status = 400, body = crate::error::ErrorBody),
+              (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+              (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn customers(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    respond(ingest::<Customer>(&state, Kind::Customers, &headers, query, body).await)
+}
+
+/// Create or replace orders; unknown customers are created.
+#[utoipa::path(post, path = "/v1/orders", tag = "ingest", request_body = Vec<OrderInput>,
+    params(IngestParams, ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for the same key")),
+    security(("bearer" = [])),
+    responses((status = 200, body = IngestResponse), (status = 400, body = crate::error::ErrorBody),
+              (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+              (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn orders(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    respond(ingest::<Order>(&state, Kind::Orders, &headers, query, body).await)
+}
+
+/// Store events; unknown customers are created.
+#[utoipa::path(post, path = "/v1/events", tag = "ingest", request_body = Vec<EventInput>,
+    params(IngestParams, ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for the same key")),
+    security(("bearer" = [])),
+    responses((status = 200, body = IngestResponse), (status = 400, body = crate::error::ErrorBody),
+              (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+              (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    respond(ingest::<Event>(&state, Kind::Events, &headers, query, body).await)
+}
+
+/// Create or replace feedback; unknown customers are created.
+#[utoipa::path(post, path = "/v1/feedback", tag = "ingest", request_body = Vec<FeedbackInput>,
+    params(IngestParams, ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for the same key")),
+    security(("bearer" = [])),
+    responses((status = 200, body = IngestResponse), (status = 400, body = crate::error::ErrorBody),
+              (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+              (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn feedback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    respond(ingest::<Feedback>(&state, Kind::Feedback, &headers, query, body).await)
+}
+
+/// A finished response: status, JSON body, and whether it was replayed.
+struct Outcome {
+    status: StatusCode,
+    body: String,
+    replayed: bool,
+}
+
+fn respond(result: Result<Outcome, ApiError>) -> Response {
+    match result {
+        Ok(o) => {
+            let mut response = (o.status, [("content-type", "application/json")], o.body).into_response();
+            if o.replayed {
+                response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+            }
+            response
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The request's identity for an idempotency key: a key reused with another body is an error.
+fn request_hash(kind: Kind, query: Option<&str>, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(kind.name().as_bytes());
+    h.update([0]);
+    h.update(query.unwrap_or("").as_bytes());
+    h.update([0]);
+    h.update(body);
+    kanta_store::token::hex(&h.finalize())
+}
+
+async fn ingest<T: Record + Write>(
+    state: &AppState,
+    kind: Kind,
+    headers: &HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Outcome, ApiError> {
+    let token = auth::authorize(state, headers, Scope::Ingest).await?;
+    let params: IngestParams = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::BadRequest(format!("query string: {e}")))?;
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::TooLarge(format!("the body is larger than the limit of {} bytes", crate::BODY_LIMIT))
+        }
+        _ => ApiError::BadRequest(e.body_text()),
+    })?;
+    let key = idempotency_key(headers)?;
+    let fingerprint = request_hash(kind, query.as_deref(), &body);
+    if let Some(key) = &key
+        && let Some(stored) = state.store.idempotent_response(token.id, key).await?
+    {
+        if stored.request_hash != fingerprint {
+            return Err(ApiError::KeyReused);
+        }
+        let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+        return Ok(Outcome { status, body: stored.body, replayed: true });
+    }
+
+    let outcome = match process::<T>(state, kind, &body, params.partial.unwrap_or(false)).await {
+        Ok(response) => Outcome { status: StatusCode::OK, body: json(&response), replayed: false },
+        // A rejected batch is an answer too: the same key must give it again.
+        Err(e @ ApiError::InvalidRecords(_)) => {
+            let (status, body) = e.body();
+            Outcome { status, body: json(&body), replayed: false }
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(key) = &key {
+        let stored =
+            StoredResponse { request_hash: fingerprint, status: outcome.status.as_u16(), body: outcome.body.clone() };
+        state.store.remember_response(token.id, key, &stored, kanta_store::now_micros()).await?;
+    }
+    Ok(outcome)
+}
+
+fn json<T: Serialize>(value: &T) -> String {
+    // Serialising these plain structs cannot fail; an empty object would be a visible symptom.
+    serde_json::to_string(value).unwrap_or_else(|_| "{}".into())
+}
+
+async fn process<T: Record + Write>(
+    state: &AppState,
+    kind: Kind,
+    body: &[u8],
+    partial: bool,
+) -> Result<IngestResponse, ApiError> {
+    let Batch { valid, rejected } = parse_batch::<T>(body).map_err(|e| match e {
+        BatchError::TooLarge { .. } => ApiError::TooLarge(e.to_string()),
+        _ => ApiError::BadRequest(e.to_string()),
+    })?;
+    if !rejected.is_empty() && !partial {
+        state.metrics.records(kind.name(), "rejected", rejected.len() as u64);
+        return Err(ApiError::InvalidRecords(rejected));
+    }
+    let records: Vec<T> = valid.into_iter().map(|(_, r)| r).collect();
+    let counts = if records.is_empty() {
+        WriteCounts::default()
+    } else {
+        let counts = T::write(state, &records).await?;
+        state.snapshots.written();
+        counts
+    };
+    let m = &state.metrics;
+    m.records(kind.name(), "created", counts.created);
+    m.records(kind.name(), "updated", counts.updated);
+    m.records(kind.name(), "unchanged", counts.unchanged);
+    m.records(kind.name(), "rejected", rejected.len() as u64);
+    Ok(IngestResponse {
+        accepted: records.len() as u64,
+        created: counts.created,
+        updated: counts.updated,
+        unchanged: counts.unchanged,
+        customers_created: counts.customers_created,
+        rejected,
+    })
+}
+
+/// The store call for each record type.
+#[async_trait::async_trait]
+trait Write: Sized + Send + Sync {
+    async fn write(state: &AppState, batch: &[Self]) -> Result<WriteCounts, kanta_store::StoreError>;
+}
+
+#[async_trait::async_trait]
+impl Write for Customer {
+    async fn write(state: &AppState, batch: &[Self]) -> Result<WriteCounts, kanta_store::StoreError> {
+        state.store.write_customers(batch, kanta_store::now_micros()).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Write for Order {
+    async fn write(state: &AppState, batch: &[Self]) -> Result<WriteCounts, kanta_store::StoreError> {
+        state.store.write_orders(batch, kanta_store::now_micros()).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Write for Event {
+    async fn write(state: &AppState, batch: &[Self]) -> Result<WriteCounts, kanta_store::StoreError> {
+        state.store.write_events(batch, kanta_store::now_micros()).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Write for Feedback {
+    async fn write(state: &AppState, batch: &[Self]) -> Result<WriteCounts, kanta_store::StoreError> {
+        state.store.write_feedback(batch, kanta_store::now_micros()).await
+    }
+}

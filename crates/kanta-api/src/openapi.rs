@@ -1,0 +1,39 @@
+//! `GET /openapi.json`, generated from the handlers' annotations and types.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// The OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "kanta", description = "Customer store and ingestion API of kanta, the customer-retention engine."),
+    paths(
+        crate::ingest::customers, crate::ingest::orders, crate::ingest::events, crate::ingest::feedback,
+        crate::customers::view, crate::customers::list, crate::customers::export, crate::customers::erase,
+        crate::healthz, crate::metrics::render, spec,
+    ),
+    modifiers(&Bearer),
+    tags((name = "ingest", description = "Batches of up to 10,000 records, atomic and idempotent"),
+         (name = "customers", description = "The customer 360 view, listing, export and erasure"),
+         (name = "operations", description = "Health, metrics and this document")),
+)]
+pub struct ApiDoc;
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// This API's OpenAPI 3.1 document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, body = Object)))]
+pub async fn spec() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,343 @@
+//! The API suite: a real server on a loopback port over a fresh store, driven over HTTP, on
+//! SQLite and on PostgreSQL.
+
+use kanta_store::testing::TestDb;
+use kanta_store::{Scope, Secret};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = kanta_store::testing::sqlite().await.expect("a SQLite store");
+                    super::$name(super::App::spawn(db).await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(db) = kanta_store::testing::postgres().await.expect("a PostgreSQL store") {
+                        super::$name(super::App::spawn(db).await).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    orders_are_ingested_and_the_360_view_has_the_analyze_summary,
+    calls_need_a_token_with_the_right_scope,
+    a_batch_with_a_bad_record_writes_nothing_and_lists_every_problem,
+    partial_batches_store_the_valid_records,
+    idempotency_keys_replay_the_first_response,
+    malformed_and_oversized_requests_get_json_errors,
+    customers_are_listed_with_a_cursor,
+    export_and_erasure_need_admin_and_are_audited,
+    health_metrics_and_openapi_are_served,
+);
+
+/// A running server and a token of each scope.
+struct App {
+    base: String,
+    client: reqwest::Client,
+    ingest: String,
+    read: String,
+    admin: String,
+    db: TestDb,
+}
+
+impl App {
+    async fn spawn(db: TestDb) -> App {
+        let mut tokens = Vec::new();
+        for scope in [Scope::Ingest, Scope::Read, Scope::Admin] {
+            let secret = Secret::generate().expect("randomness");
+            db.store.insert_token(&secret.hash(), scope, None, 0).await.expect("token");
+            tokens.push(secret.expose().to_string());
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let router = kanta_api::router(kanta_api::AppState::new(db.store.clone()));
+        tokio::spawn(kanta_api::serve(listener, router, std::future::pending(), std::time::Duration::from_secs(1)));
+        let [ingest, read, admin] = <[String; 3]>::try_from(tokens).expect("three tokens");
+        App { base, client: reqwest::Client::new(), ingest, read, admin, db }
+    }
+
+    async fn post(&self, path: &str, token: &str, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("a response");
+        let status = response.status();
+        (status, response.json().await.expect("a JSON body"))
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        let response =
+            self.client.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.expect("a response");
+        let status = response.status();
+        (status, response.json().await.expect("a JSON body"))
+    }
+
+    async fn orders(&self) -> i64 {
+        self.db.store.counts().await.expect("counts").orders
+    }
+}
+
+fn orders_json() -> String {
+    json!([
+        {"id": "o1", "customer_id": "00042", "time": "2024-01-05T10:00:00Z", "amount": "19.90", "currency": "EUR",
+         "lines": [{"product": "beans", "category": "coffee", "quantity": 2, "price": "9.95"}]},
+        {"id": "o2", "customer_id": "00042", "time": "2024-02-05T10:00:00Z", "amount": 30, "currency": "EUR"},
+        {"id": "o3", "customer_id": "00042", "time": "2024-02-05T18:00:00Z", "amount": 10, "currency": "EUR"},
+        {"id": "o4", "customer_id": "c7", "time": "2024-02-06T10:00:00+02:00", "amount": 12.5, "currency": "EUR"}
+    ])
+    .to_string()
+}
+
+async fn orders_are_ingested_and_the_360_view_has_the_analyze_summary(app: App) {
+    let (status, body) = app.post("/v1/orders", &app.ingest, orders_json()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"accepted": 4, "created": 4, "updated": 0, "unchanged": 0, "customers_created": 2, "rejected": []})
+    );
+    let (status, again) = app.post("/v1/orders", &app.ingest, orders_json()).await;
+    assert_eq!((status, &again["unchanged"], &again["created"]), (StatusCode::OK, &json!(4), &json!(0)));
+
+    let (status, view) = app.get("/v1/customers/00042", &app.read).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["profile"]["id"], "00042");
+    assert_eq!(view["orders"].as_array().map(Vec::len), Some(3));
+    assert_eq!(view["orders"][0]["lines"][0]["product"], "beans");
+    let s = &view["summary"];
+    // Two purchase days (Jan 5; Feb 5 twice): frequency 1, recency 31 days, monetary = the
+    // repeat day's 40.00, revenue 59.90 — the definitions of `kanta analyze`.
+    assert_eq!((&s["orders"], &s["frequency"], &s["recency"]), (&json!(3), &json!(1), &json!(31)));
+    assert_eq!((&s["revenue"], &s["monetary"]), (&json!(59.9), &json!(40.0)));
+    assert!(s["segment"].is_string() && s["stage"].is_string(), "{s}");
+    assert_eq!(view["analysis"]["customers"], 2);
+    assert_eq!(view["analysis"]["stale"], false);
+
+    // A new order is reflected on the next read.
+    let more =
+        json!([{"id": "o5", "customer_id": "00042", "time": "2024-03-01T10:00:00Z", "amount": 5, "currency": "EUR"}]);
+    app.post("/v1/orders", &app.ingest, more.to_string()).await;
+    let (_, view) = app.get("/v1/customers/00042", &app.read).await;
+    assert_eq!(view["summary"]["orders"], 4);
+
+    let (status, missing) = app.get("/v1/customers/42", &app.read).await;
+    assert_eq!((status, &missing["error"]["code"]), (StatusCode::NOT_FOUND, &json!("not_found")));
+}
+
+async fn calls_need_a_token_with_the_right_scope(app: App) {
+    let no_token =
+        app.client.post(format!("{}/v1/orders", app.base)).body(orders_json()).send().await.expect("response");
+    assert_eq!(no_token.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(no_token.headers()["www-authenticate"], "Bearer");
+    let body: Value = no_token.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "unauthorized");
+
+    let (status, _) = app.post("/v1/orders", "kanta_not_a_real_token", orders_json()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = app.post("/v1/orders", &app.read, orders_json()).await;
+    assert_eq!((status, &body["error"]["code"]), (StatusCode::FORBIDDEN, &json!("forbidden")));
+    let (status, _) = app.get("/v1/customers", &app.ingest).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = app.get("/v1/customers/x/export", &app.read).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(app.orders().await, 0, "refused calls write nothing");
+    let (status, _) = app.post("/v1/orders", &app.admin, orders_json()).await;
+    assert_eq!(status, StatusCode::OK, "admin may do everything");
+}
+
+async fn a_batch_with_a_bad_record_writes_nothing_and_lists_every_problem(app: App) {
+    let batch = json!([
+        {"id": "o1", "customer_id": "c1", "time": "2024-01-05T10:00:00Z", "amount": 1, "currency": "EUR"},
+        {"id": "o2", "customer_id": "c1", "time": "2024-01-05 10:00", "amount": 1, "currency": "EUR"},
+        {"id": "o3", "customer_id": "c1", "time": "2024-01-05T10:00:00Z", "amount": "ten", "currency": "EUR",
+         "lines": [{"product": "x", "quantity": -2, "price": 1}]},
+        {"id": "o4", "customer_id": "c1", "time": "2024-01-05T10:00:00Z", "amount": 1, "currency": "EUR", "coupon": "X"}
+    ]);
+    let (status, body) = app.post("/v1/orders", &app.ingest, batch.to_string()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_records");
+    let problems: Vec<(u64, &str)> = body["error"]["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| (r["index"].as_u64().unwrap_or(99), r["field"].as_str().unwrap_or("?")))
+        .collect();
+    assert_eq!(problems, [(1, "time"), (2, "amount"), (2, "lines[0].quantity"), (3, "coupon")]);
+    assert_eq!(app.orders().await, 0);
+    assert_eq!(app.db.store.counts().await.expect("counts").customers, 0);
+}
+
+async fn partial_batches_store_the_valid_records(app: App) {
+    let batch = json!([
+        {"id": "o1", "customer_id": "c1", "time": "2024-01-05T10:00:00Z", "amount": 1, "currency": "EUR"},
+        {"id": "o2", "customer_id": "c1", "time": "yesterday", "amount": 1, "currency": "EUR"},
+        {"id": "o3", "customer_id": "c2", "time": "2024-01-06T10:00:00Z", "amount": 2, "currency": "EUR"}
+    ]);
+    let (status, body) = app.post("/v1/orders?partial=true", &app.ingest, batch.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!((&body["accepted"], &body["created"]), (&json!(2), &json!(2)));
+    assert_eq!(body["rejected"][0]["index"], 1);
+    assert_eq!(body["rejected"][0]["field"], "time");
+    assert_eq!(app.orders().await, 2);
+}
+
+async fn idempotency_keys_replay_the_first_response(app: App) {
+    let send = |body: String, key: &'static str| {
+        app.client
+            .post(format!("{}/v1/orders", app.base))
+            .bearer_auth(&app.ingest)
+            .header("idempotency-key", key)
+            .body(body)
+            .send()
+    };
+    let first = send(orders_json(), "batch-1").await.expect("response");
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: Value = first.json().await.expect("json");
+    let replay = send(orders_json(), "batch-1").await.expect("response");
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    let replay: Value = replay.json().await.expect("json");
+    assert_eq!(replay, first, "the first response (created 4), not a fresh one (unchanged 4)");
+    assert_eq!(replay["created"], 4);
+
+    let other = send("[]".into(), "batch-1").await.expect("response");
+    assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let other: Value = other.json().await.expect("json");
+    assert_eq!(other["error"]["code"], "idempotency_key_reused");
+    assert_eq!(app.orders().await, 4);
+}
+
+async fn malformed_and_oversized_requests_get_json_errors(app: App) {
+    let (status, body) = app.post("/v1/orders", &app.ingest, "{\"id\": 1").await;
+    assert_eq!((status, &body["error"]["code"]), (StatusCode::BAD_REQUEST, &json!("bad_request")));
+    let (status, body) = app.post("/v1/orders", &app.ingest, "{\"id\": 1}").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("JSON array")), "{body}");
+
+    let record = json!({"id": "o", "customer_id": "c", "time": "2024-01-05T10:00:00Z", "amount": 1, "currency": "EUR"});
+    let too_many = Value::Array(vec![record; kanta_store::record::MAX_BATCH + 1]);
+    let (status, body) = app.post("/v1/orders", &app.ingest, too_many.to_string()).await;
+    assert_eq!((status, &body["error"]["code"]), (StatusCode::PAYLOAD_TOO_LARGE, &json!("too_large")));
+
+    let huge = format!("[\"{}\"]", "x".repeat(kanta_api::BODY_LIMIT));
+    let (status, body) = app.post("/v1/orders", &app.ingest, huge).await;
+    assert_eq!((status, &body["error"]["code"]), (StatusCode::PAYLOAD_TOO_LARGE, &json!("too_large")));
+
+    let (status, body) = app.post("/v1/orders?partial=yes", &app.ingest, "[]").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = app.post("/v1/orders?dry_run=true", &app.ingest, "[]").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = app.get("/v2/nothing", &app.read).await;
+    assert_eq!((status, &body["error"]["code"]), (StatusCode::NOT_FOUND, &json!("not_found")));
+    assert_eq!(app.orders().await, 0);
+}
+
+async fn customers_are_listed_with_a_cursor(app: App) {
+    let customers: Vec<Value> =
+        (0..25).map(|i| json!({"id": format!("c{i:02}"), "email": format!("c{i}@example.com")})).collect();
+    let (status, _) = app.post("/v1/customers", &app.ingest, Value::Array(customers).to_string()).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut ids = Vec::new();
+    let mut path = "/v1/customers?limit=10".to_string();
+    loop {
+        let (status, page) = app.get(&path, &app.read).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        ids.extend(
+            page["customers"].as_array().expect("list").iter().map(|c| c["id"].as_str().unwrap_or("?").to_string()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/customers?limit=10&cursor={cursor}"),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..25).map(|i| format!("c{i:02}")).collect();
+    assert_eq!(ids, expected);
+    for bad in
+        ["/v1/customers?cursor=abc", "/v1/customers?limit=0", "/v1/customers?limit=5000", "/v1/customers?sort=id"]
+    {
+        let (status, _) = app.get(bad, &app.read).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+}
+
+async fn export_and_erasure_need_admin_and_are_audited(app: App) {
+    app.post("/v1/orders", &app.ingest, orders_json()).await;
+    let profile = json!([{"id": "00042", "email": "anna@example.fi", "name": "Anna"}]);
+    app.post("/v1/customers", &app.ingest, profile.to_string()).await;
+    let events = json!([{"customer_id": "00042", "name": "login", "time": "2024-01-01T00:00:00Z"}]);
+    app.post("/v1/events", &app.ingest, events.to_string()).await;
+
+    let (status, export) = app.get("/v1/customers/00042/export", &app.admin).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (&export["profile"]["email"], export["events"].as_array().map(Vec::len)),
+        (&json!("anna@example.fi"), Some(1))
+    );
+
+    let delete = |token: &str| app.client.delete(format!("{}/v1/customers/00042", app.base)).bearer_auth(token).send();
+    assert_eq!(delete(&app.read).await.expect("response").status(), StatusCode::FORBIDDEN);
+    assert_eq!(delete(&app.admin).await.expect("response").status(), StatusCode::NO_CONTENT);
+    assert_eq!(delete(&app.admin).await.expect("response").status(), StatusCode::NOT_FOUND);
+    let (status, _) = app.get("/v1/customers/00042", &app.read).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(app.orders().await, 4, "orders are kept for the aggregates");
+    let facts = app.db.store.order_facts().await.expect("facts");
+    assert!(facts.iter().filter(|f| f.customer.starts_with("erased:")).count() == 3);
+}
+
+async fn health_metrics_and_openapi_are_served(app: App) {
+    let health: Value =
+        app.client.get(format!("{}/healthz", app.base)).send().await.expect("response").json().await.expect("json");
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["backend"], serde_json::to_value(app.db.store.backend()).expect("json"));
+
+    app.post("/v1/orders", &app.ingest, orders_json()).await;
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .bearer_auth(&app.read)
+        .send()
+        .await
+        .expect("response")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("kanta_http_requests_total{method=\"POST\",route=\"/v1/orders\",status=\"200\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("kanta_records_total{kind=\"orders\",outcome=\"created\"} 4"), "{metrics}");
+    assert!(metrics.contains("kanta_store_rows{table=\"orders\"} 4"), "{metrics}");
+
+    let spec: Value = app
+        .client
+        .get(format!("{}/openapi.json", app.base))
+        .send()
+        .await
+        .expect("response")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(spec["openapi"], "3.1.0");
+    for path in
+        ["/v1/customers", "/v1/orders", "/v1/events", "/v1/feedback", "/v1/customers/{id}", "/v1/customers/{id}/export"]
+    {
+        assert!(spec["paths"][path].is_object(), "{path} missing from the spec");
+    }
+    assert!(spec["components"]["schemas"]["OrderInput"]["properties"]["amount"].is_object());
+}
