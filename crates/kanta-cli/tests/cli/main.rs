@@ -6,4 +6,5 @@ mod formats;
 mod models;
 mod readme;
 mod report;
+mod serve;
 mod support;

@@ -37,8 +37,50 @@ fn readme_cli_reference_matches_the_help_output() {
         blocks += 1;
     }
     out.push_str(rest);
-    assert_eq!(blocks, 7, "expected help blocks for kanta, analyze, generate, demo, fit, predict and retention");
+    assert_eq!(
+        blocks, 9,
+        "expected help blocks for kanta, analyze, generate, demo, fit, predict, retention, serve, token create"
+    );
     if out != readme {
         std::fs::write(&path, out).unwrap();
     }
+}
+
+/// The README's `kanta serve` session, run as written in a fresh folder with `kanta` on the PATH.
+#[test]
+fn readme_serve_session_works_as_written() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let at = readme.find("<!-- readme session -->").expect("the session marker");
+    let open = at + readme[at..].find("```sh\n").unwrap() + "```sh\n".len();
+    let close = open + readme[open..].find("```").unwrap();
+    let session = &readme[open..close];
+    let dir = tempfile::tempdir().unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_kanta")).parent().unwrap();
+    let path_var = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    // The session listens on the default port 8080; say so plainly if something else has it.
+    assert!(std::net::TcpListener::bind("127.0.0.1:8080").is_ok(), "port 8080 is in use; the README session needs it");
+    let output = std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", session])
+        .current_dir(dir.path())
+        .env("PATH", path_var)
+        .env_remove("KANTA_DATABASE_URL")
+        .output()
+        .expect("bash");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "session failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(r#"{"accepted":2,"created":2,"updated":0,"unchanged":0,"customers_created":1,"rejected":[]}"#),
+        "{stdout}"
+    );
+    let view_line = stdout.lines().find(|l| l.starts_with(r#"{"profile""#)).expect("the 360 view");
+    let view: serde_json::Value = serde_json::from_str(view_line).unwrap();
+    assert_eq!(view["profile"]["id"], "00042");
+    assert_eq!(view["summary"]["orders"], 2);
+    assert_eq!(view["summary"]["revenue"], 84.4);
+    assert_eq!(view["summary"]["frequency"], 1);
+    assert_eq!(view["summary"]["recency"], 41);
+    assert_eq!(view["orders"][0]["lines"][0]["product"], "espresso-beans");
+    assert!(dir.path().join("kanta.db").exists(), "the default store is ./kanta.db");
 }
