@@ -6,9 +6,9 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kanta_store::record::{
-    Batch, BatchError, CustomerInput, EventInput, FeedbackInput, OrderInput, Record, RecordError, parse_batch,
+    Batch, BatchError, CustomerInput, EventInput, FeedbackInput, OrderInput, RecordError, parse_batch,
 };
-use kanta_store::{Customer, Event, Feedback, Order, Scope, StoredResponse, WriteCounts};
+use kanta_store::{Customer, Event, Feedback, Order, Scope, StoredResponse, WriteBatch, WriteCounts};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
@@ -42,25 +42,6 @@ pub struct IngestResponse {
     pub rejected: Vec<RecordError>,
 }
 
-#[derive(Clone, Copy)]
-enum Kind {
-    Customers,
-    Orders,
-    Events,
-    Feedback,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Customers => "customers",
-            Kind::Orders => "orders",
-            Kind::Events => "events",
-            Kind::Feedback => "feedback",
-        }
-    }
-}
-
 /// Create or update customers.
 #[utoipa::path(post, path = "/v1/customers", tag = "ingest", request_body = Vec<CustomerInput>,
     params(IngestParams, ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for the same key")),
@@ -74,7 +55,7 @@ pub async fn customers(
     query: RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    respond(ingest::<Customer>(&state, Kind::Customers, &headers, query, body).await)
+    respond(ingest::<Customer>(&state, &headers, query, body).await)
 }
 
 /// Create or replace orders; unknown customers are created.
@@ -90,7 +71,7 @@ pub async fn orders(
     query: RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    respond(ingest::<Order>(&state, Kind::Orders, &headers, query, body).await)
+    respond(ingest::<Order>(&state, &headers, query, body).await)
 }
 
 /// Store events; unknown customers are created.
@@ -106,7 +87,7 @@ pub async fn events(
     query: RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    respond(ingest::<Event>(&state, Kind::Events, &headers, query, body).await)
+    respond(ingest::<Event>(&state, &headers, query, body).await)
 }
 
 /// Create or replace feedback; unknown customers are created.
@@ -122,7 +103,7 @@ pub async fn feedback(
     query: RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    respond(ingest::<Feedback>(&state, Kind::Feedback, &headers, query, body).await)
+    respond(ingest::<Feedback>(&state, &headers, query, body).await)
 }
 
 /// A finished response: status, JSON body, and whether it was replayed.
@@ -146,9 +127,9 @@ fn respond(result: Result<Outcome, ApiError>) -> Response {
 }
 
 /// The request's identity for an idempotency key: a key reused with another body is an error.
-fn request_hash(kind: Kind, query: Option<&str>, body: &[u8]) -> String {
+fn request_hash(kind: &str, query: Option<&str>, body: &[u8]) -> String {
     let mut h = Sha256::new();
-    h.update(kind.name().as_bytes());
+    h.update(kind.as_bytes());
     h.update([0]);
     h.update(query.unwrap_or("").as_bytes());
     h.update([0]);
@@ -156,9 +137,8 @@ fn request_hash(kind: Kind, query: Option<&str>, body: &[u8]) -> String {
     kanta_store::token::hex(&h.finalize())
 }
 
-async fn ingest<T: Record + Write>(
+async fn ingest<T: WriteBatch>(
     state: &AppState,
-    kind: Kind,
     headers: &HeaderMap,
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
@@ -173,7 +153,7 @@ async fn ingest<T: Record + Write>(
         _ => ApiError::BadRequest(e.body_text()),
     })?;
     let key = idempotency_key(headers)?;
-    let fingerprint = request_hash(kind, query.as_deref(), &body);
+    let fingerprint = request_hash(T::KIND, query.as_deref(), &body);
     if let Some(key) = &key
         && let Some(stored) = state.store.idempotent_response(token.id, key).await?
     {
@@ -184,7 +164,7 @@ async fn ingest<T: Record + Write>(
         return Ok(Outcome { status, body: stored.body, replayed: true });
     }
 
-    let outcome = match process::<T>(state, kind, &body, params.partial.unwrap_or(false)).await {
+    let outcome = match process::<T>(state, &body, params.partial.unwrap_or(false)).await {
         Ok(response) => Outcome { status: StatusCode::OK, body: json(&response), replayed: false },
         // A rejected batch is an answer too: the same key must give it again.
         Err(e @ ApiError::InvalidRecords(_)) => {
@@ -206,33 +186,28 @@ fn json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "{}".into())
 }
 
-async fn process<T: Record + Write>(
-    state: &AppState,
-    kind: Kind,
-    body: &[u8],
-    partial: bool,
-) -> Result<IngestResponse, ApiError> {
+async fn process<T: WriteBatch>(state: &AppState, body: &[u8], partial: bool) -> Result<IngestResponse, ApiError> {
     let Batch { valid, rejected } = parse_batch::<T>(body).map_err(|e| match e {
         BatchError::TooLarge { .. } => ApiError::TooLarge(e.to_string()),
         _ => ApiError::BadRequest(e.to_string()),
     })?;
     if !rejected.is_empty() && !partial {
-        state.metrics.records(kind.name(), "rejected", rejected.len() as u64);
+        state.metrics.records(T::KIND, "rejected", rejected.len() as u64);
         return Err(ApiError::InvalidRecords(rejected));
     }
     let records: Vec<T> = valid.into_iter().map(|(_, r)| r).collect();
     let counts = if records.is_empty() {
         WriteCounts::default()
     } else {
-        let counts = T::write(state, &records).await?;
+        let counts = T::write_batch(state.store.as_ref(), &records, kanta_store::now_micros()).await?;
         state.snapshots.written();
         counts
     };
     let m = &state.metrics;
-    m.records(kind.name(), "created", counts.created);
-    m.records(kind.name(), "updated", counts.updated);
-    m.records(kind.name(), "unchanged", counts.unchanged);
-    m.records(kind.name(), "rejected", rejected.len() as u64);
+    m.records(T::KIND, "created", counts.created);
+    m.records(T::KIND, "updated", counts.updated);
+    m.records(T::KIND, "unchanged", counts.unchanged);
+    m.records(T::KIND, "rejected", rejected.len() as u64);
     Ok(IngestResponse {
         accepted: records.len() as u64,
         created: counts.created,
@@ -241,38 +216,4 @@ async fn process<T: Record + Write>(
         customers_created: counts.customers_created,
         rejected,
     })
-}
-
-/// The store call for each record type.
-#[async_trait::async_trait]
-trait Write: Sized + Send + Sync {
-    async fn write(state: &AppState, batch: &[Self]) -> Result<WriteCounts, kanta_store::StoreError>;
-}
-
-#[async_trait::async_trait]
-impl Write for Customer {
-    async fn write(state: &AppState, batch: &[Self]) -> Result<WriteCounts, kanta_store::StoreError> {
-        state.store.write_customers(batch, kanta_store::now_micros()).await
-    }
-}
-
-#[async_trait::async_trait]
-impl Write for Order {
-    async fn write(state: &AppState, batch: &[Self]) -> Result<WriteCounts, kanta_store::StoreError> {
-        state.store.write_orders(batch, kanta_store::now_micros()).await
-    }
-}
-
-#[async_trait::async_trait]
-impl Write for Event {
-    async fn write(state: &AppState, batch: &[Self]) -> Result<WriteCounts, kanta_store::StoreError> {
-        state.store.write_events(batch, kanta_store::now_micros()).await
-    }
-}
-
-#[async_trait::async_trait]
-impl Write for Feedback {
-    async fn write(state: &AppState, batch: &[Self]) -> Result<WriteCounts, kanta_store::StoreError> {
-        state.store.write_feedback(batch, kanta_store::now_micros()).await
-    }
 }

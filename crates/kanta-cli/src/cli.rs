@@ -31,6 +31,60 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Import orders, customers, events or feedback from a file into the store (idempotent).
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ImportCommand {
+    /// Import an order log: the formats, column detection and error messages of `kanta analyze`; lines of one order are summed.
+    Orders(Box<ImportOrdersArgs>),
+    /// Import customers from CSV: id, email, phone, name, timezone, locale, birthday, consent_email, consent_sms (granted|revoked); other columns become attributes.
+    Customers(ImportRecordsArgs),
+    /// Import events from CSV: id (optional), customer_id, name, time; other columns become properties.
+    Events(ImportRecordsArgs),
+    /// Import feedback from CSV: id, customer_id, time, nps, csat, text, topics (separated by `;`), channel, order_id.
+    Feedback(ImportRecordsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportOrdersArgs {
+    /// The order log, or `-` for standard input.
+    pub input: String,
+
+    #[command(flatten)]
+    pub read: ReaderArgs,
+
+    /// ISO 4217 currency of the amounts (e.g. EUR).
+    #[arg(long)]
+    pub currency: String,
+
+    /// The store: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB.
+    #[arg(long, env = "KANTA_DATABASE_URL", default_value = DEFAULT_DB, hide_env_values = true)]
+    pub db: String,
+
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportRecordsArgs {
+    /// The CSV file (with a header line), or `-` for standard input.
+    pub input: String,
+
+    /// Field delimiter, one character (default `,`).
+    #[arg(long, default_value = ",")]
+    pub delimiter: String,
+
+    /// The store: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB.
+    #[arg(long, env = "KANTA_DATABASE_URL", default_value = DEFAULT_DB, hide_env_values = true)]
+    pub db: String,
+
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// The default store: an embedded SQLite file in the current folder, created on first use.
@@ -92,6 +146,53 @@ pub struct AnalyzeArgs {
     #[arg(long, short, default_value = "kanta-report")]
     pub out: PathBuf,
 
+    #[command(flatten)]
+    pub read: ReaderArgs,
+
+    /// Currency code shown with amounts in the report (e.g. EUR).
+    #[arg(long)]
+    pub currency: Option<String>,
+
+    /// Observation end, YYYY-MM-DD (default: the day of the last order). Later orders are ignored.
+    #[arg(long)]
+    pub as_of: Option<String>,
+
+    /// Unit of recency and T in customers.csv.
+    #[arg(long, value_enum, default_value_t = Period::Day)]
+    pub period: Period,
+
+    /// Count zero-amount orders as purchases (by default they are dropped).
+    #[arg(long)]
+    pub keep_zero: bool,
+
+    /// Days without a purchase after which a customer is lapsing (default: the 90th percentile of gaps between purchases, 30–365).
+    #[arg(long)]
+    pub lapse_days: Option<u32>,
+
+    /// Orders from which a recent customer is loyal.
+    #[arg(long, default_value_t = 4)]
+    pub loyal_orders: u32,
+
+    /// Customer model for P(alive), expected purchases and CLV: auto picks the lowest BIC of bgnbd, mbgnbd and paretonbd; none skips the models.
+    #[arg(long, value_enum, default_value_t = ModelArg::Auto)]
+    pub model: ModelArg,
+
+    /// Validate the models: calibrate on orders before this date (YYYY-MM-DD), predict the rest, report accuracy and write holdout.csv; with --model auto the most accurate model is used.
+    #[arg(long)]
+    pub holdout_from: Option<String>,
+
+    /// Print nothing but errors (no progress, no summary).
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// Print summary.json to standard output instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How to read an order log (shared by `analyze` and `import orders`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ReaderArgs {
     /// Field delimiter: one character, `tab` or `whitespace` (default: detected from the first line).
     #[arg(long)]
     pub delimiter: Option<String>,
@@ -132,49 +233,9 @@ pub struct AnalyzeArgs {
     #[arg(long)]
     pub decimal_comma: bool,
 
-    /// Currency code shown with amounts in the report (e.g. EUR).
-    #[arg(long)]
-    pub currency: Option<String>,
-
-    /// Observation end, YYYY-MM-DD (default: the day of the last order). Later orders are ignored.
-    #[arg(long)]
-    pub as_of: Option<String>,
-
-    /// Unit of recency and T in customers.csv.
-    #[arg(long, value_enum, default_value_t = Period::Day)]
-    pub period: Period,
-
-    /// Count zero-amount orders as purchases (by default they are dropped).
-    #[arg(long)]
-    pub keep_zero: bool,
-
     /// Skip up to N bad rows (each is listed) instead of stopping at the first.
     #[arg(long, default_value_t = 0)]
     pub max_errors: u64,
-
-    /// Days without a purchase after which a customer is lapsing (default: the 90th percentile of gaps between purchases, 30–365).
-    #[arg(long)]
-    pub lapse_days: Option<u32>,
-
-    /// Orders from which a recent customer is loyal.
-    #[arg(long, default_value_t = 4)]
-    pub loyal_orders: u32,
-
-    /// Customer model for P(alive), expected purchases and CLV: auto picks the lowest BIC of bgnbd, mbgnbd and paretonbd; none skips the models.
-    #[arg(long, value_enum, default_value_t = ModelArg::Auto)]
-    pub model: ModelArg,
-
-    /// Validate the models: calibrate on orders before this date (YYYY-MM-DD), predict the rest, report accuracy and write holdout.csv; with --model auto the most accurate model is used.
-    #[arg(long)]
-    pub holdout_from: Option<String>,
-
-    /// Print nothing but errors (no progress, no summary).
-    #[arg(long, short)]
-    pub quiet: bool,
-
-    /// Print summary.json to standard output instead of the table.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `kanta analyze --model`.

@@ -46,6 +46,7 @@ where
         Command::Retention(args) => command::retention::run(&args),
         Command::Serve(args) => command::serve::run(&args),
         Command::Token(cli::TokenCommand::Create(args)) => command::token::create(&args),
+        Command::Import(cmd) => command::import::run(&cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

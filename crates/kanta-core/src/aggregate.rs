@@ -74,9 +74,14 @@ pub enum AggregateError {
     TooMany,
 }
 
+/// `OrderAcc::id` of an order whose lines had no order id.
+const NO_ID: u32 = u32::MAX;
+
 #[derive(Debug, Clone, Copy)]
 struct OrderAcc {
     customer: u32,
+    /// Index in `order_ids`, or [`NO_ID`]. Fits the padding after `customer`: no extra memory.
+    id: u32,
     time: Timestamp,
     amount: Money,
 }
@@ -150,7 +155,7 @@ impl Aggregator {
             }
             let customer = self.customer_index(line.customer, hashes.customer)?;
             self.last_pushed = Some(self.orders.len() as u32);
-            self.orders.push(OrderAcc { customer, time: line.time, amount: line.amount });
+            self.orders.push(OrderAcc { customer, id: NO_ID, time: line.time, amount: line.amount });
             self.lines += 1;
             return Ok(());
         };
@@ -168,7 +173,7 @@ impl Aggregator {
             let (index, new) = self.order_ids.intern_hashed(order_id, hashes.order.unwrap_or_else(|| hash(order_id)));
             if new {
                 let customer = self.customer_index(line.customer, hashes.customer)?;
-                self.orders.push(OrderAcc { customer, time: line.time, amount: line.amount });
+                self.orders.push(OrderAcc { customer, id: index, time: line.time, amount: line.amount });
             } else {
                 self.add_to_order(index, line)?;
             }
@@ -215,6 +220,16 @@ impl Aggregator {
             slot.0.extend_from_slice(order_id);
         }
         slot.1 = index;
+    }
+
+    /// Every order so far, in first-seen order: customer id, order id (`None` when its line had
+    /// none), earliest line time and summed amount. For importers, which store orders rather
+    /// than analyse them.
+    pub fn for_each_order(&self, mut f: impl FnMut(&[u8], Option<&[u8]>, Timestamp, Money)) {
+        for o in &self.orders {
+            let id = (o.id != NO_ID).then(|| self.order_ids.get(o.id));
+            f(self.customers.get(o.customer), id, o.time, o.amount);
+        }
     }
 
     /// Groups the orders by customer, each customer's orders sorted by time.
@@ -302,6 +317,23 @@ mod tests {
             time: Timestamp(time),
             amount: Money::from_raw(cents * 100),
         }
+    }
+
+    #[test]
+    fn for_each_order_gives_the_summed_orders_with_their_ids() {
+        let mut agg = Aggregator::new();
+        agg.push(line("a", Some("o1"), 100, 500)).unwrap();
+        agg.push(line("b", Some("o2"), 50, 700)).unwrap();
+        agg.push(line("a", Some("o1"), 90, -100)).unwrap();
+        let mut seen = Vec::new();
+        agg.for_each_order(|c, o, t, m| seen.push((c.to_vec(), o.map(<[u8]>::to_vec), t.0, m.raw())));
+        assert_eq!(
+            seen,
+            [(b"a".to_vec(), Some(b"o1".to_vec()), 90, 40_000), (b"b".to_vec(), Some(b"o2".to_vec()), 50, 70_000)]
+        );
+        let mut plain = Aggregator::new();
+        plain.push(line("a", None, 1, 1)).unwrap();
+        plain.for_each_order(|_, o, _, _| assert!(o.is_none()));
     }
 
     #[test]

@@ -323,6 +323,47 @@ pub trait Storage: Send + Sync + fmt::Debug {
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
+/// A record type with its store call, so the API and the importer write batches generically.
+#[async_trait::async_trait]
+pub trait WriteBatch: record::Record + Send + Sync {
+    /// The record kind's plural name (`orders`), for messages and metrics.
+    const KIND: &'static str;
+    /// Write a batch (one transaction).
+    async fn write_batch(store: &dyn Storage, batch: &[Self], now: i64) -> Result<WriteCounts, StoreError>;
+}
+
+#[async_trait::async_trait]
+impl WriteBatch for Customer {
+    const KIND: &'static str = "customers";
+    async fn write_batch(store: &dyn Storage, batch: &[Self], now: i64) -> Result<WriteCounts, StoreError> {
+        store.write_customers(batch, now).await
+    }
+}
+
+#[async_trait::async_trait]
+impl WriteBatch for Order {
+    const KIND: &'static str = "orders";
+    async fn write_batch(store: &dyn Storage, batch: &[Self], now: i64) -> Result<WriteCounts, StoreError> {
+        store.write_orders(batch, now).await
+    }
+}
+
+#[async_trait::async_trait]
+impl WriteBatch for Event {
+    const KIND: &'static str = "events";
+    async fn write_batch(store: &dyn Storage, batch: &[Self], now: i64) -> Result<WriteCounts, StoreError> {
+        store.write_events(batch, now).await
+    }
+}
+
+#[async_trait::async_trait]
+impl WriteBatch for Feedback {
+    const KIND: &'static str = "feedback";
+    async fn write_batch(store: &dyn Storage, batch: &[Self], now: i64) -> Result<WriteCounts, StoreError> {
+        store.write_feedback(batch, now).await
+    }
+}
+
 /// Open (creating and migrating as needed) the store at `url`:
 /// `sqlite://PATH` (the file is created on first use), `sqlite::memory:`, or `postgres://…`.
 pub async fn open(url: &str) -> Result<Arc<dyn Storage>, StoreError> {

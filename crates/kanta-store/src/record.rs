@@ -103,8 +103,21 @@ pub fn parse_batch<T: Record>(body: &[u8]) -> Result<Batch<T>, BatchError> {
 }
 
 fn parse_one<T: Record>(raw: &RawValue) -> Result<T, Vec<(String, String)>> {
-    let mut de = serde_json::Deserializer::from_str(raw.get());
-    let input: T::Input = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    parse_with::<T, _>(&mut serde_json::Deserializer::from_str(raw.get()))
+}
+
+/// Check one record given as a JSON value (the CSV importer builds one per row). The errors are
+/// `(field, reason)` pairs, as in [`RecordError`].
+pub fn parse_value<T: Record>(value: Value) -> Result<T, Vec<(String, String)>> {
+    parse_with::<T, _>(value)
+}
+
+fn parse_with<'de, T: Record, D>(de: D) -> Result<T, Vec<(String, String)>>
+where
+    D: serde::Deserializer<'de>,
+    D::Error: std::fmt::Display,
+{
+    let input: T::Input = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let mut field = if path == "." { String::new() } else { path };
         // serde_json appends " at line L column C" of the record's own text; the index and

@@ -19,7 +19,7 @@ use kanta_report::{InputInfo, Report, render_html, render_text};
 use kanta_score::{HoldoutReport, ModelChoice, ScoreOptions, evaluate_holdout, score};
 
 use crate::UsageError;
-use crate::cli::{AnalyzeArgs, ModelArg, Period};
+use crate::cli::{AnalyzeArgs, ModelArg, Period, ReaderArgs};
 use crate::progress::{ReadProgress, spinner};
 
 /// The files an analysis wrote.
@@ -27,7 +27,7 @@ pub struct Outputs {
     pub report_html: PathBuf,
 }
 
-fn read_options(args: &AnalyzeArgs) -> Result<ReadOptions, UsageError> {
+pub fn read_options(args: &ReaderArgs) -> Result<ReadOptions, UsageError> {
     let delimiter = match &args.delimiter {
         Some(d) => Some(Delimiter::parse(d).ok_or_else(|| {
             UsageError(format!("--delimiter `{d}` must be one ASCII character, `tab` or `whitespace`"))
@@ -63,7 +63,7 @@ fn format_name(format: Format, gzip: bool) -> String {
 
 /// Runs the analysis; prints the summary (or JSON) unless quiet.
 pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
-    let options = read_options(args)?;
+    let options = read_options(&args.read)?;
     let as_of = match &args.as_of {
         Some(text) => {
             Some(Day::parse(text).ok_or_else(|| UsageError(format!("--as-of `{text}` is not a date (YYYY-MM-DD)")))?)

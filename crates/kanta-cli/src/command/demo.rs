@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 
-use crate::cli::{AnalyzeArgs, DemoArgs, GenerateArgs, ModelArg, Period};
+use crate::cli::{AnalyzeArgs, DemoArgs, GenerateArgs, ModelArg, Period, ReaderArgs};
 
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
@@ -19,21 +19,11 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let outputs = crate::command::analyze::run(&AnalyzeArgs {
         input: orders.display().to_string(),
         out: args.out.join("report"),
-        delimiter: None,
-        columns: None,
-        customer_col: None,
-        order_col: None,
-        time_col: None,
-        amount_col: None,
-        quantity_col: None,
-        price_col: None,
-        time_format: None,
-        decimal_comma: false,
+        read: ReaderArgs::default(),
         currency: Some("EUR".into()),
         as_of: None,
         period: Period::Day,
         keep_zero: false,
-        max_errors: 0,
         lapse_days: None,
         loyal_orders: 4,
         model: ModelArg::Auto,

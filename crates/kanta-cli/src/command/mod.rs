@@ -4,6 +4,7 @@ pub mod analyze;
 pub mod demo;
 pub mod fit;
 pub mod generate;
+pub mod import;
 pub mod predict;
 pub mod retention;
 pub mod serve;

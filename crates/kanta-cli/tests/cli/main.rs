@@ -3,6 +3,7 @@
 mod cdnow;
 mod errors;
 mod formats;
+mod import;
 mod models;
 mod readme;
 mod report;

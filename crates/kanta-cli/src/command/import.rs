@@ -1,0 +1,336 @@
+//! `kanta import`: files into the store, through the same validation as the API.
+//!
+//! Orders are read by `kanta analyze`'s reader (formats, column detection, error messages),
+//! summed per order, and written in batches of 10,000. Customers, events and feedback come from
+//! CSV; each row becomes the JSON record the API accepts and is checked by the same code. A bad
+//! row stops the import with its file, line, field and value, after the rows before it are
+//! stored; importing the same file again changes nothing (records are idempotent by id).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+
+use anyhow::Context;
+use kanta_core::aggregate::Aggregator;
+use kanta_io::read::input_len;
+use kanta_io::{Input, read_orders};
+use kanta_store::record::{MAX_BATCH, Record, parse_value};
+use kanta_store::{Customer, Event, Feedback, Order, Storage, WriteBatch, WriteCounts};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::UsageError;
+use crate::cli::{ImportCommand, ImportOrdersArgs, ImportRecordsArgs};
+use crate::command::analyze::read_options;
+use crate::progress::{ReadProgress, counter};
+
+pub fn run(command: &ImportCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    match command {
+        ImportCommand::Orders(args) => orders(&runtime, args),
+        ImportCommand::Customers(args) => records::<Customer>(&runtime, args, customer_field),
+        ImportCommand::Events(args) => records::<Event>(&runtime, args, event_field),
+        ImportCommand::Feedback(args) => records::<Feedback>(&runtime, args, feedback_field),
+    }
+}
+
+fn open_store(runtime: &tokio::runtime::Runtime, db: &str) -> anyhow::Result<std::sync::Arc<dyn Storage>> {
+    let shown = kanta_store::redact(db);
+    runtime.block_on(kanta_store::open(db)).with_context(|| format!("opening the store {shown}"))
+}
+
+/// Running totals of the batches written.
+#[derive(Default)]
+struct Totals {
+    records: u64,
+    counts: WriteCounts,
+}
+
+impl Totals {
+    fn add(&mut self, n: usize, c: WriteCounts) {
+        self.records += n as u64;
+        self.counts.created += c.created;
+        self.counts.updated += c.updated;
+        self.counts.unchanged += c.unchanged;
+        self.counts.customers_created += c.customers_created;
+    }
+
+    fn report(&self, kind: &str, input: &str, db: &str) {
+        let c = &self.counts;
+        eprintln!(
+            "imported {} {kind} from {input} into {}: {} created, {} updated, {} unchanged; {} new customers",
+            self.records,
+            kanta_store::redact(db),
+            c.created,
+            c.updated,
+            c.unchanged,
+            c.customers_created
+        );
+    }
+}
+
+fn write<T: WriteBatch>(
+    runtime: &tokio::runtime::Runtime,
+    store: &dyn Storage,
+    batch: &mut Vec<T>,
+    totals: &mut Totals,
+) -> anyhow::Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let counts = runtime
+        .block_on(T::write_batch(store, batch, kanta_store::now_micros()))
+        .with_context(|| format!("writing {} {}", batch.len(), T::KIND))?;
+    totals.add(batch.len(), counts);
+    batch.clear();
+    Ok(())
+}
+
+fn orders(runtime: &tokio::runtime::Runtime, args: &ImportOrdersArgs) -> anyhow::Result<()> {
+    let options = read_options(&args.read)?;
+    let input = Input::parse(&args.input);
+    let name = input.display_name();
+    let progress = ReadProgress::new(input_len(&input), args.quiet);
+    let mut aggregator = Aggregator::new();
+    let read = read_orders(&input, &options, &mut aggregator, &progress);
+    progress.finish();
+    let read = read?;
+    for skipped in &read.skipped {
+        eprintln!("skipped: {skipped}");
+    }
+    if !args.quiet {
+        eprintln!("columns: {}", read.columns);
+    }
+    let store = open_store(runtime, &args.db)?;
+    let bar = counter(Some(aggregator.orders() as u64), "storing orders", args.quiet);
+    let mut totals = Totals::default();
+    let mut batch: Vec<Order> = Vec::with_capacity(MAX_BATCH);
+    // Orders without an id get one from their content and the count of identical orders
+    // before them, so importing the same file twice finds the same ids.
+    let mut seen: HashMap<[u8; 16], u32> = HashMap::new();
+    let mut failure: Option<anyhow::Error> = None;
+    aggregator.for_each_order(|customer, id, time, amount| {
+        if failure.is_some() {
+            return;
+        }
+        let customer = String::from_utf8_lossy(customer);
+        let id = match id {
+            Some(id) => String::from_utf8_lossy(id).into_owned(),
+            None => derived_id(&mut seen, &customer, time.0, amount.raw()),
+        };
+        let time = chrono::DateTime::from_timestamp(time.0, 0)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default();
+        let record = serde_json::json!({
+            "id": id, "customer_id": customer, "time": time,
+            "amount": kanta_io::write::money_exact(amount), "currency": args.currency,
+        });
+        match parse_value::<Order>(record) {
+            Ok(order) => batch.push(order),
+            Err(problems) => {
+                failure = Some(UsageError(format!("{name}: order `{id}`: {}", describe(&problems))).into());
+                return;
+            }
+        }
+        if batch.len() == MAX_BATCH {
+            bar.inc(batch.len() as u64);
+            if let Err(e) = write(runtime, store.as_ref(), &mut batch, &mut totals) {
+                failure = Some(e);
+            }
+        }
+    });
+    // What was accepted before a bad order is stored, not lost.
+    let flushed = write(runtime, store.as_ref(), &mut batch, &mut totals);
+    bar.finish_and_clear();
+    if let Some(e) = failure {
+        totals.report("orders", &name, &args.db);
+        return Err(e);
+    }
+    flushed?;
+    if !args.quiet {
+        totals.report("orders", &name, &args.db);
+    }
+    Ok(())
+}
+
+fn derived_id(seen: &mut HashMap<[u8; 16], u32>, customer: &str, time: i64, amount: i64) -> String {
+    let mut h = Sha256::new();
+    h.update(customer.as_bytes());
+    h.update([0]);
+    h.update(time.to_le_bytes());
+    h.update(amount.to_le_bytes());
+    let digest = h.finalize();
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    let n = seen.entry(key).or_insert(0);
+    *n += 1;
+    format!("row:{}:{}", kanta_store::token::hex(&key), n)
+}
+
+fn describe(problems: &[(String, String)]) -> String {
+    problems
+        .iter()
+        .map(|(field, reason)| if field.is_empty() { reason.clone() } else { format!("field `{field}`: {reason}") })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Where a CSV cell goes in the record.
+enum Cell {
+    /// A top-level field, with its JSON value.
+    Field(Value),
+    /// A free-form attribute or property.
+    Extra,
+    /// A consent change for a channel.
+    Consent(&'static str),
+}
+
+fn customer_field(column: &str, cell: &str) -> Result<Cell, String> {
+    Ok(match column {
+        "id" | "email" | "phone" | "name" | "timezone" | "locale" | "birthday" => Cell::Field(Value::from(cell)),
+        "consent_email" => Cell::Consent("email"),
+        "consent_sms" => Cell::Consent("sms"),
+        _ => Cell::Extra,
+    })
+}
+
+fn event_field(column: &str, cell: &str) -> Result<Cell, String> {
+    Ok(match column {
+        "id" | "customer_id" | "name" | "time" => Cell::Field(Value::from(cell)),
+        _ => Cell::Extra,
+    })
+}
+
+fn feedback_field(column: &str, cell: &str) -> Result<Cell, String> {
+    Ok(match column {
+        "id" | "customer_id" | "time" | "text" | "channel" | "order_id" => Cell::Field(Value::from(cell)),
+        // A cell that is not an integer stays a string, and validation says what is wrong.
+        "nps" | "csat" => Cell::Field(cell.trim().parse::<i64>().map_or_else(|_| Value::from(cell), Value::from)),
+        "topics" => Cell::Field(Value::Array(
+            cell.split([';', '|']).map(str::trim).filter(|t| !t.is_empty()).map(Value::from).collect(),
+        )),
+        other => return Err(format!("unknown column `{other}` (feedback has no free-form fields)")),
+    })
+}
+
+fn records<T: WriteBatch>(
+    runtime: &tokio::runtime::Runtime,
+    args: &ImportRecordsArgs,
+    place: fn(&str, &str) -> Result<Cell, String>,
+) -> anyhow::Result<()> {
+    let delimiter = match args.delimiter.as_bytes() {
+        [d] => *d,
+        _ if args.delimiter == "tab" => b'\t',
+        _ => return Err(UsageError(format!("--delimiter `{}` must be one character or `tab`", args.delimiter)).into()),
+    };
+    let input = Input::parse(&args.input);
+    let name = input.display_name();
+    let source: Box<dyn Read> = match &input {
+        Input::Path(p) => Box::new(
+            File::open(p).with_context(|| format!("opening {name}")).map_err(|e| UsageError(format!("{e:#}")))?,
+        ),
+        Input::Stdin => Box::new(std::io::stdin()),
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(false)
+        .from_reader(BufReader::with_capacity(1 << 16, source));
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| UsageError(format!("{name}: {e}")))?
+        .iter()
+        .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
+        .collect();
+    let extra_key = if T::KIND == "customers" { "attributes" } else { "properties" };
+    let store = open_store(runtime, &args.db)?;
+    let bar = counter(None, &format!("importing {}", T::KIND), args.quiet);
+    let mut totals = Totals::default();
+    let mut batch: Vec<T> = Vec::with_capacity(MAX_BATCH);
+    let mut failure: Option<anyhow::Error> = None;
+    let mut row = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut row) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                failure = Some(UsageError(format!("{name}: {e}")).into());
+                break;
+            }
+        }
+        let line = row.position().map_or(0, csv::Position::line);
+        match row_record::<T>(&headers, &row, place, extra_key) {
+            Ok(record) => batch.push(record),
+            Err(message) => {
+                failure = Some(UsageError(format!("{name}:{line}: {message}")).into());
+                break;
+            }
+        }
+        if batch.len() == MAX_BATCH {
+            bar.inc(batch.len() as u64);
+            write(runtime, store.as_ref(), &mut batch, &mut totals)?;
+        }
+    }
+    write(runtime, store.as_ref(), &mut batch, &mut totals)?;
+    bar.finish_and_clear();
+    if let Some(e) = failure {
+        totals.report(T::KIND, &name, &args.db);
+        return Err(e);
+    }
+    if !args.quiet {
+        totals.report(T::KIND, &name, &args.db);
+    }
+    Ok(())
+}
+
+/// One CSV row as the record the API accepts, checked by the API's code.
+fn row_record<T: Record>(
+    headers: &[String],
+    row: &csv::StringRecord,
+    place: fn(&str, &str) -> Result<Cell, String>,
+    extra_key: &str,
+) -> Result<T, String> {
+    let mut object = Map::new();
+    let mut extra = Map::new();
+    let mut consent = Vec::new();
+    for (column, cell) in headers.iter().zip(row.iter()) {
+        if cell.is_empty() {
+            continue;
+        }
+        match place(column, cell).map_err(|e| format!("column `{column}`: {e}"))? {
+            Cell::Field(value) => {
+                object.insert(column.clone(), value);
+            }
+            Cell::Extra => {
+                extra.insert(column.clone(), Value::from(cell));
+            }
+            Cell::Consent(channel) => {
+                consent.push(serde_json::json!({"channel": channel, "status": cell.trim(), "source": "import"}));
+            }
+        }
+    }
+    if !extra.is_empty() {
+        object.insert(extra_key.to_string(), Value::Object(extra));
+    }
+    if !consent.is_empty() {
+        object.insert("consent".into(), Value::Array(consent));
+    }
+    let shown: HashMap<&str, &str> = headers.iter().map(String::as_str).zip(row.iter()).collect();
+    parse_value::<T>(Value::Object(object)).map_err(|problems| {
+        problems
+            .iter()
+            .map(|(field, reason)| {
+                // Name the column and its value, as `kanta analyze` does.
+                let column = field.split(['[', '.']).next().unwrap_or(field);
+                match shown.get(column) {
+                    Some(value) if !field.is_empty() && !reason.contains(&format!("`{value}`")) => {
+                        format!("column `{column}`: {reason} (value `{value}`)")
+                    }
+                    Some(_) if !field.is_empty() => format!("column `{column}`: {reason}"),
+                    _ if field.is_empty() => reason.clone(),
+                    _ => format!("field `{field}`: {reason}"),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
