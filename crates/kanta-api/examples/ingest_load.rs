@@ -27,7 +27,9 @@ fn amount_cents(i: u64) -> u64 {
 
 fn order_json(i: u64, customers: u64) -> String {
     let cents = amount_cents(i);
-    let time = chrono::DateTime::from_timestamp(T0 + i as i64 * 30, 0).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let time = chrono::DateTime::from_timestamp(T0 + i as i64 * 30, 0)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     format!(
         r#"{{"id":"o{i}","customer_id":"c{}","time":"{time}","amount":"{}.{:02}","currency":"EUR","lines":[{{"product":"p{}","category":"cat{}","quantity":1,"price":"{}.{:02}"}}]}}"#,
         customer(i, customers),
@@ -93,7 +95,8 @@ fn sqlite_sql(orders: u64, customers: u64) {
     for start in (0..customers).step_by(500) {
         let rows: Vec<String> =
             (start..(start + 500).min(customers)).map(|c| format!("({},'c{c}',{now},{now})", c + 1)).collect();
-        writeln!(out, "INSERT INTO customers (id, external_id, created_at, updated_at) VALUES {};", rows.join(",")).unwrap();
+        writeln!(out, "INSERT INTO customers (id, external_id, created_at, updated_at) VALUES {};", rows.join(","))
+            .unwrap();
     }
     for start in (0..orders).step_by(500) {
         let range = start..(start + 500).min(orders);
@@ -116,10 +119,15 @@ fn sqlite_sql(orders: u64, customers: u64) {
             rows.join(",")
         )
         .unwrap();
-        let lines: Vec<String> =
-            range.map(|i| format!("({},0,'p{}','cat{}',10000,{})", i + 1, i % 500, i % 20, amount_cents(i) * 100)).collect();
-        writeln!(out, "INSERT INTO order_lines (order_id, line_no, product, category, quantity, price) VALUES {};", lines.join(","))
-            .unwrap();
+        let lines: Vec<String> = range
+            .map(|i| format!("({},0,'p{}','cat{}',10000,{})", i + 1, i % 500, i % 20, amount_cents(i) * 100))
+            .collect();
+        writeln!(
+            out,
+            "INSERT INTO order_lines (order_id, line_no, product, category, quantity, price) VALUES {};",
+            lines.join(",")
+        )
+        .unwrap();
     }
     writeln!(out, "COMMIT;").unwrap();
 }

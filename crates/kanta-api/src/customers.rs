@@ -47,6 +47,7 @@ pub struct ListParams {
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
