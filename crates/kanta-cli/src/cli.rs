@@ -34,6 +34,9 @@ pub enum Command {
     /// Import orders, customers, events or feedback from a file into the store (idempotent).
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Settings: print the defaults as a commented file, or the settings in effect.
+    #[command(subcommand)]
+    Config(ConfigCommand),
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -60,9 +63,8 @@ pub struct ImportOrdersArgs {
     #[arg(long)]
     pub currency: String,
 
-    /// The store: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB.
-    #[arg(long, env = "KANTA_DATABASE_URL", default_value = DEFAULT_DB, hide_env_values = true)]
-    pub db: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
 
     /// Print nothing but errors.
     #[arg(long, short)]
@@ -78,31 +80,72 @@ pub struct ImportRecordsArgs {
     #[arg(long, default_value = ",")]
     pub delimiter: String,
 
-    /// The store: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB.
-    #[arg(long, env = "KANTA_DATABASE_URL", default_value = DEFAULT_DB, hide_env_values = true)]
-    pub db: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
 
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
 }
 
-/// The default store: an embedded SQLite file in the current folder, created on first use.
-pub const DEFAULT_DB: &str = "sqlite://kanta.db";
+/// Where the store is and which settings file to read (flags and environment; the settings
+/// file and the defaults fill in the rest, see `settings`).
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// The store: sqlite://FILE (created on first use) or postgres://USER:PASSWORD@HOST/DB [default: sqlite://kanta.db].
+    #[arg(long, env = "KANTA_DATABASE_URL", hide_env_values = true)]
+    pub db: Option<String>,
+
+    /// Settings file (TOML; see `kanta config default`) [default: ./kanta.toml if it exists].
+    #[arg(long, env = "KANTA_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    /// The settings with this command's flags applied.
+    pub fn settings(&self) -> Result<crate::settings::Settings, crate::UsageError> {
+        let mut settings = crate::settings::load(self.config.as_deref())?;
+        if let Some(db) = &self.db {
+            settings.database.url = crate::settings::DatabaseUrl::new(db.clone());
+        }
+        Ok(settings)
+    }
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ConfigCommand {
+    /// Print a commented settings file with every default.
+    Default,
+    /// Print the settings in effect (file, environment and flags applied; passwords hidden).
+    Show(ConfigShowArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConfigShowArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// Address to listen on.
+    #[arg(long, env = "KANTA_LISTEN")]
+    pub listen: Option<String>,
+
+    /// Seconds to let in-flight requests finish.
+    #[arg(long, env = "KANTA_GRACE_SECONDS")]
+    pub grace: Option<u64>,
+}
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// The store: sqlite://FILE (created on first use) or postgres://USER:PASSWORD@HOST/DB.
-    #[arg(long, env = "KANTA_DATABASE_URL", default_value = DEFAULT_DB, hide_env_values = true)]
-    pub db: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
 
-    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
-    #[arg(long, env = "KANTA_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: String,
+    /// Address to listen on, port 0 for a free one (the chosen address is printed) [default: 127.0.0.1:8080].
+    #[arg(long, env = "KANTA_LISTEN")]
+    pub listen: Option<String>,
 
-    /// Seconds to let in-flight requests finish after SIGTERM or Ctrl-C.
-    #[arg(long, default_value_t = 30)]
-    pub grace: u64,
+    /// Seconds to let in-flight requests finish after SIGTERM or Ctrl-C [default: 30].
+    #[arg(long, env = "KANTA_GRACE_SECONDS")]
+    pub grace: Option<u64>,
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -122,9 +165,8 @@ pub struct TokenCreateArgs {
     #[arg(long)]
     pub name: Option<String>,
 
-    /// The store: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB.
-    #[arg(long, env = "KANTA_DATABASE_URL", default_value = DEFAULT_DB, hide_env_values = true)]
-    pub db: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// The unit of recency and T.

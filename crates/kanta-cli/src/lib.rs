@@ -10,6 +10,7 @@
 mod cli;
 mod command;
 mod progress;
+mod settings;
 mod timings;
 
 use std::ffi::OsString;
@@ -47,6 +48,11 @@ where
         Command::Serve(args) => command::serve::run(&args),
         Command::Token(cli::TokenCommand::Create(args)) => command::token::create(&args),
         Command::Import(cmd) => command::import::run(&cmd),
+        Command::Config(cli::ConfigCommand::Default) => {
+            print!("{}", settings::DEFAULT_TOML);
+            Ok(())
+        }
+        Command::Config(cli::ConfigCommand::Show(args)) => command::serve::show(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -34,9 +34,14 @@ pub fn run(command: &ImportCommand) -> anyhow::Result<()> {
     }
 }
 
-fn open_store(runtime: &tokio::runtime::Runtime, db: &str) -> anyhow::Result<std::sync::Arc<dyn Storage>> {
-    let shown = kanta_store::redact(db);
-    runtime.block_on(kanta_store::open(db)).with_context(|| format!("opening the store {shown}"))
+fn open_store(
+    runtime: &tokio::runtime::Runtime,
+    store: &crate::cli::StoreArgs,
+) -> anyhow::Result<(std::sync::Arc<dyn Storage>, String)> {
+    let url = store.settings()?.database.url;
+    let opened =
+        runtime.block_on(kanta_store::open(url.expose())).with_context(|| format!("opening the store {url}"))?;
+    Ok((opened, url.to_string()))
 }
 
 /// Running totals of the batches written.
@@ -58,13 +63,8 @@ impl Totals {
     fn report(&self, kind: &str, input: &str, db: &str) {
         let c = &self.counts;
         eprintln!(
-            "imported {} {kind} from {input} into {}: {} created, {} updated, {} unchanged; {} new customers",
-            self.records,
-            kanta_store::redact(db),
-            c.created,
-            c.updated,
-            c.unchanged,
-            c.customers_created
+            "imported {} {kind} from {input} into {db}: {} created, {} updated, {} unchanged; {} new customers",
+            self.records, c.created, c.updated, c.unchanged, c.customers_created
         );
     }
 }
@@ -101,7 +101,7 @@ fn orders(runtime: &tokio::runtime::Runtime, args: &ImportOrdersArgs) -> anyhow:
     if !args.quiet {
         eprintln!("columns: {}", read.columns);
     }
-    let store = open_store(runtime, &args.db)?;
+    let (store, db) = open_store(runtime, &args.store)?;
     let bar = counter(Some(aggregator.orders() as u64), "storing orders", args.quiet);
     let mut totals = Totals::default();
     let mut batch: Vec<Order> = Vec::with_capacity(MAX_BATCH);
@@ -143,12 +143,12 @@ fn orders(runtime: &tokio::runtime::Runtime, args: &ImportOrdersArgs) -> anyhow:
     let flushed = write(runtime, store.as_ref(), &mut batch, &mut totals);
     bar.finish_and_clear();
     if let Some(e) = failure {
-        totals.report("orders", &name, &args.db);
+        totals.report("orders", &name, &db);
         return Err(e);
     }
     flushed?;
     if !args.quiet {
-        totals.report("orders", &name, &args.db);
+        totals.report("orders", &name, &db);
     }
     Ok(())
 }
@@ -242,7 +242,7 @@ fn records<T: WriteBatch>(
         .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
         .collect();
     let extra_key = if T::KIND == "customers" { "attributes" } else { "properties" };
-    let store = open_store(runtime, &args.db)?;
+    let (store, db) = open_store(runtime, &args.store)?;
     let bar = counter(None, &format!("importing {}", T::KIND), args.quiet);
     let mut totals = Totals::default();
     let mut batch: Vec<T> = Vec::with_capacity(MAX_BATCH);
@@ -273,11 +273,11 @@ fn records<T: WriteBatch>(
     write(runtime, store.as_ref(), &mut batch, &mut totals)?;
     bar.finish_and_clear();
     if let Some(e) = failure {
-        totals.report(T::KIND, &name, &args.db);
+        totals.report(T::KIND, &name, &db);
         return Err(e);
     }
     if !args.quiet {
-        totals.report(T::KIND, &name, &args.db);
+        totals.report(T::KIND, &name, &db);
     }
     Ok(())
 }

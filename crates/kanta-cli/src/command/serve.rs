@@ -1,28 +1,51 @@
-//! `kanta serve`: the HTTP API on the customer store.
+//! `kanta serve`: the HTTP API on the customer store; `kanta config show`.
 
 use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::cli::ServeArgs;
+use crate::cli::{ConfigShowArgs, ServeArgs};
+use crate::settings::Settings;
 
-pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
-    runtime.block_on(serve(args))
+/// The settings with `serve`'s own flags applied.
+fn server_settings(
+    store: &crate::cli::StoreArgs,
+    listen: &Option<String>,
+    grace: Option<u64>,
+) -> Result<Settings, crate::UsageError> {
+    let mut settings = store.settings()?;
+    if let Some(listen) = listen {
+        settings.server.listen = listen.clone();
+    }
+    if let Some(grace) = grace {
+        settings.server.grace_seconds = grace;
+    }
+    Ok(settings)
 }
 
-async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
-    let shown = kanta_store::redact(&args.db);
-    let store = kanta_store::open(&args.db).await.with_context(|| format!("opening the store {shown}"))?;
-    let listener =
-        tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
+pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
+    let settings = server_settings(&args.store, &args.listen, args.grace)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(serve(&settings))
+}
+
+pub fn show(args: &ConfigShowArgs) -> anyhow::Result<()> {
+    let settings = server_settings(&args.store, &args.listen, args.grace)?;
+    print!("{}", crate::settings::show(&settings));
+    Ok(())
+}
+
+async fn serve(settings: &Settings) -> anyhow::Result<()> {
+    let url = &settings.database.url;
+    let store = kanta_store::open(url.expose()).await.with_context(|| format!("opening the store {url}"))?;
+    let listen = &settings.server.listen;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     let address = listener.local_addr().context("reading the listening address")?;
     // Tests and scripts read this line to find the port when --listen ends in :0.
-    println!("kanta serve: listening on http://{address} (store {shown})");
+    println!("kanta serve: listening on http://{address} (store {url})");
     let router = kanta_api::router(kanta_api::AppState::new(store));
-    kanta_api::serve(listener, router, kanta_api::shutdown_signal(), Duration::from_secs(args.grace))
-        .await
-        .context("serving")?;
+    let grace = Duration::from_secs(settings.server.grace_seconds);
+    kanta_api::serve(listener, router, kanta_api::shutdown_signal(), grace).await.context("serving")?;
     eprintln!("kanta serve: stopped");
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::support::kanta;
+use super::support::{kanta, kanta_in, write};
 
 /// Orders per batch in the crash test.
 const BATCH: usize = 40;
@@ -178,4 +178,86 @@ fn acknowledged_batches_survive_kill_9_on_postgres() {
     let Some(db) = runtime.block_on(kanta_store::testing::postgres()).expect("a PostgreSQL database") else { return };
     let url = db.url.clone();
     crash_test(&url);
+}
+
+#[test]
+fn settings_come_from_defaults_file_environment_and_flags_in_that_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let show = |args: &[&str], env: &[(&str, &str)]| {
+        let mut all = vec!["config", "show"];
+        all.extend_from_slice(args);
+        let run = kanta_in(dir.path(), &all, env);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.stdout
+    };
+    let defaults = show(&[], &[]);
+    assert!(
+        defaults.contains("url = \"sqlite://kanta.db\"") && defaults.contains("listen = \"127.0.0.1:8080\""),
+        "{defaults}"
+    );
+
+    // ./kanta.toml is read when present; the password never shows.
+    write(
+        dir.path(),
+        "kanta.toml",
+        b"[database]\nurl = \"postgres://kanta:hunter2@db/kanta\"\n[server]\nlisten = \"127.0.0.1:9001\"\n",
+    );
+    let file = show(&[], &[]);
+    assert!(file.contains("postgres://kanta:***@db/kanta") && !file.contains("hunter2"), "{file}");
+    assert!(file.contains("127.0.0.1:9001") && file.contains("grace_seconds = 30"), "{file}");
+    let env = show(&[], &[("KANTA_LISTEN", "127.0.0.1:9002"), ("KANTA_DATABASE_URL", "sqlite://env.db")]);
+    assert!(env.contains("127.0.0.1:9002") && env.contains("sqlite://env.db"), "{env}");
+    let flag = show(&["--listen", "127.0.0.1:9003", "--grace", "5"], &[("KANTA_LISTEN", "127.0.0.1:9002")]);
+    assert!(flag.contains("127.0.0.1:9003") && flag.contains("grace_seconds = 5"), "{flag}");
+
+    // The commented example is a valid settings file.
+    let example = kanta_in(dir.path(), &["config", "default"], &[]).stdout;
+    write(dir.path(), "example.toml", example.as_bytes());
+    assert!(show(&["--config", "example.toml"], &[]).contains("sqlite://kanta.db"));
+
+    write(dir.path(), "bad.toml", b"[server]\nlisen = \"x\"\n");
+    let bad = kanta_in(dir.path(), &["config", "show", "--config", "bad.toml"], &[]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("bad.toml") && bad.stderr.contains("line 2") && bad.stderr.contains("lisen"),
+        "{}",
+        bad.stderr
+    );
+    let missing = kanta_in(dir.path(), &["serve", "--config", "nope.toml"], &[]);
+    assert_eq!(missing.code, 2);
+    assert!(missing.stderr.contains("nope.toml"), "{}", missing.stderr);
+}
+
+#[test]
+fn sigterm_lets_the_request_in_flight_finish() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = format!("sqlite://{}", dir.path().join("k.db").display());
+    let token = token(&db, "ingest");
+    let mut server = Server::start(&db);
+    let address = server.base.trim_start_matches("http://").to_string();
+    let body = batch_body(1);
+    let (head, tail) = body.split_at(body.len() / 2);
+    let mut stream = std::net::TcpStream::connect(&address).expect("connect");
+    write!(
+        stream,
+        "POST /v1/orders HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{head}",
+        body.len()
+    )
+    .expect("send the first half");
+    stream.flush().expect("flush");
+    std::thread::sleep(Duration::from_millis(200));
+    // The request is in flight (headers read, body half sent) when SIGTERM arrives.
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    std::thread::sleep(Duration::from_millis(200));
+    stream.write_all(tail.as_bytes()).expect("send the rest");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("the response");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains(&format!("\"created\":{BATCH}")), "{response}");
+    let status = server.child.wait().expect("the server exits");
+    assert!(status.success(), "{status:?}");
+    // No new connection is accepted after the shutdown.
+    assert!(std::net::TcpStream::connect(&address).is_err());
 }

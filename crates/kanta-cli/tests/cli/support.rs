@@ -28,6 +28,16 @@ pub fn kanta(args: &[&str]) -> Run {
     finish(Command::new(env!("CARGO_BIN_EXE_kanta")).args(args).stdin(Stdio::null()).output().expect("run kanta"))
 }
 
+/// Runs `kanta ARGS` in `dir` with extra environment variables.
+pub fn kanta_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kanta"));
+    command.args(args).current_dir(dir).stdin(Stdio::null()).env_remove("KANTA_DATABASE_URL");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    finish(command.output().expect("run kanta"))
+}
+
 /// Runs `kanta ARGS` with `stdin` piped in.
 pub fn kanta_stdin(args: &[&str], stdin: &[u8]) -> Run {
     use std::io::Write;
