@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use kanta_store::{CustomerRecord, Profile, Scope};
+use kanta_store::{AuditEntry, CustomerRecord, Profile, Scope};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -35,6 +35,15 @@ pub struct CustomerView {
 pub struct CustomerPage {
     /// Customers, in a stable order.
     pub customers: Vec<Profile>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One page of the audit log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    /// Entries, oldest first.
+    pub entries: Vec<AuditEntry>,
     /// Pass as `cursor` for the next page; absent on the last page.
     pub next_cursor: Option<String>,
 }
@@ -99,15 +108,35 @@ pub async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Json<CustomerPage>, ApiError> {
     auth::authorize(&state, &headers, Scope::Read).await?;
-    let params: ListParams = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+    let (after, limit) = list_params(query.as_deref())?;
+    let (customers, next) = state.store.list_customers(after, limit).await?;
+    Ok(Json(CustomerPage { customers, next_cursor: next.map(encode_cursor) }))
+}
+
+fn list_params(query: Option<&str>) -> Result<(Option<i64>, u32), ApiError> {
+    let params: ListParams = serde_urlencoded::from_str(query.unwrap_or(""))
         .map_err(|e| ApiError::BadRequest(format!("query string: {e}")))?;
     let limit = params.limit.unwrap_or(PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::BadRequest(format!("limit must be 1–{MAX_PAGE}, not {limit}")));
     }
     let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
-    let (customers, next) = state.store.list_customers(after, limit).await?;
-    Ok(Json(CustomerPage { customers, next_cursor: next.map(encode_cursor) }))
+    Ok((after, limit))
+}
+
+/// The audit log of exports and erasures, oldest first.
+#[utoipa::path(get, path = "/v1/audit", tag = "customers", security(("bearer" = [])), params(ListParams),
+    responses((status = 200, body = AuditPage), (status = 400, body = crate::error::ErrorBody),
+              (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+pub async fn audit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json<AuditPage>, ApiError> {
+    auth::authorize(&state, &headers, Scope::Admin).await?;
+    let (after, limit) = list_params(query.as_deref())?;
+    let (entries, next) = state.store.audit_entries(after, limit).await?;
+    Ok(Json(AuditPage { entries, next_cursor: next.map(encode_cursor) }))
 }
 
 /// Everything stored about a customer (all events), for a data-subject access request.

@@ -62,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/feedback", post(ingest::feedback))
         .route("/v1/customers/{id}", get(customers::view).delete(customers::erase))
         .route("/v1/customers/{id}/export", get(customers::export))
+        .route("/v1/audit", get(customers::audit))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
         .route("/openapi.json", get(openapi::spec))

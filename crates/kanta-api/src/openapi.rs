@@ -11,6 +11,7 @@ use utoipa::{Modify, OpenApi};
     paths(
         crate::ingest::customers, crate::ingest::orders, crate::ingest::events, crate::ingest::feedback,
         crate::customers::view, crate::customers::list, crate::customers::export, crate::customers::erase,
+        crate::customers::audit,
         crate::healthz, crate::metrics::render, spec,
     ),
     modifiers(&Bearer),

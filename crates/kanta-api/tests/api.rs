@@ -40,6 +40,7 @@ on_both_backends!(
     customers_are_listed_with_a_cursor,
     export_and_erasure_need_admin_and_are_audited,
     health_metrics_and_openapi_are_served,
+    sql_looking_strings_in_every_field_are_data,
 );
 
 /// A running server and a token of each scope.
@@ -298,6 +299,53 @@ async fn export_and_erasure_need_admin_and_are_audited(app: App) {
     assert_eq!(app.orders().await, 4, "orders are kept for the aggregates");
     let facts = app.db.store.order_facts().await.expect("facts");
     assert!(facts.iter().filter(|f| f.customer.starts_with("erased:")).count() == 3);
+
+    let (status, _) = app.get("/v1/audit", &app.read).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, log) = app.get("/v1/audit", &app.admin).await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    let actions: Vec<&str> =
+        log["entries"].as_array().expect("entries").iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(actions, ["export", "erase"]);
+    let customers: Vec<&str> =
+        log["entries"].as_array().expect("entries").iter().filter_map(|e| e["customer"].as_str()).collect();
+    assert!(customers.iter().all(|c| c.starts_with("erased:")), "no erased id stays in the log: {customers:?}");
+}
+
+async fn sql_looking_strings_in_every_field_are_data(app: App) {
+    let nasty = "x'); DROP TABLE orders; --";
+    let customers = json!([{"id": nasty, "name": nasty, "timezone": "UTC", "attributes": {nasty: nasty},
+                            "consent": [{"channel": "email", "status": "granted", "source": nasty}]}]);
+    let (status, body) = app.post("/v1/customers", &app.ingest, customers.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let orders = json!([{"id": nasty, "customer_id": nasty, "time": "2024-01-05T10:00:00Z", "amount": 1, "currency": "EUR",
+                         "lines": [{"product": nasty, "category": nasty, "quantity": 1, "price": 1}]}]);
+    assert_eq!(app.post("/v1/orders", &app.ingest, orders.to_string()).await.0, StatusCode::OK);
+    let events = json!([{"id": nasty, "customer_id": nasty, "name": nasty, "time": "2024-01-05T10:00:00Z", "properties": {nasty: nasty}}]);
+    assert_eq!(app.post("/v1/events", &app.ingest, events.to_string()).await.0, StatusCode::OK);
+    let feedback = json!([{"id": nasty, "customer_id": nasty, "time": "2024-01-05T10:00:00Z", "text": nasty,
+                           "topics": [nasty], "channel": nasty, "order_id": nasty}]);
+    assert_eq!(app.post("/v1/feedback", &app.ingest, feedback.to_string()).await.0, StatusCode::OK);
+    // Where a field has a format, SQL is just an invalid value.
+    let bad =
+        json!([{"id": "c2", "email": nasty, "phone": nasty, "timezone": nasty, "locale": nasty, "birthday": nasty}]);
+    let (status, body) = app.post("/v1/customers", &app.ingest, bad.to_string()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["records"].as_array().map(Vec::len), Some(5));
+    let bad_time = json!([{"id": "o2", "customer_id": "c", "time": nasty, "amount": nasty, "currency": nasty}]);
+    assert_eq!(app.post("/v1/orders", &app.ingest, bad_time.to_string()).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let path = format!("/v1/customers/{}", nasty.replace('\'', "%27").replace(' ', "%20").replace(';', "%3B"));
+    let (status, view) = app.get(&path, &app.read).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["profile"]["name"], nasty);
+    assert_eq!(view["profile"]["attributes"][nasty], nasty);
+    assert_eq!(view["orders"][0]["lines"][0]["category"], nasty);
+    assert_eq!(view["events"][0]["properties"][nasty], nasty);
+    assert_eq!(view["feedback"][0]["topics"][0], nasty.to_lowercase());
+    assert_eq!(view["consent"][0]["source"], nasty);
+    let c = app.db.store.counts().await.expect("counts");
+    assert_eq!((c.customers, c.orders, c.events, c.feedback), (1, 1, 1, 1));
 }
 
 async fn health_metrics_and_openapi_are_served(app: App) {

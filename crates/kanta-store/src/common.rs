@@ -15,7 +15,7 @@ use sqlx::{QueryBuilder, Row};
 
 use crate::record::{Customer, Event, Feedback, Order, OrderStatus};
 use crate::{
-    ConsentEntry, Counts, CustomerRecord, EventView, FeedbackView, LineView, OrderFact, OrderView, Profile,
+    AuditEntry, ConsentEntry, Counts, CustomerRecord, EventView, FeedbackView, LineView, OrderFact, OrderView, Profile,
     Scope, StoreError, StoredResponse, TokenHash, TokenRow, WriteCounts, rfc3339,
 };
 
@@ -525,7 +525,13 @@ impl crate::Storage for Store {
             .bind(internal)
             .execute(&mut *tx)
             .await?;
-        // The audit entry names the anonymous id, not the erased one.
+        // Audit entries name the anonymous id from now on, earlier ones included: the log keeps
+        // what was done, not who it was done to.
+        sqlx::query("UPDATE audit_log SET detail = $1 WHERE customer_id = $2")
+            .bind(&anonymous)
+            .bind(internal)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("INSERT INTO audit_log (time, token_id, action, customer_id, detail) VALUES ($1, $2, $3, $4, $5)")
             .bind(now)
             .bind(token)
@@ -536,6 +542,32 @@ impl crate::Storage for Store {
             .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn audit_entries(&self, after: Option<i64>, limit: u32) -> Result<(Vec<AuditEntry>, Option<i64>), StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, time, token_id, action, detail FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after.unwrap_or(0))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.reader)
+        .await?;
+        let more = rows.len() > limit as usize;
+        let entries = rows
+            .iter()
+            .take(limit as usize)
+            .map(|r| {
+                Ok(AuditEntry {
+                    id: r.try_get("id")?,
+                    time: rfc3339(r.try_get("time")?),
+                    token_id: r.try_get("token_id")?,
+                    action: r.try_get("action")?,
+                    customer: r.try_get("detail")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let next = if more { entries.last().map(|e| e.id) } else { None };
+        Ok((entries, next))
     }
 
     async fn audit(&self, token: Option<i64>, action: &str, customer: Option<&str>, now: i64) -> Result<(), StoreError> {

@@ -205,6 +205,21 @@ pub struct CustomerRecord {
     pub feedback: Vec<FeedbackView>,
 }
 
+/// One entry of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct AuditEntry {
+    /// Position in the log (the cursor for the next page).
+    pub id: i64,
+    /// When, RFC 3339.
+    pub time: String,
+    /// The token that made the call (none for the command line).
+    pub token_id: Option<i64>,
+    /// `export` or `erase`.
+    pub action: String,
+    /// The customer's id (for an erased customer, every entry shows the anonymous id).
+    pub customer: Option<String>,
+}
+
 /// One order reduced to what the analysis needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderFact {
@@ -287,6 +302,10 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// orders stay, attached to an anonymous id, so aggregates do not change. Returns whether
     /// the customer existed. Recorded in the audit log.
     async fn erase_customer(&self, id: &str, token: Option<i64>, now: i64) -> Result<bool, StoreError>;
+
+    /// Audit log entries after position `after`, oldest first.
+    async fn audit_entries(&self, after: Option<i64>, limit: u32)
+    -> Result<(Vec<AuditEntry>, Option<i64>), StoreError>;
 
     /// Append to the audit log.
     async fn audit(&self, token: Option<i64>, action: &str, customer: Option<&str>, now: i64)

@@ -40,13 +40,20 @@ fn migrator() -> Migrator {
 }
 
 /// The PostgreSQL store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct PgStore {
     writer: Pool<Db>,
     reader: Pool<Db>,
 }
 
 type Store = PgStore;
+
+// `Debug` output ends up in logs: show the backend only, never connection details.
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
 
 impl PgStore {
     /// Connect to `url` and migrate.
@@ -63,3 +70,16 @@ impl PgStore {
 }
 
 include!("common.rs");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn debug_output_never_shows_the_password() {
+        let options = PgConnectOptions::from_str("postgres://kanta:hunter2@localhost:1/kanta").expect("a URL");
+        let pool = PgPoolOptions::new().connect_lazy_with(options);
+        let store = PgStore { writer: pool.clone(), reader: pool };
+        assert!(!format!("{store:?}").contains("hunter2"));
+    }
+}

@@ -47,13 +47,20 @@ fn migrator() -> Migrator {
 }
 
 /// The SQLite store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct SqliteStore {
     writer: Pool<Db>,
     reader: Pool<Db>,
 }
 
 type Store = SqliteStore;
+
+// `Debug` output ends up in logs: show the backend only, never connection details.
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
 
 impl SqliteStore {
     /// Open `sqlite://PATH` (created if missing) or `sqlite::memory:`, and migrate it.

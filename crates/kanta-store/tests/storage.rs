@@ -254,7 +254,8 @@ async fn erasure_removes_personal_data_and_keeps_anonymous_orders(db: TestDb) {
         .expect("write");
     let revenue_before: i64 = db.store.order_facts().await.expect("facts").iter().map(|f| f.amount).sum();
 
-    assert!(db.store.erase_customer("00042", None, NOW).await.expect("erase"));
+    db.store.audit(Some(7), "export", Some("00042"), NOW).await.expect("audit");
+    assert!(db.store.erase_customer("00042", Some(7), NOW + 1).await.expect("erase"));
     assert!(!db.store.erase_customer("00042", None, NOW).await.expect("erase"), "the id is gone");
     assert!(db.store.customer("00042", 10).await.expect("read").is_none());
 
@@ -269,6 +270,14 @@ async fn erasure_removes_personal_data_and_keeps_anonymous_orders(db: TestDb) {
     assert!(record.consent_history.is_empty() && record.events.is_empty());
     assert_eq!((record.feedback[0].nps, record.feedback[0].text.clone()), (Some(9), None));
     assert_eq!(record.orders.len(), 2);
+
+    let (log, next) = db.store.audit_entries(None, 10).await.expect("audit log");
+    let entries: Vec<(&str, Option<&str>, Option<i64>)> =
+        log.iter().map(|e| (e.action.as_str(), e.customer.as_deref(), e.token_id)).collect();
+    assert_eq!(entries, [("export", Some(anonymous.as_str()), Some(7)), ("erase", Some(anonymous.as_str()), Some(7))]);
+    assert_eq!(next, None);
+    let (first, next) = db.store.audit_entries(None, 1).await.expect("audit log");
+    assert_eq!((first.len(), next), (1, Some(log[0].id)));
 }
 
 async fn tokens_are_found_by_hash_and_idempotent_responses_keep_the_first(db: TestDb) {
