@@ -152,6 +152,25 @@ pub struct ServeArgs {
 pub enum TokenCommand {
     /// Create a token; it is printed once, alone on the last line of standard output.
     Create(TokenCreateArgs),
+    /// List tokens: id, scope, name, created, revoked (the tokens themselves are not stored).
+    List(TokenListArgs),
+    /// Revoke a token by id; it is refused from then on.
+    Revoke(TokenRevokeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenListArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenRevokeArgs {
+    /// The token's id (from `kanta token list`).
+    pub id: i64,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Clone, Args)]

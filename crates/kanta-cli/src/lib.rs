@@ -47,6 +47,8 @@ where
         Command::Retention(args) => command::retention::run(&args),
         Command::Serve(args) => command::serve::run(&args),
         Command::Token(cli::TokenCommand::Create(args)) => command::token::create(&args),
+        Command::Token(cli::TokenCommand::List(args)) => command::token::list(&args),
+        Command::Token(cli::TokenCommand::Revoke(args)) => command::token::revoke(&args),
         Command::Import(cmd) => command::import::run(&cmd),
         Command::Config(cli::ConfigCommand::Default) => {
             print!("{}", settings::DEFAULT_TOML);

@@ -16,7 +16,7 @@ use sqlx::{QueryBuilder, Row};
 use crate::record::{Customer, Event, Feedback, Order, OrderStatus};
 use crate::{
     AuditEntry, ConsentEntry, Counts, CustomerRecord, EventView, FeedbackView, LineView, OrderFact, OrderView, Profile,
-    Scope, StoreError, StoredResponse, TokenHash, TokenRow, WriteCounts, rfc3339,
+    Scope, StoreError, StoredResponse, TokenHash, TokenInfo, TokenRow, WriteCounts, rfc3339,
 };
 
 /// Rows per INSERT statement: under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters
@@ -608,6 +608,33 @@ impl crate::Storage for Store {
             hash: TokenHash(row.try_get("hash")?),
             scope: Scope::parse(&scope).ok_or_else(|| StoreError::Corrupt(format!("token scope `{scope}`")))?,
         }))
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
+        let rows = sqlx::query("SELECT id, scope, name, created_at, revoked_at FROM tokens ORDER BY id")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let scope: String = r.try_get("scope")?;
+                Ok(TokenInfo {
+                    id: r.try_get("id")?,
+                    scope: Scope::parse(&scope).ok_or_else(|| StoreError::Corrupt(format!("token scope `{scope}`")))?,
+                    name: r.try_get("name")?,
+                    created_at: rfc3339(r.try_get("created_at")?),
+                    revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(rfc3339),
+                })
+            })
+            .collect()
+    }
+
+    async fn revoke_token(&self, id: i64, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn idempotent_response(&self, token: i64, key: &str) -> Result<Option<StoredResponse>, StoreError> {

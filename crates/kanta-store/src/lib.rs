@@ -246,6 +246,21 @@ pub struct TokenRow {
     pub scope: Scope,
 }
 
+/// A token as listed (no hash, no secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenInfo {
+    /// Id, for `kanta token revoke`.
+    pub id: i64,
+    /// Scope.
+    pub scope: Scope,
+    /// Name given at creation.
+    pub name: Option<String>,
+    /// Created, RFC 3339.
+    pub created_at: String,
+    /// Revoked, RFC 3339.
+    pub revoked_at: Option<String>,
+}
+
 /// The first response to a request with an `Idempotency-Key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredResponse {
@@ -322,6 +337,12 @@ pub trait Storage: Send + Sync + fmt::Debug {
 
     /// Find an unrevoked token by hash.
     async fn find_token(&self, hash: &TokenHash) -> Result<Option<TokenRow>, StoreError>;
+
+    /// Every token, oldest first.
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError>;
+
+    /// Revoke a token; returns whether an unrevoked token with that id existed.
+    async fn revoke_token(&self, id: i64, now: i64) -> Result<bool, StoreError>;
 
     /// The stored response for an idempotency key.
     async fn idempotent_response(&self, token: i64, key: &str) -> Result<Option<StoredResponse>, StoreError>;

@@ -287,6 +287,8 @@ async fn tokens_are_found_by_hash_and_idempotent_responses_keep_the_first(db: Te
     assert_eq!((found.id, found.scope), (id, Scope::Ingest));
     assert!(found.hash.ct_eq(&secret.hash()));
     assert!(db.store.find_token(&kanta_store::TokenHash::of("kanta_wrong")).await.expect("find").is_none());
+    let listed = db.store.list_tokens().await.expect("list");
+    assert_eq!((listed[0].id, listed[0].scope, listed[0].name.as_deref()), (id, Scope::Ingest, Some("shop")));
 
     let first = StoredResponse { request_hash: "h1".into(), status: 200, body: "{\"created\":1}".into() };
     let second = StoredResponse { request_hash: "h2".into(), status: 422, body: "{}".into() };
@@ -294,6 +296,11 @@ async fn tokens_are_found_by_hash_and_idempotent_responses_keep_the_first(db: Te
     db.store.remember_response(id, "k1", &first, NOW).await.expect("remember");
     db.store.remember_response(id, "k1", &second, NOW).await.expect("remember");
     assert_eq!(db.store.idempotent_response(id, "k1").await.expect("read"), Some(first));
+
+    assert!(db.store.revoke_token(id, NOW).await.expect("revoke"));
+    assert!(!db.store.revoke_token(id, NOW).await.expect("revoke"), "already revoked");
+    assert!(db.store.find_token(&secret.hash()).await.expect("find").is_none(), "a revoked token is refused");
+    assert!(db.store.list_tokens().await.expect("list")[0].revoked_at.is_some());
 }
 
 async fn sql_looking_values_are_stored_verbatim(db: TestDb) {

@@ -3,7 +3,46 @@
 use anyhow::Context;
 use kanta_store::{Scope, Secret};
 
-use crate::cli::TokenCreateArgs;
+use crate::UsageError;
+use crate::cli::{StoreArgs, TokenCreateArgs, TokenListArgs, TokenRevokeArgs};
+
+fn with_store<T>(
+    store: &StoreArgs,
+    f: impl AsyncFnOnce(&dyn kanta_store::Storage) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let url = store.settings()?.database.url;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(async {
+        let opened = kanta_store::open(url.expose()).await.with_context(|| format!("opening the store {url}"))?;
+        f(opened.as_ref()).await
+    })
+}
+
+pub fn list(args: &TokenListArgs) -> anyhow::Result<()> {
+    let tokens = with_store(&args.store, async |store| Ok(store.list_tokens().await?))?;
+    println!("{:>4}  {:<7}  {:<20}  {:<20}  {}", "id", "scope", "created", "revoked", "name");
+    for t in tokens {
+        println!(
+            "{:>4}  {:<7}  {:<20}  {:<20}  {}",
+            t.id,
+            t.scope,
+            t.created_at.get(..19).unwrap_or(&t.created_at),
+            t.revoked_at.as_deref().and_then(|r| r.get(..19)).unwrap_or("-"),
+            t.name.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+pub fn revoke(args: &TokenRevokeArgs) -> anyhow::Result<()> {
+    let id = args.id;
+    if with_store(&args.store, async |store| Ok(store.revoke_token(id, kanta_store::now_micros()).await?))? {
+        eprintln!("revoked token {id}");
+        Ok(())
+    } else {
+        Err(UsageError(format!("no active token with id {id} (see `kanta token list`)")).into())
+    }
+}
 
 pub fn create(args: &TokenCreateArgs) -> anyhow::Result<()> {
     let scope = Scope::parse(&args.scope).with_context(|| format!("unknown scope `{}`", args.scope))?;

@@ -164,6 +164,20 @@ fn token_create_prints_the_token_alone_on_the_last_line() {
     let bad = kanta(&["token", "create", "--scope", "root", "--db", &db]);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
     assert!(bad.stderr.contains("root"), "{}", bad.stderr);
+
+    let list = kanta(&["token", "list", "--db", &db]);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    assert!(!list.stdout.contains(&a) && !list.stdout.contains(&b), "tokens are never shown again");
+    let rows: Vec<Vec<&str>> = list.stdout.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!((rows[0][0], rows[0][1], rows[0][3], rows[0][4]), ("1", "admin", "-", "test"));
+    assert_eq!(rows[1][1], "read");
+    let revoke = kanta(&["token", "revoke", "1", "--db", &db]);
+    assert_eq!(revoke.code, 0, "{}", revoke.stderr);
+    let again = kanta(&["token", "revoke", "1", "--db", &db]);
+    assert_eq!(again.code, 2);
+    assert!(again.stderr.contains("no active token with id 1"), "{}", again.stderr);
+    let list = kanta(&["token", "list", "--db", &db]);
+    assert_ne!(list.stdout.lines().nth(1).and_then(|l| l.split_whitespace().nth(3)), Some("-"));
 }
 
 #[test]
