@@ -20,7 +20,7 @@ fn with_store<T>(
 
 pub fn list(args: &TokenListArgs) -> anyhow::Result<()> {
     let tokens = with_store(&args.store, async |store| Ok(store.list_tokens().await?))?;
-    println!("{:>4}  {:<7}  {:<20}  {:<20}  {}", "id", "scope", "created", "revoked", "name");
+    println!("{:>4}  {:<7}  {:<20}  {:<20}  name", "id", "scope", "created", "revoked");
     for t in tokens {
         println!(
             "{:>4}  {:<7}  {:<20}  {:<20}  {}",
