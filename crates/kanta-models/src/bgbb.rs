@@ -127,7 +127,7 @@ impl BgBb {
             grad.copy_from_slice(&g);
             v
         };
-        let report = maximize("bgbb", &NAMES, &ll, None, &[1.0, 1.0, 1.0, 1.0], data.total, data.items.len(), options)?;
+        let report = maximize("bgbb", &NAMES, &ll, &[], &[1.0, 1.0, 1.0, 1.0], data.total, data.items.len(), options)?;
         let p = |i: usize| report.params[i].value;
         Ok((BgBb { alpha: p(0), beta: p(1), gamma: p(2), delta: p(3) }, report))
     }

@@ -14,7 +14,7 @@
 //! (FHL 2005 eq. 6; the second beta ratio is a/(b+k−1) times the first.)
 
 use crate::data::{Histories, History};
-use crate::fit::{FitError, FitOptions, FitReport, LogLikelihood, WARM_SAMPLE, WarmStart, maximize};
+use crate::fit::{FitError, FitOptions, FitReport, maximize_staged};
 use crate::par::sum_chunks;
 use crate::special::{GaussLegendre, digamma, hyp2f1, hyp2f1_many, ln_beta, ln_gamma};
 use crate::{ParamError, TransactionModel, positive};
@@ -82,21 +82,12 @@ impl BgNbd {
         let (mean_x, mean_t) = data.means();
         // Start: λ ~ Gamma(1, α) with mean rate (x̄ + 1/2)/T̄; p ~ Beta(1, 3) (mean 1/4).
         let start = [1.0, (mean_t / (mean_x + 0.5)).max(1e-6), 1.0, 3.0];
-        let ll = |theta: &[f64], grad: &mut [f64]| {
-            let out = log_likelihood(data, variant.shift(), [theta[0], theta[1], theta[2], theta[3]]);
+        let eval = |d: &Histories, theta: &[f64], grad: &mut [f64]| {
+            let out = log_likelihood(d, variant.shift(), [theta[0], theta[1], theta[2], theta[3]]);
             grad.copy_from_slice(&out[1..]);
             out[0]
         };
-        let sample = data.sample(WARM_SAMPLE);
-        let sample_data = sample.as_ref().unwrap_or(data);
-        let ll_sample = |theta: &[f64], grad: &mut [f64]| {
-            let out = log_likelihood(sample_data, variant.shift(), [theta[0], theta[1], theta[2], theta[3]]);
-            grad.copy_from_slice(&out[1..]);
-            out[0]
-        };
-        let warm =
-            sample.as_ref().map(|s| WarmStart { ll: &ll_sample as &dyn LogLikelihood, customers: s.customers() });
-        let report = maximize(model, &NAMES, &ll, warm, &start, data.customers(), data.distinct(), options)?;
+        let report = maximize_staged(model, &NAMES, data, &eval, &start, options)?;
         let p = |i: usize| report.params[i].value;
         let fitted = BgNbd { r: p(0), alpha: p(1), a: p(2), b: p(3), variant };
         Ok((fitted, report))
@@ -147,9 +138,20 @@ impl BgNbd {
     fn expected_alive_many(&self, n: f64, big_a: f64, b_prime: f64, ts: &[f64], out: &mut [f64]) {
         let a = self.a;
         let c = a + b_prime - 1.0;
-        let zs: Vec<f64> = ts.iter().map(|t| t / (big_a + t)).collect();
+        // On the stack for the usual dozen horizons: this runs once per customer.
+        let mut stack = [0.0; 16];
+        let mut heap = Vec::new();
+        let zs: &mut [f64] = if ts.len() <= stack.len() {
+            &mut stack[..ts.len()]
+        } else {
+            heap.resize(ts.len(), 0.0);
+            &mut heap
+        };
+        for (z, t) in zs.iter_mut().zip(ts) {
+            *z = t / (big_a + t);
+        }
         let fast =
-            (a - 1.0).abs() > 1e-4 && c > 0.0 && ts.iter().all(|t| *t > 0.0) && hyp2f1_many(n, b_prime, c, &zs, out);
+            (a - 1.0).abs() > 1e-4 && c > 0.0 && ts.iter().all(|t| *t > 0.0) && hyp2f1_many(n, b_prime, c, zs, out);
         for (i, t) in ts.iter().enumerate() {
             let v =
                 if fast { c / (a - 1.0) * (1.0 - (n * (big_a / (big_a + t)).ln()).exp() * out[i]) } else { f64::NAN };

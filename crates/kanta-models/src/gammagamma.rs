@@ -118,7 +118,7 @@ impl GammaGamma {
             grad.copy_from_slice(&out[1..]);
             out[0]
         };
-        let report = maximize("gammagamma", &NAMES, &ll, None, &start, data.total, data.x.len(), options)?;
+        let report = maximize("gammagamma", &NAMES, &ll, &[], &start, data.total, data.x.len(), options)?;
         let v = |i: usize| report.params[i].value;
         Ok((GammaGamma { p: v(0), q: v(1), gamma: v(2) }, report))
     }

@@ -60,7 +60,7 @@ impl Sbg {
             grad.copy_from_slice(&g);
             v
         };
-        let report = maximize("sbg", &NAMES, &ll, None, &[1.0, 1.0], n0, survivors.len() - 1, options)?;
+        let report = maximize("sbg", &NAMES, &ll, &[], &[1.0, 1.0], n0, survivors.len() - 1, options)?;
         Ok((Sbg { alpha: report.params[0].value, beta: report.params[1].value }, report))
     }
 

@@ -111,6 +111,7 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("{}:{}", args.input, row.line))?;
             customers.push((h, row.monetary.unwrap_or(0.0)));
         }
+        timings.mark("read");
         let clv =
             ClvOptions { periods: args.clv_periods, period_length: args.period_length, discount_rate: args.discount };
         let predictions = predict_customers(model.as_ref(), spend.as_ref(), &customers, args.horizon, &clv);
