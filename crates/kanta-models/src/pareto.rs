@@ -17,6 +17,13 @@
 //! z = (α−β)/(α+t_x), q = (α+t_x)/(α+T), Eⱼ = 1 − q^(m+j). Every term is positive, and
 //! Eⱼ = E₀ + qᵐ (1 − qʲ) with E₀ = −expm1(m ln q) and 1 − qʲ accumulated from 1 − q = (T−t_x)/(α+T),
 //! so no step subtracts nearly equal numbers. For α < β the roles of (α, r+x) and (β, s+1) swap.
+//!
+//! The fit evaluates that series for every distinct history at every iteration; at 10⁵
+//! histories it needs about a hundred terms each. Large groups of histories with the same x
+//! share one [`ChebTable`] instead: the sum is also F(z) − qᵐ F(zq) with F a ₂F₁ of the group,
+//! interpolated once per evaluation, which costs a few dozen multiply-adds per history. The
+//! difference form is used only where it keeps at least 13 digits (1 − qᵐ ≥ 10⁻²); histories
+//! bought from just before T keep the positive series.
 
 use crate::data::{Histories, History};
 use crate::fit::{FitError, FitOptions, FitReport, maximize_staged};
@@ -204,6 +211,172 @@ fn series_table(table: &Table, m: f64, c: f64, base: f64, d: f64, t_x: f64, t: f
         dbase: -qm * m * dlnq_dbase - inv_bx * s_ju - dlnq_dbase * (m * s_tq + s_jtq),
         dd,
     })
+}
+
+/// Chebyshev nodes per interpolant in [`ChebTable`].
+const CHEB_N: usize = 24;
+
+/// x-groups with at least this many tuples get a [`ChebTable`]; smaller ones are cheaper summed
+/// term by term.
+const CHEB_MIN_GROUP: usize = 512;
+
+/// cos(π k (i + ½) / N) for the Chebyshev transform, computed once.
+fn cheb_cosines() -> &'static [[f64; CHEB_N]; CHEB_N] {
+    static COS: std::sync::OnceLock<[[f64; CHEB_N]; CHEB_N]> = std::sync::OnceLock::new();
+    COS.get_or_init(|| {
+        let mut m = [[0.0; CHEB_N]; CHEB_N];
+        for (k, row) in m.iter_mut().enumerate() {
+            for (i, v) in row.iter_mut().enumerate() {
+                *v = (std::f64::consts::PI * k as f64 * (i as f64 + 0.5) / CHEB_N as f64).cos();
+            }
+        }
+        m
+    })
+}
+
+/// The series of one x-group as a function of its argument w, for every tuple of the group at
+/// once. The tuple's sum is Σⱼ aⱼ zʲ (1 − q^(m+j)) = F(z) − qᵐ F(zq) with F(w) = Σⱼ aⱼ wʲ
+/// (= ₂F₁(c, m; m+1; w)), and both z = D/(base+tₓ) and zq = D/(base+T) lie in the group's
+/// [lo, hi]. F grows like (1 − w)^(1−c) towards w = 1 (Euler's transformation,
+/// A&S 15.3.3), so the smooth G(w) = (1 − w)^(c−1) F(w) is interpolated instead, with its
+/// m- and c-derivatives and its w-derivative, by Chebyshev polynomials of degree
+/// [`CHEB_N`] − 1 on [lo, hi] (Trefethen, *Approximation Theory and Approximation Practice*,
+/// ch. 3 and 8: the error falls like ρ^−N with ρ the Bernstein ellipse through w = 1). Each
+/// table checks itself against the series between its nodes and is dropped (the group is then
+/// summed term by term) unless F and its three derivatives agree to 10⁻¹² relative.
+struct ChebTable {
+    lo: f64,
+    hi: f64,
+    c: f64,
+    /// Chebyshev coefficients of G, ∂G/∂m, ∂G/∂c, dG/dw.
+    coef: [[f64; CHEB_N]; 4],
+}
+
+/// F, ∂F/∂m, ∂F/∂c and dF/dw at `w` by the series, from a group's [`Table`]; `None` when the
+/// table is too short to reach 10⁻¹⁷ relative.
+fn f_series(table: &Table, c: f64, w: f64) -> Option<[f64; 4]> {
+    let j_min = c / (1.0 - w).max(1e-300);
+    let (mut f, mut fm, mut fc, mut fw) = (1.0, 0.0, 0.0, 0.0);
+    let mut wj_prev = 1.0;
+    for (j, ((aj, dmj), hj)) in table.a.iter().zip(&table.dm).zip(&table.harmonic).enumerate().skip(1) {
+        let jf = j as f64;
+        let wj = wj_prev * w;
+        let t = aj * wj;
+        f += t;
+        fm += t * dmj;
+        fc += t * hj;
+        fw += jf * aj * wj_prev;
+        if (jf > j_min && t * (1.0 + jf) <= 1e-17 * f) || t == 0.0 {
+            return Some([f, fm, fc, fw]);
+        }
+        wj_prev = wj;
+    }
+    None
+}
+
+impl ChebTable {
+    fn new(table: &Table, c: f64, lo: f64, hi: f64) -> Option<ChebTable> {
+        if !(0.0 <= lo && lo < hi && hi < 0.97) {
+            return None;
+        }
+        let (mid, half) = (0.5 * (lo + hi), 0.5 * (hi - lo));
+        let g_at = |w: f64| -> Option<[f64; 4]> {
+            let [f, fm, fc, fw] = f_series(table, c, w)?;
+            let ln1w = (-w).ln_1p();
+            let p = ((c - 1.0) * ln1w).exp();
+            Some([p * f, p * fm, p * (fc + ln1w * f), p * (fw - (c - 1.0) * f / (1.0 - w))])
+        };
+        let cos = cheb_cosines();
+        let mut values = [[0.0; CHEB_N]; 4];
+        for i in 0..CHEB_N {
+            let w = mid + half * cos[1][i];
+            let g = g_at(w)?;
+            for k in 0..4 {
+                values[k][i] = g[k];
+            }
+        }
+        let mut coef = [[0.0; CHEB_N]; 4];
+        for k in 0..4 {
+            for (j, cj) in coef[k].iter_mut().enumerate() {
+                let s: f64 = values[k].iter().zip(&cos[j]).map(|(v, c)| v * c).sum();
+                *cj = if j == 0 { s / CHEB_N as f64 } else { 2.0 * s / CHEB_N as f64 };
+            }
+        }
+        let cheb = ChebTable { lo, hi, c, coef };
+        // Self-check between nodes, where interpolation errors are largest, of what the tuples
+        // use: F and its derivatives (sums of positive terms, so relative errors are meaningful).
+        for i in 0..8 {
+            let w = lo + (hi - lo) * (f64::from(i) + 0.37) / 8.0;
+            let want = f_series(table, c, w)?;
+            let got = cheb.f(w, (-w).ln_1p());
+            for k in 0..4 {
+                let close = (got[k] - want[k]).abs() <= 1e-12 * want[k].abs().max(1e-300);
+                if !close {
+                    return None;
+                }
+            }
+        }
+        Some(cheb)
+    }
+
+    /// G, ∂G/∂m, ∂G/∂c, dG/dw at w by Clenshaw's recurrence, the four sums interleaved.
+    fn g(&self, w: f64) -> [f64; 4] {
+        let x = (2.0 * w - self.lo - self.hi) / (self.hi - self.lo);
+        let x2 = 2.0 * x;
+        let (mut b1, mut b2) = ([0.0; 4], [0.0; 4]);
+        for j in (1..CHEB_N).rev() {
+            for k in 0..4 {
+                let b = x2 * b1[k] - b2[k] + self.coef[k][j];
+                b2[k] = b1[k];
+                b1[k] = b;
+            }
+        }
+        let mut out = [0.0; 4];
+        for k in 0..4 {
+            out[k] = x * b1[k] - b2[k] + self.coef[k][0];
+        }
+        out
+    }
+
+    /// F, ∂F/∂m, ∂F/∂c, dF/dw at w, given ln(1 − w).
+    fn f(&self, w: f64, ln1w: f64) -> [f64; 4] {
+        let [g, gm, gc, gw] = self.g(w);
+        let p1 = ((1.0 - self.c) * ln1w).exp();
+        let f = p1 * g;
+        [f, p1 * gm, p1 * (gc - ln1w * g), p1 * gw + (self.c - 1.0) * f / (1.0 - w)]
+    }
+
+    /// The tuple's series and derivatives as F(z) − qᵐ F(zq); `None` when that difference
+    /// would lose more than three digits (E₀ = 1 − qᵐ < 10⁻², t_x close to T), where the
+    /// positive series is used instead. `ln1z` = ln(1 − z), `ln1w` = ln(1 − zq), and `ln_bx`,
+    /// `ln_bt` the logarithms of base + tₓ and base + T, which the caller has at hand.
+    #[allow(clippy::too_many_arguments)]
+    fn series(&self, m: f64, base: f64, d: f64, t_x: f64, t: f64, logs: [f64; 4]) -> Option<Series> {
+        let [ln1z, ln1w, ln_bx, ln_bt] = logs;
+        let bx = base + t_x;
+        let bt = base + t;
+        let ln_q = ln_bx - ln_bt;
+        let e0 = -(m * ln_q).exp_m1();
+        let keeps_digits = e0 >= 1e-2; // false for NaN too
+        if !keeps_digits || d <= 0.0 {
+            return None;
+        }
+        let (z, w) = (d / bx, d / bt);
+        if !(self.lo <= w && z <= self.hi) {
+            return None;
+        }
+        let p = 1.0 - e0;
+        let [fz, fmz, fcz, fwz] = self.f(z, ln1z);
+        let [fw, fmw, fcw, fww] = self.f(w, ln1w);
+        let dlnq_dbase = 1.0 / bx - 1.0 / bt;
+        Some(Series {
+            sum: fz - p * fw,
+            dm: fmz - p * (ln_q * fw + fmw),
+            dc: fcz - p * fcw,
+            dbase: -fwz * z / bx - p * (m * dlnq_dbase * fw - fww * w / bt),
+            dd: fwz / bx - p * fww / bt,
+        })
+    }
 }
 
 impl ParetoNbd {
@@ -411,6 +584,12 @@ fn ln_growth(k: f64, l: f64) -> f64 {
 
 /// Log-likelihood and its gradient with respect to (ln r, ln α, ln s, ln β).
 fn log_likelihood(data: &Histories, theta: [f64; 4]) -> [f64; 5] {
+    log_likelihood_with(data, theta, CHEB_MIN_GROUP)
+}
+
+/// [`log_likelihood`], with Chebyshev tables for x-groups of at least `cheb_min_group` tuples
+/// (`usize::MAX`: none, every tuple by its series), so tests can compare the two.
+fn log_likelihood_with(data: &Histories, theta: [f64; 4], cheb_min_group: usize) -> [f64; 5] {
     let [r, alpha, s, beta] = theta.map(f64::exp);
     let (ln_alpha, ln_beta) = (alpha.ln(), beta.ln());
     let (lg_r, dg_r) = (ln_gamma(r), digamma(r));
@@ -430,6 +609,19 @@ fn log_likelihood(data: &Histories, theta: [f64; 4]) -> [f64; 5] {
             Table::new(n + s, c, d / (base + data.t_x[start]))
         })
         .collect();
+    let chebs: Vec<Option<ChebTable>> = (0..data.xs.len())
+        .map(|g| {
+            let start = data.starts[g];
+            let end = data.starts.get(g + 1).copied().unwrap_or(data.distinct());
+            if end - start < cheb_min_group {
+                return None;
+            }
+            let c = if alpha_base { s + 1.0 } else { r + f64::from(data.xs[g]) };
+            let t_max = data.t[start..end].iter().fold(0.0f64, |a, &b| a.max(b));
+            ChebTable::new(&tables[g], c, d / (base + t_max), d / (base + data.t_x[start]))
+        })
+        .collect();
+    let other = base - d; // min(α, β): 1 − D/(base+u) = (other+u)/(base+u)
     let [ll, dr, dalpha, ds, dbeta] = sum_chunks(data.distinct(), |range| {
         let mut acc = [0.0; 5];
         for i in range {
@@ -445,9 +637,16 @@ fn log_likelihood(data: &Histories, theta: [f64; 4]) -> [f64; 5] {
             let (value, w2, g2) = if t_x < t {
                 let c = if alpha_base { s + 1.0 } else { n };
                 let table = &tables[data.group[i] as usize];
-                let sr =
-                    series_table(table, m, c, base, d, t_x, t).unwrap_or_else(|| series(m, c, base, d, t_x, t, true));
                 let ln_bx = (base + t_x).ln();
+                let cheb = chebs[data.group[i] as usize].as_ref().and_then(|cheb| {
+                    // ln(1 − z) and ln(1 − zq) from the logarithms at hand (one more for tₓ).
+                    let ln1z = (other + t_x).ln() - ln_bx;
+                    let (ln_base_t, ln_other_t) = if alpha_base { (ln_at, ln_bt) } else { (ln_bt, ln_at) };
+                    cheb.series(m, base, d, t_x, t, [ln1z, ln_other_t - ln_base_t, ln_bx, ln_base_t])
+                });
+                let sr = cheb
+                    .or_else(|| series_table(table, m, c, base, d, t_x, t))
+                    .unwrap_or_else(|| series(m, c, base, d, t_x, t, true));
                 let second = s.ln() - m.ln() - m * ln_bx + sr.sum.ln();
                 let dm = -1.0 / m - ln_bx + sr.dm / sr.sum;
                 let dc = sr.dc / sr.sum;
@@ -482,6 +681,59 @@ fn log_likelihood(data: &Histories, theta: [f64; 4]) -> [f64; 5] {
 mod tests {
     use super::*;
     use crate::fit::assert_gradient;
+
+    /// A deterministic spread of histories: x in 0..6, t_x uniform in (0, T), T in (20, 700).
+    fn spread(n: usize) -> Histories {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        Histories::from_histories((0..n).map(|_| {
+            let t = 20.0 + 680.0 * next();
+            let x = (next() * 6.0) as u32;
+            let t_x = if x == 0 { 0.0 } else { t * next() };
+            History::parse(0, x, t_x, t).unwrap()
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn chebyshev_tables_give_the_series_values_and_gradient() {
+        let data = spread(6_000);
+        // α < β (the bench data's case) and α > β, each with a small and a large D.
+        for params in
+            [[1.1, 229.0, 2.1, 910.0], [0.6, 80.0, 0.8, 300.0], [1.5, 900.0, 1.3, 200.0], [0.9, 300.0, 3.0, 250.0]]
+        {
+            let theta = params.map(f64::ln);
+            let exact = log_likelihood_with(&data, theta, usize::MAX);
+            let tabled = log_likelihood_with(&data, theta, 0);
+            for k in 0..5 {
+                let scale = exact[k].abs().max(1.0);
+                assert!(
+                    (exact[k] - tabled[k]).abs() <= 1e-11 * scale,
+                    "{params:?} component {k}: {} vs {}",
+                    exact[k],
+                    tabled[k]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn chebyshev_tables_are_built_for_ordinary_groups() {
+        // x = 0 group of the bench data's fit: c = r, m = r + s, z up to (β−α)/β.
+        let (r, alpha, s, beta) = (1.1, 229.0, 2.1, 910.0);
+        let (d, base) = (beta - alpha, beta);
+        for x in [0u32, 3, 10] {
+            let c = r + f64::from(x);
+            let table = Table::new(r + s + f64::from(x), c, d / base);
+            let cheb = ChebTable::new(&table, c, d / (base + 700.0), d / base);
+            assert!(cheb.is_some(), "x = {x}");
+        }
+    }
 
     fn sample() -> Histories {
         let h = |x, tx, t| History::parse(0, x, tx, t).unwrap();
