@@ -125,13 +125,8 @@ pub struct ConfigShowArgs {
     #[command(flatten)]
     pub store: StoreArgs,
 
-    /// Address to listen on.
-    #[arg(long, env = "KANTA_LISTEN")]
-    pub listen: Option<String>,
-
-    /// Seconds to let in-flight requests finish.
-    #[arg(long, env = "KANTA_GRACE_SECONDS")]
-    pub grace: Option<u64>,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -139,6 +134,13 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub store: StoreArgs,
 
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// The `[server]` settings as flags (`serve`, `config show`).
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
     /// Address to listen on, port 0 for a free one (the chosen address is printed) [default: 127.0.0.1:8080].
     #[arg(long, env = "KANTA_LISTEN")]
     pub listen: Option<String>,

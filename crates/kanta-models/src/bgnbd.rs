@@ -138,20 +138,9 @@ impl BgNbd {
     fn expected_alive_many(&self, n: f64, big_a: f64, b_prime: f64, ts: &[f64], out: &mut [f64]) {
         let a = self.a;
         let c = a + b_prime - 1.0;
-        // On the stack for the usual dozen horizons: this runs once per customer.
-        let mut stack = [0.0; 16];
-        let mut heap = Vec::new();
-        let zs: &mut [f64] = if ts.len() <= stack.len() {
-            &mut stack[..ts.len()]
-        } else {
-            heap.resize(ts.len(), 0.0);
-            &mut heap
-        };
-        for (z, t) in zs.iter_mut().zip(ts) {
-            *z = t / (big_a + t);
-        }
+        let zs: Vec<f64> = ts.iter().map(|t| t / (big_a + t)).collect();
         let fast =
-            (a - 1.0).abs() > 1e-4 && c > 0.0 && ts.iter().all(|t| *t > 0.0) && hyp2f1_many(n, b_prime, c, zs, out);
+            (a - 1.0).abs() > 1e-4 && c > 0.0 && ts.iter().all(|t| *t > 0.0) && hyp2f1_many(n, b_prime, c, &zs, out);
         for (i, t) in ts.iter().enumerate() {
             let v =
                 if fast { c / (a - 1.0) * (1.0 - (n * (big_a / (big_a + t)).ln()).exp() * out[i]) } else { f64::NAN };

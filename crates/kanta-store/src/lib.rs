@@ -404,6 +404,22 @@ impl WriteBatch for Feedback {
     }
 }
 
+/// The schema migrations of a backend: one migration, its `0001_init.sql`.
+pub(crate) fn migrator(init_sql: &'static str) -> sqlx::migrate::Migrator {
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    use std::borrow::Cow;
+    Migrator {
+        migrations: Cow::Owned(vec![Migration::new(
+            1,
+            Cow::Borrowed("init"),
+            MigrationType::Simple,
+            Cow::Borrowed(init_sql),
+            false,
+        )]),
+        ..Migrator::DEFAULT
+    }
+}
+
 /// Open (creating and migrating as needed) the store at `url`:
 /// `sqlite://PATH` (the file is created on first use), `sqlite::memory:`, or `postgres://…`.
 pub async fn open(url: &str) -> Result<Arc<dyn Storage>, StoreError> {

@@ -3,11 +3,9 @@
 //! The schema matches SQLite's column for column (JSON as JSONB); commits use the server's
 //! default `synchronous_commit = on`, so an acknowledged write is durable.
 
-use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::query_builder::Separated;
 use sqlx::{Pool, Postgres};
@@ -24,19 +22,6 @@ fn push_json<'a, T: serde::Serialize + 'a + Send>(
     value: Option<sqlx::types::Json<T>>,
 ) {
     b.push_bind(value);
-}
-
-fn migrator() -> Migrator {
-    Migrator {
-        migrations: Cow::Owned(vec![Migration::new(
-            1,
-            Cow::Borrowed("init"),
-            MigrationType::Simple,
-            Cow::Borrowed(include_str!("../migrations/postgres/0001_init.sql")),
-            false,
-        )]),
-        ..Migrator::DEFAULT
-    }
 }
 
 /// The PostgreSQL store.
@@ -64,7 +49,7 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await?;
-        migrator().run(&pool).await?;
+        crate::migrator(include_str!("../migrations/postgres/0001_init.sql")).run(&pool).await?;
         Ok(PgStore { writer: pool.clone(), reader: pool })
     }
 }

@@ -5,11 +5,9 @@
 //! connections fight over the lock (`SQLITE_BUSY`), all writes go through one connection and
 //! reads through a small pool, which WAL lets run beside the writer.
 
-use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::query_builder::Separated;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Pool, Sqlite};
@@ -31,19 +29,6 @@ fn push_json<'a, T: serde::Serialize + 'a + Send>(
     b.push("json(");
     b.push_bind_unseparated(value);
     b.push_unseparated(")");
-}
-
-fn migrator() -> Migrator {
-    Migrator {
-        migrations: Cow::Owned(vec![Migration::new(
-            1,
-            Cow::Borrowed("init"),
-            MigrationType::Simple,
-            Cow::Borrowed(include_str!("../migrations/sqlite/0001_init.sql")),
-            false,
-        )]),
-        ..Migrator::DEFAULT
-    }
 }
 
 /// The SQLite store.
@@ -77,7 +62,7 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(60))
             .connect_with(options.clone())
             .await?;
-        migrator().run(&writer).await?;
+        crate::migrator(include_str!("../migrations/sqlite/0001_init.sql")).run(&writer).await?;
         // An in-memory database exists per connection, so it is read through the writer.
         let reader = if memory {
             writer.clone()

@@ -61,6 +61,28 @@ fn format_name(format: Format, gzip: bool) -> String {
     if gzip { format!("{base} + gzip") } else { base }
 }
 
+/// Reads an order log into an aggregator with a progress bar (hidden when `quiet` or piped),
+/// listing skipped rows and, if `show_columns`, the columns used (`analyze`, `import orders`).
+pub fn read_order_log(
+    input: &Input,
+    options: &ReadOptions,
+    quiet: bool,
+    show_columns: bool,
+) -> Result<(Aggregator, kanta_io::read::ReadSummary), kanta_io::ReadError> {
+    let progress = ReadProgress::new(input_len(input), quiet);
+    let mut aggregator = Aggregator::new();
+    let read = read_orders(input, options, &mut aggregator, &progress);
+    progress.finish();
+    let read = read?;
+    for skipped in &read.skipped {
+        eprintln!("skipped: {skipped}");
+    }
+    if show_columns {
+        eprintln!("columns: {}", read.columns);
+    }
+    Ok((aggregator, read))
+}
+
 /// Runs the analysis; prints the summary (or JSON) unless quiet.
 pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
     let options = read_options(&args.read)?;
@@ -72,17 +94,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
     };
     let timings = Timings::from_env();
     let input = Input::parse(&args.input);
-    let progress = ReadProgress::new(input_len(&input), args.quiet);
-    let mut aggregator = Aggregator::new();
-    let read = read_orders(&input, &options, &mut aggregator, &progress);
-    progress.finish();
-    let read = read?;
-    for skipped in &read.skipped {
-        eprintln!("skipped: {skipped}");
-    }
-    if !args.quiet && !args.json {
-        eprintln!("columns: {}", read.columns);
-    }
+    let (aggregator, read) = read_order_log(&input, &options, args.quiet, !args.quiet && !args.json)?;
     timings.mark("read");
     let busy =
         spinner(&format!("analysing {} customers", thousands(aggregator.customers() as u64)), args.quiet || args.json);

@@ -11,9 +11,7 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 
 use anyhow::Context;
-use kanta_core::aggregate::Aggregator;
-use kanta_io::read::input_len;
-use kanta_io::{Input, read_orders};
+use kanta_io::Input;
 use kanta_store::record::{MAX_BATCH, Record, parse_value};
 use kanta_store::{Customer, Event, Feedback, Order, Storage, WriteBatch, WriteCounts};
 use serde_json::{Map, Value};
@@ -21,8 +19,8 @@ use sha2::{Digest, Sha256};
 
 use crate::UsageError;
 use crate::cli::{ImportCommand, ImportOrdersArgs, ImportRecordsArgs};
-use crate::command::analyze::read_options;
-use crate::progress::{ReadProgress, counter};
+use crate::command::analyze::{read_options, read_order_log};
+use crate::progress::counter;
 
 pub fn run(command: &ImportCommand) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
@@ -90,17 +88,7 @@ fn orders(runtime: &tokio::runtime::Runtime, args: &ImportOrdersArgs) -> anyhow:
     let options = read_options(&args.read)?;
     let input = Input::parse(&args.input);
     let name = input.display_name();
-    let progress = ReadProgress::new(input_len(&input), args.quiet);
-    let mut aggregator = Aggregator::new();
-    let read = read_orders(&input, &options, &mut aggregator, &progress);
-    progress.finish();
-    let read = read?;
-    for skipped in &read.skipped {
-        eprintln!("skipped: {skipped}");
-    }
-    if !args.quiet {
-        eprintln!("columns: {}", read.columns);
-    }
+    let (aggregator, _) = read_order_log(&input, &options, args.quiet, !args.quiet)?;
     let (store, db) = open_store(runtime, &args.store)?;
     let bar = counter(Some(aggregator.orders() as u64), "storing orders", args.quiet);
     let mut totals = Totals::default();

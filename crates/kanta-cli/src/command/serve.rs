@@ -4,33 +4,29 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::cli::{ConfigShowArgs, ServeArgs};
+use crate::cli::{ConfigShowArgs, ServeArgs, ServerArgs, StoreArgs};
 use crate::settings::Settings;
 
 /// The settings with `serve`'s own flags applied.
-fn server_settings(
-    store: &crate::cli::StoreArgs,
-    listen: &Option<String>,
-    grace: Option<u64>,
-) -> Result<Settings, crate::UsageError> {
+fn server_settings(store: &StoreArgs, server: &ServerArgs) -> Result<Settings, crate::UsageError> {
     let mut settings = store.settings()?;
-    if let Some(listen) = listen {
+    if let Some(listen) = &server.listen {
         settings.server.listen = listen.clone();
     }
-    if let Some(grace) = grace {
+    if let Some(grace) = server.grace {
         settings.server.grace_seconds = grace;
     }
     Ok(settings)
 }
 
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
-    let settings = server_settings(&args.store, &args.listen, args.grace)?;
+    let settings = server_settings(&args.store, &args.server)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(serve(&settings))
 }
 
 pub fn show(args: &ConfigShowArgs) -> anyhow::Result<()> {
-    let settings = server_settings(&args.store, &args.listen, args.grace)?;
+    let settings = server_settings(&args.store, &args.server)?;
     print!("{}", crate::settings::show(&settings));
     Ok(())
 }
