@@ -29,6 +29,9 @@ pub enum ApiError {
     /// Some records are invalid; nothing was written.
     #[error("{} invalid record field(s); nothing was written", .0.len())]
     InvalidRecords(Vec<RecordError>),
+    /// A segment expression does not parse or type-check.
+    #[error("invalid segment expression at {0}")]
+    InvalidExpression(kanta_segment::SegmentError),
     /// An idempotency key was reused for a different request.
     #[error("the Idempotency-Key was already used for a different request")]
     KeyReused,
@@ -56,6 +59,9 @@ pub struct ErrorDetail {
     /// Every invalid record field, for `invalid_records`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub records: Vec<RecordError>,
+    /// For `invalid_expression`: the 1-based column of the problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
 }
 
 impl ApiError {
@@ -68,6 +74,7 @@ impl ApiError {
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::InvalidRecords(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_records"),
             ApiError::KeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+            ApiError::InvalidExpression(_) => (StatusCode::BAD_REQUEST, "invalid_expression"),
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -79,11 +86,15 @@ impl ApiError {
             eprintln!("kanta serve: store error: {e}");
         }
         let message = self.to_string();
+        let column = match &self {
+            ApiError::InvalidExpression(e) => Some(e.column),
+            _ => None,
+        };
         let records = match self {
             ApiError::InvalidRecords(records) => records,
             _ => Vec::new(),
         };
-        (status, ErrorBody { error: ErrorDetail { status: status.as_u16(), code, message, records } })
+        (status, ErrorBody { error: ErrorDetail { status: status.as_u16(), code, message, records, column } })
     }
 }
 

@@ -26,6 +26,7 @@ pub mod error;
 mod ingest;
 mod metrics;
 mod openapi;
+mod segments;
 pub mod snapshot;
 
 pub use error::ApiError;
@@ -63,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/customers/{id}", get(customers::view).delete(customers::erase))
         .route("/v1/customers/{id}/export", get(customers::export))
         .route("/v1/audit", get(customers::audit))
+        .route("/v1/segments/preview", post(segments::preview))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
         .route("/openapi.json", get(openapi::spec))

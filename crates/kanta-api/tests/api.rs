@@ -41,6 +41,7 @@ on_both_backends!(
     export_and_erasure_need_admin_and_are_audited,
     health_metrics_and_openapi_are_served,
     sql_looking_strings_in_every_field_are_data,
+    segment_previews_count_and_refuse_bad_expressions_with_their_column,
 );
 
 /// A running server and a token of each scope.
@@ -388,4 +389,31 @@ async fn health_metrics_and_openapi_are_served(app: App) {
         assert!(spec["paths"][path].is_object(), "{path} missing from the spec");
     }
     assert!(spec["components"]["schemas"]["OrderInput"]["properties"]["amount"].is_object());
+}
+
+async fn segment_previews_count_and_refuse_bad_expressions_with_their_column(app: App) {
+    app.post("/v1/orders", &app.ingest, orders_json()).await;
+    let preview = |expression: &str| json!({ "expression": expression }).to_string();
+    let (status, body) = app.post("/v1/segments/preview", &app.read, preview("orders >= 2")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["count"], 1);
+    assert_eq!(body["sample"][0]["id"], "00042");
+    let (_, body) =
+        app.post("/v1/segments/preview", &app.read, preview("bought_category(\"coffee\") or revenue < 20")).await;
+    assert_eq!(body["count"], 2);
+
+    let (status, body) = app.post("/v1/segments/preview", &app.read, preview("orders >= 2 and")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "invalid_expression");
+    assert_eq!(body["error"]["column"], 16);
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("expected a field")), "{body}");
+    for attack in ["orders > 1; DROP TABLE orders", "pg_sleep(5) = 1", "customers.id > 0", "email = 'x' OR '1'='1'"] {
+        let (status, body) = app.post("/v1/segments/preview", &app.read, preview(attack)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{attack}: {body}");
+    }
+    let (status, _) = app.post("/v1/segments/preview", &app.ingest, preview("orders >= 2")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = app.post("/v1/segments/preview", &app.read, "{\"expr\": \"orders > 1\"}").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(app.orders().await, 4, "nothing was touched");
 }

@@ -478,6 +478,39 @@ impl crate::Storage for Store {
         Ok((profiles, if more { last } else { None }))
     }
 
+    async fn segment_count(&self, expr: &kanta_segment::Expr, now: i64) -> Result<i64, StoreError> {
+        let compiled = kanta_segment::compile(expr, DIALECT, now, 1);
+        let sql = format!("SELECT COUNT(*) FROM customers c WHERE c.erased_at IS NULL AND {}", compiled.sql);
+        let row = bind_segment(sqlx::query(&sql), &compiled.params).fetch_one(&self.reader).await?;
+        Ok(row.try_get(0)?)
+    }
+
+    async fn segment_members(
+        &self,
+        expr: &kanta_segment::Expr,
+        now: i64,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<(Vec<Profile>, Option<i64>), StoreError> {
+        let compiled = kanta_segment::compile(expr, DIALECT, now, 3);
+        let sql = format!(
+            "SELECT c.id, c.external_id, c.email, c.phone, c.name, c.timezone, c.locale, c.birthday, c.attributes, \
+             c.created_at, c.updated_at, c.erased_at FROM customers c \
+             WHERE c.id > $1 AND c.erased_at IS NULL AND {} ORDER BY c.id LIMIT $2",
+            compiled.sql
+        );
+        let query = sqlx::query(&sql).bind(after.unwrap_or(0)).bind(i64::from(limit) + 1);
+        let rows = bind_segment(query, &compiled.params).fetch_all(&self.reader).await?;
+        let more = rows.len() > limit as usize;
+        let mut profiles = Vec::with_capacity(rows.len().min(limit as usize));
+        let mut last = None;
+        for row in rows.iter().take(limit as usize) {
+            last = Some(row.try_get::<i64, _>("id")?);
+            profiles.push(profile(row)?);
+        }
+        Ok((profiles, if more { last } else { None }))
+    }
+
     async fn order_facts(&self) -> Result<Vec<OrderFact>, StoreError> {
         let rows = sqlx::query(
             "SELECT c.external_id AS customer, o.external_id AS order_id, o.time, o.amount, o.status \
@@ -687,6 +720,22 @@ impl crate::Storage for Store {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
     }
+}
+
+/// Binds a compiled segment's parameters, in order.
+fn bind_segment<'q>(
+    mut query: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>,
+    params: &'q [kanta_segment::Param],
+) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>> {
+    for p in params {
+        query = match p {
+            kanta_segment::Param::Text(s) => query.bind(s.as_str()),
+            kanta_segment::Param::Number(n) => query.bind(*n),
+            kanta_segment::Param::Int(i) => query.bind(*i),
+            kanta_segment::Param::Bool(b) => query.bind(*b),
+        };
+    }
+    query
 }
 
 fn profile(row: &<Db as sqlx::Database>::Row) -> Result<Profile, StoreError> {

@@ -310,6 +310,18 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Customers in a stable order, after the position `after` (from the previous page).
     async fn list_customers(&self, after: Option<i64>, limit: u32) -> Result<(Vec<Profile>, Option<i64>), StoreError>;
 
+    /// How many customers (not erased) a segment expression selects at time `now`.
+    async fn segment_count(&self, expr: &kanta_segment::Expr, now: i64) -> Result<i64, StoreError>;
+
+    /// The customers a segment expression selects, in a stable order, after position `after`.
+    async fn segment_members(
+        &self,
+        expr: &kanta_segment::Expr,
+        now: i64,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<(Vec<Profile>, Option<i64>), StoreError>;
+
     /// Every order, for the analysis.
     async fn order_facts(&self) -> Result<Vec<OrderFact>, StoreError>;
 

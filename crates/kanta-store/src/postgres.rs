@@ -13,6 +13,7 @@ use sqlx::{Pool, Postgres};
 type Db = Postgres;
 
 const BACKEND: crate::Backend = crate::Backend::Postgres;
+const DIALECT: kanta_segment::Dialect = kanta_segment::Dialect::Postgres;
 
 /// RFC 7396 merge patch (`kanta_merge_patch`, defined by the first migration).
 const MERGE_ATTRIBUTES: &str = "kanta_merge_patch(customers.attributes, excluded.attributes)";

@@ -15,6 +15,7 @@ use sqlx::{Pool, Sqlite};
 type Db = Sqlite;
 
 const BACKEND: crate::Backend = crate::Backend::Sqlite;
+const DIALECT: kanta_segment::Dialect = kanta_segment::Dialect::Sqlite;
 
 /// RFC 7396 merge patch of the posted attributes into the stored ones.
 const MERGE_ATTRIBUTES: &str = "CASE WHEN excluded.attributes IS NULL THEN customers.attributes \

@@ -42,6 +42,7 @@ on_both_backends!(
     erasure_removes_personal_data_and_keeps_anonymous_orders,
     tokens_are_found_by_hash_and_idempotent_responses_keep_the_first,
     sql_looking_values_are_stored_verbatim,
+    segments_select_the_same_customers_on_both_backends,
 );
 
 const NOW: i64 = 1_730_000_000_000_000;
@@ -314,4 +315,71 @@ async fn sql_looking_values_are_stored_verbatim(db: TestDb) {
     assert_eq!(record.orders[0].id, nasty);
     assert_eq!(record.orders[0].lines[0].product, "' OR 1=1 --");
     assert_eq!(db.store.counts().await.expect("counts").orders, 1);
+}
+
+async fn segments_select_the_same_customers_on_both_backends(db: TestDb) {
+    // NOW is 2024-10-27; days are counted back from it.
+    let orders: Vec<Order> = checked(
+        r#"[
+      {"id":"a1","customer_id":"ann","time":"2024-10-20T10:00:00Z","amount":"300","currency":"EUR",
+       "lines":[{"product":"espresso","category":"coffee","quantity":1,"price":300}]},
+      {"id":"a2","customer_id":"ann","time":"2024-09-01T10:00:00Z","amount":"250","currency":"EUR",
+       "lines":[{"product":"grinder-x","category":"grinders","quantity":1,"price":250}]},
+      {"id":"b1","customer_id":"bob","time":"2024-05-01T10:00:00Z","amount":"40","currency":"EUR",
+       "lines":[{"product":"espresso","category":"coffee","quantity":1,"price":40}]},
+      {"id":"b2","customer_id":"bob","time":"2024-04-01T10:00:00Z","amount":"60","currency":"EUR","status":"refunded"},
+      {"id":"c1","customer_id":"cy","time":"2024-10-25T10:00:00Z","amount":"10","currency":"EUR"}
+    ]"#,
+    );
+    db.store.write_orders(&orders, NOW).await.expect("write");
+    let customers: Vec<Customer> = checked(
+        r#"[{"id":"ann","email":"ann@example.fi","attributes":{"tier":"gold","visits":12},
+             "consent":[{"channel":"email","status":"granted","time":"2024-01-01T00:00:00Z"}]},
+            {"id":"bob","attributes":{"tier":"silver","visits":"many"},
+             "consent":[{"channel":"email","status":"granted","time":"2024-01-01T00:00:00Z"},
+                        {"channel":"email","status":"revoked","time":"2024-02-01T00:00:00Z"}]},
+            {"id":"dee","attributes":{"vip":true}}]"#,
+    );
+    db.store.write_customers(&customers, NOW).await.expect("write");
+    let events: Vec<Event> = checked(
+        r#"[{"customer_id":"bob","name":"login","time":"2024-10-26T00:00:00Z"},
+            {"customer_id":"dee","name":"login","time":"2024-01-01T00:00:00Z"}]"#,
+    );
+    db.store.write_events(&events, NOW).await.expect("write");
+
+    let cases: &[(&str, &[&str])] = &[
+        ("orders >= 2", &["ann"]),
+        ("orders = 1", &["bob", "cy"]),
+        ("revenue > 500", &["ann"]),
+        ("average_order_value < 50", &["bob", "cy"]),
+        ("days_since_last_order > 60", &["bob"]),
+        ("not (days_since_last_order > 60)", &["ann", "cy", "dee"]),
+        ("bought_category(\"coffee\") and not bought_category(\"grinders\")", &["bob"]),
+        ("bought_product(\"espresso\")", &["ann", "bob"]),
+        ("orders_in_last(30d) >= 1", &["ann", "cy"]),
+        ("revenue_in_last(8w) > 400", &["ann"]),
+        ("consent.email", &["ann"]),
+        ("not consent.email", &["bob", "cy", "dee"]),
+        ("attributes.tier = \"gold\"", &["ann"]),
+        ("attributes.tier in (\"gold\", \"silver\")", &["ann", "bob"]),
+        ("attributes.visits > 10", &["ann"]),
+        ("attributes.vip", &["dee"]),
+        ("did_event(\"login\") and events_in_last(\"login\", 7d) = 0", &["dee"]),
+        ("email = \"ann@example.fi\" or orders = 0", &["ann", "dee"]),
+    ];
+    for (text, want) in cases {
+        let expr = kanta_segment::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        let (members, next) =
+            db.store.segment_members(&expr, NOW, None, 100).await.unwrap_or_else(|e| panic!("{text}: {e}"));
+        let ids: Vec<&str> = members.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, *want, "{text}");
+        assert_eq!(next, None);
+        assert_eq!(db.store.segment_count(&expr, NOW).await.expect("count"), want.len() as i64, "{text}");
+    }
+    // Paging through a segment.
+    let expr = kanta_segment::parse("orders >= 0").expect("valid");
+    let (page, next) = db.store.segment_members(&expr, NOW, None, 2).await.expect("page");
+    assert_eq!((page.len(), next.is_some()), (2, true));
+    let (rest, next) = db.store.segment_members(&expr, NOW, next, 2).await.expect("page");
+    assert_eq!((rest.len(), next), (2, None));
 }
