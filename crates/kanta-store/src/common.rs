@@ -345,10 +345,8 @@ impl crate::Storage for Store {
 
     async fn customer(&self, id: &str, events: u32) -> Result<Option<CustomerRecord>, StoreError> {
         let mut conn = self.reader.acquire().await?;
-        let row = sqlx::query(
-            "SELECT id, external_id, email, phone, name, timezone, locale, birthday, attributes, created_at, \
-             updated_at, erased_at FROM customers WHERE external_id = $1",
-        )
+        let sql = format!("SELECT {PROFILE_COLUMNS} FROM customers c WHERE c.external_id = $1");
+        let row = sqlx::query(&sql)
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
@@ -460,22 +458,9 @@ impl crate::Storage for Store {
     }
 
     async fn list_customers(&self, after: Option<i64>, limit: u32) -> Result<(Vec<Profile>, Option<i64>), StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, external_id, email, phone, name, timezone, locale, birthday, attributes, created_at, \
-             updated_at, erased_at FROM customers WHERE id > $1 ORDER BY id LIMIT $2",
-        )
-        .bind(after.unwrap_or(0))
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&self.reader)
-        .await?;
-        let more = rows.len() > limit as usize;
-        let mut profiles = Vec::with_capacity(rows.len().min(limit as usize));
-        let mut last = None;
-        for row in rows.iter().take(limit as usize) {
-            last = Some(row.try_get::<i64, _>("id")?);
-            profiles.push(profile(row)?);
-        }
-        Ok((profiles, if more { last } else { None }))
+        let sql = format!("SELECT {PROFILE_COLUMNS} FROM customers c WHERE c.id > $1 ORDER BY c.id LIMIT $2");
+        let rows = sqlx::query(&sql).bind(after.unwrap_or(0)).bind(i64::from(limit) + 1).fetch_all(&self.reader).await?;
+        profile_page(&rows, limit)
     }
 
     async fn segment_count(&self, expr: &kanta_segment::Expr, now: i64) -> Result<i64, StoreError> {
@@ -494,21 +479,13 @@ impl crate::Storage for Store {
     ) -> Result<(Vec<Profile>, Option<i64>), StoreError> {
         let compiled = kanta_segment::compile(expr, DIALECT, now, 3);
         let sql = format!(
-            "SELECT c.id, c.external_id, c.email, c.phone, c.name, c.timezone, c.locale, c.birthday, c.attributes, \
-             c.created_at, c.updated_at, c.erased_at FROM customers c \
+            "SELECT {PROFILE_COLUMNS} FROM customers c \
              WHERE c.id > $1 AND c.erased_at IS NULL AND {} ORDER BY c.id LIMIT $2",
             compiled.sql
         );
         let query = sqlx::query(&sql).bind(after.unwrap_or(0)).bind(i64::from(limit) + 1);
         let rows = bind_segment(query, &compiled.params).fetch_all(&self.reader).await?;
-        let more = rows.len() > limit as usize;
-        let mut profiles = Vec::with_capacity(rows.len().min(limit as usize));
-        let mut last = None;
-        for row in rows.iter().take(limit as usize) {
-            last = Some(row.try_get::<i64, _>("id")?);
-            profiles.push(profile(row)?);
-        }
-        Ok((profiles, if more { last } else { None }))
+        profile_page(&rows, limit)
     }
 
     async fn order_facts(&self) -> Result<Vec<OrderFact>, StoreError> {
@@ -736,6 +713,22 @@ fn bind_segment<'q>(
         };
     }
     query
+}
+
+/// The columns [`profile`] reads, from `customers c`.
+const PROFILE_COLUMNS: &str = "c.id, c.external_id, c.email, c.phone, c.name, c.timezone, c.locale, c.birthday, \
+     c.attributes, c.created_at, c.updated_at, c.erased_at";
+
+/// A page of profiles from rows fetched with `LIMIT limit + 1`: the extra row only says that
+/// there is a next page, whose cursor is the last shown row's id.
+fn profile_page(rows: &[<Db as sqlx::Database>::Row], limit: u32) -> Result<(Vec<Profile>, Option<i64>), StoreError> {
+    let shown = &rows[..rows.len().min(limit as usize)];
+    let profiles = shown.iter().map(profile).collect::<Result<Vec<_>, _>>()?;
+    let next = match shown.last() {
+        Some(row) if rows.len() > shown.len() => Some(row.try_get::<i64, _>("id")?),
+        _ => None,
+    };
+    Ok((profiles, next))
 }
 
 fn profile(row: &<Db as sqlx::Database>::Row) -> Result<Profile, StoreError> {
