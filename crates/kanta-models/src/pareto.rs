@@ -27,6 +27,8 @@
 
 use crate::data::{Histories, History};
 use crate::fit::{FitError, FitOptions, FitReport, maximize_staged};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
 use crate::par::sum_chunks;
 use crate::special::{GaussLegendre, digamma, ln_gamma};
 use crate::{ParamError, TransactionModel, positive};
@@ -59,10 +61,14 @@ struct Series {
     dbase: f64,
     /// ∂/∂D.
     dd: f64,
+    /// Whether the terms fell below the tolerance (else `sum` is a partial sum).
+    converged: bool,
 }
 
 /// Σⱼ m/(m+j) (c)ⱼ/j! zʲ Eⱼ with z = d/(base+t_x) and its derivatives; see the module docs.
-fn series(m: f64, c: f64, base: f64, d: f64, t_x: f64, t: f64, derivatives: bool) -> Series {
+/// At most `max_terms` terms; [`Series::converged`] says whether that was enough.
+#[allow(clippy::too_many_arguments)]
+fn series(m: f64, c: f64, base: f64, d: f64, t_x: f64, t: f64, derivatives: bool, max_terms: u32) -> Series {
     let bx = base + t_x;
     let bt = base + t;
     let z = d / bx;
@@ -83,7 +89,8 @@ fn series(m: f64, c: f64, base: f64, d: f64, t_x: f64, t: f64, derivatives: bool
     let mut qj = q;
     let mut one_minus_qj = one_minus_q;
     let mut harmonic = 1.0 / c;
-    for j in 1..100_000u32 {
+    let mut converged = false;
+    for j in 1..max_terms {
         let jf = f64::from(j);
         let mj = m + jf;
         let e = e0 + qm * one_minus_qj;
@@ -100,6 +107,7 @@ fn series(m: f64, c: f64, base: f64, d: f64, t_x: f64, t: f64, derivatives: bool
         // Next term's ratio is (m+j)/(m+j+1) · (c+j)/(j+1) · z ≤ max((c+j)/(j+1), 1) z.
         let ratio = (c + jf) / (jf + 1.0) * z;
         if jf > c && ratio < 1.0 && coef * z * (1.0 + jf) <= 1e-17 * out.sum * (1.0 - ratio) {
+            converged = true;
             break;
         }
         coef *= (c + jf) / (jf + 1.0) * z;
@@ -107,11 +115,35 @@ fn series(m: f64, c: f64, base: f64, d: f64, t_x: f64, t: f64, derivatives: bool
         qj *= q;
         harmonic += 1.0 / (c + jf);
         if coef == 0.0 {
+            converged = true;
             break;
         }
     }
+    out.converged = converged;
     out
 }
+
+/// The largest drop-out shape s the fit explores. When the customers' drop-out rates look alike
+/// (e.g. an observation end long after the last orders, so everyone appears gone at a similar
+/// rate), the likelihood keeps rising as s and β grow together with s/β fixed: the maximum is
+/// at infinity (Gamma(s, β) tends to a point mass) and each step costs more, as the series
+/// needs more terms. Published fits have s of order 0.1–10.
+const S_MAX: f64 = 50.0;
+
+/// Evaluations outside the series' reach after which the fit gives up (a line search that
+/// overshoots once or twice is normal; dozens mean the optimum lies beyond).
+const MAX_OUTSIDE: usize = 25;
+
+/// Terms the fit lets [`series`] take. Near z = 1 the series needs about ln(10⁻¹⁷)/ln z terms
+/// (z = 0.999: 40,000), for every such history at every evaluation; a fit whose optimiser
+/// wanders there (e.g. an observation end long after the last order, so every customer looks
+/// gone) took minutes. Past this many terms the likelihood is NaN, which the optimiser treats
+/// as outside the domain; if the maximum itself lies there, the fit fails with a message and
+/// model selection keeps the other models.
+const FIT_MAX_TERMS: u32 = 4_000;
+/// Terms for a single prediction (once per customer, not per evaluation); a prediction uses the
+/// partial sum if even these do not converge (parameters far outside any fit).
+const PREDICT_MAX_TERMS: u32 = 100_000;
 
 /// The x-dependent factors of the series terms, shared by every tuple with the same x:
 /// aⱼ = m/(m+j) · (c)ⱼ/j!, 1/m − 1/(m+j) and Σᵢ<ⱼ 1/(c+i), for j up to where aⱼ z_maxʲ is
@@ -210,6 +242,7 @@ fn series_table(table: &Table, m: f64, c: f64, base: f64, d: f64, t_x: f64, t: f
         dc: s_uh,
         dbase: -qm * m * dlnq_dbase - inv_bx * s_ju - dlnq_dbase * (m * s_tq + s_jtq),
         dd,
+        converged: true,
     })
 }
 
@@ -375,6 +408,7 @@ impl ChebTable {
             dc: fcz - p * fcw,
             dbase: -fwz * z / bx - p * (m * dlnq_dbase * fw - fww * w / bt),
             dd: fwz / bx - p * fww / bt,
+            converged: true,
         })
     }
 }
@@ -401,12 +435,36 @@ impl ParetoNbd {
         let (mean_x, mean_t) = data.means();
         // Start: unit shapes, mean purchase rate (x̄ + 1/2)/T̄, mean lifetime 2 T̄.
         let start = [1.0, (mean_t / (mean_x + 0.5)).max(1e-6), 1.0, (2.0 * mean_t).max(1e-6)];
+        // Once the optimiser has walked past S_MAX, or keeps hitting the region where the series
+        // does not converge, every later evaluation is refused at once, so the fit stops within
+        // a few cheap steps instead of walking the ridge to infinity.
+        let ridge = AtomicBool::new(false);
+        let outside = AtomicUsize::new(0);
         let eval = |d: &Histories, theta: &[f64], grad: &mut [f64]| {
+            if theta[2] > S_MAX.ln() || ridge.load(Ordering::Relaxed) {
+                ridge.store(true, Ordering::Relaxed);
+                return f64::NAN;
+            }
             let out = log_likelihood(d, [theta[0], theta[1], theta[2], theta[3]]);
+            if !out[0].is_finite() && outside.fetch_add(1, Ordering::Relaxed) + 1 >= MAX_OUTSIDE {
+                ridge.store(true, Ordering::Relaxed);
+            }
             grad.copy_from_slice(&out[1..]);
             out[0]
         };
-        let report = maximize_staged("paretonbd", &NAMES, data, &eval, &start, options)?;
+        let report = maximize_staged("paretonbd", &NAMES, data, &eval, &start, options);
+        if ridge.load(Ordering::Relaxed) {
+            return Err(FitError::Degenerate {
+                model: "paretonbd",
+                reason: format!(
+                    "the drop-out shape s grows without bound (past {S_MAX}, or into the region where the \
+                     likelihood's series needs more than {FIT_MAX_TERMS} terms) with s/β about fixed: the \
+                     data show no heterogeneity in drop-out rates, a limit where Pareto/NBD is not \
+                     identified; use BG/NBD"
+                ),
+            });
+        }
+        let report = report?;
         let p = |i: usize| report.params[i].value;
         Ok((ParetoNbd { r: p(0), alpha: p(1), s: p(2), beta: p(3) }, report))
     }
@@ -426,7 +484,7 @@ impl ParetoNbd {
             return (first, f64::NEG_INFINITY);
         }
         let (c, base, d) = if alpha >= beta { (s + 1.0, alpha, alpha - beta) } else { (n, beta, beta - alpha) };
-        let sr = series(m, c, base, d, h.t_x, h.t, false);
+        let sr = series(m, c, base, d, h.t_x, h.t, false, PREDICT_MAX_TERMS);
         (first, s.ln() - m.ln() - m * (base + h.t_x).ln() + sr.sum.ln())
     }
 }
@@ -646,7 +704,14 @@ fn log_likelihood_with(data: &Histories, theta: [f64; 4], cheb_min_group: usize)
                 });
                 let sr = cheb
                     .or_else(|| series_table(table, m, c, base, d, t_x, t))
-                    .unwrap_or_else(|| series(m, c, base, d, t_x, t, true));
+                    .unwrap_or_else(|| {
+                        let mut sr = series(m, c, base, d, t_x, t, true, FIT_MAX_TERMS);
+                        // Outside the series' reach: NaN, which the fit treats as off the domain.
+                        if !sr.converged {
+                            sr.sum = f64::NAN;
+                        }
+                        sr
+                    });
                 let second = s.ln() - m.ln() - m * ln_bx + sr.sum.ln();
                 let dm = -1.0 / m - ln_bx + sr.dm / sr.sum;
                 let dc = sr.dc / sr.sum;
@@ -698,6 +763,34 @@ mod tests {
             History::parse(0, x, t_x, t).unwrap()
         }))
         .unwrap()
+    }
+
+    /// Everyone bought within the first 60 days of a 700-day window, then nobody: drop-out
+    /// rates look alike, and the likelihood keeps rising as s and β grow together. The fit
+    /// used to walk that ridge for minutes; it must stop and say why.
+    #[test]
+    fn a_fit_whose_maximum_is_at_infinite_s_stops_with_the_reason() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let data = Histories::from_histories((0..4_000).map(|_| {
+            let first = 60.0 * next();
+            let t = 700.0 - first;
+            let x = (next() * 4.0) as u32;
+            let t_x = if x == 0 { 0.0 } else { (60.0 - first) * next() };
+            History::parse(0, x, t_x, t).unwrap()
+        }))
+        .unwrap();
+        let err = ParetoNbd::fit(&data, &FitOptions::default()).expect_err("no finite maximum");
+        let FitError::Degenerate { model, reason } = &err else { panic!("{err:?}") };
+        assert_eq!(*model, "paretonbd");
+        assert!(reason.contains("grows without bound"), "{reason}");
+        // BG/NBD has a finite maximum on the same data.
+        assert!(crate::BgNbd::fit(crate::Variant::Bg, &data, &FitOptions::default()).is_ok());
     }
 
     #[test]
@@ -848,7 +941,7 @@ mod tests {
         {
             let table = Table::new(m, c, d / (base + t_x));
             let a = series_table(&table, m, c, base, d, t_x, t).unwrap();
-            let b = series(m, c, base, d, t_x, t, true);
+            let b = series(m, c, base, d, t_x, t, true, PREDICT_MAX_TERMS);
             for (x, y) in [(a.sum, b.sum), (a.dm, b.dm), (a.dc, b.dc), (a.dbase, b.dbase), (a.dd, b.dd)] {
                 assert!((x - y).abs() <= 1e-13 * y.abs().max(1e-300), "{x} vs {y}");
             }
