@@ -26,6 +26,7 @@ pub mod error;
 mod ingest;
 mod metrics;
 mod openapi;
+mod scores;
 mod segments;
 pub mod snapshot;
 
@@ -65,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/customers/{id}/export", get(customers::export))
         .route("/v1/audit", get(customers::audit))
         .route("/v1/segments/preview", post(segments::preview))
+        .route("/v1/scores/runs", get(scores::runs))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
         .route("/openapi.json", get(openapi::spec))

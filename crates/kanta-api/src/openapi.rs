@@ -11,13 +11,14 @@ use utoipa::{Modify, OpenApi};
     paths(
         crate::ingest::customers, crate::ingest::orders, crate::ingest::events, crate::ingest::feedback,
         crate::customers::view, crate::customers::list, crate::customers::export, crate::customers::erase,
-        crate::customers::audit, crate::segments::preview,
+        crate::customers::audit, crate::segments::preview, crate::scores::runs,
         crate::healthz, crate::metrics::render, spec,
     ),
     modifiers(&Bearer),
     tags((name = "ingest", description = "Batches of up to 10,000 records, atomic and idempotent"),
          (name = "customers", description = "The customer 360 view, listing, export and erasure"),
          (name = "segments", description = "Segment expressions over customers"),
+         (name = "scores", description = "Scoring runs: RFM, lifecycle stages and the fitted customer models"),
          (name = "operations", description = "Health, metrics and this document")),
 )]
 pub struct ApiDoc;

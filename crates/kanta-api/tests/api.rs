@@ -42,6 +42,7 @@ on_both_backends!(
     health_metrics_and_openapi_are_served,
     sql_looking_strings_in_every_field_are_data,
     segment_previews_count_and_refuse_bad_expressions_with_their_column,
+    scores_show_in_the_360_view_and_runs_are_listed,
 );
 
 /// A running server and a token of each scope.
@@ -416,4 +417,43 @@ async fn segment_previews_count_and_refuse_bad_expressions_with_their_column(app
     let (status, _) = app.post("/v1/segments/preview", &app.read, "{\"expr\": \"orders > 1\"}").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(app.orders().await, 4, "nothing was touched");
+}
+
+async fn scores_show_in_the_360_view_and_runs_are_listed(app: App) {
+    let (status, body) = app.get("/v1/scores/runs", &app.read).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"runs": []})));
+    let (status, _) = app.post("/v1/orders", &app.ingest, orders_json()).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, before) = app.get("/v1/customers/00042", &app.read).await;
+    assert_eq!((&before["scores"], &before["stage_history"]), (&Value::Null, &json!([])));
+
+    // 2024-02-10: four orders are too few for the models; RFM and stages are stored.
+    let now = 1_707_523_200_000_000;
+    let outcome =
+        kanta_jobs::score_store(app.db.store.as_ref(), &kanta_jobs::ScoreJob::default(), now).await.expect("scoring");
+    let (status, view) = app.get("/v1/customers/00042", &app.read).await;
+    assert_eq!(status, StatusCode::OK);
+    let scores = &view["scores"];
+    assert_eq!(scores["run_id"], outcome.run.id);
+    assert_eq!((&scores["stage"], &scores["model"]), (&json!("repeat"), &Value::Null), "{scores}");
+    assert_eq!(scores["stage_since"], kanta_store::rfc3339(now));
+    assert_eq!(
+        view["stage_history"],
+        json!([{"run_id": outcome.run.id, "time": scores["stage_since"], "from": null, "to": "repeat"}])
+    );
+
+    let (status, runs) = app.get("/v1/scores/runs?limit=5", &app.read).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(runs["runs"][0]["customers"], 2);
+    assert_eq!(runs["runs"][0]["orders"], 4);
+    assert!(
+        runs["runs"][0]["diagnostics"]["models_skipped"].as_str().is_some_and(|m| m.contains("customers")),
+        "{runs}"
+    );
+    for bad in ["/v1/scores/runs?limit=0", "/v1/scores/runs?limit=101", "/v1/scores/runs?since=1"] {
+        let (status, body) = app.get(bad, &app.read).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    let (status, _) = app.get("/v1/scores/runs", &app.ingest).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }

@@ -28,6 +28,8 @@ pub enum Command {
     Retention(RetentionArgs),
     /// Run the HTTP API on the customer store (embedded SQLite by default, or PostgreSQL).
     Serve(ServeArgs),
+    /// Score every customer in the store: RFM, lifecycle stage, P(alive), expected purchases, CLV, next purchase; records stage changes.
+    Score(ScoreArgs),
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -148,6 +150,28 @@ pub struct ServerArgs {
     /// Seconds to let in-flight requests finish after SIGTERM or Ctrl-C [default: 30].
     #[arg(long, env = "KANTA_GRACE_SECONDS")]
     pub grace: Option<u64>,
+
+    /// How often to rescore every customer: e.g. 30m, 6h, 1d, or off [default: 1h].
+    #[arg(long, env = "KANTA_SCORE_EVERY", value_parser = crate::settings::Every::parse)]
+    pub score_every: Option<crate::settings::Every>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ScoreArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// The transaction model: auto (the lowest BIC), bgnbd, mbgnbd or paretonbd [default: the settings' scoring.model, auto].
+    #[arg(long, value_enum)]
+    pub model: Option<crate::settings::ModelName>,
+
+    /// Print the run as JSON (id, counts, model, parameters and diagnostics) instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, Subcommand)]

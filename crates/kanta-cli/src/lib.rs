@@ -46,6 +46,7 @@ where
         Command::Predict(args) => command::predict::run(&args),
         Command::Retention(args) => command::retention::run(&args),
         Command::Serve(args) => command::serve::run(&args),
+        Command::Score(args) => command::score::run(&args),
         Command::Token(cli::TokenCommand::Create(args)) => command::token::create(&args),
         Command::Token(cli::TokenCommand::List(args)) => command::token::list(&args),
         Command::Token(cli::TokenCommand::Revoke(args)) => command::token::revoke(&args),

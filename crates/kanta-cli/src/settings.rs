@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -30,16 +31,135 @@ listen = "127.0.0.1:8080"
 # Seconds in-flight requests get to finish after SIGTERM or Ctrl-C.
 # Environment: KANTA_GRACE_SECONDS. Flag: --grace.
 grace_seconds = 30
+
+[scoring]
+# How often `kanta serve` rescores every customer (RFM, stage, models, CLV): a duration such as
+# "30m", "6h" or "1d", or "off". The first run starts with the server.
+# Environment: KANTA_SCORE_EVERY. Flag: --score-every.
+every = "1h"
+# The transaction model: auto (the lowest BIC of BG/NBD, MBG/NBD and Pareto/NBD), bgnbd,
+# mbgnbd or paretonbd. Flag of `kanta score`: --model.
+model = "auto"
+# A valuable customer whose probability of being active falls below this is `slipping`.
+slipping_below = 0.5
 "#;
 
 /// All settings.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// The store.
     pub database: Database,
     /// `kanta serve`.
     pub server: Server,
+    /// The scoring job.
+    pub scoring: Scoring,
+}
+
+/// `[scoring]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Scoring {
+    /// Interval of the scheduled run in `kanta serve`.
+    pub every: Every,
+    /// Transaction model.
+    pub model: ModelName,
+    /// P(alive) threshold for `slipping`.
+    pub slipping_below: f64,
+}
+
+impl Default for Scoring {
+    fn default() -> Self {
+        Scoring { every: Every(Some(Duration::from_secs(3600))), model: ModelName::Auto, slipping_below: 0.5 }
+    }
+}
+
+impl Scoring {
+    /// The scoring job these settings describe.
+    pub fn job(&self) -> kanta_jobs::ScoreJob {
+        let mut job = kanta_jobs::ScoreJob::default();
+        job.score.model = self.model.choice();
+        job.score.slipping_below = self.slipping_below;
+        job
+    }
+}
+
+/// The transaction model, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelName {
+    /// Fit BG/NBD, MBG/NBD and Pareto/NBD and keep the lowest BIC.
+    Auto,
+    /// BG/NBD.
+    Bgnbd,
+    /// MBG/NBD.
+    Mbgnbd,
+    /// Pareto/NBD.
+    Paretonbd,
+}
+
+impl ModelName {
+    /// The scoring crate's choice.
+    pub fn choice(self) -> kanta_score::ModelChoice {
+        match self {
+            ModelName::Auto => kanta_score::ModelChoice::Auto,
+            ModelName::Bgnbd => kanta_score::ModelChoice::BgNbd,
+            ModelName::Mbgnbd => kanta_score::ModelChoice::MbgNbd,
+            ModelName::Paretonbd => kanta_score::ModelChoice::ParetoNbd,
+        }
+    }
+}
+
+/// An interval such as `30m`, `6h`, `1d` or `90s`, or `off` (`None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Every(pub Option<Duration>);
+
+impl Every {
+    /// Parse `off` or a positive whole number followed by `s`, `m`, `h` or `d`.
+    pub fn parse(text: &str) -> Result<Every, String> {
+        let text = text.trim();
+        if text == "off" {
+            return Ok(Every(None));
+        }
+        let unit = match text.chars().last() {
+            Some('s') => 1,
+            Some('m') => 60,
+            Some('h') => 3600,
+            Some('d') => 86_400,
+            _ => return Err(format!("`{text}` is not an interval: write e.g. 30m, 6h, 1d or off")),
+        };
+        let digits = &text[..text.len() - 1];
+        match digits.parse::<u64>() {
+            Ok(n) if n > 0 => Ok(Every(Some(Duration::from_secs(n.saturating_mul(unit))))),
+            _ => Err(format!("`{text}` is not an interval: write a positive whole number and s, m, h or d (or off)")),
+        }
+    }
+}
+
+impl fmt::Display for Every {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(d) = self.0 else { return f.write_str("off") };
+        let s = d.as_secs();
+        match s {
+            _ if s % 86_400 == 0 => write!(f, "{}d", s / 86_400),
+            _ if s % 3600 == 0 => write!(f, "{}h", s / 3600),
+            _ if s % 60 == 0 => write!(f, "{}m", s / 60),
+            _ => write!(f, "{s}s"),
+        }
+    }
+}
+
+impl Serialize for Every {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Every {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Every, D::Error> {
+        let text = String::deserialize(d)?;
+        Every::parse(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// `[database]`.
@@ -153,10 +273,27 @@ mod tests {
     }
 
     #[test]
+    fn intervals_parse_print_and_refuse_nonsense() {
+        assert_eq!(Every::parse("30m"), Ok(Every(Some(Duration::from_secs(1800)))));
+        assert_eq!(Every::parse("1d").map(|e| e.to_string()), Ok("1d".to_owned()));
+        assert_eq!(Every::parse("90s").map(|e| e.to_string()), Ok("90s".to_owned()));
+        assert_eq!(Every::parse("120m").map(|e| e.to_string()), Ok("2h".to_owned()));
+        assert_eq!(Every::parse("off"), Ok(Every(None)));
+        for bad in ["", "0h", "h", "1.5h", "-1h", "10", "1w"] {
+            assert!(Every::parse(bad).is_err(), "{bad}");
+        }
+        let err = parse("[scoring]\nevery = \"soon\"\n").expect_err("bad interval");
+        assert!(err.contains("line 2") && err.contains("soon"), "{err}");
+        let s = parse("[scoring]\nevery = \"off\"\nmodel = \"paretonbd\"\n").expect("valid");
+        assert_eq!((s.scoring.every, s.scoring.model), (Every(None), ModelName::Paretonbd));
+    }
+
+    #[test]
     fn passwords_never_show_in_debug_display_or_show() {
         let s = Settings {
             database: Database { url: DatabaseUrl::new("postgres://kanta:hunter2@db/kanta") },
             server: Server::default(),
+            scoring: Scoring::default(),
         };
         for text in [format!("{s:?}"), format!("{}", s.database.url), show(&s)] {
             assert!(!text.contains("hunter2"), "{text}");

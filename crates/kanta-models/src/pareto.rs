@@ -702,16 +702,14 @@ fn log_likelihood_with(data: &Histories, theta: [f64; 4], cheb_min_group: usize)
                     let (ln_base_t, ln_other_t) = if alpha_base { (ln_at, ln_bt) } else { (ln_bt, ln_at) };
                     cheb.series(m, base, d, t_x, t, [ln1z, ln_other_t - ln_base_t, ln_bx, ln_base_t])
                 });
-                let sr = cheb
-                    .or_else(|| series_table(table, m, c, base, d, t_x, t))
-                    .unwrap_or_else(|| {
-                        let mut sr = series(m, c, base, d, t_x, t, true, FIT_MAX_TERMS);
-                        // Outside the series' reach: NaN, which the fit treats as off the domain.
-                        if !sr.converged {
-                            sr.sum = f64::NAN;
-                        }
-                        sr
-                    });
+                let sr = cheb.or_else(|| series_table(table, m, c, base, d, t_x, t)).unwrap_or_else(|| {
+                    let mut sr = series(m, c, base, d, t_x, t, true, FIT_MAX_TERMS);
+                    // Outside the series' reach: NaN, which the fit treats as off the domain.
+                    if !sr.converged {
+                        sr.sum = f64::NAN;
+                    }
+                    sr
+                });
                 let second = s.ln() - m.ln() - m * ln_bx + sr.sum.ln();
                 let dm = -1.0 / m - ln_bx + sr.dm / sr.sum;
                 let dc = sr.dc / sr.sum;

@@ -125,6 +125,21 @@ impl Writer {
                      ORDER BY k.time DESC, k.status DESC LIMIT 1) = 'granted')"
                 )
             }
+            "stage" | "rfm_segment" | "p_alive" | "expected_spend" | "clv_12m" | "p_purchase_30d" => score(name),
+            "r_score" => score("r"),
+            "f_score" => score("f"),
+            "m_score" => score("m"),
+            "expected_purchases_30d" => score("expected_30d"),
+            "expected_purchases_90d" => score("expected_90d"),
+            "expected_purchases_365d" => score("expected_365d"),
+            "days_in_stage" => {
+                let now = self.param(Param::Int(self.now));
+                format!("(CAST({now} - {} AS DOUBLE PRECISION) / {MICROS_PER_DAY:.1})", score("stage_since"))
+            }
+            "days_to_next_purchase" => {
+                let now = self.param(Param::Int(self.now));
+                format!("(CAST({} - {now} AS DOUBLE PRECISION) / {MICROS_PER_DAY:.1})", score("next_purchase_at"))
+            }
             // `check` admits only the catalogue; an unknown name compiles to a constant.
             _ => "NULL".into(),
         }
@@ -202,6 +217,11 @@ impl Writer {
 }
 
 /// Purchase revenue in currency units (money is stored in 1/10,000), with an extra filter.
+/// A column of the customer's row in `scores` (a name from this file, never from the input).
+fn score(column: &str) -> String {
+    format!("(SELECT s.{column} FROM scores s WHERE s.customer_id = c.id)")
+}
+
 fn revenue(filter: &str) -> String {
     format!(
         "(CAST((SELECT COALESCE(SUM(o.amount), 0) FROM orders o WHERE {PURCHASE}{filter}) AS DOUBLE PRECISION) / 10000.0)"
@@ -272,6 +292,32 @@ mod tests {
             "{}",
             c.sql
         );
+    }
+
+    #[test]
+    fn score_fields_read_the_latest_scores_row() {
+        let e = parse("clv_12m > 500 and p_alive < 0.4 and stage = \"slipping\" and days_to_next_purchase < 30")
+            .expect("valid");
+        let c = compile(&e, Dialect::Sqlite, NOW, 1);
+        for column in ["s.clv_12m", "s.p_alive", "s.stage", "s.next_purchase_at"] {
+            assert!(
+                c.sql.contains(&format!("(SELECT {column} FROM scores s WHERE s.customer_id = c.id)")),
+                "{}",
+                c.sql
+            );
+        }
+        assert_eq!(
+            c.params,
+            [
+                Param::Number(500.0),
+                Param::Number(0.4),
+                Param::Text("slipping".into()),
+                Param::Int(NOW),
+                Param::Number(30.0)
+            ]
+        );
+        let err = parse("stage > 3").expect_err("text vs number");
+        assert_eq!((err.column, err.message.as_str()), (9, "cannot compare text with a number"), "{err}");
     }
 
     #[test]

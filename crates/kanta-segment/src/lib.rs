@@ -4,6 +4,8 @@
 //! orders >= 2 and days_since_last_order > 60 and consent.email
 //! bought_category("coffee") and not bought_category("grinders")
 //! orders_in_last(90d) >= 2 or attributes.tier = "gold"
+//! clv_12m > 500 and p_alive < 0.4 and days_since_last_order > 60 and consent.email
+//! stage in ("slipping", "lapsing") and rfm_segment = "Champions"
 //! ```
 //!
 //! Pure and IO-free: [`parse`] turns text into an [`Expr`] (errors carry the column and what was
@@ -90,6 +92,22 @@ pub const FIELDS: &[(&str, Type)] = &[
     ("days_since_first_order", Type::Number),
     ("consent.email", Type::Bool),
     ("consent.sms", Type::Bool),
+    // From the latest scoring run (`kanta score` or the server's schedule); a customer not
+    // scored yet has none of them, so every comparison on them is false.
+    ("stage", Type::Text),
+    ("days_in_stage", Type::Number),
+    ("rfm_segment", Type::Text),
+    ("r_score", Type::Number),
+    ("f_score", Type::Number),
+    ("m_score", Type::Number),
+    ("p_alive", Type::Number),
+    ("expected_purchases_30d", Type::Number),
+    ("expected_purchases_90d", Type::Number),
+    ("expected_purchases_365d", Type::Number),
+    ("p_purchase_30d", Type::Number),
+    ("expected_spend", Type::Number),
+    ("clv_12m", Type::Number),
+    ("days_to_next_purchase", Type::Number),
 ];
 
 /// The functions, with their argument types and result type.

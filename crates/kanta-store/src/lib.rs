@@ -203,6 +203,150 @@ pub struct CustomerRecord {
     pub events: Vec<EventView>,
     /// Feedback, newest first.
     pub feedback: Vec<FeedbackView>,
+    /// Scores from the latest scoring run (none before the first run, or for a customer
+    /// without purchases).
+    pub scores: Option<ScoreView>,
+    /// Lifecycle stage changes, newest first (at most 100).
+    pub stage_history: Vec<StageChange>,
+}
+
+/// A customer's scores from the latest scoring run.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ScoreView {
+    /// The scoring run.
+    pub run_id: i64,
+    /// When the run finished, RFC 3339.
+    pub scored_at: String,
+    /// Recency score 1–5.
+    pub r: u8,
+    /// Frequency score 1–5.
+    pub f: u8,
+    /// Monetary score 1–5.
+    pub m: u8,
+    /// Named RFM segment.
+    pub rfm_segment: String,
+    /// Lifecycle stage (`new`, `repeat`, `loyal`, `slipping`, `lapsing`, `lost`).
+    pub stage: String,
+    /// Since when the customer has been in this stage (the run that first saw it), RFC 3339.
+    pub stage_since: String,
+    /// The model scores; absent when the models could not be fitted.
+    pub model: Option<ModelScores>,
+}
+
+/// What the fitted models say about one customer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+pub struct ModelScores {
+    /// Probability that the customer is still active.
+    pub p_alive: f64,
+    /// Expected purchases in the next 30 days.
+    pub expected_30d: f64,
+    /// Expected purchases in the next 90 days.
+    pub expected_90d: f64,
+    /// Expected purchases in the next 365 days.
+    pub expected_365d: f64,
+    /// Probability of at least one purchase in the next 30 days.
+    pub p_purchase_30d: f64,
+    /// Expected value of a future purchase (Gamma-Gamma), when the spend model was fitted.
+    pub expected_spend: Option<f64>,
+    /// Discounted 12-month CLV, when the spend model was fitted.
+    pub clv_12m: Option<f64>,
+    /// Predicted next purchase (the median time to it, if the customer is still active);
+    /// microseconds since the epoch, shown as RFC 3339 `next_purchase`.
+    #[schema(value_type = Option<String>)]
+    #[serde(rename = "next_purchase", serialize_with = "serialize_time")]
+    pub next_purchase_at: Option<i64>,
+}
+
+fn serialize_time<S: serde::Serializer>(micros: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match micros {
+        Some(m) => s.serialize_some(&rfc3339(*m)),
+        None => s.serialize_none(),
+    }
+}
+
+/// One customer's scores, as the scoring job writes them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreRow {
+    /// Internal customer id (as [`Purchases::customer`] gives it).
+    pub customer: i64,
+    /// Recency score 1–5.
+    pub r: u8,
+    /// Frequency score 1–5.
+    pub f: u8,
+    /// Monetary score 1–5.
+    pub m: u8,
+    /// Named RFM segment.
+    pub rfm_segment: &'static str,
+    /// Lifecycle stage.
+    pub stage: &'static str,
+    /// The model scores, when the models were fitted.
+    pub model: Option<ModelScores>,
+}
+
+/// A scoring run to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewScoreRun {
+    /// When the run started (µs): the instant it scored, and the time of its stage changes.
+    pub started_at: i64,
+    /// When its computation finished (µs).
+    pub finished_at: i64,
+    /// The observation day, `YYYY-MM-DD`.
+    pub as_of: String,
+    /// Orders read.
+    pub orders: u64,
+    /// The chosen transaction model, if one was fitted.
+    pub model: Option<String>,
+    /// The fitted parameters and diagnostics (the models' summary, or why they were not fitted).
+    pub diagnostics: Value,
+}
+
+/// A recorded scoring run.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ScoreRunInfo {
+    /// Id.
+    pub id: i64,
+    /// Started, RFC 3339.
+    pub started_at: String,
+    /// Finished, RFC 3339.
+    pub finished_at: String,
+    /// The observation day.
+    pub as_of: String,
+    /// Customers scored.
+    pub customers: i64,
+    /// Orders read.
+    pub orders: i64,
+    /// The chosen transaction model.
+    pub model: Option<String>,
+    /// Customers whose stage changed (on the first run: every customer).
+    pub stage_changes: i64,
+    /// Fitted parameters and diagnostics.
+    #[schema(value_type = Object)]
+    pub diagnostics: Value,
+}
+
+/// A change of a customer's lifecycle stage, found by a scoring run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct StageChange {
+    /// The run that found it.
+    pub run_id: i64,
+    /// When, RFC 3339.
+    pub time: String,
+    /// The stage before (none on the customer's first run).
+    pub from: Option<String>,
+    /// The new stage.
+    pub to: String,
+}
+
+/// Completed and refunded orders reduced to what scoring needs, column by column (a chunk of
+/// the store's orders; see [`Storage::purchases`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Purchases {
+    /// Internal customer id of each order.
+    pub customer: Vec<i64>,
+    /// Order time, whole seconds since the epoch (rounded down).
+    pub time: Vec<i64>,
+    /// Amount in 1/10,000 units; refunded orders negative, as returns are in an order log.
+    pub amount: Vec<i64>,
 }
 
 /// One entry of the audit log.
@@ -325,6 +469,20 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Every order, for the analysis.
     async fn order_facts(&self) -> Result<Vec<OrderFact>, StoreError>;
 
+    /// Every completed and refunded order, handed to `sink` in chunks (ranges of order ids;
+    /// no order within a chunk is promised). Chunks
+    /// are read in separate short transactions (so a long read never holds the writer back);
+    /// an order replaced meanwhile is still read exactly once, as its row keeps its place.
+    async fn purchases(&self, sink: &mut (dyn FnMut(Purchases) + Send)) -> Result<(), StoreError>;
+
+    /// Record a scoring run and replace the stored scores with `rows` in one transaction:
+    /// customers whose stage differs from their stored one (or who had none) get a
+    /// [`StageChange`]; customers absent from `rows` lose their scores.
+    async fn write_scores(&self, run: &NewScoreRun, rows: &[ScoreRow]) -> Result<ScoreRunInfo, StoreError>;
+
+    /// The latest scoring runs, newest first.
+    async fn score_runs(&self, limit: u32) -> Result<Vec<ScoreRunInfo>, StoreError>;
+
     /// Erase a customer's personal data: profile fields, consent, events and feedback text go;
     /// orders stay, attached to an anonymous id, so aggregates do not change. Returns whether
     /// the customer existed. Recorded in the audit log.
@@ -416,18 +574,20 @@ impl WriteBatch for Feedback {
     }
 }
 
-/// The schema migrations of a backend: one migration, its `0001_init.sql`.
-pub(crate) fn migrator(init_sql: &'static str) -> sqlx::migrate::Migrator {
+/// The schema migrations of a backend, oldest first: `(version, name, sql)`. Applied
+/// migrations are never edited; a change is a new migration.
+pub(crate) fn migrator(migrations: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
     use sqlx::migrate::{Migration, MigrationType, Migrator};
     use std::borrow::Cow;
     Migrator {
-        migrations: Cow::Owned(vec![Migration::new(
-            1,
-            Cow::Borrowed("init"),
-            MigrationType::Simple,
-            Cow::Borrowed(init_sql),
-            false,
-        )]),
+        migrations: Cow::Owned(
+            migrations
+                .iter()
+                .map(|&(version, name, sql)| {
+                    Migration::new(version, Cow::Borrowed(name), MigrationType::Simple, Cow::Borrowed(sql), false)
+                })
+                .collect(),
+        ),
         ..Migrator::DEFAULT
     }
 }

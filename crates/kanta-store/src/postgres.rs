@@ -25,6 +25,12 @@ fn push_json<'a, T: serde::Serialize + 'a + Send>(
     b.push_bind(value);
 }
 
+/// The schema, oldest migration first.
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
+    (2, "scores", include_str!("../migrations/postgres/0002_scores.sql")),
+];
+
 /// The PostgreSQL store.
 #[derive(Clone)]
 pub(crate) struct PgStore {
@@ -50,7 +56,7 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await?;
-        crate::migrator(include_str!("../migrations/postgres/0001_init.sql")).run(&pool).await?;
+        crate::migrator(MIGRATIONS).run(&pool).await?;
         Ok(PgStore { writer: pool.clone(), reader: pool })
     }
 }

@@ -32,6 +32,12 @@ fn push_json<'a, T: serde::Serialize + 'a + Send>(
     b.push_unseparated(")");
 }
 
+/// The schema, oldest migration first.
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, "scores", include_str!("../migrations/sqlite/0002_scores.sql")),
+];
+
 /// The SQLite store.
 #[derive(Clone)]
 pub(crate) struct SqliteStore {
@@ -63,7 +69,7 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(60))
             .connect_with(options.clone())
             .await?;
-        crate::migrator(include_str!("../migrations/sqlite/0001_init.sql")).run(&writer).await?;
+        crate::migrator(MIGRATIONS).run(&writer).await?;
         // An in-memory database exists per connection, so it is read through the writer.
         let reader = if memory {
             writer.clone()

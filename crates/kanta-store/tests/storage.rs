@@ -3,7 +3,10 @@
 
 use kanta_store::record::{Batch, Record, parse_batch};
 use kanta_store::testing::TestDb;
-use kanta_store::{Customer, Event, Feedback, Order, Scope, Secret, StoredResponse, WriteCounts};
+use kanta_store::{
+    Customer, Event, Feedback, ModelScores, NewScoreRun, Order, Purchases, Scope, ScoreRow, Secret, StoredResponse,
+    WriteCounts,
+};
 
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -43,6 +46,8 @@ on_both_backends!(
     tokens_are_found_by_hash_and_idempotent_responses_keep_the_first,
     sql_looking_values_are_stored_verbatim,
     segments_select_the_same_customers_on_both_backends,
+    purchases_come_in_chunks_with_refunds_negative_and_cancellations_left_out,
+    scores_replace_the_previous_run_and_record_stage_changes,
 );
 
 const NOW: i64 = 1_730_000_000_000_000;
@@ -382,4 +387,164 @@ async fn segments_select_the_same_customers_on_both_backends(db: TestDb) {
     assert_eq!((page.len(), next.is_some()), (2, true));
     let (rest, next) = db.store.segment_members(&expr, NOW, next, 2).await.expect("page");
     assert_eq!((rest.len(), next), (2, None));
+}
+
+/// Every purchase the store hands the scoring job, in one list.
+async fn all_purchases(db: &TestDb) -> (Purchases, usize) {
+    let mut all = Purchases::default();
+    let mut chunks = 0;
+    db.store
+        .purchases(&mut |c| {
+            chunks += 1;
+            all.customer.extend(c.customer);
+            all.time.extend(c.time);
+            all.amount.extend(c.amount);
+        })
+        .await
+        .expect("purchases");
+    (all, chunks)
+}
+
+async fn purchases_come_in_chunks_with_refunds_negative_and_cancellations_left_out(db: TestDb) {
+    assert_eq!(all_purchases(&db).await, (Purchases::default(), 0));
+    let orders: Vec<Order> = checked(
+        r#"[
+      {"id":"p1","customer_id":"ann","time":"2024-10-20T10:00:00.9Z","amount":"300","currency":"EUR"},
+      {"id":"p2","customer_id":"bob","time":"1969-12-31T23:59:59.5Z","amount":"40","currency":"EUR"},
+      {"id":"p3","customer_id":"ann","time":"2024-10-21T10:00:00Z","amount":"60","currency":"EUR","status":"refunded"},
+      {"id":"p4","customer_id":"bob","time":"2024-10-22T10:00:00Z","amount":"10","currency":"EUR","status":"cancelled"}
+    ]"#,
+    );
+    db.store.write_orders(&orders, NOW).await.expect("write");
+    let (p, chunks) = all_purchases(&db).await;
+    assert_eq!(chunks, 1);
+    // Times floor to whole seconds, also before 1970.
+    assert_eq!(p.time, [1_729_418_400, -1, 1_729_504_800]);
+    assert_eq!(p.amount, [3_000_000, 400_000, -600_000]);
+    assert_eq!((p.customer[0] == p.customer[2], p.customer[0] != p.customer[1]), (true, true));
+
+    // More than one chunk (65,536 order ids each): every order once.
+    let many: Vec<Order> = (0..70_000)
+        .map(|i| {
+            let json = format!(
+                r#"{{"id":"m{i}","customer_id":"c{}","time":"2024-01-01T00:00:00Z","amount":"{}.5","currency":"EUR"}}"#,
+                i % 1000,
+                i + 1
+            );
+            kanta_store::record::parse_value::<Order>(serde_json::from_str(&json).expect("json")).expect("valid")
+        })
+        .collect();
+    for batch in many.chunks(10_000) {
+        db.store.write_orders(batch, NOW).await.expect("write");
+    }
+    let (p, chunks) = all_purchases(&db).await;
+    assert_eq!((chunks, p.amount.len()), (2, 70_003));
+    let mut amounts: Vec<(i64, i64)> = p.amount.iter().copied().zip(p.customer.iter().copied()).collect();
+    amounts.sort_unstable();
+    let by_customer: std::collections::HashMap<i64, usize> =
+        amounts.iter().fold(Default::default(), |mut m, &(_, c)| {
+            *m.entry(c).or_default() += 1;
+            m
+        });
+    let many: Vec<i64> = amounts.iter().map(|a| a.0).filter(|&a| a % 10_000 == 5_000).collect();
+    // Not printed on failure: 70,000 numbers.
+    assert!(many.iter().copied().eq((1..=70_000).map(|a| a * 10_000 + 5_000)), "some amounts are missing or repeated");
+    // Columns stay aligned: customer c{k} has the orders m{k}, m{k+1000}, … (70 each).
+    assert_eq!(by_customer.values().filter(|&&n| n == 70).count(), 1000);
+}
+
+fn score_row(customer: i64, stage: &'static str, p_alive: f64) -> ScoreRow {
+    ScoreRow {
+        customer,
+        r: 5,
+        f: 3,
+        m: 1,
+        rfm_segment: "Champions",
+        stage,
+        model: Some(ModelScores {
+            p_alive,
+            expected_30d: 0.5,
+            expected_90d: 1.25,
+            expected_365d: 4.0,
+            p_purchase_30d: 0.375,
+            expected_spend: Some(42.5),
+            clv_12m: Some(p_alive * 1000.0),
+            next_purchase_at: Some(NOW + 86_400_000_000 * 10),
+        }),
+    }
+}
+
+fn run(at: i64) -> NewScoreRun {
+    NewScoreRun {
+        started_at: at,
+        finished_at: at + 1_000_000,
+        as_of: "2024-10-27".into(),
+        orders: 3,
+        model: Some("bgnbd".into()),
+        diagnostics: serde_json::json!({"models": {"chosen": "bgnbd", "params": [0.25, 4.5]}}),
+    }
+}
+
+async fn scores_replace_the_previous_run_and_record_stage_changes(db: TestDb) {
+    let orders: Vec<Order> = checked(
+        r#"[
+      {"id":"s1","customer_id":"ann","time":"2024-10-20T10:00:00Z","amount":"300","currency":"EUR"},
+      {"id":"s2","customer_id":"bob","time":"2024-10-21T10:00:00Z","amount":"40","currency":"EUR"},
+      {"id":"s3","customer_id":"cy","time":"2024-10-22T10:00:00Z","amount":"10","currency":"EUR"}
+    ]"#,
+    );
+    db.store.write_orders(&orders, NOW).await.expect("write");
+    let (p, _) = all_purchases(&db).await;
+    let (ann, bob, cy) = (p.customer[0], p.customer[1], p.customer[2]);
+    assert!(db.store.customer("ann", 10).await.expect("read").expect("ann").scores.is_none());
+
+    let day = 86_400_000_000;
+    let first = db
+        .store
+        .write_scores(&run(NOW), &[score_row(ann, "loyal", 0.9), score_row(bob, "new", 0.6), score_row(cy, "new", 0.5)])
+        .await
+        .expect("first run");
+    assert_eq!((first.customers, first.orders, first.stage_changes), (3, 3, 3));
+    let mut unscored = score_row(bob, "new", 0.55);
+    unscored.model = None;
+    let second =
+        db.store.write_scores(&run(NOW + day), &[score_row(ann, "slipping", 0.3), unscored]).await.expect("second run");
+    assert_eq!((second.id > first.id, second.customers, second.stage_changes), (true, 2, 1));
+
+    let a = db.store.customer("ann", 10).await.expect("read").expect("ann");
+    let scores = a.scores.expect("scored");
+    assert_eq!((scores.run_id, scores.stage.as_str(), scores.r, scores.f, scores.m), (second.id, "slipping", 5, 3, 1));
+    assert_eq!(scores.stage_since, kanta_store::rfc3339(NOW + day));
+    let model = scores.model.expect("model scores");
+    assert_eq!((model.p_alive, model.clv_12m, model.expected_spend), (0.3, Some(300.0), Some(42.5)));
+    let history: Vec<(Option<&str>, &str)> =
+        a.stage_history.iter().map(|c| (c.from.as_deref(), c.to.as_str())).collect();
+    assert_eq!(history, [(Some("loyal"), "slipping"), (None, "loyal")]);
+    let view = serde_json::to_value(&model).expect("json");
+    assert_eq!(view["next_purchase"], kanta_store::rfc3339(NOW + 10 * day).as_str());
+
+    // An unchanged stage keeps its start; missing model scores stay missing.
+    let b = db.store.customer("bob", 10).await.expect("read").expect("bob").scores.expect("scored");
+    assert_eq!((b.stage.as_str(), b.stage_since, b.model), ("new", kanta_store::rfc3339(NOW), None));
+    // A customer the latest run did not score has no scores.
+    assert!(db.store.customer("cy", 10).await.expect("read").expect("cy").scores.is_none());
+
+    let runs = db.store.score_runs(10).await.expect("runs");
+    assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), [second.id, first.id]);
+    assert_eq!(runs[0].diagnostics["models"]["params"][1], 4.5);
+    assert_eq!(runs[0].model.as_deref(), Some("bgnbd"));
+
+    // The segment language reads the scores.
+    for (text, want) in [
+        ("stage = \"slipping\"", 1),
+        ("p_alive < 0.5", 1),
+        ("clv_12m >= 300 and rfm_segment = \"Champions\"", 1),
+        ("not p_alive < 0.5", 2),
+        ("days_in_stage >= 0 and r_score = 5", 2),
+        ("days_to_next_purchase > 8.5", 1),
+        ("expected_purchases_365d = 4 and expected_spend = 42.5", 1),
+    ] {
+        let expr = kanta_segment::parse(text).expect("valid");
+        assert_eq!(db.store.segment_count(&expr, NOW + day).await.expect("count"), want, "{text}");
+    }
 }

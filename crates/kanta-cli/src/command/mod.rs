@@ -7,5 +7,6 @@ pub mod generate;
 pub mod import;
 pub mod predict;
 pub mod retention;
+pub mod score;
 pub mod serve;
 pub mod token;

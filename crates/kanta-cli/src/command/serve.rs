@@ -16,6 +16,9 @@ fn server_settings(store: &StoreArgs, server: &ServerArgs) -> Result<Settings, c
     if let Some(grace) = server.grace {
         settings.server.grace_seconds = grace;
     }
+    if let Some(every) = server.score_every {
+        settings.scoring.every = every;
+    }
     Ok(settings)
 }
 
@@ -39,9 +42,28 @@ async fn serve(settings: &Settings) -> anyhow::Result<()> {
     let address = listener.local_addr().context("reading the listening address")?;
     // Tests and scripts read this line to find the port when --listen ends in :0.
     println!("kanta serve: listening on http://{address} (store {url})");
-    let router = kanta_api::router(kanta_api::AppState::new(store));
+    let router = kanta_api::router(kanta_api::AppState::new(store.clone()));
     let grace = Duration::from_secs(settings.server.grace_seconds);
-    kanta_api::serve(listener, router, kanta_api::shutdown_signal(), grace).await.context("serving")?;
+    // One stop signal for the server and the scheduler.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        kanta_api::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let scheduler = settings.scoring.every.0.map(|every| {
+        eprintln!("kanta serve: scoring every {}", settings.scoring.every);
+        tokio::spawn(kanta_jobs::schedule::run(store, settings.scoring.job(), every, stop_rx.clone(), |result| {
+            eprintln!("kanta serve: {}", kanta_jobs::schedule::describe(result));
+        }))
+    });
+    let mut stop = stop_rx;
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    kanta_api::serve(listener, router, stopped, grace).await.context("serving")?;
+    if let Some(scheduler) = scheduler {
+        scheduler.abort();
+    }
     eprintln!("kanta serve: stopped");
     Ok(())
 }

@@ -7,5 +7,6 @@ mod import;
 mod models;
 mod readme;
 mod report;
+mod score;
 mod serve;
 mod support;

@@ -1,0 +1,63 @@
+//! `kanta score`: the scoring job once, from the command line.
+
+use anyhow::Context;
+use kanta_jobs::{ScoreOutcome, score_store};
+
+use crate::cli::ScoreArgs;
+use crate::progress::spinner;
+use kanta_report::format::thousands;
+
+pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
+    let settings = args.store.settings()?;
+    let mut scoring = settings.scoring.clone();
+    if let Some(model) = args.model {
+        scoring.model = model;
+    }
+    let url = settings.database.url;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let busy = spinner("scoring the customers in the store", args.quiet || args.json);
+    let outcome = runtime.block_on(async {
+        let store = kanta_store::open(url.expose()).await.with_context(|| format!("opening the store {url}"))?;
+        score_store(store.as_ref(), &scoring.job(), kanta_store::now_micros()).await.context("scoring")
+    })?;
+    busy.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome.run).context("rendering the run")?);
+    } else if !args.quiet {
+        print!("{}", render(&outcome));
+    }
+    Ok(())
+}
+
+/// The summary printed after a run.
+fn render(o: &ScoreOutcome) -> String {
+    use std::fmt::Write;
+    let run = &o.run;
+    let mut out = String::new();
+    let took: f64 = o.phases.iter().map(|p| p.1.as_secs_f64()).sum();
+    let _ = writeln!(
+        out,
+        "scored {} customers from {} orders as of {} in {took:.1} s (run {})",
+        thousands(run.customers.max(0) as u64),
+        thousands(run.orders.max(0) as u64),
+        run.as_of,
+        run.id
+    );
+    match (&run.model, &o.models_skipped) {
+        (Some(model), _) => {
+            let _ = writeln!(out, "model: {model} (P(alive), expected purchases, CLV and next purchase stored)");
+        }
+        (None, Some(why)) => {
+            let _ = writeln!(out, "models not fitted: {why} (RFM and rule-based stages stored)");
+        }
+        (None, None) => {}
+    }
+    let stages: Vec<String> = o.stages.iter().map(|(name, n)| format!("{name} {}", thousands(*n))).collect();
+    if !stages.is_empty() {
+        let _ = writeln!(out, "stages: {}", stages.join(" · "));
+    }
+    let _ = writeln!(out, "stage changes: {}", thousands(run.stage_changes.max(0) as u64));
+    let phases: Vec<String> = o.phases.iter().map(|(name, d)| format!("{name} {:.1} s", d.as_secs_f64())).collect();
+    let _ = writeln!(out, "time: {}", phases.join(" · "));
+    out
+}

@@ -1,0 +1,159 @@
+//! The scoring job on both backends: its stored scores are exactly what `kanta analyze`'s
+//! analysis and models give on the same orders.
+
+use std::collections::HashMap;
+
+use kanta_core::aggregate::{Aggregator, OrderLine};
+use kanta_core::analysis::{AnalysisOptions, analyze};
+use kanta_core::time::{Day, Timestamp};
+use kanta_jobs::{ScoreJob, score_store};
+use kanta_score::{ScoreOptions, score};
+use kanta_store::record::{Order, OrderStatus};
+use kanta_store::testing::TestDb;
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = kanta_store::testing::sqlite().await.expect("a SQLite store");
+                    super::$name(db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(db) = kanta_store::testing::postgres().await.expect("a PostgreSQL store") {
+                        super::$name(db).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    stored_scores_equal_the_analysis_and_models_of_the_same_orders,
+    a_small_store_gets_rfm_and_stages_without_models
+);
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// A generated shop, as store orders (returns become refunded orders).
+fn shop(customers: u64, end: Day) -> Vec<Order> {
+    let config = kanta_gen::Config { customers, seed: 11, end, ..kanta_gen::Config::default() };
+    kanta_gen::simulate(&config)
+        .expect("a valid configuration")
+        .iter()
+        .map(|o| Order {
+            id: format!("O{}", o.number),
+            customer_id: format!("C{:07}", o.customer),
+            time: o.time.0 * 1_000_000,
+            amount: if o.value.raw() < 0 { -o.value } else { o.value },
+            currency: "EUR".into(),
+            status: if o.value.raw() < 0 { OrderStatus::Refunded } else { OrderStatus::Completed },
+            lines: Vec::new(),
+        })
+        .collect()
+}
+
+async fn store_orders(db: &TestDb, orders: &[Order]) {
+    for batch in orders.chunks(5_000) {
+        db.store.write_orders(batch, 0).await.expect("write");
+    }
+}
+
+async fn stored_scores_equal_the_analysis_and_models_of_the_same_orders(db: TestDb) {
+    let end = Day::from_ymd(2024, 6, 30).expect("a date");
+    let orders = shop(3_000, end);
+    store_orders(&db, &orders).await;
+    // Scored the day after the window: every stage occurs.
+    let now = i64::from(end.0 + 1) * MICROS_PER_DAY + 3_600_000_000;
+    let outcome = score_store(db.store.as_ref(), &ScoreJob::default(), now).await.expect("scoring");
+
+    // The same orders through `kanta analyze`'s functions.
+    let mut aggregator = Aggregator::new();
+    for o in &orders {
+        let amount = if o.status == OrderStatus::Refunded { -o.amount } else { o.amount };
+        let line = OrderLine {
+            customer: o.customer_id.as_bytes(),
+            order: Some(o.id.as_bytes()),
+            time: Timestamp(o.time / 1_000_000),
+            amount,
+        };
+        aggregator.push(line).expect("a line");
+    }
+    let base = aggregator.finish();
+    let as_of = Day(end.0 + 1);
+    let mut analysis =
+        analyze(&base, &AnalysisOptions { as_of: Some(as_of), ..AnalysisOptions::default() }).expect("analysis");
+    let scores = score(&analysis, &ScoreOptions::default()).expect("models");
+    let slipping: Vec<bool> = scores.customers.iter().map(|c| c.slipping).collect();
+    analysis.mark_slipping(&slipping);
+
+    assert_eq!(outcome.run.customers as usize, analysis.customers.len());
+    assert_eq!(outcome.run.orders as usize, orders.len());
+    assert_eq!(outcome.run.stage_changes, outcome.run.customers, "the first run finds every stage");
+    assert_eq!(outcome.run.as_of, "2024-07-01");
+    assert_eq!(outcome.run.model.as_deref(), Some(scores.summary.chosen));
+    assert_eq!(outcome.run.diagnostics["models"]["chosen"], scores.summary.chosen);
+    let stages: HashMap<&str, u64> = outcome.stages.iter().copied().collect();
+    for row in &analysis.summary.stages {
+        assert_eq!(stages.get(row.name.as_str()).copied(), Some(row.customers), "{}", row.name);
+    }
+    assert!(stages["slipping"] > 0 && stages["lost"] > 0 && stages["new"] > 0, "{stages:?}");
+
+    // Every 37th customer, compared field by field.
+    for (i, c) in analysis.customers.iter().enumerate().step_by(37) {
+        let id = String::from_utf8_lossy(base.id(c.customer)).into_owned();
+        let record = db.store.customer(&id, 0).await.expect("read").expect("stored");
+        let stored = record.scores.expect("scored");
+        assert_eq!((stored.r, stored.f, stored.m), (c.r, c.f, c.m), "{id}");
+        assert_eq!((stored.stage.as_str(), stored.rfm_segment.as_str()), (c.stage.name(), c.segment.name()), "{id}");
+        let model = stored.model.expect("model scores");
+        let want = &scores.customers[i];
+        assert_eq!(model.p_alive, want.p_alive, "{id}");
+        assert_eq!(model.expected_90d, want.expected_purchases[1], "{id}");
+        assert_eq!(model.clv_12m, want.clv_12m, "{id}");
+        let next = as_of.0 as f64 * MICROS_PER_DAY as f64 + want.next_purchase_days * MICROS_PER_DAY as f64;
+        assert_eq!(model.next_purchase_at, Some(next.round() as i64), "{id}");
+        assert_eq!(record.stage_history.len(), 1, "{id}");
+    }
+
+    // The same day again: nothing changes stage.
+    let again = score_store(db.store.as_ref(), &ScoreJob::default(), now + 60_000_000).await.expect("scoring");
+    assert_eq!((again.run.stage_changes, again.run.customers), (0, outcome.run.customers));
+    // A year later everyone has gone quiet: stages move, and the history shows it.
+    let later =
+        score_store(db.store.as_ref(), &ScoreJob::default(), now + 365 * MICROS_PER_DAY).await.expect("scoring");
+    assert!(later.run.stage_changes > 0);
+    let lost = kanta_segment::parse("stage = \"lost\"").expect("valid");
+    let lost_now = db.store.segment_count(&lost, now + 365 * MICROS_PER_DAY).await.expect("count");
+    assert_eq!(Some(lost_now as u64), later.stages.iter().find(|s| s.0 == "lost").map(|s| s.1));
+    assert!(lost_now as u64 > stages["lost"]);
+}
+
+async fn a_small_store_gets_rfm_and_stages_without_models(db: TestDb) {
+    let end = Day::from_ymd(2024, 6, 30).expect("a date");
+    let orders = shop(12, end);
+    store_orders(&db, &orders).await;
+    let now = i64::from(end.0 + 1) * MICROS_PER_DAY;
+    let outcome = score_store(db.store.as_ref(), &ScoreJob::default(), now).await.expect("scoring");
+    let why = outcome.models_skipped.expect("too few customers for the models");
+    assert!(why.contains("customers"), "{why}");
+    assert_eq!(outcome.run.model, None);
+    assert_eq!(outcome.run.diagnostics["models_skipped"], why.as_str());
+    assert!(outcome.run.customers > 0);
+    let first = orders.iter().find(|o| o.status == OrderStatus::Completed).expect("a purchase");
+    let record = db.store.customer(&first.customer_id, 0).await.expect("read").expect("stored");
+    let stored = record.scores.expect("scored");
+    assert!((1..=5).contains(&stored.r) && stored.model.is_none());
+
+    // An empty store: a run with nobody in it, not an error.
+    let empty = kanta_store::testing::sqlite().await.expect("a store");
+    let outcome = score_store(empty.store.as_ref(), &ScoreJob::default(), now).await.expect("scoring");
+    assert_eq!((outcome.run.customers, outcome.run.orders), (0, 0));
+}
