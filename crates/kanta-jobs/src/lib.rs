@@ -5,6 +5,7 @@
 //!   (`kanta-core`) and model scoring (`kanta-score`) on it — the same code, so a store and an
 //!   exported order log get the same numbers — and writes each customer's scores, the fitted
 //!   models and the stage changes back.
+//! - [`segments`]: recomputes every saved segment and records who entered and left.
 //! - [`schedule`]: runs the jobs every interval until shutdown.
 //!
 //! **Architecture Invariant:** no HTTP and no argv here; the computation is `kanta-core` and
@@ -12,6 +13,7 @@
 
 pub mod schedule;
 pub mod score;
+pub mod segments;
 
 pub use score::{ScoreJob, ScoreOutcome, score_store};
 

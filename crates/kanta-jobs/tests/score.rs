@@ -126,11 +126,21 @@ async fn stored_scores_equal_the_analysis_and_models_of_the_same_orders(db: Test
     // The same day again: nothing changes stage.
     let again = score_store(db.store.as_ref(), &ScoreJob::default(), now + 60_000_000).await.expect("scoring");
     assert_eq!((again.run.stage_changes, again.run.customers), (0, outcome.run.customers));
-    // A year later everyone has gone quiet: stages move, and the history shows it.
-    let later =
-        score_store(db.store.as_ref(), &ScoreJob::default(), now + 365 * MICROS_PER_DAY).await.expect("scoring");
+    // A year later everyone has gone quiet: stages move, and the history shows it; a saved
+    // segment of lost customers records who entered it.
+    let lost_text = "stage = \"lost\"";
+    let lost = kanta_segment::parse(lost_text).expect("valid");
+    let saved = db.store.create_segment("lost", lost_text, &lost, now).await.expect("segment");
+    assert_eq!(saved.members as u64, stages["lost"]);
+    let cycle = kanta_jobs::schedule::cycle(db.store.as_ref(), &ScoreJob::default(), now + 365 * MICROS_PER_DAY).await;
+    let lines = kanta_jobs::schedule::describe_cycle(&cycle);
+    assert!(lines[1].starts_with("segment `lost`: "), "{lines:?}");
+    let later = cycle.score.expect("scoring");
+    let refreshed = cycle.segments.expect("refresh");
+    let counts = refreshed[0].result.as_ref().expect("refreshed");
+    assert_eq!(counts.members as u64 - stages["lost"], counts.entered - counts.exited);
+    assert!(counts.entered > 0);
     assert!(later.run.stage_changes > 0);
-    let lost = kanta_segment::parse("stage = \"lost\"").expect("valid");
     let lost_now = db.store.segment_count(&lost, now + 365 * MICROS_PER_DAY).await.expect("count");
     assert_eq!(Some(lost_now as u64), later.stages.iter().find(|s| s.0 == "lost").map(|s| s.1));
     assert!(lost_now as u64 > stages["lost"]);

@@ -15,7 +15,7 @@ use sqlx::{QueryBuilder, Row};
 
 use crate::record::{Customer, Event, Feedback, Order, OrderStatus};
 use crate::{
-    AuditEntry, ConsentEntry, ModelScores, NewScoreRun, Purchases, ScoreRow, ScoreRunInfo, ScoreView, StageChange, Counts, CustomerRecord, EventView, FeedbackView, LineView, OrderFact, OrderView, Profile,
+    AuditEntry, ConsentEntry, ModelScores, RefreshCounts, SegmentInfo, StageEvent, Transition, NewScoreRun, Purchases, ScoreRow, ScoreRunInfo, ScoreView, StageChange, Counts, CustomerRecord, EventView, FeedbackView, LineView, OrderFact, OrderView, Profile,
     Scope, StoreError, StoredResponse, TokenHash, TokenInfo, TokenRow, WriteCounts, rfc3339,
 };
 
@@ -123,7 +123,7 @@ fn parse_ints(text: Option<&str>, out: &mut Vec<i64>) -> Result<(), StoreError> 
     Ok(())
 }
 
-/// Score rows per INSERT: 15 columns, under both databases' parameter limits.
+/// Score rows per INSERT: 16 values each, under both databases' parameter limits.
 const SCORE_CHUNK: usize = 2_000;
 
 const SCORE_SELECT: &str = "SELECT s.run_id, r.finished_at, s.r, s.f, s.m, s.rfm_segment, s.stage, s.stage_since, \
@@ -174,6 +174,84 @@ fn score_run_info(r: &<Db as sqlx::Database>::Row) -> Result<ScoreRunInfo, Store
         stage_changes: r.try_get("stage_changes")?,
         diagnostics: r.try_get::<Json<serde_json::Value>, _>("diagnostics")?.0,
     })
+}
+
+const SEGMENT_COLUMNS: &str = "id, name, expression, created_at, refreshed_at, members";
+
+fn segment_info(r: &<Db as sqlx::Database>::Row) -> Result<SegmentInfo, StoreError> {
+    Ok(SegmentInfo {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        expression: r.try_get("expression")?,
+        created_at: rfc3339(r.try_get("created_at")?),
+        refreshed_at: rfc3339(r.try_get("refreshed_at")?),
+        members: r.try_get("members")?,
+    })
+}
+
+/// Recompute segment `id`'s members inside `tx`: the current members go to a temporary table,
+/// and the differences with the stored members are the transitions (unless `baseline`).
+async fn fill_segment(
+    tx: &mut Tx,
+    id: i64,
+    expr: &kanta_segment::Expr,
+    now: i64,
+    baseline: bool,
+) -> Result<RefreshCounts, StoreError> {
+    sqlx::query("DROP TABLE IF EXISTS segment_now").execute(&mut **tx).await?;
+    sqlx::query("CREATE TEMPORARY TABLE segment_now (customer_id BIGINT PRIMARY KEY)").execute(&mut **tx).await?;
+    let compiled = kanta_segment::compile(expr, DIALECT, now, 1);
+    let sql = format!("INSERT INTO segment_now SELECT c.id FROM customers c WHERE c.erased_at IS NULL AND {}", compiled.sql);
+    bind_segment(sqlx::query(&sql), &compiled.params).execute(&mut **tx).await?;
+    let mut counts = RefreshCounts::default();
+    if !baseline {
+        counts.entered = sqlx::query(
+            "INSERT INTO segment_transitions (segment_id, customer_id, kind, time) \
+             SELECT $1, n.customer_id, 'enter', $2 FROM segment_now n WHERE NOT EXISTS \
+             (SELECT 1 FROM segment_members m WHERE m.segment_id = $1 AND m.customer_id = n.customer_id) \
+             ORDER BY n.customer_id",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        counts.exited = sqlx::query(
+            "INSERT INTO segment_transitions (segment_id, customer_id, kind, time) \
+             SELECT $1, m.customer_id, 'exit', $2 FROM segment_members m WHERE m.segment_id = $1 AND NOT EXISTS \
+             (SELECT 1 FROM segment_now n WHERE n.customer_id = m.customer_id) ORDER BY m.customer_id",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    }
+    sqlx::query(
+        "DELETE FROM segment_members WHERE segment_id = $1 AND NOT EXISTS \
+         (SELECT 1 FROM segment_now n WHERE n.customer_id = segment_members.customer_id)",
+    )
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO segment_members (segment_id, customer_id, entered_at) \
+         SELECT $1, n.customer_id, $2 FROM segment_now n WHERE NOT EXISTS \
+         (SELECT 1 FROM segment_members m WHERE m.segment_id = $1 AND m.customer_id = n.customer_id)",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    counts.members = sqlx::query_scalar("SELECT COUNT(*) FROM segment_now").fetch_one(&mut **tx).await?;
+    sqlx::query("UPDATE segments SET refreshed_at = $1, members = $2 WHERE id = $3")
+        .bind(now)
+        .bind(counts.members)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DROP TABLE segment_now").execute(&mut **tx).await?;
+    Ok(counts)
 }
 
 #[async_trait::async_trait]
@@ -655,19 +733,60 @@ impl crate::Storage for Store {
         .bind(Json(&run.diagnostics))
         .fetch_one(&mut *tx)
         .await?;
-        // The new scores go to a temporary table first, so the stage changes are one join in
-        // the database rather than a read of every stored stage.
-        sqlx::query("DROP TABLE IF EXISTS new_scores").execute(&mut *tx).await?;
-        sqlx::query("CREATE TEMPORARY TABLE new_scores AS SELECT * FROM scores WHERE 1 = 0").execute(&mut *tx).await?;
-        // Stage changes are dated at the instant the run scored (its start).
+        // The previous stages, read as three strings (see PURCHASE_CHUNK_SQL for why), sorted
+        // by customer id, so the new rows can be merged against them.
+        let previous = sqlx::query(
+            "SELECT string_agg(CAST(customer_id AS TEXT), ','), string_agg(stage, ','), \
+             string_agg(CAST(stage_since AS TEXT), ',') FROM scores",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let (mut old_ids, mut old_since) = (Vec::new(), Vec::new());
+        parse_ints(previous.try_get(0)?, &mut old_ids)?;
+        parse_ints(previous.try_get(2)?, &mut old_since)?;
+        let stages_text: Option<String> = previous.try_get(1)?;
+        let old_stages: Vec<&str> = stages_text.as_deref().map(|t| t.split(',').collect()).unwrap_or_default();
+        if old_stages.len() != old_ids.len() || old_since.len() != old_ids.len() {
+            return Err(StoreError::Corrupt("stored score columns of different lengths".into()));
+        }
+        let mut old: Vec<(i64, &str, i64)> =
+            old_ids.iter().zip(&old_stages).zip(&old_since).map(|((&c, &st), &t)| (c, st, t)).collect();
+        old.sort_unstable_by_key(|o| o.0);
+        let mut order: Vec<&ScoreRow> = rows.iter().collect();
+        order.sort_unstable_by_key(|r| r.customer);
+        // Stage since, and the changes: a merge of two sorted lists.
         let now = run.started_at;
-        for chunk in rows.chunks(SCORE_CHUNK) {
+        let mut since = Vec::with_capacity(order.len());
+        let mut changes: Vec<(i64, Option<&str>, &str)> = Vec::new();
+        let mut j = 0;
+        for r in &order {
+            while j < old.len() && old[j].0 < r.customer {
+                j += 1;
+            }
+            match old.get(j) {
+                Some(&(c, stage, t)) if c == r.customer && stage == r.stage => since.push(t),
+                Some(&(c, stage, _)) if c == r.customer => {
+                    since.push(now);
+                    changes.push((r.customer, Some(stage), r.stage));
+                }
+                _ => {
+                    since.push(now);
+                    changes.push((r.customer, None, r.stage));
+                }
+            }
+        }
+        // Replacing every row beats updating each in place: the delete empties the table at
+        // once and the inserts, in key order, append.
+        // Replacing every row beats updating each in place: the delete empties the table at
+        // once and the inserts, in key order, append.
+        sqlx::query("DELETE FROM scores").execute(&mut *tx).await?;
+        for (chunk, since) in order.chunks(SCORE_CHUNK).zip(since.chunks(SCORE_CHUNK)) {
             let mut q: QueryBuilder<Db> = QueryBuilder::new(
-                "INSERT INTO new_scores (customer_id, run_id, r, f, m, rfm_segment, stage, stage_since, p_alive, \
+                "INSERT INTO scores (customer_id, run_id, r, f, m, rfm_segment, stage, stage_since, p_alive, \
                  expected_30d, expected_90d, expected_365d, p_purchase_30d, expected_spend, clv_12m, \
                  next_purchase_at) ",
             );
-            q.push_values(chunk, |mut b, s| {
+            q.push_values(chunk.iter().zip(since), |mut b, (s, since)| {
                 let m = s.model.as_ref();
                 b.push_bind(s.customer)
                     .push_bind(run_id)
@@ -676,7 +795,7 @@ impl crate::Storage for Store {
                     .push_bind(i64::from(s.m))
                     .push_bind(s.rfm_segment)
                     .push_bind(s.stage)
-                    .push_bind(now)
+                    .push_bind(*since)
                     .push_bind(m.map(|m| m.p_alive))
                     .push_bind(m.map(|m| m.expected_30d))
                     .push_bind(m.map(|m| m.expected_90d))
@@ -688,32 +807,15 @@ impl crate::Storage for Store {
             });
             q.build().execute(&mut *tx).await?;
         }
-        let changes = sqlx::query(
-            "INSERT INTO stage_changes (customer_id, run_id, time, from_stage, to_stage) \
-             SELECT n.customer_id, $1, $2, s.stage, n.stage FROM new_scores n \
-             LEFT JOIN scores s ON s.customer_id = n.customer_id \
-             WHERE s.stage IS NULL OR s.stage <> n.stage ORDER BY n.customer_id",
-        )
-        .bind(run_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query(
-            "INSERT INTO scores SELECT * FROM new_scores WHERE TRUE ON CONFLICT (customer_id) DO UPDATE SET \
-             run_id = excluded.run_id, r = excluded.r, f = excluded.f, m = excluded.m, \
-             rfm_segment = excluded.rfm_segment, stage = excluded.stage, \
-             stage_since = CASE WHEN scores.stage = excluded.stage THEN scores.stage_since \
-             ELSE excluded.stage_since END, \
-             p_alive = excluded.p_alive, expected_30d = excluded.expected_30d, \
-             expected_90d = excluded.expected_90d, expected_365d = excluded.expected_365d, \
-             p_purchase_30d = excluded.p_purchase_30d, expected_spend = excluded.expected_spend, \
-             clv_12m = excluded.clv_12m, next_purchase_at = excluded.next_purchase_at",
-        )
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM scores WHERE run_id <> $1").bind(run_id).execute(&mut *tx).await?;
-        sqlx::query("DROP TABLE new_scores").execute(&mut *tx).await?;
+        for chunk in changes.chunks(CHUNK * 4) {
+            let mut q: QueryBuilder<Db> =
+                QueryBuilder::new("INSERT INTO stage_changes (customer_id, run_id, time, from_stage, to_stage) ");
+            q.push_values(chunk, |mut b, &(customer, from, to)| {
+                b.push_bind(customer).push_bind(run_id).push_bind(now).push_bind(from).push_bind(to);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        let changes = changes.len() as u64;
         let row = sqlx::query("UPDATE score_runs SET stage_changes = $1 WHERE id = $2 RETURNING *")
             .bind(i64::try_from(changes).unwrap_or(i64::MAX))
             .bind(run_id)
@@ -721,6 +823,7 @@ impl crate::Storage for Store {
             .await?;
         let info = score_run_info(&row)?;
         tx.commit().await?;
+
         Ok(info)
     }
 
@@ -732,6 +835,150 @@ impl crate::Storage for Store {
             .iter()
             .map(score_run_info)
             .collect()
+    }
+
+    async fn create_segment(
+        &self,
+        name: &str,
+        text: &str,
+        expr: &kanta_segment::Expr,
+        now: i64,
+    ) -> Result<SegmentInfo, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO segments (name, expression, created_at, refreshed_at, members) VALUES ($1, $2, $3, $3, 0) \
+             ON CONFLICT (name) DO NOTHING RETURNING id",
+        )
+        .bind(name)
+        .bind(text)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = id else { return Err(StoreError::Conflict(format!("a segment named `{name}` exists"))) };
+        fill_segment(&mut tx, id, expr, now, true).await?;
+        let row = sqlx::query(&format!("SELECT {SEGMENT_COLUMNS} FROM segments WHERE id = $1"))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let info = segment_info(&row)?;
+        tx.commit().await?;
+        Ok(info)
+    }
+
+    async fn segments(&self) -> Result<Vec<SegmentInfo>, StoreError> {
+        sqlx::query(&format!("SELECT {SEGMENT_COLUMNS} FROM segments ORDER BY id"))
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(segment_info)
+            .collect()
+    }
+
+    async fn segment(&self, id: i64) -> Result<Option<SegmentInfo>, StoreError> {
+        sqlx::query(&format!("SELECT {SEGMENT_COLUMNS} FROM segments WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?
+            .map(|r| segment_info(&r))
+            .transpose()
+    }
+
+    async fn delete_segment(&self, id: i64) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("DELETE FROM segment_transitions WHERE segment_id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM segment_members WHERE segment_id = $1").bind(id).execute(&mut *tx).await?;
+        let deleted = sqlx::query("DELETE FROM segments WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok(deleted > 0)
+    }
+
+    async fn refresh_segment(&self, id: i64, expr: &kanta_segment::Expr, now: i64) -> Result<RefreshCounts, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let counts = fill_segment(&mut tx, id, expr, now, false).await?;
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    async fn segment_customers(
+        &self,
+        id: i64,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<(Vec<Profile>, Option<i64>), StoreError> {
+        let sql = format!(
+            "SELECT {PROFILE_COLUMNS} FROM segment_members m JOIN customers c ON c.id = m.customer_id \
+             WHERE m.segment_id = $1 AND c.id > $2 ORDER BY c.id LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(id)
+            .bind(after.unwrap_or(0))
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.reader)
+            .await?;
+        profile_page(&rows, limit)
+    }
+
+    async fn transitions(
+        &self,
+        segment: Option<i64>,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<(Vec<Transition>, Option<i64>), StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.id, t.segment_id, s.name, c.external_id, t.kind, t.time FROM segment_transitions t \
+             JOIN segments s ON s.id = t.segment_id JOIN customers c ON c.id = t.customer_id \
+             WHERE t.id > $1 AND ($2 IS NULL OR t.segment_id = $2) ORDER BY t.id LIMIT $3",
+        )
+        .bind(after.unwrap_or(0))
+        .bind(segment)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.reader)
+        .await?;
+        let shown = &rows[..rows.len().min(limit as usize)];
+        let items = shown
+            .iter()
+            .map(|r| {
+                Ok(Transition {
+                    id: r.try_get("id")?,
+                    segment_id: r.try_get("segment_id")?,
+                    segment: r.try_get("name")?,
+                    customer: r.try_get("external_id")?,
+                    kind: r.try_get("kind")?,
+                    time: rfc3339(r.try_get("time")?),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let next = (rows.len() > shown.len()).then(|| items.last().map(|t| t.id)).flatten();
+        Ok((items, next))
+    }
+
+    async fn stage_events(&self, after: Option<i64>, limit: u32) -> Result<(Vec<StageEvent>, Option<i64>), StoreError> {
+        let rows = sqlx::query(
+            "SELECT g.id, c.external_id, g.run_id, g.time, g.from_stage, g.to_stage FROM stage_changes g \
+             JOIN customers c ON c.id = g.customer_id WHERE g.id > $1 ORDER BY g.id LIMIT $2",
+        )
+        .bind(after.unwrap_or(0))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.reader)
+        .await?;
+        let shown = &rows[..rows.len().min(limit as usize)];
+        let items = shown
+            .iter()
+            .map(|r| {
+                Ok(StageEvent {
+                    id: r.try_get("id")?,
+                    customer: r.try_get("external_id")?,
+                    change: StageChange {
+                        run_id: r.try_get("run_id")?,
+                        time: rfc3339(r.try_get("time")?),
+                        from: r.try_get("from_stage")?,
+                        to: r.try_get("to_stage")?,
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let next = (rows.len() > shown.len()).then(|| items.last().map(|t| t.id)).flatten();
+        Ok((items, next))
     }
 
     async fn erase_customer(&self, id: &str, token: Option<i64>, now: i64) -> Result<bool, StoreError> {

@@ -349,6 +349,63 @@ pub struct Purchases {
     pub amount: Vec<i64>,
 }
 
+/// A saved segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct SegmentInfo {
+    /// Id.
+    pub id: i64,
+    /// Unique name.
+    pub name: String,
+    /// The expression, as written.
+    pub expression: String,
+    /// Created, RFC 3339.
+    pub created_at: String,
+    /// When the membership was last computed, RFC 3339.
+    pub refreshed_at: String,
+    /// Members at that time.
+    pub members: i64,
+}
+
+/// A customer entering or leaving a segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Transition {
+    /// Position (the cursor of the next page; increasing).
+    pub id: i64,
+    /// The segment's id.
+    pub segment_id: i64,
+    /// The segment's name.
+    pub segment: String,
+    /// The customer's external id.
+    pub customer: String,
+    /// `enter` or `exit`.
+    pub kind: String,
+    /// When the refresh saw it, RFC 3339.
+    pub time: String,
+}
+
+/// What a segment refresh changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RefreshCounts {
+    /// Customers who entered.
+    pub entered: u64,
+    /// Customers who left.
+    pub exited: u64,
+    /// Members now.
+    pub members: i64,
+}
+
+/// A stage change with the customer, for the webhook dispatcher.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StageEvent {
+    /// Position in the log of stage changes (increasing).
+    pub id: i64,
+    /// The customer's external id.
+    pub customer: String,
+    /// The change.
+    #[serde(flatten)]
+    pub change: StageChange,
+}
+
 /// One entry of the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct AuditEntry {
@@ -482,6 +539,49 @@ pub trait Storage: Send + Sync + fmt::Debug {
 
     /// The latest scoring runs, newest first.
     async fn score_runs(&self, limit: u32) -> Result<Vec<ScoreRunInfo>, StoreError>;
+
+    /// Save a segment and compute its first membership (a baseline: no transitions are
+    /// recorded for it). [`StoreError::Conflict`] if the name is taken.
+    async fn create_segment(
+        &self,
+        name: &str,
+        text: &str,
+        expr: &kanta_segment::Expr,
+        now: i64,
+    ) -> Result<SegmentInfo, StoreError>;
+
+    /// Every saved segment, by id.
+    async fn segments(&self) -> Result<Vec<SegmentInfo>, StoreError>;
+
+    /// One saved segment.
+    async fn segment(&self, id: i64) -> Result<Option<SegmentInfo>, StoreError>;
+
+    /// Delete a segment with its members and transitions; returns whether it existed.
+    async fn delete_segment(&self, id: i64) -> Result<bool, StoreError>;
+
+    /// Recompute a segment's members at `now` and record who entered and who left, in one
+    /// transaction. Erased customers leave every segment.
+    async fn refresh_segment(&self, id: i64, expr: &kanta_segment::Expr, now: i64)
+    -> Result<RefreshCounts, StoreError>;
+
+    /// A segment's members as of its last refresh, in a stable order, after position `after`.
+    async fn segment_customers(
+        &self,
+        id: i64,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<(Vec<Profile>, Option<i64>), StoreError>;
+
+    /// Transitions after position `after`, oldest first, of one segment or of all.
+    async fn transitions(
+        &self,
+        segment: Option<i64>,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<(Vec<Transition>, Option<i64>), StoreError>;
+
+    /// Stage changes after position `after`, oldest first (for webhooks).
+    async fn stage_events(&self, after: Option<i64>, limit: u32) -> Result<(Vec<StageEvent>, Option<i64>), StoreError>;
 
     /// Erase a customer's personal data: profile fields, consent, events and feedback text go;
     /// orders stay, attached to an anonymous id, so aggregates do not change. Returns whether

@@ -29,6 +29,7 @@ fn push_json<'a, T: serde::Serialize + 'a + Send>(
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
     (2, "scores", include_str!("../migrations/postgres/0002_scores.sql")),
+    (3, "segments", include_str!("../migrations/postgres/0003_segments.sql")),
 ];
 
 /// The PostgreSQL store.

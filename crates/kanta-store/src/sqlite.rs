@@ -36,6 +36,7 @@ fn push_json<'a, T: serde::Serialize + 'a + Send>(
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
     (2, "scores", include_str!("../migrations/sqlite/0002_scores.sql")),
+    (3, "segments", include_str!("../migrations/sqlite/0003_segments.sql")),
 ];
 
 /// The SQLite store.
@@ -67,7 +68,9 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(60))
-            .connect_with(options.clone())
+            // SQLite's default page cache is 2 MiB; a scoring run rewrites millions of score
+            // rows in one transaction. Up to 128 MiB for the one writer, used only when needed.
+            .connect_with(options.clone().pragma("cache_size", "-131072"))
             .await?;
         crate::migrator(MIGRATIONS).run(&writer).await?;
         // An in-memory database exists per connection, so it is read through the writer.

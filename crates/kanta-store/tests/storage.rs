@@ -48,6 +48,7 @@ on_both_backends!(
     segments_select_the_same_customers_on_both_backends,
     purchases_come_in_chunks_with_refunds_negative_and_cancellations_left_out,
     scores_replace_the_previous_run_and_record_stage_changes,
+    saved_segments_record_who_enters_and_leaves,
 );
 
 const NOW: i64 = 1_730_000_000_000_000;
@@ -547,4 +548,64 @@ async fn scores_replace_the_previous_run_and_record_stage_changes(db: TestDb) {
         let expr = kanta_segment::parse(text).expect("valid");
         assert_eq!(db.store.segment_count(&expr, NOW + day).await.expect("count"), want, "{text}");
     }
+}
+
+async fn saved_segments_record_who_enters_and_leaves(db: TestDb) {
+    let orders: Vec<Order> = checked(
+        r#"[
+      {"id":"g1","customer_id":"ann","time":"2024-10-20T10:00:00Z","amount":"300","currency":"EUR"},
+      {"id":"g2","customer_id":"bob","time":"2024-10-21T10:00:00Z","amount":"40","currency":"EUR"},
+      {"id":"g3","customer_id":"cy","time":"2024-10-22T10:00:00Z","amount":"10","currency":"EUR"}
+    ]"#,
+    );
+    db.store.write_orders(&orders, NOW).await.expect("write");
+    let text = "revenue >= 40";
+    let expr = kanta_segment::parse(text).expect("valid");
+    let seg = db.store.create_segment("big spenders", text, &expr, NOW).await.expect("create");
+    assert_eq!((seg.name.as_str(), seg.expression.as_str(), seg.members), ("big spenders", text, 2));
+    // The first membership is a baseline: nobody "entered".
+    assert_eq!(db.store.transitions(Some(seg.id), None, 10).await.expect("transitions").0, []);
+    let err = db.store.create_segment("big spenders", "orders > 0", &expr, NOW).await.expect_err("taken");
+    assert!(matches!(err, kanta_store::StoreError::Conflict(_)), "{err}");
+
+    // cy buys more (enters), ann's order is refunded (leaves).
+    let changes: Vec<Order> = checked(
+        r#"[
+      {"id":"g1","customer_id":"ann","time":"2024-10-20T10:00:00Z","amount":"300","currency":"EUR","status":"refunded"},
+      {"id":"g4","customer_id":"cy","time":"2024-10-23T10:00:00Z","amount":"50","currency":"EUR"}
+    ]"#,
+    );
+    db.store.write_orders(&changes, NOW).await.expect("write");
+    let counts = db.store.refresh_segment(seg.id, &expr, NOW + 5).await.expect("refresh");
+    assert_eq!((counts.entered, counts.exited, counts.members), (1, 1, 2));
+    let (page, next) = db.store.transitions(Some(seg.id), None, 1).await.expect("transitions");
+    assert_eq!(
+        (page[0].customer.as_str(), page[0].kind.as_str(), page[0].segment.as_str()),
+        ("cy", "enter", "big spenders")
+    );
+    assert_eq!(page[0].time, kanta_store::rfc3339(NOW + 5));
+    let (rest, end) = db.store.transitions(None, next, 10).await.expect("transitions");
+    let rest: Vec<(&str, &str)> = rest.iter().map(|t| (t.customer.as_str(), t.kind.as_str())).collect();
+    assert_eq!((rest, end), (vec![("ann", "exit")], None));
+    // Nothing changed: nothing recorded.
+    let again = db.store.refresh_segment(seg.id, &expr, NOW + 6).await.expect("refresh");
+    assert_eq!((again.entered, again.exited, again.members), (0, 0, 2));
+
+    let (members, next) = db.store.segment_customers(seg.id, None, 1).await.expect("members");
+    let (more, end) = db.store.segment_customers(seg.id, next, 1).await.expect("members");
+    let ids: Vec<&str> = members.iter().chain(&more).map(|p| p.id.as_str()).collect();
+    assert_eq!((ids, end), (vec!["bob", "cy"], None));
+    let info = db.store.segment(seg.id).await.expect("read").expect("exists");
+    assert_eq!((info.members, info.refreshed_at), (2, kanta_store::rfc3339(NOW + 6)));
+
+    // An erased customer leaves every segment.
+    assert!(db.store.erase_customer("bob", None, NOW + 7).await.expect("erase"));
+    let after = db.store.refresh_segment(seg.id, &expr, NOW + 8).await.expect("refresh");
+    assert_eq!((after.exited, after.members), (1, 1));
+
+    assert_eq!(db.store.segments().await.expect("list").len(), 1);
+    assert!(db.store.delete_segment(seg.id).await.expect("delete"));
+    assert!(!db.store.delete_segment(seg.id).await.expect("delete"));
+    assert_eq!(db.store.segment(seg.id).await.expect("read"), None);
+    assert_eq!(db.store.transitions(None, None, 10).await.expect("transitions").0, []);
 }

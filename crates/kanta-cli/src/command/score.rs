@@ -1,6 +1,7 @@
 //! `kanta score`: the scoring job once, from the command line.
 
 use anyhow::Context;
+use kanta_jobs::segments::refresh_all;
 use kanta_jobs::{ScoreOutcome, score_store};
 
 use crate::cli::ScoreArgs;
@@ -16,15 +17,22 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
     let url = settings.database.url;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     let busy = spinner("scoring the customers in the store", args.quiet || args.json);
-    let outcome = runtime.block_on(async {
+    let (outcome, refreshed) = runtime.block_on(async {
         let store = kanta_store::open(url.expose()).await.with_context(|| format!("opening the store {url}"))?;
-        score_store(store.as_ref(), &scoring.job(), kanta_store::now_micros()).await.context("scoring")
+        let now = kanta_store::now_micros();
+        let outcome = score_store(store.as_ref(), &scoring.job(), now).await.context("scoring")?;
+        busy.set_message("refreshing the saved segments");
+        let refreshed = refresh_all(store.as_ref(), now).await.context("refreshing the segments")?;
+        anyhow::Ok((outcome, refreshed))
     })?;
     busy.finish_and_clear();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome.run).context("rendering the run")?);
     } else if !args.quiet {
         print!("{}", render(&outcome));
+        for line in kanta_jobs::segments::describe(&refreshed) {
+            println!("{line}");
+        }
     }
     Ok(())
 }

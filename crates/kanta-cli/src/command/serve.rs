@@ -52,8 +52,10 @@ async fn serve(settings: &Settings) -> anyhow::Result<()> {
     });
     let scheduler = settings.scoring.every.0.map(|every| {
         eprintln!("kanta serve: scoring every {}", settings.scoring.every);
-        tokio::spawn(kanta_jobs::schedule::run(store, settings.scoring.job(), every, stop_rx.clone(), |result| {
-            eprintln!("kanta serve: {}", kanta_jobs::schedule::describe(result));
+        tokio::spawn(kanta_jobs::schedule::run(store, settings.scoring.job(), every, stop_rx.clone(), |cycle| {
+            for line in kanta_jobs::schedule::describe_cycle(cycle) {
+                eprintln!("kanta serve: {line}");
+            }
         }))
     });
     let mut stop = stop_rx;

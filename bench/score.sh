@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Benchmark: `kanta score` on a SQLite store vs `kanta analyze` on the same orders in a file.
+#
+#   bench/score.sh [ROWS]      (default 10,000,000 orders)
+#
+# Generates the order log with `kanta generate` (cached in bench/work/, shared with
+# bench/summary.sh), imports it once into bench/work/score-ROWS.db with one order per line
+# (`--order-col none`), then times in one run, under /usr/bin/time -v:
+#   - `kanta analyze FILE --order-col none --as-of TODAY` (models fitted; the file's tables and
+#     report written), and
+#   - `kanta score --db sqlite://…` twice: the first run on a fresh scores table and a rescoring
+#     run (every customer's scores replaced, stage changes found by a join).
+# Prints wall times, peak RSS and the score/analyze ratio (target: ≤ 2), and checks that both
+# chose the same model with the same log-likelihood. Run by hand; never in CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROWS=${1:-10000000}
+WORK=bench/work
+mkdir -p "$WORK"
+[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+
+cargo build --release --quiet
+KANTA=target/release/kanta
+f="$WORK/orders-$ROWS.csv"
+[ -s "$f" ] || "$KANTA" generate --rows "$ROWS" --seed 1 --out "$f"
+db="$WORK/score-$ROWS.db"
+if [ ! -s "$db" ]; then
+  echo "importing $f into $db (once)…"
+  "$KANTA" import orders "$f" --order-col none --currency EUR --db "sqlite://$db" --quiet
+fi
+today=$(date -u +%Y-%m-%d)
+
+wall() { awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$1"; }
+rss() { awk -F': ' '/Maximum resident set size/ {print int($2/1024)}' "$1"; }
+
+/usr/bin/time -v "$KANTA" analyze "$f" --order-col none --as-of "$today" --out "$WORK/score-analyze" --quiet \
+  2>"$WORK/analyze.time"
+rm -f "$db.scored" && cp "$db" "$db.scored"
+# A fresh copy each time, so the first run really is a first run.
+/usr/bin/time -v "$KANTA" score --db "sqlite://$db.scored" --json >"$WORK/score1.json" 2>"$WORK/score1.time"
+/usr/bin/time -v "$KANTA" score --db "sqlite://$db.scored" >"$WORK/score2.txt" 2>"$WORK/score2.time"
+rm -f "$db.scored" "$db.scored-wal" "$db.scored-shm"
+
+a=$(wall "$WORK/analyze.time"); s1=$(wall "$WORK/score1.time"); s2=$(wall "$WORK/score2.time")
+printf '\n%-34s %8s %8s %8s\n' "" wall_s rss_MB ratio
+printf '%-34s %8.2f %8d %8s\n' "kanta analyze (file, models)" "$a" "$(rss "$WORK/analyze.time")" 1.00
+printf '%-34s %8.2f %8d %8.2f\n' "kanta score (first run)" "$s1" "$(rss "$WORK/score1.time")" "$(awk -v x="$s1" -v y="$a" 'BEGIN {print x / y}')"
+printf '%-34s %8.2f %8d %8.2f\n' "kanta score (rescoring)" "$s2" "$(rss "$WORK/score2.time")" "$(awk -v x="$s2" -v y="$a" 'BEGIN {print x / y}')"
+sed 's/^/    score: /' "$WORK/score2.txt"
+python3 - "$WORK/score-analyze/summary.json" "$WORK/score1.json" <<'PY'
+import json, sys
+a = json.load(open(sys.argv[1]))["models"]; s = json.load(open(sys.argv[2]))["diagnostics"]["models"]
+ll = lambda m: {c["model"]: c["fit"].get("log_likelihood") for c in m["candidates"]}
+la, ls = ll(a), ll(s)
+same = a["chosen"] == s["chosen"] and all(
+    (la[k] is None) == (ls[k] is None) and (la[k] is None or abs(la[k] - ls[k]) <= 1e-9 * abs(la[k])) for k in la)
+print(f"    check: chosen {a['chosen']} / {s['chosen']}; log-likelihoods {la} / {ls}: {'same' if same else 'DIFFERENT'}")
+sys.exit(0 if same else 1)
+PY
