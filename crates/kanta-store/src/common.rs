@@ -176,6 +176,31 @@ fn score_run_info(r: &<Db as sqlx::Database>::Row) -> Result<ScoreRunInfo, Store
     })
 }
 
+fn stage_change(r: &<Db as sqlx::Database>::Row) -> Result<StageChange, StoreError> {
+    Ok(StageChange {
+        run_id: r.try_get("run_id")?,
+        time: rfc3339(r.try_get("time")?),
+        from: r.try_get("from_stage")?,
+        to: r.try_get("to_stage")?,
+    })
+}
+
+/// A page from rows fetched with `LIMIT limit + 1` and keyed by their `id` column: the extra
+/// row only says that there is a next page, whose cursor is the last shown row's id.
+fn keyset_page<T>(
+    rows: &[<Db as sqlx::Database>::Row],
+    limit: u32,
+    item: impl Fn(&<Db as sqlx::Database>::Row) -> Result<T, StoreError>,
+) -> Result<(Vec<T>, Option<i64>), StoreError> {
+    let shown = &rows[..rows.len().min(limit as usize)];
+    let items = shown.iter().map(item).collect::<Result<Vec<T>, StoreError>>()?;
+    let next = match shown.last() {
+        Some(row) if rows.len() > shown.len() => Some(row.try_get::<i64, _>("id")?),
+        _ => None,
+    };
+    Ok((items, next))
+}
+
 const SEGMENT_COLUMNS: &str = "id, name, expression, created_at, refreshed_at, members";
 
 fn segment_info(r: &<Db as sqlx::Database>::Row) -> Result<SegmentInfo, StoreError> {
@@ -623,14 +648,7 @@ impl crate::Storage for Store {
         .fetch_all(&mut *conn)
         .await?
         .iter()
-        .map(|r| {
-            Ok(StageChange {
-                run_id: r.try_get("run_id")?,
-                time: rfc3339(r.try_get("time")?),
-                from: r.try_get("from_stage")?,
-                to: r.try_get("to_stage")?,
-            })
-        })
+        .map(stage_change)
         .collect::<Result<_, StoreError>>()?;
 
         Ok(Some(CustomerRecord { profile, consent, consent_history, orders, events, feedback, scores, stage_history }))
@@ -934,22 +952,16 @@ impl crate::Storage for Store {
         .bind(i64::from(limit) + 1)
         .fetch_all(&self.reader)
         .await?;
-        let shown = &rows[..rows.len().min(limit as usize)];
-        let items = shown
-            .iter()
-            .map(|r| {
-                Ok(Transition {
-                    id: r.try_get("id")?,
-                    segment_id: r.try_get("segment_id")?,
-                    segment: r.try_get("name")?,
-                    customer: r.try_get("external_id")?,
-                    kind: r.try_get("kind")?,
-                    time: rfc3339(r.try_get("time")?),
-                })
+        keyset_page(&rows, limit, |r| {
+            Ok(Transition {
+                id: r.try_get("id")?,
+                segment_id: r.try_get("segment_id")?,
+                segment: r.try_get("name")?,
+                customer: r.try_get("external_id")?,
+                kind: r.try_get("kind")?,
+                time: rfc3339(r.try_get("time")?),
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let next = (rows.len() > shown.len()).then(|| items.last().map(|t| t.id)).flatten();
-        Ok((items, next))
+        })
     }
 
     async fn stage_events(&self, after: Option<i64>, limit: u32) -> Result<(Vec<StageEvent>, Option<i64>), StoreError> {
@@ -961,24 +973,9 @@ impl crate::Storage for Store {
         .bind(i64::from(limit) + 1)
         .fetch_all(&self.reader)
         .await?;
-        let shown = &rows[..rows.len().min(limit as usize)];
-        let items = shown
-            .iter()
-            .map(|r| {
-                Ok(StageEvent {
-                    id: r.try_get("id")?,
-                    customer: r.try_get("external_id")?,
-                    change: StageChange {
-                        run_id: r.try_get("run_id")?,
-                        time: rfc3339(r.try_get("time")?),
-                        from: r.try_get("from_stage")?,
-                        to: r.try_get("to_stage")?,
-                    },
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let next = (rows.len() > shown.len()).then(|| items.last().map(|t| t.id)).flatten();
-        Ok((items, next))
+        keyset_page(&rows, limit, |r| {
+            Ok(StageEvent { id: r.try_get("id")?, customer: r.try_get("external_id")?, change: stage_change(r)? })
+        })
     }
 
     async fn erase_customer(&self, id: &str, token: Option<i64>, now: i64) -> Result<bool, StoreError> {
@@ -1190,16 +1187,9 @@ fn bind_segment<'q>(
 const PROFILE_COLUMNS: &str = "c.id, c.external_id, c.email, c.phone, c.name, c.timezone, c.locale, c.birthday, \
      c.attributes, c.created_at, c.updated_at, c.erased_at";
 
-/// A page of profiles from rows fetched with `LIMIT limit + 1`: the extra row only says that
-/// there is a next page, whose cursor is the last shown row's id.
+/// A page of profiles (see [`keyset_page`]).
 fn profile_page(rows: &[<Db as sqlx::Database>::Row], limit: u32) -> Result<(Vec<Profile>, Option<i64>), StoreError> {
-    let shown = &rows[..rows.len().min(limit as usize)];
-    let profiles = shown.iter().map(profile).collect::<Result<Vec<_>, _>>()?;
-    let next = match shown.last() {
-        Some(row) if rows.len() > shown.len() => Some(row.try_get::<i64, _>("id")?),
-        _ => None,
-    };
-    Ok((profiles, next))
+    keyset_page(rows, limit, profile)
 }
 
 fn profile(row: &<Db as sqlx::Database>::Row) -> Result<Profile, StoreError> {
