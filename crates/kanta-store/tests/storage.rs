@@ -521,7 +521,7 @@ async fn scores_replace_the_previous_run_and_record_stage_changes(db: TestDb) {
     let history: Vec<(Option<&str>, &str)> =
         a.stage_history.iter().map(|c| (c.from.as_deref(), c.to.as_str())).collect();
     assert_eq!(history, [(Some("loyal"), "slipping"), (None, "loyal")]);
-    let view = serde_json::to_value(&model).expect("json");
+    let view = serde_json::to_value(model).expect("json");
     assert_eq!(view["next_purchase"], kanta_store::rfc3339(NOW + 10 * day).as_str());
 
     // An unchanged stage keeps its start; missing model scores stay missing.
