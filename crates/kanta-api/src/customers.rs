@@ -65,11 +65,11 @@ fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError
 }
 
 /// A cursor is the position of the last customer seen, opaque to clients.
-fn encode_cursor(position: i64) -> String {
+pub(crate) fn encode_cursor(position: i64) -> String {
     format!("c{position:x}")
 }
 
-fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
+pub(crate) fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
     cursor
         .strip_prefix('c')
         .and_then(|hex| i64::from_str_radix(hex, 16).ok())

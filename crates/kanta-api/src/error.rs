@@ -32,6 +32,9 @@ pub enum ApiError {
     /// A segment expression does not parse or type-check.
     #[error("invalid segment expression at {0}")]
     InvalidExpression(kanta_segment::SegmentError),
+    /// The resource exists already (e.g. a segment name).
+    #[error("{0}")]
+    Conflict(String),
     /// An idempotency key was reused for a different request.
     #[error("the Idempotency-Key was already used for a different request")]
     KeyReused,
@@ -73,6 +76,7 @@ impl ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::InvalidRecords(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_records"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::KeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
             ApiError::InvalidExpression(_) => (StatusCode::BAD_REQUEST, "invalid_expression"),
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

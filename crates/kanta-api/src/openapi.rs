@@ -11,7 +11,9 @@ use utoipa::{Modify, OpenApi};
     paths(
         crate::ingest::customers, crate::ingest::orders, crate::ingest::events, crate::ingest::feedback,
         crate::customers::view, crate::customers::list, crate::customers::export, crate::customers::erase,
-        crate::customers::audit, crate::segments::preview, crate::scores::runs,
+        crate::customers::audit, crate::segments::preview, crate::segments::create, crate::segments::list,
+        crate::segments::show, crate::segments::delete, crate::segments::refresh, crate::segments::customers,
+        crate::segments::transitions, crate::scores::runs,
         crate::healthz, crate::metrics::render, spec,
     ),
     modifiers(&Bearer),

@@ -43,6 +43,7 @@ on_both_backends!(
     sql_looking_strings_in_every_field_are_data,
     segment_previews_count_and_refuse_bad_expressions_with_their_column,
     scores_show_in_the_360_view_and_runs_are_listed,
+    saved_segments_list_members_as_json_or_csv_and_record_transitions,
 );
 
 /// A running server and a token of each scope.
@@ -90,6 +91,28 @@ impl App {
             self.client.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.expect("a response");
         let status = response.status();
         (status, response.json().await.expect("a JSON body"))
+    }
+
+    /// A GET's status, headers and body text (for CSV).
+    async fn get_text(
+        &self,
+        path: &str,
+        token: &str,
+        accept: &str,
+    ) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("accept", accept)
+            .send()
+            .await
+            .expect("a response");
+        (response.status(), response.headers().clone(), response.text().await.expect("a body"))
+    }
+
+    async fn delete(&self, path: &str, token: &str) -> StatusCode {
+        self.client.delete(format!("{}{path}", self.base)).bearer_auth(token).send().await.expect("a response").status()
     }
 
     async fn orders(&self) -> i64 {
@@ -456,4 +479,93 @@ async fn scores_show_in_the_360_view_and_runs_are_listed(app: App) {
     }
     let (status, _) = app.get("/v1/scores/runs", &app.ingest).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+async fn saved_segments_list_members_as_json_or_csv_and_record_transitions(app: App) {
+    app.post("/v1/orders", &app.ingest, orders_json()).await;
+    let segment = |name: &str, expression: &str| json!({ "name": name, "expression": expression }).to_string();
+    let (status, created) = app.post("/v1/segments", &app.admin, segment("repeaters", "orders >= 2")).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(
+        (&created["name"], &created["expression"], &created["members"]),
+        (&json!("repeaters"), &json!("orders >= 2"), &json!(1))
+    );
+    let id = created["id"].as_i64().expect("an id");
+
+    // Refusals: taken name, bad expression (with its column), bad name, wrong scope, unknown fields.
+    let (status, body) = app.post("/v1/segments", &app.admin, segment("repeaters", "orders >= 3")).await;
+    assert_eq!((status, &body["error"]["code"]), (StatusCode::CONFLICT, &json!("conflict")), "{body}");
+    let (status, body) = app.post("/v1/segments", &app.admin, segment("x", "orders >=")).await;
+    assert_eq!((status, &body["error"]["column"]), (StatusCode::BAD_REQUEST, &json!(10)), "{body}");
+    for name in ["", "   ", "a\nb", &"n".repeat(101)] {
+        let (status, body) = app.post("/v1/segments", &app.admin, segment(name, "orders >= 1")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{name:?}: {body}");
+    }
+    let (status, _) = app.post("/v1/segments", &app.read, segment("mine", "orders >= 1")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) =
+        app.post("/v1/segments", &app.admin, "{\"name\": \"a\", \"expression\": \"orders > 1\", \"x\": 1}").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let (status, list) = app.get("/v1/segments", &app.read).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["segments"], json!([created.clone()]));
+    let (status, shown) = app.get(&format!("/v1/segments/{id}"), &app.read).await;
+    assert_eq!((status, &shown), (StatusCode::OK, &created));
+    for missing in ["/v1/segments/999999", "/v1/segments/abc", "/v1/segments/0/customers"] {
+        let (status, body) = app.get(missing, &app.read).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{missing}: {body}");
+    }
+
+    let members = format!("/v1/segments/{id}/customers");
+    let (status, page) = app.get(&members, &app.read).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["customers"].as_array().map(Vec::len), Some(1));
+    assert_eq!((&page["customers"][0]["id"], &page["next_cursor"]), (&json!("00042"), &Value::Null));
+    let (status, headers, text) = app.get_text(&members, &app.read, "text/csv").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].starts_with("id,email,phone,name,"), "{text}");
+    assert!(lines[1].starts_with("00042,"), "{text}");
+    for bad in ["?limit=0", "?limit=10001", "?format=xml", "?cursor=zz", "?page=2"] {
+        let (status, body) = app.get(&format!("{members}{bad}"), &app.read).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+
+    // c7 buys again: a refresh records the entry; pages and transitions follow it.
+    let more =
+        json!([{"id": "o5", "customer_id": "c7", "time": "2024-03-01T10:00:00Z", "amount": 5, "currency": "EUR"}]);
+    app.post("/v1/orders", &app.ingest, more.to_string()).await;
+    let (status, _) = app.post(&format!("/v1/segments/{id}/refresh"), &app.read, "").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, counts) = app.post(&format!("/v1/segments/{id}/refresh"), &app.admin, "").await;
+    assert_eq!((status, counts), (StatusCode::OK, json!({"entered": 1, "exited": 0, "members": 2})));
+    let (_, first) = app.get(&format!("{members}?limit=1"), &app.read).await;
+    let cursor = first["next_cursor"].as_str().expect("a next page").to_string();
+    let (_, second) = app.get(&format!("{members}?limit=1&cursor={cursor}"), &app.read).await;
+    assert_eq!((&first["customers"][0]["id"], &second["customers"][0]["id"]), (&json!("00042"), &json!("c7")));
+    assert_eq!(second["next_cursor"], Value::Null);
+    let (_, headers, text) = app.get_text(&format!("{members}?format=csv&limit=1"), &app.read, "*/*").await;
+    assert_eq!(text.lines().count(), 2);
+    assert_eq!(headers["kanta-next-cursor"], cursor.as_str());
+    assert_eq!(
+        headers["link"],
+        format!("</v1/segments/{id}/customers?format=csv&limit=1&cursor={cursor}>; rel=\"next\"").as_str()
+    );
+    let (status, transitions) = app.get(&format!("/v1/segments/{id}/transitions"), &app.read).await;
+    assert_eq!(status, StatusCode::OK);
+    let t = &transitions["transitions"];
+    assert_eq!(t.as_array().map(Vec::len), Some(1), "{transitions}");
+    assert_eq!(
+        (&t[0]["customer"], &t[0]["kind"], &t[0]["segment"]),
+        (&json!("c7"), &json!("enter"), &json!("repeaters"))
+    );
+
+    assert_eq!(app.delete(&format!("/v1/segments/{id}"), &app.read).await, StatusCode::FORBIDDEN);
+    assert_eq!(app.delete(&format!("/v1/segments/{id}"), &app.admin).await, StatusCode::NO_CONTENT);
+    assert_eq!(app.delete(&format!("/v1/segments/{id}"), &app.admin).await, StatusCode::NOT_FOUND);
+    let (_, list) = app.get("/v1/segments", &app.read).await;
+    assert_eq!(list, json!({"segments": []}));
 }
