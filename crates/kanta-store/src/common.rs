@@ -15,7 +15,7 @@ use sqlx::{QueryBuilder, Row};
 
 use crate::record::{Customer, Event, Feedback, Order, OrderStatus};
 use crate::{
-    AuditEntry, ConsentEntry, ModelScores, RefreshCounts, SegmentInfo, StageEvent, Transition, NewScoreRun, Purchases, ScoreRow, ScoreRunInfo, ScoreView, StageChange, Counts, CustomerRecord, EventView, FeedbackView, LineView, OrderFact, OrderView, Profile,
+    Attempt, Delivery, EndpointState, NewDelivery, AuditEntry, ConsentEntry, ModelScores, RefreshCounts, SegmentInfo, StageEvent, Transition, NewScoreRun, Purchases, ScoreRow, ScoreRunInfo, ScoreView, StageChange, Counts, CustomerRecord, EventView, FeedbackView, LineView, OrderFact, OrderView, Profile,
     Scope, StoreError, StoredResponse, TokenHash, TokenInfo, TokenRow, WriteCounts, rfc3339,
 };
 
@@ -201,6 +201,60 @@ fn keyset_page<T>(
     Ok((items, next))
 }
 
+/// PostgreSQL hands out identity ids at insert, not at commit, so a reader following a log by
+/// id (the webhook dispatcher) could pass over the rows of a transaction that commits after a
+/// later one. Writers of those logs take the table's EXCLUSIVE lock (reads go on) so ids commit
+/// in order. SQLite has a single writer already.
+async fn serialize_log_writers(tx: &mut Tx, lock: &'static str) -> Result<(), StoreError> {
+    if BACKEND == crate::Backend::Postgres {
+        sqlx::query(lock).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+const DELIVERY_COLUMNS: &str = "id, endpoint, event_id, event_type, payload, state, attempts, created_at, \
+     last_attempt_at, last_status, last_error, delivered_at";
+
+fn delivery(r: &<Db as sqlx::Database>::Row) -> Result<Delivery, StoreError> {
+    Ok(Delivery {
+        id: r.try_get("id")?,
+        endpoint: r.try_get("endpoint")?,
+        event_id: r.try_get("event_id")?,
+        event_type: r.try_get("event_type")?,
+        payload: r.try_get("payload")?,
+        state: r.try_get("state")?,
+        attempts: r.try_get("attempts")?,
+        created_at: r.try_get("created_at")?,
+        last_attempt_at: r.try_get("last_attempt_at")?,
+        last_status: r.try_get("last_status")?,
+        last_error: r.try_get("last_error")?,
+        delivered_at: r.try_get("delivered_at")?,
+    })
+}
+
+const ENDPOINT_SELECT: &str = "SELECT e.name, e.url, e.stage_cursor, e.transition_cursor, e.failures, e.retry_at, \
+     e.paused_at, e.paused_reason, \
+     (SELECT COUNT(*) FROM webhook_deliveries d WHERE d.endpoint = e.name AND d.state = 'pending') AS pending, \
+     (SELECT COUNT(*) FROM webhook_deliveries d WHERE d.endpoint = e.name AND d.state = 'delivered') AS delivered, \
+     (SELECT COUNT(*) FROM webhook_deliveries d WHERE d.endpoint = e.name AND d.state = 'failed') AS failed \
+     FROM webhook_endpoints e";
+
+fn endpoint_state(r: &<Db as sqlx::Database>::Row) -> Result<EndpointState, StoreError> {
+    Ok(EndpointState {
+        name: r.try_get("name")?,
+        url: r.try_get("url")?,
+        stage_cursor: r.try_get("stage_cursor")?,
+        transition_cursor: r.try_get("transition_cursor")?,
+        failures: r.try_get("failures")?,
+        retry_at: r.try_get("retry_at")?,
+        paused_at: r.try_get("paused_at")?,
+        paused_reason: r.try_get("paused_reason")?,
+        pending: r.try_get("pending")?,
+        delivered: r.try_get("delivered")?,
+        failed: r.try_get("failed")?,
+    })
+}
+
 const SEGMENT_COLUMNS: &str = "id, name, expression, created_at, refreshed_at, members";
 
 fn segment_info(r: &<Db as sqlx::Database>::Row) -> Result<SegmentInfo, StoreError> {
@@ -223,6 +277,8 @@ async fn fill_segment(
     now: i64,
     baseline: bool,
 ) -> Result<RefreshCounts, StoreError> {
+    // Also serialises concurrent refreshes, which would otherwise diff against the same members.
+    serialize_log_writers(tx, "LOCK TABLE segment_transitions IN EXCLUSIVE MODE").await?;
     sqlx::query("DROP TABLE IF EXISTS segment_now").execute(&mut **tx).await?;
     sqlx::query("CREATE TEMPORARY TABLE segment_now (customer_id BIGINT PRIMARY KEY)").execute(&mut **tx).await?;
     let compiled = kanta_segment::compile(expr, DIALECT, now, 1);
@@ -738,6 +794,7 @@ impl crate::Storage for Store {
 
     async fn write_scores(&self, run: &NewScoreRun, rows: &[ScoreRow]) -> Result<ScoreRunInfo, StoreError> {
         let mut tx = self.writer.begin().await?;
+        serialize_log_writers(&mut tx, "LOCK TABLE stage_changes IN EXCLUSIVE MODE").await?;
         let run_id: i64 = sqlx::query_scalar(
             "INSERT INTO score_runs (started_at, finished_at, as_of, customers, orders, model, stage_changes, \
              diagnostics) VALUES ($1, $2, $3, $4, $5, $6, 0, $7) RETURNING id",
@@ -976,6 +1033,158 @@ impl crate::Storage for Store {
         keyset_page(&rows, limit, |r| {
             Ok(StageEvent { id: r.try_get("id")?, customer: r.try_get("external_id")?, change: stage_change(r)? })
         })
+    }
+
+    async fn webhook_endpoint(&self, name: &str, url: &str, now: i64) -> Result<EndpointState, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "INSERT INTO webhook_endpoints (name, url, stage_cursor, transition_cursor, created_at) \
+             VALUES ($1, $2, (SELECT COALESCE(MAX(id), 0) FROM stage_changes), \
+             (SELECT COALESCE(MAX(id), 0) FROM segment_transitions), $3) \
+             ON CONFLICT (name) DO UPDATE SET url = excluded.url WHERE webhook_endpoints.url <> excluded.url",
+        )
+        .bind(name)
+        .bind(url)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(&format!("{ENDPOINT_SELECT} WHERE e.name = $1")).bind(name).fetch_one(&mut *tx).await?;
+        let state = endpoint_state(&row)?;
+        tx.commit().await?;
+        Ok(state)
+    }
+
+    async fn enqueue_deliveries(
+        &self,
+        endpoint: &str,
+        stage_cursor: i64,
+        transition_cursor: i64,
+        deliveries: &[NewDelivery],
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let mut queued = 0;
+        for chunk in deliveries.chunks(CHUNK) {
+            let mut b = QueryBuilder::new(
+                "INSERT INTO webhook_deliveries (endpoint, event_id, event_type, payload, state, created_at) ",
+            );
+            b.push_values(chunk, |mut row, d| {
+                row.push_bind(endpoint)
+                    .push_bind(&d.event_id)
+                    .push_bind(&d.event_type)
+                    .push_bind(&d.payload)
+                    .push_bind(crate::webhook::state::PENDING)
+                    .push_bind(now);
+            });
+            b.push(" ON CONFLICT (endpoint, event_id) DO NOTHING");
+            queued += b.build().execute(&mut *tx).await?.rows_affected();
+        }
+        sqlx::query("UPDATE webhook_endpoints SET stage_cursor = $2, transition_cursor = $3 WHERE name = $1")
+            .bind(endpoint)
+            .bind(stage_cursor)
+            .bind(transition_cursor)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(queued)
+    }
+
+    async fn pending_deliveries(&self, endpoint: &str, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE endpoint = $1 AND state = $2 ORDER BY id LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(endpoint)
+            .bind(crate::webhook::state::PENDING)
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(delivery).collect()
+    }
+
+    async fn record_attempt(&self, a: &Attempt) -> Result<(), StoreError> {
+        use crate::webhook::state;
+        let new_state = match (&a.error, a.give_up) {
+            (None, _) => state::DELIVERED,
+            (Some(_), true) => state::FAILED,
+            (Some(_), false) => state::PENDING,
+        };
+        let mut tx = self.writer.begin().await?;
+        let endpoint: Option<String> = sqlx::query_scalar(
+            "UPDATE webhook_deliveries SET state = $2, attempts = attempts + 1, last_attempt_at = $3, \
+             last_status = $4, last_error = $5, delivered_at = CASE WHEN $6 THEN $3 END WHERE id = $1 RETURNING endpoint",
+        )
+        .bind(a.delivery)
+        .bind(new_state)
+        .bind(a.time)
+        .bind(a.status.map(i64::from))
+        .bind(a.error.as_deref())
+        .bind(a.error.is_none())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(endpoint) = endpoint else {
+            return Err(StoreError::Corrupt(format!("no webhook delivery {}", a.delivery)));
+        };
+        sqlx::query(
+            "UPDATE webhook_endpoints SET failures = $2, retry_at = $3, \
+             paused_at = CASE WHEN CAST($4 AS TEXT) IS NULL THEN paused_at ELSE $5 END, \
+             paused_reason = COALESCE(CAST($4 AS TEXT), paused_reason) WHERE name = $1",
+        )
+        .bind(&endpoint)
+        .bind(a.failures)
+        .bind(a.retry_at)
+        .bind(a.pause.as_deref())
+        .bind(a.time)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn webhook_endpoints(&self) -> Result<Vec<EndpointState>, StoreError> {
+        let rows = sqlx::query(&format!("{ENDPOINT_SELECT} ORDER BY e.name")).fetch_all(&self.reader).await?;
+        rows.iter().map(endpoint_state).collect()
+    }
+
+    async fn deliveries(
+        &self,
+        endpoint: Option<&str>,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<(Vec<Delivery>, Option<i64>), StoreError> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id > $1 AND (CAST($2 AS TEXT) IS NULL OR endpoint = $2) \
+             ORDER BY id LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after.unwrap_or(0))
+            .bind(endpoint)
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.reader)
+            .await?;
+        keyset_page(&rows, limit, delivery)
+    }
+
+    async fn resume_webhook(&self, endpoint: &str, retry_failed: bool) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let found = sqlx::query(
+            "UPDATE webhook_endpoints SET failures = 0, retry_at = NULL, paused_at = NULL, paused_reason = NULL \
+             WHERE name = $1",
+        )
+        .bind(endpoint)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if found > 0 && retry_failed {
+            sqlx::query("UPDATE webhook_deliveries SET state = $2, attempts = 0 WHERE endpoint = $1 AND state = $3")
+                .bind(endpoint)
+                .bind(crate::webhook::state::PENDING)
+                .bind(crate::webhook::state::FAILED)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(found > 0)
     }
 
     async fn erase_customer(&self, id: &str, token: Option<i64>, now: i64) -> Result<bool, StoreError> {

@@ -22,12 +22,14 @@ use utoipa::ToSchema;
 
 pub mod record;
 pub mod token;
+pub mod webhook;
 
 mod postgres;
 mod sqlite;
 
 pub use record::{Customer, Event, Feedback, Order};
 pub use token::{Scope, Secret, TokenHash};
+pub use webhook::{Attempt, Delivery, EndpointState, NewDelivery};
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -255,6 +257,10 @@ pub struct ModelScores {
     #[schema(value_type = Option<String>)]
     #[serde(rename = "next_purchase", serialize_with = "serialize_time")]
     pub next_purchase_at: Option<i64>,
+}
+
+fn serialize_instant<S: serde::Serializer>(micros: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*micros))
 }
 
 fn serialize_time<S: serde::Serializer>(micros: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
@@ -582,6 +588,43 @@ pub trait Storage: Send + Sync + fmt::Debug {
 
     /// Stage changes after position `after`, oldest first (for webhooks).
     async fn stage_events(&self, after: Option<i64>, limit: u32) -> Result<(Vec<StageEvent>, Option<i64>), StoreError>;
+
+    /// The endpoint called `name`, registered at `url` if it is new — reading the event logs
+    /// from their current ends, so a new endpoint gets new events, not history. A changed URL is
+    /// recorded.
+    async fn webhook_endpoint(&self, name: &str, url: &str, now: i64) -> Result<EndpointState, StoreError>;
+
+    /// Queue deliveries for an endpoint and move its cursors, in one transaction (an event
+    /// already queued for it is skipped). Returns how many were queued.
+    async fn enqueue_deliveries(
+        &self,
+        endpoint: &str,
+        stage_cursor: i64,
+        transition_cursor: i64,
+        deliveries: &[NewDelivery],
+        now: i64,
+    ) -> Result<u64, StoreError>;
+
+    /// An endpoint's pending deliveries, oldest first.
+    async fn pending_deliveries(&self, endpoint: &str, limit: u32) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Record an attempt on a delivery and its endpoint.
+    async fn record_attempt(&self, attempt: &Attempt) -> Result<(), StoreError>;
+
+    /// Every endpoint the dispatcher has seen, with delivery counts.
+    async fn webhook_endpoints(&self) -> Result<Vec<EndpointState>, StoreError>;
+
+    /// The delivery log after position `after`, oldest first, of one endpoint or of all.
+    async fn deliveries(
+        &self,
+        endpoint: Option<&str>,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<(Vec<Delivery>, Option<i64>), StoreError>;
+
+    /// Unpause an endpoint and clear its backoff; with `retry_failed`, deliveries given up on
+    /// are queued again. Returns whether the endpoint exists.
+    async fn resume_webhook(&self, endpoint: &str, retry_failed: bool) -> Result<bool, StoreError>;
 
     /// Erase a customer's personal data: profile fields, consent, events and feedback text go;
     /// orders stay, attached to an anonymous id, so aggregates do not change. Returns whether

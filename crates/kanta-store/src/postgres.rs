@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
     (2, "scores", include_str!("../migrations/postgres/0002_scores.sql")),
     (3, "segments", include_str!("../migrations/postgres/0003_segments.sql")),
+    (4, "webhooks", include_str!("../migrations/postgres/0004_webhooks.sql")),
 ];
 
 /// The PostgreSQL store.

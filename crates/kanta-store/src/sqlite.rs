@@ -37,6 +37,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
     (2, "scores", include_str!("../migrations/sqlite/0002_scores.sql")),
     (3, "segments", include_str!("../migrations/sqlite/0003_segments.sql")),
+    (4, "webhooks", include_str!("../migrations/sqlite/0004_webhooks.sql")),
 ];
 
 /// The SQLite store.

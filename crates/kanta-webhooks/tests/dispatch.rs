@@ -1,0 +1,400 @@
+//! The dispatcher against real HTTP receivers on loopback ports, on both backends: signed
+//! bodies in order, subscriptions, backoff and retries, giving up, pausing and resuming,
+//! redirects refused, and a hanging endpoint that blocks neither scoring nor other endpoints.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use kanta_store::Storage;
+use kanta_store::record::{Order, OrderStatus};
+use kanta_store::testing::TestDb;
+use kanta_webhooks::{Dispatcher, Endpoint, EventType, Policy, SigningSecret, Subscription, sign};
+use serde_json::Value;
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = kanta_store::testing::sqlite().await.expect("a SQLite store");
+                    super::$name(db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(db) = kanta_store::testing::postgres().await.expect("a PostgreSQL store") {
+                        super::$name(db).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    stage_changes_and_segment_entries_arrive_signed_in_order_as_subscribed,
+    failures_back_off_give_up_and_pause_until_resumed,
+    redirects_are_not_followed_and_unreachable_endpoints_are_failures,
+    a_hanging_endpoint_blocks_neither_scoring_nor_other_endpoints,
+);
+
+const SECRET: &str = "whsec_0123456789abcdef";
+const DAY: i64 = 86_400_000_000;
+/// 2024-03-01T00:00:00Z.
+const MARCH: i64 = 1_709_251_200_000_000;
+
+/// What a receiver does with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Answer(u16),
+    RedirectTo(u16),
+    Hang,
+}
+
+/// One received request.
+#[derive(Debug, Clone)]
+struct Received {
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Received {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("a JSON body")
+    }
+}
+
+/// A webhook receiver on a loopback port.
+#[derive(Clone)]
+struct Receiver {
+    url: String,
+    port: u16,
+    mode: Arc<Mutex<Mode>>,
+    got: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    async fn start(mode: Mode) -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let port = listener.local_addr().expect("address").port();
+        let receiver = Receiver {
+            url: format!("http://127.0.0.1:{port}/hooks/kanta"),
+            port,
+            mode: Arc::new(Mutex::new(mode)),
+            got: Arc::default(),
+        };
+        let r = receiver.clone();
+        let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
+            let r = r.clone();
+            async move {
+                r.got.lock().expect("lock").push(Received { headers, body });
+                let mode = *r.mode.lock().expect("lock");
+                match mode {
+                    Mode::Answer(code) => StatusCode::from_u16(code).expect("a status").into_response(),
+                    Mode::RedirectTo(port) => Response::builder()
+                        .status(StatusCode::TEMPORARY_REDIRECT)
+                        .header("location", format!("http://127.0.0.1:{port}/elsewhere"))
+                        .body(axum::body::Body::empty())
+                        .expect("a response"),
+                    Mode::Hang => {
+                        std::future::pending::<()>().await;
+                        StatusCode::OK.into_response()
+                    }
+                }
+            }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        receiver
+    }
+
+    fn set(&self, mode: Mode) {
+        *self.mode.lock().expect("lock") = mode;
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.got.lock().expect("lock").clone()
+    }
+}
+
+fn endpoint(name: &str, url: &str, subscription: Subscription, policy: Policy) -> Endpoint {
+    let secret = SigningSecret::parse(SECRET).expect("a secret");
+    Endpoint::new(name, url, secret, subscription, policy).expect("a valid endpoint")
+}
+
+/// Fast retries for tests: 50 ms doubling to 200 ms.
+fn quick() -> Policy {
+    Policy {
+        timeout: Duration::from_secs(5),
+        backoff: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(200),
+        poll: Duration::from_millis(20),
+        ..Policy::default()
+    }
+}
+
+fn order(id: &str, customer: &str, time: i64, amount: i64) -> Order {
+    Order {
+        id: id.into(),
+        customer_id: customer.into(),
+        time,
+        amount: kanta_core::money::Money::from_raw(amount * 10_000),
+        currency: "EUR".into(),
+        status: OrderStatus::Completed,
+        lines: Vec::new(),
+    }
+}
+
+/// Four customers scored on 2024-03-01 (first stages: no events), and a saved segment.
+async fn shop(store: &dyn Storage) -> i64 {
+    let orders = [
+        order("a1", "ann", MARCH - 300 * DAY, 120),
+        order("a2", "ann", MARCH - 100 * DAY, 80),
+        order("a3", "ann", MARCH - 10 * DAY, 60),
+        order("b1", "bob", MARCH - 20 * DAY, 40),
+        order("c1", "cy", MARCH - 5 * DAY, 15),
+        order("d1", "dee", MARCH - 200 * DAY, 300),
+    ];
+    store.write_orders(&orders, MARCH).await.expect("orders");
+    let job = kanta_jobs::ScoreJob::default();
+    kanta_jobs::score_store(store, &job, MARCH).await.expect("first scoring");
+    let expr = kanta_segment::parse("orders >= 2").expect("an expression");
+    store.create_segment("repeaters", "orders >= 2", &expr, MARCH).await.expect("a segment").id
+}
+
+/// New events: bob and cy buy again (they enter `repeaters`), and a year later every stage
+/// has moved.
+async fn events(store: &dyn Storage) {
+    let more = [order("b2", "bob", MARCH + DAY, 25), order("c2", "cy", MARCH + 2 * DAY, 35)];
+    store.write_orders(&more, MARCH + 2 * DAY).await.expect("orders");
+    let job = kanta_jobs::ScoreJob::default();
+    kanta_jobs::schedule::cycle(store, &job, MARCH + 400 * DAY).await.score.expect("scoring");
+}
+
+fn verified(r: &Received) -> Value {
+    let header = r.headers.get(sign::HEADER).and_then(|h| h.to_str().ok()).expect("a signature header");
+    let now = kanta_store::now_micros() / 1_000_000;
+    sign::verify(SECRET.as_bytes(), header, &r.body, now, 300).expect("a valid signature");
+    assert_eq!(r.headers["content-type"], "application/json");
+    let body = r.json();
+    assert_eq!(r.headers["kanta-event-id"], body["id"].as_str().expect("an id"));
+    assert_eq!(r.headers["kanta-event-type"], body["type"].as_str().expect("a type"));
+    body
+}
+
+async fn stage_changes_and_segment_entries_arrive_signed_in_order_as_subscribed(db: TestDb) {
+    let store = db.store.as_ref();
+    let segment = shop(store).await;
+    let all = Receiver::start(Mode::Answer(200)).await;
+    let narrow = Receiver::start(Mode::Answer(204)).await;
+    let dispatcher = Dispatcher::new(db.store.clone()).expect("a dispatcher");
+    let everything = endpoint("everything", &all.url, Subscription::default(), quick());
+    let entries = Subscription {
+        events: vec![EventType::SegmentEntered, EventType::StageChanged],
+        segments: Some(vec!["repeaters".into()]),
+        stages: Some(vec!["lost".into()]),
+    };
+    let crm = endpoint("crm", &narrow.url, entries, quick());
+    // Registered now: history (the first stages, the baseline) is not sent.
+    for e in [&everything, &crm] {
+        assert_eq!(dispatcher.tick(e).await.expect("a tick"), kanta_webhooks::Tick::default());
+    }
+    events(store).await;
+
+    let tick = dispatcher.tick(&everything).await.expect("a tick");
+    let bodies: Vec<Value> = all.received().iter().map(verified).collect();
+    let summary: Vec<(String, String, String)> = bodies
+        .iter()
+        .map(|b| {
+            let d = &b["data"];
+            let what = d["to"].as_str().or(d["segment"].as_str()).unwrap_or_default();
+            (
+                b["type"].as_str().unwrap_or_default().into(),
+                d["customer"].as_str().unwrap_or_default().into(),
+                what.into(),
+            )
+        })
+        .collect();
+    let stage_changes = summary.iter().filter(|s| s.0 == "customer.stage_changed").count();
+    assert_eq!(stage_changes, 4, "every customer's stage moved in a year: {summary:?}");
+    let entered: Vec<&str> = summary.iter().filter(|s| s.0 == "segment.entered").map(|s| s.1.as_str()).collect();
+    assert_eq!(entered, ["bob", "cy"], "{summary:?}");
+    assert_eq!((tick.queued, tick.delivered, tick.failed), (6, 6, None));
+    let ids: Vec<&str> = bodies.iter().filter_map(|b| b["id"].as_str()).collect();
+    assert!(
+        ids[..4].iter().all(|i| i.starts_with("stage_change:"))
+            && ids[4..].iter().all(|i| i.starts_with("segment_transition:")),
+        "{ids:?}"
+    );
+    let first = &bodies[4];
+    assert_eq!(first["data"]["segment_id"], segment);
+    assert_eq!(first["created_at"], kanta_store::rfc3339(MARCH + 400 * DAY));
+
+    // The narrow endpoint gets the entries and the stage changes into `lost` only.
+    dispatcher.tick(&crm).await.expect("a tick");
+    let got: Vec<Value> = narrow.received().iter().map(verified).collect();
+    assert!(got.iter().all(|b| b["type"] == "segment.entered" || b["data"]["to"] == "lost"), "{got:?}");
+    let lost = bodies.iter().filter(|b| b["data"]["to"] == "lost").count();
+    assert_eq!(got.len(), 2 + lost);
+
+    // Nothing new: nothing sent again; the log holds each delivery once.
+    assert_eq!(dispatcher.tick(&everything).await.expect("a tick").delivered, 0);
+    assert_eq!(all.received().len(), 6);
+    let (log, _) = store.deliveries(Some("everything"), None, 100).await.expect("the log");
+    assert!(log.iter().all(|d| d.state == "delivered" && d.attempts == 1 && d.last_status == Some(200)), "{log:?}");
+    assert_eq!(
+        log.iter().map(|d| d.payload.as_bytes()).collect::<Vec<_>>(),
+        all.received().iter().map(|r| &r.body[..]).collect::<Vec<_>>()
+    );
+}
+
+async fn failures_back_off_give_up_and_pause_until_resumed(db: TestDb) {
+    let store = db.store.as_ref();
+    shop(store).await;
+    let receiver = Receiver::start(Mode::Answer(503)).await;
+    let dispatcher = Dispatcher::new(db.store.clone()).expect("a dispatcher");
+    // Backoffs of 300 ms, 600 ms, 1.2 s: wide margins for a loaded CI machine.
+    let policy = Policy {
+        max_attempts: 2,
+        pause_after: 3,
+        backoff: Duration::from_millis(300),
+        backoff_max: Duration::from_millis(1200),
+        ..quick()
+    };
+    let flaky = endpoint("flaky", &receiver.url, Subscription::default(), policy);
+    dispatcher.tick(&flaky).await.expect("registers");
+    events(store).await;
+
+    // First failure: one request, then the endpoint backs off for 300 ms.
+    let tick = dispatcher.tick(&flaky).await.expect("a tick");
+    assert_eq!((tick.queued, tick.delivered), (6, 0));
+    let (failed_id, why) = tick.failed.expect("a failure");
+    assert_eq!(why, "HTTP 503 Service Unavailable");
+    assert_eq!(dispatcher.tick(&flaky).await.expect("a tick").failed, None, "backing off: no attempt");
+    assert_eq!(receiver.received().len(), 1);
+    let state = &store.webhook_endpoints().await.expect("endpoints")[0];
+    assert_eq!((state.failures, state.pending), (1, 6));
+    assert!(state.retry_at.is_some());
+
+    // Second failure of the same delivery: given up (max_attempts 2); the next one is tried
+    // after a longer wait (600 ms), and a third failure in a row pauses the endpoint.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let tick = dispatcher.tick(&flaky).await.expect("a tick");
+    assert_eq!((tick.failed.map(|f| f.0), tick.given_up), (Some(failed_id), 1));
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(dispatcher.tick(&flaky).await.expect("a tick").failed, None, "600 ms backoff after two failures");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let tick = dispatcher.tick(&flaky).await.expect("a tick");
+    assert!(
+        tick.paused.as_deref().is_some_and(|p| p.starts_with("3 failed attempts in a row; the last: HTTP 503")),
+        "{tick:?}"
+    );
+    assert_eq!(receiver.received().len(), 3);
+
+    // Paused: events still queue, nothing is sent, even after the backoff.
+    receiver.set(Mode::Answer(200));
+    tokio::time::sleep(Duration::from_millis(1250)).await;
+    let tick = dispatcher.tick(&flaky).await.expect("a tick");
+    assert_eq!((tick.delivered, tick.paused.is_some()), (0, true));
+    assert_eq!(receiver.received().len(), 3);
+    let state = &store.webhook_endpoints().await.expect("endpoints")[0];
+    assert_eq!((state.pending, state.failed, state.failures), (5, 1, 3));
+
+    // Resumed with the failed delivery queued again: everything arrives, in order.
+    assert!(store.resume_webhook("flaky", true).await.expect("resume"));
+    let tick = dispatcher.tick(&flaky).await.expect("a tick");
+    assert_eq!((tick.delivered, tick.failed), (6, None));
+    let (log, _) = store.deliveries(Some("flaky"), None, 100).await.expect("the log");
+    assert!(log.iter().all(|d| d.state == "delivered"), "{log:?}");
+    let attempts: Vec<i64> = log.iter().map(|d| d.attempts).collect();
+    assert_eq!(
+        attempts,
+        [1, 2, 1, 1, 1, 1],
+        "the retried delivery restarted its count; the paused one had one failure"
+    );
+    let sent: Vec<String> =
+        receiver.received()[3..].iter().map(|r| r.json()["id"].as_str().unwrap_or_default().to_string()).collect();
+    let logged: Vec<&str> = log.iter().map(|d| d.event_id.as_str()).collect();
+    assert_eq!(sent, logged, "delivered in queue order");
+}
+
+async fn redirects_are_not_followed_and_unreachable_endpoints_are_failures(db: TestDb) {
+    let store = db.store.as_ref();
+    shop(store).await;
+    let elsewhere = Receiver::start(Mode::Answer(200)).await;
+    let redirecting = Receiver::start(Mode::RedirectTo(elsewhere.port)).await;
+    let dispatcher = Dispatcher::new(db.store.clone()).expect("a dispatcher");
+    let moved = endpoint("moved", &redirecting.url, Subscription::default(), quick());
+    // A port that was just free: nothing listens there.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        l.local_addr().expect("address").port()
+    };
+    let gone = endpoint("gone", &format!("http://127.0.0.1:{closed}/x"), Subscription::default(), quick());
+    for e in [&moved, &gone] {
+        dispatcher.tick(e).await.expect("registers");
+    }
+    events(store).await;
+
+    let tick = dispatcher.tick(&moved).await.expect("a tick");
+    assert_eq!(tick.failed.map(|f| f.1), Some("HTTP 307 Temporary Redirect (redirects are not followed)".to_string()));
+    assert_eq!(redirecting.received().len(), 1);
+    assert_eq!(elsewhere.received().len(), 0, "the unconfigured address got nothing");
+    let tick = dispatcher.tick(&gone).await.expect("a tick");
+    let why = tick.failed.expect("a failure").1;
+    assert!(why.contains("onnect"), "{why}");
+    let (log, _) = store.deliveries(Some("gone"), None, 1).await.expect("the log");
+    assert_eq!((log[0].last_status, log[0].state.as_str()), (None, "pending"));
+}
+
+async fn a_hanging_endpoint_blocks_neither_scoring_nor_other_endpoints(db: TestDb) {
+    let store = db.store.clone();
+    shop(store.as_ref()).await;
+    let hanging = Receiver::start(Mode::Hang).await;
+    let healthy = Receiver::start(Mode::Answer(200)).await;
+    let dispatcher = Dispatcher::new(store.clone()).expect("a dispatcher");
+    let slow = Policy { timeout: Duration::from_secs(60), ..quick() };
+    let endpoints = vec![
+        endpoint("hanging", &hanging.url, Subscription::default(), slow),
+        endpoint("healthy", &healthy.url, Subscription::default(), quick()),
+    ];
+    for e in &endpoints {
+        dispatcher.tick(e).await.expect("registers");
+    }
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let tasks = kanta_webhooks::dispatch::spawn(&dispatcher, endpoints, &stop, |_, _| {});
+    events(store.as_ref()).await;
+
+    let waited = tokio::time::timeout(Duration::from_secs(20), async {
+        while hanging.received().is_empty() || healthy.received().len() < 6 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "the healthy endpoint got its 6 deliveries while the other hangs");
+    // A request is in flight to the hanging endpoint; scoring and a segment refresh still run.
+    let job = kanta_jobs::ScoreJob::default();
+    let cycle = tokio::time::timeout(
+        Duration::from_secs(20),
+        kanta_jobs::schedule::cycle(store.as_ref(), &job, MARCH + 800 * 86_400_000_000),
+    )
+    .await
+    .expect("scoring finishes while a webhook request hangs");
+    cycle.score.expect("scoring");
+    assert_eq!(hanging.received().len(), 1, "one request, still unanswered");
+    let state = store.webhook_endpoints().await.expect("endpoints");
+    assert_eq!(
+        state.iter().map(|e| (e.name.as_str(), e.delivered)).collect::<Vec<_>>(),
+        [("hanging", 0), ("healthy", 6)]
+    );
+    stop_tx.send(true).expect("stop");
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(5), t).await.expect("the loops stop").expect("no panic");
+    }
+}
