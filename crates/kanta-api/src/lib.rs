@@ -29,6 +29,7 @@ mod openapi;
 mod scores;
 mod segments;
 pub mod snapshot;
+mod webhooks;
 
 pub use error::ApiError;
 pub use openapi::ApiDoc;
@@ -72,6 +73,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/segments/{id}/customers", get(segments::customers))
         .route("/v1/segments/{id}/transitions", get(segments::transitions))
         .route("/v1/scores/runs", get(scores::runs))
+        .route("/v1/webhooks", get(webhooks::list))
+        .route("/v1/webhooks/deliveries", get(webhooks::deliveries))
+        .route("/v1/webhooks/{name}/resume", post(webhooks::resume))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
         .route("/openapi.json", get(openapi::spec))

@@ -44,6 +44,7 @@ on_both_backends!(
     segment_previews_count_and_refuse_bad_expressions_with_their_column,
     scores_show_in_the_360_view_and_runs_are_listed,
     saved_segments_list_members_as_json_or_csv_and_record_transitions,
+    webhook_endpoints_and_the_delivery_log_are_listed_and_paused_ones_resumed,
 );
 
 /// A running server and a token of each scope.
@@ -568,4 +569,73 @@ async fn saved_segments_list_members_as_json_or_csv_and_record_transitions(app: 
     assert_eq!(app.delete(&format!("/v1/segments/{id}"), &app.admin).await, StatusCode::NOT_FOUND);
     let (_, list) = app.get("/v1/segments", &app.read).await;
     assert_eq!(list, json!({"segments": []}));
+}
+
+async fn webhook_endpoints_and_the_delivery_log_are_listed_and_paused_ones_resumed(app: App) {
+    let (status, body) = app.get("/v1/webhooks", &app.admin).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"endpoints": []})));
+    let store = app.db.store.as_ref();
+    store.webhook_endpoint("crm", "http://127.0.0.1:9/hook", 1_000_000).await.expect("an endpoint");
+    let event = |n: u32| kanta_store::NewDelivery {
+        event_id: format!("segment_transition:{n}"),
+        event_type: "segment.entered".into(),
+        payload: format!("{{\"id\":\"segment_transition:{n}\"}}"),
+    };
+    store.enqueue_deliveries("crm", 0, 2, &[event(1), event(2)], 2_000_000).await.expect("queued");
+    let pending = store.pending_deliveries("crm", 1).await.expect("pending");
+    let failed = kanta_store::Attempt {
+        delivery: pending[0].id,
+        time: 3_000_000,
+        status: Some(500),
+        error: Some("HTTP 500 Internal Server Error".into()),
+        give_up: true,
+        failures: 20,
+        retry_at: Some(4_000_000),
+        pause: Some("20 failed attempts in a row".into()),
+    };
+    store.record_attempt(&failed).await.expect("recorded");
+
+    let (status, body) = app.get("/v1/webhooks", &app.admin).await;
+    assert_eq!(status, StatusCode::OK);
+    let crm = &body["endpoints"][0];
+    assert_eq!(
+        (&crm["name"], &crm["pending"], &crm["failed"], &crm["failures"]),
+        (&json!("crm"), &json!(1), &json!(1), &json!(20))
+    );
+    assert_eq!(
+        (&crm["paused_at"], &crm["paused_reason"]),
+        (&json!("1970-01-01T00:00:03Z"), &json!("20 failed attempts in a row"))
+    );
+    let (status, log) = app.get("/v1/webhooks/deliveries?endpoint=crm&limit=1", &app.admin).await;
+    assert_eq!(status, StatusCode::OK);
+    let first = &log["deliveries"][0];
+    assert_eq!(
+        (&first["state"], &first["attempts"], &first["last_status"]),
+        (&json!("failed"), &json!(1), &json!(500))
+    );
+    assert_eq!(first["payload"], "{\"id\":\"segment_transition:1\"}");
+    let cursor = log["next_cursor"].as_str().expect("a next page").to_string();
+    let (_, rest) = app.get(&format!("/v1/webhooks/deliveries?cursor={cursor}"), &app.admin).await;
+    assert_eq!((rest["deliveries"][0]["state"].clone(), rest["next_cursor"].clone()), (json!("pending"), Value::Null));
+    for bad in
+        ["/v1/webhooks/deliveries?limit=0", "/v1/webhooks/deliveries?cursor=x", "/v1/webhooks/deliveries?state=failed"]
+    {
+        let (status, body) = app.get(bad, &app.admin).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    for token in [&app.read, &app.ingest] {
+        let (status, _) = app.get("/v1/webhooks", token).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+
+    let (status, _) = app.post("/v1/webhooks/crm/resume", &app.read, "").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = app.post("/v1/webhooks/nobody/resume", &app.admin, "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, crm) = app.post("/v1/webhooks/crm/resume?retry_failed=true", &app.admin, "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (&crm["paused_at"], &crm["failures"], &crm["pending"], &crm["failed"]),
+        (&Value::Null, &json!(0), &json!(2), &json!(0))
+    );
 }

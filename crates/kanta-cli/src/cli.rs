@@ -33,6 +33,9 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Outbound webhooks: endpoint health, the delivery log, resuming a paused endpoint, and a local receiver for trying them.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
     /// Import orders, customers, events or feedback from a file into the store (idempotent).
     #[command(subcommand)]
     Import(ImportCommand),
@@ -66,6 +69,9 @@ pub struct ImportOrdersArgs {
     pub currency: String,
 
     #[command(flatten)]
+    pub api: ApiArgs,
+
+    #[command(flatten)]
     pub store: StoreArgs,
 
     /// Print nothing but errors.
@@ -83,11 +89,26 @@ pub struct ImportRecordsArgs {
     pub delimiter: String,
 
     #[command(flatten)]
+    pub api: ApiArgs,
+
+    #[command(flatten)]
     pub store: StoreArgs,
 
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// Importing through a running server's ingestion API instead of into a store.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// Send the records to the ingestion API of a running `kanta serve` at this base URL (e.g. http://127.0.0.1:8080) instead of writing to a store (--db and KANTA_DATABASE_URL are then unused).
+    #[arg(long, env = "KANTA_API_URL")]
+    pub api: Option<String>,
+
+    /// The API token (scope `ingest` or `admin`) for --api.
+    #[arg(long, env = "KANTA_TOKEN", hide_env_values = true, requires = "api")]
+    pub token: Option<String>,
 }
 
 /// Where the store is and which settings file to read (flags and environment; the settings
@@ -172,6 +193,78 @@ pub struct ScoreArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum WebhooksCommand {
+    /// The configured endpoints with their state: pending, delivered and failed deliveries, failures in a row, paused.
+    List(WebhooksListArgs),
+    /// The delivery log, oldest first: event, state, attempts, the last status or error.
+    Deliveries(WebhooksDeliveriesArgs),
+    /// Unpause an endpoint and clear its backoff; `--retry-failed` also queues its failed deliveries again.
+    Resume(WebhooksResumeArgs),
+    /// Receive webhooks locally: verify each signature and print the event as one JSON line (for trying kanta out and for tests).
+    Listen(WebhooksListenArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WebhooksListArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WebhooksDeliveriesArgs {
+    /// Only this endpoint's deliveries.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+
+    /// Start after this delivery id (the last id of the previous page).
+    #[arg(long)]
+    pub after: Option<i64>,
+
+    /// How many to print.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub limit: u32,
+
+    /// Print JSON lines (with the bodies) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WebhooksResumeArgs {
+    /// The endpoint's name.
+    pub name: String,
+
+    /// Also queue the deliveries that were given up on again.
+    #[arg(long)]
+    pub retry_failed: bool,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WebhooksListenArgs {
+    /// Address to listen on; port 0 picks a free one (printed on the first line).
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub listen: String,
+
+    /// The environment variable holding the shared secret.
+    #[arg(long, default_value = "KANTA_WEBHOOK_SECRET")]
+    pub secret_env: String,
+
+    /// Largest accepted distance between the signature's timestamp and now, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub tolerance: i64,
+
+    /// Stop after this many verified events.
+    #[arg(long)]
+    pub count: Option<u64>,
 }
 
 #[derive(Debug, Clone, Subcommand)]

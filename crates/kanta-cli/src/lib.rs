@@ -50,6 +50,10 @@ where
         Command::Token(cli::TokenCommand::Create(args)) => command::token::create(&args),
         Command::Token(cli::TokenCommand::List(args)) => command::token::list(&args),
         Command::Token(cli::TokenCommand::Revoke(args)) => command::token::revoke(&args),
+        Command::Webhooks(cli::WebhooksCommand::List(args)) => command::webhooks::list(&args),
+        Command::Webhooks(cli::WebhooksCommand::Deliveries(args)) => command::webhooks::deliveries(&args),
+        Command::Webhooks(cli::WebhooksCommand::Resume(args)) => command::webhooks::resume(&args),
+        Command::Webhooks(cli::WebhooksCommand::Listen(args)) => command::webhooks::listen(&args),
         Command::Import(cmd) => command::import::run(&cmd),
         Command::Config(cli::ConfigCommand::Default) => {
             print!("{}", settings::DEFAULT_TOML);

@@ -42,6 +42,25 @@ every = "1h"
 model = "auto"
 # A valuable customer whose probability of being active falls below this is `slipping`.
 slipping_below = 0.5
+
+# Outbound webhooks: none by default. Each [[webhooks]] table is one endpoint; kanta sends to
+# no address that is not named here (redirects are not followed, proxy variables are ignored).
+# Deliveries are POSTed as JSON and signed: Kanta-Signature: t=UNIX_SECONDS,v1=HEX, where HEX is
+# HMAC-SHA256(secret, "UNIX_SECONDS.BODY"). See the README's "Webhooks" section.
+#
+# [[webhooks]]
+# name = "crm"                               # letters, digits, - _ .; the key of its delivery log
+# url = "https://crm.example.com/hooks/kanta"
+# secret_env = "KANTA_WEBHOOK_CRM_SECRET"    # or: secret = "at least 16 characters"
+# events = ["customer.stage_changed", "segment.entered", "segment.exited"]
+# segments = ["slipping-high-value"]         # segment events of these segments only (default: all)
+# stages = ["slipping", "lost"]              # stage changes into these stages only (default: all)
+# timeout = "10s"                            # per request
+# max_attempts = 8                           # per delivery, then it is given up (failed)
+# backoff = "30s"                            # wait after a failure, doubling per failure in a row…
+# backoff_max = "1h"                         # …up to this
+# pause_after = 20                           # failures in a row that pause the endpoint
+# poll = "5s"                                # how often it looks for new events
 "#;
 
 /// All settings.
@@ -54,6 +73,155 @@ pub struct Settings {
     pub server: Server,
     /// The scoring job.
     pub scoring: Scoring,
+    /// Outbound webhook endpoints.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<WebhookSettings>,
+}
+
+/// One `[[webhooks]]` endpoint as written; [`WebhookSettings::endpoint`] checks it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Unique name.
+    pub name: String,
+    /// Where to POST.
+    pub url: String,
+    /// The signing secret itself…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<HiddenSecret>,
+    /// …or the environment variable that holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_env: Option<String>,
+    /// Event types (default: all).
+    #[serde(default = "all_events")]
+    pub events: Vec<String>,
+    /// Segment events of these segments only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segments: Option<Vec<String>>,
+    /// Stage changes into these stages only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<Vec<String>>,
+    /// Per request.
+    #[serde(default = "defaults::timeout")]
+    pub timeout: Every,
+    /// Attempts per delivery.
+    #[serde(default = "defaults::max_attempts")]
+    pub max_attempts: u32,
+    /// First wait after a failure.
+    #[serde(default = "defaults::backoff")]
+    pub backoff: Every,
+    /// Longest wait.
+    #[serde(default = "defaults::backoff_max")]
+    pub backoff_max: Every,
+    /// Failures in a row that pause the endpoint.
+    #[serde(default = "defaults::pause_after")]
+    pub pause_after: u32,
+    /// Idle polling interval.
+    #[serde(default = "defaults::poll")]
+    pub poll: Every,
+}
+
+fn all_events() -> Vec<String> {
+    kanta_webhooks::EventType::ALL.iter().map(|e| e.as_str().to_string()).collect()
+}
+
+/// Defaults of [`WebhookSettings`], from [`kanta_webhooks::Policy::default`].
+mod defaults {
+    use super::Every;
+
+    fn policy() -> kanta_webhooks::Policy {
+        kanta_webhooks::Policy::default()
+    }
+    pub fn timeout() -> Every {
+        Every(Some(policy().timeout))
+    }
+    pub fn max_attempts() -> u32 {
+        policy().max_attempts
+    }
+    pub fn backoff() -> Every {
+        Every(Some(policy().backoff))
+    }
+    pub fn backoff_max() -> Every {
+        Every(Some(policy().backoff_max))
+    }
+    pub fn pause_after() -> u32 {
+        policy().pause_after
+    }
+    pub fn poll() -> Every {
+        Every(Some(policy().poll))
+    }
+}
+
+/// A secret in the settings: `Debug` and `kanta config show` print `***`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct HiddenSecret(String);
+
+impl fmt::Debug for HiddenSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Serialize for HiddenSecret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
+impl WebhookSettings {
+    /// The endpoint these settings describe, with the secret read from the environment when
+    /// `secret_env` names it. Every problem names the webhook and the field.
+    pub fn endpoint(&self, env: impl Fn(&str) -> Option<String>) -> Result<kanta_webhooks::Endpoint, UsageError> {
+        let name = &self.name;
+        let fail = |what: String| UsageError(format!("webhook `{name}`: {what}"));
+        let secret = match (&self.secret, &self.secret_env) {
+            (Some(s), None) => s.0.clone(),
+            (None, Some(var)) => env(var).ok_or_else(|| fail(format!("secret_env: `{var}` is not set")))?,
+            _ => return Err(fail("give exactly one of `secret` and `secret_env`".into())),
+        };
+        let secret = kanta_webhooks::SigningSecret::parse(&secret).map_err(|e| fail(e.to_string()))?;
+        let events = self
+            .events
+            .iter()
+            .map(|e| kanta_webhooks::EventType::parse(e))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| fail(format!("events: {e}")))?;
+        if let Some(stages) = &self.stages {
+            let known = kanta_core::lifecycle::Stage::ALL.map(|s| s.name());
+            if let Some(bad) = stages.iter().find(|s| !known.contains(&s.as_str())) {
+                return Err(fail(format!("stages: unknown stage `{bad}`: use {}", known.join(", "))));
+            }
+        }
+        let duration = |field: &str, every: Every| every.0.ok_or_else(|| fail(format!("{field} cannot be `off`")));
+        let policy = kanta_webhooks::Policy {
+            timeout: duration("timeout", self.timeout)?,
+            max_attempts: self.max_attempts,
+            backoff: duration("backoff", self.backoff)?,
+            backoff_max: duration("backoff_max", self.backoff_max)?,
+            pause_after: self.pause_after,
+            poll: duration("poll", self.poll)?,
+        };
+        let subscription =
+            kanta_webhooks::Subscription { events, segments: self.segments.clone(), stages: self.stages.clone() };
+        kanta_webhooks::Endpoint::new(name, &self.url, secret, subscription, policy)
+            .map_err(|e| UsageError(e.to_string()))
+    }
+}
+
+impl Settings {
+    /// Every configured webhook endpoint, checked; names must be unique.
+    pub fn webhook_endpoints(&self) -> Result<Vec<kanta_webhooks::Endpoint>, UsageError> {
+        let mut endpoints: Vec<kanta_webhooks::Endpoint> = Vec::new();
+        for w in &self.webhooks {
+            let endpoint = w.endpoint(|var| std::env::var(var).ok())?;
+            if endpoints.iter().any(|e| e.name == endpoint.name) {
+                return Err(UsageError(format!("webhook `{}` is configured twice", endpoint.name)));
+            }
+            endpoints.push(endpoint);
+        }
+        Ok(endpoints)
+    }
 }
 
 /// `[scoring]`.
@@ -294,11 +462,68 @@ mod tests {
             database: Database { url: DatabaseUrl::new("postgres://kanta:hunter2@db/kanta") },
             server: Server::default(),
             scoring: Scoring::default(),
+            webhooks: Vec::new(),
         };
         for text in [format!("{s:?}"), format!("{}", s.database.url), show(&s)] {
             assert!(!text.contains("hunter2"), "{text}");
             assert!(text.contains("postgres://kanta:***@db/kanta"), "{text}");
         }
         assert_eq!(s.database.url.expose(), "postgres://kanta:hunter2@db/kanta");
+    }
+
+    const HOOK: &str = "[[webhooks]]\nname = \"crm\"\nurl = \"https://crm.example.com/k\"\n";
+
+    #[test]
+    fn webhooks_parse_with_policy_defaults_and_hide_their_secret() {
+        let text = format!(
+            "{HOOK}secret = \"s3cret-s3cret-s3cret\"\nevents = [\"segment.entered\"]\nsegments = [\"vip\"]\n\
+             stages = [\"slipping\"]\nbackoff = \"10s\"\n\n[[webhooks]]\nname = \"ops\"\nurl = \"http://10.0.0.5:8080/\"\n\
+             secret_env = \"OPS_SECRET\"\n"
+        );
+        let s = parse(&text).expect("valid settings");
+        let crm = s.webhooks[0].endpoint(|_| None).expect("a valid endpoint");
+        assert_eq!((crm.name.as_str(), crm.url.as_str()), ("crm", "https://crm.example.com/k"));
+        assert_eq!(crm.subscription.events, [kanta_webhooks::EventType::SegmentEntered]);
+        assert_eq!(crm.subscription.segments.as_deref(), Some(&["vip".to_string()][..]));
+        assert_eq!(crm.subscription.stages.as_deref(), Some(&["slipping".to_string()][..]));
+        assert_eq!(crm.secret.expose(), b"s3cret-s3cret-s3cret");
+        let p = crm.policy;
+        assert_eq!((p.backoff.as_secs(), p.backoff_max.as_secs(), p.timeout.as_secs()), (10, 3600, 10));
+        assert_eq!((p.max_attempts, p.pause_after, p.poll.as_secs()), (8, 20, 5));
+        let ops = s.webhooks[1].endpoint(|var| (var == "OPS_SECRET").then(|| "from-the-environment".to_string()));
+        assert_eq!(ops.expect("valid").secret.expose(), b"from-the-environment");
+        assert_eq!(s.webhooks[1].events.len(), 3, "every event by default");
+        for text in [format!("{s:?}"), show(&s)] {
+            assert!(!text.contains("s3cret"), "{text}");
+        }
+        assert!(show(&s).contains("secret = \"***\""), "{}", show(&s));
+    }
+
+    #[test]
+    fn bad_webhooks_name_the_webhook_the_field_and_the_value() {
+        let secret = "secret = \"0123456789abcdef\"\n";
+        let cases = [
+            (HOOK.to_string(), "give exactly one of `secret` and `secret_env`"),
+            (format!("{HOOK}{secret}secret_env = \"X\"\n"), "give exactly one"),
+            (format!("{HOOK}secret_env = \"NOT_SET_ANYWHERE\"\n"), "`NOT_SET_ANYWHERE` is not set"),
+            (format!("{HOOK}secret = \"short\"\n"), "at least 16 characters"),
+            (format!("{HOOK}{secret}events = [\"order.created\"]\n"), "unknown event `order.created`"),
+            (format!("{HOOK}{secret}stages = [\"churned\"]\n"), "unknown stage `churned`"),
+            (format!("{HOOK}{secret}timeout = \"off\"\n"), "timeout cannot be `off`"),
+            (format!("{HOOK}{secret}max_attempts = 0\n"), "at least 1"),
+            (format!("{HOOK}{secret}events = []\n"), "`events` is empty"),
+            (format!("[[webhooks]]\nname = \"crm\"\nurl = \"ftp://x.example\"\n{secret}"), "ftp://x.example"),
+            (format!("{HOOK}{secret}{HOOK}{secret}"), "configured twice"),
+        ];
+        for (text, expected) in cases {
+            let settings = parse(&text).expect("parses");
+            let err = settings.webhook_endpoints().expect_err(expected).0;
+            assert!(err.contains(expected), "{text}: {err}");
+            assert!(err.contains("crm"), "{err}");
+        }
+        let err = parse(&format!("{HOOK}{secret}retries = 3\n")).expect_err("unknown key");
+        assert!(err.contains("retries"), "{err}");
+        let err = parse(&format!("{HOOK}{secret}backoff = \"soon\"\n")).expect_err("bad interval");
+        assert!(err.contains("soon"), "{err}");
     }
 }

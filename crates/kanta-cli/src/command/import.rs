@@ -5,6 +5,10 @@
 //! CSV; each row becomes the JSON record the API accepts and is checked by the same code. A bad
 //! row stops the import with its file, line, field and value, after the rows before it are
 //! stored; importing the same file again changes nothing (records are idempotent by id).
+//!
+//! With `--api URL` the batches go to a running server's ingestion API instead (the same
+//! records, validated here first and again by the server). Records are idempotent by id, so
+//! re-running an interrupted import is safe and reports the re-sent records as unchanged.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -18,7 +22,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::UsageError;
-use crate::cli::{ImportCommand, ImportOrdersArgs, ImportRecordsArgs};
+use crate::cli::{ApiArgs, ImportCommand, ImportOrdersArgs, ImportRecordsArgs, StoreArgs};
 use crate::command::analyze::{read_options, read_order_log};
 use crate::progress::counter;
 
@@ -32,14 +36,100 @@ pub fn run(command: &ImportCommand) -> anyhow::Result<()> {
     }
 }
 
-fn open_store(
-    runtime: &tokio::runtime::Runtime,
-    store: &crate::cli::StoreArgs,
-) -> anyhow::Result<(std::sync::Arc<dyn Storage>, String)> {
+/// Where imported records go.
+enum Sink {
+    /// Straight into a store.
+    Store(std::sync::Arc<dyn Storage>),
+    /// To a running server's ingestion API.
+    Api { client: reqwest::Client, base: String, token: String },
+}
+
+impl Sink {
+    fn keeps_json(&self) -> bool {
+        matches!(self, Sink::Api { .. })
+    }
+}
+
+/// The sink the flags name, and how to show it in messages (passwords hidden).
+fn open_sink(runtime: &tokio::runtime::Runtime, store: &StoreArgs, api: &ApiArgs) -> anyhow::Result<(Sink, String)> {
+    if let Some(base) = &api.api {
+        let token =
+            api.token.clone().ok_or_else(|| UsageError("--api needs a token: --token or KANTA_TOKEN".into()))?;
+        let base = base.trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(UsageError(format!("--api `{base}` must be an http:// or https:// URL")).into());
+        }
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(300))
+            .build()
+            .context("starting the HTTP client")?;
+        return Ok((Sink::Api { client, base: base.clone(), token }, base));
+    }
     let url = store.settings()?.database.url;
     let opened =
         runtime.block_on(kanta_store::open(url.expose())).with_context(|| format!("opening the store {url}"))?;
-    Ok((opened, url.to_string()))
+    Ok((Sink::Store(opened), url.to_string()))
+}
+
+/// A batch of records, with their JSON when it goes to the API.
+struct Batch<T> {
+    records: Vec<T>,
+    json: Vec<Value>,
+}
+
+impl<T> Batch<T> {
+    fn new() -> Batch<T> {
+        Batch { records: Vec::with_capacity(MAX_BATCH), json: Vec::new() }
+    }
+
+    fn len(&self) -> usize {
+        self.records.len()
+    }
+}
+
+/// What the ingestion API answers.
+#[derive(serde::Deserialize)]
+struct Ingested {
+    created: u64,
+    updated: u64,
+    unchanged: u64,
+    customers_created: u64,
+}
+
+/// POST one batch.
+async fn post(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    kind: &str,
+    json: &[Value],
+) -> anyhow::Result<WriteCounts> {
+    let body = serde_json::to_vec(json).context("encoding the batch")?;
+    let url = format!("{base}/v1/{kind}");
+    let response = client
+        .post(&url)
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("sending {} {kind} to {url}", json.len()))?;
+    let status = response.status();
+    let text = response.text().await.with_context(|| format!("reading the answer of {url}"))?;
+    if !status.is_success() {
+        let message = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+            .unwrap_or(text);
+        return Err(anyhow::anyhow!("{url} refused {} {kind}: {status}: {message}", json.len()));
+    }
+    let c: Ingested = serde_json::from_str(&text).with_context(|| format!("{url} answered `{text}`"))?;
+    Ok(WriteCounts {
+        created: c.created,
+        updated: c.updated,
+        unchanged: c.unchanged,
+        customers_created: c.customers_created,
+    })
 }
 
 /// Running totals of the batches written.
@@ -69,18 +159,23 @@ impl Totals {
 
 fn write<T: WriteBatch>(
     runtime: &tokio::runtime::Runtime,
-    store: &dyn Storage,
-    batch: &mut Vec<T>,
+    sink: &Sink,
+    batch: &mut Batch<T>,
     totals: &mut Totals,
 ) -> anyhow::Result<()> {
-    if batch.is_empty() {
+    if batch.records.is_empty() {
         return Ok(());
     }
-    let counts = runtime
-        .block_on(T::write_batch(store, batch, kanta_store::now_micros()))
-        .with_context(|| format!("writing {} {}", batch.len(), T::KIND))?;
-    totals.add(batch.len(), counts);
-    batch.clear();
+    let n = batch.records.len();
+    let counts = match sink {
+        Sink::Store(store) => runtime
+            .block_on(T::write_batch(store.as_ref(), &batch.records, kanta_store::now_micros()))
+            .with_context(|| format!("writing {n} {}", T::KIND))?,
+        Sink::Api { client, base, token } => runtime.block_on(post(client, base, token, T::KIND, &batch.json))?,
+    };
+    totals.add(n, counts);
+    batch.records.clear();
+    batch.json.clear();
     Ok(())
 }
 
@@ -89,10 +184,11 @@ fn orders(runtime: &tokio::runtime::Runtime, args: &ImportOrdersArgs) -> anyhow:
     let input = Input::parse(&args.input);
     let name = input.display_name();
     let (aggregator, _) = read_order_log(&input, &options, args.quiet, !args.quiet)?;
-    let (store, db) = open_store(runtime, &args.store)?;
+    let (sink, db) = open_sink(runtime, &args.store, &args.api)?;
+    let keep_json = sink.keeps_json();
     let bar = counter(Some(aggregator.orders() as u64), "storing orders", args.quiet);
     let mut totals = Totals::default();
-    let mut batch: Vec<Order> = Vec::with_capacity(MAX_BATCH);
+    let mut batch: Batch<Order> = Batch::new();
     // Orders without an id get one from their content and the count of identical orders
     // before them, so importing the same file twice finds the same ids.
     let mut seen: HashMap<[u8; 16], u32> = HashMap::new();
@@ -113,8 +209,11 @@ fn orders(runtime: &tokio::runtime::Runtime, args: &ImportOrdersArgs) -> anyhow:
             "id": id, "customer_id": customer, "time": time,
             "amount": kanta_io::write::money_exact(amount), "currency": args.currency,
         });
+        if keep_json {
+            batch.json.push(record.clone());
+        }
         match parse_value::<Order>(record) {
-            Ok(order) => batch.push(order),
+            Ok(order) => batch.records.push(order),
             Err(problems) => {
                 failure = Some(UsageError(format!("{name}: order `{id}`: {}", describe(&problems))).into());
                 return;
@@ -122,13 +221,13 @@ fn orders(runtime: &tokio::runtime::Runtime, args: &ImportOrdersArgs) -> anyhow:
         }
         if batch.len() == MAX_BATCH {
             bar.inc(batch.len() as u64);
-            if let Err(e) = write(runtime, store.as_ref(), &mut batch, &mut totals) {
+            if let Err(e) = write(runtime, &sink, &mut batch, &mut totals) {
                 failure = Some(e);
             }
         }
     });
     // What was accepted before a bad order is stored, not lost.
-    let flushed = write(runtime, store.as_ref(), &mut batch, &mut totals);
+    let flushed = write(runtime, &sink, &mut batch, &mut totals);
     bar.finish_and_clear();
     if let Some(e) = failure {
         totals.report("orders", &name, &db);
@@ -230,10 +329,11 @@ fn records<T: WriteBatch>(
         .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
         .collect();
     let extra_key = if T::KIND == "customers" { "attributes" } else { "properties" };
-    let (store, db) = open_store(runtime, &args.store)?;
+    let (sink, db) = open_sink(runtime, &args.store, &args.api)?;
+    let keep_json = sink.keeps_json();
     let bar = counter(None, &format!("importing {}", T::KIND), args.quiet);
     let mut totals = Totals::default();
-    let mut batch: Vec<T> = Vec::with_capacity(MAX_BATCH);
+    let mut batch: Batch<T> = Batch::new();
     let mut failure: Option<anyhow::Error> = None;
     let mut row = csv::StringRecord::new();
     loop {
@@ -246,8 +346,11 @@ fn records<T: WriteBatch>(
             }
         }
         let line = row.position().map_or(0, csv::Position::line);
-        match row_record::<T>(&headers, &row, place, extra_key) {
-            Ok(record) => batch.push(record),
+        match row_record::<T>(&headers, &row, place, extra_key, keep_json) {
+            Ok((record, json)) => {
+                batch.records.push(record);
+                batch.json.extend(json);
+            }
             Err(message) => {
                 failure = Some(UsageError(format!("{name}:{line}: {message}")).into());
                 break;
@@ -255,10 +358,10 @@ fn records<T: WriteBatch>(
         }
         if batch.len() == MAX_BATCH {
             bar.inc(batch.len() as u64);
-            write(runtime, store.as_ref(), &mut batch, &mut totals)?;
+            write(runtime, &sink, &mut batch, &mut totals)?;
         }
     }
-    write(runtime, store.as_ref(), &mut batch, &mut totals)?;
+    write(runtime, &sink, &mut batch, &mut totals)?;
     bar.finish_and_clear();
     if let Some(e) = failure {
         totals.report(T::KIND, &name, &db);
@@ -276,7 +379,8 @@ fn row_record<T: Record>(
     row: &csv::StringRecord,
     place: fn(&str, &str) -> Result<Cell, String>,
     extra_key: &str,
-) -> Result<T, String> {
+    keep_json: bool,
+) -> Result<(T, Option<Value>), String> {
     let mut object = Map::new();
     let mut extra = Map::new();
     let mut consent = Vec::new();
@@ -303,7 +407,9 @@ fn row_record<T: Record>(
         object.insert("consent".into(), Value::Array(consent));
     }
     let shown: HashMap<&str, &str> = headers.iter().map(String::as_str).zip(row.iter()).collect();
-    parse_value::<T>(Value::Object(object)).map_err(|problems| {
+    let object = Value::Object(object);
+    let json = keep_json.then(|| object.clone());
+    let record = parse_value::<T>(object).map_err(|problems| {
         problems
             .iter()
             .map(|(field, reason)| {
@@ -320,5 +426,6 @@ fn row_record<T: Record>(
             })
             .collect::<Vec<_>>()
             .join("; ")
-    })
+    })?;
+    Ok((record, json))
 }

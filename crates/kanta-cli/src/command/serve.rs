@@ -35,6 +35,8 @@ pub fn show(args: &ConfigShowArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(settings: &Settings) -> anyhow::Result<()> {
+    // Checked before anything starts: a bad webhook setting is a usage error (exit 2).
+    let endpoints = settings.webhook_endpoints()?;
     let url = &settings.database.url;
     let store = kanta_store::open(url.expose()).await.with_context(|| format!("opening the store {url}"))?;
     let listen = &settings.server.listen;
@@ -52,11 +54,24 @@ async fn serve(settings: &Settings) -> anyhow::Result<()> {
     });
     let scheduler = settings.scoring.every.0.map(|every| {
         eprintln!("kanta serve: scoring every {}", settings.scoring.every);
-        tokio::spawn(kanta_jobs::schedule::run(store, settings.scoring.job(), every, stop_rx.clone(), |cycle| {
-            for line in kanta_jobs::schedule::describe_cycle(cycle) {
-                eprintln!("kanta serve: {line}");
-            }
-        }))
+        tokio::spawn(kanta_jobs::schedule::run(
+            store.clone(),
+            settings.scoring.job(),
+            every,
+            stop_rx.clone(),
+            |cycle| {
+                for line in kanta_jobs::schedule::describe_cycle(cycle) {
+                    eprintln!("kanta serve: {line}");
+                }
+            },
+        ))
+    });
+    let dispatcher = kanta_webhooks::Dispatcher::new(store.clone()).context("starting the webhook client")?;
+    for e in &endpoints {
+        eprintln!("kanta serve: webhook `{}` → {}", e.name, e.url);
+    }
+    let webhooks = kanta_webhooks::dispatch::spawn(&dispatcher, endpoints, &stop_rx, |endpoint, tick| {
+        eprintln!("kanta serve: {}", kanta_webhooks::dispatch::describe(endpoint, tick));
     });
     let mut stop = stop_rx;
     let stopped = async move {
@@ -65,6 +80,9 @@ async fn serve(settings: &Settings) -> anyhow::Result<()> {
     kanta_api::serve(listener, router, stopped, grace).await.context("serving")?;
     if let Some(scheduler) = scheduler {
         scheduler.abort();
+    }
+    for task in webhooks {
+        task.abort();
     }
     eprintln!("kanta serve: stopped");
     Ok(())

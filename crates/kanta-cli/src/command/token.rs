@@ -3,20 +3,9 @@
 use anyhow::Context;
 use kanta_store::{Scope, Secret};
 
+use super::with_store;
 use crate::UsageError;
-use crate::cli::{StoreArgs, TokenCreateArgs, TokenListArgs, TokenRevokeArgs};
-
-fn with_store<T>(
-    store: &StoreArgs,
-    f: impl AsyncFnOnce(&dyn kanta_store::Storage) -> anyhow::Result<T>,
-) -> anyhow::Result<T> {
-    let url = store.settings()?.database.url;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
-    runtime.block_on(async {
-        let opened = kanta_store::open(url.expose()).await.with_context(|| format!("opening the store {url}"))?;
-        f(opened.as_ref()).await
-    })
-}
+use crate::cli::{TokenCreateArgs, TokenListArgs, TokenRevokeArgs};
 
 pub fn list(args: &TokenListArgs) -> anyhow::Result<()> {
     let tokens = with_store(&args.store, async |store| Ok(store.list_tokens().await?))?;

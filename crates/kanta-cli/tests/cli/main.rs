@@ -4,6 +4,7 @@ mod cdnow;
 mod errors;
 mod formats;
 mod import;
+mod live;
 mod models;
 mod readme;
 mod report;

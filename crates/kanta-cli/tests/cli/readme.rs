@@ -84,3 +84,66 @@ fn readme_serve_session_works_as_written() {
     assert_eq!(view["orders"][0]["lines"][0]["product"], "espresso-beans");
     assert!(dir.path().join("kanta.db").exists(), "the default store is ./kanta.db");
 }
+
+/// Runs the README's live block (`<!-- readme live -->`) as written, in a fresh folder, on the
+/// store `db` (`None`: the default SQLite file). Background jobs are killed however it ends.
+fn readme_live_flow(db: Option<&str>) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let at = readme.find("<!-- readme live -->").expect("the live marker");
+    let open = at + readme[at..].find("```sh\n").unwrap() + "```sh\n".len();
+    let close = open + readme[open..].find("```\n").unwrap();
+    let script = format!("trap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n{}", &readme[open..close]);
+    let dir = tempfile::tempdir().unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_kanta")).parent().unwrap();
+    let path_var = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    for port in [8080, 9000] {
+        assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(), "port {port} is in use; the README needs it");
+    }
+    let mut command = std::process::Command::new("timeout");
+    command
+        .args(["120", "bash", "-euo", "pipefail", "-c", &script])
+        .current_dir(dir.path())
+        .env("PATH", path_var)
+        .env_remove("KANTA_DATABASE_URL")
+        .env_remove("KANTA_CONFIG")
+        .stdin(std::process::Stdio::null());
+    if let Some(db) = db {
+        command.env("KANTA_DATABASE_URL", db);
+    }
+    let output = command.output().expect("bash");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the live block failed:\n{stdout}\n{stderr}");
+    let segment: serde_json::Value = stdout
+        .lines()
+        .find(|l| l.starts_with(r#"{"id":1,"name""#))
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no segment in {stdout}"));
+    assert_eq!(
+        (&segment["name"], &segment["members"]),
+        (&serde_json::json!("slipping-high-value"), &serde_json::json!(0))
+    );
+    let received = std::fs::read_to_string(dir.path().join("received.jsonl")).expect("received.jsonl");
+    assert_eq!(received.lines().count(), 3, "{received}");
+    let head = stdout.lines().find(|l| l.starts_with(r#"{"id":"segment_transition:"#)).expect("the first event");
+    assert_eq!(head, received.lines().next().unwrap_or_default(), "head prints the first received event");
+    let event: serde_json::Value = serde_json::from_str(head).unwrap();
+    assert_eq!(
+        (&event["type"], &event["data"]["segment_id"]),
+        (&serde_json::json!("segment.entered"), &serde_json::json!(1))
+    );
+    assert!(event["data"]["customer"].as_str().is_some_and(|c| c.starts_with("C00")), "{event}");
+}
+
+#[test]
+fn readme_live_flow_works_as_written_on_sqlite() {
+    readme_live_flow(None);
+}
+
+#[test]
+fn readme_live_flow_works_as_written_on_postgres() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let Some(db) = runtime.block_on(kanta_store::testing::postgres()).expect("a PostgreSQL database") else { return };
+    readme_live_flow(Some(&db.url.clone()));
+}
