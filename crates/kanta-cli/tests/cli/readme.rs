@@ -89,13 +89,13 @@ fn readme_serve_session_works_as_written() {
 /// store `db` (`None`: the default SQLite file). Background jobs are killed however it ends.
 fn readme_live_flow(db: Option<&str>) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
-    let readme = std::fs::read_to_string(&path).unwrap();
+    let readme = std::fs::read_to_string(&path).expect("README.md");
     let at = readme.find("<!-- readme live -->").expect("the live marker");
-    let open = at + readme[at..].find("```sh\n").unwrap() + "```sh\n".len();
-    let close = open + readme[open..].find("```\n").unwrap();
+    let open = at + readme[at..].find("```sh\n").expect("a sh block") + "```sh\n".len();
+    let close = open + readme[open..].find("```\n").expect("the end of the block");
     let script = format!("trap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n{}", &readme[open..close]);
-    let dir = tempfile::tempdir().unwrap();
-    let bin = Path::new(env!("CARGO_BIN_EXE_kanta")).parent().unwrap();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let bin = Path::new(env!("CARGO_BIN_EXE_kanta")).parent().expect("the binary folder");
     let path_var = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
     for port in [8080, 9000] {
         assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(), "port {port} is in use; the README needs it");
@@ -128,7 +128,7 @@ fn readme_live_flow(db: Option<&str>) {
     assert_eq!(received.lines().count(), 3, "{received}");
     let head = stdout.lines().find(|l| l.starts_with(r#"{"id":"segment_transition:"#)).expect("the first event");
     assert_eq!(head, received.lines().next().unwrap_or_default(), "head prints the first received event");
-    let event: serde_json::Value = serde_json::from_str(head).unwrap();
+    let event: serde_json::Value = serde_json::from_str(head).expect("JSON");
     assert_eq!(
         (&event["type"], &event["data"]["segment_id"]),
         (&serde_json::json!("segment.entered"), &serde_json::json!(1))
