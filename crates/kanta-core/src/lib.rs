@@ -13,4 +13,5 @@ pub mod intern;
 pub mod lifecycle;
 pub mod money;
 pub mod rfm;
+pub mod tier;
 pub mod time;

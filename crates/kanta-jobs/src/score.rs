@@ -153,6 +153,8 @@ fn compute(aggregator: Aggregator, today: Day, job: &ScoreJob) -> Result<Compute
     };
     let models = clock.elapsed();
     let as_of_micros = f64::from(today.0) * MICROS_PER_DAY;
+    let net: Vec<kanta_core::money::Money> = analysis.customers.iter().map(|c| c.revenue - c.returned).collect();
+    let tiers = kanta_core::tier::tiers(&net);
     let rows = analysis
         .customers
         .iter()
@@ -173,7 +175,16 @@ fn compute(aggregator: Aggregator, today: Day, job: &ScoreJob) -> Result<Compute
                     .is_finite()
                     .then(|| (as_of_micros + s.next_purchase_days * MICROS_PER_DAY).round() as i64),
             });
-            ScoreRow { customer, r: c.r, f: c.f, m: c.m, rfm_segment: c.segment.name(), stage: c.stage.name(), model }
+            ScoreRow {
+                customer,
+                r: c.r,
+                f: c.f,
+                m: c.m,
+                rfm_segment: c.segment.name(),
+                stage: c.stage.name(),
+                value_tier: tiers[i].name(),
+                model,
+            }
         })
         .collect();
     let stages = analysis.summary.stages.iter().map(|g| (stage_name(&g.name), g.customers)).collect();

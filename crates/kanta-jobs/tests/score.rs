@@ -107,12 +107,15 @@ async fn stored_scores_equal_the_analysis_and_models_of_the_same_orders(db: Test
     assert!(stages["slipping"] > 0 && stages["lost"] > 0 && stages["new"] > 0, "{stages:?}");
 
     // Every 37th customer, compared field by field.
+    let net: Vec<_> = analysis.customers.iter().map(|c| c.revenue - c.returned).collect();
+    let tiers = kanta_core::tier::tiers(&net);
     for (i, c) in analysis.customers.iter().enumerate().step_by(37) {
         let id = String::from_utf8_lossy(base.id(c.customer)).into_owned();
         let record = db.store.customer(&id, 0).await.expect("read").expect("stored");
         let stored = record.scores.expect("scored");
         assert_eq!((stored.r, stored.f, stored.m), (c.r, c.f, c.m), "{id}");
         assert_eq!((stored.stage.as_str(), stored.rfm_segment.as_str()), (c.stage.name(), c.segment.name()), "{id}");
+        assert_eq!(stored.value_tier.as_deref(), Some(tiers[i].name()), "{id}");
         let model = stored.model.expect("model scores");
         let want = &scores.customers[i];
         assert_eq!(model.p_alive, want.p_alive, "{id}");

@@ -108,6 +108,7 @@ pub const FIELDS: &[(&str, Type)] = &[
     ("expected_spend", Type::Number),
     ("clv_12m", Type::Number),
     ("days_to_next_purchase", Type::Number),
+    ("value_tier", Type::Text),
 ];
 
 /// The functions, with their argument types and result type.

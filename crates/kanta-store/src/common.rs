@@ -123,12 +123,13 @@ fn parse_ints(text: Option<&str>, out: &mut Vec<i64>) -> Result<(), StoreError> 
     Ok(())
 }
 
-/// Score rows per INSERT: 16 values each, under both databases' parameter limits.
-const SCORE_CHUNK: usize = 2_000;
+/// Score rows per INSERT: 17 values each, under both databases' parameter limits (SQLite
+/// 32,766).
+const SCORE_CHUNK: usize = 1_800;
 
 const SCORE_SELECT: &str = "SELECT s.run_id, r.finished_at, s.r, s.f, s.m, s.rfm_segment, s.stage, s.stage_since, \
      s.p_alive, s.expected_30d, s.expected_90d, s.expected_365d, s.p_purchase_30d, s.expected_spend, s.clv_12m, \
-     s.next_purchase_at FROM scores s JOIN score_runs r ON r.id = s.run_id";
+     s.next_purchase_at, s.value_tier FROM scores s JOIN score_runs r ON r.id = s.run_id";
 
 fn score_view(r: &<Db as sqlx::Database>::Row) -> Result<ScoreView, StoreError> {
     let score = |name: &str| -> Result<u8, StoreError> {
@@ -158,6 +159,7 @@ fn score_view(r: &<Db as sqlx::Database>::Row) -> Result<ScoreView, StoreError> 
         rfm_segment: r.try_get("rfm_segment")?,
         stage: r.try_get("stage")?,
         stage_since: rfc3339(r.try_get("stage_since")?),
+        value_tier: r.try_get("value_tier")?,
         model,
     })
 }
@@ -859,7 +861,7 @@ impl crate::Storage for Store {
             let mut q: QueryBuilder<Db> = QueryBuilder::new(
                 "INSERT INTO scores (customer_id, run_id, r, f, m, rfm_segment, stage, stage_since, p_alive, \
                  expected_30d, expected_90d, expected_365d, p_purchase_30d, expected_spend, clv_12m, \
-                 next_purchase_at) ",
+                 next_purchase_at, value_tier) ",
             );
             q.push_values(chunk.iter().zip(since), |mut b, (s, since)| {
                 let m = s.model.as_ref();
@@ -878,7 +880,8 @@ impl crate::Storage for Store {
                     .push_bind(m.map(|m| m.p_purchase_30d))
                     .push_bind(m.and_then(|m| m.expected_spend))
                     .push_bind(m.and_then(|m| m.clv_12m))
-                    .push_bind(m.and_then(|m| m.next_purchase_at));
+                    .push_bind(m.and_then(|m| m.next_purchase_at))
+                    .push_bind(s.value_tier);
             });
             q.build().execute(&mut *tx).await?;
         }

@@ -231,6 +231,8 @@ pub struct ScoreView {
     pub stage: String,
     /// Since when the customer has been in this stage (the run that first saw it), RFC 3339.
     pub stage_since: String,
+    /// Value tier by net revenue: `top` (10 %), `high` (20 %), `mid` (30 %), `low` (40 %).
+    pub value_tier: Option<String>,
     /// The model scores; absent when the models could not be fitted.
     pub model: Option<ModelScores>,
 }
@@ -285,6 +287,8 @@ pub struct ScoreRow {
     pub rfm_segment: &'static str,
     /// Lifecycle stage.
     pub stage: &'static str,
+    /// Value tier (`kanta_core::tier`).
+    pub value_tier: &'static str,
     /// The model scores, when the models were fitted.
     pub model: Option<ModelScores>,
 }

@@ -31,6 +31,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "scores", include_str!("../migrations/postgres/0002_scores.sql")),
     (3, "segments", include_str!("../migrations/postgres/0003_segments.sql")),
     (4, "webhooks", include_str!("../migrations/postgres/0004_webhooks.sql")),
+    (5, "value_tier", include_str!("../migrations/postgres/0005_value_tier.sql")),
 ];
 
 /// The PostgreSQL store.

@@ -38,6 +38,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "scores", include_str!("../migrations/sqlite/0002_scores.sql")),
     (3, "segments", include_str!("../migrations/sqlite/0003_segments.sql")),
     (4, "webhooks", include_str!("../migrations/sqlite/0004_webhooks.sql")),
+    (5, "value_tier", include_str!("../migrations/sqlite/0005_value_tier.sql")),
 ];
 
 /// The SQLite store.

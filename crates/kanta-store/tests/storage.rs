@@ -463,6 +463,7 @@ fn score_row(customer: i64, stage: &'static str, p_alive: f64) -> ScoreRow {
         m: 1,
         rfm_segment: "Champions",
         stage,
+        value_tier: if p_alive > 0.8 { "top" } else { "mid" },
         model: Some(ModelScores {
             p_alive,
             expected_30d: 0.5,
@@ -517,6 +518,7 @@ async fn scores_replace_the_previous_run_and_record_stage_changes(db: TestDb) {
     let scores = a.scores.expect("scored");
     assert_eq!((scores.run_id, scores.stage.as_str(), scores.r, scores.f, scores.m), (second.id, "slipping", 5, 3, 1));
     assert_eq!(scores.stage_since, kanta_store::rfc3339(NOW + day));
+    assert_eq!(scores.value_tier.as_deref(), Some("mid"));
     let model = scores.model.expect("model scores");
     assert_eq!((model.p_alive, model.clv_12m, model.expected_spend), (0.3, Some(300.0), Some(42.5)));
     let history: Vec<(Option<&str>, &str)> =
@@ -545,6 +547,8 @@ async fn scores_replace_the_previous_run_and_record_stage_changes(db: TestDb) {
         ("days_in_stage >= 0 and r_score = 5", 2),
         ("days_to_next_purchase > 8.5", 1),
         ("expected_purchases_365d = 4 and expected_spend = 42.5", 1),
+        ("value_tier = \"mid\"", 2),
+        ("value_tier in (\"top\", \"high\")", 0),
     ] {
         let expr = kanta_segment::parse(text).expect("valid");
         assert_eq!(db.store.segment_count(&expr, NOW + day).await.expect("count"), want, "{text}");
