@@ -24,6 +24,7 @@ mod auth;
 mod customers;
 pub mod error;
 mod ingest;
+mod insights;
 mod metrics;
 mod openapi;
 mod scores;
@@ -73,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/segments/{id}/customers", get(segments::customers))
         .route("/v1/segments/{id}/transitions", get(segments::transitions))
         .route("/v1/scores/runs", get(scores::runs))
+        .route("/v1/insights/feedback", get(insights::feedback))
         .route("/v1/webhooks", get(webhooks::list))
         .route("/v1/webhooks/deliveries", get(webhooks::deliveries))
         .route("/v1/webhooks/{name}/resume", post(webhooks::resume))

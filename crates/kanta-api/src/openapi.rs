@@ -13,7 +13,8 @@ use utoipa::{Modify, OpenApi};
         crate::customers::view, crate::customers::list, crate::customers::export, crate::customers::erase,
         crate::customers::audit, crate::segments::preview, crate::segments::create, crate::segments::list,
         crate::segments::show, crate::segments::delete, crate::segments::refresh, crate::segments::customers,
-        crate::segments::transitions, crate::webhooks::list, crate::webhooks::deliveries, crate::webhooks::resume, crate::scores::runs,
+        crate::segments::transitions, crate::webhooks::list, crate::webhooks::deliveries, crate::webhooks::resume,
+        crate::insights::feedback, crate::scores::runs,
         crate::healthz, crate::metrics::render, spec,
     ),
     modifiers(&Bearer),
@@ -21,6 +22,7 @@ use utoipa::{Modify, OpenApi};
          (name = "customers", description = "The customer 360 view, listing, export and erasure"),
          (name = "segments", description = "Segment expressions over customers"),
          (name = "scores", description = "Scoring runs: RFM, lifecycle stages and the fitted customer models"),
+         (name = "insights", description = "What the data says: feedback (NPS, CSAT, topics before lapse, who to call)"),
          (name = "webhooks", description = "Outbound webhook endpoints (configured in kanta.toml) and their delivery log"),
          (name = "operations", description = "Health, metrics and this document")),
 )]

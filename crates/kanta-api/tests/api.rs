@@ -45,6 +45,7 @@ on_both_backends!(
     scores_show_in_the_360_view_and_runs_are_listed,
     saved_segments_list_members_as_json_or_csv_and_record_transitions,
     webhook_endpoints_and_the_delivery_log_are_listed_and_paused_ones_resumed,
+    feedback_insights_score_group_and_list_valuable_detractors,
 );
 
 /// A running server and a token of each scope.
@@ -638,4 +639,50 @@ async fn webhook_endpoints_and_the_delivery_log_are_listed_and_paused_ones_resum
         (&crm["paused_at"], &crm["failures"], &crm["pending"], &crm["failed"]),
         (&Value::Null, &json!(0), &json!(2), &json!(0))
     );
+}
+
+async fn feedback_insights_score_group_and_list_valuable_detractors(app: App) {
+    let (status, empty) = app.get("/v1/insights/feedback", &app.read).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((&empty["responses"], &empty["by_month"].as_array().map(Vec::len)), (&json!(0), &Some(12)));
+    app.post("/v1/orders", &app.ingest, orders_json()).await;
+    let feedback = json!([
+        {"id": "f1", "customer_id": "00042", "time": "2024-02-08T10:00:00Z", "nps": 3, "csat": 2,
+         "topics": ["delivery"], "text": "late again"},
+        {"id": "f2", "customer_id": "c7", "time": "2024-02-09T10:00:00Z", "nps": 10, "topics": ["delivery", "taste"]}
+    ]);
+    let (status, body) = app.post("/v1/feedback", &app.ingest, feedback.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Scored on 2024-02-10: 00042 (three orders, 59.90) is the top tier, c7 (12.50) mid.
+    kanta_jobs::score_store(app.db.store.as_ref(), &kanta_jobs::ScoreJob::default(), 1_707_523_200_000_000)
+        .await
+        .expect("scoring");
+
+    let (status, i) = app.get("/v1/insights/feedback?months=3&limit=10", &app.read).await;
+    assert_eq!(status, StatusCode::OK, "{i}");
+    assert_eq!((&i["responses"], &i["customers"]), (&json!(2), &json!(2)));
+    let o = &i["overall"];
+    assert_eq!(
+        (&o["promoters"], &o["detractors"], &o["nps"], &o["csat"]),
+        (&json!(1), &json!(1), &json!(0.0), &json!(2.0))
+    );
+    assert_eq!(i["by_month"].as_array().map(Vec::len), Some(3));
+    let tiers: Vec<&str> =
+        i["by_value_tier"].as_array().expect("tiers").iter().filter_map(|g| g["name"].as_str()).collect();
+    assert_eq!(tiers, ["top", "mid"]);
+    assert_eq!((&i["by_topic"][0]["name"], &i["by_topic"][0]["responses"]), (&json!("delivery"), &json!(2)));
+    let call = &i["call_list"];
+    assert_eq!(call.as_array().map(Vec::len), Some(1), "{call}");
+    assert_eq!(
+        (&call[0]["customer"], &call[0]["nps"], &call[0]["text"]),
+        (&json!("00042"), &json!(3), &json!("late again"))
+    );
+    assert_eq!((&call[0]["value_tier"], &call[0]["revenue"]), (&json!("top"), &json!(59.9)));
+
+    for bad in ["?months=0", "?months=121", "?limit=1001", "?since=2024"] {
+        let (status, body) = app.get(&format!("/v1/insights/feedback{bad}"), &app.read).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    let (status, _) = app.get("/v1/insights/feedback", &app.ingest).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }

@@ -33,6 +33,9 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// What the store's data says: `kanta insights feedback` (NPS and CSAT over time, by stage, value tier and topic; topics before lapse; valuable detractors to call).
+    #[command(subcommand)]
+    Insights(InsightsCommand),
     /// Outbound webhooks: endpoint health, the delivery log, resuming a paused endpoint, and a local receiver for trying them.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
@@ -193,6 +196,30 @@ pub struct ScoreArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum InsightsCommand {
+    /// Feedback: NPS and CSAT by month, stage, value tier and topic; the topics lapsed customers raised in their last 90 active days against active ones; valuable detractors to call.
+    Feedback(InsightsFeedbackArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InsightsFeedbackArgs {
+    /// Months in the time series, ending with the current one.
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=120))]
+    pub months: u32,
+
+    /// Longest call list.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+
+    /// Print the insights as JSON (the body of GET /v1/insights/feedback).
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -458,6 +485,10 @@ pub struct GenerateArgs {
     /// Last day of the shop's history (YYYY-MM-DD).
     #[arg(long, default_value = "2024-12-31")]
     pub end: String,
+
+    /// Also write survey answers (NPS, CSAT, topics, text) after about a quarter of the orders to this CSV, for `kanta import feedback`; answers before a customer lapses complain more, mostly about delivery.
+    #[arg(long)]
+    pub feedback: Option<PathBuf>,
 
     /// Print nothing but errors.
     #[arg(long, short)]

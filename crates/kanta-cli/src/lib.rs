@@ -50,6 +50,7 @@ where
         Command::Token(cli::TokenCommand::Create(args)) => command::token::create(&args),
         Command::Token(cli::TokenCommand::List(args)) => command::token::list(&args),
         Command::Token(cli::TokenCommand::Revoke(args)) => command::token::revoke(&args),
+        Command::Insights(cli::InsightsCommand::Feedback(args)) => command::insights::feedback(&args),
         Command::Webhooks(cli::WebhooksCommand::List(args)) => command::webhooks::list(&args),
         Command::Webhooks(cli::WebhooksCommand::Deliveries(args)) => command::webhooks::deliveries(&args),
         Command::Webhooks(cli::WebhooksCommand::Resume(args)) => command::webhooks::resume(&args),

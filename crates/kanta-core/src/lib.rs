@@ -9,6 +9,7 @@
 
 pub mod aggregate;
 pub mod analysis;
+pub mod feedback;
 pub mod intern;
 pub mod lifecycle;
 pub mod money;

@@ -62,7 +62,7 @@ fn err(path: &Path, e: impl std::fmt::Display) -> WriteError {
     WriteError { path: path.display().to_string(), message: e.to_string() }
 }
 
-fn rfc3339(secs: i64, out: &mut String) {
+pub(crate) fn rfc3339(secs: i64, out: &mut String) {
     use std::fmt::Write as _;
     let day = kanta_core::time::Day(secs.div_euclid(SECONDS_PER_DAY) as i32);
     let s = secs.rem_euclid(SECONDS_PER_DAY);

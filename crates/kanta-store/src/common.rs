@@ -1190,6 +1190,60 @@ impl crate::Storage for Store {
         Ok(found > 0)
     }
 
+    async fn feedback_facts(
+        &self,
+    ) -> Result<(Vec<kanta_core::feedback::Response>, Vec<kanta_core::feedback::CustomerFacts>), StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        let rows = sqlx::query(
+            "SELECT c.id, c.external_id, c.name, c.email, s.stage, s.value_tier, s.clv_12m, s.p_alive, \
+             (SELECT CAST(COALESCE(SUM(CASE WHEN o.status = 'refunded' THEN -ABS(o.amount) ELSE o.amount END), 0) \
+               AS BIGINT) FROM orders o WHERE o.customer_id = c.id AND o.status <> 'cancelled') AS revenue, \
+             (SELECT MAX(o.time) FROM orders o WHERE o.customer_id = c.id AND o.status = 'completed' \
+               AND o.amount > 0) AS last_purchase \
+             FROM customers c LEFT JOIN scores s ON s.customer_id = c.id \
+             WHERE c.erased_at IS NULL AND c.id IN (SELECT customer_id FROM feedback) ORDER BY c.id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let seconds = |micros: i64| micros.div_euclid(1_000_000);
+        let mut index = HashMap::with_capacity(rows.len());
+        let mut customers = Vec::with_capacity(rows.len());
+        for r in &rows {
+            index.insert(r.try_get::<i64, _>("id")?, customers.len());
+            customers.push(kanta_core::feedback::CustomerFacts {
+                id: r.try_get("external_id")?,
+                name: r.try_get("name")?,
+                email: r.try_get("email")?,
+                stage: r.try_get("stage")?,
+                value_tier: r.try_get("value_tier")?,
+                clv_12m: r.try_get("clv_12m")?,
+                p_alive: r.try_get("p_alive")?,
+                revenue: money(r.try_get("revenue")?),
+                last_purchase: r.try_get::<Option<i64>, _>("last_purchase")?.map(seconds),
+            });
+        }
+        let rows = sqlx::query(
+            "SELECT f.customer_id, f.time, f.nps, f.csat, f.topics, f.text FROM feedback f \
+             JOIN customers c ON c.id = f.customer_id WHERE c.erased_at IS NULL ORDER BY f.customer_id, f.time, f.id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let small = |v: Option<i64>| v.and_then(|v| u8::try_from(v).ok());
+        let mut responses = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let Some(&customer) = index.get(&r.try_get::<i64, _>("customer_id")?) else { continue };
+            responses.push(kanta_core::feedback::Response {
+                customer,
+                time: seconds(r.try_get("time")?),
+                nps: small(r.try_get("nps")?),
+                csat: small(r.try_get("csat")?),
+                topics: r.try_get::<Option<Json<Vec<String>>>, _>("topics")?.map(|j| j.0).unwrap_or_default(),
+                text: r.try_get("text")?,
+            });
+        }
+        Ok((responses, customers))
+    }
+
     async fn erase_customer(&self, id: &str, token: Option<i64>, now: i64) -> Result<bool, StoreError> {
         let mut tx = self.writer.begin().await?;
         let internal: Option<i64> = sqlx::query_scalar("SELECT id FROM customers WHERE external_id = $1")

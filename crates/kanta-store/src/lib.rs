@@ -630,6 +630,13 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// are queued again. Returns whether the endpoint exists.
     async fn resume_webhook(&self, endpoint: &str, retry_failed: bool) -> Result<bool, StoreError>;
 
+    /// Every feedback response of customers not erased, oldest first per customer, with the
+    /// facts the feedback insights need about each customer who responded (latest scores, net
+    /// revenue, last purchase).
+    async fn feedback_facts(
+        &self,
+    ) -> Result<(Vec<kanta_core::feedback::Response>, Vec<kanta_core::feedback::CustomerFacts>), StoreError>;
+
     /// Erase a customer's personal data: profile fields, consent, events and feedback text go;
     /// orders stay, attached to an anonymous id, so aggregates do not change. Returns whether
     /// the customer existed. Recorded in the audit log.

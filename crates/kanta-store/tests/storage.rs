@@ -50,6 +50,7 @@ on_both_backends!(
     scores_replace_the_previous_run_and_record_stage_changes,
     saved_segments_record_who_enters_and_leaves,
     webhook_deliveries_queue_once_and_record_attempts_and_pauses,
+    feedback_facts_carry_scores_net_revenue_and_last_purchase,
 );
 
 const NOW: i64 = 1_730_000_000_000_000;
@@ -732,4 +733,59 @@ async fn webhook_deliveries_queue_once_and_record_attempts_and_pauses(db: TestDb
     assert_eq!((crm.failures, crm.retry_at, crm.paused_at, crm.pending, crm.failed), (0, None, None, 2, 0));
     let pending = db.store.pending_deliveries("crm", 1).await.expect("pending");
     assert_eq!((pending[0].event_id.as_str(), pending[0].attempts), ("segment_transition:2", 0));
+}
+
+async fn feedback_facts_carry_scores_net_revenue_and_last_purchase(db: TestDb) {
+    let customers: Vec<Customer> =
+        checked(r#"[{"id":"ann","name":"Ann","email":"ann@example.com"},{"id":"zed","email":"zed@example.com"}]"#);
+    db.store.write_customers(&customers, NOW).await.expect("customers");
+    let orders: Vec<Order> = checked(
+        r#"[
+      {"id":"h1","customer_id":"ann","time":"2024-10-01T10:00:00Z","amount":"120.50","currency":"EUR"},
+      {"id":"h2","customer_id":"ann","time":"2024-10-05T10:00:00Z","amount":"20","currency":"EUR","status":"refunded"},
+      {"id":"h3","customer_id":"ann","time":"2024-10-09T10:00:00Z","amount":"99","currency":"EUR","status":"cancelled"},
+      {"id":"h4","customer_id":"bob","time":"2024-10-02T10:00:00Z","amount":"15","currency":"EUR"}
+    ]"#,
+    );
+    db.store.write_orders(&orders, NOW).await.expect("orders");
+    let feedback: Vec<Feedback> = checked(
+        r#"[
+      {"id":"q2","customer_id":"ann","time":"2024-10-08T00:00:00Z","nps":4,"csat":2,"topics":["Delivery"],"text":"late"},
+      {"id":"q1","customer_id":"ann","time":"2024-10-03T00:00:00Z","nps":9},
+      {"id":"q3","customer_id":"cy","time":"2024-10-04T00:00:00Z","csat":5},
+      {"id":"q4","customer_id":"zed","time":"2024-10-04T00:00:00Z","nps":0}
+    ]"#,
+    );
+    db.store.write_feedback(&feedback, NOW).await.expect("feedback");
+    let (p, _) = all_purchases(&db).await;
+    let ann = p.customer[0];
+    db.store.write_scores(&run(NOW), &[score_row(ann, "slipping", 0.9)]).await.expect("scores");
+    assert!(db.store.erase_customer("zed", None, NOW).await.expect("erase"));
+
+    let (responses, facts) = db.store.feedback_facts().await.expect("facts");
+    // Customers who responded, erased ones left out; bob gave no feedback.
+    let ids: Vec<&str> = facts.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["ann", "cy"]);
+    let a = &facts[0];
+    assert_eq!((a.name.as_deref(), a.email.as_deref()), (Some("Ann"), Some("ann@example.com")));
+    assert_eq!(
+        (a.stage.as_deref(), a.value_tier.as_deref(), a.clv_12m, a.p_alive),
+        (Some("slipping"), Some("top"), Some(900.0), Some(0.9))
+    );
+    // 120.50 bought, 20 refunded, the cancelled order ignored.
+    assert_eq!(a.revenue, 100.5);
+    assert_eq!(a.last_purchase, Some(1_727_776_800), "2024-10-01T10:00:00Z: refunds are not purchases");
+    let c = &facts[1];
+    assert_eq!((c.stage.as_deref(), c.revenue, c.last_purchase), (None, 0.0, None));
+    type Row<'a> = (usize, i64, Option<u8>, Option<u8>, Vec<String>, Option<&'a str>);
+    let got: Vec<Row> =
+        responses.iter().map(|r| (r.customer, r.time, r.nps, r.csat, r.topics.clone(), r.text.as_deref())).collect();
+    assert_eq!(
+        got,
+        [
+            (0, 1_727_913_600, Some(9), None, vec![], None),
+            (0, 1_728_345_600, Some(4), Some(2), vec!["delivery".to_string()], Some("late")),
+            (1, 1_728_000_000, None, Some(5), vec![], None),
+        ]
+    );
 }

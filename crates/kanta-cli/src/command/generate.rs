@@ -31,5 +31,12 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
     if !args.quiet {
         eprintln!("wrote {} order lines ({} orders) to {}", written.lines, written.orders, args.out.display());
     }
+    if let Some(path) = &args.feedback {
+        let answers = kanta_gen::feedback::feedback(&orders, &config);
+        kanta_gen::feedback::write_csv(path, &answers).with_context(|| format!("cannot write {}", path.display()))?;
+        if !args.quiet {
+            eprintln!("wrote {} survey answers to {}", answers.len(), path.display());
+        }
+    }
     Ok(())
 }

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod fit;
 pub mod generate;
 pub mod import;
+pub mod insights;
 pub mod predict;
 pub mod retention;
 pub mod score;

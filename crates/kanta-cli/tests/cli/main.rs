@@ -4,6 +4,7 @@ mod cdnow;
 mod errors;
 mod formats;
 mod import;
+mod insights;
 mod live;
 mod models;
 mod readme;

@@ -134,6 +134,11 @@ fn readme_live_flow(db: Option<&str>) {
         (&serde_json::json!("segment.entered"), &serde_json::json!(1))
     );
     assert!(event["data"]["customer"].as_str().is_some_and(|c| c.starts_with("C00")), "{event}");
+    // The feedback insights, from the feedback ingested through the API.
+    let lines: Vec<&str> = stdout.lines().collect();
+    let lapse = lines.iter().position(|l| l.starts_with("topics in the last 90 active days")).expect("insights");
+    assert!(lines.get(lapse + 2).is_some_and(|l| l.starts_with("delivery ")), "{stdout}");
+    assert!(stdout.contains("who to call: valuable detractors not yet lost (3)"), "{stdout}");
 }
 
 #[test]
