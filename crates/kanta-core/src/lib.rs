@@ -9,6 +9,7 @@
 
 pub mod aggregate;
 pub mod analysis;
+pub mod crosssell;
 pub mod feedback;
 pub mod intern;
 pub mod lifecycle;

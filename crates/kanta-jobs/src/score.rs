@@ -12,10 +12,12 @@
 //! Too little data for the models (few customers or repeat buyers) is not a failure: the run
 //! stores RFM and rule-based stages and says in its diagnostics why the models are missing.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use kanta_core::aggregate::{Aggregator, OrderLine};
 use kanta_core::analysis::{AnalysisError, AnalysisOptions, analyze};
+use kanta_core::crosssell::{Basket, product_groups};
 use kanta_core::money::Money;
 use kanta_core::time::{Day, Timestamp};
 use kanta_score::{ScoreOptions, score};
@@ -76,13 +78,18 @@ pub async fn score_store(store: &dyn Storage, job: &ScoreJob, now: i64) -> Resul
         return Err(e.into());
     }
     let orders = aggregator.orders() as u64;
+    let categories = read_categories(store).await?;
     phases.push(("read", clock.elapsed()));
 
     let today = Timestamp(now.div_euclid(1_000_000)).day();
     let job = *job;
-    let computed = tokio::task::spawn_blocking(move || compute(aggregator, today, &job))
-        .await
-        .map_err(|e| JobError::Worker(e.to_string()))??;
+    let computed = tokio::task::spawn_blocking(move || {
+        let mut computed = compute(aggregator, today, &job)?;
+        categories.assign(&mut computed.rows);
+        Ok::<_, JobError>(computed)
+    })
+    .await
+    .map_err(|e| JobError::Worker(e.to_string()))??;
     let Computed { rows, model, diagnostics, models_skipped, stages, analyse, models } = computed;
     phases.push(("analyse", analyse));
     phases.push(("models", models));
@@ -101,6 +108,57 @@ pub async fn score_store(store: &dyn Storage, job: &ScoreJob, now: i64) -> Resul
     let run = store.write_scores(&run, &rows).await?;
     phases.push(("write", clock.elapsed()));
     Ok(ScoreOutcome { run, models_skipped, stages, phases })
+}
+
+/// Every purchase line's category, interned: (internal customer id, time, category id).
+struct Categories {
+    names: Vec<String>,
+    lines: Vec<(i64, i64, u32)>,
+}
+
+async fn read_categories(store: &dyn Storage) -> Result<Categories, JobError> {
+    let mut ids: HashMap<String, u32> = HashMap::new();
+    let mut out = Categories { names: Vec::new(), lines: Vec::new() };
+    store
+        .purchase_categories(&mut |customer, time, category| {
+            let id = match ids.get(category) {
+                Some(&id) => id,
+                None => {
+                    let id = out.names.len() as u32;
+                    out.names.push(category.to_string());
+                    ids.insert(category.to_string(), id);
+                    id
+                }
+            };
+            out.lines.push((customer, time, id));
+        })
+        .await?;
+    Ok(out)
+}
+
+impl Categories {
+    /// Set each row's main category and cross-sell hint (`kanta_core::crosssell`).
+    fn assign(mut self, rows: &mut [ScoreRow]) {
+        if self.lines.is_empty() {
+            return;
+        }
+        let index: HashMap<i64, usize> = rows.iter().enumerate().map(|(i, r)| (r.customer, i)).collect();
+        self.lines.sort_unstable();
+        let baskets: Vec<Basket> = self
+            .lines
+            .chunk_by(|a, b| a.0 == b.0 && a.1 == b.1)
+            .filter_map(|order| {
+                let &customer = index.get(&order[0].0)?;
+                Some(Basket { customer, time: order[0].1, categories: order.iter().map(|l| l.2).collect() })
+            })
+            .collect();
+        let groups = product_groups(&baskets, rows.len(), &self.names);
+        let name = |c: Option<u32>| c.map(|c| self.names[c as usize].clone());
+        for (row, g) in rows.iter_mut().zip(groups) {
+            row.main_category = name(g.main);
+            row.next_category = name(g.next);
+        }
+    }
 }
 
 struct Computed {
@@ -183,6 +241,8 @@ fn compute(aggregator: Aggregator, today: Day, job: &ScoreJob) -> Result<Compute
                 rfm_segment: c.segment.name(),
                 stage: c.stage.name(),
                 value_tier: tiers[i].name(),
+                main_category: None,
+                next_category: None,
                 model,
             }
         })

@@ -37,7 +37,8 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     stored_scores_equal_the_analysis_and_models_of_the_same_orders,
-    a_small_store_gets_rfm_and_stages_without_models
+    a_small_store_gets_rfm_and_stages_without_models,
+    order_lines_give_each_customer_a_main_category_and_a_cross_sell_hint
 );
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
@@ -169,4 +170,61 @@ async fn a_small_store_gets_rfm_and_stages_without_models(db: TestDb) {
     let empty = kanta_store::testing::sqlite().await.expect("a store");
     let outcome = score_store(empty.store.as_ref(), &ScoreJob::default(), now).await.expect("scoring");
     assert_eq!((outcome.run.customers, outcome.run.orders), (0, 0));
+}
+
+async fn order_lines_give_each_customer_a_main_category_and_a_cross_sell_hint(db: TestDb) {
+    use kanta_core::money::Money;
+    use kanta_store::record::Line;
+    let day = |d: i64| (19_700 + d) * MICROS_PER_DAY;
+    let order = |id: &str, customer: &str, d: i64, categories: &[&str]| Order {
+        id: id.into(),
+        customer_id: customer.into(),
+        time: day(d),
+        amount: Money::from_raw(10_0000 * categories.len().max(1) as i64),
+        currency: "EUR".into(),
+        status: OrderStatus::Completed,
+        lines: categories
+            .iter()
+            .map(|c| Line {
+                product: format!("{c}-1"),
+                category: Some((*c).to_string()),
+                quantity: Money::from_raw(10_000),
+                price: Money::from_raw(10_0000),
+            })
+            .collect(),
+    };
+    // ann and bob went from coffee to grinders, cy from coffee to mugs; dee has only coffee
+    // (twice, and tea once); eve's order has no lines; fay's coffee order was cancelled.
+    let mut orders = vec![
+        order("a1", "ann", 1, &["coffee"]),
+        order("a2", "ann", 5, &["grinders", "coffee"]),
+        order("b1", "bob", 2, &["coffee"]),
+        order("b2", "bob", 9, &["grinders"]),
+        order("c1", "cy", 1, &["coffee"]),
+        order("c2", "cy", 3, &["mugs"]),
+        order("d1", "dee", 4, &["coffee"]),
+        order("d2", "dee", 6, &["coffee", "tea"]),
+        order("e1", "eve", 4, &[]),
+        order("f1", "fay", 4, &["coffee"]),
+    ];
+    orders[9].status = OrderStatus::Cancelled;
+    orders.push(order("f2", "fay", 5, &["tea"]));
+    db.store.write_orders(&orders, day(10)).await.expect("orders");
+    score_store(db.store.as_ref(), &ScoreJob::default(), day(10)).await.expect("scoring");
+    let groups = |id: &'static str| {
+        let store = db.store.clone();
+        async move {
+            let s = store.customer(id, 0).await.expect("read").expect("stored").scores.expect("scored");
+            (s.main_category, s.next_category)
+        }
+    };
+    let pair = |main: &str, next: Option<&str>| (Some(main.to_string()), next.map(str::to_string));
+    // coffee → grinders 2, mugs 1; tea never led anywhere.
+    assert_eq!(groups("dee").await, pair("coffee", Some("grinders")));
+    assert_eq!(groups("ann").await, pair("coffee", Some("mugs")));
+    assert_eq!(groups("cy").await, pair("coffee", Some("grinders")));
+    assert_eq!(groups("fay").await, (Some("tea".to_string()), None), "the cancelled coffee order does not count");
+    assert_eq!(groups("eve").await, (None, None));
+    let expr = kanta_segment::parse("next_category = \"grinders\" and main_category = \"coffee\"").expect("valid");
+    assert_eq!(db.store.segment_count(&expr, day(10)).await.expect("count"), 2);
 }

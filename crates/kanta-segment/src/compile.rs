@@ -125,9 +125,8 @@ impl Writer {
                      ORDER BY k.time DESC, k.status DESC LIMIT 1) = 'granted')"
                 )
             }
-            "stage" | "rfm_segment" | "value_tier" | "p_alive" | "expected_spend" | "clv_12m" | "p_purchase_30d" => {
-                score(name)
-            }
+            "stage" | "rfm_segment" | "value_tier" | "main_category" | "next_category" | "p_alive"
+            | "expected_spend" | "clv_12m" | "p_purchase_30d" => score(name),
             "r_score" => score("r"),
             "f_score" => score("f"),
             "m_score" => score("m"),

@@ -109,6 +109,8 @@ pub const FIELDS: &[(&str, Type)] = &[
     ("clv_12m", Type::Number),
     ("days_to_next_purchase", Type::Number),
     ("value_tier", Type::Text),
+    ("main_category", Type::Text),
+    ("next_category", Type::Text),
 ];
 
 /// The functions, with their argument types and result type.

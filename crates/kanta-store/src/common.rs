@@ -123,13 +123,13 @@ fn parse_ints(text: Option<&str>, out: &mut Vec<i64>) -> Result<(), StoreError> 
     Ok(())
 }
 
-/// Score rows per INSERT: 17 values each, under both databases' parameter limits (SQLite
+/// Score rows per INSERT: 19 values each, under both databases' parameter limits (SQLite
 /// 32,766).
-const SCORE_CHUNK: usize = 1_800;
+const SCORE_CHUNK: usize = 1_700;
 
 const SCORE_SELECT: &str = "SELECT s.run_id, r.finished_at, s.r, s.f, s.m, s.rfm_segment, s.stage, s.stage_since, \
      s.p_alive, s.expected_30d, s.expected_90d, s.expected_365d, s.p_purchase_30d, s.expected_spend, s.clv_12m, \
-     s.next_purchase_at, s.value_tier FROM scores s JOIN score_runs r ON r.id = s.run_id";
+     s.next_purchase_at, s.value_tier, s.main_category, s.next_category FROM scores s JOIN score_runs r ON r.id = s.run_id";
 
 fn score_view(r: &<Db as sqlx::Database>::Row) -> Result<ScoreView, StoreError> {
     let score = |name: &str| -> Result<u8, StoreError> {
@@ -160,6 +160,8 @@ fn score_view(r: &<Db as sqlx::Database>::Row) -> Result<ScoreView, StoreError> 
         stage: r.try_get("stage")?,
         stage_since: rfc3339(r.try_get("stage_since")?),
         value_tier: r.try_get("value_tier")?,
+        main_category: r.try_get("main_category")?,
+        next_category: r.try_get("next_category")?,
         model,
     })
 }
@@ -794,6 +796,20 @@ impl crate::Storage for Store {
         Ok(())
     }
 
+    async fn purchase_categories(&self, sink: &mut (dyn for<'c> FnMut(i64, i64, &'c str) + Send)) -> Result<(), StoreError> {
+        use futures_util::TryStreamExt;
+        let mut rows = sqlx::query(
+            "SELECT o.customer_id, o.time, l.category FROM order_lines l JOIN orders o ON o.id = l.order_id \
+             WHERE l.category IS NOT NULL AND o.status = 'completed' AND o.amount > 0",
+        )
+        .fetch(&self.reader);
+        while let Some(r) = rows.try_next().await? {
+            let time: i64 = r.try_get(1)?;
+            sink(r.try_get(0)?, time.div_euclid(1_000_000), r.try_get(2)?);
+        }
+        Ok(())
+    }
+
     async fn write_scores(&self, run: &NewScoreRun, rows: &[ScoreRow]) -> Result<ScoreRunInfo, StoreError> {
         let mut tx = self.writer.begin().await?;
         serialize_log_writers(&mut tx, "LOCK TABLE stage_changes IN EXCLUSIVE MODE").await?;
@@ -861,7 +877,7 @@ impl crate::Storage for Store {
             let mut q: QueryBuilder<Db> = QueryBuilder::new(
                 "INSERT INTO scores (customer_id, run_id, r, f, m, rfm_segment, stage, stage_since, p_alive, \
                  expected_30d, expected_90d, expected_365d, p_purchase_30d, expected_spend, clv_12m, \
-                 next_purchase_at, value_tier) ",
+                 next_purchase_at, value_tier, main_category, next_category) ",
             );
             q.push_values(chunk.iter().zip(since), |mut b, (s, since)| {
                 let m = s.model.as_ref();
@@ -881,7 +897,9 @@ impl crate::Storage for Store {
                     .push_bind(m.and_then(|m| m.expected_spend))
                     .push_bind(m.and_then(|m| m.clv_12m))
                     .push_bind(m.and_then(|m| m.next_purchase_at))
-                    .push_bind(s.value_tier);
+                    .push_bind(s.value_tier)
+                    .push_bind(s.main_category.as_deref())
+                    .push_bind(s.next_category.as_deref());
             });
             q.build().execute(&mut *tx).await?;
         }

@@ -233,6 +233,10 @@ pub struct ScoreView {
     pub stage_since: String,
     /// Value tier by net revenue: `top` (10 %), `high` (20 %), `mid` (30 %), `low` (40 %).
     pub value_tier: Option<String>,
+    /// The product category in most of the customer's orders (from order lines).
+    pub main_category: Option<String>,
+    /// The cross-sell hint: the category customers who bought the same went on to buy next.
+    pub next_category: Option<String>,
     /// The model scores; absent when the models could not be fitted.
     pub model: Option<ModelScores>,
 }
@@ -289,6 +293,10 @@ pub struct ScoreRow {
     pub stage: &'static str,
     /// Value tier (`kanta_core::tier`).
     pub value_tier: &'static str,
+    /// Category in most orders (`kanta_core::crosssell`).
+    pub main_category: Option<String>,
+    /// Cross-sell hint (`kanta_core::crosssell`).
+    pub next_category: Option<String>,
     /// The model scores, when the models were fitted.
     pub model: Option<ModelScores>,
 }
@@ -541,6 +549,14 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// are read in separate short transactions (so a long read never holds the writer back);
     /// an order replaced meanwhile is still read exactly once, as its row keeps its place.
     async fn purchases(&self, sink: &mut (dyn FnMut(Purchases) + Send)) -> Result<(), StoreError>;
+
+    /// The categories of every completed purchase's lines, as (internal customer id, order
+    /// time in whole seconds, category), in no particular order. Orders stored without lines
+    /// have none.
+    async fn purchase_categories(
+        &self,
+        sink: &mut (dyn for<'c> FnMut(i64, i64, &'c str) + Send),
+    ) -> Result<(), StoreError>;
 
     /// Record a scoring run and replace the stored scores with `rows` in one transaction:
     /// customers whose stage differs from their stored one (or who had none) get a

@@ -39,6 +39,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "segments", include_str!("../migrations/sqlite/0003_segments.sql")),
     (4, "webhooks", include_str!("../migrations/sqlite/0004_webhooks.sql")),
     (5, "value_tier", include_str!("../migrations/sqlite/0005_value_tier.sql")),
+    (6, "product_groups", include_str!("../migrations/sqlite/0006_product_groups.sql")),
 ];
 
 /// The SQLite store.

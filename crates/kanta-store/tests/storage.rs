@@ -465,6 +465,8 @@ fn score_row(customer: i64, stage: &'static str, p_alive: f64) -> ScoreRow {
         rfm_segment: "Champions",
         stage,
         value_tier: if p_alive > 0.8 { "top" } else { "mid" },
+        main_category: Some("coffee".into()),
+        next_category: (p_alive < 0.5).then(|| "grinders".to_string()),
         model: Some(ModelScores {
             p_alive,
             expected_30d: 0.5,
@@ -520,6 +522,7 @@ async fn scores_replace_the_previous_run_and_record_stage_changes(db: TestDb) {
     assert_eq!((scores.run_id, scores.stage.as_str(), scores.r, scores.f, scores.m), (second.id, "slipping", 5, 3, 1));
     assert_eq!(scores.stage_since, kanta_store::rfc3339(NOW + day));
     assert_eq!(scores.value_tier.as_deref(), Some("mid"));
+    assert_eq!((scores.main_category.as_deref(), scores.next_category.as_deref()), (Some("coffee"), Some("grinders")));
     let model = scores.model.expect("model scores");
     assert_eq!((model.p_alive, model.clv_12m, model.expected_spend), (0.3, Some(300.0), Some(42.5)));
     let history: Vec<(Option<&str>, &str)> =
@@ -550,6 +553,7 @@ async fn scores_replace_the_previous_run_and_record_stage_changes(db: TestDb) {
         ("expected_purchases_365d = 4 and expected_spend = 42.5", 1),
         ("value_tier = \"mid\"", 2),
         ("value_tier in (\"top\", \"high\")", 0),
+        ("main_category = \"coffee\" and next_category = \"grinders\"", 1),
     ] {
         let expr = kanta_segment::parse(text).expect("valid");
         assert_eq!(db.store.segment_count(&expr, NOW + day).await.expect("count"), want, "{text}");
