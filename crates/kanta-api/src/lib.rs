@@ -23,6 +23,7 @@ use kanta_store::Storage;
 mod auth;
 mod customers;
 pub mod error;
+mod inbound;
 mod ingest;
 mod insights;
 mod metrics;
@@ -33,6 +34,7 @@ pub mod snapshot;
 mod webhooks;
 
 pub use error::ApiError;
+pub use inbound::{InboundAuth, InboundHook};
 pub use openapi::ApiDoc;
 
 /// Largest request body: a full batch of 10,000 orders with several lines each fits well
@@ -48,12 +50,20 @@ pub struct AppState {
     pub snapshots: Arc<snapshot::Snapshots>,
     /// Request and record counters for `/metrics`.
     pub metrics: Arc<metrics::Metrics>,
+    /// Configured inbound webhooks (`POST /v1/hooks/{name}`).
+    pub inbound: Arc<Vec<InboundHook>>,
 }
 
 impl AppState {
     /// State over `store`.
     pub fn new(store: Arc<dyn Storage>) -> AppState {
-        AppState { store, snapshots: Arc::default(), metrics: Arc::default() }
+        AppState { store, snapshots: Arc::default(), metrics: Arc::default(), inbound: Arc::default() }
+    }
+
+    /// With these inbound hooks.
+    pub fn with_inbound(mut self, hooks: Vec<InboundHook>) -> AppState {
+        self.inbound = Arc::new(hooks);
+        self
     }
 }
 
@@ -64,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/orders", post(ingest::orders))
         .route("/v1/events", post(ingest::events))
         .route("/v1/feedback", post(ingest::feedback))
+        .route("/v1/hooks/{name}", post(inbound::receive))
         .route("/v1/customers/{id}", get(customers::view).delete(customers::erase))
         .route("/v1/customers/{id}/export", get(customers::export))
         .route("/v1/audit", get(customers::audit))

@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(title = "kanta", description = "Customer store and ingestion API of kanta, the customer-retention engine."),
     paths(
-        crate::ingest::customers, crate::ingest::orders, crate::ingest::events, crate::ingest::feedback,
+        crate::ingest::customers, crate::ingest::orders, crate::ingest::events, crate::ingest::feedback, crate::inbound::receive,
         crate::customers::view, crate::customers::list, crate::customers::export, crate::customers::erase,
         crate::customers::audit, crate::segments::preview, crate::segments::create, crate::segments::list,
         crate::segments::show, crate::segments::delete, crate::segments::refresh, crate::segments::customers,

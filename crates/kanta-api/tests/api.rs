@@ -46,7 +46,37 @@ on_both_backends!(
     saved_segments_list_members_as_json_or_csv_and_record_transitions,
     webhook_endpoints_and_the_delivery_log_are_listed_and_paused_ones_resumed,
     feedback_insights_score_group_and_list_valuable_detractors,
+    inbound_hooks_map_crm_json_onto_customers_and_check_the_sender,
 );
+
+const HOOK_SECRET: &str = "crm-shared-secret-0123";
+
+/// The inbound hooks every test server has: a HubSpot-like `crm` signed with HMAC-SHA256, a
+/// `signed` one with Kanta-Signature, and a `tokened` one behind a kanta token.
+fn inbound_hooks() -> Vec<kanta_api::InboundHook> {
+    let fields = |pairs: &[(&str, &str)]| pairs.iter().map(|(t, p)| (t.to_string(), p.to_string())).collect();
+    let crm = fields(&[
+        ("id", "vid"),
+        ("email", "properties.email.value"),
+        ("name", "properties.firstname.value"),
+        ("attributes.lifecycle", "properties.lifecyclestage.value"),
+        ("consent.email", "properties.email_optin.value"),
+    ]);
+    let secret = HOOK_SECRET.as_bytes().to_vec();
+    let hmac = kanta_api::InboundAuth::HmacSha256 { secret: secret.clone(), header: "x-signature-256".into() };
+    vec![
+        kanta_api::InboundHook::new("crm", hmac, Some("contacts".into()), crm).expect("a hook"),
+        kanta_api::InboundHook::new(
+            "signed",
+            kanta_api::InboundAuth::KantaSignature(secret),
+            None,
+            fields(&[("id", "customer.id"), ("phone", "customer.phone")]),
+        )
+        .expect("a hook"),
+        kanta_api::InboundHook::new("tokened", kanta_api::InboundAuth::Token, None, fields(&[("id", "id")]))
+            .expect("a hook"),
+    ]
+}
 
 /// A running server and a token of each scope.
 struct App {
@@ -68,7 +98,7 @@ impl App {
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
         let base = format!("http://{}", listener.local_addr().expect("address"));
-        let router = kanta_api::router(kanta_api::AppState::new(db.store.clone()));
+        let router = kanta_api::router(kanta_api::AppState::new(db.store.clone()).with_inbound(inbound_hooks()));
         tokio::spawn(kanta_api::serve(listener, router, std::future::pending(), std::time::Duration::from_secs(1)));
         let [ingest, read, admin] = <[String; 3]>::try_from(tokens).expect("three tokens");
         App { base, client: reqwest::Client::new(), ingest, read, admin, db }
@@ -111,6 +141,17 @@ impl App {
             .await
             .expect("a response");
         (response.status(), response.headers().clone(), response.text().await.expect("a body"))
+    }
+
+    /// A POST with exactly these headers (no token unless given).
+    async fn post_raw(&self, path: &str, headers: &[(&str, &str)], body: &str) -> (StatusCode, Value) {
+        let mut request = self.client.post(format!("{}{path}", self.base)).body(body.to_string());
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let response = request.send().await.expect("a response");
+        let status = response.status();
+        (status, response.json().await.expect("a JSON body"))
     }
 
     async fn delete(&self, path: &str, token: &str) -> StatusCode {
@@ -685,4 +726,77 @@ async fn feedback_insights_score_group_and_list_valuable_detractors(app: App) {
     }
     let (status, _) = app.get("/v1/insights/feedback", &app.ingest).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+fn hmac_hex(body: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(HOOK_SECRET.as_bytes()).expect("a key");
+    mac.update(body.as_bytes());
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn inbound_hooks_map_crm_json_onto_customers_and_check_the_sender(app: App) {
+    let body = json!({"contacts": [
+        {"vid": 901, "properties": {"email": {"value": "ann@example.com"}, "firstname": {"value": "Ann"},
+         "lifecyclestage": {"value": "customer"}, "email_optin": {"value": "false"}}},
+        {"vid": "c-2", "properties": {"email": {"value": null}, "email_optin": {"value": true}}}
+    ]})
+    .to_string();
+    let json_type = ("content-type", "application/json");
+    let (status, _) = app.post_raw("/v1/hooks/nope", &[json_type], &body).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app.post_raw("/v1/hooks/crm", &[json_type], &body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "no signature");
+    let forged = hmac_hex("{}");
+    let (status, _) = app.post_raw("/v1/hooks/crm", &[json_type, ("x-signature-256", &forged)], &body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a signature of another body");
+
+    let signature = format!("sha256={}", hmac_hex(&body));
+    let (status, got) = app.post_raw("/v1/hooks/crm", &[json_type, ("x-signature-256", &signature)], &body).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!((&got["accepted"], &got["created"]), (&json!(2), &json!(2)));
+    let (_, ann) = app.get("/v1/customers/901", &app.read).await;
+    assert_eq!((&ann["profile"]["email"], &ann["profile"]["name"]), (&json!("ann@example.com"), &json!("Ann")));
+    assert_eq!(ann["profile"]["attributes"], json!({"lifecycle": "customer"}));
+    assert_eq!(
+        (&ann["consent"][0]["status"], &ann["consent"][0]["source"]),
+        (&json!("revoked"), &json!("webhook:crm"))
+    );
+    let (_, c2) = app.get("/v1/customers/c-2", &app.read).await;
+    assert_eq!((&c2["profile"]["email"], &c2["consent"][0]["status"]), (&Value::Null, &json!("granted")));
+    // Base64 of the same HMAC works too; the same content again changes nothing.
+    let raw: Vec<u8> =
+        (0..32).map(|i| u8::from_str_radix(&hmac_hex(&body)[2 * i..2 * i + 2], 16).expect("hex")).collect();
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+    let (status, got) = app.post_raw("/v1/hooks/crm", &[json_type, ("x-signature-256", &b64)], &body).await;
+    assert_eq!((status, &got["unchanged"]), (StatusCode::OK, &json!(2)), "{got}");
+
+    // A bad item rejects the whole batch, naming the item, the field and the source path.
+    let bad =
+        json!({"contacts": [{"vid": 1}, {"properties": {}}, {"vid": 3, "properties": {"email": {"value": "nope"}}}]})
+            .to_string();
+    let signature = hmac_hex(&bad);
+    let (status, err) = app.post_raw("/v1/hooks/crm", &[json_type, ("x-signature-256", &signature)], &bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    let records = err["error"]["records"].as_array().expect("records");
+    assert_eq!((&records[0]["index"], &records[0]["field"]), (&json!(1), &json!("id")), "{err}");
+    assert!(records[1]["reason"].as_str().is_some_and(|r| r.contains("(from `properties.email.value`)")), "{err}");
+    assert!(app.db.store.customer("1", 0).await.expect("read").is_none(), "nothing was written");
+
+    // Kanta-Signature and token hooks.
+    let signed = json!({"customer": {"id": "s-1", "phone": "+358401234567"}}).to_string();
+    let header =
+        kanta_webhooks::sign::sign(HOOK_SECRET.as_bytes(), kanta_store::now_micros() / 1_000_000, signed.as_bytes());
+    let (status, got) = app.post_raw("/v1/hooks/signed", &[json_type, ("kanta-signature", &header)], &signed).await;
+    assert_eq!((status, &got["created"]), (StatusCode::OK, &json!(1)), "{got}");
+    let stale = kanta_webhooks::sign::sign(HOOK_SECRET.as_bytes(), 1_000, signed.as_bytes());
+    let (status, _) = app.post_raw("/v1/hooks/signed", &[json_type, ("kanta-signature", &stale)], &signed).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = app.post("/v1/hooks/tokened", &app.read, r#"[{"id": "t-1"}]"#).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, got) = app.post("/v1/hooks/tokened", &app.ingest, r#"[{"id": "t-1"}, {"id": 2}]"#).await;
+    assert_eq!((status, &got["created"]), (StatusCode::OK, &json!(2)), "{got}");
+    let (status, _) = app.post("/v1/hooks/tokened", &app.ingest, "42").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }

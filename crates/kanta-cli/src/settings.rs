@@ -61,6 +61,22 @@ slipping_below = 0.5
 # backoff_max = "1h"                         # …up to this
 # pause_after = 20                           # failures in a row that pause the endpoint
 # poll = "5s"                                # how often it looks for new events
+
+# Inbound webhooks: none by default. Each [[inbound]] table accepts customer and consent updates
+# from a CRM at POST /v1/hooks/NAME, mapping the CRM's JSON onto kanta's customer fields.
+#
+# [[inbound]]
+# name = "crm"
+# auth = "hmac-sha256"                 # token (a kanta token, scope ingest), kanta-signature or hmac-sha256
+# secret_env = "KANTA_INBOUND_CRM_SECRET"  # for the signatures; or: secret = "…"
+# signature_header = "X-Signature-256" # hmac-sha256: the header with the body's HMAC (hex, sha256=hex or base64)
+# records = "contacts"                 # dot path of the array of items (default: the body itself)
+# [inbound.fields]                     # kanta field = dot path in each item
+# id = "vid"
+# email = "properties.email.value"
+# name = "properties.firstname.value"
+# "attributes.lifecycle" = "properties.lifecyclestage.value"
+# "consent.email" = "properties.email_optin.value"   # true/false, yes/no, subscribed/unsubscribed, …
 "#;
 
 /// All settings.
@@ -76,6 +92,74 @@ pub struct Settings {
     /// Outbound webhook endpoints.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<WebhookSettings>,
+    /// Inbound webhooks.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inbound: Vec<InboundSettings>,
+}
+
+/// One `[[inbound]]` hook as written; [`InboundSettings::hook`] checks it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundSettings {
+    /// The name in `/v1/hooks/NAME`.
+    pub name: String,
+    /// `token`, `kanta-signature` or `hmac-sha256`.
+    #[serde(default = "default_inbound_auth")]
+    pub auth: String,
+    /// The shared secret itself…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<HiddenSecret>,
+    /// …or the environment variable that holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_env: Option<String>,
+    /// For `hmac-sha256`: the header carrying the signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_header: Option<String>,
+    /// Dot path of the array of items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<String>,
+    /// kanta field → dot path.
+    pub fields: std::collections::BTreeMap<String, String>,
+}
+
+fn default_inbound_auth() -> String {
+    "token".into()
+}
+
+impl InboundSettings {
+    /// The hook these settings describe.
+    pub fn hook(&self, env: impl Fn(&str) -> Option<String>) -> Result<kanta_api::InboundHook, UsageError> {
+        let name = &self.name;
+        let fail = |what: String| UsageError(format!("inbound hook `{name}`: {what}"));
+        let secret = || -> Result<Vec<u8>, UsageError> {
+            match (&self.secret, &self.secret_env) {
+                (Some(s), None) => Ok(s.0.as_bytes().to_vec()),
+                (None, Some(var)) => {
+                    env(var).map(String::into_bytes).ok_or_else(|| fail(format!("secret_env: `{var}` is not set")))
+                }
+                _ => Err(fail(format!("auth `{}` needs exactly one of `secret` and `secret_env`", self.auth))),
+            }
+        };
+        let auth = match self.auth.as_str() {
+            "token" => {
+                if self.secret.is_some() || self.secret_env.is_some() {
+                    return Err(fail("auth `token` takes no secret (the sender presents a kanta token)".into()));
+                }
+                kanta_api::InboundAuth::Token
+            }
+            "kanta-signature" => kanta_api::InboundAuth::KantaSignature(secret()?),
+            "hmac-sha256" => kanta_api::InboundAuth::HmacSha256 {
+                secret: secret()?,
+                header: self
+                    .signature_header
+                    .clone()
+                    .ok_or_else(|| fail("auth `hmac-sha256` needs `signature_header`".into()))?
+                    .to_ascii_lowercase(),
+            },
+            other => return Err(fail(format!("auth `{other}`: use token, kanta-signature or hmac-sha256"))),
+        };
+        kanta_api::InboundHook::new(name, auth, self.records.clone(), self.fields.clone()).map_err(UsageError)
+    }
 }
 
 /// One `[[webhooks]]` endpoint as written; [`WebhookSettings::endpoint`] checks it.
@@ -210,6 +294,19 @@ impl WebhookSettings {
 }
 
 impl Settings {
+    /// Every configured inbound hook, checked; names must be unique.
+    pub fn inbound_hooks(&self) -> Result<Vec<kanta_api::InboundHook>, UsageError> {
+        let mut hooks: Vec<kanta_api::InboundHook> = Vec::new();
+        for i in &self.inbound {
+            let hook = i.hook(|var| std::env::var(var).ok())?;
+            if hooks.iter().any(|h| h.name == hook.name) {
+                return Err(UsageError(format!("inbound hook `{}` is configured twice", hook.name)));
+            }
+            hooks.push(hook);
+        }
+        Ok(hooks)
+    }
+
     /// Every configured webhook endpoint, checked; names must be unique.
     pub fn webhook_endpoints(&self) -> Result<Vec<kanta_webhooks::Endpoint>, UsageError> {
         let mut endpoints: Vec<kanta_webhooks::Endpoint> = Vec::new();
@@ -463,6 +560,7 @@ mod tests {
             server: Server::default(),
             scoring: Scoring::default(),
             webhooks: Vec::new(),
+            inbound: Vec::new(),
         };
         for text in [format!("{s:?}"), format!("{}", s.database.url), show(&s)] {
             assert!(!text.contains("hunter2"), "{text}");
@@ -525,5 +623,42 @@ mod tests {
         assert!(err.contains("retries"), "{err}");
         let err = parse(&format!("{HOOK}{secret}backoff = \"soon\"\n")).expect_err("bad interval");
         assert!(err.contains("soon"), "{err}");
+    }
+
+    #[test]
+    fn inbound_hooks_parse_and_bad_ones_name_the_hook() {
+        let text = "[[inbound]]\nname = \"crm\"\nauth = \"hmac-sha256\"\nsecret = \"0123456789abcdef\"\n\
+                    signature_header = \"X-Signature-256\"\nrecords = \"contacts\"\n[inbound.fields]\nid = \"vid\"\n\
+                    email = \"properties.email.value\"\n";
+        let s = parse(text).expect("valid settings");
+        let hooks = s.inbound_hooks().expect("valid hooks");
+        assert_eq!((hooks[0].name.as_str(), hooks[0].records.as_deref()), ("crm", Some("contacts")));
+        assert!(
+            matches!(&hooks[0].auth, kanta_api::InboundAuth::HmacSha256 { header, .. } if header == "x-signature-256")
+        );
+        assert!(!show(&s).contains("0123456789abcdef"), "{}", show(&s));
+        let base = "[[inbound]]\nname = \"crm\"\n";
+        let cases = [
+            (format!("{base}[inbound.fields]\nid = \"vid\"\n"), None),
+            (format!("{base}auth = \"basic\"\n[inbound.fields]\nid = \"vid\"\n"), Some("auth `basic`")),
+            (
+                format!("{base}auth = \"hmac-sha256\"\nsecret = \"0123456789abcdef\"\n[inbound.fields]\nid = \"v\"\n"),
+                Some("signature_header"),
+            ),
+            (format!("{base}auth = \"kanta-signature\"\n[inbound.fields]\nid = \"v\"\n"), Some("exactly one of")),
+            (format!("{base}secret = \"0123456789abcdef\"\n[inbound.fields]\nid = \"v\"\n"), Some("takes no secret")),
+            (format!("{base}[inbound.fields]\nemail = \"e\"\n"), Some("must map `id`")),
+            (format!("{base}[inbound.fields]\nid = \"v\"\nshoe = \"s\"\n"), Some("unknown field `shoe`")),
+        ];
+        for (text, expected) in cases {
+            let result = parse(&text).expect("parses").inbound_hooks();
+            match expected {
+                None => assert!(result.is_ok(), "{text}"),
+                Some(e) => {
+                    let err = result.expect_err(e).0;
+                    assert!(err.contains(e) && err.contains("crm"), "{text}: {err}");
+                }
+            }
+        }
     }
 }

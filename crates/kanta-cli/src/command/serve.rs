@@ -37,6 +37,7 @@ pub fn show(args: &ConfigShowArgs) -> anyhow::Result<()> {
 async fn serve(settings: &Settings) -> anyhow::Result<()> {
     // Checked before anything starts: a bad webhook setting is a usage error (exit 2).
     let endpoints = settings.webhook_endpoints()?;
+    let inbound = settings.inbound_hooks()?;
     let url = &settings.database.url;
     let store = kanta_store::open(url.expose()).await.with_context(|| format!("opening the store {url}"))?;
     let listen = &settings.server.listen;
@@ -44,7 +45,10 @@ async fn serve(settings: &Settings) -> anyhow::Result<()> {
     let address = listener.local_addr().context("reading the listening address")?;
     // Tests and scripts read this line to find the port when --listen ends in :0.
     println!("kanta serve: listening on http://{address} (store {url})");
-    let router = kanta_api::router(kanta_api::AppState::new(store.clone()));
+    for hook in &inbound {
+        eprintln!("kanta serve: inbound hook `{}` at /v1/hooks/{}", hook.name, hook.name);
+    }
+    let router = kanta_api::router(kanta_api::AppState::new(store.clone()).with_inbound(inbound));
     let grace = Duration::from_secs(settings.server.grace_seconds);
     // One stop signal for the server and the scheduler.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

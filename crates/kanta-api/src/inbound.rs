@@ -1,0 +1,367 @@
+//! Inbound webhooks: `POST /v1/hooks/{name}` accepts customer and consent updates in a CRM's
+//! own JSON shape and maps them onto kanta's customer records with a field mapping from the
+//! configuration (`[[inbound]]` in `kanta.toml`).
+//!
+//! The body is one object, an array of objects, or an object holding the array at `records`
+//! (a dot path). Each item becomes one customer record: every mapping `target = "source.path"`
+//! copies the value at the path (numbers and booleans as text for text fields; arrays indexed by
+//! number, `emails.0.address`). Targets are `id` (required), `email`, `phone`, `name`,
+//! `timezone`, `locale`, `birthday`, `attributes.NAME` (any JSON value) and `consent.email` /
+//! `consent.sms` (a value among `granted` / `revoked` words, recorded with source
+//! `webhook:NAME`). A missing or null value leaves the field as it is. The records then go
+//! through the same validation and atomic batch write as `POST /v1/customers`; a 422 names the
+//! item, the kanta field and the source path.
+//!
+//! Authentication per hook: `token` (a kanta bearer token with scope ingest), `kanta-signature`
+//! (`Kanta-Signature: t=…,v1=…` over `t.body`, 5 minutes' tolerance) or `hmac-sha256` (a
+//! header carrying the HMAC-SHA256 of the raw body under the secret, hex — optionally prefixed
+//! `sha256=` — or base64, as GitHub- and Shopify-style senders do).
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use hmac::{Hmac, Mac};
+use kanta_store::record::{RecordError, parse_value};
+use kanta_store::{Customer, Scope, Storage};
+use serde_json::{Map, Value, json};
+use sha2::Sha256;
+
+use crate::ingest::IngestResponse;
+use crate::{ApiError, AppState, auth};
+
+/// The customer fields a mapping can fill.
+pub const TARGETS: [&str; 7] = ["id", "email", "phone", "name", "timezone", "locale", "birthday"];
+/// Values that mean consent is given / withdrawn (compared lower-cased).
+const GRANTED: [&str; 8] = ["granted", "true", "yes", "1", "subscribed", "opt_in", "opted_in", "on"];
+const REVOKED: [&str; 9] = ["revoked", "false", "no", "0", "unsubscribed", "opt_out", "opted_out", "off", "withdrawn"];
+
+/// How an inbound hook authenticates its sender.
+#[derive(Clone, PartialEq, Eq)]
+pub enum InboundAuth {
+    /// A kanta bearer token with scope ingest.
+    Token,
+    /// `Kanta-Signature` over `timestamp.body`.
+    KantaSignature(Vec<u8>),
+    /// HMAC-SHA256 of the body in the named header, hex (optionally `sha256=`) or base64.
+    HmacSha256 {
+        /// The shared secret.
+        secret: Vec<u8>,
+        /// The header (lower-case).
+        header: String,
+    },
+}
+
+impl std::fmt::Debug for InboundAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InboundAuth::Token => f.write_str("Token"),
+            InboundAuth::KantaSignature(_) => f.write_str("KantaSignature(***)"),
+            InboundAuth::HmacSha256 { header, .. } => write!(f, "HmacSha256({header}, ***)"),
+        }
+    }
+}
+
+/// One configured inbound hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundHook {
+    /// The name in the URL.
+    pub name: String,
+    /// Sender authentication.
+    pub auth: InboundAuth,
+    /// Dot path of the array of items in the body; none: the body is the item or the array.
+    pub records: Option<String>,
+    /// kanta field → source dot path, in a stable order.
+    pub fields: BTreeMap<String, String>,
+}
+
+impl InboundHook {
+    /// Check a configured hook: a URL-safe name, an `id` mapping, known targets, paths that are
+    /// non-empty dot paths.
+    pub fn new(
+        name: &str,
+        auth: InboundAuth,
+        records: Option<String>,
+        fields: BTreeMap<String, String>,
+    ) -> Result<InboundHook, String> {
+        if name.is_empty()
+            || name.len() > 100
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        {
+            return Err(format!("inbound hook name `{}`: use 1–100 letters, digits, `-` or `_`", name.escape_debug()));
+        }
+        if !fields.contains_key("id") {
+            return Err(format!("inbound hook `{name}`: `fields` must map `id` (the customer id)"));
+        }
+        for (target, path) in &fields {
+            let known = TARGETS.contains(&target.as_str())
+                || target.strip_prefix("attributes.").is_some_and(|a| !a.is_empty())
+                || matches!(target.as_str(), "consent.email" | "consent.sms");
+            if !known {
+                return Err(format!(
+                    "inbound hook `{name}`: unknown field `{target}`: use {}, attributes.NAME, consent.email or consent.sms",
+                    TARGETS.join(", ")
+                ));
+            }
+            if path.is_empty() || path.split('.').any(str::is_empty) {
+                return Err(format!("inbound hook `{name}`: field `{target}`: `{path}` is not a dot path"));
+            }
+        }
+        if let InboundAuth::KantaSignature(s) | InboundAuth::HmacSha256 { secret: s, .. } = &auth
+            && s.len() < 16
+        {
+            return Err(format!("inbound hook `{name}`: the secret needs at least 16 characters"));
+        }
+        Ok(InboundHook { name: name.to_string(), auth, records, fields })
+    }
+}
+
+/// The value at a dot path (`a.b.0.c`).
+fn lookup<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
+    path.split('.').try_fold(value, |v, key| match v {
+        Value::Object(m) => m.get(key),
+        Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
+        _ => None,
+    })
+}
+
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// One item as a customer record (JSON, to be validated by the record code), or the problems.
+fn map_item(hook: &InboundHook, item: &Value) -> Result<Value, Vec<(String, String)>> {
+    let mut record = Map::new();
+    let mut attributes = Map::new();
+    let mut consent = Vec::new();
+    let mut problems = Vec::new();
+    for (target, path) in &hook.fields {
+        let Some(value) = lookup(item, path).filter(|v| !v.is_null()) else { continue };
+        if let Some(name) = target.strip_prefix("attributes.") {
+            attributes.insert(name.to_string(), value.clone());
+        } else if let Some(channel) = target.strip_prefix("consent.") {
+            let word = text(value).unwrap_or_default().trim().to_lowercase();
+            let status = if GRANTED.contains(&word.as_str()) {
+                "granted"
+            } else if REVOKED.contains(&word.as_str()) {
+                "revoked"
+            } else {
+                problems.push((target.clone(), format!("`{path}` = {value} is neither a granted nor a revoked value")));
+                continue;
+            };
+            consent.push(json!({"channel": channel, "status": status, "source": format!("webhook:{}", hook.name)}));
+        } else {
+            match text(value) {
+                Some(t) => {
+                    record.insert(target.clone(), Value::String(t));
+                }
+                None => problems.push((target.clone(), format!("`{path}` is {value}, not a text, number or boolean"))),
+            }
+        }
+    }
+    if !record.contains_key("id") {
+        problems.push(("id".into(), format!("`{}` is missing or null", hook.fields["id"])));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    if !attributes.is_empty() {
+        record.insert("attributes".into(), Value::Object(attributes));
+    }
+    if !consent.is_empty() {
+        record.insert("consent".into(), Value::Array(consent));
+    }
+    Ok(Value::Object(record))
+}
+
+/// The items of a body.
+fn items<'v>(hook: &InboundHook, body: &'v Value) -> Result<Vec<&'v Value>, ApiError> {
+    let container = match &hook.records {
+        Some(path) => lookup(body, path)
+            .ok_or_else(|| ApiError::BadRequest(format!("the body has no `{path}` (this hook's records path)")))?,
+        None => body,
+    };
+    match container {
+        Value::Array(a) => Ok(a.iter().collect()),
+        Value::Object(_) => Ok(vec![container]),
+        other => Err(ApiError::BadRequest(format!("expected an object or an array of objects, found {other}"))),
+    }
+}
+
+/// Check the sender.
+async fn authenticate(state: &AppState, hook: &InboundHook, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    match &hook.auth {
+        InboundAuth::Token => auth::authorize(state, headers, Scope::Ingest).await.map(|_| ()),
+        InboundAuth::KantaSignature(secret) => {
+            let value = header("kanta-signature").ok_or(ApiError::Unauthorized("missing Kanta-Signature header"))?;
+            let now = kanta_store::now_micros().div_euclid(1_000_000);
+            kanta_webhooks::sign::verify(secret, value, body, now, 300)
+                .map_err(|_| ApiError::Unauthorized("the Kanta-Signature does not match the body"))
+        }
+        InboundAuth::HmacSha256 { secret, header: name } => {
+            let value = header(name).ok_or(ApiError::Unauthorized("missing signature header"))?;
+            let given = value.strip_prefix("sha256=").unwrap_or(value);
+            let bytes = decode_hex(given).or_else(|| base64_decode(given)).unwrap_or_default();
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
+            mac.update(body);
+            mac.verify_slice(&bytes).map_err(|_| ApiError::Unauthorized("the signature does not match the body"))
+        }
+    }
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() != 64 {
+        return None;
+    }
+    (0..32).map(|i| u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()).collect()
+}
+
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
+}
+
+/// Receive customer and consent updates from a configured CRM hook.
+#[utoipa::path(post, path = "/v1/hooks/{name}", tag = "ingest",
+    params(("name" = String, Path, description = "The hook's configured name")),
+    request_body(content = Object, description = "The CRM's JSON: one object, an array, or an object with the array at the hook's `records` path"),
+    responses((status = 200, body = IngestResponse), (status = 400, body = crate::error::ErrorBody),
+              (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+              (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<IngestResponse>, ApiError> {
+    let Path(name) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let hook = state
+        .inbound
+        .iter()
+        .find(|h| h.name == name)
+        .ok_or_else(|| ApiError::NotFound(format!("no inbound hook `{name}` is configured")))?;
+    let body = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    authenticate(&state, hook, &headers, &body).await?;
+    let value: Value =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
+    let items = items(hook, &value)?;
+    if items.len() > kanta_store::record::MAX_BATCH {
+        return Err(ApiError::TooLarge(format!("{} records; at most {}", items.len(), kanta_store::record::MAX_BATCH)));
+    }
+    let mut records: Vec<Customer> = Vec::with_capacity(items.len());
+    let mut rejected = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let checked = map_item(hook, item).and_then(parse_value::<Customer>);
+        match checked {
+            Ok(c) => records.push(c),
+            Err(problems) => rejected.extend(problems.into_iter().map(|(field, reason)| {
+                let source = hook.fields.get(field.split(['.', '[']).next().unwrap_or(&field)).map(String::as_str);
+                let reason = match source {
+                    Some(path) if !reason.contains(path) => format!("{reason} (from `{path}`)"),
+                    _ => reason,
+                };
+                RecordError { index, field, reason }
+            })),
+        }
+    }
+    if !rejected.is_empty() {
+        state.metrics.records("customers", "rejected", rejected.len() as u64);
+        return Err(ApiError::InvalidRecords(rejected));
+    }
+    let store: &dyn Storage = state.store.as_ref();
+    let counts = store.write_customers(&records, kanta_store::now_micros()).await?;
+    state.snapshots.written();
+    state.metrics.records("customers", "created", counts.created);
+    state.metrics.records("customers", "updated", counts.updated);
+    state.metrics.records("customers", "unchanged", counts.unchanged);
+    Ok(Json(IngestResponse {
+        accepted: records.len() as u64,
+        created: counts.created,
+        updated: counts.updated,
+        unchanged: counts.unchanged,
+        customers_created: counts.customers_created,
+        rejected: Vec::new(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hubspot() -> InboundHook {
+        let fields = [
+            ("id", "vid"),
+            ("email", "properties.email.value"),
+            ("name", "properties.firstname.value"),
+            ("attributes.lifecycle", "properties.lifecyclestage.value"),
+            ("consent.email", "properties.subscribed.value"),
+        ];
+        let fields = fields.iter().map(|(t, p)| (t.to_string(), p.to_string())).collect();
+        InboundHook::new("hubspot", InboundAuth::Token, Some("contacts".into()), fields).expect("valid")
+    }
+
+    #[test]
+    fn items_are_mapped_by_dot_paths_with_numbers_as_text_and_consent_words() {
+        let body = json!({"contacts": [
+            {"vid": 4201, "properties": {"email": {"value": "a@example.com"}, "firstname": {"value": "Ann"},
+             "lifecyclestage": {"value": "customer"}, "subscribed": {"value": "false"}}},
+            {"vid": "c-2", "properties": {"email": {"value": null}}}
+        ]});
+        let hook = hubspot();
+        let items = items(&hook, &body).expect("items");
+        assert_eq!(
+            map_item(&hook, items[0]).expect("mapped"),
+            json!({"attributes": {"lifecycle": "customer"}, "email": "a@example.com", "id": "4201", "name": "Ann",
+                   "consent": [{"channel": "email", "status": "revoked", "source": "webhook:hubspot"}]})
+        );
+        assert_eq!(map_item(&hook, items[1]).expect("mapped"), json!({"id": "c-2"}), "null leaves the field as it is");
+    }
+
+    #[test]
+    fn bad_items_name_the_field_and_the_source_path() {
+        let hook = hubspot();
+        let missing = map_item(&hook, &json!({"properties": {}})).expect_err("no id");
+        assert_eq!(missing, [("id".to_string(), "`vid` is missing or null".to_string())]);
+        let odd = map_item(
+            &hook,
+            &json!({"vid": 1, "properties": {"subscribed": {"value": "maybe"},
+            "email": {"value": {"a": 1}}}}),
+        )
+        .expect_err("bad values");
+        assert_eq!(odd.len(), 2, "{odd:?}");
+        assert!(odd.iter().any(|(f, r)| f == "consent.email" && r.contains("\"maybe\"")), "{odd:?}");
+        assert!(odd.iter().any(|(f, r)| f == "email" && r.contains("properties.email.value")), "{odd:?}");
+    }
+
+    #[test]
+    fn lookups_walk_objects_and_arrays() {
+        let v = json!({"a": {"b": [{"c": 1}, {"c": 2}]}});
+        assert_eq!(lookup(&v, "a.b.1.c"), Some(&json!(2)));
+        assert_eq!(lookup(&v, "a.b.x"), None);
+        assert_eq!(lookup(&v, "a.b.7.c"), None);
+        assert_eq!(lookup(&v, "a.b.0.c.d"), None);
+    }
+
+    #[test]
+    fn configurations_need_an_id_known_targets_and_long_secrets() {
+        let fields = |pairs: &[(&str, &str)]| pairs.iter().map(|(t, p)| (t.to_string(), p.to_string())).collect();
+        assert!(InboundHook::new("crm", InboundAuth::Token, None, fields(&[("email", "e")])).is_err());
+        assert!(InboundHook::new("crm", InboundAuth::Token, None, fields(&[("id", "i"), ("shoe_size", "s")])).is_err());
+        assert!(InboundHook::new("crm", InboundAuth::Token, None, fields(&[("id", "a..b")])).is_err());
+        assert!(InboundHook::new("c r m", InboundAuth::Token, None, fields(&[("id", "i")])).is_err());
+        let short = InboundAuth::HmacSha256 { secret: b"short".to_vec(), header: "x-sig".into() };
+        assert!(InboundHook::new("crm", short, None, fields(&[("id", "i")])).is_err());
+        let ok = InboundAuth::HmacSha256 { secret: b"0123456789abcdef".to_vec(), header: "x-sig".into() };
+        let hook = InboundHook::new("crm", ok, None, fields(&[("id", "i")])).expect("valid");
+        assert!(!format!("{hook:?}").contains("0123456789abcdef"), "Debug hides the secret");
+    }
+}
