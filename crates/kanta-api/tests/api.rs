@@ -619,6 +619,7 @@ async fn webhook_endpoints_and_the_delivery_log_are_listed_and_paused_ones_resum
     let store = app.db.store.as_ref();
     store.webhook_endpoint("crm", "http://127.0.0.1:9/hook", 1_000_000).await.expect("an endpoint");
     let event = |n: u32| kanta_store::NewDelivery {
+        customer: 1,
         event_id: format!("segment_transition:{n}"),
         event_type: "segment.entered".into(),
         payload: format!("{{\"id\":\"segment_transition:{n}\"}}"),

@@ -15,7 +15,7 @@ use sqlx::{QueryBuilder, Row};
 
 use crate::record::{Customer, Event, Feedback, Order, OrderStatus};
 use crate::{
-    Attempt, Delivery, EndpointState, NewDelivery, AuditEntry, ConsentEntry, ModelScores, RefreshCounts, SegmentInfo, StageEvent, Transition, NewScoreRun, Purchases, ScoreRow, ScoreRunInfo, ScoreView, StageChange, Counts, CustomerRecord, EventView, FeedbackView, LineView, OrderFact, OrderView, Profile,
+    Attempt, CustomerContext, Delivery, EndpointState, NewDelivery, AuditEntry, ConsentEntry, ModelScores, RefreshCounts, SegmentInfo, StageEvent, Transition, NewScoreRun, Purchases, ScoreRow, ScoreRunInfo, ScoreView, StageChange, Counts, CustomerRecord, EventView, FeedbackView, LineView, OrderFact, OrderView, Profile,
     Scope, StoreError, StoredResponse, TokenHash, TokenInfo, TokenRow, WriteCounts, rfc3339,
 };
 
@@ -870,8 +870,6 @@ impl crate::Storage for Store {
         }
         // Replacing every row beats updating each in place: the delete empties the table at
         // once and the inserts, in key order, append.
-        // Replacing every row beats updating each in place: the delete empties the table at
-        // once and the inserts, in key order, append.
         sqlx::query("DELETE FROM scores").execute(&mut *tx).await?;
         for (chunk, since) in order.chunks(SCORE_CHUNK).zip(since.chunks(SCORE_CHUNK)) {
             let mut q: QueryBuilder<Db> = QueryBuilder::new(
@@ -903,7 +901,19 @@ impl crate::Storage for Store {
             });
             q.build().execute(&mut *tx).await?;
         }
-        for chunk in changes.chunks(CHUNK * 4) {
+        if old.is_empty() && !changes.is_empty() {
+            // The first run: every customer's first stage, which the new rows already hold —
+            // copied inside the database instead of bound value by value (a third of the run's
+            // write time on a large store).
+            sqlx::query(
+                "INSERT INTO stage_changes (customer_id, run_id, time, from_stage, to_stage) \
+                 SELECT customer_id, run_id, stage_since, NULL, stage FROM scores ORDER BY customer_id",
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        let bound = if old.is_empty() { &changes[..0] } else { &changes[..] };
+        for chunk in bound.chunks(CHUNK * 4) {
             let mut q: QueryBuilder<Db> =
                 QueryBuilder::new("INSERT INTO stage_changes (customer_id, run_id, time, from_stage, to_stage) ");
             q.push_values(chunk, |mut b, &(customer, from, to)| {
@@ -1021,7 +1031,7 @@ impl crate::Storage for Store {
         limit: u32,
     ) -> Result<(Vec<Transition>, Option<i64>), StoreError> {
         let rows = sqlx::query(
-            "SELECT t.id, t.segment_id, s.name, c.external_id, t.kind, t.time FROM segment_transitions t \
+            "SELECT t.id, t.segment_id, s.name, c.external_id, t.customer_id, t.kind, t.time FROM segment_transitions t \
              JOIN segments s ON s.id = t.segment_id JOIN customers c ON c.id = t.customer_id \
              WHERE t.id > $1 AND ($2 IS NULL OR t.segment_id = $2) ORDER BY t.id LIMIT $3",
         )
@@ -1036,6 +1046,7 @@ impl crate::Storage for Store {
                 segment_id: r.try_get("segment_id")?,
                 segment: r.try_get("name")?,
                 customer: r.try_get("external_id")?,
+                customer_key: r.try_get("customer_id")?,
                 kind: r.try_get("kind")?,
                 time: rfc3339(r.try_get("time")?),
             })
@@ -1044,7 +1055,7 @@ impl crate::Storage for Store {
 
     async fn stage_events(&self, after: Option<i64>, limit: u32) -> Result<(Vec<StageEvent>, Option<i64>), StoreError> {
         let rows = sqlx::query(
-            "SELECT g.id, c.external_id, g.run_id, g.time, g.from_stage, g.to_stage FROM stage_changes g \
+            "SELECT g.id, c.external_id, g.customer_id, g.run_id, g.time, g.from_stage, g.to_stage FROM stage_changes g \
              JOIN customers c ON c.id = g.customer_id WHERE g.id > $1 ORDER BY g.id LIMIT $2",
         )
         .bind(after.unwrap_or(0))
@@ -1052,7 +1063,12 @@ impl crate::Storage for Store {
         .fetch_all(&self.reader)
         .await?;
         keyset_page(&rows, limit, |r| {
-            Ok(StageEvent { id: r.try_get("id")?, customer: r.try_get("external_id")?, change: stage_change(r)? })
+            Ok(StageEvent {
+                id: r.try_get("id")?,
+                customer: r.try_get("external_id")?,
+                customer_key: r.try_get("customer_id")?,
+                change: stage_change(r)?,
+            })
         })
     }
 
@@ -1087,10 +1103,11 @@ impl crate::Storage for Store {
         let mut queued = 0;
         for chunk in deliveries.chunks(CHUNK) {
             let mut b = QueryBuilder::new(
-                "INSERT INTO webhook_deliveries (endpoint, event_id, event_type, payload, state, created_at) ",
+                "INSERT INTO webhook_deliveries (endpoint, customer_id, event_id, event_type, payload, state, created_at) ",
             );
             b.push_values(chunk, |mut row, d| {
                 row.push_bind(endpoint)
+                    .push_bind(d.customer)
                     .push_bind(&d.event_id)
                     .push_bind(&d.event_type)
                     .push_bind(&d.payload)
@@ -1160,6 +1177,36 @@ impl crate::Storage for Store {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn customer_contexts(&self, customers: &[i64]) -> Result<Vec<(i64, CustomerContext)>, StoreError> {
+        let mut out = Vec::with_capacity(customers.len());
+        for chunk in customers.chunks(CHUNK) {
+            let mut q: QueryBuilder<Db> = QueryBuilder::new(
+                "SELECT c.id, c.email, c.name, s.stage, s.value_tier, s.clv_12m, s.p_alive, s.next_category \
+                 FROM customers c LEFT JOIN scores s ON s.customer_id = c.id WHERE c.erased_at IS NULL AND c.id IN (",
+            );
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            for r in q.build().fetch_all(&self.reader).await? {
+                out.push((
+                    r.try_get("id")?,
+                    CustomerContext {
+                        email: r.try_get("email")?,
+                        name: r.try_get("name")?,
+                        stage: r.try_get("stage")?,
+                        value_tier: r.try_get("value_tier")?,
+                        clv_12m: r.try_get("clv_12m")?,
+                        p_alive: r.try_get("p_alive")?,
+                        next_category: r.try_get("next_category")?,
+                    },
+                ));
+            }
+        }
+        Ok(out)
     }
 
     async fn webhook_endpoints(&self) -> Result<Vec<EndpointState>, StoreError> {
@@ -1287,6 +1334,19 @@ impl crate::Storage for Store {
             .bind(internal)
             .execute(&mut *tx)
             .await?;
+        // Webhook bodies name the customer (and carry contact fields): redact them, and what
+        // was not sent yet is never sent.
+        sqlx::query(
+            "UPDATE webhook_deliveries SET payload = $2, \
+             last_error = CASE WHEN state = $3 THEN 'the customer was erased' ELSE last_error END, \
+             state = CASE WHEN state = $3 THEN $4 ELSE state END WHERE customer_id = $1",
+        )
+        .bind(internal)
+        .bind(crate::webhook::ERASED_BODY)
+        .bind(crate::webhook::state::PENDING)
+        .bind(crate::webhook::state::FAILED)
+        .execute(&mut *tx)
+        .await?;
         // Audit entries name the anonymous id from now on, earlier ones included: the log keeps
         // what was done, not who it was done to.
         sqlx::query("UPDATE audit_log SET detail = $1 WHERE customer_id = $2")

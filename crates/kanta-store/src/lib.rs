@@ -29,7 +29,7 @@ mod sqlite;
 
 pub use record::{Customer, Event, Feedback, Order};
 pub use token::{Scope, Secret, TokenHash};
-pub use webhook::{Attempt, Delivery, EndpointState, NewDelivery};
+pub use webhook::{Attempt, CustomerContext, Delivery, EndpointState, NewDelivery};
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -395,6 +395,9 @@ pub struct Transition {
     pub segment: String,
     /// The customer's external id.
     pub customer: String,
+    /// The customer's internal id.
+    #[serde(skip)]
+    pub customer_key: i64,
     /// `enter` or `exit`.
     pub kind: String,
     /// When the refresh saw it, RFC 3339.
@@ -417,6 +420,9 @@ pub struct RefreshCounts {
 pub struct StageEvent {
     /// Position in the log of stage changes (increasing).
     pub id: i64,
+    /// The customer's internal id.
+    #[serde(skip)]
+    pub customer_key: i64,
     /// The customer's external id.
     pub customer: String,
     /// The change.
@@ -631,6 +637,10 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Record an attempt on a delivery and its endpoint.
     async fn record_attempt(&self, attempt: &Attempt) -> Result<(), StoreError>;
 
+    /// Contact fields and latest scores of these customers (internal ids), for webhook bodies;
+    /// erased customers are left out.
+    async fn customer_contexts(&self, customers: &[i64]) -> Result<Vec<(i64, CustomerContext)>, StoreError>;
+
     /// Every endpoint the dispatcher has seen, with delivery counts.
     async fn webhook_endpoints(&self) -> Result<Vec<EndpointState>, StoreError>;
 
@@ -654,8 +664,9 @@ pub trait Storage: Send + Sync + fmt::Debug {
     ) -> Result<(Vec<kanta_core::feedback::Response>, Vec<kanta_core::feedback::CustomerFacts>), StoreError>;
 
     /// Erase a customer's personal data: profile fields, consent, events and feedback text go;
-    /// orders stay, attached to an anonymous id, so aggregates do not change. Returns whether
-    /// the customer existed. Recorded in the audit log.
+    /// webhook bodies about them are redacted and pending ones are not sent; orders stay,
+    /// attached to an anonymous id, so aggregates do not change. Returns whether the customer
+    /// existed. Recorded in the audit log.
     async fn erase_customer(&self, id: &str, token: Option<i64>, now: i64) -> Result<bool, StoreError>;
 
     /// Audit log entries after position `after`, oldest first.

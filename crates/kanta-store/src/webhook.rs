@@ -52,6 +52,8 @@ pub struct EndpointState {
 /// An event to deliver to one endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewDelivery {
+    /// The customer the event is about (internal id), so erasing them redacts the body.
+    pub customer: i64,
     /// The event's stable id (receivers deduplicate on it).
     pub event_id: String,
     /// `customer.stage_changed`, `segment.entered`, `segment.exited`.
@@ -115,3 +117,26 @@ pub struct Attempt {
     /// Pause the endpoint, with this reason.
     pub pause: Option<String>,
 }
+
+/// What a webhook body says about the customer besides their id: contact fields and the
+/// latest scores, so a CRM can act without calling back.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct CustomerContext {
+    /// Email address.
+    pub email: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// Lifecycle stage (latest scoring run).
+    pub stage: Option<String>,
+    /// Value tier.
+    pub value_tier: Option<String>,
+    /// 12-month CLV.
+    pub clv_12m: Option<f64>,
+    /// P(alive).
+    pub p_alive: Option<f64>,
+    /// Cross-sell hint.
+    pub next_category: Option<String>,
+}
+
+/// The body a delivery of an erased customer is left with.
+pub const ERASED_BODY: &str = r#"{"erased":true}"#;

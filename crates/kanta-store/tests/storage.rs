@@ -661,7 +661,9 @@ async fn webhook_deliveries_queue_once_and_record_attempts_and_pauses(db: TestDb
     assert_eq!(new.iter().map(|t| (t.customer.as_str(), t.kind.as_str())).collect::<Vec<_>>(), [("ann", "exit")]);
     assert!(new[0].id > old[0].id, "ids are never reused");
 
+    let ann = new[0].customer_key;
     let delivery = |n: u32| NewDelivery {
+        customer: ann,
         event_id: format!("segment_transition:{n}"),
         event_type: "segment.exited".into(),
         payload: format!("{{\"n\":{n}}}"),
@@ -737,6 +739,21 @@ async fn webhook_deliveries_queue_once_and_record_attempts_and_pauses(db: TestDb
     assert_eq!((crm.failures, crm.retry_at, crm.paused_at, crm.pending, crm.failed), (0, None, None, 2, 0));
     let pending = db.store.pending_deliveries("crm", 1).await.expect("pending");
     assert_eq!((pending[0].event_id.as_str(), pending[0].attempts), ("segment_transition:2", 0));
+
+    // The bodies name ann and carry her contact fields: erasing her redacts every one, and
+    // what was not sent is never sent.
+    let contexts = db.store.customer_contexts(&[ann, ann + 1000]).await.expect("contexts");
+    assert_eq!(contexts.len(), 1, "unknown ids are left out");
+    assert!(db.store.erase_customer("ann", None, NOW + 400).await.expect("erase"));
+    assert_eq!(db.store.customer_contexts(&[ann]).await.expect("contexts"), [], "erased customers have no context");
+    let (log, _) = db.store.deliveries(Some("crm"), None, 10).await.expect("log");
+    assert!(log.iter().all(|d| d.payload == kanta_store::webhook::ERASED_BODY), "{log:?}");
+    let states: Vec<(&str, Option<&str>)> = log.iter().map(|d| (d.state.as_str(), d.last_error.as_deref())).collect();
+    assert_eq!(
+        states,
+        [("delivered", None), ("failed", Some("the customer was erased")), ("failed", Some("the customer was erased"))]
+    );
+    assert_eq!(db.store.pending_deliveries("crm", 10).await.expect("pending"), []);
 }
 
 async fn feedback_facts_carry_scores_net_revenue_and_last_purchase(db: TestDb) {

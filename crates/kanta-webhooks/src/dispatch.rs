@@ -149,10 +149,17 @@ impl Dispatcher {
                 return Ok(queued);
             }
             let sub = &endpoint.subscription;
+            // Contact fields and scores of the customers of this page, read once.
+            let mut keys: Vec<i64> =
+                stages.iter().map(|e| e.customer_key).chain(moves.iter().map(|t| t.customer_key)).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            let contexts: std::collections::HashMap<i64, kanta_store::CustomerContext> =
+                store.customer_contexts(&keys).await?.into_iter().collect();
             let deliveries: Vec<_> = stages
                 .iter()
-                .filter_map(|e| event::stage_change(sub, e))
-                .chain(moves.iter().filter_map(|t| event::transition(sub, t)))
+                .filter_map(|e| event::stage_change(sub, e, contexts.get(&e.customer_key)))
+                .chain(moves.iter().filter_map(|t| event::transition(sub, t, contexts.get(&t.customer_key))))
                 .collect();
             stage_cursor = stages.last().map_or(stage_cursor, |e| e.id);
             transition_cursor = moves.last().map_or(transition_cursor, |t| t.id);

@@ -234,6 +234,9 @@ async fn stage_changes_and_segment_entries_arrive_signed_in_order_as_subscribed(
     );
     let first = &bodies[4];
     assert_eq!(first["data"]["segment_id"], segment);
+    // Every body carries the customer's latest scores; a stage change's `to` is its stage.
+    assert!(bodies.iter().all(|b| b["data"]["scores"]["value_tier"].is_string() && b["data"]["profile"].is_object()));
+    assert!(bodies[..4].iter().all(|b| b["data"]["scores"]["stage"] == b["data"]["to"]), "{bodies:?}");
     assert_eq!(first["created_at"], kanta_store::rfc3339(MARCH + 400 * DAY));
 
     // The narrow endpoint gets the entries and the stage changes into `lost` only.

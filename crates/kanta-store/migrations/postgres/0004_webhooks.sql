@@ -16,6 +16,7 @@ CREATE TABLE webhook_endpoints (
 CREATE TABLE webhook_deliveries (
     id              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     endpoint        TEXT   NOT NULL REFERENCES webhook_endpoints (name) ON DELETE CASCADE,
+    customer_id     BIGINT  NOT NULL,
     event_id        TEXT   NOT NULL,
     event_type      TEXT   NOT NULL,
     payload         TEXT   NOT NULL,
@@ -29,3 +30,5 @@ CREATE TABLE webhook_deliveries (
     UNIQUE (endpoint, event_id)
 );
 CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (endpoint, state, id);
+-- Erasure finds a customer's deliveries (their bodies name the customer) by this.
+CREATE INDEX webhook_deliveries_customer ON webhook_deliveries (customer_id);

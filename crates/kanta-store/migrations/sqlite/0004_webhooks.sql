@@ -35,6 +35,7 @@ CREATE TABLE webhook_endpoints (
 CREATE TABLE webhook_deliveries (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
     endpoint        TEXT    NOT NULL REFERENCES webhook_endpoints (name) ON DELETE CASCADE,
+    customer_id     INTEGER NOT NULL,
     event_id        TEXT    NOT NULL,
     event_type      TEXT    NOT NULL,
     payload         TEXT    NOT NULL,
@@ -48,3 +49,5 @@ CREATE TABLE webhook_deliveries (
     UNIQUE (endpoint, event_id)
 );
 CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (endpoint, state, id);
+-- Erasure finds a customer's deliveries (their bodies name the customer) by this.
+CREATE INDEX webhook_deliveries_customer ON webhook_deliveries (customer_id);
