@@ -51,6 +51,7 @@ on_both_backends!(
     saved_segments_record_who_enters_and_leaves,
     webhook_deliveries_queue_once_and_record_attempts_and_pauses,
     feedback_facts_carry_scores_net_revenue_and_last_purchase,
+    score_floats_and_texts_round_trip_exactly,
 );
 
 const NOW: i64 = 1_730_000_000_000_000;
@@ -809,4 +810,75 @@ async fn feedback_facts_carry_scores_net_revenue_and_last_purchase(db: TestDb) {
             (1, 1_728_000_000, None, Some(5), vec![], None),
         ]
     );
+}
+
+async fn score_floats_and_texts_round_trip_exactly(db: TestDb) {
+    // Scores are written as one JSON text per chunk: every float must come back bit for bit and
+    // every text unchanged, whatever it holds.
+    let orders: Vec<String> = (0..64)
+        .map(|i| {
+            format!(
+                r#"{{"id":"x{i}","customer_id":"k{i:02}","time":"2024-10-01T10:00:00Z","amount":"1","currency":"EUR"}}"#
+            )
+        })
+        .collect();
+    let orders: Vec<Order> = checked(&format!("[{}]", orders.join(",")));
+    db.store.write_orders(&orders, NOW).await.expect("orders");
+    let (p, _) = all_purchases(&db).await;
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut random = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let special = [0.1 + 0.2, 1e-310, f64::MIN_POSITIVE, f64::MAX, 5e-324, 1.0 / 3.0, 123_456_789.012_345_67, 4.0];
+    let texts = ["plain", "quote \" and \\ backslash", "ünïcödé ☕", "new\nline\ttab", "'; DROP TABLE scores; --"];
+    let rows: Vec<ScoreRow> = p
+        .customer
+        .iter()
+        .enumerate()
+        .map(|(i, &customer)| {
+            let mut row = score_row(customer, "new", 0.5);
+            // Special values, then random bit patterns of finite doubles of both signs.
+            let float = special.get(i).copied().unwrap_or_else(|| {
+                let f = f64::from_bits(random() & 0x7fef_ffff_ffff_ffff);
+                if i % 2 == 0 { f } else { -f }
+            });
+            if let Some(m) = row.model.as_mut() {
+                m.p_alive = float;
+                m.clv_12m = Some(float / 7.0);
+                m.expected_spend = (i % 3 != 0).then_some(float * 0.75);
+            }
+            row.main_category = Some(texts[i % texts.len()].to_string());
+            row.next_category = (i % 4 != 0).then(|| texts[(i + 1) % texts.len()].to_string());
+            row
+        })
+        .collect();
+    db.store.write_scores(&run(NOW), &rows).await.expect("scores");
+    // Every row is distinct, so equal multisets mean every row came back exactly.
+    type Key = (u64, Option<u64>, Option<u64>, Option<String>, Option<String>);
+    let mut written: Vec<Key> = rows
+        .iter()
+        .map(|r| {
+            let m = r.model.as_ref().expect("model");
+            let bits = (m.p_alive.to_bits(), m.clv_12m.map(f64::to_bits), m.expected_spend.map(f64::to_bits));
+            (bits.0, bits.1, bits.2, r.main_category.clone(), r.next_category.clone())
+        })
+        .collect();
+    let mut stored: Vec<Key> = Vec::new();
+    for i in 0..64 {
+        let s = db.store.customer(&format!("k{i:02}"), 0).await.expect("read").expect("stored").scores.expect("scored");
+        let m = s.model.expect("model");
+        stored.push((
+            m.p_alive.to_bits(),
+            m.clv_12m.map(f64::to_bits),
+            m.expected_spend.map(f64::to_bits),
+            s.main_category,
+            s.next_category,
+        ));
+    }
+    written.sort();
+    stored.sort();
+    assert_eq!(stored, written);
 }
