@@ -159,6 +159,31 @@ fn live_flow(db: &str) {
     let hooks = call(client.get(format!("{base}/v1/webhooks")));
     assert_eq!(hooks["endpoints"][0]["delivered"], entered, "{hooks}");
 
+    // The same log from the command line.
+    let list = run(&["webhooks", "list"], &[]);
+    let row = list.stdout.lines().find(|l| l.starts_with("crm ")).unwrap_or_else(|| panic!("{}", list.stdout));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!((cells[1], cells[2], cells[3], cells[5]), ("0", entered.to_string().as_str(), "0", "ok"), "{row}");
+    assert!(row.ends_with(&format!("{receiver_url}/hooks")), "{row}");
+    let log = run(&["webhooks", "deliveries", "--endpoint", "crm", "--limit", "2", "--json"], &[]);
+    let lines: Vec<Value> = log.stdout.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines.iter().all(|d| d["state"] == "delivered" && d["attempts"] == 1 && d["last_status"] == 204),
+        "{lines:?}"
+    );
+    assert!(log.stderr.contains("more: --after "), "{}", log.stderr);
+    let table = run(&["webhooks", "deliveries", "--limit", "1"], &[]);
+    assert!(
+        table.stdout.lines().nth(1).is_some_and(|l| l.contains("segment_transition:") && l.contains("HTTP 204")),
+        "{}",
+        table.stdout
+    );
+    assert!(run(&["webhooks", "resume", "crm", "--retry-failed"], &[]).stderr.contains("resumed webhook `crm`"));
+    let unknown = kanta_in(path, &["webhooks", "resume", "nope"], &[]);
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+    assert!(unknown.stderr.contains("no webhook `nope`"), "{}", unknown.stderr);
+
     // The receiver refuses what is not signed with the secret.
     let forged = runtime.block_on(async {
         client
