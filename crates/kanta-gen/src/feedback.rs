@@ -43,14 +43,15 @@ pub struct GenFeedback {
     pub order_id: String,
 }
 
-/// Topic, chance after a lapse-preceding order, chance after any other order, a text.
-const TOPICS: [(&str, f64, f64, &str); 6] = [
-    ("delivery", 0.60, 0.10, "the parcel came late"),
-    ("price", 0.30, 0.12, "prices went up"),
-    ("support", 0.20, 0.05, "nobody answered my email"),
-    ("quality", 0.10, 0.35, "great quality"),
-    ("taste", 0.05, 0.30, "the coffee tastes wonderful"),
-    ("packaging", 0.08, 0.08, "nice packaging"),
+/// Topic, chance after a lapse-preceding order, chance after any other order, what a satisfied
+/// (NPS 7–10) and an unhappy customer write about it.
+const TOPICS: [(&str, f64, f64, &str, &str); 6] = [
+    ("delivery", 0.60, 0.10, "arrived quickly", "the parcel came late"),
+    ("price", 0.30, 0.12, "fair prices", "prices went up"),
+    ("support", 0.20, 0.05, "helpful support", "nobody answered my email"),
+    ("quality", 0.10, 0.35, "great quality", "the grinder broke"),
+    ("taste", 0.05, 0.30, "the coffee tastes wonderful", "the beans tasted stale"),
+    ("packaging", 0.08, 0.08, "nice packaging", "the bag was torn"),
 ];
 
 /// Survey answers for `orders` (as `simulate` returned them for `config`), seeded by the
@@ -89,12 +90,12 @@ pub fn feedback(orders: &[GenOrder], config: &Config) -> Vec<GenFeedback> {
         });
         let mut topics = Vec::new();
         let mut text = "";
-        for (topic, lapse_chance, other_chance, phrase) in TOPICS {
+        for (topic, lapse_chance, other_chance, happy, unhappy) in TOPICS {
             let chance = if before_lapse { lapse_chance } else { other_chance };
             if rng.random::<f64>() < chance {
                 topics.push(topic);
                 if text.is_empty() {
-                    text = phrase;
+                    text = if nps >= 7 { happy } else { unhappy };
                 }
             }
         }
