@@ -26,7 +26,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
 use kanta_store::record::{RecordError, parse_value};
-use kanta_store::{Customer, Scope, Storage};
+use kanta_store::{Customer, Scope};
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
 
@@ -273,24 +273,7 @@ pub async fn receive(
             })),
         }
     }
-    if !rejected.is_empty() {
-        state.metrics.records("customers", "rejected", rejected.len() as u64);
-        return Err(ApiError::InvalidRecords(rejected));
-    }
-    let store: &dyn Storage = state.store.as_ref();
-    let counts = store.write_customers(&records, kanta_store::now_micros()).await?;
-    state.snapshots.written();
-    state.metrics.records("customers", "created", counts.created);
-    state.metrics.records("customers", "updated", counts.updated);
-    state.metrics.records("customers", "unchanged", counts.unchanged);
-    Ok(Json(IngestResponse {
-        accepted: records.len() as u64,
-        created: counts.created,
-        updated: counts.updated,
-        unchanged: counts.unchanged,
-        customers_created: counts.customers_created,
-        rejected: Vec::new(),
-    }))
+    Ok(Json(crate::ingest::write_checked(&state, records, rejected, false).await?))
 }
 
 #[cfg(test)]

@@ -191,11 +191,22 @@ async fn process<T: WriteBatch>(state: &AppState, body: &[u8], partial: bool) ->
         BatchError::TooLarge { .. } => ApiError::TooLarge(e.to_string()),
         _ => ApiError::BadRequest(e.to_string()),
     })?;
+    let records: Vec<T> = valid.into_iter().map(|(_, r)| r).collect();
+    write_checked(state, records, rejected, partial).await
+}
+
+/// Write checked records and count them: the shared end of the batch endpoints and the
+/// inbound hooks. With rejected records and not `partial`, nothing is written (422).
+pub(crate) async fn write_checked<T: WriteBatch>(
+    state: &AppState,
+    records: Vec<T>,
+    rejected: Vec<RecordError>,
+    partial: bool,
+) -> Result<IngestResponse, ApiError> {
     if !rejected.is_empty() && !partial {
         state.metrics.records(T::KIND, "rejected", rejected.len() as u64);
         return Err(ApiError::InvalidRecords(rejected));
     }
-    let records: Vec<T> = valid.into_iter().map(|(_, r)| r).collect();
     let counts = if records.is_empty() {
         WriteCounts::default()
     } else {

@@ -75,8 +75,8 @@ impl Dispatcher {
 
     /// Queue new events for `endpoint` and send what is due.
     pub async fn tick(&self, endpoint: &Endpoint) -> Result<Tick, WebhookError> {
-        let mut tick = Tick { queued: self.enqueue(endpoint).await?, ..Tick::default() };
         let state = self.store.webhook_endpoint(&endpoint.name, endpoint.url.as_str(), now_micros()).await?;
+        let mut tick = Tick { queued: self.enqueue(endpoint, &state).await?, ..Tick::default() };
         if state.paused_at.is_some() {
             tick.paused = state.paused_reason.or_else(|| Some("paused".into()));
             return Ok(tick);
@@ -137,9 +137,8 @@ impl Dispatcher {
     }
 
     /// Move the endpoint's cursors to the ends of the logs, queueing what it subscribes to.
-    async fn enqueue(&self, endpoint: &Endpoint) -> Result<u64, WebhookError> {
+    async fn enqueue(&self, endpoint: &Endpoint, state: &kanta_store::EndpointState) -> Result<u64, WebhookError> {
         let store = self.store.as_ref();
-        let state = store.webhook_endpoint(&endpoint.name, endpoint.url.as_str(), now_micros()).await?;
         let (mut stage_cursor, mut transition_cursor) = (state.stage_cursor, state.transition_cursor);
         let mut queued = 0;
         loop {
