@@ -114,8 +114,7 @@ pub async fn list(
 }
 
 fn list_params(query: Option<&str>) -> Result<(Option<i64>, u32), ApiError> {
-    let params: ListParams = serde_urlencoded::from_str(query.unwrap_or(""))
-        .map_err(|e| ApiError::BadRequest(format!("query string: {e}")))?;
+    let params: ListParams = crate::query_params(query)?;
     let limit = params.limit.unwrap_or(PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::BadRequest(format!("limit must be 1–{MAX_PAGE}, not {limit}")));

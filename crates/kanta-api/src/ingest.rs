@@ -144,8 +144,7 @@ async fn ingest<T: WriteBatch>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Outcome, ApiError> {
     let token = auth::authorize(state, headers, Scope::Ingest).await?;
-    let params: IngestParams = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::BadRequest(format!("query string: {e}")))?;
+    let params: IngestParams = crate::query_params(query.as_deref())?;
     let body = body.map_err(|e| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::TooLarge(format!("the body is larger than the limit of {} bytes", crate::BODY_LIMIT))

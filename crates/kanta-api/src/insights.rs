@@ -40,8 +40,7 @@ pub async fn feedback(
     RawQuery(query): RawQuery,
 ) -> Result<Json<FeedbackInsights>, ApiError> {
     auth::authorize(&state, &headers, Scope::Read).await?;
-    let params: FeedbackParams = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::BadRequest(format!("query string: {e}")))?;
+    let params: FeedbackParams = crate::query_params(query.as_deref())?;
     let months = params.months.unwrap_or(12);
     if !(1..=120).contains(&months) {
         return Err(ApiError::BadRequest(format!("months must be 1–120, not {months}")));

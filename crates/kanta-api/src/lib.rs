@@ -174,6 +174,11 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
     response
 }
 
+/// A handler's query parameters; a query it does not accept is a 400 naming the problem.
+fn query_params<T: serde::de::DeserializeOwned>(query: Option<&str>) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(query.unwrap_or("")).map_err(|e| ApiError::BadRequest(format!("query string: {e}")))
+}
+
 /// The `Idempotency-Key` header, if any (1–255 visible ASCII characters).
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else { return Ok(None) };

@@ -36,8 +36,7 @@ pub async fn runs(
     RawQuery(query): RawQuery,
 ) -> Result<Json<RunsPage>, ApiError> {
     auth::authorize(&state, &headers, Scope::Read).await?;
-    let params: RunsParams = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::BadRequest(format!("query string: {e}")))?;
+    let params: RunsParams = crate::query_params(query.as_deref())?;
     let limit = params.limit.unwrap_or(10);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::BadRequest(format!("limit must be 1–100, not {limit}")));

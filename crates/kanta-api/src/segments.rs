@@ -110,8 +110,7 @@ async fn saved(state: &AppState, id: i64) -> Result<SegmentInfo, ApiError> {
 }
 
 fn page_params(query: Option<&str>) -> Result<PageParams, ApiError> {
-    let params: PageParams = serde_urlencoded::from_str(query.unwrap_or(""))
-        .map_err(|e| ApiError::BadRequest(format!("query string: {e}")))?;
+    let params: PageParams = crate::query_params(query)?;
     if let Some(limit) = params.limit.filter(|l| !(1..=MAX_PAGE).contains(l)) {
         return Err(ApiError::BadRequest(format!("limit must be 1–{MAX_PAGE}, not {limit}")));
     }

@@ -52,10 +52,6 @@ pub struct ResumeParams {
     pub retry_failed: Option<bool>,
 }
 
-fn query<T: serde::de::DeserializeOwned>(query: Option<&str>) -> Result<T, ApiError> {
-    serde_urlencoded::from_str(query.unwrap_or("")).map_err(|e| ApiError::BadRequest(format!("query string: {e}")))
-}
-
 /// Webhook endpoints with their delivery counts, failures in a row, backoff and pause.
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", security(("bearer" = [])),
     responses((status = 200, body = EndpointList), (status = 401, body = crate::error::ErrorBody),
@@ -76,7 +72,7 @@ pub async fn deliveries(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<DeliveryPage>, ApiError> {
     auth::authorize(&state, &headers, Scope::Admin).await?;
-    let params: DeliveryParams = query(raw.as_deref())?;
+    let params: DeliveryParams = crate::query_params(raw.as_deref())?;
     let limit = params.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::BadRequest(format!("limit must be 1–1000, not {limit}")));
@@ -101,7 +97,7 @@ pub async fn resume(
 ) -> Result<Json<EndpointState>, ApiError> {
     auth::authorize(&state, &headers, Scope::Admin).await?;
     let Path(name) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let params: ResumeParams = query(raw.as_deref())?;
+    let params: ResumeParams = crate::query_params(raw.as_deref())?;
     let missing = || ApiError::NotFound(format!("no webhook endpoint `{name}`"));
     if !state.store.resume_webhook(&name, params.retry_failed.unwrap_or(false)).await? {
         return Err(missing());
