@@ -45,12 +45,7 @@ fn mac(secret: &[u8], timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
 /// The `Kanta-Signature` value for `body` sent at `timestamp` (Unix seconds).
 pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     let digest = mac(secret, timestamp, body).finalize().into_bytes();
-    let mut hex = String::with_capacity(64);
-    for b in digest {
-        hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
-    }
-    format!("t={timestamp},v1={hex}")
+    format!("t={timestamp},v1={}", kanta_store::token::hex(&digest))
 }
 
 /// Check a `Kanta-Signature` header against `body`, at `now` (Unix seconds), accepting
@@ -84,7 +79,8 @@ pub fn verify(secret: &[u8], header: &str, body: &[u8], now: i64, tolerance: i64
     }
 }
 
-fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+/// Bytes from hex digits (either case); `None` for an odd length or a non-hex character.
+pub fn decode_hex(hex: &str) -> Option<Vec<u8>> {
     if !hex.len().is_multiple_of(2) {
         return None;
     }
