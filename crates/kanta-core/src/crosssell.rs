@@ -49,7 +49,10 @@ pub fn product_groups(baskets: &[Basket], customers: usize, names: &[String]) ->
     for (r, &c) in order.iter().enumerate() {
         rank[c as usize] = r as u32;
     }
-    let better = |a: (f64, u32), b: (f64, u32)| a.0 > b.0 || (a.0 == b.0 && rank[a.1 as usize] < rank[b.1 as usize]);
+    // The category with the largest weight; on equal weights the name that sorts first.
+    let best = |candidates: &mut dyn Iterator<Item = (f64, u32)>| {
+        candidates.max_by(|a, b| a.0.total_cmp(&b.0).then(rank[b.1 as usize].cmp(&rank[a.1 as usize]))).map(|(_, c)| c)
+    };
 
     // Each customer's categories in order of adoption, and the transitions they add.
     let mut next: HashMap<u32, HashMap<u32, f64>> = HashMap::new();
@@ -83,12 +86,7 @@ pub fn product_groups(baskets: &[Basket], customers: usize, names: &[String]) ->
             }
             seen.extend(new);
         }
-        let top =
-            orders_with.iter().map(|(&c, &n)| (f64::from(n), c)).fold(None, |best: Option<(f64, u32)>, x| match best {
-                Some(b) if !better(x, b) => Some(b),
-                _ => Some(x),
-            });
-        main.push(top.map(|(_, c)| c));
+        main.push(best(&mut orders_with.iter().map(|(&c, &n)| (f64::from(n), c))));
         bought.push(seen);
     }
 
@@ -106,11 +104,7 @@ pub fn product_groups(baskets: &[Basket], customers: usize, names: &[String]) ->
                     }
                 }
             }
-            let best = scores.into_iter().map(|(c, s)| (s, c)).fold(None, |best: Option<(f64, u32)>, x| match best {
-                Some(b) if !better(x, b) => Some(b),
-                _ => Some(x),
-            });
-            Groups { main, next: best.map(|(_, c)| c) }
+            Groups { main, next: best(&mut scores.into_iter().map(|(c, s)| (s, c))) }
         })
         .collect()
 }
