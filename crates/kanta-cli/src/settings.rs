@@ -131,18 +131,16 @@ impl InboundSettings {
     pub fn hook(&self, env: impl Fn(&str) -> Option<String>) -> Result<kanta_api::InboundHook, UsageError> {
         let name = &self.name;
         let fail = |what: String| UsageError(format!("inbound hook `{name}`: {what}"));
-        let secret = || -> Result<Vec<u8>, UsageError> {
-            match (&self.secret, &self.secret_env) {
-                (Some(s), None) => Ok(s.0.as_bytes().to_vec()),
-                (None, Some(var)) => {
-                    env(var).map(String::into_bytes).ok_or_else(|| fail(format!("secret_env: `{var}` is not set")))
-                }
-                _ => Err(fail(format!("auth `{}` needs exactly one of `secret` and `secret_env`", self.auth))),
-            }
+        let given = secret_value(&self.secret, &self.secret_env, &env).map_err(fail)?;
+        let secret = || {
+            given
+                .clone()
+                .map(String::into_bytes)
+                .ok_or_else(|| fail(format!("auth `{}` needs exactly one of `secret` and `secret_env`", self.auth)))
         };
         let auth = match self.auth.as_str() {
             "token" => {
-                if self.secret.is_some() || self.secret_env.is_some() {
+                if given.is_some() {
                     return Err(fail("auth `token` takes no secret (the sender presents a kanta token)".into()));
                 }
                 kanta_api::InboundAuth::Token
@@ -253,17 +251,47 @@ impl Serialize for HiddenSecret {
     }
 }
 
+/// A secret given as `secret` or read from the variable `secret_env` names; `None` when neither
+/// is given, an error when both are or the variable is not set.
+fn secret_value(
+    secret: &Option<HiddenSecret>,
+    secret_env: &Option<String>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<String>, String> {
+    match (secret, secret_env) {
+        (Some(s), None) => Ok(Some(s.0.clone())),
+        (None, Some(var)) => env(var).map(Some).ok_or_else(|| format!("secret_env: `{var}` is not set")),
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => Err("give exactly one of `secret` and `secret_env`".into()),
+    }
+}
+
+/// Checked items with unique names (`kind` names them in the error).
+fn unique<T>(
+    items: impl Iterator<Item = Result<T, UsageError>>,
+    name: fn(&T) -> &str,
+    kind: &str,
+) -> Result<Vec<T>, UsageError> {
+    let mut out: Vec<T> = Vec::new();
+    for item in items {
+        let item = item?;
+        if out.iter().any(|o| name(o) == name(&item)) {
+            return Err(UsageError(format!("{kind} `{}` is configured twice", name(&item))));
+        }
+        out.push(item);
+    }
+    Ok(out)
+}
+
 impl WebhookSettings {
     /// The endpoint these settings describe, with the secret read from the environment when
     /// `secret_env` names it. Every problem names the webhook and the field.
     pub fn endpoint(&self, env: impl Fn(&str) -> Option<String>) -> Result<kanta_webhooks::Endpoint, UsageError> {
         let name = &self.name;
         let fail = |what: String| UsageError(format!("webhook `{name}`: {what}"));
-        let secret = match (&self.secret, &self.secret_env) {
-            (Some(s), None) => s.0.clone(),
-            (None, Some(var)) => env(var).ok_or_else(|| fail(format!("secret_env: `{var}` is not set")))?,
-            _ => return Err(fail("give exactly one of `secret` and `secret_env`".into())),
-        };
+        let secret = secret_value(&self.secret, &self.secret_env, &env)
+            .map_err(fail)?
+            .ok_or_else(|| fail("give exactly one of `secret` and `secret_env`".into()))?;
         let secret = kanta_webhooks::SigningSecret::parse(&secret).map_err(|e| fail(e.to_string()))?;
         let events = self
             .events
@@ -296,28 +324,14 @@ impl WebhookSettings {
 impl Settings {
     /// Every configured inbound hook, checked; names must be unique.
     pub fn inbound_hooks(&self) -> Result<Vec<kanta_api::InboundHook>, UsageError> {
-        let mut hooks: Vec<kanta_api::InboundHook> = Vec::new();
-        for i in &self.inbound {
-            let hook = i.hook(|var| std::env::var(var).ok())?;
-            if hooks.iter().any(|h| h.name == hook.name) {
-                return Err(UsageError(format!("inbound hook `{}` is configured twice", hook.name)));
-            }
-            hooks.push(hook);
-        }
-        Ok(hooks)
+        let env = |var: &str| std::env::var(var).ok();
+        unique(self.inbound.iter().map(|i| i.hook(env)), |h| &h.name, "inbound hook")
     }
 
     /// Every configured webhook endpoint, checked; names must be unique.
     pub fn webhook_endpoints(&self) -> Result<Vec<kanta_webhooks::Endpoint>, UsageError> {
-        let mut endpoints: Vec<kanta_webhooks::Endpoint> = Vec::new();
-        for w in &self.webhooks {
-            let endpoint = w.endpoint(|var| std::env::var(var).ok())?;
-            if endpoints.iter().any(|e| e.name == endpoint.name) {
-                return Err(UsageError(format!("webhook `{}` is configured twice", endpoint.name)));
-            }
-            endpoints.push(endpoint);
-        }
-        Ok(endpoints)
+        let env = |var: &str| std::env::var(var).ok();
+        unique(self.webhooks.iter().map(|w| w.endpoint(env)), |e| &e.name, "webhook")
     }
 }
 
