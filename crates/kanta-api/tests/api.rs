@@ -6,31 +6,8 @@ use kanta_store::{Scope, Secret};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = kanta_store::testing::sqlite().await.expect("a SQLite store");
-                    super::$name(super::App::spawn(db).await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(db) = kanta_store::testing::postgres().await.expect("a PostgreSQL store") {
-                        super::$name(super::App::spawn(db).await).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+kanta_store::on_both_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)] |db| super::App::spawn(db).await;
     orders_are_ingested_and_the_360_view_has_the_analyze_summary,
     calls_need_a_token_with_the_right_scope,
     a_batch_with_a_bad_record_writes_nothing_and_lists_every_problem,

@@ -11,31 +11,8 @@ use kanta_score::{ScoreOptions, score};
 use kanta_store::record::{Order, OrderStatus};
 use kanta_store::testing::TestDb;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = kanta_store::testing::sqlite().await.expect("a SQLite store");
-                    super::$name(db).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(db) = kanta_store::testing::postgres().await.expect("a PostgreSQL store") {
-                        super::$name(db).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+kanta_store::on_both_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)] |db| db;
     stored_scores_equal_the_analysis_and_models_of_the_same_orders,
     a_small_store_gets_rfm_and_stages_without_models,
     order_lines_give_each_customer_a_main_category_and_a_cross_sell_hint

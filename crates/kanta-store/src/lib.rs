@@ -832,6 +832,36 @@ mod tests {
     }
 }
 
+/// One suite on both backends: `on_both_backends!(#[test attribute] |db| argument; names…)` writes
+/// `sqlite::NAME` and `postgres::NAME` tests, each calling `super::NAME(argument)` with `db` a
+/// fresh [`testing::TestDb`] (the PostgreSQL half is skipped without a server, unless
+/// `KANTA_REQUIRE_POSTGRES=1`). Not part of the supported API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! on_both_backends {
+    (#[$test:meta] |$db:ident| $argument:expr; $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[$test]
+                async fn $name() {
+                    let $db = $crate::testing::sqlite().await.expect("a SQLite store");
+                    super::$name($argument).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[$test]
+                async fn $name() {
+                    if let Some($db) = $crate::testing::postgres().await.expect("a PostgreSQL store") {
+                        super::$name($argument).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
 /// Fresh, isolated stores for tests (this crate's and the API's): a new SQLite file, or a new
 /// database on the PostgreSQL server named by `KANTA_TEST_POSTGRES_URL` (which `scripts/test`
 /// starts). Not part of the supported API.

@@ -8,31 +8,8 @@ use kanta_store::{
     WriteCounts,
 };
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let db = kanta_store::testing::sqlite().await.expect("a SQLite store");
-                    super::$name(db).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    if let Some(db) = kanta_store::testing::postgres().await.expect("a PostgreSQL store") {
-                        super::$name(db).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+kanta_store::on_both_backends!(
+    #[tokio::test] |db| db;
     orders_create_customers_and_reposting_changes_nothing,
     an_order_posted_again_with_changes_is_replaced_with_its_lines,
     the_last_record_wins_when_a_batch_names_an_id_twice,

@@ -14,31 +14,8 @@ use kanta_store::testing::TestDb;
 use kanta_webhooks::{Dispatcher, Endpoint, EventType, Policy, SigningSecret, Subscription, sign};
 use serde_json::Value;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = kanta_store::testing::sqlite().await.expect("a SQLite store");
-                    super::$name(db).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(db) = kanta_store::testing::postgres().await.expect("a PostgreSQL store") {
-                        super::$name(db).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+kanta_store::on_both_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)] |db| db;
     stage_changes_and_segment_entries_arrive_signed_in_order_as_subscribed,
     failures_back_off_give_up_and_pause_until_resumed,
     redirects_are_not_followed_and_unreachable_endpoints_are_failures,
