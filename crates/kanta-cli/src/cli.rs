@@ -67,6 +67,15 @@ pub struct ImportOrdersArgs {
     #[command(flatten)]
     pub read: ReaderArgs,
 
+    /// The product column of a line; lines are stored with their product when the file has one
+    /// (default: detected: product_id, sku, StockCode, item_id, …).
+    #[arg(long)]
+    pub product_col: Option<String>,
+
+    /// The product category column (default: detected: category, product_category, product_type, …).
+    #[arg(long)]
+    pub category_col: Option<String>,
+
     /// ISO 4217 currency of the amounts (e.g. EUR).
     #[arg(long)]
     pub currency: String,

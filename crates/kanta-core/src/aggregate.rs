@@ -197,6 +197,13 @@ impl Aggregator {
         true
     }
 
+    /// The order that the last successful push added to, as its position in
+    /// [`Aggregator::for_each_order`]; `None` before the first. Importers that keep order lines
+    /// use it to attach each line to its order.
+    pub fn last_order(&self) -> Option<u32> {
+        self.last_pushed
+    }
+
     /// Adds a line to an existing order, after checking that it names the order's customer.
     fn add_to_order(&mut self, index: u32, line: OrderLine<'_>) -> Result<(), AggregateError> {
         let acc = &mut self.orders[index as usize];

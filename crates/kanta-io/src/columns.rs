@@ -24,6 +24,10 @@ pub struct ColumnSpec {
     pub quantity: Option<String>,
     /// `--price-col`.
     pub unit_price: Option<String>,
+    /// `--product-col` (only read by importers that keep order lines).
+    pub product: Option<String>,
+    /// `--category-col` (only read by importers that keep order lines).
+    pub category: Option<String>,
 }
 
 /// Where the amount of a line comes from.
@@ -55,6 +59,22 @@ pub struct Columns {
     pub amount: AmountSource,
     /// Which roles were detected rather than named by a flag.
     pub detected: Vec<&'static str>,
+    /// The product columns of a line, when the caller keeps lines and the file has a product
+    /// column ([`Columns::resolve_lines`]).
+    pub lines: Option<LineColumns>,
+}
+
+/// Where a line's product, category, quantity and unit price are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineColumns {
+    /// Product id or SKU.
+    pub product: usize,
+    /// Product category, if the file has one.
+    pub category: Option<usize>,
+    /// Quantity; without one a line is one unit.
+    pub quantity: Option<usize>,
+    /// Unit price; without one it is the line amount ÷ quantity.
+    pub unit_price: Option<usize>,
 }
 
 impl Columns {
@@ -87,11 +107,18 @@ impl fmt::Display for Columns {
         }
         write!(f, ", time = {}{}", self.name(self.time), tag("time"))?;
         match self.amount {
-            AmountSource::Column(a) => write!(f, ", amount = {}{}", self.name(a), tag("amount")),
+            AmountSource::Column(a) => write!(f, ", amount = {}{}", self.name(a), tag("amount"))?,
             AmountSource::Product { quantity, unit_price } => {
-                write!(f, ", amount = {} × {}{}", self.name(quantity), self.name(unit_price), tag("amount"))
+                write!(f, ", amount = {} × {}{}", self.name(quantity), self.name(unit_price), tag("amount"))?
             }
         }
+        if let Some(lines) = &self.lines {
+            write!(f, ", product = {}{}", self.name(lines.product), tag("product"))?;
+            if let Some(c) = lines.category {
+                write!(f, ", category = {}{}", self.name(c), tag("category"))?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -172,6 +199,23 @@ const AMOUNT: &[&str] = &[
 ];
 const QUANTITY: &[&str] = &["quantity", "qty", "units", "count", "numberofitems"];
 const UNIT_PRICE: &[&str] = &["unitprice", "price", "itemprice", "priceeach", "priceperunit"];
+const PRODUCT: &[&str] = &[
+    "productid",
+    "product",
+    "sku",
+    "productsku",
+    "stockcode",
+    "itemid",
+    "item",
+    "itemsku",
+    "lineitemsku",
+    "variantid",
+    "articleid",
+    "article",
+    "productcode",
+];
+const CATEGORY: &[&str] =
+    &["category", "productcategory", "categoryname", "itemcategory", "productgroup", "producttype", "department"];
 
 /// Lower-case letters and digits only.
 pub fn normalize(name: &str) -> String {
@@ -267,7 +311,54 @@ impl Columns {
                 }
             }
         };
-        Ok(Columns { names, customer, order, time, amount, detected })
+        Ok(Columns { names, customer, order, time, amount, detected, lines: None })
+    }
+
+    /// Adds the product columns of a line, for importers that keep order lines: the product
+    /// (detected from `product_id`, `sku`, `StockCode`, … or `--product-col`), its category,
+    /// and the quantity and unit price. A file without a product column has no lines
+    /// (`lines` stays `None`); a column named by a flag must exist.
+    pub fn resolve_lines(&mut self, path: &str, spec: &ColumnSpec) -> Result<(), ReadError> {
+        let names = &self.names;
+        let mut taken = vec![self.customer, self.time];
+        taken.extend(self.order);
+        match self.amount {
+            AmountSource::Column(a) => taken.push(a),
+            AmountSource::Product { quantity, unit_price } => taken.extend([quantity, unit_price]),
+        }
+        let mut detected = Vec::new();
+        let mut pick = |name: &Option<String>, flag, candidates: &[&str], role, taken: &[usize]| match name {
+            Some(n) => explicit(path, names, n, flag).map(Some),
+            None => {
+                let found = detect(names, candidates, taken);
+                if found.is_some() {
+                    detected.push(role);
+                }
+                Ok(found)
+            }
+        };
+        let Some(product) = pick(&spec.product, "--product-col", PRODUCT, "product", &taken)? else {
+            return Ok(());
+        };
+        taken.push(product);
+        let category = pick(&spec.category, "--category-col", CATEGORY, "category", &taken)?;
+        let (quantity, unit_price) = match self.amount {
+            AmountSource::Product { quantity, unit_price } => (Some(quantity), Some(unit_price)),
+            AmountSource::Column(_) => {
+                let quantity = match &spec.quantity {
+                    Some(q) => Some(explicit(path, names, q, "--quantity-col")?),
+                    None => detect(names, QUANTITY, &taken),
+                };
+                let unit_price = match &spec.unit_price {
+                    Some(p) => Some(explicit(path, names, p, "--price-col")?),
+                    None => detect(names, UNIT_PRICE, &taken),
+                };
+                (quantity, unit_price)
+            }
+        };
+        self.detected.extend(detected);
+        self.lines = Some(LineColumns { product, category, quantity, unit_price });
+        Ok(())
     }
 }
 

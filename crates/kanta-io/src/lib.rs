@@ -6,6 +6,7 @@
 
 pub mod columns;
 pub mod error;
+pub mod lines;
 mod parquet;
 mod pipeline;
 pub mod read;
@@ -13,4 +14,6 @@ pub mod summary;
 pub mod write;
 
 pub use error::{Location, ReadError, RowError};
-pub use read::{Delimiter, Format, Input, Progress, ReadOptions, ReadSummary, read_orders};
+pub use lines::LineDetail;
+pub use pipeline::LineSink;
+pub use read::{Delimiter, Format, Input, Progress, ReadOptions, ReadSummary, read_orders, read_orders_with_lines};

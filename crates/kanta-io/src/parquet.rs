@@ -18,16 +18,17 @@ use arrow_array::types::{
 };
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
-use kanta_core::aggregate::{Aggregator, OrderLine};
+use kanta_core::aggregate::OrderLine;
 use kanta_core::money::{Money, SCALE};
 use kanta_core::time::{SECONDS_PER_DAY, Timestamp};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderBuilder, ParquetRecordBatchReaderBuilder};
 use parquet::file::reader::ChunkReader;
 
-use crate::columns::{AmountSource, Columns};
+use crate::columns::{AmountSource, Columns, LineColumns};
 use crate::error::{Location, ReadError};
-use crate::pipeline;
+use crate::lines::{self, DetailCells, LineDetail};
+use crate::pipeline::{self, Target};
 use crate::read::{FieldProblem, Format, Progress, ReadOptions, ReadSummary, RowParser};
 
 /// Rows per decoded batch.
@@ -37,28 +38,28 @@ pub(crate) fn read_parquet_file(
     p: &Path,
     path: &str,
     options: &ReadOptions,
-    aggregator: &mut Aggregator,
+    target: Target<'_>,
     progress: &dyn Progress,
 ) -> Result<ReadSummary, ReadError> {
     let file = File::open(p).map_err(|source| ReadError::Open { path: path.to_owned(), source })?;
-    read_parquet(file, path, options, aggregator, progress)
+    read_parquet(file, path, options, target, progress)
 }
 
 pub(crate) fn read_parquet_bytes(
     bytes: bytes::Bytes,
     path: &str,
     options: &ReadOptions,
-    aggregator: &mut Aggregator,
+    target: Target<'_>,
     progress: &dyn Progress,
 ) -> Result<ReadSummary, ReadError> {
-    read_parquet(bytes, path, options, aggregator, progress)
+    read_parquet(bytes, path, options, target, progress)
 }
 
 fn read_parquet<R: ChunkReader + Send + 'static>(
     source: R,
     path: &str,
     options: &ReadOptions,
-    aggregator: &mut Aggregator,
+    target: Target<'_>,
     progress: &dyn Progress,
 ) -> Result<ReadSummary, ReadError> {
     let bad = |e: parquet::errors::ParquetError| ReadError::Parquet { path: path.to_owned(), message: e.to_string() };
@@ -67,13 +68,17 @@ fn read_parquet<R: ChunkReader + Send + 'static>(
     let total_bytes: u64 = builder.metadata().row_groups().iter().map(|g| g.compressed_size().max(0) as u64).sum();
     let schema = builder.schema().clone();
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-    let mut rows = RowParser::new(path, options);
+    let mut rows = RowParser::new(path, options, target.lines.is_some());
     let columns = rows.resolve(names)?;
     let mut wanted: Vec<usize> = vec![columns.customer, columns.time];
     wanted.extend(columns.order);
     match columns.amount {
         AmountSource::Column(a) => wanted.push(a),
         AmountSource::Product { quantity, unit_price } => wanted.extend([quantity, unit_price]),
+    }
+    if let Some(l) = &columns.lines {
+        wanted.push(l.product);
+        wanted.extend(l.category.iter().chain(&l.quantity).chain(&l.unit_price));
     }
     wanted.sort_unstable();
     wanted.dedup();
@@ -90,6 +95,17 @@ fn read_parquet<R: ChunkReader + Send + 'static>(
             check_type(path, &columns, unit_price, &type_of(unit_price), Role::Number("unit price"))?;
         }
     }
+    if let Some(l) = &columns.lines {
+        check_type(path, &columns, l.product, &type_of(l.product), Role::Id("product"))?;
+        if let Some(c) = l.category {
+            check_type(path, &columns, c, &type_of(c), Role::Id("category"))?;
+        }
+        for (i, role) in [(l.quantity, "quantity"), (l.unit_price, "unit price")] {
+            if let Some(i) = i {
+                check_type(path, &columns, i, &type_of(i), Role::Number(role))?;
+            }
+        }
+    }
     let mask = ProjectionMask::roots(builder.parquet_schema(), wanted.iter().copied());
     let reader = builder.with_projection(mask).with_batch_size(BATCH_ROWS).build().map_err(bad)?;
     if total_rows == 0 {
@@ -101,6 +117,8 @@ fn read_parquet<R: ChunkReader + Send + 'static>(
             let mut row = 0u64;
             let mut id_buf = Vec::new();
             let mut order_buf = Vec::new();
+            let mut product_buf = Vec::new();
+            let mut category_buf = Vec::new();
             for batch in reader {
                 let batch = batch.map_err(|e| ReadError::Parquet { path: path.to_owned(), message: e.to_string() })?;
                 let col = |i: usize| column(&batch, cols.name(i));
@@ -110,6 +128,16 @@ fn read_parquet<R: ChunkReader + Send + 'static>(
                 let amount = match cols.amount {
                     AmountSource::Column(a) => Amount::Single(col(a)),
                     AmountSource::Product { quantity, unit_price } => Amount::Product(col(quantity), col(unit_price)),
+                };
+                let details = match &cols.lines {
+                    Some(l) if sink.keeps_details() => Some(DetailArrays {
+                        columns: l,
+                        product: col(l.product),
+                        category: l.category.map(col),
+                        quantity: l.quantity.map(col),
+                        unit_price: l.unit_price.map(col),
+                    }),
+                    _ => None,
                 };
                 for i in 0..batch.num_rows() {
                     row += 1;
@@ -124,6 +152,19 @@ fn read_parquet<R: ChunkReader + Send + 'static>(
                         &mut id_buf,
                         &mut order_buf,
                     );
+                    let parsed = match (parsed, &details) {
+                        (Ok(line), Some(d)) => {
+                            match d.parse(i, line.amount, options, &mut product_buf, &mut category_buf) {
+                                Ok(Some(detail)) => {
+                                    sink.detail(detail);
+                                    Ok(line)
+                                }
+                                Ok(None) => Ok(line),
+                                Err(problem) => Err(problem),
+                            }
+                        }
+                        (parsed, _) => parsed,
+                    };
                     if !sink.row(Location::Row(row), parsed) {
                         return Ok(());
                     }
@@ -134,7 +175,7 @@ fn read_parquet<R: ChunkReader + Send + 'static>(
         &|rows| progress.update(total_bytes * rows / total_rows.max(1), rows),
         cols,
         &mut rows,
-        aggregator,
+        target,
     )?;
     progress.update(total_bytes, rows.rows);
     Ok(rows.finish(Format::Parquet, false, columns, total_bytes))
@@ -170,6 +211,65 @@ fn parse_row<'a>(
         }
     };
     Ok(OrderLine { customer: customer_id, order: order_id, time, amount })
+}
+
+/// A batch's product columns, when lines are kept.
+struct DetailArrays<'c> {
+    columns: &'c LineColumns,
+    product: ArrayRef,
+    category: Option<ArrayRef>,
+    quantity: Option<ArrayRef>,
+    unit_price: Option<ArrayRef>,
+}
+
+impl DetailArrays<'_> {
+    /// Row `i`'s product ([`lines::check`] has the rules; a null product or category is an
+    /// empty cell).
+    fn parse<'b>(
+        &'b self,
+        i: usize,
+        amount: Money,
+        options: &ReadOptions,
+        product_buf: &'b mut Vec<u8>,
+        category_buf: &'b mut Vec<u8>,
+    ) -> Result<Option<LineDetail<'b>>, FieldProblem> {
+        let number = |array: &Option<ArrayRef>, column: Option<usize>| match (array, column) {
+            (Some(a), Some(c)) => number_value(a, i, c, options).map(Some),
+            _ => Ok(None),
+        };
+        let cells = DetailCells {
+            product: cell_text(&self.product, i, product_buf),
+            category: self.category.as_ref().map(|a| cell_text(a, i, category_buf)),
+            quantity: number(&self.quantity, self.columns.quantity)?,
+            unit_price: number(&self.unit_price, self.columns.unit_price)?,
+        };
+        lines::check(self.columns, cells, amount)
+    }
+}
+
+/// A string or integer cell as text; a null is empty.
+fn cell_text<'a>(array: &'a ArrayRef, i: usize, buf: &'a mut Vec<u8>) -> &'a [u8] {
+    if array.is_null(i) {
+        return b"";
+    }
+    if let Some(s) = string_at(array, i) {
+        return s.as_bytes();
+    }
+    write_integer(array, i, buf);
+    buf.as_slice()
+}
+
+/// Writes an integer cell in decimal into `buf` (cleared first; left empty for other types).
+fn write_integer(array: &ArrayRef, i: usize, buf: &mut Vec<u8>) {
+    buf.clear();
+    let _ = match array.data_type() {
+        DataType::Int16 => write!(buf, "{}", array.as_primitive::<Int16Type>().value(i)),
+        DataType::Int32 => write!(buf, "{}", array.as_primitive::<Int32Type>().value(i)),
+        DataType::Int64 => write!(buf, "{}", array.as_primitive::<Int64Type>().value(i)),
+        DataType::UInt32 => write!(buf, "{}", array.as_primitive::<UInt32Type>().value(i)),
+        DataType::UInt64 => write!(buf, "{}", array.as_primitive::<UInt64Type>().value(i)),
+        _ => Ok(()),
+    };
 }
 
 enum Amount {
@@ -274,15 +374,7 @@ fn id_value<'a>(
         }
         return Ok(s.as_bytes());
     }
-    buf.clear();
-    let _ = match array.data_type() {
-        DataType::Int16 => write!(buf, "{}", array.as_primitive::<Int16Type>().value(i)),
-        DataType::Int32 => write!(buf, "{}", array.as_primitive::<Int32Type>().value(i)),
-        DataType::Int64 => write!(buf, "{}", array.as_primitive::<Int64Type>().value(i)),
-        DataType::UInt32 => write!(buf, "{}", array.as_primitive::<UInt32Type>().value(i)),
-        DataType::UInt64 => write!(buf, "{}", array.as_primitive::<UInt64Type>().value(i)),
-        _ => Ok(()),
-    };
+    write_integer(array, i, buf);
     Ok(buf.as_slice())
 }
 

@@ -9,6 +9,10 @@
 //! Errors keep file order: a row problem travels as an item in the stream, and only the
 //! aggregating thread decides (with the `--max-errors` budget) whether it skips the row or ends
 //! the read. When it ends the read it drops the receiver, which stops the parsing thread.
+//!
+//! When the caller keeps order lines ([`Target::lines`]), each row's product cells travel in a
+//! side vector of the batch (so the analysis path's items stay small), and the aggregating
+//! thread hands each accepted line's product to the caller with the index of its order.
 
 use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
 
@@ -19,7 +23,21 @@ use kanta_core::time::Timestamp;
 
 use crate::columns::Columns;
 use crate::error::{Location, ReadError};
+use crate::lines::LineDetail;
 use crate::read::{FieldProblem, RowParser};
+
+/// Receives the product of each accepted line with the index of its order (the position of
+/// the order in [`Aggregator::for_each_order`]).
+pub type LineSink<'a> = dyn FnMut(u32, LineDetail<'_>) + 'a;
+
+/// Where parsed rows go: the aggregator, and the product of each line when the caller keeps
+/// lines.
+pub struct Target<'a> {
+    /// Aggregates lines into orders and customers.
+    pub aggregator: &'a mut Aggregator,
+    /// Receives each accepted line's product, if the caller keeps lines.
+    pub lines: Option<&'a mut LineSink<'a>>,
+}
 
 /// Rows per batch.
 const BATCH_ROWS: usize = 8_192;
@@ -49,10 +67,20 @@ enum Item {
     },
 }
 
+/// A line's product, as spans into the batch's bytes.
+struct DetailSpans {
+    product: (u32, u32),
+    category: Option<(u32, u32)>,
+    quantity: Money,
+    unit_price: Money,
+}
+
 #[derive(Default)]
 struct Batch {
     bytes: Vec<u8>,
     items: Vec<Item>,
+    /// One entry per item when lines are kept (`None` for a row without a product), else empty.
+    details: Vec<Option<DetailSpans>>,
 }
 
 impl Batch {
@@ -64,6 +92,21 @@ impl Batch {
 
     fn get(&self, (start, len): (u32, u32)) -> &[u8] {
         &self.bytes[start as usize..(start + len) as usize]
+    }
+
+    fn text(&self, span: (u32, u32)) -> &str {
+        // The spans hold text that was checked as UTF-8 before it was copied in.
+        std::str::from_utf8(self.get(span)).unwrap_or_default()
+    }
+
+    fn detail(&self, index: usize) -> Option<LineDetail<'_>> {
+        let d = self.details.get(index)?.as_ref()?;
+        Some(LineDetail {
+            product: self.text(d.product),
+            category: d.category.map(|c| self.text(c)),
+            quantity: d.quantity,
+            unit_price: d.unit_price,
+        })
     }
 }
 
@@ -82,9 +125,28 @@ pub(crate) struct RowSink<'r> {
     rows: u64,
     /// Called with the rows sent so far, every [`PROGRESS_EVERY`] rows.
     report: &'r (dyn Fn(u64) + Sync),
+    /// Whether rows carry their product ([`RowSink::detail`]).
+    with_details: bool,
+    /// The product of the row about to be sent.
+    pending: Option<DetailSpans>,
 }
 
 impl RowSink<'_> {
+    /// Whether rows carry their product: the caller keeps lines and the file has a product
+    /// column.
+    #[inline]
+    pub(crate) fn keeps_details(&self) -> bool {
+        self.with_details
+    }
+
+    /// Gives the product of the row that the next [`RowSink::row`] call sends.
+    pub(crate) fn detail(&mut self, detail: LineDetail<'_>) {
+        let product = self.batch.span(detail.product.as_bytes());
+        let category = detail.category.map(|c| self.batch.span(c.as_bytes()));
+        self.pending =
+            Some(DetailSpans { product, category, quantity: detail.quantity, unit_price: detail.unit_price });
+    }
+
     /// Queues a parsed row (or its problem). Returns `false` when the aggregator has stopped.
     #[inline]
     pub(crate) fn row(&mut self, location: Location, parsed: Result<OrderLine<'_>, FieldProblem>) -> bool {
@@ -115,6 +177,10 @@ impl RowSink<'_> {
             Err(problem) => Item::Problem { location, problem },
         };
         self.batch.items.push(item);
+        if self.with_details {
+            let detail = self.pending.take();
+            self.batch.details.push(detail);
+        }
         if self.rows.is_multiple_of(PROGRESS_EVERY) {
             (self.report)(self.rows);
         }
@@ -162,16 +228,27 @@ pub(crate) fn run<F>(
     report: &(dyn Fn(u64) + Sync),
     columns: &Columns,
     parser: &mut RowParser<'_>,
-    aggregator: &mut Aggregator,
+    target: Target<'_>,
 ) -> Result<(), ReadError>
 where
     F: FnOnce(&mut RowSink<'_>) -> Result<(), ReadError> + Send,
 {
+    let Target { aggregator, mut lines } = target;
+    let with_details = lines.is_some() && columns.lines.is_some();
     std::thread::scope(|scope| {
         let (tx, rx) = sync_channel::<Batch>(IN_FLIGHT);
         let (recycle_tx, recycled) = channel::<Batch>();
         let producer = scope.spawn(move || {
-            let mut sink = RowSink { tx, recycled, batch: Batch::default(), previous: None, rows: 0, report };
+            let mut sink = RowSink {
+                tx,
+                recycled,
+                batch: Batch::default(),
+                previous: None,
+                rows: 0,
+                report,
+                with_details,
+                pending: None,
+            };
             let result = produce(&mut sink);
             sink.flush();
             result
@@ -179,7 +256,7 @@ where
         let mut consumed: Result<(), ReadError> = Ok(());
         let mut previous_accepted = false;
         while let Ok(mut batch) = rx.recv() {
-            for item in &batch.items {
+            for (index, item) in batch.items.iter().enumerate() {
                 parser.rows += 1;
                 let outcome = match item {
                     // The fast path is safe only right after the line it continues was accepted.
@@ -222,12 +299,21 @@ where
                     consumed = Err(e);
                     break;
                 }
+                if with_details
+                    && previous_accepted
+                    && let Some(sink) = lines.as_mut()
+                    && let Some(detail) = batch.detail(index)
+                    && let Some(order) = aggregator.last_order()
+                {
+                    sink(order, detail);
+                }
             }
             if consumed.is_err() {
                 break;
             }
             batch.items.clear();
             batch.bytes.clear();
+            batch.details.clear();
             let _ = recycle_tx.send(batch);
         }
         // Dropping the receiver makes the producer's next send fail, so it stops.

@@ -17,9 +17,10 @@ use kanta_core::aggregate::{Aggregator, OrderLine};
 use kanta_core::money::Money;
 use kanta_core::time::TimeFormat;
 
-use crate::columns::{AmountSource, ColumnSpec, Columns};
+use crate::columns::{AmountSource, ColumnSpec, Columns, LineColumns};
 use crate::error::{Location, ReadError, RowError};
-use crate::pipeline;
+use crate::lines::{self, DetailCells, LineDetail};
+use crate::pipeline::{self, LineSink, RowSink, Target};
 
 /// Where the order log comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +152,30 @@ pub fn read_orders(
     aggregator: &mut Aggregator,
     progress: &dyn Progress,
 ) -> Result<ReadSummary, ReadError> {
+    read(input, options, Target { aggregator, lines: None }, progress)
+}
+
+/// [`read_orders`], also handing each accepted line's product to `on_line` with the index of
+/// its order (its position in [`Aggregator::for_each_order`]), for importers that store order
+/// lines. The product columns are detected or named in `options.columns`
+/// ([`Columns::resolve_lines`]); a file without a product column reads as with
+/// [`read_orders`] and `on_line` is never called (the summary's `columns.lines` is `None`).
+pub fn read_orders_with_lines(
+    input: &Input,
+    options: &ReadOptions,
+    aggregator: &mut Aggregator,
+    progress: &dyn Progress,
+    on_line: &mut LineSink<'_>,
+) -> Result<ReadSummary, ReadError> {
+    read(input, options, Target { aggregator, lines: Some(on_line) }, progress)
+}
+
+fn read(
+    input: &Input,
+    options: &ReadOptions,
+    target: Target<'_>,
+    progress: &dyn Progress,
+) -> Result<ReadSummary, ReadError> {
     let path = input.display_name();
     let count = Arc::new(AtomicU64::new(0));
     let raw: Box<dyn Read + Send> = match input {
@@ -165,19 +190,19 @@ pub fn read_orders(
     }
     if head.starts_with(b"PAR1") {
         return match input {
-            Input::Path(p) => crate::parquet::read_parquet_file(p, &path, options, aggregator, progress),
+            Input::Path(p) => crate::parquet::read_parquet_file(p, &path, options, target, progress),
             Input::Stdin => {
                 let mut buf = Vec::new();
                 reader.read_to_end(&mut buf).map_err(io_err)?;
-                crate::parquet::read_parquet_bytes(bytes::Bytes::from(buf), &path, options, aggregator, progress)
+                crate::parquet::read_parquet_bytes(bytes::Bytes::from(buf), &path, options, target, progress)
             }
         };
     }
     if head.starts_with(&[0x1f, 0x8b]) {
         let decoded = BufReader::with_capacity(1 << 18, MultiGzDecoder::new(reader));
-        return read_text(decoded, true, &path, options, aggregator, progress, &count);
+        return read_text(decoded, true, &path, options, target, progress, &count);
     }
-    read_text(reader, false, &path, options, aggregator, progress, &count)
+    read_text(reader, false, &path, options, target, progress, &count)
 }
 
 fn open(p: &Path, path: &str) -> Result<File, ReadError> {
@@ -218,7 +243,7 @@ fn read_text<R: BufRead + Send>(
     gzip: bool,
     path: &str,
     options: &ReadOptions,
-    aggregator: &mut Aggregator,
+    target: Target<'_>,
     progress: &dyn Progress,
     count: &Arc<AtomicU64>,
 ) -> Result<ReadSummary, ReadError> {
@@ -241,7 +266,7 @@ fn read_text<R: BufRead + Send>(
     };
     let bytes_read = || count.load(Ordering::Relaxed);
     let report = |rows| progress.update(bytes_read(), rows);
-    let mut rows = RowParser::new(path, options);
+    let mut rows = RowParser::new(path, options, target.lines.is_some());
     let (format, columns) = match delimiter {
         Delimiter::Byte(d) => {
             let mut csv = csv::ReaderBuilder::new()
@@ -276,7 +301,7 @@ fn read_text<R: BufRead + Send>(
                 move |sink| {
                     while csv.read_byte_record(&mut record).map_err(|e| csv_err(e, line + 1))? {
                         line = record.position().map_or(line + 1, |p| p.line());
-                        let parsed = parse_line(cols, &|i| record.get(i), record.len(), options);
+                        let parsed = parse_row(sink, cols, &|i| record.get(i), record.len(), options);
                         if !sink.row(Location::Line(line), parsed) {
                             break;
                         }
@@ -286,7 +311,7 @@ fn read_text<R: BufRead + Send>(
                 &report,
                 cols,
                 &mut rows,
-                aggregator,
+                target,
             )?;
             (Format::Delimited(d), columns)
         }
@@ -323,8 +348,8 @@ fn read_text<R: BufRead + Send>(
                         if spans.is_empty() {
                             continue;
                         }
-                        let parsed =
-                            parse_line(cols, &|i| spans.get(i).map(|&(s, e)| &buf[s..e]), spans.len(), options);
+                        let field = |i: usize| spans.get(i).map(|&(s, e)| &buf[s..e]);
+                        let parsed = parse_row(sink, cols, &field, spans.len(), options);
                         if !sink.row(Location::Line(line), parsed) {
                             break;
                         }
@@ -334,7 +359,7 @@ fn read_text<R: BufRead + Send>(
                 &report,
                 cols,
                 &mut rows,
-                aggregator,
+                target,
             )?;
             (Format::Whitespace, columns)
         }
@@ -385,6 +410,8 @@ fn header_names<'a>(path: &str, fields: impl Iterator<Item = &'a [u8]>) -> Resul
 pub(crate) struct RowParser<'o> {
     path: String,
     options: &'o ReadOptions,
+    /// Whether the caller keeps order lines, so the product columns are resolved too.
+    lines: bool,
     pub(crate) rows: u64,
     skipped: Vec<RowError>,
 }
@@ -397,12 +424,16 @@ pub(crate) struct FieldProblem {
 }
 
 impl<'o> RowParser<'o> {
-    pub(crate) fn new(path: &str, options: &'o ReadOptions) -> RowParser<'o> {
-        RowParser { path: path.to_owned(), options, rows: 0, skipped: Vec::new() }
+    pub(crate) fn new(path: &str, options: &'o ReadOptions, lines: bool) -> RowParser<'o> {
+        RowParser { path: path.to_owned(), options, lines, rows: 0, skipped: Vec::new() }
     }
 
     pub(crate) fn resolve(&self, names: Vec<String>) -> Result<Columns, ReadError> {
-        Columns::resolve(&self.path, names, &self.options.columns)
+        let mut columns = Columns::resolve(&self.path, names, &self.options.columns)?;
+        if self.lines {
+            columns.resolve_lines(&self.path, &self.options.columns)?;
+        }
+        Ok(columns)
     }
 
     /// Records a bad row: skipped while the budget lasts, else the error that ends the read.
@@ -451,12 +482,7 @@ pub(crate) fn parse_line<'r>(
     width: usize,
     options: &ReadOptions,
 ) -> Result<OrderLine<'r>, FieldProblem> {
-    let get = |i: usize| {
-        field(i).ok_or_else(|| FieldProblem {
-            column: Some(i),
-            reason: format!("the row has {width} fields, so it has no field {}", i + 1),
-        })
-    };
+    let get = |i: usize| field(i).ok_or_else(|| missing_field(i, width));
     let customer = get(columns.customer)?.trim_ascii();
     if customer.is_empty() {
         return Err(FieldProblem { column: Some(columns.customer), reason: "the customer id is empty".to_owned() });
@@ -494,6 +520,52 @@ pub(crate) fn parse_line<'r>(
         }
     };
     Ok(OrderLine { customer, order, time, amount })
+}
+
+/// Parses a text row, and its product when lines are kept (handed to the sink before the row).
+#[inline]
+fn parse_row<'r>(
+    sink: &mut RowSink<'_>,
+    columns: &Columns,
+    field: &impl Fn(usize) -> Option<&'r [u8]>,
+    width: usize,
+    options: &ReadOptions,
+) -> Result<OrderLine<'r>, FieldProblem> {
+    let line = parse_line(columns, field, width, options)?;
+    if let Some(lines) = &columns.lines
+        && sink.keeps_details()
+        && let Some(detail) = parse_detail(lines, field, width, line.amount, options)?
+    {
+        sink.detail(detail);
+    }
+    Ok(line)
+}
+
+fn missing_field(i: usize, width: usize) -> FieldProblem {
+    FieldProblem { column: Some(i), reason: format!("the row has {width} fields, so it has no field {}", i + 1) }
+}
+
+/// The product cells of a text row ([`lines::check`] has the rules).
+fn parse_detail<'r>(
+    columns: &LineColumns,
+    field: &impl Fn(usize) -> Option<&'r [u8]>,
+    width: usize,
+    amount: Money,
+    options: &ReadOptions,
+) -> Result<Option<LineDetail<'r>>, FieldProblem> {
+    let get = |i: usize| field(i).ok_or_else(|| missing_field(i, width));
+    let number = |i: usize| -> Result<Money, FieldProblem> {
+        let t = text(get(i)?, i)?;
+        Money::parse_quantity(t, options.decimal_comma)
+            .map_err(|e| FieldProblem { column: Some(i), reason: e.to_string() })
+    };
+    let cells = DetailCells {
+        product: get(columns.product)?,
+        category: columns.category.map(get).transpose()?,
+        quantity: columns.quantity.map(number).transpose()?,
+        unit_price: columns.unit_price.map(number).transpose()?,
+    };
+    lines::check(columns, cells, amount)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use kanta_core::aggregate::Aggregator;
-use kanta_io::{Input, ReadOptions, read_orders};
+use kanta_io::{Input, ReadOptions, read_orders, read_orders_with_lines};
 use proptest::prelude::*;
 
 /// Fragments that steer random files into the reader's interesting states.
@@ -11,6 +11,9 @@ fn fragment() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         Just(b"customer_id,order_id,order_date,amount\n".to_vec()),
         Just(b"customer_id;date;total\n".to_vec()),
+        Just(b"order_id,customer_id,order_date,sku,category,quantity,unit_price,amount\n".to_vec()),
+        Just(b"o1,c1,2024-01-01,P\xff,,0,1e999,5\n".to_vec()),
+        Just(b"o2,c1,2024-01-01,P2,mugs,-3,2.5,-7.5\n".to_vec()),
         Just(b" customer_id  date  dollar_value\n".to_vec()),
         Just(b"c1,o1,2024-01-01,10.50\n".to_vec()),
         Just(b"\"c,2\",\"o\"\"2\",2024-02-30T10:00:00Z,-3\n".to_vec()),
@@ -35,8 +38,39 @@ fn read(bytes: &[u8], max_errors: u64) -> (Result<kanta_io::ReadSummary, kanta_i
     (result, agg)
 }
 
+/// Reads with lines kept: the result, the aggregator and the order index of every line.
+fn read_with_lines(
+    bytes: &[u8],
+    max_errors: u64,
+) -> (Result<kanta_io::ReadSummary, kanta_io::ReadError>, Aggregator, Vec<u32>) {
+    let mut file = tempfile::NamedTempFile::new().expect("temp file");
+    file.write_all(bytes).expect("write");
+    let mut agg = Aggregator::new();
+    let mut orders = Vec::new();
+    let options = ReadOptions { max_errors, ..ReadOptions::default() };
+    let result =
+        read_orders_with_lines(&Input::Path(file.path().to_path_buf()), &options, &mut agg, &(), &mut |order, _| {
+            orders.push(order)
+        });
+    (result, agg, orders)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn keeping_lines_never_panics_and_every_line_names_a_kept_order(
+        parts in proptest::collection::vec(fragment(), 0..12),
+        max_errors in 0u64..5,
+    ) {
+        let bytes: Vec<u8> = parts.concat();
+        let (result, agg, orders) = read_with_lines(&bytes, max_errors);
+        prop_assert!(orders.len() as u64 <= agg.lines());
+        prop_assert!(orders.iter().all(|&o| (o as usize) < agg.orders()));
+        if let Ok(summary) = result {
+            prop_assert_eq!(summary.rows, agg.lines() + summary.skipped.len() as u64);
+        }
+    }
 
     #[test]
     fn no_input_makes_the_reader_panic(parts in proptest::collection::vec(fragment(), 0..12), max_errors in 0u64..5) {

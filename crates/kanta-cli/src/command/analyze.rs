@@ -12,7 +12,7 @@ use kanta_core::time::{Day, TimeFormat};
 use kanta_io::columns::ColumnSpec;
 use kanta_io::read::{Format, input_len};
 use kanta_io::write::{PeriodUnit, write_customers_csv, write_customers_parquet};
-use kanta_io::{Delimiter, Input, ReadOptions, read_orders};
+use kanta_io::{Delimiter, Input, LineSink, ReadOptions, read_orders, read_orders_with_lines};
 use kanta_models::FitOptions;
 use kanta_report::format::thousands;
 use kanta_report::{InputInfo, Report, render_html, render_text};
@@ -44,6 +44,8 @@ pub fn read_options(args: &ReaderArgs) -> Result<ReadOptions, UsageError> {
             amount: args.amount_col.clone(),
             quantity: args.quantity_col.clone(),
             unit_price: args.price_col.clone(),
+            product: None,
+            category: None,
         },
         time_format: args.time_format.clone().map_or(TimeFormat::Auto, TimeFormat::Custom),
         decimal_comma: args.decimal_comma,
@@ -63,15 +65,20 @@ fn format_name(format: Format, gzip: bool) -> String {
 
 /// Reads an order log into an aggregator with a progress bar (hidden when `quiet` or piped),
 /// listing skipped rows and, if `show_columns`, the columns used (`analyze`, `import orders`).
+/// `on_line`, when given, receives each accepted line's product with its order's index.
 pub fn read_order_log(
     input: &Input,
     options: &ReadOptions,
     quiet: bool,
     show_columns: bool,
+    on_line: Option<&mut LineSink<'_>>,
 ) -> Result<(Aggregator, kanta_io::read::ReadSummary), kanta_io::ReadError> {
     let progress = ReadProgress::new(input_len(input), quiet);
     let mut aggregator = Aggregator::new();
-    let read = read_orders(input, options, &mut aggregator, &progress);
+    let read = match on_line {
+        Some(f) => read_orders_with_lines(input, options, &mut aggregator, &progress, f),
+        None => read_orders(input, options, &mut aggregator, &progress),
+    };
     progress.finish();
     let read = read?;
     for skipped in &read.skipped {
@@ -94,7 +101,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
     };
     let timings = Timings::from_env();
     let input = Input::parse(&args.input);
-    let (aggregator, read) = read_order_log(&input, &options, args.quiet, !args.quiet && !args.json)?;
+    let (aggregator, read) = read_order_log(&input, &options, args.quiet, !args.quiet && !args.json, None)?;
     timings.mark("read");
     let busy =
         spinner(&format!("analysing {} customers", thousands(aggregator.customers() as u64)), args.quiet || args.json);

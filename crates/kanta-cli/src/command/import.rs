@@ -1,7 +1,9 @@
 //! `kanta import`: files into the store, through the same validation as the API.
 //!
 //! Orders are read by `kanta analyze`'s reader (formats, column detection, error messages),
-//! summed per order, and written in batches of 10,000. Customers, events and feedback come from
+//! summed per order, and written in batches of 10,000. When the file has a product column
+//! (`product_id`, `sku`, `StockCode`, … or `--product-col`), each order keeps its lines with
+//! product, category, quantity and unit price, which product groups and cross-sell hints read. Customers, events and feedback come from
 //! CSV; each row becomes the JSON record the API accepts and is checked by the same code. A bad
 //! row stops the import with its file, line, field and value, after the rows before it are
 //! stored; importing the same file again changes nothing (records are idempotent by id).
@@ -15,7 +17,8 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 
 use anyhow::Context;
-use kanta_io::Input;
+use kanta_core::money::Money;
+use kanta_io::{Input, LineDetail};
 use kanta_store::record::{MAX_BATCH, Record, parse_value};
 use kanta_store::{Customer, Event, Feedback, Order, Storage, WriteBatch, WriteCounts};
 use serde_json::{Map, Value};
@@ -179,11 +182,37 @@ fn write<T: WriteBatch>(
     Ok(())
 }
 
+/// A line's product as read, waiting for its order to be written.
+struct ReadLine {
+    /// The order's position in `Aggregator::for_each_order`.
+    order: u32,
+    product: String,
+    category: Option<String>,
+    quantity: Money,
+    unit_price: Money,
+}
+
 fn orders(runtime: &tokio::runtime::Runtime, args: &ImportOrdersArgs) -> anyhow::Result<()> {
-    let options = read_options(&args.read)?;
+    let mut options = read_options(&args.read)?;
+    options.columns.product = args.product_col.clone();
+    options.columns.category = args.category_col.clone();
     let input = Input::parse(&args.input);
     let name = input.display_name();
-    let (aggregator, _) = read_order_log(&input, &options, args.quiet, !args.quiet)?;
+    let mut lines: Vec<ReadLine> = Vec::new();
+    let mut keep = |order: u32, d: LineDetail<'_>| {
+        lines.push(ReadLine {
+            order,
+            product: d.product.to_owned(),
+            category: d.category.map(str::to_owned),
+            quantity: d.quantity,
+            unit_price: d.unit_price,
+        });
+    };
+    let (aggregator, _) = read_order_log(&input, &options, args.quiet, !args.quiet, Some(&mut keep))?;
+    // Lines arrive in file order; an order's lines need not be adjacent.
+    lines.sort_by_key(|l| l.order);
+    let mut lines = lines.into_iter().peekable();
+    let mut order_index = 0u32;
     let (sink, db) = open_sink(runtime, &args.store, &args.api)?;
     let keep_json = sink.keeps_json();
     let bar = counter(Some(aggregator.orders() as u64), "storing orders", args.quiet);
@@ -194,6 +223,16 @@ fn orders(runtime: &tokio::runtime::Runtime, args: &ImportOrdersArgs) -> anyhow:
     let mut seen: HashMap<[u8; 16], u32> = HashMap::new();
     let mut failure: Option<anyhow::Error> = None;
     aggregator.for_each_order(|customer, id, time, amount| {
+        let index = order_index;
+        order_index += 1;
+        let mut order_lines = Vec::new();
+        while let Some(l) = lines.next_if(|l| l.order == index) {
+            order_lines.push(serde_json::json!({
+                "product": l.product, "category": l.category,
+                "quantity": kanta_io::write::money_exact(l.quantity),
+                "price": kanta_io::write::money_exact(l.unit_price),
+            }));
+        }
         if failure.is_some() {
             return;
         }
@@ -205,10 +244,13 @@ fn orders(runtime: &tokio::runtime::Runtime, args: &ImportOrdersArgs) -> anyhow:
         let time = chrono::DateTime::from_timestamp(time.0, 0)
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
             .unwrap_or_default();
-        let record = serde_json::json!({
+        let mut record = serde_json::json!({
             "id": id, "customer_id": customer, "time": time,
             "amount": kanta_io::write::money_exact(amount), "currency": args.currency,
         });
+        if !order_lines.is_empty() {
+            record["lines"] = Value::Array(order_lines);
+        }
         if keep_json {
             batch.json.push(record.clone());
         }

@@ -42,6 +42,79 @@ fn importing_orders_twice_changes_nothing_and_lines_are_summed() {
     let orders: Vec<(&str, f64, &str)> =
         record.orders.iter().map(|o| (o.id.as_str(), o.amount, o.currency.as_str())).collect();
     assert_eq!(orders, [("A1", 15.5, "EUR"), ("A2", 10.0, "EUR")]);
+    // The file's `product` column is kept: each order has its lines, one unit of each amount.
+    let lines: Vec<Vec<(&str, f64, f64)>> = record
+        .orders
+        .iter()
+        .map(|o| o.lines.iter().map(|l| (l.product.as_str(), l.quantity, l.price)).collect())
+        .collect();
+    assert_eq!(lines, [vec![("beans", 1.0, 10.0), ("mug", 1.0, 5.5)], vec![("beans", 1.0, 10.0)]]);
+    assert!(first.stderr.contains("product = product (detected)"), "{}", first.stderr);
+}
+
+/// `kanta generate` writes product and category columns; importing them from CSV and from
+/// Parquet stores the same lines, and scoring turns them into product groups.
+#[test]
+fn generated_lines_import_alike_from_csv_and_parquet_and_scoring_finds_each_main_category() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut file_lines = 0;
+    let mut bought: std::collections::HashMap<String, std::collections::BTreeSet<String>> = Default::default();
+    let mut stored = Vec::new();
+    for format in ["csv", "parquet"] {
+        let file = dir.path().join(format!("shop.{format}"));
+        let file = file.to_str().expect("utf-8");
+        let made = kanta(&["generate", "--customers", "150", "--seed", "5", "--out", file]);
+        assert_eq!(made.code, 0, "{}", made.stderr);
+        if format == "csv" {
+            let text = std::fs::read_to_string(file).expect("read the CSV");
+            for row in text.lines().skip(1) {
+                let cells: Vec<&str> = row.split(',').collect();
+                file_lines += 1;
+                bought.entry(cells[1].to_owned()).or_default().insert(cells[4].to_owned());
+            }
+        }
+        let db = format!("sqlite://{}", dir.path().join(format!("{format}.db")).display());
+        let run = kanta(&["import", "orders", file, "--currency", "EUR", "--db", &db]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        stored.push(stored_lines(&db, bought.keys()));
+        if format == "csv" {
+            let run = kanta(&["score", "--db", &db]);
+            assert_eq!(run.code, 0, "{}", run.stderr);
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let store = runtime.block_on(kanta_store::open(&db)).expect("store");
+            let mut with_category = 0;
+            for (customer, categories) in &bought {
+                let record = runtime.block_on(store.customer(customer, 0)).expect("read").expect("customer");
+                let scores = record.scores.expect("scored");
+                let main = scores.main_category.expect("a customer with lines has a main category");
+                assert!(categories.contains(&main), "{customer}: {main} not in {categories:?}");
+                with_category += 1;
+            }
+            assert_eq!(with_category, 150);
+        }
+    }
+    assert_eq!(stored[0].len(), file_lines);
+    assert_eq!(stored[0], stored[1], "CSV and Parquet store the same lines");
+}
+
+/// The customers' stored lines as (order, line number, product, category, quantity, price), sorted.
+fn stored_lines<'a>(
+    db: &str,
+    customers: impl Iterator<Item = &'a String>,
+) -> Vec<(String, usize, String, Option<String>, String, String)> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let store = runtime.block_on(kanta_store::open(db)).expect("store");
+    let mut out = Vec::new();
+    for id in customers {
+        let record = runtime.block_on(store.customer(id, 0)).expect("read").expect("customer");
+        for o in record.orders {
+            for (no, l) in o.lines.into_iter().enumerate() {
+                out.push((o.id.clone(), no, l.product, l.category, l.quantity.to_string(), l.price.to_string()));
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 #[test]
