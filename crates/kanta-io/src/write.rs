@@ -115,9 +115,9 @@ fn push_money_exact(out: &mut Vec<u8>, m: Money) {
         b'0' + (frac % 10) as u8,
     ];
     // At least two decimals; the third and fourth only when they are not trailing zeros.
-    let keep = if frac % 100 == 0 {
+    let keep = if frac.is_multiple_of(100) {
         2
-    } else if frac % 10 == 0 {
+    } else if frac.is_multiple_of(10) {
         3
     } else {
         4
