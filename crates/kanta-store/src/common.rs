@@ -114,6 +114,22 @@ const PURCHASE_CHUNK_SQL: &str = "SELECT \
      string_agg(CAST(CASE WHEN status = 'refunded' THEN -ABS(amount) ELSE amount END AS TEXT), ',') \
      FROM orders WHERE id > $1 AND id <= $2 AND status <> 'cancelled'";
 
+/// One chunk of the categories of purchase lines (completed orders with a positive amount), as
+/// customer ids, order times in whole seconds, and categories, the way [`PURCHASE_CHUNK_SQL`]
+/// reads orders: row by row through the driver cost about 2.6 µs a line. Categories are joined
+/// with the unit separator (U+001F, bound as `$3`), which stored text never holds: every text
+/// field is checked for control characters before it is written.
+const CATEGORY_CHUNK_SQL: &str = "SELECT \
+     string_agg(CAST(o.customer_id AS TEXT), ','), \
+     string_agg(CAST(CASE WHEN o.time >= 0 THEN o.time / 1000000 ELSE (o.time - 999999) / 1000000 END AS TEXT), ','), \
+     string_agg(l.category, $3) \
+     FROM order_lines l JOIN orders o ON o.id = l.order_id \
+     WHERE l.order_id > $1 AND l.order_id <= $2 AND l.category IS NOT NULL \
+       AND o.status = 'completed' AND o.amount > 0";
+
+/// The separator of [`CATEGORY_CHUNK_SQL`]'s categories.
+const UNIT_SEPARATOR: &str = "\u{1f}";
+
 /// Parse one comma-separated list of integers into `out`.
 fn parse_ints(text: Option<&str>, out: &mut Vec<i64>) -> Result<(), StoreError> {
     let Some(text) = text else { return Ok(()) };
@@ -797,15 +813,34 @@ impl crate::Storage for Store {
     }
 
     async fn purchase_categories(&self, sink: &mut (dyn for<'c> FnMut(i64, i64, &'c str) + Send)) -> Result<(), StoreError> {
-        use futures_util::TryStreamExt;
-        let mut rows = sqlx::query(
-            "SELECT o.customer_id, o.time, l.category FROM order_lines l JOIN orders o ON o.id = l.order_id \
-             WHERE l.category IS NOT NULL AND o.status = 'completed' AND o.amount > 0",
-        )
-        .fetch(&self.reader);
-        while let Some(r) = rows.try_next().await? {
-            let time: i64 = r.try_get(1)?;
-            sink(r.try_get(0)?, time.div_euclid(1_000_000), r.try_get(2)?);
+        use futures_util::{StreamExt, TryStreamExt};
+        let max: Option<i64> = sqlx::query_scalar("SELECT MAX(order_id) FROM order_lines").fetch_one(&self.reader).await?;
+        let Some(max) = max else { return Ok(()) };
+        let reader = &self.reader;
+        let mut chunks = futures_util::stream::iter(0..=max / PURCHASE_CHUNK)
+            .map(|k| async move {
+                sqlx::query(CATEGORY_CHUNK_SQL)
+                    .bind(k * PURCHASE_CHUNK)
+                    .bind((k + 1) * PURCHASE_CHUNK)
+                    .bind(UNIT_SEPARATOR)
+                    .fetch_one(reader)
+                    .await
+            })
+            .buffered(2);
+        let (mut customers, mut times) = (Vec::new(), Vec::new());
+        while let Some(row) = chunks.try_next().await? {
+            customers.clear();
+            times.clear();
+            parse_ints(row.try_get(0)?, &mut customers)?;
+            parse_ints(row.try_get(1)?, &mut times)?;
+            let text: Option<&str> = row.try_get(2)?;
+            let categories: Vec<&str> = text.map(|t| t.split(UNIT_SEPARATOR).collect()).unwrap_or_default();
+            if categories.len() != customers.len() || times.len() != customers.len() {
+                return Err(StoreError::Corrupt("purchase category columns of different lengths".into()));
+            }
+            for ((&customer, &time), category) in customers.iter().zip(&times).zip(categories) {
+                sink(customer, time, category);
+            }
         }
         Ok(())
     }

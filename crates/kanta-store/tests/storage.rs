@@ -390,8 +390,12 @@ async fn purchases_come_in_chunks_with_refunds_negative_and_cancellations_left_o
     assert_eq!(all_purchases(&db).await, (Purchases::default(), 0));
     let orders: Vec<Order> = checked(
         r#"[
-      {"id":"p1","customer_id":"ann","time":"2024-10-20T10:00:00.9Z","amount":"300","currency":"EUR"},
-      {"id":"p2","customer_id":"bob","time":"1969-12-31T23:59:59.5Z","amount":"40","currency":"EUR"},
+      {"id":"p1","customer_id":"ann","time":"2024-10-20T10:00:00.9Z","amount":"300","currency":"EUR",
+       "lines":[{"product":"x","category":"coffee, dark","quantity":1,"price":"200"},
+                {"product":"y","category":"  \"mugs\" ü\t','","quantity":1,"price":"100"},
+                {"product":"z","quantity":1,"price":"0"}]},
+      {"id":"p2","customer_id":"bob","time":"1969-12-31T23:59:59.5Z","amount":"40","currency":"EUR",
+       "lines":[{"product":"x","category":"tea","quantity":1,"price":"40"}]},
       {"id":"p3","customer_id":"ann","time":"2024-10-21T10:00:00Z","amount":"60","currency":"EUR","status":"refunded"},
       {"id":"p4","customer_id":"bob","time":"2024-10-22T10:00:00Z","amount":"10","currency":"EUR","status":"cancelled"}
     ]"#,
@@ -403,12 +407,31 @@ async fn purchases_come_in_chunks_with_refunds_negative_and_cancellations_left_o
     assert_eq!(p.time, [1_729_418_400, -1, 1_729_504_800]);
     assert_eq!(p.amount, [3_000_000, 400_000, -600_000]);
     assert_eq!((p.customer[0] == p.customer[2], p.customer[0] != p.customer[1]), (true, true));
+    // The categories of purchase lines, with their customer and time (lines without a category
+    // and lines of refunded or cancelled orders are left out), text exactly as stored.
+    let (ann, bob) = (p.customer[0], p.customer[1]);
+    let mut categories = all_categories(&db).await;
+    categories.sort();
+    assert_eq!(
+        categories,
+        [
+            (ann, 1_729_418_400, "  \"mugs\" ü\t','".to_string()),
+            (ann, 1_729_418_400, "coffee, dark".to_string()),
+            (bob, -1, "tea".to_string())
+        ]
+    );
 
     // More than one chunk (65,536 order ids each): every order once.
     let many: Vec<Order> = (0..70_000)
         .map(|i| {
+            // Every seventh order has a line with a category naming the order.
+            let lines = if i % 7 == 0 {
+                format!(r#","lines":[{{"product":"p","category":"k{i}","quantity":1,"price":"1"}}]"#)
+            } else {
+                String::new()
+            };
             let json = format!(
-                r#"{{"id":"m{i}","customer_id":"c{}","time":"2024-01-01T00:00:00Z","amount":"{}.5","currency":"EUR"}}"#,
+                r#"{{"id":"m{i}","customer_id":"c{}","time":"2024-01-01T00:00:00Z","amount":"{}.5","currency":"EUR"{lines}}}"#,
                 i % 1000,
                 i + 1
             );
@@ -432,6 +455,27 @@ async fn purchases_come_in_chunks_with_refunds_negative_and_cancellations_left_o
     assert!(many.iter().copied().eq((1..=70_000).map(|a| a * 10_000 + 5_000)), "some amounts are missing or repeated");
     // Columns stay aligned: customer c{k} has the orders m{k}, m{k+1000}, … (70 each).
     assert_eq!(by_customer.values().filter(|&&n| n == 70).count(), 1000);
+
+    // Categories across chunks: one per seventh order, each with its order's customer.
+    let categories = all_categories(&db).await;
+    assert_eq!(categories.len(), 3 + 10_000);
+    let customer_of: std::collections::HashMap<i64, i64> =
+        p.amount.iter().copied().zip(p.customer.iter().copied()).collect();
+    for (customer, time, category) in categories.iter().filter(|c| c.2.starts_with('k')) {
+        let i: i64 = category[1..].parse().expect("k{i}");
+        assert_eq!(i % 7, 0, "{category}");
+        assert_eq!((customer_of[&((i + 1) * 10_000 + 5_000)], *time), (*customer, 1_704_067_200), "{category}");
+    }
+}
+
+/// Every (customer, time in seconds, category) the store hands the scoring job.
+async fn all_categories(db: &TestDb) -> Vec<(i64, i64, String)> {
+    let mut all = Vec::new();
+    db.store
+        .purchase_categories(&mut |customer, time, category| all.push((customer, time, category.to_owned())))
+        .await
+        .expect("categories");
+    all
 }
 
 fn score_row(customer: i64, stage: &'static str, p_alive: f64) -> ScoreRow {
