@@ -143,6 +143,38 @@ fn parse_ints(text: Option<&str>, out: &mut Vec<i64>) -> Result<(), StoreError> 
 /// 32,766).
 const SCORE_CHUNK: usize = 1_700;
 
+/// The INSERT of one chunk of score rows with their `stage_since` values.
+fn score_insert<'a>(chunk: &[&'a ScoreRow], since: &'a [i64], run_id: i64) -> QueryBuilder<'a, Db> {
+    let mut q: QueryBuilder<Db> = QueryBuilder::new(
+        "INSERT INTO scores (customer_id, run_id, r, f, m, rfm_segment, stage, stage_since, p_alive, \
+         expected_30d, expected_90d, expected_365d, p_purchase_30d, expected_spend, clv_12m, \
+         next_purchase_at, value_tier, main_category, next_category) ",
+    );
+    q.push_values(chunk.iter().zip(since), |mut b, (s, since)| {
+        let m = s.model.as_ref();
+        b.push_bind(s.customer)
+            .push_bind(run_id)
+            .push_bind(i64::from(s.r))
+            .push_bind(i64::from(s.f))
+            .push_bind(i64::from(s.m))
+            .push_bind(s.rfm_segment)
+            .push_bind(s.stage)
+            .push_bind(*since)
+            .push_bind(m.map(|m| m.p_alive))
+            .push_bind(m.map(|m| m.expected_30d))
+            .push_bind(m.map(|m| m.expected_90d))
+            .push_bind(m.map(|m| m.expected_365d))
+            .push_bind(m.map(|m| m.p_purchase_30d))
+            .push_bind(m.and_then(|m| m.expected_spend))
+            .push_bind(m.and_then(|m| m.clv_12m))
+            .push_bind(m.and_then(|m| m.next_purchase_at))
+            .push_bind(s.value_tier)
+            .push_bind(s.main_category.as_deref())
+            .push_bind(s.next_category.as_deref());
+    });
+    q
+}
+
 const SCORE_SELECT: &str = "SELECT s.run_id, r.finished_at, s.r, s.f, s.m, s.rfm_segment, s.stage, s.stage_since, \
      s.p_alive, s.expected_30d, s.expected_90d, s.expected_365d, s.p_purchase_30d, s.expected_spend, s.clv_12m, \
      s.next_purchase_at, s.value_tier, s.main_category, s.next_category FROM scores s JOIN score_runs r ON r.id = s.run_id";
@@ -906,35 +938,17 @@ impl crate::Storage for Store {
         // Replacing every row beats updating each in place: the delete empties the table at
         // once and the inserts, in key order, append.
         sqlx::query("DELETE FROM scores").execute(&mut *tx).await?;
-        for (chunk, since) in order.chunks(SCORE_CHUNK).zip(since.chunks(SCORE_CHUNK)) {
-            let mut q: QueryBuilder<Db> = QueryBuilder::new(
-                "INSERT INTO scores (customer_id, run_id, r, f, m, rfm_segment, stage, stage_since, p_alive, \
-                 expected_30d, expected_90d, expected_365d, p_purchase_30d, expected_spend, clv_12m, \
-                 next_purchase_at, value_tier, main_category, next_category) ",
-            );
-            q.push_values(chunk.iter().zip(since), |mut b, (s, since)| {
-                let m = s.model.as_ref();
-                b.push_bind(s.customer)
-                    .push_bind(run_id)
-                    .push_bind(i64::from(s.r))
-                    .push_bind(i64::from(s.f))
-                    .push_bind(i64::from(s.m))
-                    .push_bind(s.rfm_segment)
-                    .push_bind(s.stage)
-                    .push_bind(*since)
-                    .push_bind(m.map(|m| m.p_alive))
-                    .push_bind(m.map(|m| m.expected_30d))
-                    .push_bind(m.map(|m| m.expected_90d))
-                    .push_bind(m.map(|m| m.expected_365d))
-                    .push_bind(m.map(|m| m.p_purchase_30d))
-                    .push_bind(m.and_then(|m| m.expected_spend))
-                    .push_bind(m.and_then(|m| m.clv_12m))
-                    .push_bind(m.and_then(|m| m.next_purchase_at))
-                    .push_bind(s.value_tier)
-                    .push_bind(s.main_category.as_deref())
-                    .push_bind(s.next_category.as_deref());
-            });
-            q.build().execute(&mut *tx).await?;
+        // The next statement's values are bound on this thread while the database executes the
+        // current one on its own (both drivers run the statement elsewhere: SQLite on its worker
+        // thread, PostgreSQL on the server), so building and inserting overlap.
+        let mut chunks = order.chunks(SCORE_CHUNK).zip(since.chunks(SCORE_CHUNK));
+        let mut pending = chunks.next().map(|(chunk, since)| score_insert(chunk, since, run_id));
+        while let Some(mut q) = pending.take() {
+            let next = chunks.next();
+            let build_next = async { next.map(|(chunk, since)| score_insert(chunk, since, run_id)) };
+            let (done, built) = futures_util::future::join(q.build().execute(&mut *tx), build_next).await;
+            done?;
+            pending = built;
         }
         if old.is_empty() && !changes.is_empty() {
             // The first run: every customer's first stage, which the new rows already hold —
