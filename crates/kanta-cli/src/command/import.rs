@@ -182,14 +182,40 @@ fn write<T: WriteBatch>(
     Ok(())
 }
 
-/// A line's product as read, waiting for its order to be written.
+/// A line's product as read, waiting for its order to be written. Products and categories are
+/// indices into a [`Names`] table: a shop has far fewer of them than lines, and ten million
+/// lines with two strings each took 1.9 GB.
 struct ReadLine {
     /// The order's position in `Aggregator::for_each_order`.
     order: u32,
-    product: String,
-    category: Option<String>,
+    product: u32,
+    /// `u32::MAX` for none.
+    category: u32,
     quantity: Money,
     unit_price: Money,
+}
+
+/// Distinct product and category names, each stored once.
+#[derive(Default)]
+struct Names {
+    index: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Names {
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.index.get(name) {
+            return i;
+        }
+        let i = u32::try_from(self.names.len()).unwrap_or(u32::MAX - 1);
+        self.index.insert(name.to_owned(), i);
+        self.names.push(name.to_owned());
+        i
+    }
+
+    fn name(&self, id: u32) -> Option<&str> {
+        self.names.get(id as usize).map(String::as_str)
+    }
 }
 
 fn orders(runtime: &tokio::runtime::Runtime, args: &ImportOrdersArgs) -> anyhow::Result<()> {
@@ -199,11 +225,12 @@ fn orders(runtime: &tokio::runtime::Runtime, args: &ImportOrdersArgs) -> anyhow:
     let input = Input::parse(&args.input);
     let name = input.display_name();
     let mut lines: Vec<ReadLine> = Vec::new();
+    let mut names = Names::default();
     let mut keep = |order: u32, d: LineDetail<'_>| {
         lines.push(ReadLine {
             order,
-            product: d.product.to_owned(),
-            category: d.category.map(str::to_owned),
+            product: names.id(d.product),
+            category: d.category.map_or(u32::MAX, |c| names.id(c)),
             quantity: d.quantity,
             unit_price: d.unit_price,
         });
@@ -228,7 +255,7 @@ fn orders(runtime: &tokio::runtime::Runtime, args: &ImportOrdersArgs) -> anyhow:
         let mut order_lines = Vec::new();
         while let Some(l) = lines.next_if(|l| l.order == index) {
             order_lines.push(serde_json::json!({
-                "product": l.product, "category": l.category,
+                "product": names.name(l.product), "category": names.name(l.category),
                 "quantity": kanta_io::write::money_exact(l.quantity),
                 "price": kanta_io::write::money_exact(l.unit_price),
             }));
