@@ -83,16 +83,18 @@ pub async fn score_store(store: &dyn Storage, job: &ScoreJob, now: i64) -> Resul
 
     let today = Timestamp(now.div_euclid(1_000_000)).day();
     let job = *job;
-    let computed = tokio::task::spawn_blocking(move || {
+    let (computed, groups) = tokio::task::spawn_blocking(move || {
         let mut computed = compute(aggregator, today, &job)?;
+        let clock = Instant::now();
         categories.assign(&mut computed.rows);
-        Ok::<_, JobError>(computed)
+        Ok::<_, JobError>((computed, clock.elapsed()))
     })
     .await
     .map_err(|e| JobError::Worker(e.to_string()))??;
     let Computed { rows, model, diagnostics, models_skipped, stages, analyse, models } = computed;
     phases.push(("analyse", analyse));
     phases.push(("models", models));
+    phases.push(("product groups", groups));
 
     let clock = Instant::now();
     let (y, m, d) = today.ymd();
@@ -138,20 +140,23 @@ async fn read_categories(store: &dyn Storage) -> Result<Categories, JobError> {
 
 impl Categories {
     /// Set each row's main category and cross-sell hint (`kanta_core::crosssell`).
-    fn assign(mut self, rows: &mut [ScoreRow]) {
+    fn assign(self, rows: &mut [ScoreRow]) {
         if self.lines.is_empty() {
             return;
         }
         let index: HashMap<i64, usize> = rows.iter().enumerate().map(|(i, r)| (r.customer, i)).collect();
-        self.lines.sort_unstable();
-        let baskets: Vec<Basket> = self
-            .lines
-            .chunk_by(|a, b| a.0 == b.0 && a.1 == b.1)
-            .filter_map(|order| {
-                let &customer = index.get(&order[0].0)?;
-                Some(Basket { customer, time: order[0].1, categories: order.iter().map(|l| l.2).collect() })
-            })
-            .collect();
+        // Lines by row, time and category; the lines of one customer at one time are a basket.
+        let mut lines: Vec<(usize, i64, u32)> =
+            self.lines.iter().filter_map(|&(c, t, category)| Some((*index.get(&c)?, t, category))).collect();
+        lines.sort_unstable();
+        let categories: Vec<u32> = lines.iter().map(|l| l.2).collect();
+        let mut baskets = Vec::new();
+        let mut start = 0;
+        for order in lines.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
+            let end = start + order.len();
+            baskets.push(Basket { customer: order[0].0, time: order[0].1, categories: &categories[start..end] });
+            start = end;
+        }
         let groups = product_groups(&baskets, rows.len(), &self.names);
         let name = |c: Option<u32>| c.map(|c| self.names[c as usize].clone());
         for (row, g) in rows.iter_mut().zip(groups) {
