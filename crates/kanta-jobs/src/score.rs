@@ -144,11 +144,27 @@ impl Categories {
         if self.lines.is_empty() {
             return;
         }
-        let index: HashMap<i64, usize> = rows.iter().enumerate().map(|(i, r)| (r.customer, i)).collect();
-        // Lines by row, time and category; the lines of one customer at one time are a basket.
-        let mut lines: Vec<(usize, i64, u32)> =
-            self.lines.iter().filter_map(|&(c, t, category)| Some((*index.get(&c)?, t, category))).collect();
-        lines.sort_unstable();
+        let index = RowIndex::new(rows.iter().map(|r| r.customer));
+        // Lines grouped by row (a counting sort), then by time and category within each row;
+        // the lines of one customer at one time are a basket.
+        let mut counts = vec![0usize; rows.len() + 1];
+        let keyed: Vec<(usize, i64, u32)> =
+            self.lines.iter().filter_map(|&(c, t, category)| Some((index.get(c)?, t, category))).collect();
+        for l in &keyed {
+            counts[l.0 + 1] += 1;
+        }
+        for i in 1..counts.len() {
+            counts[i] += counts[i - 1];
+        }
+        let mut lines = vec![(0usize, 0i64, 0u32); keyed.len()];
+        let mut next = counts.clone();
+        for l in keyed {
+            lines[next[l.0]] = l;
+            next[l.0] += 1;
+        }
+        for w in counts.windows(2) {
+            lines[w[0]..w[1]].sort_unstable();
+        }
         let categories: Vec<u32> = lines.iter().map(|l| l.2).collect();
         let mut baskets = Vec::new();
         let mut start = 0;
@@ -162,6 +178,39 @@ impl Categories {
         for (row, g) in rows.iter_mut().zip(groups) {
             row.main_category = name(g.main);
             row.next_category = name(g.next);
+        }
+    }
+}
+
+/// The row of each customer id: a vector indexed by id when the ids are dense (the stores' ids
+/// count up from 1), else a map. Ten million lookups in a map took a second.
+enum RowIndex {
+    Dense(Vec<u32>),
+    Sparse(HashMap<i64, usize>),
+}
+
+impl RowIndex {
+    fn new(ids: impl Iterator<Item = i64> + Clone) -> RowIndex {
+        let (n, max) = ids.clone().fold((0usize, 0i64), |(n, m), id| (n + 1, m.max(id)));
+        let min = ids.clone().min().unwrap_or(0);
+        if min >= 0 && (max as u64) < 4 * n as u64 + 1_024 {
+            let mut rows = vec![u32::MAX; max as usize + 1];
+            for (i, id) in ids.enumerate() {
+                rows[id as usize] = i as u32;
+            }
+            RowIndex::Dense(rows)
+        } else {
+            RowIndex::Sparse(ids.enumerate().map(|(i, id)| (id, i)).collect())
+        }
+    }
+
+    fn get(&self, id: i64) -> Option<usize> {
+        match self {
+            RowIndex::Dense(rows) => {
+                let i = *rows.get(usize::try_from(id).ok()?)?;
+                (i != u32::MAX).then_some(i as usize)
+            }
+            RowIndex::Sparse(map) => map.get(&id).copied(),
         }
     }
 }
@@ -259,4 +308,21 @@ fn compute(aggregator: Aggregator, today: Day, job: &ScoreJob) -> Result<Compute
 /// The static name of a stage row of the business summary.
 fn stage_name(name: &str) -> &'static str {
     kanta_core::lifecycle::Stage::ALL.iter().map(|s| s.name()).find(|n| *n == name).unwrap_or("other")
+}
+
+#[cfg(test)]
+mod row_index_tests {
+    use super::RowIndex;
+
+    #[test]
+    fn dense_and_sparse_ids_find_the_same_rows() {
+        let dense = RowIndex::new([3i64, 1, 2, 7].into_iter());
+        let sparse = RowIndex::new([3i64, 1, 2, 7_000_000_000].into_iter());
+        assert!(matches!(dense, RowIndex::Dense(_)) && matches!(sparse, RowIndex::Sparse(_)));
+        for index in [&dense, &sparse] {
+            assert_eq!([3, 1, 2, 5, -1, 0].map(|id| index.get(id)), [Some(0), Some(1), Some(2), None, None, None]);
+        }
+        assert_eq!(dense.get(7), Some(3));
+        assert_eq!(sparse.get(7_000_000_000), Some(3));
+    }
 }
