@@ -130,6 +130,28 @@ const CATEGORY_CHUNK_SQL: &str = "SELECT \
 /// The separator of [`CATEGORY_CHUNK_SQL`]'s categories.
 const UNIT_SEPARATOR: &str = "\u{1f}";
 
+/// The one row of `sql` for each range of [`PURCHASE_CHUNK`] order ids up to `max` (`$1 < id ≤
+/// $2`, and `$3 = extra` when given), in order, two queries in flight on two connections.
+fn id_chunks<'a>(
+    reader: &'a Pool<Db>,
+    max: Option<i64>,
+    sql: &'static str,
+    extra: Option<&'static str>,
+) -> impl futures_util::Stream<Item = Result<<Db as sqlx::Database>::Row, sqlx::Error>> + 'a {
+    use futures_util::StreamExt;
+    // No orders (`max` is NULL): no chunks.
+    let chunks = max.map_or(0, |max| max / PURCHASE_CHUNK + 1);
+    futures_util::stream::iter(0..chunks)
+        .map(move |k| async move {
+            let query = sqlx::query(sql).bind(k * PURCHASE_CHUNK).bind((k + 1) * PURCHASE_CHUNK);
+            match extra {
+                Some(value) => query.bind(value).fetch_one(reader).await,
+                None => query.fetch_one(reader).await,
+            }
+        })
+        .buffered(2)
+}
+
 /// Parse one comma-separated list of integers into `out`.
 fn parse_ints(text: Option<&str>, out: &mut Vec<i64>) -> Result<(), StoreError> {
     let Some(text) = text else { return Ok(()) };
@@ -816,19 +838,9 @@ impl crate::Storage for Store {
     }
 
     async fn purchases(&self, sink: &mut (dyn FnMut(Purchases) + Send)) -> Result<(), StoreError> {
-        use futures_util::{StreamExt, TryStreamExt};
+        use futures_util::TryStreamExt;
         let max: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM orders").fetch_one(&self.reader).await?;
-        let Some(max) = max else { return Ok(()) };
-        let reader = &self.reader;
-        let mut chunks = futures_util::stream::iter(0..=max / PURCHASE_CHUNK)
-            .map(|k| async move {
-                sqlx::query(PURCHASE_CHUNK_SQL)
-                    .bind(k * PURCHASE_CHUNK)
-                    .bind((k + 1) * PURCHASE_CHUNK)
-                    .fetch_one(reader)
-                    .await
-            })
-            .buffered(2);
+        let mut chunks = id_chunks(&self.reader, max, PURCHASE_CHUNK_SQL, None);
         while let Some(row) = chunks.try_next().await? {
             let mut chunk = Purchases::default();
             parse_ints(row.try_get(0)?, &mut chunk.customer)?;
@@ -845,20 +857,9 @@ impl crate::Storage for Store {
     }
 
     async fn purchase_categories(&self, sink: &mut (dyn for<'c> FnMut(i64, i64, &'c str) + Send)) -> Result<(), StoreError> {
-        use futures_util::{StreamExt, TryStreamExt};
+        use futures_util::TryStreamExt;
         let max: Option<i64> = sqlx::query_scalar("SELECT MAX(order_id) FROM order_lines").fetch_one(&self.reader).await?;
-        let Some(max) = max else { return Ok(()) };
-        let reader = &self.reader;
-        let mut chunks = futures_util::stream::iter(0..=max / PURCHASE_CHUNK)
-            .map(|k| async move {
-                sqlx::query(CATEGORY_CHUNK_SQL)
-                    .bind(k * PURCHASE_CHUNK)
-                    .bind((k + 1) * PURCHASE_CHUNK)
-                    .bind(UNIT_SEPARATOR)
-                    .fetch_one(reader)
-                    .await
-            })
-            .buffered(2);
+        let mut chunks = id_chunks(&self.reader, max, CATEGORY_CHUNK_SQL, Some(UNIT_SEPARATOR));
         let (mut customers, mut times) = (Vec::new(), Vec::new());
         while let Some(row) = chunks.try_next().await? {
             customers.clear();
