@@ -152,19 +152,16 @@ fn read_parquet<R: ChunkReader + Send + 'static>(
                         &mut id_buf,
                         &mut order_buf,
                     );
-                    let parsed = match (parsed, &details) {
-                        (Ok(line), Some(d)) => {
-                            match d.parse(i, line.amount, options, &mut product_buf, &mut category_buf) {
-                                Ok(Some(detail)) => {
-                                    sink.detail(detail);
-                                    Ok(line)
-                                }
-                                Ok(None) => Ok(line),
-                                Err(problem) => Err(problem),
-                            }
+                    // The product, when lines are kept, is handed to the sink before the row.
+                    let parsed = parsed.and_then(|line| {
+                        if let Some(d) = &details
+                            && let Some(detail) =
+                                d.parse(i, line.amount, options, &mut product_buf, &mut category_buf)?
+                        {
+                            sink.detail(detail);
                         }
-                        (parsed, _) => parsed,
-                    };
+                        Ok(line)
+                    });
                     if !sink.row(Location::Row(row), parsed) {
                         return Ok(());
                     }

@@ -504,10 +504,7 @@ pub(crate) fn parse_line<'r>(
         .time_format
         .parse(time_text)
         .map_err(|e| FieldProblem { column: Some(columns.time), reason: e.to_string() })?;
-    let money = |i: usize| -> Result<Money, FieldProblem> {
-        let t = text(get(i)?, i)?;
-        Money::parse(t, options.decimal_comma).map_err(|e| FieldProblem { column: Some(i), reason: e.to_string() })
-    };
+    let money = |i: usize| number(field, width, i, options);
     let amount = match columns.amount {
         AmountSource::Column(a) => money(a)?,
         AmountSource::Product { quantity, unit_price } => {
@@ -545,6 +542,17 @@ fn missing_field(i: usize, width: usize) -> FieldProblem {
     FieldProblem { column: Some(i), reason: format!("the row has {width} fields, so it has no field {}", i + 1) }
 }
 
+/// Field `i` of a text row as a decimal number (an amount, quantity or price).
+fn number<'r>(
+    field: &impl Fn(usize) -> Option<&'r [u8]>,
+    width: usize,
+    i: usize,
+    options: &ReadOptions,
+) -> Result<Money, FieldProblem> {
+    let t = text(field(i).ok_or_else(|| missing_field(i, width))?, i)?;
+    Money::parse(t, options.decimal_comma).map_err(|e| FieldProblem { column: Some(i), reason: e.to_string() })
+}
+
 /// The product cells of a text row ([`lines::check`] has the rules).
 fn parse_detail<'r>(
     columns: &LineColumns,
@@ -554,11 +562,7 @@ fn parse_detail<'r>(
     options: &ReadOptions,
 ) -> Result<Option<LineDetail<'r>>, FieldProblem> {
     let get = |i: usize| field(i).ok_or_else(|| missing_field(i, width));
-    let number = |i: usize| -> Result<Money, FieldProblem> {
-        let t = text(get(i)?, i)?;
-        Money::parse_quantity(t, options.decimal_comma)
-            .map_err(|e| FieldProblem { column: Some(i), reason: e.to_string() })
-    };
+    let number = |i: usize| number(field, width, i, options);
     let cells = DetailCells {
         product: get(columns.product)?,
         category: columns.category.map(get).transpose()?,

@@ -516,8 +516,24 @@ mod format_tests {
 
     #[test]
     fn floats_are_written_exactly_as_display_writes_them() {
-        for v in [0.0, -0.0, 3.0, 2.5, 1.0 / 3.0, 12.345, 1e-5, 9.99e-6, 1e15, 1e16, 1.5e300, -7.25, f64::MIN_POSITIVE]
-        {
+        for v in [
+            0.0,
+            -0.0,
+            3.0,
+            2.5,
+            1.0 / 3.0,
+            0.1 + 0.2,
+            12.345,
+            123_456_789.125,
+            999_999_999.5,
+            1e-5,
+            9.99e-6,
+            1e15,
+            1e16,
+            1.5e300,
+            -7.25,
+            f64::MIN_POSITIVE,
+        ] {
             assert_eq!(display_of(v), format!("{v}"), "{v:e}");
         }
         assert_eq!(display_of(f64::NAN), "NaN");
