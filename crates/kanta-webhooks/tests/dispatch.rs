@@ -367,12 +367,34 @@ async fn a_hanging_endpoint_blocks_neither_scoring_nor_other_endpoints(db: TestD
     .await
     .expect("scoring finishes while a webhook request hangs");
     cycle.score.expect("scoring");
+    // That cycle, 400 days on, moves bob and cy once more (lapsing → lost): two more events,
+    // which the healthy endpoint delivers while the first request still hangs. (The loops
+    // run concurrently, so wait for them rather than read the counters at once.)
+    let delivered = || async {
+        let state = store.webhook_endpoints().await.expect("endpoints");
+        state.iter().map(|e| (e.name.clone(), e.delivered)).collect::<Vec<_>>()
+    };
+    let settled = tokio::time::timeout(Duration::from_secs(20), async {
+        while delivered().await.iter().find(|(n, _)| n == "healthy").map(|(_, d)| *d) != Some(8) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let state = delivered().await;
+    assert!(settled.is_ok(), "the healthy endpoint delivered the new events too: {state:?}");
+    assert_eq!(state, [("hanging".to_string(), 0), ("healthy".to_string(), 8)]);
     assert_eq!(hanging.received().len(), 1, "one request, still unanswered");
-    let state = store.webhook_endpoints().await.expect("endpoints");
-    assert_eq!(
-        state.iter().map(|e| (e.name.as_str(), e.delivered)).collect::<Vec<_>>(),
-        [("hanging", 0), ("healthy", 6)]
-    );
+    assert_eq!(healthy.received().len(), 8);
+    let moved: Vec<(String, String, String)> = healthy.received()[6..]
+        .iter()
+        .map(|r| {
+            let d = &r.json()["data"];
+            let s = |k: &str| d[k].as_str().unwrap_or_default().to_string();
+            (s("customer"), s("from"), s("to"))
+        })
+        .collect();
+    let moved: Vec<(&str, &str, &str)> = moved.iter().map(|(c, f, t)| (c.as_str(), f.as_str(), t.as_str())).collect();
+    assert_eq!(moved, [("bob", "lapsing", "lost"), ("cy", "lapsing", "lost")]);
     stop_tx.send(true).expect("stop");
     for t in tasks {
         tokio::time::timeout(Duration::from_secs(5), t).await.expect("the loops stop").expect("no panic");
