@@ -2,7 +2,8 @@
 //!
 //! 1. [`Storage::purchases`] streams the completed and refunded orders (cancelled ones are not
 //!    purchases) into `kanta-core`'s [`Aggregator`], keyed by the internal customer id, one
-//!    order per row — exactly how `kanta analyze` reads an order log with one row per order.
+//!    order per row — exactly how `kanta analyze` reads an order log with one row per order —
+//!    and the categories of their lines, for the product groups.
 //! 2. [`analyze`] computes the per-customer summary (RFM, rule-based stage) as of today (UTC),
 //!    and [`kanta_score::score`] fits the transaction and spend models and predicts P(alive),
 //!    expected purchases, CLV and the next purchase, marking valuable customers who slip.
@@ -57,9 +58,10 @@ pub async fn score_store(store: &dyn Storage, job: &ScoreJob, now: i64) -> Resul
     let clock = Instant::now();
 
     let mut aggregator = Aggregator::new();
+    let mut categories = Categories::default();
     let mut failed = None;
     store
-        .purchases(&mut |chunk| {
+        .purchases(true, &mut |chunk| {
             for ((customer, time), amount) in chunk.customer.iter().zip(&chunk.time).zip(&chunk.amount) {
                 let line = OrderLine {
                     customer: &customer.to_le_bytes(),
@@ -72,13 +74,15 @@ pub async fn score_store(store: &dyn Storage, job: &ScoreJob, now: i64) -> Resul
                     return;
                 }
             }
+            for (i, category) in chunk.lines.iter() {
+                categories.push(chunk.customer[i], chunk.time[i], category);
+            }
         })
         .await?;
     if let Some(e) = failed {
         return Err(e.into());
     }
     let orders = aggregator.orders() as u64;
-    let categories = read_categories(store).await?;
     phases.push(("read", clock.elapsed()));
 
     let today = Timestamp(now.div_euclid(1_000_000)).day();
@@ -113,32 +117,27 @@ pub async fn score_store(store: &dyn Storage, job: &ScoreJob, now: i64) -> Resul
 }
 
 /// Every purchase line's category, interned: (internal customer id, time, category id).
+#[derive(Default)]
 struct Categories {
+    ids: HashMap<String, u32>,
     names: Vec<String>,
     lines: Vec<(i64, i64, u32)>,
 }
 
-async fn read_categories(store: &dyn Storage) -> Result<Categories, JobError> {
-    let mut ids: HashMap<String, u32> = HashMap::new();
-    let mut out = Categories { names: Vec::new(), lines: Vec::new() };
-    store
-        .purchase_categories(&mut |customer, time, category| {
-            let id = match ids.get(category) {
-                Some(&id) => id,
-                None => {
-                    let id = out.names.len() as u32;
-                    out.names.push(category.to_string());
-                    ids.insert(category.to_string(), id);
-                    id
-                }
-            };
-            out.lines.push((customer, time, id));
-        })
-        .await?;
-    Ok(out)
-}
-
 impl Categories {
+    fn push(&mut self, customer: i64, time: i64, category: &str) {
+        let id = match self.ids.get(category) {
+            Some(&id) => id,
+            None => {
+                let id = self.names.len() as u32;
+                self.names.push(category.to_string());
+                self.ids.insert(category.to_string(), id);
+                id
+            }
+        };
+        self.lines.push((customer, time, id));
+    }
+
     /// Set each row's main category and cross-sell hint (`kanta_core::crosssell`).
     fn assign(self, rows: &mut [ScoreRow]) {
         if self.lines.is_empty() {

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use sqlx::types::Json;
 use sqlx::{QueryBuilder, Row};
 
+use crate::purchases::ChunkJoin;
 use crate::record::{Customer, Event, Feedback, Order, OrderStatus};
 use crate::{
     Attempt, CustomerContext, Delivery, EndpointState, NewDelivery, AuditEntry, ConsentEntry, ModelScores, RefreshCounts, SegmentInfo, StageEvent, Transition, NewScoreRun, Purchases, ScoreRow, ScoreRunInfo, ScoreView, StageChange, Counts, CustomerRecord, EventView, FeedbackView, LineView, OrderFact, OrderView, Profile,
@@ -102,32 +103,35 @@ fn money(raw: i64) -> f64 {
 /// Orders per [`Storage::purchases`] chunk (by order id; ids are dense, so about as many rows).
 const PURCHASE_CHUNK: i64 = 65_536;
 
-/// One chunk of purchases as three comma-separated columns. Fetching millions of rows one by
-/// one through the driver costs about 1.2 µs a row (a row object, a value copy and a channel
-/// message each); letting the database print a chunk into three strings costs about 0.6 µs a
-/// row on SQLite, and two chunks are read at once on two connections. The three aggregates of
-/// one query see the rows in the same order, so the i-th numbers of the three lists belong to
-/// one order. Times are floored to whole seconds (integer division truncates toward zero).
+/// One chunk of purchases as four comma-separated columns (customer, time, amount, order id).
+/// Fetching millions of rows one by one through the driver costs about 1.2 µs a row (a row
+/// object, a value copy and a channel message each); letting the database print a chunk into
+/// strings costs about 0.6 µs a row, and two chunks are read at once on two connections. (The
+/// SQLite backend reads a file more directly still: see `sqlite_scan`.) The aggregates of one
+/// query see the rows in the same order, so the i-th numbers of the lists belong to one order.
+/// Times are floored to whole seconds (integer division truncates toward zero).
 const PURCHASE_CHUNK_SQL: &str = "SELECT \
      string_agg(CAST(customer_id AS TEXT), ','), \
      string_agg(CAST(CASE WHEN time >= 0 THEN time / 1000000 ELSE (time - 999999) / 1000000 END AS TEXT), ','), \
-     string_agg(CAST(CASE WHEN status = 'refunded' THEN -ABS(amount) ELSE amount END AS TEXT), ',') \
+     string_agg(CAST(CASE WHEN status = 'refunded' THEN -ABS(amount) ELSE amount END AS TEXT), ','), \
+     string_agg(CAST(id AS TEXT), ',') \
      FROM orders WHERE id > $1 AND id <= $2 AND status <> 'cancelled'";
 
-/// One chunk of the categories of purchase lines (completed orders with a positive amount), as
-/// customer ids, order times in whole seconds, and categories, the way [`PURCHASE_CHUNK_SQL`]
-/// reads orders: row by row through the driver cost about 2.6 µs a line. Categories are joined
-/// with the unit separator (U+001F, bound as `$3`), which stored text never holds: every text
-/// field is checked for control characters before it is written.
-const CATEGORY_CHUNK_SQL: &str = "SELECT \
-     string_agg(CAST(o.customer_id AS TEXT), ','), \
-     string_agg(CAST(CASE WHEN o.time >= 0 THEN o.time / 1000000 ELSE (o.time - 999999) / 1000000 END AS TEXT), ','), \
-     string_agg(l.category, $3) \
-     FROM order_lines l JOIN orders o ON o.id = l.order_id \
-     WHERE l.order_id > $1 AND l.order_id <= $2 AND l.category IS NOT NULL \
-       AND o.status = 'completed' AND o.amount > 0";
+/// [`PURCHASE_CHUNK_SQL`] and, in two more columns, the categorised lines of the same range of
+/// order ids: order ids and categories, joined to their orders in memory ([`ChunkJoin`]; a join
+/// in SQL cost more than reading the lines). One query, so one connection a chunk. Categories
+/// are joined with the unit separator (U+001F, bound as `$3`), which stored text never holds:
+/// every text field is checked for control characters before it is written.
+const PURCHASE_LINES_CHUNK_SQL: &str = "SELECT o.c, o.t, o.a, o.i, l.i, l.k FROM (SELECT \
+     string_agg(CAST(customer_id AS TEXT), ',') AS c, \
+     string_agg(CAST(CASE WHEN time >= 0 THEN time / 1000000 ELSE (time - 999999) / 1000000 END AS TEXT), ',') AS t, \
+     string_agg(CAST(CASE WHEN status = 'refunded' THEN -ABS(amount) ELSE amount END AS TEXT), ',') AS a, \
+     string_agg(CAST(id AS TEXT), ',') AS i \
+     FROM orders WHERE id > $1 AND id <= $2 AND status <> 'cancelled') o, (SELECT \
+     string_agg(CAST(order_id AS TEXT), ',') AS i, string_agg(category, $3) AS k \
+     FROM order_lines WHERE order_id > $1 AND order_id <= $2 AND category IS NOT NULL) l";
 
-/// The separator of [`CATEGORY_CHUNK_SQL`]'s categories.
+/// The separator of [`PURCHASE_LINES_CHUNK_SQL`]'s categories.
 const UNIT_SEPARATOR: &str = "\u{1f}";
 
 /// The one row of `sql` for each range of [`PURCHASE_CHUNK`] order ids up to `max` (`$1 < id ≤
@@ -407,6 +411,58 @@ async fn fill_segment(
         .await?;
     sqlx::query("DROP TABLE segment_now").execute(&mut **tx).await?;
     Ok(counts)
+}
+
+impl Store {
+    /// [`Storage::purchases`] through the driver, each chunk's columns printed into strings by
+    /// the database ([`PURCHASE_CHUNK_SQL`], [`PURCHASE_LINES_CHUNK_SQL`]).
+    async fn aggregated_purchases(
+        &self,
+        lines: bool,
+        sink: &mut (dyn FnMut(Purchases) + Send),
+    ) -> Result<(), StoreError> {
+        use futures_util::TryStreamExt;
+        let max: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM orders").fetch_one(&self.reader).await?;
+        let mut chunks = match lines {
+            true => id_chunks(&self.reader, max, PURCHASE_LINES_CHUNK_SQL, Some(UNIT_SEPARATOR)),
+            false => id_chunks(&self.reader, max, PURCHASE_CHUNK_SQL, None),
+        };
+        let (mut ids, mut line_ids) = (Vec::new(), Vec::new());
+        let mut join = ChunkJoin::default();
+        let mut lo = 0;
+        while let Some(row) = chunks.try_next().await? {
+            let mut chunk = Purchases::default();
+            ids.clear();
+            parse_ints(row.try_get(0)?, &mut chunk.customer)?;
+            parse_ints(row.try_get(1)?, &mut chunk.time)?;
+            parse_ints(row.try_get(2)?, &mut chunk.amount)?;
+            parse_ints(row.try_get(3)?, &mut ids)?;
+            let n = chunk.customer.len();
+            if chunk.time.len() != n || chunk.amount.len() != n || ids.len() != n {
+                return Err(StoreError::Corrupt("purchase columns of different lengths".into()));
+            }
+            if lines {
+                line_ids.clear();
+                parse_ints(row.try_get(4)?, &mut line_ids)?;
+                let text: Option<&str> = row.try_get(5)?;
+                let mut categories = text.into_iter().flat_map(|t| t.split(UNIT_SEPARATOR));
+                join.start(lo, PURCHASE_CHUNK as usize, &ids, &chunk);
+                for &id in &line_ids {
+                    let category =
+                        categories.next().ok_or_else(|| StoreError::Corrupt("fewer categories than lines".into()))?;
+                    join.line(lo, id, category, &mut chunk);
+                }
+                if categories.next().is_some() {
+                    return Err(StoreError::Corrupt("more categories than lines".into()));
+                }
+            }
+            lo += PURCHASE_CHUNK;
+            if !chunk.customer.is_empty() {
+                sink(chunk);
+            }
+        }
+        Ok(())
+    }
 }
 
 #[async_trait::async_trait]
@@ -837,45 +893,8 @@ impl crate::Storage for Store {
             .collect()
     }
 
-    async fn purchases(&self, sink: &mut (dyn FnMut(Purchases) + Send)) -> Result<(), StoreError> {
-        use futures_util::TryStreamExt;
-        let max: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM orders").fetch_one(&self.reader).await?;
-        let mut chunks = id_chunks(&self.reader, max, PURCHASE_CHUNK_SQL, None);
-        while let Some(row) = chunks.try_next().await? {
-            let mut chunk = Purchases::default();
-            parse_ints(row.try_get(0)?, &mut chunk.customer)?;
-            parse_ints(row.try_get(1)?, &mut chunk.time)?;
-            parse_ints(row.try_get(2)?, &mut chunk.amount)?;
-            if chunk.time.len() != chunk.customer.len() || chunk.amount.len() != chunk.customer.len() {
-                return Err(StoreError::Corrupt("purchase columns of different lengths".into()));
-            }
-            if !chunk.customer.is_empty() {
-                sink(chunk);
-            }
-        }
-        Ok(())
-    }
-
-    async fn purchase_categories(&self, sink: &mut (dyn for<'c> FnMut(i64, i64, &'c str) + Send)) -> Result<(), StoreError> {
-        use futures_util::TryStreamExt;
-        let max: Option<i64> = sqlx::query_scalar("SELECT MAX(order_id) FROM order_lines").fetch_one(&self.reader).await?;
-        let mut chunks = id_chunks(&self.reader, max, CATEGORY_CHUNK_SQL, Some(UNIT_SEPARATOR));
-        let (mut customers, mut times) = (Vec::new(), Vec::new());
-        while let Some(row) = chunks.try_next().await? {
-            customers.clear();
-            times.clear();
-            parse_ints(row.try_get(0)?, &mut customers)?;
-            parse_ints(row.try_get(1)?, &mut times)?;
-            let text: Option<&str> = row.try_get(2)?;
-            let categories: Vec<&str> = text.map(|t| t.split(UNIT_SEPARATOR).collect()).unwrap_or_default();
-            if categories.len() != customers.len() || times.len() != customers.len() {
-                return Err(StoreError::Corrupt("purchase category columns of different lengths".into()));
-            }
-            for ((&customer, &time), category) in customers.iter().zip(&times).zip(categories) {
-                sink(customer, time, category);
-            }
-        }
-        Ok(())
+    async fn purchases(&self, lines: bool, sink: &mut (dyn FnMut(Purchases) + Send)) -> Result<(), StoreError> {
+        self.read_purchases(lines, sink).await
     }
 
     async fn write_scores(&self, run: &NewScoreRun, rows: &[ScoreRow]) -> Result<ScoreRunInfo, StoreError> {

@@ -3,11 +3,15 @@
 //!
 //! - [`record`] (pure): the JSON records the API and importers accept, and their validation.
 //! - [`token`] (pure): API tokens, stored as SHA-256 hashes.
+//! - [`purchases`] (pure): the chunks of purchases and line categories the scoring job reads.
 //! - [`Storage`]: batch writes that are atomic and idempotent by natural id, the customer 360
 //!   read, cursor listing, export and erasure with an audit log, tokens, idempotency keys.
 //! - `sqlite` and `postgres`: the backends. Both compile the same query code (`common.rs`)
 //!   against their own driver types, so a behaviour tested on one is the behaviour of the other;
 //!   what differs (schema DDL, JSON merge, connection setup) sits in the backend module.
+//!   The one exception is the scoring job's read of every purchase: on SQLite it steps through
+//!   the file with rusqlite on two threads (`sqlite_scan`), as the driver's per-row cost would
+//!   dominate it.
 //!
 //! Invariants: times are microseconds since the epoch (UTC); money is `kanta_core::Money`'s
 //! 1/10,000 units; every query binds its values (no value is ever formatted into SQL); a write
@@ -20,13 +24,16 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+pub mod purchases;
 pub mod record;
 pub mod token;
 pub mod webhook;
 
 mod postgres;
 mod sqlite;
+mod sqlite_scan;
 
+pub use purchases::{PurchaseLines, Purchases};
 pub use record::{Customer, Event, Feedback, Order};
 pub use token::{Scope, Secret, TokenHash};
 pub use webhook::{Attempt, CustomerContext, Delivery, EndpointState, NewDelivery};
@@ -44,6 +51,12 @@ pub enum StoreError {
     /// Applying the schema migrations failed.
     #[error("migrating the database failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Reading a SQLite file directly (the scoring job's scan) failed.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A thread reading the database stopped before it finished.
+    #[error("reading the database stopped: {0}")]
+    Worker(String),
     /// A stored value could not be read back (a corrupt or foreign database).
     #[error("unexpected stored value: {0}")]
     Corrupt(String),
@@ -355,18 +368,6 @@ pub struct StageChange {
     pub to: String,
 }
 
-/// Completed and refunded orders reduced to what scoring needs, column by column (a chunk of
-/// the store's orders; see [`Storage::purchases`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Purchases {
-    /// Internal customer id of each order.
-    pub customer: Vec<i64>,
-    /// Order time, whole seconds since the epoch (rounded down).
-    pub time: Vec<i64>,
-    /// Amount in 1/10,000 units; refunded orders negative, as returns are in an order log.
-    pub amount: Vec<i64>,
-}
-
 /// A saved segment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct SegmentInfo {
@@ -550,19 +551,14 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Every order, for the analysis.
     async fn order_facts(&self) -> Result<Vec<OrderFact>, StoreError>;
 
-    /// Every completed and refunded order, handed to `sink` in chunks (ranges of order ids;
-    /// no order within a chunk is promised). Chunks
-    /// are read in separate short transactions (so a long read never holds the writer back);
-    /// an order replaced meanwhile is still read exactly once, as its row keeps its place.
-    async fn purchases(&self, sink: &mut (dyn FnMut(Purchases) + Send)) -> Result<(), StoreError>;
-
-    /// The categories of every completed purchase's lines, as (internal customer id, order
-    /// time in whole seconds, category), in no particular order. Orders stored without lines
-    /// have none.
-    async fn purchase_categories(
-        &self,
-        sink: &mut (dyn for<'c> FnMut(i64, i64, &'c str) + Send),
-    ) -> Result<(), StoreError>;
+    /// Every completed and refunded order, handed to `sink` in chunks (ranges of order ids,
+    /// in ascending order; no order within a chunk is promised). With `lines`, each chunk also
+    /// carries the categories of its purchases' lines ([`PurchaseLines`]: lines of completed
+    /// orders with a positive amount that have a category; orders stored without lines have
+    /// none). Chunks are read in separate short transactions (so a long read never holds the
+    /// writer back); an order replaced meanwhile is still read exactly once, as its row keeps
+    /// its place.
+    async fn purchases(&self, lines: bool, sink: &mut (dyn FnMut(Purchases) + Send)) -> Result<(), StoreError>;
 
     /// Record a scoring run and replace the stored scores with `rows` in one transaction:
     /// customers whose stage differs from their stored one (or who had none) get a

@@ -63,6 +63,15 @@ impl PgStore {
         crate::migrator(MIGRATIONS).run(&pool).await?;
         Ok(PgStore { writer: pool.clone(), reader: pool })
     }
+
+    /// [`crate::Storage::purchases`]: PostgreSQL prints each chunk into strings.
+    async fn read_purchases(
+        &self,
+        lines: bool,
+        sink: &mut (dyn FnMut(crate::Purchases) + Send),
+    ) -> Result<(), crate::StoreError> {
+        self.aggregated_purchases(lines, sink).await
+    }
 }
 
 include!("common.rs");

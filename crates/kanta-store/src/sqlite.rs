@@ -47,6 +47,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 pub(crate) struct SqliteStore {
     writer: Pool<Db>,
     reader: Pool<Db>,
+    /// The database file, for the scoring job's direct read (`None`: in memory).
+    file: Option<std::path::PathBuf>,
 }
 
 type Store = SqliteStore;
@@ -80,9 +82,36 @@ impl SqliteStore {
         let reader = if memory {
             writer.clone()
         } else {
-            SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?
+            SqlitePoolOptions::new().max_connections(4).connect_with(options.clone().read_only(true)).await?
         };
-        Ok(SqliteStore { writer, reader })
+        let file = (!memory).then(|| options.get_filename().to_path_buf());
+        Ok(SqliteStore { writer, reader, file })
+    }
+
+    /// [`crate::Storage::purchases`]: a file is read directly, on two threads
+    /// ([`crate::sqlite_scan`]); an in-memory database exists only inside the driver's
+    /// connection, so it is read through it.
+    async fn read_purchases(
+        &self,
+        lines: bool,
+        sink: &mut (dyn FnMut(crate::Purchases) + Send),
+    ) -> Result<(), crate::StoreError> {
+        let Some(file) = self.file.clone() else {
+            return self.aggregated_purchases(lines, sink).await;
+        };
+        let max: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM orders").fetch_one(&self.reader).await?;
+        let Some(max) = max else { return Ok(()) };
+        // Two chunks in the channel keep the reading threads ahead of the sink.
+        let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+        let scan = tokio::task::spawn_blocking(move || crate::sqlite_scan::purchases(&file, max, lines, &tx));
+        while let Some(chunk) = rx.recv().await {
+            sink(chunk);
+        }
+        match scan.await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(crate::StoreError::Worker(e.to_string())),
+        }
     }
 }
 

@@ -375,8 +375,9 @@ async fn all_purchases(db: &TestDb) -> (Purchases, usize) {
     let mut all = Purchases::default();
     let mut chunks = 0;
     db.store
-        .purchases(&mut |c| {
+        .purchases(false, &mut |c| {
             chunks += 1;
+            assert!(c.lines.is_empty(), "lines only when asked for");
             all.customer.extend(c.customer);
             all.time.extend(c.time);
             all.amount.extend(c.amount);
@@ -468,13 +469,23 @@ async fn purchases_come_in_chunks_with_refunds_negative_and_cancellations_left_o
     }
 }
 
-/// Every (customer, time in seconds, category) the store hands the scoring job.
+/// Every (customer, time in seconds, category) the store hands the scoring job, and that the
+/// purchases read with their lines are the ones read without.
 async fn all_categories(db: &TestDb) -> Vec<(i64, i64, String)> {
     let mut all = Vec::new();
+    let mut with_lines = Purchases::default();
     db.store
-        .purchase_categories(&mut |customer, time, category| all.push((customer, time, category.to_owned())))
+        .purchases(true, &mut |c| {
+            for (i, category) in c.lines.iter() {
+                all.push((c.customer[i], c.time[i], category.to_owned()));
+            }
+            with_lines.customer.extend(c.customer);
+            with_lines.time.extend(c.time);
+            with_lines.amount.extend(c.amount);
+        })
         .await
-        .expect("categories");
+        .expect("purchases with lines");
+    assert_eq!(with_lines, all_purchases(db).await.0);
     all
 }
 
@@ -903,4 +914,71 @@ async fn score_floats_and_texts_round_trip_exactly(db: TestDb) {
     written.sort();
     stored.sort();
     assert_eq!(stored, written);
+}
+
+/// Orders over two chunks of ids with every case a purchase read meets: refunds, cancellations,
+/// zero amounts, several lines, lines without a category.
+fn mixed_orders() -> Vec<Order> {
+    (0..70_000)
+        .map(|i| {
+            let status = match i % 11 {
+                3 => "refunded",
+                5 => "cancelled",
+                _ => "completed",
+            };
+            let amount = if i % 13 == 0 { "0".to_string() } else { format!("{}.25", i % 500 + 1) };
+            let lines = match i % 4 {
+                0 => String::new(),
+                1 => format!(r#","lines":[{{"product":"p","category":"c{}","quantity":1,"price":"1"}}]"#, i % 9),
+                2 => r#","lines":[{"product":"p","quantity":1,"price":"1"},{"product":"q","category":"tea","quantity":2,"price":"1"}]"#.to_string(),
+                _ => r#","lines":[{"product":"p","category":"mugs","quantity":1,"price":"1"},{"product":"q","category":"tea","quantity":2,"price":"1"}]"#.to_string(),
+            };
+            let json = format!(
+                r#"{{"id":"o{i}","customer_id":"c{}","time":"2024-01-01T00:00:{:02}.5Z","amount":"{amount}","currency":"EUR","status":"{status}"{lines}}}"#,
+                i % 997,
+                i % 60
+            );
+            kanta_store::record::parse_value::<Order>(serde_json::from_str(&json).expect("json")).expect("valid")
+        })
+        .collect()
+}
+
+/// The chunks `purchases(true, …)` hands over, as (customer, time, amount) and (customer, category).
+async fn purchase_chunks(store: &dyn kanta_store::Storage) -> Vec<(Vec<(i64, i64, i64)>, Vec<(i64, String)>)> {
+    let mut chunks = Vec::new();
+    store
+        .purchases(true, &mut |c| {
+            let mut orders: Vec<(i64, i64, i64)> =
+                c.customer.iter().zip(&c.time).zip(&c.amount).map(|((&c, &t), &a)| (c, t, a)).collect();
+            let mut lines: Vec<(i64, String)> = c.lines.iter().map(|(i, k)| (c.customer[i], k.to_string())).collect();
+            orders.sort_unstable();
+            lines.sort_unstable();
+            chunks.push((orders, lines));
+        })
+        .await
+        .expect("purchases");
+    chunks
+}
+
+/// A file is read directly (`sqlite_scan`), an in-memory database through the driver's
+/// string aggregates, as PostgreSQL is: both give the same chunks.
+#[tokio::test]
+async fn sqlite_files_and_memory_databases_read_the_same_purchases_and_lines() {
+    let file = kanta_store::testing::sqlite().await.expect("a file store");
+    let memory = kanta_store::open("sqlite::memory:").await.expect("a memory store");
+    let orders = mixed_orders();
+    for batch in orders.chunks(10_000) {
+        file.store.write_orders(batch, NOW).await.expect("write");
+        memory.write_orders(batch, NOW).await.expect("write");
+    }
+    let (from_file, from_memory) = (purchase_chunks(file.store.as_ref()).await, purchase_chunks(memory.as_ref()).await);
+    assert_eq!(from_file.len(), 2);
+    // 70,000 orders less 6,364 cancelled ones; lines of completed orders with a positive
+    // amount: one (i % 4 = 1) or the categorised ones of two (tea; mugs and tea).
+    let orders: usize = from_file.iter().map(|c| c.0.len()).sum();
+    assert_eq!(orders, 70_000 - (0..70_000).filter(|i| i % 11 == 5).count());
+    let expected_lines: usize =
+        (0..70_000).filter(|i| i % 11 != 3 && i % 11 != 5 && i % 13 != 0).map(|i| [0, 1, 1, 2][i % 4]).sum();
+    assert_eq!(from_file.iter().map(|c| c.1.len()).sum::<usize>(), expected_lines);
+    assert!(from_file == from_memory, "the two reads differ");
 }
