@@ -15,7 +15,8 @@
 #     report written), and
 #   - `kanta score --db sqlite://…` twice: the first run on a fresh copy of the store and a
 #     rescoring run (every customer's scores replaced, stage changes found by a join).
-# Prints wall times, peak RSS and the score/analyze ratio (target: ≤ 2), and checks that both
+# RUNS rounds of the three (default 3); prints median wall times, peak RSS and the
+# score/analyze ratio (target: ≤ 2), and checks that both
 # chose the same model with the same log-likelihood. Run by hand; never in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,10 @@ KANTA=target/release/kanta
 today=$(date -u +%Y-%m-%d)
 wall() { awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$1"; }
 rss() { awk -F': ' '/Maximum resident set size/ {print int($2/1024)}' "$1"; }
+median() { # name runs: the median wall time of $WORK/name.1.time … name.runs.time
+  local i
+  for i in $(seq 1 "$2"); do wall "$WORK/$1.$i.time"; done | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
 
 run_shape() { # shape
   local shape=$1 f
@@ -45,22 +50,31 @@ run_shape() { # shape
     echo "importing $f into $db (once)…"
     "$KANTA" import orders "$f" --order-col none --currency EUR --db "sqlite://$db" --quiet
   fi
-  /usr/bin/time -v "$KANTA" analyze "$f" --order-col none --as-of "$today" --out "$WORK/score-analyze" --quiet \
-    2>"$WORK/analyze.time"
-  # Fold the write-ahead log into the file first: a copy of the file alone would miss its pages.
-  sqlite3 "$db" "PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null
-  rm -f "$db.scored" "$db.scored-wal" "$db.scored-shm" && cp "$db" "$db.scored"
-  # A fresh copy each time, so the first run really is a first run.
-  /usr/bin/time -v "$KANTA" score --db "sqlite://$db.scored" --json >"$WORK/score1.json" 2>"$WORK/score1.time"
-  /usr/bin/time -v "$KANTA" score --db "sqlite://$db.scored" >"$WORK/score2.txt" 2>"$WORK/score2.time"
-  rm -f "$db.scored" "$db.scored-wal" "$db.scored-shm"
+  # RUNS rounds (default 3), each: analyze, then both score runs on a fresh copy of the store;
+  # the medians are reported (single runs on this 2-core machine vary by ±20 %).
+  local runs=${RUNS:-3} r
+  for r in $(seq 1 "$runs"); do
+    /usr/bin/time -v "$KANTA" analyze "$f" --order-col none --as-of "$today" --out "$WORK/score-analyze" --quiet \
+      2>"$WORK/analyze.$r.time"
+    # Fold the write-ahead log into the file first: a copy of the file alone would miss its pages.
+    sqlite3 "$db" "PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null
+    rm -f "$db.scored" "$db.scored-wal" "$db.scored-shm" && cp "$db" "$db.scored"
+    # Write the copy out now, or the kernel writes its 2.5 GB back during the first run.
+    sync
+    # A fresh copy each round, so the first run really is a first run.
+    /usr/bin/time -v "$KANTA" score --db "sqlite://$db.scored" --json >"$WORK/score1.json" 2>"$WORK/score1.$r.time"
+    /usr/bin/time -v "$KANTA" score --db "sqlite://$db.scored" >"$WORK/score2.txt" 2>"$WORK/score2.$r.time"
+    rm -f "$db.scored" "$db.scored-wal" "$db.scored-shm"
+    printf 'round %d: analyze %.2f s, score %.2f s, rescore %.2f s\n' "$r" \
+      "$(wall "$WORK/analyze.$r.time")" "$(wall "$WORK/score1.$r.time")" "$(wall "$WORK/score2.$r.time")"
+  done
 
   local a s1 s2
-  a=$(wall "$WORK/analyze.time"); s1=$(wall "$WORK/score1.time"); s2=$(wall "$WORK/score2.time")
-  printf '\n%s: %s\n%-34s %8s %8s %8s\n' "$shape" "$f" "" wall_s rss_MB ratio
-  printf '%-34s %8.2f %8d %8s\n' "kanta analyze (file, models)" "$a" "$(rss "$WORK/analyze.time")" 1.00
-  printf '%-34s %8.2f %8d %8.2f\n' "kanta score (first run)" "$s1" "$(rss "$WORK/score1.time")" "$(awk -v x="$s1" -v y="$a" 'BEGIN {print x / y}')"
-  printf '%-34s %8.2f %8d %8.2f\n' "kanta score (rescoring)" "$s2" "$(rss "$WORK/score2.time")" "$(awk -v x="$s2" -v y="$a" 'BEGIN {print x / y}')"
+  a=$(median analyze "$runs"); s1=$(median score1 "$runs"); s2=$(median score2 "$runs")
+  printf '\n%s: %s (medians of %d rounds)\n%-34s %8s %8s %8s\n' "$shape" "$f" "$runs" "" wall_s rss_MB ratio
+  printf '%-34s %8.2f %8d %8s\n' "kanta analyze (file, models)" "$a" "$(rss "$WORK/analyze.1.time")" 1.00
+  printf '%-34s %8.2f %8d %8.2f\n' "kanta score (first run)" "$s1" "$(rss "$WORK/score1.1.time")" "$(awk -v x="$s1" -v y="$a" 'BEGIN {print x / y}')"
+  printf '%-34s %8.2f %8d %8.2f\n' "kanta score (rescoring)" "$s2" "$(rss "$WORK/score2.1.time")" "$(awk -v x="$s2" -v y="$a" 'BEGIN {print x / y}')"
   sed 's/^/    score: /' "$WORK/score2.txt"
   python3 - "$WORK/score-analyze/summary.json" "$WORK/score1.json" <<'PY'
 import json, sys

@@ -47,8 +47,10 @@ pub struct ScoreOutcome {
     pub models_skipped: Option<String>,
     /// Customers per lifecycle stage, in lifecycle order.
     pub stages: Vec<(&'static str, u64)>,
-    /// Seconds per phase: read, analyse, models, write.
+    /// Wall time per phase, one after the other: read, analyse, models, write.
     pub phases: Vec<(&'static str, Duration)>,
+    /// Time of the product groups, which run beside the models (within the models phase).
+    pub product_groups: Duration,
 }
 
 /// Score every customer in `store` as of `now` (µs since the epoch).
@@ -87,18 +89,12 @@ pub async fn score_store(store: &dyn Storage, job: &ScoreJob, now: i64) -> Resul
 
     let today = Timestamp(now.div_euclid(1_000_000)).day();
     let job = *job;
-    let (computed, groups) = tokio::task::spawn_blocking(move || {
-        let mut computed = compute(aggregator, today, &job)?;
-        let clock = Instant::now();
-        categories.assign(&mut computed.rows);
-        Ok::<_, JobError>((computed, clock.elapsed()))
-    })
-    .await
-    .map_err(|e| JobError::Worker(e.to_string()))??;
-    let Computed { rows, model, diagnostics, models_skipped, stages, analyse, models } = computed;
+    let computed = tokio::task::spawn_blocking(move || compute(aggregator, categories, today, &job))
+        .await
+        .map_err(|e| JobError::Worker(e.to_string()))??;
+    let Computed { rows, model, diagnostics, models_skipped, stages, analyse, models, groups } = computed;
     phases.push(("analyse", analyse));
     phases.push(("models", models));
-    phases.push(("product groups", groups));
 
     let clock = Instant::now();
     let (y, m, d) = today.ymd();
@@ -113,7 +109,7 @@ pub async fn score_store(store: &dyn Storage, job: &ScoreJob, now: i64) -> Resul
     };
     let run = store.write_scores(&run, &rows).await?;
     phases.push(("write", clock.elapsed()));
-    Ok(ScoreOutcome { run, models_skipped, stages, phases })
+    Ok(ScoreOutcome { run, models_skipped, stages, phases, product_groups: groups })
 }
 
 /// Every purchase line's category, interned: (internal customer id, time, category id).
@@ -138,15 +134,16 @@ impl Categories {
         self.lines.push((customer, time, id));
     }
 
-    /// Set each row's main category and cross-sell hint (`kanta_core::crosssell`).
-    fn assign(self, rows: &mut [ScoreRow]) {
+    /// The main category and cross-sell hint (`kanta_core::crosssell`) of each of `customers`
+    /// (internal ids, in row order).
+    fn groups(self, customers: &[i64]) -> Vec<(Option<String>, Option<String>)> {
         if self.lines.is_empty() {
-            return;
+            return vec![(None, None); customers.len()];
         }
-        let index = RowIndex::new(rows.iter().map(|r| r.customer));
+        let index = RowIndex::new(customers.iter().copied());
         // Lines grouped by row (a counting sort), then by time and category within each row;
         // the lines of one customer at one time are a basket.
-        let mut counts = vec![0usize; rows.len() + 1];
+        let mut counts = vec![0usize; customers.len() + 1];
         let keyed: Vec<(usize, i64, u32)> =
             self.lines.iter().filter_map(|&(c, t, category)| Some((index.get(c)?, t, category))).collect();
         for l in &keyed {
@@ -172,12 +169,11 @@ impl Categories {
             baskets.push(Basket { customer: order[0].0, time: order[0].1, categories: &categories[start..end] });
             start = end;
         }
-        let groups = product_groups(&baskets, rows.len(), &self.names);
         let name = |c: Option<u32>| c.map(|c| self.names[c as usize].clone());
-        for (row, g) in rows.iter_mut().zip(groups) {
-            row.main_category = name(g.main);
-            row.next_category = name(g.next);
-        }
+        product_groups(&baskets, customers.len(), &self.names)
+            .into_iter()
+            .map(|g| (name(g.main), name(g.next)))
+            .collect()
     }
 }
 
@@ -222,10 +218,12 @@ struct Computed {
     stages: Vec<(&'static str, u64)>,
     analyse: Duration,
     models: Duration,
+    groups: Duration,
 }
 
-/// The CPU part: analysis and models (on a blocking thread; the models use every core).
-fn compute(aggregator: Aggregator, today: Day, job: &ScoreJob) -> Result<Computed, JobError> {
+/// The CPU part: analysis, then the models (which use every core) and, beside them on a thread
+/// of their own, the product groups. (On a blocking thread.)
+fn compute(aggregator: Aggregator, categories: Categories, today: Day, job: &ScoreJob) -> Result<Computed, JobError> {
     let clock = Instant::now();
     let base = aggregator.finish();
     let options = AnalysisOptions { as_of: Some(today), lapse_days: job.lapse_days, ..AnalysisOptions::default() };
@@ -240,13 +238,29 @@ fn compute(aggregator: Aggregator, today: Day, job: &ScoreJob) -> Result<Compute
                 stages: Vec::new(),
                 analyse: clock.elapsed(),
                 models: Duration::ZERO,
+                groups: Duration::ZERO,
             });
         }
         Err(e) => return Err(e.into()),
     };
     let analyse = clock.elapsed();
     let clock = Instant::now();
-    let scored = score(&analysis, &job.score);
+    let ids: Vec<i64> = analysis
+        .customers
+        .iter()
+        .map(|c| <[u8; 8]>::try_from(base.id(c.customer)).map(i64::from_le_bytes).unwrap_or_default())
+        .collect();
+    // The product groups need only the rows' customer ids; the models leave a core idle part of
+    // the time (between likelihood sums), which the groups use.
+    let (scored, (groups, groups_time)) = std::thread::scope(|scope| {
+        let groups = scope.spawn(|| {
+            let clock = Instant::now();
+            let groups = categories.groups(&ids);
+            (groups, clock.elapsed())
+        });
+        let scored = score(&analysis, &job.score);
+        (scored, groups.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    });
     let (scores, model, diagnostics, models_skipped) = match scored {
         Ok(mut scores) => {
             let slipping: Vec<bool> = scores.customers.iter().map(|c| c.slipping).collect();
@@ -270,9 +284,9 @@ fn compute(aggregator: Aggregator, today: Day, job: &ScoreJob) -> Result<Compute
         .customers
         .iter()
         .enumerate()
-        .map(|(i, c)| {
-            let id = base.id(c.customer);
-            let customer = <[u8; 8]>::try_from(id).map(i64::from_le_bytes).unwrap_or_default();
+        .zip(groups)
+        .map(|((i, c), (main_category, next_category))| {
+            let customer = ids[i];
             let model = scores.as_ref().and_then(|s| s.get(i)).map(|s| ModelScores {
                 p_alive: s.p_alive,
                 expected_30d: s.expected_purchases[0],
@@ -294,14 +308,14 @@ fn compute(aggregator: Aggregator, today: Day, job: &ScoreJob) -> Result<Compute
                 rfm_segment: c.segment.name(),
                 stage: c.stage.name(),
                 value_tier: tiers[i].name(),
-                main_category: None,
-                next_category: None,
+                main_category,
+                next_category,
                 model,
             }
         })
         .collect();
     let stages = analysis.summary.stages.iter().map(|g| (stage_name(&g.name), g.customers)).collect();
-    Ok(Computed { rows, model, diagnostics, models_skipped, stages, analyse, models })
+    Ok(Computed { rows, model, diagnostics, models_skipped, stages, analyse, models, groups: groups_time })
 }
 
 /// The static name of a stage row of the business summary.

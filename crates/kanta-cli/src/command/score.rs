@@ -65,7 +65,20 @@ fn render(o: &ScoreOutcome) -> String {
         let _ = writeln!(out, "stages: {}", stages.join(" · "));
     }
     let _ = writeln!(out, "stage changes: {}", thousands(run.stage_changes.max(0) as u64));
-    let phases: Vec<String> = o.phases.iter().map(|(name, d)| format!("{name} {:.1} s", d.as_secs_f64())).collect();
+    let phases: Vec<String> = o
+        .phases
+        .iter()
+        .map(|&(name, d)| match name {
+            "models" if !o.product_groups.is_zero() => {
+                format!(
+                    "models {:.1} s (product groups {:.1} s beside them)",
+                    d.as_secs_f64(),
+                    o.product_groups.as_secs_f64()
+                )
+            }
+            _ => format!("{name} {:.1} s", d.as_secs_f64()),
+        })
+        .collect();
     let _ = writeln!(out, "time: {}", phases.join(" · "));
     out
 }
