@@ -77,7 +77,9 @@ pub async fn score_store(store: &dyn Storage, job: &ScoreJob, now: i64) -> Resul
                 }
             }
             for (i, category) in chunk.lines.iter() {
-                categories.push(chunk.customer[i], chunk.time[i], category);
+                if let (Some(&customer), Some(&time)) = (chunk.customer.get(i), chunk.time.get(i)) {
+                    categories.push(customer, time, category);
+                }
             }
         })
         .await?;
