@@ -289,8 +289,65 @@ pub struct GroupRow {
 /// The longest gap the gap histogram resolves day by day; longer gaps share the last bucket.
 const GAP_HIST_DAYS: usize = 3_660;
 
-/// Analyses a customer base.
+/// Analyses a customer base: [`analyze_customers`], then the business summary.
 pub fn analyze(base: &CustomerBase, options: &AnalysisOptions) -> Result<Analysis, AnalysisError> {
+    analyze_customers(base, options).map(CustomerAnalysis::finish)
+}
+
+/// An analysis before its business summary: every customer's summary, scores and stage, and
+/// what the business summary needs besides them. `kanta analyze` writes the customer tables
+/// while the summary is built ([`CustomerAnalysis::summary`]) on another core.
+#[derive(Debug, Clone)]
+pub struct CustomerAnalysis {
+    /// The observation end used.
+    pub as_of: Day,
+    /// One summary per customer with at least one purchase, in first-seen order.
+    pub customers: Vec<CustomerSummary>,
+    returns: Returns,
+    gap_hist: Vec<u64>,
+    activity: Vec<(i32, u32)>,
+    lapse_days: u32,
+    zero_dropped: u64,
+    after_as_of: u64,
+}
+
+impl CustomerAnalysis {
+    /// Marks the customers flagged by `slipping` (indexed like `customers`) as
+    /// [`Stage::Slipping`] when the rules call them new, repeat or loyal. Lapsing and lost
+    /// customers keep their stage, so revenue at risk is unchanged.
+    pub fn mark_slipping(&mut self, slipping: &[bool]) {
+        mark_slipping(&mut self.customers, slipping);
+    }
+
+    /// The business summary of the customers as they are now.
+    pub fn summary(&self) -> BusinessSummary {
+        BusinessSummary::build(
+            &self.customers,
+            self.as_of,
+            self.returns.clone(),
+            &self.gap_hist,
+            &self.activity,
+            self.lapse_days,
+            self.zero_dropped,
+            self.after_as_of,
+        )
+    }
+
+    /// The analysis with `summary`, which [`CustomerAnalysis::summary`] built.
+    pub fn with_summary(self, summary: BusinessSummary) -> Analysis {
+        Analysis { as_of: self.as_of, customers: self.customers, summary }
+    }
+
+    /// The analysis with its summary built now.
+    pub fn finish(self) -> Analysis {
+        let summary = self.summary();
+        self.with_summary(summary)
+    }
+}
+
+/// The per-customer part of [`analyze`]: each customer's summary, RFM scores, segment and
+/// rule-based stage.
+pub fn analyze_customers(base: &CustomerBase, options: &AnalysisOptions) -> Result<CustomerAnalysis, AnalysisError> {
     let max_time = base.max_time().ok_or(AnalysisError::NoOrders)?;
     let as_of = options.as_of.unwrap_or_else(|| max_time.day());
     let window_start = Day(as_of.0 - 364);
@@ -366,9 +423,7 @@ pub fn analyze(base: &CustomerBase, options: &AnalysisOptions) -> Result<Analysi
     let rules = StageRules { lapse_days, loyal_orders: options.loyal_orders };
     score(&mut customers, &rules);
 
-    let summary =
-        BusinessSummary::build(&customers, as_of, returns, &gap_hist, &activity, lapse_days, zero_dropped, after_as_of);
-    Ok(Analysis { as_of, customers, summary })
+    Ok(CustomerAnalysis { as_of, customers, returns, gap_hist, activity, lapse_days, zero_dropped, after_as_of })
 }
 
 /// The distinct purchase days of customer `index` up to `as_of`, oldest first, by the same rules
@@ -745,13 +800,17 @@ impl Analysis {
     /// [`Stage::Slipping`] when the rules call them new, repeat or loyal, and recounts the stage
     /// table. Lapsing and lost customers keep their stage, so revenue at risk is unchanged.
     pub fn mark_slipping(&mut self, slipping: &[bool]) {
-        for (c, &flag) in self.customers.iter_mut().zip(slipping) {
-            if flag && matches!(c.stage, Stage::New | Stage::Repeat | Stage::Loyal) {
-                c.stage = Stage::Slipping;
-            }
-        }
+        mark_slipping(&mut self.customers, slipping);
         self.summary.stages =
             groups(&self.customers, self.summary.revenue, &Stage::ALL.map(Stage::name), |c| c.stage as usize);
+    }
+}
+
+fn mark_slipping(customers: &mut [CustomerSummary], slipping: &[bool]) {
+    for (c, &flag) in customers.iter_mut().zip(slipping) {
+        if flag && matches!(c.stage, Stage::New | Stage::Repeat | Stage::Loyal) {
+            c.stage = Stage::Slipping;
+        }
     }
 }
 
@@ -927,5 +986,34 @@ mod tests {
                 .unwrap_err(),
             AnalysisError::NoPurchases(Day::parse("2023-01-01").unwrap())
         );
+    }
+
+    #[test]
+    fn slipping_marks_active_stages_only_and_both_paths_give_one_summary() {
+        let b = base(&[
+            ("new", "1", "2024-06-25", 1000),
+            ("repeat", "2", "2024-05-01", 1000),
+            ("repeat", "3", "2024-06-20", 2000),
+            ("old", "4", "2021-01-01", 500),
+            ("old", "5", "2021-02-01", 700),
+        ]);
+        let options = AnalysisOptions { as_of: Day::parse("2024-06-30"), ..AnalysisOptions::default() };
+        let flags = [true, true, true];
+        let mut one = analyze(&b, &options).unwrap();
+        let before: Vec<Stage> = one.customers.iter().map(|c| c.stage).collect();
+        assert_eq!(before, [Stage::New, Stage::Repeat, Stage::Lost]);
+        one.mark_slipping(&flags);
+        let after: Vec<Stage> = one.customers.iter().map(|c| c.stage).collect();
+        assert_eq!(after, [Stage::Slipping, Stage::Slipping, Stage::Lost], "lost customers keep their stage");
+        let count =
+            |a: &Analysis, stage: Stage| a.summary.stages.iter().find(|g| g.name == stage.name()).unwrap().customers;
+        assert_eq!((count(&one, Stage::Slipping), count(&one, Stage::New), count(&one, Stage::Lost)), (2, 0, 1));
+        // `kanta analyze` marks the customers first and builds the summary afterwards.
+        let mut two = analyze_customers(&b, &options).unwrap();
+        two.mark_slipping(&flags);
+        let summary = two.summary();
+        let two = two.with_summary(summary);
+        assert_eq!(two.summary, one.summary);
+        assert_eq!(two.customers.iter().map(|c| c.stage).collect::<Vec<_>>(), after);
     }
 }

@@ -13,7 +13,7 @@ use arrow_array::builder::{Date32Builder, Float64Builder, Int32Builder, StringBu
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use kanta_core::aggregate::CustomerBase;
-use kanta_core::analysis::{Analysis, CustomerSummary};
+use kanta_core::analysis::CustomerSummary;
 use kanta_core::money::Money;
 use kanta_core::time::Day;
 use kanta_score::CustomerScore;
@@ -218,7 +218,8 @@ fn push_f64(out: &mut Vec<u8>, v: f64, buffer: &mut ryu::Buffer) {
 pub fn write_customers_csv(
     path: &Path,
     base: &CustomerBase,
-    analysis: &Analysis,
+    customers: &[CustomerSummary],
+    as_of: Day,
     unit: PeriodUnit,
     scores: Option<&[CustomerScore]>,
 ) -> Result<(), ReadError> {
@@ -228,7 +229,7 @@ pub fn write_customers_csv(
     writeln!(out, "{}", header.join(",")).map_err(|e| write_err(path, e))?;
     let mut line: Vec<u8> = Vec::with_capacity(256);
     let mut buffer = ryu::Buffer::new();
-    for (i, c) in analysis.customers.iter().enumerate() {
+    for (i, c) in customers.iter().enumerate() {
         line.clear();
         push_csv_field(&mut line, base.id(c.customer));
         line.push(b',');
@@ -269,7 +270,7 @@ pub fn write_customers_csv(
         line.push(b',');
         line.extend_from_slice(c.stage.name().as_bytes());
         match scores.and_then(|s| s.get(i)) {
-            Some(s) => push_score(&mut line, s, analysis.as_of),
+            Some(s) => push_score(&mut line, s, as_of),
             None => line.extend_from_slice(&[b','; MODEL_COLUMNS.len()]),
         }
         line.push(b'\n');
@@ -320,7 +321,8 @@ fn push_score(line: &mut Vec<u8>, s: &CustomerScore, as_of: Day) {
 pub fn write_customers_parquet(
     path: &Path,
     base: &CustomerBase,
-    analysis: &Analysis,
+    customers: &[CustomerSummary],
+    as_of: Day,
     unit: PeriodUnit,
     scores: Option<&[CustomerScore]>,
 ) -> Result<(), ReadError> {
@@ -352,10 +354,9 @@ pub fn write_customers_parquet(
         .set_column_dictionary_enabled("churn_risk".into(), true)
         .build();
     let mut writer = ArrowWriter::try_new(file, Arc::clone(&schema), Some(props)).map_err(|e| write_err(path, e))?;
-    for (k, chunk) in analysis.customers.chunks(1 << 16).enumerate() {
+    for (k, chunk) in customers.chunks(1 << 16).enumerate() {
         let chunk_scores = scores.and_then(|s| s.get(k << 16..(k << 16) + chunk.len()));
-        let batch =
-            customer_batch(&schema, base, chunk, unit, chunk_scores, analysis.as_of).map_err(|e| write_err(path, e))?;
+        let batch = customer_batch(&schema, base, chunk, unit, chunk_scores, as_of).map_err(|e| write_err(path, e))?;
         writer.write(&batch).map_err(|e| write_err(path, e))?;
     }
     writer.close().map_err(|e| write_err(path, e))?;

@@ -274,11 +274,17 @@ pub(crate) fn fit_transaction(
 
 /// Fits the models on `analysis` and scores every customer.
 pub fn score(analysis: &Analysis, options: &ScoreOptions) -> Result<Scores, ScoreError> {
-    let repeat = analysis.customers.iter().filter(|c| c.frequency > 0).count();
-    if analysis.customers.len() < MIN_CUSTOMERS || repeat < MIN_REPEAT {
-        return Err(ScoreError::TooFew { customers: analysis.customers.len(), repeat });
+    score_customers(&analysis.customers, options)
+}
+
+/// [`score`] on the customers alone (of an [`kanta_core::analysis::CustomerAnalysis`], whose
+/// business summary is built later).
+pub fn score_customers(summaries: &[CustomerSummary], options: &ScoreOptions) -> Result<Scores, ScoreError> {
+    let repeat = summaries.iter().filter(|c| c.frequency > 0).count();
+    if summaries.len() < MIN_CUSTOMERS || repeat < MIN_REPEAT {
+        return Err(ScoreError::TooFew { customers: summaries.len(), repeat });
     }
-    let histories: Vec<History> = analysis.customers.iter().map(history).collect();
+    let histories: Vec<History> = summaries.iter().map(history).collect();
     let data = Histories::from_histories(histories.iter().copied()).map_err(|e| ScoreError::NoModel(e.to_string()))?;
     let (choices, selected_by): (&[ModelChoice], _) = match options.model {
         ModelChoice::Auto => (&[ModelChoice::BgNbd, ModelChoice::MbgNbd, ModelChoice::ParetoNbd], "bic"),
@@ -304,8 +310,7 @@ pub fn score(analysis: &Analysis, options: &ScoreOptions) -> Result<Scores, Scor
         let reasons: Vec<String> = candidates.iter().filter_map(|c| c.fit.as_ref().err().cloned()).collect();
         return Err(ScoreError::NoModel(reasons.join("; ")));
     };
-    let spends: Vec<(Spend, f64)> = analysis
-        .customers
+    let spends: Vec<(Spend, f64)> = summaries
         .iter()
         .enumerate()
         .filter(|(_, c)| c.frequency > 0 && c.monetary > 0.0)
@@ -353,8 +358,7 @@ pub fn score(analysis: &Analysis, options: &ScoreOptions) -> Result<Scores, Scor
             },
         )
         .collect();
-    let mut customers: Vec<CustomerScore> = analysis
-        .customers
+    let mut customers: Vec<CustomerScore> = summaries
         .par_iter()
         .zip(&histories)
         .zip(&group)
@@ -380,7 +384,7 @@ pub fn score(analysis: &Analysis, options: &ScoreOptions) -> Result<Scores, Scor
         .collect();
     // Slipping needs the CLV ranking of the whole base, hence a second pass.
     let top_clv = clv_threshold(customers.iter().filter_map(|s| s.clv_12m).collect());
-    for (c, s) in analysis.customers.iter().zip(&mut customers) {
+    for (c, s) in summaries.iter().zip(&mut customers) {
         let valuable = matches!(c.segment, Segment::Champions | Segment::Loyal)
             || top_clv.is_some_and(|t| s.clv_12m.is_some_and(|v| v >= t && v > 0.0));
         // Lapsing and lost customers are already flagged by the rules.
@@ -388,7 +392,7 @@ pub fn score(analysis: &Analysis, options: &ScoreOptions) -> Result<Scores, Scor
             && s.p_alive < options.slipping_below
             && matches!(c.stage, Stage::New | Stage::Repeat | Stage::Loyal);
     }
-    let summary = summarise(analysis, &customers, candidates, spend_fit, model.name(), selected_by, &options.clv);
+    let summary = summarise(summaries, &customers, candidates, spend_fit, model.name(), selected_by, &options.clv);
     Ok(Scores { customers, summary })
 }
 
@@ -425,7 +429,7 @@ fn histogram(values: impl Iterator<Item = f64>, lo: f64, hi: f64, bins: usize) -
 }
 
 fn summarise(
-    analysis: &Analysis,
+    summaries: &[CustomerSummary],
     scores: &[CustomerScore],
     candidates: Vec<Candidate>,
     spend: Result<FitReport, String>,
@@ -446,7 +450,7 @@ fn summarise(
     let clv_max = clvs.iter().copied().fold(0.0, f64::max);
     // Heat map: repeat purchases 0…9 and 10+ by recency/T in tenths.
     let mut sums = vec![vec![(0.0, 0u64); 10]; 11];
-    for (c, s) in analysis.customers.iter().zip(scores) {
+    for (c, s) in summaries.iter().zip(scores) {
         let row = (c.frequency as usize).min(10);
         let share = if c.t_days > 0 { f64::from(c.recency_days) / f64::from(c.t_days) } else { 0.0 };
         let col = ((share * 10.0).floor().max(0.0) as usize).min(9);
@@ -466,8 +470,8 @@ fn summarise(
             customer_id: String::new(),
             clv_12m: scores[i].clv_12m.unwrap_or(0.0),
             p_alive: scores[i].p_alive,
-            revenue: analysis.customers[i].revenue.to_f64(),
-            stage: analysis.customers[i].stage.name(),
+            revenue: summaries[i].revenue.to_f64(),
+            stage: summaries[i].stage.name(),
         })
         .collect();
     ModelSummary {
