@@ -44,6 +44,9 @@ const BATCH_ROWS: usize = 8_192;
 /// Batches in flight.
 const IN_FLIGHT: usize = 4;
 
+/// How many items ahead the consumer touches the id tables ([`Aggregator::touch`]).
+const TOUCH_AHEAD: usize = 16;
+
 enum Item {
     Line {
         location: Location,
@@ -258,6 +261,9 @@ where
         while let Ok(mut batch) = rx.recv() {
             for (index, item) in batch.items.iter().enumerate() {
                 parser.rows += 1;
+                if let Some(Item::Line { hashes, .. }) = batch.items.get(index + TOUCH_AHEAD) {
+                    aggregator.touch(hashes);
+                }
                 let outcome = match item {
                     // The fast path is safe only right after the line it continues was accepted.
                     Item::SameOrder { time, amount, .. } if previous_accepted => {
