@@ -24,34 +24,55 @@ pub struct Purchases {
 /// have a category), each with the index of its order in the chunk's columns. Kept as one
 /// string with end offsets: a chunk of 65,536 orders makes three allocations, not one a line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PurchaseLines {
-    order: Vec<u32>,
-    end: Vec<usize>,
-    text: String,
-}
+pub struct PurchaseLines(Tagged<u32>);
 
 impl PurchaseLines {
     /// Add a line of the order at index `order` of the chunk.
     pub fn push(&mut self, order: usize, category: &str) {
-        self.order.push(u32::try_from(order).unwrap_or(u32::MAX));
-        self.text.push_str(category);
-        self.end.push(self.text.len());
+        self.0.push(u32::try_from(order).unwrap_or(u32::MAX), category);
     }
 
     /// Number of lines.
     pub fn len(&self) -> usize {
-        self.order.len()
+        self.0.tags.len()
     }
 
     /// No lines.
     pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
+        self.0.tags.is_empty()
     }
 
     /// (index of the order in the chunk, category) of each line, in the order they were added.
     pub fn iter(&self) -> impl Iterator<Item = (usize, &str)> + '_ {
+        self.0.iter().map(|(o, c)| (o as usize, c))
+    }
+}
+
+/// Texts, each with a tag, in one string with end offsets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Tagged<T> {
+    tags: Vec<T>,
+    end: Vec<usize>,
+    text: String,
+}
+
+// Not derived: a derive would ask `T: Default`.
+impl<T> Default for Tagged<T> {
+    fn default() -> Self {
+        Tagged { tags: Vec::new(), end: Vec::new(), text: String::new() }
+    }
+}
+
+impl<T: Copy> Tagged<T> {
+    pub(crate) fn push(&mut self, tag: T, text: &str) {
+        self.tags.push(tag);
+        self.text.push_str(text);
+        self.end.push(self.text.len());
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (T, &str)> + '_ {
         let starts = std::iter::once(0).chain(self.end.iter().copied());
-        self.order.iter().zip(starts.zip(&self.end)).map(|(&o, (s, &e))| (o as usize, &self.text[s..e]))
+        self.tags.iter().zip(starts.zip(&self.end)).map(|(&t, (s, &e))| (t, &self.text[s..e]))
     }
 }
 

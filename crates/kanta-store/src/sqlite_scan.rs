@@ -20,7 +20,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::StoreError;
-use crate::purchases::{ChunkJoin, Purchases};
+use crate::purchases::{ChunkJoin, Purchases, Tagged};
 
 /// Order ids per chunk (ids are dense, so about as many orders).
 const CHUNK: i64 = 65_536;
@@ -56,12 +56,9 @@ pub(crate) fn purchases(
                         let mut chunk = Lines::default();
                         let mut rows = statement.query([k * CHUNK, (k + 1) * CHUNK])?;
                         while let Some(row) = rows.next()? {
-                            chunk.order.push(row.get(0)?);
                             let category = row.get_ref(1)?.as_str();
-                            chunk
-                                .text
-                                .push_str(category.map_err(|e| StoreError::Corrupt(format!("line category: {e}")))?);
-                            chunk.end.push(chunk.text.len());
+                            let category = category.map_err(|e| StoreError::Corrupt(format!("line category: {e}")))?;
+                            chunk.push(row.get(0)?, category);
                         }
                         if line_tx.send(Ok(chunk)).is_err() {
                             break;
@@ -108,20 +105,8 @@ pub(crate) fn purchases(
     })
 }
 
-/// One chunk's categorised lines: order ids, and categories in one string with end offsets.
-#[derive(Default)]
-struct Lines {
-    order: Vec<i64>,
-    end: Vec<usize>,
-    text: String,
-}
-
-impl Lines {
-    fn iter(&self) -> impl Iterator<Item = (i64, &str)> + '_ {
-        let starts = std::iter::once(0).chain(self.end.iter().copied());
-        self.order.iter().zip(starts.zip(&self.end)).map(|(&o, (s, &e))| (o, &self.text[s..e]))
-    }
-}
+/// One chunk's categorised lines: the categories tagged with their order ids.
+type Lines = Tagged<i64>;
 
 fn open(file: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(file, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
