@@ -100,8 +100,8 @@ fn money(raw: i64) -> f64 {
     kanta_core::money::Money::from_raw(raw).to_f64()
 }
 
-/// Orders per [`Storage::purchases`] chunk (by order id; ids are dense, so about as many rows).
-const PURCHASE_CHUNK: i64 = 65_536;
+/// Orders per [`Storage::purchases`] chunk (by order id), the same as the SQLite file scan's.
+const PURCHASE_CHUNK: i64 = crate::purchases::CHUNK;
 
 /// One chunk of purchases as four comma-separated columns (customer, time, amount, order id).
 /// Fetching millions of rows one by one through the driver costs about 1.2 µs a row (a row
@@ -450,7 +450,7 @@ impl Store {
                 for &id in &line_ids {
                     let category =
                         categories.next().ok_or_else(|| StoreError::Corrupt("fewer categories than lines".into()))?;
-                    join.line(lo, id, category, &mut chunk);
+                    join.line(id, category, &mut chunk);
                 }
                 if categories.next().is_some() {
                     return Err(StoreError::Corrupt("more categories than lines".into()));

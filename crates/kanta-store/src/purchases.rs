@@ -76,10 +76,16 @@ impl<T: Copy> Tagged<T> {
     }
 }
 
+/// Order ids per chunk of [`crate::Storage::purchases`], on both backends (ids are dense, so
+/// about as many orders).
+pub(crate) const CHUNK: i64 = 65_536;
+
 /// Joins the lines read for the order ids `lo < id ≤ lo + span` to the purchases read for the
 /// same range. Reused from chunk to chunk.
 #[derive(Debug, Default)]
 pub(crate) struct ChunkJoin {
+    /// The range's `lo`.
+    lo: i64,
     /// Index of the purchase in the chunk for each order id of the range (`id - lo - 1`), or
     /// `u32::MAX` for orders that are not purchases with a positive amount.
     slot: Vec<u32>,
@@ -88,6 +94,7 @@ pub(crate) struct ChunkJoin {
 impl ChunkJoin {
     /// Start a chunk: `ids[i]` is the order id of the chunk's i-th purchase.
     pub(crate) fn start(&mut self, lo: i64, span: usize, ids: &[i64], purchases: &Purchases) {
+        self.lo = lo;
         self.slot.clear();
         self.slot.resize(span, u32::MAX);
         for (i, (&id, &amount)) in ids.iter().zip(&purchases.amount).enumerate() {
@@ -96,23 +103,23 @@ impl ChunkJoin {
             if amount <= 0 {
                 continue;
             }
-            if let Some(slot) = self.offset(lo, id).and_then(|o| self.slot.get_mut(o)) {
+            if let Some(slot) = self.offset(id).and_then(|o| self.slot.get_mut(o)) {
                 *slot = u32::try_from(i).unwrap_or(u32::MAX);
             }
         }
     }
 
     /// Add a line of order `id` to `purchases` when that order is one of its purchases.
-    pub(crate) fn line(&self, lo: i64, id: i64, category: &str, purchases: &mut Purchases) {
-        if let Some(&i) = self.offset(lo, id).and_then(|o| self.slot.get(o))
+    pub(crate) fn line(&self, id: i64, category: &str, purchases: &mut Purchases) {
+        if let Some(&i) = self.offset(id).and_then(|o| self.slot.get(o))
             && i != u32::MAX
         {
             purchases.lines.push(i as usize, category);
         }
     }
 
-    fn offset(&self, lo: i64, id: i64) -> Option<usize> {
-        usize::try_from(id.checked_sub(lo)?.checked_sub(1)?).ok()
+    fn offset(&self, id: i64) -> Option<usize> {
+        usize::try_from(id.checked_sub(self.lo)?.checked_sub(1)?).ok()
     }
 }
 
@@ -153,14 +160,14 @@ mod tests {
             (100, "previous"),
             (101, "cups"),
         ] {
-            join.line(100, id, category, &mut p);
+            join.line(id, category, &mut p);
         }
         assert_eq!(p.lines.iter().collect::<Vec<_>>(), [(3, "tea"), (0, "mugs"), (3, "cups")]);
         // The next chunk starts clean.
         let mut q = Purchases { customer: vec![1], time: vec![1], amount: vec![1], ..Purchases::default() };
         join.start(108, 8, &[109], &q);
-        join.line(108, 101, "old", &mut q);
-        join.line(108, 109, "new", &mut q);
+        join.line(101, "old", &mut q);
+        join.line(109, "new", &mut q);
         assert_eq!(q.lines.iter().collect::<Vec<_>>(), [(0, "new")]);
     }
 }

@@ -20,10 +20,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::StoreError;
-use crate::purchases::{ChunkJoin, Purchases, Tagged};
-
-/// Order ids per chunk (ids are dense, so about as many orders).
-const CHUNK: i64 = 65_536;
+use crate::purchases::{CHUNK, ChunkJoin, Purchases, Tagged};
 
 /// Completed and refunded orders of the ids `?1 < id ≤ ?2`, refunds negative (as returns are in
 /// an order log). Times are floored to seconds in Rust.
@@ -94,7 +91,7 @@ pub(crate) fn purchases(
                 let read = line_rx.recv().map_err(|_| StoreError::Worker("the line reader stopped".into()))??;
                 join.start(lo, CHUNK as usize, &ids, &chunk);
                 for (id, category) in read.iter() {
-                    join.line(lo, id, category, &mut chunk);
+                    join.line(id, category, &mut chunk);
                 }
             }
             if !chunk.customer.is_empty() && out.blocking_send(chunk).is_err() {
