@@ -608,12 +608,12 @@ mod parquet_tests {
         assert_eq!((got_groups, want_groups), (3, 3));
         assert!(got_schema.is_some() && got_schema == want_schema, "the Arrow schema is embedded");
         assert_eq!(got.iter().map(RecordBatch::num_rows).sum::<usize>(), 84);
-        assert_eq!(arrow_select_concat(&got), arrow_select_concat(&want));
+        assert_eq!(columns_as_text(&got), columns_as_text(&want));
         assert_eq!(got[0].schema().field(1).data_type(), &UInt32, "unsigned columns read back unsigned");
     }
 
     /// All rows of `batches` as text, column by column.
-    fn arrow_select_concat(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    fn columns_as_text(batches: &[RecordBatch]) -> Vec<Vec<String>> {
         (0..batches[0].num_columns())
             .map(|c| {
                 batches
