@@ -17,7 +17,7 @@
 use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
 
 use kanta_core::aggregate::{Aggregator, LineHashes, OrderLine};
-use kanta_core::intern::hash;
+use kanta_core::intern::{hash, same_id};
 use kanta_core::money::Money;
 use kanta_core::time::Timestamp;
 
@@ -157,7 +157,7 @@ impl RowSink<'_> {
         let item = match parsed {
             Ok(line) => {
                 let same = match (&self.previous, line.order) {
-                    (Some((customer, order)), Some(o)) => order.as_slice() == o && customer.as_slice() == line.customer,
+                    (Some((customer, order)), Some(o)) => same_id(order, o) && same_id(customer, line.customer),
                     _ => false,
                 };
                 let customer = self.batch.span(line.customer);

@@ -146,12 +146,28 @@ pub fn input_len(input: &Input) -> Option<u64> {
 }
 
 /// Reads an order log into `aggregator`.
+///
+/// A file read into an empty aggregator is read with deferred order ids
+/// ([`Aggregator::deferred`]), and `aggregator` is left resolved; the result is the same as an
+/// indexed read's ([`read_orders_with_lines`], standard input), which it falls back to.
 pub fn read_orders(
     input: &Input,
     options: &ReadOptions,
     aggregator: &mut Aggregator,
     progress: &dyn Progress,
 ) -> Result<ReadSummary, ReadError> {
+    // A file can be read twice, so it is read first with deferred order ids (no hash probe
+    // per order; see `Aggregator::deferred`). Only if an order id turns out to come with two
+    // customers is it read again, indexed, so that each such line is reported (or skipped
+    // under `--max-errors`) exactly where it is, as on standard input.
+    if matches!(input, Input::Path(_)) && aggregator.is_empty() {
+        let mut deferred = Aggregator::deferred();
+        let read = read(input, options, Target { aggregator: &mut deferred, lines: None }, progress);
+        if deferred.resolve().is_ok() {
+            *aggregator = deferred;
+            return read;
+        }
+    }
     read(input, options, Target { aggregator, lines: None }, progress)
 }
 

@@ -104,6 +104,80 @@ proptest! {
     }
 }
 
+/// An order as owned values: customer id, order id, time, amount in 1/10,000.
+type Owned = (Vec<u8>, Option<Vec<u8>>, i64, i64);
+
+/// Every order of `agg` as owned values, in first-seen order.
+fn orders(agg: &Aggregator) -> Vec<Owned> {
+    let mut all = Vec::new();
+    agg.for_each_order(|c, o, t, a| all.push((c.to_vec(), o.map(<[u8]>::to_vec), t.0, a.raw())));
+    all
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// A file is read with deferred order ids (and read again, indexed, when an order id comes
+    /// with two customers); reading with lines kept always uses the indexed aggregator. Both
+    /// must accept, merge, skip and report exactly the same, whatever the order of the lines.
+    #[test]
+    fn deferred_and_indexed_order_ids_read_a_file_the_same(
+        rows in proptest::collection::vec((0u8..4, 0u8..6, 1u8..28, -3i64..20, proptest::bool::weighted(0.05)), 1..40),
+        max_errors in 0u64..4,
+    ) {
+        let mut text = String::from("order_id,customer_id,order_date,sku,amount\n");
+        for (c, o, d, amount, bad) in &rows {
+            let date = if *bad { "2024-13-01".to_owned() } else { format!("2024-01-{d:02}") };
+            text.push_str(&format!("o{o},c{c},{date},p,{amount}\n"));
+        }
+        let mut file = tempfile::NamedTempFile::new().expect("temp file");
+        file.write_all(text.as_bytes()).expect("write");
+        let input = Input::Path(file.path().to_path_buf());
+        let options = ReadOptions { max_errors, ..ReadOptions::default() };
+        let (mut agg, mut indexed_agg) = (Aggregator::new(), Aggregator::new());
+        let deferred = read_orders(&input, &options, &mut agg, &());
+        let indexed = read_orders_with_lines(&input, &options, &mut indexed_agg, &(), &mut |_, _| ());
+        match (deferred, indexed) {
+            (Ok(d), Ok(i)) => {
+                prop_assert_eq!(d.rows, i.rows);
+                let text = |s: &kanta_io::ReadSummary| s.skipped.iter().map(|e| e.to_string()).collect::<Vec<_>>();
+                prop_assert_eq!(text(&d), text(&i));
+                prop_assert_eq!(orders(&agg), orders(&indexed_agg));
+                prop_assert_eq!(agg.lines(), indexed_agg.lines());
+            }
+            (Err(d), Err(i)) => prop_assert_eq!(d.to_string(), i.to_string()),
+            (d, i) => prop_assert!(false, "deferred {:?} but indexed {:?}", d.map(|s| s.rows), i.map(|s| s.rows)),
+        }
+    }
+}
+
+/// An order id that comes back later under another customer is reported on its own line, as
+/// the indexed read would (the deferred read finds it only at the end and reads again); one that
+/// comes back under the same customer is merged into its order.
+#[test]
+fn an_order_id_coming_back_later_is_merged_or_reported_on_its_line() {
+    let mut text = String::from("order_id,customer_id,order_date,amount\n");
+    for i in 0..20_000u32 {
+        text.push_str(&format!("o{i},c{},2024-01-01,1.5\n", i % 97));
+    }
+    // Line 20,002 repeats o5 of c5; line 20,003 names o7 (of c7) with another customer.
+    let merged = format!("{text}o5,c5,2023-12-31,2\n");
+    let (ok, agg) = read(merged.as_bytes(), 0);
+    assert_eq!(ok.unwrap().rows, 20_001);
+    assert_eq!((agg.orders(), agg.lines()), (20_000, 20_001));
+    let fifth = &orders(&agg)[5];
+    assert_eq!((fifth.0.as_slice(), fifth.2, fifth.3), (&b"c5"[..], 1_704_067_200 - 86_400, 35_000));
+
+    let conflict = format!("{merged}o7,other,2024-01-02,1\no8,c8,2024-01-02,1\n");
+    let err = read(conflict.as_bytes(), 0).0.unwrap_err().to_string();
+    assert!(err.contains(":20003: order `o7` belongs to customer `c7` but this line names customer `other`"), "{err}");
+    let (ok, agg) = read(conflict.as_bytes(), 1);
+    let summary = ok.unwrap();
+    assert_eq!(summary.skipped.len(), 1);
+    assert!(summary.skipped[0].to_string().contains(":20003: order `o7`"), "{}", summary.skipped[0]);
+    assert_eq!((agg.orders(), agg.lines(), agg.customers()), (20_000, 20_002, 97));
+}
+
 /// Rows cross the reader thread in batches of 8,192; errors must still come in file order and
 /// stop the read where the budget runs out, whatever batch they are in.
 #[test]
