@@ -255,8 +255,46 @@ fn days_from_civil(y: i32, m: u32, d: u32) -> i32 {
     era * 146_097 + doe - 719_468
 }
 
-/// Inverse of [`days_from_civil`] (Hinnant, `civil_from_days`).
+/// Inverse of [`days_from_civil`]: year, month and day of `z` days after 1970-01-01.
+///
+/// Neri and Schneider's algorithm ("Euclidean affine functions and their application to
+/// calendar algorithms", Software: Practice and Experience 53(4), 2023, fig. 12 with `s = 82`):
+/// the day count is shifted to an unsigned count from 1 March of a year that is a multiple of
+/// 400, and century, year, month and day come out of multiplications and shifts by constants,
+/// with no signed division. It is about twice as fast as Hinnant's `civil_from_days`, which
+/// matters because every customer row of a report formats two dates and every purchase day
+/// finds its month. Valid for `z` in `-12_699_422..=1_061_042_401` (years −32 800 to about
+/// 2.9 million); outside that, [`civil_from_days_hinnant`] answers.
 fn civil_from_days(z: i32) -> (i32, u32, u32) {
+    /// 400-year eras added so that every supported day is positive.
+    const S: u32 = 82;
+    const K: u32 = 719_468 + 146_097 * S;
+    const L: u32 = 400 * S;
+    if !(-(K as i32)..=1_061_042_401).contains(&z) {
+        return civil_from_days_hinnant(z);
+    }
+    let n = (z + K as i32) as u32;
+    // Century.
+    let n1 = 4 * n + 3;
+    let c = n1 / 146_097;
+    let nc = n1 % 146_097 / 4;
+    // Year within the century, and day of the year counted from 1 March.
+    let n2 = 4 * nc + 3;
+    let p2 = 2_939_745u64 * u64::from(n2);
+    let year_in_century = (p2 >> 32) as u32;
+    let day_of_year = (p2 as u32) / 2_939_745 / 4;
+    // Month (3 = March … 14 = February) and day.
+    let n3 = 2141 * day_of_year + 197_913;
+    let month = n3 >> 16;
+    let day = (n3 & 0xFFFF) / 2141;
+    // January and February belong to the next calendar year.
+    let jan_feb = day_of_year >= 306;
+    let year = (100 * c + year_in_century) as i64 - i64::from(L) + i64::from(jan_feb);
+    (year as i32, if jan_feb { month - 12 } else { month }, day + 1)
+}
+
+/// Inverse of [`days_from_civil`] for any `i32` (Hinnant, `civil_from_days`).
+fn civil_from_days_hinnant(z: i32) -> (i32, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -324,6 +362,23 @@ mod tests {
         let date_only = TimeFormat::Custom("%d.%m.%Y".into());
         assert_eq!(date_only.parse("01.01.1997").unwrap().0, 852_076_800);
         assert!(date_only.parse("1997-01-01").is_err());
+    }
+
+    #[test]
+    fn neri_schneider_agrees_with_hinnant_on_every_day_it_covers() {
+        // Every day from 1500 to 2600, and a sample out to both ends of its range and beyond
+        // (where Hinnant's answers).
+        for z in -171_000..230_000 {
+            assert_eq!(civil_from_days(z), civil_from_days_hinnant(z), "{z}");
+        }
+        let edges = [-12_699_422, -12_699_421, -12_699_423, 1_061_042_401, 1_061_042_400, 1_061_042_402];
+        for z in (-20_000_000..1_100_000_000).step_by(9_973).chain(edges).chain([i32::MIN / 2, i32::MAX / 2]) {
+            assert_eq!(civil_from_days(z), civil_from_days_hinnant(z), "{z}");
+        }
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(-719_468), (0, 3, 1));
+        assert_eq!(civil_from_days(-12_699_422), (-32_800, 3, 1));
     }
 
     #[test]
