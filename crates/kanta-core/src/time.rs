@@ -96,6 +96,20 @@ pub struct TimeError {
 }
 
 impl TimeFormat {
+    /// The common case of [`TimeFormat::parse`], straight from bytes: an ISO 8601 date or
+    /// datetime under [`TimeFormat::Auto`]. `None` for anything else (surrounding spaces, epoch
+    /// seconds, non-ASCII, a custom format), which the caller hands to `parse`; where it returns
+    /// a value, `parse` returns the same, since the ISO grammar starts with a digit and ends
+    /// with a digit or a zone and `Auto` tries it first. Readers skip the UTF-8 check and the
+    /// trimming this way.
+    #[inline]
+    pub fn parse_iso_bytes(&self, bytes: &[u8]) -> Option<Timestamp> {
+        match self {
+            TimeFormat::Auto => parse_iso(bytes).map(|(ts, _zoned)| Timestamp(ts)),
+            TimeFormat::Custom(_) => None,
+        }
+    }
+
     /// Parses one time value.
     pub fn parse(&self, text: &str) -> Result<Timestamp, TimeError> {
         let trimmed = text.trim();
@@ -362,6 +376,27 @@ mod tests {
         let date_only = TimeFormat::Custom("%d.%m.%Y".into());
         assert_eq!(date_only.parse("01.01.1997").unwrap().0, 852_076_800);
         assert!(date_only.parse("1997-01-01").is_err());
+    }
+
+    #[test]
+    fn iso_bytes_parse_like_text_or_are_left_to_it() {
+        let auto = TimeFormat::Auto;
+        for text in ["2024-02-29", "2024-02-29T12:30:15Z", "2024-02-29 12:30:15.250 +02:00", "19970101"] {
+            assert_eq!(auto.parse_iso_bytes(text.as_bytes()), Some(auto.parse(text).unwrap()), "{text}");
+        }
+        for text in [" 2024-02-29", "2024-02-29 ", "1709209815", "2024-02-30", "2024-02-29\u{a0}"] {
+            assert_eq!(auto.parse_iso_bytes(text.as_bytes()), None, "{text}");
+        }
+        assert_eq!(TimeFormat::Custom("%Y-%m-%d".into()).parse_iso_bytes(b"2024-02-29"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_iso_fast_path_never_disagrees_with_parse(text in "[ 0-9]{0,9}[-/T :.Z+0-9]{0,16}[ Zz0-9]{0,2}") {
+            if let Some(fast) = TimeFormat::Auto.parse_iso_bytes(text.as_bytes()) {
+                proptest::prop_assert_eq!(TimeFormat::Auto.parse(&text), Ok(fast));
+            }
+        }
     }
 
     #[test]

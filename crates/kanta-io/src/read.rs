@@ -515,11 +515,14 @@ pub(crate) fn parse_line<'r>(
         }
         None => None,
     };
-    let time_text = text(get(columns.time)?, columns.time)?;
-    let time = options
-        .time_format
-        .parse(time_text)
-        .map_err(|e| FieldProblem { column: Some(columns.time), reason: e.to_string() })?;
+    let time_bytes = get(columns.time)?;
+    let time = match options.time_format.parse_iso_bytes(time_bytes) {
+        Some(time) => time,
+        None => options
+            .time_format
+            .parse(text(time_bytes, columns.time)?)
+            .map_err(|e| FieldProblem { column: Some(columns.time), reason: e.to_string() })?,
+    };
     let money = |i: usize| number(field, width, i, options);
     let amount = match columns.amount {
         AmountSource::Column(a) => money(a)?,
@@ -565,8 +568,12 @@ fn number<'r>(
     i: usize,
     options: &ReadOptions,
 ) -> Result<Money, FieldProblem> {
-    let t = text(field(i).ok_or_else(|| missing_field(i, width))?, i)?;
-    Money::parse(t, options.decimal_comma).map_err(|e| FieldProblem { column: Some(i), reason: e.to_string() })
+    let bytes = field(i).ok_or_else(|| missing_field(i, width))?;
+    if let Some(plain) = Money::parse_plain(bytes, options.decimal_comma) {
+        return Ok(plain);
+    }
+    Money::parse(text(bytes, i)?, options.decimal_comma)
+        .map_err(|e| FieldProblem { column: Some(i), reason: e.to_string() })
 }
 
 /// The product cells of a text row ([`lines::check`] has the rules).
