@@ -156,8 +156,18 @@ fn live_flow(db: &str) {
         .map(|t| t["customer"].as_str().unwrap_or_default().to_string())
         .collect();
     assert_eq!(customers, expected);
-    let hooks = call(client.get(format!("{base}/v1/webhooks")));
+    // The receiver has each event before the dispatcher records its answer: wait for the
+    // record of the last one.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let hooks = loop {
+        let hooks = call(client.get(format!("{base}/v1/webhooks")));
+        if hooks["endpoints"][0]["delivered"] == entered || std::time::Instant::now() > deadline {
+            break hooks;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_eq!(hooks["endpoints"][0]["delivered"], entered, "{hooks}");
+    assert_eq!(hooks["endpoints"][0]["pending"], 0, "{hooks}");
 
     // The same log from the command line.
     let list = run(&["webhooks", "list"], &[]);
