@@ -473,9 +473,6 @@ fn time_value(cells: &Cells<'_>, i: usize, column: usize, options: &ReadOptions)
         Values::Date32(v) => i64::from(v[i]) * SECONDS_PER_DAY,
         _ => {
             let text = cells.text(i).unwrap_or_default();
-            if let Some(time) = options.time_format.parse_iso_bytes(text.as_bytes()) {
-                return Ok(time);
-            }
             return options
                 .time_format
                 .parse(text)
@@ -500,9 +497,6 @@ fn number_value(cells: &Cells<'_>, i: usize, column: usize, options: &ReadOption
             Some(v) => i64::try_from(v).ok().and_then(Money::from_units).ok_or_else(|| out_of_range(v.to_string())),
             None => {
                 let text = cells.text(i).unwrap_or_default();
-                if let Some(plain) = Money::parse_plain(text.as_bytes(), options.decimal_comma) {
-                    return Ok(plain);
-                }
                 Money::parse(text, options.decimal_comma)
                     .map_err(|e| FieldProblem { column: Some(column), reason: e.to_string() })
             }

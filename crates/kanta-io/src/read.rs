@@ -569,6 +569,7 @@ fn number<'r>(
     options: &ReadOptions,
 ) -> Result<Money, FieldProblem> {
     let bytes = field(i).ok_or_else(|| missing_field(i, width))?;
+    // A plain amount is all ASCII: no UTF-8 check needed.
     if let Some(plain) = Money::parse_plain(bytes, options.decimal_comma) {
         return Ok(plain);
     }
