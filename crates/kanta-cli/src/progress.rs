@@ -2,14 +2,12 @@
 //! standard error is not a terminal or `--quiet` is given.
 
 use std::io::IsTerminal;
-use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// A progress bar for reading an input of `len` bytes (a spinner when unknown).
 pub struct ReadProgress {
     bar: ProgressBar,
-    start: Instant,
 }
 
 impl ReadProgress {
@@ -22,13 +20,16 @@ impl ReadProgress {
             bar.set_draw_target(ProgressDrawTarget::hidden());
         }
         let style = match len {
-            Some(_) => ProgressStyle::with_template("{spinner} reading [{bar:30}] {bytes}/{total_bytes} {msg} ({eta})"),
-            None => ProgressStyle::with_template("{spinner} reading {bytes} {msg}"),
+            Some(_) => {
+                ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {bytes}/{total_bytes} {msg} ({eta})")
+            }
+            None => ProgressStyle::with_template("{spinner} {prefix} {bytes} {msg}"),
         };
         if let Ok(style) = style {
             bar.set_style(style.progress_chars("=> "));
         }
-        ReadProgress { bar, start: Instant::now() }
+        bar.set_prefix("reading");
+        ReadProgress { bar }
     }
 
     pub fn finish(&self) {
@@ -39,8 +40,15 @@ impl ReadProgress {
 impl kanta_io::Progress for ReadProgress {
     fn update(&self, bytes: u64, rows: u64) {
         self.bar.set_position(bytes);
-        let secs = self.start.elapsed().as_secs_f64().max(1e-3);
+        let secs = self.bar.elapsed().as_secs_f64().max(1e-3);
         self.bar.set_message(format!("{rows} rows, {:.0} rows/s", rows as f64 / secs));
+    }
+
+    fn rereading(&self) {
+        // Say why the bar starts over rather than leaving it to look like a glitch.
+        self.bar.reset();
+        self.bar.set_message("");
+        self.bar.set_prefix("reading again (an order id names two customers)");
     }
 }
 

@@ -117,6 +117,11 @@ pub struct ReadSummary {
 pub trait Progress: Sync {
     /// Called every few thousand rows.
     fn update(&self, bytes: u64, rows: u64);
+
+    /// Called when [`read_orders`] starts reading the file again from its start (an order id
+    /// came with two customers), before the first `update` of that read: bytes and rows
+    /// count from zero again.
+    fn rereading(&self) {}
 }
 
 impl Progress for () {
@@ -167,6 +172,7 @@ pub fn read_orders(
             *aggregator = deferred;
             return read;
         }
+        progress.rereading();
     }
     read(input, options, Target { aggregator, lines: None }, progress)
 }

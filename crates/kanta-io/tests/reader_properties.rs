@@ -234,3 +234,36 @@ fn progress_is_reported_while_reading_and_at_the_end() {
     assert_eq!(updates[1].0, text.len() as u64);
     assert!(updates[0].0 > 0 && updates[0].0 <= updates[1].0);
 }
+
+/// A file whose order ids turn out to name two customers is read again (see `read_orders`):
+/// progress says so once and counts from zero again; a file without such an id is read once.
+#[test]
+fn progress_says_when_the_file_is_read_again() {
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<Vec<Option<u64>>>);
+    impl kanta_io::Progress for Recorder {
+        fn update(&self, _bytes: u64, rows: u64) {
+            self.0.lock().unwrap().push(Some(rows));
+        }
+        fn rereading(&self) {
+            self.0.lock().unwrap().push(None);
+        }
+    }
+    let read = |text: &str| {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        let recorder = Recorder::default();
+        let options = ReadOptions { max_errors: 1, ..ReadOptions::default() };
+        let mut agg = Aggregator::new();
+        read_orders(&Input::Path(file.path().to_path_buf()), &options, &mut agg, &recorder).unwrap();
+        recorder.0.into_inner().unwrap()
+    };
+    let mut text = String::from("customer_id,order_id,order_date,amount\n");
+    for i in 0..70_000u32 {
+        text.push_str(&format!("c{},o{i},2024-01-01,1\n", i % 50));
+    }
+    assert_eq!(read(&text), [Some(65_536), Some(70_000)]);
+    // o3 belongs to c3; a later line names it with another customer and is skipped.
+    text.push_str("other,o3,2024-01-02,1\n");
+    assert_eq!(read(&text), [Some(65_536), Some(70_001), None, Some(65_536), Some(70_001)]);
+}
