@@ -67,10 +67,28 @@ where
         // `kanta predict … | head`: the reader has all it wants; not an error.
         Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(&e));
             ExitCode::from(exit_code(&e))
         }
     }
+}
+
+/// The error and its causes, `: `-separated, each said once: library errors that name their
+/// cause in their own message (`cannot open: No such file …`) also return it as their
+/// `source`, and `{:#}` would print it twice.
+fn message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn broken_pipe(e: &anyhow::Error) -> bool {
@@ -93,4 +111,25 @@ fn exit_code(e: &anyhow::Error) -> u8 {
             || c.is::<kanta_models::ParamError>()
     });
     if bad_input { 2 } else { 1 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn an_error_message_names_each_cause_once() {
+        let open = kanta_io::ReadError::Open {
+            path: "orders.csv".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        let e = anyhow::Error::new(open);
+        assert_eq!(message(&e), "orders.csv: cannot open: entity not found");
+        // A context that does not repeat its cause still gets it appended.
+        let e = Err::<(), _>(std::io::Error::from(std::io::ErrorKind::PermissionDenied))
+            .context("writing report.html")
+            .unwrap_err();
+        assert_eq!(message(&e), "writing report.html: permission denied");
+    }
 }

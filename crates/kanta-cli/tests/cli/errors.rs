@@ -19,6 +19,8 @@ fn each_kind_of_bad_input_gets_a_message_naming_file_line_column_and_value() {
     let p = |name: &str, content: &str| write(d, name, content.as_bytes()).to_str().unwrap().to_owned();
 
     fails_with(&["analyze", &d.join("nope.csv").to_string_lossy(), "-o", o], "nope.csv: cannot open: No such file");
+    let run = kanta(&["analyze", &d.join("nope.csv").to_string_lossy(), "-o", o]);
+    assert_eq!(run.stderr.matches("No such file").count(), 1, "the cause is said once:\n{}", run.stderr);
     let empty = p("empty.csv", "");
     fails_with(&["analyze", &empty, "-o", o], &format!("{empty}: the file is empty"));
     let header_only = p("header.csv", "customer_id,order_date,amount\n");
