@@ -629,12 +629,7 @@ mod tests {
             touched.touch(&LineHashes::of(&line("zz", Some("never"), 0, 0)));
             touched.push(*l).unwrap();
         }
-        let orders = |agg: &Aggregator| {
-            let mut all = Vec::new();
-            agg.for_each_order(|c, o, t, a| all.push((c.to_vec(), o.map(<[u8]>::to_vec), t, a)));
-            all
-        };
-        assert_eq!(orders(&touched), orders(&plain));
+        assert_eq!(all_orders(&touched), all_orders(&plain));
         assert_eq!((touched.customers(), touched.orders(), touched.lines()), (2, 2, 3));
     }
 
