@@ -1,7 +1,7 @@
 //! Fits on the papers' data sets reproduce the published estimates and predictions.
 //!
-//! Data: `../shared/data` (CDNOW sample summaries and the donations data, from the `lifetimes`
-//! 0.11.3 distribution; see its README).
+//! Data: the repository's `data/` folder (CDNOW sample summaries and the donations data, from the
+//! `lifetimes` 0.11.3 distribution; see `data/README.md`).
 
 // Helpers outside `#[test]` functions unwrap too: a panic is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -14,7 +14,7 @@ use kanta_models::{
 };
 
 fn data(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data").join(file)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data").join(file)
 }
 
 /// Rows of a small CSV file as numbers, header skipped.

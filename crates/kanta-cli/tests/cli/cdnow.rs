@@ -1,6 +1,6 @@
 //! The real CDNOW data: reproduce the published calibration summary exactly.
 
-use crate::support::{analyze_cdnow_sample, analyze_ok, customers, shared_data, summary};
+use crate::support::{analyze_cdnow_sample, analyze_ok, customers, repo_data, summary};
 
 /// Fader, Hardie & Lee's summary of the 2,357-customer sample (39-week calibration ending
 /// 1997-09-30, weeks = days / 7, 2 decimals), as shipped with lifetimes 0.11.3.
@@ -10,7 +10,7 @@ fn cdnow_sample_reproduces_the_published_x_tx_t_and_zbar_for_every_customer() {
     // The sample has no header; the published summary counts the eight $0.00 purchases, so --keep-zero.
     analyze_cdnow_sample(out.path(), &["--as-of", "1997-09-30", "--period", "week", "--keep-zero"]);
     let mine = customers(out.path());
-    let mut reference = csv::Reader::from_path(shared_data("cdnow_customers_summary_with_transactions.csv")).unwrap();
+    let mut reference = csv::Reader::from_path(repo_data("cdnow_customers_summary_with_transactions.csv")).unwrap();
     let mut checked = 0;
     for row in reference.records() {
         let row = row.unwrap();
@@ -47,7 +47,7 @@ fn cdnow_sample_reproduces_the_published_x_tx_t_and_zbar_for_every_customer() {
 #[test]
 fn cdnow_master_reads_as_is_with_its_header_and_totals_match_the_data_readme() {
     let out = tempfile::tempdir().unwrap();
-    let run = analyze_ok(&shared_data("CDNOW_master.txt"), out.path(), &["--keep-zero", "--json"]);
+    let run = analyze_ok(&repo_data("CDNOW_master.txt"), out.path(), &["--keep-zero", "--json"]);
     let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(json, summary(out.path()));
     let s = &json["summary"];
@@ -66,7 +66,7 @@ fn cdnow_master_reads_as_is_with_its_header_and_totals_match_the_data_readme() {
     assert!(sizes[3..].iter().all(|&n| n == 0));
     // Without --keep-zero, the 80 $0 orders are dropped and reported.
     let out2 = tempfile::tempdir().unwrap();
-    analyze_ok(&shared_data("CDNOW_master.txt"), out2.path(), &[]);
+    analyze_ok(&repo_data("CDNOW_master.txt"), out2.path(), &[]);
     let s2 = summary(out2.path());
     assert_eq!(s2["summary"]["orders"], 69_579);
     assert_eq!(s2["summary"]["zero_amount_orders_dropped"], 80);

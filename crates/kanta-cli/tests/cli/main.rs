@@ -12,3 +12,4 @@ mod report;
 mod score;
 mod serve;
 mod support;
+mod tidy;

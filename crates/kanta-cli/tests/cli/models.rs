@@ -1,6 +1,6 @@
 //! `kanta fit`, `kanta predict` and `kanta retention` on the papers' data.
 
-use crate::support::{kanta, shared_data, write};
+use crate::support::{kanta, repo_data, write};
 
 fn path(p: &std::path::Path) -> &str {
     p.to_str().expect("utf-8 path")
@@ -8,7 +8,7 @@ fn path(p: &std::path::Path) -> &str {
 
 #[test]
 fn fit_json_reproduces_lifetimes_on_the_cdnow_summary() {
-    let file = shared_data("cdnow_customers_summary.csv");
+    let file = repo_data("cdnow_customers_summary.csv");
     let run = kanta(&["fit", path(&file), "--model", "bgnbd", "--json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
@@ -27,13 +27,13 @@ fn fit_json_reproduces_lifetimes_on_the_cdnow_summary() {
 
 #[test]
 fn fit_table_prints_estimates_with_intervals() {
-    let run = kanta(&["fit", path(&shared_data("donations.csv")), "--model", "bgbb"]);
+    let run = kanta(&["fit", path(&repo_data("donations.csv")), "--model", "bgbb"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.starts_with("BG/BB fit on 11,104 customers (22 distinct histories)"), "{}", run.stdout);
     assert!(run.stdout.contains("alpha            1.203522     0.069391   [1.074919, 1.347512]"), "{}", run.stdout);
     assert!(run.stdout.contains("log-likelihood -33225.58"), "{}", run.stdout);
     let run =
-        kanta(&["fit", path(&shared_data("cdnow_customers_summary_with_transactions.csv")), "--model", "gammagamma"]);
+        kanta(&["fit", path(&repo_data("cdnow_customers_summary_with_transactions.csv")), "--model", "gammagamma"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("p                6.2488"), "{}", run.stdout);
     assert!(run.stdout.contains("(1,411 customers without repeat purchases or spend were left out"), "{}", run.stdout);
@@ -42,7 +42,7 @@ fn fit_table_prints_estimates_with_intervals() {
 #[test]
 fn predict_adds_lifetimes_predictions_and_clv() {
     let dir = tempfile::tempdir().unwrap();
-    let summary = shared_data("cdnow_customers_summary_with_transactions.csv");
+    let summary = repo_data("cdnow_customers_summary_with_transactions.csv");
     let bg = dir.path().join("bg.json");
     let gg = dir.path().join("gg.json");
     assert_eq!(kanta(&["fit", path(&summary), "--model", "bgnbd", "-o", path(&bg)]).code, 0);
@@ -201,7 +201,7 @@ fn analyze_with_model_none_leaves_the_model_columns_empty() {
 #[test]
 fn holdout_validation_on_cdnow_reproduces_the_calibration_fit_and_counts_the_holdout() {
     let out = tempfile::tempdir().unwrap();
-    let sample = shared_data("CDNOW_sample.txt");
+    let sample = repo_data("CDNOW_sample.txt");
     let run = crate::support::analyze_cdnow_sample(
         out.path(),
         &["--as-of", "1998-06-30", "--holdout-from", "1997-10-01", "--keep-zero"],

@@ -4,9 +4,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-/// `../shared/data`, beside the project root.
-pub fn shared_data(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data").join(file)
+/// A file of the repository's `data/` folder (public data sets; see `data/README.md`).
+pub fn repo_data(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data").join(file)
 }
 
 pub struct Run {
@@ -66,7 +66,7 @@ pub fn analyze_ok(file: &Path, out: &Path, args: &[&str]) -> Run {
 pub fn analyze_cdnow_sample(out: &Path, args: &[&str]) -> Run {
     let mut all = vec!["--columns", "master_id,sample_id,date,cds,dollar_value", "--customer-col", "sample_id"];
     all.extend_from_slice(args);
-    analyze_ok(&shared_data("CDNOW_sample.txt"), out, &all)
+    analyze_ok(&repo_data("CDNOW_sample.txt"), out, &all)
 }
 
 /// customers.csv as rows keyed by customer_id.
