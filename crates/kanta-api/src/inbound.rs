@@ -254,8 +254,9 @@ pub async fn receive(
     }
     let mut records: Vec<Customer> = Vec::with_capacity(items.len());
     let mut rejected = Vec::new();
+    let times = state.accepted_times();
     for (index, item) in items.into_iter().enumerate() {
-        let checked = map_item(hook, item).and_then(parse_value::<Customer>);
+        let checked = map_item(hook, item).and_then(|value| parse_value::<Customer>(value, times));
         match checked {
             Ok(c) => records.push(c),
             Err(problems) => rejected.extend(problems.into_iter().map(|(field, reason)| {

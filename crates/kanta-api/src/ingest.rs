@@ -186,7 +186,7 @@ fn json<T: Serialize>(value: &T) -> String {
 }
 
 async fn process<T: WriteBatch>(state: &AppState, body: &[u8], partial: bool) -> Result<IngestResponse, ApiError> {
-    let Batch { valid, rejected } = parse_batch::<T>(body).map_err(|e| match e {
+    let Batch { valid, rejected } = parse_batch::<T>(body, state.accepted_times()).map_err(|e| match e {
         BatchError::TooLarge { .. } => ApiError::TooLarge(e.to_string()),
         _ => ApiError::BadRequest(e.to_string()),
     })?;

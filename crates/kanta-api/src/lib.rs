@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use kanta_domain::{Clock, SystemClock, TimeBounds, TimeRange};
 use kanta_store::Storage;
 
 mod auth;
@@ -52,12 +53,40 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Configured inbound webhooks (`POST /v1/hooks/{name}`).
     pub inbound: Arc<Vec<InboundHook>>,
+    /// The clock that the accepted time range of ingested facts is measured from.
+    pub clock: Arc<dyn Clock>,
+    /// The configured bounds on ingested times (orders, events, feedback, consent).
+    pub time_bounds: TimeBounds,
 }
 
 impl AppState {
     /// State over `store`.
     pub fn new(store: Arc<dyn Storage>) -> AppState {
-        AppState { store, snapshots: Arc::default(), metrics: Arc::default(), inbound: Arc::default() }
+        AppState {
+            store,
+            snapshots: Arc::default(),
+            metrics: Arc::default(),
+            inbound: Arc::default(),
+            clock: Arc::new(SystemClock),
+            time_bounds: TimeBounds::default(),
+        }
+    }
+
+    /// With this clock (tests move a [`kanta_domain::ManualClock`]).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> AppState {
+        self.clock = clock;
+        self
+    }
+
+    /// With these bounds on ingested times.
+    pub fn with_time_bounds(mut self, bounds: TimeBounds) -> AppState {
+        self.time_bounds = bounds;
+        self
+    }
+
+    /// The times accepted now.
+    pub(crate) fn accepted_times(&self) -> TimeRange {
+        self.time_bounds.at(self.clock.now())
     }
 
     /// With these inbound hooks.

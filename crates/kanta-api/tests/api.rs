@@ -12,6 +12,7 @@ kanta_store::on_both_backends!(
     calls_need_a_token_with_the_right_scope,
     a_batch_with_a_bad_record_writes_nothing_and_lists_every_problem,
     partial_batches_store_the_valid_records,
+    times_before_1970_or_far_ahead_of_the_clock_are_refused_naming_the_field,
     idempotency_keys_replay_the_first_response,
     malformed_and_oversized_requests_get_json_errors,
     customers_are_listed_with_a_cursor,
@@ -227,6 +228,35 @@ async fn a_batch_with_a_bad_record_writes_nothing_and_lists_every_problem(app: A
     assert_eq!(problems, [(1, "time"), (2, "amount"), (2, "lines[0].quantity"), (3, "coupon")]);
     assert_eq!(app.orders().await, 0);
     assert_eq!(app.db.store.counts().await.expect("counts").customers, 0);
+}
+
+/// Regression (issue 16): one order dated in year 1 made every later scoring run allocate a
+/// cohort matrix of tens of gigabytes.
+async fn times_before_1970_or_far_ahead_of_the_clock_are_refused_naming_the_field(app: App) {
+    let batch = json!([
+        {"id": "o1", "customer_id": "c1", "time": "0001-01-01T00:00:00Z", "amount": 1, "currency": "EUR"},
+        {"id": "o2", "customer_id": "c1", "time": "2026-01-05T10:00:00Z", "amount": 1, "currency": "EUR"},
+        {"id": "o3", "customer_id": "c1", "time": "2100-01-01T00:00:00Z", "amount": 1, "currency": "EUR"}
+    ]);
+    let (status, body) = app.post("/v1/orders", &app.ingest, batch.to_string()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let records = body["error"]["records"].as_array().expect("records");
+    assert_eq!(records.len(), 2, "{body}");
+    assert_eq!((records[0]["index"].as_u64(), records[0]["field"].as_str()), (Some(0), Some("time")));
+    assert_eq!(
+        records[0]["reason"],
+        "`0001-01-01T00:00:00Z` is before 1970-01-01T00:00:00Z, the earliest accepted time"
+    );
+    assert_eq!((records[1]["index"].as_u64(), records[1]["field"].as_str()), (Some(2), Some("time")));
+    assert!(records[1]["reason"].as_str().is_some_and(|r| r.contains("is in the future")), "{body}");
+    assert_eq!(app.orders().await, 0);
+    let (status, body) = app.post("/v1/orders?partial=true", &app.ingest, batch.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(app.orders().await, 1, "only the order inside the range is stored");
+    let event = json!([{"customer_id": "c1", "name": "viewed", "time": "1960-05-01T00:00:00Z"}]);
+    let (status, body) = app.post("/v1/events", &app.ingest, event.to_string()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["records"][0]["field"], "time");
 }
 
 async fn partial_batches_store_the_valid_records(app: App) {

@@ -10,6 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kanta_domain::{TimeBounds, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::UsageError;
@@ -42,6 +43,13 @@ every = "1h"
 model = "auto"
 # A valuable customer whose probability of being active falls below this is `slipping`.
 slipping_below = 0.5
+
+[ingest]
+# Times of orders, events, feedback and consent changes must lie between earliest_time and
+# max_ahead past the server's clock; others are rejected (422 naming the field, or the import's
+# line). max_ahead may be "off".
+earliest_time = "1970-01-01T00:00:00Z"
+max_ahead = "1d"
 
 # Outbound webhooks: none by default. Each [[webhooks]] table is one endpoint; kanta sends to
 # no address that is not named here (redirects are not followed, proxy variables are ignored).
@@ -89,6 +97,8 @@ pub struct Settings {
     pub server: Server,
     /// The scoring job.
     pub scoring: Scoring,
+    /// Checks of ingested records.
+    pub ingest: Ingest,
     /// Outbound webhook endpoints.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<WebhookSettings>,
@@ -363,6 +373,49 @@ impl Scoring {
     }
 }
 
+/// `[ingest]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ingest {
+    /// No earlier time is accepted (RFC 3339).
+    pub earliest_time: Instant,
+    /// How far ahead of the clock a time may be.
+    pub max_ahead: Every,
+}
+
+impl Default for Ingest {
+    fn default() -> Self {
+        let bounds = TimeBounds::default();
+        Ingest { earliest_time: Instant(bounds.earliest), max_ahead: Every(bounds.max_ahead) }
+    }
+}
+
+impl Ingest {
+    /// The bounds on ingested times.
+    pub fn bounds(&self) -> TimeBounds {
+        TimeBounds { earliest: self.earliest_time.0, max_ahead: self.max_ahead.0 }
+    }
+}
+
+/// An instant written as RFC 3339 with a zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instant(pub Timestamp);
+
+impl Serialize for Instant {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Instant {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Instant, D::Error> {
+        let text = String::deserialize(d)?;
+        Timestamp::parse_rfc3339(&text).map(Instant).map_err(|_| {
+            serde::de::Error::custom(format!("`{text}` is not an RFC 3339 time with a zone, e.g. 1970-01-01T00:00:00Z"))
+        })
+    }
+}
+
 /// The transaction model, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -552,6 +605,18 @@ mod tests {
     }
 
     #[test]
+    fn ingest_bounds_default_to_1970_and_a_day_ahead_and_can_be_changed() {
+        let defaults = Settings::default().ingest.bounds();
+        assert_eq!(defaults, TimeBounds { earliest: Timestamp::EPOCH, max_ahead: Some(Duration::from_secs(86_400)) });
+        let s = parse("[ingest]\nearliest_time = \"2000-01-01T00:00:00+02:00\"\nmax_ahead = \"off\"\n").expect("valid");
+        assert_eq!(s.ingest.bounds().earliest.micros(), 946_677_600_000_000);
+        assert_eq!(s.ingest.bounds().max_ahead, None);
+        let err = parse("[ingest]\nearliest_time = \"2000-01-01\"\n").expect_err("a date is not an instant");
+        assert!(err.contains("line 2") && err.contains("`2000-01-01` is not an RFC 3339 time"), "{err}");
+        assert!(show(&s).contains("earliest_time = \"1999-12-31T22:00:00Z\""), "{}", show(&s));
+    }
+
+    #[test]
     fn intervals_parse_print_and_refuse_nonsense() {
         assert_eq!(Every::parse("30m"), Ok(Every(Some(Duration::from_secs(1800)))));
         assert_eq!(Every::parse("1d").map(|e| e.to_string()), Ok("1d".to_owned()));
@@ -573,6 +638,7 @@ mod tests {
             database: Database { url: DatabaseUrl::new("postgres://kanta:hunter2@db/kanta") },
             server: Server::default(),
             scoring: Scoring::default(),
+            ingest: Ingest::default(),
             webhooks: Vec::new(),
             inbound: Vec::new(),
         };

@@ -205,10 +205,17 @@ pub struct Concentration {
 }
 
 /// Monthly cohorts: `active[c][k]` customers of cohort `c` bought in month `c + k`.
+///
+/// The table covers at most the last [`MAX_COHORT_MONTHS`] months up to the observation end:
+/// its size grows with the square of the months covered, so one order dated in year 1 would
+/// otherwise ask for a matrix of 24,000² cells. Customers whose first purchase is older are
+/// counted in `older_customers`, not dropped silently.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Cohorts {
     /// Cohort months, `YYYY-MM`, oldest first.
     pub months: Vec<String>,
+    /// Customers whose first purchase falls before the first month of the table.
+    pub older_customers: u64,
     /// Customers whose first purchase fell in each month.
     pub sizes: Vec<u64>,
     /// Active customers by cohort and months since the first purchase.
@@ -691,19 +698,27 @@ fn month_label(month_index: i32) -> String {
     format!("{:04}-{:02}", month_index.div_euclid(12), month_index.rem_euclid(12) + 1)
 }
 
+/// The most months the cohort table covers (20 years): see [`Cohorts`].
+pub const MAX_COHORT_MONTHS: i32 = 240;
+
 fn cohorts(customers: &[CustomerSummary], activity: &[(i32, u32)], as_of: Day) -> Cohorts {
-    let Some(first) = customers.iter().map(|c| c.first_purchase.day().month_index()).min() else {
-        return Cohorts { months: vec![], sizes: vec![], active: vec![], retention: vec![] };
+    let Some(oldest) = customers.iter().map(|c| c.first_purchase.day().month_index()).min() else {
+        return Cohorts { months: vec![], older_customers: 0, sizes: vec![], active: vec![], retention: vec![] };
     };
     let last = as_of.month_index();
+    let first = oldest.max(last - (MAX_COHORT_MONTHS - 1));
     let count = (last - first + 1).max(1) as usize;
     let mut sizes = vec![0u64; count];
+    let mut older_customers = 0;
     for c in customers {
-        sizes[(c.first_purchase.day().month_index() - first) as usize] += 1;
+        match usize::try_from(c.first_purchase.day().month_index() - first).ok().and_then(|row| sizes.get_mut(row)) {
+            Some(size) => *size += 1,
+            None => older_customers += 1,
+        }
     }
     let mut active: Vec<Vec<u64>> = (0..count).map(|c| vec![0u64; count - c]).collect();
     for &(cohort, offset) in activity {
-        let row = (cohort - first) as usize;
+        let Ok(row) = usize::try_from(cohort - first) else { continue };
         if let Some(cell) = active.get_mut(row).and_then(|r| r.get_mut(offset as usize)) {
             *cell += 1;
         }
@@ -713,7 +728,13 @@ fn cohorts(customers: &[CustomerSummary], activity: &[(i32, u32)], as_of: Day) -
         .zip(&sizes)
         .map(|(row, &size)| row.iter().map(|&a| ratio(a as f64, size as f64)).collect())
         .collect();
-    Cohorts { months: (0..count as i32).map(|i| month_label(first + i)).collect(), sizes, active, retention }
+    Cohorts {
+        months: (0..count as i32).map(|i| month_label(first + i)).collect(),
+        older_customers,
+        sizes,
+        active,
+        retention,
+    }
 }
 
 /// Bucket edges of the first-to-second-purchase histogram, in days.
@@ -924,7 +945,30 @@ mod tests {
         assert_eq!(c.months, ["2024-01", "2024-02", "2024-03"]);
         assert_eq!(c.sizes, [2, 1, 0]);
         assert_eq!(c.active, vec![vec![2, 1, 1], vec![1, 0], vec![0]]);
-        assert_eq!(c.retention[0], [1.0, 0.5, 0.5]);
+        assert_eq!(c.older_customers, 0);
+    }
+
+    #[test]
+    fn cohorts_cover_at_most_twenty_years_and_count_older_first_purchases() {
+        // Regression (issue 16): one order in year 1 asked for a 24,300 × 24,300 matrix.
+        let b = base(&[
+            ("ancient", "1", "0001-01-01", 100),
+            ("ancient", "2", "2024-06-10", 100),
+            ("old", "3", "2004-06-30", 100),
+            ("edge", "4", "2004-07-01", 100),
+            ("new", "5", "2024-06-01", 100),
+        ]);
+        let options = AnalysisOptions { as_of: Day::parse("2024-06-30"), ..AnalysisOptions::default() };
+        let a = analyze(&b, &options).unwrap();
+        let c = &a.summary.cohorts;
+        assert_eq!(c.months.len(), MAX_COHORT_MONTHS as usize);
+        assert_eq!((c.months[0].as_str(), c.months[239].as_str()), ("2004-07", "2024-06"));
+        assert_eq!(c.older_customers, 2, "year 1 and 2004-06");
+        assert_eq!((c.sizes[0], c.sizes[239], c.sizes.iter().sum::<u64>()), (1, 1, 2));
+        assert_eq!(c.active.len(), 240);
+        assert_eq!((c.active[0].len(), c.active[239].len()), (240, 1));
+        // The ancient customer's June 2024 purchase belongs to a cohort outside the table.
+        assert_eq!(c.active[239], [1]);
     }
 
     #[test]

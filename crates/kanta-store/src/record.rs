@@ -8,8 +8,9 @@
 //! Every input type denies unknown fields: a misspelt `"ammount"` is an error, not a silently
 //! dropped value.
 
-use chrono::{DateTime, NaiveDate};
+use chrono::NaiveDate;
 use kanta_core::money::Money;
+use kanta_domain::{TimeRange, Timestamp};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -74,25 +75,35 @@ pub trait Record: Sized {
     fn check(input: Self::Input, errors: &mut Errors) -> Option<Self>;
 }
 
-/// Problems found in one record.
-#[derive(Debug, Default)]
-pub struct Errors(Vec<(String, String)>);
+/// Problems found in one record, and what the checks compare against.
+#[derive(Debug)]
+pub struct Errors {
+    problems: Vec<(String, String)>,
+    /// The times an order, event, feedback answer or consent change may carry (from the
+    /// caller's clock and settings; see [`TimeBounds`](kanta_domain::TimeBounds)).
+    times: TimeRange,
+}
 
 impl Errors {
+    fn new(times: TimeRange) -> Errors {
+        Errors { problems: Vec::new(), times }
+    }
+
     fn push(&mut self, field: impl Into<String>, reason: impl Into<String>) {
-        self.0.push((field.into(), reason.into()));
+        self.problems.push((field.into(), reason.into()));
     }
 }
 
-/// Parse and check a request body holding a JSON array of `T` records.
-pub fn parse_batch<T: Record>(body: &[u8]) -> Result<Batch<T>, BatchError> {
+/// Parse and check a request body holding a JSON array of `T` records, accepting times in
+/// `times`.
+pub fn parse_batch<T: Record>(body: &[u8], times: TimeRange) -> Result<Batch<T>, BatchError> {
     let raws: Vec<&RawValue> = serde_json::from_slice(body).map_err(|e| BatchError::NotAnArray(e.to_string()))?;
     if raws.len() > MAX_BATCH {
         return Err(BatchError::TooLarge { len: raws.len(), max: MAX_BATCH });
     }
     let mut batch = Batch { valid: Vec::with_capacity(raws.len()), rejected: Vec::new() };
     for (index, raw) in raws.into_iter().enumerate() {
-        match parse_one::<T>(raw) {
+        match parse_one::<T>(raw, times) {
             Ok(record) => batch.valid.push((index, record)),
             Err(problems) => {
                 batch.rejected.extend(problems.into_iter().map(|(field, reason)| RecordError { index, field, reason }))
@@ -102,17 +113,17 @@ pub fn parse_batch<T: Record>(body: &[u8]) -> Result<Batch<T>, BatchError> {
     Ok(batch)
 }
 
-fn parse_one<T: Record>(raw: &RawValue) -> Result<T, Vec<(String, String)>> {
-    parse_with::<T, _>(&mut serde_json::Deserializer::from_str(raw.get()))
+fn parse_one<T: Record>(raw: &RawValue, times: TimeRange) -> Result<T, Vec<(String, String)>> {
+    parse_with::<T, _>(&mut serde_json::Deserializer::from_str(raw.get()), times)
 }
 
-/// Check one record given as a JSON value (the CSV importer builds one per row). The errors are
-/// `(field, reason)` pairs, as in [`RecordError`].
-pub fn parse_value<T: Record>(value: Value) -> Result<T, Vec<(String, String)>> {
-    parse_with::<T, _>(value)
+/// Check one record given as a JSON value (the CSV importer builds one per row), accepting
+/// times in `times`. The errors are `(field, reason)` pairs, as in [`RecordError`].
+pub fn parse_value<T: Record>(value: Value, times: TimeRange) -> Result<T, Vec<(String, String)>> {
+    parse_with::<T, _>(value, times)
 }
 
-fn parse_with<'de, T: Record, D>(de: D) -> Result<T, Vec<(String, String)>>
+fn parse_with<'de, T: Record, D>(de: D, times: TimeRange) -> Result<T, Vec<(String, String)>>
 where
     D: serde::Deserializer<'de>,
     D::Error: std::fmt::Display,
@@ -133,10 +144,10 @@ where
         }
         vec![(field, reason)]
     })?;
-    let mut errors = Errors::default();
+    let mut errors = Errors::new(times);
     match T::check(input, &mut errors) {
-        Some(record) if errors.0.is_empty() => Ok(record),
-        _ => Err(errors.0),
+        Some(record) if errors.problems.is_empty() => Ok(record),
+        _ => Err(errors.problems),
     }
 }
 
@@ -183,10 +194,17 @@ fn check_opt<T>(
     value.and_then(|v| check(errors, field, v))
 }
 
-/// An RFC 3339 time with its zone, in microseconds since the epoch (UTC).
+/// An RFC 3339 time with its zone inside the accepted range, in microseconds since the epoch
+/// (UTC).
 fn check_time(errors: &mut Errors, field: &str, value: String) -> Option<i64> {
-    match DateTime::parse_from_rfc3339(&value) {
-        Ok(t) => Some(t.timestamp_micros()),
+    match Timestamp::parse_rfc3339(&value) {
+        Ok(t) => match errors.times.check(t) {
+            Ok(t) => Some(t.micros()),
+            Err(out_of_range) => {
+                errors.push(field, format!("{} {out_of_range}", quoted(&value)));
+                None
+            }
+        },
         Err(_) => {
             let hint = if NaiveDate::parse_from_str(value.get(..10).unwrap_or(""), "%Y-%m-%d").is_ok() {
                 " (an RFC 3339 time with a zone, e.g. `2024-03-01T12:00:00Z` or `…+02:00`)"
@@ -787,10 +805,53 @@ impl Record for Feedback {
 
 #[cfg(test)]
 mod tests {
+    use kanta_domain::TimeBounds;
+
     use super::*;
 
+    /// The default bounds with the clock at 2026-12-04T12:00:00Z.
+    fn times() -> TimeRange {
+        TimeBounds::default().at(Timestamp::parse_rfc3339("2026-12-04T12:00:00Z").unwrap())
+    }
+
+    #[test]
+    fn times_outside_the_accepted_range_are_rejected_naming_the_field() {
+        // Regression (issue 16): one order dated in year 1 took the server down.
+        let errors = errors_of::<Order>(
+            r#"[{"id":"a","customer_id":"c","time":"0001-01-01T00:00:00Z","amount":"1","currency":"EUR"},
+                {"id":"b","customer_id":"c","time":"2026-12-05T12:00:00Z","amount":"1","currency":"EUR"},
+                {"id":"c","customer_id":"c","time":"2026-12-05T12:00:01Z","amount":"1","currency":"EUR"},
+                {"id":"d","customer_id":"c","time":"1970-01-01T00:00:00Z","amount":"1","currency":"EUR"}]"#,
+        );
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(
+            errors[0],
+            (
+                0,
+                "time".into(),
+                "`0001-01-01T00:00:00Z` is before 1970-01-01T00:00:00Z, the earliest accepted time".into()
+            )
+        );
+        assert_eq!((errors[1].0, errors[1].1.as_str()), (2, "time"));
+        assert!(
+            errors[1].2.starts_with("`2026-12-05T12:00:01Z` is in the future: after 2026-12-05T12:00:00Z"),
+            "{}",
+            errors[1].2
+        );
+        let events = errors_of::<Event>(r#"[{"customer_id":"c","name":"viewed","time":"1969-12-31T23:59:59Z"}]"#);
+        assert_eq!((events[0].0, events[0].1.as_str()), (0, "time"));
+        let feedback = errors_of::<Feedback>(r#"[{"id":"f","customer_id":"c","time":"2100-01-01T00:00:00Z","nps":9}]"#);
+        assert_eq!((feedback[0].0, feedback[0].1.as_str()), (0, "time"));
+        let consent = errors_of::<Customer>(
+            r#"[{"id":"c","consent":[{"channel":"email","status":"granted","time":"1900-01-01T00:00:00Z"}]}]"#,
+        );
+        assert_eq!((consent[0].0, consent[0].1.as_str()), (0, "consent[0].time"));
+        // A birthday is a date, not an event time: people born before 1970 are welcome.
+        assert!(errors_of::<Customer>(r#"[{"id":"c","birthday":"1950-02-28"}]"#).is_empty());
+    }
+
     fn errors_of<T: Record + std::fmt::Debug>(body: &str) -> Vec<(usize, String, String)> {
-        let batch = parse_batch::<T>(body.as_bytes()).expect("an array");
+        let batch = parse_batch::<T>(body.as_bytes(), times()).expect("an array");
         batch.rejected.into_iter().map(|e| (e.index, e.field, e.reason)).collect()
     }
 
@@ -798,7 +859,7 @@ mod tests {
     fn a_valid_order_is_checked_into_exact_values() {
         let body = r#"[{"id":"o1","customer_id":"00042","time":"2024-03-01T12:00:00+02:00","amount":"12.50",
             "currency":"EUR","lines":[{"product":"coffee","quantity":0.5,"price":25}]}]"#;
-        let batch = parse_batch::<Order>(body.as_bytes()).expect("an array");
+        let batch = parse_batch::<Order>(body.as_bytes(), times()).expect("an array");
         assert!(batch.rejected.is_empty(), "{:?}", batch.rejected);
         let (index, order) = &batch.valid[0];
         assert_eq!(*index, 0);
@@ -844,11 +905,11 @@ mod tests {
 
     #[test]
     fn not_an_array_and_oversized_batches_are_batch_errors() {
-        assert!(matches!(parse_batch::<Order>(b"{\"id\":1}"), Err(BatchError::NotAnArray(_))));
-        assert!(matches!(parse_batch::<Order>(b"[1,"), Err(BatchError::NotAnArray(_))));
+        assert!(matches!(parse_batch::<Order>(b"{\"id\":1}", times()), Err(BatchError::NotAnArray(_))));
+        assert!(matches!(parse_batch::<Order>(b"[1,", times()), Err(BatchError::NotAnArray(_))));
         let big = format!("[{}]", vec!["{}"; MAX_BATCH + 1].join(","));
         assert_eq!(
-            parse_batch::<Order>(big.as_bytes()),
+            parse_batch::<Order>(big.as_bytes(), times()),
             Err(BatchError::TooLarge { len: MAX_BATCH + 1, max: MAX_BATCH })
         );
     }
@@ -870,7 +931,7 @@ mod tests {
         let body = r#"[{"customer_id":"c","name":"login","time":"2024-03-01T00:00:00Z","properties":{"a":1,"b":2}},
                       {"customer_id":"c","name":"login","time":"2024-03-01T00:00:00Z","properties":{"b":2,"a":1}},
                       {"customer_id":"c","name":"login","time":"2024-03-01T00:00:01Z","properties":{"a":1,"b":2}}]"#;
-        let batch = parse_batch::<Event>(body.as_bytes()).expect("an array");
+        let batch = parse_batch::<Event>(body.as_bytes(), times()).expect("an array");
         let ids: Vec<&str> = batch.valid.iter().map(|(_, e)| e.id.as_str()).collect();
         assert_eq!(ids[0], ids[1]);
         assert_ne!(ids[0], ids[2]);
@@ -886,14 +947,14 @@ mod tests {
         assert_eq!(errors[0], (0, "nps".into(), "must be 0–10, not 11".into()));
         assert_eq!(errors[1], (0, "csat".into(), "must be 1–5, not 0".into()));
         assert_eq!(errors[2].0, 1);
-        let batch = parse_batch::<Feedback>(body.as_bytes()).expect("an array");
+        let batch = parse_batch::<Feedback>(body.as_bytes(), times()).expect("an array");
         assert_eq!(batch.valid[0].1.topics, ["delivery", "price"]);
     }
 
     #[test]
     fn sql_looking_text_is_just_text() {
         let body = r#"[{"id":"x'); DROP TABLE customers;--","name":"Robert'); DROP TABLE students;--"}]"#;
-        let batch = parse_batch::<Customer>(body.as_bytes()).expect("an array");
+        let batch = parse_batch::<Customer>(body.as_bytes(), times()).expect("an array");
         assert!(batch.rejected.is_empty());
         assert_eq!(batch.valid[0].1.id, "x'); DROP TABLE customers;--");
     }

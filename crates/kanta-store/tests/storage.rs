@@ -34,7 +34,8 @@ kanta_store::on_both_backends!(
 const NOW: i64 = 1_730_000_000_000_000;
 
 fn checked<T: Record + std::fmt::Debug>(json: &str) -> Vec<T> {
-    let Batch { valid, rejected } = parse_batch::<T>(json.as_bytes()).expect("a JSON array");
+    let Batch { valid, rejected } =
+        parse_batch::<T>(json.as_bytes(), kanta_domain::TimeRange::ALL).expect("a JSON array");
     assert!(rejected.is_empty(), "{rejected:?}");
     valid.into_iter().map(|(_, r)| r).collect()
 }
@@ -436,7 +437,7 @@ async fn purchases_come_in_chunks_with_refunds_negative_and_cancellations_left_o
                 i % 1000,
                 i + 1
             );
-            kanta_store::record::parse_value::<Order>(serde_json::from_str(&json).expect("json")).expect("valid")
+            kanta_store::record::parse_value::<Order>(serde_json::from_str(&json).expect("json"), kanta_domain::TimeRange::ALL).expect("valid")
         })
         .collect();
     for batch in many.chunks(10_000) {
@@ -938,7 +939,7 @@ fn mixed_orders() -> Vec<Order> {
                 i % 997,
                 i % 60
             );
-            kanta_store::record::parse_value::<Order>(serde_json::from_str(&json).expect("json")).expect("valid")
+            kanta_store::record::parse_value::<Order>(serde_json::from_str(&json).expect("json"), kanta_domain::TimeRange::ALL).expect("valid")
         })
         .collect()
 }

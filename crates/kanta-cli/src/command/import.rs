@@ -18,6 +18,7 @@ use std::io::{BufReader, Read};
 
 use anyhow::Context;
 use kanta_core::money::Money;
+use kanta_domain::{Clock, SystemClock, TimeRange};
 use kanta_io::{Input, LineDetail};
 use kanta_store::record::{MAX_BATCH, Record, parse_value};
 use kanta_store::{Customer, Event, Feedback, Order, Storage, WriteBatch, WriteCounts};
@@ -53,8 +54,14 @@ impl Sink {
     }
 }
 
-/// The sink the flags name, and how to show it in messages (passwords hidden).
-fn open_sink(runtime: &tokio::runtime::Runtime, store: &StoreArgs, api: &ApiArgs) -> anyhow::Result<(Sink, String)> {
+/// The sink the flags name, how to show it in messages (passwords hidden), and the times the
+/// records may carry: the settings' bounds for a store; for a server, every time (the server
+/// checks against its own settings and names the record).
+fn open_sink(
+    runtime: &tokio::runtime::Runtime,
+    store: &StoreArgs,
+    api: &ApiArgs,
+) -> anyhow::Result<(Sink, String, TimeRange)> {
     if let Some(base) = &api.api {
         let token =
             api.token.clone().ok_or_else(|| UsageError("--api needs a token: --token or KANTA_TOKEN".into()))?;
@@ -66,12 +73,13 @@ fn open_sink(runtime: &tokio::runtime::Runtime, store: &StoreArgs, api: &ApiArgs
             .timeout(std::time::Duration::from_secs(300))
             .build()
             .context("starting the HTTP client")?;
-        return Ok((Sink::Api { client, base: base.clone(), token }, base));
+        return Ok((Sink::Api { client, base: base.clone(), token }, base, TimeRange::ALL));
     }
-    let url = store.settings()?.database.url;
+    let settings = store.settings()?;
+    let url = settings.database.url;
     let opened =
         runtime.block_on(kanta_store::open(url.expose())).with_context(|| format!("opening the store {url}"))?;
-    Ok((Sink::Store(opened), url.to_string()))
+    Ok((Sink::Store(opened), url.to_string(), settings.ingest.bounds().at(SystemClock.now())))
 }
 
 /// A batch of records, with their JSON when it goes to the API.
@@ -240,7 +248,7 @@ fn orders(runtime: &tokio::runtime::Runtime, args: &ImportOrdersArgs) -> anyhow:
     lines.sort_by_key(|l| l.order);
     let mut lines = lines.into_iter().peekable();
     let mut order_index = 0u32;
-    let (sink, db) = open_sink(runtime, &args.store, &args.api)?;
+    let (sink, db, times) = open_sink(runtime, &args.store, &args.api)?;
     let keep_json = sink.keeps_json();
     let bar = counter(Some(aggregator.orders() as u64), "storing orders", args.quiet);
     let mut totals = Totals::default();
@@ -281,7 +289,7 @@ fn orders(runtime: &tokio::runtime::Runtime, args: &ImportOrdersArgs) -> anyhow:
         if keep_json {
             batch.json.push(record.clone());
         }
-        match parse_value::<Order>(record) {
+        match parse_value::<Order>(record, times) {
             Ok(order) => batch.records.push(order),
             Err(problems) => {
                 failure = Some(UsageError(format!("{name}: order `{id}`: {}", describe(&problems))).into());
@@ -398,7 +406,7 @@ fn records<T: WriteBatch>(
         .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
         .collect();
     let extra_key = if T::KIND == "customers" { "attributes" } else { "properties" };
-    let (sink, db) = open_sink(runtime, &args.store, &args.api)?;
+    let (sink, db, times) = open_sink(runtime, &args.store, &args.api)?;
     let keep_json = sink.keeps_json();
     let bar = counter(None, &format!("importing {}", T::KIND), args.quiet);
     let mut totals = Totals::default();
@@ -415,7 +423,7 @@ fn records<T: WriteBatch>(
             }
         }
         let line = row.position().map_or(0, csv::Position::line);
-        match row_record::<T>(&headers, &row, place, extra_key, keep_json) {
+        match row_record::<T>(&headers, &row, place, extra_key, keep_json, times) {
             Ok((record, json)) => {
                 batch.records.push(record);
                 batch.json.extend(json);
@@ -449,6 +457,7 @@ fn row_record<T: Record>(
     place: fn(&str, &str) -> Result<Cell, String>,
     extra_key: &str,
     keep_json: bool,
+    times: TimeRange,
 ) -> Result<(T, Option<Value>), String> {
     let mut object = Map::new();
     let mut extra = Map::new();
@@ -478,7 +487,7 @@ fn row_record<T: Record>(
     let shown: HashMap<&str, &str> = headers.iter().map(String::as_str).zip(row.iter()).collect();
     let object = Value::Object(object);
     let json = keep_json.then(|| object.clone());
-    let record = parse_value::<T>(object).map_err(|problems| {
+    let record = parse_value::<T>(object, times).map_err(|problems| {
         problems
             .iter()
             .map(|(field, reason)| {

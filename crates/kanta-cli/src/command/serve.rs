@@ -48,7 +48,9 @@ async fn serve(settings: &Settings) -> anyhow::Result<()> {
     for hook in &inbound {
         eprintln!("kanta serve: inbound hook `{}` at /v1/hooks/{}", hook.name, hook.name);
     }
-    let router = kanta_api::router(kanta_api::AppState::new(store.clone()).with_inbound(inbound));
+    let router = kanta_api::router(
+        kanta_api::AppState::new(store.clone()).with_inbound(inbound).with_time_bounds(settings.ingest.bounds()),
+    );
     let grace = Duration::from_secs(settings.server.grace_seconds);
     // One stop signal for the server and the scheduler.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
