@@ -199,3 +199,46 @@ fn orders_import_into_postgres_too() {
     }
     assert_eq!(runtime.block_on(db.store.counts()).expect("counts").orders, 3);
 }
+
+/// Regression (issue 16): times outside the `[ingest]` range are refused by the importer as by
+/// the API, naming the line (or the order, whose lines are summed first), and a settings file
+/// can widen the range.
+#[test]
+fn times_outside_the_accepted_range_stop_the_import_naming_the_line_or_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = sqlite(dir.path());
+    let orders =
+        write(dir.path(), "o.csv", b"order_id,customer_id,date,amount\no1,c1,2024-01-05,10\no2,c1,1900-01-01,5\n");
+    let run = kanta(&["import", "orders", orders.to_str().expect("utf-8"), "--currency", "EUR", "--db", &db]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "o.csv: order `o2`: field `time`: `1900-01-01T00:00:00Z` is before 1970-01-01T00:00:00Z, the earliest accepted time"
+        ),
+        "{}",
+        run.stderr
+    );
+    let events = write(
+        dir.path(),
+        "e.csv",
+        b"customer_id,name,time\nc1,viewed,2024-01-05T00:00:00Z\nc1,viewed,2999-01-05T00:00:00Z\n",
+    );
+    let run = kanta(&["import", "events", events.to_str().expect("utf-8"), "--db", &db]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("e.csv:3: column `time`: `2999-01-05T00:00:00Z` is in the future"), "{}", run.stderr);
+    assert_eq!(store_counts(&db).events, 1, "the line before the bad one is stored");
+    let config = write(dir.path(), "kanta.toml", b"[ingest]\nearliest_time = \"1900-01-01T00:00:00Z\"\n");
+    let run = kanta(&[
+        "import",
+        "orders",
+        orders.to_str().expect("utf-8"),
+        "--currency",
+        "EUR",
+        "--db",
+        &db,
+        "--config",
+        config.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(store_counts(&db).orders, 2);
+}
