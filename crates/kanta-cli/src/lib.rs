@@ -6,6 +6,28 @@
 //!
 //! Exit codes: 0 on success, 2 for bad input or usage (a file that cannot be read, a bad
 //! row, an impossible option), 1 for anything else (an output folder that cannot be written).
+//! A closed standard output (`kanta … | head`) ends any command quietly with 0.
+
+// `print!` panics on a closed pipe; commands print through `out!`/`outln!`, which return the error.
+#![deny(clippy::print_stdout)]
+
+/// `print!` that hands back the write's error instead of panicking: `kanta … | head` closes the
+/// pipe early, and the command must then end quietly with code 0 ([`run`] treats a broken pipe
+/// as success), not panic with a backtrace as `print!` does.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `println!` that hands back the write's error; see `out!`.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
 
 mod cli;
 mod command;
@@ -56,10 +78,7 @@ where
         Command::Webhooks(cli::WebhooksCommand::Resume(args)) => command::webhooks::resume(&args),
         Command::Webhooks(cli::WebhooksCommand::Listen(args)) => command::webhooks::listen(&args),
         Command::Import(cmd) => command::import::run(&cmd),
-        Command::Config(cli::ConfigCommand::Default) => {
-            print!("{}", settings::DEFAULT_TOML);
-            Ok(())
-        }
+        Command::Config(cli::ConfigCommand::Default) => out!("{}", settings::DEFAULT_TOML).map_err(anyhow::Error::from),
         Command::Config(cli::ConfigCommand::Show(args)) => command::serve::show(&args),
     };
     match result {

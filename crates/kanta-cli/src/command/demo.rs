@@ -33,6 +33,6 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         json: false,
     })?;
     let path = std::fs::canonicalize(&outputs.report_html).unwrap_or(outputs.report_html);
-    println!("\nopen the report: file://{}", path.display());
+    outln!("\nopen the report: file://{}", path.display())?;
     Ok(())
 }

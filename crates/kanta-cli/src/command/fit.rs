@@ -23,11 +23,11 @@ pub fn run(args: &FitArgs) -> anyhow::Result<()> {
         write_json(out, &json)?;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        outln!("{}", serde_json::to_string_pretty(&json)?)?;
     } else {
-        print!("{}", fit_table(&report));
+        out!("{}", fit_table(&report))?;
         if let Some(note) = note {
-            println!("{note}");
+            outln!("{note}")?;
         }
     }
     Ok(())

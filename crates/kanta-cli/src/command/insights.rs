@@ -17,9 +17,9 @@ pub fn feedback(args: &InsightsFeedbackArgs) -> anyhow::Result<()> {
     };
     let computed = insights(&responses, &customers, &options);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&computed)?);
+        outln!("{}", serde_json::to_string_pretty(&computed)?)?;
     } else {
-        print!("{}", render(&computed));
+        out!("{}", render(&computed))?;
     }
     Ok(())
 }

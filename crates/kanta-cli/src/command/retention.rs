@@ -43,28 +43,28 @@ pub fn run(args: &RetentionArgs) -> anyhow::Result<()> {
     json["derl"] = json!({"discount_rate": args.discount, "value": derl});
     write_json(&args.out.join("retention.json"), &json)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        outln!("{}", serde_json::to_string_pretty(&json)?)?;
         return Ok(());
     }
-    print!("{}", fit_table(&report));
-    println!("\n{:>6} {:>10} {:>10} {:>10}", "period", "observed", "model", "retention");
+    out!("{}", fit_table(&report))?;
+    outln!("\n{:>6} {:>10} {:>10} {:>10}", "period", "observed", "model", "retention")?;
     for (t, o, s, r) in &rows {
         let o = o.map_or(String::new(), |o| format!("{:.1}%", o * 100.0));
         let r = r.map_or(String::new(), |r| format!("{:.1}%", r * 100.0));
-        println!("{t:>6} {o:>10} {:>10} {r:>10}", format!("{:.1}%", s * 100.0));
+        outln!("{t:>6} {o:>10} {:>10} {r:>10}", format!("{:.1}%", s * 100.0))?;
     }
     match lifetime {
-        Some(l) => println!("\nexpected lifetime of a new customer: {l:.2} periods"),
+        Some(l) => outln!("\nexpected lifetime of a new customer: {l:.2} periods")?,
         None => {
-            println!("\nexpected lifetime of a new customer: unbounded (α ≤ 1: some customers practically never leave)")
+            outln!("\nexpected lifetime of a new customer: unbounded (α ≤ 1: some customers practically never leave)")?
         }
     }
     if let Some(d) = derl {
-        println!(
+        outln!(
             "discounted expected residual lifetime at {:.0}% per period: {d:.2} payments (multiply by the value per period)",
             args.discount * 100.0
-        );
+        )?;
     }
-    println!("wrote {} and {}", svg.display(), args.out.join("retention.json").display());
+    outln!("wrote {} and {}", svg.display(), args.out.join("retention.json").display())?;
     Ok(())
 }

@@ -27,11 +27,11 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
     })?;
     busy.finish_and_clear();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&outcome.run).context("rendering the run")?);
+        outln!("{}", serde_json::to_string_pretty(&outcome.run).context("rendering the run")?)?;
     } else if !args.quiet {
-        print!("{}", render(&outcome));
+        out!("{}", render(&outcome))?;
         for line in kanta_jobs::segments::describe(&refreshed) {
-            println!("{line}");
+            outln!("{line}")?;
         }
     }
     Ok(())

@@ -30,7 +30,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
 
 pub fn show(args: &ConfigShowArgs) -> anyhow::Result<()> {
     let settings = server_settings(&args.store, &args.server)?;
-    print!("{}", crate::settings::show(&settings));
+    out!("{}", crate::settings::show(&settings))?;
     Ok(())
 }
 
@@ -44,7 +44,7 @@ async fn serve(settings: &Settings) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     let address = listener.local_addr().context("reading the listening address")?;
     // Tests and scripts read this line to find the port when --listen ends in :0.
-    println!("kanta serve: listening on http://{address} (store {url})");
+    outln!("kanta serve: listening on http://{address} (store {url})")?;
     for hook in &inbound {
         eprintln!("kanta serve: inbound hook `{}` at /v1/hooks/{}", hook.name, hook.name);
     }

@@ -9,16 +9,16 @@ use crate::cli::{TokenCreateArgs, TokenListArgs, TokenRevokeArgs};
 
 pub fn list(args: &TokenListArgs) -> anyhow::Result<()> {
     let tokens = with_store(&args.store, async |store| Ok(store.list_tokens().await?))?;
-    println!("{:>4}  {:<7}  {:<20}  {:<20}  name", "id", "scope", "created", "revoked");
+    outln!("{:>4}  {:<7}  {:<20}  {:<20}  name", "id", "scope", "created", "revoked")?;
     for t in tokens {
-        println!(
+        outln!(
             "{:>4}  {:<7}  {:<20}  {:<20}  {}",
             t.id,
             t.scope,
             t.created_at.get(..19).unwrap_or(&t.created_at),
             t.revoked_at.as_deref().and_then(|r| r.get(..19)).unwrap_or("-"),
             t.name.as_deref().unwrap_or("")
-        );
+        )?;
     }
     Ok(())
 }
@@ -48,6 +48,6 @@ pub fn create(args: &TokenCreateArgs) -> anyhow::Result<()> {
     })?;
     eprintln!("Created a `{scope}` token in {url}. It is shown once; the store keeps only its hash.");
     // Alone on the last line, so `TOKEN=$(kanta token create … | tail -n 1)` works.
-    println!("{}", secret.expose());
+    outln!("{}", secret.expose())?;
     Ok(())
 }

@@ -15,10 +15,15 @@ pub fn list(args: &WebhooksListArgs) -> anyhow::Result<()> {
     // Names and URLs only: listing needs no secrets.
     let configured = &settings.webhooks;
     let known = with_store(&args.store, async |store| Ok(store.webhook_endpoints().await?))?;
-    println!(
+    outln!(
         "{:<20} {:>8} {:>10} {:>7} {:>9}  {:<10} url",
-        "name", "pending", "delivered", "failed", "failures", "state"
-    );
+        "name",
+        "pending",
+        "delivered",
+        "failed",
+        "failures",
+        "state"
+    )?;
     let mut names: Vec<&str> = configured.iter().map(|e| e.name.as_str()).collect();
     names.extend(known.iter().map(|k| k.name.as_str()).filter(|n| !configured.iter().any(|e| e.name == *n)));
     for name in names {
@@ -38,9 +43,9 @@ pub fn list(args: &WebhooksListArgs) -> anyhow::Result<()> {
         };
         let (pending, delivered, failed, failures) =
             state.map_or((0, 0, 0, 0), |s| (s.pending, s.delivered, s.failed, s.failures));
-        println!("{name:<20} {pending:>8} {delivered:>10} {failed:>7} {failures:>9}  {status:<10} {url}");
+        outln!("{name:<20} {pending:>8} {delivered:>10} {failed:>7} {failures:>9}  {status:<10} {url}")?;
         if let Some(reason) = state.and_then(|s| s.paused_reason.as_deref()) {
-            println!("{:<20} paused: {reason}", "");
+            outln!("{:<20} paused: {reason}", "")?;
         }
     }
     Ok(())

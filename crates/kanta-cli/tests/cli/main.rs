@@ -7,6 +7,7 @@ mod import;
 mod insights;
 mod live;
 mod models;
+mod pipes;
 mod readme;
 mod report;
 mod score;
