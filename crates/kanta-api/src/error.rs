@@ -38,6 +38,9 @@ pub enum ApiError {
     /// An idempotency key was reused for a different request.
     #[error("the Idempotency-Key was already used for a different request")]
     KeyReused,
+    /// The path exists but not with this method (405; the `Allow` header lists the methods).
+    #[error("this endpoint does not accept this method; see /openapi.json")]
+    MethodNotAllowed,
     /// The store failed; the details go to the log, not to the client.
     #[error("internal error")]
     Store(#[from] StoreError),
@@ -78,6 +81,7 @@ impl ApiError {
             ApiError::InvalidRecords(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_records"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::KeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::InvalidExpression(_) => (StatusCode::BAD_REQUEST, "invalid_expression"),
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -99,6 +103,19 @@ impl ApiError {
             _ => Vec::new(),
         };
         (status, ErrorBody { error: ErrorDetail { status: status.as_u16(), code, message, records, column } })
+    }
+}
+
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    /// A body that could not be read: 413 when it is over [`crate::BODY_LIMIT`] (on every route,
+    /// so a client can tell "too big" from "malformed"), 400 otherwise.
+    fn from(e: axum::extract::rejection::BytesRejection) -> ApiError {
+        match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::TooLarge(format!("the body is larger than the limit of {} bytes", crate::BODY_LIMIT))
+            }
+            _ => ApiError::BadRequest(e.body_text()),
+        }
     }
 }
 

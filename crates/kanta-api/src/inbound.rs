@@ -244,7 +244,7 @@ pub async fn receive(
         .iter()
         .find(|h| h.name == name)
         .ok_or_else(|| ApiError::NotFound(format!("no inbound hook `{name}` is configured")))?;
-    let body = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let body = body.map_err(ApiError::from)?;
     authenticate(&state, hook, &headers, &body).await?;
     let value: Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;

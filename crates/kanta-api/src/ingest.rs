@@ -145,12 +145,7 @@ async fn ingest<T: WriteBatch>(
 ) -> Result<Outcome, ApiError> {
     let token = auth::authorize(state, headers, Scope::Ingest).await?;
     let params: IngestParams = crate::query_params(query.as_deref())?;
-    let body = body.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::TooLarge(format!("the body is larger than the limit of {} bytes", crate::BODY_LIMIT))
-        }
-        _ => ApiError::BadRequest(e.body_text()),
-    })?;
+    let body = body.map_err(ApiError::from)?;
     let key = idempotency_key(headers)?;
     let fingerprint = request_hash(T::KIND, query.as_deref(), &body);
     if let Some(key) = &key

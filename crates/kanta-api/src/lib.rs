@@ -122,6 +122,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::render))
         .route("/openapi.json", get(openapi::spec))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
@@ -194,12 +195,16 @@ async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint; see /openapi.json".into())
 }
 
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
 async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let route =
         request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = request.method().clone();
     let response = next.run(request).await;
-    state.metrics.request(method.as_str(), &route, response.status().as_u16());
+    state.metrics.request(metrics::method_label(&method), &route, response.status().as_u16());
     response
 }
 

@@ -35,6 +35,26 @@ impl Metrics {
     }
 }
 
+/// The method's label in `kanta_http_requests_total`: the standard methods by name, anything
+/// else `other`. A client may send any token as a method (`FOO /v1/orders`), and each distinct
+/// label is a new series kept for the life of the process: unauthenticated requests must not be
+/// able to grow it without bound.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 /// `GET /metrics` (scope `read`).
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(("bearer" = [])),
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),

