@@ -322,8 +322,19 @@ impl Decimal {
     }
 }
 
+/// Whether `text` has a non-zero digit after the fourth decimal: [`Money`] keeps 1/10,000, and
+/// the file readers round there, but a client that posts `1.00001` should hear that it would
+/// not be stored as sent (the README promises exact money). `1.50000` is exact and passes.
+fn beyond_four_decimals(text: &str) -> bool {
+    text.split_once('.').is_some_and(|(_, frac)| frac.bytes().take_while(u8::is_ascii_digit).skip(4).any(|d| d != b'0'))
+}
+
 fn check_money(errors: &mut Errors, field: &str, value: &Decimal) -> Option<Money> {
     let text = value.text();
+    if beyond_four_decimals(&text) {
+        errors.push(field, format!("{} has more than four decimals; money is kept exact to 0.0001", quoted(&text)));
+        return None;
+    }
     // Scientific notation (`1e-7`) from a float serialiser is a number, but not an amount.
     match Money::parse(&text, false) {
         Ok(m) if !text.contains(['e', 'E']) => Some(m),
@@ -812,6 +823,37 @@ mod tests {
     /// The default bounds with the clock at 2026-12-04T12:00:00Z.
     fn times() -> TimeRange {
         TimeBounds::default().at(Timestamp::parse_rfc3339("2026-12-04T12:00:00Z").unwrap())
+    }
+
+    #[test]
+    fn amounts_with_more_than_four_decimals_are_rejected_not_rounded() {
+        // Regression (issue 16): `"1.00001"` was stored as 1.0000.
+        let errors = errors_of::<Order>(
+            r#"[{"id":"a","customer_id":"c","time":"2024-01-01T00:00:00Z","amount":"1.00001","currency":"EUR"},
+                {"id":"b","customer_id":"c","time":"2024-01-01T00:00:00Z","amount":0.30000000000000004,"currency":"EUR"},
+                {"id":"c","customer_id":"c","time":"2024-01-01T00:00:00Z","amount":"1.50000","currency":"EUR"},
+                {"id":"d","customer_id":"c","time":"2024-01-01T00:00:00Z","amount":"-2.1234","currency":"EUR",
+                 "lines":[{"product":"p","quantity":1,"price":"2.12345"}]}]"#,
+        );
+        assert_eq!(
+            errors,
+            [
+                (0, "amount".into(), "`1.00001` has more than four decimals; money is kept exact to 0.0001".into()),
+                (
+                    1,
+                    "amount".into(),
+                    "`0.30000000000000004` has more than four decimals; money is kept exact to 0.0001".into()
+                ),
+                (
+                    3,
+                    "lines[0].price".into(),
+                    "`2.12345` has more than four decimals; money is kept exact to 0.0001".into()
+                ),
+            ]
+        );
+        assert!(!beyond_four_decimals("12"));
+        assert!(!beyond_four_decimals("12.3400000"));
+        assert!(beyond_four_decimals("12.00001 EUR"));
     }
 
     #[test]
