@@ -16,7 +16,7 @@
 use crate::data::{Histories, History};
 use crate::fit::{FitError, FitOptions, FitReport, maximize_staged};
 use crate::par::sum_chunks;
-use crate::special::{GaussLegendre, digamma, hyp2f1, hyp2f1_many, ln_beta, ln_gamma};
+use crate::special::{GaussLegendre, digamma, hyp2f1_many, ln_beta, ln_gamma, ln_hyp2f1};
 use crate::{ParamError, TransactionModel, positive};
 
 /// Which drop-out process.
@@ -109,7 +109,8 @@ impl BgNbd {
     /// It needs a + b' > 1 and loses precision as a → 1, where we integrate instead: the same
     /// quantity is ∫₀ᵗ (n/A) E_p[(1 + pτ/A)^−(n+1)] dτ and, by Euler's integral and Pfaff's
     /// transformation, E_p[(1 + py)^−m] = (1+y)^−m ₂F₁(m, b'; a+b'; y/(1+y)), whose series
-    /// always has positive parameters.
+    /// always has positive parameters. NaN if that series does not converge either (parameters
+    /// no fit returns; see [`crate::special::HYP2F1_MAX_TERMS`]).
     fn expected_alive(&self, n: f64, big_a: f64, b_prime: f64, t: f64) -> f64 {
         let a = self.a;
         let c = a + b_prime - 1.0;
@@ -118,17 +119,29 @@ impl BgNbd {
         }
         if (a - 1.0).abs() > 1e-4 && c > 0.0 {
             let z = t / (big_a + t);
-            if let Some(h) = hyp2f1(n, b_prime, c, z) {
-                let v = c / (a - 1.0) * (1.0 - (n * (big_a / (big_a + t)).ln()).exp() * h);
+            // 1 − (A/(A+t))ⁿ ₂F₁ = −expm1(n ln(A/(A+t)) + ln ₂F₁): the ₂F₁ alone overflows
+            // for large n (x in the hundreds) while the product stays moderate.
+            if let Some(ln_h) = ln_hyp2f1(n, b_prime, c, z) {
+                let v = c / (a - 1.0) * -(n * (big_a / (big_a + t)).ln() + ln_h).exp_m1();
                 if v.is_finite() && v >= 0.0 {
                     return v;
                 }
             }
         }
+        // A series that does not converge makes the value NaN (not 0, which would read as "no
+        // purchases expected"), and the remaining nodes are skipped rather than summed again.
+        let mut failed = false;
         GaussLegendre::rule64().integrate(0.0, t, |tau| {
+            if failed {
+                return f64::NAN;
+            }
             let y = tau / big_a;
-            let h = hyp2f1(n + 1.0, b_prime, a + b_prime, y / (1.0 + y)).unwrap_or(0.0);
-            n / big_a * (-(n + 1.0) * y.ln_1p()).exp() * h
+            let Some(ln_h) = ln_hyp2f1(n + 1.0, b_prime, a + b_prime, y / (1.0 + y)) else {
+                failed = true;
+                return f64::NAN;
+            };
+            // (1+y)^−(n+1) ₂F₁ = E_p[(1 + py)^−(n+1)] ≤ 1, in logs: the factors alone overflow.
+            n / big_a * (ln_h - (n + 1.0) * y.ln_1p()).exp()
         })
     }
 }
@@ -304,6 +317,7 @@ fn log_likelihood(data: &Histories, shift: u32, theta: [f64; 4]) -> [f64; 5] {
 mod tests {
     use super::*;
     use crate::fit::assert_gradient;
+    use crate::special::hyp2f1;
 
     fn sample() -> Histories {
         let h = |x, tx, t| History::parse(0, x, tx, t).unwrap();

@@ -40,6 +40,36 @@ pub enum FitError {
         /// The parameters where it stopped.
         params: Vec<(&'static str, f64)>,
     },
+    /// The likelihood has no proper maximum inside the parameter space: the optimiser stopped
+    /// on a ridge or plateau that runs off to a boundary (a parameter towards 0 or infinity),
+    /// where the data cannot tell the parameters apart. See [`diagnose`] for the tests.
+    #[error("the data cannot identify the {} model: {reason}", crate::title(model))]
+    Boundary {
+        /// Model name.
+        model: &'static str,
+        /// The parameters where the optimiser stopped.
+        params: Vec<(&'static str, f64)>,
+        /// Which parameters run off and why the fit is not trusted, in words.
+        reason: String,
+    },
+}
+
+impl FitError {
+    /// Appends `note` (e.g. how many customers made a repeat purchase) to a
+    /// [`FitError::Boundary`] reason; other errors are returned unchanged.
+    pub(crate) fn with_note(self, note: &str) -> FitError {
+        match self {
+            FitError::Boundary { model, params, reason } => {
+                FitError::Boundary { model, params, reason: format!("{reason}; {note}") }
+            }
+            other => other,
+        }
+    }
+}
+
+/// A number for a message: fixed-point in the usual range, scientific outside it.
+pub(crate) fn format_number(v: f64) -> String {
+    if v != 0.0 && !(1e-3..1e6).contains(&v.abs()) { format!("{v:.2e}") } else { format!("{v:.4}") }
 }
 
 fn format_params(params: &[(&'static str, f64)]) -> String {
@@ -122,6 +152,32 @@ impl<F: Fn(&[f64], &mut [f64]) -> f64> LogLikelihood for F {
     }
 }
 
+/// |ln θ| beyond which the optimiser does not evaluate the likelihood (θ outside
+/// [10⁻¹², 10¹²]): the objective is +∞ there, so a search that runs off towards a boundary stops
+/// at this wall within a few line-search halvings instead of overflowing ln Γ and powers, and
+/// [`diagnose`] names the parameters that ran off.
+const LOG_WALL: f64 = 12.0 * std::f64::consts::LN_10;
+
+/// |ln θ| beyond which an estimate counts as having run off to a boundary (θ outside
+/// [10⁻¹⁰, 10¹⁰]). Published estimates of every model here lie within 10⁻³…10⁴ (the scale
+/// parameters α, β, γ carry the caller's time or money unit, which moves them by a few powers
+/// of ten at most); 10¹⁰ leaves room for any unit.
+pub(crate) const LOG_BOUND: f64 = 10.0 * std::f64::consts::LN_10;
+
+/// A parameter that moved by more than this (a factor 10³) on the log scale from its start is
+/// named among those running off in a [`FitError::Boundary`].
+const RAN_FAR: f64 = 3.0 * std::f64::consts::LN_10;
+
+/// A search that fails to converge after moving some parameter by more than this (a factor
+/// 10⁶) from its start is reported as [`FitError::Boundary`] rather than
+/// [`FitError::NotConverged`]: it was walking off towards a boundary, not slowly converging.
+const RAN_OFF: f64 = 6.0 * std::f64::consts::LN_10;
+
+/// Largest standard error of ln θ that counts as identified. se(ln θ) = 5 makes the 95 %
+/// interval exp(ln θ̂ ± 1.96 · 5) span a factor of 3·10⁸: the data do not pin θ down at all.
+/// Estimates on real data have se(ln θ) well below 1 (CDNOW's BG/NBD: 0.05 to 0.29).
+pub(crate) const SE_LOG_MAX: f64 = 5.0;
+
 /// Above this many distinct tuples the observed information uses forward differences.
 const CENTRAL_LIMIT: usize = 20_000;
 
@@ -159,6 +215,9 @@ fn bfgs(
     let mut evaluations = 0usize;
     let mut objective = |theta: &[f64], grad: &mut [f64]| -> f64 {
         evaluations += 1;
+        if theta.iter().any(|t| t.abs() > LOG_WALL) {
+            return f64::INFINITY;
+        }
         let v = ll.eval(theta, grad);
         for g in grad.iter_mut() {
             *g *= -scale;
@@ -267,6 +326,42 @@ pub(crate) fn maximize_staged(
         .collect();
     let full = |theta: &[f64], grad: &mut [f64]| eval(data, theta, grad);
     maximize(model, names, &full, &warm, start, data.customers(), data.distinct(), options)
+        .map_err(|e| e.with_note(&repeat_note(data, names.len())))
+}
+
+/// How many customers made a repeat purchase, for a [`FitError::Boundary`] of a transaction
+/// model: too few of them is the usual cause (a new shop of one-time buyers).
+fn repeat_note(data: &Histories, parameters: usize) -> String {
+    let total = data.customers();
+    let repeat = data.repeat_share() * total;
+    let share = repeat / total;
+    if share < REPEAT_FEW {
+        format!(
+            "only {} of {} customers ({:.2} %) made a repeat purchase: too few repeat purchases to estimate the \
+             model's {parameters} parameters",
+            format_count(repeat),
+            format_count(total),
+            100.0 * share
+        )
+    } else {
+        format!("{} of {} customers made a repeat purchase", format_count(repeat), format_count(total))
+    }
+}
+
+/// Below this share of repeat buyers a boundary fit is blamed on too few repeat purchases.
+const REPEAT_FEW: f64 = 0.05;
+
+/// A customer count with thousands separators: 76900 → "76,900".
+fn format_count(v: f64) -> String {
+    let digits = format!("{:.0}", v.round());
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
 }
 
 /// Maximises `ll` from `start` (natural parameters) and builds the report.
@@ -305,8 +400,25 @@ pub(crate) fn maximize(
             evaluations += run.evaluations;
         }
     }
-    let run = bfgs(ll, customers, x, h, options.gradient_tolerance, options.max_iterations.saturating_sub(iterations))
-        .map_err(|(x, i, g)| not_converged(&x, iterations + i, g))?;
+    let start_log: Vec<f64> = start.iter().map(|v| v.ln()).collect();
+    let run = match bfgs(
+        ll,
+        customers,
+        x,
+        h,
+        options.gradient_tolerance,
+        options.max_iterations.saturating_sub(iterations),
+    ) {
+        Ok(run) => run,
+        // Stopped far out: not a slow convergence but a search running off to a boundary.
+        Err((x, i, _)) if x.iter().zip(&start_log).any(|(t, s)| t.abs() > LOG_BOUND || (t - s).abs() > RAN_OFF) => {
+            let why =
+                format!("the optimiser was still moving that way when it stopped after {} iterations", iterations + i);
+            return Err(diagnose(model, names, &start_log, &x, None, None, Some(why))
+                .unwrap_or_else(|| not_converged(&x, iterations + i, f64::NAN)));
+        }
+        Err((x, i, g)) => return Err(not_converged(&x, iterations + i, g)),
+    };
     let iterations = iterations + run.iterations;
     let evaluations = evaluations + run.evaluations;
     let x = run.x;
@@ -316,6 +428,9 @@ pub(crate) fn maximize(
     let g_total: Vec<f64> = run.g.iter().map(|g| -g * customers).collect();
     let info = observed_information(ll, &x, &g_total, distinct);
     let cov = info.as_deref().and_then(inverse_spd);
+    if let Some(err) = diagnose(model, names, &start_log, &x, info.as_deref(), cov.as_deref(), None) {
+        return Err(err);
+    }
     let params = names
         .iter()
         .enumerate()
@@ -344,6 +459,155 @@ pub(crate) fn maximize(
         aic: -2.0 * log_likelihood + 2.0 * k,
         bic: -2.0 * log_likelihood + k * customers.ln(),
     })
+}
+
+/// Whether a converged fit is a proper, identified maximum; if not, the
+/// [`FitError::Boundary`] that says which parameters run off and why the fit is refused.
+///
+/// Three tests, on the log scale θ = ln(parameter) the optimiser works on (a search that did
+/// not converge is diagnosed by its caller, with `stopped` saying so, when some parameter
+/// moved by more than [`RAN_OFF`] or beyond [`LOG_BOUND`]):
+/// 1. an estimate beyond [`LOG_BOUND`] (θ outside [10⁻¹⁰, 10¹⁰]): the search ran off;
+/// 2. the observed information is not positive definite (or not finite): the log-likelihood
+///    is flat or rising along some direction, so the point is no maximum and there are no
+///    standard errors;
+/// 3. some se(ln θ) above [`SE_LOG_MAX`]: the maximum is so flat that the data leave the
+///    parameter free over many orders of magnitude.
+///
+/// The parameters named are those with a large component (|vᵢ| ≥ 0.3) in the flattest
+/// direction v of the information (the eigenvector of its smallest eigenvalue, by Jacobi
+/// rotations; without a finite information, the way the search travelled from `start`), plus
+/// any beyond [`LOG_BOUND`] or more than a factor 10³ from `start`; each is said to grow or shrink as seen from `start`. E.g. BG/NBD on one-time buyers: r and α grow together with r/α
+/// (the mean purchase rate) fixed, the Gamma tending to a point mass the data cannot reject.
+fn diagnose(
+    model: &'static str,
+    names: &[&'static str],
+    start: &[f64],
+    x: &[f64],
+    info: Option<&[Vec<f64>]>,
+    cov: Option<&[Vec<f64>]>,
+    stopped: Option<String>,
+) -> Option<FitError> {
+    let n = x.len();
+    let beyond = |i: usize| x[i].abs() > LOG_BOUND;
+    let curvature = match (info, cov) {
+        _ if stopped.is_some() => stopped,
+        (None, _) => {
+            Some("the log-likelihood's curvature there is not finite, so there are no standard errors".to_owned())
+        }
+        (Some(_), None) => Some(
+            "the log-likelihood is not curved downwards in every direction there (the observed information is \
+             not positive definite), so this is no maximum and there are no standard errors"
+                .to_owned(),
+        ),
+        (Some(_), Some(c)) => (0..n).find(|&i| c[i][i].sqrt().is_nan() || c[i][i].sqrt() > SE_LOG_MAX).map(|i| {
+            format!(
+                "the standard error of ln {} is {} (above {SE_LOG_MAX}): the likelihood is nearly flat there",
+                names[i],
+                format_number(c[i][i].sqrt())
+            )
+        }),
+    };
+    if curvature.is_none() && !(0..n).any(beyond) {
+        return None;
+    }
+    let travelled: Vec<f64> = x.iter().zip(start).map(|(a, b)| a - b).collect();
+    let direction = info.and_then(flattest_direction).unwrap_or_else(|| {
+        let norm = dot(&travelled, &travelled).sqrt();
+        travelled.iter().map(|t| if norm > 0.0 { t / norm } else { 0.0 }).collect()
+    });
+    let (mut grow, mut shrink, mut flat) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..n {
+        if beyond(i) || direction[i].abs() >= 0.3 || travelled[i].abs() > RAN_FAR {
+            // Up or down as seen from the start; the direction's sign is only defined jointly.
+            if travelled[i].abs() < 1e-2 {
+                flat.push(i)
+            } else if x[i] > start[i] {
+                grow.push(i)
+            } else {
+                shrink.push(i)
+            }
+        }
+    }
+    let list = |idx: &[usize], verb_one: &str, verb_many: &str| -> Option<String> {
+        if idx.is_empty() {
+            return None;
+        }
+        let who: Vec<&str> = idx.iter().map(|&i| names[i]).collect();
+        let who = match who.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+            _ => who.join(""),
+        };
+        let values: Vec<String> =
+            idx.iter().map(|&i| format!("{} = {}", names[i], format_number(x[i].exp()))).collect();
+        let verb = if idx.len() == 1 { verb_one } else { verb_many };
+        Some(format!("{who} {verb} ({})", values.join(", ")))
+    };
+    let moves: Vec<String> = [
+        list(&grow, "grows without bound", "grow without bound"),
+        list(&shrink, "shrinks towards 0", "shrink towards 0"),
+        list(&flat, "is not identified", "are not identified"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let moves = if moves.is_empty() { "the estimates sit on a flat ridge".to_owned() } else { moves.join(" and ") };
+    let why = curvature.unwrap_or_else(|| "beyond 1e10 or 1e-10 the estimates mean nothing".to_owned());
+    Some(FitError::Boundary {
+        model,
+        params: names.iter().zip(x).map(|(name, t)| (*name, t.exp())).collect(),
+        reason: format!("{moves}: {why}"),
+    })
+}
+
+/// Unit eigenvector of the smallest eigenvalue of a symmetric matrix, by cyclic Jacobi
+/// rotations (Golub & Van Loan, *Matrix Computations*, 4th ed., §8.5; the rotation as in
+/// Numerical Recipes §11.1: θ = (a_qq − a_pp)/(2a_pq), t = sgn θ/(|θ| + √(θ²+1))). At most 50
+/// sweeps (a 4×4 matrix needs about 5); `None` if the matrix is not finite.
+#[allow(clippy::needless_range_loop)]
+fn flattest_direction(m: &[Vec<f64>]) -> Option<Vec<f64>> {
+    let n = m.len();
+    if n == 0 || m.iter().flatten().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let mut a = m.to_vec();
+    let mut v = identity(n);
+    let scale: f64 = m.iter().flatten().map(|x| x * x).sum();
+    for _ in 0..50 {
+        let off: f64 = (0..n).flat_map(|i| (i + 1..n).map(move |j| (i, j))).map(|(i, j)| a[i][j] * a[i][j]).sum();
+        if off <= 1e-30 * scale {
+            break;
+        }
+        for p in 0..n {
+            for q in p + 1..n {
+                if a[p][q] == 0.0 {
+                    continue;
+                }
+                let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..n {
+                    let (kp, kq) = (a[k][p], a[k][q]);
+                    a[k][p] = c * kp - s * kq;
+                    a[k][q] = s * kp + c * kq;
+                }
+                for k in 0..n {
+                    let (pk, qk) = (a[p][k], a[q][k]);
+                    a[p][k] = c * pk - s * qk;
+                    a[q][k] = s * pk + c * qk;
+                }
+                for k in 0..n {
+                    let (kp, kq) = (v[k][p], v[k][q]);
+                    v[k][p] = c * kp - s * kq;
+                    v[k][q] = s * kp + c * kq;
+                }
+            }
+        }
+    }
+    let i = (0..n).min_by(|&i, &j| a[i][i].total_cmp(&a[j][j]))?;
+    let out: Vec<f64> = (0..n).map(|k| v[k][i]).collect();
+    out.iter().all(|x| x.is_finite()).then_some(out)
 }
 
 // Small dense matrices: index loops mirror the textbook formulas.
@@ -513,19 +777,64 @@ mod tests {
     }
 
     #[test]
-    fn a_flat_direction_is_reported_as_not_converged() {
+    fn a_search_that_runs_off_is_a_boundary_and_a_short_one_not_converged() {
         // LL grows without bound as θ → ∞: no maximum.
         let ll = |theta: &[f64], grad: &mut [f64]| {
             grad[0] = 1.0;
             theta[0]
         };
+        // Steps change a parameter by at most e² each: 20 iterations carry it past 10⁶.
         let options = FitOptions { max_iterations: 20, ..FitOptions::default() };
+        let err = maximize("bgnbd", &["a"], &ll, &[], &[1.0], 1.0, 1, &options).unwrap_err();
+        let FitError::Boundary { params, reason, .. } = &err else { panic!("{err:?}") };
+        assert_eq!(params[0].0, "a");
+        assert!(params[0].1 > 1e6, "{params:?}");
+        assert!(reason.starts_with("a grows without bound (a = "), "{reason}");
+        assert!(reason.contains("still moving that way when it stopped after 20 iterations"), "{reason}");
+        assert!(err.to_string().starts_with("the data cannot identify the BG/NBD model: a grows"), "{err}");
+        // Two iterations move it by at most e⁴: too little to tell, so "did not converge".
+        let options = FitOptions { max_iterations: 2, ..FitOptions::default() };
         let err = maximize("test", &["a"], &ll, &[], &[1.0], 1.0, 1, &options).unwrap_err();
         let FitError::NotConverged { iterations, gradient_norm, params, .. } = &err else { panic!("{err:?}") };
-        assert_eq!(*iterations, 20);
-        assert_eq!(*gradient_norm, 1.0);
-        assert_eq!(params[0].0, "a");
-        assert!(err.to_string().contains("did not converge after 20 iterations"), "{err}");
+        assert_eq!((*iterations, *gradient_norm, params[0].0), (2, 1.0, "a"));
+        assert!(err.to_string().contains("did not converge after 2 iterations"), "{err}");
+    }
+
+    #[test]
+    fn a_ridge_is_a_boundary_that_names_the_parameters_along_it() {
+        // LL = −(θ₁ − θ₂)² − (θ₃ − 1)²: flat along θ₁ = θ₂ (only the ratio of the first two
+        // parameters is identified, like r/α for one-time buyers); BFGS stops at once on the
+        // ridge, where the information [[2, −2, 0], [−2, 2, 0], [0, 0, 2]] is singular.
+        let ll = |theta: &[f64], grad: &mut [f64]| {
+            let d = theta[0] - theta[1];
+            grad[0] = -2.0 * d;
+            grad[1] = 2.0 * d;
+            grad[2] = -2.0 * (theta[2] - 1.0);
+            -d * d - (theta[2] - 1.0).powi(2)
+        };
+        let start = [5.0, 5.0, 1.0];
+        let err = maximize("test", &["r", "alpha", "a"], &ll, &[], &start, 1.0, 1, &FitOptions::default()).unwrap_err();
+        let FitError::Boundary { reason, .. } = &err else { panic!("{err:?}") };
+        assert!(reason.starts_with("r and alpha are not identified (r = 5.0000, alpha = 5.0000): "), "{reason}");
+        assert!(!reason.contains(", a = "), "{reason}");
+        assert!(reason.contains("not positive definite"), "{reason}");
+    }
+
+    #[test]
+    fn the_flattest_direction_is_the_smallest_eigenvector() {
+        let v = flattest_direction(&[vec![2.0, 1.0], vec![1.0, 2.0]]).unwrap();
+        // Eigenvalues 1 and 3; the eigenvector of 1 is (1, −1)/√2 (up to sign).
+        assert!((v[0].abs() - 0.5f64.sqrt()).abs() < 1e-12 && (v[0] + v[1]).abs() < 1e-12, "{v:?}");
+        assert_eq!(flattest_direction(&[vec![f64::NAN]]), None);
+    }
+
+    #[test]
+    fn counts_and_numbers_read_well_in_messages() {
+        assert_eq!(format_count(76_900.0), "76,900");
+        assert_eq!(format_count(500.0), "500");
+        assert_eq!(format_count(1_234_567.0), "1,234,567");
+        assert_eq!(format_number(8.6e6), "8.60e6");
+        assert_eq!(format_number(148.0), "148.0000");
     }
 
     #[test]

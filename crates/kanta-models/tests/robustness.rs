@@ -34,27 +34,40 @@ fn extreme_histories() -> Vec<History> {
     ]
 }
 
+/// Whether `v` is an acceptable prediction: finite and ≥ 0, or, where `nan_allowed`, NaN.
+fn finite_or_stated(v: f64, nan_allowed: bool) -> bool {
+    (v.is_finite() && v >= 0.0) || (nan_allowed && v.is_nan())
+}
+
 #[test]
 fn predictions_are_finite_and_in_range_for_extreme_histories() {
     let clv = ClvOptions::default();
-    for m in models() {
+    for (i, m) in models().into_iter().enumerate() {
+        // BG/NBD with α = 0.01 and a + b < 1 over horizons of 365 and 10⁴: the ₂F₁ series at
+        // z = t/(α + T + t) within 3·10⁻⁵ of 1 needs more than its 10⁶-term cap, and the value
+        // is NaN (it used to be a silent 0 for part of the integral, i.e. a wrong number).
+        let nan_allowed = |t: f64| i == 3 && t >= 365.0;
         for h in extreme_histories() {
             let p = m.p_alive(&h);
             assert!((0.0..=1.0).contains(&p), "{} {h:?}: P(alive) = {p}", m.name());
             for t in [0.0, 1.0, 39.0, 365.0, 1e4] {
                 let e = m.conditional_expected_purchases(t, &h);
-                assert!(e.is_finite() && e >= 0.0, "{} {h:?} t={t}: E = {e}", m.name());
+                assert!(finite_or_stated(e, nan_allowed(t)), "{} {h:?} t={t}: E = {e}", m.name());
                 let within = m.probability_of_purchase_within(t, &h);
                 assert!((0.0..=1.0).contains(&within), "{} {h:?} t={t}: P(buy) = {within}", m.name());
             }
             let v = clv_discrete(m.as_ref(), &h, 35.0, &clv);
-            assert!(v.is_finite() && v >= 0.0, "{} {h:?}: CLV = {v}", m.name());
+            assert!(
+                finite_or_stated(v, nan_allowed(clv.period_length * f64::from(clv.periods))),
+                "{} {h:?}: CLV = {v}",
+                m.name()
+            );
             let next = next_purchase_median(m.as_ref(), &h);
             assert!(next.is_finite() && next >= 0.0, "{} {h:?}: next = {next}", m.name());
         }
         for t in [0.0, 1.0, 39.0, 1e4] {
             let e = m.expected_purchases(t);
-            assert!(e.is_finite() && e >= 0.0, "{} t={t}: E[X(t)] = {e}", m.name());
+            assert!(finite_or_stated(e, nan_allowed(t)), "{} t={t}: E[X(t)] = {e}", m.name());
         }
     }
 }
@@ -104,7 +117,7 @@ fn degenerate_data_gets_clear_errors() {
 #[test]
 fn tiny_or_identical_data_never_yields_nan() {
     // A single customer, or everyone identical: the likelihood has no interior maximum, so the fit
-    // either reports non-convergence (or, for Pareto/NBD, the ridge to infinite s) or returns
+    // either reports non-convergence or a boundary (or, for Pareto/NBD, the ridge to infinite s) or returns
     // finite parameters; it never returns NaN.
     let options = FitOptions { max_iterations: 200, ..FitOptions::default() };
     let single = Histories::from_histories([History { x: 3, t_x: 20.0, t: 30.0 }]).unwrap();
@@ -117,12 +130,20 @@ fn tiny_or_identical_data_never_yields_nan() {
                     assert!(report.log_likelihood.is_finite());
                 }
                 Err(FitError::NotConverged { params, .. }) => assert!(params.iter().all(|(_, v)| !v.is_nan())),
+                // No interior maximum: the fit says which parameters run off.
+                Err(e @ FitError::Boundary { .. }) => {
+                    let FitError::Boundary { params, reason, .. } = &e else { unreachable!() };
+                    assert!(params.iter().all(|(_, v)| v.is_finite() && *v > 0.0), "{params:?}");
+                    assert!(reason.contains("without bound") || reason.contains("towards 0"), "{reason}");
+                    assert!(e.to_string().starts_with("the data cannot identify the"), "{e}");
+                }
                 Err(e) => panic!("unexpected {e:?}"),
             }
         }
         match ParetoNbd::fit(data, &options) {
             Ok((m, _)) => assert!([m.r, m.alpha, m.s, m.beta].iter().all(|v| v.is_finite() && *v > 0.0), "{m:?}"),
             Err(FitError::NotConverged { params, .. }) => assert!(params.iter().all(|(_, v)| !v.is_nan())),
+            Err(FitError::Boundary { params, .. }) => assert!(params.iter().all(|(_, v)| v.is_finite() && *v > 0.0)),
             // Identical customers have identical drop-out rates: the ridge to infinite s.
             Err(FitError::Degenerate { reason, .. }) => assert!(reason.contains("grows without bound"), "{reason}"),
             Err(e) => panic!("unexpected {e:?}"),

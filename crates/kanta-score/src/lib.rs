@@ -27,7 +27,16 @@ use std::collections::HashMap;
 /// Which transaction model to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelChoice {
-    /// Fit BG/NBD, MBG/NBD and Pareto/NBD; keep the lowest BIC.
+    /// Fit BG/NBD, MBG/NBD and Pareto/NBD; keep the lowest BIC among those that are usable.
+    ///
+    /// A candidate is dropped (its row in the comparison says why) when its fit fails, which
+    /// includes a fit the data cannot identify ([`FitError::Boundary`]: parameters running off
+    /// to 0 or infinity, no standard errors, as on a shop of almost only one-time buyers), or
+    /// when its predictions are not finite for some customer. The next-best BIC is used then;
+    /// with none left, [`score`] returns [`ScoreError::NoModel`] with every reason, and
+    /// `kanta analyze` writes its tables without model columns. There is deliberately no
+    /// further fallback to a model with fixed parameters: such numbers would look like
+    /// estimates while the data say nothing about them.
     Auto,
     /// BG/NBD.
     BgNbd,
@@ -293,23 +302,18 @@ pub fn score_customers(summaries: &[CustomerSummary], options: &ScoreOptions) ->
         ModelChoice::ParetoNbd => (&[ModelChoice::ParetoNbd], "requested"),
     };
     let mut candidates = Vec::new();
-    let mut best: Option<(Box<dyn TransactionModel + Sync>, f64)> = None;
+    // Fitted models with their BIC and row in `candidates`.
+    let mut fitted: Vec<(Box<dyn TransactionModel + Sync>, f64, usize)> = Vec::new();
     for &choice in choices {
         match fit_transaction(choice, &data, &options.fit) {
             Ok((model, report)) => {
-                let bic = report.bic;
+                fitted.push((model, report.bic, candidates.len()));
                 candidates.push(Candidate { model: report.model, fit: Ok(report) });
-                if best.as_ref().is_none_or(|(_, b)| bic < *b) {
-                    best = Some((model, bic));
-                }
             }
             Err(e) => candidates.push(Candidate { model: name(choice), fit: Err(e.to_string()) }),
         }
     }
-    let Some((model, _)) = best else {
-        let reasons: Vec<String> = candidates.iter().filter_map(|c| c.fit.as_ref().err().cloned()).collect();
-        return Err(ScoreError::NoModel(reasons.join("; ")));
-    };
+    fitted.sort_by(|a, b| a.1.total_cmp(&b.1));
     let spends: Vec<(Spend, f64)> = summaries
         .iter()
         .enumerate()
@@ -325,6 +329,46 @@ pub fn score_customers(summaries: &[CustomerSummary], options: &ScoreOptions) ->
         Ok((m, r)) => (Some(m), Ok(r)),
         Err(e) => (None, Err(e)),
     };
+    // The best BIC whose predictions are all finite; a model whose numbers are not is dropped
+    // like a failed fit, with the reason in its comparison row.
+    let mut chosen = None;
+    for (model, _, row) in fitted {
+        match predict(model.as_ref(), summaries, &histories, spend_model.as_ref(), options) {
+            Ok(customers) => {
+                chosen = Some((model, customers));
+                break;
+            }
+            Err(reason) => candidates[row].fit = Err(reason),
+        }
+    }
+    let Some((model, mut customers)) = chosen else {
+        let reasons: Vec<String> = candidates.iter().filter_map(|c| c.fit.as_ref().err().cloned()).collect();
+        return Err(ScoreError::NoModel(reasons.join("; ")));
+    };
+    // Slipping needs the CLV ranking of the whole base, hence a second pass.
+    let top_clv = clv_threshold(customers.iter().filter_map(|s| s.clv_12m).collect());
+    for (c, s) in summaries.iter().zip(&mut customers) {
+        let valuable = matches!(c.segment, Segment::Champions | Segment::Loyal)
+            || top_clv.is_some_and(|t| s.clv_12m.is_some_and(|v| v >= t && v > 0.0));
+        // Lapsing and lost customers are already flagged by the rules.
+        s.slipping = valuable
+            && s.p_alive < options.slipping_below
+            && matches!(c.stage, Stage::New | Stage::Repeat | Stage::Loyal);
+    }
+    let summary = summarise(summaries, &customers, candidates, spend_fit, model.name(), selected_by, &options.clv);
+    Ok(Scores { customers, summary })
+}
+
+/// Every customer's score under `model` (slipping is set later, from the whole base); `Err`
+/// with the reason when some prediction is not finite or P(alive) is outside [0, 1] (a series
+/// in the model's predictions that did not converge reports NaN rather than a wrong number).
+fn predict(
+    model: &(dyn TransactionModel + Sync),
+    summaries: &[CustomerSummary],
+    histories: &[History],
+    spend_model: Option<&GammaGamma>,
+    options: &ScoreOptions,
+) -> Result<Vec<CustomerScore>, String> {
     // One pass per customer: the three horizons and the CLV period ends share one batched
     // evaluation, and P(alive) is computed once.
     let mut ts = vec![30.0, 90.0, 365.0];
@@ -358,17 +402,16 @@ pub fn score_customers(summaries: &[CustomerSummary], options: &ScoreOptions) ->
             },
         )
         .collect();
-    let mut customers: Vec<CustomerScore> = summaries
+    let customers: Vec<CustomerScore> = summaries
         .par_iter()
-        .zip(&histories)
+        .zip(histories)
         .zip(&group)
         .with_min_len(1024)
         .map(|((c, h), &g)| {
             let (expected, purchase, clv_unit) = &shared[g];
             let p_alive = model.p_alive(h);
-            let expected_spend = spend_model
-                .as_ref()
-                .and_then(|m| m.conditional_expected_spend(h.x, if h.x > 0 { c.monetary } else { 0.0 }));
+            let expected_spend =
+                spend_model.and_then(|m| m.conditional_expected_spend(h.x, if h.x > 0 { c.monetary } else { 0.0 }));
             CustomerScore {
                 p_alive,
                 expected_purchases: expected.map(|e| e * p_alive),
@@ -376,24 +419,32 @@ pub fn score_customers(summaries: &[CustomerSummary], options: &ScoreOptions) ->
                 p_purchase_90d: purchase[1] * p_alive,
                 expected_spend,
                 clv_12m: expected_spend.map(|s| s * p_alive * clv_unit),
-                next_purchase_days: next_purchase_median(model.as_ref(), h),
+                next_purchase_days: next_purchase_median(model, h),
                 risk: RiskBand::of(p_alive),
                 slipping: false,
             }
         })
         .collect();
-    // Slipping needs the CLV ranking of the whole base, hence a second pass.
-    let top_clv = clv_threshold(customers.iter().filter_map(|s| s.clv_12m).collect());
-    for (c, s) in summaries.iter().zip(&mut customers) {
-        let valuable = matches!(c.segment, Segment::Champions | Segment::Loyal)
-            || top_clv.is_some_and(|t| s.clv_12m.is_some_and(|v| v >= t && v > 0.0));
-        // Lapsing and lost customers are already flagged by the rules.
-        s.slipping = valuable
-            && s.p_alive < options.slipping_below
-            && matches!(c.stage, Stage::New | Stage::Repeat | Stage::Loyal);
+    let bad = customers.iter().filter(|s| !score_is_finite(s)).count();
+    if bad > 0 {
+        return Err(format!(
+            "{} was fitted, but its predictions are not finite for {bad} of {} customers",
+            kanta_models::title(model.name()),
+            customers.len()
+        ));
     }
-    let summary = summarise(summaries, &customers, candidates, spend_fit, model.name(), selected_by, &options.clv);
-    Ok(Scores { customers, summary })
+    Ok(customers)
+}
+
+/// Whether every number of a score is finite and P(alive) a probability.
+fn score_is_finite(s: &CustomerScore) -> bool {
+    (0.0..=1.0).contains(&s.p_alive)
+        && s.expected_purchases.iter().all(|v| v.is_finite())
+        && s.p_purchase_30d.is_finite()
+        && s.p_purchase_90d.is_finite()
+        && s.expected_spend.is_none_or(f64::is_finite)
+        && s.clv_12m.is_none_or(f64::is_finite)
+        && s.next_purchase_days.is_finite()
 }
 
 pub(crate) fn name(choice: ModelChoice) -> &'static str {

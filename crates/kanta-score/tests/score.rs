@@ -114,3 +114,52 @@ fn fits_serialise_as_the_report_or_an_error_object() {
     assert_eq!(json["candidates"][0]["fit"]["params"][0]["name"], "r");
     assert_eq!(json["spend"]["model"], "gammagamma");
 }
+
+/// The issue's new shop: 76,400 customers who bought once and 500 who bought twice, within one
+/// year. `kanta analyze` used to spin on it (BG/NBD's boundary estimates made each prediction
+/// sum a 10⁶-term series 64 times); now every candidate is refused with the reason, quickly.
+#[test]
+fn a_shop_of_one_time_buyers_gets_no_model_and_the_reason_in_bounded_time() {
+    use kanta_core::money::Money;
+    use kanta_core::time::Timestamp;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state >> 11
+        };
+        let day = |d: u64| Timestamp(i64::try_from(d).unwrap() * 86_400 + 36_000);
+        let mut agg = Aggregator::new();
+        let amount = Money::from_units(25).unwrap();
+        for c in 0..76_900u32 {
+            let id = format!("C{c:06}");
+            let first = next() % 365;
+            agg.push(OrderLine { customer: id.as_bytes(), order: None, time: day(first), amount }).unwrap();
+            if c >= 76_400 {
+                let second = first + 1 + next() % (365 - first).max(1);
+                agg.push(OrderLine { customer: id.as_bytes(), order: None, time: day(second.min(365)), amount })
+                    .unwrap();
+            }
+        }
+        // The last order of a one-year window: everyone's T ends on day 365.
+        agg.push(OrderLine { customer: b"C076899", order: None, time: day(365), amount }).unwrap();
+        let analysis = analyze(&agg.finish(), &AnalysisOptions::default()).unwrap();
+        let auto = score(&analysis, &ScoreOptions::default()).map(|_| ());
+        let bgnbd =
+            score(&analysis, &ScoreOptions { model: ModelChoice::BgNbd, ..ScoreOptions::default() }).map(|_| ());
+        let _ = tx.send((auto, bgnbd));
+    });
+    let (auto, bgnbd) = rx.recv_timeout(std::time::Duration::from_secs(300)).expect("scoring did not finish");
+    // Each candidate's reason, joined by "; " in the order BG/NBD, MBG/NBD, Pareto/NBD.
+    for (result, models) in [(auto, &["BG/NBD", "MBG/NBD", "paretonbd"][..]), (bgnbd, &["BG/NBD"][..])] {
+        let Err(ScoreError::NoModel(reason)) = result else { panic!("{result:?}") };
+        for model in models {
+            assert!(reason.contains(&format!("the data cannot identify the {model} model")), "{model}: {reason}");
+        }
+        assert!(reason.contains("only 500 of 76,900 customers (0.65 %) made a repeat purchase"), "{reason}");
+        assert!(!reason.contains("did not converge after"), "{reason}");
+    }
+}
