@@ -495,6 +495,10 @@ pub struct GenerateArgs {
     #[arg(long, default_value = "2024-12-31")]
     pub end: String,
 
+    /// Instead of a simulated shop, write a degenerate base for testing: new-shop (76,400 one-time buyers, 500 repeat), one-time, same-day, one-customer, one-repeat, long-history (since 1975), heavy-buyer (one customer with 500 orders), ancient-order (one order in year 1), returns-only.
+    #[arg(long, value_parser = parse_shape, conflicts_with_all = ["rows", "feedback"])]
+    pub shape: Option<kanta_gen::degenerate::Shape>,
+
     /// Also write survey answers (NPS, CSAT, topics, text) after about a quarter of the orders to this CSV, for `kanta import feedback`; answers before a customer lapses complain more, mostly about delivery.
     #[arg(long)]
     pub feedback: Option<PathBuf>,
@@ -502,6 +506,13 @@ pub struct GenerateArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+fn parse_shape(name: &str) -> Result<kanta_gen::degenerate::Shape, String> {
+    kanta_gen::degenerate::Shape::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = kanta_gen::degenerate::Shape::ALL.iter().map(|s| s.name()).collect();
+        format!("`{name}` is not a shape; one of {}", names.join(", "))
+    })
 }
 
 #[derive(Debug, Clone, Args)]

@@ -11,6 +11,7 @@
 //!
 //! The same seed and parameters give byte-identical files.
 
+pub mod degenerate;
 pub mod feedback;
 pub mod write;
 

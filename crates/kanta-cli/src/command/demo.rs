@@ -14,6 +14,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         out: orders.clone(),
         start: "2023-01-01".into(),
         end: "2024-12-31".into(),
+        shape: None,
         feedback: None,
         quiet: false,
     })?;

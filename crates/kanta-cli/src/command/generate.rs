@@ -22,7 +22,10 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
         end: day("--end", &args.end)?,
         ..Config::default()
     };
-    let orders = simulate(&config)?;
+    let orders = match args.shape {
+        Some(shape) => kanta_gen::degenerate::orders(shape, args.seed),
+        None => simulate(&config)?,
+    };
     let lines: u64 = orders.iter().map(|o| u64::from(o.lines)).sum();
     let bar = counter(Some(lines), "writing lines", args.quiet);
     let written = write_orders(&args.out, OutputFormat::from_path(&args.out), &orders, &|n| bar.set_position(n))
