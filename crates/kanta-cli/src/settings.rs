@@ -43,6 +43,9 @@ every = "1h"
 model = "auto"
 # A valuable customer whose probability of being active falls below this is `slipping`.
 slipping_below = 0.5
+# A scheduled run still going after this long is cancelled (recorded as such; the previous
+# scores stay): a duration such as "30m", or "off".
+budget = "30m"
 
 [ingest]
 # Times of orders, events, feedback and consent changes must lie between earliest_time and
@@ -355,11 +358,18 @@ pub struct Scoring {
     pub model: ModelName,
     /// P(alive) threshold for `slipping`.
     pub slipping_below: f64,
+    /// Longest a scheduled run may take before it is cancelled.
+    pub budget: Every,
 }
 
 impl Default for Scoring {
     fn default() -> Self {
-        Scoring { every: Every(Some(Duration::from_secs(3600))), model: ModelName::Auto, slipping_below: 0.5 }
+        Scoring {
+            every: Every(Some(Duration::from_secs(3600))),
+            model: ModelName::Auto,
+            slipping_below: 0.5,
+            budget: Every(Some(Duration::from_secs(1800))),
+        }
     }
 }
 

@@ -15,7 +15,62 @@ pub mod schedule;
 pub mod score;
 pub mod segments;
 
-pub use score::{ScoreJob, ScoreOutcome, score_store};
+pub use score::{ScoreJob, ScoreOutcome, score_store, score_store_until};
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A request to stop a job, shared between the job and whoever may stop it (the server's
+/// shutdown, a time budget). Jobs check it at their safe points and answer
+/// [`JobError::Cancelled`]; the first reason given wins.
+#[derive(Debug, Clone)]
+pub struct Cancel(Arc<CancelState>);
+
+#[derive(Debug)]
+struct CancelState {
+    // The flag is read at every chunk of a read; the reason only once, on the way out.
+    set: AtomicBool,
+    reason: Mutex<Option<String>>,
+    created: Instant,
+}
+
+impl Default for Cancel {
+    fn default() -> Cancel {
+        Cancel(Arc::new(CancelState { set: AtomicBool::new(false), reason: Mutex::new(None), created: Instant::now() }))
+    }
+}
+
+impl Cancel {
+    /// Ask the job to stop, saying why (`shutdown`, `time budget of 30m exceeded`).
+    pub fn cancel(&self, reason: impl Into<String>) {
+        if let Ok(mut r) = self.0.reason.lock()
+            && r.is_none()
+        {
+            *r = Some(reason.into());
+        }
+        self.0.set.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.set.load(Ordering::SeqCst)
+    }
+
+    /// `Err(Cancelled)` naming `phase` when a stop was asked for.
+    pub fn check(&self, phase: &'static str) -> Result<(), JobError> {
+        if !self.is_cancelled() {
+            return Ok(());
+        }
+        let reason = self.0.reason.lock().ok().and_then(|r| r.clone()).unwrap_or_else(|| "cancelled".into());
+        Err(JobError::Cancelled { phase, reason })
+    }
+
+    /// Time since the token was made (the job's start, for the record of a cancelled run).
+    pub fn age(&self) -> Duration {
+        self.0.created.elapsed()
+    }
+}
 
 /// Why a job failed.
 #[derive(Debug, thiserror::Error)]
@@ -33,4 +88,12 @@ pub enum JobError {
     /// A worker thread failed.
     #[error("the scoring worker failed: {0}")]
     Worker(String),
+    /// The job was asked to stop; nothing was written.
+    #[error("cancelled during {phase} ({reason}); nothing was written")]
+    Cancelled {
+        /// The phase that had finished or was running when the stop was seen.
+        phase: &'static str,
+        /// Why: `shutdown` or the time budget.
+        reason: String,
+    },
 }

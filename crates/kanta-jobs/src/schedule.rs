@@ -3,18 +3,36 @@
 //!
 //! One cycle at a time: the next starts `every` after the previous one finished, so a slow
 //! run on a large store delays the next instead of piling up. The first cycle starts at once,
-//! so a freshly started server has scores. Shutdown interrupts the wait; a run in progress is
-//! dropped with it, which rolls its transaction back (the stored scores stay the previous
-//! run's).
+//! so a freshly started server has scores.
+//!
+//! Shutdown and the time budget both go through a [`Cancel`]: the run stops at its next safe
+//! point (between chunks of the read, between phases) and is recorded as `cancelled` without
+//! writing scores (the stored scores stay the previous run's). On shutdown the scheduler waits
+//! at most [`SHUTDOWN_WAIT`] for that record and then returns anyway, so a model fit in progress
+//! (seconds on a large store) never holds `kanta serve` after SIGTERM; the process leaves the
+//! worker thread behind (its runtime is shut down with a timeout).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use kanta_domain::Clock;
 use kanta_store::Storage;
 use tokio::sync::watch;
 
 use crate::segments::{Refreshed, refresh_all};
-use crate::{JobError, ScoreJob, ScoreOutcome, score_store};
+use crate::{Cancel, JobError, ScoreJob, ScoreOutcome, score_store_until};
+
+/// How long shutdown waits for a cancelled run to record itself.
+pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
+
+/// When the scheduler runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    /// Pause between the end of one cycle and the start of the next.
+    pub every: Duration,
+    /// A scoring run still going after this long is cancelled (`None`: no limit).
+    pub budget: Option<Duration>,
+}
 
 /// What one cycle did.
 #[derive(Debug)]
@@ -27,16 +45,23 @@ pub struct Cycle {
 
 /// Score and refresh the segments once, at `now`.
 pub async fn cycle(store: &dyn Storage, job: &ScoreJob, now: i64) -> Cycle {
-    let score = score_store(store, job, now).await;
-    let segments = refresh_all(store, now).await;
+    cycle_until(store, job, now, &Cancel::default()).await
+}
+
+/// [`cycle`] that stops when `cancel` is set; a cancelled cycle refreshes no segment.
+pub async fn cycle_until(store: &dyn Storage, job: &ScoreJob, now: i64, cancel: &Cancel) -> Cycle {
+    let score = score_store_until(store, job, now, cancel).await;
+    let segments = if cancel.is_cancelled() { Ok(Vec::new()) } else { refresh_all(store, now).await };
     Cycle { score, segments }
 }
 
-/// Run a [`cycle`] every `every` until `stop` turns true; `report` hears each cycle.
+/// Run a [`cycle`] per `schedule` until `stop` turns true, reading the time from `clock`;
+/// `report` hears each cycle, cancelled ones included.
 pub async fn run(
     store: Arc<dyn Storage>,
     job: ScoreJob,
-    every: Duration,
+    schedule: Schedule,
+    clock: Arc<dyn Clock>,
     mut stop: watch::Receiver<bool>,
     report: impl Fn(&Cycle) + Send,
 ) {
@@ -44,13 +69,41 @@ pub async fn run(
         if *stop.borrow() {
             return;
         }
-        let done = tokio::select! {
-            c = cycle(store.as_ref(), &job, kanta_store::now_micros()) => c,
-            _ = stop.wait_for(|s| *s) => return,
+        let cancel = Cancel::default();
+        let work = cycle_until(store.as_ref(), &job, clock.now().micros(), &cancel);
+        tokio::pin!(work);
+        let over_budget = async {
+            match schedule.budget {
+                Some(budget) => tokio::time::sleep(budget).await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut done = tokio::select! {
+            c = &mut work => Some(c),
+            () = over_budget => {
+                let budget = schedule.budget.unwrap_or_default();
+                cancel.cancel(format!("time budget of {} s exceeded", budget.as_secs()));
+                None
+            }
+            _ = stop.wait_for(|s| *s) => None,
+        };
+        if done.is_none() && !*stop.borrow() {
+            // Over budget: the run stops at its next safe point and records itself.
+            done = tokio::select! {
+                c = &mut work => Some(c),
+                _ = stop.wait_for(|s| *s) => None,
+            };
+        }
+        let Some(done) = done else {
+            cancel.cancel("shutdown");
+            if let Ok(c) = tokio::time::timeout(SHUTDOWN_WAIT, work).await {
+                report(&c);
+            }
+            return;
         };
         report(&done);
         tokio::select! {
-            () = tokio::time::sleep(every) => {}
+            () = tokio::time::sleep(schedule.every) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }
@@ -71,6 +124,7 @@ pub fn describe(result: &Result<ScoreOutcome, JobError>) -> String {
                 took.as_secs_f64()
             )
         }
+        Err(e @ JobError::Cancelled { .. }) => format!("scoring run {e}"),
         Err(e) => format!("scoring failed: {e}"),
     }
 }

@@ -25,7 +25,7 @@ use kanta_score::{ScoreOptions, score};
 use kanta_store::{ModelScores, NewScoreRun, ScoreRow, ScoreRunInfo, Storage};
 use serde_json::json;
 
-use crate::JobError;
+use crate::{Cancel, JobError};
 
 const MICROS_PER_DAY: f64 = 86_400_000_000.0;
 
@@ -55,6 +55,44 @@ pub struct ScoreOutcome {
 
 /// Score every customer in `store` as of `now` (µs since the epoch).
 pub async fn score_store(store: &dyn Storage, job: &ScoreJob, now: i64) -> Result<ScoreOutcome, JobError> {
+    score_store_until(store, job, now, &Cancel::default()).await
+}
+
+/// [`score_store`] that stops when `cancel` is set: between chunks of the read and between the
+/// phases (the model fits themselves are not interrupted; they are bounded, see `kanta-models`).
+/// A cancelled run writes no scores — the write is the last phase and one transaction — and is
+/// recorded with status `cancelled`, its reason and phase in the diagnostics.
+pub async fn score_store_until(
+    store: &dyn Storage,
+    job: &ScoreJob,
+    now: i64,
+    cancel: &Cancel,
+) -> Result<ScoreOutcome, JobError> {
+    let mut orders = 0;
+    let result = score_phases(store, job, now, cancel, &mut orders).await;
+    if let Err(JobError::Cancelled { phase, reason }) = &result {
+        let today = Timestamp(now.div_euclid(1_000_000)).day();
+        let (y, m, d) = today.ymd();
+        let run = NewScoreRun {
+            started_at: now,
+            finished_at: now.saturating_add(i64::try_from(cancel.age().as_micros()).unwrap_or(0)),
+            as_of: format!("{y:04}-{m:02}-{d:02}"),
+            orders,
+            model: None,
+            diagnostics: json!({ "cancelled": { "phase": phase, "reason": reason } }),
+        };
+        store.record_unfinished_run(&run, "cancelled").await?;
+    }
+    result
+}
+
+async fn score_phases(
+    store: &dyn Storage,
+    job: &ScoreJob,
+    now: i64,
+    cancel: &Cancel,
+    orders_read: &mut u64,
+) -> Result<ScoreOutcome, JobError> {
     let started_at = now;
     let mut phases = Vec::new();
     let clock = Instant::now();
@@ -64,6 +102,9 @@ pub async fn score_store(store: &dyn Storage, job: &ScoreJob, now: i64) -> Resul
     let mut failed = None;
     store
         .purchases(true, &mut |chunk| {
+            if failed.is_some() || cancel.is_cancelled() {
+                return;
+            }
             for ((customer, time), amount) in chunk.customer.iter().zip(&chunk.time).zip(&chunk.amount) {
                 let line = OrderLine {
                     customer: &customer.to_le_bytes(),
@@ -87,13 +128,17 @@ pub async fn score_store(store: &dyn Storage, job: &ScoreJob, now: i64) -> Resul
         return Err(e.into());
     }
     let orders = aggregator.orders() as u64;
+    *orders_read = orders;
+    cancel.check("read")?;
     phases.push(("read", clock.elapsed()));
 
     let today = Timestamp(now.div_euclid(1_000_000)).day();
     let job = *job;
-    let computed = tokio::task::spawn_blocking(move || compute(aggregator, categories, today, &job))
+    let worker_cancel = cancel.clone();
+    let computed = tokio::task::spawn_blocking(move || compute(aggregator, categories, today, &job, &worker_cancel))
         .await
         .map_err(|e| JobError::Worker(e.to_string()))??;
+    cancel.check("models")?;
     let Computed { rows, model, diagnostics, models_skipped, stages, analyse, models, groups } = computed;
     phases.push(("analyse", analyse));
     phases.push(("models", models));
@@ -225,7 +270,13 @@ struct Computed {
 
 /// The CPU part: analysis, then the models (which use every core) and, beside them on a thread
 /// of their own, the product groups. (On a blocking thread.)
-fn compute(aggregator: Aggregator, categories: Categories, today: Day, job: &ScoreJob) -> Result<Computed, JobError> {
+fn compute(
+    aggregator: Aggregator,
+    categories: Categories,
+    today: Day,
+    job: &ScoreJob,
+    cancel: &Cancel,
+) -> Result<Computed, JobError> {
     let clock = Instant::now();
     let base = aggregator.finish();
     let options = AnalysisOptions { as_of: Some(today), lapse_days: job.lapse_days, ..AnalysisOptions::default() };
@@ -245,6 +296,7 @@ fn compute(aggregator: Aggregator, categories: Categories, today: Day, job: &Sco
         }
         Err(e) => return Err(e.into()),
     };
+    cancel.check("analyse")?;
     let analyse = clock.elapsed();
     let clock = Instant::now();
     let ids: Vec<i64> = analysis

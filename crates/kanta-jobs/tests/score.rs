@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use kanta_core::aggregate::{Aggregator, OrderLine};
 use kanta_core::analysis::{AnalysisOptions, analyze};
 use kanta_core::time::{Day, Timestamp};
-use kanta_jobs::{ScoreJob, score_store};
+use kanta_jobs::schedule::{Cycle, Schedule};
+use kanta_jobs::{Cancel, JobError, ScoreJob, score_store, score_store_until};
 use kanta_score::{ScoreOptions, score};
 use kanta_store::record::{Order, OrderStatus};
 use kanta_store::testing::TestDb;
@@ -15,7 +16,9 @@ kanta_store::on_both_backends!(
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)] |db| db;
     stored_scores_equal_the_analysis_and_models_of_the_same_orders,
     a_small_store_gets_rfm_and_stages_without_models,
-    order_lines_give_each_customer_a_main_category_and_a_cross_sell_hint
+    order_lines_give_each_customer_a_main_category_and_a_cross_sell_hint,
+    a_cancelled_run_writes_nothing_and_is_recorded_as_cancelled,
+    the_schedule_cancels_a_run_over_its_budget_and_at_shutdown,
 );
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
@@ -204,4 +207,85 @@ async fn order_lines_give_each_customer_a_main_category_and_a_cross_sell_hint(db
     assert_eq!(groups("eve").await, (None, None));
     let expr = kanta_segment::parse("next_category = \"grinders\" and main_category = \"coffee\"").expect("valid");
     assert_eq!(db.store.segment_count(&expr, day(10)).await.expect("count"), 2);
+}
+
+/// Regression (issue 16): a run could only be dropped, never asked to stop, so SIGTERM waited
+/// for it (300 s on a base whose models spun).
+async fn a_cancelled_run_writes_nothing_and_is_recorded_as_cancelled(db: TestDb) {
+    let end = Day::from_ymd(2024, 6, 30).expect("a date");
+    store_orders(&db, &shop(300, end)).await;
+    let now = i64::from(end.0 + 1) * MICROS_PER_DAY;
+    let first = score_store(db.store.as_ref(), &ScoreJob::default(), now).await.expect("scoring");
+
+    let cancel = Cancel::default();
+    cancel.cancel("shutdown");
+    cancel.cancel("a second reason does not replace the first");
+    let err = score_store_until(db.store.as_ref(), &ScoreJob::default(), now + MICROS_PER_DAY, &cancel)
+        .await
+        .expect_err("cancelled");
+    assert!(matches!(&err, JobError::Cancelled { phase: "read", reason } if reason == "shutdown"), "{err:?}");
+    assert_eq!(err.to_string(), "cancelled during read (shutdown); nothing was written");
+
+    let runs = db.store.score_runs(10).await.expect("runs");
+    assert_eq!(runs.len(), 2);
+    assert_eq!((runs[0].status.as_str(), runs[0].customers, runs[0].model.as_deref()), ("cancelled", 0, None));
+    assert_eq!(runs[0].diagnostics, serde_json::json!({"cancelled": {"phase": "read", "reason": "shutdown"}}));
+    assert_eq!(runs[0].as_of, "2024-07-02");
+    assert_eq!((runs[1].id, runs[1].status.as_str()), (first.run.id, "completed"));
+    // The stored scores are still the completed run's.
+    let record = db.store.customer("C0000001", 0).await.expect("read").expect("a customer");
+    assert_eq!(record.scores.expect("scores").run_id, first.run.id);
+}
+
+async fn the_schedule_cancels_a_run_over_its_budget_and_at_shutdown(db: TestDb) {
+    let end = Day::from_ymd(2024, 6, 30).expect("a date");
+    store_orders(&db, &shop(2_000, end)).await;
+    let clock: std::sync::Arc<dyn kanta_domain::Clock> = std::sync::Arc::new(kanta_domain::ManualClock::new(
+        kanta_domain::Timestamp::from_micros(i64::from(end.0 + 1) * MICROS_PER_DAY),
+    ));
+    let (reports_tx, mut reports) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let report = move |c: &Cycle| {
+        let _ = reports_tx.send(kanta_jobs::schedule::describe(&c.score));
+    };
+
+    // A budget far shorter than any run (reading and fitting 2,000 customers takes tens of
+    // milliseconds at least): the run stops at its next safe point and says why.
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let schedule =
+        Schedule { every: std::time::Duration::from_secs(3600), budget: Some(std::time::Duration::from_nanos(1)) };
+    let scheduler = tokio::spawn(kanta_jobs::schedule::run(
+        db.store.clone(),
+        ScoreJob::default(),
+        schedule,
+        clock.clone(),
+        stop,
+        report.clone(),
+    ));
+    let line = reports.recv().await.expect("a cycle");
+    assert!(
+        line.starts_with("scoring run cancelled during ")
+            && line.ends_with("(time budget of 0 s exceeded); nothing was written"),
+        "{line}"
+    );
+    stop_tx.send(true).expect("stop");
+    scheduler.await.expect("the scheduler stops");
+    let runs = db.store.score_runs(10).await.expect("runs");
+    assert_eq!(runs.iter().map(|r| r.status.as_str()).collect::<Vec<_>>(), ["cancelled"]);
+
+    // Shutdown while the run is going: it is cancelled and recorded, and the scheduler returns.
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let schedule = Schedule { every: std::time::Duration::from_secs(3600), budget: None };
+    let scheduler =
+        tokio::spawn(kanta_jobs::schedule::run(db.store.clone(), ScoreJob::default(), schedule, clock, stop, report));
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    stop_tx.send(true).expect("stop");
+    let started = std::time::Instant::now();
+    scheduler.await.expect("the scheduler stops");
+    // Bounded by SHUTDOWN_WAIT (plus slack for a loaded machine), not by the run.
+    assert!(started.elapsed() <= kanta_jobs::schedule::SHUTDOWN_WAIT + std::time::Duration::from_secs(3));
+    let line = reports.recv().await.expect("the cancelled cycle is reported");
+    assert!(line.contains("(shutdown); nothing was written"), "{line}");
+    let runs = db.store.score_runs(10).await.expect("runs");
+    assert_eq!(runs.iter().map(|r| r.status.as_str()).collect::<Vec<_>>(), ["cancelled", "cancelled"]);
+    assert_eq!(runs[0].diagnostics["cancelled"]["reason"], "shutdown");
 }

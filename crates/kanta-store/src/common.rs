@@ -250,6 +250,7 @@ fn score_run_info(r: &<Db as sqlx::Database>::Row) -> Result<ScoreRunInfo, Store
         orders: r.try_get("orders")?,
         model: r.try_get("model")?,
         stage_changes: r.try_get("stage_changes")?,
+        status: r.try_get("status")?,
         diagnostics: r.try_get::<Json<serde_json::Value>, _>("diagnostics")?.0,
     })
 }
@@ -1000,6 +1001,22 @@ impl crate::Storage for Store {
         tx.commit().await?;
 
         Ok(info)
+    }
+
+    async fn record_unfinished_run(&self, run: &NewScoreRun, status: &str) -> Result<ScoreRunInfo, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO score_runs (started_at, finished_at, as_of, customers, orders, model, stage_changes, \
+             diagnostics, status) VALUES ($1, $2, $3, 0, $4, NULL, 0, $5, $6) RETURNING *",
+        )
+        .bind(run.started_at)
+        .bind(run.finished_at)
+        .bind(&run.as_of)
+        .bind(i64::try_from(run.orders).unwrap_or(i64::MAX))
+        .bind(Json(&run.diagnostics))
+        .bind(status)
+        .fetch_one(&self.writer)
+        .await?;
+        score_run_info(&row)
     }
 
     async fn score_runs(&self, limit: u32) -> Result<Vec<ScoreRunInfo>, StoreError> {

@@ -350,6 +350,10 @@ pub struct ScoreRunInfo {
     pub model: Option<String>,
     /// Customers whose stage changed (on the first run: every customer).
     pub stage_changes: i64,
+    /// `completed`, or `cancelled` for a run stopped before it wrote anything (shutdown or its
+    /// time budget; `diagnostics` says which and in which phase): its scores were never
+    /// written, the previous run's stay.
+    pub status: String,
     /// Fitted parameters and diagnostics.
     #[schema(value_type = Object)]
     pub diagnostics: Value,
@@ -567,6 +571,10 @@ pub trait Storage: Send + Sync + fmt::Debug {
 
     /// The latest scoring runs, newest first.
     async fn score_runs(&self, limit: u32) -> Result<Vec<ScoreRunInfo>, StoreError>;
+
+    /// Record a run that stopped before writing scores, with `status` (e.g. `cancelled`) and
+    /// why in `run.diagnostics`; the stored scores are untouched.
+    async fn record_unfinished_run(&self, run: &NewScoreRun, status: &str) -> Result<ScoreRunInfo, StoreError>;
 
     /// Save a segment and compute its first membership (a baseline: no transitions are
     /// recorded for it). [`StoreError::Conflict`] if the name is taken.

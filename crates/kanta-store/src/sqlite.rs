@@ -40,6 +40,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "webhooks", include_str!("../migrations/sqlite/0004_webhooks.sql")),
     (5, "value_tier", include_str!("../migrations/sqlite/0005_value_tier.sql")),
     (6, "product_groups", include_str!("../migrations/sqlite/0006_product_groups.sql")),
+    (7, "run_status", include_str!("../migrations/sqlite/0007_run_status.sql")),
 ];
 
 /// The SQLite store.

@@ -25,7 +25,12 @@ fn server_settings(store: &StoreArgs, server: &ServerArgs) -> Result<Settings, c
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = server_settings(&args.store, &args.server)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
-    runtime.block_on(serve(&settings))
+    let result = runtime.block_on(serve(&settings));
+    // A scoring run cancelled at shutdown stops at its next safe point, but a model fit in
+    // progress is not interrupted: leave its worker thread behind rather than wait for it
+    // (dropping the runtime would block until every blocking task ends).
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
 pub fn show(args: &ConfigShowArgs) -> anyhow::Result<()> {
@@ -60,10 +65,12 @@ async fn serve(settings: &Settings) -> anyhow::Result<()> {
     });
     let scheduler = settings.scoring.every.0.map(|every| {
         eprintln!("kanta serve: scoring every {}", settings.scoring.every);
+        let schedule = kanta_jobs::schedule::Schedule { every, budget: settings.scoring.budget.0 };
         tokio::spawn(kanta_jobs::schedule::run(
             store.clone(),
             settings.scoring.job(),
-            every,
+            schedule,
+            std::sync::Arc::new(kanta_domain::SystemClock),
             stop_rx.clone(),
             |cycle| {
                 for line in kanta_jobs::schedule::describe_cycle(cycle) {
@@ -85,7 +92,12 @@ async fn serve(settings: &Settings) -> anyhow::Result<()> {
     };
     kanta_api::serve(listener, router, stopped, grace).await.context("serving")?;
     if let Some(scheduler) = scheduler {
-        scheduler.abort();
+        // It saw the stop signal too: a run in progress records itself as cancelled within
+        // SHUTDOWN_WAIT; after that it is left behind.
+        let wait = kanta_jobs::schedule::SHUTDOWN_WAIT + Duration::from_millis(500);
+        if tokio::time::timeout(wait, scheduler).await.is_err() {
+            eprintln!("kanta serve: the scoring run did not stop in time; leaving it");
+        }
     }
     for task in webhooks {
         task.abort();
