@@ -170,6 +170,9 @@ pub async fn erase(
 ) -> Result<StatusCode, ApiError> {
     let token = auth::authorize(&state, &headers, Scope::Admin).await?;
     let id = path_id(path)?;
+    // Expired idempotent responses are deleted at each idempotent write; an erasure deletes
+    // them too, so that a quiet server does not keep them past their time.
+    state.store.expire_responses(state.idempotency_window().1).await?;
     if state.store.erase_customer(&id, Some(token.id), kanta_store::now_micros()).await? {
         state.snapshots.written();
         Ok(StatusCode::NO_CONTENT)

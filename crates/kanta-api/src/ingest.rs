@@ -148,8 +148,9 @@ async fn ingest<T: WriteBatch>(
     let body = body.map_err(ApiError::from)?;
     let key = idempotency_key(headers)?;
     let fingerprint = request_hash(T::KIND, query.as_deref(), &body);
+    let (now, expired_before) = state.idempotency_window();
     if let Some(key) = &key
-        && let Some(stored) = state.store.idempotent_response(token.id, key).await?
+        && let Some(stored) = state.store.idempotent_response(token.id, key, expired_before).await?
     {
         if stored.request_hash != fingerprint {
             return Err(ApiError::KeyReused);
@@ -170,7 +171,10 @@ async fn ingest<T: WriteBatch>(
     if let Some(key) = &key {
         let stored =
             StoredResponse { request_hash: fingerprint, status: outcome.status.as_u16(), body: outcome.body.clone() };
-        state.store.remember_response(token.id, key, &stored, kanta_store::now_micros()).await?;
+        // Tied to the customers the request names: erasing one deletes the response, which may
+        // quote their email or phone.
+        let customers = kanta_store::record::customer_ids::<T>(&body);
+        state.store.remember_response(token.id, key, &stored, &customers, now, expired_before).await?;
     }
     Ok(outcome)
 }

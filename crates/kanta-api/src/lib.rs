@@ -57,6 +57,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// The configured bounds on ingested times (orders, events, feedback, consent).
     pub time_bounds: TimeBounds,
+    /// How long a response to an `Idempotency-Key` is replayed; older ones are deleted.
+    pub idempotency_ttl: Duration,
 }
 
 impl AppState {
@@ -69,7 +71,22 @@ impl AppState {
             inbound: Arc::default(),
             clock: Arc::new(SystemClock),
             time_bounds: TimeBounds::default(),
+            idempotency_ttl: kanta_store::IDEMPOTENCY_TTL,
         }
+    }
+
+    /// Replaying responses to an `Idempotency-Key` for `ttl` (default
+    /// [`kanta_store::IDEMPOTENCY_TTL`], a day).
+    pub fn with_idempotency_ttl(mut self, ttl: Duration) -> AppState {
+        self.idempotency_ttl = ttl;
+        self
+    }
+
+    /// The current time (µs) and the time before which remembered responses have expired.
+    pub(crate) fn idempotency_window(&self) -> (i64, i64) {
+        let now = self.clock.now().micros();
+        let ttl = i64::try_from(self.idempotency_ttl.as_micros()).unwrap_or(i64::MAX);
+        (now, now.saturating_sub(ttl))
     }
 
     /// With this clock (tests move a [`kanta_domain::ManualClock`]).

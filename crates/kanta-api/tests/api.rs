@@ -14,6 +14,8 @@ kanta_store::on_both_backends!(
     partial_batches_store_the_valid_records,
     times_before_1970_or_far_ahead_of_the_clock_are_refused_naming_the_field,
     idempotency_keys_replay_the_first_response,
+    idempotent_responses_are_not_replayed_after_a_day,
+    erasure_leaves_no_personal_data_in_the_store,
     malformed_and_oversized_requests_get_json_errors,
     customers_are_listed_with_a_cursor,
     export_and_erasure_need_admin_and_are_audited,
@@ -64,6 +66,8 @@ struct App {
     read: String,
     admin: String,
     db: TestDb,
+    /// The server's clock, standing at the wall clock's time when the server started.
+    clock: std::sync::Arc<kanta_domain::ManualClock>,
 }
 
 impl App {
@@ -76,10 +80,13 @@ impl App {
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
         let base = format!("http://{}", listener.local_addr().expect("address"));
-        let router = kanta_api::router(kanta_api::AppState::new(db.store.clone()).with_inbound(inbound_hooks()));
+        let clock =
+            std::sync::Arc::new(kanta_domain::ManualClock::new(kanta_domain::Clock::now(&kanta_domain::SystemClock)));
+        let state = kanta_api::AppState::new(db.store.clone()).with_inbound(inbound_hooks()).with_clock(clock.clone());
+        let router = kanta_api::router(state);
         tokio::spawn(kanta_api::serve(listener, router, std::future::pending(), std::time::Duration::from_secs(1)));
         let [ingest, read, admin] = <[String; 3]>::try_from(tokens).expect("three tokens");
-        App { base, client: reqwest::Client::new(), ingest, read, admin, db }
+        App { base, client: reqwest::Client::new(), ingest, read, admin, db, clock }
     }
 
     async fn post(&self, path: &str, token: &str, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
@@ -377,6 +384,97 @@ async fn customers_are_listed_with_a_cursor(app: App) {
         let (status, _) = app.get(bad, &app.read).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
     }
+}
+
+async fn idempotent_responses_are_not_replayed_after_a_day(app: App) {
+    let send = || {
+        app.client
+            .post(format!("{}/v1/orders", app.base))
+            .bearer_auth(&app.ingest)
+            .header("idempotency-key", "daily")
+            .body(orders_json())
+            .send()
+    };
+    let first = send().await.expect("response");
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let hour = std::time::Duration::from_secs(3600);
+    app.clock.advance(23 * hour);
+    let replay = send().await.expect("response");
+    assert_eq!(replay.headers()["idempotent-replayed"], "true", "within the day");
+    assert_eq!(replay.json::<Value>().await.expect("json")["created"], 4);
+
+    app.clock.advance(2 * hour);
+    let late = send().await.expect("response");
+    assert!(late.headers().get("idempotent-replayed").is_none(), "expired after 24 hours");
+    let late: Value = late.json().await.expect("json");
+    assert_eq!((&late["created"], &late["unchanged"]), (&json!(0), &json!(4)), "run again: {late}");
+    let replay = send().await.expect("response");
+    assert_eq!(replay.headers()["idempotent-replayed"], "true", "the new response is remembered");
+    assert_eq!(replay.json::<Value>().await.expect("json"), late);
+    // The first response's row was deleted when the new one was remembered.
+    app.db.checkpoint().await.expect("checkpoint");
+    let left = app.db.stored(&[r#""created":4"#]).await.expect("stored");
+    assert!(left.is_empty(), "{left:?}");
+}
+
+async fn erasure_leaves_no_personal_data_in_the_store(app: App) {
+    let (id, email, phone, name, ip) = (
+        "zeb-id-5417",
+        "zebulon.quartermaine.7731@example.org",
+        "+358407731918",
+        "Zebulon Quartermaine",
+        "203.0.113.177",
+    );
+    // Idempotent partial batches whose rejections quote the email and phone, and the name
+    // (which only the request's id ties to the customer).
+    let batches = [
+        (
+            "zeb-batch",
+            json!([
+                {"id": id, "email": email, "phone": phone, "name": name},
+                {"id": id, "email": format!("{email} "), "phone": format!("{phone}x")},
+                {"id": "keeper-8812", "email": "keeper.8812@example.org"}
+            ]),
+        ),
+        ("zeb-name", json!([{"id": id, "name": format!("{name}\u{7}")}])),
+    ];
+    for (key, batch) in batches {
+        let response = app
+            .client
+            .post(format!("{}/v1/customers?partial=true", app.base))
+            .bearer_auth(&app.ingest)
+            .header("idempotency-key", key)
+            .body(batch.to_string())
+            .send()
+            .await
+            .expect("a response");
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = response.text().await.expect("a body");
+        assert!(body.contains(name) || (body.contains(email) && body.contains(phone)), "quoted: {body}");
+    }
+    let orders =
+        json!([{"id": "zo1", "customer_id": id, "time": "2024-01-05T10:00:00Z", "amount": 5, "currency": "EUR"}]);
+    let events =
+        json!([{"customer_id": id, "name": "login", "time": "2024-01-01T00:00:00Z", "properties": {"ip": ip}}]);
+    let feedback = json!([{"id": "zf1", "customer_id": id, "time": "2024-01-02T00:00:00Z", "nps": 2,
+                           "text": format!("{name} here, slow delivery")}]);
+    for (path, batch) in [("/v1/orders", orders), ("/v1/events", events), ("/v1/feedback", feedback)] {
+        let (status, body) = app.post(path, &app.ingest, batch.to_string()).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+    let (status, _) = app.get(&format!("/v1/customers/{id}/export"), &app.admin).await;
+    assert_eq!(status, StatusCode::OK);
+    let needles = [email, phone, name, ip, id];
+    let before = app.db.stored(&needles).await.expect("stored");
+    for needle in needles {
+        assert!(before.iter().any(|(n, _)| n == needle), "{needle} is stored before: {before:?}");
+    }
+
+    assert_eq!(app.delete(&format!("/v1/customers/{id}"), &app.admin).await, StatusCode::NO_CONTENT);
+    let left = app.db.stored(&needles).await.expect("stored");
+    assert!(left.is_empty(), "personal data left after DELETE: {left:#?}");
+    let kept = app.db.stored(&["keeper.8812@example.org"]).await.expect("stored");
+    assert!(!kept.is_empty(), "the other customer is still found");
 }
 
 async fn export_and_erasure_need_admin_and_are_audited(app: App) {

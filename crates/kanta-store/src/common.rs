@@ -1397,11 +1397,28 @@ impl crate::Storage for Store {
 
     async fn erase_customer(&self, id: &str, token: Option<i64>, now: i64) -> Result<bool, StoreError> {
         let mut tx = self.writer.begin().await?;
-        let internal: Option<i64> = sqlx::query_scalar("SELECT id FROM customers WHERE external_id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(internal) = internal else { return Ok(false) };
+        let found: Option<(i64, Option<String>, Option<String>)> =
+            sqlx::query_as("SELECT id, email, phone FROM customers WHERE external_id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((internal, email, phone)) = found else { return Ok(false) };
+        // Stored idempotent responses may quote the customer (a rejected record's email or
+        // phone). Those whose request named the customer's id are tied to it; a response from
+        // before the ties existed, or whose record's id could not be read, is found by the
+        // contact fields as they appear in its JSON body. Matching the body alone would miss
+        // values that were quoted but never stored (rejected ones are not), and a short id
+        // would match unrelated responses; a response deleted wrongly only loses its replay.
+        let quoted = |value: &Option<String>| -> Option<String> {
+            let json = serde_json::to_string(value.as_deref().filter(|v| !v.is_empty())?).ok()?;
+            Some(json.get(1..json.len() - 1)?.to_string())
+        };
+        let sql = format!(
+            "DELETE FROM idempotency WHERE (token_id, key) IN \
+             (SELECT token_id, key FROM idempotency_customers WHERE customer = $1) \
+             OR {CONTAINS}(body, $2) > 0 OR {CONTAINS}(body, $3) > 0"
+        );
+        sqlx::query(&sql).bind(id).bind(quoted(&email)).bind(quoted(&phone)).execute(&mut *tx).await?;
         // The anonymous id keeps the customer's orders together for the aggregates.
         let anonymous = format!("erased:{internal}");
         sqlx::query(
@@ -1449,6 +1466,7 @@ impl crate::Storage for Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.after_erasure().await?;
         Ok(true)
     }
 
@@ -1545,12 +1563,15 @@ impl crate::Storage for Store {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn idempotent_response(&self, token: i64, key: &str) -> Result<Option<StoredResponse>, StoreError> {
-        let row = sqlx::query("SELECT request_hash, status, body FROM idempotency WHERE token_id = $1 AND key = $2")
-            .bind(token)
-            .bind(key)
-            .fetch_optional(&self.reader)
-            .await?;
+    async fn idempotent_response(&self, token: i64, key: &str, since: i64) -> Result<Option<StoredResponse>, StoreError> {
+        let row = sqlx::query(
+            "SELECT request_hash, status, body FROM idempotency WHERE token_id = $1 AND key = $2 AND created_at >= $3",
+        )
+        .bind(token)
+        .bind(key)
+        .bind(since)
+        .fetch_optional(&self.reader)
+        .await?;
         let Some(row) = row else { return Ok(None) };
         let status: i64 = row.try_get("status")?;
         Ok(Some(StoredResponse {
@@ -1560,8 +1581,19 @@ impl crate::Storage for Store {
         }))
     }
 
-    async fn remember_response(&self, token: i64, key: &str, response: &StoredResponse, now: i64) -> Result<(), StoreError> {
-        sqlx::query(
+    async fn remember_response(
+        &self,
+        token: i64,
+        key: &str,
+        response: &StoredResponse,
+        customers: &[String],
+        now: i64,
+        expired_before: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        // Expired responses go first, so an expired one under this key gives way to this one.
+        sqlx::query("DELETE FROM idempotency WHERE created_at < $1").bind(expired_before).execute(&mut *tx).await?;
+        let inserted = sqlx::query(
             "INSERT INTO idempotency (token_id, key, request_hash, status, body, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
         )
@@ -1571,9 +1603,30 @@ impl crate::Storage for Store {
         .bind(i64::from(response.status))
         .bind(&response.body)
         .bind(now)
-        .execute(&self.writer)
-        .await?;
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        // The first response wins, with the customers of its own request.
+        if inserted == 1 {
+            for chunk in customers.chunks(CHUNK) {
+                let mut b = QueryBuilder::new("INSERT INTO idempotency_customers (token_id, key, customer) ");
+                b.push_values(chunk, |mut row, customer| {
+                    row.push_bind(token).push_bind(key).push_bind(customer);
+                });
+                b.push(" ON CONFLICT DO NOTHING");
+                b.build().execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
         Ok(())
+    }
+
+    async fn expire_responses(&self, expired_before: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM idempotency WHERE created_at < $1")
+            .bind(expired_before)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     async fn counts(&self) -> Result<Counts, StoreError> {

@@ -491,6 +491,10 @@ pub struct TokenInfo {
     pub revoked_at: Option<String>,
 }
 
+/// How long a response to a request with an `Idempotency-Key` is kept and replayed, unless
+/// the server is told otherwise: a day, enough for any client's retries.
+pub const IDEMPOTENCY_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+
 /// The first response to a request with an `Idempotency-Key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredResponse {
@@ -668,9 +672,11 @@ pub trait Storage: Send + Sync + fmt::Debug {
     ) -> Result<(Vec<kanta_core::feedback::Response>, Vec<kanta_core::feedback::CustomerFacts>), StoreError>;
 
     /// Erase a customer's personal data: profile fields, consent, events and feedback text go;
-    /// webhook bodies about them are redacted and pending ones are not sent; orders stay,
-    /// attached to an anonymous id, so aggregates do not change. Returns whether the customer
-    /// existed. Recorded in the audit log.
+    /// webhook bodies about them are redacted and pending ones are not sent; stored idempotent
+    /// responses whose request named them, or that quote their email or phone, are deleted;
+    /// orders stay, attached to an anonymous id, so aggregates do not change. On SQLite the
+    /// freed bytes are zeroed and the WAL emptied once it commits (see the `sqlite` module).
+    /// Returns whether the customer existed. Recorded in the audit log.
     async fn erase_customer(&self, id: &str, token: Option<i64>, now: i64) -> Result<bool, StoreError>;
 
     /// Audit log entries after position `after`, oldest first.
@@ -699,17 +705,31 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Revoke a token; returns whether an unrevoked token with that id existed.
     async fn revoke_token(&self, id: i64, now: i64) -> Result<bool, StoreError>;
 
-    /// The stored response for an idempotency key.
-    async fn idempotent_response(&self, token: i64, key: &str) -> Result<Option<StoredResponse>, StoreError>;
+    /// The stored response for an idempotency key, if it was remembered at or after `since`;
+    /// an older one has expired and is never replayed.
+    async fn idempotent_response(
+        &self,
+        token: i64,
+        key: &str,
+        since: i64,
+    ) -> Result<Option<StoredResponse>, StoreError>;
 
-    /// Remember the response for an idempotency key (the first one wins).
+    /// Remember the response for an idempotency key (the first one wins), tied to `customers`,
+    /// the external ids its request named ([`record::customer_ids`]), so that erasing one of
+    /// them deletes it. Responses remembered before `expired_before` are deleted in the same
+    /// transaction.
     async fn remember_response(
         &self,
         token: i64,
         key: &str,
         response: &StoredResponse,
+        customers: &[String],
         now: i64,
+        expired_before: i64,
     ) -> Result<(), StoreError>;
+
+    /// Delete the responses remembered before `expired_before`; returns how many.
+    async fn expire_responses(&self, expired_before: i64) -> Result<u64, StoreError>;
 
     /// Row counts.
     async fn counts(&self) -> Result<Counts, StoreError>;
@@ -896,6 +916,58 @@ pub mod testing {
                     let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
                 }
             }
+        }
+    }
+
+    impl TestDb {
+        /// SQLite: copy the WAL into the database file and empty it (as SQLite does from time to
+        /// time), so what was written so far sits in the file itself. PostgreSQL: nothing.
+        pub async fn checkpoint(&self) -> Result<(), StoreError> {
+            if self.file.is_some() {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url).await?;
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut conn).await?;
+                conn.close().await?;
+            }
+            Ok(())
+        }
+
+        /// Where any of `needles` is still stored, as `(needle, place)` pairs: on SQLite the raw
+        /// bytes of the database file and its `-wal` and `-shm` files (free pages and old page
+        /// images included); on PostgreSQL every row of every table, printed as text.
+        pub async fn stored(&self, needles: &[&str]) -> Result<Vec<(String, String)>, StoreError> {
+            let mut found = Vec::new();
+            if let Some(file) = &self.file {
+                for suffix in ["", "-wal", "-shm"] {
+                    let path = format!("{}{suffix}", file.display());
+                    let Ok(bytes) = std::fs::read(&path) else { continue };
+                    for needle in needles {
+                        let n = needle.as_bytes();
+                        let hits = bytes.windows(n.len()).filter(|w| *w == n).count();
+                        if hits > 0 {
+                            found.push((needle.to_string(), format!("{hits}× in the file {path}")));
+                        }
+                    }
+                }
+                return Ok(found);
+            }
+            let mut conn = sqlx::PgConnection::connect(&self.url).await?;
+            let tables: Vec<String> =
+                sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema()")
+                    .fetch_all(&mut conn)
+                    .await?;
+            for table in tables {
+                // Table names come from the catalog, quoted as identifiers; the needles are bound.
+                let ident = format!("\"{}\"", table.replace('"', "\"\""));
+                for needle in needles {
+                    let sql = format!("SELECT COUNT(*) FROM {ident} t WHERE strpos(t::text, $1) > 0");
+                    let hits: i64 = sqlx::query_scalar(&sql).bind(*needle).fetch_one(&mut conn).await?;
+                    if hits > 0 {
+                        found.push((needle.to_string(), format!("{hits} row(s) of {table}")));
+                    }
+                }
+            }
+            conn.close().await?;
+            Ok(found)
         }
     }
 

@@ -25,6 +25,9 @@ fn push_json<'a, T: serde::Serialize + 'a + Send>(
     b.push_bind(value);
 }
 
+/// `strpos(haystack, needle) > 0`: whether a text contains another (bound, not a pattern).
+const CONTAINS: &str = "strpos";
+
 /// The schema, oldest migration first.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -33,7 +36,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "webhooks", include_str!("../migrations/postgres/0004_webhooks.sql")),
     (5, "value_tier", include_str!("../migrations/postgres/0005_value_tier.sql")),
     (6, "product_groups", include_str!("../migrations/postgres/0006_product_groups.sql")),
-    (7, "run_status", include_str!("../migrations/postgres/0007_run_status.sql")),
+    (7, "idempotency_expiry", include_str!("../migrations/postgres/0007_idempotency_expiry.sql")),
+    (8, "run_status", include_str!("../migrations/postgres/0008_run_status.sql")),
 ];
 
 /// The PostgreSQL store.
@@ -63,6 +67,14 @@ impl PgStore {
             .await?;
         crate::migrator(MIGRATIONS).run(&pool).await?;
         Ok(PgStore { writer: pool.clone(), reader: pool })
+    }
+
+    /// After an erasure has committed: nothing to do here. The old row versions stay in the
+    /// table files as dead tuples until (auto)vacuum reclaims their space, and in the server's
+    /// WAL and backups for as long as those are kept; that is the server's retention, which
+    /// the README asks operators to bound.
+    async fn after_erasure(&self) -> Result<(), crate::StoreError> {
+        Ok(())
     }
 
     /// [`crate::Storage::purchases`]: PostgreSQL prints each chunk into strings.

@@ -71,6 +71,8 @@ pub struct Batch<T> {
 pub trait Record: Sized {
     /// The JSON shape.
     type Input: DeserializeOwned;
+    /// The field that names the customer a record is about (`id` for customers).
+    const CUSTOMER_FIELD: &'static str;
     /// Check an input, pushing every problem found (the record index is filled in later).
     fn check(input: Self::Input, errors: &mut Errors) -> Option<Self>;
 }
@@ -111,6 +113,32 @@ pub fn parse_batch<T: Record>(body: &[u8], times: TimeRange) -> Result<Batch<T>,
         }
     }
     Ok(batch)
+}
+
+/// The customers a request body names, as written (each distinct id once): the `id` of each
+/// customer record, the `customer_id` of other records — of the rejected records too, whose
+/// reasons may quote their values. Whatever is not an array of objects with a string there
+/// names no one. The store ties a remembered idempotent response to these, so erasing one of
+/// the customers deletes it.
+pub fn customer_ids<T: Record>(body: &[u8]) -> Vec<String> {
+    /// The two fields that can name a customer; every other field is skipped unread.
+    #[derive(Deserialize)]
+    struct Names {
+        id: Option<Value>,
+        customer_id: Option<Value>,
+    }
+    let Ok(raws) = serde_json::from_slice::<Vec<&RawValue>>(body) else { return Vec::new() };
+    let mut ids: Vec<String> = raws
+        .into_iter()
+        .filter_map(|raw| serde_json::from_str::<Names>(raw.get()).ok())
+        .filter_map(|names| match if T::CUSTOMER_FIELD == "id" { names.id } else { names.customer_id } {
+            Some(Value::String(id)) => Some(id),
+            _ => None,
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 fn parse_one<T: Record>(raw: &RawValue, times: TimeRange) -> Result<T, Vec<(String, String)>> {
@@ -465,6 +493,7 @@ pub struct Consent {
 
 impl Record for Customer {
     type Input = CustomerInput;
+    const CUSTOMER_FIELD: &'static str = "id";
 
     fn check(input: CustomerInput, errors: &mut Errors) -> Option<Customer> {
         let id = check_id(errors, "id", input.id);
@@ -601,6 +630,7 @@ pub struct Line {
 
 impl Record for Order {
     type Input = OrderInput;
+    const CUSTOMER_FIELD: &'static str = "customer_id";
 
     fn check(input: OrderInput, errors: &mut Errors) -> Option<Order> {
         let id = check_id(errors, "id", input.id);
@@ -681,6 +711,7 @@ pub struct Event {
 
 impl Record for Event {
     type Input = EventInput;
+    const CUSTOMER_FIELD: &'static str = "customer_id";
 
     fn check(input: EventInput, errors: &mut Errors) -> Option<Event> {
         let given = check_opt(errors, "id", input.id, check_id);
@@ -770,6 +801,7 @@ pub struct Feedback {
 
 impl Record for Feedback {
     type Input = FeedbackInput;
+    const CUSTOMER_FIELD: &'static str = "customer_id";
 
     fn check(input: FeedbackInput, errors: &mut Errors) -> Option<Feedback> {
         let id = check_id(errors, "id", input.id);
@@ -823,6 +855,16 @@ mod tests {
     /// The default bounds with the clock at 2026-12-04T12:00:00Z.
     fn times() -> TimeRange {
         TimeBounds::default().at(Timestamp::parse_rfc3339("2026-12-04T12:00:00Z").unwrap())
+    }
+
+    #[test]
+    fn customer_ids_are_read_from_every_record_even_rejected_ones() {
+        let customers = br#"[{"id":"a","email":"x"},{"id":"b","bogus":1},{"id":"a"},{"id":7},{"email":"y"},"z"]"#;
+        assert_eq!(customer_ids::<Customer>(customers), ["a", "b"]);
+        let orders = br#"[{"id":"o1","customer_id":"c2"},{"id":"o2","customer_id":"c1","lines":[{"id":"no"}]}]"#;
+        assert_eq!(customer_ids::<Order>(orders), ["c1", "c2"]);
+        assert!(customer_ids::<Event>(b"not json").is_empty());
+        assert!(customer_ids::<Feedback>(br#"{"customer_id":"c1"}"#).is_empty());
     }
 
     #[test]

@@ -4,12 +4,24 @@
 //! survives `kill -9` and power loss. SQLite allows one writer at a time; instead of letting
 //! connections fight over the lock (`SQLITE_BUSY`), all writes go through one connection and
 //! reads through a small pool, which WAL lets run beside the writer.
+//!
+//! Erasure has to reach the bytes of the file, not only its rows. Every connection runs with
+//! `secure_delete = ON`, so deleted and overwritten content (cells, free space in pages, pages
+//! put on the free list) is overwritten with zeros rather than left for a hex editor. The file
+//! uses `auto_vacuum = INCREMENTAL`, and after an erasure commits, `incremental_vacuum` hands
+//! the free pages back to the file system and `wal_checkpoint(TRUNCATE)` copies the new page
+//! images into the file and empties the WAL, which still held the old ones (every earlier
+//! version of a changed page lives in the WAL until a checkpoint resets it). A full `VACUUM`
+//! after each erasure would rewrite the whole file (minutes, holding the writer, on a large
+//! store) for nothing secure_delete has not already done; incremental vacuum touches only the
+//! freed pages. `auto_vacuum` can only be switched on when the file has no tables or by a
+//! `VACUUM`, so a file created before it is vacuumed once, when first opened.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::query_builder::Separated;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Pool, Sqlite};
 
 type Db = Sqlite;
@@ -32,6 +44,9 @@ fn push_json<'a, T: serde::Serialize + 'a + Send>(
     b.push_unseparated(")");
 }
 
+/// `instr(haystack, needle) > 0`: whether a text contains another (bound, not a pattern).
+const CONTAINS: &str = "instr";
+
 /// The schema, oldest migration first.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
@@ -40,7 +55,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "webhooks", include_str!("../migrations/sqlite/0004_webhooks.sql")),
     (5, "value_tier", include_str!("../migrations/sqlite/0005_value_tier.sql")),
     (6, "product_groups", include_str!("../migrations/sqlite/0006_product_groups.sql")),
-    (7, "run_status", include_str!("../migrations/sqlite/0007_run_status.sql")),
+    (7, "idempotency_expiry", include_str!("../migrations/sqlite/0007_idempotency_expiry.sql")),
+    (8, "run_status", include_str!("../migrations/sqlite/0008_run_status.sql")),
 ];
 
 /// The SQLite store.
@@ -69,16 +85,29 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(30))
+            // Deleted content is overwritten with zeros (erasure; see the module comment).
+            .pragma("secure_delete", "ON");
         let memory = url.contains(":memory:") || url.contains("mode=memory");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(60))
             // SQLite's default page cache is 2 MiB; a scoring run rewrites millions of score
             // rows in one transaction. Up to 128 MiB for the one writer, used only when needed.
-            .connect_with(options.clone().pragma("cache_size", "-131072"))
+            // Incremental auto-vacuum takes effect on a new file (set before its first table).
+            .connect_with(options.clone().auto_vacuum(SqliteAutoVacuum::Incremental).pragma("cache_size", "-131072"))
             .await?;
         crate::migrator(MIGRATIONS).run(&writer).await?;
+        if !memory {
+            // A file created before incremental auto-vacuum (0 = none) is switched over by
+            // rewriting it once; this also clears what earlier deletions left in free pages.
+            let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(&writer).await?;
+            if mode != 2 {
+                sqlx::query("PRAGMA auto_vacuum = INCREMENTAL").execute(&writer).await?;
+                sqlx::query("VACUUM").execute(&writer).await?;
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&writer).await?;
+            }
+        }
         // An in-memory database exists per connection, so it is read through the writer.
         let reader = if memory {
             writer.clone()
@@ -87,6 +116,23 @@ impl SqliteStore {
         };
         let file = (!memory).then(|| options.get_filename().to_path_buf());
         Ok(SqliteStore { writer, reader, file })
+    }
+
+    /// After an erasure has committed: return the free pages to the file system and move the
+    /// new page images from the WAL into the file, emptying the WAL (which held the erased
+    /// data in older page images). A checkpoint blocked by a long read is retried for a while;
+    /// if it still cannot finish, the next one (SQLite checkpoints on its own) completes it.
+    async fn after_erasure(&self) -> Result<(), crate::StoreError> {
+        sqlx::query("PRAGMA incremental_vacuum").execute(&self.writer).await?;
+        for _ in 0..50 {
+            let (busy, _, _): (i64, i64, i64) =
+                sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&self.writer).await?;
+            if busy == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
     }
 
     /// [`crate::Storage::purchases`]: a file is read directly, on two threads

@@ -20,7 +20,9 @@ kanta_store::on_both_backends!(
     the_360_view_holds_everything_in_order,
     cursor_pagination_visits_every_customer_once,
     erasure_removes_personal_data_and_keeps_anonymous_orders,
+    erasure_leaves_no_personal_data_in_the_database_files_or_rows,
     tokens_are_found_by_hash_and_idempotent_responses_keep_the_first,
+    idempotent_responses_expire_and_are_deleted,
     sql_looking_values_are_stored_verbatim,
     segments_select_the_same_customers_on_both_backends,
     purchases_come_in_chunks_with_refunds_negative_and_cancellations_left_out,
@@ -268,6 +270,113 @@ async fn erasure_removes_personal_data_and_keeps_anonymous_orders(db: TestDb) {
     assert_eq!((first.len(), next), (1, Some(log[0].id)));
 }
 
+/// What the erasure test stores about the customer it erases, each distinctive enough that a
+/// byte search finds nothing else.
+const ZEB_ID: &str = "zeb-id-5417";
+const ZEB_EMAIL: &str = "zebulon.quartermaine.7731@example.org";
+const ZEB_PHONE: &str = "+358407731918";
+const ZEB_NAME: &str = "Zebulon Quartermaine";
+const ZEB_IP: &str = "203.0.113.177";
+
+async fn erasure_leaves_no_personal_data_in_the_database_files_or_rows(db: TestDb) {
+    let customers: Vec<Customer> = checked(&format!(
+        r#"[{{"id":"{ZEB_ID}","email":"{ZEB_EMAIL}","phone":"{ZEB_PHONE}","name":"{ZEB_NAME}",
+             "attributes":{{"nick":"{ZEB_NAME}"}},"consent":[{{"channel":"sms","status":"granted"}}]}},
+           {{"id":"keeper-8812","email":"keeper.8812@example.org","name":"Keeper Kept"}}]"#
+    ));
+    // A segment of every buyer, saved before the order, so the order makes a transition.
+    let expr = kanta_segment::parse("revenue >= 1").expect("valid");
+    let seg = db.store.create_segment("buyers", "revenue >= 1", &expr, NOW).await.expect("create");
+    db.store.write_customers(&customers, NOW).await.expect("write");
+    let order = format!(
+        r#"[{{"id":"zo1","customer_id":"{ZEB_ID}","time":"2024-01-05T10:00:00Z","amount":"19.90","currency":"EUR"}}]"#
+    );
+    db.store.write_orders(&checked::<Order>(&order), NOW).await.expect("write");
+    let event = format!(
+        r#"[{{"customer_id":"{ZEB_ID}","name":"login","time":"2024-01-01T00:00:00Z","properties":{{"ip":"{ZEB_IP}"}}}}]"#
+    );
+    db.store.write_events(&checked::<Event>(&event), NOW).await.expect("write");
+    let feedback = format!(
+        r#"[{{"id":"zf1","customer_id":"{ZEB_ID}","time":"2024-01-02T00:00:00Z","nps":3,
+             "text":"This is {ZEB_NAME}, call me on {ZEB_PHONE}"}}]"#
+    );
+    db.store.write_feedback(&checked::<Feedback>(&feedback), NOW).await.expect("write");
+    db.store.refresh_segment(seg.id, &expr, NOW + 1).await.expect("refresh");
+    let (moved, _) = db.store.transitions(None, None, 10).await.expect("transitions");
+    let zeb = moved.iter().find(|t| t.customer == ZEB_ID).expect("zeb entered").customer_key;
+
+    // What was written so far now sits in the database file (SQLite), the rest in the WAL.
+    db.checkpoint().await.expect("checkpoint");
+
+    // A webhook body with the contact fields, delivered.
+    let crm = db.store.webhook_endpoint("crm", "http://127.0.0.1:9/hook", NOW).await.expect("endpoint");
+    let payload = serde_json::json!({"customer": ZEB_ID, "profile": {"email": ZEB_EMAIL, "name": ZEB_NAME}});
+    let delivery = kanta_store::NewDelivery {
+        customer: zeb,
+        event_id: "evt-zeb-1".into(),
+        event_type: "segment.entered".into(),
+        payload: payload.to_string(),
+    };
+    db.store.enqueue_deliveries("crm", crm.stage_cursor, moved[0].id, &[delivery], NOW).await.expect("enqueue");
+    let sent = db.store.pending_deliveries("crm", 10).await.expect("pending");
+    let attempt = kanta_store::Attempt {
+        delivery: sent[0].id,
+        time: NOW + 2,
+        status: Some(200),
+        error: None,
+        give_up: false,
+        failures: 0,
+        retry_at: None,
+        pause: None,
+    };
+    db.store.record_attempt(&attempt).await.expect("attempt");
+
+    // Stored idempotent responses quoting the customer (a partial batch's rejections).
+    let secret = Secret::generate().expect("randomness");
+    let token = db.store.insert_token(&secret.hash(), Scope::Ingest, None, NOW).await.expect("token");
+    let quoting = StoredResponse {
+        request_hash: "h".into(),
+        status: 200,
+        body: format!(
+            r#"{{"rejected":[{{"index":1,"field":"name","reason":"a control character: `{ZEB_NAME}\u0007`"}}]}}"#
+        ),
+    };
+    let ids = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let remember = |key: &'static str, response: StoredResponse, customers: Vec<String>| {
+        let store = db.store.clone();
+        async move { store.remember_response(token, key, &response, &customers, NOW, 0).await.expect("remember") }
+    };
+    // Tied to the customer by the request's ids (nothing else finds a quoted name)…
+    remember("zeb-key", quoting.clone(), ids(&["other-1", ZEB_ID])).await;
+    // …or not (a record whose id could not be read, or remembered before the ties existed):
+    // found by the contact fields it quotes.
+    let untied = StoredResponse {
+        body: format!(r#"{{"reason":"`{ZEB_EMAIL} ` / `{ZEB_PHONE}x` are not…"}}"#),
+        ..quoting.clone()
+    };
+    remember("untied-key", untied, Vec::new()).await;
+    // Another customer's response stays.
+    let other = StoredResponse { body: r#"{"created":1}"#.into(), ..quoting };
+    remember("other-key", other.clone(), ids(&["other-1"])).await;
+    db.store.audit(None, "export", Some(ZEB_ID), NOW + 3).await.expect("audit");
+
+    let needles = [ZEB_EMAIL, ZEB_PHONE, ZEB_NAME, ZEB_IP, ZEB_ID];
+    let before = db.stored(&needles).await.expect("stored text");
+    for needle in needles {
+        assert!(before.iter().any(|(n, _)| n == needle), "{needle} is stored before the erasure: {before:?}");
+    }
+
+    assert!(db.store.erase_customer(ZEB_ID, None, NOW + 4).await.expect("erase"));
+    let left = db.stored(&needles).await.expect("stored text");
+    assert!(left.is_empty(), "personal data left after the erasure: {left:#?}");
+    for (key, kept) in [("zeb-key", None), ("untied-key", None), ("other-key", Some(other))] {
+        assert_eq!(db.store.idempotent_response(token, key, 0).await.expect("read"), kept, "{key}");
+    }
+    // The search does find what is still there: the other customer.
+    let kept = db.stored(&["keeper.8812@example.org", "Keeper Kept"]).await.expect("stored text");
+    assert_eq!(kept.iter().map(|(n, _)| n.as_str()).collect::<std::collections::BTreeSet<_>>().len(), 2, "{kept:?}");
+}
+
 async fn tokens_are_found_by_hash_and_idempotent_responses_keep_the_first(db: TestDb) {
     let secret = Secret::generate().expect("randomness");
     let id = db.store.insert_token(&secret.hash(), Scope::Ingest, Some("shop"), NOW).await.expect("insert");
@@ -280,15 +389,47 @@ async fn tokens_are_found_by_hash_and_idempotent_responses_keep_the_first(db: Te
 
     let first = StoredResponse { request_hash: "h1".into(), status: 200, body: "{\"created\":1}".into() };
     let second = StoredResponse { request_hash: "h2".into(), status: 422, body: "{}".into() };
-    assert!(db.store.idempotent_response(id, "k1").await.expect("read").is_none());
-    db.store.remember_response(id, "k1", &first, NOW).await.expect("remember");
-    db.store.remember_response(id, "k1", &second, NOW).await.expect("remember");
-    assert_eq!(db.store.idempotent_response(id, "k1").await.expect("read"), Some(first));
+    assert!(db.store.idempotent_response(id, "k1", 0).await.expect("read").is_none());
+    db.store.remember_response(id, "k1", &first, &[], NOW, 0).await.expect("remember");
+    db.store.remember_response(id, "k1", &second, &[], NOW, 0).await.expect("remember");
+    assert_eq!(db.store.idempotent_response(id, "k1", 0).await.expect("read"), Some(first));
 
     assert!(db.store.revoke_token(id, NOW).await.expect("revoke"));
     assert!(!db.store.revoke_token(id, NOW).await.expect("revoke"), "already revoked");
     assert!(db.store.find_token(&secret.hash()).await.expect("find").is_none(), "a revoked token is refused");
     assert!(db.store.list_tokens().await.expect("list")[0].revoked_at.is_some());
+}
+
+async fn idempotent_responses_expire_and_are_deleted(db: TestDb) {
+    const HOUR: i64 = 3_600_000_000;
+    const DAY: i64 = 24 * HOUR;
+    let secret = Secret::generate().expect("randomness");
+    let token = db.store.insert_token(&secret.hash(), Scope::Ingest, None, NOW).await.expect("insert");
+    let response = |body: &str| StoredResponse { request_hash: "h".into(), status: 200, body: body.into() };
+    let old = response(r#"{"created":1}"#);
+    let young = response(r#"{"created":2}"#);
+    db.store.remember_response(token, "old", &old, &["c1".into()], NOW, NOW - DAY).await.expect("remember");
+    db.store
+        .remember_response(token, "young", &young, &[], NOW + 2 * HOUR, NOW + 2 * HOUR - DAY)
+        .await
+        .expect("remember");
+
+    // 25 hours on, the old one is no longer replayed (it is older than the day allowed)…
+    let now = NOW + 25 * HOUR;
+    assert_eq!(db.store.idempotent_response(token, "old", now - DAY).await.expect("read"), None);
+    assert_eq!(db.store.idempotent_response(token, "young", now - DAY).await.expect("read"), Some(young.clone()));
+    // …and the next response remembered deletes it; a new response under its key is stored.
+    let again = response(r#"{"unchanged":1}"#);
+    db.store.remember_response(token, "old", &again, &[], now, now - DAY).await.expect("remember");
+    assert_eq!(db.store.idempotent_response(token, "old", 0).await.expect("read"), Some(again));
+    assert_eq!(db.store.expire_responses(now - DAY).await.expect("expire"), 0, "nothing else expired");
+    // The purge on its own deletes what expired since, and only that.
+    assert_eq!(db.store.expire_responses(NOW + 3 * HOUR).await.expect("expire"), 1);
+    assert_eq!(db.store.idempotent_response(token, "young", 0).await.expect("read"), None);
+    assert!(db.store.idempotent_response(token, "old", 0).await.expect("read").is_some());
+    // Once the WAL is checkpointed (SQLite does so on its own), the bytes are gone too.
+    db.checkpoint().await.expect("checkpoint");
+    assert_eq!(db.stored(&[r#"{"created":1}"#]).await.expect("stored text"), [], "the expired body is gone");
 }
 
 async fn sql_looking_values_are_stored_verbatim(db: TestDb) {
@@ -982,4 +1123,34 @@ async fn sqlite_files_and_memory_databases_read_the_same_purchases_and_lines() {
         (0..70_000).filter(|i| i % 11 != 3 && i % 11 != 5 && i % 13 != 0).map(|i| [0, 1, 1, 2][i % 4]).sum();
     assert_eq!(from_file.iter().map(|c| c.1.len()).sum::<usize>(), expected_lines);
     assert!(from_file == from_memory, "the two reads differ");
+}
+
+/// A SQLite file made before incremental auto-vacuum is switched over (and rewritten, which
+/// also clears what earlier deletions left in free pages) the first time it is opened.
+#[tokio::test]
+async fn an_older_sqlite_file_is_vacuumed_once_into_incremental_auto_vacuum() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let file = dir.path().join("old.db");
+    let url = format!("sqlite://{}?mode=rwc", file.display());
+    let secret = "leftover-4410@example.org";
+    {
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("a connection");
+        for sql in ["PRAGMA auto_vacuum = NONE", "PRAGMA secure_delete = OFF", "CREATE TABLE scratch (t TEXT)"] {
+            sqlx::query(sql).execute(&mut conn).await.expect("setup");
+        }
+        sqlx::query("INSERT INTO scratch VALUES ($1)").bind(secret).execute(&mut conn).await.expect("insert");
+        sqlx::query("DELETE FROM scratch").execute(&mut conn).await.expect("delete");
+        conn.close().await.expect("close");
+    }
+    let raw = || std::fs::read(&file).expect("the file");
+    let has_secret = |bytes: &[u8]| bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+    assert!(has_secret(&raw()), "a deletion without secure_delete leaves the bytes");
+
+    let store = kanta_store::open(&url).await.expect("open");
+    store.ping().await.expect("ping");
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("a connection");
+    let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(&mut conn).await.expect("pragma");
+    assert_eq!(mode, 2, "incremental");
+    assert!(!has_secret(&raw()), "the VACUUM rewrote the file");
 }
