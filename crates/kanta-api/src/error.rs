@@ -83,6 +83,9 @@ impl ApiError {
             ApiError::KeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::InvalidExpression(_) => (StatusCode::BAD_REQUEST, "invalid_expression"),
+            // The two store answers about the caller's request rather than a failure.
+            ApiError::Store(StoreError::TooCostly(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "too_costly"),
+            ApiError::Store(StoreError::Busy) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -90,10 +93,14 @@ impl ApiError {
     /// The status and JSON body.
     pub fn body(self) -> (StatusCode, ErrorBody) {
         let (status, code) = self.status_code();
-        if let ApiError::Store(e) = &self {
-            eprintln!("kanta serve: store error: {e}");
-        }
-        let message = self.to_string();
+        let message = match &self {
+            ApiError::Store(e @ (StoreError::TooCostly(_) | StoreError::Busy)) => e.to_string(),
+            ApiError::Store(e) => {
+                eprintln!("kanta serve: store error: {e}");
+                self.to_string()
+            }
+            _ => self.to_string(),
+        };
         let column = match &self {
             ApiError::InvalidExpression(e) => Some(e.column),
             _ => None,
@@ -126,6 +133,29 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
         }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("5"));
+        }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn costly_and_busy_segment_queries_are_answers_not_internal_errors() {
+        let (status, body) = ApiError::Store(StoreError::TooCostly(std::time::Duration::from_secs(10))).body();
+        assert_eq!((status, body.error.code), (StatusCode::UNPROCESSABLE_ENTITY, "too_costly"));
+        assert_eq!(
+            body.error.message,
+            "the segment query ran longer than its budget of 10000 ms and was stopped; narrow the expression"
+        );
+        let response = ApiError::Store(StoreError::Busy).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("5"));
+        let (status, body) = ApiError::Store(StoreError::Corrupt("x".into())).body();
+        assert_eq!((status, body.error.message.as_str()), (StatusCode::INTERNAL_SERVER_ERROR, "internal error"));
     }
 }

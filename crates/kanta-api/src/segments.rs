@@ -121,7 +121,10 @@ fn page_params(query: Option<&str>) -> Result<PageParams, ApiError> {
 #[utoipa::path(post, path = "/v1/segments/preview", tag = "segments", request_body = PreviewRequest,
     security(("bearer" = [])),
     responses((status = 200, body = PreviewResponse), (status = 400, body = crate::error::ErrorBody),
-              (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+              (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+              (status = 413, body = crate::error::ErrorBody),
+              (status = 422, description = "The query ran past its time budget (`too_costly`)", body = crate::error::ErrorBody),
+              (status = 503, description = "Every segment query slot is taken (`busy`; see Retry-After)", body = crate::error::ErrorBody)))]
 pub async fn preview(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -355,6 +355,7 @@ async fn fill_segment(
     expr: &kanta_segment::Expr,
     now: i64,
     baseline: bool,
+    limits: &crate::SegmentLimits,
 ) -> Result<RefreshCounts, StoreError> {
     // Also serialises concurrent refreshes, which would otherwise diff against the same members.
     serialize_log_writers(tx, "LOCK TABLE segment_transitions IN EXCLUSIVE MODE").await?;
@@ -362,7 +363,14 @@ async fn fill_segment(
     sqlx::query("CREATE TEMPORARY TABLE segment_now (customer_id BIGINT PRIMARY KEY)").execute(&mut **tx).await?;
     let compiled = kanta_segment::compile(expr, DIALECT, now, 1);
     let sql = format!("INSERT INTO segment_now SELECT c.id FROM customers c WHERE c.erased_at IS NULL AND {}", compiled.sql);
-    bind_segment(sqlx::query(&sql), &compiled.params).execute(&mut **tx).await?;
+    // The expression's own query is the one whose cost the user controls: it runs under the
+    // refresh budget; the rest is bounded by the members it found.
+    let budget = arm_tx(tx, limits.refresh).await?;
+    let filled = bind_segment(sqlx::query(&sql), &compiled.params).execute(&mut **tx).await;
+    if let Err(e) = filled {
+        return Err(over_budget(e, budget.budget));
+    }
+    disarm_tx(tx, budget).await?;
     let mut counts = RefreshCounts::default();
     if !baseline {
         counts.entered = sqlx::query(
@@ -850,7 +858,10 @@ impl crate::Storage for Store {
     async fn segment_count(&self, expr: &kanta_segment::Expr, now: i64) -> Result<i64, StoreError> {
         let compiled = kanta_segment::compile(expr, DIALECT, now, 1);
         let sql = format!("SELECT COUNT(*) FROM customers c WHERE c.erased_at IS NULL AND {}", compiled.sql);
-        let row = bind_segment(sqlx::query(&sql), &compiled.params).fetch_one(&self.reader).await?;
+        let _slot = crate::segment_slot(&self.slots, &self.limits).await?;
+        let mut conn = Budgeted::acquire(&self.reader, self.limits.preview).await?;
+        let row = bind_segment(sqlx::query(&sql), &compiled.params).fetch_one(conn.conn()).await;
+        let row = conn.finish(row).await?;
         Ok(row.try_get(0)?)
     }
 
@@ -868,7 +879,10 @@ impl crate::Storage for Store {
             compiled.sql
         );
         let query = sqlx::query(&sql).bind(after.unwrap_or(0)).bind(i64::from(limit) + 1);
-        let rows = bind_segment(query, &compiled.params).fetch_all(&self.reader).await?;
+        let _slot = crate::segment_slot(&self.slots, &self.limits).await?;
+        let mut conn = Budgeted::acquire(&self.reader, self.limits.preview).await?;
+        let rows = bind_segment(query, &compiled.params).fetch_all(conn.conn()).await;
+        let rows = conn.finish(rows).await?;
         profile_page(&rows, limit)
     }
 
@@ -1036,6 +1050,7 @@ impl crate::Storage for Store {
         expr: &kanta_segment::Expr,
         now: i64,
     ) -> Result<SegmentInfo, StoreError> {
+        let _slot = crate::segment_slot(&self.slots, &self.limits).await?;
         let mut tx = self.writer.begin().await?;
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO segments (name, expression, created_at, refreshed_at, members) VALUES ($1, $2, $3, $3, 0) \
@@ -1047,7 +1062,7 @@ impl crate::Storage for Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(id) = id else { return Err(StoreError::Conflict(format!("a segment named `{name}` exists"))) };
-        fill_segment(&mut tx, id, expr, now, true).await?;
+        fill_segment(&mut tx, id, expr, now, true, &self.limits).await?;
         let row = sqlx::query(&format!("SELECT {SEGMENT_COLUMNS} FROM segments WHERE id = $1"))
             .bind(id)
             .fetch_one(&mut *tx)
@@ -1085,8 +1100,9 @@ impl crate::Storage for Store {
     }
 
     async fn refresh_segment(&self, id: i64, expr: &kanta_segment::Expr, now: i64) -> Result<RefreshCounts, StoreError> {
+        let _slot = crate::segment_slot(&self.slots, &self.limits).await?;
         let mut tx = self.writer.begin().await?;
-        let counts = fill_segment(&mut tx, id, expr, now, false).await?;
+        let counts = fill_segment(&mut tx, id, expr, now, false, &self.limits).await?;
         tx.commit().await?;
         Ok(counts)
     }

@@ -19,6 +19,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -63,6 +64,56 @@ pub enum StoreError {
     /// The customer id is already taken (erasure renames ids).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A segment query ran past its budget and was interrupted.
+    #[error("the segment query ran longer than its budget of {} ms and was stopped; narrow the expression", .0.as_millis())]
+    TooCostly(Duration),
+    /// Every segment query slot stayed taken for [`SegmentLimits::wait`].
+    #[error("the server is busy with other segment queries; try again shortly")]
+    Busy,
+}
+
+/// Limits on the queries of segment expressions (previews, member pages, counts, refreshes).
+///
+/// An expression is a correlated subquery per customer and condition; the language's own budget
+/// (`kanta_segment::MAX_TERMS`, `MAX_CALLS`) bounds its size, these bound its running time and
+/// how many run at once, so that customer reads, ingestion and webhook delivery always keep a
+/// connection (SQLite's read pool has four; issue 16 saw six previews starve it). A statement
+/// past its budget is interrupted (SQLite's progress handler; PostgreSQL's
+/// `statement_timeout`), and on SQLite also when the caller stops waiting (an HTTP client that
+/// went away drops the request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentLimits {
+    /// Budget of one preview, count or member page.
+    pub preview: Duration,
+    /// Budget of one refresh (saving a segment computes its members too).
+    pub refresh: Duration,
+    /// Segment queries running at once, across previews and refreshes.
+    pub slots: usize,
+    /// How long a segment query waits for a slot before [`StoreError::Busy`].
+    pub wait: Duration,
+}
+
+impl Default for SegmentLimits {
+    /// 10 s per preview, 2 min per refresh, two at a time, 5 s wait.
+    fn default() -> SegmentLimits {
+        SegmentLimits {
+            preview: Duration::from_secs(10),
+            refresh: Duration::from_secs(120),
+            slots: 2,
+            wait: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One slot of [`SegmentLimits::slots`], or [`StoreError::Busy`] after [`SegmentLimits::wait`].
+async fn segment_slot(
+    slots: &Arc<tokio::sync::Semaphore>,
+    limits: &SegmentLimits,
+) -> Result<tokio::sync::OwnedSemaphorePermit, StoreError> {
+    match tokio::time::timeout(limits.wait, slots.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(StoreError::Busy),
+    }
 }
 
 /// Which database a store runs on.
@@ -800,10 +851,15 @@ pub(crate) fn migrator(migrations: &[(i64, &'static str, &'static str)]) -> sqlx
 /// Open (creating and migrating as needed) the store at `url`:
 /// `sqlite://PATH` (the file is created on first use), `sqlite::memory:`, or `postgres://…`.
 pub async fn open(url: &str) -> Result<Arc<dyn Storage>, StoreError> {
+    open_with(url, SegmentLimits::default()).await
+}
+
+/// [`open`] with other limits on segment queries.
+pub async fn open_with(url: &str, limits: SegmentLimits) -> Result<Arc<dyn Storage>, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+        Ok(Arc::new(sqlite::SqliteStore::open(url, limits).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PgStore::open(url).await?))
+        Ok(Arc::new(postgres::PgStore::open(url, limits).await?))
     } else {
         Err(StoreError::Url(redact(url)))
     }
@@ -841,6 +897,18 @@ pub fn now_micros() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn segment_queries_wait_for_a_slot_then_answer_busy() {
+        let limits = SegmentLimits { slots: 1, wait: Duration::from_millis(20), ..SegmentLimits::default() };
+        let slots = Arc::new(tokio::sync::Semaphore::new(limits.slots));
+        let held = segment_slot(&slots, &limits).await.expect("the free slot");
+        let busy = segment_slot(&slots, &limits).await.expect_err("taken");
+        assert!(matches!(busy, StoreError::Busy));
+        assert_eq!(busy.to_string(), "the server is busy with other segment queries; try again shortly");
+        drop(held);
+        assert!(segment_slot(&slots, &limits).await.is_ok(), "free again");
+    }
 
     #[test]
     fn passwords_are_redacted_from_urls() {

@@ -45,6 +45,10 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 pub(crate) struct PgStore {
     writer: Pool<Db>,
     reader: Pool<Db>,
+    /// Budgets of segment queries.
+    limits: crate::SegmentLimits,
+    /// [`crate::SegmentLimits::slots`], shared by every clone of the store.
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 type Store = PgStore;
@@ -58,7 +62,7 @@ impl std::fmt::Debug for PgStore {
 
 impl PgStore {
     /// Connect to `url` and migrate.
-    pub(crate) async fn open(url: &str) -> Result<PgStore, crate::StoreError> {
+    pub(crate) async fn open(url: &str, limits: crate::SegmentLimits) -> Result<PgStore, crate::StoreError> {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
             .max_connections(8)
@@ -66,7 +70,8 @@ impl PgStore {
             .connect_with(options)
             .await?;
         crate::migrator(MIGRATIONS).run(&pool).await?;
-        Ok(PgStore { writer: pool.clone(), reader: pool })
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.slots.max(1)));
+        Ok(PgStore { writer: pool.clone(), reader: pool, limits, slots })
     }
 
     /// After an erasure has committed: nothing to do here. The old row versions stay in the
@@ -87,6 +92,65 @@ impl PgStore {
     }
 }
 
+/// A read transaction with `statement_timeout` set for it alone (`set_config(…, true)` is
+/// `SET LOCAL`: it ends with the transaction, also when a dropped request rolls it back, so a
+/// pooled connection never keeps it). A statement still running when its caller goes away runs
+/// on until the timeout; PostgreSQL is not told sooner.
+struct Budgeted {
+    tx: sqlx::Transaction<'static, Db>,
+    budget: Duration,
+}
+
+impl Budgeted {
+    async fn acquire(pool: &Pool<Db>, budget: Duration) -> Result<Budgeted, crate::StoreError> {
+        let mut tx = pool.begin().await?;
+        set_timeout(&mut tx, budget).await?;
+        Ok(Budgeted { tx, budget })
+    }
+
+    fn conn(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.tx
+    }
+
+    async fn finish<T>(self, result: Result<T, sqlx::Error>) -> Result<T, crate::StoreError> {
+        // Read only: nothing to commit.
+        self.tx.rollback().await?;
+        result.map_err(|e| over_budget(e, self.budget))
+    }
+}
+
+async fn set_timeout(tx: &mut Tx, budget: Duration) -> Result<(), crate::StoreError> {
+    // 0 would mean no limit: the shortest budget is a millisecond.
+    let ms = budget.as_millis().clamp(1, i32::MAX as u128).to_string();
+    sqlx::query("SELECT set_config('statement_timeout', $1, true)").bind(ms).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// A cancelled statement (`query_canceled`, 57014) as [`crate::StoreError::TooCostly`].
+fn over_budget(e: sqlx::Error, budget: Duration) -> crate::StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("57014") => crate::StoreError::TooCostly(budget),
+        _ => e.into(),
+    }
+}
+
+/// Arms the budget on a write transaction (see the SQLite backend's `arm_tx`); here the limit
+/// is the transaction's own `statement_timeout`, which ends with it.
+async fn arm_tx(tx: &mut Tx, budget: Duration) -> Result<TxBudget, crate::StoreError> {
+    set_timeout(tx, budget).await?;
+    Ok(TxBudget { budget })
+}
+
+/// See [`arm_tx`].
+struct TxBudget {
+    budget: Duration,
+}
+
+async fn disarm_tx(tx: &mut Tx, _budget: TxBudget) -> Result<(), crate::StoreError> {
+    sqlx::query("SELECT set_config('statement_timeout', '0', true)").execute(&mut **tx).await?;
+    Ok(())
+}
+
 include!("common.rs");
 
 #[cfg(test)]
@@ -97,7 +161,9 @@ mod tests {
     async fn debug_output_never_shows_the_password() {
         let options = PgConnectOptions::from_str("postgres://kanta:hunter2@localhost:1/kanta").expect("a URL");
         let pool = PgPoolOptions::new().connect_lazy_with(options);
-        let store = PgStore { writer: pool.clone(), reader: pool };
+        let limits = crate::SegmentLimits::default();
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+        let store = PgStore { writer: pool.clone(), reader: pool, limits, slots };
         assert!(!format!("{store:?}").contains("hunter2"));
     }
 }

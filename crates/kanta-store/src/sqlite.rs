@@ -66,6 +66,10 @@ pub(crate) struct SqliteStore {
     reader: Pool<Db>,
     /// The database file, for the scoring job's direct read (`None`: in memory).
     file: Option<std::path::PathBuf>,
+    /// Budgets of segment queries.
+    limits: crate::SegmentLimits,
+    /// [`crate::SegmentLimits::slots`], shared by every clone of the store.
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 type Store = SqliteStore;
@@ -79,7 +83,7 @@ impl std::fmt::Debug for SqliteStore {
 
 impl SqliteStore {
     /// Open `sqlite://PATH` (created if missing) or `sqlite::memory:`, and migrate it.
-    pub(crate) async fn open(url: &str) -> Result<SqliteStore, crate::StoreError> {
+    pub(crate) async fn open(url: &str, limits: crate::SegmentLimits) -> Result<SqliteStore, crate::StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -115,7 +119,8 @@ impl SqliteStore {
             SqlitePoolOptions::new().max_connections(4).connect_with(options.clone().read_only(true)).await?
         };
         let file = (!memory).then(|| options.get_filename().to_path_buf());
-        Ok(SqliteStore { writer, reader, file })
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.slots.max(1)));
+        Ok(SqliteStore { writer, reader, file, limits, slots })
     }
 
     /// After an erasure has committed: return the free pages to the file system and move the
@@ -160,6 +165,92 @@ impl SqliteStore {
             Err(e) => Err(crate::StoreError::Worker(e.to_string())),
         }
     }
+}
+
+/// A read connection whose statements are interrupted past a deadline, and also when this value
+/// is dropped before [`Budgeted::finish`] (the caller stopped waiting: an HTTP client went
+/// away). SQLite has no statement timeout; its progress handler, called every thousand virtual
+/// machine instructions, answers whether to go on.
+struct Budgeted {
+    conn: sqlx::pool::PoolConnection<Db>,
+    /// Set on drop: stop the statement that is running.
+    abandoned: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    budget: Duration,
+    finished: bool,
+}
+
+impl Budgeted {
+    async fn acquire(pool: &Pool<Db>, budget: Duration) -> Result<Budgeted, crate::StoreError> {
+        let mut conn = pool.acquire().await?;
+        let abandoned = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = abandoned.clone();
+        let deadline = std::time::Instant::now() + budget;
+        conn.lock_handle().await?.set_progress_handler(1_000, move || {
+            !stop.load(std::sync::atomic::Ordering::Relaxed) && std::time::Instant::now() < deadline
+        });
+        Ok(Budgeted { conn, abandoned, budget, finished: false })
+    }
+
+    fn conn(&mut self) -> &mut sqlx::SqliteConnection {
+        &mut self.conn
+    }
+
+    /// Disarms the connection (it goes back to the pool clean) and names an interruption.
+    async fn finish<T>(mut self, result: Result<T, sqlx::Error>) -> Result<T, crate::StoreError> {
+        self.conn.lock_handle().await?.remove_progress_handler();
+        self.finished = true;
+        result.map_err(|e| over_budget(e, self.budget))
+    }
+}
+
+impl Drop for Budgeted {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Interrupt the statement, and never hand this connection (still armed) to anyone.
+            self.abandoned.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+/// An interrupted statement (`SQLITE_INTERRUPT`, 9) as [`crate::StoreError::TooCostly`].
+fn over_budget(e: sqlx::Error, budget: Duration) -> crate::StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("9") => crate::StoreError::TooCostly(budget),
+        _ => e.into(),
+    }
+}
+
+/// Arms the budget on a write transaction (a segment refresh holds the one writer, so it must
+/// not run unbounded). Dropping the returned guard before [`disarm_tx`] (the transaction is
+/// then rolled back) lets the running statement finish rather than interrupting it: the writer
+/// connection is reused, and an armed handler left behind would interrupt the next writes.
+async fn arm_tx(tx: &mut Tx, budget: Duration) -> Result<TxBudget, crate::StoreError> {
+    let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let live = armed.clone();
+    let deadline = std::time::Instant::now() + budget;
+    (**tx).lock_handle().await?.set_progress_handler(1_000, move || {
+        !live.load(std::sync::atomic::Ordering::Relaxed) || std::time::Instant::now() < deadline
+    });
+    Ok(TxBudget { armed, budget })
+}
+
+/// See [`arm_tx`].
+struct TxBudget {
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    budget: Duration,
+}
+
+impl Drop for TxBudget {
+    fn drop(&mut self) {
+        self.armed.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+async fn disarm_tx(tx: &mut Tx, budget: TxBudget) -> Result<(), crate::StoreError> {
+    (**tx).lock_handle().await?.remove_progress_handler();
+    drop(budget);
+    Ok(())
 }
 
 include!("common.rs");

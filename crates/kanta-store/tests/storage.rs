@@ -31,6 +31,7 @@ kanta_store::on_both_backends!(
     webhook_deliveries_queue_once_and_record_attempts_and_pauses,
     feedback_facts_carry_scores_net_revenue_and_last_purchase,
     score_floats_and_texts_round_trip_exactly,
+    segment_queries_stop_at_their_budget_and_leave_the_store_usable,
 );
 
 const NOW: i64 = 1_730_000_000_000_000;
@@ -1153,4 +1154,60 @@ async fn an_older_sqlite_file_is_vacuumed_once_into_incremental_auto_vacuum() {
     let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(&mut conn).await.expect("pragma");
     assert_eq!(mode, 2, "incremental");
     assert!(!has_secret(&raw()), "the VACUUM rewrote the file");
+}
+
+/// Regression (issue 16): a preview of 150 `bought_product` terms ran for 80 s and six of them
+/// starved the read pool. The language now caps terms; this checks the store's own time budget.
+async fn segment_queries_stop_at_their_budget_and_leave_the_store_usable(db: TestDb) {
+    let orders: Vec<Order> = (0..10_000)
+        .map(|i| Order {
+            id: format!("o{i}"),
+            customer_id: format!("c{i}"),
+            time: NOW - (i % 400) * 86_400_000_000,
+            amount: kanta_core::money::Money::from_raw(10_000 * (1 + i % 50)),
+            currency: "EUR".into(),
+            status: kanta_store::record::OrderStatus::Completed,
+            lines: Vec::new(),
+        })
+        .collect();
+    for batch in orders.chunks(5_000) {
+        db.store.write_orders(batch, NOW).await.expect("write");
+    }
+    let text = "bought_product(\"x\") or orders > 3 or revenue > 45 or did_event(\"y\") or days_since_last_order > 350";
+    let expr = kanta_segment::parse(text).expect("valid");
+    let nobody = kanta_segment::parse("bought_product(\"x\") or orders > 3 or did_event(\"y\") or revenue > 1000")
+        .expect("valid");
+    let millisecond = std::time::Duration::from_millis(1);
+    let limits = kanta_store::SegmentLimits {
+        preview: millisecond,
+        refresh: millisecond,
+        slots: 1,
+        wait: std::time::Duration::from_secs(5),
+    };
+    let tight = kanta_store::open_with(&db.url, limits).await.expect("the same database, tighter limits");
+    for _ in 0..3 {
+        let err = tight.segment_count(&expr, NOW).await.expect_err("over budget");
+        assert!(matches!(err, kanta_store::StoreError::TooCostly(d) if d == millisecond), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "the segment query ran longer than its budget of 1 ms and was stopped; narrow the expression"
+        );
+        // A page stops at its 21st member, so the page that scans everything is one that finds
+        // nobody.
+        let err = tight.segment_members(&nobody, NOW, None, 20).await.expect_err("over budget");
+        assert!(matches!(err, kanta_store::StoreError::TooCostly(_)), "{err:?}");
+    }
+    let err = tight.create_segment("costly", text, &expr, NOW).await.expect_err("over budget");
+    assert!(matches!(err, kanta_store::StoreError::TooCostly(_)), "{err:?}");
+    assert!(tight.segments().await.expect("list").is_empty(), "nothing half-saved");
+    // Interrupted connections go back clean: the same store still reads and writes.
+    assert!(tight.customer("c7", 0).await.expect("read").is_some());
+    let cheap = kanta_segment::parse("orders >= 1").expect("valid");
+    assert!(tight.write_orders(&orders[..1], NOW).await.is_ok());
+    // Within the default budget the same expression answers; 400 days of orders, one per day
+    // for 10,000 customers: those with revenue over 45 (five of every fifty) or a last order
+    // more than 350 days ago (49 of every 400).
+    let expected = (0..10_000i64).filter(|i| 1 + i % 50 > 45 || i % 400 > 350).count() as i64;
+    assert_eq!(db.store.segment_count(&expr, NOW).await.expect("count"), expected);
+    assert_eq!(db.store.segment_count(&cheap, NOW).await.expect("count"), 10_000);
 }
