@@ -7,6 +7,7 @@
 //! | BG/BB (Fader, Hardie & Shang 2010) | non-contractual, discrete time | [`BgBb`] |
 //! | Gamma-Gamma spend (Fader, Hardie & Lee 2005, note 025) | value per transaction | [`GammaGamma`] |
 //! | shifted-Beta-Geometric (Fader & Hardie 2007) | contractual (subscriptions) | [`Sbg`] |
+//! | NBD and Poisson: the nested limits of BG/NBD without drop-out (and without heterogeneity) | non-contractual, continuous time | [`Nbd`], [`Poisson`] |
 //!
 //! Every model is a plain value with a checked constructor; `fit` maximises the likelihood on
 //! compressed data ([`Histories`]: identical histories merged with weights) with analytic
@@ -23,6 +24,7 @@ mod clv;
 mod data;
 mod fit;
 mod gammagamma;
+mod limits;
 mod par;
 mod pareto;
 mod sbg;
@@ -36,6 +38,10 @@ pub use clv::{
 pub use data::{DataError, Histories, History};
 pub use fit::{FitError, FitOptions, FitReport, Param};
 pub use gammagamma::{GammaGamma, Spend};
+pub use limits::{
+    DROPOUT_NEGLIGIBLE, Limit, LimitFit, LimitModel, Nbd, Poisson, REPEAT_FEW_FOR_LIMIT, SHAPE_HOMOGENEOUS,
+    boundary_limit, fit_limit,
+};
 pub use pareto::ParetoNbd;
 pub use sbg::Sbg;
 
@@ -50,6 +56,8 @@ pub fn title(model: &str) -> &'static str {
         "gammagamma" => "Gamma-Gamma",
         "bgbb" => "BG/BB",
         "sbg" => "sBG",
+        "nbd" => "NBD",
+        "poisson" => "Poisson",
         _ => "model",
     }
 }
@@ -68,7 +76,8 @@ pub(crate) fn positive(name: &'static str, value: f64) -> Result<f64, ParamError
     if value.is_finite() && value > 0.0 { Ok(value) } else { Err(ParamError { name, value }) }
 }
 
-/// Predictions shared by the continuous-time transaction models (BG/NBD, MBG/NBD, Pareto/NBD).
+/// Predictions shared by the continuous-time transaction models (BG/NBD, MBG/NBD, Pareto/NBD and
+/// the limits NBD and Poisson).
 ///
 /// `t` is a length of time in the unit the model was fitted in; a [`History`] is one customer's
 /// (x, t_x, T) at the end of observation.
@@ -87,7 +96,7 @@ pub trait TransactionModel {
         }
     }
     /// The predictions given that the customer is alive, which depend on the history only through
-    /// `x` and `T` (in all three models): E[Y(tₖ) | alive] into `expected` and
+    /// `x` and `T` (in all these models): E[Y(tₖ) | alive] into `expected` and
     /// P(a purchase within wₖ | alive) into `purchase`. Multiply by P(alive) for the
     /// unconditional values; customers sharing (x, T) can share this work.
     fn if_alive_many(&self, x: u32, t: f64, ts: &[f64], expected: &mut [f64], within: &[f64], purchase: &mut [f64]);
@@ -115,6 +124,7 @@ pub trait TransactionModel {
     /// P(at least one purchase in (T, T + t] | x, t_x, T).
     fn probability_of_purchase_within(&self, t: f64, history: &History) -> f64;
     /// Shape and rate of the posterior of the purchase rate λ given the history and that the
-    /// customer is alive: Gamma(r + x, α + T) in all three models.
+    /// customer is alive: Gamma(r + x, α + T) in all these models (a point mass at λ, written as
+    /// a Gamma of huge shape, in the Poisson).
     fn purchase_rate_posterior(&self, history: &History) -> (f64, f64);
 }

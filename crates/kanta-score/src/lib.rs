@@ -18,7 +18,7 @@ use kanta_core::lifecycle::Stage;
 use kanta_core::rfm::Segment;
 use kanta_models::{
     BgNbd, ClvOptions, FitError, FitOptions, FitReport, GammaGamma, Histories, History, ParetoNbd, Spend,
-    TransactionModel, Variant, clv_from_expected, next_purchase_median,
+    TransactionModel, Variant, clv_from_expected, fit_limit, next_purchase_median, title,
 };
 use rayon::prelude::*;
 use serde::Serialize;
@@ -32,8 +32,17 @@ pub enum ModelChoice {
     /// A candidate is dropped (its row in the comparison says why) when its fit fails, which
     /// includes a fit the data cannot identify ([`FitError::Boundary`]: parameters running off
     /// to 0 or infinity, no standard errors, as on a shop of almost only one-time buyers), or
-    /// when its predictions are not finite for some customer. The next-best BIC is used then;
-    /// with none left, [`score`] returns [`ScoreError::NoModel`] with every reason, and
+    /// when its predictions are not finite for some customer. The next-best BIC is used then.
+    ///
+    /// When no candidate could be fitted and a boundary fit's estimates say that nobody drops
+    /// out, the nested limit it tends to is fitted instead ([`kanta_models::fit_limit`]: the NBD,
+    /// or the Poisson when the purchase rates are also the same for everyone). It is an
+    /// identified model with estimated parameters and standard errors, not a guess; its row in
+    /// the comparison and [`ModelSummary::fallback`] say which model could not be identified and
+    /// why. A requested model falls back the same way. A boundary blamed on too few repeat
+    /// buyers (a shop of one-time buyers) gets no fallback.
+    ///
+    /// With nothing left, [`score`] returns [`ScoreError::NoModel`] with every reason, and
     /// `kanta analyze` writes its tables without model columns. There is deliberately no
     /// further fallback to a model with fixed parameters: such numbers would look like
     /// estimates while the data say nothing about them.
@@ -154,6 +163,24 @@ pub struct Candidate {
     /// The fit, or why it failed.
     #[serde(serialize_with = "fit_or_error")]
     pub fit: Result<FitReport, String>,
+    /// Set on the row of a nested limit fitted because a full model could not be identified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
+}
+
+/// Why a nested limit (NBD, Poisson) stands in for a full model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fallback {
+    /// The full model that could not be identified (`bgnbd`, `mbgnbd`, `paretonbd`): the first
+    /// candidate whose boundary points at the limit.
+    pub from: &'static str,
+    /// The limit fitted instead (`nbd`, `poisson`).
+    pub limit: &'static str,
+    /// What the full model's estimates say, e.g. "nobody appears to drop out (…)".
+    pub reason: String,
+    /// The sentence for a report: "BG/NBD could not be identified: nobody appears to drop out
+    /// (…); using the NBD limit".
+    pub note: String,
 }
 
 /// A histogram bin.
@@ -190,10 +217,15 @@ pub struct Target {
 pub struct ModelSummary {
     /// The transaction model used for the predictions.
     pub chosen: &'static str,
-    /// How it was chosen (`bic` or `requested`).
+    /// How it was chosen (`bic`, `requested`, or `fallback` for a nested limit that stands in
+    /// for the full models, see [`ModelSummary::fallback`]).
     pub selected_by: &'static str,
     /// Every transaction model tried, with its fit.
     pub candidates: Vec<Candidate>,
+    /// When the chosen model is a nested limit fitted because no full model could be
+    /// identified: which, why and the report's sentence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
     /// The Gamma-Gamma spend fit, or why there is none.
     #[serde(serialize_with = "fit_or_error")]
     pub spend: Result<FitReport, String>,
@@ -304,14 +336,28 @@ pub fn score_customers(summaries: &[CustomerSummary], options: &ScoreOptions) ->
     let mut candidates = Vec::new();
     // Fitted models with their BIC and row in `candidates`.
     let mut fitted: Vec<(Box<dyn TransactionModel + Sync>, f64, usize)> = Vec::new();
+    let mut errors = Vec::new();
     for &choice in choices {
         match fit_transaction(choice, &data, &options.fit) {
             Ok((model, report)) => {
                 fitted.push((model, report.bic, candidates.len()));
-                candidates.push(Candidate { model: report.model, fit: Ok(report) });
+                candidates.push(Candidate { model: report.model, fit: Ok(report), fallback: None });
             }
-            Err(e) => candidates.push(Candidate { model: name(choice), fit: Err(e.to_string()) }),
+            Err(e) => {
+                candidates.push(Candidate { model: name(choice), fit: Err(e.to_string()), fallback: None });
+                errors.push(e);
+            }
         }
+    }
+    let mut selected_by = selected_by;
+    if fitted.is_empty()
+        && let Some(row) = fit_fallback(&errors, &data, &options.fit)
+    {
+        if let (Ok(report), Some(model)) = (&row.0.fit, row.1) {
+            fitted.push((model, report.bic, candidates.len()));
+            selected_by = "fallback";
+        }
+        candidates.push(row.0);
     }
     fitted.sort_by(|a, b| a.1.total_cmp(&b.1));
     let spends: Vec<(Spend, f64)> = summaries
@@ -355,8 +401,50 @@ pub fn score_customers(summaries: &[CustomerSummary], options: &ScoreOptions) ->
             && s.p_alive < options.slipping_below
             && matches!(c.stage, Stage::New | Stage::Repeat | Stage::Loyal);
     }
-    let summary = summarise(summaries, &customers, candidates, spend_fit, model.name(), selected_by, &options.clv);
+    let mut summary = summarise(summaries, &customers, candidates, spend_fit, model.name(), selected_by, &options.clv);
+    summary.fallback =
+        summary.candidates.iter().find(|c| c.model == summary.chosen && c.fit.is_ok()).and_then(|c| c.fallback.clone());
     Ok(Scores { customers, summary })
+}
+
+/// The nested limit that the first boundary among `errors` points at, fitted: its comparison
+/// row (with [`Candidate::fallback`] set) and, when the fit succeeded, the model. `None` when
+/// no boundary points at a limit (see [`kanta_models::fit_limit`]).
+fn fit_fallback(
+    errors: &[FitError],
+    data: &Histories,
+    options: &FitOptions,
+) -> Option<(Candidate, Option<Box<dyn TransactionModel + Sync>>)> {
+    let (from, result) = errors.iter().find_map(|e| {
+        let FitError::Boundary { model, .. } = e else { return None };
+        fit_limit(e, data, options).map(|r| (*model, r))
+    })?;
+    Some(match result {
+        Ok(fit) => {
+            let limit = fit.report.model;
+            let note = format!(
+                "{} could not be identified: {}; using the {} limit",
+                title(fit.from),
+                fit.reason,
+                title(limit)
+            );
+            let fallback = Fallback { from: fit.from, limit, reason: fit.reason, note };
+            (
+                Candidate { model: limit, fit: Ok(fit.report), fallback: Some(fallback) },
+                Some(Box::new(fit.model) as Box<dyn TransactionModel + Sync>),
+            )
+        }
+        Err(e) => {
+            let limit = match &e {
+                FitError::Degenerate { model, .. }
+                | FitError::Boundary { model, .. }
+                | FitError::NotConverged { model, .. } => *model,
+                FitError::Data(_) => "nbd",
+            };
+            let reason = format!("tried as the limit of {}: {e}", title(from));
+            (Candidate { model: limit, fit: Err(reason), fallback: None }, None)
+        }
+    })
 }
 
 /// Every customer's score under `model` (slipping is set later, from the whole base); `Err`
@@ -529,6 +617,7 @@ fn summarise(
         chosen,
         selected_by,
         candidates,
+        fallback: None,
         spend,
         expected_purchases: expected,
         clv_12m_total: (!clvs.is_empty()).then(|| clvs.iter().sum()),

@@ -103,7 +103,7 @@ fn tiny_bases_are_declined_with_the_reason() {
 
 #[test]
 fn fits_serialise_as_the_report_or_an_error_object() {
-    let failed = Candidate { model: "paretonbd", fit: Err("did not converge".into()) };
+    let failed = Candidate { model: "paretonbd", fit: Err("did not converge".into()), fallback: None };
     assert_eq!(
         serde_json::to_value(&failed).unwrap(),
         serde_json::json!({"model": "paretonbd", "fit": {"error": "did not converge"}})
@@ -161,5 +161,118 @@ fn a_shop_of_one_time_buyers_gets_no_model_and_the_reason_in_bounded_time() {
         }
         assert!(reason.contains("only 500 of 76,900 customers (0.65 %) made a repeat purchase"), "{reason}");
         assert!(!reason.contains("did not converge after"), "{reason}");
+        // Too few repeat buyers is no nested limit: no NBD or Poisson was tried in their place.
+        assert!(!reason.contains("tried as the limit"), "{reason}");
     }
+}
+
+/// A shop where nobody drops out: 2,000 customers whose first purchase falls in the first year
+/// and who then buy at Poisson rate λ until the end of the third year. λ is 1/20 per day for
+/// everyone (`shape` `None`), or Gamma(shape, 40) distributed (mean shape/40 per day).
+fn loyal_shop(shape: Option<u32>, seed: u64) -> Analysis {
+    use kanta_core::money::Money;
+    use kanta_core::time::Timestamp;
+    let mut state = seed;
+    let mut uniform = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    let end = 3.0 * 365.0;
+    let at = |d: f64| Timestamp((d * 86_400.0) as i64 + 1_700_000_000);
+    let mut agg = Aggregator::new();
+    let amount = Money::from_units(25).unwrap();
+    for c in 0..2_000u32 {
+        let id = format!("C{c:05}");
+        let lambda = match shape {
+            None => 0.05,
+            Some(k) => (0..k).map(|_| -uniform().ln()).sum::<f64>() / 40.0,
+        };
+        let mut day = 365.0 * uniform();
+        while day <= end {
+            agg.push(OrderLine { customer: id.as_bytes(), order: None, time: at(day), amount }).unwrap();
+            day += -uniform().ln() / lambda;
+        }
+    }
+    // Everyone is observed to the end of the third year.
+    agg.push(OrderLine { customer: b"C00000", order: None, time: at(end), amount }).unwrap();
+    analyze(&agg.finish(), &AnalysisOptions::default()).unwrap()
+}
+
+#[test]
+fn a_shop_where_nobody_drops_out_and_rates_are_equal_gets_the_poisson_limit() {
+    let analysis = loyal_shop(None, 0x2545_f491_4f6c_dd1d);
+    for (choice, tried) in [(ModelChoice::Auto, 3), (ModelChoice::BgNbd, 1)] {
+        let scores = score(&analysis, &ScoreOptions { model: choice, ..ScoreOptions::default() }).unwrap();
+        let m = &scores.summary;
+        assert_eq!((m.chosen, m.selected_by), ("poisson", "fallback"), "{:?}", m.candidates);
+        assert_eq!(m.candidates.len(), tried + 1);
+        for c in &m.candidates[..tried] {
+            let reason = c.fit.as_ref().unwrap_err();
+            assert!(reason.starts_with("the data cannot identify the "), "{}: {reason}", c.model);
+            assert!(c.fallback.is_none());
+        }
+        let row = m.candidates.last().unwrap();
+        let fallback = m.fallback.as_ref().unwrap();
+        assert_eq!(row.fallback.as_ref(), Some(fallback));
+        assert_eq!((fallback.from, fallback.limit), ("bgnbd", "poisson"));
+        assert!(
+            fallback.note.starts_with("BG/NBD could not be identified: nobody appears to drop out (the drop-out"),
+            "{}",
+            fallback.note
+        );
+        assert!(fallback.note.contains("; the purchase rates look the same for everyone"), "{}", fallback.note);
+        assert!(fallback.note.ends_with("; using the Poisson limit"), "{}", fallback.note);
+        // λ̂ = Σx/ΣT, near the simulated 1/20 per day (same-day purchases merge: a little below).
+        let fit = row.fit.as_ref().unwrap();
+        let lambda = fit.param("lambda").unwrap();
+        let sum_x: f64 = analysis.customers.iter().map(|c| f64::from(c.frequency)).sum();
+        let sum_t: f64 = analysis.customers.iter().map(|c| f64::from(c.t_days)).sum();
+        assert!((lambda / (sum_x / sum_t) - 1.0).abs() < 1e-9, "{lambda}");
+        assert!((lambda - 0.05).abs() < 0.05 * 0.05 && fit.params[0].std_error.is_some(), "{lambda}");
+        // Finite predictions: everyone alive, λ t purchases expected, P(buy in 30 days) = 1 − e^(−30λ).
+        for s in &scores.customers {
+            assert_eq!(s.p_alive, 1.0);
+            assert!((s.expected_purchases[2] / (365.0 * lambda) - 1.0).abs() < 1e-12, "{s:?}");
+            assert!((s.p_purchase_30d - -(-30.0 * lambda).exp_m1()).abs() < 1e-12, "{s:?}");
+            assert!((s.next_purchase_days - std::f64::consts::LN_2 / lambda).abs() < 1e-6, "{s:?}");
+            assert!(s.clv_12m.is_some_and(f64::is_finite), "{s:?}");
+        }
+        let json = serde_json::to_value(m).unwrap();
+        assert_eq!(json["fallback"]["limit"], "poisson");
+        assert_eq!(json["candidates"][tried]["fallback"]["from"], "bgnbd");
+        assert!(json["candidates"][0].get("fallback").is_none(), "{}", json["candidates"][0]);
+    }
+}
+
+#[test]
+fn a_shop_where_nobody_drops_out_gets_the_nbd_limit_with_heterogeneous_rates() {
+    // λ ~ Gamma(2, 40): r = 2, α = 40 per day.
+    let analysis = loyal_shop(Some(2), 0x9e37_79b9_7f4a_7c15);
+    let scores = score(&analysis, &ScoreOptions::default()).unwrap();
+    let m = &scores.summary;
+    assert_eq!((m.chosen, m.selected_by), ("nbd", "fallback"), "{:?}", m.candidates);
+    let fallback = m.fallback.as_ref().unwrap();
+    assert!(
+        fallback.note.ends_with("; using the NBD limit") && !fallback.note.contains("look the same"),
+        "{fallback:?}"
+    );
+    let fit = m.candidates.last().unwrap().fit.as_ref().unwrap();
+    for (name, truth) in [("r", 2.0), ("alpha", 40.0)] {
+        let p = fit.params.iter().find(|p| p.name == name).unwrap();
+        assert!((p.value - truth).abs() < 3.0 * p.std_error.unwrap() + 0.05 * truth, "{name} = {}", p.value);
+    }
+    let (r, alpha) = (fit.param("r").unwrap(), fit.param("alpha").unwrap());
+    for (c, s) in analysis.customers.iter().zip(&scores.customers) {
+        let want = (r + f64::from(c.frequency)) * 365.0 / (alpha + f64::from(c.t_days));
+        assert!((s.expected_purchases[2] / want - 1.0).abs() < 1e-9 && s.p_alive == 1.0, "{s:?}");
+    }
+}
+
+#[test]
+fn the_simulated_shop_with_dropout_gets_no_fallback() {
+    let scores = score(&shop(5_000), &ScoreOptions::default()).unwrap();
+    assert!(scores.summary.fallback.is_none());
+    assert!(scores.summary.candidates.iter().all(|c| c.fallback.is_none() && c.model != "nbd"));
 }
