@@ -38,6 +38,9 @@ pub enum ApiError {
     /// An idempotency key was reused for a different request.
     #[error("the Idempotency-Key was already used for a different request")]
     KeyReused,
+    /// The body did not arrive within the server's body timeout (408).
+    #[error("the request body did not arrive within {} s", .0.as_secs_f64())]
+    RequestTimeout(std::time::Duration),
     /// The path exists but not with this method (405; the `Allow` header lists the methods).
     #[error("this endpoint does not accept this method; see /openapi.json")]
     MethodNotAllowed,
@@ -82,6 +85,7 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::KeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::InvalidExpression(_) => (StatusCode::BAD_REQUEST, "invalid_expression"),
             // The two store answers about the caller's request rather than a failure.
             ApiError::Store(StoreError::TooCostly(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "too_costly"),

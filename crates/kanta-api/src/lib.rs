@@ -145,29 +145,128 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Limits on connections, so that slow or idle clients cannot hold the server (issue 16: half-sent
+/// headers, a stalled body, one header byte every 5 s and idle keep-alive connections all stayed
+/// open past 150 s, and 20,000 of them exhausted the file descriptors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// A request's headers must be complete within this time of the connection opening or of
+    /// the previous response; the same timer closes an idle keep-alive connection (hyper starts
+    /// it when the connection waits for a request's first byte). 408-free: the connection is
+    /// simply closed.
+    pub header_timeout: Duration,
+    /// A request's whole body must arrive within this time of its headers (408 otherwise).
+    pub body_timeout: Duration,
+    /// Connections open at once; further ones are closed as soon as they are accepted.
+    pub max_connections: usize,
+}
+
+impl Default for HttpLimits {
+    /// 10 s for headers (and idle keep-alive), 30 s for a body, 512 connections.
+    fn default() -> HttpLimits {
+        HttpLimits {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 512,
+        }
+    }
+}
+
 /// Serve `router` on `listener` until `shutdown` resolves, then finish the requests in flight
-/// (up to `grace`) before returning.
+/// (up to `grace`) before returning. [`HttpLimits::default`] applies.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = stopped_tx.send(());
-    });
-    let server = tokio::spawn(async move { server.await });
+    serve_with(listener, router, shutdown, grace, HttpLimits::default()).await
+}
+
+/// [`serve`] with other [`HttpLimits`].
+///
+/// The accept loop is written here rather than taken from `axum::serve`, which does not expose
+/// hyper's header timeout: each connection is served by hyper's HTTP/1 connection with a timer,
+/// holds one permit of the connection cap while it lives, and is asked to finish gracefully
+/// when shutdown starts.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
+    limits: HttpLimits,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let router = router.layer(axum::middleware::from_fn_with_state(limits.body_timeout, read_body_in_time));
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    // Dropped when shutdown starts: every connection task sees it and finishes gracefully.
+    let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(());
+    let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                // Out of file descriptors and the like: back off instead of spinning.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            // Over the cap: closed at once, so the file descriptor is back immediately.
+            drop(stream);
+            continue;
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let mut stopping = stopping_rx.clone();
+        let header_timeout = limits.header_timeout;
+        connections.spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stopping.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.as_mut().await;
+                }
+            }
+            drop(permit);
+        });
+        // Reap finished connections so the set does not grow with the server's lifetime.
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    drop(stopping_tx);
     // Once shutdown starts, in-flight requests get `grace` to finish.
-    let result = tokio::select! {
-        r = server => r,
-        () = async { let _ = stopped_rx.await; tokio::time::sleep(grace).await } => {
-            eprintln!("kanta serve: requests still running after {grace:?}; stopping anyway");
-            return Ok(());
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(grace, drained).await.is_err() {
+        eprintln!("kanta serve: requests still running after {grace:?}; stopping anyway");
+        connections.abort_all();
+    }
+    Ok(())
+}
+
+/// Reads the whole request body within `limit` of the headers, before any handler runs (every
+/// handler wants the whole body anyway): a client that stalls or drips its body gets 408, a
+/// body over [`BODY_LIMIT`] 413.
+async fn read_body_in_time(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    // One byte over the limit is enough to know it is too large; the extractors' own limit then
+    // answers 413 with the usual message.
+    match tokio::time::timeout(limit, axum::body::to_bytes(body, BODY_LIMIT + 1)).await {
+        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+        Ok(Err(_)) => {
+            ApiError::TooLarge(format!("the body is larger than the limit of {BODY_LIMIT} bytes")).into_response()
         }
-    };
-    result.map_err(std::io::Error::other)?
+        Err(_) => ApiError::RequestTimeout(limit).into_response(),
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -32,6 +32,12 @@ listen = "127.0.0.1:8080"
 # Seconds in-flight requests get to finish after SIGTERM or Ctrl-C.
 # Environment: KANTA_GRACE_SECONDS. Flag: --grace.
 grace_seconds = 30
+# A request's headers must arrive within header_timeout of the connection opening or of the
+# previous response (this also closes idle keep-alive connections); its body within
+# body_timeout (else 408). Connections beyond max_connections are closed when accepted.
+header_timeout = "10s"
+body_timeout = "30s"
+max_connections = 512
 
 [scoring]
 # How often `kanta serve` rescores every customer (RFM, stage, models, CLV): a duration such as
@@ -526,11 +532,44 @@ pub struct Server {
     pub listen: String,
     /// Grace period for in-flight requests at shutdown.
     pub grace_seconds: u64,
+    /// Time for a request's headers (and the idle time of a keep-alive connection).
+    pub header_timeout: Every,
+    /// Time for a request's body.
+    pub body_timeout: Every,
+    /// Connections open at once.
+    pub max_connections: usize,
 }
 
 impl Default for Server {
     fn default() -> Self {
-        Server { listen: "127.0.0.1:8080".into(), grace_seconds: 30 }
+        let limits = kanta_api::HttpLimits::default();
+        Server {
+            listen: "127.0.0.1:8080".into(),
+            grace_seconds: 30,
+            header_timeout: Every(Some(limits.header_timeout)),
+            body_timeout: Every(Some(limits.body_timeout)),
+            max_connections: limits.max_connections,
+        }
+    }
+}
+
+impl Server {
+    /// The HTTP limits these settings describe; `off` is refused (a timeout that never fires is
+    /// what let slow clients hold the server).
+    pub fn http_limits(&self) -> Result<kanta_api::HttpLimits, UsageError> {
+        let timeout = |name: &str, every: Every| {
+            every.0.ok_or_else(|| {
+                UsageError(format!("[server] {name} cannot be `off`: slow clients would hold connections"))
+            })
+        };
+        if self.max_connections == 0 {
+            return Err(UsageError("[server] max_connections must be at least 1".into()));
+        }
+        Ok(kanta_api::HttpLimits {
+            header_timeout: timeout("header_timeout", self.header_timeout)?,
+            body_timeout: timeout("body_timeout", self.body_timeout)?,
+            max_connections: self.max_connections,
+        })
     }
 }
 
@@ -612,6 +651,22 @@ mod tests {
         assert!(err.contains("line 2") && err.contains("lisen"), "{err}");
         let err = parse("[server]\ngrace_seconds = \"soon\"\n").expect_err("wrong type");
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn http_limits_default_safely_and_refuse_off() {
+        assert_eq!(Settings::default().server.http_limits().expect("valid"), kanta_api::HttpLimits::default());
+        let s =
+            parse("[server]\nheader_timeout = \"5s\"\nbody_timeout = \"2m\"\nmax_connections = 64\n").expect("valid");
+        let limits = s.server.http_limits().expect("valid");
+        assert_eq!(
+            (limits.header_timeout.as_secs(), limits.body_timeout.as_secs(), limits.max_connections),
+            (5, 120, 64)
+        );
+        let off = parse("[server]\nheader_timeout = \"off\"\n").expect("parses");
+        let err = off.server.http_limits().expect_err("off is refused");
+        assert_eq!(err.0, "[server] header_timeout cannot be `off`: slow clients would hold connections");
+        assert!(parse("[server]\nmax_connections = 0\n").expect("parses").server.http_limits().is_err());
     }
 
     #[test]

@@ -46,6 +46,7 @@ async fn serve(settings: &Settings) -> anyhow::Result<()> {
     let url = &settings.database.url;
     let store = kanta_store::open(url.expose()).await.with_context(|| format!("opening the store {url}"))?;
     let listen = &settings.server.listen;
+    let http_limits = settings.server.http_limits()?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     let address = listener.local_addr().context("reading the listening address")?;
     // Tests and scripts read this line to find the port when --listen ends in :0.
@@ -90,7 +91,7 @@ async fn serve(settings: &Settings) -> anyhow::Result<()> {
     let stopped = async move {
         let _ = stop.wait_for(|s| *s).await;
     };
-    kanta_api::serve(listener, router, stopped, grace).await.context("serving")?;
+    kanta_api::serve_with(listener, router, stopped, grace, http_limits).await.context("serving")?;
     if let Some(scheduler) = scheduler {
         // It saw the stop signal too: a run in progress records itself as cancelled within
         // SHUTDOWN_WAIT; after that it is left behind.
