@@ -63,6 +63,14 @@ pub enum ReadError {
         /// The underlying error.
         source: io::Error,
     },
+    /// The bytes are neither text nor Parquet (an image, an archive, UTF-16, random data).
+    #[error(
+        "{path}: not a text or Parquet file (binary data in its first bytes); kanta reads delimited or whitespace-separated UTF-8 text, gzip of it, or Parquet"
+    )]
+    NotText {
+        /// The path.
+        path: String,
+    },
     /// The file has no content (or only a header).
     #[error("{path}: {}", empty_message(.header_only))]
     Empty {

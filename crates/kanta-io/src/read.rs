@@ -238,6 +238,26 @@ fn open(p: &Path, path: &str) -> Result<File, ReadError> {
     }
 }
 
+/// Whether the first bytes of a file are not text: a NUL byte (no text encoding kanta reads has
+/// one; UTF-16 does, and is refused here too), or bytes that are not UTF-8 with more than one in
+/// twenty a control character. A Latin-1 export (invalid UTF-8, few control characters) still
+/// passes, so its rows get their own precise errors.
+fn looks_binary(head: &[u8]) -> bool {
+    let head = &head[..head.len().min(8_192)];
+    if head.contains(&0) {
+        return true;
+    }
+    match std::str::from_utf8(head) {
+        Ok(_) => false,
+        // Valid up to a character cut off by the end of the sample.
+        Err(e) if e.error_len().is_none() => false,
+        Err(_) => {
+            let control = head.iter().filter(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')).count();
+            control * 20 > head.len()
+        }
+    }
+}
+
 /// Guesses the delimiter from the first line: the most frequent of `,` `;` tab `|` outside
 /// quotes, else whitespace when the line has blanks between fields, else `,`.
 fn sniff_delimiter(first_line: &[u8]) -> Delimiter {
@@ -274,6 +294,9 @@ fn read_text<R: BufRead + Send>(
     let head = reader.fill_buf().map_err(|e| io_err(None, e))?;
     if head.is_empty() {
         return Err(ReadError::Empty { path: path.to_owned(), header_only: false });
+    }
+    if looks_binary(head) {
+        return Err(ReadError::NotText { path: path.to_owned() });
     }
     if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
         reader.consume(3);
@@ -605,6 +628,28 @@ fn parse_detail<'r>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binary_heads_are_told_from_text() {
+        // Regression (issue 16): random bytes were read as a header and printed back.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let random: Vec<u8> = (0..3_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        assert!(looks_binary(&random));
+        assert!(looks_binary(b"c\0u\0s\0t\0o\0m\0e\0r\0"), "UTF-16");
+        assert!(looks_binary(&[0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n', 0, 0, 0, 13]));
+        assert!(!looks_binary(b"customer_id,amount\nc1,12.50\n"));
+        assert!(!looks_binary("asiakas;summa\nmatti;12,50 \u{20ac}\n".as_bytes()));
+        assert!(!looks_binary(b"customer,amount\ncaf\xe9,12.50\n"), "Latin-1 is text with bad rows");
+        let cut = "id\n\u{20ac}".as_bytes();
+        assert!(!looks_binary(&cut[..cut.len() - 1]), "a character cut by the sample's end");
+    }
 
     #[test]
     fn sniffs_common_delimiters() {

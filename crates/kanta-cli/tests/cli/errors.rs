@@ -21,6 +21,12 @@ fn each_kind_of_bad_input_gets_a_message_naming_file_line_column_and_value() {
     fails_with(&["analyze", &d.join("nope.csv").to_string_lossy(), "-o", o], "nope.csv: cannot open: No such file");
     let run = kanta(&["analyze", &d.join("nope.csv").to_string_lossy(), "-o", o]);
     assert_eq!(run.stderr.matches("No such file").count(), 1, "the cause is said once:\n{}", run.stderr);
+    // Regression (issue 16): random bytes were printed back as "column names".
+    let noise: Vec<u8> = (0u32..4_000).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let binary = write(d, "noise.bin", &noise).to_str().unwrap().to_owned();
+    fails_with(&["analyze", &binary, "-o", o], "noise.bin: not a text or Parquet file");
+    let run = kanta(&["analyze", &binary, "-o", o]);
+    assert_eq!(run.stderr.lines().count(), 1, "one line, no bytes echoed:\n{}", run.stderr);
     let empty = p("empty.csv", "");
     fails_with(&["analyze", &empty, "-o", o], &format!("{empty}: the file is empty"));
     let header_only = p("header.csv", "customer_id,order_date,amount\n");
