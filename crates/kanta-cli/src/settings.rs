@@ -25,6 +25,9 @@ pub const DEFAULT_TOML: &str = r#"# kanta settings. Every value here is the buil
 # sqlite://FILE (embedded; the file is created on first use) or
 # postgres://USER:PASSWORD@HOST:PORT/DB. Environment: KANTA_DATABASE_URL. Flag: --db.
 url = "sqlite://kanta.db"
+# How long to keep trying a database server that does not answer (each failed attempt is
+# reported with its host and port; the command then exits with code 1).
+connect_timeout = "30s"
 
 [server]
 # Address for `kanta serve`; port 0 picks a free one. Environment: KANTA_LISTEN. Flag: --listen.
@@ -516,11 +519,13 @@ impl<'de> Deserialize<'de> for Every {
 pub struct Database {
     /// The store's URL.
     pub url: DatabaseUrl,
+    /// How long to retry an unreachable server.
+    pub connect_timeout: Every,
 }
 
 impl Default for Database {
     fn default() -> Self {
-        Database { url: DatabaseUrl("sqlite://kanta.db".into()) }
+        Database { url: DatabaseUrl("sqlite://kanta.db".into()), connect_timeout: Every(Some(Duration::from_secs(30))) }
     }
 }
 
@@ -700,7 +705,7 @@ mod tests {
     #[test]
     fn passwords_never_show_in_debug_display_or_show() {
         let s = Settings {
-            database: Database { url: DatabaseUrl::new("postgres://kanta:hunter2@db/kanta") },
+            database: Database { url: DatabaseUrl::new("postgres://kanta:hunter2@db/kanta"), ..Database::default() },
             server: Server::default(),
             scoring: Scoring::default(),
             ingest: Ingest::default(),

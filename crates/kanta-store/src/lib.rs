@@ -64,6 +64,15 @@ pub enum StoreError {
     /// The customer id is already taken (erasure renames ids).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The database server did not answer (down, wrong host or port, a firewall); worth
+    /// retrying, unlike a refused login.
+    #[error("cannot reach the database at {target}: {reason}")]
+    Unreachable {
+        /// `host:port` (never the password).
+        target: String,
+        /// What the connection attempt said.
+        reason: String,
+    },
     /// A segment query ran past its budget and was interrupted.
     #[error("the segment query ran longer than its budget of {} ms and was stopped; narrow the expression", .0.as_millis())]
     TooCostly(Duration),

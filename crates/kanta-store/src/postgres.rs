@@ -64,6 +64,25 @@ impl PgStore {
     /// Connect to `url` and migrate.
     pub(crate) async fn open(url: &str, limits: crate::SegmentLimits) -> Result<PgStore, crate::StoreError> {
         let options = PgConnectOptions::from_str(url)?;
+        // One direct attempt first: the pool would retry silently until its acquire timeout
+        // (30 s) and then say only "pool timed out". A server that is down should be named at
+        // once, with its host and port, so the caller can say so and decide to retry.
+        let target = format!("{}:{}", options.get_host(), options.get_port());
+        let unreachable = |reason: String| crate::StoreError::Unreachable { target: target.clone(), reason };
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            <sqlx::PgConnection as sqlx::Connection>::connect_with(&options),
+        )
+        .await
+        {
+            Ok(Ok(conn)) => {
+                let _ = sqlx::Connection::close(conn).await;
+            }
+            Ok(Err(sqlx::Error::Io(e))) => return Err(unreachable(e.to_string())),
+            Ok(Err(sqlx::Error::Tls(e))) => return Err(unreachable(format!("TLS: {e}"))),
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => return Err(unreachable("no answer within 5 s".into())),
+        }
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))

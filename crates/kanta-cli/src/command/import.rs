@@ -76,9 +76,8 @@ fn open_sink(
         return Ok((Sink::Api { client, base: base.clone(), token }, base, TimeRange::ALL));
     }
     let settings = store.settings()?;
-    let url = settings.database.url;
-    let opened =
-        runtime.block_on(kanta_store::open(url.expose())).with_context(|| format!("opening the store {url}"))?;
+    let url = settings.database.url.clone();
+    let opened = runtime.block_on(crate::command::open_store(&settings.database))?;
     Ok((Sink::Store(opened), url.to_string(), settings.ingest.bounds().at(SystemClock.now())))
 }
 

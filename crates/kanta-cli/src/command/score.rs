@@ -14,11 +14,10 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
     if let Some(model) = args.model {
         scoring.model = model;
     }
-    let url = settings.database.url;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     let busy = spinner("scoring the customers in the store", args.quiet || args.json);
     let (outcome, refreshed) = runtime.block_on(async {
-        let store = kanta_store::open(url.expose()).await.with_context(|| format!("opening the store {url}"))?;
+        let store = crate::command::open_store(&settings.database).await?;
         let now = kanta_store::now_micros();
         let outcome = score_store(store.as_ref(), &scoring.job(), now).await.context("scoring")?;
         busy.set_message("refreshing the saved segments");

@@ -44,7 +44,7 @@ async fn serve(settings: &Settings) -> anyhow::Result<()> {
     let endpoints = settings.webhook_endpoints()?;
     let inbound = settings.inbound_hooks()?;
     let url = &settings.database.url;
-    let store = kanta_store::open(url.expose()).await.with_context(|| format!("opening the store {url}"))?;
+    let store = crate::command::open_store(&settings.database).await?;
     let listen = &settings.server.listen;
     let http_limits = settings.server.http_limits()?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;

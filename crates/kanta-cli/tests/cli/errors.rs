@@ -121,3 +121,31 @@ fn parquet_columns_of_the_wrong_type_are_named_with_their_type() {
         "cut.parquet: invalid Parquet file",
     );
 }
+
+/// Regression (issue 16): with the server down, `kanta serve --db postgres://…` printed nothing
+/// for 30 s and then "pool timed out while waiting for an open connection".
+#[test]
+fn an_unreachable_database_is_named_at_once_retried_and_given_up_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), "kanta.toml", b"[database]\nconnect_timeout = \"2s\"\n");
+    let config = config.to_str().unwrap();
+    // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    let url = "postgres://kanta:hunter2@127.0.0.1:1/kanta";
+    for command in [&["score"][..], &["serve", "--listen", "127.0.0.1:0"], &["token", "list"]] {
+        let mut args = command.to_vec();
+        args.extend(["--db", url, "--config", config]);
+        let started = std::time::Instant::now();
+        let run = kanta(&args);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "bounded by connect_timeout");
+        let first = run.stderr.lines().next().unwrap_or_default();
+        assert!(first.starts_with("kanta: cannot reach the database at 127.0.0.1:1: "), "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains("trying again in 1.0 s (attempt 2)"), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("error: giving up on postgres://kanta:***@127.0.0.1:1/kanta after 3 attempts"),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
+    }
+}
