@@ -89,6 +89,7 @@ impl ApiError {
             ApiError::InvalidExpression(_) => (StatusCode::BAD_REQUEST, "invalid_expression"),
             // The two store answers about the caller's request rather than a failure.
             ApiError::Store(StoreError::TooCostly(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "too_costly"),
+            ApiError::Store(StoreError::TotalTooLarge(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "total_too_large"),
             ApiError::Store(StoreError::Busy) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -98,7 +99,9 @@ impl ApiError {
     pub fn body(self) -> (StatusCode, ErrorBody) {
         let (status, code) = self.status_code();
         let message = match &self {
-            ApiError::Store(e @ (StoreError::TooCostly(_) | StoreError::Busy)) => e.to_string(),
+            ApiError::Store(e @ (StoreError::TooCostly(_) | StoreError::Busy | StoreError::TotalTooLarge(_))) => {
+                e.to_string()
+            }
             ApiError::Store(e) => {
                 eprintln!("kanta serve: store error: {e}");
                 self.to_string()

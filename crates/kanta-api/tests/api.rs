@@ -329,6 +329,18 @@ async fn malformed_and_oversized_requests_get_json_errors(app: App) {
     assert_eq!((status, &body["error"]["code"]), (StatusCode::NOT_FOUND, &json!("not_found")));
     assert_eq!(app.orders().await, 0);
 
+    // Regression (issue 16): two orders at the largest amount broke every revenue segment.
+    let huge = json!([{"id": "h1", "customer_id": "whale", "time": "2024-01-05T10:00:00Z",
+                       "amount": "922337203685477.5807", "currency": "EUR"}]);
+    let (status, body) = app.post("/v1/orders", &app.ingest, huge.to_string()).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("total_too_large")),
+        "{body}"
+    );
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("customer `whale`")), "{body}");
+    assert_eq!(app.orders().await, 0);
+
     // Regression (issue 16): 405 had an empty body, and an oversized hook body got 400.
     for method in ["PUT", "PATCH", "FOO"] {
         let response = app

@@ -69,6 +69,32 @@ fn customer_id(map: &HashMap<String, i64>, id: &str) -> Result<i64, StoreError> 
     map.get(id).copied().ok_or_else(|| StoreError::Corrupt(format!("customer `{id}` vanished inside a transaction")))
 }
 
+/// Refuses the transaction when any of `customers` (internal ids) now has orders summing past
+/// [`crate::MAX_CUSTOMER_TOTAL`] in absolute value. Summed as floating point, which cannot
+/// overflow, and compared with a bound far from `i64::MAX`, so rounding cannot matter.
+async fn check_customer_totals(tx: &mut Tx, mut customers: Vec<i64>) -> Result<(), StoreError> {
+    customers.sort_unstable();
+    customers.dedup();
+    let limit = crate::MAX_CUSTOMER_TOTAL.raw() as f64;
+    for chunk in customers.chunks(CHUNK * 4) {
+        let mut q: QueryBuilder<Db> = QueryBuilder::new(
+            "SELECT c.external_id FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.customer_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        q.push(") GROUP BY c.external_id HAVING SUM(ABS(CAST(o.amount AS DOUBLE PRECISION))) > ");
+        q.push_bind(limit);
+        q.push(" ORDER BY c.external_id");
+        let over: Vec<String> = q.build_query_scalar().fetch_all(&mut **tx).await?;
+        if !over.is_empty() {
+            return Err(StoreError::TotalTooLarge(over));
+        }
+    }
+    Ok(())
+}
+
 /// Counts from `RETURNING version` rows: version 1 was an insert, more was an update.
 fn count_versions(rows: &[<Db as sqlx::Database>::Row], counts: &mut WriteCounts) -> Result<(), StoreError> {
     for row in rows {
@@ -566,13 +592,16 @@ impl crate::Storage for Store {
         counts.customers_created = created;
         let by_id: HashMap<&str, &Order> = records.iter().map(|o| (o.id.as_str(), *o)).collect();
         let mut returned = 0u64;
+        let mut touched: Vec<i64> = Vec::with_capacity(records.len());
         for chunk in records.chunks(CHUNK) {
             let mut q: QueryBuilder<Db> = QueryBuilder::new(
                 "INSERT INTO orders (external_id, customer_id, time, amount, currency, status, lines_digest) ",
             );
             let mut rows = Vec::with_capacity(chunk.len());
             for o in chunk {
-                rows.push((o, customer_id(&customers, &o.customer_id)?, lines_digest(o)));
+                let cid = customer_id(&customers, &o.customer_id)?;
+                touched.push(cid);
+                rows.push((o, cid, lines_digest(o)));
             }
             q.push_values(&rows, |mut b, (o, cid, digest)| {
                 b.push_bind(o.id.as_str())
@@ -638,6 +667,7 @@ impl crate::Storage for Store {
             }
         }
         counts.unchanged = records.len() as u64 - returned;
+        check_customer_totals(&mut tx, touched).await?;
         tx.commit().await?;
         Ok(counts)
     }

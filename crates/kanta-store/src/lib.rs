@@ -73,12 +73,30 @@ pub enum StoreError {
         /// What the connection attempt said.
         reason: String,
     },
+    /// The batch would take customers' orders past [`MAX_CUSTOMER_TOTAL`]; nothing was written.
+    #[error(
+        "the orders of {} would total more than 100,000,000,000,000 in absolute value, beyond what kanta sums exactly; nothing was written",
+        quote_list(.0)
+    )]
+    TotalTooLarge(Vec<String>),
     /// A segment query ran past its budget and was interrupted.
     #[error("the segment query ran longer than its budget of {} ms and was stopped; narrow the expression", .0.as_millis())]
     TooCostly(Duration),
     /// Every segment query slot stayed taken for [`SegmentLimits::wait`].
     #[error("the server is busy with other segment queries; try again shortly")]
     Busy,
+}
+
+/// The largest sum of a customer's order amounts (in absolute value) the store accepts:
+/// 100,000,000,000,000 (10¹⁸ of `Money`'s 1/10,000 units). Every sum over a customer's orders
+/// (revenue in the 360 view and in segments, the analysis) stays far inside `i64`, where two
+/// orders at the largest single amount used to overflow SQLite's `SUM` (issue 16).
+pub const MAX_CUSTOMER_TOTAL: kanta_core::money::Money = kanta_core::money::Money::from_raw(1_000_000_000_000_000_000);
+
+fn quote_list(ids: &[String]) -> String {
+    let shown: Vec<String> = ids.iter().take(5).map(|id| format!("customer `{id}`")).collect();
+    let more = if ids.len() > 5 { format!(" and {} more", ids.len() - 5) } else { String::new() };
+    format!("{}{more}", shown.join(", "))
 }
 
 /// Limits on the queries of segment expressions (previews, member pages, counts, refreshes).

@@ -32,6 +32,7 @@ kanta_store::on_both_backends!(
     feedback_facts_carry_scores_net_revenue_and_last_purchase,
     score_floats_and_texts_round_trip_exactly,
     segment_queries_stop_at_their_budget_and_leave_the_store_usable,
+    a_batch_that_would_take_a_customers_totals_past_the_limit_writes_nothing,
 );
 
 const NOW: i64 = 1_730_000_000_000_000;
@@ -1210,4 +1211,42 @@ async fn segment_queries_stop_at_their_budget_and_leave_the_store_usable(db: Tes
     let expected = (0..10_000i64).filter(|i| 1 + i % 50 > 45 || i % 400 > 350).count() as i64;
     assert_eq!(db.store.segment_count(&expr, NOW).await.expect("count"), expected);
     assert_eq!(db.store.segment_count(&cheap, NOW).await.expect("count"), 10_000);
+}
+
+/// Regression (issue 16): two orders at the largest accepted amount made every revenue segment
+/// answer 500 (SQLite's `SUM` overflowed).
+async fn a_batch_that_would_take_a_customers_totals_past_the_limit_writes_nothing(db: TestDb) {
+    use kanta_core::money::Money;
+    let order = |id: &str, customer: &str, raw: i64| Order {
+        id: id.into(),
+        customer_id: customer.into(),
+        time: NOW,
+        amount: Money::from_raw(raw),
+        currency: "EUR".into(),
+        status: kanta_store::record::OrderStatus::Completed,
+        lines: Vec::new(),
+    };
+    // The message's figure is the constant's.
+    assert_eq!(kanta_store::MAX_CUSTOMER_TOTAL.raw(), 100_000_000_000_000 * 10_000);
+    let sixty_trillion = 600_000_000_000_000_000;
+    db.store.write_orders(&[order("a1", "big", sixty_trillion)], NOW).await.expect("under the limit");
+    let err = db
+        .store
+        .write_orders(&[order("x1", "small", 10_000), order("a2", "big", -sixty_trillion)], NOW)
+        .await
+        .expect_err("a refund counts in absolute value too");
+    assert!(matches!(&err, kanta_store::StoreError::TotalTooLarge(ids) if ids == &["big".to_string()]), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "the orders of customer `big` would total more than 100,000,000,000,000 in absolute value, beyond what kanta sums exactly; nothing was written"
+    );
+    let err = db.store.write_orders(&[order("m", "max", i64::MAX)], NOW).await.expect_err("one order past it");
+    assert!(matches!(err, kanta_store::StoreError::TotalTooLarge(_)), "{err:?}");
+    let c = db.store.counts().await.expect("counts");
+    assert_eq!((c.orders, c.customers), (1, 1), "nothing of the refused batches was written");
+    // Replacing the order by a smaller one is fine: the check sees the stored state.
+    db.store.write_orders(&[order("a1", "big", 1)], NOW).await.expect("replaced");
+    db.store.write_orders(&[order("a2", "big", sixty_trillion)], NOW).await.expect("now under the limit");
+    let expr = kanta_segment::parse("revenue > 1").expect("valid");
+    assert_eq!(db.store.segment_count(&expr, NOW + 1).await.expect("no overflow"), 1);
 }
