@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use kanta_domain::ModelKind;
 
 /// kanta: turn an order history into customer knowledge — RFM, lifecycle, cohorts, revenue at risk.
 #[derive(Debug, Parser)]
@@ -195,8 +197,8 @@ pub struct ScoreArgs {
     pub store: StoreArgs,
 
     /// The transaction model: auto (the lowest BIC), bgnbd, mbgnbd or paretonbd [default: the settings' scoring.model, auto].
-    #[arg(long, value_enum)]
-    pub model: Option<crate::settings::ModelName>,
+    #[arg(long, value_parser = model_parser())]
+    pub model: Option<ModelKind>,
 
     /// Print the run as JSON (id, counts, model, parameters and diagnostics) instead of the summary.
     #[arg(long)]
@@ -390,8 +392,8 @@ pub struct AnalyzeArgs {
     pub loyal_orders: u32,
 
     /// Customer model for P(alive), expected purchases and CLV: auto picks the lowest BIC of bgnbd, mbgnbd and paretonbd; none skips the models.
-    #[arg(long, value_enum, default_value_t = ModelArg::Auto)]
-    pub model: ModelArg,
+    #[arg(long, value_parser = analyze_model_parser(), default_value = "auto")]
+    pub model: AnalyzeModel,
 
     /// Validate the models: calibrate on orders before this date (YYYY-MM-DD), predict the rest, report accuracy and write holdout.csv; with --model auto the most accurate model is used.
     #[arg(long)]
@@ -454,19 +456,30 @@ pub struct ReaderArgs {
     pub max_errors: u64,
 }
 
-/// `kanta analyze --model`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ModelArg {
-    /// Fit BG/NBD, MBG/NBD and Pareto/NBD and keep the lowest BIC.
-    Auto,
-    /// BG/NBD.
-    Bgnbd,
-    /// MBG/NBD.
-    Mbgnbd,
-    /// Pareto/NBD.
-    Paretonbd,
-    /// No models: the per-customer model columns stay empty.
-    None,
+/// `kanta analyze --model`: a model, or none (`None`: the model columns stay empty).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnalyzeModel(pub Option<ModelKind>);
+
+/// The `--model` values with their help, from [`ModelKind`] (the one place models are named),
+/// plus `none` for `kanta analyze`.
+fn model_values(with_none: bool) -> Vec<PossibleValue> {
+    let mut values: Vec<PossibleValue> =
+        ModelKind::ALL.iter().map(|k| PossibleValue::new(k.name()).help(k.description())).collect();
+    if with_none {
+        values.push(PossibleValue::new("none").help("No models: the per-customer model columns stay empty"));
+    }
+    values
+}
+
+fn model_parser() -> impl TypedValueParser<Value = ModelKind> {
+    PossibleValuesParser::new(model_values(false)).try_map(|name| ModelKind::parse(&name))
+}
+
+fn analyze_model_parser() -> impl TypedValueParser<Value = AnalyzeModel> {
+    PossibleValuesParser::new(model_values(true)).try_map(|name| match name.as_str() {
+        "none" => Ok(AnalyzeModel(None)),
+        _ => ModelKind::parse(&name).map(|k| AnalyzeModel(Some(k))),
+    })
 }
 
 #[derive(Debug, Clone, Args)]

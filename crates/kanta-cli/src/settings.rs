@@ -10,7 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kanta_domain::{TimeBounds, Timestamp};
+use kanta_domain::{ModelKind, TimeBounds, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::UsageError;
@@ -364,7 +364,7 @@ pub struct Scoring {
     /// Interval of the scheduled run in `kanta serve`.
     pub every: Every,
     /// Transaction model.
-    pub model: ModelName,
+    pub model: ModelKind,
     /// P(alive) threshold for `slipping`.
     pub slipping_below: f64,
     /// Longest a scheduled run may take before it is cancelled.
@@ -375,7 +375,7 @@ impl Default for Scoring {
     fn default() -> Self {
         Scoring {
             every: Every(Some(Duration::from_secs(3600))),
-            model: ModelName::Auto,
+            model: ModelKind::Auto,
             slipping_below: 0.5,
             budget: Every(Some(Duration::from_secs(1800))),
         }
@@ -386,7 +386,7 @@ impl Scoring {
     /// The scoring job these settings describe.
     pub fn job(&self) -> kanta_jobs::ScoreJob {
         let mut job = kanta_jobs::ScoreJob::default();
-        job.score.model = self.model.choice();
+        job.score.model = self.model;
         job.score.slipping_below = self.slipping_below;
         job
     }
@@ -432,32 +432,6 @@ impl<'de> Deserialize<'de> for Instant {
         Timestamp::parse_rfc3339(&text).map(Instant).map_err(|_| {
             serde::de::Error::custom(format!("`{text}` is not an RFC 3339 time with a zone, e.g. 1970-01-01T00:00:00Z"))
         })
-    }
-}
-
-/// The transaction model, by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelName {
-    /// Fit BG/NBD, MBG/NBD and Pareto/NBD and keep the lowest BIC.
-    Auto,
-    /// BG/NBD.
-    Bgnbd,
-    /// MBG/NBD.
-    Mbgnbd,
-    /// Pareto/NBD.
-    Paretonbd,
-}
-
-impl ModelName {
-    /// The scoring crate's choice.
-    pub fn choice(self) -> kanta_score::ModelChoice {
-        match self {
-            ModelName::Auto => kanta_score::ModelChoice::Auto,
-            ModelName::Bgnbd => kanta_score::ModelChoice::BgNbd,
-            ModelName::Mbgnbd => kanta_score::ModelChoice::MbgNbd,
-            ModelName::Paretonbd => kanta_score::ModelChoice::ParetoNbd,
-        }
     }
 }
 
@@ -699,7 +673,7 @@ mod tests {
         let err = parse("[scoring]\nevery = \"soon\"\n").expect_err("bad interval");
         assert!(err.contains("line 2") && err.contains("soon"), "{err}");
         let s = parse("[scoring]\nevery = \"off\"\nmodel = \"paretonbd\"\n").expect("valid");
-        assert_eq!((s.scoring.every, s.scoring.model), (Every(None), ModelName::Paretonbd));
+        assert_eq!((s.scoring.every, s.scoring.model), (Every(None), ModelKind::ParetoNbd));
     }
 
     #[test]

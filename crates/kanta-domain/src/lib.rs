@@ -5,7 +5,9 @@
 //! [`Clock`]. Code that decides what is due takes a `&dyn Clock` so tests can move time.
 
 pub mod clock;
+pub mod model;
 pub mod time;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use model::{ModelKind, UnknownModel};
 pub use time::{TimeBounds, TimeRange, TimeRangeError, Timestamp};

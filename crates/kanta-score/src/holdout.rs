@@ -8,7 +8,7 @@ use kanta_core::time::Day;
 use kanta_models::{ClvOptions, FitOptions, FitReport, Histories, History, predict_customers};
 use serde::Serialize;
 
-use crate::{ModelChoice, ScoreError, fit_transaction, name};
+use crate::{ModelKind, ScoreError, fit_transaction};
 
 /// One model's holdout accuracy.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -100,7 +100,7 @@ pub fn evaluate_holdout(
     holdout_from: Day,
     as_of: Day,
     keep_zero: bool,
-    choices: &[ModelChoice],
+    choices: &[ModelKind],
     fit: &FitOptions,
 ) -> Result<HoldoutReport, ScoreError> {
     let calibration_end = Day(holdout_from.0 - 1);
@@ -169,7 +169,7 @@ pub fn evaluate_holdout(
                 }
             }
             Err(e) => models.push(HoldoutModel {
-                model: name(choice),
+                model: choice.name(),
                 fit: Err(e.to_string()),
                 mae: None,
                 rmse: None,

@@ -24,10 +24,16 @@ use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::HashMap;
 
-/// Which transaction model to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModelChoice {
-    /// Fit BG/NBD, MBG/NBD and Pareto/NBD; keep the lowest BIC among those that are usable.
+pub use kanta_domain::ModelKind;
+
+/// Scoring settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoreOptions {
+    /// The transaction model (`kanta_domain::ModelKind`, one enum of the models for the CLI,
+    /// the settings and this crate).
+    ///
+    /// With [`ModelKind::Auto`]: fit BG/NBD, MBG/NBD and Pareto/NBD; keep the lowest BIC among
+    /// those that are usable.
     ///
     /// A candidate is dropped (its row in the comparison says why) when its fit fails, which
     /// includes a fit the data cannot identify ([`FitError::Boundary`]: parameters running off
@@ -46,20 +52,7 @@ pub enum ModelChoice {
     /// `kanta analyze` writes its tables without model columns. There is deliberately no
     /// further fallback to a model with fixed parameters: such numbers would look like
     /// estimates while the data say nothing about them.
-    Auto,
-    /// BG/NBD.
-    BgNbd,
-    /// MBG/NBD.
-    MbgNbd,
-    /// Pareto/NBD.
-    ParetoNbd,
-}
-
-/// Scoring settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ScoreOptions {
-    /// The transaction model.
-    pub model: ModelChoice,
+    pub model: ModelKind,
     /// CLV horizon and discounting, in days (default: 12 months of 30 days at 1 % a month).
     pub clv: ClvOptions,
     /// P(alive) below which a valuable customer is slipping.
@@ -71,7 +64,7 @@ pub struct ScoreOptions {
 impl Default for ScoreOptions {
     fn default() -> Self {
         ScoreOptions {
-            model: ModelChoice::Auto,
+            model: ModelKind::Auto,
             clv: ClvOptions::default(),
             slipping_below: 0.5,
             fit: FitOptions::default(),
@@ -293,20 +286,20 @@ fn history(c: &CustomerSummary) -> History {
 }
 
 pub(crate) fn fit_transaction(
-    model: ModelChoice,
+    model: ModelKind,
     data: &Histories,
     options: &FitOptions,
 ) -> Result<(Box<dyn TransactionModel + Sync>, FitReport), FitError> {
     Ok(match model {
-        ModelChoice::BgNbd | ModelChoice::Auto => {
+        ModelKind::BgNbd | ModelKind::Auto => {
             let (m, r) = BgNbd::fit(Variant::Bg, data, options)?;
             (Box::new(m), r)
         }
-        ModelChoice::MbgNbd => {
+        ModelKind::MbgNbd => {
             let (m, r) = BgNbd::fit(Variant::Mbg, data, options)?;
             (Box::new(m), r)
         }
-        ModelChoice::ParetoNbd => {
+        ModelKind::ParetoNbd => {
             let (m, r) = ParetoNbd::fit(data, options)?;
             (Box::new(m), r)
         }
@@ -327,12 +320,8 @@ pub fn score_customers(summaries: &[CustomerSummary], options: &ScoreOptions) ->
     }
     let histories: Vec<History> = summaries.iter().map(history).collect();
     let data = Histories::from_histories(histories.iter().copied()).map_err(|e| ScoreError::NoModel(e.to_string()))?;
-    let (choices, selected_by): (&[ModelChoice], _) = match options.model {
-        ModelChoice::Auto => (&[ModelChoice::BgNbd, ModelChoice::MbgNbd, ModelChoice::ParetoNbd], "bic"),
-        ModelChoice::BgNbd => (&[ModelChoice::BgNbd], "requested"),
-        ModelChoice::MbgNbd => (&[ModelChoice::MbgNbd], "requested"),
-        ModelChoice::ParetoNbd => (&[ModelChoice::ParetoNbd], "requested"),
-    };
+    let choices = options.model.candidates();
+    let selected_by = if options.model == ModelKind::Auto { "bic" } else { "requested" };
     let mut candidates = Vec::new();
     // Fitted models with their BIC and row in `candidates`.
     let mut fitted: Vec<(Box<dyn TransactionModel + Sync>, f64, usize)> = Vec::new();
@@ -344,7 +333,7 @@ pub fn score_customers(summaries: &[CustomerSummary], options: &ScoreOptions) ->
                 candidates.push(Candidate { model: report.model, fit: Ok(report), fallback: None });
             }
             Err(e) => {
-                candidates.push(Candidate { model: name(choice), fit: Err(e.to_string()), fallback: None });
+                candidates.push(Candidate { model: choice.name(), fit: Err(e.to_string()), fallback: None });
                 errors.push(e);
             }
         }
@@ -533,14 +522,6 @@ fn score_is_finite(s: &CustomerScore) -> bool {
         && s.expected_spend.is_none_or(f64::is_finite)
         && s.clv_12m.is_none_or(f64::is_finite)
         && s.next_purchase_days.is_finite()
-}
-
-pub(crate) fn name(choice: ModelChoice) -> &'static str {
-    match choice {
-        ModelChoice::Auto | ModelChoice::BgNbd => "bgnbd",
-        ModelChoice::MbgNbd => "mbgnbd",
-        ModelChoice::ParetoNbd => "paretonbd",
-    }
 }
 
 /// The CLV of the customer at the 80th percentile: the top 20 % are at or above it.

@@ -9,7 +9,7 @@ use kanta_core::analysis::{Analysis, AnalysisOptions, analyze};
 use kanta_core::lifecycle::Stage;
 use kanta_core::rfm::Segment;
 use kanta_gen::{Config, simulate};
-use kanta_score::{Candidate, ModelChoice, RiskBand, ScoreError, ScoreOptions, score};
+use kanta_score::{Candidate, ModelKind, RiskBand, ScoreError, ScoreOptions, score};
 
 fn shop(customers: u64) -> Analysis {
     let config = Config { customers, seed: 5, ..Config::default() };
@@ -32,7 +32,7 @@ fn shop(customers: u64) -> Analysis {
 fn the_simulators_bgnbd_and_spend_parameters_are_recovered() {
     let analysis = shop(20_000);
     let truth = Config::default();
-    let scores = score(&analysis, &ScoreOptions { model: ModelChoice::BgNbd, ..ScoreOptions::default() }).unwrap();
+    let scores = score(&analysis, &ScoreOptions { model: ModelKind::BgNbd, ..ScoreOptions::default() }).unwrap();
     let fit = scores.summary.candidates[0].fit.as_ref().unwrap();
     for (name, value) in [("r", truth.r), ("alpha", truth.alpha), ("a", truth.a), ("b", truth.b)] {
         let p = fit.params.iter().find(|p| p.name == name).unwrap();
@@ -109,7 +109,7 @@ fn fits_serialise_as_the_report_or_an_error_object() {
         serde_json::json!({"model": "paretonbd", "fit": {"error": "did not converge"}})
     );
     let analysis = shop(2_000);
-    let scores = score(&analysis, &ScoreOptions { model: ModelChoice::BgNbd, ..ScoreOptions::default() }).unwrap();
+    let scores = score(&analysis, &ScoreOptions { model: ModelKind::BgNbd, ..ScoreOptions::default() }).unwrap();
     let json = serde_json::to_value(&scores.summary).unwrap();
     assert_eq!(json["candidates"][0]["fit"]["params"][0]["name"], "r");
     assert_eq!(json["spend"]["model"], "gammagamma");
@@ -148,8 +148,7 @@ fn a_shop_of_one_time_buyers_gets_no_model_and_the_reason_in_bounded_time() {
         agg.push(OrderLine { customer: b"C076899", order: None, time: day(365), amount }).unwrap();
         let analysis = analyze(&agg.finish(), &AnalysisOptions::default()).unwrap();
         let auto = score(&analysis, &ScoreOptions::default()).map(|_| ());
-        let bgnbd =
-            score(&analysis, &ScoreOptions { model: ModelChoice::BgNbd, ..ScoreOptions::default() }).map(|_| ());
+        let bgnbd = score(&analysis, &ScoreOptions { model: ModelKind::BgNbd, ..ScoreOptions::default() }).map(|_| ());
         let _ = tx.send((auto, bgnbd));
     });
     let (auto, bgnbd) = rx.recv_timeout(std::time::Duration::from_secs(300)).expect("scoring did not finish");
@@ -203,7 +202,7 @@ fn loyal_shop(shape: Option<u32>, seed: u64) -> Analysis {
 #[test]
 fn a_shop_where_nobody_drops_out_and_rates_are_equal_gets_the_poisson_limit() {
     let analysis = loyal_shop(None, 0x2545_f491_4f6c_dd1d);
-    for (choice, tried) in [(ModelChoice::Auto, 3), (ModelChoice::BgNbd, 1)] {
+    for (choice, tried) in [(ModelKind::Auto, 3), (ModelKind::BgNbd, 1)] {
         let scores = score(&analysis, &ScoreOptions { model: choice, ..ScoreOptions::default() }).unwrap();
         let m = &scores.summary;
         assert_eq!((m.chosen, m.selected_by), ("poisson", "fallback"), "{:?}", m.candidates);

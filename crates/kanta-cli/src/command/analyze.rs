@@ -16,10 +16,10 @@ use kanta_io::{Delimiter, Input, LineSink, ReadOptions, read_orders, read_orders
 use kanta_models::FitOptions;
 use kanta_report::format::thousands;
 use kanta_report::{InputInfo, Report, render_html, render_text};
-use kanta_score::{HoldoutReport, ModelChoice, ScoreOptions, evaluate_holdout, score_customers};
+use kanta_score::{HoldoutReport, ModelKind, ScoreOptions, evaluate_holdout, score_customers};
 
 use crate::UsageError;
-use crate::cli::{AnalyzeArgs, ModelArg, Period, ReaderArgs};
+use crate::cli::{AnalyzeArgs, Period, ReaderArgs};
 use crate::progress::{ReadProgress, spinner};
 
 /// The files an analysis wrote.
@@ -117,13 +117,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
         },
     )?;
     timings.mark("analyze customers");
-    let choice = match args.model {
-        ModelArg::Auto => Some(ModelChoice::Auto),
-        ModelArg::Bgnbd => Some(ModelChoice::BgNbd),
-        ModelArg::Mbgnbd => Some(ModelChoice::MbgNbd),
-        ModelArg::Paretonbd => Some(ModelChoice::ParetoNbd),
-        ModelArg::None => None,
-    };
+    let choice = args.model.0;
     let holdout_from = match &args.holdout_from {
         Some(text) => Some(
             Day::parse(text)
@@ -140,20 +134,11 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
             );
         };
         busy.set_message("validating the customer models on the holdout period");
-        let candidates: &[ModelChoice] = match model {
-            ModelChoice::Auto => &[ModelChoice::BgNbd, ModelChoice::MbgNbd, ModelChoice::ParetoNbd],
-            ModelChoice::BgNbd => &[ModelChoice::BgNbd],
-            ModelChoice::MbgNbd => &[ModelChoice::MbgNbd],
-            ModelChoice::ParetoNbd => &[ModelChoice::ParetoNbd],
-        };
+        let candidates = model.candidates();
         match evaluate_holdout(&base, from, analysis.as_of, args.keep_zero, candidates, &FitOptions::default()) {
             Ok(report) => {
-                if model == ModelChoice::Auto {
-                    choice = Some(match report.best {
-                        "mbgnbd" => ModelChoice::MbgNbd,
-                        "paretonbd" => ModelChoice::ParetoNbd,
-                        _ => ModelChoice::BgNbd,
-                    });
+                if model == ModelKind::Auto {
+                    choice = Some(ModelKind::parse(report.best).unwrap_or(ModelKind::BgNbd));
                 }
                 holdout = Some(report);
             }
@@ -170,7 +155,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
             busy.set_message("fitting customer models");
             match score_customers(&analysis.customers, &ScoreOptions { model, ..ScoreOptions::default() }) {
                 Ok(mut scores) => {
-                    if holdout.is_some() && args.model == ModelArg::Auto {
+                    if holdout.is_some() && args.model.0 == Some(ModelKind::Auto) {
                         scores.summary.selected_by = "holdout";
                     }
                     let slipping: Vec<bool> = scores.customers.iter().map(|c| c.slipping).collect();

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 
-use crate::cli::{AnalyzeArgs, DemoArgs, GenerateArgs, ModelArg, Period, ReaderArgs};
+use crate::cli::{AnalyzeArgs, AnalyzeModel, DemoArgs, GenerateArgs, Period, ReaderArgs};
 
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
@@ -28,7 +28,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         keep_zero: false,
         lapse_days: None,
         loyal_orders: 4,
-        model: ModelArg::Auto,
+        model: AnalyzeModel(Some(kanta_domain::ModelKind::Auto)),
         holdout_from: None,
         quiet: false,
         json: false,
