@@ -75,12 +75,16 @@ max_ahead = "1d"
 
 # Inbound webhooks: none by default. Each [[inbound]] table accepts customer and consent updates
 # from a CRM at POST /v1/hooks/NAME, mapping the CRM's JSON onto kanta's customer fields.
+# Signed requests (kanta-signature, hmac-sha256) must carry a timestamp within 5 minutes of the
+# server's clock (else 401 "too old" / "from the future"), and each signature is accepted once
+# (the same request again within those 5 minutes: 409 replayed).
 #
 # [[inbound]]
 # name = "crm"
 # auth = "hmac-sha256"                 # token (a kanta token, scope ingest), kanta-signature or hmac-sha256
 # secret_env = "KANTA_INBOUND_CRM_SECRET"  # for the signatures; or: secret = "…"
-# signature_header = "X-Signature-256" # hmac-sha256: the header with the body's HMAC (hex, sha256=hex or base64)
+# signature_header = "X-Signature-256" # hmac-sha256: HMAC-SHA256(secret, "TIMESTAMP.BODY"), hex, sha256=hex or base64
+# timestamp_header = "X-Kanta-Timestamp"  # hmac-sha256: TIMESTAMP, the Unix seconds at sending, as signed
 # records = "contacts"                 # dot path of the array of items (default: the body itself)
 # [inbound.fields]                     # kanta field = dot path in each item
 # id = "vid"
@@ -128,6 +132,9 @@ pub struct InboundSettings {
     /// For `hmac-sha256`: the header carrying the signature.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature_header: Option<String>,
+    /// For `hmac-sha256`: the header carrying the signed Unix time (default `X-Kanta-Timestamp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_header: Option<String>,
     /// Dot path of the array of items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records: Option<String>,
@@ -151,6 +158,14 @@ impl InboundSettings {
                 .map(String::into_bytes)
                 .ok_or_else(|| fail(format!("auth `{}` needs exactly one of `secret` and `secret_env`", self.auth)))
         };
+        if self.auth != "hmac-sha256"
+            && let Some(field) =
+                [("signature_header", &self.signature_header), ("timestamp_header", &self.timestamp_header)]
+                    .into_iter()
+                    .find_map(|(field, value)| value.as_ref().map(|_| field))
+        {
+            return Err(fail(format!("`{field}` applies to auth `hmac-sha256` only, not `{}`", self.auth)));
+        }
         let auth = match self.auth.as_str() {
             "token" => {
                 if given.is_some() {
@@ -159,14 +174,27 @@ impl InboundSettings {
                 kanta_api::InboundAuth::Token
             }
             "kanta-signature" => kanta_api::InboundAuth::KantaSignature(secret()?),
-            "hmac-sha256" => kanta_api::InboundAuth::HmacSha256 {
-                secret: secret()?,
-                header: self
+            "hmac-sha256" => {
+                let header = self
                     .signature_header
                     .clone()
                     .ok_or_else(|| fail("auth `hmac-sha256` needs `signature_header`".into()))?
-                    .to_ascii_lowercase(),
-            },
+                    .to_ascii_lowercase();
+                let timestamp_header = self
+                    .timestamp_header
+                    .as_deref()
+                    .unwrap_or(kanta_api::DEFAULT_TIMESTAMP_HEADER)
+                    .to_ascii_lowercase();
+                for (field, value) in [("signature_header", &header), ("timestamp_header", &timestamp_header)] {
+                    if axum::http::HeaderName::from_bytes(value.as_bytes()).is_err() {
+                        return Err(fail(format!("{field}: `{value}` is not a header name")));
+                    }
+                }
+                if header == timestamp_header {
+                    return Err(fail("`signature_header` and `timestamp_header` must be different headers".into()));
+                }
+                kanta_api::InboundAuth::HmacSha256 { secret: secret()?, header, timestamp_header }
+            }
             other => return Err(fail(format!("auth `{other}`: use token, kanta-signature or hmac-sha256"))),
         };
         kanta_api::InboundHook::new(name, auth, self.records.clone(), self.fields.clone()).map_err(UsageError)
@@ -723,9 +751,19 @@ mod tests {
         let s = parse(text).expect("valid settings");
         let hooks = s.inbound_hooks().expect("valid hooks");
         assert_eq!((hooks[0].name.as_str(), hooks[0].records.as_deref()), ("crm", Some("contacts")));
-        assert!(
-            matches!(&hooks[0].auth, kanta_api::InboundAuth::HmacSha256 { header, .. } if header == "x-signature-256")
-        );
+        assert!(matches!(
+            &hooks[0].auth,
+            kanta_api::InboundAuth::HmacSha256 { header, timestamp_header, .. }
+                if header == "x-signature-256" && timestamp_header == "x-kanta-timestamp"
+        ));
+        let custom = parse(&text.replace("records =", "timestamp_header = \"X-CRM-Time\"\nrecords ="))
+            .expect("valid settings")
+            .inbound_hooks()
+            .expect("valid hooks");
+        assert!(matches!(
+            &custom[0].auth,
+            kanta_api::InboundAuth::HmacSha256 { timestamp_header, .. } if timestamp_header == "x-crm-time"
+        ));
         assert!(!show(&s).contains("0123456789abcdef"), "{}", show(&s));
         let base = "[[inbound]]\nname = \"crm\"\n";
         let cases = [
@@ -739,6 +777,24 @@ mod tests {
             (format!("{base}secret = \"0123456789abcdef\"\n[inbound.fields]\nid = \"v\"\n"), Some("takes no secret")),
             (format!("{base}[inbound.fields]\nemail = \"e\"\n"), Some("must map `id`")),
             (format!("{base}[inbound.fields]\nid = \"v\"\nshoe = \"s\"\n"), Some("unknown field `shoe`")),
+            (
+                format!("{base}auth = \"token\"\ntimestamp_header = \"X-T\"\n[inbound.fields]\nid = \"v\"\n"),
+                Some("`timestamp_header` applies to auth `hmac-sha256` only"),
+            ),
+            (
+                format!(
+                    "{base}auth = \"hmac-sha256\"\nsecret = \"0123456789abcdef\"\nsignature_header = \"X-S\"\n\
+                     timestamp_header = \"x-s\"\n[inbound.fields]\nid = \"v\"\n"
+                ),
+                Some("must be different headers"),
+            ),
+            (
+                format!(
+                    "{base}auth = \"hmac-sha256\"\nsecret = \"0123456789abcdef\"\nsignature_header = \"X-S\"\n\
+                     timestamp_header = \"X T\"\n[inbound.fields]\nid = \"v\"\n"
+                ),
+                Some("`x t` is not a header name"),
+            ),
         ];
         for (text, expected) in cases {
             let result = parse(&text).expect("parses").inbound_hooks();
