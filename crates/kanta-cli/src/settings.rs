@@ -208,7 +208,7 @@ pub struct WebhookSettings {
     /// Unique name.
     pub name: String,
     /// Where to POST.
-    pub url: String,
+    pub url: WebhookUrl,
     /// The signing secret itself…
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<HiddenSecret>,
@@ -272,6 +272,37 @@ mod defaults {
     }
     pub fn poll() -> Every {
         Every(Some(policy().poll))
+    }
+}
+
+/// A webhook URL in the settings: `Debug`, `Display` and `kanta config show` mask a userinfo
+/// password and secret-looking query values ([`kanta_webhooks::mask_url`]).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct WebhookUrl(String);
+
+impl WebhookUrl {
+    /// The URL as configured, for sending only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for WebhookUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WebhookUrl({})", kanta_webhooks::mask_url(&self.0))
+    }
+}
+
+impl fmt::Display for WebhookUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&kanta_webhooks::mask_url(&self.0))
+    }
+}
+
+impl Serialize for WebhookUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
@@ -357,7 +388,7 @@ impl WebhookSettings {
         };
         let subscription =
             kanta_webhooks::Subscription { events, segments: self.segments.clone(), stages: self.stages.clone() };
-        kanta_webhooks::Endpoint::new(name, &self.url, secret, subscription, policy)
+        kanta_webhooks::Endpoint::new(name, self.url.expose(), secret, subscription, policy)
             .map_err(|e| UsageError(e.to_string()))
     }
 }
@@ -614,7 +645,8 @@ pub fn parse(text: &str) -> Result<Settings, String> {
     toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
 }
 
-/// The settings as TOML with the database password hidden (`kanta config show`).
+/// The settings as TOML with the database password, secrets and credentials in webhook URLs
+/// hidden (`kanta config show`).
 pub fn show(settings: &Settings) -> String {
     let mut shown = settings.clone();
     shown.database.url = DatabaseUrl(kanta_store::redact(settings.database.url.expose()));
@@ -713,6 +745,18 @@ mod tests {
             assert!(!text.contains("s3cret"), "{text}");
         }
         assert!(show(&s).contains("secret = \"***\""), "{}", show(&s));
+        let with_credentials = text.replace(
+            "https://crm.example.com/k",
+            "https://kanta:hunter2@crm.example.com/k?api_key=k-123&Token=t-456&region=eu",
+        );
+        let s = parse(&with_credentials).expect("valid settings");
+        let masked = "https://kanta:***@crm.example.com/k?api_key=***&Token=***&region=eu";
+        for text in [format!("{s:?}"), show(&s), s.webhooks[0].url.to_string()] {
+            assert!(!text.contains("hunter2") && !text.contains("k-123") && !text.contains("t-456"), "{text}");
+            assert!(text.contains(masked), "{text}");
+        }
+        let crm = s.webhooks[0].endpoint(|_| None).expect("a valid endpoint");
+        assert_eq!(crm.url.as_str(), "https://kanta:hunter2@crm.example.com/k?api_key=k-123&Token=t-456&region=eu");
     }
 
     #[test]

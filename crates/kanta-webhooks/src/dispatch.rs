@@ -75,7 +75,8 @@ impl Dispatcher {
 
     /// Queue new events for `endpoint` and send what is due.
     pub async fn tick(&self, endpoint: &Endpoint) -> Result<Tick, WebhookError> {
-        let state = self.store.webhook_endpoint(&endpoint.name, endpoint.url.as_str(), now_micros()).await?;
+        // The store (and so `GET /v1/webhooks`) keeps the URL with its credentials masked.
+        let state = self.store.webhook_endpoint(&endpoint.name, &endpoint.masked_url(), now_micros()).await?;
         let mut tick = Tick { queued: self.enqueue(endpoint, &state).await?, ..Tick::default() };
         if state.paused_at.is_some() {
             tick.paused = state.paused_reason.or_else(|| Some("paused".into()));
@@ -195,7 +196,8 @@ impl Dispatcher {
             }
             Ok(r) => Err((Some(r.status().as_u16()), format!("HTTP {}", r.status()))),
             Err(e) if e.is_timeout() => Err((None, format!("no answer within {} ms", timeout.as_millis()))),
-            Err(e) => Err((None, error_chain(&e))),
+            // reqwest's message quotes the URL, credentials and all: the log must not.
+            Err(e) => Err((None, error_chain(&e.without_url()))),
         }
     }
 

@@ -14,7 +14,7 @@ pub mod event;
 pub mod sign;
 
 pub use dispatch::{Dispatcher, Tick};
-pub use endpoint::{Endpoint, EndpointError, EventType, Policy, SigningSecret, Subscription};
+pub use endpoint::{Endpoint, EndpointError, EventType, Policy, SigningSecret, Subscription, mask_url};
 
 /// Why dispatching failed.
 #[derive(Debug, thiserror::Error)]

@@ -316,7 +316,9 @@ async fn redirects_are_not_followed_and_unreachable_endpoints_are_failures(db: T
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
         l.local_addr().expect("address").port()
     };
-    let gone = endpoint("gone", &format!("http://127.0.0.1:{closed}/x"), Subscription::default(), quick());
+    // With credentials in the URL: neither the store nor the failure reason may show them.
+    let url = format!("http://kanta:pw-hunter2@127.0.0.1:{closed}/x?api_key=k-123&region=eu");
+    let gone = endpoint("gone", &url, Subscription::default(), quick());
     for e in [&moved, &gone] {
         dispatcher.tick(e).await.expect("registers");
     }
@@ -329,8 +331,12 @@ async fn redirects_are_not_followed_and_unreachable_endpoints_are_failures(db: T
     let tick = dispatcher.tick(&gone).await.expect("a tick");
     let why = tick.failed.expect("a failure").1;
     assert!(why.contains("onnect"), "{why}");
+    assert!(!why.contains("hunter2") && !why.contains("k-123"), "{why}");
     let (log, _) = store.deliveries(Some("gone"), None, 1).await.expect("the log");
     assert_eq!((log[0].last_status, log[0].state.as_str()), (None, "pending"));
+    let known = store.webhook_endpoints().await.expect("endpoints");
+    let gone = known.iter().find(|e| e.name == "gone").expect("registered");
+    assert_eq!(gone.url, format!("http://kanta:***@127.0.0.1:{closed}/x?api_key=***&region=eu"));
 }
 
 async fn a_hanging_endpoint_blocks_neither_scoring_nor_other_endpoints(db: TestDb) {
