@@ -55,7 +55,9 @@ earliest_time = "1970-01-01T00:00:00Z"
 max_ahead = "1d"
 
 # Outbound webhooks: none by default. Each [[webhooks]] table is one endpoint; kanta sends to
-# no address that is not named here (redirects are not followed, proxy variables are ignored).
+# no address that is not named here (redirects are not followed, proxy variables are ignored),
+# and to global and loopback addresses only unless the endpoint sets allow_private (checked for
+# a literal IP at start-up and for every address a name resolves to, at every connection).
 # Deliveries are POSTed as JSON and signed: Kanta-Signature: t=UNIX_SECONDS,v1=HEX, where HEX is
 # HMAC-SHA256(secret, "UNIX_SECONDS.BODY"). See the README's "Webhooks" section.
 #
@@ -72,6 +74,9 @@ max_ahead = "1d"
 # backoff_max = "1h"                         # …up to this
 # pause_after = 20                           # failures in a row that pause the endpoint
 # poll = "5s"                                # how often it looks for new events
+# allow_private = false                      # true: may reach private and link-local addresses
+#                                            # (10/8, 172.16/12, 192.168/16, 169.254/16, fc00::/7,
+#                                            # fe80::/10); loopback is always allowed
 
 # Inbound webhooks: none by default. Each [[inbound]] table accepts customer and consent updates
 # from a CRM at POST /v1/hooks/NAME, mapping the CRM's JSON onto kanta's customer fields.
@@ -242,6 +247,9 @@ pub struct WebhookSettings {
     /// Idle polling interval.
     #[serde(default = "defaults::poll")]
     pub poll: Every,
+    /// May reach private and link-local addresses (loopback is always allowed).
+    #[serde(default)]
+    pub allow_private: bool,
 }
 
 fn all_events() -> Vec<String> {
@@ -385,6 +393,7 @@ impl WebhookSettings {
             backoff_max: duration("backoff_max", self.backoff_max)?,
             pause_after: self.pause_after,
             poll: duration("poll", self.poll)?,
+            allow_private: self.allow_private,
         };
         let subscription =
             kanta_webhooks::Subscription { events, segments: self.segments.clone(), stages: self.stages.clone() };
@@ -726,7 +735,7 @@ mod tests {
         let text = format!(
             "{HOOK}secret = \"s3cret-s3cret-s3cret\"\nevents = [\"segment.entered\"]\nsegments = [\"vip\"]\n\
              stages = [\"slipping\"]\nbackoff = \"10s\"\n\n[[webhooks]]\nname = \"ops\"\nurl = \"http://10.0.0.5:8080/\"\n\
-             secret_env = \"OPS_SECRET\"\n"
+             secret_env = \"OPS_SECRET\"\nallow_private = true\n"
         );
         let s = parse(&text).expect("valid settings");
         let crm = s.webhooks[0].endpoint(|_| None).expect("a valid endpoint");
@@ -739,7 +748,9 @@ mod tests {
         assert_eq!((p.backoff.as_secs(), p.backoff_max.as_secs(), p.timeout.as_secs()), (10, 3600, 10));
         assert_eq!((p.max_attempts, p.pause_after, p.poll.as_secs()), (8, 20, 5));
         let ops = s.webhooks[1].endpoint(|var| (var == "OPS_SECRET").then(|| "from-the-environment".to_string()));
-        assert_eq!(ops.expect("valid").secret.expose(), b"from-the-environment");
+        let ops = ops.expect("valid");
+        assert_eq!(ops.secret.expose(), b"from-the-environment");
+        assert_eq!((crm.policy.allow_private, ops.policy.allow_private), (false, true));
         assert_eq!(s.webhooks[1].events.len(), 3, "every event by default");
         for text in [format!("{s:?}"), show(&s)] {
             assert!(!text.contains("s3cret"), "{text}");
@@ -774,6 +785,15 @@ mod tests {
             (format!("{HOOK}{secret}events = []\n"), "`events` is empty"),
             (format!("[[webhooks]]\nname = \"crm\"\nurl = \"ftp://x.example\"\n{secret}"), "ftp://x.example"),
             (format!("{HOOK}{secret}{HOOK}{secret}"), "configured twice"),
+            (
+                format!("[[webhooks]]\nname = \"crm\"\nurl = \"http://169.254.169.254/latest/\"\n{secret}"),
+                "url `http://169.254.169.254/latest/`: 169.254.169.254 is link-local; webhooks reach private and \
+                 link-local addresses only with allow_private = true",
+            ),
+            (
+                format!("[[webhooks]]\nname = \"crm\"\nurl = \"https://[fd00::5]/h\"\n{secret}allow_private = false\n"),
+                "fd00::5 is private (unique local)",
+            ),
         ];
         for (text, expected) in cases {
             let settings = parse(&text).expect("parses");

@@ -80,6 +80,9 @@ pub struct Policy {
     pub pause_after: u32,
     /// How often the endpoint looks for new events when idle.
     pub poll: Duration,
+    /// May reach private, link-local and other non-global addresses
+    /// ([`crate::destination`]); loopback is always allowed.
+    pub allow_private: bool,
 }
 
 impl Default for Policy {
@@ -91,6 +94,7 @@ impl Default for Policy {
             backoff_max: Duration::from_secs(3600),
             pause_after: 20,
             poll: Duration::from_secs(5),
+            allow_private: false,
         }
     }
 }
@@ -204,6 +208,12 @@ pub fn mask_url(url: &str) -> String {
     out
 }
 
+/// The URL's host when it is an IP address (the URL parser writes every IPv4 form, such as
+/// `2130706433` or `0x7f.1`, as dotted decimal, and IPv6 in brackets).
+pub fn literal_ip(url: &Url) -> Option<std::net::IpAddr> {
+    url.host_str()?.trim_start_matches('[').trim_end_matches(']').parse().ok()
+}
+
 /// `scheme://user:***@host/path` from `scheme://user:password@host/path` (no query).
 fn mask_userinfo(base: &str) -> String {
     let Some(scheme_end) = base.find("://").map(|i| i + 3) else { return base.to_string() };
@@ -249,6 +259,10 @@ impl Endpoint {
                 "webhook `{name}`: url `{shown}` must be http:// or https:// with a host"
             )));
         }
+        // A literal IP is checked here; names are checked as they resolve, at every connection.
+        if let Some(why) = literal_ip(&parsed).and_then(|ip| crate::destination::check(ip, policy.allow_private)) {
+            return Err(EndpointError(format!("webhook `{name}`: url `{shown}`: {why}")));
+        }
         if subscription.events.is_empty() {
             return Err(EndpointError(format!("webhook `{name}`: `events` is empty; it would get nothing")));
         }
@@ -277,6 +291,33 @@ mod tests {
         let delays: Vec<u64> = (1..=9).map(|n| p.delay(n).as_secs()).collect();
         assert_eq!(delays, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
         assert_eq!(p.delay(10_000).as_secs(), 3600, "no overflow");
+    }
+
+    #[test]
+    fn literal_private_addresses_are_refused_unless_allowed() {
+        let new = |url: &str, allow_private: bool| {
+            Endpoint::new("ops", url, secret(), Subscription::default(), Policy { allow_private, ..Policy::default() })
+        };
+        for url in [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://10.0.0.5:8080/",
+            "http://192.168.1.10/h",
+            "http://[fe80::1]/h",
+            "http://[::ffff:169.254.169.254]/h",
+            "http://0.0.0.0:9/h",
+            "http://2852039166/h",
+            "http://0xa9.0xfe.0xa9.0xfe/h",
+        ] {
+            let err = new(url, false).expect_err(url);
+            assert!(err.0.starts_with("webhook `ops`: url `"), "{err}");
+            assert!(err.0.contains("allow_private = true"), "{err}");
+            assert!(new(url, true).is_ok(), "{url} with allow_private");
+        }
+        let err = new("http://2852039166/h", false).expect_err("link-local");
+        assert!(err.0.contains("169.254.169.254 is link-local"), "{err}");
+        for url in ["http://127.0.0.1:9/h", "http://[::1]:9/h", "http://localhost:9/h", "https://crm.example.com/h"] {
+            assert!(new(url, false).is_ok(), "{url}");
+        }
     }
 
     #[test]
