@@ -10,14 +10,14 @@ use crate::error::ApiError;
 pub async fn authorize(state: &AppState, headers: &HeaderMap, needed: Scope) -> Result<TokenRow, ApiError> {
     let header = headers
         .get(axum::http::header::AUTHORIZATION)
-        .ok_or(ApiError::Unauthorized("missing `Authorization: Bearer TOKEN` header"))?;
+        .ok_or(ApiError::Unauthorized("missing `Authorization: Bearer TOKEN` header".into()))?;
     let token = header
         .to_str()
         .ok()
         .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or(ApiError::Unauthorized("the Authorization header must be `Bearer TOKEN`"))?;
+        .ok_or(ApiError::Unauthorized("the Authorization header must be `Bearer TOKEN`".into()))?;
     let hash = TokenHash::of(token);
     let row = state.store.find_token(&hash).await?;
     // The lookup is by hash; comparing again in constant time keeps the decision itself free
@@ -30,6 +30,6 @@ pub async fn authorize(state: &AppState, headers: &HeaderMap, needed: Scope) -> 
                 Err(ApiError::Forbidden(needed))
             }
         }
-        _ => Err(ApiError::Unauthorized("unknown or revoked token")),
+        _ => Err(ApiError::Unauthorized("unknown or revoked token".into())),
     }
 }

@@ -11,9 +11,9 @@ use utoipa::ToSchema;
 /// What went wrong with a request.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// No or an unknown bearer token.
+    /// No or an unknown bearer token; a missing, stale or wrong inbound signature.
     #[error("{0}")]
-    Unauthorized(&'static str),
+    Unauthorized(std::borrow::Cow<'static, str>),
     /// The token's scope does not allow the call.
     #[error("this call needs a token with scope `{0}`")]
     Forbidden(kanta_store::Scope),
@@ -35,6 +35,9 @@ pub enum ApiError {
     /// The resource exists already (e.g. a segment name).
     #[error("{0}")]
     Conflict(String),
+    /// A signed inbound request that was accepted before (within its timestamp's window).
+    #[error("this signed request was already accepted; a sender signs every request with a fresh timestamp")]
+    Replayed,
     /// An idempotency key was reused for a different request.
     #[error("the Idempotency-Key was already used for a different request")]
     KeyReused,
@@ -83,6 +86,7 @@ impl ApiError {
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::InvalidRecords(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_records"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Replayed => (StatusCode::CONFLICT, "replayed"),
             ApiError::KeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),

@@ -13,9 +13,17 @@
 //! item, the kanta field and the source path.
 //!
 //! Authentication per hook: `token` (a kanta bearer token with scope ingest), `kanta-signature`
-//! (`Kanta-Signature: t=…,v1=…` over `t.body`, 5 minutes' tolerance) or `hmac-sha256` (a
-//! header carrying the HMAC-SHA256 of the raw body under the secret, hex — optionally prefixed
-//! `sha256=` — or base64, as GitHub- and Shopify-style senders do).
+//! (`Kanta-Signature: t=…,v1=…` over `t.body`) or `hmac-sha256` (a configurable header carrying
+//! the HMAC-SHA256 under the secret of `TIMESTAMP.BODY`, where `TIMESTAMP` is the text of a
+//! second configurable header, `X-Kanta-Timestamp` by default, holding Unix seconds; the MAC in
+//! hex — optionally prefixed `sha256=` — or base64).
+//!
+//! Replays: both signature modes need a timestamp within [`TOLERANCE_SECONDS`] of the server's
+//! clock (else 401 "too old" / "from the future"), and an accepted signature is remembered in
+//! the store (`inbound_seen`, in the transaction that writes the customers) until its timestamp
+//! leaves that window, so the same signed request a second time is refused with 409 `replayed`
+//! — across restarts and across servers sharing a database. Token hooks have no signature to
+//! remember: the bearer token is the sender's own credential, as on `POST /v1/customers`.
 
 use std::collections::BTreeMap;
 
@@ -24,14 +32,19 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use kanta_store::record::{RecordError, parse_value};
-use kanta_store::{Customer, Scope};
+use kanta_store::{Customer, Scope, SeenSignature};
 use serde_json::{Map, Value, json};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::ingest::IngestResponse;
 use crate::{ApiError, AppState, auth};
+
+/// How far (seconds) a signed request's timestamp may be from the server's clock, either way.
+pub const TOLERANCE_SECONDS: i64 = 300;
+/// The default timestamp header of `hmac-sha256` hooks.
+pub const DEFAULT_TIMESTAMP_HEADER: &str = "x-kanta-timestamp";
 
 /// The customer fields a mapping can fill.
 pub const TARGETS: [&str; 7] = ["id", "email", "phone", "name", "timezone", "locale", "birthday"];
@@ -46,12 +59,15 @@ pub enum InboundAuth {
     Token,
     /// `Kanta-Signature` over `timestamp.body`.
     KantaSignature(Vec<u8>),
-    /// HMAC-SHA256 of the body in the named header, hex (optionally `sha256=`) or base64.
+    /// HMAC-SHA256 of `TIMESTAMP.BODY` in the named header, hex (optionally `sha256=`) or
+    /// base64, with `TIMESTAMP` (Unix seconds) the text of the timestamp header.
     HmacSha256 {
         /// The shared secret.
         secret: Vec<u8>,
-        /// The header (lower-case).
+        /// The signature header (lower-case).
         header: String,
+        /// The timestamp header (lower-case).
+        timestamp_header: String,
     },
 }
 
@@ -60,7 +76,9 @@ impl std::fmt::Debug for InboundAuth {
         match self {
             InboundAuth::Token => f.write_str("Token"),
             InboundAuth::KantaSignature(_) => f.write_str("KantaSignature(***)"),
-            InboundAuth::HmacSha256 { header, .. } => write!(f, "HmacSha256({header}, ***)"),
+            InboundAuth::HmacSha256 { header, timestamp_header, .. } => {
+                write!(f, "HmacSha256({header}, {timestamp_header}, ***)")
+            }
         }
     }
 }
@@ -196,28 +214,61 @@ fn items<'v>(hook: &InboundHook, body: &'v Value) -> Result<Vec<&'v Value>, ApiE
     }
 }
 
-/// Check the sender.
-async fn authenticate(state: &AppState, hook: &InboundHook, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+/// Check the sender: for the signature modes, the signature to remember (none for tokens).
+async fn authenticate(
+    state: &AppState,
+    hook: &InboundHook,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Option<SeenSignature>, ApiError> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-    match &hook.auth {
-        InboundAuth::Token => auth::authorize(state, headers, Scope::Ingest).await.map(|_| ()),
+    let now = state.clock.now().micros().div_euclid(1_000_000);
+    let refused = |e: kanta_webhooks::sign::SignatureError| ApiError::Unauthorized(e.to_string().into());
+    let (timestamp, mac) = match &hook.auth {
+        InboundAuth::Token => return auth::authorize(state, headers, Scope::Ingest).await.map(|_| None),
         InboundAuth::KantaSignature(secret) => {
-            let value = header("kanta-signature").ok_or(ApiError::Unauthorized("missing Kanta-Signature header"))?;
-            let now = kanta_store::now_micros().div_euclid(1_000_000);
-            kanta_webhooks::sign::verify(secret, value, body, now, 300)
-                .map_err(|_| ApiError::Unauthorized("the Kanta-Signature does not match the body"))
+            let value =
+                header("kanta-signature").ok_or(ApiError::Unauthorized("missing Kanta-Signature header".into()))?;
+            let verified =
+                kanta_webhooks::sign::verified(secret, value, body, now, TOLERANCE_SECONDS).map_err(refused)?;
+            (verified.timestamp, verified.mac)
         }
-        InboundAuth::HmacSha256 { secret, header: name } => {
-            let value = header(name).ok_or(ApiError::Unauthorized("missing signature header"))?;
+        InboundAuth::HmacSha256 { secret, header: name, timestamp_header } => {
+            let value = header(name).ok_or_else(|| ApiError::Unauthorized(format!("missing {name} header").into()))?;
+            let text = header(timestamp_header).ok_or_else(|| {
+                ApiError::Unauthorized(
+                    format!(
+                        "missing {timestamp_header} header (the request's Unix time in seconds, signed with the body)"
+                    )
+                    .into(),
+                )
+            })?;
+            let timestamp = text
+                .parse::<i64>()
+                .ok()
+                .filter(|_| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| {
+                    ApiError::Unauthorized(format!("the {timestamp_header} header is not Unix seconds").into())
+                })?;
+            kanta_webhooks::sign::check_timestamp(timestamp, now, TOLERANCE_SECONDS).map_err(refused)?;
             let given = value.strip_prefix("sha256=").unwrap_or(value);
             // 64 hex digits are the 32 bytes of a SHA-256 MAC; anything else is read as base64.
             let hex = (given.len() == 64).then(|| kanta_webhooks::sign::decode_hex(given)).flatten();
             let bytes = hex.or_else(|| base64_decode(given)).unwrap_or_default();
-            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
-            mac.update(body);
-            mac.verify_slice(&bytes).map_err(|_| ApiError::Unauthorized("the signature does not match the body"))
+            let expected = kanta_webhooks::sign::timestamped_mac(secret, text, body);
+            expected
+                .clone()
+                .verify_slice(&bytes)
+                .map_err(|_| refused(kanta_webhooks::sign::SignatureError::Mismatch))?;
+            (timestamp, expected.finalize().into_bytes().to_vec())
         }
-    }
+    };
+    let expires = timestamp.saturating_add(TOLERANCE_SECONDS + 1).saturating_mul(1_000_000);
+    Ok(Some(SeenSignature {
+        hook: hook.name.clone(),
+        digest: kanta_store::token::hex(&Sha256::digest(&mac)),
+        expires_at: expires,
+    }))
 }
 
 fn base64_decode(text: &str) -> Option<Vec<u8>> {
@@ -231,7 +282,8 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
     request_body(content = Object, description = "The CRM's JSON: one object, an array, or an object with the array at the hook's `records` path"),
     responses((status = 200, body = IngestResponse), (status = 400, body = crate::error::ErrorBody),
               (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
-              (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+              (status = 409, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody),
+              (status = 422, body = crate::error::ErrorBody)))]
 pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -245,7 +297,7 @@ pub async fn receive(
         .find(|h| h.name == name)
         .ok_or_else(|| ApiError::NotFound(format!("no inbound hook `{name}` is configured")))?;
     let body = body.map_err(ApiError::from)?;
-    authenticate(&state, hook, &headers, &body).await?;
+    let seen = authenticate(&state, hook, &headers, &body).await?;
     let value: Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
     let items = items(hook, &value)?;
@@ -269,7 +321,16 @@ pub async fn receive(
             })),
         }
     }
-    Ok(Json(crate::ingest::write_checked(&state, records, rejected, false).await?))
+    let Some(seen) = seen else {
+        return Ok(Json(crate::ingest::write_checked(&state, records, rejected, false).await?));
+    };
+    // Nothing is remembered for a rejected batch (nothing was written, and the same request
+    // would be rejected again); an accepted one is remembered with its write.
+    let rejected = crate::ingest::refuse_rejected::<Customer>(&state, rejected, false)?;
+    // Written at the wall clock's time, as every other batch is.
+    let now = kanta_store::now_micros();
+    let counts = state.store.write_customers_once(&seen, &records, now).await?.ok_or(ApiError::Replayed)?;
+    Ok(Json(crate::ingest::counted::<Customer>(&state, records.len(), counts, rejected)))
 }
 
 #[cfg(test)]
@@ -337,9 +398,13 @@ mod tests {
         assert!(InboundHook::new("crm", InboundAuth::Token, None, fields(&[("id", "i"), ("shoe_size", "s")])).is_err());
         assert!(InboundHook::new("crm", InboundAuth::Token, None, fields(&[("id", "a..b")])).is_err());
         assert!(InboundHook::new("c r m", InboundAuth::Token, None, fields(&[("id", "i")])).is_err());
-        let short = InboundAuth::HmacSha256 { secret: b"short".to_vec(), header: "x-sig".into() };
-        assert!(InboundHook::new("crm", short, None, fields(&[("id", "i")])).is_err());
-        let ok = InboundAuth::HmacSha256 { secret: b"0123456789abcdef".to_vec(), header: "x-sig".into() };
+        let hmac = |secret: &[u8]| InboundAuth::HmacSha256 {
+            secret: secret.to_vec(),
+            header: "x-sig".into(),
+            timestamp_header: DEFAULT_TIMESTAMP_HEADER.into(),
+        };
+        assert!(InboundHook::new("crm", hmac(b"short"), None, fields(&[("id", "i")])).is_err());
+        let ok = hmac(b"0123456789abcdef");
         let hook = InboundHook::new("crm", ok, None, fields(&[("id", "i")])).expect("valid");
         assert!(!format!("{hook:?}").contains("0123456789abcdef"), "Debug hides the secret");
     }

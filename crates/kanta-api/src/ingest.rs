@@ -201,28 +201,50 @@ pub(crate) async fn write_checked<T: WriteBatch>(
     rejected: Vec<RecordError>,
     partial: bool,
 ) -> Result<IngestResponse, ApiError> {
+    let rejected = refuse_rejected::<T>(state, rejected, partial)?;
+    let counts = if records.is_empty() {
+        WriteCounts::default()
+    } else {
+        T::write_batch(state.store.as_ref(), &records, kanta_store::now_micros()).await?
+    };
+    Ok(counted::<T>(state, records.len(), counts, rejected))
+}
+
+/// 422 with every rejected record, unless there are none or the batch is `partial` (then the
+/// rejected records are handed back for the response).
+pub(crate) fn refuse_rejected<T: WriteBatch>(
+    state: &AppState,
+    rejected: Vec<RecordError>,
+    partial: bool,
+) -> Result<Vec<RecordError>, ApiError> {
     if !rejected.is_empty() && !partial {
         state.metrics.records(T::KIND, "rejected", rejected.len() as u64);
         return Err(ApiError::InvalidRecords(rejected));
     }
-    let counts = if records.is_empty() {
-        WriteCounts::default()
-    } else {
-        let counts = T::write_batch(state.store.as_ref(), &records, kanta_store::now_micros()).await?;
+    Ok(rejected)
+}
+
+/// The response to `accepted` records written with `counts`, counted in the metrics.
+pub(crate) fn counted<T: WriteBatch>(
+    state: &AppState,
+    accepted: usize,
+    counts: WriteCounts,
+    rejected: Vec<RecordError>,
+) -> IngestResponse {
+    if accepted > 0 {
         state.snapshots.written();
-        counts
-    };
+    }
     let m = &state.metrics;
     m.records(T::KIND, "created", counts.created);
     m.records(T::KIND, "updated", counts.updated);
     m.records(T::KIND, "unchanged", counts.unchanged);
     m.records(T::KIND, "rejected", rejected.len() as u64);
-    Ok(IngestResponse {
-        accepted: records.len() as u64,
+    IngestResponse {
+        accepted: accepted as u64,
         created: counts.created,
         updated: counts.updated,
         unchanged: counts.unchanged,
         customers_created: counts.customers_created,
         rejected,
-    })
+    }
 }

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::customers::{decode_cursor, encode_cursor};
 use crate::{ApiError, AppState, auth};
 
-/// Every endpoint the dispatcher has seen.
+/// Every endpoint the dispatcher has seen (URLs with credentials masked).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EndpointList {
     /// By name.
@@ -58,7 +58,16 @@ pub struct ResumeParams {
               (status = 403, body = crate::error::ErrorBody)))]
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<EndpointList>, ApiError> {
     auth::authorize(&state, &headers, Scope::Admin).await?;
-    Ok(Json(EndpointList { endpoints: state.store.webhook_endpoints().await? }))
+    Ok(Json(EndpointList { endpoints: masked(state.store.webhook_endpoints().await?) }))
+}
+
+/// Endpoints with credentials in their URLs masked (the dispatcher stores them masked; rows
+/// from before it did may not be).
+fn masked(mut endpoints: Vec<EndpointState>) -> Vec<EndpointState> {
+    for e in &mut endpoints {
+        e.url = kanta_webhooks::mask_url(&e.url);
+    }
+    endpoints
 }
 
 /// The delivery log: every event queued for an endpoint, its body, state and latest attempt.
@@ -102,6 +111,6 @@ pub async fn resume(
     if !state.store.resume_webhook(&name, params.retry_failed.unwrap_or(false)).await? {
         return Err(missing());
     }
-    let endpoints = state.store.webhook_endpoints().await?;
+    let endpoints = masked(state.store.webhook_endpoints().await?);
     endpoints.into_iter().find(|e| e.name == name).map(Json).ok_or_else(missing)
 }

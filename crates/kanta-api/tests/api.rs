@@ -27,6 +27,8 @@ kanta_store::on_both_backends!(
     webhook_endpoints_and_the_delivery_log_are_listed_and_paused_ones_resumed,
     feedback_insights_score_group_and_list_valuable_detractors,
     inbound_hooks_map_crm_json_onto_customers_and_check_the_sender,
+    a_replayed_consent_grant_is_refused_after_a_revocation,
+    signed_inbound_requests_need_a_fresh_timestamp_and_count_once,
 );
 
 const HOOK_SECRET: &str = "crm-shared-secret-0123";
@@ -43,7 +45,11 @@ fn inbound_hooks() -> Vec<kanta_api::InboundHook> {
         ("consent.email", "properties.email_optin.value"),
     ]);
     let secret = HOOK_SECRET.as_bytes().to_vec();
-    let hmac = kanta_api::InboundAuth::HmacSha256 { secret: secret.clone(), header: "x-signature-256".into() };
+    let hmac = kanta_api::InboundAuth::HmacSha256 {
+        secret: secret.clone(),
+        header: "x-signature-256".into(),
+        timestamp_header: "x-crm-timestamp".into(),
+    };
     vec![
         kanta_api::InboundHook::new("crm", hmac, Some("contacts".into()), crm).expect("a hook"),
         kanta_api::InboundHook::new(
@@ -793,8 +799,12 @@ async fn webhook_endpoints_and_the_delivery_log_are_listed_and_paused_ones_resum
     };
     store.record_attempt(&failed).await.expect("recorded");
 
+    // A URL with credentials, as a store written before they were masked may hold it.
+    store.webhook_endpoint("old", "https://kanta:hunter2@crm.example.com/h?api_key=k-123&x=1", 0).await.expect("one");
     let (status, body) = app.get("/v1/webhooks", &app.admin).await;
     assert_eq!(status, StatusCode::OK);
+    assert!(!body.to_string().contains("hunter2") && !body.to_string().contains("k-123"), "{body}");
+    assert_eq!(body["endpoints"][1]["url"], "https://kanta:***@crm.example.com/h?api_key=***&x=1", "{body}");
     let crm = &body["endpoints"][0];
     assert_eq!(
         (&crm["name"], &crm["pending"], &crm["failed"], &crm["failures"]),
@@ -884,11 +894,36 @@ async fn feedback_insights_score_group_and_list_valuable_detractors(app: App) {
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
-fn hmac_hex(body: &str) -> String {
+/// HMAC-SHA256 of `TIMESTAMP.BODY` under the hook secret, hex.
+fn hmac_hex(timestamp: &str, body: &str) -> String {
     use hmac::{Hmac, Mac};
     let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(HOOK_SECRET.as_bytes()).expect("a key");
-    mac.update(body.as_bytes());
+    mac.update(format!("{timestamp}.{body}").as_bytes());
     mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl App {
+    /// The server clock's Unix seconds.
+    fn unix_now(&self) -> i64 {
+        kanta_domain::Clock::now(self.clock.as_ref()).micros().div_euclid(1_000_000)
+    }
+
+    /// The headers of a `crm` hook request signed now: content type, timestamp, signature.
+    fn crm_headers(&self, body: &str) -> Vec<(&'static str, String)> {
+        let timestamp = self.unix_now().to_string();
+        let signature = format!("sha256={}", hmac_hex(&timestamp, body));
+        vec![
+            ("content-type", "application/json".into()),
+            ("x-crm-timestamp", timestamp),
+            ("x-signature-256", signature),
+        ]
+    }
+
+    /// A POST with owned headers.
+    async fn post_with(&self, path: &str, headers: &[(&'static str, String)], body: &str) -> (StatusCode, Value) {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.post_raw(path, &headers, body).await
+    }
 }
 
 async fn inbound_hooks_map_crm_json_onto_customers_and_check_the_sender(app: App) {
@@ -903,12 +938,13 @@ async fn inbound_hooks_map_crm_json_onto_customers_and_check_the_sender(app: App
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = app.post_raw("/v1/hooks/crm", &[json_type], &body).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "no signature");
-    let forged = hmac_hex("{}");
-    let (status, _) = app.post_raw("/v1/hooks/crm", &[json_type, ("x-signature-256", &forged)], &body).await;
+    let mut forged = app.crm_headers("{}");
+    forged[1].1 = app.unix_now().to_string();
+    let (status, err) = app.post_with("/v1/hooks/crm", &forged, &body).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "a signature of another body");
+    assert_eq!(err["error"]["message"], "the signature does not match the timestamp and the body");
 
-    let signature = format!("sha256={}", hmac_hex(&body));
-    let (status, got) = app.post_raw("/v1/hooks/crm", &[json_type, ("x-signature-256", &signature)], &body).await;
+    let (status, got) = app.post_with("/v1/hooks/crm", &app.crm_headers(&body), &body).await;
     assert_eq!(status, StatusCode::OK, "{got}");
     assert_eq!((&got["accepted"], &got["created"]), (&json!(2), &json!(2)));
     let (_, ann) = app.get("/v1/customers/901", &app.read).await;
@@ -920,20 +956,23 @@ async fn inbound_hooks_map_crm_json_onto_customers_and_check_the_sender(app: App
     );
     let (_, c2) = app.get("/v1/customers/c-2", &app.read).await;
     assert_eq!((&c2["profile"]["email"], &c2["consent"][0]["status"]), (&Value::Null, &json!("granted")));
-    // Base64 of the same HMAC works too; the same content again changes nothing.
-    let raw: Vec<u8> =
-        (0..32).map(|i| u8::from_str_radix(&hmac_hex(&body)[2 * i..2 * i + 2], 16).expect("hex")).collect();
+    // Base64 of the HMAC works too (a second later, so not a replay); the same content again
+    // changes nothing.
+    app.clock.advance(std::time::Duration::from_secs(1));
+    let timestamp = app.unix_now().to_string();
+    let hex = hmac_hex(&timestamp, &body);
+    let raw: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex")).collect();
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
-    let (status, got) = app.post_raw("/v1/hooks/crm", &[json_type, ("x-signature-256", &b64)], &body).await;
+    let headers = [json_type, ("x-crm-timestamp", &timestamp), ("x-signature-256", &b64)];
+    let (status, got) = app.post_raw("/v1/hooks/crm", &headers, &body).await;
     assert_eq!((status, &got["unchanged"]), (StatusCode::OK, &json!(2)), "{got}");
 
     // A bad item rejects the whole batch, naming the item, the field and the source path.
     let bad =
         json!({"contacts": [{"vid": 1}, {"properties": {}}, {"vid": 3, "properties": {"email": {"value": "nope"}}}]})
             .to_string();
-    let signature = hmac_hex(&bad);
-    let (status, err) = app.post_raw("/v1/hooks/crm", &[json_type, ("x-signature-256", &signature)], &bad).await;
+    let (status, err) = app.post_with("/v1/hooks/crm", &app.crm_headers(&bad), &bad).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
     let records = err["error"]["records"].as_array().expect("records");
     assert_eq!((&records[0]["index"], &records[0]["field"]), (&json!(1), &json!("id")), "{err}");
@@ -942,17 +981,148 @@ async fn inbound_hooks_map_crm_json_onto_customers_and_check_the_sender(app: App
 
     // Kanta-Signature and token hooks.
     let signed = json!({"customer": {"id": "s-1", "phone": "+358401234567"}}).to_string();
-    let header =
-        kanta_webhooks::sign::sign(HOOK_SECRET.as_bytes(), kanta_store::now_micros() / 1_000_000, signed.as_bytes());
+    let header = kanta_webhooks::sign::sign(HOOK_SECRET.as_bytes(), app.unix_now(), signed.as_bytes());
     let (status, got) = app.post_raw("/v1/hooks/signed", &[json_type, ("kanta-signature", &header)], &signed).await;
     assert_eq!((status, &got["created"]), (StatusCode::OK, &json!(1)), "{got}");
     let stale = kanta_webhooks::sign::sign(HOOK_SECRET.as_bytes(), 1_000, signed.as_bytes());
-    let (status, _) = app.post_raw("/v1/hooks/signed", &[json_type, ("kanta-signature", &stale)], &signed).await;
+    let (status, err) = app.post_raw("/v1/hooks/signed", &[json_type, ("kanta-signature", &stale)], &signed).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(err["error"]["message"].as_str().is_some_and(|m| m.starts_with("the request is too old")), "{err}");
     let (status, _) = app.post("/v1/hooks/tokened", &app.read, r#"[{"id": "t-1"}]"#).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, got) = app.post("/v1/hooks/tokened", &app.ingest, r#"[{"id": "t-1"}, {"id": 2}]"#).await;
     assert_eq!((status, &got["created"]), (StatusCode::OK, &json!(2)), "{got}");
     let (status, _) = app.post("/v1/hooks/tokened", &app.ingest, "42").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+/// Issue 16: a captured `hmac-sha256` request granting consent, replayed after a later
+/// revocation, must not grant it again.
+async fn a_replayed_consent_grant_is_refused_after_a_revocation(app: App) {
+    let optin = |value: &str| {
+        json!({"contacts": [{"vid": "r-1", "properties": {"email_optin": {"value": value}}}]}).to_string()
+    };
+    let grant = optin("true");
+    let captured = app.crm_headers(&grant);
+    let (status, got) = app.post_with("/v1/hooks/crm", &captured, &grant).await;
+    assert_eq!((status, &got["created"]), (StatusCode::OK, &json!(1)), "{got}");
+    app.clock.advance(std::time::Duration::from_secs(30));
+    let revoke = optin("false");
+    let (status, got) = app.post_with("/v1/hooks/crm", &app.crm_headers(&revoke), &revoke).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    let consent = |record: &Value| (record["consent"][0]["status"].clone(), record["consent_history"].clone());
+    let (_, before) = app.get("/v1/customers/r-1", &app.read).await;
+    assert_eq!(consent(&before).0, json!("revoked"));
+
+    // The captured grant, byte for byte, inside its window: refused, and consent stays revoked.
+    app.clock.advance(std::time::Duration::from_secs(30));
+    let (status, err) = app.post_with("/v1/hooks/crm", &captured, &grant).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{err}");
+    assert_eq!(err["error"]["code"], "replayed");
+    // The same MAC in base64, or the timestamp with spaces: still the same request.
+    let mut base64ed = captured.clone();
+    let hex = captured[2].1.trim_start_matches("sha256=");
+    let raw: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex")).collect();
+    use base64::Engine as _;
+    base64ed[2].1 = base64::engine::general_purpose::STANDARD.encode(raw);
+    base64ed[1].1 = format!(" {} ", captured[1].1);
+    let (status, _) = app.post_with("/v1/hooks/crm", &base64ed, &grant).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    // After the window: too old, never accepted again.
+    app.clock.advance(std::time::Duration::from_secs(300));
+    let (status, err) = app.post_with("/v1/hooks/crm", &captured, &grant).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{err}");
+    assert!(err["error"]["message"].as_str().is_some_and(|m| m.starts_with("the request is too old")), "{err}");
+    let (_, after) = app.get("/v1/customers/r-1", &app.read).await;
+    assert_eq!(consent(&after), consent(&before), "consent stays revoked, with no new history");
+}
+
+async fn signed_inbound_requests_need_a_fresh_timestamp_and_count_once(app: App) {
+    let body = json!({"contacts": [{"vid": "f-1", "properties": {"firstname": {"value": "Fay"}}}]}).to_string();
+    let message = |err: &Value| err["error"]["message"].as_str().unwrap_or_default().to_string();
+
+    // No timestamp header: refused, naming it (even with a signature of the body alone).
+    let mut missing = app.crm_headers(&body);
+    missing.remove(1);
+    missing[1].1 = format!("sha256={}", {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(HOOK_SECRET.as_bytes()).expect("a key");
+        mac.update(body.as_bytes());
+        mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>()
+    });
+    let (status, err) = app.post_with("/v1/hooks/crm", &missing, &body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(message(&err).starts_with("missing x-crm-timestamp header"), "{err}");
+    for bad in ["", "soon", "-5", "1.5e9", "+1700000000"] {
+        let mut headers = app.crm_headers(&body);
+        headers[1].1 = bad.to_string();
+        headers[2].1 = hmac_hex(bad, &body);
+        let (status, err) = app.post_with("/v1/hooks/crm", &headers, &body).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{bad}");
+        assert!(message(&err).contains("x-crm-timestamp"), "{bad}: {err}");
+    }
+
+    // Stale and future timestamps: "too old" / "from the future", never "does not match".
+    let signed_at = |offset: i64| {
+        let timestamp = (app.unix_now() + offset).to_string();
+        let signature = hmac_hex(&timestamp, &body);
+        vec![
+            ("content-type", "application/json".to_string()),
+            ("x-crm-timestamp", timestamp),
+            ("x-signature-256", signature),
+        ]
+    };
+    let (status, err) = app.post_with("/v1/hooks/crm", &signed_at(-301), &body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(message(&err).starts_with("the request is too old: its timestamp"), "{err}");
+    assert!(message(&err).contains("301 s before"), "{err}");
+    let mut forged_stale = signed_at(-301);
+    forged_stale[2].1 = hmac_hex("0", "{}");
+    let (_, err) = app.post_with("/v1/hooks/crm", &forged_stale, &body).await;
+    assert!(message(&err).contains("too old"), "{err}");
+    let (status, err) = app.post_with("/v1/hooks/crm", &signed_at(301), &body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(message(&err).starts_with("the request is from the future"), "{err}");
+    assert!(app.db.store.customer("f-1", 0).await.expect("read").is_none(), "nothing was written");
+
+    // The edge of the window is inside it; the same request a second time is refused, even
+    // with every other request in between.
+    let edge = signed_at(-300);
+    let (status, got) = app.post_with("/v1/hooks/crm", &edge, &body).await;
+    assert_eq!((status, &got["created"]), (StatusCode::OK, &json!(1)), "{got}");
+    let (status, got) = app.post_with("/v1/hooks/crm", &app.crm_headers(&body), &body).await;
+    assert_eq!((status, &got["unchanged"]), (StatusCode::OK, &json!(1)), "a fresh signature of the same body: {got}");
+    let (status, err) = app.post_with("/v1/hooks/crm", &edge, &body).await;
+    assert_eq!((status, err["error"]["code"].clone()), (StatusCode::CONFLICT, json!("replayed")), "{err}");
+
+    // Kanta-Signature: the same, and extra v1 values do not make a replay new.
+    let signed = json!({"customer": {"id": "s-9"}}).to_string();
+    let header = kanta_webhooks::sign::sign(HOOK_SECRET.as_bytes(), app.unix_now(), signed.as_bytes());
+    let post_signed = |header: String| {
+        let signed = signed.clone();
+        let app = &app;
+        async move {
+            app.post_with(
+                "/v1/hooks/signed",
+                &[("content-type", "application/json".into()), ("kanta-signature", header)],
+                &signed,
+            )
+            .await
+        }
+    };
+    let (status, got) = post_signed(header.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    let (status, err) = post_signed(header.clone()).await;
+    assert_eq!((status, err["error"]["code"].clone()), (StatusCode::CONFLICT, json!("replayed")));
+    let (status, _) = post_signed(format!("{header},v1={}", "0".repeat(64))).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    app.clock.advance(std::time::Duration::from_secs(301));
+    let (status, err) = post_signed(header).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(message(&err).starts_with("the request is too old"), "{err}");
+    let future = kanta_webhooks::sign::sign(HOOK_SECRET.as_bytes(), app.unix_now() + 400, signed.as_bytes());
+    let (_, err) = post_signed(future).await;
+    assert!(message(&err).starts_with("the request is from the future"), "{err}");
+    let (status, _) = app.post_raw("/v1/hooks/signed", &[("content-type", "application/json")], &signed).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "no signature");
 }

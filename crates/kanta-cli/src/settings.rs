@@ -64,7 +64,9 @@ earliest_time = "1970-01-01T00:00:00Z"
 max_ahead = "1d"
 
 # Outbound webhooks: none by default. Each [[webhooks]] table is one endpoint; kanta sends to
-# no address that is not named here (redirects are not followed, proxy variables are ignored).
+# no address that is not named here (redirects are not followed, proxy variables are ignored),
+# and to global and loopback addresses only unless the endpoint sets allow_private (checked for
+# a literal IP at start-up and for every address a name resolves to, at every connection).
 # Deliveries are POSTed as JSON and signed: Kanta-Signature: t=UNIX_SECONDS,v1=HEX, where HEX is
 # HMAC-SHA256(secret, "UNIX_SECONDS.BODY"). See the README's "Webhooks" section.
 #
@@ -81,15 +83,22 @@ max_ahead = "1d"
 # backoff_max = "1h"                         # …up to this
 # pause_after = 20                           # failures in a row that pause the endpoint
 # poll = "5s"                                # how often it looks for new events
+# allow_private = false                      # true: may reach private and link-local addresses
+#                                            # (10/8, 172.16/12, 192.168/16, 169.254/16, fc00::/7,
+#                                            # fe80::/10); loopback is always allowed
 
 # Inbound webhooks: none by default. Each [[inbound]] table accepts customer and consent updates
 # from a CRM at POST /v1/hooks/NAME, mapping the CRM's JSON onto kanta's customer fields.
+# Signed requests (kanta-signature, hmac-sha256) must carry a timestamp within 5 minutes of the
+# server's clock (else 401 "too old" / "from the future"), and each signature is accepted once
+# (the same request again within those 5 minutes: 409 replayed).
 #
 # [[inbound]]
 # name = "crm"
 # auth = "hmac-sha256"                 # token (a kanta token, scope ingest), kanta-signature or hmac-sha256
 # secret_env = "KANTA_INBOUND_CRM_SECRET"  # for the signatures; or: secret = "…"
-# signature_header = "X-Signature-256" # hmac-sha256: the header with the body's HMAC (hex, sha256=hex or base64)
+# signature_header = "X-Signature-256" # hmac-sha256: HMAC-SHA256(secret, "TIMESTAMP.BODY"), hex, sha256=hex or base64
+# timestamp_header = "X-Kanta-Timestamp"  # hmac-sha256: TIMESTAMP, the Unix seconds at sending, as signed
 # records = "contacts"                 # dot path of the array of items (default: the body itself)
 # [inbound.fields]                     # kanta field = dot path in each item
 # id = "vid"
@@ -137,6 +146,9 @@ pub struct InboundSettings {
     /// For `hmac-sha256`: the header carrying the signature.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature_header: Option<String>,
+    /// For `hmac-sha256`: the header carrying the signed Unix time (default `X-Kanta-Timestamp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_header: Option<String>,
     /// Dot path of the array of items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records: Option<String>,
@@ -160,6 +172,14 @@ impl InboundSettings {
                 .map(String::into_bytes)
                 .ok_or_else(|| fail(format!("auth `{}` needs exactly one of `secret` and `secret_env`", self.auth)))
         };
+        if self.auth != "hmac-sha256"
+            && let Some(field) =
+                [("signature_header", &self.signature_header), ("timestamp_header", &self.timestamp_header)]
+                    .into_iter()
+                    .find_map(|(field, value)| value.as_ref().map(|_| field))
+        {
+            return Err(fail(format!("`{field}` applies to auth `hmac-sha256` only, not `{}`", self.auth)));
+        }
         let auth = match self.auth.as_str() {
             "token" => {
                 if given.is_some() {
@@ -168,14 +188,27 @@ impl InboundSettings {
                 kanta_api::InboundAuth::Token
             }
             "kanta-signature" => kanta_api::InboundAuth::KantaSignature(secret()?),
-            "hmac-sha256" => kanta_api::InboundAuth::HmacSha256 {
-                secret: secret()?,
-                header: self
+            "hmac-sha256" => {
+                let header = self
                     .signature_header
                     .clone()
                     .ok_or_else(|| fail("auth `hmac-sha256` needs `signature_header`".into()))?
-                    .to_ascii_lowercase(),
-            },
+                    .to_ascii_lowercase();
+                let timestamp_header = self
+                    .timestamp_header
+                    .as_deref()
+                    .unwrap_or(kanta_api::DEFAULT_TIMESTAMP_HEADER)
+                    .to_ascii_lowercase();
+                for (field, value) in [("signature_header", &header), ("timestamp_header", &timestamp_header)] {
+                    if axum::http::HeaderName::from_bytes(value.as_bytes()).is_err() {
+                        return Err(fail(format!("{field}: `{value}` is not a header name")));
+                    }
+                }
+                if header == timestamp_header {
+                    return Err(fail("`signature_header` and `timestamp_header` must be different headers".into()));
+                }
+                kanta_api::InboundAuth::HmacSha256 { secret: secret()?, header, timestamp_header }
+            }
             other => return Err(fail(format!("auth `{other}`: use token, kanta-signature or hmac-sha256"))),
         };
         kanta_api::InboundHook::new(name, auth, self.records.clone(), self.fields.clone()).map_err(UsageError)
@@ -189,7 +222,7 @@ pub struct WebhookSettings {
     /// Unique name.
     pub name: String,
     /// Where to POST.
-    pub url: String,
+    pub url: WebhookUrl,
     /// The signing secret itself…
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<HiddenSecret>,
@@ -223,6 +256,9 @@ pub struct WebhookSettings {
     /// Idle polling interval.
     #[serde(default = "defaults::poll")]
     pub poll: Every,
+    /// May reach private and link-local addresses (loopback is always allowed).
+    #[serde(default)]
+    pub allow_private: bool,
 }
 
 fn all_events() -> Vec<String> {
@@ -253,6 +289,37 @@ mod defaults {
     }
     pub fn poll() -> Every {
         Every(Some(policy().poll))
+    }
+}
+
+/// A webhook URL in the settings: `Debug`, `Display` and `kanta config show` mask a userinfo
+/// password and secret-looking query values ([`kanta_webhooks::mask_url`]).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct WebhookUrl(String);
+
+impl WebhookUrl {
+    /// The URL as configured, for sending only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for WebhookUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WebhookUrl({})", kanta_webhooks::mask_url(&self.0))
+    }
+}
+
+impl fmt::Display for WebhookUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&kanta_webhooks::mask_url(&self.0))
+    }
+}
+
+impl Serialize for WebhookUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
@@ -335,10 +402,11 @@ impl WebhookSettings {
             backoff_max: duration("backoff_max", self.backoff_max)?,
             pause_after: self.pause_after,
             poll: duration("poll", self.poll)?,
+            allow_private: self.allow_private,
         };
         let subscription =
             kanta_webhooks::Subscription { events, segments: self.segments.clone(), stages: self.stages.clone() };
-        kanta_webhooks::Endpoint::new(name, &self.url, secret, subscription, policy)
+        kanta_webhooks::Endpoint::new(name, self.url.expose(), secret, subscription, policy)
             .map_err(|e| UsageError(e.to_string()))
     }
 }
@@ -604,7 +672,8 @@ pub fn parse(text: &str) -> Result<Settings, String> {
     toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
 }
 
-/// The settings as TOML with the database password hidden (`kanta config show`).
+/// The settings as TOML with the database password, secrets and credentials in webhook URLs
+/// hidden (`kanta config show`).
 pub fn show(settings: &Settings) -> String {
     let mut shown = settings.clone();
     shown.database.url = DatabaseUrl(kanta_store::redact(settings.database.url.expose()));
@@ -700,7 +769,7 @@ mod tests {
         let text = format!(
             "{HOOK}secret = \"s3cret-s3cret-s3cret\"\nevents = [\"segment.entered\"]\nsegments = [\"vip\"]\n\
              stages = [\"slipping\"]\nbackoff = \"10s\"\n\n[[webhooks]]\nname = \"ops\"\nurl = \"http://10.0.0.5:8080/\"\n\
-             secret_env = \"OPS_SECRET\"\n"
+             secret_env = \"OPS_SECRET\"\nallow_private = true\n"
         );
         let s = parse(&text).expect("valid settings");
         let crm = s.webhooks[0].endpoint(|_| None).expect("a valid endpoint");
@@ -713,12 +782,26 @@ mod tests {
         assert_eq!((p.backoff.as_secs(), p.backoff_max.as_secs(), p.timeout.as_secs()), (10, 3600, 10));
         assert_eq!((p.max_attempts, p.pause_after, p.poll.as_secs()), (8, 20, 5));
         let ops = s.webhooks[1].endpoint(|var| (var == "OPS_SECRET").then(|| "from-the-environment".to_string()));
-        assert_eq!(ops.expect("valid").secret.expose(), b"from-the-environment");
+        let ops = ops.expect("valid");
+        assert_eq!(ops.secret.expose(), b"from-the-environment");
+        assert_eq!((crm.policy.allow_private, ops.policy.allow_private), (false, true));
         assert_eq!(s.webhooks[1].events.len(), 3, "every event by default");
         for text in [format!("{s:?}"), show(&s)] {
             assert!(!text.contains("s3cret"), "{text}");
         }
         assert!(show(&s).contains("secret = \"***\""), "{}", show(&s));
+        let with_credentials = text.replace(
+            "https://crm.example.com/k",
+            "https://kanta:hunter2@crm.example.com/k?api_key=k-123&Token=t-456&region=eu",
+        );
+        let s = parse(&with_credentials).expect("valid settings");
+        let masked = "https://kanta:***@crm.example.com/k?api_key=***&Token=***&region=eu";
+        for text in [format!("{s:?}"), show(&s), s.webhooks[0].url.to_string()] {
+            assert!(!text.contains("hunter2") && !text.contains("k-123") && !text.contains("t-456"), "{text}");
+            assert!(text.contains(masked), "{text}");
+        }
+        let crm = s.webhooks[0].endpoint(|_| None).expect("a valid endpoint");
+        assert_eq!(crm.url.as_str(), "https://kanta:hunter2@crm.example.com/k?api_key=k-123&Token=t-456&region=eu");
     }
 
     #[test]
@@ -736,6 +819,15 @@ mod tests {
             (format!("{HOOK}{secret}events = []\n"), "`events` is empty"),
             (format!("[[webhooks]]\nname = \"crm\"\nurl = \"ftp://x.example\"\n{secret}"), "ftp://x.example"),
             (format!("{HOOK}{secret}{HOOK}{secret}"), "configured twice"),
+            (
+                format!("[[webhooks]]\nname = \"crm\"\nurl = \"http://169.254.169.254/latest/\"\n{secret}"),
+                "url `http://169.254.169.254/latest/`: 169.254.169.254 is link-local; webhooks reach private and \
+                 link-local addresses only with allow_private = true",
+            ),
+            (
+                format!("[[webhooks]]\nname = \"crm\"\nurl = \"https://[fd00::5]/h\"\n{secret}allow_private = false\n"),
+                "fd00::5 is private (unique local)",
+            ),
         ];
         for (text, expected) in cases {
             let settings = parse(&text).expect("parses");
@@ -757,9 +849,19 @@ mod tests {
         let s = parse(text).expect("valid settings");
         let hooks = s.inbound_hooks().expect("valid hooks");
         assert_eq!((hooks[0].name.as_str(), hooks[0].records.as_deref()), ("crm", Some("contacts")));
-        assert!(
-            matches!(&hooks[0].auth, kanta_api::InboundAuth::HmacSha256 { header, .. } if header == "x-signature-256")
-        );
+        assert!(matches!(
+            &hooks[0].auth,
+            kanta_api::InboundAuth::HmacSha256 { header, timestamp_header, .. }
+                if header == "x-signature-256" && timestamp_header == "x-kanta-timestamp"
+        ));
+        let custom = parse(&text.replace("records =", "timestamp_header = \"X-CRM-Time\"\nrecords ="))
+            .expect("valid settings")
+            .inbound_hooks()
+            .expect("valid hooks");
+        assert!(matches!(
+            &custom[0].auth,
+            kanta_api::InboundAuth::HmacSha256 { timestamp_header, .. } if timestamp_header == "x-crm-time"
+        ));
         assert!(!show(&s).contains("0123456789abcdef"), "{}", show(&s));
         let base = "[[inbound]]\nname = \"crm\"\n";
         let cases = [
@@ -773,6 +875,24 @@ mod tests {
             (format!("{base}secret = \"0123456789abcdef\"\n[inbound.fields]\nid = \"v\"\n"), Some("takes no secret")),
             (format!("{base}[inbound.fields]\nemail = \"e\"\n"), Some("must map `id`")),
             (format!("{base}[inbound.fields]\nid = \"v\"\nshoe = \"s\"\n"), Some("unknown field `shoe`")),
+            (
+                format!("{base}auth = \"token\"\ntimestamp_header = \"X-T\"\n[inbound.fields]\nid = \"v\"\n"),
+                Some("`timestamp_header` applies to auth `hmac-sha256` only"),
+            ),
+            (
+                format!(
+                    "{base}auth = \"hmac-sha256\"\nsecret = \"0123456789abcdef\"\nsignature_header = \"X-S\"\n\
+                     timestamp_header = \"x-s\"\n[inbound.fields]\nid = \"v\"\n"
+                ),
+                Some("must be different headers"),
+            ),
+            (
+                format!(
+                    "{base}auth = \"hmac-sha256\"\nsecret = \"0123456789abcdef\"\nsignature_header = \"X-S\"\n\
+                     timestamp_header = \"X T\"\n[inbound.fields]\nid = \"v\"\n"
+                ),
+                Some("`x t` is not a header name"),
+            ),
         ];
         for (text, expected) in cases {
             let result = parse(&text).expect("parses").inbound_hooks();

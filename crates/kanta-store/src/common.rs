@@ -500,6 +500,82 @@ impl Store {
     }
 }
 
+/// Create or update customers inside `tx` (see [`crate::Storage::write_customers`]).
+async fn write_customers_in(tx: &mut Tx, batch: &[Customer], now: i64) -> Result<WriteCounts, StoreError> {
+    let records = last_per_id(batch, |c| &c.id);
+    let mut counts = WriteCounts::default();
+    let mut returned = 0u64;
+    for chunk in records.chunks(CHUNK) {
+        let mut q: QueryBuilder<Db> = QueryBuilder::new(
+            "INSERT INTO customers (external_id, email, phone, name, timezone, locale, birthday, attributes, \
+             created_at, updated_at) ",
+        );
+        q.push_values(chunk, |mut b, c| {
+            b.push_bind(c.id.as_str())
+                .push_bind(c.email.as_deref())
+                .push_bind(c.phone.as_deref())
+                .push_bind(c.name.as_deref())
+                .push_bind(c.timezone.as_deref())
+                .push_bind(c.locale.as_deref())
+                .push_bind(c.birthday.as_deref());
+            push_json(&mut b, c.attributes.as_ref().map(Json));
+            b.push_bind(now).push_bind(now);
+        });
+        q.push(format!(
+            " ON CONFLICT (external_id) DO UPDATE SET \
+               email = COALESCE(excluded.email, customers.email), \
+               phone = COALESCE(excluded.phone, customers.phone), \
+               name = COALESCE(excluded.name, customers.name), \
+               timezone = COALESCE(excluded.timezone, customers.timezone), \
+               locale = COALESCE(excluded.locale, customers.locale), \
+               birthday = COALESCE(excluded.birthday, customers.birthday), \
+               attributes = {MERGE_ATTRIBUTES}, \
+               updated_at = excluded.updated_at, \
+               version = customers.version + 1 \
+             WHERE customers.erased_at IS NULL AND ( \
+               COALESCE(excluded.email, customers.email) IS DISTINCT FROM customers.email \
+               OR COALESCE(excluded.phone, customers.phone) IS DISTINCT FROM customers.phone \
+               OR COALESCE(excluded.name, customers.name) IS DISTINCT FROM customers.name \
+               OR COALESCE(excluded.timezone, customers.timezone) IS DISTINCT FROM customers.timezone \
+               OR COALESCE(excluded.locale, customers.locale) IS DISTINCT FROM customers.locale \
+               OR COALESCE(excluded.birthday, customers.birthday) IS DISTINCT FROM customers.birthday \
+               OR {MERGE_ATTRIBUTES} IS DISTINCT FROM customers.attributes) \
+             RETURNING version"
+        ));
+        let rows = q.build().fetch_all(&mut **tx).await?;
+        returned += rows.len() as u64;
+        count_versions(&rows, &mut counts)?;
+    }
+    counts.unchanged = records.len() as u64 - returned;
+
+    let with_consent: Vec<&&Customer> = records.iter().filter(|c| !c.consent.is_empty()).collect();
+    if !with_consent.is_empty() {
+        let ids: Vec<&str> = with_consent.iter().map(|c| c.id.as_str()).collect();
+        let (map, _) = ensure_customers(tx, &ids, now).await?;
+        let mut rows = Vec::new();
+        for c in &with_consent {
+            let cid = customer_id(&map, &c.id)?;
+            for consent in &c.consent {
+                rows.push((cid, consent));
+            }
+        }
+        for chunk in rows.chunks(CHUNK) {
+            let mut q: QueryBuilder<Db> =
+                QueryBuilder::new("INSERT INTO consent (customer_id, channel, status, source, time) ");
+            q.push_values(chunk, |mut b, (cid, c)| {
+                b.push_bind(*cid)
+                    .push_bind(c.channel.as_str())
+                    .push_bind(c.status.as_str())
+                    .push_bind(c.source.as_deref())
+                    .push_bind(c.time.unwrap_or(now));
+            });
+            q.push(" ON CONFLICT DO NOTHING");
+            q.build().execute(&mut **tx).await?;
+        }
+    }
+    Ok(counts)
+}
+
 #[async_trait::async_trait]
 impl crate::Storage for Store {
     fn backend(&self) -> crate::Backend {
@@ -507,80 +583,38 @@ impl crate::Storage for Store {
     }
 
     async fn write_customers(&self, batch: &[Customer], now: i64) -> Result<WriteCounts, StoreError> {
-        let records = last_per_id(batch, |c| &c.id);
-        let mut counts = WriteCounts::default();
         let mut tx = self.writer.begin().await?;
-        let mut returned = 0u64;
-        for chunk in records.chunks(CHUNK) {
-            let mut q: QueryBuilder<Db> = QueryBuilder::new(
-                "INSERT INTO customers (external_id, email, phone, name, timezone, locale, birthday, attributes, \
-                 created_at, updated_at) ",
-            );
-            q.push_values(chunk, |mut b, c| {
-                b.push_bind(c.id.as_str())
-                    .push_bind(c.email.as_deref())
-                    .push_bind(c.phone.as_deref())
-                    .push_bind(c.name.as_deref())
-                    .push_bind(c.timezone.as_deref())
-                    .push_bind(c.locale.as_deref())
-                    .push_bind(c.birthday.as_deref());
-                push_json(&mut b, c.attributes.as_ref().map(Json));
-                b.push_bind(now).push_bind(now);
-            });
-            q.push(format!(
-                " ON CONFLICT (external_id) DO UPDATE SET \
-                   email = COALESCE(excluded.email, customers.email), \
-                   phone = COALESCE(excluded.phone, customers.phone), \
-                   name = COALESCE(excluded.name, customers.name), \
-                   timezone = COALESCE(excluded.timezone, customers.timezone), \
-                   locale = COALESCE(excluded.locale, customers.locale), \
-                   birthday = COALESCE(excluded.birthday, customers.birthday), \
-                   attributes = {MERGE_ATTRIBUTES}, \
-                   updated_at = excluded.updated_at, \
-                   version = customers.version + 1 \
-                 WHERE customers.erased_at IS NULL AND ( \
-                   COALESCE(excluded.email, customers.email) IS DISTINCT FROM customers.email \
-                   OR COALESCE(excluded.phone, customers.phone) IS DISTINCT FROM customers.phone \
-                   OR COALESCE(excluded.name, customers.name) IS DISTINCT FROM customers.name \
-                   OR COALESCE(excluded.timezone, customers.timezone) IS DISTINCT FROM customers.timezone \
-                   OR COALESCE(excluded.locale, customers.locale) IS DISTINCT FROM customers.locale \
-                   OR COALESCE(excluded.birthday, customers.birthday) IS DISTINCT FROM customers.birthday \
-                   OR {MERGE_ATTRIBUTES} IS DISTINCT FROM customers.attributes) \
-                 RETURNING version"
-            ));
-            let rows = q.build().fetch_all(&mut *tx).await?;
-            returned += rows.len() as u64;
-            count_versions(&rows, &mut counts)?;
-        }
-        counts.unchanged = records.len() as u64 - returned;
-
-        let with_consent: Vec<&&Customer> = records.iter().filter(|c| !c.consent.is_empty()).collect();
-        if !with_consent.is_empty() {
-            let ids: Vec<&str> = with_consent.iter().map(|c| c.id.as_str()).collect();
-            let (map, _) = ensure_customers(&mut tx, &ids, now).await?;
-            let mut rows = Vec::new();
-            for c in &with_consent {
-                let cid = customer_id(&map, &c.id)?;
-                for consent in &c.consent {
-                    rows.push((cid, consent));
-                }
-            }
-            for chunk in rows.chunks(CHUNK) {
-                let mut q: QueryBuilder<Db> =
-                    QueryBuilder::new("INSERT INTO consent (customer_id, channel, status, source, time) ");
-                q.push_values(chunk, |mut b, (cid, c)| {
-                    b.push_bind(*cid)
-                        .push_bind(c.channel.as_str())
-                        .push_bind(c.status.as_str())
-                        .push_bind(c.source.as_deref())
-                        .push_bind(c.time.unwrap_or(now));
-                });
-                q.push(" ON CONFLICT DO NOTHING");
-                q.build().execute(&mut *tx).await?;
-            }
-        }
+        let counts = write_customers_in(&mut tx, batch, now).await?;
         tx.commit().await?;
         Ok(counts)
+    }
+
+    async fn write_customers_once(
+        &self,
+        seen: &crate::SeenSignature,
+        batch: &[Customer],
+        now: i64,
+    ) -> Result<Option<WriteCounts>, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("DELETE FROM inbound_seen WHERE expires_at <= $1").bind(now).execute(&mut *tx).await?;
+        // The primary key decides: a concurrent transaction with the same signature waits for
+        // this one and then inserts nothing.
+        let inserted = sqlx::query(
+            "INSERT INTO inbound_seen (hook, digest, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(&seen.hook)
+        .bind(&seen.digest)
+        .bind(seen.expires_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            tx.commit().await?;
+            return Ok(None);
+        }
+        let counts = write_customers_in(&mut tx, batch, now).await?;
+        tx.commit().await?;
+        Ok(Some(counts))
     }
 
     async fn write_orders(&self, batch: &[Order], now: i64) -> Result<WriteCounts, StoreError> {

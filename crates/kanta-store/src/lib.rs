@@ -584,6 +584,19 @@ pub struct StoredResponse {
     pub body: String,
 }
 
+/// A signed inbound request that was accepted: remembered until its timestamp leaves the
+/// tolerance window, so the same signature cannot be accepted twice (a replay).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenSignature {
+    /// The inbound hook's name.
+    pub hook: String,
+    /// Hex SHA-256 of the verified MAC (which covers the signed timestamp and the body), so the
+    /// same request in another encoding or with extra signatures beside it is the same one.
+    pub digest: String,
+    /// When the request's timestamp leaves the window (µs); the row may be purged from then on.
+    pub expires_at: i64,
+}
+
 /// Row counts, for `/metrics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
@@ -606,6 +619,17 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Create or update customers (absent fields keep their value; attributes are merged as an
     /// RFC 7396 merge patch); consent changes are appended to the history.
     async fn write_customers(&self, batch: &[Customer], now: i64) -> Result<WriteCounts, StoreError>;
+
+    /// [`Storage::write_customers`] for a signed inbound request, remembering its signature in
+    /// the same transaction: `None` (and nothing written) when `seen` was remembered before and
+    /// has not expired, i.e. the request is a replay. Remembered signatures that expired by
+    /// `now` are deleted first.
+    async fn write_customers_once(
+        &self,
+        seen: &SeenSignature,
+        batch: &[Customer],
+        now: i64,
+    ) -> Result<Option<WriteCounts>, StoreError>;
 
     /// Create or replace orders by id, creating unknown customers.
     async fn write_orders(&self, batch: &[Order], now: i64) -> Result<WriteCounts, StoreError>;

@@ -38,6 +38,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "product_groups", include_str!("../migrations/postgres/0006_product_groups.sql")),
     (7, "idempotency_expiry", include_str!("../migrations/postgres/0007_idempotency_expiry.sql")),
     (8, "run_status", include_str!("../migrations/postgres/0008_run_status.sql")),
+    (9, "inbound_seen", include_str!("../migrations/postgres/0009_inbound_seen.sql")),
 ];
 
 /// The PostgreSQL store.

@@ -15,6 +15,7 @@ kanta_store::on_both_backends!(
     the_last_record_wins_when_a_batch_names_an_id_twice,
     customer_fields_merge_and_attributes_follow_rfc_7396,
     consent_is_kept_as_history_with_the_latest_per_channel_current,
+    a_signed_write_is_accepted_once_until_its_signature_expires,
     events_are_stored_once_per_id,
     feedback_is_created_and_replaced_by_id,
     the_360_view_holds_everything_in_order,
@@ -146,6 +147,31 @@ async fn consent_is_kept_as_history_with_the_latest_per_channel_current(db: Test
     let current: Vec<(&str, &str, Option<&str>)> =
         record.consent.iter().map(|c| (c.channel.as_str(), c.status.as_str(), c.source.as_deref())).collect();
     assert_eq!(current, [("email", "revoked", Some("unsubscribe")), ("sms", "granted", None)]);
+}
+
+async fn a_signed_write_is_accepted_once_until_its_signature_expires(db: TestDb) {
+    let grant: Vec<Customer> = checked(r#"[{"id":"c1","consent":[{"channel":"email","status":"granted"}]}]"#);
+    let seen = |hook: &str, digest: &str| kanta_store::SeenSignature {
+        hook: hook.into(),
+        digest: digest.into(),
+        expires_at: NOW + 300_000_000,
+    };
+    let first = db.store.write_customers_once(&seen("crm", "aa"), &grant, NOW).await.expect("write");
+    assert_eq!(first, Some(counts(1, 0, 0, 0)));
+    let revoke: Vec<Customer> = checked(r#"[{"id":"c1","consent":[{"channel":"email","status":"revoked"}]}]"#);
+    db.store.write_customers(&revoke, NOW + 10_000_000).await.expect("write");
+    // The same signature again, later but inside its window: refused, nothing written.
+    let replay = db.store.write_customers_once(&seen("crm", "aa"), &grant, NOW + 20_000_000).await.expect("write");
+    assert_eq!(replay, None);
+    let record = db.store.customer("c1", 0).await.expect("read").expect("exists");
+    assert_eq!(record.consent_history.len(), 2);
+    assert_eq!(record.consent[0].status, "revoked");
+    // Another hook's signature with the same digest is another request.
+    let other = db.store.write_customers_once(&seen("shop", "aa"), &[], NOW + 20_000_000).await.expect("write");
+    assert_eq!(other, Some(WriteCounts::default()));
+    // Once expired, the row is purged (the API refuses the stale timestamp before it gets here).
+    let later = db.store.write_customers_once(&seen("crm", "aa"), &[], NOW + 300_000_000).await.expect("write");
+    assert_eq!(later, Some(WriteCounts::default()));
 }
 
 async fn events_are_stored_once_per_id(db: TestDb) {

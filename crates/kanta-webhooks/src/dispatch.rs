@@ -15,14 +15,17 @@
 //!
 //! Only configured addresses are contacted: the client follows no redirects (a 3xx is a
 //! failed attempt) and ignores `HTTP_PROXY`-style variables, which would send the request to
-//! an address the configuration does not name.
+//! an address the configuration does not name. Nor does it connect to private or link-local
+//! addresses unless the endpoint has `allow_private` ([`crate::destination`]): its resolver
+//! drops them from every answer, and a literal IP is checked before the request.
 
 use kanta_store::{Attempt, Delivery, Storage, now_micros};
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::endpoint::Endpoint;
+use crate::destination::{self, GuardedResolver, Lookup, SystemLookup};
+use crate::endpoint::{Endpoint, literal_ip};
 use crate::{WebhookError, event, sign};
 
 /// Events read from each log per query.
@@ -58,24 +61,36 @@ impl Tick {
 #[derive(Debug, Clone)]
 pub struct Dispatcher {
     store: Arc<dyn Storage>,
-    client: reqwest::Client,
+    /// For endpoints without `allow_private`: resolves to global and loopback addresses only.
+    guarded: reqwest::Client,
+    /// For endpoints with `allow_private`.
+    open: reqwest::Client,
 }
 
 impl Dispatcher {
-    /// A dispatcher over `store`.
+    /// A dispatcher over `store`, resolving names with the system resolver.
     pub fn new(store: Arc<dyn Storage>) -> Result<Dispatcher, WebhookError> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .user_agent(concat!("kanta-webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| WebhookError::Client(e.to_string()))?;
-        Ok(Dispatcher { store, client })
+        Dispatcher::with_lookup(store, Arc::new(SystemLookup))
+    }
+
+    /// A dispatcher whose clients resolve names with `lookup` (tests answer without DNS).
+    pub fn with_lookup(store: Arc<dyn Storage>, lookup: Arc<dyn Lookup>) -> Result<Dispatcher, WebhookError> {
+        let client = |allow_private: bool| {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .dns_resolver(Arc::new(GuardedResolver::new(lookup.clone(), allow_private)))
+                .user_agent(concat!("kanta-webhooks/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| WebhookError::Client(e.to_string()))
+        };
+        Ok(Dispatcher { store, guarded: client(false)?, open: client(true)? })
     }
 
     /// Queue new events for `endpoint` and send what is due.
     pub async fn tick(&self, endpoint: &Endpoint) -> Result<Tick, WebhookError> {
-        let state = self.store.webhook_endpoint(&endpoint.name, endpoint.url.as_str(), now_micros()).await?;
+        // The store (and so `GET /v1/webhooks`) keeps the URL with its credentials masked.
+        let state = self.store.webhook_endpoint(&endpoint.name, &endpoint.masked_url(), now_micros()).await?;
         let mut tick = Tick { queued: self.enqueue(endpoint, &state).await?, ..Tick::default() };
         if state.paused_at.is_some() {
             tick.paused = state.paused_reason.or_else(|| Some("paused".into()));
@@ -173,11 +188,16 @@ impl Dispatcher {
 
     /// POST one delivery: the status of a 2xx answer, or the status (if any) and why it failed.
     async fn send(&self, endpoint: &Endpoint, d: &Delivery) -> Result<u16, (Option<u16>, String)> {
+        let allow_private = endpoint.policy.allow_private;
+        // A literal IP bypasses the resolver; `Endpoint::new` refused a private one already.
+        if let Some(why) = literal_ip(&endpoint.url).and_then(|ip| destination::check(ip, allow_private)) {
+            return Err((None, format!("refused to connect: {why}")));
+        }
+        let client = if allow_private { &self.open } else { &self.guarded };
         let timestamp = now_micros().div_euclid(1_000_000);
         let signature = sign::sign(endpoint.secret.expose(), timestamp, d.payload.as_bytes());
         let timeout = endpoint.policy.timeout;
-        let response = self
-            .client
+        let response = client
             .post(endpoint.url.clone())
             .timeout(timeout)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -195,7 +215,8 @@ impl Dispatcher {
             }
             Ok(r) => Err((Some(r.status().as_u16()), format!("HTTP {}", r.status()))),
             Err(e) if e.is_timeout() => Err((None, format!("no answer within {} ms", timeout.as_millis()))),
-            Err(e) => Err((None, error_chain(&e))),
+            // reqwest's message quotes the URL, credentials and all: the log must not.
+            Err(e) => Err((None, error_chain(&e.without_url()))),
         }
     }
 

@@ -4,17 +4,20 @@
 //! - [`sign`] (pure): the `Kanta-Signature` header — HMAC-SHA256 over `timestamp.body` — and
 //!   its verification, for receivers (and kanta's own inbound endpoint).
 //! - [`endpoint`] (pure): a configured endpoint, its subscription and retry policy.
+//! - [`destination`]: which addresses an endpoint may reach, and the client's resolver that
+//!   enforces it.
 //! - [`event`] (pure): the events and their JSON bodies.
 //! - [`dispatch`]: the per-endpoint loops over the store's outbox (`kanta_store::Storage`'s
 //!   webhook calls).
 
+pub mod destination;
 pub mod dispatch;
 pub mod endpoint;
 pub mod event;
 pub mod sign;
 
 pub use dispatch::{Dispatcher, Tick};
-pub use endpoint::{Endpoint, EndpointError, EventType, Policy, SigningSecret, Subscription};
+pub use endpoint::{Endpoint, EndpointError, EventType, Policy, SigningSecret, Subscription, mask_url};
 
 /// Why dispatching failed.
 #[derive(Debug, thiserror::Error)]

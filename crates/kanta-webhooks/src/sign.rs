@@ -18,28 +18,71 @@ pub enum SignatureError {
     /// The header is not `t=…,v1=…`.
     #[error("the signature header is not `t=TIMESTAMP,v1=HEX`: `{0}`")]
     Malformed(String),
-    /// The timestamp is further from now than the tolerance.
-    #[error("the signature's timestamp {timestamp} is {age} s away from now (tolerance {tolerance} s)")]
-    Stale {
+    /// The timestamp is further in the past than the tolerance.
+    #[error(
+        "the request is too old: its timestamp {timestamp} is {age} s before the receiver's clock (tolerance {tolerance} s)"
+    )]
+    TooOld {
         /// Signed time, Unix seconds.
         timestamp: i64,
-        /// Distance from now, seconds.
+        /// How far before now, seconds.
         age: i64,
         /// Allowed distance, seconds.
         tolerance: i64,
     },
+    /// The timestamp is further in the future than the tolerance.
+    #[error(
+        "the request is from the future: its timestamp {timestamp} is {ahead} s after the receiver's clock (tolerance {tolerance} s)"
+    )]
+    FromTheFuture {
+        /// Signed time, Unix seconds.
+        timestamp: i64,
+        /// How far after now, seconds.
+        ahead: i64,
+        /// Allowed distance, seconds.
+        tolerance: i64,
+    },
     /// No `v1` value matches the body and the secret.
-    #[error("the signature does not match the body")]
+    #[error("the signature does not match the timestamp and the body")]
     Mismatch,
 }
 
-fn mac(secret: &[u8], timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
+/// Check a signed timestamp (Unix seconds) against `now`: at most `tolerance` seconds either way.
+pub fn check_timestamp(timestamp: i64, now: i64, tolerance: i64) -> Result<(), SignatureError> {
+    let age = now.saturating_sub(timestamp);
+    if age > tolerance {
+        Err(SignatureError::TooOld { timestamp, age, tolerance })
+    } else if age < -tolerance {
+        Err(SignatureError::FromTheFuture { timestamp, ahead: age.saturating_neg(), tolerance })
+    } else {
+        Ok(())
+    }
+}
+
+/// HMAC-SHA256 under `secret` of `timestamp`, a `.`, and `body` — the signed payload of both
+/// `Kanta-Signature` (with the timestamp as decimal digits) and the inbound `hmac-sha256` mode
+/// (with the timestamp header's text as sent).
+pub fn timestamped_mac(secret: &[u8], timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
     // HMAC takes keys of any length (longer ones are hashed first), so this cannot fail.
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
-    mac.update(timestamp.to_string().as_bytes());
+    mac.update(timestamp.as_bytes());
     mac.update(b".");
     mac.update(body);
     mac
+}
+
+/// A verified `Kanta-Signature`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The signed time, Unix seconds.
+    pub timestamp: i64,
+    /// The MAC that matched (of `timestamp.body`): the request's identity for replay checks,
+    /// whatever else the header carries.
+    pub mac: Vec<u8>,
+}
+
+fn mac(secret: &[u8], timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
+    timestamped_mac(secret, &timestamp.to_string(), body)
 }
 
 /// The `Kanta-Signature` value for `body` sent at `timestamp` (Unix seconds).
@@ -50,8 +93,21 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
 
 /// Check a `Kanta-Signature` header against `body`, at `now` (Unix seconds), accepting
 /// timestamps up to `tolerance` seconds away. Several `v1=` values may be present (while a
-/// secret is rotated); one matching is enough. The comparison is constant-time.
+/// secret is rotated); one matching is enough. The comparison is constant-time. A timestamp
+/// outside the tolerance is refused as [`SignatureError::TooOld`] or
+/// [`SignatureError::FromTheFuture`] before the MAC is checked.
 pub fn verify(secret: &[u8], header: &str, body: &[u8], now: i64, tolerance: i64) -> Result<(), SignatureError> {
+    verified(secret, header, body, now, tolerance).map(|_| ())
+}
+
+/// [`verify`], returning the timestamp and the matching MAC.
+pub fn verified(
+    secret: &[u8],
+    header: &str,
+    body: &[u8],
+    now: i64,
+    tolerance: i64,
+) -> Result<Verified, SignatureError> {
     let malformed = || SignatureError::Malformed(header.chars().take(200).collect());
     let mut timestamp = None;
     let mut candidates = Vec::new();
@@ -67,13 +123,10 @@ pub fn verify(secret: &[u8], header: &str, body: &[u8], now: i64, tolerance: i64
     if candidates.is_empty() {
         return Err(malformed());
     }
-    let age = now.saturating_sub(timestamp).saturating_abs();
-    if age > tolerance {
-        return Err(SignatureError::Stale { timestamp, age, tolerance });
-    }
+    check_timestamp(timestamp, now, tolerance)?;
     let expected = mac(secret, timestamp, body);
     if candidates.iter().any(|c| expected.clone().verify_slice(c).is_ok()) {
-        Ok(())
+        Ok(Verified { timestamp, mac: expected.finalize().into_bytes().to_vec() })
     } else {
         Err(SignatureError::Mismatch)
     }
@@ -128,11 +181,26 @@ mod tests {
             Err(SignatureError::Mismatch)
         );
         assert_eq!(verify(b"another secret!!", &header, body, 1_700_000_000, 300), Err(SignatureError::Mismatch));
+        assert_eq!(verify(secret, &header, body, 1_700_000_300, 300), Ok(()), "the edge of the window");
+        let old = verify(secret, &header, body, 1_700_000_301, 300);
+        assert_eq!(old, Err(SignatureError::TooOld { timestamp: 1_700_000_000, age: 301, tolerance: 300 }));
+        assert!(old.expect_err("too old").to_string().starts_with("the request is too old"));
+        let future = verify(secret, &header, body, 1_699_999_000, 300);
         assert_eq!(
-            verify(secret, &header, body, 1_700_000_301, 300),
-            Err(SignatureError::Stale { timestamp: 1_700_000_000, age: 301, tolerance: 300 })
+            future,
+            Err(SignatureError::FromTheFuture { timestamp: 1_700_000_000, ahead: 1000, tolerance: 300 })
         );
-        assert!(matches!(verify(secret, &header, body, 1_699_999_000, 300), Err(SignatureError::Stale { .. })));
+        assert!(future.expect_err("ahead").to_string().starts_with("the request is from the future"));
+        // A stale request with a wrong signature is still reported as stale, not as a mismatch.
+        assert!(matches!(
+            verify(b"another secret!!", &header, body, 1_700_001_000, 300),
+            Err(SignatureError::TooOld { .. })
+        ));
+        // The verified MAC is the request's identity: the same with a second v1 beside it.
+        let one = verified(secret, &header, body, 1_700_000_000, 300).expect("valid");
+        let two = verified(secret, &both, body, 1_700_000_000, 300).expect("valid");
+        assert_eq!((one.timestamp, &one.mac), (1_700_000_000, &two.mac));
+        assert_eq!(kanta_store::token::hex(&one.mac), header.split_once(",v1=").expect("a v1").1);
         // The timestamp is inside the MAC: moving it breaks the signature.
         let moved = header.replace("t=1700000000", "t=1700000050");
         assert_eq!(verify(secret, &moved, body, 1_700_000_050, 300), Err(SignatureError::Mismatch));

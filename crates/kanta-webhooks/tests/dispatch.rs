@@ -19,6 +19,7 @@ kanta_store::on_both_backends!(
     stage_changes_and_segment_entries_arrive_signed_in_order_as_subscribed,
     failures_back_off_give_up_and_pause_until_resumed,
     redirects_are_not_followed_and_unreachable_endpoints_are_failures,
+    names_that_resolve_to_private_addresses_are_refused_without_connecting,
     a_hanging_endpoint_blocks_neither_scoring_nor_other_endpoints,
 );
 
@@ -316,7 +317,9 @@ async fn redirects_are_not_followed_and_unreachable_endpoints_are_failures(db: T
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
         l.local_addr().expect("address").port()
     };
-    let gone = endpoint("gone", &format!("http://127.0.0.1:{closed}/x"), Subscription::default(), quick());
+    // With credentials in the URL: neither the store nor the failure reason may show them.
+    let url = format!("http://kanta:pw-hunter2@127.0.0.1:{closed}/x?api_key=k-123&region=eu");
+    let gone = endpoint("gone", &url, Subscription::default(), quick());
     for e in [&moved, &gone] {
         dispatcher.tick(e).await.expect("registers");
     }
@@ -329,8 +332,71 @@ async fn redirects_are_not_followed_and_unreachable_endpoints_are_failures(db: T
     let tick = dispatcher.tick(&gone).await.expect("a tick");
     let why = tick.failed.expect("a failure").1;
     assert!(why.contains("onnect"), "{why}");
+    assert!(!why.contains("hunter2") && !why.contains("k-123"), "{why}");
     let (log, _) = store.deliveries(Some("gone"), None, 1).await.expect("the log");
     assert_eq!((log[0].last_status, log[0].state.as_str()), (None, "pending"));
+    let known = store.webhook_endpoints().await.expect("endpoints");
+    let gone = known.iter().find(|e| e.name == "gone").expect("registered");
+    assert_eq!(gone.url, format!("http://kanta:***@127.0.0.1:{closed}/x?api_key=***&region=eu"));
+}
+
+/// A stand-in resolver: `*.test` names answer from a table, without DNS.
+struct Names(Vec<(&'static str, Vec<std::net::IpAddr>)>);
+
+impl kanta_webhooks::destination::Lookup for Names {
+    fn lookup(&self, host: String) -> kanta_webhooks::destination::LookupFuture {
+        let found = self.0.iter().find(|(name, _)| *name == host).map(|(_, addrs)| addrs.clone());
+        Box::pin(async move { found.ok_or_else(|| std::io::Error::other(format!("no such test name {host}"))) })
+    }
+}
+
+async fn names_that_resolve_to_private_addresses_are_refused_without_connecting(db: TestDb) {
+    let store = db.store.as_ref();
+    shop(store).await;
+    let receiver = Receiver::start(Mode::Answer(200)).await;
+    let ip = |text: &str| text.parse::<std::net::IpAddr>().expect("an address");
+    // Every refused answer here is one that would reach this machine anyway (0.0.0.0 is "this
+    // host"), so even a broken guard would send nothing off it; the resolver's unit tests
+    // refuse 169.254.169.254 and the private ranges without connecting at all.
+    let names = Names(vec![("metadata.test", vec![ip("0.0.0.0")]), ("crm.test", vec![ip("0.0.0.0"), ip("127.0.0.1")])]);
+    let dispatcher = Dispatcher::with_lookup(db.store.clone(), Arc::new(names)).expect("a dispatcher");
+    let port = receiver.port;
+    let metadata = endpoint("metadata", &format!("http://metadata.test:{port}/h"), Subscription::default(), quick());
+    let crm = endpoint("crm", &format!("http://crm.test:{port}/h"), Subscription::default(), quick());
+    // A literal private IP is refused when configured; one that got past (allowed, then not)
+    // is refused again before sending.
+    let allowed = Policy { allow_private: true, ..quick() };
+    let mut literal = endpoint("literal", &format!("http://0.0.0.0:{port}/h"), Subscription::default(), allowed);
+    literal.policy.allow_private = false;
+    for e in [&metadata, &crm, &literal] {
+        dispatcher.tick(e).await.expect("registers");
+    }
+    events(store).await;
+
+    let tick = dispatcher.tick(&metadata).await.expect("a tick");
+    let why = tick.failed.expect("a failure").1;
+    assert!(
+        why.contains(
+            "refused to connect: `metadata.test` resolves only to addresses webhooks may not reach: \
+             0.0.0.0 (unspecified (0.0.0.0/8)); set allow_private = true"
+        ),
+        "{why}"
+    );
+    let (log, _) = store.deliveries(Some("metadata"), None, 1).await.expect("the log");
+    assert_eq!(
+        (log[0].attempts, log[0].last_error.as_deref()),
+        (1, Some(why.as_str())),
+        "recorded as a failed attempt"
+    );
+    let tick = dispatcher.tick(&literal).await.expect("a tick");
+    let why = tick.failed.expect("a failure").1;
+    assert!(why.starts_with("refused to connect: 0.0.0.0 is unspecified"), "{why}");
+    assert!(receiver.received().is_empty(), "nothing arrived");
+
+    // A name with a refused and a loopback address: only the loopback one is used.
+    let tick = dispatcher.tick(&crm).await.expect("a tick");
+    assert_eq!((&tick.failed, tick.delivered > 0), (&None, true), "{tick:?}");
+    assert_eq!(receiver.received().len() as u64, tick.delivered);
 }
 
 async fn a_hanging_endpoint_blocks_neither_scoring_nor_other_endpoints(db: TestDb) {

@@ -82,7 +82,7 @@ async fn serve(settings: &Settings) -> anyhow::Result<()> {
     });
     let dispatcher = kanta_webhooks::Dispatcher::new(store.clone()).context("starting the webhook client")?;
     for e in &endpoints {
-        eprintln!("kanta serve: webhook `{}` → {}", e.name, e.url);
+        eprintln!("kanta serve: webhook `{}` → {}", e.name, e.masked_url());
     }
     let webhooks = kanta_webhooks::dispatch::spawn(&dispatcher, endpoints, &stop_rx, |endpoint, tick| {
         eprintln!("kanta serve: {}", kanta_webhooks::dispatch::describe(endpoint, tick));

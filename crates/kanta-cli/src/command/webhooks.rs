@@ -28,11 +28,12 @@ pub fn list(args: &WebhooksListArgs) -> anyhow::Result<()> {
     names.extend(known.iter().map(|k| k.name.as_str()).filter(|n| !configured.iter().any(|e| e.name == *n)));
     for name in names {
         let state = known.iter().find(|k| k.name == name);
+        // Credentials in the URL are masked (the store keeps them masked already).
         let url = configured
             .iter()
             .find(|e| e.name == name)
-            .map(|e| e.url.clone())
-            .or_else(|| state.map(|s| s.url.clone()))
+            .map(|e| e.url.to_string())
+            .or_else(|| state.map(|s| kanta_webhooks::mask_url(&s.url)))
             .unwrap_or_default();
         let status = match state {
             None => "not started",

@@ -27,8 +27,8 @@ impl Drop for Process {
 }
 
 /// Start `kanta ARGS` in `dir` and return it with the first `http://…` address it prints
-/// (on stdout or stderr) and a channel of its later stdout lines.
-fn start(dir: &std::path::Path, args: &[&str]) -> (Process, String, mpsc::Receiver<String>) {
+/// (on stdout or stderr) and channels of its stdout and stderr lines.
+fn start(dir: &std::path::Path, args: &[&str]) -> (Process, String, mpsc::Receiver<String>, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kanta"))
         .args(args)
         .current_dir(dir)
@@ -40,11 +40,13 @@ fn start(dir: &std::path::Path, args: &[&str]) -> (Process, String, mpsc::Receiv
         .spawn()
         .expect("spawn kanta");
     let (tx, lines) = mpsc::channel();
+    let (err_tx, err_lines) = mpsc::channel();
     let (addr_tx, addr_rx) = mpsc::channel();
     let out = child.stdout.take().expect("stdout");
     let err = child.stderr.take().expect("stderr");
     for (stream, is_stdout) in [(Box::new(out) as Box<dyn Read + Send>, true), (Box::new(err), false)] {
         let tx = tx.clone();
+        let err_tx = err_tx.clone();
         let addr_tx = addr_tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
@@ -55,12 +57,13 @@ fn start(dir: &std::path::Path, args: &[&str]) -> (Process, String, mpsc::Receiv
                     let _ = tx.send(line);
                 } else {
                     eprintln!("[kanta] {line}");
+                    let _ = err_tx.send(line);
                 }
             }
         });
     }
     let addr = addr_rx.recv_timeout(Duration::from_secs(30)).expect("the process prints its address");
-    (Process(child), addr, lines)
+    (Process(child), addr, lines, err_lines)
 }
 
 fn live_flow(db: &str) {
@@ -91,13 +94,17 @@ fn live_flow(db: &str) {
         &[],
     );
 
-    let (_receiver, receiver_url, received) = start(path, &["webhooks", "listen", "--listen", "127.0.0.1:0"]);
+    let (_receiver, receiver_url, received, _) = start(path, &["webhooks", "listen", "--listen", "127.0.0.1:0"]);
+    // Credentials in the endpoint's URL (sent, never shown).
+    let hook_url =
+        format!("{}/hooks?api_key=k-hunter2&region=eu", receiver_url.replace("http://", "http://kanta:pw-hunter2@"));
+    let shown_url = format!("{}/hooks?api_key=***&region=eu", receiver_url.replace("http://", "http://kanta:***@"));
     let config = format!(
-        "[database]\nurl = \"{db}\"\n[scoring]\nevery = \"off\"\n\n[[webhooks]]\nname = \"crm\"\nurl = \"{receiver_url}/hooks\"\n\
+        "[database]\nurl = \"{db}\"\n[scoring]\nevery = \"off\"\n\n[[webhooks]]\nname = \"crm\"\nurl = \"{hook_url}\"\n\
          secret_env = \"KANTA_WEBHOOK_SECRET\"\nevents = [\"segment.entered\"]\nsegments = [\"slipping-high-value\"]\npoll = \"1s\"\n"
     );
     std::fs::write(path.join("kanta.toml"), config).expect("kanta.toml");
-    let (_server, base, _) = start(path, &["serve", "--listen", "127.0.0.1:0"]);
+    let (_server, base, _, server_log) = start(path, &["serve", "--listen", "127.0.0.1:0"]);
     let token = run(&["token", "create", "--scope", "admin"], &[]).stdout.lines().last().expect("a token").to_string();
 
     // Ingest through the API, twice: the second time changes nothing.
@@ -174,7 +181,13 @@ fn live_flow(db: &str) {
     let row = list.stdout.lines().find(|l| l.starts_with("crm ")).unwrap_or_else(|| panic!("{}", list.stdout));
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert_eq!((cells[1], cells[2], cells[3], cells[5]), ("0", entered.to_string().as_str(), "0", "ok"), "{row}");
-    assert!(row.ends_with(&format!("{receiver_url}/hooks")), "{row}");
+    assert!(row.ends_with(&shown_url), "{row}");
+    assert_eq!(hooks["endpoints"][0]["url"], shown_url.as_str(), "{hooks}");
+    let shown = run(&["config", "show"], &[]).stdout;
+    assert!(shown.contains(&format!("url = \"{shown_url}\"")) && !shown.contains("hunter2"), "{shown}");
+    let log: Vec<String> = server_log.try_iter().collect();
+    assert!(log.iter().any(|l| l == &format!("kanta serve: webhook `crm` → {shown_url}")), "{log:?}");
+    assert!(log.iter().all(|l| !l.contains("hunter2")), "{log:?}");
     let log = run(&["webhooks", "deliveries", "--endpoint", "crm", "--limit", "2", "--json"], &[]);
     let lines: Vec<Value> = log.stdout.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
     assert_eq!(lines.len(), 2);
