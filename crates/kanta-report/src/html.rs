@@ -237,6 +237,7 @@ fn models_context(m: &kanta_score::ModelSummary, cur: Option<&str>) -> minijinja
     context! {
         title => kanta_models::title(m.chosen),
         selected_by => m.selected_by,
+        fallback_note => m.fallback.as_ref().map(|f| f.note.clone()),
         params => chosen.map(fit_rows),
         customers => chosen.map(|f| thousands(f.customers.round() as u64)),
         comparison => comparison,

@@ -190,6 +190,9 @@ fn models_table(out: &mut String, m: &kanta_score::ModelSummary, cur: Option<&st
     });
     let _ =
         writeln!(out, "\nCustomer model: {} ({}; chosen by {})", kanta_models::title(m.chosen), params, m.selected_by);
+    if let Some(fallback) = &m.fallback {
+        let _ = writeln!(out, "{}", fallback.note);
+    }
     let round = |v: f64| thousands(v.round().max(0.0) as u64);
     let rows = vec![
         vec![
