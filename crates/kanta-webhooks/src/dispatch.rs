@@ -19,7 +19,8 @@
 //! addresses unless the endpoint has `allow_private` ([`crate::destination`]): its resolver
 //! drops them from every answer, and a literal IP is checked before the request.
 
-use kanta_store::{Attempt, Delivery, Storage, now_micros};
+use kanta_domain::{Clock, SystemClock};
+use kanta_store::{Attempt, Delivery, Storage};
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -65,6 +66,9 @@ pub struct Dispatcher {
     guarded: reqwest::Client,
     /// For endpoints with `allow_private`.
     open: reqwest::Client,
+    /// What decides what is due (backoffs) and stamps attempts and signatures; tests move a
+    /// `ManualClock` through the backoffs instead of sleeping.
+    clock: Arc<dyn Clock>,
 }
 
 impl Dispatcher {
@@ -84,19 +88,29 @@ impl Dispatcher {
                 .build()
                 .map_err(|e| WebhookError::Client(e.to_string()))
         };
-        Ok(Dispatcher { store, guarded: client(false)?, open: client(true)? })
+        Ok(Dispatcher { store, guarded: client(false)?, open: client(true)?, clock: Arc::new(SystemClock) })
+    }
+
+    /// With this clock instead of the system's.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Dispatcher {
+        self.clock = clock;
+        self
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now().micros()
     }
 
     /// Queue new events for `endpoint` and send what is due.
     pub async fn tick(&self, endpoint: &Endpoint) -> Result<Tick, WebhookError> {
         // The store (and so `GET /v1/webhooks`) keeps the URL with its credentials masked.
-        let state = self.store.webhook_endpoint(&endpoint.name, &endpoint.masked_url(), now_micros()).await?;
+        let state = self.store.webhook_endpoint(&endpoint.name, &endpoint.masked_url(), self.now()).await?;
         let mut tick = Tick { queued: self.enqueue(endpoint, &state).await?, ..Tick::default() };
         if state.paused_at.is_some() {
             tick.paused = state.paused_reason.or_else(|| Some("paused".into()));
             return Ok(tick);
         }
-        if state.retry_at.is_some_and(|at| at > now_micros()) {
+        if state.retry_at.is_some_and(|at| at > self.now()) {
             return Ok(tick);
         }
         let policy = &endpoint.policy;
@@ -104,7 +118,7 @@ impl Dispatcher {
         let pending = self.store.pending_deliveries(&endpoint.name, SEND_BATCH).await?;
         for delivery in &pending {
             let outcome = self.send(endpoint, delivery).await;
-            let time = now_micros();
+            let time = self.now();
             let attempt = match outcome {
                 Ok(status) => {
                     failures = 0;
@@ -178,7 +192,7 @@ impl Dispatcher {
             stage_cursor = stages.last().map_or(stage_cursor, |e| e.id);
             transition_cursor = moves.last().map_or(transition_cursor, |t| t.id);
             queued += store
-                .enqueue_deliveries(&endpoint.name, stage_cursor, transition_cursor, &deliveries, now_micros())
+                .enqueue_deliveries(&endpoint.name, stage_cursor, transition_cursor, &deliveries, self.now())
                 .await?;
             if stages_more.is_none() && moves_more.is_none() {
                 return Ok(queued);
@@ -194,7 +208,7 @@ impl Dispatcher {
             return Err((None, format!("refused to connect: {why}")));
         }
         let client = if allow_private { &self.open } else { &self.guarded };
-        let timestamp = now_micros().div_euclid(1_000_000);
+        let timestamp = self.now().div_euclid(1_000_000);
         let signature = sign::sign(endpoint.secret.expose(), timestamp, d.payload.as_bytes());
         let timeout = endpoint.policy.timeout;
         let response = client

@@ -239,20 +239,23 @@ async fn failures_back_off_give_up_and_pause_until_resumed(db: TestDb) {
     let store = db.store.as_ref();
     shop(store).await;
     let receiver = Receiver::start(Mode::Answer(503)).await;
-    let dispatcher = Dispatcher::new(db.store.clone()).expect("a dispatcher");
-    // Backoffs of 300 ms, 600 ms, 1.2 s: wide margins for a loaded CI machine.
+    // The backoffs are decided by the dispatcher's clock: moved by hand, to the microsecond,
+    // instead of slept through.
+    let clock =
+        std::sync::Arc::new(kanta_domain::ManualClock::new(kanta_domain::Clock::now(&kanta_domain::SystemClock)));
+    let dispatcher = Dispatcher::new(db.store.clone()).expect("a dispatcher").with_clock(clock.clone());
     let policy = Policy {
         max_attempts: 2,
         pause_after: 3,
-        backoff: Duration::from_millis(300),
-        backoff_max: Duration::from_millis(1200),
+        backoff: Duration::from_secs(30),
+        backoff_max: Duration::from_secs(120),
         ..quick()
     };
     let flaky = endpoint("flaky", &receiver.url, Subscription::default(), policy);
     dispatcher.tick(&flaky).await.expect("registers");
     events(store).await;
 
-    // First failure: one request, then the endpoint backs off for 300 ms.
+    // First failure: one request, then the endpoint backs off for 30 s.
     let tick = dispatcher.tick(&flaky).await.expect("a tick");
     assert_eq!((tick.queued, tick.delivered), (6, 0));
     let (failed_id, why) = tick.failed.expect("a failure");
@@ -262,15 +265,18 @@ async fn failures_back_off_give_up_and_pause_until_resumed(db: TestDb) {
     let state = &store.webhook_endpoints().await.expect("endpoints")[0];
     assert_eq!((state.failures, state.pending), (1, 6));
     assert!(state.retry_at.is_some());
+    clock.advance(Duration::from_micros(29_999_999));
+    assert_eq!(dispatcher.tick(&flaky).await.expect("a tick").failed, None, "a microsecond early");
+    assert_eq!(receiver.received().len(), 1);
 
     // Second failure of the same delivery: given up (max_attempts 2); the next one is tried
-    // after a longer wait (600 ms), and a third failure in a row pauses the endpoint.
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    // after a longer wait (60 s), and a third failure in a row pauses the endpoint.
+    clock.advance(Duration::from_micros(1));
     let tick = dispatcher.tick(&flaky).await.expect("a tick");
     assert_eq!((tick.failed.map(|f| f.0), tick.given_up), (Some(failed_id), 1));
-    tokio::time::sleep(Duration::from_millis(350)).await;
-    assert_eq!(dispatcher.tick(&flaky).await.expect("a tick").failed, None, "600 ms backoff after two failures");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    clock.advance(Duration::from_secs(59));
+    assert_eq!(dispatcher.tick(&flaky).await.expect("a tick").failed, None, "60 s backoff after two failures");
+    clock.advance(Duration::from_secs(1));
     let tick = dispatcher.tick(&flaky).await.expect("a tick");
     assert!(
         tick.paused.as_deref().is_some_and(|p| p.starts_with("3 failed attempts in a row; the last: HTTP 503")),
@@ -278,9 +284,9 @@ async fn failures_back_off_give_up_and_pause_until_resumed(db: TestDb) {
     );
     assert_eq!(receiver.received().len(), 3);
 
-    // Paused: events still queue, nothing is sent, even after the backoff.
+    // Paused: events still queue, nothing is sent, even long after the longest backoff.
     receiver.set(Mode::Answer(200));
-    tokio::time::sleep(Duration::from_millis(1250)).await;
+    clock.advance(Duration::from_secs(24 * 3600));
     let tick = dispatcher.tick(&flaky).await.expect("a tick");
     assert_eq!((tick.delivered, tick.paused.is_some()), (0, true));
     assert_eq!(receiver.received().len(), 3);
