@@ -129,9 +129,10 @@ impl BgNbd {
             }
         }
         // A series that does not converge makes the value NaN (not 0, which would read as "no
-        // purchases expected"), and the remaining nodes are skipped rather than summed again.
+        // purchases expected"), and the remaining nodes are skipped rather than summed again;
+        // the quadrature over p, which needs no series, answers then.
         let mut failed = false;
-        GaussLegendre::rule64().integrate(0.0, t, |tau| {
+        let v = GaussLegendre::rule64().integrate(0.0, t, |tau| {
             if failed {
                 return f64::NAN;
             }
@@ -142,7 +143,52 @@ impl BgNbd {
             };
             // (1+y)^−(n+1) ₂F₁ = E_p[(1 + py)^−(n+1)] ≤ 1, in logs: the factors alone overflow.
             n / big_a * (ln_h - (n + 1.0) * y.ln_1p()).exp()
-        })
+        });
+        if v.is_finite() { v } else { self.expected_alive_over_p(n, big_a, b_prime, t) }
+    }
+
+    /// [`Self::expected_alive`] by quadrature over the drop-out probability itself, which needs
+    /// no hypergeometric series: the last resort where both series fail to converge (the
+    /// argument t/(A+t) within ~10⁻⁵ of 1, i.e. A tiny next to the horizon).
+    ///
+    /// Given alive, purchases come at rate λ and each is the last with probability p, so the
+    /// purchases in t are those before the first "last" one: E[Y(t) | λ, p] = (1 − e^{−λpt})/p
+    /// (the marked events form a Poisson process of rate λp). With λ ~ Gamma(n, A),
+    /// E_λ[e^{−λpt}] = (A/(A + pt))ⁿ, so
+    ///
+    /// ```text
+    /// E = E_p[(1 − (1 + pt/A)^−n) / p],   p ~ Beta(a, b'),
+    /// ```
+    ///
+    /// whose integrand is bounded (it tends to n t/A as p → 0), so E is finite for every a > 0.
+    /// The substitution p = u^{1/a} removes the density's p^{a−1}:
+    /// E = 1/(a B(a, b')) ∫₀¹ g(u^{1/a}) (1 − u^{1/a})^{b'−1} du, integrated by 64-point
+    /// Gauss–Legendre on panels that shrink geometrically towards 0 and 1 ([0, 10⁻¹⁰], …,
+    /// [0.1, 0.5], [0.5, 0.9], …, [1 − 10⁻¹⁰, 1]), since (1 − p)^{b'−1} puts the mass near 0 when
+    /// b' is large (a customer with x in the hundreds) and is singular at 1 when b' < 1.
+    fn expected_alive_over_p(&self, n: f64, big_a: f64, b_prime: f64, t: f64) -> f64 {
+        let a = self.a;
+        let inv_a = 1.0 / a;
+        let scale = t / big_a;
+        let integrand = |u: f64| {
+            let p = u.powf(inv_a);
+            if p <= 0.0 {
+                return n * scale;
+            }
+            // 1 − (1 + p t/A)^−n, without cancellation for small p t/A.
+            let bought = -(-n * (p * scale).ln_1p()).exp_m1();
+            bought / p * ((b_prime - 1.0) * (-p).ln_1p()).exp()
+        };
+        let rule = GaussLegendre::rule64();
+        // Panels shrink geometrically towards both ends: the mass sits near 0 for large b', and
+        // (1 − p)^{b'−1} is singular (integrably) at 1 when b' < 1.
+        let mut edges = vec![0.0];
+        edges.extend((1..=10).rev().map(|k| 10f64.powi(-k)));
+        edges.push(0.5);
+        edges.extend((1..=10).map(|k| 1.0 - 10f64.powi(-k)));
+        edges.push(1.0);
+        let sum: f64 = edges.windows(2).map(|w| rule.integrate(w[0], w[1], integrand)).sum();
+        sum * (-(a.ln()) - ln_beta(a, b_prime)).exp()
     }
 }
 
@@ -374,6 +420,29 @@ mod tests {
             let e = m.expected_purchases(t);
             assert!((mean - e).abs() < 1e-8 * e, "{variant:?}: Σ k P = {mean}, E[X(t)] = {e}");
         }
+    }
+
+    #[test]
+    fn the_quadrature_over_p_agrees_with_the_series_and_stays_finite_where_they_fail() {
+        // Where FHL 2005 eq. 10's series converges, the quadrature over p equals it.
+        for &(a, b, n, big_a, t) in &[
+            (2.5, 3.0, 2.0, 10.0, 30.0),
+            (0.5, 1.5, 0.8, 40.0, 365.0),
+            (1.7, 500.0, 501.0, 141.0, 90.0),
+            (0.2, 20.0, 3.0, 5.0, 1_000.0),
+        ] {
+            let m = BgNbd::new(Variant::Bg, 1.0, 1.0, a, b).unwrap();
+            let series = m.expected_alive(n, big_a, b, t);
+            let quad = m.expected_alive_over_p(n, big_a, b, t);
+            assert!(((series - quad) / series).abs() < 1e-9, "a={a} b'={b} n={n} A={big_a} t={t}: {series} vs {quad}");
+        }
+        // Where both series fail (α tiny next to the horizon: t/(α+t) within 10⁻⁵ of 1, as in
+        // the fit that `tests/degenerate.rs` found on a base with x = 500 in 8 days), the value
+        // was NaN; by the quadrature it is finite, positive and below the no-drop-out bound n t/A.
+        let m = BgNbd::new(Variant::Bg, 0.05, 1e-4, 0.3, 2.0).unwrap();
+        let e = m.expected_alive(0.05, 1e-4, 2.0, 365.0);
+        assert!(e.is_finite() && e > 0.0 && e < 0.05 * 365.0 / 1e-4, "{e}");
+        assert_eq!(e, m.expected_alive_over_p(0.05, 1e-4, 2.0, 365.0), "the series fail there");
     }
 
     #[test]

@@ -172,6 +172,16 @@ fn named_degenerate_bases_fit_and_predict_in_bounded_time() {
         ("one repeat buyer", with(one_time(100), &[History { x: 1, t_x: 5.0, t: 200.0 }])),
         ("huge T", with(one_time(50), &[History { x: 3, t_x: 1e6, t: 1e7 }, History { x: 1, t_x: 2.0, t: 1e7 }])),
         (
+            // Found by the proptest below in CI: the fit is identified, but E[Y(365)] of a new
+            // customer was NaN (both ₂F₁ series failed with α tiny next to the horizon).
+            "x = 500 in 8 days beside a new customer",
+            vec![
+                History { x: 1, t_x: 3.0, t: 105.0 },
+                History { x: 500, t_x: 8.0, t: 141.0 },
+                History { x: 0, t_x: 0.0, t: 0.0 },
+            ],
+        ),
+        (
             "x = 500",
             with(one_time(50), &[History { x: 500, t_x: 364.0, t: 365.0 }, History { x: 1, t_x: 9.0, t: 99.0 }]),
         ),
