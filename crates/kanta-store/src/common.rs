@@ -72,27 +72,31 @@ fn customer_id(map: &HashMap<String, i64>, id: &str) -> Result<i64, StoreError> 
 /// Refuses the transaction when any of `customers` (internal ids) now has orders summing past
 /// [`crate::MAX_CUSTOMER_TOTAL`] in absolute value. Summed as floating point, which cannot
 /// overflow, and compared with a bound far from `i64::MAX`, so rounding cannot matter.
-async fn check_customer_totals(tx: &mut Tx, mut customers: Vec<i64>) -> Result<(), StoreError> {
+async fn check_customer_totals(
+    tx: &mut Tx,
+    mut customers: Vec<i64>,
+    names: &HashMap<String, i64>,
+) -> Result<(), StoreError> {
     customers.sort_unstable();
     customers.dedup();
     let limit = crate::MAX_CUSTOMER_TOTAL.raw() as f64;
+    // Grouped by the internal id, without a join (this runs for every batch of orders; the
+    // external ids are looked up only for the rare offenders).
+    let mut over: Vec<i64> = Vec::new();
     for chunk in customers.chunks(CHUNK * 4) {
-        let mut q: QueryBuilder<Db> = QueryBuilder::new(
-            "SELECT c.external_id FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.customer_id IN (",
-        );
-        let mut list = q.separated(", ");
-        for id in chunk {
-            list.push_bind(*id);
-        }
-        q.push(") GROUP BY c.external_id HAVING SUM(ABS(CAST(o.amount AS DOUBLE PRECISION))) > ");
+        let mut q: QueryBuilder<Db> = QueryBuilder::new("SELECT o.customer_id FROM orders o WHERE ");
+        push_id_filter(&mut q, "o.customer_id", chunk);
+        q.push(" GROUP BY o.customer_id HAVING SUM(ABS(CAST(o.amount AS DOUBLE PRECISION))) > ");
         q.push_bind(limit);
-        q.push(" ORDER BY c.external_id");
-        let over: Vec<String> = q.build_query_scalar().fetch_all(&mut **tx).await?;
-        if !over.is_empty() {
-            return Err(StoreError::TotalTooLarge(over));
-        }
+        over.extend(q.build_query_scalar::<i64>().fetch_all(&mut **tx).await?);
     }
-    Ok(())
+    if over.is_empty() {
+        return Ok(());
+    }
+    let mut ids: Vec<String> =
+        names.iter().filter(|(_, id)| over.contains(id)).map(|(name, _)| name.clone()).collect();
+    ids.sort();
+    Err(StoreError::TotalTooLarge(ids))
 }
 
 /// Counts from `RETURNING version` rows: version 1 was an insert, more was an update.
@@ -701,7 +705,7 @@ impl crate::Storage for Store {
             }
         }
         counts.unchanged = records.len() as u64 - returned;
-        check_customer_totals(&mut tx, touched).await?;
+        check_customer_totals(&mut tx, touched, &customers).await?;
         tx.commit().await?;
         Ok(counts)
     }

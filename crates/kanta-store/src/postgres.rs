@@ -171,6 +171,12 @@ async fn disarm_tx(tx: &mut Tx, _budget: TxBudget) -> Result<(), crate::StoreErr
     Ok(())
 }
 
+/// `column = ANY($n)` with the ids as one array parameter: one plan for any number of ids,
+/// where an `IN` list of a thousand parameters is planned anew each time.
+fn push_id_filter(q: &mut QueryBuilder<'_, Db>, column: &str, ids: &[i64]) {
+    q.push(column).push(" = ANY(").push_bind(ids.to_vec()).push(")");
+}
+
 include!("common.rs");
 
 #[cfg(test)]

@@ -254,4 +254,15 @@ async fn disarm_tx(tx: &mut Tx, budget: TxBudget) -> Result<(), crate::StoreErro
     Ok(())
 }
 
+/// `column IN (…)` with one bound value per id (SQLite has no array parameters; it looks each
+/// up in the column's index).
+fn push_id_filter(q: &mut QueryBuilder<'_, Db>, column: &str, ids: &[i64]) {
+    q.push(column).push(" IN (");
+    let mut list = q.separated(", ");
+    for id in ids {
+        list.push_bind(*id);
+    }
+    q.push(")");
+}
+
 include!("common.rs");
