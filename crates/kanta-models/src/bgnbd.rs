@@ -366,16 +366,7 @@ mod tests {
     use crate::special::hyp2f1;
 
     fn sample() -> Histories {
-        let h = |x, tx, t| History::parse(0, x, tx, t).unwrap();
-        Histories::from_histories([
-            h(0, 0.0, 38.86),
-            h(2, 30.43, 38.86),
-            h(1, 1.71, 38.86),
-            h(7, 29.43, 35.0),
-            h(0, 0.0, 27.0),
-            h(12, 31.0, 31.5),
-        ])
-        .unwrap()
+        crate::fit::sample_histories()
     }
 
     #[test]

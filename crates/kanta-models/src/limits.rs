@@ -527,16 +527,7 @@ mod tests {
     use crate::fit::assert_gradient;
 
     fn sample() -> Histories {
-        let h = |x, tx, t| History::parse(0, x, tx, t).unwrap();
-        Histories::from_histories([
-            h(0, 0.0, 38.86),
-            h(2, 30.43, 38.86),
-            h(1, 1.71, 38.86),
-            h(7, 29.43, 35.0),
-            h(0, 0.0, 27.0),
-            h(12, 31.0, 31.5),
-        ])
-        .unwrap()
+        crate::fit::sample_histories()
     }
 
     fn histories() -> Vec<History> {
