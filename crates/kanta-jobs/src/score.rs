@@ -72,11 +72,10 @@ pub async fn score_store_until(
     let result = score_phases(store, job, now, cancel, &mut orders).await;
     if let Err(JobError::Cancelled { phase, reason }) = &result {
         let today = Timestamp(now.div_euclid(1_000_000)).day();
-        let (y, m, d) = today.ymd();
         let run = NewScoreRun {
             started_at: now,
             finished_at: now.saturating_add(i64::try_from(cancel.age().as_micros()).unwrap_or(0)),
-            as_of: format!("{y:04}-{m:02}-{d:02}"),
+            as_of: today.to_string(),
             orders,
             model: None,
             diagnostics: json!({ "cancelled": { "phase": phase, "reason": reason } }),
@@ -144,12 +143,11 @@ async fn score_phases(
     phases.push(("models", models));
 
     let clock = Instant::now();
-    let (y, m, d) = today.ymd();
     let run = NewScoreRun {
         started_at,
         finished_at: now
             .saturating_add(i64::try_from(phases.iter().map(|p| p.1).sum::<Duration>().as_micros()).unwrap_or(0)),
-        as_of: format!("{y:04}-{m:02}-{d:02}"),
+        as_of: today.to_string(),
         orders,
         model,
         diagnostics,
