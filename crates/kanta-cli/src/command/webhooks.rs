@@ -127,7 +127,14 @@ pub fn listen(args: &WebhooksListenArgs) -> anyhow::Result<()> {
                         return StatusCode::UNAUTHORIZED;
                     }
                     let line = String::from_utf8_lossy(&body);
+                    // Deliveries run concurrently and graceful shutdown lets the requests in
+                    // flight finish, so the limit is checked under the stdout lock: once `--count`
+                    // events are printed, later ones get a 503 (the sender keeps them queued and
+                    // retries) instead of an extra line.
                     let mut out = std::io::stdout().lock();
+                    if limit.is_some_and(|l| *done_tx.borrow() >= l) {
+                        return StatusCode::SERVICE_UNAVAILABLE;
+                    }
                     if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
                         return StatusCode::INTERNAL_SERVER_ERROR;
                     }

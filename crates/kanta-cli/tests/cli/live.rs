@@ -233,3 +233,46 @@ fn the_live_flow_delivers_signed_segment_entries_on_postgres() {
     let Some(db) = runtime.block_on(kanta_store::testing::postgres()).expect("a PostgreSQL database") else { return };
     live_flow(&db.url.clone());
 }
+
+/// `--count N` prints exactly N events even when more deliveries arrive at once: the ones past
+/// the limit get a 503 (the sender keeps them queued) and print nothing. With deliveries in
+/// flight when the N-th arrived, the receiver used to print N+1 lines.
+#[test]
+fn listen_count_prints_exactly_that_many_events_under_concurrent_deliveries() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_receiver, url, lines, _) =
+        start(dir.path(), &["webhooks", "listen", "--listen", "127.0.0.1:0", "--count", "2"]);
+    let addr = url.trim_start_matches("http://").to_string();
+    let now = chrono::Utc::now().timestamp();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let senders: Vec<_> = (0..8)
+        .map(|i| {
+            let addr = addr.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let body = format!(r#"{{"id":"e{i}"}}"#);
+                let signature = kanta_webhooks::sign::sign(SECRET.as_bytes(), now, body.as_bytes());
+                let request = format!(
+                    "POST /kanta HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+                     kanta-signature: {signature}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let mut stream = std::net::TcpStream::connect(&addr).ok()?;
+                barrier.wait();
+                stream.write_all(request.as_bytes()).ok()?;
+                let mut response = String::new();
+                stream.read_to_string(&mut response).ok()?;
+                response.split_whitespace().nth(1).map(str::to_string)
+            })
+        })
+        .collect();
+    let statuses: Vec<Option<String>> = senders.into_iter().map(|s| s.join().expect("sender")).collect();
+    let printed: Vec<String> = lines.iter().collect(); // ends when the receiver exits
+    assert_eq!(printed.len(), 2, "{printed:?} {statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| s.as_deref() == Some("204")).count(), 2, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| matches!(s.as_deref(), Some("204" | "503") | None)),
+        "the others are refused or find the receiver gone: {statuses:?}"
+    );
+}
