@@ -13,7 +13,8 @@ pub mod crosssell;
 pub mod feedback;
 pub mod intern;
 pub mod lifecycle;
-pub mod money;
+/// Exact money lives in the domain vocabulary; re-exported so `kanta_core::money` paths stay.
+pub use kanta_domain::money;
 pub mod rfm;
 pub mod tier;
 pub mod time;

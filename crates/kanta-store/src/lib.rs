@@ -26,7 +26,8 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 pub mod purchases;
-pub mod record;
+/// The records the store writes are the domain's; re-exported so `kanta_store::record` paths stay.
+pub use kanta_domain::record;
 pub mod token;
 pub mod webhook;
 

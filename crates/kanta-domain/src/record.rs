@@ -9,8 +9,9 @@
 //! dropped value.
 
 use chrono::NaiveDate;
-use kanta_core::money::Money;
-use kanta_domain::{TimeRange, Timestamp};
+use crate::contact::{self, Currency, Email, Invalid, Locale, Phone, TimeZoneName, quoted};
+use crate::money::Money;
+use crate::{TimeRange, Timestamp};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -19,8 +20,7 @@ use utoipa::ToSchema;
 
 /// Most records one request may carry.
 pub const MAX_BATCH: usize = 10_000;
-/// Longest id (customer, order, event, feedback) in characters.
-pub const MAX_ID: usize = 256;
+pub use crate::contact::MAX_ID;
 /// Longest free-text field (names, product names, topics) in characters, except feedback text.
 const MAX_SHORT: usize = 256;
 /// Longest feedback text in characters.
@@ -82,7 +82,7 @@ pub trait Record: Sized {
 pub struct Errors {
     problems: Vec<(String, String)>,
     /// The times an order, event, feedback answer or consent change may carry (from the
-    /// caller's clock and settings; see [`TimeBounds`](kanta_domain::TimeBounds)).
+    /// caller's clock and settings; see [`TimeBounds`](crate::TimeBounds)).
     times: TimeRange,
 }
 
@@ -182,35 +182,20 @@ where
 // ---------------------------------------------------------------------------------------------
 // Field checks
 
-fn quoted(value: &str) -> String {
-    let short: String = value.chars().take(60).collect();
-    if short.len() < value.len() { format!("`{short}…`") } else { format!("`{short}`") }
+/// Push the reason `result` gives under `field`; the value when there is none.
+fn checked<T>(errors: &mut Errors, field: &str, result: Result<T, Invalid>) -> Option<T> {
+    result.map_err(|Invalid(reason)| errors.push(field, reason)).ok()
 }
 
 fn check_text(errors: &mut Errors, field: &str, value: String, max: usize) -> Option<String> {
-    let trimmed = value.trim();
-    if trimmed.is_empty() {
-        errors.push(field, "must not be empty");
-        return None;
-    }
-    if value.chars().count() > max {
-        errors.push(field, format!("is longer than {max} characters"));
-        return None;
-    }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        errors.push(field, format!("contains a control character: {}", quoted(&value)));
-        return None;
-    }
-    Some(value)
+    let result = contact::check_text(&value, max).map(|()| value);
+    checked(errors, field, result)
 }
 
 fn check_id(errors: &mut Errors, field: &str, value: String) -> Option<String> {
     // Ids are opaque and kept exactly as given (`00042` stays `00042`), like `kanta analyze`.
-    if value.chars().any(char::is_control) {
-        errors.push(field, format!("contains a control character: {}", quoted(&value)));
-        return None;
-    }
-    check_text(errors, field, value, MAX_ID)
+    let result = contact::check_id(&value).map(|()| value);
+    checked(errors, field, result)
 }
 
 fn check_opt<T>(
@@ -245,70 +230,20 @@ fn check_time(errors: &mut Errors, field: &str, value: String) -> Option<i64> {
     }
 }
 
-/// A minimal, deliberately permissive address check: one `@`, a non-empty local part, a domain
-/// with a dot, no spaces. Deliverability is the mail server's business.
 fn check_email(errors: &mut Errors, field: &str, value: String) -> Option<String> {
-    let ok = value.len() <= 254
-        && !value.chars().any(|c| c.is_whitespace() || c.is_control())
-        && match value.split_once('@') {
-            Some((local, domain)) => {
-                !local.is_empty()
-                    && !domain.contains('@')
-                    && domain.contains('.')
-                    && !domain.starts_with('.')
-                    && !domain.ends_with('.')
-            }
-            None => false,
-        };
-    if ok {
-        Some(value)
-    } else {
-        errors.push(field, format!("{} is not an email address", quoted(&value)));
-        None
-    }
+    checked(errors, field, Email::parse(value).map(Email::into_inner))
 }
 
-/// A phone number: an optional `+`, then 6–15 digits, allowing spaces, dashes, dots and
-/// parentheses as separators. Kept as written.
 fn check_phone(errors: &mut Errors, field: &str, value: String) -> Option<String> {
-    let body = value.strip_prefix('+').unwrap_or(&value);
-    let digits = body.chars().filter(char::is_ascii_digit).count();
-    let ok = body.chars().all(|c| c.is_ascii_digit() || " -.()".contains(c)) && (6..=15).contains(&digits);
-    if ok {
-        Some(value)
-    } else {
-        errors.push(field, format!("{} is not a phone number (+, then 6–15 digits)", quoted(&value)));
-        None
-    }
+    checked(errors, field, Phone::parse(value).map(Phone::into_inner))
 }
 
-/// An IANA zone name such as `Europe/Helsinki` or `UTC` (shape only; the zone database is not
-/// embedded).
 fn check_timezone(errors: &mut Errors, field: &str, value: String) -> Option<String> {
-    let ok = !value.is_empty()
-        && value.len() <= 64
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c))
-        && value.starts_with(|c: char| c.is_ascii_uppercase());
-    if ok {
-        Some(value)
-    } else {
-        errors.push(field, format!("{} is not a time zone name such as `Europe/Helsinki`", quoted(&value)));
-        None
-    }
+    checked(errors, field, TimeZoneName::parse(value).map(TimeZoneName::into_inner))
 }
 
-/// A BCP 47 language tag such as `fi`, `fi-FI` or `zh-Hant-TW` (shape only).
 fn check_locale(errors: &mut Errors, field: &str, value: String) -> Option<String> {
-    let mut parts = value.split(['-', '_']);
-    let lang_ok =
-        parts.next().is_some_and(|l| (2..=3).contains(&l.len()) && l.chars().all(|c| c.is_ascii_alphabetic()));
-    let rest_ok = parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
-    if lang_ok && rest_ok {
-        Some(value)
-    } else {
-        errors.push(field, format!("{} is not a language tag such as `fi-FI`", quoted(&value)));
-        None
-    }
+    checked(errors, field, Locale::parse(value).map(Locale::into_inner))
 }
 
 fn check_birthday(errors: &mut Errors, field: &str, value: String) -> Option<String> {
@@ -322,12 +257,7 @@ fn check_birthday(errors: &mut Errors, field: &str, value: String) -> Option<Str
 }
 
 fn check_currency(errors: &mut Errors, field: &str, value: String) -> Option<String> {
-    if value.len() == 3 && value.chars().all(|c| c.is_ascii_uppercase()) {
-        Some(value)
-    } else {
-        errors.push(field, format!("{} is not an ISO 4217 currency code such as `EUR`", quoted(&value)));
-        None
-    }
+    checked(errors, field, Currency::parse(value).map(Currency::into_inner))
 }
 
 /// A decimal amount given as a JSON number or a string (`12.5`, `"12.50"`).
@@ -746,7 +676,7 @@ fn derived_event_id(customer: &str, name: &str, time: i64, properties: Option<&M
             h.update(b"\0");
         }
     }
-    format!("sha256:{}", crate::token::hex(&h.finalize()))
+    format!("sha256:{}", crate::hex(&h.finalize()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -848,7 +778,7 @@ impl Record for Feedback {
 
 #[cfg(test)]
 mod tests {
-    use kanta_domain::TimeBounds;
+    use crate::TimeBounds;
 
     use super::*;
 
