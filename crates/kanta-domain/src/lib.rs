@@ -6,6 +6,7 @@
 
 pub mod clock;
 pub mod model;
+pub mod purchase;
 pub mod time;
 
 pub use clock::{Clock, ManualClock, SystemClock};
