@@ -34,6 +34,7 @@ kanta_store::on_both_backends!(
     score_floats_and_texts_round_trip_exactly,
     segment_queries_stop_at_their_budget_and_leave_the_store_usable,
     a_batch_that_would_take_a_customers_totals_past_the_limit_writes_nothing,
+    the_purchase_rule_in_sql_agrees_with_the_rust_predicate,
 );
 
 const NOW: i64 = 1_730_000_000_000_000;
@@ -1275,4 +1276,76 @@ async fn a_batch_that_would_take_a_customers_totals_past_the_limit_writes_nothin
     db.store.write_orders(&[order("a2", "big", sixty_trillion)], NOW).await.expect("now under the limit");
     let expr = kanta_segment::parse("revenue > 1").expect("valid");
     assert_eq!(db.store.segment_count(&expr, NOW + 1).await.expect("no overflow"), 1);
+}
+
+/// `kanta_domain::purchase` states what counts as a purchase once in Rust and once in SQL: the
+/// store's reads (the purchases scan, with their lines) and the segment language (which compiles
+/// `orders`, `bought_category`) must agree with the Rust functions on every kind of order.
+async fn the_purchase_rule_in_sql_agrees_with_the_rust_predicate(db: TestDb) {
+    use kanta_domain::purchase::{Kind, is_purchase, signed_amount};
+    use kanta_store::record::{Line, OrderStatus};
+
+    let statuses = [OrderStatus::Completed, OrderStatus::Refunded, OrderStatus::Cancelled];
+    let amounts = [50_000, -50_000, 0];
+    let mut orders = Vec::new();
+    for (s, status) in statuses.iter().enumerate() {
+        for (a, amount) in amounts.iter().enumerate() {
+            let case = (s * amounts.len() + a) as i64;
+            orders.push(Order {
+                id: format!("o{case}"),
+                customer_id: format!("c{case}"),
+                // The case number, in whole seconds, names the order in the purchases' columns.
+                time: (case + 1) * 1_000_000,
+                amount: kanta_core::money::Money::from_raw(*amount),
+                currency: "EUR".into(),
+                status: *status,
+                lines: vec![Line {
+                    product: "p".into(),
+                    category: Some("rule".into()),
+                    quantity: kanta_core::money::Money::from_raw(10_000),
+                    price: kanta_core::money::Money::from_raw(*amount),
+                }],
+            });
+        }
+    }
+    db.store.write_orders(&orders, NOW).await.expect("write");
+
+    let mut read = Vec::new();
+    let mut with_lines = Vec::new();
+    db.store
+        .purchases(true, &mut |chunk: Purchases| {
+            read.extend(chunk.time.iter().zip(&chunk.amount).map(|(t, a)| (t - 1, *a)));
+            with_lines.extend(chunk.lines.iter().map(|(i, _)| chunk.time[i] - 1));
+        })
+        .await
+        .expect("purchases");
+    read.sort_unstable();
+    with_lines.sort_unstable();
+    let expr = kanta_segment::parse("orders >= 1").expect("valid");
+    let (buyers, _) = db.store.segment_members(&expr, NOW, None, 100).await.expect("members");
+    let expr = kanta_segment::parse("bought_category(\"rule\")").expect("valid");
+    let (category_buyers, _) = db.store.segment_members(&expr, NOW, None, 100).await.expect("members");
+
+    let mut expected_read = Vec::new();
+    let mut expected_lines = Vec::new();
+    let mut expected_buyers = Vec::new();
+    for (case, o) in orders.iter().enumerate() {
+        let case = case as i64;
+        let (status, amount) = (o.status.as_str(), o.amount.raw());
+        if let Some(signed) = signed_amount(status, amount) {
+            expected_read.push((case, signed));
+            if Kind::of(signed) == Kind::Purchase {
+                expected_lines.push(case);
+            }
+        }
+        if is_purchase(status, amount) {
+            expected_buyers.push(o.customer_id.clone());
+        }
+    }
+    assert_eq!(read, expected_read, "the purchases' signed amounts");
+    assert_eq!(with_lines, expected_lines, "purchase lines");
+    assert_eq!(expected_buyers, ["c0"], "one purchase among the nine kinds of order");
+    let ids = |profiles: &[kanta_store::Profile]| profiles.iter().map(|p| p.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&buyers), expected_buyers, "orders >= 1");
+    assert_eq!(ids(&category_buyers), expected_buyers, "bought_category");
 }
