@@ -2,16 +2,20 @@
 //! embedded SQLite backend (the default; no server to run) and a PostgreSQL backend (production).
 //!
 //! - [`record`] (pure): the JSON records the API and importers accept, and their validation.
-//! - [`token`] (pure): API tokens, stored as SHA-256 hashes.
+//! - [`token`]: API tokens (generated and hashed purely), stored as SHA-256 hashes.
 //! - [`purchases`] (pure): the chunks of purchases and line categories the scoring job reads.
-//! - [`Storage`]: batch writes that are atomic and idempotent by natural id, the customer 360
-//!   read, cursor listing, export and erasure with an audit log, tokens, idempotency keys.
-//! - `sqlite` and `postgres`: the backends. Both compile the same query code (`common.rs`)
-//!   against their own driver types, so a behaviour tested on one is the behaviour of the other;
-//!   what differs (schema DDL, JSON merge, connection setup) sits in the backend module.
-//!   The one exception is the scoring job's read of every purchase: on SQLite it steps through
-//!   the file with rusqlite on two threads (`sqlite_scan`), as the driver's per-row cost would
-//!   dominate it.
+//! - [`Storage`]: the umbrella over one trait per aggregate — [`CustomerStore`] (batch writes that
+//!   are atomic and idempotent by natural id, the customer 360 read, cursor listing, erasure),
+//!   [`OrderStore`], [`ScoreStore`], [`SegmentStore`], [`WebhookStore`], [`TokenStore`],
+//!   [`AuditStore`] (the audit log, idempotency keys) — each in its own module, written once,
+//!   generic over the backend.
+//! - `sqlite` and `postgres`: the backends. Each implements `dialect::Dialect` for its sqlx
+//!   driver: everything that differs between the two (JSON merge and binding, locks, statement
+//!   budgets, what follows an erasure, connection setup and migrations). The queries themselves
+//!   are shared (`sql` is sqlx's query API over both drivers), so a behaviour tested on one is
+//!   the behaviour of the other. The one exception is the scoring job's read of every purchase:
+//!   on SQLite it steps through the file with rusqlite on two threads (`sqlite_scan`), as the
+//!   driver's per-row cost would dominate it.
 //!
 //! Invariants: times are microseconds since the epoch (UTC); money is `kanta_core::Money`'s
 //! 1/10,000 units; every query binds its values (no value is ever formatted into SQL); a write
