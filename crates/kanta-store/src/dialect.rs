@@ -44,11 +44,12 @@ pub(crate) trait Dialect: Driver {
     /// `column` is one of `ids`, bound the way the backend plans best.
     fn push_id_filter(q: &mut QueryBuilder<'_, Self>, column: &str, ids: &[i64]);
 
-    /// Make the ids of `table` (a log that webhooks follow by id) commit in order: called by
-    /// each writer of the log, inside its transaction, before it inserts.
+    /// Make the ids of a log that webhooks follow by id commit in order: called by each writer
+    /// of the log, inside its transaction, before it inserts; `lock` is the statement that
+    /// takes the log's lock where one is needed (`LOCK TABLE … IN EXCLUSIVE MODE`).
     fn serialize_log_writers(
         tx: &mut Tx<Self>,
-        table: &'static str,
+        lock: &'static str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Arm `budget` on a write transaction (a segment refresh holds the writer, so it must not
