@@ -17,7 +17,7 @@ use kanta_core::aggregate::{Aggregator, OrderLine};
 use kanta_core::analysis::{AnalysisOptions, CustomerSummary, analyze};
 use kanta_core::money::Money;
 use kanta_core::time::{Day, Timestamp};
-use kanta_store::record::OrderStatus;
+use kanta_domain::purchase;
 use kanta_store::{OrderFact, Storage, StoreError};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -152,17 +152,14 @@ impl Snapshots {
     }
 }
 
-/// Every customer's summary as of `as_of`, keyed by external id. A completed order is a
-/// purchase, a refunded one a return (as a negative line is in `kanta analyze`), a cancelled
-/// one is left out.
+/// Every customer's summary as of `as_of`, keyed by external id. Orders count by their signed
+/// amounts (`kanta_domain::purchase`): a completed order is a purchase, a refunded one a return
+/// (as a negative line is in `kanta analyze`), a cancelled one is left out.
 pub fn summaries(facts: &[OrderFact], as_of: Day) -> HashMap<String, Summary> {
     let mut aggregator = Aggregator::new();
     for f in facts {
-        let amount = match f.status {
-            OrderStatus::Completed => Money::from_raw(f.amount),
-            OrderStatus::Refunded => Money::from_raw(-f.amount.abs()),
-            OrderStatus::Cancelled => continue,
-        };
+        let Some(amount) = purchase::signed_amount(f.status, f.amount) else { continue };
+        let amount = Money::from_raw(amount);
         // A fact is a whole order and order ids are unique in the store, so each fact is its
         // own order: no order id is needed to group lines (and none is looked up).
         let line = OrderLine {
@@ -206,6 +203,8 @@ fn summary(c: &CustomerSummary) -> Summary {
 
 #[cfg(test)]
 mod tests {
+    use kanta_store::record::OrderStatus;
+
     use super::*;
 
     fn fact(customer: &str, order: &str, day: i64, amount: i64, status: OrderStatus) -> OrderFact {

@@ -12,10 +12,12 @@
 //! monetary        = mean value of the repeat periods          (0 when frequency = 0)
 //! ```
 //!
-//! Orders after `as_of` are ignored. An order whose lines sum to a negative amount is a return:
+//! Orders after `as_of` are ignored. What an order is follows from the sign of its amount
+//! (`kanta_domain::purchase::Kind`). An order whose lines sum to a negative amount is a return:
 //! it is counted in `returns` / `returned`, never as a purchase. Zero-amount orders are dropped
 //! unless `keep_zero` is set (then they are purchases of value 0).
 
+use kanta_domain::purchase::Kind;
 use serde::Serialize;
 
 use crate::aggregate::CustomerBase;
@@ -377,14 +379,17 @@ pub fn analyze_customers(base: &CustomerBase, options: &AnalysisOptions) -> Resu
                 after_as_of += (orders.len() - i) as u64;
                 break;
             }
-            if order.amount < Money::ZERO {
-                acc.returns += 1;
-                acc.returned += -order.amount;
-                continue;
-            }
-            if order.amount == Money::ZERO && !options.keep_zero {
-                zero_dropped += 1;
-                continue;
+            match Kind::of(order.amount.raw()) {
+                Kind::Return => {
+                    acc.returns += 1;
+                    acc.returned += -order.amount;
+                    continue;
+                }
+                Kind::Zero if !options.keep_zero => {
+                    zero_dropped += 1;
+                    continue;
+                }
+                Kind::Zero | Kind::Purchase => {}
             }
             acc.purchase(order.time, day, order.amount, window_start, &mut gap_hist, &mut activity);
         }
@@ -443,8 +448,10 @@ pub fn purchase_days(base: &CustomerBase, index: u32, as_of: Day, keep_zero: boo
         if day > as_of {
             break;
         }
-        if order.amount < Money::ZERO || (order.amount == Money::ZERO && !keep_zero) {
-            continue;
+        match Kind::of(order.amount.raw()) {
+            Kind::Return => continue,
+            Kind::Zero if !keep_zero => continue,
+            Kind::Zero | Kind::Purchase => {}
         }
         if days.last() != Some(&day) {
             days.push(day);

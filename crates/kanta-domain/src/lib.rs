@@ -8,6 +8,7 @@ pub mod clock;
 pub mod contact;
 pub mod model;
 pub mod money;
+pub mod purchase;
 pub mod record;
 pub mod time;
 

@@ -8,10 +8,10 @@
 //! Every input type denies unknown fields: a misspelt `"ammount"` is an error, not a silently
 //! dropped value.
 
-use chrono::NaiveDate;
 use crate::contact::{self, Currency, Email, Invalid, Locale, Phone, TimeZoneName, quoted};
 use crate::money::Money;
 use crate::{TimeRange, Timestamp};
+use chrono::NaiveDate;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -509,18 +509,18 @@ impl OrderStatus {
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
-            OrderStatus::Completed => "completed",
-            OrderStatus::Cancelled => "cancelled",
-            OrderStatus::Refunded => "refunded",
+            OrderStatus::Completed => crate::purchase::COMPLETED,
+            OrderStatus::Cancelled => crate::purchase::CANCELLED,
+            OrderStatus::Refunded => crate::purchase::REFUNDED,
         }
     }
 
     /// The status from its stored name.
     pub fn parse(text: &str) -> Option<OrderStatus> {
         match text {
-            "completed" => Some(OrderStatus::Completed),
-            "cancelled" => Some(OrderStatus::Cancelled),
-            "refunded" => Some(OrderStatus::Refunded),
+            crate::purchase::COMPLETED => Some(OrderStatus::Completed),
+            crate::purchase::CANCELLED => Some(OrderStatus::Cancelled),
+            crate::purchase::REFUNDED => Some(OrderStatus::Refunded),
             _ => None,
         }
     }

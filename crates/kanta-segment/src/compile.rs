@@ -4,6 +4,8 @@
 //! not have (no orders, no such attribute) is false, so `not` of it is true — two-valued logic,
 //! as users read it, instead of SQL's NULL.
 
+use kanta_domain::purchase::PURCHASE_SQL as PURCHASE;
+
 use crate::parse::Expr;
 
 /// The SQL dialect.
@@ -37,8 +39,8 @@ pub struct Compiled {
     pub params: Vec<Param>,
 }
 
-/// Purchases, as `kanta analyze` counts them: completed orders with a positive amount.
-const PURCHASE: &str = "o.customer_id = c.id AND o.status = 'completed' AND o.amount > 0";
+/// The orders `o` of the customer `c`.
+const OWN: &str = "o.customer_id = c.id";
 const MICROS_PER_DAY: f64 = 86_400_000_000.0;
 
 struct Writer {
@@ -105,15 +107,15 @@ impl Writer {
         let purchase_time = |agg: &str, w: &mut Writer| {
             let now = w.param(Param::Int(w.now));
             format!(
-                "(CAST({now} - (SELECT {agg}(o.time) FROM orders o WHERE {PURCHASE}) AS DOUBLE PRECISION) / {MICROS_PER_DAY:.1})"
+                "(CAST({now} - (SELECT {agg}(o.time) FROM orders o WHERE {OWN} AND {PURCHASE}) AS DOUBLE PRECISION) / {MICROS_PER_DAY:.1})"
             )
         };
         match name {
             "email" | "phone" | "name" | "timezone" | "locale" => format!("c.{name}"),
-            "orders" => format!("(SELECT COUNT(*) FROM orders o WHERE {PURCHASE})"),
+            "orders" => format!("(SELECT COUNT(*) FROM orders o WHERE {OWN} AND {PURCHASE})"),
             "revenue" => revenue(""),
             "average_order_value" => {
-                format!("({} / NULLIF((SELECT COUNT(*) FROM orders o WHERE {PURCHASE}), 0))", revenue(""))
+                format!("({} / NULLIF((SELECT COUNT(*) FROM orders o WHERE {OWN} AND {PURCHASE}), 0))", revenue(""))
             }
             "days_since_last_order" => purchase_time("MAX", self),
             "days_since_first_order" => purchase_time("MIN", self),
@@ -161,12 +163,12 @@ impl Writer {
                 let p = self.param(Param::Text(text(0)));
                 format!(
                     "EXISTS (SELECT 1 FROM order_lines l JOIN orders o ON o.id = l.order_id \
-                     WHERE o.customer_id = c.id AND o.status = 'completed' AND l.{column} = {p})"
+                     WHERE {OWN} AND {PURCHASE} AND l.{column} = {p})"
                 )
             }
             "orders_in_last" => {
                 let since = self.since(days(0));
-                format!("(SELECT COUNT(*) FROM orders o WHERE {PURCHASE} AND o.time >= {since})")
+                format!("(SELECT COUNT(*) FROM orders o WHERE {OWN} AND {PURCHASE} AND o.time >= {since})")
             }
             "revenue_in_last" => {
                 let since = self.since(days(0));
@@ -225,7 +227,7 @@ fn score(column: &str) -> String {
 
 fn revenue(filter: &str) -> String {
     format!(
-        "(CAST((SELECT COALESCE(SUM(o.amount), 0) FROM orders o WHERE {PURCHASE}{filter}) AS DOUBLE PRECISION) / 10000.0)"
+        "(CAST((SELECT COALESCE(SUM(o.amount), 0) FROM orders o WHERE {OWN} AND {PURCHASE}{filter}) AS DOUBLE PRECISION) / 10000.0)"
     )
 }
 

@@ -2,16 +2,20 @@
 //! embedded SQLite backend (the default; no server to run) and a PostgreSQL backend (production).
 //!
 //! - [`record`] (pure): the JSON records the API and importers accept, and their validation.
-//! - [`token`] (pure): API tokens, stored as SHA-256 hashes.
+//! - [`token`]: API tokens (generated and hashed purely), stored as SHA-256 hashes.
 //! - [`purchases`] (pure): the chunks of purchases and line categories the scoring job reads.
-//! - [`Storage`]: batch writes that are atomic and idempotent by natural id, the customer 360
-//!   read, cursor listing, export and erasure with an audit log, tokens, idempotency keys.
-//! - `sqlite` and `postgres`: the backends. Both compile the same query code (`common.rs`)
-//!   against their own driver types, so a behaviour tested on one is the behaviour of the other;
-//!   what differs (schema DDL, JSON merge, connection setup) sits in the backend module.
-//!   The one exception is the scoring job's read of every purchase: on SQLite it steps through
-//!   the file with rusqlite on two threads (`sqlite_scan`), as the driver's per-row cost would
-//!   dominate it.
+//! - [`Storage`]: the umbrella over one trait per aggregate — [`CustomerStore`] (batch writes that
+//!   are atomic and idempotent by natural id, the customer 360 read, cursor listing, erasure),
+//!   [`OrderStore`], [`ScoreStore`], [`SegmentStore`], [`WebhookStore`], [`TokenStore`],
+//!   [`AuditStore`] (the audit log, idempotency keys) — each in its own module, written once,
+//!   generic over the backend.
+//! - `sqlite` and `postgres`: the backends. Each implements `dialect::Dialect` for its sqlx
+//!   driver: everything that differs between the two (JSON merge and binding, locks, statement
+//!   budgets, what follows an erasure, connection setup and migrations). The queries themselves
+//!   are shared (`sql` is sqlx's query API over both drivers), so a behaviour tested on one is
+//!   the behaviour of the other. The one exception is the scoring job's read of every purchase:
+//!   on SQLite it steps through the file with rusqlite on two threads (`sqlite_scan`), as the
+//!   driver's per-row cost would dominate it.
 //!
 //! Invariants: times are microseconds since the epoch (UTC); money is `kanta_core::Money`'s
 //! 1/10,000 units; every query binds its values (no value is ever formatted into SQL); a write
@@ -31,14 +35,27 @@ pub use kanta_domain::record;
 pub mod token;
 pub mod webhook;
 
+mod audit;
+mod customers;
+mod dialect;
+mod orders;
 mod postgres;
+mod scores;
+mod segments;
+mod sql;
 mod sqlite;
 mod sqlite_scan;
+mod store;
 
+pub use audit::AuditStore;
+pub use customers::CustomerStore;
+pub use orders::OrderStore;
 pub use purchases::{PurchaseLines, Purchases};
 pub use record::{Customer, Event, Feedback, Order};
-pub use token::{Scope, Secret, TokenHash};
-pub use webhook::{Attempt, CustomerContext, Delivery, EndpointState, NewDelivery};
+pub use scores::ScoreStore;
+pub use segments::SegmentStore;
+pub use token::{Scope, Secret, TokenHash, TokenStore};
+pub use webhook::{Attempt, CustomerContext, Delivery, EndpointState, NewDelivery, WebhookStore};
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -611,228 +628,24 @@ pub struct Counts {
     pub feedback: i64,
 }
 
-/// The store. Writes take checked records ([`record`]); each call is one transaction.
+/// The store: one trait per aggregate, and this umbrella over all of them, which callers hold
+/// as `Arc<dyn Storage>` (the aggregates' methods are callable on it without importing their
+/// traits). Writes take checked records ([`record`]); each call is one transaction.
 #[async_trait::async_trait]
-pub trait Storage: Send + Sync + fmt::Debug {
+pub trait Storage:
+    CustomerStore
+    + OrderStore
+    + ScoreStore
+    + SegmentStore
+    + WebhookStore
+    + TokenStore
+    + AuditStore
+    + Send
+    + Sync
+    + fmt::Debug
+{
     /// Which database this is.
     fn backend(&self) -> Backend;
-
-    /// Create or update customers (absent fields keep their value; attributes are merged as an
-    /// RFC 7396 merge patch); consent changes are appended to the history.
-    async fn write_customers(&self, batch: &[Customer], now: i64) -> Result<WriteCounts, StoreError>;
-
-    /// [`Storage::write_customers`] for a signed inbound request, remembering its signature in
-    /// the same transaction: `None` (and nothing written) when `seen` was remembered before and
-    /// has not expired, i.e. the request is a replay. Remembered signatures that expired by
-    /// `now` are deleted first.
-    async fn write_customers_once(
-        &self,
-        seen: &SeenSignature,
-        batch: &[Customer],
-        now: i64,
-    ) -> Result<Option<WriteCounts>, StoreError>;
-
-    /// Create or replace orders by id, creating unknown customers.
-    async fn write_orders(&self, batch: &[Order], now: i64) -> Result<WriteCounts, StoreError>;
-
-    /// Store events; an id seen before is left as it is (events are facts).
-    async fn write_events(&self, batch: &[Event], now: i64) -> Result<WriteCounts, StoreError>;
-
-    /// Create or replace feedback by id.
-    async fn write_feedback(&self, batch: &[Feedback], now: i64) -> Result<WriteCounts, StoreError>;
-
-    /// Everything about one customer, with at most `events` recent events.
-    async fn customer(&self, id: &str, events: u32) -> Result<Option<CustomerRecord>, StoreError>;
-
-    /// Customers in a stable order, after the position `after` (from the previous page).
-    async fn list_customers(&self, after: Option<i64>, limit: u32) -> Result<(Vec<Profile>, Option<i64>), StoreError>;
-
-    /// How many customers (not erased) a segment expression selects at time `now`.
-    async fn segment_count(&self, expr: &kanta_segment::Expr, now: i64) -> Result<i64, StoreError>;
-
-    /// The customers a segment expression selects, in a stable order, after position `after`.
-    async fn segment_members(
-        &self,
-        expr: &kanta_segment::Expr,
-        now: i64,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<(Vec<Profile>, Option<i64>), StoreError>;
-
-    /// Every order, for the analysis.
-    async fn order_facts(&self) -> Result<Vec<OrderFact>, StoreError>;
-
-    /// Every completed and refunded order, handed to `sink` in chunks (ranges of order ids,
-    /// in ascending order; no order within a chunk is promised). With `lines`, each chunk also
-    /// carries the categories of its purchases' lines ([`PurchaseLines`]: lines of completed
-    /// orders with a positive amount that have a category; orders stored without lines have
-    /// none). Chunks are read in separate short transactions (so a long read never holds the
-    /// writer back); an order replaced meanwhile is still read exactly once, as its row keeps
-    /// its place.
-    async fn purchases(&self, lines: bool, sink: &mut (dyn FnMut(Purchases) + Send)) -> Result<(), StoreError>;
-
-    /// Record a scoring run and replace the stored scores with `rows` in one transaction:
-    /// customers whose stage differs from their stored one (or who had none) get a
-    /// [`StageChange`]; customers absent from `rows` lose their scores.
-    async fn write_scores(&self, run: &NewScoreRun, rows: &[ScoreRow]) -> Result<ScoreRunInfo, StoreError>;
-
-    /// The latest scoring runs, newest first.
-    async fn score_runs(&self, limit: u32) -> Result<Vec<ScoreRunInfo>, StoreError>;
-
-    /// Record a run that stopped before writing scores, with `status` (e.g. `cancelled`) and
-    /// why in `run.diagnostics`; the stored scores are untouched.
-    async fn record_unfinished_run(&self, run: &NewScoreRun, status: &str) -> Result<ScoreRunInfo, StoreError>;
-
-    /// Save a segment and compute its first membership (a baseline: no transitions are
-    /// recorded for it). [`StoreError::Conflict`] if the name is taken.
-    async fn create_segment(
-        &self,
-        name: &str,
-        text: &str,
-        expr: &kanta_segment::Expr,
-        now: i64,
-    ) -> Result<SegmentInfo, StoreError>;
-
-    /// Every saved segment, by id.
-    async fn segments(&self) -> Result<Vec<SegmentInfo>, StoreError>;
-
-    /// One saved segment.
-    async fn segment(&self, id: i64) -> Result<Option<SegmentInfo>, StoreError>;
-
-    /// Delete a segment with its members and transitions; returns whether it existed.
-    async fn delete_segment(&self, id: i64) -> Result<bool, StoreError>;
-
-    /// Recompute a segment's members at `now` and record who entered and who left, in one
-    /// transaction. Erased customers leave every segment.
-    async fn refresh_segment(&self, id: i64, expr: &kanta_segment::Expr, now: i64)
-    -> Result<RefreshCounts, StoreError>;
-
-    /// A segment's members as of its last refresh, in a stable order, after position `after`.
-    async fn segment_customers(
-        &self,
-        id: i64,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<(Vec<Profile>, Option<i64>), StoreError>;
-
-    /// Transitions after position `after`, oldest first, of one segment or of all.
-    async fn transitions(
-        &self,
-        segment: Option<i64>,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<(Vec<Transition>, Option<i64>), StoreError>;
-
-    /// Stage changes after position `after`, oldest first (for webhooks).
-    async fn stage_events(&self, after: Option<i64>, limit: u32) -> Result<(Vec<StageEvent>, Option<i64>), StoreError>;
-
-    /// The endpoint called `name`, registered at `url` if it is new — reading the event logs
-    /// from their current ends, so a new endpoint gets new events, not history. A changed URL is
-    /// recorded.
-    async fn webhook_endpoint(&self, name: &str, url: &str, now: i64) -> Result<EndpointState, StoreError>;
-
-    /// Queue deliveries for an endpoint and move its cursors, in one transaction (an event
-    /// already queued for it is skipped). Returns how many were queued.
-    async fn enqueue_deliveries(
-        &self,
-        endpoint: &str,
-        stage_cursor: i64,
-        transition_cursor: i64,
-        deliveries: &[NewDelivery],
-        now: i64,
-    ) -> Result<u64, StoreError>;
-
-    /// An endpoint's pending deliveries, oldest first.
-    async fn pending_deliveries(&self, endpoint: &str, limit: u32) -> Result<Vec<Delivery>, StoreError>;
-
-    /// Record an attempt on a delivery and its endpoint.
-    async fn record_attempt(&self, attempt: &Attempt) -> Result<(), StoreError>;
-
-    /// Contact fields and latest scores of these customers (internal ids), for webhook bodies;
-    /// erased customers are left out.
-    async fn customer_contexts(&self, customers: &[i64]) -> Result<Vec<(i64, CustomerContext)>, StoreError>;
-
-    /// Every endpoint the dispatcher has seen, with delivery counts.
-    async fn webhook_endpoints(&self) -> Result<Vec<EndpointState>, StoreError>;
-
-    /// The delivery log after position `after`, oldest first, of one endpoint or of all.
-    async fn deliveries(
-        &self,
-        endpoint: Option<&str>,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<(Vec<Delivery>, Option<i64>), StoreError>;
-
-    /// Unpause an endpoint and clear its backoff; with `retry_failed`, deliveries given up on
-    /// are queued again. Returns whether the endpoint exists.
-    async fn resume_webhook(&self, endpoint: &str, retry_failed: bool) -> Result<bool, StoreError>;
-
-    /// Every feedback response of customers not erased, oldest first per customer, with the
-    /// facts the feedback insights need about each customer who responded (latest scores, net
-    /// revenue, last purchase).
-    async fn feedback_facts(
-        &self,
-    ) -> Result<(Vec<kanta_core::feedback::Response>, Vec<kanta_core::feedback::CustomerFacts>), StoreError>;
-
-    /// Erase a customer's personal data: profile fields, consent, events and feedback text go;
-    /// webhook bodies about them are redacted and pending ones are not sent; stored idempotent
-    /// responses whose request named them, or that quote their email or phone, are deleted;
-    /// orders stay, attached to an anonymous id, so aggregates do not change. On SQLite the
-    /// freed bytes are zeroed and the WAL emptied once it commits (see the `sqlite` module).
-    /// Returns whether the customer existed. Recorded in the audit log.
-    async fn erase_customer(&self, id: &str, token: Option<i64>, now: i64) -> Result<bool, StoreError>;
-
-    /// Audit log entries after position `after`, oldest first.
-    async fn audit_entries(&self, after: Option<i64>, limit: u32)
-    -> Result<(Vec<AuditEntry>, Option<i64>), StoreError>;
-
-    /// Append to the audit log.
-    async fn audit(&self, token: Option<i64>, action: &str, customer: Option<&str>, now: i64)
-    -> Result<(), StoreError>;
-
-    /// Store a token hash; returns its id.
-    async fn insert_token(
-        &self,
-        hash: &TokenHash,
-        scope: Scope,
-        name: Option<&str>,
-        now: i64,
-    ) -> Result<i64, StoreError>;
-
-    /// Find an unrevoked token by hash.
-    async fn find_token(&self, hash: &TokenHash) -> Result<Option<TokenRow>, StoreError>;
-
-    /// Every token, oldest first.
-    async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError>;
-
-    /// Revoke a token; returns whether an unrevoked token with that id existed.
-    async fn revoke_token(&self, id: i64, now: i64) -> Result<bool, StoreError>;
-
-    /// The stored response for an idempotency key, if it was remembered at or after `since`;
-    /// an older one has expired and is never replayed.
-    async fn idempotent_response(
-        &self,
-        token: i64,
-        key: &str,
-        since: i64,
-    ) -> Result<Option<StoredResponse>, StoreError>;
-
-    /// Remember the response for an idempotency key (the first one wins), tied to `customers`,
-    /// the external ids its request named ([`record::customer_ids`]), so that erasing one of
-    /// them deletes it. Responses remembered before `expired_before` are deleted in the same
-    /// transaction.
-    async fn remember_response(
-        &self,
-        token: i64,
-        key: &str,
-        response: &StoredResponse,
-        customers: &[String],
-        now: i64,
-        expired_before: i64,
-    ) -> Result<(), StoreError>;
-
-    /// Delete the responses remembered before `expired_before`; returns how many.
-    async fn expire_responses(&self, expired_before: i64) -> Result<u64, StoreError>;
 
     /// Row counts.
     async fn counts(&self) -> Result<Counts, StoreError>;
@@ -909,9 +722,9 @@ pub async fn open(url: &str) -> Result<Arc<dyn Storage>, StoreError> {
 /// [`open`] with other limits on segment queries.
 pub async fn open_with(url: &str, limits: SegmentLimits) -> Result<Arc<dyn Storage>, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::open(url, limits).await?))
+        Ok(Arc::new(store::Store::<sqlx::Sqlite>::open_sqlite(url, limits).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PgStore::open(url, limits).await?))
+        Ok(Arc::new(store::Store::<sqlx::Postgres>::open_postgres(url, limits).await?))
     } else {
         Err(StoreError::Url(redact(url)))
     }

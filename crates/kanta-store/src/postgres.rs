@@ -4,29 +4,17 @@
 //! default `synchronous_commit = on`, so an acknowledged write is durable.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::query_builder::Separated;
+use sqlx::types::Json;
 use sqlx::{Pool, Postgres};
 
-type Db = Postgres;
-
-const BACKEND: crate::Backend = crate::Backend::Postgres;
-const DIALECT: kanta_segment::Dialect = kanta_segment::Dialect::Postgres;
-
-/// RFC 7396 merge patch (`kanta_merge_patch`, defined by the first migration).
-const MERGE_ATTRIBUTES: &str = "kanta_merge_patch(customers.attributes, excluded.attributes)";
-
-fn push_json<'a, T: serde::Serialize + 'a + Send>(
-    b: &mut Separated<'_, 'a, Db, &'static str>,
-    value: Option<sqlx::types::Json<T>>,
-) {
-    b.push_bind(value);
-}
-
-/// `strpos(haystack, needle) > 0`: whether a text contains another (bound, not a pattern).
-const CONTAINS: &str = "strpos";
+use crate::dialect::{Budget, Dialect};
+use crate::sql::{On, QueryBuilder, Separated, Tx, query};
+use crate::store::Store;
+use crate::{Purchases, SegmentLimits, StoreError};
 
 /// The schema, oldest migration first.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -41,35 +29,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "inbound_seen", include_str!("../migrations/postgres/0009_inbound_seen.sql")),
 ];
 
-/// The PostgreSQL store.
-#[derive(Clone)]
-pub(crate) struct PgStore {
-    writer: Pool<Db>,
-    reader: Pool<Db>,
-    /// Budgets of segment queries.
-    limits: crate::SegmentLimits,
-    /// [`crate::SegmentLimits::slots`], shared by every clone of the store.
-    slots: std::sync::Arc<tokio::sync::Semaphore>,
-}
-
-type Store = PgStore;
-
-// `Debug` output ends up in logs: show the backend only, never connection details.
-impl std::fmt::Debug for PgStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgStore").finish_non_exhaustive()
-    }
-}
-
-impl PgStore {
+impl Store<Postgres> {
     /// Connect to `url` and migrate.
-    pub(crate) async fn open(url: &str, limits: crate::SegmentLimits) -> Result<PgStore, crate::StoreError> {
+    pub(crate) async fn open_postgres(url: &str, limits: SegmentLimits) -> Result<Store<Postgres>, StoreError> {
         let options = PgConnectOptions::from_str(url)?;
         // One direct attempt first: the pool would retry silently until its acquire timeout
         // (30 s) and then say only "pool timed out". A server that is down should be named at
         // once, with its host and port, so the caller can say so and decide to retry.
         let target = format!("{}:{}", options.get_host(), options.get_port());
-        let unreachable = |reason: String| crate::StoreError::Unreachable { target: target.clone(), reason };
+        let unreachable = |reason: String| StoreError::Unreachable { target: target.clone(), reason };
         match tokio::time::timeout(
             Duration::from_secs(5),
             <sqlx::PgConnection as sqlx::Connection>::connect_with(&options),
@@ -90,25 +58,74 @@ impl PgStore {
             .connect_with(options)
             .await?;
         crate::migrator(MIGRATIONS).run(&pool).await?;
-        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.slots.max(1)));
-        Ok(PgStore { writer: pool.clone(), reader: pool, limits, slots })
+        let slots = Arc::new(tokio::sync::Semaphore::new(limits.slots.max(1)));
+        Ok(Store { writer: pool.clone(), reader: pool, file: None, limits, slots })
+    }
+}
+
+impl Dialect for Postgres {
+    const KIND: crate::Backend = crate::Backend::Postgres;
+    const SEGMENTS: kanta_segment::Dialect = kanta_segment::Dialect::Postgres;
+    /// RFC 7396 merge patch (`kanta_merge_patch`, defined by the first migration).
+    const MERGE_ATTRIBUTES: &'static str = "kanta_merge_patch(customers.attributes, excluded.attributes)";
+    const CONTAINS: &'static str = "strpos";
+
+    type Budgeted = Budgeted;
+    type TxBudget = ();
+
+    fn push_json<'a, T: serde::Serialize + Send + 'a>(b: &mut Separated<'_, 'a, Self>, value: Option<Json<T>>) {
+        b.raw().push_bind(value);
     }
 
-    /// After an erasure has committed: nothing to do here. The old row versions stay in the
-    /// table files as dead tuples until (auto)vacuum reclaims their space, and in the server's
-    /// WAL and backups for as long as those are kept; that is the server's retention, which
-    /// the README asks operators to bound.
-    async fn after_erasure(&self) -> Result<(), crate::StoreError> {
+    /// `column = ANY($n)` with the ids as one array parameter: one plan for any number of ids,
+    /// where an `IN` list of a thousand parameters is planned anew each time.
+    fn push_id_filter(q: &mut QueryBuilder<'_, Self>, column: &str, ids: &[i64]) {
+        q.push(column).push(" = ANY(");
+        q.raw().push_bind(ids.to_vec());
+        q.push(")");
+    }
+
+    /// PostgreSQL hands out identity ids at insert, not at commit, so a reader following a log
+    /// by id (the webhook dispatcher) could pass over the rows of a transaction that commits
+    /// after a later one. Writers of those logs take the table's EXCLUSIVE lock (reads go on),
+    /// so ids commit in order.
+    async fn serialize_log_writers(tx: &mut Tx<Self>, lock: &'static str) -> Result<(), StoreError> {
+        query::<Postgres>(lock).execute(&mut *tx).await?;
         Ok(())
     }
 
-    /// [`crate::Storage::purchases`]: PostgreSQL prints each chunk into strings.
-    async fn read_purchases(
-        &self,
+    /// The limit is the transaction's own `statement_timeout`, which ends with it.
+    async fn arm_tx(tx: &mut Tx<Self>, budget: Duration) -> Result<(), StoreError> {
+        set_timeout(tx, budget).await
+    }
+
+    async fn disarm_tx(tx: &mut Tx<Self>, _budget: ()) -> Result<(), StoreError> {
+        query::<Postgres>("SELECT set_config('statement_timeout', '0', true)").execute(&mut *tx).await?;
+        Ok(())
+    }
+
+    /// A cancelled statement (`query_canceled`, 57014) as [`StoreError::TooCostly`].
+    fn over_budget(e: sqlx::Error, budget: Duration) -> StoreError {
+        match &e {
+            sqlx::Error::Database(d) if d.code().as_deref() == Some("57014") => StoreError::TooCostly(budget),
+            _ => e.into(),
+        }
+    }
+
+    /// Nothing to do here. The old row versions stay in the table files as dead tuples until
+    /// (auto)vacuum reclaims their space, and in the server's WAL and backups for as long as
+    /// those are kept; that is the server's retention, which the README asks operators to bound.
+    async fn after_erasure(_writer: &Pool<Self>) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// PostgreSQL prints each chunk into strings.
+    async fn purchases(
+        store: &Store<Self>,
         lines: bool,
-        sink: &mut (dyn FnMut(crate::Purchases) + Send),
-    ) -> Result<(), crate::StoreError> {
-        self.aggregated_purchases(lines, sink).await
+        sink: &mut (dyn FnMut(Purchases) + Send),
+    ) -> Result<(), StoreError> {
+        crate::orders::aggregated_purchases(&store.reader, lines, sink).await
     }
 }
 
@@ -116,68 +133,35 @@ impl PgStore {
 /// `SET LOCAL`: it ends with the transaction, also when a dropped request rolls it back, so a
 /// pooled connection never keeps it). A statement still running when its caller goes away runs
 /// on until the timeout; PostgreSQL is not told sooner.
-struct Budgeted {
-    tx: sqlx::Transaction<'static, Db>,
+pub(crate) struct Budgeted {
+    tx: Tx<Postgres>,
     budget: Duration,
 }
 
-impl Budgeted {
-    async fn acquire(pool: &Pool<Db>, budget: Duration) -> Result<Budgeted, crate::StoreError> {
+impl Budget<Postgres> for Budgeted {
+    async fn acquire(pool: &Pool<Postgres>, budget: Duration) -> Result<Budgeted, StoreError> {
         let mut tx = pool.begin().await?;
         set_timeout(&mut tx, budget).await?;
         Ok(Budgeted { tx, budget })
     }
 
-    fn conn(&mut self) -> &mut sqlx::PgConnection {
-        &mut self.tx
+    fn conn(&mut self) -> On<'_, Postgres> {
+        On::Conn(&mut *self.tx)
     }
 
-    async fn finish<T>(self, result: Result<T, sqlx::Error>) -> Result<T, crate::StoreError> {
+    async fn finish<T: Send>(self, result: Result<T, sqlx::Error>) -> Result<T, StoreError> {
         // Read only: nothing to commit.
         self.tx.rollback().await?;
-        result.map_err(|e| over_budget(e, self.budget))
+        result.map_err(|e| Postgres::over_budget(e, self.budget))
     }
 }
 
-async fn set_timeout(tx: &mut Tx, budget: Duration) -> Result<(), crate::StoreError> {
+async fn set_timeout(tx: &mut Tx<Postgres>, budget: Duration) -> Result<(), StoreError> {
     // 0 would mean no limit: the shortest budget is a millisecond.
     let ms = budget.as_millis().clamp(1, i32::MAX as u128).to_string();
-    sqlx::query("SELECT set_config('statement_timeout', $1, true)").bind(ms).execute(&mut **tx).await?;
+    query::<Postgres>("SELECT set_config('statement_timeout', $1, true)").bind(ms).execute(&mut *tx).await?;
     Ok(())
 }
-
-/// A cancelled statement (`query_canceled`, 57014) as [`crate::StoreError::TooCostly`].
-fn over_budget(e: sqlx::Error, budget: Duration) -> crate::StoreError {
-    match &e {
-        sqlx::Error::Database(d) if d.code().as_deref() == Some("57014") => crate::StoreError::TooCostly(budget),
-        _ => e.into(),
-    }
-}
-
-/// Arms the budget on a write transaction (see the SQLite backend's `arm_tx`); here the limit
-/// is the transaction's own `statement_timeout`, which ends with it.
-async fn arm_tx(tx: &mut Tx, budget: Duration) -> Result<TxBudget, crate::StoreError> {
-    set_timeout(tx, budget).await?;
-    Ok(TxBudget { budget })
-}
-
-/// See [`arm_tx`].
-struct TxBudget {
-    budget: Duration,
-}
-
-async fn disarm_tx(tx: &mut Tx, _budget: TxBudget) -> Result<(), crate::StoreError> {
-    sqlx::query("SELECT set_config('statement_timeout', '0', true)").execute(&mut **tx).await?;
-    Ok(())
-}
-
-/// `column = ANY($n)` with the ids as one array parameter: one plan for any number of ids,
-/// where an `IN` list of a thousand parameters is planned anew each time.
-fn push_id_filter(q: &mut QueryBuilder<'_, Db>, column: &str, ids: &[i64]) {
-    q.push(column).push(" = ANY(").push_bind(ids.to_vec()).push(")");
-}
-
-include!("common.rs");
 
 #[cfg(test)]
 mod tests {
@@ -187,9 +171,9 @@ mod tests {
     async fn debug_output_never_shows_the_password() {
         let options = PgConnectOptions::from_str("postgres://kanta:hunter2@localhost:1/kanta").expect("a URL");
         let pool = PgPoolOptions::new().connect_lazy_with(options);
-        let limits = crate::SegmentLimits::default();
-        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
-        let store = PgStore { writer: pool.clone(), reader: pool, limits, slots };
+        let limits = SegmentLimits::default();
+        let slots = Arc::new(tokio::sync::Semaphore::new(1));
+        let store = Store::<Postgres> { writer: pool.clone(), reader: pool, file: None, limits, slots };
         assert!(!format!("{store:?}").contains("hunter2"));
     }
 }

@@ -1,13 +1,15 @@
 //! What the scoring job reads from a store: the purchases, a chunk of order ids at a time, and
-//! the categories of their lines (see [`crate::Storage::purchases`]).
+//! the categories of their lines (see [`crate::OrderStore::purchases`]).
 //!
 //! A chunk's lines are joined to its orders here, in memory, rather than by the database: both
 //! are read by order id range, so a chunk's lines belong to the chunk's orders, and a dense
 //! slot per order id of the range finds each line's order without a join in SQL (which cost
 //! SQLite 1.2 µs a line, more than reading the line itself).
 
+use kanta_domain::purchase::Kind;
+
 /// Completed and refunded orders reduced to what scoring needs, column by column (a chunk of
-/// the store's orders; see [`crate::Storage::purchases`]).
+/// the store's orders; see [`crate::OrderStore::purchases`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Purchases {
     /// Internal customer id of each order.
@@ -76,7 +78,7 @@ impl<T: Copy> Tagged<T> {
     }
 }
 
-/// Order ids per chunk of [`crate::Storage::purchases`], on both backends (ids are dense, so
+/// Order ids per chunk of [`crate::OrderStore::purchases`], on both backends (ids are dense, so
 /// about as many orders).
 pub(crate) const CHUNK: i64 = 65_536;
 
@@ -98,9 +100,9 @@ impl ChunkJoin {
         self.slot.clear();
         self.slot.resize(span, u32::MAX);
         for (i, (&id, &amount)) in ids.iter().zip(&purchases.amount).enumerate() {
-            // Only completed orders with a positive amount have purchase lines (a refunded
-            // order's amount is negative here).
-            if amount <= 0 {
+            // Only purchases have purchase lines; the amounts here are signed, so a refund's is
+            // not positive.
+            if Kind::of(amount) != Kind::Purchase {
                 continue;
             }
             if let Some(slot) = self.offset(id).and_then(|o| self.slot.get_mut(o)) {

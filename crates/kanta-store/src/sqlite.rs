@@ -18,34 +18,19 @@
 //! `VACUUM`, so a file created before it is vacuumed once, when first opened.
 
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use sqlx::query_builder::Separated;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::types::Json;
 use sqlx::{Pool, Sqlite};
 
-type Db = Sqlite;
-
-const BACKEND: crate::Backend = crate::Backend::Sqlite;
-const DIALECT: kanta_segment::Dialect = kanta_segment::Dialect::Sqlite;
-
-/// RFC 7396 merge patch of the posted attributes into the stored ones.
-const MERGE_ATTRIBUTES: &str = "CASE WHEN excluded.attributes IS NULL THEN customers.attributes \
-     ELSE json_patch(COALESCE(customers.attributes, '{}'), excluded.attributes) END";
-
-/// JSON goes in as text, normalised by `json()` so stored text compares equal to what
-/// `json_patch` produces.
-fn push_json<'a, T: serde::Serialize + 'a + Send>(
-    b: &mut Separated<'_, 'a, Db, &'static str>,
-    value: Option<sqlx::types::Json<T>>,
-) {
-    b.push("json(");
-    b.push_bind_unseparated(value);
-    b.push_unseparated(")");
-}
-
-/// `instr(haystack, needle) > 0`: whether a text contains another (bound, not a pattern).
-const CONTAINS: &str = "instr";
+use crate::dialect::{Budget, Dialect};
+use crate::sql::{On, QueryBuilder, Row, Separated, Tx, query};
+use crate::store::Store;
+use crate::{Purchases, SegmentLimits, StoreError};
 
 /// The schema, oldest migration first.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -60,31 +45,9 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "inbound_seen", include_str!("../migrations/sqlite/0009_inbound_seen.sql")),
 ];
 
-/// The SQLite store.
-#[derive(Clone)]
-pub(crate) struct SqliteStore {
-    writer: Pool<Db>,
-    reader: Pool<Db>,
-    /// The database file, for the scoring job's direct read (`None`: in memory).
-    file: Option<std::path::PathBuf>,
-    /// Budgets of segment queries.
-    limits: crate::SegmentLimits,
-    /// [`crate::SegmentLimits::slots`], shared by every clone of the store.
-    slots: std::sync::Arc<tokio::sync::Semaphore>,
-}
-
-type Store = SqliteStore;
-
-// `Debug` output ends up in logs: show the backend only, never connection details.
-impl std::fmt::Debug for SqliteStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").finish_non_exhaustive()
-    }
-}
-
-impl SqliteStore {
+impl Store<Sqlite> {
     /// Open `sqlite://PATH` (created if missing) or `sqlite::memory:`, and migrate it.
-    pub(crate) async fn open(url: &str, limits: crate::SegmentLimits) -> Result<SqliteStore, crate::StoreError> {
+    pub(crate) async fn open_sqlite(url: &str, limits: SegmentLimits) -> Result<Store<Sqlite>, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -106,11 +69,11 @@ impl SqliteStore {
         if !memory {
             // A file created before incremental auto-vacuum (0 = none) is switched over by
             // rewriting it once; this also clears what earlier deletions left in free pages.
-            let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(&writer).await?;
+            let mode: i64 = query::<Sqlite>("PRAGMA auto_vacuum").fetch_one(&writer).await?.try_get(0)?;
             if mode != 2 {
-                sqlx::query("PRAGMA auto_vacuum = INCREMENTAL").execute(&writer).await?;
-                sqlx::query("VACUUM").execute(&writer).await?;
-                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&writer).await?;
+                query::<Sqlite>("PRAGMA auto_vacuum = INCREMENTAL").execute(&writer).await?;
+                query::<Sqlite>("VACUUM").execute(&writer).await?;
+                query::<Sqlite>("PRAGMA wal_checkpoint(TRUNCATE)").execute(&writer).await?;
             }
         }
         // An in-memory database exists per connection, so it is read through the writer.
@@ -120,19 +83,83 @@ impl SqliteStore {
             SqlitePoolOptions::new().max_connections(4).connect_with(options.clone().read_only(true)).await?
         };
         let file = (!memory).then(|| options.get_filename().to_path_buf());
-        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.slots.max(1)));
-        Ok(SqliteStore { writer, reader, file, limits, slots })
+        let slots = Arc::new(tokio::sync::Semaphore::new(limits.slots.max(1)));
+        Ok(Store { writer, reader, file, limits, slots })
+    }
+}
+
+impl Dialect for Sqlite {
+    const KIND: crate::Backend = crate::Backend::Sqlite;
+    const SEGMENTS: kanta_segment::Dialect = kanta_segment::Dialect::Sqlite;
+    /// RFC 7396 merge patch of the posted attributes into the stored ones.
+    const MERGE_ATTRIBUTES: &'static str = "CASE WHEN excluded.attributes IS NULL THEN customers.attributes \
+         ELSE json_patch(COALESCE(customers.attributes, '{}'), excluded.attributes) END";
+    const CONTAINS: &'static str = "instr";
+
+    type Budgeted = Budgeted;
+    type TxBudget = TxBudget;
+
+    /// JSON goes in as text, normalised by `json()` so stored text compares equal to what
+    /// `json_patch` produces.
+    fn push_json<'a, T: serde::Serialize + Send + 'a>(b: &mut Separated<'_, 'a, Self>, value: Option<Json<T>>) {
+        let b = b.raw();
+        b.push("json(");
+        b.push_bind_unseparated(value);
+        b.push_unseparated(")");
     }
 
-    /// After an erasure has committed: return the free pages to the file system and move the
-    /// new page images from the WAL into the file, emptying the WAL (which held the erased
-    /// data in older page images). A checkpoint blocked by a long read is retried for a while;
-    /// if it still cannot finish, the next one (SQLite checkpoints on its own) completes it.
-    async fn after_erasure(&self) -> Result<(), crate::StoreError> {
-        sqlx::query("PRAGMA incremental_vacuum").execute(&self.writer).await?;
+    /// `column IN (…)` with one bound value per id (SQLite has no array parameters; it looks
+    /// each up in the column's index).
+    fn push_id_filter(q: &mut QueryBuilder<'_, Self>, column: &str, ids: &[i64]) {
+        q.push(column).push(" IN (");
+        let mut list = q.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        q.push(")");
+    }
+
+    /// SQLite has a single writer already: ids commit in order.
+    async fn serialize_log_writers(_tx: &mut Tx<Self>, _lock: &'static str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Dropping the returned guard before [`Dialect::disarm_tx`] (the transaction is then
+    /// rolled back) lets the running statement finish rather than interrupting it: the writer
+    /// connection is reused, and an armed handler left behind would interrupt the next writes.
+    async fn arm_tx(tx: &mut Tx<Self>, budget: Duration) -> Result<TxBudget, StoreError> {
+        let armed = Arc::new(AtomicBool::new(true));
+        let live = armed.clone();
+        let deadline = Instant::now() + budget;
+        (**tx)
+            .lock_handle()
+            .await?
+            .set_progress_handler(1_000, move || !live.load(Ordering::Relaxed) || Instant::now() < deadline);
+        Ok(TxBudget { armed })
+    }
+
+    async fn disarm_tx(tx: &mut Tx<Self>, budget: TxBudget) -> Result<(), StoreError> {
+        (**tx).lock_handle().await?.remove_progress_handler();
+        drop(budget);
+        Ok(())
+    }
+
+    /// An interrupted statement (`SQLITE_INTERRUPT`, 9) as [`StoreError::TooCostly`].
+    fn over_budget(e: sqlx::Error, budget: Duration) -> StoreError {
+        match &e {
+            sqlx::Error::Database(d) if d.code().as_deref() == Some("9") => StoreError::TooCostly(budget),
+            _ => e.into(),
+        }
+    }
+
+    /// Return the free pages to the file system and move the new page images from the WAL into
+    /// the file, emptying the WAL (which held the erased data in older page images). A
+    /// checkpoint blocked by a long read is retried for a while; if it still cannot finish, the
+    /// next one (SQLite checkpoints on its own) completes it.
+    async fn after_erasure(writer: &Pool<Self>) -> Result<(), StoreError> {
+        query::<Sqlite>("PRAGMA incremental_vacuum").execute(writer).await?;
         for _ in 0..50 {
-            let (busy, _, _): (i64, i64, i64) =
-                sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&self.writer).await?;
+            let busy: i64 = query::<Sqlite>("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(writer).await?.try_get(0)?;
             if busy == 0 {
                 break;
             }
@@ -141,18 +168,18 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// [`crate::Storage::purchases`]: a file is read directly, on two threads
-    /// ([`crate::sqlite_scan`]); an in-memory database exists only inside the driver's
-    /// connection, so it is read through it.
-    async fn read_purchases(
-        &self,
+    /// A file is read directly, on two threads ([`crate::sqlite_scan`]); an in-memory database
+    /// exists only inside the driver's connection, so it is read through it.
+    async fn purchases(
+        store: &Store<Self>,
         lines: bool,
-        sink: &mut (dyn FnMut(crate::Purchases) + Send),
-    ) -> Result<(), crate::StoreError> {
-        let Some(file) = self.file.clone() else {
-            return self.aggregated_purchases(lines, sink).await;
+        sink: &mut (dyn FnMut(Purchases) + Send),
+    ) -> Result<(), StoreError> {
+        let Some(file) = store.file.clone() else {
+            return crate::orders::aggregated_purchases(&store.reader, lines, sink).await;
         };
-        let max: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM orders").fetch_one(&self.reader).await?;
+        let max: Option<i64> =
+            query::<Sqlite>("SELECT MAX(id) FROM orders").fetch_one(&store.reader).await?.try_get(0)?;
         let Some(max) = max else { return Ok(()) };
         // Two chunks in the channel keep the reading threads ahead of the sink.
         let (tx, mut rx) = tokio::sync::mpsc::channel(2);
@@ -163,44 +190,44 @@ impl SqliteStore {
         match scan.await {
             Ok(result) => result,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(crate::StoreError::Worker(e.to_string())),
+            Err(e) => Err(StoreError::Worker(e.to_string())),
         }
     }
 }
 
 /// A read connection whose statements are interrupted past a deadline, and also when this value
-/// is dropped before [`Budgeted::finish`] (the caller stopped waiting: an HTTP client went
+/// is dropped before [`Budget::finish`] (the caller stopped waiting: an HTTP client went
 /// away). SQLite has no statement timeout; its progress handler, called every thousand virtual
 /// machine instructions, answers whether to go on.
-struct Budgeted {
-    conn: sqlx::pool::PoolConnection<Db>,
+pub(crate) struct Budgeted {
+    conn: PoolConnection<Sqlite>,
     /// Set on drop: stop the statement that is running.
-    abandoned: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    abandoned: Arc<AtomicBool>,
     budget: Duration,
     finished: bool,
 }
 
-impl Budgeted {
-    async fn acquire(pool: &Pool<Db>, budget: Duration) -> Result<Budgeted, crate::StoreError> {
+impl Budget<Sqlite> for Budgeted {
+    async fn acquire(pool: &Pool<Sqlite>, budget: Duration) -> Result<Budgeted, StoreError> {
         let mut conn = pool.acquire().await?;
-        let abandoned = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let abandoned = Arc::new(AtomicBool::new(false));
         let stop = abandoned.clone();
-        let deadline = std::time::Instant::now() + budget;
-        conn.lock_handle().await?.set_progress_handler(1_000, move || {
-            !stop.load(std::sync::atomic::Ordering::Relaxed) && std::time::Instant::now() < deadline
-        });
+        let deadline = Instant::now() + budget;
+        conn.lock_handle()
+            .await?
+            .set_progress_handler(1_000, move || !stop.load(Ordering::Relaxed) && Instant::now() < deadline);
         Ok(Budgeted { conn, abandoned, budget, finished: false })
     }
 
-    fn conn(&mut self) -> &mut sqlx::SqliteConnection {
-        &mut self.conn
+    fn conn(&mut self) -> On<'_, Sqlite> {
+        On::Conn(&mut *self.conn)
     }
 
     /// Disarms the connection (it goes back to the pool clean) and names an interruption.
-    async fn finish<T>(mut self, result: Result<T, sqlx::Error>) -> Result<T, crate::StoreError> {
+    async fn finish<T: Send>(mut self, result: Result<T, sqlx::Error>) -> Result<T, StoreError> {
         self.conn.lock_handle().await?.remove_progress_handler();
         self.finished = true;
-        result.map_err(|e| over_budget(e, self.budget))
+        result.map_err(|e| Sqlite::over_budget(e, self.budget))
     }
 }
 
@@ -208,61 +235,20 @@ impl Drop for Budgeted {
     fn drop(&mut self) {
         if !self.finished {
             // Interrupt the statement, and never hand this connection (still armed) to anyone.
-            self.abandoned.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.abandoned.store(true, Ordering::Relaxed);
             self.conn.close_on_drop();
         }
     }
 }
 
-/// An interrupted statement (`SQLITE_INTERRUPT`, 9) as [`crate::StoreError::TooCostly`].
-fn over_budget(e: sqlx::Error, budget: Duration) -> crate::StoreError {
-    match &e {
-        sqlx::Error::Database(d) if d.code().as_deref() == Some("9") => crate::StoreError::TooCostly(budget),
-        _ => e.into(),
-    }
-}
-
-/// Arms the budget on a write transaction (a segment refresh holds the one writer, so it must
-/// not run unbounded). Dropping the returned guard before [`disarm_tx`] (the transaction is
-/// then rolled back) lets the running statement finish rather than interrupting it: the writer
-/// connection is reused, and an armed handler left behind would interrupt the next writes.
-async fn arm_tx(tx: &mut Tx, budget: Duration) -> Result<TxBudget, crate::StoreError> {
-    let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let live = armed.clone();
-    let deadline = std::time::Instant::now() + budget;
-    (**tx).lock_handle().await?.set_progress_handler(1_000, move || {
-        !live.load(std::sync::atomic::Ordering::Relaxed) || std::time::Instant::now() < deadline
-    });
-    Ok(TxBudget { armed, budget })
-}
-
-/// See [`arm_tx`].
-struct TxBudget {
-    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    budget: Duration,
+/// The budget armed on a write transaction ([`Dialect::arm_tx`]); dropping it lets the running
+/// statement finish.
+pub(crate) struct TxBudget {
+    armed: Arc<AtomicBool>,
 }
 
 impl Drop for TxBudget {
     fn drop(&mut self) {
-        self.armed.store(false, std::sync::atomic::Ordering::Relaxed);
+        self.armed.store(false, Ordering::Relaxed);
     }
 }
-
-async fn disarm_tx(tx: &mut Tx, budget: TxBudget) -> Result<(), crate::StoreError> {
-    (**tx).lock_handle().await?.remove_progress_handler();
-    drop(budget);
-    Ok(())
-}
-
-/// `column IN (…)` with one bound value per id (SQLite has no array parameters; it looks each
-/// up in the column's index).
-fn push_id_filter(q: &mut QueryBuilder<'_, Db>, column: &str, ids: &[i64]) {
-    q.push(column).push(" IN (");
-    let mut list = q.separated(", ");
-    for id in ids {
-        list.push_bind(*id);
-    }
-    q.push(")");
-}
-
-include!("common.rs");

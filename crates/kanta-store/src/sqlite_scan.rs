@@ -1,4 +1,4 @@
-//! The scoring job's read of every purchase from a SQLite file ([`crate::Storage::purchases`]),
+//! The scoring job's read of every purchase from a SQLite file ([`crate::OrderStore::purchases`]),
 //! stepping through the rows with rusqlite: orders on one thread, the categories of their lines
 //! on another, a chunk of order ids at a time.
 //!
@@ -14,18 +14,25 @@
 //! pools, on the file the store opened.
 
 use std::path::Path;
+use std::sync::LazyLock;
 use std::sync::mpsc::sync_channel;
 use std::time::Duration;
 
+use kanta_domain::purchase::{IN_LOG_SQL, SIGNED_AMOUNT_SQL};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::StoreError;
 use crate::purchases::{CHUNK, ChunkJoin, Purchases, Tagged};
 
-/// Completed and refunded orders of the ids `?1 < id ≤ ?2`, refunds negative (as returns are in
-/// an order log). Times are floored to seconds in Rust.
-const ORDERS_SQL: &str = "SELECT id, customer_id, time, CASE WHEN status = 'refunded' THEN -ABS(amount) ELSE amount END \
-     FROM orders WHERE id > ?1 AND id <= ?2 AND status <> 'cancelled'";
+/// The orders of the ids `?1 < id ≤ ?2` that an order log carries, with their signed amounts
+/// (refunds negative, cancellations left out: `kanta_domain::purchase`). Times are floored to
+/// seconds in Rust.
+static ORDERS_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT o.id, o.customer_id, o.time, {SIGNED_AMOUNT_SQL} \
+         FROM orders o WHERE o.id > ?1 AND o.id <= ?2 AND {IN_LOG_SQL}"
+    )
+});
 
 /// The categorised lines of the orders `?1 < order_id ≤ ?2` (the primary key's index).
 const LINES_SQL: &str = "SELECT order_id, category FROM order_lines \
@@ -72,7 +79,7 @@ pub(crate) fn purchases(
         }
 
         let conn = open(file)?;
-        let mut statement = conn.prepare(ORDERS_SQL)?;
+        let mut statement = conn.prepare(&ORDERS_SQL)?;
         let mut join = ChunkJoin::default();
         let mut ids = Vec::new();
         for k in 0..chunks {

@@ -1,4 +1,4 @@
-//! API tokens: generation, hashing and scopes.
+//! API tokens: generation, hashing and scopes, and their storage ([`TokenStore`]).
 //!
 //! A token is `kanta_` followed by 64 hex digits (256 random bits from the operating system).
 //! The store keeps only its SHA-256: a leaked database does not leak working tokens, and a fast
@@ -10,6 +10,11 @@ use std::fmt;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+
+use crate::dialect::Dialect;
+use crate::sql::{Row, query};
+use crate::store::Store;
+use crate::{StoreError, TokenInfo, TokenRow, rfc3339};
 
 /// What a token may do. `ingest` and `read` are separate, so a dashboard's read token cannot
 /// write and a shop's ingest token cannot read personal data back; `admin` may do everything.
@@ -102,6 +107,90 @@ impl TokenHash {
 }
 
 pub use kanta_domain::hex;
+
+/// API tokens, stored as hashes.
+#[async_trait::async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Store a token hash; returns its id.
+    async fn insert_token(
+        &self,
+        hash: &TokenHash,
+        scope: Scope,
+        name: Option<&str>,
+        now: i64,
+    ) -> Result<i64, StoreError>;
+
+    /// Find an unrevoked token by hash.
+    async fn find_token(&self, hash: &TokenHash) -> Result<Option<TokenRow>, StoreError>;
+
+    /// Every token, oldest first.
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError>;
+
+    /// Revoke a token; returns whether an unrevoked token with that id existed.
+    async fn revoke_token(&self, id: i64, now: i64) -> Result<bool, StoreError>;
+}
+
+#[async_trait::async_trait]
+impl<DB: Dialect> TokenStore for Store<DB> {
+    async fn insert_token(
+        &self,
+        hash: &TokenHash,
+        scope: Scope,
+        name: Option<&str>,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        let id: i64 = query("INSERT INTO tokens (hash, scope, name, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
+            .bind(&hash.0)
+            .bind(scope.as_str())
+            .bind(name)
+            .bind(now)
+            .fetch_one(&self.writer)
+            .await?
+            .try_get(0)?;
+        Ok(id)
+    }
+
+    async fn find_token(&self, hash: &TokenHash) -> Result<Option<TokenRow>, StoreError> {
+        let row = query("SELECT id, hash, scope FROM tokens WHERE hash = $1 AND revoked_at IS NULL")
+            .bind(&hash.0)
+            .fetch_optional(&self.reader)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let scope: String = row.try_get("scope")?;
+        Ok(Some(TokenRow {
+            id: row.try_get("id")?,
+            hash: TokenHash(row.try_get("hash")?),
+            scope: Scope::parse(&scope).ok_or_else(|| StoreError::Corrupt(format!("token scope `{scope}`")))?,
+        }))
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
+        let rows = query("SELECT id, scope, name, created_at, revoked_at FROM tokens ORDER BY id")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let scope: String = r.try_get("scope")?;
+                Ok(TokenInfo {
+                    id: r.try_get("id")?,
+                    scope: Scope::parse(&scope).ok_or_else(|| StoreError::Corrupt(format!("token scope `{scope}`")))?,
+                    name: r.try_get("name")?,
+                    created_at: rfc3339(r.try_get("created_at")?),
+                    revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(rfc3339),
+                })
+            })
+            .collect()
+    }
+
+    async fn revoke_token(&self, id: i64, now: i64) -> Result<bool, StoreError> {
+        let done = query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
 
 #[cfg(test)]
 mod tests {
