@@ -32,7 +32,6 @@ macro_rules! outln {
 mod cli;
 mod command;
 mod progress;
-mod settings;
 mod timings;
 
 use std::ffi::OsString;
@@ -46,6 +45,12 @@ use crate::cli::{Cli, Command};
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
+
+impl From<kanta_server::SettingsError> for UsageError {
+    fn from(e: kanta_server::SettingsError) -> UsageError {
+        UsageError(e.0)
+    }
+}
 
 /// Parses `args` and runs the command; returns the process exit code.
 pub fn run<I, T>(args: I) -> ExitCode
@@ -78,7 +83,9 @@ where
         Command::Webhooks(cli::WebhooksCommand::Resume(args)) => command::webhooks::resume(&args),
         Command::Webhooks(cli::WebhooksCommand::Listen(args)) => command::webhooks::listen(&args),
         Command::Import(cmd) => command::import::run(&cmd),
-        Command::Config(cli::ConfigCommand::Default) => out!("{}", settings::DEFAULT_TOML).map_err(anyhow::Error::from),
+        Command::Config(cli::ConfigCommand::Default) => {
+            out!("{}", kanta_server::settings::DEFAULT_TOML).map_err(anyhow::Error::from)
+        }
         Command::Config(cli::ConfigCommand::Show(args)) => command::serve::show(&args),
     };
     match result {
@@ -124,6 +131,8 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         c.is::<kanta_io::ReadError>()
             || c.is::<kanta_core::analysis::AnalysisError>()
             || c.is::<UsageError>()
+            || c.is::<kanta_server::SettingsError>()
+            || c.downcast_ref::<kanta_server::ServerError>().is_some_and(kanta_server::ServerError::is_usage)
             || c.is::<kanta_gen::ConfigError>()
             || c.is::<kanta_models::FitError>()
             || c.is::<kanta_models::DataError>()
