@@ -12,6 +12,10 @@ use kanta_domain::ModelKind;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// Log lines on stderr as text or json (one object per line); RUST_LOG filters them [default: text].
+    #[arg(long, global = true, env = "KANTA_LOG_FORMAT", value_enum)]
+    pub log_format: Option<crate::logging::LogFormat>,
 }
 
 #[derive(Debug, Subcommand)]

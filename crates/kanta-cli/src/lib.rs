@@ -31,6 +31,7 @@ macro_rules! outln {
 
 mod cli;
 mod command;
+mod logging;
 mod progress;
 mod timings;
 
@@ -65,6 +66,7 @@ where
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    logging::init(cli.log_format.unwrap_or(logging::LogFormat::Text));
     let result = match cli.command {
         Command::Analyze(args) => command::analyze::run(&args).map(|_| ()),
         Command::Generate(args) => command::generate::run(&args),

@@ -93,7 +93,7 @@ impl Application {
     /// the webhook workers running beside the API; returns once all of them have stopped.
     pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
         for name in &self.inbound {
-            eprintln!("kanta serve: inbound hook `{name}` at /v1/hooks/{name}");
+            tracing::info!("kanta serve: inbound hook `{name}` at /v1/hooks/{name}");
         }
         // One stop signal for the server, the scheduler and the webhook loops.
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -117,14 +117,14 @@ impl Application {
             // SHUTDOWN_WAIT; after that it is left behind.
             let wait = kanta_jobs::schedule::SHUTDOWN_WAIT + Duration::from_millis(500);
             if tokio::time::timeout(wait, scheduler).await.is_err() {
-                eprintln!("kanta serve: the scoring run did not stop in time; leaving it");
+                tracing::warn!("kanta serve: the scoring run did not stop in time; leaving it");
             }
         }
         for task in webhooks {
             task.abort();
         }
         served.map_err(ServerError::Serve)?;
-        eprintln!("kanta serve: stopped");
+        tracing::info!("kanta serve: stopped");
         Ok(())
     }
 
@@ -132,7 +132,7 @@ impl Application {
     fn start_scheduler(&self, stop: &watch::Receiver<bool>) -> Option<JoinHandle<()>> {
         let scoring = &self.settings.scoring;
         let every = scoring.every.0?;
-        eprintln!("kanta serve: scoring every {}", scoring.every);
+        tracing::info!("kanta serve: scoring every {}", scoring.every);
         let schedule = kanta_jobs::schedule::Schedule { every, budget: scoring.budget.0 };
         Some(tokio::spawn(kanta_jobs::schedule::run(
             self.store.clone(),
@@ -140,21 +140,42 @@ impl Application {
             schedule,
             self.clock.clone(),
             stop.clone(),
-            |cycle| {
-                for line in kanta_jobs::schedule::describe_cycle(cycle) {
-                    eprintln!("kanta serve: {line}");
-                }
-            },
+            report_cycle,
         )))
     }
 
     /// One webhook loop per configured endpoint.
     fn start_webhooks(&self, stop: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
         for e in &self.endpoints {
-            eprintln!("kanta serve: webhook `{}` → {}", e.name, e.masked_url());
+            tracing::info!("kanta serve: webhook `{}` → {}", e.name, e.masked_url());
         }
-        kanta_webhooks::dispatch::spawn(&self.dispatcher, self.endpoints.clone(), stop, |endpoint, tick| {
-            eprintln!("kanta serve: {}", kanta_webhooks::dispatch::describe(endpoint, tick));
-        })
+        kanta_webhooks::dispatch::spawn(&self.dispatcher, self.endpoints.clone(), stop, report_tick)
+    }
+}
+
+/// Logs a scheduler cycle, one event per line: a failed or cancelled run and a failed segment
+/// refresh are warnings, the rest information.
+fn report_cycle(cycle: &kanta_jobs::schedule::Cycle) {
+    let lines = kanta_jobs::schedule::describe_cycle(cycle);
+    let (score, segments) = lines.split_at(1.min(lines.len()));
+    for line in score {
+        log_line(cycle.score.is_ok(), line);
+    }
+    for line in segments {
+        log_line(cycle.segments.is_ok(), line);
+    }
+}
+
+/// Logs an eventful webhook tick: a store error or a failed attempt is a warning.
+fn report_tick(endpoint: &Endpoint, tick: &Result<kanta_webhooks::Tick, kanta_webhooks::WebhookError>) {
+    let fine = tick.as_ref().is_ok_and(|t| t.failed.is_none());
+    log_line(fine, &kanta_webhooks::dispatch::describe(endpoint, tick));
+}
+
+fn log_line(fine: bool, line: &str) {
+    if fine {
+        tracing::info!("kanta serve: {line}");
+    } else {
+        tracing::warn!("kanta serve: {line}");
     }
 }

@@ -32,7 +32,7 @@ impl Database {
                     if left < wait {
                         return Err(OpenError::GaveUp { url: url.to_string(), attempts, source: e });
                     }
-                    eprintln!("kanta: {e}; trying again in {:.1} s (attempt {attempts})", wait.as_secs_f64());
+                    tracing::warn!("kanta: {e}; trying again in {:.1} s (attempt {attempts})", wait.as_secs_f64());
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(LONGEST_WAIT);
                     attempts += 1;
