@@ -107,7 +107,7 @@ impl ApiError {
                 e.to_string()
             }
             ApiError::Store(e) => {
-                eprintln!("kanta serve: store error: {e}");
+                tracing::error!("kanta serve: store error: {e}");
                 self.to_string()
             }
             _ => self.to_string(),

@@ -247,7 +247,7 @@ pub async fn serve_with(
     // Once shutdown starts, in-flight requests get `grace` to finish.
     let drained = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(grace, drained).await.is_err() {
-        eprintln!("kanta serve: requests still running after {grace:?}; stopping anyway");
+        tracing::warn!("kanta serve: requests still running after {grace:?}; stopping anyway");
         connections.abort_all();
     }
     Ok(())

@@ -12,6 +12,10 @@ use kanta_domain::ModelKind;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// Log lines on stderr as text or json (one object per line); RUST_LOG filters them [default: text].
+    #[arg(long, global = true, env = "KANTA_LOG_FORMAT", value_enum)]
+    pub log_format: Option<crate::logging::LogFormat>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,10 +144,10 @@ pub struct StoreArgs {
 
 impl StoreArgs {
     /// The settings with this command's flags applied.
-    pub fn settings(&self) -> Result<crate::settings::Settings, crate::UsageError> {
-        let mut settings = crate::settings::load(self.config.as_deref())?;
+    pub fn settings(&self) -> Result<kanta_server::Settings, kanta_server::SettingsError> {
+        let mut settings = kanta_server::settings::load(self.config.as_deref())?;
         if let Some(db) = &self.db {
-            settings.database.url = crate::settings::DatabaseUrl::new(db.clone());
+            settings.database.url = kanta_server::settings::DatabaseUrl::new(db.clone());
         }
         Ok(settings)
     }
@@ -187,8 +191,8 @@ pub struct ServerArgs {
     pub grace: Option<u64>,
 
     /// How often to rescore every customer: e.g. 30m, 6h, 1d, or off [default: 1h].
-    #[arg(long, env = "KANTA_SCORE_EVERY", value_parser = crate::settings::Every::parse)]
-    pub score_every: Option<crate::settings::Every>,
+    #[arg(long, env = "KANTA_SCORE_EVERY", value_parser = kanta_server::settings::Every::parse)]
+    pub score_every: Option<kanta_server::settings::Every>,
 }
 
 #[derive(Debug, Clone, Args)]

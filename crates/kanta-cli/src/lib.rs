@@ -31,8 +31,8 @@ macro_rules! outln {
 
 mod cli;
 mod command;
+mod logging;
 mod progress;
-mod settings;
 mod timings;
 
 use std::ffi::OsString;
@@ -47,6 +47,12 @@ use crate::cli::{Cli, Command};
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+impl From<kanta_server::SettingsError> for UsageError {
+    fn from(e: kanta_server::SettingsError) -> UsageError {
+        UsageError(e.0)
+    }
+}
+
 /// Parses `args` and runs the command; returns the process exit code.
 pub fn run<I, T>(args: I) -> ExitCode
 where
@@ -60,6 +66,7 @@ where
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    logging::init(cli.log_format.unwrap_or(logging::LogFormat::Text));
     let result = match cli.command {
         Command::Analyze(args) => command::analyze::run(&args).map(|_| ()),
         Command::Generate(args) => command::generate::run(&args),
@@ -78,7 +85,9 @@ where
         Command::Webhooks(cli::WebhooksCommand::Resume(args)) => command::webhooks::resume(&args),
         Command::Webhooks(cli::WebhooksCommand::Listen(args)) => command::webhooks::listen(&args),
         Command::Import(cmd) => command::import::run(&cmd),
-        Command::Config(cli::ConfigCommand::Default) => out!("{}", settings::DEFAULT_TOML).map_err(anyhow::Error::from),
+        Command::Config(cli::ConfigCommand::Default) => {
+            out!("{}", kanta_server::settings::DEFAULT_TOML).map_err(anyhow::Error::from)
+        }
         Command::Config(cli::ConfigCommand::Show(args)) => command::serve::show(&args),
     };
     match result {
@@ -124,6 +133,8 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         c.is::<kanta_io::ReadError>()
             || c.is::<kanta_core::analysis::AnalysisError>()
             || c.is::<UsageError>()
+            || c.is::<kanta_server::SettingsError>()
+            || c.downcast_ref::<kanta_server::ServerError>().is_some_and(kanta_server::ServerError::is_usage)
             || c.is::<kanta_gen::ConfigError>()
             || c.is::<kanta_models::FitError>()
             || c.is::<kanta_models::DataError>()

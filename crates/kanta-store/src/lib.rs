@@ -930,7 +930,7 @@ pub mod testing {
                     "KANTA_TEST_POSTGRES_URL is not set but KANTA_REQUIRE_POSTGRES=1 (run scripts/test)".into(),
                 ));
             }
-            eprintln!("skipped: no KANTA_TEST_POSTGRES_URL (scripts/test starts a PostgreSQL server)");
+            tracing::warn!("skipped: no KANTA_TEST_POSTGRES_URL (scripts/test starts a PostgreSQL server)");
             return Ok(None);
         };
         // The name is generated here from digits and underscores; identifiers cannot be bound.

@@ -77,7 +77,7 @@ fn open_sink(
     }
     let settings = store.settings()?;
     let url = settings.database.url.clone();
-    let opened = runtime.block_on(crate::command::open_store(&settings.database))?;
+    let opened = runtime.block_on(settings.database.open())?;
     Ok((Sink::Store(opened), url.to_string(), settings.ingest.bounds().at(SystemClock.now())))
 }
 

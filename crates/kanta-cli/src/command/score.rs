@@ -17,7 +17,7 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     let busy = spinner("scoring the customers in the store", args.quiet || args.json);
     let (outcome, refreshed) = runtime.block_on(async {
-        let store = crate::command::open_store(&settings.database).await?;
+        let store = settings.database.open().await?;
         let now = kanta_store::now_micros();
         let outcome = score_store(store.as_ref(), &scoring.job(), now).await.context("scoring")?;
         busy.set_message("refreshing the saved segments");

@@ -40,7 +40,7 @@ pub fn create(args: &TokenCreateArgs) -> anyhow::Result<()> {
     let url = &settings.database.url;
     let secret = Secret::generate().context("reading randomness from the operating system")?;
     runtime.block_on(async {
-        let store = crate::command::open_store(&settings.database).await?;
+        let store = settings.database.open().await?;
         store
             .insert_token(&secret.hash(), scope, args.name.as_deref(), kanta_store::now_micros())
             .await

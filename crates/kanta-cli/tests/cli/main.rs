@@ -7,6 +7,7 @@ mod formats;
 mod import;
 mod insights;
 mod live;
+mod logs;
 mod models;
 mod pipes;
 mod readme;

@@ -1,8 +1,10 @@
-//! One typed settings tree for the store-backed commands (`serve`, `token`, `import`).
+//! One typed settings tree for the server and the store-backed commands (`serve`, `token`,
+//! `import`, `score`, `webhooks`).
 //!
 //! Layers, later ones winning: built-in defaults, the TOML file (`--config FILE`, else
-//! `KANTA_CONFIG`, else `./kanta.toml` when it exists), `KANTA_…` environment variables, and
-//! command-line flags (clap reads the flag and its variable together, the flag winning).
+//! `KANTA_CONFIG`, else `./kanta.toml` when it exists; [`load`]), `KANTA_…` environment
+//! variables, and command-line flags. The last two are the CLI's: clap reads each flag and its
+//! variable together, the flag winning, and `kanta-cli` applies them onto the loaded [`Settings`].
 //! The database URL may carry a password: it is a [`DatabaseUrl`], whose `Debug` and
 //! `Display` hide it, so it cannot leak into logs by accident.
 
@@ -13,7 +15,7 @@ use std::time::Duration;
 use kanta_domain::{ModelKind, TimeBounds, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::UsageError;
+use crate::error::SettingsError;
 
 /// The commented example printed by `kanta config default`; a test checks it parses to the
 /// defaults.
@@ -162,9 +164,9 @@ fn default_inbound_auth() -> String {
 
 impl InboundSettings {
     /// The hook these settings describe.
-    pub fn hook(&self, env: impl Fn(&str) -> Option<String>) -> Result<kanta_api::InboundHook, UsageError> {
+    pub fn hook(&self, env: impl Fn(&str) -> Option<String>) -> Result<kanta_api::InboundHook, SettingsError> {
         let name = &self.name;
-        let fail = |what: String| UsageError(format!("inbound hook `{name}`: {what}"));
+        let fail = |what: String| SettingsError(format!("inbound hook `{name}`: {what}"));
         let given = secret_value(&self.secret, &self.secret_env, &env).map_err(fail)?;
         let secret = || {
             given
@@ -211,7 +213,7 @@ impl InboundSettings {
             }
             other => return Err(fail(format!("auth `{other}`: use token, kanta-signature or hmac-sha256"))),
         };
-        kanta_api::InboundHook::new(name, auth, self.records.clone(), self.fields.clone()).map_err(UsageError)
+        kanta_api::InboundHook::new(name, auth, self.records.clone(), self.fields.clone()).map_err(SettingsError)
     }
 }
 
@@ -357,15 +359,15 @@ fn secret_value(
 
 /// Checked items with unique names (`kind` names them in the error).
 fn unique<T>(
-    items: impl Iterator<Item = Result<T, UsageError>>,
+    items: impl Iterator<Item = Result<T, SettingsError>>,
     name: fn(&T) -> &str,
     kind: &str,
-) -> Result<Vec<T>, UsageError> {
+) -> Result<Vec<T>, SettingsError> {
     let mut out: Vec<T> = Vec::new();
     for item in items {
         let item = item?;
         if out.iter().any(|o| name(o) == name(&item)) {
-            return Err(UsageError(format!("{kind} `{}` is configured twice", name(&item))));
+            return Err(SettingsError(format!("{kind} `{}` is configured twice", name(&item))));
         }
         out.push(item);
     }
@@ -375,9 +377,9 @@ fn unique<T>(
 impl WebhookSettings {
     /// The endpoint these settings describe, with the secret read from the environment when
     /// `secret_env` names it. Every problem names the webhook and the field.
-    pub fn endpoint(&self, env: impl Fn(&str) -> Option<String>) -> Result<kanta_webhooks::Endpoint, UsageError> {
+    pub fn endpoint(&self, env: impl Fn(&str) -> Option<String>) -> Result<kanta_webhooks::Endpoint, SettingsError> {
         let name = &self.name;
-        let fail = |what: String| UsageError(format!("webhook `{name}`: {what}"));
+        let fail = |what: String| SettingsError(format!("webhook `{name}`: {what}"));
         let secret = secret_value(&self.secret, &self.secret_env, &env)
             .map_err(fail)?
             .ok_or_else(|| fail("give exactly one of `secret` and `secret_env`".into()))?;
@@ -407,19 +409,19 @@ impl WebhookSettings {
         let subscription =
             kanta_webhooks::Subscription { events, segments: self.segments.clone(), stages: self.stages.clone() };
         kanta_webhooks::Endpoint::new(name, self.url.expose(), secret, subscription, policy)
-            .map_err(|e| UsageError(e.to_string()))
+            .map_err(|e| SettingsError(e.to_string()))
     }
 }
 
 impl Settings {
     /// Every configured inbound hook, checked; names must be unique.
-    pub fn inbound_hooks(&self) -> Result<Vec<kanta_api::InboundHook>, UsageError> {
+    pub fn inbound_hooks(&self) -> Result<Vec<kanta_api::InboundHook>, SettingsError> {
         let env = |var: &str| std::env::var(var).ok();
         unique(self.inbound.iter().map(|i| i.hook(env)), |h| &h.name, "inbound hook")
     }
 
     /// Every configured webhook endpoint, checked; names must be unique.
-    pub fn webhook_endpoints(&self) -> Result<Vec<kanta_webhooks::Endpoint>, UsageError> {
+    pub fn webhook_endpoints(&self) -> Result<Vec<kanta_webhooks::Endpoint>, SettingsError> {
         let env = |var: &str| std::env::var(var).ok();
         unique(self.webhooks.iter().map(|w| w.endpoint(env)), |e| &e.name, "webhook")
     }
@@ -603,14 +605,14 @@ impl Default for Server {
 impl Server {
     /// The HTTP limits these settings describe; `off` is refused (a timeout that never fires is
     /// what let slow clients hold the server).
-    pub fn http_limits(&self) -> Result<kanta_api::HttpLimits, UsageError> {
+    pub fn http_limits(&self) -> Result<kanta_api::HttpLimits, SettingsError> {
         let timeout = |name: &str, every: Every| {
             every.0.ok_or_else(|| {
-                UsageError(format!("[server] {name} cannot be `off`: slow clients would hold connections"))
+                SettingsError(format!("[server] {name} cannot be `off`: slow clients would hold connections"))
             })
         };
         if self.max_connections == 0 {
-            return Err(UsageError("[server] max_connections must be at least 1".into()));
+            return Err(SettingsError("[server] max_connections must be at least 1".into()));
         }
         Ok(kanta_api::HttpLimits {
             header_timeout: timeout("header_timeout", self.header_timeout)?,
@@ -659,11 +661,11 @@ fn config_path(explicit: Option<&Path>) -> Option<PathBuf> {
 }
 
 /// Defaults overlaid with the settings file.
-pub fn load(explicit: Option<&Path>) -> Result<Settings, UsageError> {
+pub fn load(explicit: Option<&Path>) -> Result<Settings, SettingsError> {
     let Some(path) = config_path(explicit) else { return Ok(Settings::default()) };
     let text = std::fs::read_to_string(&path)
-        .map_err(|e| UsageError(format!("cannot read the settings file {}: {e}", path.display())))?;
-    parse(&text).map_err(|e| UsageError(format!("{}: {e}", path.display())))
+        .map_err(|e| SettingsError(format!("cannot read the settings file {}: {e}", path.display())))?;
+    parse(&text).map_err(|e| SettingsError(format!("{}: {e}", path.display())))
 }
 
 /// Settings from TOML text (absent keys keep their defaults; unknown keys are errors).

@@ -1,9 +1,11 @@
-//! Slow and idle clients against the real accept loop (`kanta_api::serve_with`): raw TCP, so
-//! requests can be left half-sent. Regression tests for issue 16, where every one of these
+//! Slow and idle clients against the application's accept loop (`kanta_api::serve_with`, with
+//! the `[server]` limits): raw TCP, so requests can be left half-sent. Regression tests for issue 16, where every one of these
 //! connections was still open after 150 s.
 
 use std::time::{Duration, Instant};
 
+use kanta_server::settings::Every;
+use kanta_server::testing::TestApp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -13,14 +15,17 @@ const LIMITS: kanta_api::HttpLimits = kanta_api::HttpLimits {
     max_connections: 3,
 };
 
-/// A server with [`LIMITS`] on a fresh SQLite store; its address.
-async fn server() -> (std::net::SocketAddr, kanta_store::testing::TestDb) {
+/// The application with [`LIMITS`] in its `[server]` settings, on a fresh SQLite store.
+async fn server() -> TestApp {
     let db = kanta_store::testing::sqlite().await.expect("a store");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
-    let address = listener.local_addr().expect("address");
-    let router = kanta_api::router(kanta_api::AppState::new(db.store.clone()));
-    tokio::spawn(kanta_api::serve_with(listener, router, std::future::pending(), Duration::from_secs(1), LIMITS));
-    (address, db)
+    let mut settings = kanta_server::testing::settings();
+    // Sub-second timeouts cannot be written in a settings file (whole seconds only), but the
+    // typed settings take any duration.
+    settings.server.header_timeout = Every(Some(LIMITS.header_timeout));
+    settings.server.body_timeout = Every(Some(LIMITS.body_timeout));
+    settings.server.max_connections = LIMITS.max_connections;
+    assert_eq!(settings.server.http_limits().expect("valid limits"), LIMITS);
+    TestApp::spawn(db, settings).await
 }
 
 /// Reads until the server closes the connection (or 5 s pass: then the test fails); returns
@@ -35,7 +40,8 @@ async fn read_until_closed(stream: &mut TcpStream) -> (String, Duration) {
 
 #[tokio::test]
 async fn unfinished_headers_are_cut_off_at_the_header_timeout() {
-    let (address, _db) = server().await;
+    let app = server().await;
+    let address = app.address;
     let mut stream = TcpStream::connect(address).await.expect("connect");
     stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: kanta\r\n").await.expect("write");
     let (text, took) = read_until_closed(&mut stream).await;
@@ -45,7 +51,8 @@ async fn unfinished_headers_are_cut_off_at_the_header_timeout() {
 
 #[tokio::test]
 async fn a_header_byte_every_so_often_does_not_keep_the_connection() {
-    let (address, _db) = server().await;
+    let app = server().await;
+    let address = app.address;
     let mut stream = TcpStream::connect(address).await.expect("connect");
     let started = Instant::now();
     let request = b"GET /healthz HTTP/1.1\r\nHost: kanta\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
@@ -67,7 +74,8 @@ async fn a_header_byte_every_so_often_does_not_keep_the_connection() {
 
 #[tokio::test]
 async fn a_stalled_body_gets_408_with_a_json_error() {
-    let (address, _db) = server().await;
+    let app = server().await;
+    let address = app.address;
     let mut stream = TcpStream::connect(address).await.expect("connect");
     stream
         .write_all(b"POST /v1/orders HTTP/1.1\r\nHost: kanta\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n[{\"id\":")
@@ -81,7 +89,8 @@ async fn a_stalled_body_gets_408_with_a_json_error() {
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
-    let (address, _db) = server().await;
+    let app = server().await;
+    let address = app.address;
     let mut stream = TcpStream::connect(address).await.expect("connect");
     stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: kanta\r\n\r\n").await.expect("write");
     // The response arrives, then the connection idles until the server closes it.
@@ -93,7 +102,8 @@ async fn an_idle_keep_alive_connection_is_closed() {
 
 #[tokio::test]
 async fn connections_over_the_cap_are_closed_at_once_and_the_cap_frees_up() {
-    let (address, _db) = server().await;
+    let app = server().await;
+    let address = app.address;
     let mut held = Vec::new();
     for _ in 0..LIMITS.max_connections {
         held.push(TcpStream::connect(address).await.expect("connect"));

@@ -1,8 +1,8 @@
-//! The API suite: a real server on a loopback port over a fresh store, driven over HTTP, on
-//! SQLite and on PostgreSQL.
+//! The API suite: the whole application on a loopback port over a fresh store, driven over
+//! HTTP, on SQLite and on PostgreSQL.
 
+use kanta_server::testing::TestApp;
 use kanta_store::testing::TestDb;
-use kanta_store::{Scope, Secret};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -33,66 +33,62 @@ kanta_store::on_both_backends!(
 
 const HOOK_SECRET: &str = "crm-shared-secret-0123";
 
-/// The inbound hooks every test server has: a HubSpot-like `crm` signed with HMAC-SHA256, a
-/// `signed` one with Kanta-Signature, and a `tokened` one behind a kanta token.
-fn inbound_hooks() -> Vec<kanta_api::InboundHook> {
-    let fields = |pairs: &[(&str, &str)]| pairs.iter().map(|(t, p)| (t.to_string(), p.to_string())).collect();
-    let crm = fields(&[
-        ("id", "vid"),
-        ("email", "properties.email.value"),
-        ("name", "properties.firstname.value"),
-        ("attributes.lifecycle", "properties.lifecyclestage.value"),
-        ("consent.email", "properties.email_optin.value"),
-    ]);
-    let secret = HOOK_SECRET.as_bytes().to_vec();
-    let hmac = kanta_api::InboundAuth::HmacSha256 {
-        secret: secret.clone(),
-        header: "x-signature-256".into(),
-        timestamp_header: "x-crm-timestamp".into(),
-    };
-    vec![
-        kanta_api::InboundHook::new("crm", hmac, Some("contacts".into()), crm).expect("a hook"),
-        kanta_api::InboundHook::new(
-            "signed",
-            kanta_api::InboundAuth::KantaSignature(secret),
-            None,
-            fields(&[("id", "customer.id"), ("phone", "customer.phone")]),
-        )
-        .expect("a hook"),
-        kanta_api::InboundHook::new("tokened", kanta_api::InboundAuth::Token, None, fields(&[("id", "id")]))
-            .expect("a hook"),
-    ]
+/// The inbound hooks every test server has, as an operator writes them: a HubSpot-like `crm`
+/// signed with HMAC-SHA256, a `signed` one with Kanta-Signature, and a `tokened` one behind a
+/// kanta token.
+fn inbound_settings() -> String {
+    format!(
+        r#"
+[[inbound]]
+name = "crm"
+auth = "hmac-sha256"
+secret = "{HOOK_SECRET}"
+signature_header = "X-Signature-256"
+timestamp_header = "X-CRM-Timestamp"
+records = "contacts"
+[inbound.fields]
+id = "vid"
+email = "properties.email.value"
+name = "properties.firstname.value"
+"attributes.lifecycle" = "properties.lifecyclestage.value"
+"consent.email" = "properties.email_optin.value"
+
+[[inbound]]
+name = "signed"
+auth = "kanta-signature"
+secret = "{HOOK_SECRET}"
+[inbound.fields]
+id = "customer.id"
+phone = "customer.phone"
+
+[[inbound]]
+name = "tokened"
+auth = "token"
+[inbound.fields]
+id = "id"
+"#
+    )
 }
 
-/// A running server and a token of each scope.
+/// The whole application (API, scheduler, webhook workers) over a fresh store, with an HTTP
+/// client; derefs to the harness's [`TestApp`] (base URL, tokens, store, clock, database).
 struct App {
-    base: String,
+    server: TestApp,
     client: reqwest::Client,
-    ingest: String,
-    read: String,
-    admin: String,
-    db: TestDb,
-    /// The server's clock, standing at the wall clock's time when the server started.
-    clock: std::sync::Arc<kanta_domain::ManualClock>,
+}
+
+impl std::ops::Deref for App {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.server
+    }
 }
 
 impl App {
     async fn spawn(db: TestDb) -> App {
-        let mut tokens = Vec::new();
-        for scope in [Scope::Ingest, Scope::Read, Scope::Admin] {
-            let secret = Secret::generate().expect("randomness");
-            db.store.insert_token(&secret.hash(), scope, None, 0).await.expect("token");
-            tokens.push(secret.expose().to_string());
-        }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
-        let base = format!("http://{}", listener.local_addr().expect("address"));
-        let clock =
-            std::sync::Arc::new(kanta_domain::ManualClock::new(kanta_domain::Clock::now(&kanta_domain::SystemClock)));
-        let state = kanta_api::AppState::new(db.store.clone()).with_inbound(inbound_hooks()).with_clock(clock.clone());
-        let router = kanta_api::router(state);
-        tokio::spawn(kanta_api::serve(listener, router, std::future::pending(), std::time::Duration::from_secs(1)));
-        let [ingest, read, admin] = <[String; 3]>::try_from(tokens).expect("three tokens");
-        App { base, client: reqwest::Client::new(), ingest, read, admin, db, clock }
+        let mut settings = kanta_server::testing::settings();
+        settings.inbound = kanta_server::settings::parse(&inbound_settings()).expect("valid settings").inbound;
+        App { server: TestApp::spawn(db, settings).await, client: reqwest::Client::new() }
     }
 
     async fn post(&self, path: &str, token: &str, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
@@ -150,7 +146,7 @@ impl App {
     }
 
     async fn orders(&self) -> i64 {
-        self.db.store.counts().await.expect("counts").orders
+        self.store.counts().await.expect("counts").orders
     }
 }
 
@@ -240,7 +236,7 @@ async fn a_batch_with_a_bad_record_writes_nothing_and_lists_every_problem(app: A
         .collect();
     assert_eq!(problems, [(1, "time"), (2, "amount"), (2, "lines[0].quantity"), (3, "coupon")]);
     assert_eq!(app.orders().await, 0);
-    assert_eq!(app.db.store.counts().await.expect("counts").customers, 0);
+    assert_eq!(app.store.counts().await.expect("counts").customers, 0);
 }
 
 /// Regression (issue 16): one order dated in year 1 made every later scoring run allocate a
@@ -516,7 +512,7 @@ async fn export_and_erasure_need_admin_and_are_audited(app: App) {
     let (status, _) = app.get("/v1/customers/00042", &app.read).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(app.orders().await, 4, "orders are kept for the aggregates");
-    let facts = app.db.store.order_facts().await.expect("facts");
+    let facts = app.store.order_facts().await.expect("facts");
     assert!(facts.iter().filter(|f| f.customer.starts_with("erased:")).count() == 3);
 
     let (status, _) = app.get("/v1/audit", &app.read).await;
@@ -563,7 +559,7 @@ async fn sql_looking_strings_in_every_field_are_data(app: App) {
     assert_eq!(view["events"][0]["properties"][nasty], nasty);
     assert_eq!(view["feedback"][0]["topics"][0], nasty.to_lowercase());
     assert_eq!(view["consent"][0]["source"], nasty);
-    let c = app.db.store.counts().await.expect("counts");
+    let c = app.store.counts().await.expect("counts");
     assert_eq!((c.customers, c.orders, c.events, c.feedback), (1, 1, 1, 1));
 }
 
@@ -571,7 +567,7 @@ async fn health_metrics_and_openapi_are_served(app: App) {
     let health: Value =
         app.client.get(format!("{}/healthz", app.base)).send().await.expect("response").json().await.expect("json");
     assert_eq!(health["status"], "ok");
-    assert_eq!(health["backend"], serde_json::to_value(app.db.store.backend()).expect("json"));
+    assert_eq!(health["backend"], serde_json::to_value(app.store.backend()).expect("json"));
 
     app.post("/v1/orders", &app.ingest, orders_json()).await;
     // Regression (issue 16): any method name became a new series, without a token.
@@ -657,7 +653,7 @@ async fn scores_show_in_the_360_view_and_runs_are_listed(app: App) {
     // 2024-02-10: four orders are too few for the models; RFM and stages are stored.
     let now = 1_707_523_200_000_000;
     let outcome =
-        kanta_jobs::score_store(app.db.store.as_ref(), &kanta_jobs::ScoreJob::default(), now).await.expect("scoring");
+        kanta_jobs::score_store(app.store.as_ref(), &kanta_jobs::ScoreJob::default(), now).await.expect("scoring");
     let (status, view) = app.get("/v1/customers/00042", &app.read).await;
     assert_eq!(status, StatusCode::OK);
     let scores = &view["scores"];
@@ -777,7 +773,7 @@ async fn saved_segments_list_members_as_json_or_csv_and_record_transitions(app: 
 async fn webhook_endpoints_and_the_delivery_log_are_listed_and_paused_ones_resumed(app: App) {
     let (status, body) = app.get("/v1/webhooks", &app.admin).await;
     assert_eq!((status, body), (StatusCode::OK, json!({"endpoints": []})));
-    let store = app.db.store.as_ref();
+    let store = app.store.as_ref();
     store.webhook_endpoint("crm", "http://127.0.0.1:9/hook", 1_000_000).await.expect("an endpoint");
     let event = |n: u32| kanta_store::NewDelivery {
         customer: 1,
@@ -861,7 +857,7 @@ async fn feedback_insights_score_group_and_list_valuable_detractors(app: App) {
     let (status, body) = app.post("/v1/feedback", &app.ingest, feedback.to_string()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // Scored on 2024-02-10: 00042 (three orders, 59.90) is the top tier, c7 (12.50) mid.
-    kanta_jobs::score_store(app.db.store.as_ref(), &kanta_jobs::ScoreJob::default(), 1_707_523_200_000_000)
+    kanta_jobs::score_store(app.store.as_ref(), &kanta_jobs::ScoreJob::default(), 1_707_523_200_000_000)
         .await
         .expect("scoring");
 
@@ -977,7 +973,7 @@ async fn inbound_hooks_map_crm_json_onto_customers_and_check_the_sender(app: App
     let records = err["error"]["records"].as_array().expect("records");
     assert_eq!((&records[0]["index"], &records[0]["field"]), (&json!(1), &json!("id")), "{err}");
     assert!(records[1]["reason"].as_str().is_some_and(|r| r.contains("(from `properties.email.value`)")), "{err}");
-    assert!(app.db.store.customer("1", 0).await.expect("read").is_none(), "nothing was written");
+    assert!(app.store.customer("1", 0).await.expect("read").is_none(), "nothing was written");
 
     // Kanta-Signature and token hooks.
     let signed = json!({"customer": {"id": "s-1", "phone": "+358401234567"}}).to_string();
@@ -1083,7 +1079,7 @@ async fn signed_inbound_requests_need_a_fresh_timestamp_and_count_once(app: App)
     let (status, err) = app.post_with("/v1/hooks/crm", &signed_at(301), &body).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(message(&err).starts_with("the request is from the future"), "{err}");
-    assert!(app.db.store.customer("f-1", 0).await.expect("read").is_none(), "nothing was written");
+    assert!(app.store.customer("f-1", 0).await.expect("read").is_none(), "nothing was written");
 
     // The edge of the window is inside it; the same request a second time is refused, even
     // with every other request in between.

@@ -1,0 +1,6 @@
+//! The server's suites, one binary: each spawns the whole application (`kanta_server::testing`)
+//! and drives it over HTTP or raw TCP.
+
+mod api;
+mod application;
+mod http_limits;
