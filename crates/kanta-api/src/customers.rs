@@ -9,25 +9,34 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
-use crate::snapshot::{AnalysisInfo, Summary};
+use crate::summary::Summary;
 use crate::{AppState, auth};
 
 /// Recent events shown in the 360 view (the export has them all).
 const VIEW_EVENTS: u32 = 50;
+/// Scoring runs read to find the latest completed one (cancelled runs between are rare: one at
+/// each shutdown during a run or past the budget).
+const RUNS_LOOKED_AT: u32 = 20;
 /// Default and largest page size of the customer list.
 const PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1_000;
 
-/// The customer 360 view.
+/// The customer 360 view: the customer's own facts live, the whole base's view of them from
+/// the latest scoring run.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CustomerView {
-    /// Profile, consent, orders, recent events and feedback.
+    /// Profile, consent, orders, recent events, feedback, the scores of the latest scoring run
+    /// (`scores`, null before the customer's first scoring) and the stage history.
     #[serde(flatten)]
     pub record: CustomerRecord,
-    /// The per-customer summary computed by `kanta analyze`'s code (null without purchases).
+    /// The customer's own summary, from their orders as of `as_of`, computed by `kanta
+    /// analyze`'s code on every read (null without a purchase).
     pub summary: Option<Summary>,
-    /// The analysis the summary comes from.
-    pub analysis: Option<AnalysisInfo>,
+    /// The day the summary's `T`, `days_since_last` and `revenue_12m` count to: today (UTC).
+    pub as_of: String,
+    /// When the latest completed scoring run finished, RFC 3339: what `scores` reflects (null
+    /// before the first run).
+    pub scored_at: Option<String>,
 }
 
 /// One page of customers.
@@ -94,8 +103,13 @@ pub async fn view(
         .customer(&id, VIEW_EVENTS)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no customer `{id}`")))?;
-    let (summary, analysis) = state.snapshots.summary(state.store.as_ref(), &id).await?;
-    Ok(Json(CustomerView { record, summary, analysis }))
+    let orders = state.store.customer_order_facts(&id).await?;
+    let today = kanta_core::time::Timestamp(state.clock.now().micros().div_euclid(1_000_000)).day();
+    let summary = crate::summary::summary(&orders, today);
+    // Cancelled runs write no scores; the view's scores are those of the latest completed one.
+    let runs = state.store.score_runs(RUNS_LOOKED_AT).await?;
+    let scored_at = runs.into_iter().find(|r| r.status == "completed").map(|r| r.finished_at);
+    Ok(Json(CustomerView { record, summary, as_of: today.to_string(), scored_at }))
 }
 
 /// List customers with cursor pagination (stable under concurrent inserts).
@@ -174,7 +188,6 @@ pub async fn erase(
     // them too, so that a quiet server does not keep them past their time.
     state.store.expire_responses(state.idempotency_window().1).await?;
     if state.store.erase_customer(&id, Some(token.id), kanta_store::now_micros()).await? {
-        state.snapshots.written();
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound(format!("no customer `{id}`")))

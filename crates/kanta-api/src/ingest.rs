@@ -231,9 +231,6 @@ pub(crate) fn counted<T: WriteBatch>(
     counts: WriteCounts,
     rejected: Vec<RecordError>,
 ) -> IngestResponse {
-    if accepted > 0 {
-        state.snapshots.written();
-    }
     let m = &state.metrics;
     m.records(T::KIND, "created", counts.created);
     m.records(T::KIND, "updated", counts.updated);

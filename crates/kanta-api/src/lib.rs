@@ -31,7 +31,7 @@ mod metrics;
 mod openapi;
 mod scores;
 mod segments;
-pub mod snapshot;
+pub mod summary;
 mod webhooks;
 
 pub use error::ApiError;
@@ -47,13 +47,12 @@ pub const BODY_LIMIT: usize = 32 * 1024 * 1024;
 pub struct AppState {
     /// The store.
     pub store: Arc<dyn Storage>,
-    /// The cached analysis behind the 360 view's summary.
-    pub snapshots: Arc<snapshot::Snapshots>,
     /// Request and record counters for `/metrics`.
     pub metrics: Arc<metrics::Metrics>,
     /// Configured inbound webhooks (`POST /v1/hooks/{name}`).
     pub inbound: Arc<Vec<InboundHook>>,
-    /// The clock that the accepted time range of ingested facts is measured from.
+    /// The clock: the accepted time range of ingested facts and the 360 view's `as_of` are
+    /// measured from it.
     pub clock: Arc<dyn Clock>,
     /// The configured bounds on ingested times (orders, events, feedback, consent).
     pub time_bounds: TimeBounds,
@@ -66,7 +65,6 @@ impl AppState {
     pub fn new(store: Arc<dyn Storage>) -> AppState {
         AppState {
             store,
-            snapshots: Arc::default(),
             metrics: Arc::default(),
             inbound: Arc::default(),
             clock: Arc::new(SystemClock),

@@ -30,6 +30,10 @@ pub trait OrderStore: Send + Sync {
     /// Every order, for the analysis.
     async fn order_facts(&self) -> Result<Vec<OrderFact>, StoreError>;
 
+    /// The orders of one customer (by external id), oldest first: what the customer 360 view
+    /// computes the customer's own summary from. Empty for an unknown customer.
+    async fn customer_order_facts(&self, customer: &str) -> Result<Vec<OrderFact>, StoreError>;
+
     /// Every completed and refunded order, handed to `sink` in chunks (ranges of order ids,
     /// in ascending order; no order within a chunk is promised). With `lines`, each chunk also
     /// carries the categories of its purchases' lines ([`PurchaseLines`]: lines of completed
@@ -222,19 +226,19 @@ impl<DB: Dialect> OrderStore for Store<DB> {
         )
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let status: String = r.try_get("status")?;
-                Ok(OrderFact {
-                    customer: r.try_get("customer")?,
-                    order: r.try_get("order_id")?,
-                    time: r.try_get("time")?,
-                    amount: r.try_get("amount")?,
-                    status: OrderStatus::parse(&status)
-                        .ok_or_else(|| StoreError::Corrupt(format!("order status `{status}`")))?,
-                })
-            })
-            .collect()
+        rows.iter().map(order_fact).collect()
+    }
+
+    async fn customer_order_facts(&self, customer: &str) -> Result<Vec<OrderFact>, StoreError> {
+        // `orders_customer` (customer_id, time) serves the order and the filter.
+        let rows = query(
+            "SELECT c.external_id AS customer, o.external_id AS order_id, o.time, o.amount, o.status \
+             FROM customers c JOIN orders o ON o.customer_id = c.id WHERE c.external_id = $1 ORDER BY o.time, o.id",
+        )
+        .bind(customer)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(order_fact).collect()
     }
 
     async fn purchases(&self, lines: bool, sink: &mut (dyn FnMut(Purchases) + Send)) -> Result<(), StoreError> {
@@ -455,4 +459,16 @@ pub(crate) async fn aggregated_purchases<DB: Dialect>(
         }
     }
     Ok(())
+}
+
+/// An [`OrderFact`] from a row of `customer`, `order_id`, `time`, `amount` and `status`.
+fn order_fact<R: Row>(r: &R) -> Result<OrderFact, StoreError> {
+    let status: String = r.try_get("status")?;
+    Ok(OrderFact {
+        customer: r.try_get("customer")?,
+        order: r.try_get("order_id")?,
+        time: r.try_get("time")?,
+        amount: r.try_get("amount")?,
+        status: OrderStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("order status `{status}`")))?,
+    })
 }

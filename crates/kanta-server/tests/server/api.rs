@@ -181,9 +181,15 @@ async fn orders_are_ingested_and_the_360_view_has_the_analyze_summary(app: App) 
     // repeat day's 40.00, revenue 59.90 — the definitions of `kanta analyze`.
     assert_eq!((&s["orders"], &s["frequency"], &s["recency"]), (&json!(3), &json!(1), &json!(31)));
     assert_eq!((&s["revenue"], &s["monetary"]), (&json!(59.9), &json!(40.0)));
-    assert!(s["segment"].is_string() && s["stage"].is_string(), "{s}");
-    assert_eq!(view["analysis"]["customers"], 2);
-    assert_eq!(view["analysis"]["stale"], false);
+    // The customer's own facts only: what needs the whole base comes from a scoring run, and
+    // there has been none.
+    assert!(s.get("segment").is_none() && s.get("stage").is_none() && s.get("r").is_none(), "{s}");
+    let now = kanta_domain::Clock::now(app.clock.as_ref());
+    let today = kanta_core::time::Timestamp(now.micros().div_euclid(1_000_000)).day();
+    assert_eq!(view["as_of"], today.to_string());
+    assert_eq!(s["T"].as_i64(), Some(i64::from(today.0) - 19_727), "days since 2024-01-05, the first purchase");
+    assert_eq!((&view["scores"], &view["scored_at"]), (&Value::Null, &Value::Null));
+    assert!(view.get("analysis").is_none(), "{view}");
 
     // A new order is reflected on the next read.
     let more =
@@ -649,6 +655,7 @@ async fn scores_show_in_the_360_view_and_runs_are_listed(app: App) {
     assert_eq!(status, StatusCode::OK);
     let (_, before) = app.get("/v1/customers/00042", &app.read).await;
     assert_eq!((&before["scores"], &before["stage_history"]), (&Value::Null, &json!([])));
+    assert_eq!(before["scored_at"], Value::Null);
 
     // 2024-02-10: four orders are too few for the models; RFM and stages are stored.
     let now = 1_707_523_200_000_000;
@@ -658,6 +665,8 @@ async fn scores_show_in_the_360_view_and_runs_are_listed(app: App) {
     assert_eq!(status, StatusCode::OK);
     let scores = &view["scores"];
     assert_eq!(scores["run_id"], outcome.run.id);
+    assert_eq!(view["scored_at"], outcome.run.finished_at, "the latest run's time");
+    assert_eq!(scores["scored_at"], outcome.run.finished_at);
     assert_eq!((&scores["stage"], &scores["model"]), (&json!("repeat"), &Value::Null), "{scores}");
     assert_eq!(scores["stage_since"], kanta_store::rfc3339(now));
     assert_eq!(
