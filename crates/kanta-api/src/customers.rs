@@ -167,7 +167,7 @@ pub async fn export(
     let id = path_id(path)?;
     let record =
         state.store.customer(&id, u32::MAX).await?.ok_or_else(|| ApiError::NotFound(format!("no customer `{id}`")))?;
-    state.store.audit(Some(token.id), "export", Some(&id), kanta_store::now_micros()).await?;
+    state.store.audit(Some(token.id), "export", Some(&id), state.now_micros()).await?;
     Ok(Json(record))
 }
 
@@ -187,7 +187,7 @@ pub async fn erase(
     // Expired idempotent responses are deleted at each idempotent write; an erasure deletes
     // them too, so that a quiet server does not keep them past their time.
     state.store.expire_responses(state.idempotency_window().1).await?;
-    if state.store.erase_customer(&id, Some(token.id), kanta_store::now_micros()).await? {
+    if state.store.erase_customer(&id, Some(token.id), state.now_micros()).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound(format!("no customer `{id}`")))

@@ -327,8 +327,9 @@ pub async fn receive(
     // Nothing is remembered for a rejected batch (nothing was written, and the same request
     // would be rejected again); an accepted one is remembered with its write.
     let rejected = crate::ingest::refuse_rejected::<Customer>(&state, rejected, false)?;
-    // Written at the wall clock's time, as every other batch is.
-    let now = kanta_store::now_micros();
+    // Written at the clock's time, as every other batch is: the replay record's expiry is
+    // measured on the same clock as the purge that deletes it.
+    let now = state.now_micros();
     let counts = state.store.write_customers_once(&seen, &records, now).await?.ok_or(ApiError::Replayed)?;
     Ok(Json(crate::ingest::counted::<Customer>(&state, records.len(), counts, rejected)))
 }

@@ -51,7 +51,7 @@ pub async fn feedback(
     }
     let (responses, customers) = state.store.feedback_facts().await?;
     let options = Options {
-        now: kanta_store::now_micros().div_euclid(1_000_000),
+        now: state.now_micros().div_euclid(1_000_000),
         months,
         call_limit: limit as usize,
         ..Options::default()

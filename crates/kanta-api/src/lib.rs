@@ -80,9 +80,16 @@ impl AppState {
         self
     }
 
+    /// The current time by the state's clock, in microseconds since the epoch: the time every
+    /// write, audit entry and expiry is stamped with, so that what is stored and what is
+    /// compared against it (inbound replay windows, idempotency expiry) share one clock.
+    pub(crate) fn now_micros(&self) -> i64 {
+        self.clock.now().micros()
+    }
+
     /// The current time (µs) and the time before which remembered responses have expired.
     pub(crate) fn idempotency_window(&self) -> (i64, i64) {
-        let now = self.clock.now().micros();
+        let now = self.now_micros();
         let ttl = i64::try_from(self.idempotency_ttl.as_micros()).unwrap_or(i64::MAX);
         (now, now.saturating_sub(ttl))
     }

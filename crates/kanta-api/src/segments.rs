@@ -133,7 +133,7 @@ pub async fn preview(
     auth::authorize(&state, &headers, Scope::Read).await?;
     let request: PreviewRequest = json_body(body, "{\"expression\": \"…\"}")?;
     let expr = expression(&request.expression)?;
-    let now = kanta_store::now_micros();
+    let now = state.now_micros();
     let count = state.store.segment_count(&expr, now).await?;
     let (sample, _) = state.store.segment_members(&expr, now, None, SAMPLE).await?;
     Ok(Json(PreviewResponse { count, sample }))
@@ -162,12 +162,12 @@ pub async fn create(
     }
     let expr = expression(&request.expression)?;
     let created =
-        state.store.create_segment(name, request.expression.trim(), &expr, kanta_store::now_micros()).await.map_err(
-            |e| match e {
+        state.store.create_segment(name, request.expression.trim(), &expr, state.now_micros()).await.map_err(|e| {
+            match e {
                 StoreError::Conflict(_) => ApiError::Conflict(format!("a segment named `{name}` exists")),
                 e => ApiError::Store(e),
-            },
-        )?;
+            }
+        })?;
     let mut headers = HeaderMap::new();
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/segments/{}", created.id)) {
         headers.insert(header::LOCATION, location);
@@ -231,7 +231,7 @@ pub async fn refresh(
     auth::authorize(&state, &headers, Scope::Admin).await?;
     let segment = saved(&state, segment_id(path)?).await?;
     let expr = expression(&segment.expression)?;
-    Ok(Json(state.store.refresh_segment(segment.id, &expr, kanta_store::now_micros()).await?))
+    Ok(Json(state.store.refresh_segment(segment.id, &expr, state.now_micros()).await?))
 }
 
 /// A segment's members as of its last refresh, as JSON or CSV, a page at a time.
