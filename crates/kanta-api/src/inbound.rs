@@ -33,6 +33,7 @@ use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use hmac::Mac;
+use kanta_domain::{Clock, SystemClock};
 use kanta_store::record::{RecordError, parse_value};
 use kanta_store::{Customer, Scope, SeenSignature};
 use serde_json::{Map, Value, json};
@@ -328,7 +329,7 @@ pub async fn receive(
     // would be rejected again); an accepted one is remembered with its write.
     let rejected = crate::ingest::refuse_rejected::<Customer>(&state, rejected, false)?;
     // Written at the wall clock's time, as every other batch is.
-    let now = kanta_store::now_micros();
+    let now = SystemClock.now();
     let counts = state.store.write_customers_once(&seen, &records, now).await?.ok_or(ApiError::Replayed)?;
     Ok(Json(crate::ingest::counted::<Customer>(&state, records.len(), counts, rejected)))
 }

@@ -5,6 +5,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use kanta_domain::{Clock, SystemClock};
 use kanta_store::record::{
     Batch, BatchError, CustomerInput, EventInput, FeedbackInput, OrderInput, RecordError, parse_batch,
 };
@@ -205,7 +206,7 @@ pub(crate) async fn write_checked<T: WriteBatch>(
     let counts = if records.is_empty() {
         WriteCounts::default()
     } else {
-        T::write_batch(state.store.as_ref(), &records, kanta_store::now_micros()).await?
+        T::write_batch(state.store.as_ref(), &records, SystemClock.now()).await?
     };
     Ok(counted::<T>(state, records.len(), counts, rejected))
 }

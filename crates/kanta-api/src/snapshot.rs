@@ -162,12 +162,7 @@ pub fn summaries(facts: &[OrderFact], as_of: Day) -> HashMap<String, Summary> {
         let amount = Money::from_raw(amount);
         // A fact is a whole order and order ids are unique in the store, so each fact is its
         // own order: no order id is needed to group lines (and none is looked up).
-        let line = OrderLine {
-            customer: f.customer.as_bytes(),
-            order: None,
-            time: Timestamp(f.time.div_euclid(1_000_000)),
-            amount,
-        };
+        let line = OrderLine { customer: f.customer.as_bytes(), order: None, time: Timestamp::from(f.time), amount };
         if aggregator.push(line).is_err() {
             continue;
         }
@@ -208,7 +203,8 @@ mod tests {
     use super::*;
 
     fn fact(customer: &str, order: &str, day: i64, amount: i64, status: OrderStatus) -> OrderFact {
-        OrderFact { customer: customer.into(), order: order.into(), time: day * 86_400_000_000, amount, status }
+        let time = kanta_domain::Timestamp::from_micros(day * 86_400_000_000);
+        OrderFact { customer: customer.into(), order: order.into(), time, amount, status }
     }
 
     #[test]

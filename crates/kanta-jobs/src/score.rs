@@ -347,10 +347,11 @@ fn compute(
                 p_purchase_30d: s.p_purchase_30d,
                 expected_spend: s.expected_spend,
                 clv_12m: s.clv_12m,
-                next_purchase_at: s
-                    .next_purchase_days
-                    .is_finite()
-                    .then(|| (as_of_micros + s.next_purchase_days * MICROS_PER_DAY).round() as i64),
+                next_purchase_at: s.next_purchase_days.is_finite().then(|| {
+                    kanta_domain::Timestamp::from_micros(
+                        (as_of_micros + s.next_purchase_days * MICROS_PER_DAY).round() as i64
+                    )
+                }),
             });
             ScoreRow {
                 customer,
