@@ -118,7 +118,7 @@ impl Snapshots {
         let mut current = self.current.lock().await;
         let generation = self.generation.load(Ordering::Acquire);
         let now = kanta_store::now_micros();
-        let today = Timestamp(now.div_euclid(1_000_000)).day();
+        let today = Timestamp::from(kanta_domain::Timestamp::from_micros(now)).day();
         let due = match current.as_ref() {
             None => true,
             Some(s) => {
@@ -177,8 +177,8 @@ fn summary(c: &CustomerSummary) -> Summary {
     Summary {
         orders: c.orders,
         revenue: c.revenue.to_f64(),
-        first_purchase: kanta_store::rfc3339(c.first_purchase.0 * 1_000_000),
-        last_purchase: kanta_store::rfc3339(c.last_purchase.0 * 1_000_000),
+        first_purchase: kanta_store::rfc3339(kanta_domain::Timestamp::from(c.first_purchase).micros()),
+        last_purchase: kanta_store::rfc3339(kanta_domain::Timestamp::from(c.last_purchase).micros()),
         frequency: c.frequency,
         recency: c.recency_days,
         t: c.t_days,

@@ -950,6 +950,15 @@ mod tests {
         let fields: Vec<&str> = errors.iter().map(|(_, f, _)| f.as_str()).collect();
         assert_eq!(fields, ["email", "phone", "timezone", "locale", "birthday", "consent[0].time"]);
         assert!(errors.iter().all(|(i, _, _)| *i == 0));
+        let batch = parse_batch::<Customer>(body.as_bytes(), times()).expect("an array");
+        let (index, c2) = &batch.valid[0];
+        assert_eq!(*index, 1);
+        assert_eq!(c2.id.as_str(), "c2");
+        assert_eq!(c2.email.as_ref().map(Email::as_str), Some("anna@example.fi"));
+        assert_eq!(c2.phone.as_ref().map(Phone::as_str), Some("+358 40 123 4567"), "kept as written");
+        assert_eq!(c2.timezone.as_ref().map(TimeZoneName::as_str), Some("Europe/Helsinki"));
+        assert_eq!(c2.locale.as_ref().map(Locale::as_str), Some("fi-FI"));
+        assert_eq!(c2.consent[0].time, None, "the time of writing");
     }
 
     #[test]
