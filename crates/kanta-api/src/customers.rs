@@ -104,7 +104,7 @@ pub async fn view(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no customer `{id}`")))?;
     let orders = state.store.customer_order_facts(&id).await?;
-    let today = kanta_core::time::Timestamp(state.clock.now().micros().div_euclid(1_000_000)).day();
+    let today = kanta_core::time::Timestamp::from(state.now()).day();
     let summary = crate::summary::summary(&orders, today);
     // Cancelled runs write no scores; the view's scores are those of the latest completed one.
     let runs = state.store.score_runs(RUNS_LOOKED_AT).await?;

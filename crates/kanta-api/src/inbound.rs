@@ -329,7 +329,7 @@ pub async fn receive(
     let rejected = crate::ingest::refuse_rejected::<Customer>(&state, rejected, false)?;
     // Written at the clock's time, as every other batch is: the replay record's expiry is
     // measured on the same clock as the purge that deletes it.
-    let now = state.now_micros();
+    let now = state.now();
     let counts = state.store.write_customers_once(&seen, &records, now).await?.ok_or(ApiError::Replayed)?;
     Ok(Json(crate::ingest::counted::<Customer>(&state, records.len(), counts, rejected)))
 }

@@ -205,7 +205,7 @@ pub(crate) async fn write_checked<T: WriteBatch>(
     let counts = if records.is_empty() {
         WriteCounts::default()
     } else {
-        T::write_batch(state.store.as_ref(), &records, state.now_micros()).await?
+        T::write_batch(state.store.as_ref(), &records, state.now()).await?
     };
     Ok(counted::<T>(state, records.len(), counts, rejected))
 }

@@ -83,8 +83,13 @@ impl AppState {
     /// The current time by the state's clock, in microseconds since the epoch: the time every
     /// write, audit entry and expiry is stamped with, so that what is stored and what is
     /// compared against it (inbound replay windows, idempotency expiry) share one clock.
+    pub(crate) fn now(&self) -> kanta_domain::Timestamp {
+        self.clock.now()
+    }
+
+    /// [`AppState::now`] in microseconds, for the store calls that still take them.
     pub(crate) fn now_micros(&self) -> i64 {
-        self.clock.now().micros()
+        self.now().micros()
     }
 
     /// The current time (µs) and the time before which remembered responses have expired.

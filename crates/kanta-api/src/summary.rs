@@ -63,7 +63,7 @@ pub fn summary(orders: &[OrderFact], as_of: Day) -> Option<Summary> {
         let line = OrderLine {
             customer: f.customer.as_bytes(),
             order: None,
-            time: Timestamp(f.time.div_euclid(1_000_000)),
+            time: Timestamp::from(f.time),
             amount: Money::from_raw(amount),
         };
         // Pushing cannot fail without order ids; a fact that did would be left out, not fatal.
@@ -79,8 +79,8 @@ fn own(c: &CustomerSummary) -> Summary {
     Summary {
         orders: c.orders,
         revenue: c.revenue.to_f64(),
-        first_purchase: kanta_store::rfc3339(c.first_purchase.0 * 1_000_000),
-        last_purchase: kanta_store::rfc3339(c.last_purchase.0 * 1_000_000),
+        first_purchase: kanta_store::rfc3339(kanta_domain::Timestamp::from(c.first_purchase).micros()),
+        last_purchase: kanta_store::rfc3339(kanta_domain::Timestamp::from(c.last_purchase).micros()),
         frequency: c.frequency,
         recency: c.recency_days,
         t: c.t_days,
@@ -100,7 +100,8 @@ mod tests {
     use super::*;
 
     fn fact(order: &str, day: i64, amount: i64, status: OrderStatus) -> OrderFact {
-        OrderFact { customer: "a".into(), order: order.into(), time: day * 86_400_000_000, amount, status }
+        let time = kanta_domain::Timestamp::from_micros(day * 86_400_000_000);
+        OrderFact { customer: "a".into(), order: order.into(), time, amount, status }
     }
 
     #[test]

@@ -37,6 +37,25 @@ impl Timestamp {
     }
 }
 
+const MICROS_PER_SECOND: i64 = 1_000_000;
+
+/// The second a stored instant falls in: microseconds floored, so `23:59:59.999999` stays on
+/// its day and an instant before 1970 moves back, not forward. The analysis counts in seconds
+/// (a file read parses tens of millions of them); the store and the API keep microseconds; this
+/// impl and the one below are the only places the unit changes.
+impl From<kanta_domain::Timestamp> for Timestamp {
+    fn from(t: kanta_domain::Timestamp) -> Timestamp {
+        Timestamp(t.micros().div_euclid(MICROS_PER_SECOND))
+    }
+}
+
+/// The instant at the start of a second (saturating beyond ±292,000 years).
+impl From<Timestamp> for kanta_domain::Timestamp {
+    fn from(t: Timestamp) -> kanta_domain::Timestamp {
+        kanta_domain::Timestamp::from_micros(t.0.saturating_mul(MICROS_PER_SECOND))
+    }
+}
+
 impl Day {
     /// The day for a proleptic Gregorian date, if the date exists.
     pub fn from_ymd(year: i32, month: u32, day: u32) -> Option<Day> {
@@ -328,6 +347,17 @@ mod tests {
     #[track_caller]
     fn secs(text: &str) -> i64 {
         TimeFormat::Auto.parse(text).unwrap().0
+    }
+
+    #[test]
+    fn stored_instants_floor_to_their_second_and_seconds_convert_back_exactly() {
+        let micros = |m: i64| kanta_domain::Timestamp::from_micros(m);
+        assert_eq!(Timestamp::from(micros(1_709_287_200_999_999)), Timestamp(1_709_287_200));
+        assert_eq!(Timestamp::from(micros(86_399_999_999)).day(), Day(0));
+        assert_eq!(Timestamp::from(micros(-1)), Timestamp(-1));
+        assert_eq!(Timestamp::from(micros(-1_000_000)), Timestamp(-1));
+        assert_eq!(kanta_domain::Timestamp::from(Timestamp(1_709_287_200)).micros(), 1_709_287_200_000_000);
+        assert_eq!(kanta_domain::Timestamp::from(Timestamp(i64::MAX)).micros(), i64::MAX);
     }
 
     #[test]

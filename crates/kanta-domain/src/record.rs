@@ -8,7 +8,7 @@
 //! Every input type denies unknown fields: a misspelt `"ammount"` is an error, not a silently
 //! dropped value.
 
-use crate::contact::{self, Currency, Email, Invalid, Locale, Phone, TimeZoneName, quoted};
+use crate::contact::{self, Currency, CustomerId, Email, Invalid, Locale, Phone, TimeZoneName, quoted};
 use crate::money::Money;
 use crate::{TimeRange, Timestamp};
 use chrono::NaiveDate;
@@ -207,12 +207,11 @@ fn check_opt<T>(
     value.and_then(|v| check(errors, field, v))
 }
 
-/// An RFC 3339 time with its zone inside the accepted range, in microseconds since the epoch
-/// (UTC).
-fn check_time(errors: &mut Errors, field: &str, value: String) -> Option<i64> {
+/// An RFC 3339 time with its zone inside the accepted range.
+fn check_time(errors: &mut Errors, field: &str, value: String) -> Option<Timestamp> {
     match Timestamp::parse_rfc3339(&value) {
         Ok(t) => match errors.times.check(t) {
-            Ok(t) => Some(t.micros()),
+            Ok(t) => Some(t),
             Err(out_of_range) => {
                 errors.push(field, format!("{} {out_of_range}", quoted(&value)));
                 None
@@ -230,20 +229,24 @@ fn check_time(errors: &mut Errors, field: &str, value: String) -> Option<i64> {
     }
 }
 
-fn check_email(errors: &mut Errors, field: &str, value: String) -> Option<String> {
-    checked(errors, field, Email::parse(value).map(Email::into_inner))
+fn check_customer_id(errors: &mut Errors, field: &str, value: String) -> Option<CustomerId> {
+    checked(errors, field, CustomerId::parse(value))
 }
 
-fn check_phone(errors: &mut Errors, field: &str, value: String) -> Option<String> {
-    checked(errors, field, Phone::parse(value).map(Phone::into_inner))
+fn check_email(errors: &mut Errors, field: &str, value: String) -> Option<Email> {
+    checked(errors, field, Email::parse(value))
 }
 
-fn check_timezone(errors: &mut Errors, field: &str, value: String) -> Option<String> {
-    checked(errors, field, TimeZoneName::parse(value).map(TimeZoneName::into_inner))
+fn check_phone(errors: &mut Errors, field: &str, value: String) -> Option<Phone> {
+    checked(errors, field, Phone::parse(value))
 }
 
-fn check_locale(errors: &mut Errors, field: &str, value: String) -> Option<String> {
-    checked(errors, field, Locale::parse(value).map(Locale::into_inner))
+fn check_timezone(errors: &mut Errors, field: &str, value: String) -> Option<TimeZoneName> {
+    checked(errors, field, TimeZoneName::parse(value))
+}
+
+fn check_locale(errors: &mut Errors, field: &str, value: String) -> Option<Locale> {
+    checked(errors, field, Locale::parse(value))
 }
 
 fn check_birthday(errors: &mut Errors, field: &str, value: String) -> Option<String> {
@@ -256,8 +259,8 @@ fn check_birthday(errors: &mut Errors, field: &str, value: String) -> Option<Str
     }
 }
 
-fn check_currency(errors: &mut Errors, field: &str, value: String) -> Option<String> {
-    checked(errors, field, Currency::parse(value).map(Currency::into_inner))
+fn check_currency(errors: &mut Errors, field: &str, value: String) -> Option<Currency> {
+    checked(errors, field, Currency::parse(value))
 }
 
 /// A decimal amount given as a JSON number or a string (`12.5`, `"12.50"`).
@@ -389,17 +392,17 @@ impl ConsentStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Customer {
     /// External id.
-    pub id: String,
+    pub id: CustomerId,
     /// Email address.
-    pub email: Option<String>,
+    pub email: Option<Email>,
     /// Phone number.
-    pub phone: Option<String>,
+    pub phone: Option<Phone>,
     /// Display name.
     pub name: Option<String>,
     /// IANA time zone.
-    pub timezone: Option<String>,
+    pub timezone: Option<TimeZoneName>,
     /// Language tag.
-    pub locale: Option<String>,
+    pub locale: Option<Locale>,
     /// `YYYY-MM-DD`.
     pub birthday: Option<String>,
     /// Attributes to merge.
@@ -417,8 +420,8 @@ pub struct Consent {
     pub status: ConsentStatus,
     /// Source.
     pub source: Option<String>,
-    /// Microseconds since the epoch; `None` = the time of writing.
-    pub time: Option<i64>,
+    /// When; `None` = the time of writing.
+    pub time: Option<Timestamp>,
 }
 
 impl Record for Customer {
@@ -426,7 +429,7 @@ impl Record for Customer {
     const CUSTOMER_FIELD: &'static str = "id";
 
     fn check(input: CustomerInput, errors: &mut Errors) -> Option<Customer> {
-        let id = check_id(errors, "id", input.id);
+        let id = check_customer_id(errors, "id", input.id);
         let email = check_opt(errors, "email", input.email, check_email);
         let phone = check_opt(errors, "phone", input.phone, check_phone);
         let name = check_opt(errors, "name", input.name, |e, f, v| check_text(e, f, v, MAX_SHORT));
@@ -532,13 +535,13 @@ pub struct Order {
     /// External id.
     pub id: String,
     /// The customer's external id.
-    pub customer_id: String,
-    /// Microseconds since the epoch, UTC.
-    pub time: i64,
+    pub customer_id: CustomerId,
+    /// When.
+    pub time: Timestamp,
     /// Total.
     pub amount: Money,
     /// Currency code.
-    pub currency: String,
+    pub currency: Currency,
     /// Status.
     pub status: OrderStatus,
     /// Lines.
@@ -564,7 +567,7 @@ impl Record for Order {
 
     fn check(input: OrderInput, errors: &mut Errors) -> Option<Order> {
         let id = check_id(errors, "id", input.id);
-        let customer_id = check_id(errors, "customer_id", input.customer_id);
+        let customer_id = check_customer_id(errors, "customer_id", input.customer_id);
         let time = check_time(errors, "time", input.time);
         let amount = check_money(errors, "amount", &input.amount);
         let currency = check_currency(errors, "currency", input.currency);
@@ -630,11 +633,11 @@ pub struct Event {
     /// External id (given or derived).
     pub id: String,
     /// The customer's external id.
-    pub customer_id: String,
+    pub customer_id: CustomerId,
     /// Name.
     pub name: String,
-    /// Microseconds since the epoch.
-    pub time: i64,
+    /// When.
+    pub time: Timestamp,
     /// Properties.
     pub properties: Option<Map<String, Value>>,
 }
@@ -645,7 +648,7 @@ impl Record for Event {
 
     fn check(input: EventInput, errors: &mut Errors) -> Option<Event> {
         let given = check_opt(errors, "id", input.id, check_id);
-        let customer_id = check_id(errors, "customer_id", input.customer_id);
+        let customer_id = check_customer_id(errors, "customer_id", input.customer_id);
         let name = check_text(errors, "name", input.name, 128);
         let time = check_time(errors, "time", input.time);
         let (customer_id, name, time) = (customer_id?, name?, time?);
@@ -659,10 +662,18 @@ impl Record for Event {
 
 /// `sha256:` and the hex SHA-256 of the record's canonical form: the same event posted twice
 /// without an id gets the same id.
-fn derived_event_id(customer: &str, name: &str, time: i64, properties: Option<&Map<String, Value>>) -> String {
+fn derived_event_id(
+    customer: &CustomerId,
+    name: &str,
+    time: Timestamp,
+    properties: Option<&Map<String, Value>>,
+) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    for part in [customer.as_bytes(), b"\0", name.as_bytes(), b"\0", time.to_string().as_bytes(), b"\0"] {
+    // The time in microseconds, as the digest has always been taken: changing the form would
+    // give an already stored event a new id and store it twice.
+    let micros = time.micros().to_string();
+    for part in [customer.as_str().as_bytes(), b"\0", name.as_bytes(), b"\0", micros.as_bytes(), b"\0"] {
         h.update(part);
     }
     if let Some(p) = properties {
@@ -712,9 +723,9 @@ pub struct Feedback {
     /// External id.
     pub id: String,
     /// The customer's external id.
-    pub customer_id: String,
-    /// Microseconds since the epoch.
-    pub time: i64,
+    pub customer_id: CustomerId,
+    /// When.
+    pub time: Timestamp,
     /// 0–10.
     pub nps: Option<i64>,
     /// 1–5.
@@ -735,7 +746,7 @@ impl Record for Feedback {
 
     fn check(input: FeedbackInput, errors: &mut Errors) -> Option<Feedback> {
         let id = check_id(errors, "id", input.id);
-        let customer_id = check_id(errors, "customer_id", input.customer_id);
+        let customer_id = check_customer_id(errors, "customer_id", input.customer_id);
         let time = check_time(errors, "time", input.time);
         if let Some(n) = input.nps.filter(|n| !(0..=10).contains(n)) {
             errors.push("nps", format!("must be 0–10, not {n}"));
@@ -877,8 +888,9 @@ mod tests {
         assert!(batch.rejected.is_empty(), "{:?}", batch.rejected);
         let (index, order) = &batch.valid[0];
         assert_eq!(*index, 0);
-        assert_eq!(order.customer_id, "00042");
-        assert_eq!(order.time, 1_709_287_200_000_000); // 10:00 UTC
+        assert_eq!(order.customer_id.as_str(), "00042");
+        assert_eq!(order.time.micros(), 1_709_287_200_000_000); // 10:00 UTC
+        assert_eq!(order.currency.as_str(), "EUR");
         assert_eq!(order.amount.raw(), 125_000);
         assert_eq!(order.status, OrderStatus::Completed);
         assert_eq!(order.lines[0].quantity.raw(), 5_000);
@@ -938,6 +950,15 @@ mod tests {
         let fields: Vec<&str> = errors.iter().map(|(_, f, _)| f.as_str()).collect();
         assert_eq!(fields, ["email", "phone", "timezone", "locale", "birthday", "consent[0].time"]);
         assert!(errors.iter().all(|(i, _, _)| *i == 0));
+        let batch = parse_batch::<Customer>(body.as_bytes(), times()).expect("an array");
+        let (index, c2) = &batch.valid[0];
+        assert_eq!(*index, 1);
+        assert_eq!(c2.id.as_str(), "c2");
+        assert_eq!(c2.email.as_ref().map(Email::as_str), Some("anna@example.fi"));
+        assert_eq!(c2.phone.as_ref().map(Phone::as_str), Some("+358 40 123 4567"), "kept as written");
+        assert_eq!(c2.timezone.as_ref().map(TimeZoneName::as_str), Some("Europe/Helsinki"));
+        assert_eq!(c2.locale.as_ref().map(Locale::as_str), Some("fi-FI"));
+        assert_eq!(c2.consent[0].time, None, "the time of writing");
     }
 
     #[test]
@@ -970,6 +991,6 @@ mod tests {
         let body = r#"[{"id":"x'); DROP TABLE customers;--","name":"Robert'); DROP TABLE students;--"}]"#;
         let batch = parse_batch::<Customer>(body.as_bytes(), times()).expect("an array");
         assert!(batch.rejected.is_empty());
-        assert_eq!(batch.valid[0].1.id, "x'); DROP TABLE customers;--");
+        assert_eq!(batch.valid[0].1.id.as_str(), "x'); DROP TABLE customers;--");
     }
 }

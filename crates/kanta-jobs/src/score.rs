@@ -71,7 +71,7 @@ pub async fn score_store_until(
     let mut orders = 0;
     let result = score_phases(store, job, now, cancel, &mut orders).await;
     if let Err(JobError::Cancelled { phase, reason }) = &result {
-        let today = Timestamp(now.div_euclid(1_000_000)).day();
+        let today = Timestamp::from(kanta_domain::Timestamp::from_micros(now)).day();
         let run = NewScoreRun {
             started_at: now,
             finished_at: now.saturating_add(i64::try_from(cancel.age().as_micros()).unwrap_or(0)),
@@ -131,7 +131,7 @@ async fn score_phases(
     cancel.check("read")?;
     phases.push(("read", clock.elapsed()));
 
-    let today = Timestamp(now.div_euclid(1_000_000)).day();
+    let today = Timestamp::from(kanta_domain::Timestamp::from_micros(now)).day();
     let job = *job;
     let worker_cancel = cancel.clone();
     let computed = tokio::task::spawn_blocking(move || compute(aggregator, categories, today, &job, &worker_cancel))
@@ -347,10 +347,11 @@ fn compute(
                 p_purchase_30d: s.p_purchase_30d,
                 expected_spend: s.expected_spend,
                 clv_12m: s.clv_12m,
-                next_purchase_at: s
-                    .next_purchase_days
-                    .is_finite()
-                    .then(|| (as_of_micros + s.next_purchase_days * MICROS_PER_DAY).round() as i64),
+                next_purchase_at: s.next_purchase_days.is_finite().then(|| {
+                    kanta_domain::Timestamp::from_micros(
+                        (as_of_micros + s.next_purchase_days * MICROS_PER_DAY).round() as i64
+                    )
+                }),
             });
             ScoreRow {
                 customer,

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use kanta_core::aggregate::{Aggregator, OrderLine};
 use kanta_core::analysis::{AnalysisOptions, analyze};
-use kanta_core::time::{Day, Timestamp};
+use kanta_core::time::Day;
+use kanta_domain::{Currency, CustomerId};
 use kanta_jobs::schedule::{Cycle, Schedule};
 use kanta_jobs::{Cancel, JobError, ScoreJob, score_store, score_store_until};
 use kanta_score::{ScoreOptions, score};
@@ -31,10 +32,10 @@ fn shop(customers: u64, end: Day) -> Vec<Order> {
         .iter()
         .map(|o| Order {
             id: format!("O{}", o.number),
-            customer_id: format!("C{:07}", o.customer),
-            time: o.time.0 * 1_000_000,
+            customer_id: CustomerId::parse(format!("C{:07}", o.customer)).expect("an id"),
+            time: o.time.into(),
             amount: if o.value.raw() < 0 { -o.value } else { o.value },
-            currency: "EUR".into(),
+            currency: Currency::parse("EUR").expect("a currency"),
             status: if o.value.raw() < 0 { OrderStatus::Refunded } else { OrderStatus::Completed },
             lines: Vec::new(),
         })
@@ -43,7 +44,7 @@ fn shop(customers: u64, end: Day) -> Vec<Order> {
 
 async fn store_orders(db: &TestDb, orders: &[Order]) {
     for batch in orders.chunks(5_000) {
-        db.store.write_orders(batch, 0).await.expect("write");
+        db.store.write_orders(batch, kanta_domain::Timestamp::EPOCH).await.expect("write");
     }
 }
 
@@ -60,9 +61,9 @@ async fn stored_scores_equal_the_analysis_and_models_of_the_same_orders(db: Test
     for o in &orders {
         let amount = if o.status == OrderStatus::Refunded { -o.amount } else { o.amount };
         let line = OrderLine {
-            customer: o.customer_id.as_bytes(),
+            customer: o.customer_id.as_str().as_bytes(),
             order: Some(o.id.as_bytes()),
-            time: Timestamp(o.time / 1_000_000),
+            time: o.time.into(),
             amount,
         };
         aggregator.push(line).expect("a line");
@@ -103,7 +104,7 @@ async fn stored_scores_equal_the_analysis_and_models_of_the_same_orders(db: Test
         assert_eq!(model.expected_90d, want.expected_purchases[1], "{id}");
         assert_eq!(model.clv_12m, want.clv_12m, "{id}");
         let next = as_of.0 as f64 * MICROS_PER_DAY as f64 + want.next_purchase_days * MICROS_PER_DAY as f64;
-        assert_eq!(model.next_purchase_at, Some(next.round() as i64), "{id}");
+        assert_eq!(model.next_purchase_at.map(|t| t.micros()), Some(next.round() as i64), "{id}");
         assert_eq!(record.stage_history.len(), 1, "{id}");
     }
 
@@ -142,7 +143,7 @@ async fn a_small_store_gets_rfm_and_stages_without_models(db: TestDb) {
     assert_eq!(outcome.run.diagnostics["models_skipped"], why.as_str());
     assert!(outcome.run.customers > 0);
     let first = orders.iter().find(|o| o.status == OrderStatus::Completed).expect("a purchase");
-    let record = db.store.customer(&first.customer_id, 0).await.expect("read").expect("stored");
+    let record = db.store.customer(first.customer_id.as_str(), 0).await.expect("read").expect("stored");
     let stored = record.scores.expect("scored");
     assert!((1..=5).contains(&stored.r) && stored.model.is_none());
 
@@ -158,10 +159,10 @@ async fn order_lines_give_each_customer_a_main_category_and_a_cross_sell_hint(db
     let day = |d: i64| (19_700 + d) * MICROS_PER_DAY;
     let order = |id: &str, customer: &str, d: i64, categories: &[&str]| Order {
         id: id.into(),
-        customer_id: customer.into(),
-        time: day(d),
+        customer_id: CustomerId::parse(customer).expect("an id"),
+        time: kanta_domain::Timestamp::from_micros(day(d)),
         amount: Money::from_raw(10_0000 * categories.len().max(1) as i64),
-        currency: "EUR".into(),
+        currency: Currency::parse("EUR").expect("a currency"),
         status: OrderStatus::Completed,
         lines: categories
             .iter()
@@ -189,7 +190,7 @@ async fn order_lines_give_each_customer_a_main_category_and_a_cross_sell_hint(db
     ];
     orders[9].status = OrderStatus::Cancelled;
     orders.push(order("f2", "fay", 5, &["tea"]));
-    db.store.write_orders(&orders, day(10)).await.expect("orders");
+    db.store.write_orders(&orders, kanta_domain::Timestamp::from_micros(day(10))).await.expect("orders");
     score_store(db.store.as_ref(), &ScoreJob::default(), day(10)).await.expect("scoring");
     let groups = |id: &'static str| {
         let store = db.store.clone();

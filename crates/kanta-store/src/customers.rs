@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use kanta_domain::{CustomerId, Email, Locale, Phone, TimeZoneName, Timestamp};
 use sqlx::types::Json;
 
 use crate::dialect::Dialect;
@@ -21,7 +22,7 @@ use crate::{
 pub trait CustomerStore: Send + Sync {
     /// Create or update customers (absent fields keep their value; attributes are merged as an
     /// RFC 7396 merge patch); consent changes are appended to the history.
-    async fn write_customers(&self, batch: &[Customer], now: i64) -> Result<WriteCounts, StoreError>;
+    async fn write_customers(&self, batch: &[Customer], now: Timestamp) -> Result<WriteCounts, StoreError>;
 
     /// [`CustomerStore::write_customers`] for a signed inbound request, remembering its signature in
     /// the same transaction: `None` (and nothing written) when `seen` was remembered before and
@@ -31,7 +32,7 @@ pub trait CustomerStore: Send + Sync {
         &self,
         seen: &SeenSignature,
         batch: &[Customer],
-        now: i64,
+        now: Timestamp,
     ) -> Result<Option<WriteCounts>, StoreError>;
 
     /// Everything about one customer, with at most `events` recent events.
@@ -51,7 +52,7 @@ pub trait CustomerStore: Send + Sync {
 
 #[async_trait::async_trait]
 impl<DB: Dialect> CustomerStore for Store<DB> {
-    async fn write_customers(&self, batch: &[Customer], now: i64) -> Result<WriteCounts, StoreError> {
+    async fn write_customers(&self, batch: &[Customer], now: Timestamp) -> Result<WriteCounts, StoreError> {
         let mut tx = self.writer.begin().await?;
         let counts = write_customers_in(&mut tx, batch, now).await?;
         tx.commit().await?;
@@ -62,10 +63,10 @@ impl<DB: Dialect> CustomerStore for Store<DB> {
         &self,
         seen: &crate::SeenSignature,
         batch: &[Customer],
-        now: i64,
+        now: Timestamp,
     ) -> Result<Option<WriteCounts>, StoreError> {
         let mut tx = self.writer.begin().await?;
-        query("DELETE FROM inbound_seen WHERE expires_at <= $1").bind(now).execute(&mut tx).await?;
+        query("DELETE FROM inbound_seen WHERE expires_at <= $1").bind(now.micros()).execute(&mut tx).await?;
         // The primary key decides: a concurrent transaction with the same signature waits for
         // this one and then inserts nothing.
         let inserted =
@@ -299,9 +300,9 @@ impl<DB: Dialect> CustomerStore for Store<DB> {
 async fn write_customers_in<DB: Dialect>(
     tx: &mut Tx<DB>,
     batch: &[Customer],
-    now: i64,
+    now: Timestamp,
 ) -> Result<WriteCounts, StoreError> {
-    let records = last_per_id(batch, |c| &c.id);
+    let records = last_per_id(batch, |c| c.id.as_str());
     let mut counts = WriteCounts::default();
     let mut returned = 0u64;
     for chunk in records.chunks(CHUNK) {
@@ -311,14 +312,14 @@ async fn write_customers_in<DB: Dialect>(
         );
         q.push_values(chunk, |mut b, c| {
             b.push_bind(c.id.as_str())
-                .push_bind(c.email.as_deref())
-                .push_bind(c.phone.as_deref())
+                .push_bind(c.email.as_ref().map(Email::as_str))
+                .push_bind(c.phone.as_ref().map(Phone::as_str))
                 .push_bind(c.name.as_deref())
-                .push_bind(c.timezone.as_deref())
-                .push_bind(c.locale.as_deref())
+                .push_bind(c.timezone.as_ref().map(TimeZoneName::as_str))
+                .push_bind(c.locale.as_ref().map(Locale::as_str))
                 .push_bind(c.birthday.as_deref());
             DB::push_json(&mut b, c.attributes.as_ref().map(Json));
-            b.push_bind(now).push_bind(now);
+            b.push_bind(now.micros()).push_bind(now.micros());
         });
         let merge = DB::MERGE_ATTRIBUTES;
         q.push(format!(
@@ -350,7 +351,7 @@ async fn write_customers_in<DB: Dialect>(
 
     let with_consent: Vec<&&Customer> = records.iter().filter(|c| !c.consent.is_empty()).collect();
     if !with_consent.is_empty() {
-        let ids: Vec<&str> = with_consent.iter().map(|c| c.id.as_str()).collect();
+        let ids: Vec<&CustomerId> = with_consent.iter().map(|c| &c.id).collect();
         let (map, _) = ensure_customers(tx, &ids, now).await?;
         let mut rows = Vec::new();
         for c in &with_consent {
@@ -367,7 +368,7 @@ async fn write_customers_in<DB: Dialect>(
                     .push_bind(c.channel.as_str())
                     .push_bind(c.status.as_str())
                     .push_bind(c.source.as_deref())
-                    .push_bind(c.time.unwrap_or(now));
+                    .push_bind(c.time.unwrap_or(now).micros());
             });
             q.push(" ON CONFLICT DO NOTHING");
             q.build().execute(&mut *tx).await?;

@@ -25,6 +25,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kanta_domain::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -367,11 +368,11 @@ pub struct ModelScores {
     pub expected_spend: Option<f64>,
     /// Discounted 12-month CLV, when the spend model was fitted.
     pub clv_12m: Option<f64>,
-    /// Predicted next purchase (the median time to it, if the customer is still active);
-    /// microseconds since the epoch, shown as RFC 3339 `next_purchase`.
+    /// Predicted next purchase (the median time to it, if the customer is still active), shown
+    /// as RFC 3339 `next_purchase`.
     #[schema(value_type = Option<String>)]
-    #[serde(rename = "next_purchase", serialize_with = "serialize_time")]
-    pub next_purchase_at: Option<i64>,
+    #[serde(rename = "next_purchase", serialize_with = "serialize_timestamp")]
+    pub next_purchase_at: Option<Timestamp>,
 }
 
 fn serialize_instant<S: serde::Serializer>(micros: &i64, s: S) -> Result<S::Ok, S::Error> {
@@ -383,6 +384,12 @@ fn serialize_time<S: serde::Serializer>(micros: &Option<i64>, s: S) -> Result<S:
         Some(m) => s.serialize_some(&rfc3339(*m)),
         None => s.serialize_none(),
     }
+}
+
+// Through `rfc3339`, not `Timestamp`'s own `Display`: the two differ for instants beyond chrono's
+// range (a prediction saturated at `i64::MAX`), and the API has always printed those as digits.
+fn serialize_timestamp<S: serde::Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+    serialize_time(&t.map(Timestamp::micros), s)
 }
 
 /// One customer's scores, as the scoring job writes them.
@@ -553,8 +560,8 @@ pub struct OrderFact {
     pub customer: String,
     /// Order external id.
     pub order: String,
-    /// Microseconds since the epoch.
-    pub time: i64,
+    /// When.
+    pub time: Timestamp,
     /// Amount in 1/10,000 units.
     pub amount: i64,
     /// Status.
@@ -660,13 +667,13 @@ pub trait WriteBatch: record::Record + Send + Sync {
     /// The record kind's plural name (`orders`), for messages and metrics.
     const KIND: &'static str;
     /// Write a batch (one transaction).
-    async fn write_batch(store: &dyn Storage, batch: &[Self], now: i64) -> Result<WriteCounts, StoreError>;
+    async fn write_batch(store: &dyn Storage, batch: &[Self], now: Timestamp) -> Result<WriteCounts, StoreError>;
 }
 
 #[async_trait::async_trait]
 impl WriteBatch for Customer {
     const KIND: &'static str = "customers";
-    async fn write_batch(store: &dyn Storage, batch: &[Self], now: i64) -> Result<WriteCounts, StoreError> {
+    async fn write_batch(store: &dyn Storage, batch: &[Self], now: Timestamp) -> Result<WriteCounts, StoreError> {
         store.write_customers(batch, now).await
     }
 }
@@ -674,7 +681,7 @@ impl WriteBatch for Customer {
 #[async_trait::async_trait]
 impl WriteBatch for Order {
     const KIND: &'static str = "orders";
-    async fn write_batch(store: &dyn Storage, batch: &[Self], now: i64) -> Result<WriteCounts, StoreError> {
+    async fn write_batch(store: &dyn Storage, batch: &[Self], now: Timestamp) -> Result<WriteCounts, StoreError> {
         store.write_orders(batch, now).await
     }
 }
@@ -682,7 +689,7 @@ impl WriteBatch for Order {
 #[async_trait::async_trait]
 impl WriteBatch for Event {
     const KIND: &'static str = "events";
-    async fn write_batch(store: &dyn Storage, batch: &[Self], now: i64) -> Result<WriteCounts, StoreError> {
+    async fn write_batch(store: &dyn Storage, batch: &[Self], now: Timestamp) -> Result<WriteCounts, StoreError> {
         store.write_events(batch, now).await
     }
 }
@@ -690,7 +697,7 @@ impl WriteBatch for Event {
 #[async_trait::async_trait]
 impl WriteBatch for Feedback {
     const KIND: &'static str = "feedback";
-    async fn write_batch(store: &dyn Storage, batch: &[Self], now: i64) -> Result<WriteCounts, StoreError> {
+    async fn write_batch(store: &dyn Storage, batch: &[Self], now: Timestamp) -> Result<WriteCounts, StoreError> {
         store.write_feedback(batch, now).await
     }
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use kanta_domain::purchase::{IN_LOG_SQL, PURCHASE_SQL, SIGNED_AMOUNT_SQL};
+use kanta_domain::{CustomerId, Timestamp};
 use sqlx::Pool;
 use sqlx::types::Json;
 
@@ -19,13 +20,13 @@ use crate::{OrderFact, Purchases, StoreError, WriteCounts};
 #[async_trait::async_trait]
 pub trait OrderStore: Send + Sync {
     /// Create or replace orders by id, creating unknown customers.
-    async fn write_orders(&self, batch: &[Order], now: i64) -> Result<WriteCounts, StoreError>;
+    async fn write_orders(&self, batch: &[Order], now: Timestamp) -> Result<WriteCounts, StoreError>;
 
     /// Store events; an id seen before is left as it is (events are facts).
-    async fn write_events(&self, batch: &[Event], now: i64) -> Result<WriteCounts, StoreError>;
+    async fn write_events(&self, batch: &[Event], now: Timestamp) -> Result<WriteCounts, StoreError>;
 
     /// Create or replace feedback by id.
-    async fn write_feedback(&self, batch: &[Feedback], now: i64) -> Result<WriteCounts, StoreError>;
+    async fn write_feedback(&self, batch: &[Feedback], now: Timestamp) -> Result<WriteCounts, StoreError>;
 
     /// Every order, for the analysis.
     async fn order_facts(&self) -> Result<Vec<OrderFact>, StoreError>;
@@ -53,11 +54,11 @@ pub trait OrderStore: Send + Sync {
 
 #[async_trait::async_trait]
 impl<DB: Dialect> OrderStore for Store<DB> {
-    async fn write_orders(&self, batch: &[Order], now: i64) -> Result<WriteCounts, StoreError> {
-        let records = last_per_id(batch, |o| &o.id);
+    async fn write_orders(&self, batch: &[Order], now: Timestamp) -> Result<WriteCounts, StoreError> {
+        let records = last_per_id(batch, |o| o.id.as_str());
         let mut counts = WriteCounts::default();
         let mut tx = self.writer.begin().await?;
-        let ids: Vec<&str> = records.iter().map(|o| o.customer_id.as_str()).collect();
+        let ids: Vec<&CustomerId> = records.iter().map(|o| &o.customer_id).collect();
         let (customers, created) = ensure_customers(&mut tx, &ids, now).await?;
         counts.customers_created = created;
         let by_id: HashMap<&str, &Order> = records.iter().map(|o| (o.id.as_str(), *o)).collect();
@@ -76,7 +77,7 @@ impl<DB: Dialect> OrderStore for Store<DB> {
             q.push_values(&rows, |mut b, (o, cid, digest)| {
                 b.push_bind(o.id.as_str())
                     .push_bind(*cid)
-                    .push_bind(o.time)
+                    .push_bind(o.time.micros())
                     .push_bind(o.amount.raw())
                     .push_bind(o.currency.as_str())
                     .push_bind(o.status.as_str())
@@ -143,11 +144,11 @@ impl<DB: Dialect> OrderStore for Store<DB> {
         Ok(counts)
     }
 
-    async fn write_events(&self, batch: &[Event], now: i64) -> Result<WriteCounts, StoreError> {
-        let records = last_per_id(batch, |e| &e.id);
+    async fn write_events(&self, batch: &[Event], now: Timestamp) -> Result<WriteCounts, StoreError> {
+        let records = last_per_id(batch, |e| e.id.as_str());
         let mut counts = WriteCounts::default();
         let mut tx = self.writer.begin().await?;
-        let ids: Vec<&str> = records.iter().map(|e| e.customer_id.as_str()).collect();
+        let ids: Vec<&CustomerId> = records.iter().map(|e| &e.customer_id).collect();
         let (customers, created) = ensure_customers(&mut tx, &ids, now).await?;
         counts.customers_created = created;
         for chunk in records.chunks(CHUNK) {
@@ -158,7 +159,7 @@ impl<DB: Dialect> OrderStore for Store<DB> {
             let mut q: QueryBuilder<DB> =
                 QueryBuilder::new("INSERT INTO events (external_id, customer_id, name, time, properties) ");
             q.push_values(&rows, |mut b, (e, cid)| {
-                b.push_bind(e.id.as_str()).push_bind(*cid).push_bind(e.name.as_str()).push_bind(e.time);
+                b.push_bind(e.id.as_str()).push_bind(*cid).push_bind(e.name.as_str()).push_bind(e.time.micros());
                 DB::push_json(&mut b, e.properties.as_ref().map(Json));
             });
             q.push(" ON CONFLICT (external_id) DO NOTHING RETURNING id");
@@ -169,11 +170,11 @@ impl<DB: Dialect> OrderStore for Store<DB> {
         Ok(counts)
     }
 
-    async fn write_feedback(&self, batch: &[Feedback], now: i64) -> Result<WriteCounts, StoreError> {
-        let records = last_per_id(batch, |f| &f.id);
+    async fn write_feedback(&self, batch: &[Feedback], now: Timestamp) -> Result<WriteCounts, StoreError> {
+        let records = last_per_id(batch, |f| f.id.as_str());
         let mut counts = WriteCounts::default();
         let mut tx = self.writer.begin().await?;
-        let ids: Vec<&str> = records.iter().map(|f| f.customer_id.as_str()).collect();
+        let ids: Vec<&CustomerId> = records.iter().map(|f| &f.customer_id).collect();
         let (customers, created) = ensure_customers(&mut tx, &ids, now).await?;
         counts.customers_created = created;
         let mut returned = 0u64;
@@ -188,7 +189,7 @@ impl<DB: Dialect> OrderStore for Store<DB> {
             q.push_values(&rows, |mut b, (f, cid)| {
                 b.push_bind(f.id.as_str())
                     .push_bind(*cid)
-                    .push_bind(f.time)
+                    .push_bind(f.time.micros())
                     .push_bind(f.nps)
                     .push_bind(f.csat)
                     .push_bind(f.text.as_deref());
@@ -467,7 +468,7 @@ fn order_fact<R: Row>(r: &R) -> Result<OrderFact, StoreError> {
     Ok(OrderFact {
         customer: r.try_get("customer")?,
         order: r.try_get("order_id")?,
-        time: r.try_get("time")?,
+        time: kanta_domain::Timestamp::from_micros(r.try_get("time")?),
         amount: r.try_get("amount")?,
         status: OrderStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("order status `{status}`")))?,
     })

@@ -1,5 +1,6 @@
 //! Scores: scoring runs, the latest scores per customer, and the log of stage changes.
 
+use kanta_domain::Timestamp;
 use sqlx::types::Json;
 
 use crate::dialect::Dialect;
@@ -210,7 +211,7 @@ fn score_insert<'a, DB: Dialect>(chunk: &[&'a ScoreRow], since: &'a [i64], run_i
             .push_bind(m.map(|m| m.p_purchase_30d))
             .push_bind(m.and_then(|m| m.expected_spend))
             .push_bind(m.and_then(|m| m.clv_12m))
-            .push_bind(m.and_then(|m| m.next_purchase_at))
+            .push_bind(m.and_then(|m| m.next_purchase_at).map(Timestamp::micros))
             .push_bind(s.value_tier)
             .push_bind(s.main_category.as_deref())
             .push_bind(s.next_category.as_deref());
@@ -237,7 +238,7 @@ pub(crate) fn score_view<R: Row>(r: &R) -> Result<ScoreView, StoreError> {
             p_purchase_30d: r.try_get::<Option<f64>, _>("p_purchase_30d")?.unwrap_or_default(),
             expected_spend: r.try_get("expected_spend")?,
             clv_12m: r.try_get("clv_12m")?,
-            next_purchase_at: r.try_get("next_purchase_at")?,
+            next_purchase_at: r.try_get::<Option<i64>, _>("next_purchase_at")?.map(Timestamp::from_micros),
         }),
         None => None,
     };

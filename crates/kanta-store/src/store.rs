@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use sqlx::Pool;
 
+use kanta_domain::{CustomerId, Timestamp};
+
 use crate::dialect::Dialect;
 use crate::sql::{QueryBuilder, Row, Tx, query};
 use crate::{Counts, SegmentLimits, Storage, StoreError, WriteCounts};
@@ -90,10 +92,10 @@ pub(crate) fn last_per_id<T>(batch: &[T], id: impl Fn(&T) -> &str) -> Vec<&T> {
 /// internal ids, with the number created.
 pub(crate) async fn ensure_customers<DB: Dialect>(
     tx: &mut Tx<DB>,
-    ids: &[&str],
-    now: i64,
+    ids: &[&CustomerId],
+    now: Timestamp,
 ) -> Result<(HashMap<String, i64>, u64), StoreError> {
-    let mut unique: Vec<&str> = ids.to_vec();
+    let mut unique: Vec<&str> = ids.iter().map(|id| id.as_str()).collect();
     unique.sort_unstable();
     unique.dedup();
     let mut map = HashMap::with_capacity(unique.len());
@@ -101,7 +103,7 @@ pub(crate) async fn ensure_customers<DB: Dialect>(
     for chunk in unique.chunks(CHUNK) {
         let mut q: QueryBuilder<DB> = QueryBuilder::new("INSERT INTO customers (external_id, created_at, updated_at) ");
         q.push_values(chunk, |mut b, id| {
-            b.push_bind(*id).push_bind(now).push_bind(now);
+            b.push_bind(*id).push_bind(now.micros()).push_bind(now.micros());
         });
         q.push(" ON CONFLICT (external_id) DO NOTHING RETURNING id");
         created += q.build().fetch_all(&mut *tx).await?.len() as u64;
@@ -120,8 +122,10 @@ pub(crate) async fn ensure_customers<DB: Dialect>(
 }
 
 /// The internal id of a customer [`ensure_customers`] returned.
-pub(crate) fn customer_id(map: &HashMap<String, i64>, id: &str) -> Result<i64, StoreError> {
-    map.get(id).copied().ok_or_else(|| StoreError::Corrupt(format!("customer `{id}` vanished inside a transaction")))
+pub(crate) fn customer_id(map: &HashMap<String, i64>, id: &CustomerId) -> Result<i64, StoreError> {
+    map.get(id.as_str())
+        .copied()
+        .ok_or_else(|| StoreError::Corrupt(format!("customer `{id}` vanished inside a transaction")))
 }
 
 /// Counts from `RETURNING version` rows: version 1 was an insert, more was an update.

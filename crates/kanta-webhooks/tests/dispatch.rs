@@ -120,10 +120,10 @@ fn quick() -> Policy {
 fn order(id: &str, customer: &str, time: i64, amount: i64) -> Order {
     Order {
         id: id.into(),
-        customer_id: customer.into(),
-        time,
+        customer_id: kanta_domain::CustomerId::parse(customer).expect("an id"),
+        time: kanta_domain::Timestamp::from_micros(time),
         amount: kanta_core::money::Money::from_raw(amount * 10_000),
-        currency: "EUR".into(),
+        currency: kanta_domain::Currency::parse("EUR").expect("a currency"),
         status: OrderStatus::Completed,
         lines: Vec::new(),
     }
@@ -139,7 +139,7 @@ async fn shop(store: &dyn Storage) -> i64 {
         order("c1", "cy", MARCH - 5 * DAY, 15),
         order("d1", "dee", MARCH - 200 * DAY, 300),
     ];
-    store.write_orders(&orders, MARCH).await.expect("orders");
+    store.write_orders(&orders, kanta_domain::Timestamp::from_micros(MARCH)).await.expect("orders");
     let job = kanta_jobs::ScoreJob::default();
     kanta_jobs::score_store(store, &job, MARCH).await.expect("first scoring");
     let expr = kanta_segment::parse("orders >= 2").expect("an expression");
@@ -150,7 +150,7 @@ async fn shop(store: &dyn Storage) -> i64 {
 /// has moved.
 async fn events(store: &dyn Storage) {
     let more = [order("b2", "bob", MARCH + DAY, 25), order("c2", "cy", MARCH + 2 * DAY, 35)];
-    store.write_orders(&more, MARCH + 2 * DAY).await.expect("orders");
+    store.write_orders(&more, kanta_domain::Timestamp::from_micros(MARCH + 2 * DAY)).await.expect("orders");
     let job = kanta_jobs::ScoreJob::default();
     kanta_jobs::schedule::cycle(store, &job, MARCH + 400 * DAY).await.score.expect("scoring");
 }

@@ -179,7 +179,7 @@ fn write<T: WriteBatch>(
     let n = batch.records.len();
     let counts = match sink {
         Sink::Store(store) => runtime
-            .block_on(T::write_batch(store.as_ref(), &batch.records, kanta_store::now_micros()))
+            .block_on(T::write_batch(store.as_ref(), &batch.records, SystemClock.now()))
             .with_context(|| format!("writing {n} {}", T::KIND))?,
         Sink::Api { client, base, token } => runtime.block_on(post(client, base, token, T::KIND, &batch.json))?,
     };

@@ -26,8 +26,8 @@ impl Drop for Process {
     }
 }
 
-/// Start `kanta ARGS` in `dir` and return it with the first `http://…` address it prints
-/// (on stdout or stderr) and channels of its stdout and stderr lines.
+/// Start `kanta ARGS` in `dir` and return it with the `http://…` address of the `listening on`
+/// line it prints (on stdout or stderr) and channels of its stdout and stderr lines.
 fn start(dir: &std::path::Path, args: &[&str]) -> (Process, String, mpsc::Receiver<String>, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kanta"))
         .args(args)
@@ -50,7 +50,11 @@ fn start(dir: &std::path::Path, args: &[&str]) -> (Process, String, mpsc::Receiv
         let addr_tx = addr_tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split_whitespace().find(|w| w.starts_with("http://")) {
+                // Only the "listening on" line: `kanta serve` also prints its webhook endpoints'
+                // addresses, in an order that the logging threads may change.
+                if line.contains("listening on")
+                    && let Some(addr) = line.split_whitespace().find(|w| w.starts_with("http://"))
+                {
                     let _ = addr_tx.send(addr.trim_end_matches('/').to_string());
                 }
                 if is_stdout {

@@ -185,7 +185,7 @@ async fn orders_are_ingested_and_the_360_view_has_the_analyze_summary(app: App) 
     // there has been none.
     assert!(s.get("segment").is_none() && s.get("stage").is_none() && s.get("r").is_none(), "{s}");
     let now = kanta_domain::Clock::now(app.clock.as_ref());
-    let today = kanta_core::time::Timestamp(now.micros().div_euclid(1_000_000)).day();
+    let today = kanta_core::time::Timestamp::from(now).day();
     assert_eq!(view["as_of"], today.to_string());
     assert_eq!(s["T"].as_i64(), Some(i64::from(today.0) - 19_727), "days since 2024-01-05, the first purchase");
     assert_eq!((&view["scores"], &view["scored_at"]), (&Value::Null, &Value::Null));

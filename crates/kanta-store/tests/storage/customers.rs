@@ -18,11 +18,11 @@ async fn customer_fields_merge_and_attributes_follow_rfc_7396(db: TestDb) {
     let first: Vec<Customer> = checked(
         r#"[{"id":"c1","email":"anna@example.fi","name":"Anna","attributes":{"tier":"gold","pets":{"cat":1},"x":1}}]"#,
     );
-    assert_eq!(db.store.write_customers(&first, NOW).await.expect("write"), counts(1, 0, 0, 0));
-    assert_eq!(db.store.write_customers(&first, NOW).await.expect("write"), counts(0, 0, 1, 0));
+    assert_eq!(db.store.write_customers(&first, at(NOW)).await.expect("write"), counts(1, 0, 0, 0));
+    assert_eq!(db.store.write_customers(&first, at(NOW)).await.expect("write"), counts(0, 0, 1, 0));
     let patch: Vec<Customer> =
         checked(r#"[{"id":"c1","phone":"+358401234567","attributes":{"pets":{"dog":2},"x":null,"vip":true}}]"#);
-    assert_eq!(db.store.write_customers(&patch, NOW + 5).await.expect("write"), counts(0, 1, 0, 0));
+    assert_eq!(db.store.write_customers(&patch, at(NOW + 5)).await.expect("write"), counts(0, 1, 0, 0));
     let p = db.store.customer("c1", 0).await.expect("read").expect("exists").profile;
     assert_eq!(p.email.as_deref(), Some("anna@example.fi"), "absent fields keep their value");
     assert_eq!(p.phone.as_deref(), Some("+358401234567"));
@@ -38,12 +38,12 @@ async fn consent_is_kept_as_history_with_the_latest_per_channel_current(db: Test
               {"channel":"email","status":"granted","source":"checkout","time":"2024-01-01T00:00:00Z"},
               {"channel":"sms","status":"granted","time":"2024-01-02T00:00:00Z"}]}]"#,
     );
-    db.store.write_customers(&batch, NOW).await.expect("write");
+    db.store.write_customers(&batch, at(NOW)).await.expect("write");
     let revoke: Vec<Customer> = checked(
         r#"[{"id":"c1","consent":[{"channel":"email","status":"revoked","source":"unsubscribe","time":"2024-03-01T00:00:00Z"}]}]"#,
     );
-    db.store.write_customers(&revoke, NOW).await.expect("write");
-    db.store.write_customers(&revoke, NOW).await.expect("re-post is a no-op");
+    db.store.write_customers(&revoke, at(NOW)).await.expect("write");
+    db.store.write_customers(&revoke, at(NOW)).await.expect("re-post is a no-op");
     let record = db.store.customer("c1", 0).await.expect("read").expect("exists");
     let history: Vec<(&str, &str)> =
         record.consent_history.iter().map(|c| (c.channel.as_str(), c.status.as_str())).collect();
@@ -60,26 +60,26 @@ async fn a_signed_write_is_accepted_once_until_its_signature_expires(db: TestDb)
         digest: digest.into(),
         expires_at: NOW + 300_000_000,
     };
-    let first = db.store.write_customers_once(&seen("crm", "aa"), &grant, NOW).await.expect("write");
+    let first = db.store.write_customers_once(&seen("crm", "aa"), &grant, at(NOW)).await.expect("write");
     assert_eq!(first, Some(counts(1, 0, 0, 0)));
     let revoke: Vec<Customer> = checked(r#"[{"id":"c1","consent":[{"channel":"email","status":"revoked"}]}]"#);
-    db.store.write_customers(&revoke, NOW + 10_000_000).await.expect("write");
+    db.store.write_customers(&revoke, at(NOW + 10_000_000)).await.expect("write");
     // The same signature again, later but inside its window: refused, nothing written.
-    let replay = db.store.write_customers_once(&seen("crm", "aa"), &grant, NOW + 20_000_000).await.expect("write");
+    let replay = db.store.write_customers_once(&seen("crm", "aa"), &grant, at(NOW + 20_000_000)).await.expect("write");
     assert_eq!(replay, None);
     let record = db.store.customer("c1", 0).await.expect("read").expect("exists");
     assert_eq!(record.consent_history.len(), 2);
     assert_eq!(record.consent[0].status, "revoked");
     // Another hook's signature with the same digest is another request.
-    let other = db.store.write_customers_once(&seen("shop", "aa"), &[], NOW + 20_000_000).await.expect("write");
+    let other = db.store.write_customers_once(&seen("shop", "aa"), &[], at(NOW + 20_000_000)).await.expect("write");
     assert_eq!(other, Some(WriteCounts::default()));
     // Once expired, the row is purged (the API refuses the stale timestamp before it gets here).
-    let later = db.store.write_customers_once(&seen("crm", "aa"), &[], NOW + 300_000_000).await.expect("write");
+    let later = db.store.write_customers_once(&seen("crm", "aa"), &[], at(NOW + 300_000_000)).await.expect("write");
     assert_eq!(later, Some(WriteCounts::default()));
 }
 
 async fn the_360_view_holds_everything_in_order(db: TestDb) {
-    db.store.write_orders(&checked::<Order>(ORDERS), NOW).await.expect("write");
+    db.store.write_orders(&checked::<Order>(ORDERS), at(NOW)).await.expect("write");
     let record = db.store.customer("00042", 10).await.expect("read").expect("exists");
     assert_eq!(record.profile.id, "00042");
     let orders: Vec<(&str, &str, f64)> =
@@ -95,7 +95,7 @@ async fn the_360_view_holds_everything_in_order(db: TestDb) {
 
 async fn cursor_pagination_visits_every_customer_once(db: TestDb) {
     let json: Vec<String> = (0..23).map(|i| format!(r#"{{"id":"c{i:02}"}}"#)).collect();
-    db.store.write_customers(&checked::<Customer>(&format!("[{}]", json.join(","))), NOW).await.expect("write");
+    db.store.write_customers(&checked::<Customer>(&format!("[{}]", json.join(","))), at(NOW)).await.expect("write");
     let mut seen = Vec::new();
     let mut cursor = None;
     let mut pages = 0;
@@ -105,7 +105,7 @@ async fn cursor_pagination_visits_every_customer_once(db: TestDb) {
         seen.extend(page.into_iter().map(|p| p.id));
         // A customer created while paging appears on a later page, never shifts earlier ones.
         if pages == 1 {
-            db.store.write_customers(&checked::<Customer>(r#"[{"id":"late"}]"#), NOW).await.expect("write");
+            db.store.write_customers(&checked::<Customer>(r#"[{"id":"late"}]"#), at(NOW)).await.expect("write");
         }
         match next {
             Some(c) => cursor = Some(c),
@@ -119,16 +119,16 @@ async fn cursor_pagination_visits_every_customer_once(db: TestDb) {
 }
 
 async fn erasure_removes_personal_data_and_keeps_anonymous_orders(db: TestDb) {
-    db.store.write_orders(&checked::<Order>(ORDERS), NOW).await.expect("write");
+    db.store.write_orders(&checked::<Order>(ORDERS), at(NOW)).await.expect("write");
     let profile: Vec<Customer> = checked(
         r#"[{"id":"00042","email":"anna@example.fi","name":"Anna","attributes":{"a":1},
              "consent":[{"channel":"email","status":"granted"}]}]"#,
     );
-    db.store.write_customers(&profile, NOW).await.expect("write");
+    db.store.write_customers(&profile, at(NOW)).await.expect("write");
     db.store
         .write_events(
             &checked::<Event>(r#"[{"customer_id":"00042","name":"login","time":"2024-01-01T00:00:00Z"}]"#),
-            NOW,
+            at(NOW),
         )
         .await
         .expect("write");
@@ -137,7 +137,7 @@ async fn erasure_removes_personal_data_and_keeps_anonymous_orders(db: TestDb) {
             &checked::<Feedback>(
                 r#"[{"id":"f1","customer_id":"00042","time":"2024-01-01T00:00:00Z","nps":9,"text":"I am Anna"}]"#,
             ),
-            NOW,
+            at(NOW),
         )
         .await
         .expect("write");
@@ -186,20 +186,20 @@ async fn erasure_leaves_no_personal_data_in_the_database_files_or_rows(db: TestD
     // A segment of every buyer, saved before the order, so the order makes a transition.
     let expr = kanta_segment::parse("revenue >= 1").expect("valid");
     let seg = db.store.create_segment("buyers", "revenue >= 1", &expr, NOW).await.expect("create");
-    db.store.write_customers(&customers, NOW).await.expect("write");
+    db.store.write_customers(&customers, at(NOW)).await.expect("write");
     let order = format!(
         r#"[{{"id":"zo1","customer_id":"{ZEB_ID}","time":"2024-01-05T10:00:00Z","amount":"19.90","currency":"EUR"}}]"#
     );
-    db.store.write_orders(&checked::<Order>(&order), NOW).await.expect("write");
+    db.store.write_orders(&checked::<Order>(&order), at(NOW)).await.expect("write");
     let event = format!(
         r#"[{{"customer_id":"{ZEB_ID}","name":"login","time":"2024-01-01T00:00:00Z","properties":{{"ip":"{ZEB_IP}"}}}}]"#
     );
-    db.store.write_events(&checked::<Event>(&event), NOW).await.expect("write");
+    db.store.write_events(&checked::<Event>(&event), at(NOW)).await.expect("write");
     let feedback = format!(
         r#"[{{"id":"zf1","customer_id":"{ZEB_ID}","time":"2024-01-02T00:00:00Z","nps":3,
              "text":"This is {ZEB_NAME}, call me on {ZEB_PHONE}"}}]"#
     );
-    db.store.write_feedback(&checked::<Feedback>(&feedback), NOW).await.expect("write");
+    db.store.write_feedback(&checked::<Feedback>(&feedback), at(NOW)).await.expect("write");
     db.store.refresh_segment(seg.id, &expr, NOW + 1).await.expect("refresh");
     let (moved, _) = db.store.transitions(None, None, 10).await.expect("transitions");
     let zeb = moved.iter().find(|t| t.customer == ZEB_ID).expect("zeb entered").customer_key;
@@ -282,7 +282,7 @@ async fn sql_looking_values_are_stored_verbatim(db: TestDb) {
         "id": nasty, "customer_id": nasty, "time": "2024-01-01T00:00:00Z", "amount": 1, "currency": "EUR",
         "lines": [{"product": "' OR 1=1 --", "category": "\"; DELETE FROM orders", "quantity": 1, "price": 1}]
     }]);
-    db.store.write_orders(&checked::<Order>(&json.to_string()), NOW).await.expect("write");
+    db.store.write_orders(&checked::<Order>(&json.to_string()), at(NOW)).await.expect("write");
     let record = db.store.customer(nasty, 10).await.expect("read").expect("exists");
     assert_eq!(record.orders[0].id, nasty);
     assert_eq!(record.orders[0].lines[0].product, "' OR 1=1 --");

@@ -11,6 +11,7 @@ mod scores;
 mod segments;
 mod webhooks;
 
+use kanta_domain::Timestamp;
 use kanta_store::record::{Batch, Record, parse_batch};
 use kanta_store::testing::TestDb;
 use kanta_store::{
@@ -19,6 +20,11 @@ use kanta_store::{
 };
 
 const NOW: i64 = 1_730_000_000_000_000;
+
+/// The instant `micros` after the epoch, for the write calls (the other calls still take `i64`).
+fn at(micros: i64) -> Timestamp {
+    Timestamp::from_micros(micros)
+}
 
 fn checked<T: Record + std::fmt::Debug>(json: &str) -> Vec<T> {
     let Batch { valid, rejected } =
@@ -74,7 +80,7 @@ fn score_row(customer: i64, stage: &'static str, p_alive: f64) -> ScoreRow {
             p_purchase_30d: 0.375,
             expected_spend: Some(42.5),
             clv_12m: Some(p_alive * 1000.0),
-            next_purchase_at: Some(NOW + 86_400_000_000 * 10),
+            next_purchase_at: Some(at(NOW + 86_400_000_000 * 10)),
         }),
     }
 }

@@ -17,15 +17,15 @@ kanta_store::on_both_backends!(
 
 async fn orders_create_customers_and_reposting_changes_nothing(db: TestDb) {
     let orders: Vec<Order> = checked(ORDERS);
-    let first = db.store.write_orders(&orders, NOW).await.expect("write");
+    let first = db.store.write_orders(&orders, at(NOW)).await.expect("write");
     assert_eq!(first, counts(3, 0, 0, 2));
-    let again = db.store.write_orders(&orders, NOW + 1).await.expect("write");
+    let again = db.store.write_orders(&orders, at(NOW + 1)).await.expect("write");
     assert_eq!(again, counts(0, 0, 3, 0));
     let c = db.store.counts().await.expect("counts");
     assert_eq!((c.customers, c.orders), (2, 3));
     let facts = db.store.order_facts().await.expect("facts");
     let summary: Vec<(&str, &str, i64, i64)> =
-        facts.iter().map(|f| (f.customer.as_str(), f.order.as_str(), f.time, f.amount)).collect();
+        facts.iter().map(|f| (f.customer.as_str(), f.order.as_str(), f.time.micros(), f.amount)).collect();
     assert_eq!(
         summary,
         [
@@ -37,20 +37,20 @@ async fn orders_create_customers_and_reposting_changes_nothing(db: TestDb) {
 }
 
 async fn an_order_posted_again_with_changes_is_replaced_with_its_lines(db: TestDb) {
-    db.store.write_orders(&checked::<Order>(ORDERS), NOW).await.expect("write");
+    db.store.write_orders(&checked::<Order>(ORDERS), at(NOW)).await.expect("write");
     let changed: Vec<Order> = checked(
         r#"[{"id":"o1","customer_id":"00042","time":"2024-01-05T10:00:00Z","amount":"19.90","currency":"EUR",
              "status":"refunded","lines":[{"product":"beans","quantity":1,"price":"19.90"}]},
             {"id":"o2","customer_id":"00042","time":"2024-02-05T10:00:00Z","amount":30,"currency":"EUR"}]"#,
     );
-    assert_eq!(db.store.write_orders(&changed, NOW).await.expect("write"), counts(0, 1, 1, 0));
+    assert_eq!(db.store.write_orders(&changed, at(NOW)).await.expect("write"), counts(0, 1, 1, 0));
     // Only the lines changed: still an update.
     let lines_only: Vec<Order> = checked(
         r#"[{"id":"o1","customer_id":"00042","time":"2024-01-05T10:00:00Z","amount":"19.90","currency":"EUR",
              "status":"refunded","lines":[{"product":"beans","quantity":1,"price":"19.90"},
                                           {"product":"mug","quantity":1,"price":0}]}]"#,
     );
-    assert_eq!(db.store.write_orders(&lines_only, NOW).await.expect("write"), counts(0, 1, 0, 0));
+    assert_eq!(db.store.write_orders(&lines_only, at(NOW)).await.expect("write"), counts(0, 1, 0, 0));
     let record = db.store.customer("00042", 10).await.expect("read").expect("exists");
     let o1 = &record.orders[0];
     assert_eq!((o1.id.as_str(), o1.status.as_str(), o1.amount), ("o1", "refunded", 19.9));
@@ -63,7 +63,7 @@ async fn the_last_record_wins_when_a_batch_names_an_id_twice(db: TestDb) {
         r#"[{"id":"o1","customer_id":"a","time":"2024-01-05T10:00:00Z","amount":1,"currency":"EUR"},
             {"id":"o1","customer_id":"a","time":"2024-01-05T10:00:00Z","amount":2,"currency":"EUR"}]"#,
     );
-    assert_eq!(db.store.write_orders(&orders, NOW).await.expect("write"), counts(1, 0, 0, 1));
+    assert_eq!(db.store.write_orders(&orders, at(NOW)).await.expect("write"), counts(1, 0, 0, 1));
     let facts = db.store.order_facts().await.expect("facts");
     assert_eq!(facts.len(), 1);
     assert_eq!(facts[0].amount, 20_000);
@@ -74,8 +74,8 @@ async fn events_are_stored_once_per_id(db: TestDb) {
         r#"[{"id":"e1","customer_id":"c1","name":"login","time":"2024-01-01T00:00:00Z"},
             {"customer_id":"c1","name":"page_view","time":"2024-01-01T00:01:00Z","properties":{"path":"/coffee"}}]"#,
     );
-    assert_eq!(db.store.write_events(&events, NOW).await.expect("write"), counts(2, 0, 0, 1));
-    assert_eq!(db.store.write_events(&events, NOW).await.expect("write"), counts(0, 0, 2, 0));
+    assert_eq!(db.store.write_events(&events, at(NOW)).await.expect("write"), counts(2, 0, 0, 1));
+    assert_eq!(db.store.write_events(&events, at(NOW)).await.expect("write"), counts(0, 0, 2, 0));
     let record = db.store.customer("c1", 1).await.expect("read").expect("exists");
     assert_eq!(record.events.len(), 1, "limited to the most recent");
     assert_eq!(record.events[0].name, "page_view");
@@ -87,13 +87,13 @@ async fn feedback_is_created_and_replaced_by_id(db: TestDb) {
         r#"[{"id":"f1","customer_id":"c1","time":"2024-01-01T00:00:00Z","nps":3,"text":"late delivery",
              "topics":["Delivery"],"channel":"email","order_id":"o1"}]"#,
     );
-    assert_eq!(db.store.write_feedback(&fb, NOW).await.expect("write"), counts(1, 0, 0, 1));
-    assert_eq!(db.store.write_feedback(&fb, NOW).await.expect("write"), counts(0, 0, 1, 0));
+    assert_eq!(db.store.write_feedback(&fb, at(NOW)).await.expect("write"), counts(1, 0, 0, 1));
+    assert_eq!(db.store.write_feedback(&fb, at(NOW)).await.expect("write"), counts(0, 0, 1, 0));
     let fixed: Vec<Feedback> = checked(
         r#"[{"id":"f1","customer_id":"c1","time":"2024-01-01T00:00:00Z","nps":4,"text":"late delivery",
              "topics":["delivery","price"],"channel":"email","order_id":"o1"}]"#,
     );
-    assert_eq!(db.store.write_feedback(&fixed, NOW).await.expect("write"), counts(0, 1, 0, 0));
+    assert_eq!(db.store.write_feedback(&fixed, at(NOW)).await.expect("write"), counts(0, 1, 0, 0));
     let record = db.store.customer("c1", 0).await.expect("read").expect("exists");
     let f = &record.feedback[0];
     assert_eq!(
@@ -116,7 +116,7 @@ async fn purchases_come_in_chunks_with_refunds_negative_and_cancellations_left_o
       {"id":"p4","customer_id":"bob","time":"2024-10-22T10:00:00Z","amount":"10","currency":"EUR","status":"cancelled"}
     ]"#,
     );
-    db.store.write_orders(&orders, NOW).await.expect("write");
+    db.store.write_orders(&orders, at(NOW)).await.expect("write");
     let (p, chunks) = all_purchases(&db).await;
     assert_eq!(chunks, 1);
     // Times floor to whole seconds, also before 1970.
@@ -155,7 +155,7 @@ async fn purchases_come_in_chunks_with_refunds_negative_and_cancellations_left_o
         })
         .collect();
     for batch in many.chunks(10_000) {
-        db.store.write_orders(batch, NOW).await.expect("write");
+        db.store.write_orders(batch, at(NOW)).await.expect("write");
     }
     let (p, chunks) = all_purchases(&db).await;
     assert_eq!((chunks, p.amount.len()), (2, 70_003));
@@ -207,7 +207,7 @@ async fn all_categories(db: &TestDb) -> Vec<(i64, i64, String)> {
 async fn feedback_facts_carry_scores_net_revenue_and_last_purchase(db: TestDb) {
     let customers: Vec<Customer> =
         checked(r#"[{"id":"ann","name":"Ann","email":"ann@example.com"},{"id":"zed","email":"zed@example.com"}]"#);
-    db.store.write_customers(&customers, NOW).await.expect("customers");
+    db.store.write_customers(&customers, at(NOW)).await.expect("customers");
     let orders: Vec<Order> = checked(
         r#"[
       {"id":"h1","customer_id":"ann","time":"2024-10-01T10:00:00Z","amount":"120.50","currency":"EUR"},
@@ -216,7 +216,7 @@ async fn feedback_facts_carry_scores_net_revenue_and_last_purchase(db: TestDb) {
       {"id":"h4","customer_id":"bob","time":"2024-10-02T10:00:00Z","amount":"15","currency":"EUR"}
     ]"#,
     );
-    db.store.write_orders(&orders, NOW).await.expect("orders");
+    db.store.write_orders(&orders, at(NOW)).await.expect("orders");
     let feedback: Vec<Feedback> = checked(
         r#"[
       {"id":"q2","customer_id":"ann","time":"2024-10-08T00:00:00Z","nps":4,"csat":2,"topics":["Delivery"],"text":"late"},
@@ -225,7 +225,7 @@ async fn feedback_facts_carry_scores_net_revenue_and_last_purchase(db: TestDb) {
       {"id":"q4","customer_id":"zed","time":"2024-10-04T00:00:00Z","nps":0}
     ]"#,
     );
-    db.store.write_feedback(&feedback, NOW).await.expect("feedback");
+    db.store.write_feedback(&feedback, at(NOW)).await.expect("feedback");
     let (p, _) = all_purchases(&db).await;
     let ann = p.customer[0];
     db.store.write_scores(&run(NOW), &[score_row(ann, "slipping", 0.9)]).await.expect("scores");
@@ -311,8 +311,8 @@ async fn sqlite_files_and_memory_databases_read_the_same_purchases_and_lines() {
     let memory = kanta_store::open("sqlite::memory:").await.expect("a memory store");
     let orders = mixed_orders();
     for batch in orders.chunks(10_000) {
-        file.store.write_orders(batch, NOW).await.expect("write");
-        memory.write_orders(batch, NOW).await.expect("write");
+        file.store.write_orders(batch, at(NOW)).await.expect("write");
+        memory.write_orders(batch, at(NOW)).await.expect("write");
     }
     let (from_file, from_memory) = (purchase_chunks(file.store.as_ref()).await, purchase_chunks(memory.as_ref()).await);
     assert_eq!(from_file.len(), 2);
@@ -332,20 +332,20 @@ async fn a_batch_that_would_take_a_customers_totals_past_the_limit_writes_nothin
     use kanta_core::money::Money;
     let order = |id: &str, customer: &str, raw: i64| Order {
         id: id.into(),
-        customer_id: customer.into(),
-        time: NOW,
+        customer_id: kanta_domain::CustomerId::parse(customer).expect("an id"),
+        time: at(NOW),
         amount: Money::from_raw(raw),
-        currency: "EUR".into(),
+        currency: kanta_domain::Currency::parse("EUR").expect("a currency"),
         status: kanta_store::record::OrderStatus::Completed,
         lines: Vec::new(),
     };
     // The message's figure is the constant's.
     assert_eq!(kanta_store::MAX_CUSTOMER_TOTAL.raw(), 100_000_000_000_000 * 10_000);
     let sixty_trillion = 600_000_000_000_000_000;
-    db.store.write_orders(&[order("a1", "big", sixty_trillion)], NOW).await.expect("under the limit");
+    db.store.write_orders(&[order("a1", "big", sixty_trillion)], at(NOW)).await.expect("under the limit");
     let err = db
         .store
-        .write_orders(&[order("x1", "small", 10_000), order("a2", "big", -sixty_trillion)], NOW)
+        .write_orders(&[order("x1", "small", 10_000), order("a2", "big", -sixty_trillion)], at(NOW))
         .await
         .expect_err("a refund counts in absolute value too");
     assert!(matches!(&err, kanta_store::StoreError::TotalTooLarge(ids) if ids == &["big".to_string()]), "{err:?}");
@@ -353,13 +353,13 @@ async fn a_batch_that_would_take_a_customers_totals_past_the_limit_writes_nothin
         err.to_string(),
         "the orders of customer `big` would total more than 100,000,000,000,000 in absolute value, beyond what kanta sums exactly; nothing was written"
     );
-    let err = db.store.write_orders(&[order("m", "max", i64::MAX)], NOW).await.expect_err("one order past it");
+    let err = db.store.write_orders(&[order("m", "max", i64::MAX)], at(NOW)).await.expect_err("one order past it");
     assert!(matches!(err, kanta_store::StoreError::TotalTooLarge(_)), "{err:?}");
     let c = db.store.counts().await.expect("counts");
     assert_eq!((c.orders, c.customers), (1, 1), "nothing of the refused batches was written");
     // Replacing the order by a smaller one is fine: the check sees the stored state.
-    db.store.write_orders(&[order("a1", "big", 1)], NOW).await.expect("replaced");
-    db.store.write_orders(&[order("a2", "big", sixty_trillion)], NOW).await.expect("now under the limit");
+    db.store.write_orders(&[order("a1", "big", 1)], at(NOW)).await.expect("replaced");
+    db.store.write_orders(&[order("a2", "big", sixty_trillion)], at(NOW)).await.expect("now under the limit");
     let expr = kanta_segment::parse("revenue > 1").expect("valid");
     assert_eq!(db.store.segment_count(&expr, NOW + 1).await.expect("no overflow"), 1);
 }
@@ -379,11 +379,11 @@ async fn the_purchase_rule_in_sql_agrees_with_the_rust_predicate(db: TestDb) {
             let case = (s * amounts.len() + a) as i64;
             orders.push(Order {
                 id: format!("o{case}"),
-                customer_id: format!("c{case}"),
+                customer_id: kanta_domain::CustomerId::parse(format!("c{case}")).expect("an id"),
                 // The case number, in whole seconds, names the order in the purchases' columns.
-                time: (case + 1) * 1_000_000,
+                time: at((case + 1) * 1_000_000),
                 amount: kanta_core::money::Money::from_raw(*amount),
-                currency: "EUR".into(),
+                currency: kanta_domain::Currency::parse("EUR").expect("a currency"),
                 status: *status,
                 lines: vec![Line {
                     product: "p".into(),
@@ -394,7 +394,7 @@ async fn the_purchase_rule_in_sql_agrees_with_the_rust_predicate(db: TestDb) {
             });
         }
     }
-    db.store.write_orders(&orders, NOW).await.expect("write");
+    db.store.write_orders(&orders, at(NOW)).await.expect("write");
 
     let mut read = Vec::new();
     let mut with_lines = Vec::new();
@@ -425,7 +425,7 @@ async fn the_purchase_rule_in_sql_agrees_with_the_rust_predicate(db: TestDb) {
             }
         }
         if is_purchase(status, amount) {
-            expected_buyers.push(o.customer_id.clone());
+            expected_buyers.push(o.customer_id.as_str().to_string());
         }
     }
     assert_eq!(read, expected_read, "the purchases' signed amounts");

@@ -16,7 +16,7 @@ async fn scores_replace_the_previous_run_and_record_stage_changes(db: TestDb) {
       {"id":"s3","customer_id":"cy","time":"2024-10-22T10:00:00Z","amount":"10","currency":"EUR"}
     ]"#,
     );
-    db.store.write_orders(&orders, NOW).await.expect("write");
+    db.store.write_orders(&orders, at(NOW)).await.expect("write");
     let (p, _) = all_purchases(&db).await;
     let (ann, bob, cy) = (p.customer[0], p.customer[1], p.customer[2]);
     assert!(db.store.customer("ann", 10).await.expect("read").expect("ann").scores.is_none());
@@ -89,7 +89,7 @@ async fn score_floats_and_texts_round_trip_exactly(db: TestDb) {
         })
         .collect();
     let orders: Vec<Order> = checked(&format!("[{}]", orders.join(",")));
-    db.store.write_orders(&orders, NOW).await.expect("orders");
+    db.store.write_orders(&orders, at(NOW)).await.expect("orders");
     let (p, _) = all_purchases(&db).await;
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
     let mut random = || {

@@ -23,7 +23,7 @@ async fn segments_select_the_same_customers_on_both_backends(db: TestDb) {
       {"id":"c1","customer_id":"cy","time":"2024-10-25T10:00:00Z","amount":"10","currency":"EUR"}
     ]"#,
     );
-    db.store.write_orders(&orders, NOW).await.expect("write");
+    db.store.write_orders(&orders, at(NOW)).await.expect("write");
     let customers: Vec<Customer> = checked(
         r#"[{"id":"ann","email":"ann@example.fi","attributes":{"tier":"gold","visits":12},
              "consent":[{"channel":"email","status":"granted","time":"2024-01-01T00:00:00Z"}]},
@@ -32,12 +32,12 @@ async fn segments_select_the_same_customers_on_both_backends(db: TestDb) {
                         {"channel":"email","status":"revoked","time":"2024-02-01T00:00:00Z"}]},
             {"id":"dee","attributes":{"vip":true}}]"#,
     );
-    db.store.write_customers(&customers, NOW).await.expect("write");
+    db.store.write_customers(&customers, at(NOW)).await.expect("write");
     let events: Vec<Event> = checked(
         r#"[{"customer_id":"bob","name":"login","time":"2024-10-26T00:00:00Z"},
             {"customer_id":"dee","name":"login","time":"2024-01-01T00:00:00Z"}]"#,
     );
-    db.store.write_events(&events, NOW).await.expect("write");
+    db.store.write_events(&events, at(NOW)).await.expect("write");
 
     let cases: &[(&str, &[&str])] = &[
         ("orders >= 2", &["ann"]),
@@ -84,7 +84,7 @@ async fn saved_segments_record_who_enters_and_leaves(db: TestDb) {
       {"id":"g3","customer_id":"cy","time":"2024-10-22T10:00:00Z","amount":"10","currency":"EUR"}
     ]"#,
     );
-    db.store.write_orders(&orders, NOW).await.expect("write");
+    db.store.write_orders(&orders, at(NOW)).await.expect("write");
     let text = "revenue >= 40";
     let expr = kanta_segment::parse(text).expect("valid");
     let seg = db.store.create_segment("big spenders", text, &expr, NOW).await.expect("create");
@@ -101,7 +101,7 @@ async fn saved_segments_record_who_enters_and_leaves(db: TestDb) {
       {"id":"g4","customer_id":"cy","time":"2024-10-23T10:00:00Z","amount":"50","currency":"EUR"}
     ]"#,
     );
-    db.store.write_orders(&changes, NOW).await.expect("write");
+    db.store.write_orders(&changes, at(NOW)).await.expect("write");
     let counts = db.store.refresh_segment(seg.id, &expr, NOW + 5).await.expect("refresh");
     assert_eq!((counts.entered, counts.exited, counts.members), (1, 1, 2));
     let (page, next) = db.store.transitions(Some(seg.id), None, 1).await.expect("transitions");
@@ -142,16 +142,16 @@ async fn segment_queries_stop_at_their_budget_and_leave_the_store_usable(db: Tes
     let orders: Vec<Order> = (0..10_000)
         .map(|i| Order {
             id: format!("o{i}"),
-            customer_id: format!("c{i}"),
-            time: NOW - (i % 400) * 86_400_000_000,
+            customer_id: kanta_domain::CustomerId::parse(format!("c{i}")).expect("an id"),
+            time: at(NOW - (i % 400) * 86_400_000_000),
             amount: kanta_core::money::Money::from_raw(10_000 * (1 + i % 50)),
-            currency: "EUR".into(),
+            currency: kanta_domain::Currency::parse("EUR").expect("a currency"),
             status: kanta_store::record::OrderStatus::Completed,
             lines: Vec::new(),
         })
         .collect();
     for batch in orders.chunks(5_000) {
-        db.store.write_orders(batch, NOW).await.expect("write");
+        db.store.write_orders(batch, at(NOW)).await.expect("write");
     }
     let text = "bought_product(\"x\") or orders > 3 or revenue > 45 or did_event(\"y\") or days_since_last_order > 350";
     let expr = kanta_segment::parse(text).expect("valid");
@@ -183,7 +183,7 @@ async fn segment_queries_stop_at_their_budget_and_leave_the_store_usable(db: Tes
     // Interrupted connections go back clean: the same store still reads and writes.
     assert!(tight.customer("c7", 0).await.expect("read").is_some());
     let cheap = kanta_segment::parse("orders >= 1").expect("valid");
-    assert!(tight.write_orders(&orders[..1], NOW).await.is_ok());
+    assert!(tight.write_orders(&orders[..1], at(NOW)).await.is_ok());
     // Within the default budget the same expression answers; 400 days of orders, one per day
     // for 10,000 customers: those with revenue over 45 (five of every fifty) or a last order
     // more than 350 days ago (49 of every 400).

@@ -15,13 +15,13 @@ async fn webhook_deliveries_queue_once_and_record_attempts_and_pauses(db: TestDb
       {"id":"w2","customer_id":"bob","time":"2024-10-21T10:00:00Z","amount":"40","currency":"EUR"}
     ]"#,
     );
-    db.store.write_orders(&orders, NOW).await.expect("write");
+    db.store.write_orders(&orders, at(NOW)).await.expect("write");
     // Transitions recorded before an endpoint exists are history it does not get.
     let expr = kanta_segment::parse("revenue >= 100").expect("valid");
     let seg = db.store.create_segment("big", "revenue >= 100", &expr, NOW).await.expect("create");
     let more: Vec<Order> =
         checked(r#"[{"id":"w3","customer_id":"bob","time":"2024-10-22T10:00:00Z","amount":"80","currency":"EUR"}]"#);
-    db.store.write_orders(&more, NOW).await.expect("write");
+    db.store.write_orders(&more, at(NOW)).await.expect("write");
     db.store.refresh_segment(seg.id, &expr, NOW + 1).await.expect("refresh");
     let (old, _) = db.store.transitions(None, None, 10).await.expect("transitions");
     assert_eq!(old.len(), 1);
@@ -42,7 +42,7 @@ async fn webhook_deliveries_queue_once_and_record_attempts_and_pauses(db: TestDb
     let refund: Vec<Order> = checked(
         r#"[{"id":"w1","customer_id":"ann","time":"2024-10-20T10:00:00Z","amount":"300","currency":"EUR","status":"refunded"}]"#,
     );
-    db.store.write_orders(&refund, NOW).await.expect("write");
+    db.store.write_orders(&refund, at(NOW)).await.expect("write");
     db.store.refresh_segment(seg.id, &expr, NOW + 3).await.expect("refresh");
     let (new, _) = db.store.transitions(None, Some(again.transition_cursor), 10).await.expect("transitions");
     assert_eq!(new.iter().map(|t| (t.customer.as_str(), t.kind.as_str())).collect::<Vec<_>>(), [("ann", "exit")]);
