@@ -10,7 +10,9 @@ pub mod lines;
 mod parquet;
 mod pipeline;
 pub mod read;
+mod rows;
 pub mod summary;
+mod text;
 pub mod write;
 
 pub use error::{Location, ReadError, RowError};
