@@ -5,6 +5,7 @@
 //! message that points at a file, line, column and value; `kanta-core` never sees a file.
 
 pub mod columns;
+mod decimal;
 pub mod error;
 pub mod lines;
 mod parquet;
