@@ -112,8 +112,8 @@ pub(crate) type Raw = BufReader<Counting<Box<dyn Read + Send>>>;
 pub(crate) enum Opened {
     /// A Parquet file (the magic `PAR1`).
     Parquet(ParquetSource),
-    /// gzip (the magic `1f 8b`), decoded.
-    Gzip(BufReader<MultiGzDecoder<Raw>>),
+    /// gzip (the magic `1f 8b`), decoded (boxed: the decoder's state is large).
+    Gzip(Box<BufReader<MultiGzDecoder<Raw>>>),
     /// Anything else is taken for text; the text reader refuses binary data.
     Text(Raw),
 }
@@ -151,7 +151,7 @@ pub(crate) fn open_input(input: &Input, path: &str, count: &Arc<AtomicU64>) -> R
         }));
     }
     if head.starts_with(&[0x1f, 0x8b]) {
-        return Ok(Opened::Gzip(BufReader::with_capacity(1 << 18, MultiGzDecoder::new(reader))));
+        return Ok(Opened::Gzip(Box::new(BufReader::with_capacity(1 << 18, MultiGzDecoder::new(reader)))));
     }
     Ok(Opened::Text(reader))
 }
