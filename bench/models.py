@@ -13,6 +13,9 @@ import pandas as pd
 from lifetimes import BetaGeoFitter, GammaGammaFitter, ParetoNBDFitter
 
 KANTA, WORK = sys.argv[1], sys.argv[2]
+# ONLY=whole runs only the whole-process comparison (reading the summary file and fitting).
+ONLY = os.environ.get("ONLY")
+REPS = int(os.environ.get("REPS", "3"))
 
 
 def summary(n):
@@ -88,6 +91,39 @@ def compare(label, kanta_json, lt_fitter, names, lt_ll):
             failures.append(f"{label}: {k} differs: kanta {a}, lifetimes {b}")
 
 
+# lifetimes' side of the whole-process comparison: a fresh interpreter that imports lifetimes,
+# reads the summary with pandas and fits BG/NBD, as a user's script would.
+LIFETIMES_FIT = """
+import sys
+import pandas as pd
+from lifetimes import BetaGeoFitter
+df = pd.read_csv(sys.argv[1])
+BetaGeoFitter().fit(df["frequency"], df["recency"], df["T"])
+"""
+
+
+def whole_process(n):
+    """`kanta fit` and lifetimes' read + fit as whole processes, back to back, REPS times."""
+    path = summary(n)
+    kanta_walls, lifetimes_walls = [], []
+    for _ in range(REPS):
+        t0 = time.perf_counter()
+        subprocess.run([KANTA, "fit", path, "--model", "bgnbd", "--json"], capture_output=True, check=True)
+        kanta_walls.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", LIFETIMES_FIT, path], capture_output=True, check=True)
+        lifetimes_walls.append(time.perf_counter() - t0)
+    k, lt = float(np.median(kanta_walls)), float(np.median(lifetimes_walls))
+    print(f"\nBG/NBD read + fit as whole processes, {n:,} customers (median of {REPS}, back to back):")
+    print(f"  kanta fit {k:.3f} s ({', '.join(f'{w:.3f}' for w in kanta_walls)}), "
+          f"lifetimes {lt:.2f} s ({', '.join(f'{w:.2f}' for w in lifetimes_walls)}): {lt / k:.1f}×")
+    return k, lt
+
+
+if ONLY == "whole":
+    whole_process(1_000_000)
+    sys.exit(0)
+
 for n, models in [(100_000, ["bgnbd", "paretonbd"]), (1_000_000, ["bgnbd", "predict"])]:
     path = summary(n)
     df = pd.read_csv(path)
@@ -145,10 +181,14 @@ for n, models in [(100_000, ["bgnbd", "paretonbd"]), (1_000_000, ["bgnbd", "pred
                 failures.append(f"predictions {name} differ from lifetimes by {diff}")
         rows.append((f"predictions, {n:,}", compute, wall, lt_time))
 
+whole = whole_process(1_000_000)
+
 print("\n| task | kanta compute | kanta whole command | lifetimes | ratio (compute) | ratio (whole) |")
 print("|---|---|---|---|---|---|")
 for label, compute, wall, lt in rows:
     print(f"| {label} | {compute:.3f} s | {wall:.2f} s | {lt:.2f} s | {lt / compute:.0f}× | {lt / wall:.1f}× |")
+k, lt = whole
+print(f"| BG/NBD read + fit, whole processes, 1,000,000 | | {k:.2f} s | {lt:.2f} s (read + fit) | | {lt / k:.1f}× |")
 if failures:
     print("\nCHECKS FAILED:\n  " + "\n  ".join(failures))
     sys.exit(1)

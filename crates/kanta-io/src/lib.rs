@@ -5,12 +5,15 @@
 //! message that points at a file, line, column and value; `kanta-core` never sees a file.
 
 pub mod columns;
+mod decimal;
 pub mod error;
 pub mod lines;
 mod parquet;
 mod pipeline;
 pub mod read;
+mod rows;
 pub mod summary;
+mod text;
 pub mod write;
 
 pub use error::{Location, ReadError, RowError};

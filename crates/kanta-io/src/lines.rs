@@ -7,7 +7,7 @@
 use kanta_core::money::{Money, SCALE};
 
 use crate::columns::LineColumns;
-use crate::read::FieldProblem;
+use crate::rows::FieldProblem;
 
 /// The product side of one accepted order line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

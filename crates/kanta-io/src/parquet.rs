@@ -30,7 +30,7 @@ use crate::columns::{AmountSource, Columns, LineColumns};
 use crate::error::{Location, ReadError};
 use crate::lines::{self, DetailCells, LineDetail};
 use crate::pipeline::{self, Target};
-use crate::read::{FieldProblem, Format, Progress, ReadOptions, ReadSummary, RowParser};
+use crate::rows::{FieldProblem, Format, Progress, ReadOptions, ReadSummary, RowParser};
 
 /// Rows per decoded batch.
 const BATCH_ROWS: usize = 1 << 16;

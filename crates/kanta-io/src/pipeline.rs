@@ -10,6 +10,9 @@
 //! aggregating thread decides (with the `--max-errors` budget) whether it skips the row or ends
 //! the read. When it ends the read it drops the receiver, which stops the parsing thread.
 //!
+//! The transport ([`two_threads`], [`Sender`]) carries any [`Batch`]; the summary reader uses it
+//! too. The rest of this module is the order reader's batch and its aggregating consumer.
+//!
 //! When the caller keeps order lines ([`Target::lines`]), each row's product cells travel in a
 //! side vector of the batch (so the analysis path's items stay small), and the aggregating
 //! thread hands each accepted line's product to the caller with the index of its order.
@@ -24,7 +27,7 @@ use kanta_core::time::Timestamp;
 use crate::columns::Columns;
 use crate::error::{Location, ReadError};
 use crate::lines::LineDetail;
-use crate::read::{FieldProblem, RowParser};
+use crate::rows::{FieldProblem, RowParser};
 
 /// Receives the product of each accepted line with the index of its order (the position of
 /// the order in [`Aggregator::for_each_order`]).
@@ -40,9 +43,88 @@ pub struct Target<'a> {
 }
 
 /// Rows per batch.
-const BATCH_ROWS: usize = 8_192;
+pub(crate) const BATCH_ROWS: usize = 8_192;
 /// Batches in flight.
 const IN_FLIGHT: usize = 4;
+
+/// Rows parsed on one thread for another, sent in order and sent back emptied for reuse (so the
+/// buffers are allocated once per batch in flight, not once per batch).
+pub(crate) trait Batch: Default + Send {
+    /// Rows in the batch.
+    fn rows(&self) -> usize;
+    /// Empties the batch, keeping its buffers.
+    fn clear(&mut self);
+}
+
+/// The parsing thread's end of the channel: fills [`Sender::batch`] and sends it when full.
+pub(crate) struct Sender<B> {
+    tx: SyncSender<B>,
+    recycled: Receiver<B>,
+    /// The batch being filled.
+    pub(crate) batch: B,
+}
+
+impl<B: Batch> Sender<B> {
+    /// Sends the batch once it holds [`BATCH_ROWS`] rows. Returns `false` when the consuming
+    /// thread has stopped.
+    #[inline]
+    pub(crate) fn send_if_full(&mut self) -> bool {
+        if self.batch.rows() >= BATCH_ROWS { self.flush() } else { true }
+    }
+
+    /// Sends the batch if it has rows. Returns `false` when the consuming thread has stopped.
+    pub(crate) fn flush(&mut self) -> bool {
+        if self.batch.rows() == 0 {
+            return true;
+        }
+        let next = self.recycled.try_recv().unwrap_or_default();
+        let full = std::mem::replace(&mut self.batch, next);
+        self.tx.send(full).is_ok()
+    }
+}
+
+/// Runs `produce` on a second thread and `consume` on this one, batch by batch in order.
+///
+/// When `consume` fails the channel is dropped, so the producer's next send fails and it stops;
+/// the consumer's error comes first (it is earlier in the file than anything still in flight).
+/// `produce` returns `Ok` when its input is exhausted or when a send returned `false`.
+pub(crate) fn two_threads<B, P, C>(produce: P, mut consume: C) -> Result<(), ReadError>
+where
+    B: Batch,
+    P: FnOnce(&mut Sender<B>) -> Result<(), ReadError> + Send,
+    C: FnMut(&B) -> Result<(), ReadError>,
+{
+    std::thread::scope(|scope| {
+        let (tx, rx) = sync_channel::<B>(IN_FLIGHT);
+        let (recycle_tx, recycled) = channel::<B>();
+        let producer = scope.spawn(move || {
+            let mut sender = Sender { tx, recycled, batch: B::default() };
+            let result = produce(&mut sender);
+            sender.flush();
+            result
+        });
+        let mut consumed: Result<(), ReadError> = Ok(());
+        while let Ok(mut batch) = rx.recv() {
+            consumed = consume(&batch);
+            if consumed.is_err() {
+                break;
+            }
+            batch.clear();
+            let _ = recycle_tx.send(batch);
+        }
+        // Dropping the receiver makes the producer's next send fail, so it stops.
+        drop(rx);
+        let produced = producer.join().unwrap_or_else(|_| {
+            Err(ReadError::Io {
+                path: String::new(),
+                line: None,
+                source: std::io::Error::other("the reading thread panicked"),
+            })
+        });
+        // An error the consumer met comes first in file order.
+        consumed.and(produced)
+    })
+}
 
 /// How many items ahead the consumer touches the id tables ([`Aggregator::touch`]).
 const TOUCH_AHEAD: usize = 16;
@@ -79,14 +161,26 @@ struct DetailSpans {
 }
 
 #[derive(Default)]
-struct Batch {
+pub(crate) struct OrderBatch {
     bytes: Vec<u8>,
     items: Vec<Item>,
     /// One entry per item when lines are kept (`None` for a row without a product), else empty.
     details: Vec<Option<DetailSpans>>,
 }
 
-impl Batch {
+impl Batch for OrderBatch {
+    fn rows(&self) -> usize {
+        self.items.len()
+    }
+
+    fn clear(&mut self) {
+        self.items.clear();
+        self.bytes.clear();
+        self.details.clear();
+    }
+}
+
+impl OrderBatch {
     fn span(&mut self, bytes: &[u8]) -> (u32, u32) {
         let start = self.bytes.len() as u32;
         self.bytes.extend_from_slice(bytes);
@@ -117,10 +211,8 @@ impl Batch {
 const PROGRESS_EVERY: u64 = 1 << 16;
 
 /// The parsing thread's end: collects rows into batches and sends them.
-pub(crate) struct RowSink<'r> {
-    tx: SyncSender<Batch>,
-    recycled: Receiver<Batch>,
-    batch: Batch,
+pub(crate) struct RowSink<'r, 's> {
+    out: &'s mut Sender<OrderBatch>,
     /// The ids of the previous line sent, to flag lines of the same order (the reader thread
     /// compares a few bytes it has in cache; the aggregator then skips every lookup).
     previous: Option<(Vec<u8>, Vec<u8>)>,
@@ -134,7 +226,7 @@ pub(crate) struct RowSink<'r> {
     pending: Option<DetailSpans>,
 }
 
-impl RowSink<'_> {
+impl RowSink<'_, '_> {
     /// Whether rows carry their product: the caller keeps lines and the file has a product
     /// column.
     #[inline]
@@ -144,8 +236,8 @@ impl RowSink<'_> {
 
     /// Gives the product of the row that the next [`RowSink::row`] call sends.
     pub(crate) fn detail(&mut self, detail: LineDetail<'_>) {
-        let product = self.batch.span(detail.product.as_bytes());
-        let category = detail.category.map(|c| self.batch.span(c.as_bytes()));
+        let product = self.out.batch.span(detail.product.as_bytes());
+        let category = detail.category.map(|c| self.out.batch.span(c.as_bytes()));
         self.pending =
             Some(DetailSpans { product, category, quantity: detail.quantity, unit_price: detail.unit_price });
     }
@@ -160,13 +252,13 @@ impl RowSink<'_> {
                     (Some((customer, order)), Some(o)) => same_id(order, o) && same_id(customer, line.customer),
                     _ => false,
                 };
-                let customer = self.batch.span(line.customer);
+                let customer = self.out.batch.span(line.customer);
                 if same {
-                    let order = self.batch.span(line.order.unwrap_or_default());
+                    let order = self.out.batch.span(line.order.unwrap_or_default());
                     Item::SameOrder { location, customer, order, time: line.time, amount: line.amount }
                 } else {
                     let hashes = LineHashes { customer: hash(line.customer), order: line.order.map(hash) };
-                    let order = line.order.map(|o| self.batch.span(o));
+                    let order = line.order.map(|o| self.out.batch.span(o));
                     if let Some(o) = line.order {
                         let previous = self.previous.get_or_insert_with(Default::default);
                         previous.0.clear();
@@ -179,24 +271,15 @@ impl RowSink<'_> {
             }
             Err(problem) => Item::Problem { location, problem },
         };
-        self.batch.items.push(item);
+        self.out.batch.items.push(item);
         if self.with_details {
             let detail = self.pending.take();
-            self.batch.details.push(detail);
+            self.out.batch.details.push(detail);
         }
         if self.rows.is_multiple_of(PROGRESS_EVERY) {
             (self.report)(self.rows);
         }
-        if self.batch.items.len() >= BATCH_ROWS { self.flush() } else { true }
-    }
-
-    fn flush(&mut self) -> bool {
-        if self.batch.items.is_empty() {
-            return true;
-        }
-        let next = self.recycled.try_recv().unwrap_or_default();
-        let full = std::mem::replace(&mut self.batch, next);
-        self.tx.send(full).is_ok()
+        self.out.send_if_full()
     }
 }
 
@@ -234,41 +317,26 @@ pub(crate) fn run<F>(
     target: Target<'_>,
 ) -> Result<(), ReadError>
 where
-    F: FnOnce(&mut RowSink<'_>) -> Result<(), ReadError> + Send,
+    F: FnOnce(&mut RowSink<'_, '_>) -> Result<(), ReadError> + Send,
 {
     let Target { aggregator, mut lines } = target;
     let with_details = lines.is_some() && columns.lines.is_some();
-    std::thread::scope(|scope| {
-        let (tx, rx) = sync_channel::<Batch>(IN_FLIGHT);
-        let (recycle_tx, recycled) = channel::<Batch>();
-        let producer = scope.spawn(move || {
-            let mut sink = RowSink {
-                tx,
-                recycled,
-                batch: Batch::default(),
-                previous: None,
-                rows: 0,
-                report,
-                with_details,
-                pending: None,
-            };
-            let result = produce(&mut sink);
-            sink.flush();
-            result
-        });
-        let mut consumed: Result<(), ReadError> = Ok(());
-        let mut previous_accepted = false;
-        while let Ok(mut batch) = rx.recv() {
+    let mut previous_accepted = false;
+    two_threads(
+        move |out: &mut Sender<OrderBatch>| {
+            let mut sink = RowSink { out, previous: None, rows: 0, report, with_details, pending: None };
+            produce(&mut sink)
+        },
+        |batch: &OrderBatch| {
             for (index, item) in batch.items.iter().enumerate() {
                 parser.rows += 1;
                 if let Some(Item::Line { hashes, .. }) = batch.items.get(index + TOUCH_AHEAD) {
                     aggregator.touch(hashes);
                 }
-                let outcome = match item {
+                match item {
                     // The fast path is safe only right after the line it continues was accepted.
                     Item::SameOrder { time, amount, .. } if previous_accepted => {
                         aggregator.push_same_order(*time, *amount);
-                        Ok(())
                     }
                     Item::SameOrder { location, customer, order, time, amount } => {
                         let line = OrderLine {
@@ -277,15 +345,8 @@ where
                             time: *time,
                             amount: *amount,
                         };
-                        push(
-                            aggregator,
-                            parser,
-                            columns,
-                            *location,
-                            line,
-                            LineHashes::of(&line),
-                            &mut previous_accepted,
-                        )
+                        let hashes = LineHashes::of(&line);
+                        push(aggregator, parser, columns, *location, line, hashes, &mut previous_accepted)?;
                     }
                     Item::Line { location, customer, order, time, amount, hashes } => {
                         let line = OrderLine {
@@ -294,16 +355,12 @@ where
                             time: *time,
                             amount: *amount,
                         };
-                        push(aggregator, parser, columns, *location, line, *hashes, &mut previous_accepted)
+                        push(aggregator, parser, columns, *location, line, *hashes, &mut previous_accepted)?;
                     }
                     Item::Problem { location, problem } => {
                         previous_accepted = false;
-                        parser.problem(*location, columns, problem.clone())
+                        parser.problem(*location, columns, problem.clone())?;
                     }
-                };
-                if let Err(e) = outcome {
-                    consumed = Err(e);
-                    break;
                 }
                 if with_details
                     && previous_accepted
@@ -314,24 +371,7 @@ where
                     sink(order, detail);
                 }
             }
-            if consumed.is_err() {
-                break;
-            }
-            batch.items.clear();
-            batch.bytes.clear();
-            batch.details.clear();
-            let _ = recycle_tx.send(batch);
-        }
-        // Dropping the receiver makes the producer's next send fail, so it stops.
-        drop(rx);
-        let produced = producer.join().unwrap_or_else(|_| {
-            Err(ReadError::Io {
-                path: String::new(),
-                line: None,
-                source: std::io::Error::other("the reading thread panicked"),
-            })
-        });
-        // An error the aggregator met comes first in file order.
-        consumed.and(produced)
-    })
+            Ok(())
+        },
+    )
 }

@@ -1,5 +1,5 @@
-//! Streaming readers for order logs: delimited text (any delimiter, quoted fields, UTF-8 with or
-//! without BOM, gzip), whitespace-separated text (the CDNOW files) and Parquet.
+//! Reading an order log: opens the input, tells the format from its first bytes (Parquet, gzip,
+//! or text) and hands it to the Parquet reader or the text reader (`crate::text`).
 //!
 //! Nothing is loaded whole: text is read record by record and Parquet batch by batch (only the
 //! needed columns are decoded), and each line goes straight into the [`Aggregator`]. The one
@@ -13,123 +13,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use flate2::read::MultiGzDecoder;
-use kanta_core::aggregate::{Aggregator, OrderLine};
-use kanta_core::money::Money;
-use kanta_core::time::TimeFormat;
+use kanta_core::aggregate::Aggregator;
 
-use crate::columns::{AmountSource, ColumnSpec, Columns, LineColumns};
-use crate::error::{Location, ReadError, RowError};
-use crate::lines::{self, DetailCells, LineDetail};
-use crate::pipeline::{self, LineSink, RowSink, Target};
-
-/// Where the order log comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Input {
-    /// A file (`.gz` and Parquet are recognised by their first bytes).
-    Path(PathBuf),
-    /// Standard input (`-`).
-    Stdin,
-}
-
-impl Input {
-    /// `-` is standard input; anything else a path.
-    pub fn parse(arg: &str) -> Input {
-        if arg == "-" { Input::Stdin } else { Input::Path(PathBuf::from(arg)) }
-    }
-
-    /// The name used in messages.
-    pub fn display_name(&self) -> String {
-        match self {
-            Input::Path(p) => p.display().to_string(),
-            Input::Stdin => "-".to_owned(),
-        }
-    }
-}
-
-/// How fields are separated in a text file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delimiter {
-    /// One byte such as `,`, `;`, `\t` or `|`; fields may be quoted.
-    Byte(u8),
-    /// Runs of spaces and tabs, with leading and trailing blanks ignored; no quoting.
-    Whitespace,
-}
-
-impl Delimiter {
-    /// Parses a `--delimiter` value: one character, `tab`, `\t` or `whitespace`/`space`.
-    pub fn parse(text: &str) -> Option<Delimiter> {
-        match text {
-            "tab" | "\\t" | "\t" => Some(Delimiter::Byte(b'\t')),
-            "whitespace" | "space" | "ws" => Some(Delimiter::Whitespace),
-            _ if text.len() == 1 && text.is_ascii() => Some(Delimiter::Byte(text.as_bytes()[0])),
-            _ => None,
-        }
-    }
-}
-
-/// Options for reading an order log.
-#[derive(Debug, Clone, Default)]
-pub struct ReadOptions {
-    /// `None` detects the delimiter from the first line.
-    pub delimiter: Option<Delimiter>,
-    /// Column names for a file without a header line (`--columns`).
-    pub column_names: Option<Vec<String>>,
-    /// Columns named explicitly.
-    pub columns: ColumnSpec,
-    /// How times are written.
-    pub time_format: TimeFormat,
-    /// Amounts use a decimal comma (`12,50`).
-    pub decimal_comma: bool,
-    /// Bad rows that may be skipped before the read fails.
-    pub max_errors: u64,
-}
-
-/// The file format that was read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// Delimited text.
-    Delimited(u8),
-    /// Whitespace-separated text.
-    Whitespace,
-    /// Parquet.
-    Parquet,
-}
-
-/// What a read did.
-#[derive(Debug, Clone)]
-pub struct ReadSummary {
-    /// The format found.
-    pub format: Format,
-    /// Whether the input was gzip-compressed.
-    pub gzip: bool,
-    /// The columns used.
-    pub columns: Columns,
-    /// Data rows read (accepted + skipped).
-    pub rows: u64,
-    /// Bad rows skipped under `--max-errors`, each with its message.
-    pub skipped: Vec<RowError>,
-    /// Bytes read from the input (compressed size for gzip).
-    pub bytes: u64,
-}
-
-/// Receives progress while reading: bytes read from the input and rows so far. It is called
-/// from the parsing thread.
-pub trait Progress: Sync {
-    /// Called every few thousand rows.
-    fn update(&self, bytes: u64, rows: u64);
-
-    /// Called when [`read_orders`] starts reading the file again from its start (an order id
-    /// came with two customers), before the first `update` of that read: bytes and rows
-    /// count from zero again.
-    fn rereading(&self) {}
-}
-
-impl Progress for () {
-    fn update(&self, _bytes: u64, _rows: u64) {}
-}
+use crate::error::ReadError;
+use crate::pipeline::{LineSink, Target};
+// The read's vocabulary lives in the readers' base module; it is named here too, where callers
+// have always found it.
+pub use crate::rows::{Delimiter, Format, Input, Progress, ReadOptions, ReadSummary};
 
 /// Counts bytes as they are read, for progress.
-struct Counting<R> {
+pub(crate) struct Counting<R> {
     inner: R,
     count: Arc<AtomicU64>,
 }
@@ -180,7 +73,7 @@ pub fn read_orders(
 /// [`read_orders`], also handing each accepted line's product to `on_line` with the index of
 /// its order (its position in [`Aggregator::for_each_order`]), for importers that store order
 /// lines. The product columns are detected or named in `options.columns`
-/// ([`Columns::resolve_lines`]); a file without a product column reads as with
+/// ([`crate::columns::Columns::resolve_lines`]); a file without a product column reads as with
 /// [`read_orders`] and `on_line` is never called (the summary's `columns.lines` is `None`).
 pub fn read_orders_with_lines(
     input: &Input,
@@ -200,31 +93,67 @@ fn read(
 ) -> Result<ReadSummary, ReadError> {
     let path = input.display_name();
     let count = Arc::new(AtomicU64::new(0));
+    match open_input(input, &path, &count)? {
+        Opened::Parquet(ParquetSource::File(p)) => {
+            crate::parquet::read_parquet_file(&p, &path, options, target, progress)
+        }
+        Opened::Parquet(ParquetSource::Bytes(bytes)) => {
+            crate::parquet::read_parquet_bytes(bytes, &path, options, target, progress)
+        }
+        Opened::Gzip(reader) => crate::text::read_text(reader, true, &path, options, target, progress, &count),
+        Opened::Text(reader) => crate::text::read_text(reader, false, &path, options, target, progress, &count),
+    }
+}
+
+/// The input's bytes as read, counted for progress.
+pub(crate) type Raw = BufReader<Counting<Box<dyn Read + Send>>>;
+
+/// An opened input, its format told from its first bytes.
+pub(crate) enum Opened {
+    /// A Parquet file (the magic `PAR1`).
+    Parquet(ParquetSource),
+    /// gzip (the magic `1f 8b`), decoded (boxed: the decoder's state is large).
+    Gzip(Box<BufReader<MultiGzDecoder<Raw>>>),
+    /// Anything else is taken for text; the text reader refuses binary data.
+    Text(Raw),
+}
+
+/// Where a Parquet input's bytes are.
+pub(crate) enum ParquetSource {
+    /// A file, read where its row groups are (the reader seeks to the footer first).
+    File(PathBuf),
+    /// Standard input, buffered whole: the footer is at the end.
+    Bytes(bytes::Bytes),
+}
+
+/// Opens `input` (named `path` in messages) and tells its format; `count` counts the bytes read
+/// from the file or standard input (compressed bytes for gzip; not Parquet's, whose readers
+/// report their own progress). An empty input is [`ReadError::Empty`].
+pub(crate) fn open_input(input: &Input, path: &str, count: &Arc<AtomicU64>) -> Result<Opened, ReadError> {
     let raw: Box<dyn Read + Send> = match input {
-        Input::Path(p) => Box::new(open(p, &path)?),
+        Input::Path(p) => Box::new(open(p, path)?),
         Input::Stdin => Box::new(io::stdin()),
     };
-    let mut reader = BufReader::with_capacity(1 << 18, Counting { inner: raw, count: Arc::clone(&count) });
-    let io_err = |source| ReadError::Io { path: path.clone(), line: None, source };
+    let mut reader = BufReader::with_capacity(1 << 18, Counting { inner: raw, count: Arc::clone(count) });
+    let io_err = |source| ReadError::Io { path: path.to_owned(), line: None, source };
     let head = reader.fill_buf().map_err(io_err)?;
     if head.is_empty() {
-        return Err(ReadError::Empty { path, header_only: false });
+        return Err(ReadError::Empty { path: path.to_owned(), header_only: false });
     }
     if head.starts_with(b"PAR1") {
-        return match input {
-            Input::Path(p) => crate::parquet::read_parquet_file(p, &path, options, target, progress),
+        return Ok(Opened::Parquet(match input {
+            Input::Path(p) => ParquetSource::File(p.clone()),
             Input::Stdin => {
                 let mut buf = Vec::new();
                 reader.read_to_end(&mut buf).map_err(io_err)?;
-                crate::parquet::read_parquet_bytes(bytes::Bytes::from(buf), &path, options, target, progress)
+                ParquetSource::Bytes(bytes::Bytes::from(buf))
             }
-        };
+        }));
     }
     if head.starts_with(&[0x1f, 0x8b]) {
-        let decoded = BufReader::with_capacity(1 << 18, MultiGzDecoder::new(reader));
-        return read_text(decoded, true, &path, options, target, progress, &count);
+        return Ok(Opened::Gzip(Box::new(BufReader::with_capacity(1 << 18, MultiGzDecoder::new(reader)))));
     }
-    read_text(reader, false, &path, options, target, progress, &count)
+    Ok(Opened::Text(reader))
 }
 
 fn open(p: &Path, path: &str) -> Result<File, ReadError> {
@@ -235,436 +164,5 @@ fn open(p: &Path, path: &str) -> Result<File, ReadError> {
             source: io::Error::new(io::ErrorKind::InvalidInput, "is a directory"),
         }),
         _ => Ok(file),
-    }
-}
-
-/// Whether the first bytes of a file are not text: a NUL byte (no text encoding kanta reads has
-/// one; UTF-16 does, and is refused here too), or bytes that are not UTF-8 with more than one in
-/// twenty a control character. A Latin-1 export (invalid UTF-8, few control characters) still
-/// passes, so its rows get their own precise errors.
-fn looks_binary(head: &[u8]) -> bool {
-    let head = &head[..head.len().min(8_192)];
-    if head.contains(&0) {
-        return true;
-    }
-    match std::str::from_utf8(head) {
-        Ok(_) => false,
-        // Valid up to a character cut off by the end of the sample.
-        Err(e) if e.error_len().is_none() => false,
-        Err(_) => {
-            let control = head.iter().filter(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')).count();
-            control * 20 > head.len()
-        }
-    }
-}
-
-/// Guesses the delimiter from the first line: the most frequent of `,` `;` tab `|` outside
-/// quotes, else whitespace when the line has blanks between fields, else `,`.
-fn sniff_delimiter(first_line: &[u8]) -> Delimiter {
-    let mut counts = [0usize; 4];
-    let candidates = [b',', b';', b'\t', b'|'];
-    let mut quoted = false;
-    for &b in first_line {
-        if b == b'"' {
-            quoted = !quoted;
-        } else if !quoted && let Some(i) = candidates.iter().position(|&c| c == b) {
-            counts[i] += 1;
-        }
-    }
-    let (best, &n) = counts.iter().enumerate().max_by_key(|&(i, n)| (n, std::cmp::Reverse(i))).unwrap_or((0, &0));
-    if n > 0 {
-        return Delimiter::Byte(candidates[best]);
-    }
-    let trimmed = first_line.trim_ascii();
-    if trimmed.iter().any(|b| *b == b' ' || *b == b'\t') { Delimiter::Whitespace } else { Delimiter::Byte(b',') }
-}
-
-#[allow(clippy::too_many_arguments)] // private; the arguments are the reader's state
-fn read_text<R: BufRead + Send>(
-    mut reader: R,
-    gzip: bool,
-    path: &str,
-    options: &ReadOptions,
-    target: Target<'_>,
-    progress: &dyn Progress,
-    count: &Arc<AtomicU64>,
-) -> Result<ReadSummary, ReadError> {
-    let io_err = |line, source| ReadError::Io { path: path.to_owned(), line, source };
-    // Skip a UTF-8 byte-order mark.
-    let head = reader.fill_buf().map_err(|e| io_err(None, e))?;
-    if head.is_empty() {
-        return Err(ReadError::Empty { path: path.to_owned(), header_only: false });
-    }
-    if looks_binary(head) {
-        return Err(ReadError::NotText { path: path.to_owned() });
-    }
-    if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
-        reader.consume(3);
-    }
-    let delimiter = match options.delimiter {
-        Some(d) => d,
-        None => {
-            let head = reader.fill_buf().map_err(|e| io_err(None, e))?;
-            let end = memchr::memchr(b'\n', head).unwrap_or(head.len());
-            sniff_delimiter(&head[..end])
-        }
-    };
-    let bytes_read = || count.load(Ordering::Relaxed);
-    let report = |rows| progress.update(bytes_read(), rows);
-    let mut rows = RowParser::new(path, options, target.lines.is_some());
-    let (format, columns) = match delimiter {
-        Delimiter::Byte(d) => {
-            let mut csv = csv::ReaderBuilder::new()
-                .delimiter(d)
-                .has_headers(false)
-                .flexible(true)
-                .buffer_capacity(1 << 16)
-                .from_reader(reader);
-            let mut record = csv::ByteRecord::new();
-            let csv_err = move |e: csv::Error, line: u64| match e.into_kind() {
-                csv::ErrorKind::Io(source) => ReadError::Io { path: path.to_owned(), line: Some(line), source },
-                other => ReadError::Io {
-                    path: path.to_owned(),
-                    line: Some(line),
-                    source: io::Error::new(io::ErrorKind::InvalidData, format!("{other:?}")),
-                },
-            };
-            let mut line = 0;
-            let columns = match &options.column_names {
-                Some(names) => rows.resolve(names.clone())?,
-                None => {
-                    if !csv.read_byte_record(&mut record).map_err(|e| csv_err(e, 1))? {
-                        return Err(ReadError::Empty { path: path.to_owned(), header_only: false });
-                    }
-                    line = record.position().map_or(1, |p| p.line());
-                    let names = header_names(path, record.iter())?;
-                    rows.resolve(names)?
-                }
-            };
-            let cols = &columns;
-            pipeline::run(
-                move |sink| {
-                    while csv.read_byte_record(&mut record).map_err(|e| csv_err(e, line + 1))? {
-                        line = record.position().map_or(line + 1, |p| p.line());
-                        let parsed = parse_row(sink, cols, &|i| record.get(i), record.len(), options);
-                        if !sink.row(Location::Line(line), parsed) {
-                            break;
-                        }
-                    }
-                    Ok(())
-                },
-                &report,
-                cols,
-                &mut rows,
-                target,
-            )?;
-            (Format::Delimited(d), columns)
-        }
-        Delimiter::Whitespace => {
-            let mut buf = Vec::with_capacity(256);
-            let mut spans: Vec<(usize, usize)> = Vec::with_capacity(16);
-            let mut line = 0u64;
-            let columns = match &options.column_names {
-                Some(names) => rows.resolve(names.clone())?,
-                None => loop {
-                    buf.clear();
-                    if reader.read_until(b'\n', &mut buf).map_err(|e| io_err(Some(line + 1), e))? == 0 {
-                        return Err(ReadError::Empty { path: path.to_owned(), header_only: false });
-                    }
-                    line += 1;
-                    split_whitespace(&buf, &mut spans);
-                    if !spans.is_empty() {
-                        let names = header_names(path, spans.iter().map(|&(s, e)| &buf[s..e]))?;
-                        break rows.resolve(names)?;
-                    }
-                },
-            };
-            let cols = &columns;
-            pipeline::run(
-                move |sink| {
-                    loop {
-                        buf.clear();
-                        let n = reader.read_until(b'\n', &mut buf).map_err(|e| io_err(Some(line + 1), e))?;
-                        if n == 0 {
-                            break;
-                        }
-                        line += 1;
-                        split_whitespace(&buf, &mut spans);
-                        if spans.is_empty() {
-                            continue;
-                        }
-                        let field = |i: usize| spans.get(i).map(|&(s, e)| &buf[s..e]);
-                        let parsed = parse_row(sink, cols, &field, spans.len(), options);
-                        if !sink.row(Location::Line(line), parsed) {
-                            break;
-                        }
-                    }
-                    Ok(())
-                },
-                &report,
-                cols,
-                &mut rows,
-                target,
-            )?;
-            (Format::Whitespace, columns)
-        }
-    };
-    if rows.rows == 0 {
-        return Err(ReadError::Empty { path: path.to_owned(), header_only: options.column_names.is_none() });
-    }
-    progress.update(bytes_read(), rows.rows);
-    Ok(rows.finish(format, gzip, columns, bytes_read()))
-}
-
-fn split_whitespace(line: &[u8], spans: &mut Vec<(usize, usize)>) {
-    spans.clear();
-    let mut i = 0;
-    let n = line.len();
-    while i < n {
-        while i < n && line[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        let start = i;
-        while i < n && !line[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if i > start {
-            spans.push((start, i));
-        }
-    }
-}
-
-fn header_names<'a>(path: &str, fields: impl Iterator<Item = &'a [u8]>) -> Result<Vec<String>, ReadError> {
-    let names: Vec<String> = fields.map(|f| String::from_utf8_lossy(f).trim().to_owned()).collect();
-    // A header whose fields parse as a date and a number is most likely the first data row.
-    let has_date = names.iter().any(|n| n.len() >= 8 && TimeFormat::Auto.parse(n).is_ok());
-    let has_number = names.iter().filter(|n| Money::parse(n, false).is_ok()).count() >= 2;
-    if has_date && has_number {
-        let mut line = names.join(" ");
-        if line.len() > 80 {
-            let cut = (0..=80).rev().find(|&i| line.is_char_boundary(i)).unwrap_or(0);
-            line.truncate(cut);
-            line.push('…');
-        }
-        return Err(ReadError::HeaderLooksLikeData { path: path.to_owned(), line });
-    }
-    Ok(names)
-}
-
-/// Turns fields into order lines, collecting skippable row errors.
-pub(crate) struct RowParser<'o> {
-    path: String,
-    options: &'o ReadOptions,
-    /// Whether the caller keeps order lines, so the product columns are resolved too.
-    lines: bool,
-    pub(crate) rows: u64,
-    skipped: Vec<RowError>,
-}
-
-/// One field-level problem, before the location is attached.
-#[derive(Debug, Clone)]
-pub(crate) struct FieldProblem {
-    pub(crate) column: Option<usize>,
-    pub(crate) reason: String,
-}
-
-impl<'o> RowParser<'o> {
-    pub(crate) fn new(path: &str, options: &'o ReadOptions, lines: bool) -> RowParser<'o> {
-        RowParser { path: path.to_owned(), options, lines, rows: 0, skipped: Vec::new() }
-    }
-
-    pub(crate) fn resolve(&self, names: Vec<String>) -> Result<Columns, ReadError> {
-        let mut columns = Columns::resolve(&self.path, names, &self.options.columns)?;
-        if self.lines {
-            columns.resolve_lines(&self.path, &self.options.columns)?;
-        }
-        Ok(columns)
-    }
-
-    /// Records a bad row: skipped while the budget lasts, else the error that ends the read.
-    pub(crate) fn problem(
-        &mut self,
-        location: Location,
-        columns: &Columns,
-        problem: FieldProblem,
-    ) -> Result<(), ReadError> {
-        let error = RowError {
-            path: self.path.clone(),
-            location,
-            column: problem.column.map(|c| columns.name(c).to_owned()),
-            reason: problem.reason,
-        };
-        if (self.skipped.len() as u64) < self.options.max_errors {
-            self.skipped.push(error);
-            Ok(())
-        } else if self.options.max_errors == 0 {
-            Err(ReadError::Row(error))
-        } else {
-            Err(ReadError::TooManyErrors {
-                first: error,
-                max: self.options.max_errors,
-                count: self.skipped.len() as u64 + 1,
-            })
-        }
-    }
-
-    pub(crate) fn finish(self, format: Format, gzip: bool, columns: Columns, bytes: u64) -> ReadSummary {
-        ReadSummary { format, gzip, columns, rows: self.rows, skipped: self.skipped, bytes }
-    }
-}
-
-fn text(bytes: &[u8], column: usize) -> Result<&str, FieldProblem> {
-    std::str::from_utf8(bytes).map_err(|_| FieldProblem {
-        column: Some(column),
-        reason: format!("`{}` is not valid UTF-8", String::from_utf8_lossy(bytes)),
-    })
-}
-
-#[inline]
-pub(crate) fn parse_line<'r>(
-    columns: &Columns,
-    field: &impl Fn(usize) -> Option<&'r [u8]>,
-    width: usize,
-    options: &ReadOptions,
-) -> Result<OrderLine<'r>, FieldProblem> {
-    let get = |i: usize| field(i).ok_or_else(|| missing_field(i, width));
-    let customer = get(columns.customer)?.trim_ascii();
-    if customer.is_empty() {
-        return Err(FieldProblem { column: Some(columns.customer), reason: "the customer id is empty".to_owned() });
-    }
-    text(customer, columns.customer)?;
-    let order = match columns.order {
-        Some(o) => {
-            let id = get(o)?.trim_ascii();
-            if id.is_empty() {
-                return Err(FieldProblem { column: Some(o), reason: "the order id is empty".to_owned() });
-            }
-            text(id, o)?;
-            Some(id)
-        }
-        None => None,
-    };
-    let time_bytes = get(columns.time)?;
-    let time = match options.time_format.parse_iso_bytes(time_bytes) {
-        Some(time) => time,
-        None => options
-            .time_format
-            .parse(text(time_bytes, columns.time)?)
-            .map_err(|e| FieldProblem { column: Some(columns.time), reason: e.to_string() })?,
-    };
-    let money = |i: usize| number(field, width, i, options);
-    let amount = match columns.amount {
-        AmountSource::Column(a) => money(a)?,
-        AmountSource::Product { quantity, unit_price } => {
-            let q = money(quantity)?;
-            let p = money(unit_price)?;
-            p.times_quantity(q).ok_or_else(|| FieldProblem {
-                column: Some(quantity),
-                reason: format!("quantity × unit price is out of range ({} × {})", q.to_f64(), p.to_f64()),
-            })?
-        }
-    };
-    Ok(OrderLine { customer, order, time, amount })
-}
-
-/// Parses a text row, and its product when lines are kept (handed to the sink before the row).
-#[inline]
-fn parse_row<'r>(
-    sink: &mut RowSink<'_>,
-    columns: &Columns,
-    field: &impl Fn(usize) -> Option<&'r [u8]>,
-    width: usize,
-    options: &ReadOptions,
-) -> Result<OrderLine<'r>, FieldProblem> {
-    let line = parse_line(columns, field, width, options)?;
-    if let Some(lines) = &columns.lines
-        && sink.keeps_details()
-        && let Some(detail) = parse_detail(lines, field, width, line.amount, options)?
-    {
-        sink.detail(detail);
-    }
-    Ok(line)
-}
-
-fn missing_field(i: usize, width: usize) -> FieldProblem {
-    FieldProblem { column: Some(i), reason: format!("the row has {width} fields, so it has no field {}", i + 1) }
-}
-
-/// Field `i` of a text row as a decimal number (an amount, quantity or price).
-fn number<'r>(
-    field: &impl Fn(usize) -> Option<&'r [u8]>,
-    width: usize,
-    i: usize,
-    options: &ReadOptions,
-) -> Result<Money, FieldProblem> {
-    let bytes = field(i).ok_or_else(|| missing_field(i, width))?;
-    // A plain amount is all ASCII: no UTF-8 check needed.
-    if let Some(plain) = Money::parse_plain(bytes, options.decimal_comma) {
-        return Ok(plain);
-    }
-    Money::parse(text(bytes, i)?, options.decimal_comma)
-        .map_err(|e| FieldProblem { column: Some(i), reason: e.to_string() })
-}
-
-/// The product cells of a text row ([`lines::check`] has the rules).
-fn parse_detail<'r>(
-    columns: &LineColumns,
-    field: &impl Fn(usize) -> Option<&'r [u8]>,
-    width: usize,
-    amount: Money,
-    options: &ReadOptions,
-) -> Result<Option<LineDetail<'r>>, FieldProblem> {
-    let get = |i: usize| field(i).ok_or_else(|| missing_field(i, width));
-    let number = |i: usize| number(field, width, i, options);
-    let cells = DetailCells {
-        product: get(columns.product)?,
-        category: columns.category.map(get).transpose()?,
-        quantity: columns.quantity.map(number).transpose()?,
-        unit_price: columns.unit_price.map(number).transpose()?,
-    };
-    lines::check(columns, cells, amount)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn binary_heads_are_told_from_text() {
-        // Regression (issue 16): random bytes were read as a header and printed back.
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let random: Vec<u8> = (0..3_000)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
-        assert!(looks_binary(&random));
-        assert!(looks_binary(b"c\0u\0s\0t\0o\0m\0e\0r\0"), "UTF-16");
-        assert!(looks_binary(&[0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n', 0, 0, 0, 13]));
-        assert!(!looks_binary(b"customer_id,amount\nc1,12.50\n"));
-        assert!(!looks_binary("asiakas;summa\nmatti;12,50 \u{20ac}\n".as_bytes()));
-        assert!(!looks_binary(b"customer,amount\ncaf\xe9,12.50\n"), "Latin-1 is text with bad rows");
-        let cut = "id\n\u{20ac}".as_bytes();
-        assert!(!looks_binary(&cut[..cut.len() - 1]), "a character cut by the sample's end");
-    }
-
-    #[test]
-    fn sniffs_common_delimiters() {
-        assert_eq!(sniff_delimiter(b"a,b,c"), Delimiter::Byte(b','));
-        assert_eq!(sniff_delimiter(b"a;b;\"c,d\""), Delimiter::Byte(b';'));
-        assert_eq!(sniff_delimiter(b"a\tb\tc"), Delimiter::Byte(b'\t'));
-        assert_eq!(sniff_delimiter(b"a|b"), Delimiter::Byte(b'|'));
-        assert_eq!(sniff_delimiter(b" customer_id  date number_of_cds  dollar_value"), Delimiter::Whitespace);
-        assert_eq!(sniff_delimiter(b"single"), Delimiter::Byte(b','));
-    }
-
-    #[test]
-    fn splits_on_runs_of_blanks() {
-        let mut spans = Vec::new();
-        split_whitespace(b" 00001 19970101  1   11.77\r\n", &mut spans);
-        assert_eq!(spans, vec![(1, 6), (7, 15), (17, 18), (21, 26)]);
     }
 }

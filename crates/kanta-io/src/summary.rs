@@ -11,12 +11,23 @@
 //! | periods (BG/BB) | `periods`, `n`, `n_periods` |
 //! | monetary | `monetary_value`, `monetary`, `zbar`, `mean_spend` |
 //! | weight (optional) | `weights`, `weight`, `count`, `customers` |
+//!
+//! A summary is opened like an order log (`crate::read::open_input`: plain or gzip text) and read
+//! on two threads (`crate::pipeline::two_threads`): the parsing thread splits the records (the
+//! `csv` crate) and copies their fields into batches, this thread parses the numbers (plain
+//! decimals by hand, `crate::decimal`) and checks them in file order, so the first bad cell is
+//! the one reported, with its file, line, column and value.
 
-use std::fs::File;
-use std::io::Read;
+use std::io::{BufRead, Read};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use crate::columns::normalize;
+use crate::decimal;
 use crate::error::{Location, ReadError, RowError};
+use crate::pipeline::{Batch, Sender, two_threads};
+use crate::read::{Opened, open_input};
+use crate::rows::Input;
 
 /// What the summary is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,17 +57,36 @@ pub struct SummaryRow {
     pub weight: f64,
 }
 
-/// A summary file: its header, raw records (to echo in predictions) and parsed rows.
+/// A summary file: its header, parsed rows and, when asked for, every row's fields (to echo in
+/// predictions).
 #[derive(Debug, Clone)]
 pub struct SummaryTable {
     /// Column names as in the file.
     pub headers: Vec<String>,
-    /// The raw fields of every row.
-    pub records: Vec<Vec<String>>,
     /// The parsed rows, in file order.
     pub rows: Vec<SummaryRow>,
     /// Whether the file has a monetary column.
     pub has_monetary: bool,
+    /// The fields of every row (trimmed, unquoted), one after another, when kept.
+    fields: Vec<u8>,
+    /// Where each field ends in `fields`: `headers.len()` entries per row.
+    ends: Vec<usize>,
+}
+
+impl SummaryTable {
+    /// The fields of row `index` as in the file (trimmed and unquoted), when the read kept
+    /// them (`keep_records`); empty otherwise.
+    pub fn record(&self, index: usize) -> impl Iterator<Item = &[u8]> + '_ {
+        let width = self.headers.len();
+        let at = index * width;
+        let ends = self.ends.get(at..at + width).unwrap_or_default();
+        let mut start = at.checked_sub(1).and_then(|i| self.ends.get(i)).copied().unwrap_or(0);
+        ends.iter().map(move |&end| {
+            let field = self.fields.get(start..end).unwrap_or_default();
+            start = end;
+            field
+        })
+    }
 }
 
 const FREQUENCY: &[&str] = &["frequency", "x", "freq"];
@@ -71,41 +101,54 @@ fn find(headers: &[String], candidates: &[&str]) -> Option<usize> {
     candidates.iter().find_map(|c| normalized.iter().position(|n| n == c))
 }
 
-fn open_text(path: &str) -> Result<String, ReadError> {
-    let mut file = File::open(path).map_err(|source| ReadError::Open { path: path.to_owned(), source })?;
-    let mut text = String::new();
-    file.read_to_string(&mut text).map_err(|source| ReadError::Io { path: path.to_owned(), line: None, source })?;
-    Ok(text.strip_prefix('\u{feff}').map(str::to_owned).unwrap_or(text))
-}
-
 /// The delimiter of a header line: the most frequent of `,`, `;` and tab.
-fn sniff(header: &str) -> u8 {
-    [b',', b';', b'\t'].into_iter().max_by_key(|d| header.bytes().filter(|b| b == d).count()).unwrap_or(b',')
+fn sniff(header: &[u8]) -> u8 {
+    [b',', b';', b'\t'].into_iter().max_by_key(|d| header.iter().filter(|b| *b == d).count()).unwrap_or(b',')
 }
 
-/// A delimited file with a header, read row by row into one reused record.
-struct Table {
+/// A delimited file with a header, read record by record. Fields are trimmed of ASCII blanks
+/// where they are used: the `csv` crate's own trimming builds a new record for every row.
+struct Table<R> {
     path: String,
     headers: Vec<String>,
-    reader: csv::Reader<std::io::Cursor<Vec<u8>>>,
+    reader: csv::Reader<R>,
     rows: u64,
 }
 
-impl Table {
-    fn open(path: &str) -> Result<Table, ReadError> {
-        let text = open_text(path)?;
-        let first = text.lines().next().unwrap_or("");
-        if first.trim().is_empty() {
+type Text = Box<dyn BufRead + Send>;
+
+impl Table<Text> {
+    /// Opens a summary (plain or gzip text) and reads its header.
+    fn open(path: &str) -> Result<Table<Text>, ReadError> {
+        let count = Arc::new(AtomicU64::new(0));
+        let mut reader: Text = match open_input(&Input::Path(path.into()), path, &count)? {
+            Opened::Text(reader) => Box::new(reader),
+            Opened::Gzip(reader) => Box::new(reader),
+            Opened::Parquet(_) => {
+                return Err(ReadError::Parquet {
+                    path: path.to_owned(),
+                    message: "summary files are read as delimited text (plain or gzip), not Parquet".to_owned(),
+                });
+            }
+        };
+        let io_err = |source| ReadError::Io { path: path.to_owned(), line: None, source };
+        let head = reader.fill_buf().map_err(io_err)?;
+        if crate::text::looks_binary(head) {
+            return Err(ReadError::NotText { path: path.to_owned() });
+        }
+        if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
+            reader.consume(3);
+        }
+        let head = reader.fill_buf().map_err(io_err)?;
+        let first = &head[..memchr::memchr(b'\n', head).unwrap_or(head.len())];
+        if first.trim_ascii().is_empty() {
             return Err(ReadError::Empty { path: path.to_owned(), header_only: false });
         }
         let delimiter = sniff(first);
-        let mut reader = csv::ReaderBuilder::new()
-            .delimiter(delimiter)
-            .flexible(true)
-            .trim(csv::Trim::All)
-            .from_reader(std::io::Cursor::new(text.into_bytes()));
+        let mut reader =
+            csv::ReaderBuilder::new().delimiter(delimiter).flexible(true).buffer_capacity(1 << 16).from_reader(reader);
         let headers: Vec<String> = reader
-            .headers()
+            .byte_headers()
             .map_err(|e| {
                 ReadError::Row(RowError {
                     path: path.to_owned(),
@@ -115,15 +158,17 @@ impl Table {
                 })
             })?
             .iter()
-            .map(str::to_owned)
+            .map(|h| String::from_utf8_lossy(h.trim_ascii()).into_owned())
             .collect();
         Ok(Table { path: path.to_owned(), headers, reader, rows: 0 })
     }
+}
 
+impl<R: Read> Table<R> {
     /// The next non-blank row into `record`; its line number, or `None` at the end.
-    fn next(&mut self, record: &mut csv::StringRecord) -> Result<Option<u64>, ReadError> {
+    fn next(&mut self, record: &mut csv::ByteRecord) -> Result<Option<u64>, ReadError> {
         loop {
-            let more = self.reader.read_record(record).map_err(|e| {
+            let more = self.reader.read_byte_record(record).map_err(|e| {
                 let line = e.position().map_or(0, |p| p.line());
                 ReadError::Row(RowError {
                     path: self.path.clone(),
@@ -139,7 +184,7 @@ impl Table {
                 return Ok(None);
             }
             let line = record.position().map_or(0, |p| p.line());
-            if record.iter().all(str::is_empty) {
+            if record.iter().all(|field| field.trim_ascii().is_empty()) {
                 continue;
             }
             if record.len() != self.headers.len() {
@@ -166,8 +211,17 @@ fn missing(path: &str, role: &'static str, candidates: &[&str], headers: &[Strin
     }
 }
 
+/// A cell as text for a message.
+fn shown(value: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(value)
+}
+
 /// A cell parsed as a finite number ≥ 0.
-fn number(path: &str, line: u64, column: &str, value: &str) -> Result<f64, ReadError> {
+fn number(path: &str, line: u64, column: &str, value: &[u8]) -> Result<f64, ReadError> {
+    // A plain decimal is finite and ≥ 0 by its syntax.
+    if let Some(v) = decimal::parse_plain(value) {
+        return Ok(v);
+    }
     let bad = |reason: String| {
         ReadError::Row(RowError {
             path: path.to_owned(),
@@ -176,15 +230,100 @@ fn number(path: &str, line: u64, column: &str, value: &str) -> Result<f64, ReadE
             reason,
         })
     };
-    let v: f64 = value.parse().map_err(|_| bad(format!("cannot parse `{value}` as a number")))?;
+    let text = shown(value);
+    let text = text.trim();
+    let v: f64 = text.parse().map_err(|_| bad(format!("cannot parse `{text}` as a number")))?;
     if !v.is_finite() || v < 0.0 {
-        return Err(bad(format!("`{value}` must be a finite number ≥ 0")));
+        return Err(bad(format!("`{text}` must be a finite number ≥ 0")));
     }
     Ok(v)
 }
 
-/// Reads a per-customer summary file; `keep_records` keeps the raw fields (to echo them in
-/// predictions), which costs memory and time on large files.
+/// Records on their way from the parsing thread: each row's line and its fields.
+#[derive(Default)]
+struct Records {
+    lines: Vec<u64>,
+    fields: Vec<u8>,
+    /// Where each field ends in `fields`, a fixed number per row.
+    ends: Vec<usize>,
+}
+
+impl Batch for Records {
+    fn rows(&self) -> usize {
+        self.lines.len()
+    }
+
+    fn clear(&mut self) {
+        self.lines.clear();
+        self.fields.clear();
+        self.ends.clear();
+    }
+}
+
+impl Records {
+    fn push(&mut self, line: u64, record: &csv::ByteRecord) {
+        self.lines.push(line);
+        for field in record {
+            self.fields.extend_from_slice(field.trim_ascii());
+            self.ends.push(self.fields.len());
+        }
+    }
+}
+
+/// The columns a summary's rows are parsed from.
+struct Roles {
+    frequency: usize,
+    recency: Option<usize>,
+    t: Option<usize>,
+    monetary: Option<usize>,
+    weight: Option<usize>,
+}
+
+/// Parses and checks one row (`field(i)` is its field `i`).
+fn parse_row<'f>(
+    path: &str,
+    headers: &[String],
+    roles: &Roles,
+    line: u64,
+    field: impl Fn(usize) -> &'f [u8],
+) -> Result<SummaryRow, ReadError> {
+    let get = |i: usize| number(path, line, &headers[i], field(i));
+    let bad = |i: usize, reason: String| {
+        ReadError::Row(RowError {
+            path: path.to_owned(),
+            location: Location::Line(line),
+            column: Some(headers[i].clone()),
+            reason,
+        })
+    };
+    let frequency = roles.frequency;
+    let f = get(frequency)?;
+    if f.fract() != 0.0 || f > f64::from(u32::MAX) {
+        return Err(bad(frequency, format!("`{}` is not a whole number of purchases", shown(field(frequency)))));
+    }
+    let recency_value = roles.recency.map(get).transpose()?.unwrap_or(0.0);
+    let t_value = roles.t.map(get).transpose()?.unwrap_or(recency_value);
+    if let (Some(r), Some(t_col)) = (roles.recency, roles.t) {
+        if recency_value > t_value {
+            return Err(bad(r, format!("recency `{}` is after {} `{t_value}`", shown(field(r)), headers[t_col])));
+        }
+        if f == 0.0 && recency_value != 0.0 {
+            return Err(bad(r, format!("recency `{}` must be 0 when frequency is 0", shown(field(r)))));
+        }
+    }
+    let weight = roles.weight.map(get).transpose()?.unwrap_or(1.0);
+    Ok(SummaryRow {
+        line,
+        frequency: f as u32,
+        recency: recency_value,
+        t: t_value,
+        monetary: roles.monetary.map(get).transpose()?,
+        weight,
+    })
+}
+
+/// Reads a per-customer summary file (plain or gzip text); `keep_records` keeps every row's
+/// fields (to echo them in predictions, [`SummaryTable::record`]).
 pub fn read_summary(path: &str, kind: SummaryKind, keep_records: bool) -> Result<SummaryTable, ReadError> {
     let mut table = Table::open(path)?;
     let headers = table.headers.clone();
@@ -202,48 +341,47 @@ pub fn read_summary(path: &str, kind: SummaryKind, keep_records: bool) -> Result
     };
     // Fitting a transaction model needs no spend: skip parsing it unless the rows are kept.
     let parse_monetary = kind == SummaryKind::Spend || keep_records;
-    let weight = find(&headers, WEIGHT);
-    let mut rows = Vec::new();
-    let mut records = Vec::new();
-    let mut fields = csv::StringRecord::new();
-    while let Some(line) = table.next(&mut fields)? {
-        let get = |i: usize| number(path, line, &headers[i], &fields[i]);
-        let bad = |i: usize, reason: String| {
-            ReadError::Row(RowError {
-                path: path.to_owned(),
-                location: Location::Line(line),
-                column: Some(headers[i].clone()),
-                reason,
-            })
-        };
-        let f = get(frequency)?;
-        if f.fract() != 0.0 || f > f64::from(u32::MAX) {
-            return Err(bad(frequency, format!("`{}` is not a whole number of purchases", &fields[frequency])));
-        }
-        let recency_value = recency.map(get).transpose()?.unwrap_or(0.0);
-        let t_value = t.map(get).transpose()?.unwrap_or(recency_value);
-        if let (Some(r), Some(t_col)) = (recency, t) {
-            if recency_value > t_value {
-                return Err(bad(r, format!("recency `{}` is after {} `{t_value}`", &fields[r], headers[t_col])));
+    let roles =
+        Roles { frequency, recency, t, monetary: monetary.filter(|_| parse_monetary), weight: find(&headers, WEIGHT) };
+    let width = headers.len();
+    let mut out = SummaryTable {
+        headers: headers.clone(),
+        rows: Vec::new(),
+        has_monetary: monetary.is_some(),
+        fields: Vec::new(),
+        ends: Vec::new(),
+    };
+    two_threads(
+        move |sender: &mut Sender<Records>| {
+            let mut record = csv::ByteRecord::new();
+            while let Some(line) = table.next(&mut record)? {
+                sender.batch.push(line, &record);
+                if !sender.send_if_full() {
+                    break;
+                }
             }
-            if f == 0.0 && recency_value != 0.0 {
-                return Err(bad(r, format!("recency `{}` must be 0 when frequency is 0", &fields[r])));
+            Ok(())
+        },
+        |batch: &Records| {
+            for (row, &line) in batch.lines.iter().enumerate() {
+                // Every row has `width` fields (`Table::next` checks it); field k of the batch
+                // starts where field k − 1 ends.
+                let field = |i: usize| {
+                    let k = row * width + i;
+                    let start = k.checked_sub(1).map_or(0, |previous| batch.ends[previous]);
+                    &batch.fields[start..batch.ends[k]]
+                };
+                out.rows.push(parse_row(path, &headers, &roles, line, field)?);
             }
-        }
-        let w = weight.map(get).transpose()?.unwrap_or(1.0);
-        rows.push(SummaryRow {
-            line,
-            frequency: f as u32,
-            recency: recency_value,
-            t: t_value,
-            monetary: if parse_monetary { monetary.map(get).transpose()? } else { None },
-            weight: w,
-        });
-        if keep_records {
-            records.push(fields.iter().map(str::to_owned).collect());
-        }
-    }
-    Ok(SummaryTable { headers, records, rows, has_monetary: monetary.is_some() })
+            if keep_records {
+                let base = out.fields.len();
+                out.fields.extend_from_slice(&batch.fields);
+                out.ends.extend(batch.ends.iter().map(|end| base + end));
+            }
+            Ok(())
+        },
+    )?;
+    Ok(out)
 }
 
 /// Reads a cohort's survivors: columns `period` (0, 1, 2, … in order) and `customers` (also
@@ -258,9 +396,10 @@ pub fn read_survivors(path: &str) -> Result<Vec<f64>, ReadError> {
     let count =
         find(&headers, count_candidates).ok_or_else(|| missing(path, "customers", count_candidates, &headers))?;
     let mut out = Vec::new();
-    let mut fields = csv::StringRecord::new();
+    let mut fields = csv::ByteRecord::new();
     while let Some(line) = table.next(&mut fields)? {
-        let p = number(path, line, &headers[period], &fields[period])?;
+        let cell = |i: usize| fields.get(i).unwrap_or_default().trim_ascii();
+        let p = number(path, line, &headers[period], cell(period))?;
         if p != out.len() as f64 {
             return Err(ReadError::Row(RowError {
                 path: path.to_owned(),
@@ -269,11 +408,11 @@ pub fn read_survivors(path: &str) -> Result<Vec<f64>, ReadError> {
                 reason: format!(
                     "expected period {} (periods count 0, 1, 2, … from the start of the cohort), found `{}`",
                     out.len(),
-                    &fields[period]
+                    shown(cell(period))
                 ),
             }));
         }
-        out.push(number(path, line, &headers[count], &fields[count])?);
+        out.push(number(path, line, &headers[count], cell(count))?);
     }
     Ok(out)
 }
@@ -331,6 +470,50 @@ mod tests {
         let f = file("frequency,recency,T\n");
         let err = read_summary(f.path().to_str().unwrap(), SummaryKind::Continuous, true).unwrap_err().to_string();
         assert!(err.contains("header line but no rows"), "{err}");
+    }
+
+    #[test]
+    fn gzip_reads_like_plain_text_and_records_keep_the_trimmed_fields() {
+        let text = "id, frequency ,recency,T,monetary_value\n c1 ,2, 30.43,38.86,\"22.35\"\n\"c,2\",0,0,38.86,0\n";
+        let plain = file(text);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(text.as_bytes()).unwrap();
+        let mut zipped = tempfile::NamedTempFile::new().unwrap();
+        zipped.write_all(&gz.finish().unwrap()).unwrap();
+        let read = |f: &tempfile::NamedTempFile| {
+            read_summary(f.path().to_str().unwrap(), SummaryKind::Continuous, true).unwrap()
+        };
+        let (a, b) = (read(&plain), read(&zipped));
+        assert_eq!(a.rows, b.rows);
+        assert_eq!(a.headers, ["id", "frequency", "recency", "T", "monetary_value"]);
+        assert_eq!(
+            a.rows,
+            [
+                SummaryRow { line: 2, frequency: 2, recency: 30.43, t: 38.86, monetary: Some(22.35), weight: 1.0 },
+                SummaryRow { line: 3, frequency: 0, recency: 0.0, t: 38.86, monetary: Some(0.0), weight: 1.0 },
+            ]
+        );
+        let record =
+            |t: &SummaryTable, i| t.record(i).map(|f| String::from_utf8_lossy(f).into_owned()).collect::<Vec<_>>();
+        assert_eq!(record(&b, 0), ["c1", "2", "30.43", "38.86", "22.35"]);
+        assert_eq!(record(&b, 1), ["c,2", "0", "0", "38.86", "0"]);
+        // Without `keep_records` nothing is kept.
+        let bare = read_summary(plain.path().to_str().unwrap(), SummaryKind::Continuous, false).unwrap();
+        assert_eq!(bare.record(0).count(), 0);
+    }
+
+    #[test]
+    fn numbers_beyond_the_plain_syntax_are_parsed_and_checked_like_before() {
+        let f = file("frequency,recency,T\n1,2.5e1,3E1\n2, +4 ,1e400\n");
+        let err = read_summary(f.path().to_str().unwrap(), SummaryKind::Continuous, false).unwrap_err().to_string();
+        assert!(err.ends_with(":3: column `T`: `1e400` must be a finite number ≥ 0"), "{err}");
+        let f = file("frequency,recency,T\n1,2.5e1,3E1\n2,+4,5\n");
+        let t = read_summary(f.path().to_str().unwrap(), SummaryKind::Continuous, false).unwrap();
+        assert_eq!((t.rows[0].recency, t.rows[0].t, t.rows[1].recency), (25.0, 30.0, 4.0));
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(b"frequency,recency,T\n1,2,caf\xe9\n").unwrap();
+        let err = read_summary(f.path().to_str().unwrap(), SummaryKind::Continuous, false).unwrap_err().to_string();
+        assert!(err.ends_with(":2: column `T`: cannot parse `caf\u{fffd}` as a number"), "{err}");
     }
 
     #[test]

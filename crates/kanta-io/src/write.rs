@@ -1,8 +1,12 @@
 //! Writers for the per-customer table: `customers.csv` and `customers.parquet`.
 //!
-//! Both files have the columns of [`CUSTOMER_COLUMNS`], in that order. CSV numbers are written
-//! exactly: money with all its decimals (at least two), ratios in the shortest form that reads
-//! back to the same `f64`.
+//! Both files have the columns of [`CUSTOMER_COLUMNS`] and then [`MODEL_COLUMNS`], in that
+//! order. CSV numbers are written exactly: money with all its decimals (at least two), ratios in
+//! the shortest form that reads back to the same `f64`.
+//!
+//! The model columns come in as plain values ([`ModelRow`], through [`ModelRows`]): the scores are
+//! computed elsewhere (`kanta-score`), and this crate writes files without depending on the
+//! models.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -16,7 +20,6 @@ use kanta_core::aggregate::CustomerBase;
 use kanta_core::analysis::CustomerSummary;
 use kanta_core::money::Money;
 use kanta_core::time::Day;
-use kanta_score::CustomerScore;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
@@ -89,6 +92,51 @@ pub const MODEL_COLUMNS: [(&str, &str); 10] = [
     ("next_purchase_date", "--as-of + the median days to the next purchase if the customer is alive"),
     ("churn_risk", "low (P(alive) ≥ 0.75), medium (≥ 0.5), high (≥ 0.25) or very_high"),
 ];
+
+/// One customer's table: the base that holds the ids, every customer's summary in table order,
+/// and the model values when the models ran.
+#[derive(Clone, Copy)]
+pub struct CustomerTable<'a> {
+    /// The customer base the summaries' ids point into.
+    pub base: &'a CustomerBase,
+    /// One summary per row, in file order.
+    pub customers: &'a [CustomerSummary],
+    /// The day the analysis looks from (`--as-of`); dates in the model columns count from it.
+    pub as_of: Day,
+    /// The unit of `recency` and `T`.
+    pub unit: PeriodUnit,
+    /// The model columns of each row; `None` leaves them empty (null in Parquet).
+    pub models: Option<&'a dyn ModelRows>,
+}
+
+/// The values of one row's [`MODEL_COLUMNS`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModelRow {
+    /// P(alive) at `as_of`.
+    pub p_alive: f64,
+    /// Expected purchases in the next 30, 90 and 365 days.
+    pub expected_purchases: [f64; 3],
+    /// P(at least one purchase in the next 30 days).
+    pub p_purchase_30d: f64,
+    /// P(at least one purchase in the next 90 days).
+    pub p_purchase_90d: f64,
+    /// Expected value of a future purchase, when the spend model was fitted.
+    pub expected_spend: Option<f64>,
+    /// Discounted revenue of the next 12 months, when the spend model was fitted.
+    pub clv_12m: Option<f64>,
+    /// Median days from `as_of` to the next purchase if the customer is alive (written as the
+    /// date, rounded to a day).
+    pub next_purchase_days: f64,
+    /// The churn-risk band's name (`low`, `medium`, `high`, `very_high`).
+    pub churn_risk: &'static str,
+}
+
+/// The model values of a table's rows, by row index. The writers ask for each row once, in
+/// order, on their own threads.
+pub trait ModelRows: Sync {
+    /// Row `index`'s values; `None` leaves the row's model columns empty.
+    fn model_row(&self, index: usize) -> Option<ModelRow>;
+}
 
 /// Money with all its decimals, at least two: `12.50`, `0.3333`, `-4.00`.
 pub fn money_exact(m: Money) -> String {
@@ -215,14 +263,8 @@ fn push_f64(out: &mut Vec<u8>, v: f64, buffer: &mut ryu::Buffer) {
 ///
 /// Rows are formatted by hand into one byte buffer: on two million customers the `csv` crate's
 /// per-field quoting checks and `fmt` calls took longer than reading the order log did.
-pub fn write_customers_csv(
-    path: &Path,
-    base: &CustomerBase,
-    customers: &[CustomerSummary],
-    as_of: Day,
-    unit: PeriodUnit,
-    scores: Option<&[CustomerScore]>,
-) -> Result<(), ReadError> {
+pub fn write_customers_csv(path: &Path, table: &CustomerTable<'_>) -> Result<(), ReadError> {
+    let CustomerTable { base, customers, as_of, unit, models } = *table;
     let file = File::create(path).map_err(|e| write_err(path, e))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let header: Vec<&str> = CUSTOMER_COLUMNS.iter().chain(&MODEL_COLUMNS).map(|(name, _)| *name).collect();
@@ -269,8 +311,8 @@ pub fn write_customers_csv(
         line.extend_from_slice(c.segment.name().as_bytes());
         line.push(b',');
         line.extend_from_slice(c.stage.name().as_bytes());
-        match scores.and_then(|s| s.get(i)) {
-            Some(s) => push_score(&mut line, s, as_of),
+        match models.and_then(|m| m.model_row(i)) {
+            Some(s) => push_score(&mut line, &s, as_of),
             None => line.extend_from_slice(&[b','; MODEL_COLUMNS.len()]),
         }
         line.push(b'\n');
@@ -292,7 +334,7 @@ fn push_model_f64(out: &mut Vec<u8>, v: f64, buffer: &mut ryu::Buffer) {
     out.extend_from_slice(text.strip_suffix(".0").unwrap_or(text).as_bytes());
 }
 
-fn push_score(line: &mut Vec<u8>, s: &CustomerScore, as_of: Day) {
+fn push_score(line: &mut Vec<u8>, s: &ModelRow, as_of: Day) {
     let mut buffer = ryu::Buffer::new();
     for v in [
         s.p_alive,
@@ -314,18 +356,12 @@ fn push_score(line: &mut Vec<u8>, s: &CustomerScore, as_of: Day) {
     line.push(b',');
     push_date(line, day_after(as_of, s.next_purchase_days));
     line.push(b',');
-    line.extend_from_slice(s.risk.name().as_bytes());
+    line.extend_from_slice(s.churn_risk.as_bytes());
 }
 
 /// Writes `customers.parquet` (Snappy-compressed; money as `Float64`, dates as `Date32`).
-pub fn write_customers_parquet(
-    path: &Path,
-    base: &CustomerBase,
-    customers: &[CustomerSummary],
-    as_of: Day,
-    unit: PeriodUnit,
-    scores: Option<&[CustomerScore]>,
-) -> Result<(), ReadError> {
+pub fn write_customers_parquet(path: &Path, table: &CustomerTable<'_>) -> Result<(), ReadError> {
+    let CustomerTable { base, customers, as_of, unit, models } = *table;
     use DataType::*;
     let types = [
         Utf8, Date32, Date32, UInt32, Float64, UInt32, Float64, Float64, Float64, UInt32, Float64, Float64, Int32,
@@ -360,8 +396,7 @@ pub fn write_customers_parquet(
             .enumerate()
             .map(|(k, chunk)| {
                 let start = g * ROW_GROUP_ROWS + k * BATCH_ROWS;
-                let chunk_scores = scores.and_then(|s| s.get(start..start + chunk.len()));
-                customer_batch(&schema, base, chunk, unit, chunk_scores, as_of)
+                customer_batch(&schema, base, chunk, unit, models.map(|m| (m, start)), as_of)
             })
             .collect::<Result<Vec<_>, _>>()
     });
@@ -417,7 +452,7 @@ fn customer_batch(
     base: &CustomerBase,
     chunk: &[CustomerSummary],
     unit: PeriodUnit,
-    model_scores: Option<&[CustomerScore]>,
+    models: Option<(&dyn ModelRows, usize)>,
     as_of: Day,
 ) -> Result<RecordBatch, arrow_schema::ArrowError> {
     let n = chunk.len();
@@ -480,17 +515,17 @@ fn customer_batch(
         b(&mut { stage }),
     ];
     let mut columns = columns;
-    columns.extend(model_arrays(chunk.len(), model_scores, as_of));
+    columns.extend(model_arrays(chunk.len(), models, as_of));
     RecordBatch::try_new(Arc::clone(schema), columns)
 }
 
-/// The [`MODEL_COLUMNS`] of one batch: values from `scores`, or all null.
-fn model_arrays(n: usize, scores: Option<&[CustomerScore]>, as_of: Day) -> Vec<ArrayRef> {
+/// The [`MODEL_COLUMNS`] of the `n` rows of one batch from row `start` of `models`, or all null.
+fn model_arrays(n: usize, models: Option<(&dyn ModelRows, usize)>, as_of: Day) -> Vec<ArrayRef> {
     let mut f64s: [Float64Builder; 8] = std::array::from_fn(|_| Float64Builder::with_capacity(n));
     let mut next = Date32Builder::with_capacity(n);
     let mut risk = StringBuilder::with_capacity(n, n * 6);
     for i in 0..n {
-        match scores.and_then(|s| s.get(i)) {
+        match models.and_then(|(m, start)| m.model_row(start + i)) {
             Some(s) => {
                 let values = [
                     Some(s.p_alive),
@@ -506,7 +541,7 @@ fn model_arrays(n: usize, scores: Option<&[CustomerScore]>, as_of: Day) -> Vec<A
                     b.append_option(v);
                 }
                 next.append_value(day_after(as_of, s.next_purchase_days).0);
-                risk.append_value(s.risk.name());
+                risk.append_value(s.churn_risk);
             }
             None => {
                 for b in &mut f64s {

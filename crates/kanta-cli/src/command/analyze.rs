@@ -11,12 +11,12 @@ use kanta_core::analysis::{AnalysisOptions, analyze_customers};
 use kanta_core::time::{Day, TimeFormat};
 use kanta_io::columns::ColumnSpec;
 use kanta_io::read::{Format, input_len};
-use kanta_io::write::{PeriodUnit, write_customers_csv, write_customers_parquet};
+use kanta_io::write::{CustomerTable, ModelRow, ModelRows, PeriodUnit, write_customers_csv, write_customers_parquet};
 use kanta_io::{Delimiter, Input, LineSink, ReadOptions, read_orders, read_orders_with_lines};
 use kanta_models::FitOptions;
 use kanta_report::format::thousands;
 use kanta_report::{InputInfo, Report, render_html, render_text};
-use kanta_score::{HoldoutReport, ModelKind, ScoreOptions, evaluate_holdout, score_customers};
+use kanta_score::{CustomerScore, HoldoutReport, ModelKind, ScoreOptions, evaluate_holdout, score_customers};
 
 use crate::UsageError;
 use crate::cli::{AnalyzeArgs, Period, ReaderArgs};
@@ -188,13 +188,18 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
     // The two customer tables and the business summary are independent and each takes half a
     // second or more on millions of customers: all three at once keep both cores busy (the
     // Parquet writer alone took the last third of a second).
-    let (customers, as_of) = (&analysis.customers, analysis.as_of);
+    let models = customer_scores.map(Scores);
+    let table = CustomerTable {
+        base: &base,
+        customers: &analysis.customers,
+        as_of: analysis.as_of,
+        unit,
+        models: models.as_ref().map(|m| m as &dyn ModelRows),
+    };
     let (csv, parquet, summary) = std::thread::scope(|scope| {
-        let parquet = scope.spawn(|| {
-            write_customers_parquet(&args.out.join("customers.parquet"), &base, customers, as_of, unit, customer_scores)
-        });
+        let parquet = scope.spawn(|| write_customers_parquet(&args.out.join("customers.parquet"), &table));
         let summary = scope.spawn(|| analysis.summary());
-        let csv = write_customers_csv(&args.out.join("customers.csv"), &base, customers, as_of, unit, customer_scores);
+        let csv = write_customers_csv(&args.out.join("customers.csv"), &table);
         (csv, parquet.join(), summary.join())
     });
     csv.context("cannot write customers.csv")?;
@@ -247,6 +252,25 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
         .context("cannot write to standard output")?;
     }
     Ok(Outputs { report_html })
+}
+
+/// The model columns of the customer tables, from the scores (one per customer, in table order).
+struct Scores<'a>(&'a [CustomerScore]);
+
+impl ModelRows for Scores<'_> {
+    fn model_row(&self, index: usize) -> Option<ModelRow> {
+        let s = self.0.get(index)?;
+        Some(ModelRow {
+            p_alive: s.p_alive,
+            expected_purchases: s.expected_purchases,
+            p_purchase_30d: s.p_purchase_30d,
+            p_purchase_90d: s.p_purchase_90d,
+            expected_spend: s.expected_spend,
+            clv_12m: s.clv_12m,
+            next_purchase_days: s.next_purchase_days,
+            churn_risk: s.risk.name(),
+        })
+    }
 }
 
 /// `holdout.csv`: each calibration customer's history, actual and predicted holdout purchases.

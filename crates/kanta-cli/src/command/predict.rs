@@ -89,12 +89,12 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
         let table = read_summary(&args.input, SummaryKind::Discrete, true)?;
         let future = args.horizon.round() as u32;
         csv.write_record(table.headers.iter().map(String::as_str).chain(["p_alive", "expected_transactions"]))?;
-        for (row, record) in table.rows.iter().zip(&table.records) {
+        for (index, row) in table.rows.iter().enumerate() {
             let h = DiscreteHistory::parse(0, row.frequency, row.recency as u32, row.t as u32)
                 .with_context(|| format!("{}:{}", args.input, row.line))?;
             let extra =
                 [model.p_alive(&h).to_string(), model.conditional_expected_transactions(future, &h).to_string()];
-            csv.write_record(record.iter().map(String::as_str).chain(extra.iter().map(String::as_str)))?;
+            csv.write_record(table.record(index).chain(extra.iter().map(String::as_bytes)))?;
         }
     } else if let Some(model) = transaction {
         let table = read_summary(&args.input, SummaryKind::Continuous, true)?;
@@ -127,8 +127,8 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
         }
         csv.write_record(table.headers.iter().map(String::as_str).chain(columns))?;
         let mut buf = String::new();
-        for ((p, record), (h, _)) in predictions.iter().zip(&table.records).zip(&customers) {
-            for field in record {
+        for (index, (p, (h, _))) in predictions.iter().zip(&customers).enumerate() {
+            for field in table.record(index) {
                 csv.write_field(field)?;
             }
             let mut number = |v: Option<f64>| -> csv::Result<()> {
