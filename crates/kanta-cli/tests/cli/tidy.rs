@@ -97,3 +97,67 @@ fn the_data_the_tests_read_is_in_the_repository() {
         "data/README.md names source and licence"
     );
 }
+
+/// The layers of ARCHITECTURE.md's crate map, lowest first. A crate may depend only on crates
+/// of its own layer or a lower one; the pure layer also on no crate that does IO or runs async.
+const LAYERS: &[(&str, &[&str])] = &[
+    ("pure", &["kanta-domain", "kanta-models", "kanta-core", "kanta-segment", "kanta-score"]),
+    ("files", &["kanta-io", "kanta-gen", "kanta-report"]),
+    ("live edges", &["kanta-store", "kanta-webhooks", "kanta-jobs", "kanta-api"]),
+    ("application", &["kanta-server"]),
+    ("binary", &["kanta-cli"]),
+];
+
+/// Crates that do IO or run async, which the pure layer must not name.
+const IO_CRATES: &[&str] =
+    &["tokio", "sqlx", "rusqlite", "axum", "hyper", "hyper-util", "reqwest", "lettre", "csv", "parquet"];
+
+/// The names in a manifest's `[dependencies]` table (not the dev or build ones).
+fn dependencies(manifest: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut inside = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            inside = line == "[dependencies]";
+        } else if inside && !line.is_empty() && !line.starts_with('#') {
+            let name = line.split(['.', '=', ' ']).next().unwrap_or_default();
+            names.push(name.to_string());
+        }
+    }
+    names
+}
+
+#[test]
+fn crates_depend_only_on_their_own_or_lower_layers() {
+    let layer_of = |name: &str| LAYERS.iter().position(|(_, crates)| crates.contains(&name));
+    let mut listed: Vec<&str> = LAYERS.iter().flat_map(|(_, crates)| crates.iter().copied()).collect();
+    listed.sort_unstable();
+    let mut found: Vec<String> = std::fs::read_dir(root().join("crates"))
+        .expect("crates/")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    found.sort_unstable();
+    assert_eq!(found, listed, "every crate has a layer (and ARCHITECTURE.md's map says which)");
+    let mut problems = Vec::new();
+    for name in &found {
+        let manifest = std::fs::read_to_string(root().join("crates").join(name).join("Cargo.toml")).expect("manifest");
+        let own = layer_of(name).unwrap_or(usize::MAX);
+        for dep in dependencies(&manifest) {
+            match layer_of(&dep) {
+                Some(layer) if layer > own => {
+                    problems.push(format!("{name} ({}) depends on {dep} ({})", LAYERS[own].0, LAYERS[layer].0));
+                }
+                None if own == 0 && IO_CRATES.contains(&dep.as_str()) => {
+                    problems.push(format!("{name} is pure but depends on {dep}"));
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+    // The parser reads what it should: kanta-store's own dependencies, not its dev ones.
+    let store = std::fs::read_to_string(root().join("crates/kanta-store/Cargo.toml")).expect("manifest");
+    let deps = dependencies(&store);
+    assert!(deps.iter().any(|d| d == "kanta-segment") && deps.iter().any(|d| d == "sqlx"), "{deps:?}");
+    assert!(!deps.iter().any(|d| d == "tempfile"), "a dev-dependency: {deps:?}");
+}
