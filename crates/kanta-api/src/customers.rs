@@ -14,9 +14,6 @@ use crate::{AppState, auth};
 
 /// Recent events shown in the 360 view (the export has them all).
 const VIEW_EVENTS: u32 = 50;
-/// Scoring runs read to find the latest completed one (cancelled runs between are rare: one at
-/// each shutdown during a run or past the budget).
-const RUNS_LOOKED_AT: u32 = 20;
 /// Default and largest page size of the customer list.
 const PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1_000;
@@ -106,9 +103,7 @@ pub async fn view(
     let orders = state.store.customer_order_facts(&id).await?;
     let today = kanta_core::time::Timestamp::from(state.now()).day();
     let summary = crate::summary::summary(&orders, today);
-    // Cancelled runs write no scores; the view's scores are those of the latest completed one.
-    let runs = state.store.score_runs(RUNS_LOOKED_AT).await?;
-    let scored_at = runs.into_iter().find(|r| r.status == "completed").map(|r| r.finished_at);
+    let scored_at = state.store.scored_at().await?;
     Ok(Json(CustomerView { record, summary, as_of: today.to_string(), scored_at }))
 }
 

@@ -10,6 +10,9 @@ use crate::{
     ModelScores, NewScoreRun, ScoreRow, ScoreRunInfo, ScoreView, StageChange, StageEvent, StoreError, rfc3339,
 };
 
+/// The status of a scoring run that wrote its scores (the `score_runs.status` column's default).
+pub const COMPLETED: &str = "completed";
+
 /// Scores: the scoring job's runs and results, and the log of lifecycle stage changes.
 #[async_trait::async_trait]
 pub trait ScoreStore: Send + Sync {
@@ -24,6 +27,10 @@ pub trait ScoreStore: Send + Sync {
 
     /// The latest scoring runs, newest first.
     async fn score_runs(&self, limit: u32) -> Result<Vec<ScoreRunInfo>, StoreError>;
+
+    /// When the latest run that wrote scores finished, RFC 3339 (None before the first one):
+    /// what the stored scores reflect. Runs that stopped early wrote none and are passed over.
+    async fn scored_at(&self) -> Result<Option<String>, StoreError>;
 
     /// Stage changes after position `after`, oldest first (for webhooks).
     async fn stage_events(&self, after: Option<i64>, limit: u32) -> Result<(Vec<StageEvent>, Option<i64>), StoreError>;
@@ -161,6 +168,14 @@ impl<DB: Dialect> ScoreStore for Store<DB> {
             .iter()
             .map(score_run_info)
             .collect()
+    }
+
+    async fn scored_at(&self) -> Result<Option<String>, StoreError> {
+        let row = query("SELECT finished_at FROM score_runs WHERE status = $1 ORDER BY id DESC LIMIT 1")
+            .bind(COMPLETED)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(|r| r.try_get("finished_at").map(rfc3339)).transpose().map_err(StoreError::from)
     }
 
     async fn stage_events(&self, after: Option<i64>, limit: u32) -> Result<(Vec<StageEvent>, Option<i64>), StoreError> {

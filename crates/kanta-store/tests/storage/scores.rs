@@ -6,6 +6,7 @@ kanta_store::on_both_backends!(
     #[tokio::test] |db| db;
     scores_replace_the_previous_run_and_record_stage_changes,
     score_floats_and_texts_round_trip_exactly,
+    scored_at_is_the_latest_run_that_wrote_scores,
 );
 
 async fn scores_replace_the_previous_run_and_record_stage_changes(db: TestDb) {
@@ -147,4 +148,22 @@ async fn score_floats_and_texts_round_trip_exactly(db: TestDb) {
     written.sort();
     stored.sort();
     assert_eq!(stored, written);
+}
+
+/// `scored_at` (what the 360 view shows beside the scores) passes over runs that stopped early:
+/// they wrote no scores.
+async fn scored_at_is_the_latest_run_that_wrote_scores(db: TestDb) {
+    assert_eq!(db.store.scored_at().await.expect("read"), None, "before the first run");
+    let day = 86_400_000_000;
+    db.store.record_unfinished_run(&run(NOW), "cancelled").await.expect("a cancelled run");
+    assert_eq!(db.store.scored_at().await.expect("read"), None, "a cancelled run wrote no scores");
+    let first = db.store.write_scores(&run(NOW + day), &[]).await.expect("a run");
+    assert_eq!(db.store.scored_at().await.expect("read"), Some(first.finished_at.clone()));
+    let cancelled = db.store.record_unfinished_run(&run(NOW + 2 * day), "cancelled").await.expect("cancelled");
+    assert_ne!(cancelled.finished_at, first.finished_at);
+    assert_eq!(
+        db.store.scored_at().await.expect("read"),
+        Some(first.finished_at),
+        "the later cancelled run is passed over"
+    );
 }
