@@ -740,17 +740,15 @@ pub(crate) fn numeric_gradient(ll: &dyn LogLikelihood, theta: &[f64]) -> Vec<f64
 /// Six CDNOW-like histories (weeks) for the models' likelihood and gradient tests: one-time
 /// buyers, a light and a heavy repeater, and a recent first purchase.
 #[cfg(test)]
-pub(crate) fn sample_histories() -> crate::Histories {
+pub(crate) fn sample_history_list() -> Vec<crate::History> {
     let h = |x, tx, t| crate::History::parse(0, x, tx, t).expect("a valid history");
-    crate::Histories::from_histories([
-        h(0, 0.0, 38.86),
-        h(2, 30.43, 38.86),
-        h(1, 1.71, 38.86),
-        h(7, 29.43, 35.0),
-        h(0, 0.0, 27.0),
-        h(12, 31.0, 31.5),
-    ])
-    .expect("valid histories")
+    vec![h(0, 0.0, 38.86), h(2, 30.43, 38.86), h(1, 1.71, 38.86), h(7, 29.43, 35.0), h(0, 0.0, 27.0), h(12, 31.0, 31.5)]
+}
+
+/// [`sample_history_list`] as the models take it.
+#[cfg(test)]
+pub(crate) fn sample_histories() -> crate::Histories {
+    crate::Histories::from_histories(sample_history_list()).expect("valid histories")
 }
 
 /// Asserts that the analytic gradient matches central differences at `theta`.

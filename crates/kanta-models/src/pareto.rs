@@ -826,19 +826,13 @@ mod tests {
         }
     }
 
+    /// The models' shared sample plus two buyers whose last purchase is at, or a moment before,
+    /// the end of their observation (t_x = T and t_x ≈ T).
     fn sample() -> Histories {
         let h = |x, tx, t| History::parse(0, x, tx, t).unwrap();
-        Histories::from_histories([
-            h(0, 0.0, 38.86),
-            h(2, 30.43, 38.86),
-            h(1, 1.71, 38.86),
-            h(7, 29.43, 35.0),
-            h(0, 0.0, 27.0),
-            h(12, 31.0, 31.5),
-            h(3, 20.0, 20.0),
-            h(4, 38.85, 38.86),
-        ])
-        .unwrap()
+        let mut list = crate::fit::sample_history_list();
+        list.extend([h(3, 20.0, 20.0), h(4, 38.85, 38.86)]);
+        Histories::from_histories(list).unwrap()
     }
 
     /// The likelihood's integral by brute-force quadrature (many Gauss–Legendre panels).
