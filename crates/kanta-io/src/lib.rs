@@ -6,6 +6,7 @@
 
 pub mod columns;
 mod decimal;
+mod delimited;
 pub mod error;
 pub mod lines;
 mod parquet;

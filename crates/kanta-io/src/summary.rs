@@ -13,21 +13,16 @@
 //! | weight (optional) | `weights`, `weight`, `count`, `customers` |
 //!
 //! A summary is opened like an order log (`crate::read::open_input`: plain or gzip text) and read
-//! on two threads (`crate::pipeline::two_threads`): the parsing thread splits the records (the
-//! `csv` crate) and copies their fields into batches, this thread parses the numbers (plain
+//! on two threads (`crate::pipeline::two_threads`): the parsing thread splits the records
+//! (`crate::delimited`) and copies their fields into batches, this thread parses the numbers (plain
 //! decimals by hand, `crate::decimal`) and checks them in file order, so the first bad cell is
 //! the one reported, with its file, line, column and value.
 
-use std::io::{BufRead, Read};
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
-
 use crate::columns::normalize;
 use crate::decimal;
+use crate::delimited::{Fields, Table};
 use crate::error::{Location, ReadError, RowError};
 use crate::pipeline::{Batch, Sender, two_threads};
-use crate::read::{Opened, open_input};
-use crate::rows::Input;
 
 /// What the summary is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,106 +96,6 @@ fn find(headers: &[String], candidates: &[&str]) -> Option<usize> {
     candidates.iter().find_map(|c| normalized.iter().position(|n| n == c))
 }
 
-/// The delimiter of a header line: the most frequent of `,`, `;` and tab.
-fn sniff(header: &[u8]) -> u8 {
-    [b',', b';', b'\t'].into_iter().max_by_key(|d| header.iter().filter(|b| *b == d).count()).unwrap_or(b',')
-}
-
-/// A delimited file with a header, read record by record. Fields are trimmed of ASCII blanks
-/// where they are used: the `csv` crate's own trimming builds a new record for every row.
-struct Table<R> {
-    path: String,
-    headers: Vec<String>,
-    reader: csv::Reader<R>,
-    rows: u64,
-}
-
-type Text = Box<dyn BufRead + Send>;
-
-impl Table<Text> {
-    /// Opens a summary (plain or gzip text) and reads its header.
-    fn open(path: &str) -> Result<Table<Text>, ReadError> {
-        let count = Arc::new(AtomicU64::new(0));
-        let mut reader: Text = match open_input(&Input::Path(path.into()), path, &count)? {
-            Opened::Text(reader) => Box::new(reader),
-            Opened::Gzip(reader) => Box::new(reader),
-            Opened::Parquet(_) => {
-                return Err(ReadError::Parquet {
-                    path: path.to_owned(),
-                    message: "summary files are read as delimited text (plain or gzip), not Parquet".to_owned(),
-                });
-            }
-        };
-        let io_err = |source| ReadError::Io { path: path.to_owned(), line: None, source };
-        let head = reader.fill_buf().map_err(io_err)?;
-        if crate::text::looks_binary(head) {
-            return Err(ReadError::NotText { path: path.to_owned() });
-        }
-        if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
-            reader.consume(3);
-        }
-        let head = reader.fill_buf().map_err(io_err)?;
-        let first = &head[..memchr::memchr(b'\n', head).unwrap_or(head.len())];
-        if first.trim_ascii().is_empty() {
-            return Err(ReadError::Empty { path: path.to_owned(), header_only: false });
-        }
-        let delimiter = sniff(first);
-        let mut reader =
-            csv::ReaderBuilder::new().delimiter(delimiter).flexible(true).buffer_capacity(1 << 16).from_reader(reader);
-        let headers: Vec<String> = reader
-            .byte_headers()
-            .map_err(|e| {
-                ReadError::Row(RowError {
-                    path: path.to_owned(),
-                    location: Location::Line(1),
-                    column: None,
-                    reason: e.to_string(),
-                })
-            })?
-            .iter()
-            .map(|h| String::from_utf8_lossy(h.trim_ascii()).into_owned())
-            .collect();
-        Ok(Table { path: path.to_owned(), headers, reader, rows: 0 })
-    }
-}
-
-impl<R: Read> Table<R> {
-    /// The next non-blank row into `record`; its line number, or `None` at the end.
-    fn next(&mut self, record: &mut csv::ByteRecord) -> Result<Option<u64>, ReadError> {
-        loop {
-            let more = self.reader.read_byte_record(record).map_err(|e| {
-                let line = e.position().map_or(0, |p| p.line());
-                ReadError::Row(RowError {
-                    path: self.path.clone(),
-                    location: Location::Line(line),
-                    column: None,
-                    reason: e.to_string(),
-                })
-            })?;
-            if !more {
-                if self.rows == 0 {
-                    return Err(ReadError::Empty { path: self.path.clone(), header_only: true });
-                }
-                return Ok(None);
-            }
-            let line = record.position().map_or(0, |p| p.line());
-            if record.iter().all(|field| field.trim_ascii().is_empty()) {
-                continue;
-            }
-            if record.len() != self.headers.len() {
-                return Err(ReadError::Row(RowError {
-                    path: self.path.clone(),
-                    location: Location::Line(line),
-                    column: None,
-                    reason: format!("{} fields, but the header has {}", record.len(), self.headers.len()),
-                }));
-            }
-            self.rows += 1;
-            return Ok(Some(line));
-        }
-    }
-}
-
 fn missing(path: &str, role: &'static str, candidates: &[&str], headers: &[String]) -> ReadError {
     ReadError::MissingColumn {
         path: path.to_owned(),
@@ -261,12 +156,12 @@ impl Batch for Records {
 }
 
 impl Records {
-    fn push(&mut self, line: u64, record: &csv::ByteRecord) {
+    fn push(&mut self, line: u64, record: &Fields) {
         self.lines.push(line);
-        for field in record {
-            self.fields.extend_from_slice(field.trim_ascii());
-            self.ends.push(self.fields.len());
-        }
+        let (bytes, ends) = record.parts();
+        let base = self.fields.len();
+        self.fields.extend_from_slice(bytes);
+        self.ends.extend(ends.iter().map(|end| base + end));
     }
 }
 
@@ -325,6 +220,58 @@ fn parse_row<'f>(
 /// Reads a per-customer summary file (plain or gzip text); `keep_records` keeps every row's
 /// fields (to echo them in predictions, [`SummaryTable::record`]).
 pub fn read_summary(path: &str, kind: SummaryKind, keep_records: bool) -> Result<SummaryTable, ReadError> {
+    let mut out = SummaryTable {
+        headers: Vec::new(),
+        rows: Vec::new(),
+        has_monetary: false,
+        fields: Vec::new(),
+        ends: Vec::new(),
+    };
+    let (rows, fields, ends) = (&mut out.rows, &mut out.fields, &mut out.ends);
+    let header = read(
+        path,
+        kind,
+        keep_records,
+        |row| rows.push(row),
+        |batch: &Records| {
+            let base = fields.len();
+            fields.extend_from_slice(&batch.fields);
+            ends.extend(batch.ends.iter().map(|end| base + end));
+        },
+    )?;
+    out.headers = header.headers;
+    out.has_monetary = header.has_monetary;
+    Ok(out)
+}
+
+/// A summary file's header, as [`read_summary_each`] found it.
+#[derive(Debug, Clone)]
+pub struct SummaryHeader {
+    /// Column names as in the file.
+    pub headers: Vec<String>,
+    /// Whether the file has a monetary column.
+    pub has_monetary: bool,
+}
+
+/// Reads a per-customer summary file like [`read_summary`], handing each checked row to
+/// `each` in file order instead of keeping a table: `kanta fit` pushes rows straight into the
+/// model's compressed histories.
+pub fn read_summary_each(
+    path: &str,
+    kind: SummaryKind,
+    each: impl FnMut(SummaryRow),
+) -> Result<SummaryHeader, ReadError> {
+    read(path, kind, false, each, |_: &Records| {})
+}
+
+/// The one summary read: each row to `each`; with `keep_records`, each batch's fields to `keep`.
+fn read(
+    path: &str,
+    kind: SummaryKind,
+    keep_records: bool,
+    mut each: impl FnMut(SummaryRow),
+    mut keep: impl FnMut(&Records),
+) -> Result<SummaryHeader, ReadError> {
     let mut table = Table::open(path)?;
     let headers = table.headers.clone();
     let col =
@@ -344,16 +291,9 @@ pub fn read_summary(path: &str, kind: SummaryKind, keep_records: bool) -> Result
     let roles =
         Roles { frequency, recency, t, monetary: monetary.filter(|_| parse_monetary), weight: find(&headers, WEIGHT) };
     let width = headers.len();
-    let mut out = SummaryTable {
-        headers: headers.clone(),
-        rows: Vec::new(),
-        has_monetary: monetary.is_some(),
-        fields: Vec::new(),
-        ends: Vec::new(),
-    };
     two_threads(
         move |sender: &mut Sender<Records>| {
-            let mut record = csv::ByteRecord::new();
+            let mut record = Fields::default();
             while let Some(line) = table.next(&mut record)? {
                 sender.batch.push(line, &record);
                 if !sender.send_if_full() {
@@ -371,17 +311,15 @@ pub fn read_summary(path: &str, kind: SummaryKind, keep_records: bool) -> Result
                     let start = k.checked_sub(1).map_or(0, |previous| batch.ends[previous]);
                     &batch.fields[start..batch.ends[k]]
                 };
-                out.rows.push(parse_row(path, &headers, &roles, line, field)?);
+                each(parse_row(path, &headers, &roles, line, field)?);
             }
             if keep_records {
-                let base = out.fields.len();
-                out.fields.extend_from_slice(&batch.fields);
-                out.ends.extend(batch.ends.iter().map(|end| base + end));
+                keep(batch);
             }
             Ok(())
         },
     )?;
-    Ok(out)
+    Ok(SummaryHeader { headers, has_monetary: monetary.is_some() })
 }
 
 /// Reads a cohort's survivors: columns `period` (0, 1, 2, … in order) and `customers` (also
@@ -396,9 +334,9 @@ pub fn read_survivors(path: &str) -> Result<Vec<f64>, ReadError> {
     let count =
         find(&headers, count_candidates).ok_or_else(|| missing(path, "customers", count_candidates, &headers))?;
     let mut out = Vec::new();
-    let mut fields = csv::ByteRecord::new();
+    let mut fields = Fields::default();
     while let Some(line) = table.next(&mut fields)? {
-        let cell = |i: usize| fields.get(i).unwrap_or_default().trim_ascii();
+        let cell = |i: usize| fields.get(i);
         let p = number(path, line, &headers[period], cell(period))?;
         if p != out.len() as f64 {
             return Err(ReadError::Row(RowError {

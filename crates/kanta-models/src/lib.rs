@@ -35,7 +35,7 @@ pub use bgnbd::{BgNbd, Variant};
 pub use clv::{
     ClvOptions, CustomerPrediction, clv_discrete, clv_from_expected, next_purchase_median, predict_customers,
 };
-pub use data::{DataError, Histories, History};
+pub use data::{DataError, Histories, HistoriesBuilder, History};
 pub use fit::{FitError, FitOptions, FitReport, Param};
 pub use gammagamma::{GammaGamma, Spend};
 pub use limits::{

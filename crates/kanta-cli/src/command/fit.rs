@@ -3,10 +3,10 @@
 use std::path::Path;
 
 use anyhow::Context;
-use kanta_io::summary::{SummaryKind, SummaryTable, read_summary};
+use kanta_io::summary::{SummaryKind, read_summary, read_summary_each};
 use kanta_models::{
-    BgBb, BgNbd, DiscreteHistories, DiscreteHistory, FitOptions, FitReport, GammaGamma, Histories, History, ParetoNbd,
-    Spend, Variant,
+    BgBb, BgNbd, DiscreteHistories, DiscreteHistory, FitOptions, FitReport, GammaGamma, Histories, HistoriesBuilder,
+    History, ParetoNbd, Spend, Variant,
 };
 use serde_json::{Map, Value, json};
 
@@ -38,14 +38,33 @@ pub(crate) fn write_json(out: &Path, json: &Value) -> anyhow::Result<()> {
     std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))
 }
 
-/// Continuous-time histories with weights, from a summary table.
-pub(crate) fn histories(path: &str, table: &SummaryTable) -> anyhow::Result<Histories> {
-    let mut items = Vec::with_capacity(table.rows.len());
-    for (i, row) in table.rows.iter().enumerate() {
-        let h = History::parse(i, row.frequency, row.recency, row.t).with_context(|| format!("{path}:{}", row.line))?;
-        items.push((h, row.weight));
+/// Continuous-time histories with weights, read from the summary file at `path` row by row
+/// into the model's compressed form.
+fn read_histories(path: &str, timings: &Timings) -> anyhow::Result<Histories> {
+    // Room for one history per 24 bytes of file (a summary line is longer than that), so the
+    // tuples are never regrown and copied; pages past the last row are never touched.
+    let estimate = std::fs::metadata(path).map_or(0, |m| m.len() / 24).min(1 << 28) as usize;
+    let mut builder = HistoriesBuilder::with_capacity(estimate);
+    // The reader's callback cannot fail; the first problem is kept and reported after it.
+    let mut problem: Option<anyhow::Error> = None;
+    let mut index = 0;
+    read_summary_each(path, SummaryKind::Continuous, |row| {
+        index += 1;
+        if problem.is_some() {
+            return;
+        }
+        let pushed = History::parse(index - 1, row.frequency, row.recency, row.t)
+            .and_then(|h| builder.push(h, row.weight))
+            .with_context(|| format!("{path}:{}", row.line));
+        problem = pushed.err();
+    })?;
+    if let Some(problem) = problem {
+        return Err(problem);
     }
-    Ok(Histories::new(items)?)
+    timings.mark("read");
+    let data = builder.build()?;
+    timings.mark("compress");
+    Ok(data)
 }
 
 /// Fits `model` on the summary file at `path`; the note says what was left out.
@@ -57,10 +76,7 @@ pub(crate) fn fit_file(
 ) -> anyhow::Result<(FitReport, Option<String>)> {
     Ok(match model {
         FitModel::Bgnbd | FitModel::Mbgnbd | FitModel::Paretonbd => {
-            let table = read_summary(path, SummaryKind::Continuous, false)?;
-            timings.mark("read");
-            let data = histories(path, &table)?;
-            timings.mark("compress");
+            let data = read_histories(path, timings)?;
             let report = match model {
                 FitModel::Bgnbd => BgNbd::fit(Variant::Bg, &data, options)?.1,
                 FitModel::Mbgnbd => BgNbd::fit(Variant::Mbg, &data, options)?.1,
