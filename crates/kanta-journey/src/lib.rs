@@ -4,3 +4,8 @@
 //!
 //! Pure and IO-free: the store keeps documents and runs, the server's engine drives them with the
 //! injected clock, and `kanta-mail` renders and sends what this crate decides.
+
+pub mod duration;
+pub mod guard;
+pub mod when;
+pub mod zone;
