@@ -4,11 +4,12 @@
 //!
 //! The one rule for wall clock times that do not map to exactly one instant, used by every
 //! module of this crate: a local time is the **earliest instant whose local wall clock reads that
-//! time or later** ([`resolve_local`]). So a time in a spring-forward gap (02:30 in New York on
-//! 2026-03-08) is the instant the gap ends (03:00 local), and a time in a fall-back fold (01:30
-//! in New York on 2026-11-01) is its earlier occurrence. Callers that need an instant not before
-//! some bound use [`resolve_local_not_before`], which takes the later occurrence of a fold when
-//! the earlier one has passed.
+//! time or later** ([`resolve_local`](crate::zone::resolve_local)). So a time in a
+//! spring-forward gap (02:30 in New York on 2026-03-08) is the instant the gap ends (03:00
+//! local), and a time in a fall-back fold (01:30 in New York on 2026-11-01) is its earlier
+//! occurrence. Callers that need an instant not before some bound use
+//! [`resolve_local_not_before`](crate::zone::resolve_local_not_before), which takes the later
+//! occurrence of a fold when the earlier one has passed.
 
 use std::str::FromStr;
 
@@ -92,13 +93,18 @@ pub fn effective_zone(customer: Option<&TimeZoneName>, journey: Option<Tz>, sett
 }
 
 /// `at` as a chrono UTC time.
-pub(crate) fn to_utc(at: Timestamp) -> Result<DateTime<Utc>, OutOfRange> {
+fn to_utc(at: Timestamp) -> Result<DateTime<Utc>, OutOfRange> {
     DateTime::<Utc>::from_timestamp_micros(at.micros()).ok_or(OutOfRange { at })
+}
+
+/// `at` in `tz`.
+pub(crate) fn local_zoned(at: Timestamp, tz: Tz) -> Result<DateTime<Tz>, OutOfRange> {
+    Ok(to_utc(at)?.with_timezone(&tz))
 }
 
 /// The wall clock reading of `at` in `tz`.
 pub fn local_date_time(at: Timestamp, tz: Tz) -> Result<NaiveDateTime, OutOfRange> {
-    Ok(to_utc(at)?.with_timezone(&tz).naive_local())
+    Ok(local_zoned(at, tz)?.naive_local())
 }
 
 /// The local calendar day of `at` in `tz`: the day a customer in that zone would say it is.
@@ -111,8 +117,9 @@ fn timestamp<Z: TimeZone>(t: &DateTime<Z>) -> Timestamp {
     Timestamp::from_micros(t.timestamp_micros())
 }
 
-/// No zone's offset from UTC reaches 15 hours (the extremes are −12:00 and +14:00).
-const OFFSET_BOUND_MICROS: i64 = 15 * 3_600 * 1_000_000;
+/// More than any zone's offset from UTC has ever been (today −12:00 to +14:00; the local mean
+/// times of the 19th century reach ±15:57).
+const OFFSET_BOUND_MICROS: i64 = 24 * 3_600 * 1_000_000;
 
 /// The earliest instant whose wall clock in `tz` reads `local` or later.
 ///
@@ -147,11 +154,14 @@ pub fn resolve_local_not_before(local: NaiveDateTime, tz: Tz, not_before: Timest
 /// The instant a spring-forward gap containing `local` ends: the earliest instant whose local
 /// time is at least `local`.
 ///
-/// chrono-tz does not expose its transitions, so this bisects on instants. Within ±15 hours of
-/// `local` read as UTC, the wall clock only moves forward apart from folds, and a gap is not
-/// within a day of a fold in any zone, so "local time ≥ `local`" is false, then true, once.
+/// chrono-tz does not expose its transitions, so this bisects on instants within a day either
+/// side of `local` read as UTC. The wall clock reads before `local` at the lower end and after
+/// it at the upper end (offsets are under a day), so the bisection ends where the clock's
+/// reading passes `local`; since `local` is never shown, that is a jump over it: the end of the
+/// gap. (Two gaps over the same wall time within two days, with a fold between them, exist in
+/// no zone; the answer would still be the end of one of them.)
 fn gap_end(local: NaiveDateTime, tz: Tz) -> Result<Timestamp, OutOfRange> {
-    // `local` read as if the offset were zero: the real instants are within ±15 hours of it.
+    // `local` read as if the offset were zero: its real neighbourhood is within a day of it.
     let naive_micros = local.and_utc().timestamp_micros();
     let out = OutOfRange { at: Timestamp::from_micros(naive_micros) };
     // Invariant: the wall clock at `lo` reads before `local`, at `hi` at or after it.
