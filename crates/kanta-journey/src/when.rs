@@ -408,4 +408,89 @@ mod tests {
         assert_eq!(Weekdays::parse("mon,,tue").unwrap_err().problem, "an item is empty");
         assert_eq!(Weekdays::parse("monday").unwrap_err().problem, "`monday` is not a day name");
     }
+
+    mod walk {
+        //! Walks of many fires from random instants, most near a DST change, in zones with
+        //! one-hour, half-hour and midnight transitions; each fire is checked against the wall
+        //! clock directly, not against `resolve_local`.
+
+        use chrono::{Datelike, NaiveDate, TimeDelta};
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::zone::local_date_time;
+
+        /// Transitions of 2026 (the first instant on the new offset) and their zones, with a
+        /// plain day in UTC.
+        const NEAR: [(&str, Tz); 9] = [
+            ("2026-03-08T07:00:00Z", Tz::America__New_York),    // forward an hour
+            ("2026-11-01T06:00:00Z", Tz::America__New_York),    // back an hour
+            ("2026-03-29T01:00:00Z", Tz::Europe__Helsinki),     // forward an hour at 03:00
+            ("2026-10-25T01:00:00Z", Tz::Europe__Helsinki),     // back an hour at 04:00
+            ("2026-04-04T15:00:00Z", Tz::Australia__Lord_Howe), // back half an hour
+            ("2026-10-03T15:30:00Z", Tz::Australia__Lord_Howe), // forward half an hour
+            ("2026-09-06T04:00:00Z", Tz::America__Santiago),    // forward at midnight
+            ("2026-04-05T03:00:00Z", Tz::America__Santiago),    // back at midnight
+            ("2026-06-15T12:00:00Z", Tz::UTC),
+        ];
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(400))]
+
+            #[test]
+            fn every_allowed_local_day_fires_exactly_once_at_its_time_or_the_end_of_its_gap(
+                near in 0..NEAR.len(),
+                shift_minutes in -10 * 1_440i64..2 * 1_440,
+                // Three cases in four take a time within two hours of the transition's wall
+                // clock time (in its gap or fold when there is one), the rest any minute.
+                around_transition in 0u8..4,
+                quarter_hours in -8i64..=8,
+                minute_of_day in 0u32..1_440,
+                days in 1u8..128,
+            ) {
+                let (transition, tz) = (t(NEAR[near].0), NEAR[near].1);
+                let weekdays = Weekdays(days);
+                let tod = if around_transition > 0 {
+                    // The wall clock just before the transition, rounded up to the minute.
+                    let edge = local_date_time(Timestamp::from_micros(transition.micros() - 1), tz).unwrap();
+                    (edge + TimeDelta::microseconds(1) + TimeDelta::minutes(15 * quarter_hours)).time()
+                } else {
+                    NaiveTime::from_hms_opt(minute_of_day / 60, minute_of_day % 60, 0).unwrap()
+                };
+                let start = Timestamp::from_micros(transition.micros() + shift_minutes * 60_000_000);
+                let mut from = start;
+                let mut fire_days: Vec<NaiveDate> = Vec::new();
+                for _ in 0..12 {
+                    let fire = next_local_time(from, tz, tod, weekdays).unwrap();
+                    prop_assert!(fire >= from);
+                    // Asking at the fire returns the fire.
+                    prop_assert_eq!(next_local_time(fire, tz, tod, weekdays).unwrap(), fire);
+                    let reads = local_date_time(fire, tz).unwrap();
+                    let target = reads.date().and_time(tod);
+                    let before = local_date_time(Timestamp::from_micros(fire.micros() - 1), tz).unwrap();
+                    // The clock shows the time, or jumps over it, at the fire.
+                    prop_assert!(reads == target || (before < target && target < reads), "{} reads {}", fire, reads);
+                    // And showed it at no earlier instant of the last two hours (earlier of a fold).
+                    for back in [TimeDelta::minutes(30), TimeDelta::hours(1), TimeDelta::hours(2)] {
+                        let earlier = local_date_time(Timestamp::from_micros(fire.micros() - back.num_microseconds().unwrap()), tz).unwrap();
+                        prop_assert!(earlier < target, "{} also read {} at {:?} before", fire, earlier, back);
+                    }
+                    prop_assert!(weekdays.contains(reads.date().weekday()));
+                    fire_days.push(reads.date());
+                    from = Timestamp::from_micros(fire.micros() + 1);
+                }
+                // One fire per allowed day, no allowed day skipped.
+                let first = zone::local_day(start, tz).unwrap();
+                let mut expected = Vec::new();
+                let mut day = first;
+                while expected.len() < fire_days.len() {
+                    if weekdays.contains(day.weekday()) && (day > first || fire_days[0] == first) {
+                        expected.push(day);
+                    }
+                    day = day.succ_opt().unwrap();
+                }
+                prop_assert_eq!(fire_days, expected);
+            }
+        }
+    }
 }
