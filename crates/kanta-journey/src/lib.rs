@@ -10,8 +10,8 @@
 //! DST gaps and folds), [`when`] (`wait_until` a local time on allowed weekdays), [`guard`]
 //! (consent, suppression, frequency cap and quiet hours, combined by [`guard::decide`]),
 //! [`reentry`], [`dates`] (date and predicted-purchase triggers, catch-up after downtime),
-//! [`cron`] (schedules), [`split`] (stable weighted splits), [`backoff`](mod@backoff) (retry waits) and
-//! [`duration`] (`90d`, `3/7d`'s window).
+//! [`cron`] (schedules), [`split`] (stable weighted splits), [`backoff`](mod@backoff) (retry
+//! waits) and [`duration`] (`90d`, `3/7d`'s window).
 
 /// Retry waits after temporary delivery failures: exponential, capped, deterministic jitter.
 pub mod backoff;
