@@ -95,6 +95,7 @@ pub trait JourneyStore: Send + Sync {
     /// Enter a customer into a journey, unless they have an active run of it with the same key
     /// or `rules` forbid it (re-entry, the limit of concurrent runs). Decided and written in
     /// one transaction, under a lock on the customer, so concurrent entries cannot both pass.
+    /// Whether a paused journey admits new customers is the engine's call: this does not check.
     async fn start_run(&self, run: &NewRun<'_>, rules: &EntryRules, now: Timestamp) -> Result<Entered, StoreError>;
 
     /// Claim up to `limit` active runs due at `now` (oldest due first) whose lease is free or
