@@ -70,6 +70,8 @@ impl Dialect for Postgres {
     /// RFC 7396 merge patch (`kanta_merge_patch`, defined by the first migration).
     const MERGE_ATTRIBUTES: &'static str = "kanta_merge_patch(customers.attributes, excluded.attributes)";
     const CONTAINS: &'static str = "strpos";
+    /// Row locks do the work (`LOCK_ROW`).
+    const BEGIN_WRITE: &'static str = "BEGIN";
     /// Concurrent claimers (two `kanta serve` on one database) pass over each other's rows
     /// instead of waiting for them or taking them twice.
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";

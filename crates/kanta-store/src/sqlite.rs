@@ -98,6 +98,7 @@ impl Dialect for Sqlite {
     const CONTAINS: &'static str = "instr";
     /// Nothing: all writes go through the one writer connection, so a claim's
     /// `UPDATE … WHERE id IN (SELECT …)` runs alone.
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const SKIP_LOCKED: &'static str = "";
     /// Nothing: the one writer serialises every write transaction already.
     const LOCK_ROW: &'static str = "";

@@ -62,7 +62,7 @@ pub(super) async fn apply<DB: Dialect>(
     digest: &str,
     now: Timestamp,
 ) -> Result<Applied, StoreError> {
-    let mut tx = store.writer.begin().await?;
+    let mut tx = store.writer.begin_with(DB::BEGIN_WRITE).await?;
     // A head row (version 0 until the first version is written) to lock, so that two
     // concurrent applies of one journey take turns instead of both writing the same version.
     query(
@@ -114,7 +114,7 @@ pub(super) async fn set_paused<DB: Dialect>(
     paused: bool,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
-    let mut tx = store.writer.begin().await?;
+    let mut tx = store.writer.begin_with(DB::BEGIN_WRITE).await?;
     let exists = query("SELECT version FROM journey_heads WHERE name = $1 AND version > 0")
         .bind(name)
         .fetch_optional(&mut tx)

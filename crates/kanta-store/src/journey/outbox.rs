@@ -298,7 +298,7 @@ pub(super) async fn enqueue<DB: Dialect>(
     message: &NewMessage,
     now: Timestamp,
 ) -> Result<Option<MessageId>, StoreError> {
-    let mut tx = store.writer.begin().await?;
+    let mut tx = store.writer.begin_with(DB::BEGIN_WRITE).await?;
     let row = query("SELECT journey, version, customer_id FROM journey_runs WHERE id = $1")
         .bind(run.0)
         .fetch_optional(&mut tx)
@@ -426,7 +426,7 @@ pub(super) async fn resend<DB: Dialect>(
     token: Option<i64>,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
-    let mut tx = store.writer.begin().await?;
+    let mut tx = store.writer.begin_with(DB::BEGIN_WRITE).await?;
     // Clearing the owner also makes the old worker's late answer fail its lease check.
     let row = query(
         "UPDATE journey_messages SET status = 'pending', not_before = $2, lease_owner = NULL, lease_until = NULL, \

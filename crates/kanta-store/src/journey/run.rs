@@ -219,7 +219,7 @@ pub(super) async fn start<DB: Dialect>(
     rules: &EntryRules,
     now: Timestamp,
 ) -> Result<Entered, StoreError> {
-    let mut tx = store.writer.begin().await?;
+    let mut tx = store.writer.begin_with(DB::BEGIN_WRITE).await?;
     // The customer's lock makes the checks below and the insert one step for concurrent
     // entries of the same customer (two journeys, two servers).
     let found = query(&format!("SELECT id FROM customers WHERE id = $1{}", DB::LOCK_ROW))
@@ -387,7 +387,7 @@ pub(super) async fn advance<DB: Dialect>(
         }
     };
     let (wait_event, wait_segment, wait_keyed) = wait_columns(wait);
-    let mut tx = store.writer.begin().await?;
+    let mut tx = store.writer.begin_with(DB::BEGIN_WRITE).await?;
     let row = query(
         "UPDATE journey_runs SET status = $4, step = COALESCE($5, step), due_at = $6, wait_event = $7, \
          wait_segment = $8, wait_keyed = $9, woken_at = NULL, ended_at = $10, exit_reason = $11, updated_at = $12, \
@@ -495,7 +495,7 @@ pub(super) async fn exit<DB: Dialect>(
     reason: &str,
     now: Timestamp,
 ) -> Result<Vec<RunId>, StoreError> {
-    let mut tx = store.writer.begin().await?;
+    let mut tx = store.writer.begin_with(DB::BEGIN_WRITE).await?;
     // The lease is dropped with the run: its holder's advance then finds it ended and writes
     // nothing (an exit wins over a step in progress).
     let rows = query(

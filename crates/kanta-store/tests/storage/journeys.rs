@@ -491,7 +491,40 @@ mod concurrent {
     kanta_store::on_both_backends!(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)] |db| db;
         two_concurrent_claimers_never_get_the_same_message,
+        concurrent_entries_of_one_customer_start_one_run_and_respect_the_limit,
     );
+
+    async fn concurrent_entries_of_one_customer_start_one_run_and_respect_the_limit(db: TestDb) {
+        for journey in ["a", "b", "c"] {
+            apply(&db, journey, "{}", NOW).await;
+        }
+        let [ann] = customers(&db, &["ann"]).await[..] else { panic!("one customer") };
+        let other = kanta_store::open(&db.url).await.expect("a second store on the same database");
+        // Twelve entries at once from two stores, four per journey, with a limit of two
+        // concurrent runs: two journeys get one run each, and nothing else starts.
+        let mut tasks = Vec::new();
+        for i in 0..12 {
+            let store = if i % 2 == 0 { db.store.clone() } else { other.clone() };
+            let journey = ["a", "b", "c"][i % 3];
+            tasks.push(tokio::spawn(async move {
+                let context = json!({});
+                let run = new_run(journey, 1, ann, "", &context);
+                let rules = EntryRules { reentry: Reentry::Always, max_active: Some(2) };
+                store.start_run(&run, &rules, at(NOW)).await.expect("start")
+            }));
+        }
+        let mut started = Vec::new();
+        for task in tasks {
+            if let Entered::Started(id) = task.await.expect("task") {
+                started.push(id);
+            }
+        }
+        assert_eq!(started.len(), 2, "{started:?}");
+        let runs = db.store.customer_journeys("ann").await.expect("360");
+        let mut journeys: Vec<&str> = runs.iter().map(|r| r.run.journey.as_str()).collect();
+        journeys.dedup();
+        assert_eq!((runs.len(), journeys.len()), (2, 2));
+    }
 
     async fn two_concurrent_claimers_never_get_the_same_message(db: TestDb) {
         const MESSAGES: i64 = 1_000;
