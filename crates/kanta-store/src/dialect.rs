@@ -32,6 +32,22 @@ pub(crate) trait Dialect: Driver {
     /// not a pattern): `instr`, `strpos`.
     const CONTAINS: &'static str;
 
+    /// The statement that opens a journey write transaction. SQLite's plain `BEGIN` takes the
+    /// write lock only at the first write, and a transaction that read first then fails at once
+    /// (`SQLITE_BUSY`, no waiting) if another process wrote meanwhile — `kanta journeys` on the
+    /// command line beside a running server; `BEGIN IMMEDIATE` takes the lock up front and waits
+    /// for it like any other write.
+    const BEGIN_WRITE: &'static str;
+
+    /// What follows the row selection of a claim (`SELECT id … LIMIT n` inside `UPDATE … WHERE
+    /// id IN (…)`), so that concurrent claimers never take the same row.
+    const SKIP_LOCKED: &'static str;
+
+    /// What follows a `SELECT` of one row to lock it until the transaction ends (a journey's
+    /// head while a new version is written, a customer while a run is started), where
+    /// concurrent writers would otherwise both pass a check before either inserts.
+    const LOCK_ROW: &'static str;
+
     /// A read connection whose statements stop at a time budget ([`Budget`]).
     type Budgeted: Budget<Self>;
 

@@ -7,8 +7,9 @@
 //! - [`Storage`]: the umbrella over one trait per aggregate — [`CustomerStore`] (batch writes that
 //!   are atomic and idempotent by natural id, the customer 360 read, cursor listing, erasure),
 //!   [`OrderStore`], [`ScoreStore`], [`SegmentStore`], [`WebhookStore`], [`TokenStore`],
-//!   [`AuditStore`] (the audit log, idempotency keys) — each in its own module, written once,
-//!   generic over the backend.
+//!   [`AuditStore`] (the audit log, idempotency keys), [`JourneyStore`] (journey versions, runs,
+//!   the message outbox with leases and in-doubt recovery, suppressions) — each in its own
+//!   module, written once, generic over the backend.
 //! - `sqlite` and `postgres`: the backends. Each implements `dialect::Dialect` for its sqlx
 //!   driver: everything that differs between the two (JSON merge and binding, locks, statement
 //!   budgets, what follows an erasure, connection setup and migrations). The queries themselves
@@ -30,6 +31,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+pub mod journey;
 pub mod purchases;
 /// The records the store writes are the domain's; re-exported so `kanta_store::record` paths stay.
 pub use kanta_domain::record;
@@ -50,6 +52,7 @@ mod store;
 
 pub use audit::AuditStore;
 pub use customers::CustomerStore;
+pub use journey::JourneyStore;
 pub use orders::OrderStore;
 pub use purchases::{PurchaseLines, Purchases};
 pub use record::{Customer, Event, Feedback, Order};
@@ -647,6 +650,7 @@ pub trait Storage:
     + WebhookStore
     + TokenStore
     + AuditStore
+    + JourneyStore
     + Send
     + Sync
     + fmt::Debug

@@ -27,6 +27,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "idempotency_expiry", include_str!("../migrations/postgres/0007_idempotency_expiry.sql")),
     (8, "run_status", include_str!("../migrations/postgres/0008_run_status.sql")),
     (9, "inbound_seen", include_str!("../migrations/postgres/0009_inbound_seen.sql")),
+    (10, "journeys", include_str!("../migrations/postgres/0010_journeys.sql")),
 ];
 
 impl Store<Postgres> {
@@ -69,6 +70,14 @@ impl Dialect for Postgres {
     /// RFC 7396 merge patch (`kanta_merge_patch`, defined by the first migration).
     const MERGE_ATTRIBUTES: &'static str = "kanta_merge_patch(customers.attributes, excluded.attributes)";
     const CONTAINS: &'static str = "strpos";
+    /// Row locks do the work (`LOCK_ROW`).
+    const BEGIN_WRITE: &'static str = "BEGIN";
+    /// Concurrent claimers (two `kanta serve` on one database) pass over each other's rows
+    /// instead of waiting for them or taking them twice.
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    /// `NO KEY`: the lock must not block inserts of rows that reference the locked one (an
+    /// order's foreign key takes `KEY SHARE` on its customer).
+    const LOCK_ROW: &'static str = " FOR NO KEY UPDATE";
 
     type Budgeted = Budgeted;
     type TxBudget = ();

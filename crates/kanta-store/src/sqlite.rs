@@ -43,6 +43,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "idempotency_expiry", include_str!("../migrations/sqlite/0007_idempotency_expiry.sql")),
     (8, "run_status", include_str!("../migrations/sqlite/0008_run_status.sql")),
     (9, "inbound_seen", include_str!("../migrations/sqlite/0009_inbound_seen.sql")),
+    (10, "journeys", include_str!("../migrations/sqlite/0010_journeys.sql")),
 ];
 
 impl Store<Sqlite> {
@@ -95,6 +96,12 @@ impl Dialect for Sqlite {
     const MERGE_ATTRIBUTES: &'static str = "CASE WHEN excluded.attributes IS NULL THEN customers.attributes \
          ELSE json_patch(COALESCE(customers.attributes, '{}'), excluded.attributes) END";
     const CONTAINS: &'static str = "instr";
+    /// Nothing: all writes go through the one writer connection, so a claim's
+    /// `UPDATE … WHERE id IN (SELECT …)` runs alone.
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    const SKIP_LOCKED: &'static str = "";
+    /// Nothing: the one writer serialises every write transaction already.
+    const LOCK_ROW: &'static str = "";
 
     type Budgeted = Budgeted;
     type TxBudget = TxBudget;
