@@ -8,7 +8,7 @@
 //! public_url = "http://127.0.0.1:8080"    # the base of unsubscribe links
 //! rate_per_second = 10                    # messages handed to the server per second, at most
 //! concurrency = 4                         # SMTP connections (the pool's size) and sends in flight
-//! timeout_seconds = 30                    # per SMTP command
+//! timeout_seconds = 30                    # the most one message's SMTP exchange may take
 //! # ca_file = "/etc/kanta/smtp-ca.pem"    # extra roots for a private server's certificate
 //! unsubscribe_secret_env = "KANTA_UNSUBSCRIBE_SECRET"   # or: unsubscribe_secret = "16+ chars"
 //! ```
@@ -50,7 +50,8 @@ pub struct EmailSettings {
     pub rate_per_second: f64,
     /// SMTP connections kept open (the pool's size), which is also how many sends are in flight.
     pub concurrency: u32,
-    /// Seconds each SMTP command may take.
+    /// Seconds one message's whole SMTP exchange (connect, TLS, AUTH, the message and the
+    /// server's reply) may take.
     pub timeout_seconds: u64,
     /// A PEM file of extra root certificates, for a server whose certificate a private CA signed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -170,7 +171,8 @@ fn check_public_url(text: &str) -> Result<String, String> {
 
 fn is_loopback(host: &url::Host<&str>) -> bool {
     match host {
-        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        // `smtp:` is not a scheme the URL standard knows, so its IPv4 hosts stay text.
+        url::Host::Domain(d) => host_is_loopback(d),
         url::Host::Ipv4(ip) => ip.is_loopback(),
         url::Host::Ipv6(ip) => ip.is_loopback(),
     }
@@ -189,7 +191,7 @@ pub struct EmailConfig {
     pub rate_per_second: f64,
     /// Connections and sends in flight.
     pub concurrency: u32,
-    /// Per SMTP command.
+    /// For one message's whole SMTP exchange.
     pub timeout: Duration,
     /// Extra root certificates (PEM).
     pub ca_pem: Option<Vec<u8>>,
@@ -430,6 +432,8 @@ mod tests {
         // A password goes in the clear to loopback only.
         assert_eq!(security("smtp://u:p@mx.example:587"), Ok(("mx.example".into(), 587, Security::StartTlsRequired)));
         assert_eq!(security("smtp://u:p@localhost:25"), Ok(("localhost".into(), 25, Security::StartTlsWhenOffered)));
+        assert_eq!(security("smtp://u:p@127.0.0.1:25"), Ok(("127.0.0.1".into(), 25, Security::StartTlsWhenOffered)));
+        assert_eq!(security("smtp://u:p@10.0.0.1:25"), Ok(("10.0.0.1".into(), 25, Security::StartTlsRequired)));
         assert_eq!(security("smtp://u:p@[::1]:25"), Ok(("::1".into(), 25, Security::StartTlsWhenOffered)));
         for bad in [
             "http://mx.example",

@@ -11,7 +11,7 @@
 //!   recognised by its `Display` ("Connection error"), pinned by a test against a closed port;
 //! - lettre refusing before it sends (`is_client`: a non-ASCII recipient and a server without
 //!   SMTPUTF8, no AUTH mechanism in common): [`Outcome::Permanent`] with no code;
-//! - everything else — an IO error or timeout on an open connection, a reply that does not
+//! - everything else — an IO error on an open connection, no answer within the timeout, a reply that does not
 //!   parse — can happen while the message is sent or while its final reply is awaited, after
 //!   the server may have taken it: [`Outcome::Unknown`]. lettre does not say in which command
 //!   the error came, so this is also what a connection lost before `DATA` looks like; the
@@ -22,7 +22,7 @@
 //! A failed command aborts its connection (lettre), and the pool opens a new one for the
 //! next message, so a rejected recipient never fails the rest of a batch.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
@@ -71,55 +71,72 @@ pub struct MailerError {
     source: lettre::transport::smtp::Error,
 }
 
+type Transport = AsyncSmtpTransport<Tokio1Executor>;
+
 /// Sends messages to the one configured SMTP server. Cheap to clone; clones share the pool,
 /// the concurrency limit and the rate.
 #[derive(Clone)]
 pub struct Mailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
-    permits: Arc<Semaphore>,
+    inner: Arc<Inner>,
     rate: Arc<RateLimiter>,
+}
+
+struct Inner {
+    config: EmailConfig,
+    /// The transport (its pool) and its generation. A send that times out replaces it, so the
+    /// connection it left mid-command is never used again (see [`Mailer::send`]).
+    transport: RwLock<(u64, Transport)>,
+    permits: Semaphore,
     server: String,
 }
 
 impl std::fmt::Debug for Mailer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mailer").field("server", &self.server).finish_non_exhaustive()
+        f.debug_struct("Mailer").field("server", &self.inner.server).finish_non_exhaustive()
     }
+}
+
+fn transport(config: &EmailConfig) -> Result<Transport, lettre::transport::smtp::Error> {
+    let server = &config.server;
+    let mut tls = TlsParameters::builder(server.host.clone());
+    if let Some(pem) = &config.ca_pem {
+        tls = tls.add_root_certificate(Certificate::from_pem(pem)?);
+    }
+    let tls = tls.build_rustls()?;
+    let tls = match server.security {
+        Security::StartTlsWhenOffered => Tls::Opportunistic(tls),
+        Security::StartTlsRequired => Tls::Required(tls),
+        Security::ImplicitTls => Tls::Wrapper(tls),
+    };
+    // EHLO names the sender's domain: this process has no public host name of its own to
+    // give, and servers use the name for logging only.
+    let hello = ClientId::Domain(config.from.email.domain().to_string());
+    let mut builder = Transport::builder_dangerous(server.host.clone())
+        .port(server.port)
+        .tls(tls)
+        .hello_name(hello)
+        // lettre applies this to connecting only; `send` bounds the whole exchange.
+        .timeout(Some(config.timeout))
+        .pool_config(PoolConfig::new().max_size(config.concurrency));
+    if let Some(c) = &server.credentials {
+        builder = builder.credentials(Credentials::new(c.user.clone(), c.expose_password().to_string()));
+    }
+    Ok(builder.build())
 }
 
 impl Mailer {
     /// A mailer for the checked settings. Connects lazily, on the first send.
     pub fn new(config: &EmailConfig) -> Result<Mailer, MailerError> {
-        let server = &config.server;
-        let name = format!("{}:{}", server.host, server.port);
-        let fail = |source| MailerError { server: name.clone(), source };
-        let mut tls = TlsParameters::builder(server.host.clone());
-        if let Some(pem) = &config.ca_pem {
-            tls = tls.add_root_certificate(Certificate::from_pem(pem).map_err(fail)?);
-        }
-        let tls = tls.build_rustls().map_err(fail)?;
-        let tls = match server.security {
-            Security::StartTlsWhenOffered => Tls::Opportunistic(tls),
-            Security::StartTlsRequired => Tls::Required(tls),
-            Security::ImplicitTls => Tls::Wrapper(tls),
-        };
-        // EHLO names the sender's domain: this process has no public host name of its own
-        // to give, and servers use the name for logging only.
-        let hello = ClientId::Domain(config.from.email.domain().to_string());
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server.host.clone())
-            .port(server.port)
-            .tls(tls)
-            .hello_name(hello)
-            .timeout(Some(config.timeout))
-            .pool_config(PoolConfig::new().max_size(config.concurrency));
-        if let Some(c) = &server.credentials {
-            builder = builder.credentials(Credentials::new(c.user.clone(), c.expose_password().to_string()));
-        }
+        let server = format!("{}:{}", config.server.host, config.server.port);
+        let transport = transport(config).map_err(|source| MailerError { server: server.clone(), source })?;
         Ok(Mailer {
-            transport: builder.build(),
-            permits: Arc::new(Semaphore::new(config.concurrency as usize)),
+            inner: Arc::new(Inner {
+                config: config.clone(),
+                transport: RwLock::new((0, transport)),
+                permits: Semaphore::new(config.concurrency as usize),
+                server,
+            }),
             rate: Arc::new(RateLimiter::new(config.rate_per_second)),
-            server: name,
         })
     }
 
@@ -131,36 +148,69 @@ impl Mailer {
 
     /// `host:port` of the server.
     pub fn server(&self) -> &str {
-        &self.server
+        &self.inner.server
+    }
+
+    fn current(&self) -> (u64, Transport) {
+        self.inner.transport.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Drops transport `generation` (and with it its pool) for a fresh one, unless another
+    /// task already did.
+    fn replace(&self, generation: u64) {
+        let mut guard = self.inner.transport.write().unwrap_or_else(|p| p.into_inner());
+        if guard.0 == generation
+            && let Ok(fresh) = transport(&self.inner.config)
+        {
+            *guard = (generation + 1, fresh);
+        }
     }
 
     /// Connects (with STARTTLS and AUTH as configured) and says `QUIT`: for start-up checks.
     pub async fn check(&self) -> Result<(), Outcome> {
-        match self.transport.test_connection().await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(Outcome::Temporary { code: None, text: "the server did not answer NOOP".into() }),
-            Err(e) => Err(classify(&e)),
+        let (_, transport) = self.current();
+        match tokio::time::timeout(self.inner.config.timeout, transport.test_connection()).await {
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err(Outcome::Temporary { code: None, text: "the server did not answer NOOP".into() }),
+            Ok(Err(e)) => Err(classify(&e)),
+            Err(_) => Err(Outcome::Temporary { code: None, text: "the server did not answer in time".into() }),
         }
     }
 
     /// Sends `message` to its envelope's recipients, waiting first for a free connection and
     /// for the rate. Never fails: every result is an [`Outcome`].
+    ///
+    /// The exchange (connecting, TLS, AUTH, the message and the server's reply) must end
+    /// within the configured timeout: lettre's own timeout covers only connecting, and a
+    /// server that stops answering would otherwise hold the send, and its connection, for
+    /// ever. A send that runs out of time is [`Outcome::Unknown`] (the server may have taken
+    /// the message and be slow to say so), and its connection is closed by replacing the
+    /// pool: lettre would otherwise return it to the pool mid-command, and the late reply
+    /// would be read as the answer to the next message's command.
     pub async fn send(&self, message: &Message) -> Outcome {
         // The semaphore is never closed, so acquiring only waits.
-        let Ok(_permit) = self.permits.acquire().await else {
+        let Ok(_permit) = self.inner.permits.acquire().await else {
             return Outcome::Temporary { code: None, text: "the mailer is shutting down".into() };
         };
         self.rate.acquire().await;
-        match self.transport.send_raw(message.envelope(), &message.formatted()).await {
-            Ok(response) => Outcome::Sent {
+        let (generation, transport) = self.current();
+        let limit = self.inner.config.timeout;
+        let sent = tokio::time::timeout(limit, transport.send_raw(message.envelope(), &message.formatted())).await;
+        drop(transport);
+        let outcome = match sent {
+            Ok(Ok(response)) => Outcome::Sent {
                 response: format!("{} {}", response.code(), response.message().collect::<Vec<_>>().join(" ")),
             },
-            Err(e) => {
-                let outcome = classify(&e);
-                tracing::warn!(server = %self.server, "smtp send failed: {e}");
-                outcome
+            Ok(Err(e)) => classify(&e),
+            Err(_) => {
+                self.replace(generation);
+                Outcome::Unknown { error: format!("no answer within {} s; the connection was closed", limit.as_secs()) }
             }
+        };
+        if !matches!(outcome, Outcome::Sent { .. }) {
+            tracing::warn!(server = %self.inner.server, "smtp send failed: {outcome:?}");
         }
+        outcome
     }
 }
 
