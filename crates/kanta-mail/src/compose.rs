@@ -40,8 +40,8 @@ impl MessageKey {
     /// The key of occurrence `occurrence` of step `step` in run `run` of `journey` at
     /// `version`, for `customer` (the external id).
     pub fn new(journey: &str, version: i64, customer: &str, run: i64, step: &str, occurrence: i64) -> MessageKey {
-        let parts = [journey, &version.to_string(), customer, &run.to_string(), step, &occurrence.to_string()]
-            .map(|p| encode_part(p));
+        let parts =
+            [journey, &version.to_string(), customer, &run.to_string(), step, &occurrence.to_string()].map(encode_part);
         let key = parts.join(".");
         if key.len() <= MAX_KEY {
             MessageKey(key)

@@ -16,6 +16,7 @@
 //!   the server may have taken it: [`Outcome::Unknown`]. lettre does not say in which command
 //!   the error came, so this is also what a connection lost before `DATA` looks like; the
 //!   engine records such a message as in doubt rather than sending it twice or dropping it.
+//!
 //! A permanent AUTH failure (535) is also `Permanent`, for every message, until the settings
 //! are fixed: [`Mailer::check`] tries a connection (and AUTH) so start-up can catch that.
 //!

@@ -2,6 +2,9 @@
 //! with AUTH, with STARTTLS and implicit TLS under a certificate made for the test, with
 //! recipients it refuses; every message is read back from its Maildir.
 
+// Helpers outside `#[test]` functions unwrap too: a panic is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::path::Path;
