@@ -45,6 +45,9 @@ pub enum Command {
     /// Outbound webhooks: endpoint health, the delivery log, resuming a paused endpoint, and a local receiver for trying them.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// Email: a local SMTP receiver for trying journeys out.
+    #[command(subcommand)]
+    Mail(MailCommand),
     /// Import orders, customers, events or feedback from a file into the store (idempotent).
     #[command(subcommand)]
     Import(ImportCommand),
@@ -307,6 +310,31 @@ pub struct WebhooksListenArgs {
     /// Stop after this many verified events.
     #[arg(long)]
     pub count: Option<u64>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum MailCommand {
+    /// Receive email locally: a small SMTP server that prints each message's key headers and writes it to DIR/NNNN.eml (for trying journeys out and for tests).
+    Listen(MailListenArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MailListenArgs {
+    /// Address to listen on; port 0 picks a free one (printed on standard error).
+    #[arg(long, default_value = "127.0.0.1:2525")]
+    pub listen: String,
+
+    /// Write each message to this folder as NNNN.eml (numbered after the files already there).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+
+    /// Stop after exactly this many messages (later ones are refused with 451).
+    #[arg(long)]
+    pub count: Option<u64>,
+
+    /// Largest accepted message, in bytes.
+    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    pub max_size: usize,
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -8,6 +8,7 @@ mod import;
 mod insights;
 mod live;
 mod logs;
+mod mail;
 mod models;
 mod pipes;
 mod readme;

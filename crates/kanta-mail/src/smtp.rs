@@ -1,0 +1,234 @@
+//! Sending over SMTP: [`Mailer`] (lettre's async transport with its connection pool, a
+//! concurrency limit and a [`RateLimiter`]) and what became of each message, [`Outcome`].
+//!
+//! **What lettre lets us tell apart** (lettre 0.11's `smtp::Error`):
+//! - a reply with a code: `4xx` is [`Outcome::Temporary`], `5xx` [`Outcome::Permanent`] —
+//!   to any command, `RCPT TO` (a rejected recipient) or the end of `DATA` (content refused)
+//!   alike; either way the server has not taken the message;
+//! - no connection (refused, unreachable, no such host, connect timeout) and a TLS handshake
+//!   or certificate failure: nothing of the message was sent, so [`Outcome::Temporary`] with no
+//!   code. lettre's public API has `is_tls` but no `is_connection`: a connect failure is
+//!   recognised by its `Display` ("Connection error"), pinned by a test against a closed port;
+//! - lettre refusing before it sends (`is_client`: a non-ASCII recipient and a server without
+//!   SMTPUTF8, no AUTH mechanism in common): [`Outcome::Permanent`] with no code;
+//! - everything else — an IO error on an open connection, no answer within the timeout, a reply that does not
+//!   parse — can happen while the message is sent or while its final reply is awaited, after
+//!   the server may have taken it: [`Outcome::Unknown`]. lettre does not say in which command
+//!   the error came, so this is also what a connection lost before `DATA` looks like; the
+//!   engine records such a message as in doubt rather than sending it twice or dropping it.
+//!
+//! A permanent AUTH failure (535) is also `Permanent`, for every message, until the settings
+//! are fixed: [`Mailer::check`] tries a connection (and AUTH) so start-up can catch that.
+//!
+//! A failed command aborts its connection (lettre), and the pool opens a new one for the
+//! next message, so a rejected recipient never fails the rest of a batch.
+
+use std::sync::{Arc, RwLock};
+
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::{AsyncSmtpTransport, PoolConfig};
+use lettre::{AsyncTransport, Message, Tokio1Executor};
+use tokio::sync::Semaphore;
+
+use crate::rate::RateLimiter;
+use crate::settings::{EmailConfig, Security};
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The server took it; its reply (`250 …`, often with its queue id).
+    Sent {
+        /// The reply's code and text.
+        response: String,
+    },
+    /// Refused for good: don't retry.
+    Permanent {
+        /// The server's reply code, if the server answered.
+        code: Option<u16>,
+        /// The server's text, or lettre's reason.
+        text: String,
+    },
+    /// Refused for now (4xx) or not reached: retry later.
+    Temporary {
+        /// The server's reply code, if the server answered.
+        code: Option<u16>,
+        /// The server's text, or why it was not reached.
+        text: String,
+    },
+    /// The connection failed where the server may have taken the message: in doubt.
+    Unknown {
+        /// What failed.
+        error: String,
+    },
+}
+
+/// Why a [`Mailer`] cannot be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up SMTP to {server}: {source}")]
+pub struct MailerError {
+    server: String,
+    source: lettre::transport::smtp::Error,
+}
+
+type Transport = AsyncSmtpTransport<Tokio1Executor>;
+
+/// Sends messages to the one configured SMTP server. Cheap to clone; clones share the pool,
+/// the concurrency limit and the rate.
+#[derive(Clone)]
+pub struct Mailer {
+    inner: Arc<Inner>,
+    rate: Arc<RateLimiter>,
+}
+
+struct Inner {
+    config: EmailConfig,
+    /// The transport (its pool) and its generation. A send that times out replaces it, so the
+    /// connection it left mid-command is never used again (see [`Mailer::send`]).
+    transport: RwLock<(u64, Transport)>,
+    permits: Semaphore,
+    server: String,
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailer").field("server", &self.inner.server).finish_non_exhaustive()
+    }
+}
+
+fn transport(config: &EmailConfig) -> Result<Transport, lettre::transport::smtp::Error> {
+    let server = &config.server;
+    let mut tls = TlsParameters::builder(server.host.clone());
+    if let Some(pem) = &config.ca_pem {
+        tls = tls.add_root_certificate(Certificate::from_pem(pem)?);
+    }
+    let tls = tls.build_rustls()?;
+    let tls = match server.security {
+        Security::StartTlsWhenOffered => Tls::Opportunistic(tls),
+        Security::StartTlsRequired => Tls::Required(tls),
+        Security::ImplicitTls => Tls::Wrapper(tls),
+    };
+    // EHLO names the sender's domain: this process has no public host name of its own to
+    // give, and servers use the name for logging only.
+    let hello = ClientId::Domain(config.from.email.domain().to_string());
+    let mut builder = Transport::builder_dangerous(server.host.clone())
+        .port(server.port)
+        .tls(tls)
+        .hello_name(hello)
+        // lettre applies this to connecting only; `send` bounds the whole exchange.
+        .timeout(Some(config.timeout))
+        .pool_config(PoolConfig::new().max_size(config.concurrency));
+    if let Some(c) = &server.credentials {
+        builder = builder.credentials(Credentials::new(c.user.clone(), c.expose_password().to_string()));
+    }
+    Ok(builder.build())
+}
+
+impl Mailer {
+    /// A mailer for the checked settings. Connects lazily, on the first send.
+    pub fn new(config: &EmailConfig) -> Result<Mailer, MailerError> {
+        let server = format!("{}:{}", config.server.host, config.server.port);
+        let transport = transport(config).map_err(|source| MailerError { server: server.clone(), source })?;
+        Ok(Mailer {
+            inner: Arc::new(Inner {
+                config: config.clone(),
+                transport: RwLock::new((0, transport)),
+                permits: Semaphore::new(config.concurrency as usize),
+                server,
+            }),
+            rate: Arc::new(RateLimiter::new(config.rate_per_second)),
+        })
+    }
+
+    /// The same mailer with another rate limiter (several mailers can share one).
+    pub fn with_rate(mut self, rate: Arc<RateLimiter>) -> Mailer {
+        self.rate = rate;
+        self
+    }
+
+    /// `host:port` of the server.
+    pub fn server(&self) -> &str {
+        &self.inner.server
+    }
+
+    fn current(&self) -> (u64, Transport) {
+        self.inner.transport.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Drops transport `generation` (and with it its pool) for a fresh one, unless another
+    /// task already did.
+    fn replace(&self, generation: u64) {
+        let mut guard = self.inner.transport.write().unwrap_or_else(|p| p.into_inner());
+        if guard.0 == generation
+            && let Ok(fresh) = transport(&self.inner.config)
+        {
+            *guard = (generation + 1, fresh);
+        }
+    }
+
+    /// Connects (with STARTTLS and AUTH as configured) and says `QUIT`: for start-up checks.
+    pub async fn check(&self) -> Result<(), Outcome> {
+        let (_, transport) = self.current();
+        match tokio::time::timeout(self.inner.config.timeout, transport.test_connection()).await {
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err(Outcome::Temporary { code: None, text: "the server did not answer NOOP".into() }),
+            Ok(Err(e)) => Err(classify(&e)),
+            Err(_) => Err(Outcome::Temporary { code: None, text: "the server did not answer in time".into() }),
+        }
+    }
+
+    /// Sends `message` to its envelope's recipients, waiting first for a free connection and
+    /// for the rate. Never fails: every result is an [`Outcome`].
+    ///
+    /// The exchange (connecting, TLS, AUTH, the message and the server's reply) must end
+    /// within the configured timeout: lettre's own timeout covers only connecting, and a
+    /// server that stops answering would otherwise hold the send, and its connection, for
+    /// ever. A send that runs out of time is [`Outcome::Unknown`] (the server may have taken
+    /// the message and be slow to say so), and its connection is closed by replacing the
+    /// pool: lettre would otherwise return it to the pool mid-command, and the late reply
+    /// would be read as the answer to the next message's command.
+    pub async fn send(&self, message: &Message) -> Outcome {
+        // The semaphore is never closed, so acquiring only waits.
+        let Ok(_permit) = self.inner.permits.acquire().await else {
+            return Outcome::Temporary { code: None, text: "the mailer is shutting down".into() };
+        };
+        self.rate.acquire().await;
+        let (generation, transport) = self.current();
+        let limit = self.inner.config.timeout;
+        let sent = tokio::time::timeout(limit, transport.send_raw(message.envelope(), &message.formatted())).await;
+        drop(transport);
+        let outcome = match sent {
+            Ok(Ok(response)) => Outcome::Sent {
+                response: format!("{} {}", response.code(), response.message().collect::<Vec<_>>().join(" ")),
+            },
+            Ok(Err(e)) => classify(&e),
+            Err(_) => {
+                self.replace(generation);
+                Outcome::Unknown { error: format!("no answer within {} s; the connection was closed", limit.as_secs()) }
+            }
+        };
+        if !matches!(outcome, Outcome::Sent { .. }) {
+            tracing::warn!(server = %self.inner.server, "smtp send failed: {outcome:?}");
+        }
+        outcome
+    }
+}
+
+/// The [`Outcome`] of a lettre error (see the module's documentation).
+fn classify(e: &lettre::transport::smtp::Error) -> Outcome {
+    let code = e.status().map(u16::from);
+    // The server's own words (lettre's source), else lettre's description.
+    let text = std::error::Error::source(e).map_or_else(|| e.to_string(), |s| s.to_string());
+    if e.is_permanent() {
+        Outcome::Permanent { code, text }
+    } else if e.is_transient() {
+        Outcome::Temporary { code, text }
+    } else if e.is_tls() || e.to_string().starts_with("Connection error") {
+        Outcome::Temporary { code: None, text: e.to_string() }
+    } else if e.is_client() {
+        Outcome::Permanent { code: None, text: e.to_string() }
+    } else {
+        Outcome::Unknown { error: e.to_string() }
+    }
+}

@@ -1,0 +1,221 @@
+//! Sending to a real SMTP server: aiosmtpd on loopback (see `support/aiosmtpd.rs`), plain,
+//! with AUTH, with STARTTLS and implicit TLS under a certificate made for the test, with
+//! recipients it refuses; every message is read back from its Maildir.
+
+// Helpers outside `#[test]` functions unwrap too: a panic is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::Path;
+
+use kanta_domain::Timestamp;
+use kanta_mail::compose::{Kind, MessageKey, Outgoing, compose};
+use kanta_mail::headers::headers;
+use kanta_mail::settings::HiddenSecret;
+use kanta_mail::unsubscribe::{Channel, unsubscribe_url};
+use kanta_mail::{EmailConfig, EmailSettings, Mailer, Outcome, SmtpUrl};
+use support::aiosmtpd::{Smtpd, certificate};
+
+const SECRET: &str = "test-secret-0123456789";
+
+fn config(url: &str, ca_file: Option<&Path>) -> EmailConfig {
+    let settings = EmailSettings {
+        smtp_url: SmtpUrl::new(url),
+        from: Some("Shop <hello@shop.example>".into()),
+        public_url: "https://shop.example".into(),
+        rate_per_second: 1000.0,
+        timeout_seconds: 10,
+        ca_file: ca_file.map(Path::to_path_buf),
+        unsubscribe_secret: Some(HiddenSecret::new(SECRET)),
+        ..EmailSettings::default()
+    };
+    settings.check(|_| None).unwrap()
+}
+
+fn message(config: &EmailConfig, to: &str, occurrence: i64) -> lettre::Message {
+    let key = MessageKey::new("welcome", 1, "c-1", 7, "thanks", occurrence);
+    let token = config.unsubscribe_key.sign("c-1", Channel::Email, Timestamp::from_micros(1_700_000_000_000_000));
+    let kind = Kind::Marketing { unsubscribe_url: unsubscribe_url(&config.public_url, &token) };
+    compose(&Outgoing {
+        from: &config.from,
+        to,
+        to_name: Some("Ana"),
+        subject: "Grüße, Ana",
+        html: "<p>Hello <b>Ana</b></p>",
+        text: "Hello Ana\n",
+        key: &key,
+        kind: &kind,
+        date: Timestamp::from_micros(1_700_000_000_000_000),
+    })
+    .unwrap()
+}
+
+fn header<'a>(all: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    all.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+}
+
+/// The stored message carries the headers we composed, the envelope aiosmtpd saw, and both
+/// parts.
+fn assert_stored(raw: &[u8], config: &EmailConfig, to: &str, occurrence: i64) {
+    let all = headers(raw);
+    let key = MessageKey::new("welcome", 1, "c-1", 7, "thanks", occurrence);
+    assert_eq!(header(&all, "Message-ID"), [key.message_id("shop.example")]);
+    assert_eq!(header(&all, "From"), ["Shop <hello@shop.example>"]);
+    assert_eq!(header(&all, "To"), [format!("Ana <{to}>")]);
+    assert_eq!(header(&all, "X-MailFrom"), ["hello@shop.example"], "the envelope sender");
+    assert_eq!(header(&all, "X-RcptTo"), [to], "the envelope recipient");
+    let subject = kanta_mail::headers::decode_encoded_words(header(&all, "Subject")[0]);
+    assert_eq!(subject, "Grüße, Ana");
+    let unsubscribe = header(&all, "List-Unsubscribe");
+    let link = unsubscribe[0].strip_prefix("<https://shop.example/unsubscribe/").unwrap().strip_suffix('>').unwrap();
+    assert_eq!(config.unsubscribe_key.verify(link).unwrap().customer, "c-1", "the link's token verifies");
+    assert_eq!(header(&all, "List-Unsubscribe-Post"), ["List-Unsubscribe=One-Click"]);
+    let body = String::from_utf8_lossy(raw);
+    let text = body.find("Content-Type: text/plain; charset=utf-8").expect("a text part");
+    let html = body.find("Content-Type: text/html; charset=utf-8").expect("an HTML part");
+    assert!(text < html);
+    assert!(body[text..html].contains("Hello Ana"), "{body}");
+    assert!(body[html..].contains("<p>Hello <b>Ana</b></p>"), "{body}");
+}
+
+fn sent(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Sent { response } if response.starts_with("250"))
+}
+
+#[tokio::test]
+async fn plain_smtp_to_aiosmtpd_stores_every_header_and_both_parts() {
+    let server = Smtpd::cli(&[]);
+    let config = config(&format!("smtp://127.0.0.1:{}", server.port), None);
+    let mailer = Mailer::new(&config).unwrap();
+    let outcome = mailer.send(&message(&config, "ana@example.com", 0)).await;
+    assert!(sent(&outcome), "{outcome:?}");
+    let stored = server.messages();
+    assert_eq!(stored.len(), 1);
+    assert_stored(&stored[0], &config, "ana@example.com", 0);
+}
+
+#[tokio::test]
+async fn many_messages_through_the_pool_at_once_all_arrive() {
+    let server = Smtpd::cli(&[]);
+    let mut config = config(&format!("smtp://127.0.0.1:{}", server.port), None);
+    config.concurrency = 3;
+    let mailer = Mailer::new(&config).unwrap();
+    let sends = (0..12).map(|i| {
+        let (mailer, message) = (mailer.clone(), message(&config, &format!("c{i}@example.com"), i));
+        tokio::spawn(async move { mailer.send(&message).await })
+    });
+    for send in sends.collect::<Vec<_>>() {
+        let outcome = send.await.unwrap();
+        assert!(sent(&outcome), "{outcome:?}");
+    }
+    let mut ids: Vec<String> =
+        server.messages().iter().map(|m| header(&headers(m), "Message-ID")[0].to_string()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 12, "every message once");
+}
+
+#[tokio::test]
+async fn auth_uses_the_urls_user_and_password() {
+    let server = Smtpd::script(&["--auth", "mailer:p@ss word"]);
+    // The password is percent-encoded in the URL.
+    let good = config(&format!("smtp://mailer:p%40ss%20word@127.0.0.1:{}", server.port), None);
+    let outcome = Mailer::new(&good).unwrap().send(&message(&good, "ana@example.com", 0)).await;
+    assert!(sent(&outcome), "{outcome:?}");
+    let wrong = config(&format!("smtp://mailer:wrong@127.0.0.1:{}", server.port), None);
+    let outcome = Mailer::new(&wrong).unwrap().send(&message(&wrong, "ana@example.com", 1)).await;
+    assert!(matches!(outcome, Outcome::Permanent { code: Some(535), .. }), "{outcome:?}");
+    let anonymous = config(&format!("smtp://127.0.0.1:{}", server.port), None);
+    let outcome = Mailer::new(&anonymous).unwrap().send(&message(&anonymous, "ana@example.com", 2)).await;
+    assert!(matches!(outcome, Outcome::Permanent { code: Some(530), .. }), "{outcome:?}");
+    let stored = server.messages();
+    assert_eq!(stored.len(), 1, "only the authenticated message");
+    assert_stored(&stored[0], &good, "ana@example.com", 0);
+}
+
+#[tokio::test]
+async fn starttls_is_used_when_offered_and_the_ca_file_is_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = certificate(dir.path());
+    // aiosmtpd's --tlscert offers STARTTLS and, by default, refuses MAIL before it: a message
+    // that arrives went over TLS.
+    let server = Smtpd::cli(&["--tlscert", cert.to_str().unwrap(), "--tlskey", key.to_str().unwrap()]);
+    let url = format!("smtp://127.0.0.1:{}", server.port);
+    let trusted = config(&url, Some(&cert));
+    let outcome = Mailer::new(&trusted).unwrap().send(&message(&trusted, "ana@example.com", 0)).await;
+    assert!(sent(&outcome), "{outcome:?}");
+    // Without the CA file the certificate is not trusted: nothing is sent, and that is
+    // temporary (the message itself is fine).
+    let untrusted = config(&url, None);
+    let outcome = Mailer::new(&untrusted).unwrap().send(&message(&untrusted, "ana@example.com", 1)).await;
+    assert!(matches!(outcome, Outcome::Temporary { code: None, .. }), "{outcome:?}");
+    let stored = server.messages();
+    assert_eq!(stored.len(), 1);
+    assert_stored(&stored[0], &trusted, "ana@example.com", 0);
+}
+
+#[tokio::test]
+async fn smtps_is_tls_from_the_first_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = certificate(dir.path());
+    let server = Smtpd::cli(&["--smtpscert", cert.to_str().unwrap(), "--smtpskey", key.to_str().unwrap()]);
+    let tls = config(&format!("smtps://127.0.0.1:{}", server.port), Some(&cert));
+    let outcome = Mailer::new(&tls).unwrap().send(&message(&tls, "ana@example.com", 0)).await;
+    assert!(sent(&outcome), "{outcome:?}");
+    assert_eq!(server.messages().len(), 1);
+    assert_stored(&server.messages()[0], &tls, "ana@example.com", 0);
+}
+
+#[tokio::test]
+async fn a_refused_recipient_is_permanent_a_4xx_temporary_and_the_next_message_goes_through() {
+    let server = Smtpd::script(&[
+        "--reject",
+        "gone@example.com=550 5.1.1 <gone@example.com>: no such user",
+        "--reject",
+        "busy@example.com=451 4.2.1 mailbox busy, try later",
+    ]);
+    let config = config(&format!("smtp://127.0.0.1:{}", server.port), None);
+    let mailer = Mailer::new(&config).unwrap();
+    let gone = mailer.send(&message(&config, "gone@example.com", 0)).await;
+    assert_eq!(
+        gone,
+        Outcome::Permanent { code: Some(550), text: "5.1.1 <gone@example.com>: no such user".into() },
+        "the server's answer is kept"
+    );
+    let busy = mailer.send(&message(&config, "busy@example.com", 1)).await;
+    assert_eq!(busy, Outcome::Temporary { code: Some(451), text: "4.2.1 mailbox busy, try later".into() });
+    let next = mailer.send(&message(&config, "ana@example.com", 2)).await;
+    assert!(sent(&next), "{next:?}");
+    let stored = server.messages();
+    assert_eq!(stored.len(), 1);
+    assert_stored(&stored[0], &config, "ana@example.com", 2);
+}
+
+#[tokio::test]
+async fn no_server_listening_is_temporary() {
+    // A port nobody listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = config(&format!("smtp://127.0.0.1:{port}"), None);
+    let mailer = Mailer::new(&config).unwrap();
+    let outcome = mailer.send(&message(&config, "ana@example.com", 0)).await;
+    // This pins the one place that reads lettre's Display (see smtp.rs): a connect failure
+    // must stay Temporary, not become Unknown.
+    assert!(matches!(outcome, Outcome::Temporary { code: None, .. }), "{outcome:?}");
+    assert!(mailer.check().await.is_err());
+}
+
+#[tokio::test]
+async fn a_server_that_stops_answering_leaves_the_message_in_doubt_within_the_timeout() {
+    // Accepts connections and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let mut config = config(&format!("smtp://127.0.0.1:{port}"), None);
+    config.timeout = std::time::Duration::from_secs(1);
+    let mailer = Mailer::new(&config).unwrap();
+    let started = std::time::Instant::now();
+    let outcome = mailer.send(&message(&config, "ana@example.com", 0)).await;
+    assert!(matches!(outcome, Outcome::Unknown { .. }), "{outcome:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "bounded by the 1 s timeout, not lettre's none");
+    drop(silent);
+}
