@@ -48,6 +48,9 @@ pub enum Command {
     /// Email: a local SMTP receiver for trying journeys out.
     #[command(subcommand)]
     Mail(MailCommand),
+    /// Journeys: check journey files (YAML) and their templates.
+    #[command(subcommand)]
+    Journeys(JourneysCommand),
     /// Import orders, customers, events or feedback from a file into the store (idempotent).
     #[command(subcommand)]
     Import(ImportCommand),
@@ -310,6 +313,19 @@ pub struct WebhooksListenArgs {
     /// Stop after this many verified events.
     #[arg(long)]
     pub count: Option<u64>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum JourneysCommand {
+    /// Check journey files: every problem as FILE:LINE:COLUMN, with the templates in the `templates/` folder beside each file; exits 1 if any has a problem.
+    Validate(JourneysValidateArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct JourneysValidateArgs {
+    /// The journey files.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -85,6 +85,7 @@ where
         Command::Webhooks(cli::WebhooksCommand::Resume(args)) => command::webhooks::resume(&args),
         Command::Webhooks(cli::WebhooksCommand::Listen(args)) => command::webhooks::listen(&args),
         Command::Mail(cli::MailCommand::Listen(args)) => command::mail::listen(&args),
+        Command::Journeys(cli::JourneysCommand::Validate(args)) => command::journeys::validate(&args),
         Command::Import(cmd) => command::import::run(&cmd),
         Command::Config(cli::ConfigCommand::Default) => {
             out!("{}", kanta_server::settings::DEFAULT_TOML).map_err(anyhow::Error::from)

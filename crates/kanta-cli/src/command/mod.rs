@@ -6,6 +6,7 @@ pub mod fit;
 pub mod generate;
 pub mod import;
 pub mod insights;
+pub mod journeys;
 pub mod mail;
 pub mod predict;
 pub mod retention;

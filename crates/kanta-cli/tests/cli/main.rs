@@ -6,6 +6,7 @@ mod errors;
 mod formats;
 mod import;
 mod insights;
+mod journeys;
 mod live;
 mod logs;
 mod mail;
