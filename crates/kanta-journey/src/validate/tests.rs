@@ -636,3 +636,79 @@ fn wait_for_defaults_to_continue_on_timeout() {
         }
     );
 }
+
+#[test]
+fn a_journey_using_every_key_round_trips_through_canonical_json() {
+    let yaml = r#"
+name: everything
+description: Every key of the language.
+trigger: { event: cart.updated, key: cart_id }
+entry: { reentry: { after: 14d }, max_concurrent_journeys: 2 }
+exit_when:
+  - event: order.created
+  - enters_segment: vip
+  - leaves_segment: active
+  - stage_becomes: lost
+timezone: America/New_York
+dry_run: true
+skip_if_late_by: 36h
+steps:
+  - { id: first, wait: 90m }
+  - wait_until: { local_time: "7:05", weekdays: [sat, mon-tue] }
+  - wait_for:
+      event: order.created
+      match_key: true
+      timeout: 4h
+      on_timeout:
+        - send_email: { subject: Hi, html: <p>Hi</p>, text: Hi, transactional: true }
+  - wait_for: { enters_segment: vip, timeout: 1w, on_timeout: exit }
+  - id: check
+    branch:
+      if: clv_12m > 200 and attributes.plan = "gold"
+      then: [{ webhook: { url: "https://hooks.example/x", body: { n: 1, ok: true, tags: [a] } } }]
+      else: [{ webhook: { endpoint: crm } }]
+  - split:
+      - { weight: 9, steps: [{ update: { set: { attributes.group: test, attributes.score: 1.5 }, tag: [a, b] } }] }
+      - { weight: 1, steps: [] }
+  - { id: bye, exit: }
+"#;
+    let journey = validate_yaml(yaml, &AnyTemplate).unwrap_or_else(|p| panic!("{p}"));
+    let json = journey.canonical_json();
+    let back = Journey::from_json(&json).unwrap_or_else(|p| panic!("{p}\n{json}"));
+    assert_eq!(back, journey);
+    assert_eq!(back.digest(), journey.digest());
+    // Values are canonical in the JSON: 7:05 → 07:05, 90m stays, 36h stays, 14d → 2w, weekdays expanded.
+    for needle in [
+        r#""local_time":"07:05""#,
+        r#""weekdays":["mon","tue","sat"]"#,
+        r#""reentry":{"after":"2w"}"#,
+        r#""skip_if_late_by":"36h""#,
+        r#""wait":"90m""#,
+        r#"{"exit":null,"id":"bye"}"#,
+        r#""set":{"attributes.group":"test","attributes.score":1.5}"#,
+        r#""timezone":"America/New_York""#,
+    ] {
+        assert!(json.contains(needle), "{needle} not in {json}");
+    }
+    let ids: Vec<String> = journey.compile().steps.iter().map(|s| s.id.to_string()).collect();
+    assert_eq!(
+        ids,
+        ["first", "1", "2", "2.on_timeout.0", "3", "check", "check.then.0", "check.else.0", "5", "5.split.0.0", "bye"]
+    );
+}
+
+proptest::proptest! {
+    /// Whatever the text, validation answers with a journey or problems, never a panic, and
+    /// every problem of a YAML text has a position inside it.
+    #[test]
+    fn any_text_gets_an_answer_with_positions(text in "[a-z_:{}\\[\\], \"'|>\\n#&*!0-9.-]{0,200}") {
+        if let Err(problems) = validate_yaml(&text, &AnyTemplate) {
+            proptest::prop_assert!(!problems.is_empty());
+            let lines = text.lines().count().max(1) + 1;
+            for p in &problems {
+                proptest::prop_assert!(p.line.is_some_and(|l| (1..=lines).contains(&l)), "{p}");
+                proptest::prop_assert!(p.column.is_some_and(|c| c >= 1), "{p}");
+            }
+        }
+    }
+}
