@@ -29,31 +29,13 @@ pub const MIN_KEY_BYTES: usize = 16;
 /// Domain separation for the MAC.
 const CONTEXT: &[u8] = b"kanta-unsubscribe-v1\n";
 
-/// The channel a token unsubscribes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Channel {
-    /// Marketing email.
-    Email,
-    /// Marketing text messages.
-    Sms,
-}
+/// The channel a token unsubscribes from: the consent channel of the customer records, so a
+/// verified token names exactly what the unsubscribe page revokes.
+pub use kanta_domain::record::Channel;
 
-impl Channel {
-    /// The name in a token (and in the store's consent records).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Email => "email",
-            Channel::Sms => "sms",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Channel> {
-        match text {
-            "email" => Some(Channel::Email),
-            "sms" => Some(Channel::Sms),
-            _ => None,
-        }
-    }
+/// The channel named in a token's payload (its stored name, [`Channel::as_str`]).
+fn parse_channel(text: &str) -> Option<Channel> {
+    [Channel::Email, Channel::Sms].into_iter().find(|c| c.as_str() == text)
 }
 
 /// Why a token is refused.
@@ -125,7 +107,7 @@ impl UnsubscribeKey {
         // Signed by us, so well formed unless the signing code changed; checked all the same.
         let payload = String::from_utf8(payload).map_err(|_| UnsubscribeError::Malformed)?;
         let mut parts = payload.splitn(3, '\n');
-        let channel = parts.next().and_then(Channel::parse).ok_or(UnsubscribeError::Malformed)?;
+        let channel = parts.next().and_then(parse_channel).ok_or(UnsubscribeError::Malformed)?;
         let seconds: i64 = parts.next().and_then(|s| s.parse().ok()).ok_or(UnsubscribeError::Malformed)?;
         let customer = parts.next().filter(|c| !c.is_empty()).ok_or(UnsubscribeError::Malformed)?;
         Ok(Unsubscribed {
