@@ -11,6 +11,8 @@
 # Reference, same run: the same customers, orders and lines inserted into a fresh database
 # with the same schema — the sqlite3 CLI in one transaction (WAL, synchronous=FULL, the mode
 # kanta uses), and COPY for PostgreSQL (fsync on). Prints rows/s and the kanta/reference ratio.
+# A/B: KANTA_B=/path/to/another/kanta also runs the SQLite API side with that binary, alternating
+# with this build twice (A B A B) on fresh stores, and prints each run's rate and the B/A ratio.
 # Run by hand; never in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,18 +27,21 @@ scripts/install-test-deps >/dev/null
 
 cargo build --release --quiet -p kanta-cli
 cargo build --release --quiet -p kanta-api --example ingest_load
-KANTA=$PWD/target/release/kanta
-LOAD=$PWD/target/release/examples/ingest_load
+TARGET=${CARGO_TARGET_DIR:-target}
+[[ $TARGET = /* ]] || TARGET=$PWD/$TARGET
+KANTA=${KANTA:-$TARGET/release/kanta}
+KANTA_B=${KANTA_B:-}
+LOAD=$TARGET/release/examples/ingest_load
 
 now() { date +%s.%N; }
 rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.0f", n / (b - a) }'; }
 
 # Runs the API side against $1 (a store URL); prints orders/s.
-api_run() {
-  local db=$1 token log addr pid out
-  token=$("$KANTA" token create --scope ingest --db "$db" 2>/dev/null | tail -n 1)
+api_run() { # store-url [kanta binary]
+  local db=$1 bin=${2:-$KANTA} token log addr pid out
+  token=$("$bin" token create --scope ingest --db "$db" 2>/dev/null | tail -n 1)
   log=$WORK/serve.log
-  "$KANTA" serve --db "$db" --listen 127.0.0.1:0 >"$log" 2>&1 &
+  "$bin" serve --db "$db" --listen 127.0.0.1:0 >"$log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do grep -q "listening on" "$log" && break; sleep 0.1; done
   addr=$(grep -o 'http://[0-9.:]*' "$log" | head -n 1)
@@ -52,6 +57,13 @@ report() { # backend api_rate ref_rate
 echo "== $ORDERS orders, $CUSTOMERS customers, batches of $BATCH, $CONCURRENCY in flight"
 
 # --- SQLite
+if [ -n "$KANTA_B" ]; then
+  for round in 1 2; do
+    a=$(api_run "sqlite://$WORK/ab-a$round.db")
+    b=$(api_run "sqlite://$WORK/ab-b$round.db" "$KANTA_B")
+    awk -v r="$round" -v a="$a" -v b="$b" 'BEGIN { printf "A/B round %d, SQLite: this build %.0f orders/s, KANTA_B %.0f orders/s, B/A %.2f\n", r, a, b, b / a }'
+  done
+fi
 api=$(api_run "sqlite://$WORK/api.db")
 sqlite3 "$WORK/api.db" "SELECT 'sqlite api rows: ' || (SELECT COUNT(*) FROM customers) || ' customers, ' || (SELECT COUNT(*) FROM orders) || ' orders, ' || (SELECT COUNT(*) FROM order_lines) || ' lines'"
 "$KANTA" token create --scope read --db "sqlite://$WORK/ref.db" >/dev/null 2>&1   # the same schema, migrated
