@@ -34,6 +34,9 @@ pub struct CustomerView {
     /// When the latest completed scoring run finished, RFC 3339: what `scores` reflects (null
     /// before the first run).
     pub scored_at: Option<String>,
+    /// The customer's journey runs, oldest first, each with the steps it passed and its messages
+    /// (with their Message-ID and status).
+    pub journeys: Vec<kanta_store::journey::CustomerRun>,
 }
 
 /// One page of customers.
@@ -104,7 +107,8 @@ pub async fn view(
     let today = kanta_core::time::Timestamp::from(state.now()).day();
     let summary = crate::summary::summary(&orders, today);
     let scored_at = state.store.scored_at().await?;
-    Ok(Json(CustomerView { record, summary, as_of: today.to_string(), scored_at }))
+    let journeys = state.store.customer_journeys(&id).await?;
+    Ok(Json(CustomerView { record, summary, as_of: today.to_string(), scored_at, journeys }))
 }
 
 /// List customers with cursor pagination (stable under concurrent inserts).

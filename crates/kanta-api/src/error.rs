@@ -29,6 +29,9 @@ pub enum ApiError {
     /// Some records are invalid; nothing was written.
     #[error("{} invalid record field(s); nothing was written", .0.len())]
     InvalidRecords(Vec<RecordError>),
+    /// A journey document has problems (422, each with its JSON pointer); nothing was applied.
+    #[error("the journey has {} problem(s); nothing was applied", .0.len())]
+    InvalidJourney(Vec<JourneyProblem>),
     /// A segment expression does not parse or type-check.
     #[error("invalid segment expression at {0}")]
     InvalidExpression(kanta_segment::SegmentError),
@@ -74,6 +77,18 @@ pub struct ErrorDetail {
     /// For `invalid_expression`: the 1-based column of the problem.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub column: Option<usize>,
+    /// For `invalid_journey`: every problem of the document.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<JourneyProblem>,
+}
+
+/// One problem of a journey document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct JourneyProblem {
+    /// Where, as an RFC 6901 JSON pointer (`/steps/3/wait`; empty for the whole document).
+    pub pointer: String,
+    /// The offending value and what was expected.
+    pub message: String,
 }
 
 impl ApiError {
@@ -85,6 +100,7 @@ impl ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::InvalidRecords(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_records"),
+            ApiError::InvalidJourney(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_journey"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Replayed => (StatusCode::CONFLICT, "replayed"),
             ApiError::KeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
@@ -116,11 +132,13 @@ impl ApiError {
             ApiError::InvalidExpression(e) => Some(e.column),
             _ => None,
         };
-        let records = match self {
-            ApiError::InvalidRecords(records) => records,
-            _ => Vec::new(),
+        let (records, problems) = match self {
+            ApiError::InvalidRecords(records) => (records, Vec::new()),
+            ApiError::InvalidJourney(problems) => (Vec::new(), problems),
+            _ => (Vec::new(), Vec::new()),
         };
-        (status, ErrorBody { error: ErrorDetail { status: status.as_u16(), code, message, records, column } })
+        let error = ErrorDetail { status: status.as_u16(), code, message, records, column, problems };
+        (status, ErrorBody { error })
     }
 }
 

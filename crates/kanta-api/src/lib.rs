@@ -27,11 +27,13 @@ pub mod error;
 mod inbound;
 mod ingest;
 mod insights;
+mod journeys;
 mod metrics;
 mod openapi;
 mod scores;
 mod segments;
 pub mod summary;
+mod unsubscribe;
 mod webhooks;
 
 pub use error::ApiError;
@@ -41,6 +43,9 @@ pub use openapi::ApiDoc;
 /// Largest request body: a full batch of 10,000 orders with several lines each fits well
 /// inside; anything larger is refused with 413 before it is read into memory.
 pub const BODY_LIMIT: usize = 32 * 1024 * 1024;
+
+/// Soft bounces that suppress an address unless the settings say otherwise.
+pub const DEFAULT_SOFT_BOUNCE_LIMIT: u32 = 3;
 
 /// What every handler shares.
 #[derive(Clone, Debug)]
@@ -58,6 +63,11 @@ pub struct AppState {
     pub time_bounds: TimeBounds,
     /// How long a response to an `Idempotency-Key` is replayed; older ones are deleted.
     pub idempotency_ttl: Duration,
+    /// Soft bounces of an address that put it on the suppression list (`POST /v1/bounces`).
+    pub soft_bounce_limit: u32,
+    /// Verifies the tokens of unsubscribe links (`/unsubscribe/{token}`); without it (no
+    /// `[email]` secret configured) every link is refused as invalid.
+    pub unsubscribe_key: Option<kanta_mail::UnsubscribeKey>,
 }
 
 impl AppState {
@@ -70,7 +80,21 @@ impl AppState {
             clock: Arc::new(SystemClock),
             time_bounds: TimeBounds::default(),
             idempotency_ttl: kanta_store::IDEMPOTENCY_TTL,
+            soft_bounce_limit: DEFAULT_SOFT_BOUNCE_LIMIT,
+            unsubscribe_key: None,
         }
+    }
+
+    /// Suppressing an address after `limit` soft bounces (default [`DEFAULT_SOFT_BOUNCE_LIMIT`]).
+    pub fn with_soft_bounce_limit(mut self, limit: u32) -> AppState {
+        self.soft_bounce_limit = limit;
+        self
+    }
+
+    /// Verifying unsubscribe links with `key`.
+    pub fn with_unsubscribe_key(mut self, key: kanta_mail::UnsubscribeKey) -> AppState {
+        self.unsubscribe_key = Some(key);
+        self
     }
 
     /// Replaying responses to an `Idempotency-Key` for `ttl` (default
@@ -145,6 +169,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/webhooks", get(webhooks::list))
         .route("/v1/webhooks/deliveries", get(webhooks::deliveries))
         .route("/v1/webhooks/{name}/resume", post(webhooks::resume))
+        .route("/v1/journeys", post(journeys::apply).get(journeys::list))
+        .route("/v1/journeys/{name}", get(journeys::show))
+        .route("/v1/journeys/{name}/pause", post(journeys::pause))
+        .route("/v1/journeys/{name}/resume", post(journeys::resume))
+        .route("/v1/journeys/{name}/runs", get(journeys::runs))
+        .route("/v1/bounces", post(journeys::bounce))
+        .route("/unsubscribe/{token}", get(unsubscribe::page).post(unsubscribe::confirm))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
         .route("/openapi.json", get(openapi::spec))

@@ -15,6 +15,9 @@ use utoipa::{Modify, OpenApi};
         crate::segments::show, crate::segments::delete, crate::segments::refresh, crate::segments::customers,
         crate::segments::transitions, crate::webhooks::list, crate::webhooks::deliveries, crate::webhooks::resume,
         crate::insights::feedback, crate::scores::runs,
+        crate::journeys::apply, crate::journeys::list, crate::journeys::show, crate::journeys::pause,
+        crate::journeys::resume, crate::journeys::runs, crate::journeys::bounce,
+        crate::unsubscribe::page, crate::unsubscribe::confirm,
         crate::healthz, crate::metrics::render, spec,
     ),
     modifiers(&Bearer),
@@ -24,6 +27,8 @@ use utoipa::{Modify, OpenApi};
          (name = "scores", description = "Scoring runs: RFM, lifecycle stages and the fitted customer models"),
          (name = "insights", description = "What the data says: feedback (NPS, CSAT, topics before lapse, who to call)"),
          (name = "webhooks", description = "Outbound webhook endpoints (configured in kanta.toml) and their delivery log"),
+         (name = "journeys", description = "Lifecycle journeys: documents and versions, runs, pausing; bounces and complaints"),
+         (name = "unsubscribe", description = "The pages behind the List-Unsubscribe links of marketing email (no token: the link is the authority)"),
          (name = "operations", description = "Health, metrics and this document")),
 )]
 pub struct ApiDoc;

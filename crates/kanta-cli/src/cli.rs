@@ -48,7 +48,7 @@ pub enum Command {
     /// Email: a local SMTP receiver for trying journeys out.
     #[command(subcommand)]
     Mail(MailCommand),
-    /// Journeys: check journey files (YAML) and their templates.
+    /// Journeys: check and apply journey files (YAML), list and inspect them, pause and resume, and the messages in doubt.
     #[command(subcommand)]
     Journeys(JourneysCommand),
     /// Import orders, customers, events or feedback from a file into the store (idempotent).
@@ -319,6 +319,67 @@ pub struct WebhooksListenArgs {
 pub enum JourneysCommand {
     /// Check journey files: every problem as FILE:LINE:COLUMN, with the templates in the `templates/` folder beside each file; exits 1 if any has a problem.
     Validate(JourneysValidateArgs),
+    /// Check journey files as `validate` does, then store each as its journey's new version (unchanged documents keep their version); a file with problems applies nothing.
+    Apply(JourneysApplyArgs),
+    /// The journeys in the store: current version, paused, active runs.
+    List(JourneysListArgs),
+    /// One journey: its versions and, per version and step, the active runs and messages by status.
+    Show(JourneysShowArgs),
+    /// Pause a journey: its runs and messages wait until it is resumed.
+    Pause(JourneysNameArgs),
+    /// Resume a paused journey.
+    Resume(JourneysNameArgs),
+    /// Messages in doubt (a worker died while sending them; they may or may not have gone): never resent unless an operator asks with `resend`.
+    Doubts(JourneysListArgs),
+    /// Send a message in doubt again (the operator's explicit decision; recorded in the audit log).
+    Resend(JourneysResendArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct JourneysApplyArgs {
+    /// The journey files.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct JourneysListArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct JourneysShowArgs {
+    /// The journey's name.
+    pub name: String,
+
+    /// Print the report as JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct JourneysNameArgs {
+    /// The journey's name.
+    pub name: String,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct JourneysResendArgs {
+    /// The message's id (the first column of `kanta journeys doubts`).
+    pub id: i64,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -86,6 +86,13 @@ where
         Command::Webhooks(cli::WebhooksCommand::Listen(args)) => command::webhooks::listen(&args),
         Command::Mail(cli::MailCommand::Listen(args)) => command::mail::listen(&args),
         Command::Journeys(cli::JourneysCommand::Validate(args)) => command::journeys::validate(&args),
+        Command::Journeys(cli::JourneysCommand::Apply(args)) => command::journeys::apply(&args),
+        Command::Journeys(cli::JourneysCommand::List(args)) => command::journeys::list(&args),
+        Command::Journeys(cli::JourneysCommand::Show(args)) => command::journeys::show(&args),
+        Command::Journeys(cli::JourneysCommand::Pause(args)) => command::journeys::set_paused(&args, true),
+        Command::Journeys(cli::JourneysCommand::Resume(args)) => command::journeys::set_paused(&args, false),
+        Command::Journeys(cli::JourneysCommand::Doubts(args)) => command::journeys::doubts(&args),
+        Command::Journeys(cli::JourneysCommand::Resend(args)) => command::journeys::resend(&args),
         Command::Import(cmd) => command::import::run(&cmd),
         Command::Config(cli::ConfigCommand::Default) => {
             out!("{}", kanta_server::settings::DEFAULT_TOML).map_err(anyhow::Error::from)

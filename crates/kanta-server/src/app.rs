@@ -52,6 +52,8 @@ impl Application {
         // Checked before anything starts: a bad webhook or inbound setting is the user's to fix.
         let endpoints = settings.webhook_endpoints()?;
         let inbound = settings.inbound_hooks()?;
+        let email = settings.email_config()?;
+        settings.journeys.tick()?;
         let store = settings.database.open().await?;
         let http_limits = settings.server.http_limits()?;
         let listen = &settings.server.listen;
@@ -62,7 +64,12 @@ impl Application {
         let state = kanta_api::AppState::new(store.clone())
             .with_inbound(inbound)
             .with_time_bounds(settings.ingest.bounds())
+            .with_soft_bounce_limit(settings.guardrails.soft_bounce_limit)
             .with_clock(clock.clone());
+        let state = match &email {
+            Some(email) => state.with_unsubscribe_key(email.unsubscribe_key.clone()),
+            None => state,
+        };
         let router = kanta_api::router(state);
         let dispatcher = Dispatcher::new(store.clone()).map_err(ServerError::WebhookClient)?.with_clock(clock.clone());
         Ok(Application {

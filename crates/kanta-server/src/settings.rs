@@ -89,6 +89,39 @@ max_ahead = "1d"
 #                                            # (10/8, 172.16/12, 192.168/16, 169.254/16, fc00::/7,
 #                                            # fe80::/10); loopback is always allowed
 
+# Email for journeys: none by default. Without an [email] table journeys still run and record
+# what they would send (dry run), and unsubscribe links are refused as invalid. With one, every
+# field is checked when `kanta serve` starts (the SMTP password is masked in `kanta config show`).
+#
+# [email]
+# smtp_url = "smtp://127.0.0.1:2525"   # smtps:// for implicit TLS; user:password@ for auth; STARTTLS when offered
+# from = "Shop <hello@shop.example>"
+# public_url = "http://127.0.0.1:8080" # the base of unsubscribe links (https://, or http:// on loopback)
+# unsubscribe_secret_env = "KANTA_UNSUBSCRIBE_SECRET"  # signs unsubscribe links; or: unsubscribe_secret = "16+ chars"
+# rate_per_second = 10
+# concurrency = 4
+# timeout_seconds = 30
+
+[guardrails]
+# Marketing email needs consent: "opt-in" (only customers who granted it) or "opt-out" (all but
+# those who revoked it). Transactional messages are exempt from consent, caps and quiet hours.
+consent = "opt-in"
+# Marketing messages wait out this window of the customer's local time: "HH:MM-HH:MM" or "off".
+quiet_hours = "21:00-08:00"
+# Marketing messages per customer per rolling window, e.g. "3/7d", or "off".
+frequency_cap = "3/7d"
+# Soft bounces of an address (POST /v1/bounces) that put it on the suppression list; a hard
+# bounce or a complaint suppresses it at once.
+soft_bounce_limit = 3
+
+[journeys]
+# Whether `kanta serve` runs journeys.
+enabled = true
+# How often the journey engine looks for due runs and messages.
+tick = "1s"
+# The zone of local times (quiet hours, wait_until) for customers and journeys without one (IANA).
+default_timezone = "UTC"
+
 # Inbound webhooks: none by default. Each [[inbound]] table accepts customer and consent updates
 # from a CRM at POST /v1/hooks/NAME, mapping the CRM's JSON onto kanta's customer fields.
 # Signed requests (kanta-signature, hmac-sha256) must carry a timestamp within 5 minutes of the
@@ -122,6 +155,13 @@ pub struct Settings {
     pub scoring: Scoring,
     /// Checks of ingested records.
     pub ingest: Ingest,
+    /// Sending email (absent: journeys record what they would send).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<kanta_mail::EmailSettings>,
+    /// What may be sent to whom, when and how often.
+    pub guardrails: Guardrails,
+    /// The journey engine.
+    pub journeys: Journeys,
     /// Outbound webhook endpoints.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<WebhookSettings>,
@@ -420,6 +460,13 @@ impl Settings {
         unique(self.inbound.iter().map(|i| i.hook(env)), |h| &h.name, "inbound hook")
     }
 
+    /// `[email]` checked (the unsubscribe secret read from its variable), or `None` without an
+    /// `[email]` table: journeys then record what they would send.
+    pub fn email_config(&self) -> Result<Option<kanta_mail::EmailConfig>, SettingsError> {
+        let env = |var: &str| std::env::var(var).ok();
+        self.email.as_ref().map(|e| e.check(env).map_err(|e| SettingsError(e.to_string()))).transpose()
+    }
+
     /// Every configured webhook endpoint, checked; names must be unique.
     pub fn webhook_endpoints(&self) -> Result<Vec<kanta_webhooks::Endpoint>, SettingsError> {
         let env = |var: &str| std::env::var(var).ok();
@@ -483,6 +530,125 @@ impl Ingest {
     /// The bounds on ingested times.
     pub fn bounds(&self) -> TimeBounds {
         TimeBounds { earliest: self.earliest_time.0, max_ahead: self.max_ahead.0 }
+    }
+}
+
+/// `[guardrails]`: each value checked when the file is read, by `kanta-journey`'s own parsers.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Guardrails {
+    /// `opt-in` or `opt-out`.
+    pub consent: Checked<kanta_journey::ConsentMode>,
+    /// `HH:MM-HH:MM` or `off`.
+    pub quiet_hours: Checked<kanta_journey::QuietHours>,
+    /// `N/WINDOW` or `off`.
+    pub frequency_cap: Checked<kanta_journey::FrequencyCap>,
+    /// Soft bounces that suppress an address.
+    pub soft_bounce_limit: u32,
+}
+
+impl Default for Guardrails {
+    fn default() -> Self {
+        fn checked<T: ParseSetting>(text: &str) -> Checked<T> {
+            Checked::parse(text).unwrap_or_else(|e| unreachable!("a built-in default: {e}"))
+        }
+        Guardrails {
+            consent: checked("opt-in"),
+            quiet_hours: checked("21:00-08:00"),
+            frequency_cap: checked("3/7d"),
+            soft_bounce_limit: kanta_api::DEFAULT_SOFT_BOUNCE_LIMIT,
+        }
+    }
+}
+
+/// `[journeys]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Journeys {
+    /// Whether `kanta serve` runs journeys.
+    pub enabled: bool,
+    /// How often the engine looks for due work.
+    pub tick: Every,
+    /// The zone of customers and journeys without one.
+    pub default_timezone: Checked<chrono_tz::Tz>,
+}
+
+impl Default for Journeys {
+    fn default() -> Self {
+        Journeys {
+            enabled: true,
+            tick: Every(Some(Duration::from_secs(1))),
+            default_timezone: Checked { text: "UTC".into(), value: chrono_tz::Tz::UTC },
+        }
+    }
+}
+
+impl Journeys {
+    /// The engine's tick; `off` is refused (say `enabled = false`).
+    pub fn tick(&self) -> Result<Duration, SettingsError> {
+        self.tick.0.ok_or_else(|| {
+            SettingsError("[journeys] tick cannot be `off`: set `enabled = false` to stop journeys".into())
+        })
+    }
+}
+
+/// A setting kept as written (for `kanta config show`) with its parsed value; a value that does
+/// not parse is an error naming it when the file is read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked<T> {
+    /// As written.
+    pub text: String,
+    /// Parsed.
+    pub value: T,
+}
+
+/// What a [`Checked`] setting parses with.
+pub trait ParseSetting: Sized {
+    /// The value of `text`, or a message naming it and the accepted forms.
+    fn parse_setting(text: &str) -> Result<Self, String>;
+}
+
+impl ParseSetting for kanta_journey::ConsentMode {
+    fn parse_setting(text: &str) -> Result<Self, String> {
+        kanta_journey::ConsentMode::parse(text).map_err(|e| e.to_string())
+    }
+}
+
+impl ParseSetting for kanta_journey::QuietHours {
+    fn parse_setting(text: &str) -> Result<Self, String> {
+        kanta_journey::QuietHours::parse(text).map_err(|e| e.to_string())
+    }
+}
+
+impl ParseSetting for kanta_journey::FrequencyCap {
+    fn parse_setting(text: &str) -> Result<Self, String> {
+        kanta_journey::FrequencyCap::parse(text).map_err(|e| e.to_string())
+    }
+}
+
+impl ParseSetting for chrono_tz::Tz {
+    fn parse_setting(text: &str) -> Result<Self, String> {
+        kanta_journey::parse_zone(text).map_err(|e| format!("default_timezone: {e}"))
+    }
+}
+
+impl<T: ParseSetting> Checked<T> {
+    /// Parses `text`.
+    pub fn parse(text: &str) -> Result<Checked<T>, String> {
+        T::parse_setting(text).map(|value| Checked { text: text.to_owned(), value })
+    }
+}
+
+impl<T> Serialize for Checked<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de, T: ParseSetting> Deserialize<'de> for Checked<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Checked<T>, D::Error> {
+        let text = String::deserialize(d)?;
+        Checked::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -692,6 +858,62 @@ mod tests {
     }
 
     #[test]
+    fn guardrails_and_journeys_parse_and_bad_values_name_the_key_and_value() {
+        let d = Settings::default();
+        assert_eq!(d.guardrails.consent.value, kanta_journey::ConsentMode::OptIn);
+        assert_eq!(d.guardrails.quiet_hours.value, kanta_journey::QuietHours::parse("21:00-08:00").expect("valid"));
+        assert_eq!(d.guardrails.frequency_cap.value, kanta_journey::FrequencyCap::parse("3/7d").expect("valid"));
+        assert_eq!((d.guardrails.soft_bounce_limit, d.journeys.enabled), (3, true));
+        assert_eq!(
+            (d.journeys.tick().expect("valid"), d.journeys.default_timezone.value),
+            (Duration::from_secs(1), chrono_tz::Tz::UTC)
+        );
+        assert_eq!(d.email, None);
+        let s = parse(
+            "[guardrails]\nconsent = \"opt-out\"\nquiet_hours = \"off\"\nfrequency_cap = \"off\"\n\
+             soft_bounce_limit = 5\n[journeys]\ntick = \"5s\"\ndefault_timezone = \"Europe/Helsinki\"\n",
+        )
+        .expect("valid");
+        assert_eq!(s.guardrails.consent.value, kanta_journey::ConsentMode::OptOut);
+        assert_eq!(s.guardrails.quiet_hours.value, kanta_journey::QuietHours::Off);
+        assert_eq!(s.guardrails.frequency_cap.value, kanta_journey::FrequencyCap::Off);
+        assert_eq!(s.journeys.default_timezone.value, chrono_tz::Tz::Europe__Helsinki);
+        let shown = show(&s);
+        assert!(
+            shown.contains("quiet_hours = \"off\"") && shown.contains("default_timezone = \"Europe/Helsinki\""),
+            "{shown}"
+        );
+        for (text, expected) in [
+            ("[guardrails]\nconsent = \"maybe\"\n", "consent `maybe`"),
+            ("[guardrails]\nquiet_hours = \"21-08\"\n", "quiet_hours `21-08`"),
+            ("[guardrails]\nfrequency_cap = \"lots\"\n", "frequency_cap `lots`"),
+            ("[journeys]\ndefault_timezone = \"Mars/Olympus\"\n", "Mars/Olympus"),
+            ("[journeys]\ntick = \"soon\"\n", "soon"),
+        ] {
+            let err = parse(text).expect_err(expected);
+            assert!(err.contains("line 2") && err.contains(expected), "{text}: {err}");
+        }
+        let off = parse("[journeys]\ntick = \"off\"\n").expect("parses");
+        assert!(off.journeys.tick().expect_err("off").0.contains("enabled = false"));
+    }
+
+    #[test]
+    fn email_is_optional_checked_as_a_whole_and_its_secrets_are_masked() {
+        assert!(Settings::default().email_config().expect("no [email] is fine").is_none());
+        let text = "[email]\nsmtp_url = \"smtp://kanta:hunter2@127.0.0.1:2525\"\nfrom = \"Shop <hello@shop.example>\"\n\
+                    unsubscribe_secret = \"0123456789abcdef-secret\"\n";
+        let s = parse(text).expect("valid");
+        let config = s.email_config().expect("valid").expect("configured");
+        assert_eq!(config.public_url, "http://127.0.0.1:8080");
+        for shown in [show(&s), format!("{s:?}")] {
+            assert!(!shown.contains("hunter2") && !shown.contains("0123456789abcdef-secret"), "{shown}");
+        }
+        let missing = parse("[email]\nfrom = \"Shop <hello@shop.example>\"\n").expect("parses");
+        let err = missing.email_config().expect_err("no secret").0;
+        assert!(err.contains("[email] unsubscribe_secret"), "{err}");
+    }
+
+    #[test]
     fn a_file_overrides_only_what_it_names_and_rejects_unknown_keys() {
         let s = parse("[server]\nlisten = \"0.0.0.0:9000\"\n").expect("valid");
         assert_eq!(s.server.listen, "0.0.0.0:9000");
@@ -756,6 +978,7 @@ mod tests {
             ingest: Ingest::default(),
             webhooks: Vec::new(),
             inbound: Vec::new(),
+            ..Settings::default()
         };
         for text in [format!("{s:?}"), format!("{}", s.database.url), show(&s)] {
             assert!(!text.contains("hunter2"), "{text}");

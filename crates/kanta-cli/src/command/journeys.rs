@@ -1,18 +1,24 @@
-//! `kanta journeys validate FILE…`: checks journey documents and the templates beside them.
+//! `kanta journeys validate|apply|list|show|pause|resume|doubts|resend`.
 //!
-//! Each file is checked with `kanta_journey::validate_yaml`; its `template: NAME`s are looked up
+//! `validate FILE…` checks journey documents and the templates beside them. Each file is checked with `kanta_journey::validate_yaml`; its `template: NAME`s are looked up
 //! as `templates/NAME.html` in the file's folder, and subjects and inline parts are checked by
 //! the mailer's template language (`kanta_mail::check`). Every file of each `templates/` folder
 //! is checked too, once. Valid files are listed on standard output (`FILE: ok (N steps)`),
 //! every problem goes to standard error as `FILE:LINE:COLUMN: message`, and the command fails
-//! (exit code 1) when there is any.
+//! (exit code 1) when there is any. `apply` checks the same way and then stores every journey
+//! (nothing when any file has a problem); the rest read and change the store's journeys
+//! (`kanta_store::JourneyStore`), opened from the settings as the other store commands do.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use kanta_journey::Templates;
+use kanta_journey::{Journey, Templates};
 
-use crate::cli::JourneysValidateArgs;
+use super::with_store;
+use crate::UsageError;
+use crate::cli::{
+    JourneysApplyArgs, JourneysListArgs, JourneysNameArgs, JourneysResendArgs, JourneysShowArgs, JourneysValidateArgs,
+};
 
 /// The templates of one folder, as the validator asks about them.
 struct Folder {
@@ -36,9 +42,24 @@ impl Templates for Folder {
 
 /// Checks every file; fails when any file or template has a problem.
 pub fn validate(args: &JourneysValidateArgs) -> anyhow::Result<()> {
+    let (checked, failed) = check_files(&args.files);
+    for (shown, journey) in &checked {
+        let steps = journey.compile().len();
+        outln!("{shown}: ok ({steps} step{})", if steps == 1 { "" } else { "s" })?;
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} file{} with problems", if failed == 1 { "" } else { "s" });
+    }
+    Ok(())
+}
+
+/// Checks `files` as `validate` does, printing every problem to standard error: the valid
+/// journeys with their shown names, and how many files or templates had a problem.
+fn check_files(files: &[PathBuf]) -> (Vec<(String, Journey)>, usize) {
     let mut checked_folders = BTreeSet::new();
     let mut failed = 0usize;
-    for file in &args.files {
+    let mut valid = Vec::new();
+    for file in files {
         let shown = file.display().to_string();
         let folder = file.parent().unwrap_or(Path::new("")).join("templates");
         let names = match template_files(&folder) {
@@ -64,19 +85,163 @@ pub fn validate(args: &JourneysValidateArgs) -> anyhow::Result<()> {
             }
         };
         match kanta_journey::validate_yaml(&text, &Folder { names }) {
-            Ok(journey) => {
-                let steps = journey.compile().len();
-                outln!("{shown}: ok ({steps} step{})", if steps == 1 { "" } else { "s" })?;
-            }
+            Ok(journey) => valid.push((shown, journey)),
             Err(problems) => {
                 eprintln!("{}", problems.in_file(shown));
                 failed += 1;
             }
         }
     }
+    (valid, failed)
+}
+
+/// Checks every file, then stores each journey (its canonical JSON and digest) as a new version
+/// unless unchanged. Nothing is applied when any file or template has a problem, so a
+/// half-applied set of journeys that refer to each other's segments or templates cannot happen
+/// by accident.
+pub fn apply(args: &JourneysApplyArgs) -> anyhow::Result<()> {
+    let (checked, failed) = check_files(&args.files);
     if failed > 0 {
-        anyhow::bail!("{failed} file{} with problems", if failed == 1 { "" } else { "s" });
+        anyhow::bail!("{failed} file{} with problems; nothing was applied", if failed == 1 { "" } else { "s" });
     }
+    let mut names = BTreeSet::new();
+    for (shown, journey) in &checked {
+        if !names.insert(journey.name.as_str()) {
+            return Err(UsageError(format!(
+                "{shown}: journey `{}` is named by two files; nothing was applied",
+                journey.name
+            ))
+            .into());
+        }
+    }
+    let now = kanta_domain::Clock::now(&kanta_domain::SystemClock);
+    let applied = with_store(&args.store, async |store| {
+        let mut applied = Vec::new();
+        for (_, journey) in &checked {
+            let result = store.apply_journey(&journey.name, &journey.canonical_json(), &journey.digest(), now).await?;
+            applied.push((journey.name.clone(), result));
+        }
+        Ok(applied)
+    })?;
+    for (name, result) in applied {
+        outln!("{name}: version {} ({})", result.version, if result.created { "new" } else { "unchanged" })?;
+    }
+    Ok(())
+}
+
+/// `kanta journeys list`.
+pub fn list(args: &JourneysListArgs) -> anyhow::Result<()> {
+    let journeys = with_store(&args.store, async |store| Ok(store.journeys().await?))?;
+    outln!("{:<24} {:>7} {:<7} {:>11}  updated", "name", "version", "paused", "active runs")?;
+    for j in &journeys {
+        outln!(
+            "{:<24} {:>7} {:<7} {:>11}  {}",
+            j.name,
+            j.version,
+            if j.paused { "yes" } else { "no" },
+            j.active_runs,
+            kanta_store::rfc3339(j.updated_at.micros())
+        )?;
+    }
+    Ok(())
+}
+
+/// `kanta journeys show NAME`.
+pub fn show(args: &JourneysShowArgs) -> anyhow::Result<()> {
+    let name = &args.name;
+    let report = with_store(&args.store, async |store| Ok(store.journey_report(name).await?))?
+        .ok_or_else(|| UsageError(format!("no journey `{name}` in the store (see `kanta journeys list`)")))?;
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
+        return Ok(());
+    }
+    let s = &report.summary;
+    outln!(
+        "{}: version {}{}, {} active run{}",
+        s.name,
+        s.version,
+        if s.paused { " (paused)" } else { "" },
+        s.active_runs,
+        if s.active_runs == 1 { "" } else { "s" }
+    )?;
+    outln!()?;
+    outln!("{:>7}  {:<20} {:>6} {:>9} {:>6}  digest", "version", "applied", "active", "completed", "exited")?;
+    for v in &report.versions {
+        outln!(
+            "{:>7}  {:<20} {:>6} {:>9} {:>6}  {}",
+            v.version,
+            kanta_store::rfc3339(v.created_at.micros()),
+            v.active_runs,
+            v.completed_runs,
+            v.exited_runs,
+            v.digest.get(..12).unwrap_or(&v.digest)
+        )?;
+    }
+    outln!()?;
+    outln!("{:>7}  {:<24} {:>6}  messages", "version", "step", "active")?;
+    for step in &report.steps {
+        let messages: Vec<String> = step.messages.iter().map(|(status, n)| format!("{status} {n}")).collect();
+        let messages = if messages.is_empty() { "-".to_string() } else { messages.join(", ") };
+        outln!("{:>7}  {:<24} {:>6}  {messages}", step.version, step.step, step.active_runs)?;
+    }
+    Ok(())
+}
+
+/// `kanta journeys pause|resume NAME`.
+pub fn set_paused(args: &JourneysNameArgs, paused: bool) -> anyhow::Result<()> {
+    let name = &args.name;
+    let now = kanta_domain::Clock::now(&kanta_domain::SystemClock);
+    if with_store(&args.store, async |store| Ok(store.set_journey_paused(name, paused, now).await?))? {
+        outln!("{name}: {}", if paused { "paused" } else { "resumed" })?;
+        Ok(())
+    } else {
+        Err(UsageError(format!("no journey `{name}` in the store (see `kanta journeys list`)")).into())
+    }
+}
+
+/// `kanta journeys doubts`.
+pub fn doubts(args: &JourneysListArgs) -> anyhow::Result<()> {
+    let messages = with_store(&args.store, async |store| Ok(store.in_doubt_messages().await?))?;
+    outln!("{:>8}  {:<20} {:<16} {:<20} {:<32} claimed at", "id", "journey", "step", "customer", "recipient")?;
+    for m in &messages {
+        let claimed = m.claimed_at.map_or_else(|| "-".to_string(), |t| kanta_store::rfc3339(t.micros()));
+        outln!(
+            "{:>8}  {:<20} {:<16} {:<20} {:<32} {claimed}",
+            m.id,
+            format!("{} v{}", m.journey, m.version),
+            m.step,
+            m.customer,
+            m.recipient
+        )?;
+    }
+    if !messages.is_empty() {
+        eprintln!("resend one with `kanta journeys resend ID` only once you know it did not arrive");
+    }
+    Ok(())
+}
+
+/// `kanta journeys resend ID`: the operator's explicit decision to send a message in doubt again.
+pub fn resend(args: &JourneysResendArgs) -> anyhow::Result<()> {
+    let id = kanta_store::journey::MessageId(args.id);
+    let now = kanta_domain::Clock::now(&kanta_domain::SystemClock);
+    let message = with_store(&args.store, async |store| {
+        let message = store.in_doubt_messages().await?.into_iter().find(|m| m.id == id);
+        if message.is_some() && !store.resend_message(id, None, now).await? {
+            // Completed by its worker between the two calls: no longer in doubt.
+            return Ok(None);
+        }
+        Ok(message)
+    })?;
+    let message = message.ok_or_else(|| {
+        UsageError(format!("message {id} is not in doubt (see `kanta journeys doubts`); nothing was changed"))
+    })?;
+    outln!(
+        "message {id} ({} v{}, step {}, to {}) queued to be sent again",
+        message.journey,
+        message.version,
+        message.step,
+        message.recipient
+    )?;
     Ok(())
 }
 

@@ -99,3 +99,146 @@ fn validate_needs_at_least_one_file() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("<FILE>..."), "{}", run.stderr);
 }
+
+const WELCOME: &str = "name: welcome\ntrigger:\n  event: order.created\nsteps:\n  - wait: 1d\n  - exit\n";
+
+/// `kanta journeys …` against a fresh SQLite store in `dir`.
+fn journeys(dir: &Path, args: &[&str]) -> crate::support::Run {
+    let db = format!("sqlite://{}", dir.join("k.db").display());
+    let mut all = vec!["journeys"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--db", &db]);
+    kanta_in(dir, &all, &[])
+}
+
+#[test]
+fn apply_versions_changed_documents_and_list_show_pause_and_resume_read_them_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("welcome.yaml");
+    std::fs::write(&file, WELCOME).unwrap();
+    let applied = journeys(dir.path(), &["apply", "welcome.yaml"]);
+    assert_eq!((applied.code, applied.stdout.as_str(), applied.stderr.as_str()), (0, "welcome: version 1 (new)\n", ""));
+    let again = journeys(dir.path(), &["apply", "welcome.yaml"]);
+    assert_eq!((again.code, again.stdout.as_str()), (0, "welcome: version 1 (unchanged)\n"));
+    // A comment or reordered keys say the same thing: same digest, same version.
+    std::fs::write(&file, format!("# the welcome series\n{WELCOME}")).unwrap();
+    assert_eq!(journeys(dir.path(), &["apply", "welcome.yaml"]).stdout, "welcome: version 1 (unchanged)\n");
+    std::fs::write(&file, WELCOME.replace("1d", "2d")).unwrap();
+    assert_eq!(journeys(dir.path(), &["apply", "welcome.yaml"]).stdout, "welcome: version 2 (new)\n");
+
+    let list = journeys(dir.path(), &["list"]);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    let lines: Vec<&str> = list.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", list.stdout);
+    let fields: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(fields[..4], ["welcome", "2", "no", "0"]);
+
+    let paused = journeys(dir.path(), &["pause", "welcome"]);
+    assert_eq!((paused.code, paused.stdout.as_str()), (0, "welcome: paused\n"));
+    let list = journeys(dir.path(), &["list"]);
+    assert_eq!(list.stdout.lines().nth(1).unwrap().split_whitespace().nth(2), Some("yes"));
+    let show = journeys(dir.path(), &["show", "welcome"]);
+    assert_eq!(show.code, 0, "{}", show.stderr);
+    assert!(show.stdout.starts_with("welcome: version 2 (paused), 0 active runs\n"), "{}", show.stdout);
+    let versions: Vec<&str> =
+        show.stdout.lines().filter_map(|l| l.split_whitespace().next()).filter(|w| w.parse::<i64>().is_ok()).collect();
+    assert_eq!(versions, ["1", "2"], "{}", show.stdout);
+    let json: serde_json::Value =
+        serde_json::from_str(&journeys(dir.path(), &["show", "welcome", "--json"]).stdout).unwrap();
+    assert_eq!(
+        (json["name"].as_str(), json["version"].as_i64(), json["paused"].as_bool()),
+        (Some("welcome"), Some(2), Some(true))
+    );
+    assert_eq!(json["versions"].as_array().map(Vec::len), Some(2));
+    let resumed = journeys(dir.path(), &["resume", "welcome"]);
+    assert_eq!((resumed.code, resumed.stdout.as_str()), (0, "welcome: resumed\n"));
+
+    let missing = journeys(dir.path(), &["pause", "nope"]);
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    assert!(missing.stderr.contains("no journey `nope` in the store"), "{}", missing.stderr);
+    assert_ne!(journeys(dir.path(), &["show", "nope"]).code, 0);
+}
+
+#[test]
+fn a_file_with_problems_applies_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("welcome.yaml"), WELCOME).unwrap();
+    std::fs::write(dir.path().join("broken.yaml"), "name: broken\ntrigger:\n  event: x\nsteps:\n  - wait: soon\n")
+        .unwrap();
+    let run = journeys(dir.path(), &["apply", "welcome.yaml", "broken.yaml"]);
+    assert_eq!((run.code, run.stdout.as_str()), (1, ""));
+    assert!(run.stderr.contains("broken.yaml:5:"), "{}", run.stderr);
+    assert!(run.stderr.contains("1 file with problems; nothing was applied"), "{}", run.stderr);
+    let list = journeys(dir.path(), &["list"]);
+    assert_eq!(list.stdout.lines().count(), 1, "only the header: {}", list.stdout);
+}
+
+#[test]
+fn doubts_lists_messages_in_doubt_and_resend_queues_one_explicitly() {
+    use kanta_store::journey::{Channel, Entered, EntryRules, NewMessage, NewRun, Reentry};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("welcome.yaml"), WELCOME).unwrap();
+    assert_eq!(journeys(dir.path(), &["apply", "welcome.yaml"]).code, 0);
+    let db = format!("sqlite://{}", dir.path().join("k.db").display());
+    let now = kanta_domain::Timestamp::from_micros(1_700_000_000_000_000);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let id = runtime.block_on(async {
+        let store = kanta_store::open(&db).await.unwrap();
+        let batch = kanta_store::record::parse_batch::<kanta_domain::record::Customer>(
+            br#"[{"id": "c-1", "email": "ann@example.org"}]"#,
+            kanta_domain::TimeRange::ALL,
+        )
+        .unwrap();
+        let customers: Vec<_> = batch.valid.into_iter().map(|(_, c)| c).collect();
+        store.write_customers(&customers, now).await.unwrap();
+        let customer = store.customer_key("c-1").await.unwrap().unwrap();
+        let context = serde_json::json!({});
+        let run = NewRun {
+            journey: "welcome",
+            version: 1,
+            customer,
+            key: "",
+            step: "0",
+            due_at: Some(now),
+            wait: None,
+            context: &context,
+        };
+        let rules = EntryRules { reentry: Reentry::Once, max_active: None };
+        let Entered::Started(run) = store.start_run(&run, &rules, now).await.unwrap() else { panic!("not started") };
+        let message = NewMessage {
+            step: "0".into(),
+            occurrence: 1,
+            channel: Channel::Email,
+            transactional: false,
+            recipient: "ann@example.org".into(),
+            payload: "{}".into(),
+            message_id: "<m-1@kanta.test>".into(),
+            not_before: now,
+            skip: None,
+        };
+        store.enqueue_message(run, &message, now).await.unwrap().unwrap();
+        let claimed = store.claim_messages("w", now, std::time::Duration::from_secs(60), 10).await.unwrap();
+        let later = kanta_domain::Timestamp::from_micros(now.micros() + 61_000_000);
+        assert_eq!(store.mark_in_doubt(later).await.unwrap(), 1);
+        claimed[0].id.0
+    });
+    let doubts = journeys(dir.path(), &["doubts"]);
+    assert_eq!(doubts.code, 0, "{}", doubts.stderr);
+    let row: Vec<&str> = doubts.stdout.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(
+        row,
+        [id.to_string().as_str(), "welcome", "v1", "0", "c-1", "ann@example.org", "2023-11-14T22:13:20Z"],
+        "{}",
+        doubts.stdout
+    );
+    let resend = journeys(dir.path(), &["resend", &id.to_string()]);
+    assert_eq!(resend.code, 0, "{}", resend.stderr);
+    assert_eq!(
+        resend.stdout,
+        format!("message {id} (welcome v1, step 0, to ann@example.org) queued to be sent again\n")
+    );
+    assert_eq!(journeys(dir.path(), &["doubts"]).stdout.lines().count(), 1);
+    let again = journeys(dir.path(), &["resend", &id.to_string()]);
+    assert_eq!(again.code, 2);
+    assert!(again.stderr.contains(&format!("message {id} is not in doubt")), "{}", again.stderr);
+}

@@ -4,3 +4,4 @@
 mod api;
 mod application;
 mod http_limits;
+mod journeys;
