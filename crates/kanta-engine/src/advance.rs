@@ -12,10 +12,10 @@ use chrono_tz::Tz;
 use kanta_domain::Timestamp;
 use kanta_journey::{Action, Awaited, Compiled, CompiledStep, Next, WebhookTarget};
 use kanta_mail::{MessageKey, MessageSpec, Rendered};
-use kanta_store::journey::{
-    Channel, ClaimedRun, NewMessage, RunEnd, RunUpdate, Skip, StepRecord, Wait, Next as RunNext,
-};
 use kanta_store::CustomerRecord;
+use kanta_store::journey::{
+    Channel, ClaimedRun, NewMessage, Next as RunNext, RunEnd, RunUpdate, Skip, StepRecord, Wait,
+};
 use serde_json::{Value, json};
 
 use crate::cache::Loaded;
@@ -25,7 +25,11 @@ use crate::{Engine, EngineError};
 const MAX_STEPS_PER_PASS: usize = 1_000;
 
 /// What a run waiting at a wait step is due at and waits for, starting at `now`.
-pub(crate) fn wait_position(action: &Action, tz: Tz, now: Timestamp) -> Result<(Option<Timestamp>, Option<Wait>), EngineError> {
+pub(crate) fn wait_position(
+    action: &Action,
+    tz: Tz,
+    now: Timestamp,
+) -> Result<(Option<Timestamp>, Option<Wait>), EngineError> {
     Ok(match action {
         Action::Wait(d) => (Some(now.saturating_add(*d)), None),
         Action::WaitUntil { local_time, weekdays } => {
@@ -136,18 +140,14 @@ fn spec(email: &kanta_journey::Email) -> MessageSpec {
     }
 }
 
-async fn walk(engine: &Engine, run: &ClaimedRun, loaded: &Arc<Loaded>, now: Timestamp) -> Result<RunUpdate, EngineError> {
+async fn walk(
+    engine: &Engine,
+    run: &ClaimedRun,
+    loaded: &Arc<Loaded>,
+    now: Timestamp,
+) -> Result<RunUpdate, EngineError> {
     let late = run.due_at.is_some_and(|due| kanta_journey::too_late(due, now, loaded.journey.skip_if_late_by));
-    let mut w = Walk {
-        engine,
-        run,
-        loaded,
-        now,
-        late,
-        customer: None,
-        history: Vec::new(),
-        messages: Vec::new(),
-    };
+    let mut w = Walk { engine, run, loaded, now, late, customer: None, history: Vec::new(), messages: Vec::new() };
     let compiled: &Compiled = &loaded.compiled;
     let Some(step) = compiled.step(&run.step) else {
         let reason = format!("step `{}` is not in version {} of the journey", run.step, run.version);
@@ -215,7 +215,8 @@ async fn walk(engine: &Engine, run: &ClaimedRun, loaded: &Arc<Loaded>, now: Time
             Action::Split { arms } => {
                 let customer = w.customer().await?.external.clone();
                 let weights: Vec<u32> = arms.iter().map(|(weight, _)| *weight).collect();
-                let arm = kanta_journey::split::choose(&customer, &run.journey, step.id.as_str(), &weights).unwrap_or(0);
+                let arm =
+                    kanta_journey::split::choose(&customer, &run.journey, step.id.as_str(), &weights).unwrap_or(0);
                 w.record(step, "split", Some(json!({"arm": arm})));
                 arms.get(arm).map_or_else(|| step.next.clone(), |(_, next)| next.clone())
             }
@@ -341,15 +342,13 @@ impl Walk<'_> {
         }
         let url = match &webhook.target {
             WebhookTarget::Url(url) => url.clone(),
-            WebhookTarget::Endpoint(name) => {
-                match self.engine.config.webhooks.iter().find(|e| &e.name == name) {
-                    Some(endpoint) => endpoint.url.clone(),
-                    None => {
-                        self.record(step, "unknown_endpoint", Some(json!({"endpoint": name})));
-                        return Ok(());
-                    }
+            WebhookTarget::Endpoint(name) => match self.engine.config.webhooks.iter().find(|e| &e.name == name) {
+                Some(endpoint) => endpoint.url.clone(),
+                None => {
+                    self.record(step, "unknown_endpoint", Some(json!({"endpoint": name})));
+                    return Ok(());
                 }
-            }
+            },
         };
         let customer = self.customer().await?.external.clone();
         let r = self.run;
@@ -420,10 +419,8 @@ impl Walk<'_> {
             return Ok(());
         }
         let batch = json!([{"id": customer.external, "attributes": attributes}]).to_string();
-        let parsed = kanta_store::record::parse_batch::<kanta_store::Customer>(
-            batch.as_bytes(),
-            kanta_domain::TimeRange::ALL,
-        );
+        let parsed =
+            kanta_store::record::parse_batch::<kanta_store::Customer>(batch.as_bytes(), kanta_domain::TimeRange::ALL);
         match parsed {
             Ok(batch) if batch.rejected.is_empty() => {
                 let customers: Vec<kanta_store::Customer> = batch.valid.into_iter().map(|(_, c)| c).collect();

@@ -22,7 +22,9 @@ impl Engine {
     pub async fn deliver(&self, now: Timestamp) -> Result<usize, EngineError> {
         let in_doubt = self.store.mark_in_doubt(now).await?;
         if in_doubt > 0 {
-            tracing::warn!("journey engine: {in_doubt} message(s) left in sending by a stopped worker are now in doubt");
+            tracing::warn!(
+                "journey engine: {in_doubt} message(s) left in sending by a stopped worker are now in doubt"
+            );
         }
         let claimed = self
             .store

@@ -86,8 +86,11 @@ impl Engine {
         if head.paused {
             return Err(EngineError::Paused(journey.to_owned()));
         }
-        let internal =
-            self.store.customer_key(customer).await?.ok_or_else(|| EngineError::UnknownCustomer(customer.to_owned()))?;
+        let internal = self
+            .store
+            .customer_key(customer)
+            .await?
+            .ok_or_else(|| EngineError::UnknownCustomer(customer.to_owned()))?;
         let loaded = &head.loaded;
         let Next::Step(first) = &loaded.compiled.first else {
             // A validated journey has steps; one without would end at once.
@@ -105,7 +108,9 @@ impl Engine {
             reentry: match loaded.journey.entry.reentry {
                 Reentry::Once => kanta_store::journey::Reentry::Once,
                 Reentry::Always => kanta_store::journey::Reentry::Always,
-                Reentry::After(d) => kanta_store::journey::Reentry::Since(kanta_journey::duration::saturating_sub(now, d)),
+                Reentry::After(d) => {
+                    kanta_store::journey::Reentry::Since(kanta_journey::duration::saturating_sub(now, d))
+                }
             },
             max_active: loaded.journey.entry.max_concurrent_journeys,
         };
@@ -145,7 +150,9 @@ impl Engine {
             }
         }
         let woken = match signal {
-            EngineSignal::Event { name, key } => self.store.wake_runs(internal, &Signal::Event { name, key }, now).await?,
+            EngineSignal::Event { name, key } => {
+                self.store.wake_runs(internal, &Signal::Event { name, key }, now).await?
+            }
             EngineSignal::EntersSegment(name) => {
                 self.store.wake_runs(internal, &Signal::SegmentEntry { name }, now).await?
             }

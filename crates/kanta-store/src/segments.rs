@@ -308,10 +308,7 @@ pub(crate) async fn customer_matches<DB: Dialect>(
     now: i64,
 ) -> Result<bool, StoreError> {
     let compiled = kanta_segment::compile(expr, DB::SEGMENTS, now, 2);
-    let sql = format!(
-        "SELECT COUNT(*) FROM customers c WHERE c.id = $1 AND c.erased_at IS NULL AND {}",
-        compiled.sql
-    );
+    let sql = format!("SELECT COUNT(*) FROM customers c WHERE c.id = $1 AND c.erased_at IS NULL AND {}", compiled.sql);
     let _slot = crate::segment_slot(&store.slots, &store.limits).await?;
     let mut conn = DB::Budgeted::acquire(&store.reader, store.limits.preview).await?;
     let row = bind_segment(query(&sql).bind(customer), &compiled.params).fetch_one(conn.conn()).await;

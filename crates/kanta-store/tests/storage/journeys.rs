@@ -642,5 +642,10 @@ async fn a_branch_condition_is_evaluated_for_one_customer_by_internal_id(db: Tes
     assert!(!db.store.customer_matches(two, &quoted, at(NOW)).await.expect("evaluate"));
     // An erased customer matches nothing.
     assert!(db.store.erase_customer("00042", None, NOW).await.expect("erase"));
-    assert!(!db.store.customer_matches(two, &kanta_segment::parse("orders >= 0").expect("valid"), at(NOW)).await.expect("evaluate"));
+    assert!(
+        !db.store
+            .customer_matches(two, &kanta_segment::parse("orders >= 0").expect("valid"), at(NOW))
+            .await
+            .expect("evaluate")
+    );
 }
