@@ -299,6 +299,24 @@ async fn fill_segment<DB: Dialect>(
     Ok(counts)
 }
 
+/// Whether customer `customer` (internal id, not erased) matches `expr` at `now`: one
+/// `EXISTS` over the customer's row with the compiled condition, its parameters after the id.
+pub(crate) async fn customer_matches<DB: Dialect>(
+    store: &Store<DB>,
+    customer: i64,
+    expr: &kanta_segment::Expr,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let compiled = kanta_segment::compile(expr, DB::SEGMENTS, now, 2);
+    let sql = format!("SELECT COUNT(*) FROM customers c WHERE c.id = $1 AND c.erased_at IS NULL AND {}", compiled.sql);
+    let _slot = crate::segment_slot(&store.slots, &store.limits).await?;
+    let mut conn = DB::Budgeted::acquire(&store.reader, store.limits.preview).await?;
+    let row = bind_segment(query(&sql).bind(customer), &compiled.params).fetch_one(conn.conn()).await;
+    let row = conn.finish(row).await?;
+    let count: i64 = row.try_get(0)?;
+    Ok(count > 0)
+}
+
 /// Binds a compiled segment's parameters, in order.
 fn bind_segment<'q, DB: Dialect>(
     mut query: Query<'q, 'q, DB>,

@@ -103,7 +103,7 @@ fn the_data_the_tests_read_is_in_the_repository() {
 const LAYERS: &[(&str, &[&str])] = &[
     ("pure", &["kanta-domain", "kanta-models", "kanta-core", "kanta-segment", "kanta-score", "kanta-journey"]),
     ("files", &["kanta-io", "kanta-gen", "kanta-report"]),
-    ("live edges", &["kanta-store", "kanta-webhooks", "kanta-mail", "kanta-jobs", "kanta-api"]),
+    ("live edges", &["kanta-store", "kanta-webhooks", "kanta-mail", "kanta-jobs", "kanta-api", "kanta-engine"]),
     ("application", &["kanta-server"]),
     ("binary", &["kanta-cli"]),
 ];

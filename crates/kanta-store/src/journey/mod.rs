@@ -92,6 +92,20 @@ pub trait JourneyStore: Send + Sync {
     /// The internal id of a customer (as runs and messages name them), by external id.
     async fn customer_key(&self, customer: &str) -> Result<Option<i64>, StoreError>;
 
+    /// The external id of a customer (as the API and templates name them), by internal id;
+    /// `None` when there is no such customer.
+    async fn customer_external_id(&self, customer: i64) -> Result<Option<String>, StoreError>;
+
+    /// Whether a customer (internal id), not erased, matches a segment expression at `now`: a
+    /// journey's `branch` condition. The expression is compiled like a segment's, every value
+    /// bound as a parameter, and runs under the preview budget and the segment query slots.
+    async fn customer_matches(
+        &self,
+        customer: i64,
+        expr: &kanta_segment::Expr,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+
     /// Enter a customer into a journey, unless they have an active run of it with the same key
     /// or `rules` forbid it (re-entry, the limit of concurrent runs). Decided and written in
     /// one transaction, under a lock on the customer, so concurrent entries cannot both pass.
@@ -278,6 +292,23 @@ impl<DB: Dialect> JourneyStore for Store<DB> {
             .fetch_optional(&self.reader)
             .await?;
         Ok(row.map(|r| crate::sql::Row::try_get(&r, 0)).transpose()?)
+    }
+
+    async fn customer_external_id(&self, customer: i64) -> Result<Option<String>, StoreError> {
+        let row = crate::sql::query::<DB>("SELECT external_id FROM customers WHERE id = $1")
+            .bind(customer)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.map(|r| crate::sql::Row::try_get(&r, 0)).transpose()?)
+    }
+
+    async fn customer_matches(
+        &self,
+        customer: i64,
+        expr: &kanta_segment::Expr,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        crate::segments::customer_matches(self, customer, expr, now.micros()).await
     }
 
     async fn start_run(&self, new: &NewRun<'_>, rules: &EntryRules, now: Timestamp) -> Result<Entered, StoreError> {

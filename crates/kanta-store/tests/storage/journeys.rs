@@ -23,6 +23,7 @@ kanta_store::on_both_backends!(
     the_cap_counts_what_went_or_may_have_gone_from_since_inclusive,
     addresses_are_suppressed_after_soft_bounces_or_at_once_case_insensitively,
     erasing_a_customer_ends_their_runs_and_redacts_their_messages,
+    a_branch_condition_is_evaluated_for_one_customer_by_internal_id,
 );
 
 const SECOND: i64 = 1_000_000;
@@ -619,4 +620,32 @@ async fn erasing_a_customer_ends_their_runs_and_redacts_their_messages(db: TestD
     );
     assert_eq!(claim_at(&db, "w", NOW + 2 * DAY).await, [], "never sent");
     assert_eq!(db.store.claim_due_runs("w", at(NOW + 2 * DAY), LEASE, 10).await.expect("claim"), []);
+}
+
+async fn a_branch_condition_is_evaluated_for_one_customer_by_internal_id(db: TestDb) {
+    // ORDERS: 00042 has two orders, c7 one; ann has none.
+    db.store.write_orders(&checked::<Order>(ORDERS), at(NOW)).await.expect("write");
+    let [ann] = customers(&db, &["ann"]).await[..] else { panic!("one customer") };
+    let two = db.store.customer_key("00042").await.expect("read").expect("00042");
+    let one = db.store.customer_key("c7").await.expect("read").expect("c7");
+    assert_eq!(db.store.customer_external_id(two).await.expect("read").as_deref(), Some("00042"));
+    assert_eq!(db.store.customer_external_id(-1).await.expect("read"), None);
+    let expr = kanta_segment::parse("orders >= 2").expect("valid");
+    let matches = |c| {
+        let expr = expr.clone();
+        let store = db.store.clone();
+        async move { store.customer_matches(c, &expr, at(NOW)).await.expect("evaluate") }
+    };
+    assert_eq!((matches(two).await, matches(one).await, matches(ann).await), (true, false, false));
+    // String values are bound, not spliced: a quote in one is just a character.
+    let quoted = kanta_segment::parse("attributes.tier = \"x' OR 1=1 --\"").expect("valid");
+    assert!(!db.store.customer_matches(two, &quoted, at(NOW)).await.expect("evaluate"));
+    // An erased customer matches nothing.
+    assert!(db.store.erase_customer("00042", None, NOW).await.expect("erase"));
+    assert!(
+        !db.store
+            .customer_matches(two, &kanta_segment::parse("orders >= 0").expect("valid"), at(NOW))
+            .await
+            .expect("evaluate")
+    );
 }

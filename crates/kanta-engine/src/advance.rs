@@ -1,0 +1,438 @@
+//! Advancing runs: claim the due ones and walk each through its compiled steps until it waits
+//! or ends, then write the new position, the history and the messages in one
+//! `advance_run` transaction (so a crash repeats a step's decisions, never its messages: they
+//! are idempotent on their keys).
+//!
+//! A run is never in a loop (arms and `on_timeout` lists rejoin *after* their step), so every
+//! step is visited at most once per run and its occurrence is 1.
+
+use std::sync::Arc;
+
+use chrono_tz::Tz;
+use kanta_domain::Timestamp;
+use kanta_journey::{Action, Awaited, Compiled, CompiledStep, Next, WebhookTarget};
+use kanta_mail::{MessageKey, MessageSpec, Rendered};
+use kanta_store::CustomerRecord;
+use kanta_store::journey::{
+    Channel, ClaimedRun, NewMessage, Next as RunNext, RunEnd, RunUpdate, Skip, StepRecord, Wait,
+};
+use serde_json::{Value, json};
+
+use crate::cache::Loaded;
+use crate::{Engine, EngineError};
+
+/// More steps than any journey has in one pass: a guard, never reached by a valid journey.
+const MAX_STEPS_PER_PASS: usize = 1_000;
+
+/// What a run waiting at a wait step is due at and waits for, starting at `now`.
+pub(crate) fn wait_position(
+    action: &Action,
+    tz: Tz,
+    now: Timestamp,
+) -> Result<(Option<Timestamp>, Option<Wait>), EngineError> {
+    Ok(match action {
+        Action::Wait(d) => (Some(now.saturating_add(*d)), None),
+        Action::WaitUntil { local_time, weekdays } => {
+            (Some(kanta_journey::next_local_time(now, tz, *local_time, *weekdays)?), None)
+        }
+        Action::WaitFor { awaited, timeout, .. } => {
+            let wait = match awaited {
+                Awaited::Event { name, match_key } => Wait::Event { name: name.clone(), keyed: *match_key },
+                Awaited::EntersSegment(name) => Wait::Segment { name: name.clone() },
+            };
+            (Some(now.saturating_add(*timeout)), Some(wait))
+        }
+        _ => (Some(now), None),
+    })
+}
+
+/// The email payload kept in the outbox row: what was rendered, sent byte for byte.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct EmailPayload {
+    pub(crate) subject: String,
+    pub(crate) html: String,
+    pub(crate) text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) to_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) unsubscribe_url: Option<String>,
+}
+
+/// The customer of a run, read once per pass when a step needs it.
+struct Customer {
+    external: String,
+    record: Option<CustomerRecord>,
+}
+
+/// One pass over one run.
+struct Walk<'a> {
+    engine: &'a Engine,
+    run: &'a ClaimedRun,
+    loaded: &'a Loaded,
+    now: Timestamp,
+    late: bool,
+    customer: Option<Customer>,
+    history: Vec<StepRecord>,
+    messages: Vec<NewMessage>,
+}
+
+impl Engine {
+    /// Claim the runs due at `now` (one batch) and advance each until it waits or ends.
+    /// Returns how many were claimed; a run whose pass failed (the store) is left to its
+    /// lease and claimed again later.
+    pub async fn advance(&self, now: Timestamp) -> Result<usize, EngineError> {
+        let runs =
+            self.store.claim_due_runs(&self.config.owner, now, self.config.run_lease, self.config.run_batch).await?;
+        for run in &runs {
+            if let Err(e) = self.advance_run(run, now).await {
+                tracing::warn!(run = %run.id, journey = %run.journey, "journey engine: advancing a run failed: {e}");
+            }
+        }
+        Ok(runs.len())
+    }
+
+    async fn advance_run(&self, run: &ClaimedRun, now: Timestamp) -> Result<bool, EngineError> {
+        let update = match self.cache.version(&*self.store, &run.journey, run.version).await {
+            Ok(loaded) => walk(self, run, &loaded, now).await?,
+            Err(e @ EngineError::StoredJourney { .. }) => RunUpdate {
+                next: RunNext::End { end: RunEnd::Exited, reason: Some(e.to_string()) },
+                history: Vec::new(),
+                messages: Vec::new(),
+            },
+            Err(e) => return Err(e),
+        };
+        Ok(self.store.advance_run(run.id, &run.lease, &update, now).await?)
+    }
+
+    /// The rendered message of `send_email` step `step` of `journey`'s current version for
+    /// customer `customer` (external id): `kanta journeys preview`.
+    pub async fn preview(&self, journey: &str, step: &str, customer: &str) -> Result<Rendered, EngineError> {
+        let heads = self.cache.heads(&*self.store).await?;
+        let head = heads.get(journey).ok_or_else(|| EngineError::UnknownJourney(journey.to_owned()))?;
+        let not_email = || EngineError::NotAnEmailStep { journey: journey.to_owned(), step: step.to_owned() };
+        let Some(CompiledStep { action: Action::SendEmail(email), .. }) = head.loaded.compiled.step(step) else {
+            return Err(not_email());
+        };
+        let record =
+            self.store.customer(customer, 0).await?.ok_or_else(|| EngineError::UnknownCustomer(customer.to_owned()))?;
+        let unsubscribe = (!email.transactional).then(|| self.unsubscribe_url(customer, self.clock.now())).flatten();
+        let context = crate::context::message_context(&record, unsubscribe);
+        Ok(self.templates.render(&spec(email), &context)?)
+    }
+
+    /// The signed one-click unsubscribe link for `customer`, when email is configured.
+    fn unsubscribe_url(&self, customer: &str, now: Timestamp) -> Option<String> {
+        let email = self.config.email.as_ref()?;
+        let token = email.unsubscribe_key.sign(customer, kanta_mail::Channel::Email, now);
+        Some(kanta_mail::unsubscribe::unsubscribe_url(&email.public_url, &token))
+    }
+}
+
+fn spec(email: &kanta_journey::Email) -> MessageSpec {
+    MessageSpec {
+        subject: email.subject.clone(),
+        body: match &email.body {
+            kanta_journey::Body::Inline { html, text } => {
+                kanta_mail::Body::Inline { html: html.clone(), text: text.clone() }
+            }
+            kanta_journey::Body::Template(name) => kanta_mail::Body::Template(name.clone()),
+        },
+    }
+}
+
+async fn walk(
+    engine: &Engine,
+    run: &ClaimedRun,
+    loaded: &Arc<Loaded>,
+    now: Timestamp,
+) -> Result<RunUpdate, EngineError> {
+    let late = run.due_at.is_some_and(|due| kanta_journey::too_late(due, now, loaded.journey.skip_if_late_by));
+    let mut w = Walk { engine, run, loaded, now, late, customer: None, history: Vec::new(), messages: Vec::new() };
+    let compiled: &Compiled = &loaded.compiled;
+    let Some(step) = compiled.step(&run.step) else {
+        let reason = format!("step `{}` is not in version {} of the journey", run.step, run.version);
+        return Ok(w.end(RunEnd::Exited, Some(reason)));
+    };
+    // A run claimed at a wait step has finished waiting (see the crate docs).
+    let mut cursor = match &step.action {
+        Action::Wait(_) | Action::WaitUntil { .. } => {
+            w.record(step, "waited", None);
+            step.next.clone()
+        }
+        Action::WaitFor { on_timeout, .. } => {
+            if let Some(at) = run.woken_at {
+                w.record(step, "arrived", Some(json!({"at": at.to_rfc3339()})));
+                step.next.clone()
+            } else {
+                w.record(step, "timed_out", None);
+                on_timeout.clone()
+            }
+        }
+        _ => Next::Step(step.id.clone()),
+    };
+    if late {
+        w.history.push(StepRecord {
+            step: run.step.clone(),
+            occurrence: 1,
+            at: now,
+            outcome: "late".into(),
+            detail: run.due_at.map(|due| json!({"due_at": due.to_rfc3339()})),
+        });
+    }
+    for _ in 0..MAX_STEPS_PER_PASS {
+        let id = match cursor {
+            Next::End => return Ok(w.end(RunEnd::Completed, None)),
+            Next::Exit => return Ok(w.end(RunEnd::Exited, Some("exit step".into()))),
+            Next::Step(id) => id,
+        };
+        let Some(step) = compiled.step(id.as_str()) else {
+            return Ok(w.end(RunEnd::Exited, Some(format!("step `{id}` is missing"))));
+        };
+        cursor = match &step.action {
+            Action::Wait(_) | Action::WaitUntil { .. } | Action::WaitFor { .. } => {
+                let tz = w.zone().await?;
+                let (due_at, wait) = wait_position(&step.action, tz, now)?;
+                w.record(step, "waiting", due_at.map(|d| json!({"until": d.to_rfc3339()})));
+                return Ok(RunUpdate {
+                    next: RunNext::Step { step: step.id.as_str().to_owned(), due_at, wait },
+                    history: w.history,
+                    messages: w.messages,
+                });
+            }
+            Action::Branch { condition, then, otherwise } => {
+                let holds = match kanta_segment::parse(condition) {
+                    Ok(expr) => engine.store.customer_matches(run.customer, &expr, now).await?,
+                    Err(e) => {
+                        // Validation parses every condition; a stored one that does not parse
+                        // takes the `else` arm rather than stopping every run.
+                        tracing::warn!(journey = %run.journey, step = %step.id, "branch condition: {e}");
+                        false
+                    }
+                };
+                w.record(step, if holds { "branch_then" } else { "branch_else" }, None);
+                if holds { then.clone() } else { otherwise.clone() }
+            }
+            Action::Split { arms } => {
+                let customer = w.customer().await?.external.clone();
+                let weights: Vec<u32> = arms.iter().map(|(weight, _)| *weight).collect();
+                let arm =
+                    kanta_journey::split::choose(&customer, &run.journey, step.id.as_str(), &weights).unwrap_or(0);
+                w.record(step, "split", Some(json!({"arm": arm})));
+                arms.get(arm).map_or_else(|| step.next.clone(), |(_, next)| next.clone())
+            }
+            Action::SendEmail(email) => {
+                w.send_email(step, email).await?;
+                step.next.clone()
+            }
+            Action::Webhook(webhook) => {
+                w.webhook(step, webhook).await?;
+                step.next.clone()
+            }
+            Action::Update(update) => {
+                w.update(step, update).await?;
+                step.next.clone()
+            }
+            Action::Exit => {
+                w.record(step, "exit", None);
+                Next::Exit
+            }
+        };
+    }
+    Ok(w.end(RunEnd::Exited, Some("too many steps in one pass".into())))
+}
+
+impl Walk<'_> {
+    fn record(&mut self, step: &CompiledStep, outcome: &str, detail: Option<Value>) {
+        self.history.push(StepRecord {
+            step: step.id.as_str().to_owned(),
+            occurrence: 1,
+            at: self.now,
+            outcome: outcome.to_owned(),
+            detail,
+        });
+    }
+
+    fn end(self, end: RunEnd, reason: Option<String>) -> RunUpdate {
+        RunUpdate { next: RunNext::End { end, reason }, history: self.history, messages: self.messages }
+    }
+
+    async fn customer(&mut self) -> Result<&Customer, EngineError> {
+        if self.customer.is_none() {
+            let external = self.engine.store.customer_external_id(self.run.customer).await?.unwrap_or_default();
+            let record = self.engine.store.customer(&external, 0).await?;
+            self.customer = Some(Customer { external, record });
+        }
+        // Filled just above.
+        self.customer.as_ref().ok_or_else(|| EngineError::UnknownCustomer(self.run.customer.to_string()))
+    }
+
+    async fn zone(&mut self) -> Result<Tz, EngineError> {
+        let (journey, settings) = (self.loaded.journey.timezone, self.engine.config.default_zone);
+        let customer = self.customer().await?;
+        Ok(crate::context::zone(customer.record.as_ref(), journey, settings))
+    }
+
+    /// The Message-ID of this run's message at `step` (occurrence 1): the idempotency key,
+    /// with the internal customer id (an erased customer's Message-IDs name nobody).
+    fn message_id(&self, step: &CompiledStep) -> String {
+        let r = self.run;
+        MessageKey::new(&r.journey, r.version, &r.customer.to_string(), r.id.0, step.id.as_str(), 1)
+            .message_id(&self.engine.domain)
+    }
+
+    fn skip(&self) -> Option<Skip> {
+        self.loaded.journey.dry_run.then_some(Skip::DryRun)
+    }
+
+    async fn send_email(&mut self, step: &CompiledStep, email: &kanta_journey::Email) -> Result<(), EngineError> {
+        if self.late {
+            self.record(step, "skipped_late", None);
+            return Ok(());
+        }
+        let (now, engine) = (self.now, self.engine);
+        let customer = self.customer().await?;
+        let Some(record) = customer.record.as_ref().filter(|r| r.profile.erased_at.is_none()) else {
+            self.record(step, "no_customer", None);
+            return Ok(());
+        };
+        let Some(address) = record.profile.email.clone() else {
+            self.record(step, "no_address", None);
+            return Ok(());
+        };
+        let external = customer.external.clone();
+        let to_name = record.profile.name.clone();
+        let unsubscribe = if email.transactional { None } else { engine.unsubscribe_url(&external, now) };
+        let context = crate::context::message_context(record, unsubscribe.clone());
+        let rendered = match engine.templates.render(&spec(email), &context) {
+            Ok(rendered) => rendered,
+            Err(e) => {
+                self.record(step, "render_failed", Some(json!({"error": e.to_string()})));
+                return Ok(());
+            }
+        };
+        let payload = EmailPayload {
+            subject: rendered.subject.clone(),
+            html: rendered.html,
+            text: rendered.text,
+            to_name,
+            unsubscribe_url: unsubscribe,
+        };
+        let payload = serde_json::to_string(&payload)?;
+        let skip = self.skip();
+        self.messages.push(NewMessage {
+            step: step.id.as_str().to_owned(),
+            occurrence: 1,
+            channel: Channel::Email,
+            transactional: email.transactional,
+            recipient: address,
+            payload,
+            message_id: self.message_id(step),
+            not_before: now,
+            skip,
+        });
+        let outcome = if skip.is_some() { "dry_run" } else { "queued" };
+        self.record(step, outcome, Some(json!({"subject": rendered.subject})));
+        Ok(())
+    }
+
+    async fn webhook(&mut self, step: &CompiledStep, webhook: &kanta_journey::Webhook) -> Result<(), EngineError> {
+        if self.late {
+            self.record(step, "skipped_late", None);
+            return Ok(());
+        }
+        let url = match &webhook.target {
+            WebhookTarget::Url(url) => url.clone(),
+            WebhookTarget::Endpoint(name) => match self.engine.config.webhooks.iter().find(|e| &e.name == name) {
+                Some(endpoint) => endpoint.url.clone(),
+                None => {
+                    self.record(step, "unknown_endpoint", Some(json!({"endpoint": name})));
+                    return Ok(());
+                }
+            },
+        };
+        let customer = self.customer().await?.external.clone();
+        let r = self.run;
+        let body = json!({
+            "type": "journey.webhook",
+            "journey": r.journey,
+            "version": r.version,
+            "step": step.id.as_str(),
+            "run": r.id.0,
+            "key": r.key,
+            "customer": customer,
+            "context": r.context,
+            "data": webhook.body,
+        });
+        let skip = self.skip();
+        self.messages.push(NewMessage {
+            step: step.id.as_str().to_owned(),
+            occurrence: 1,
+            channel: Channel::Webhook,
+            transactional: false,
+            recipient: url,
+            payload: body.to_string(),
+            message_id: self.message_id(step),
+            not_before: self.now,
+            skip,
+        });
+        self.record(step, if skip.is_some() { "dry_run" } else { "queued" }, None);
+        Ok(())
+    }
+
+    /// Sets attributes and adds tags (kept as the `tags` attribute, a list without
+    /// duplicates) through the customer write, which merges attributes. Outside the run's
+    /// transaction: a pass repeated after a crash writes the same values again, which changes
+    /// nothing. A dry run records the update and writes nothing.
+    async fn update(&mut self, step: &CompiledStep, update: &kanta_journey::Update) -> Result<(), EngineError> {
+        let now = self.now;
+        let dry = self.loaded.journey.dry_run;
+        let customer = self.customer().await?;
+        let Some(record) = customer.record.as_ref().filter(|r| r.profile.erased_at.is_none()) else {
+            self.record(step, "no_customer", None);
+            return Ok(());
+        };
+        let mut attributes = serde_json::Map::new();
+        for (name, value) in &update.set {
+            let name = name.strip_prefix("attributes.").unwrap_or(name);
+            attributes.insert(name.to_owned(), value.clone());
+        }
+        if !update.tags.is_empty() {
+            let mut tags: Vec<Value> = record
+                .profile
+                .attributes
+                .as_ref()
+                .and_then(|a| a.get("tags"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for tag in &update.tags {
+                let tag = Value::String(tag.clone());
+                if !tags.contains(&tag) {
+                    tags.push(tag);
+                }
+            }
+            attributes.insert("tags".into(), Value::Array(tags));
+        }
+        let detail = json!({"attributes": attributes});
+        if dry {
+            self.record(step, "dry_run", Some(detail));
+            return Ok(());
+        }
+        let batch = json!([{"id": customer.external, "attributes": attributes}]).to_string();
+        let parsed =
+            kanta_store::record::parse_batch::<kanta_store::Customer>(batch.as_bytes(), kanta_domain::TimeRange::ALL);
+        match parsed {
+            Ok(batch) if batch.rejected.is_empty() => {
+                let customers: Vec<kanta_store::Customer> = batch.valid.into_iter().map(|(_, c)| c).collect();
+                self.engine.store.write_customers(&customers, now).await?;
+                self.record(step, "updated", Some(detail));
+            }
+            Ok(batch) => {
+                let problems: Vec<String> = batch.rejected.iter().map(|r| format!("{r:?}")).collect();
+                self.record(step, "update_refused", Some(json!({"problems": problems})));
+            }
+            Err(e) => self.record(step, "update_refused", Some(json!({"problems": [e.to_string()]}))),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,204 @@
+//! Delivering the outbox: claim due messages (they become `sending`, committed, before any
+//! SMTP transaction starts), check the guardrails as they are *now* (consent, suppression, the
+//! cap count, quiet hours), send, and record the outcome.
+//!
+//! An outcome that leaves unknown whether the server took the message is not recorded: the row
+//! stays `sending`, its lease runs out and the next [`Engine::deliver`] marks it `in_doubt`,
+//! which is never claimed again (at most once; an operator may resend).
+
+use futures_util::StreamExt;
+use kanta_domain::Timestamp;
+use kanta_journey::{Decision, FrequencyCap, MessageKind, Recipient, SkipReason};
+use kanta_mail::{Kind, MessageKey, Outgoing};
+use kanta_store::journey::{Channel, ClaimedMessage, Outcome, Skip};
+
+use crate::advance::EmailPayload;
+use crate::{Engine, EngineError};
+
+impl Engine {
+    /// Mark messages whose worker died mid-send as in doubt, then claim one batch of due
+    /// messages and send them, up to the mailer's concurrency at once. Returns how many were
+    /// claimed. A refused recipient fails only its own message.
+    pub async fn deliver(&self, now: Timestamp) -> Result<usize, EngineError> {
+        let in_doubt = self.store.mark_in_doubt(now).await?;
+        if in_doubt > 0 {
+            tracing::warn!(
+                "journey engine: {in_doubt} message(s) left in sending by a stopped worker are now in doubt"
+            );
+        }
+        let claimed = self
+            .store
+            .claim_messages(&self.config.owner, now, self.config.message_lease, self.config.message_batch)
+            .await?;
+        let count = claimed.len();
+        let concurrency = self.config.email.as_ref().map_or(1, |e| e.concurrency.max(1)) as usize;
+        let results: Vec<(ClaimedMessage, Result<(), EngineError>)> = futures_util::stream::iter(claimed)
+            .map(|m| async move {
+                let result = self.deliver_one(&m, now).await;
+                (m, result)
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        for (m, result) in results {
+            if let Err(e) = result {
+                // Left in `sending`: in doubt after the lease, never sent twice.
+                tracing::warn!(message = %m.id, journey = %m.journey, "journey engine: delivering a message failed: {e}");
+            }
+        }
+        Ok(count)
+    }
+
+    async fn deliver_one(&self, m: &ClaimedMessage, now: Timestamp) -> Result<(), EngineError> {
+        let outcome = match m.channel {
+            Channel::Email => self.send_email(m, now).await?,
+            Channel::Webhook => Some(self.call_webhook(m, now).await),
+        };
+        match outcome {
+            Some(outcome) => {
+                if !self.store.complete_message(m.id, &m.lease, &outcome, now).await? {
+                    tracing::warn!(message = %m.id, "journey engine: the message's lease was lost before its outcome was recorded");
+                }
+            }
+            None => tracing::warn!(
+                message = %m.id,
+                "journey engine: unknown whether the SMTP server took the message; it stays in sending and becomes in doubt"
+            ),
+        }
+        Ok(())
+    }
+
+    /// The retry time after the message's `attempts`-th claim.
+    fn retry_at(m: &ClaimedMessage, now: Timestamp) -> Timestamp {
+        let attempt = u32::try_from(m.attempts.saturating_sub(1)).unwrap_or(u32::MAX);
+        now.saturating_add(kanta_journey::backoff(attempt, &m.idempotency_key))
+    }
+
+    /// `None`: the outcome is unknown (leave the row in `sending`).
+    async fn send_email(&self, m: &ClaimedMessage, now: Timestamp) -> Result<Option<Outcome>, EngineError> {
+        let payload: EmailPayload = match serde_json::from_str(&m.payload) {
+            Ok(p) => p,
+            Err(e) => return Ok(Some(Outcome::Failed { response: format!("unreadable payload: {e}") })),
+        };
+        let external = self.store.customer_external_id(m.customer).await?;
+        let record = match &external {
+            Some(id) => self.store.customer(id, 0).await?,
+            None => None,
+        };
+        let Some(record) = record.filter(|r| r.profile.erased_at.is_none()) else {
+            return Ok(Some(Outcome::Skipped { skip: Skip::Cancelled, detail: Some("the customer is gone".into()) }));
+        };
+        let kind = if m.transactional { MessageKind::Transactional } else { MessageKind::Marketing };
+        let guardrails = &self.config.guardrails;
+        let sent_in_window = match (kind, guardrails.cap) {
+            (MessageKind::Marketing, FrequencyCap::Limit(cap)) => {
+                // The window is (now − window, now]; the store's `since` is inclusive.
+                let since = Timestamp::from_micros(cap.window_start(now).micros().saturating_add(1));
+                self.store.marketing_sent_since(m.customer, since, Some(m.id)).await?
+            }
+            _ => 0,
+        };
+        let journey_zone = match self.cache.version(&*self.store, &m.journey, m.version).await {
+            Ok(loaded) => loaded.journey.timezone,
+            Err(_) => None,
+        };
+        let recipient = Recipient {
+            consent: crate::context::email_consent(&record),
+            suppressed: self.store.is_suppressed(&m.recipient).await?,
+            sent_in_window,
+            tz: crate::context::zone(Some(&record), journey_zone, self.config.default_zone),
+        };
+        match kanta_journey::decide(kind, guardrails, &recipient, now)? {
+            Decision::Defer(until) => return Ok(Some(Outcome::Deferred { not_before: until })),
+            Decision::Skip(reason) => {
+                let skip = match reason {
+                    SkipReason::NoConsent => Skip::NoConsent,
+                    SkipReason::Suppressed => Skip::Suppressed,
+                    SkipReason::Capped => Skip::Capped,
+                };
+                return Ok(Some(Outcome::Skipped { skip, detail: Some(format!("{} at send time", reason.as_str())) }));
+            }
+            Decision::Send => {}
+        }
+        let (Some(mailer), Some(email)) = (&self.mailer, &self.config.email) else {
+            return Ok(Some(Outcome::Retry {
+                response: "email is not configured ([email] in the settings)".into(),
+                not_before: Self::retry_at(m, now),
+            }));
+        };
+        let kind = match (m.transactional, payload.unsubscribe_url) {
+            (true, _) => Kind::Transactional,
+            (false, Some(unsubscribe_url)) => Kind::Marketing { unsubscribe_url },
+            (false, None) => {
+                // Marketing mail always carries List-Unsubscribe; a row without a link cannot go.
+                return Ok(Some(Outcome::Failed { response: "marketing message without an unsubscribe link".into() }));
+            }
+        };
+        let key = MessageKey::new(&m.journey, m.version, &m.customer.to_string(), m.run.0, &m.step, m.occurrence);
+        let outgoing = Outgoing {
+            from: &email.from,
+            to: &m.recipient,
+            to_name: payload.to_name.as_deref(),
+            subject: &payload.subject,
+            html: &payload.html,
+            text: &payload.text,
+            key: &key,
+            kind: &kind,
+            date: now,
+        };
+        let message = match kanta_mail::compose(&outgoing) {
+            Ok(message) => message,
+            Err(e) => return Ok(Some(Outcome::Failed { response: e.to_string() })),
+        };
+        Ok(match mailer.send(&message).await {
+            kanta_mail::Outcome::Sent { response } => Some(Outcome::Sent { response }),
+            kanta_mail::Outcome::Permanent { code, text } => Some(Outcome::Failed { response: reply(code, &text) }),
+            kanta_mail::Outcome::Temporary { code, text } => {
+                Some(Outcome::Retry { response: reply(code, &text), not_before: Self::retry_at(m, now) })
+            }
+            kanta_mail::Outcome::Unknown { .. } => None,
+        })
+    }
+
+    /// POST the body, signed like kanta's outbound webhooks when the URL is a configured
+    /// endpoint's. 2xx is sent; 408, 429 and 5xx are retried with backoff; other 4xx fail; no
+    /// connection or no answer is retried (webhook receivers deduplicate on the message id
+    /// header, unlike mailboxes).
+    async fn call_webhook(&self, m: &ClaimedMessage, now: Timestamp) -> Outcome {
+        let seconds = now.micros().div_euclid(1_000_000);
+        let mut request = self
+            .http
+            .post(&m.recipient)
+            .header("content-type", "application/json")
+            .header("kanta-message-id", &m.message_id)
+            .body(m.payload.clone());
+        if let Some(endpoint) = self.config.webhooks.iter().find(|e| e.url == m.recipient) {
+            request = request.header(
+                kanta_webhooks::sign::HEADER,
+                kanta_webhooks::sign::sign(&endpoint.secret, seconds, m.payload.as_bytes()),
+            );
+        }
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status();
+                let text = format!("HTTP {}", status.as_u16());
+                if status.is_success() {
+                    Outcome::Sent { response: text }
+                } else if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
+                    Outcome::Retry { response: text, not_before: Self::retry_at(m, now) }
+                } else {
+                    Outcome::Failed { response: text }
+                }
+            }
+            Err(e) => Outcome::Retry { response: e.to_string(), not_before: Self::retry_at(m, now) },
+        }
+    }
+}
+
+/// `550 5.1.1 no such user`, or the text alone.
+fn reply(code: Option<u16>, text: &str) -> String {
+    match code {
+        Some(code) => format!("{code} {text}"),
+        None => text.to_owned(),
+    }
+}

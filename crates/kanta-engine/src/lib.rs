@@ -1,0 +1,251 @@
+//! The journey engine: customers enter journeys ([`Engine::enter`], [`Engine::on_event`]),
+//! their runs advance step by step on the injected clock ([`Engine::advance`]), and the outbox
+//! of their messages is sent with the guardrails checked at send time ([`Engine::deliver`]).
+//!
+//! ```text
+//! event / trigger ──enter──▶ JourneyStore::start_run (entry rules, one active run per key)
+//! claim_due_runs ──advance──▶ walk the compiled steps until a wait or the end
+//!                              (branch: customer_matches; send_email: render; webhook; update)
+//!                ──▶ JourneyStore::advance_run (position, history, messages: one transaction)
+//! claim_messages ──deliver──▶ consent, suppression, cap, quiet hours (guard::decide)
+//!                ──▶ compose + Mailer::send ──▶ complete_message (sent | failed | retry | …)
+//! ```
+//!
+//! **Architecture Invariant:** every decision of what is due takes `now` from the caller, who
+//! reads it from the injected [`Clock`]; nothing here reads the system clock, so a 30-day
+//! journey runs in milliseconds in tests.
+//!
+//! **Architecture Invariant:** at most once. A message is `sending` (committed by the claim)
+//! before its SMTP transaction starts; an answer that leaves it unknown whether the server took
+//! the message leaves the row in `sending`, and `mark_in_doubt` (first thing in every
+//! [`Engine::deliver`]) moves it to `in_doubt` after its lease, which nothing claims again.
+//! So the message lease must outlast the SMTP timeout ([`Engine::new`] refuses otherwise).
+//!
+//! **Where a run waits.** A run waiting sits *at* its wait step (`wait`, `wait_until`,
+//! `wait_for`) with the due time of the wait's end; a run claimed at a wait step has finished
+//! waiting. [`Engine::enter`] places a run whose first step is a wait at that wait already, so
+//! the rule has no exception.
+
+mod advance;
+mod cache;
+mod context;
+mod deliver;
+mod entry;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use kanta_domain::{Clock, Timestamp};
+use kanta_journey::Guardrails;
+use kanta_mail::{EmailConfig, Mailer, Templates};
+use kanta_store::{Storage, StoreError};
+
+pub use entry::{EngineSignal, EventOutcome};
+
+/// A configured webhook endpoint a journey's `webhook: { endpoint: NAME }` names.
+#[derive(Debug, Clone)]
+pub struct WebhookEndpoint {
+    /// The name journeys use.
+    pub name: String,
+    /// Where to post.
+    pub url: String,
+    /// The signing secret (`Kanta-Signature`, as kanta's outbound webhooks sign).
+    pub secret: Vec<u8>,
+}
+
+/// What the engine needs from the settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Consent mode, frequency cap and quiet hours, checked at send time.
+    pub guardrails: Guardrails,
+    /// The settings' default zone (after the customer's and the journey's).
+    pub default_zone: Option<Tz>,
+    /// SMTP and unsubscribe links; without it email messages wait (retry) and nothing is sent.
+    pub email: Option<EmailConfig>,
+    /// The journeys' `templates/` folder; `None`: inline messages only.
+    pub templates_dir: Option<PathBuf>,
+    /// This worker's name in leases (unique per process: host, pid, a random part).
+    pub owner: String,
+    /// How long a claimed run is held.
+    pub run_lease: Duration,
+    /// How long a claimed message is held; must exceed the SMTP timeout.
+    pub message_lease: Duration,
+    /// Runs claimed per [`Engine::advance`].
+    pub run_batch: u32,
+    /// Messages claimed per [`Engine::deliver`].
+    pub message_batch: u32,
+    /// The pause between two ticks of [`Engine::run`].
+    pub tick: Duration,
+    /// Endpoints journeys' webhook steps may name.
+    pub webhooks: Vec<WebhookEndpoint>,
+}
+
+impl EngineConfig {
+    /// Defaults around `owner`: no email, no guardrails beyond opt-in consent, leases of 5
+    /// minutes, batches of 100, a tick every second.
+    pub fn new(owner: impl Into<String>) -> EngineConfig {
+        EngineConfig {
+            guardrails: Guardrails {
+                consent: kanta_journey::ConsentMode::OptIn,
+                cap: kanta_journey::FrequencyCap::Off,
+                quiet: kanta_journey::QuietHours::Off,
+            },
+            default_zone: None,
+            email: None,
+            templates_dir: None,
+            owner: owner.into(),
+            run_lease: Duration::from_secs(300),
+            message_lease: Duration::from_secs(300),
+            run_batch: 100,
+            message_batch: 100,
+            tick: Duration::from_secs(1),
+            webhooks: Vec::new(),
+        }
+    }
+
+    /// The domain of Message-IDs: the sender's, or `kanta.invalid` without email settings
+    /// (dry runs still record a Message-ID).
+    fn message_domain(&self) -> String {
+        self.email.as_ref().map_or_else(|| "kanta.invalid".to_owned(), |e| e.from.email.domain().to_owned())
+    }
+}
+
+/// Why an engine call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The store failed (retried at the next tick).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No journey has this name.
+    #[error("no journey named `{0}`")]
+    UnknownJourney(String),
+    /// The journey is paused: it admits nobody.
+    #[error("journey `{0}` is paused")]
+    Paused(String),
+    /// No customer has this id.
+    #[error("no customer with id `{0}`")]
+    UnknownCustomer(String),
+    /// A stored journey version does not validate any more.
+    #[error("stored journey `{name}` version {version} is not valid: {problem}")]
+    StoredJourney {
+        /// The journey.
+        name: String,
+        /// The version.
+        version: i64,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The journey has no such step, or it is not a `send_email`.
+    #[error("journey `{journey}` has no send_email step `{step}`")]
+    NotAnEmailStep {
+        /// The journey.
+        journey: String,
+        /// The step id asked for.
+        step: String,
+    },
+    /// Loading or rendering templates failed.
+    #[error(transparent)]
+    Render(#[from] kanta_mail::RenderError),
+    /// The SMTP settings cannot make a mailer.
+    #[error(transparent)]
+    Mailer(#[from] kanta_mail::smtp::MailerError),
+    /// The message lease does not outlast the SMTP timeout.
+    #[error(
+        "the message lease ({} s) must be longer than the SMTP timeout ({} s), or a slow send could be claimed twice",
+        lease.as_secs(),
+        timeout.as_secs()
+    )]
+    LeaseTooShort {
+        /// The configured lease.
+        lease: Duration,
+        /// The SMTP timeout.
+        timeout: Duration,
+    },
+    /// A webhook HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    /// A message payload could not be written as JSON.
+    #[error("cannot write a message payload: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A time outside the calendar (never from a real clock).
+    #[error(transparent)]
+    OutOfRange(#[from] kanta_journey::OutOfRange),
+}
+
+/// The journey engine. Cheap to share behind an `Arc`; every method takes `&self`.
+pub struct Engine {
+    store: Arc<dyn Storage>,
+    config: EngineConfig,
+    clock: Arc<dyn Clock>,
+    templates: Templates,
+    mailer: Option<Mailer>,
+    http: reqwest::Client,
+    cache: cache::Cache,
+    domain: String,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("owner", &self.config.owner).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over `store`: loads the templates folder, sets up the mailer (connecting
+    /// lazily) and checks that the message lease outlasts the SMTP timeout.
+    pub fn new(store: Arc<dyn Storage>, config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Engine, EngineError> {
+        let templates = match &config.templates_dir {
+            Some(dir) => Templates::load(dir)?,
+            None => Templates::inline_only(),
+        };
+        let mailer = match &config.email {
+            Some(email) => {
+                if config.message_lease <= email.timeout {
+                    return Err(EngineError::LeaseTooShort { lease: config.message_lease, timeout: email.timeout });
+                }
+                Some(Mailer::new(email)?)
+            }
+            None => None,
+        };
+        // Webhook calls are bounded well inside the message lease, for the same reason.
+        let http = reqwest::Client::builder().timeout(config.message_lease / 2).build()?;
+        let domain = config.message_domain();
+        Ok(Engine { store, config, clock, templates, mailer, http, cache: cache::Cache::default(), domain })
+    }
+
+    /// The clock the engine was given (what [`Engine::run`] ticks with).
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Tick every [`EngineConfig::tick`]: [`Engine::advance`] then [`Engine::deliver`] until
+    /// both find nothing, with `now` read from the clock each time, until `stop` turns true.
+    /// Errors are logged and retried at the next tick.
+    pub async fn run(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            loop {
+                let advanced = self.advance(self.clock.now()).await.unwrap_or_else(|e| {
+                    tracing::warn!("journey engine: advancing runs failed: {e}");
+                    0
+                });
+                let delivered = self.deliver(self.clock.now()).await.unwrap_or_else(|e| {
+                    tracing::warn!("journey engine: delivering messages failed: {e}");
+                    0
+                });
+                if (advanced == 0 && delivered == 0) || *stop.borrow() {
+                    break;
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.config.tick) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,496 @@
+//! Journeys run by the engine: the welcome journey, time, guardrails at send time, at most
+//! once, refused recipients, dry runs, exits mid-wait, DST.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kanta_domain::{ManualClock, Timestamp};
+use kanta_engine::{Engine, EngineConfig};
+use kanta_journey::{AnyTemplate, FrequencyCap, Guardrails, QuietHours};
+use kanta_mail::settings::HiddenSecret;
+use kanta_mail::{EmailConfig, EmailSettings, SmtpUrl};
+use kanta_store::journey::{CustomerRun, Entered, MessageStatus, RunStatus};
+use kanta_store::record::{Record, parse_batch};
+use kanta_store::testing::TestDb;
+use kanta_store::{Customer, Order};
+use serde_json::{Value, json};
+
+use crate::support::aiosmtpd::Smtpd;
+
+kanta_store::on_both_backends!(
+    #[tokio::test] |db| db;
+    the_welcome_journey_thanks_at_once_and_suggests_a_second_order_at_ten_local_unless_there_was_one,
+    a_thirty_day_journey_completes_in_milliseconds,
+    consent_revoked_between_scheduling_and_sending_sends_nothing,
+    quiet_hours_defer_to_eight_local_and_then_send,
+    the_cap_skips_the_second_marketing_email_and_transactional_mail_bypasses_it,
+    a_message_left_in_sending_by_a_crashed_worker_becomes_in_doubt_and_is_never_sent,
+    a_refused_recipient_fails_only_its_own_message,
+    a_dry_run_journey_records_and_renders_and_sends_nothing,
+    an_order_exits_the_win_back_run_in_the_middle_of_its_wait,
+    wait_until_nine_in_helsinki_fires_at_seven_utc_before_the_dst_change_and_six_after,
+);
+
+const SECOND: u64 = 1;
+const DAY: u64 = 86_400 * SECOND;
+
+fn t(text: &str) -> Timestamp {
+    Timestamp::parse_rfc3339(text).expect("an RFC 3339 time")
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn checked<T: Record + std::fmt::Debug>(json: &Value) -> Vec<T> {
+    let text = json.to_string();
+    let batch = parse_batch::<T>(text.as_bytes(), kanta_domain::TimeRange::ALL).expect("a JSON array");
+    assert!(batch.rejected.is_empty(), "{:?}", batch.rejected);
+    batch.valid.into_iter().map(|(_, r)| r).collect()
+}
+
+fn email_config(port: u16) -> EmailConfig {
+    EmailSettings {
+        smtp_url: SmtpUrl::new(format!("smtp://127.0.0.1:{port}")),
+        from: Some("Shop <hello@shop.example>".into()),
+        public_url: "https://shop.example".into(),
+        rate_per_second: 1000.0,
+        timeout_seconds: 10,
+        unsubscribe_secret: Some(HiddenSecret::new("test-secret-0123456789")),
+        ..EmailSettings::default()
+    }
+    .check(|_| None)
+    .expect("email settings")
+}
+
+/// The store, the clock and an engine sending to `smtpd`.
+struct Harness {
+    db: TestDb,
+    clock: Arc<ManualClock>,
+    engine: Engine,
+}
+
+fn guardrails(cap: &str, quiet: &str) -> Guardrails {
+    Guardrails {
+        consent: kanta_journey::ConsentMode::OptIn,
+        cap: FrequencyCap::parse(cap).expect("cap"),
+        quiet: QuietHours::parse(quiet).expect("quiet hours"),
+    }
+}
+
+fn harness(db: TestDb, smtpd: Option<&Smtpd>, guardrails: Guardrails, start: &str) -> Harness {
+    let clock = Arc::new(ManualClock::new(t(start)));
+    let mut config = EngineConfig::new("engine-test");
+    config.guardrails = guardrails;
+    config.email = smtpd.map(|s| email_config(s.port));
+    config.templates_dir = Some(repo().join("journeys/templates"));
+    config.message_lease = Duration::from_secs(60);
+    config.run_lease = Duration::from_secs(60);
+    let engine = Engine::new(db.store.clone(), config, clock.clone()).expect("engine");
+    Harness { db, clock, engine }
+}
+
+impl Harness {
+    fn now(&self) -> Timestamp {
+        self.engine.now()
+    }
+
+    /// Moves the clock to `to`.
+    fn at(&self, to: &str) {
+        self.clock.set(t(to));
+    }
+
+    fn later(&self, seconds: u64) {
+        self.clock.advance(Duration::from_secs(seconds));
+    }
+
+    /// Advance and deliver until neither finds anything due now.
+    async fn tick(&self) {
+        for _ in 0..100 {
+            let advanced = self.engine.advance(self.now()).await.expect("advance");
+            let delivered = self.engine.deliver(self.now()).await.expect("deliver");
+            if advanced == 0 && delivered == 0 {
+                return;
+            }
+        }
+        panic!("the engine never settled");
+    }
+
+    /// Applies a journey document (YAML) as the CLI does.
+    async fn apply(&self, yaml: &str) -> String {
+        let journey = kanta_journey::validate_yaml(yaml, &AnyTemplate).expect("a valid journey");
+        self.db
+            .store
+            .apply_journey(&journey.name, &journey.canonical_json(), &journey.digest(), self.now())
+            .await
+            .expect("apply");
+        journey.name
+    }
+
+    async fn apply_file(&self, file: &str) -> String {
+        let text = std::fs::read_to_string(repo().join("journeys").join(file)).expect("the example journey");
+        self.apply(&text).await
+    }
+
+    /// A customer `id` (address `id@example.org`) in `zone`, with email consent granted.
+    async fn customer(&self, id: &str, zone: &str) {
+        let record = json!([{"id": id, "email": format!("{id}@example.org"), "name": id.to_uppercase(), "timezone": zone,
+            "consent": [{"channel": "email", "status": "granted", "time": "2025-01-01T00:00:00Z"}]}]);
+        self.db.store.write_customers(&checked::<Customer>(&record), self.now()).await.expect("write customer");
+    }
+
+    async fn order(&self, customer: &str, id: &str, time: &str) {
+        let record = json!([{"id": id, "customer_id": customer, "time": time, "amount": "20", "currency": "EUR"}]);
+        self.db.store.write_orders(&checked::<Order>(&record), self.now()).await.expect("write order");
+    }
+
+    async fn runs(&self, customer: &str) -> Vec<CustomerRun> {
+        self.db.store.customer_journeys(customer).await.expect("runs")
+    }
+
+    async fn run(&self, customer: &str) -> CustomerRun {
+        let mut runs = self.runs(customer).await;
+        assert_eq!(runs.len(), 1, "{runs:?}");
+        runs.remove(0)
+    }
+
+    async fn enter(&self, journey: &str, customer: &str) {
+        let entered = self.engine.enter(journey, customer, "", &json!({}), self.now()).await.expect("enter");
+        assert!(matches!(entered, Entered::Started(_)), "{entered:?}");
+    }
+}
+
+fn statuses(run: &CustomerRun) -> Vec<(String, MessageStatus)> {
+    run.messages.iter().map(|m| (m.step.clone(), m.status)).collect()
+}
+
+/// The subjects received, sorted (Maildir names order messages only to the second).
+fn subjects(smtpd: &Smtpd) -> Vec<String> {
+    let mut subjects: Vec<String> = smtpd.messages().iter().map(|m| header(m, "Subject").expect("Subject")).collect();
+    subjects.sort();
+    subjects
+}
+
+/// Header `name` of a received message, encoded words decoded.
+fn header(message: &[u8], name: &str) -> Option<String> {
+    kanta_mail::headers::headers(message)
+        .into_iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| kanta_mail::headers::decode_encoded_words(&v))
+}
+
+async fn the_welcome_journey_thanks_at_once_and_suggests_a_second_order_at_ten_local_unless_there_was_one(db: TestDb) {
+    let smtpd = Smtpd::cli(&[]);
+    // Monday 2026-01-05 14:00 in Helsinki (UTC+2).
+    let h = harness(db, Some(&smtpd), guardrails("off", "off"), "2026-01-05T12:00:00Z");
+    h.apply_file("welcome.yaml").await;
+    for (who, order) in [("ann", "o-ann"), ("bob", "o-bob")] {
+        h.customer(who, "Europe/Helsinki").await;
+        h.order(who, order, "2026-01-05T11:59:00Z").await;
+        let outcome = h
+            .engine
+            .on_event(who, "order.created", &json!({"order_id": order}), true, h.now())
+            .await
+            .expect("on_event");
+        assert_eq!(outcome.entered.len(), 1, "{outcome:?}");
+        assert!(matches!(outcome.entered[0].1, Entered::Started(_)));
+    }
+    // Not a first order: nobody enters again, and a second first order finds the run active.
+    let again = h.engine.on_event("ann", "order.created", &json!({}), false, h.now()).await.expect("on_event");
+    assert!(again.entered.is_empty());
+
+    h.tick().await;
+    let received = smtpd.messages();
+    assert_eq!(received.len(), 2);
+    let mut to: Vec<String> = received.iter().map(|m| header(m, "To").expect("To")).collect();
+    to.sort();
+    assert_eq!(to, ["ANN <ann@example.org>", "BOB <bob@example.org>"]);
+    for m in &received {
+        assert!(header(m, "Subject").expect("Subject").starts_with("Thanks for your first order, "));
+        let unsubscribe = header(m, "List-Unsubscribe").expect("List-Unsubscribe");
+        assert!(unsubscribe.starts_with("<https://shop.example/"), "{unsubscribe}");
+        assert_eq!(header(m, "List-Unsubscribe-Post").as_deref(), Some("List-Unsubscribe=One-Click"));
+        assert!(header(m, "Message-ID").expect("Message-ID").ends_with("@shop.example>"));
+    }
+    let ann = h.run("ann").await;
+    assert_eq!(statuses(&ann), [("0".to_owned(), MessageStatus::Sent)]);
+    assert_eq!((ann.run.step.as_str(), ann.run.due_at), ("1", Some(t("2026-01-08T12:00:00Z"))));
+
+    // Bob orders again meanwhile.
+    h.order("bob", "o-bob-2", "2026-01-06T09:00:00Z").await;
+
+    // Three days later: the run waits until 10:00 in Helsinki, 08:00 UTC the next morning.
+    h.later(3 * DAY);
+    h.tick().await;
+    let ann = h.run("ann").await;
+    assert_eq!((ann.run.step.as_str(), ann.run.due_at), ("2", Some(t("2026-01-09T08:00:00Z"))));
+    assert_eq!(smtpd.messages().len(), 2);
+
+    // At 10:00 local the branch: Bob (two orders) exits, Ann gets the second email.
+    h.at("2026-01-09T08:00:00Z");
+    h.tick().await;
+    let bob = h.run("bob").await;
+    assert_eq!((bob.run.status, bob.run.exit_reason.as_deref()), (RunStatus::Exited, Some("exit step")));
+    let ann = h.run("ann").await;
+    assert_eq!(ann.run.status, RunStatus::Completed);
+    assert_eq!(statuses(&ann), [("0".to_owned(), MessageStatus::Sent), ("4".to_owned(), MessageStatus::Sent)]);
+    let received = smtpd.messages();
+    assert_eq!(received.len(), 3);
+    let second = received
+        .iter()
+        .find(|m| header(m, "Subject").as_deref() == Some("Something for your next order"))
+        .expect("the second email");
+    assert_eq!(header(second, "To").as_deref(), Some("ANN <ann@example.org>"));
+    assert_eq!(header(second, "Subject").as_deref(), Some("Something for your next order"));
+    let body = String::from_utf8_lossy(second);
+    assert!(body.contains("We hope your first order arrived safely"), "the second-order template: {body}");
+}
+
+async fn a_thirty_day_journey_completes_in_milliseconds(db: TestDb) {
+    let smtpd = Smtpd::cli(&[]);
+    let h = harness(db, Some(&smtpd), guardrails("off", "off"), "2026-02-02T12:00:00Z");
+    h.apply(
+        r#"
+name: month
+trigger: { event: signup }
+steps:
+  - send_email: { subject: "Day 0", html: "<p>0</p>" }
+  - wait: 10d
+  - send_email: { subject: "Day 10", html: "<p>10</p>" }
+  - wait: 10d
+  - send_email: { subject: "Day 20", html: "<p>20</p>" }
+  - wait: 10d
+  - send_email: { subject: "Day 30", html: "<p>30</p>" }
+"#,
+    )
+    .await;
+    h.customer("ann", "UTC").await;
+    let started = Instant::now();
+    h.engine.on_event("ann", "signup", &json!({}), false, h.now()).await.expect("on_event");
+    h.tick().await;
+    for _ in 0..3 {
+        h.later(10 * DAY);
+        h.tick().await;
+    }
+    let elapsed = started.elapsed();
+    let run = h.run("ann").await;
+    assert_eq!(run.run.status, RunStatus::Completed);
+    assert_eq!(run.run.ended_at, Some(t("2026-03-04T12:00:00Z")));
+    assert_eq!(subjects(&smtpd), ["Day 0", "Day 10", "Day 20", "Day 30"]);
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+}
+
+const TWO_EMAILS: &str = r#"
+name: pair
+trigger: { event: signup }
+steps:
+  - send_email: { subject: "First", html: "<p>1</p>" }
+  - wait: 1d
+  - send_email: { subject: "Second", html: "<p>2</p>" }
+  - wait: 1d
+  - send_email: { subject: "Receipt", html: "<p>r</p>", transactional: true }
+"#;
+
+async fn consent_revoked_between_scheduling_and_sending_sends_nothing(db: TestDb) {
+    let smtpd = Smtpd::cli(&[]);
+    let h = harness(db, Some(&smtpd), guardrails("off", "off"), "2026-02-02T12:00:00Z");
+    h.apply(TWO_EMAILS).await;
+    h.customer("ann", "UTC").await;
+    h.enter("pair", "ann").await;
+    // Scheduled (the message is queued) but not delivered yet.
+    assert_eq!(h.engine.advance(h.now()).await.expect("advance"), 1);
+    assert_eq!(statuses(&h.run("ann").await), [("0".to_owned(), MessageStatus::Pending)]);
+    let revoked =
+        json!([{"id": "ann", "consent": [{"channel": "email", "status": "revoked", "time": "2026-02-02T12:00:00Z"}]}]);
+    h.db.store.write_customers(&checked::<Customer>(&revoked), h.now()).await.expect("revoke");
+    h.tick().await;
+    assert_eq!(statuses(&h.run("ann").await), [("0".to_owned(), MessageStatus::NoConsent)]);
+    assert_eq!(smtpd.messages().len(), 0);
+}
+
+async fn quiet_hours_defer_to_eight_local_and_then_send(db: TestDb) {
+    let smtpd = Smtpd::cli(&[]);
+    // 22:00 in Helsinki.
+    let h = harness(db, Some(&smtpd), guardrails("off", "21:00-08:00"), "2026-02-02T20:00:00Z");
+    h.apply(TWO_EMAILS).await;
+    h.customer("ann", "Europe/Helsinki").await;
+    h.enter("pair", "ann").await;
+    h.tick().await;
+    let run = h.run("ann").await;
+    assert_eq!(statuses(&run), [("0".to_owned(), MessageStatus::Pending)]);
+    assert_eq!(run.messages[0].not_before, t("2026-02-03T06:00:00Z"), "08:00 in Helsinki");
+    assert_eq!(smtpd.messages().len(), 0);
+    h.at("2026-02-03T05:59:59Z");
+    h.tick().await;
+    assert_eq!(smtpd.messages().len(), 0);
+    h.at("2026-02-03T06:00:00Z");
+    h.tick().await;
+    assert_eq!(statuses(&h.run("ann").await)[0], ("0".to_owned(), MessageStatus::Sent));
+    assert_eq!(smtpd.messages().len(), 1);
+}
+
+async fn the_cap_skips_the_second_marketing_email_and_transactional_mail_bypasses_it(db: TestDb) {
+    let smtpd = Smtpd::cli(&[]);
+    let h = harness(db, Some(&smtpd), guardrails("1/7d", "off"), "2026-02-02T12:00:00Z");
+    h.apply(TWO_EMAILS).await;
+    h.customer("ann", "UTC").await;
+    h.enter("pair", "ann").await;
+    h.tick().await;
+    h.later(DAY);
+    h.tick().await;
+    h.later(DAY);
+    h.tick().await;
+    let run = h.run("ann").await;
+    assert_eq!(run.run.status, RunStatus::Completed);
+    assert_eq!(
+        statuses(&run),
+        [
+            ("0".to_owned(), MessageStatus::Sent),
+            ("2".to_owned(), MessageStatus::Capped),
+            ("4".to_owned(), MessageStatus::Sent)
+        ]
+    );
+    assert_eq!(subjects(&smtpd), ["First", "Receipt"]);
+    let receipt = smtpd.messages().into_iter().find(|m| header(m, "Subject").as_deref() == Some("Receipt"));
+    assert_eq!(
+        header(&receipt.expect("the receipt"), "List-Unsubscribe"),
+        None,
+        "transactional mail has no unsubscribe header"
+    );
+}
+
+async fn a_message_left_in_sending_by_a_crashed_worker_becomes_in_doubt_and_is_never_sent(db: TestDb) {
+    let smtpd = Smtpd::cli(&[]);
+    let h = harness(db, Some(&smtpd), guardrails("off", "off"), "2026-02-02T12:00:00Z");
+    h.apply(TWO_EMAILS).await;
+    h.customer("ann", "UTC").await;
+    h.enter("pair", "ann").await;
+    h.engine.advance(h.now()).await.expect("advance");
+    // A worker claims the message and dies before it records anything.
+    let claimed = h.db.store.claim_messages("crashed", h.now(), Duration::from_secs(60), 10).await.expect("claim");
+    assert_eq!(claimed.len(), 1);
+    drop(claimed);
+    // Within its lease the message is nobody else's.
+    assert_eq!(h.engine.deliver(h.now()).await.expect("deliver"), 0);
+    h.later(61);
+    assert_eq!(h.engine.deliver(h.now()).await.expect("deliver"), 0);
+    assert_eq!(statuses(&h.run("ann").await), [("0".to_owned(), MessageStatus::InDoubt)]);
+    h.later(DAY);
+    h.tick().await;
+    assert_eq!(statuses(&h.run("ann").await)[0], ("0".to_owned(), MessageStatus::InDoubt));
+    assert_eq!(subjects(&smtpd), ["Second"], "the first message is never sent automatically");
+}
+
+async fn a_refused_recipient_fails_only_its_own_message(db: TestDb) {
+    let smtpd = Smtpd::script(&["--reject", "bad@example.org=550 5.1.1 no such user"]);
+    let h = harness(db, Some(&smtpd), guardrails("off", "off"), "2026-02-02T12:00:00Z");
+    h.apply(TWO_EMAILS).await;
+    for who in ["bad", "good", "fine"] {
+        h.customer(who, "UTC").await;
+        h.enter("pair", who).await;
+    }
+    h.tick().await;
+    let bad = h.run("bad").await;
+    assert_eq!(statuses(&bad), [("0".to_owned(), MessageStatus::Failed)]);
+    for who in ["good", "fine"] {
+        assert_eq!(statuses(&h.run(who).await), [("0".to_owned(), MessageStatus::Sent)]);
+    }
+    let mut to: Vec<String> = smtpd.messages().iter().map(|m| header(m, "To").expect("To")).collect();
+    to.sort();
+    assert_eq!(to, ["FINE <fine@example.org>", "GOOD <good@example.org>"]);
+    let failed = h.db.store.journey_runs("pair", None, 10).await.expect("runs");
+    assert_eq!(failed.0.len(), 3);
+}
+
+async fn a_dry_run_journey_records_and_renders_and_sends_nothing(db: TestDb) {
+    let smtpd = Smtpd::cli(&[]);
+    let h = harness(db, Some(&smtpd), guardrails("off", "off"), "2026-02-02T12:00:00Z");
+    h.apply(&TWO_EMAILS.replace("name: pair", "name: pair\ndry_run: true")).await;
+    h.customer("ann", "UTC").await;
+    h.enter("pair", "ann").await;
+    h.tick().await;
+    h.later(DAY);
+    h.tick().await;
+    h.later(DAY);
+    h.tick().await;
+    let run = h.run("ann").await;
+    assert_eq!(run.run.status, RunStatus::Completed);
+    assert_eq!(
+        statuses(&run),
+        [
+            ("0".to_owned(), MessageStatus::DryRun),
+            ("2".to_owned(), MessageStatus::DryRun),
+            ("4".to_owned(), MessageStatus::DryRun)
+        ]
+    );
+    let outcomes: Vec<&str> = run.steps.iter().filter(|s| s.step == "0").map(|s| s.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["dry_run"]);
+    assert_eq!(smtpd.messages().len(), 0);
+}
+
+async fn an_order_exits_the_win_back_run_in_the_middle_of_its_wait(db: TestDb) {
+    let smtpd = Smtpd::cli(&[]);
+    let h = harness(db, Some(&smtpd), guardrails("off", "off"), "2026-02-02T12:00:00Z");
+    h.apply_file("win-back.yaml").await;
+    h.customer("ann", "Europe/Helsinki").await;
+    h.order("ann", "o-1", "2025-01-05T10:00:00Z").await;
+    h.enter("win-back", "ann").await;
+    // The first step waits until 10:00 in Helsinki: 08:00 UTC tomorrow.
+    assert_eq!(h.run("ann").await.run.due_at, Some(t("2026-02-03T08:00:00Z")));
+    h.at("2026-02-03T08:00:00Z");
+    h.tick().await;
+    let run = h.run("ann").await;
+    assert_eq!(statuses(&run), [("first-offer".to_owned(), MessageStatus::Sent)]);
+    assert_eq!((run.run.step.as_str(), run.run.due_at), ("2", Some(t("2026-02-17T08:00:00Z"))));
+    // A week into the 14-day wait, an order.
+    h.later(7 * DAY);
+    h.order("ann", "o-2", "2026-02-10T08:00:00Z").await;
+    let outcome = h.engine.on_event("ann", "order.created", &json!({}), false, h.now()).await.expect("on_event");
+    assert_eq!(outcome.exited.len(), 1);
+    let run = h.run("ann").await;
+    assert_eq!((run.run.status, run.run.exit_reason.as_deref()), (RunStatus::Exited, Some("event order.created")));
+    h.later(14 * DAY);
+    h.tick().await;
+    assert_eq!(smtpd.messages().len(), 1, "no second offer");
+}
+
+async fn wait_until_nine_in_helsinki_fires_at_seven_utc_before_the_dst_change_and_six_after(db: TestDb) {
+    let h = harness(db, None, guardrails("off", "off"), "2026-03-27T12:00:00Z");
+    h.apply(
+        r#"
+name: mornings
+trigger: { event: signup }
+dry_run: true
+steps:
+  - wait_until: { local_time: "09:00" }
+  - send_email: { subject: "Morning", html: "<p>m</p>" }
+  - wait: 12h
+  - wait_until: { local_time: "09:00" }
+  - send_email: { subject: "Morning again", html: "<p>m</p>" }
+"#,
+    )
+    .await;
+    h.customer("ann", "Europe/Helsinki").await;
+    h.enter("mornings", "ann").await;
+    // Saturday 2026-03-28 09:00 EET (UTC+2).
+    assert_eq!(h.run("ann").await.run.due_at, Some(t("2026-03-28T07:00:00Z")));
+    h.at("2026-03-28T06:59:59Z");
+    h.tick().await;
+    assert_eq!(h.run("ann").await.messages.len(), 0, "not before 09:00 local");
+    h.at("2026-03-28T07:00:00Z");
+    h.tick().await;
+    let run = h.run("ann").await;
+    assert_eq!(run.messages.len(), 1);
+    assert_eq!(run.run.due_at, Some(t("2026-03-28T19:00:00Z")));
+    h.at("2026-03-28T19:00:00Z");
+    h.tick().await;
+    // Sunday 2026-03-29 09:00 EEST (UTC+3): the clocks went forward at 03:00 local.
+    assert_eq!(h.run("ann").await.run.due_at, Some(t("2026-03-29T06:00:00Z")));
+    h.at("2026-03-29T06:00:00Z");
+    h.tick().await;
+    let run = h.run("ann").await;
+    assert_eq!(run.run.status, RunStatus::Completed);
+    assert_eq!(run.messages.len(), 2);
+    assert!(run.messages.iter().all(|m| m.status == MessageStatus::DryRun));
+}
