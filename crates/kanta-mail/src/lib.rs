@@ -36,3 +36,6 @@ pub use render::{Body, MessageSpec, RenderError, Rendered, TemplateProblem, Temp
 pub use settings::{EmailConfig, EmailSettings, SettingsError, SmtpUrl};
 pub use smtp::{Mailer, Outcome};
 pub use unsubscribe::{Channel, UnsubscribeError, UnsubscribeKey, Unsubscribed};
+
+#[cfg(feature = "testing")]
+pub mod testing;

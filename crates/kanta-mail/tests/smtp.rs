@@ -1,11 +1,9 @@
-//! Sending to a real SMTP server: aiosmtpd on loopback (see `support/aiosmtpd.rs`), plain,
+//! Sending to a real SMTP server: aiosmtpd on loopback (see `kanta_mail::testing`), plain,
 //! with AUTH, with STARTTLS and implicit TLS under a certificate made for the test, with
 //! recipients it refuses; every message is read back from its Maildir.
 
 // Helpers outside `#[test]` functions unwrap too: a panic is a failed test.
 #![allow(clippy::unwrap_used)]
-
-mod support;
 
 use std::path::Path;
 
@@ -13,9 +11,9 @@ use kanta_domain::Timestamp;
 use kanta_mail::compose::{Kind, MessageKey, Outgoing, compose};
 use kanta_mail::headers::headers;
 use kanta_mail::settings::HiddenSecret;
+use kanta_mail::testing::{Smtpd, certificate};
 use kanta_mail::unsubscribe::{Channel, unsubscribe_url};
 use kanta_mail::{EmailConfig, EmailSettings, Mailer, Outcome, SmtpUrl};
-use support::aiosmtpd::{Smtpd, certificate};
 
 const SECRET: &str = "test-secret-0123456789";
 

@@ -16,7 +16,7 @@ use kanta_store::testing::TestDb;
 use kanta_store::{Customer, Order};
 use serde_json::{Value, json};
 
-use crate::support::aiosmtpd::Smtpd;
+use kanta_mail::testing::Smtpd;
 
 kanta_store::on_both_backends!(
     #[tokio::test] |db| db;

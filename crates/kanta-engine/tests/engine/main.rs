@@ -6,4 +6,3 @@
 #![allow(clippy::unwrap_used)]
 
 mod journeys;
-mod support;

@@ -1,6 +1,11 @@
-//! (Copied from kanta-mail's tests.) A real SMTP server for the tests: aiosmtpd (PyPI, pinned in `scripts/install-test-deps`,
+//! A real SMTP server for the tests of kanta-mail and of the crates that send through it
+//! (behind the `testing` feature): aiosmtpd (PyPI, pinned in `scripts/install-test-deps`,
 //! installed into `target/test-tools/venv`) on a free loopback port, writing each message to a
 //! Maildir the test reads back. Killed when dropped.
+//!
+//! Test support: a failed setup (no venv, no `openssl`, a server that does not start) panics
+//! with what to do, which ends the test that asked for it.
+#![allow(clippy::unwrap_used, reason = "test support: a failed setup ends the test that asked for it")]
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -67,10 +72,10 @@ impl Smtpd {
         })
     }
 
-    /// `support/smtpd.py` (a copy of kanta-mail's): aiosmtpd with AUTH (`--auth USER:PASSWORD`) or refused recipients
+    /// `smtpd.py` beside this module: aiosmtpd with AUTH (`--auth USER:PASSWORD`) or refused recipients
     /// (`--reject ADDRESS=REPLY`).
     pub fn script(args: &[&str]) -> Smtpd {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engine/support/smtpd.py");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/testing/smtpd.py");
         Smtpd::start(|python, listen, maildir| {
             let mut command = Command::new(python);
             command.arg(&script).arg(listen).arg(maildir).args(args);

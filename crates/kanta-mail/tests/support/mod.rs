@@ -1,3 +1,0 @@
-//! Test support: a real SMTP server (aiosmtpd) on loopback, and certificates for it.
-
-pub mod aiosmtpd;
