@@ -222,7 +222,6 @@ impl Table {
         // A quoted field may run over line breaks: read on while the quotes are unbalanced
         // (`""` inside a quoted field counts twice, so it never unbalances them).
         while bytecount(&self.buf, b'"') % 2 == 1 {
-            let io_err = |source| ReadError::Io { path: self.path.clone(), line: Some(start), source };
             if reader.read_until(b'\n', &mut self.buf).map_err(io_err)? == 0 {
                 break;
             }
