@@ -207,6 +207,13 @@ pub(crate) async fn write_checked<T: WriteBatch>(
     } else {
         T::write_batch(state.store.as_ref(), &records, state.now()).await?
     };
+    if counts.created > 0
+        && let Some(nudge) = &state.journey_nudge
+    {
+        // New orders and events are in the journey feed now (same transaction): the engine
+        // looks at once instead of at its next tick.
+        nudge.notify_one();
+    }
     Ok(counted::<T>(state, records.len(), counts, rejected))
 }
 

@@ -68,6 +68,10 @@ pub struct AppState {
     /// Verifies the tokens of unsubscribe links (`/unsubscribe/{token}`); without it (no
     /// `[email]` secret configured) every link is refused as invalid.
     pub unsubscribe_key: Option<kanta_mail::UnsubscribeKey>,
+    /// Wakes the journey engine running in the same process after new orders or events were
+    /// written (they are in the store's journey feed; without it the engine sees them at its
+    /// next tick).
+    pub journey_nudge: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl AppState {
@@ -82,7 +86,14 @@ impl AppState {
             idempotency_ttl: kanta_store::IDEMPOTENCY_TTL,
             soft_bounce_limit: DEFAULT_SOFT_BOUNCE_LIMIT,
             unsubscribe_key: None,
+            journey_nudge: None,
         }
+    }
+
+    /// Nudging the journey engine after writes of new orders and events.
+    pub fn with_journey_nudge(mut self, nudge: Arc<tokio::sync::Notify>) -> AppState {
+        self.journey_nudge = Some(nudge);
+        self
     }
 
     /// Suppressing an address after `limit` soft bounces (default [`DEFAULT_SOFT_BOUNCE_LIMIT`]).

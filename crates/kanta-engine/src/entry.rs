@@ -165,13 +165,27 @@ impl Engine {
     /// waits (keyed waits by the journeys' key properties) and enter every journey the event
     /// triggers (`event: NAME`; `first_order: true` only when `is_first_order`; `key: PROP`
     /// keyed by the property's value, not entered without it). Paused journeys are passed
-    /// over. The API calls this after an ingest write.
+    /// over. The journey feed ([`Engine::consume_feed`]) calls this for every stored event.
     pub async fn on_event(
         &self,
         customer: &str,
         name: &str,
         properties: &Value,
         is_first_order: bool,
+        now: Timestamp,
+    ) -> Result<EventOutcome, EngineError> {
+        self.on_event_entering(customer, name, properties, is_first_order, true, now).await
+    }
+
+    /// [`Engine::on_event`], entering journeys only when `enter` (a stale event still exits
+    /// runs and wakes waits).
+    pub(crate) async fn on_event_entering(
+        &self,
+        customer: &str,
+        name: &str,
+        properties: &Value,
+        is_first_order: bool,
+        enter: bool,
         now: Timestamp,
     ) -> Result<EventOutcome, EngineError> {
         let heads = self.cache.heads(&*self.store).await?;
@@ -198,7 +212,7 @@ impl Engine {
         }
         for (journey, head) in &heads {
             let Trigger::Event { name: trigger, first_order, key } = &head.loaded.journey.trigger else { continue };
-            if trigger != name || (*first_order && !is_first_order) || head.paused {
+            if !enter || trigger != name || (*first_order && !is_first_order) || head.paused {
                 continue;
             }
             let run_key = match key {
@@ -208,8 +222,12 @@ impl Engine {
                 },
                 None => String::new(),
             };
-            let entered = self.enter(journey, customer, &run_key, properties, now).await?;
-            outcome.entered.push((journey.clone(), entered));
+            match self.enter(journey, customer, &run_key, properties, now).await {
+                Ok(entered) => outcome.entered.push((journey.clone(), entered)),
+                // Paused since the heads were read.
+                Err(EngineError::Paused(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(outcome)
     }

@@ -31,6 +31,7 @@ mod cache;
 mod context;
 mod deliver;
 mod entry;
+mod feed;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,6 +44,7 @@ use kanta_mail::{EmailConfig, Mailer, Templates};
 use kanta_store::{Storage, StoreError};
 
 pub use entry::{EngineSignal, EventOutcome};
+pub use feed::FeedOutcome;
 
 /// A configured webhook endpoint a journey's `webhook: { endpoint: NAME }` names.
 #[derive(Debug, Clone)]
@@ -76,6 +78,11 @@ pub struct EngineConfig {
     pub run_batch: u32,
     /// Messages claimed per [`Engine::deliver`].
     pub message_batch: u32,
+    /// Journey feed rows claimed per [`Engine::consume_feed`].
+    pub feed_batch: u32,
+    /// An order, event or transition older than this when the engine sees it starts no
+    /// journey (it still ends runs and wakes waits); `None`: no limit. See the `feed` module.
+    pub max_event_age: Option<Duration>,
     /// The pause between two ticks of [`Engine::run`].
     pub tick: Duration,
     /// Endpoints journeys' webhook steps may name.
@@ -84,7 +91,8 @@ pub struct EngineConfig {
 
 impl EngineConfig {
     /// Defaults around `owner`: no email, no guardrails beyond opt-in consent, leases of 5
-    /// minutes, batches of 100, a tick every second.
+    /// minutes, batches of 100 (500 feed rows), a tick every second, events up to a day old
+    /// start journeys.
     pub fn new(owner: impl Into<String>) -> EngineConfig {
         EngineConfig {
             guardrails: Guardrails {
@@ -100,6 +108,8 @@ impl EngineConfig {
             message_lease: Duration::from_secs(300),
             run_batch: 100,
             message_batch: 100,
+            feed_batch: 500,
+            max_event_age: Some(Duration::from_secs(24 * 3600)),
             tick: Duration::from_secs(1),
             webhooks: Vec::new(),
         }
@@ -185,6 +195,7 @@ pub struct Engine {
     http: reqwest::Client,
     cache: cache::Cache,
     domain: String,
+    nudge: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -213,7 +224,17 @@ impl Engine {
         // Webhook calls are bounded well inside the message lease, for the same reason.
         let http = reqwest::Client::builder().timeout(config.message_lease / 2).build()?;
         let domain = config.message_domain();
-        Ok(Engine { store, config, clock, templates, mailer, http, cache: cache::Cache::default(), domain })
+        Ok(Engine {
+            store,
+            config,
+            clock,
+            templates,
+            mailer,
+            http,
+            cache: cache::Cache::default(),
+            domain,
+            nudge: Arc::new(tokio::sync::Notify::new()),
+        })
     }
 
     /// The clock the engine was given (what [`Engine::run`] ticks with).
@@ -221,29 +242,50 @@ impl Engine {
         self.clock.now()
     }
 
-    /// Tick every [`EngineConfig::tick`]: [`Engine::advance`] then [`Engine::deliver`] until
-    /// both find nothing, with `now` read from the clock each time, until `stop` turns true.
-    /// Errors are logged and retried at the next tick.
+    /// A handle that wakes [`Engine::run`] before its next tick: the API notifies it after
+    /// writing orders or events, so a first order starts its journey at once rather than up
+    /// to a tick later.
+    pub fn nudge(&self) -> Arc<tokio::sync::Notify> {
+        self.nudge.clone()
+    }
+
+    /// One pass of everything due: [`Engine::consume_feed`], [`Engine::advance`] and
+    /// [`Engine::deliver`], repeated until all three find nothing (or `stop`), with `now` read
+    /// from the clock each time. Errors are logged; they are retried at the next pass.
+    pub async fn work(&self, stop: &tokio::sync::watch::Receiver<bool>) {
+        loop {
+            let fed = self.consume_feed(self.clock.now()).await.map_or_else(
+                |e| {
+                    tracing::warn!("journey engine: reading the journey feed failed: {e}");
+                    0
+                },
+                |o| o.claimed,
+            );
+            let advanced = self.advance(self.clock.now()).await.unwrap_or_else(|e| {
+                tracing::warn!("journey engine: advancing runs failed: {e}");
+                0
+            });
+            let delivered = self.deliver(self.clock.now()).await.unwrap_or_else(|e| {
+                tracing::warn!("journey engine: delivering messages failed: {e}");
+                0
+            });
+            if (fed == 0 && advanced == 0 && delivered == 0) || *stop.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// [`Engine::work`] every [`EngineConfig::tick`], and at once when nudged
+    /// ([`Engine::nudge`]), until `stop` turns true.
     pub async fn run(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
         loop {
             if *stop.borrow() {
                 return;
             }
-            loop {
-                let advanced = self.advance(self.clock.now()).await.unwrap_or_else(|e| {
-                    tracing::warn!("journey engine: advancing runs failed: {e}");
-                    0
-                });
-                let delivered = self.deliver(self.clock.now()).await.unwrap_or_else(|e| {
-                    tracing::warn!("journey engine: delivering messages failed: {e}");
-                    0
-                });
-                if (advanced == 0 && delivered == 0) || *stop.borrow() {
-                    break;
-                }
-            }
+            self.work(&stop).await;
             tokio::select! {
                 () = tokio::time::sleep(self.config.tick) => {}
+                () = self.nudge.notified() => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
         }

@@ -1,5 +1,5 @@
-//! The application `kanta serve` runs: the HTTP API, the scoring scheduler and one webhook
-//! worker per configured endpoint, built from [`Settings`] and stopped together.
+//! The application `kanta serve` runs: the HTTP API, the scoring scheduler, one webhook worker
+//! per configured endpoint and the journey engine, built from [`Settings`] and stopped together.
 //!
 //! Two steps, so a caller can learn the address before anything is served: [`Application::build`]
 //! checks the settings, opens the store and binds the listener (port 0 picks a free one);
@@ -7,7 +7,9 @@
 //! resolves, then shuts everything down in order — in-flight requests get the grace period, a
 //! scoring run in progress [`SHUTDOWN_WAIT`](kanta_jobs::schedule::SHUTDOWN_WAIT) to record
 //! itself as cancelled, and the webhook loops are aborted (a delivery cut off mid-request is
-//! still pending and is sent again at the next start).
+//! still pending and is sent again at the next start). The journey engine finishes the batch it
+//! is working on within the grace period; an email cut off mid-send after that stays `sending`
+//! and becomes `in_doubt` (never sent twice), as after a crash.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,6 +38,8 @@ pub struct Application {
     endpoints: Vec<Endpoint>,
     dispatcher: Dispatcher,
     clock: Arc<dyn Clock>,
+    /// The journey engine, unless `[journeys] enabled = false`.
+    engine: Option<Arc<kanta_engine::Engine>>,
 }
 
 impl std::fmt::Debug for Application {
@@ -70,6 +74,18 @@ impl Application {
             Some(email) => state.with_unsubscribe_key(email.unsubscribe_key.clone()),
             None => state,
         };
+        let engine = if settings.journeys.enabled {
+            let config = settings.engine_config(&worker_name())?;
+            let engine =
+                kanta_engine::Engine::new(store.clone(), config, clock.clone()).map_err(ServerError::Engine)?;
+            Some(Arc::new(engine))
+        } else {
+            None
+        };
+        let state = match &engine {
+            Some(engine) => state.with_journey_nudge(engine.nudge()),
+            None => state,
+        };
         let router = kanta_api::router(state);
         let dispatcher = Dispatcher::new(store.clone()).map_err(ServerError::WebhookClient)?.with_clock(clock.clone());
         Ok(Application {
@@ -83,6 +99,7 @@ impl Application {
             endpoints,
             dispatcher,
             clock,
+            engine,
         })
     }
 
@@ -110,6 +127,11 @@ impl Application {
         });
         let scheduler = self.start_scheduler(&stop_rx);
         let webhooks = self.start_webhooks(&stop_rx);
+        let journeys = self.engine.clone().map(|engine| {
+            tracing::info!("kanta serve: journeys every {}", self.settings.journeys.tick);
+            let stop = stop_rx.clone();
+            tokio::spawn(async move { engine.run(stop).await })
+        });
         let mut stopping = stop_rx;
         let stopped = async move {
             let _ = stopping.wait_for(|s| *s).await;
@@ -129,6 +151,13 @@ impl Application {
         }
         for task in webhooks {
             task.abort();
+        }
+        if let Some(mut journeys) = journeys {
+            // It saw the stop signal: the batch in hand is finished within the grace period.
+            if tokio::time::timeout(grace, &mut journeys).await.is_err() {
+                tracing::warn!("kanta serve: the journey engine did not stop in time; leaving it");
+                journeys.abort();
+            }
         }
         served.map_err(ServerError::Serve)?;
         tracing::info!("kanta serve: stopped");
@@ -185,4 +214,13 @@ fn log_line(fine: bool, line: &str) {
     } else {
         tracing::warn!("kanta serve: {line}");
     }
+}
+
+/// This process's name in leases: host, process id and a random part, so two servers (on one
+/// host or many) never take each other's claims for their own.
+fn worker_name() -> String {
+    let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "kanta".into());
+    // Not a time reading for any decision: only entropy for a name.
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("{host}:{}:{nanos:08x}", std::process::id())
 }

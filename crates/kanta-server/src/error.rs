@@ -60,6 +60,9 @@ pub enum ServerError {
     /// The webhook HTTP client could not be built.
     #[error("starting the webhook client")]
     WebhookClient(#[source] kanta_webhooks::WebhookError),
+    /// The journey engine could not be set up (templates, SMTP settings, leases).
+    #[error("starting the journey engine")]
+    Engine(#[source] kanta_engine::EngineError),
     /// The accept loop failed.
     #[error("serving")]
     Serve(#[source] std::io::Error),

@@ -121,6 +121,9 @@ enabled = true
 tick = "1s"
 # The zone of local times (quiet hours, wait_until) for customers and journeys without one (IANA).
 default_timezone = "UTC"
+# An order, event or transition older than this when the engine sees it starts no journey (it
+# still ends runs and wakes waits): importing last year's orders must not welcome everyone again.
+max_event_age = "1d"
 
 # Inbound webhooks: none by default. Each [[inbound]] table accepts customer and consent updates
 # from a CRM at POST /v1/hooks/NAME, mapping the CRM's JSON onto kanta's customer fields.
@@ -467,6 +470,33 @@ impl Settings {
         self.email.as_ref().map(|e| e.check(env).map_err(|e| SettingsError(e.to_string()))).transpose()
     }
 
+    /// The journey engine's configuration as worker `owner`: the guardrails, the default zone,
+    /// the email settings, the tick, the event age limit, and the webhook endpoints journeys'
+    /// `webhook: { endpoint: NAME }` steps may name.
+    pub fn engine_config(&self, owner: &str) -> Result<kanta_engine::EngineConfig, SettingsError> {
+        let mut config = kanta_engine::EngineConfig::new(owner);
+        let g = &self.guardrails;
+        config.guardrails = kanta_journey::Guardrails {
+            consent: g.consent.value,
+            cap: g.frequency_cap.value,
+            quiet: g.quiet_hours.value,
+        };
+        config.default_zone = Some(self.journeys.default_timezone.value);
+        config.email = self.email_config()?;
+        config.tick = self.journeys.tick()?;
+        config.max_event_age = self.journeys.max_event_age.0;
+        config.webhooks = self
+            .webhook_endpoints()?
+            .into_iter()
+            .map(|e| kanta_engine::WebhookEndpoint {
+                name: e.name,
+                url: e.url.to_string(),
+                secret: e.secret.expose().to_vec(),
+            })
+            .collect();
+        Ok(config)
+    }
+
     /// Every configured webhook endpoint, checked; names must be unique.
     pub fn webhook_endpoints(&self) -> Result<Vec<kanta_webhooks::Endpoint>, SettingsError> {
         let env = |var: &str| std::env::var(var).ok();
@@ -571,6 +601,8 @@ pub struct Journeys {
     pub tick: Every,
     /// The zone of customers and journeys without one.
     pub default_timezone: Checked<chrono_tz::Tz>,
+    /// Older orders, events and transitions start no journey; `off`: no limit.
+    pub max_event_age: Every,
 }
 
 impl Default for Journeys {
@@ -579,6 +611,7 @@ impl Default for Journeys {
             enabled: true,
             tick: Every(Some(Duration::from_secs(1))),
             default_timezone: Checked { text: "UTC".into(), value: chrono_tz::Tz::UTC },
+            max_event_age: Every(Some(Duration::from_secs(24 * 3600))),
         }
     }
 }

@@ -276,6 +276,7 @@ impl<DB: Dialect> CustomerStore for Store<DB> {
         .execute(&mut tx)
         .await?;
         crate::journey::run::erase_customer(&mut tx, internal, now).await?;
+        crate::journey::feed::erase_customer(&mut tx, internal).await?;
         // Audit entries name the anonymous id from now on, earlier ones included: the log keeps
         // what was done, not who it was done to.
         query("UPDATE audit_log SET detail = $1 WHERE customer_id = $2")

@@ -102,12 +102,15 @@ impl<DB: Dialect> OrderStore for Store<DB> {
 
             // Lines of updated orders are replaced; lines of new orders are inserted.
             let mut updated_ids = Vec::new();
+            let mut created_ids = Vec::new();
             let mut lines = Vec::new();
             for row in &written {
                 let id: i64 = row.try_get("id")?;
                 let external: String = row.try_get("external_id")?;
                 if row.try_get::<i64, _>("version")? > 1 {
                     updated_ids.push(id);
+                } else {
+                    created_ids.push(id);
                 }
                 let order = by_id
                     .get(external.as_str())
@@ -137,6 +140,7 @@ impl<DB: Dialect> OrderStore for Store<DB> {
                 });
                 q.build().execute(&mut tx).await?;
             }
+            crate::journey::feed::orders_created(&mut tx, &created_ids).await?;
         }
         counts.unchanged = records.len() as u64 - returned;
         check_customer_totals(&mut tx, touched, &customers).await?;
@@ -163,7 +167,15 @@ impl<DB: Dialect> OrderStore for Store<DB> {
                 DB::push_json(&mut b, e.properties.as_ref().map(Json));
             });
             q.push(" ON CONFLICT (external_id) DO NOTHING RETURNING id");
-            counts.created += q.build().fetch_all(&mut tx).await?.len() as u64;
+            let created = q
+                .build()
+                .fetch_all(&mut tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get::<i64, _>(0))
+                .collect::<Result<Vec<_>, _>>()?;
+            counts.created += created.len() as u64;
+            crate::journey::feed::events_created(&mut tx, &created).await?;
         }
         counts.unchanged = records.len() as u64 - counts.created;
         tx.commit().await?;

@@ -28,6 +28,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "run_status", include_str!("../migrations/postgres/0008_run_status.sql")),
     (9, "inbound_seen", include_str!("../migrations/postgres/0009_inbound_seen.sql")),
     (10, "journeys", include_str!("../migrations/postgres/0010_journeys.sql")),
+    (11, "journey_feed", include_str!("../migrations/postgres/0011_journey_feed.sql")),
 ];
 
 impl Store<Postgres> {

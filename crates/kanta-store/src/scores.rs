@@ -132,6 +132,9 @@ impl<DB: Dialect> ScoreStore for Store<DB> {
             });
             q.build().execute(&mut tx).await?;
         }
+        if !changes.is_empty() {
+            crate::journey::feed::stages_changed(&mut tx, run_id).await?;
+        }
         let changes = changes.len() as u64;
         let row = query("UPDATE score_runs SET stage_changes = $1 WHERE id = $2 RETURNING *")
             .bind(i64::try_from(changes).unwrap_or(i64::MAX))

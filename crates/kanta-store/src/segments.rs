@@ -250,6 +250,8 @@ async fn fill_segment<DB: Dialect>(
     DB::disarm_tx(tx, budget).await?;
     let mut counts = RefreshCounts::default();
     if !baseline {
+        let before: i64 =
+            query("SELECT COALESCE(MAX(id), 0) FROM segment_transitions").fetch_one(&mut *tx).await?.try_get(0)?;
         counts.entered = query(
             "INSERT INTO segment_transitions (segment_id, customer_id, kind, time) \
              SELECT $1, n.customer_id, 'enter', $2 FROM segment_now n WHERE NOT EXISTS \
@@ -271,6 +273,9 @@ async fn fill_segment<DB: Dialect>(
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        if counts.entered + counts.exited > 0 {
+            crate::journey::feed::segment_transitions(tx, id, before).await?;
+        }
     }
     query(
         "DELETE FROM segment_members WHERE segment_id = $1 AND NOT EXISTS \

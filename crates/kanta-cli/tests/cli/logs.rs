@@ -46,8 +46,9 @@ fn serve_one_run(args: &[&str], env: &[(&str, &str)]) -> (String, String) {
 }
 
 /// The lines of that run, each up to what may vary (the run's duration).
-const EXPECTED: [&str; 3] = [
+const EXPECTED: [&str; 4] = [
     "kanta serve: scoring every 1h",
+    "kanta serve: journeys every 1s",
     "kanta serve: scoring run 1: 0 customers, 0 orders, model none, 0 stage changes, ",
     "kanta serve: stopped",
 ];

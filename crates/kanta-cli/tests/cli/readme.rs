@@ -85,19 +85,24 @@ fn readme_serve_session_works_as_written() {
     assert!(dir.path().join("kanta.db").exists(), "the default store is ./kanta.db");
 }
 
-/// Runs the README's live block (`<!-- readme live -->`) as written, in a fresh folder, on the
-/// store `db` (`None`: the default SQLite file). Background jobs are killed however it ends.
-fn readme_live_flow(db: Option<&str>) {
+/// Runs the README block after `marker` as written, in a fresh folder (holding a copy of the
+/// repository's `journeys/`), with `kanta` on the PATH, on the store `db` (`None`: the default
+/// SQLite file), after checking that `ports` are free. Background jobs are killed however it
+/// ends. Returns the block's stdout and the folder.
+fn run_readme_block(marker: &str, db: Option<&str>, ports: &[u16]) -> (String, tempfile::TempDir) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
     let readme = std::fs::read_to_string(&path).expect("README.md");
-    let at = readme.find("<!-- readme live -->").expect("the live marker");
+    let at = readme.find(marker).expect("the block's marker");
     let open = at + readme[at..].find("```sh\n").expect("a sh block") + "```sh\n".len();
     let close = open + readme[open..].find("```\n").expect("the end of the block");
     let script = format!("trap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n{}", &readme[open..close]);
     let dir = tempfile::tempdir().expect("a temp dir");
+    let journeys = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../journeys");
+    let copied = std::process::Command::new("cp").arg("-r").arg(&journeys).arg(dir.path()).status().expect("cp");
+    assert!(copied.success(), "copying journeys/");
     let bin = Path::new(env!("CARGO_BIN_EXE_kanta")).parent().expect("the binary folder");
     let path_var = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
-    for port in [8080, 9000] {
+    for &port in ports {
         assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(), "port {port} is in use; the README needs it");
     }
     let mut command = std::process::Command::new("timeout");
@@ -112,9 +117,15 @@ fn readme_live_flow(db: Option<&str>) {
         command.env("KANTA_DATABASE_URL", db);
     }
     let output = command.output().expect("bash");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the live block failed:\n{stdout}\n{stderr}");
+    assert!(output.status.success(), "the README block {marker} failed:\n{stdout}\n{stderr}");
+    (stdout, dir)
+}
+
+/// Runs the README's live block (`<!-- readme live -->`) and checks what it printed and received.
+fn readme_live_flow(db: Option<&str>) {
+    let (stdout, dir) = run_readme_block("<!-- readme live -->", db, &[8080, 9000]);
     let segment: serde_json::Value = stdout
         .lines()
         .find(|l| l.starts_with(r#"{"id":1,"name""#))
@@ -151,4 +162,43 @@ fn readme_live_flow_works_as_written_on_postgres() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let Some(db) = runtime.block_on(kanta_store::testing::postgres()).expect("a PostgreSQL database") else { return };
     readme_live_flow(Some(&db.url.clone()));
+}
+
+/// Runs the README's journeys walkthrough (`<!-- readme journeys -->`): `kanta serve`, the
+/// contract's welcome journey applied from the CLI, a first order through the API, the email at
+/// `kanta mail listen`, and its one-click unsubscribe link.
+fn readme_journeys_flow(db: Option<&str>) {
+    let (stdout, dir) = run_readme_block("<!-- readme journeys -->", db, &[8080, 2525]);
+    assert!(stdout.contains("welcome: version 1 (new)"), "{stdout}");
+    let eml = std::fs::read_to_string(dir.path().join("mail/0001.eml")).expect("the welcome email");
+    for header in [
+        "From: Shop <hello@shop.example>",
+        "To: Ada <ada@example.com>",
+        "Subject: Thanks for your first order, Ada",
+        "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+    ] {
+        assert!(eml.lines().any(|l| l.trim_end() == header), "{header} in {eml}");
+    }
+    assert!(
+        stdout.lines().any(|l| l.starts_with("Message-ID: <welcome.1.") && l.ends_with("@shop.example>")),
+        "{stdout}"
+    );
+    assert!(eml.contains("Hello Ada, thanks for shopping with us."), "{eml}");
+    assert!(stdout.contains("<h1>You are unsubscribed</h1>"), "{stdout}");
+    assert!(
+        stdout.contains(r#""consent":[{"channel":"email","status":"revoked","source":"list_unsubscribe_one_click""#),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn readme_journeys_flow_works_as_written_on_sqlite() {
+    readme_journeys_flow(None);
+}
+
+#[test]
+fn readme_journeys_flow_works_as_written_on_postgres() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let Some(db) = runtime.block_on(kanta_store::testing::postgres()).expect("a PostgreSQL database") else { return };
+    readme_journeys_flow(Some(&db.url.clone()));
 }

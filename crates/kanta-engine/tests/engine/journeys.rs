@@ -13,7 +13,7 @@ use kanta_mail::{EmailConfig, EmailSettings, SmtpUrl};
 use kanta_store::journey::{CustomerRun, Entered, MessageStatus, RunStatus};
 use kanta_store::record::{Record, parse_batch};
 use kanta_store::testing::TestDb;
-use kanta_store::{Customer, Order};
+use kanta_store::{Customer, Event, ModelScores, NewScoreRun, Order, ScoreRow};
 use serde_json::{Value, json};
 
 use kanta_mail::testing::Smtpd;
@@ -30,6 +30,8 @@ kanta_store::on_both_backends!(
     a_dry_run_journey_records_and_renders_and_sends_nothing,
     an_order_exits_the_win_back_run_in_the_middle_of_its_wait,
     wait_until_nine_in_helsinki_fires_at_seven_utc_before_the_dst_change_and_six_after,
+    orders_and_events_reach_journeys_through_the_feed_and_stale_ones_start_nothing,
+    stage_changes_and_segment_transitions_in_the_feed_start_and_end_runs,
 );
 
 const SECOND: u64 = 1;
@@ -493,4 +495,134 @@ steps:
     assert_eq!(run.run.status, RunStatus::Completed);
     assert_eq!(run.messages.len(), 2);
     assert!(run.messages.iter().all(|m| m.status == MessageStatus::DryRun));
+}
+
+impl Harness {
+    async fn event(&self, customer: &str, id: &str, name: &str, properties: Value) {
+        let record = json!([{"id": id, "customer_id": customer, "name": name, "time": self.now().to_string(),
+            "properties": properties}]);
+        self.db.store.write_events(&checked::<Event>(&record), self.now()).await.expect("write event");
+    }
+
+    /// Everything the feed holds, handled; returns (claimed, entered).
+    async fn feed(&self) -> (usize, usize) {
+        let outcome = self.engine.consume_feed(self.now()).await.expect("the feed");
+        assert_eq!(outcome.claimed, outcome.handled, "{outcome:?}");
+        (outcome.claimed, outcome.entered)
+    }
+}
+
+async fn orders_and_events_reach_journeys_through_the_feed_and_stale_ones_start_nothing(db: TestDb) {
+    let smtpd = Smtpd::cli(&[]);
+    let h = harness(db, Some(&smtpd), guardrails("off", "off"), "2026-01-05T12:00:00Z");
+    h.apply_file("welcome.yaml").await;
+    h.apply_file("abandoned-cart.yaml").await;
+    h.customer("ann", "Europe/Helsinki").await;
+    h.customer("bob", "Europe/Helsinki").await;
+    h.order("ann", "o-1", "2026-01-05T11:59:00Z").await;
+    // Two days old when it arrives (an import of history): older than max_event_age.
+    h.order("bob", "o-2", "2026-01-03T11:59:00Z").await;
+    assert_eq!(h.feed().await, (2, 1));
+    h.tick().await;
+    assert_eq!(subjects(&smtpd), ["Thanks for your first order, ANN"]);
+    assert_eq!(h.runs("bob").await.len(), 0);
+    // Ann's second order is not a first order; her two carts start one run each.
+    h.order("ann", "o-3", "2026-01-05T12:00:00Z").await;
+    h.event("ann", "e-1", "cart.updated", json!({"cart_id": "c1"})).await;
+    h.event("ann", "e-2", "cart.updated", json!({"cart_id": "c2"})).await;
+    h.event("ann", "e-3", "cart.updated", json!({"cart_id": "c2"})).await;
+    assert_eq!(h.feed().await, (4, 2));
+    let mut carts: Vec<String> =
+        h.runs("ann").await.into_iter().filter(|r| r.run.journey == "abandoned-cart").map(|r| r.run.key).collect();
+    carts.sort();
+    assert_eq!(carts, ["c1", "c2"]);
+    // The checkout of cart c1, posted as an event with the cart's id, ends that wait only.
+    h.later(3600);
+    h.event("ann", "e-4", "order.created", json!({"cart_id": "c1"})).await;
+    assert_eq!(h.feed().await, (1, 0));
+    h.later(4 * 3600);
+    h.tick().await;
+    assert_eq!(subjects(&smtpd), ["Thanks for your first order, ANN", "You left something in your cart"]);
+    assert_eq!(h.db.store.feed_depth().await.expect("depth"), 0);
+}
+
+fn score(customer: i64, stage: &'static str) -> ScoreRow {
+    ScoreRow {
+        customer,
+        r: 3,
+        f: 3,
+        m: 3,
+        rfm_segment: "Loyal",
+        stage,
+        value_tier: "top",
+        main_category: None,
+        next_category: None,
+        model: Some(ModelScores {
+            p_alive: 0.4,
+            expected_30d: 0.1,
+            expected_90d: 0.3,
+            expected_365d: 1.0,
+            p_purchase_30d: 0.1,
+            expected_spend: Some(90.0),
+            clv_12m: Some(500.0),
+            next_purchase_at: None,
+        }),
+    }
+}
+
+fn score_run(at: Timestamp) -> NewScoreRun {
+    NewScoreRun {
+        started_at: at.micros(),
+        finished_at: at.micros(),
+        as_of: at.to_string(),
+        orders: 1,
+        model: None,
+        diagnostics: json!({}),
+    }
+}
+
+async fn stage_changes_and_segment_transitions_in_the_feed_start_and_end_runs(db: TestDb) {
+    let h = harness(db, None, guardrails("off", "off"), "2026-02-03T12:00:00Z");
+    h.apply_file("re-engagement.yaml").await;
+    h.apply(
+        r#"
+name: vip-welcome
+trigger: { enters_segment: vip }
+exit_when:
+  - leaves_segment: vip
+steps:
+  - wait: 7d
+  - send_email: { subject: "Welcome to VIP", html: "<p>hi</p>" }
+"#,
+    )
+    .await;
+    h.customer("ann", "Europe/Helsinki").await;
+    h.order("ann", "o-1", "2025-06-01T10:00:00Z").await;
+    assert_eq!(h.feed().await, (1, 0), "last year's order starts nothing");
+    let ann = h.db.store.customer_key("ann").await.expect("read").expect("ann");
+    h.db.store.write_scores(&score_run(h.now()), &[score(ann, "loyal")]).await.expect("scores");
+    h.later(DAY);
+    h.db.store.write_scores(&score_run(h.now()), &[score(ann, "slipping")]).await.expect("scores");
+    // `loyal` (first scoring, a day old now) starts nothing; `slipping` starts re-engagement.
+    assert_eq!(h.feed().await, (2, 1));
+    let run = h.run("ann").await;
+    assert_eq!((run.run.journey.as_str(), run.run.status), ("re-engagement", RunStatus::Active));
+
+    let expr = kanta_segment::parse("orders >= 1").expect("valid");
+    let seg = h.db.store.create_segment("vip", "orders >= 1", &expr, h.now().micros()).await.expect("create");
+    assert_eq!(seg.members, 1, "the baseline is no transition");
+    h.customer("bob", "UTC").await;
+    h.order("bob", "o-2", &h.now().to_string()).await;
+    h.db.store.refresh_segment(seg.id, &expr, h.now().micros()).await.expect("refresh");
+    assert_eq!(h.feed().await, (2, 1), "bob's order (no journey) and his entry into vip");
+    assert_eq!(h.run("bob").await.run.journey, "vip-welcome");
+    // Bob's order is refunded: he leaves vip, and his run ends mid-wait.
+    let refund = json!([{"id": "o-2", "customer_id": "bob", "time": h.now().to_string(), "amount": "20",
+        "currency": "EUR", "status": "refunded"}]);
+    h.db.store.write_orders(&checked::<Order>(&refund), h.now()).await.expect("refund");
+    h.later(60);
+    h.db.store.refresh_segment(seg.id, &expr, h.now().micros()).await.expect("refresh");
+    assert_eq!(h.feed().await, (1, 0));
+    let bob = h.run("bob").await;
+    assert_eq!((bob.run.status, bob.run.exit_reason.as_deref()), (RunStatus::Exited, Some("left segment vip")));
 }

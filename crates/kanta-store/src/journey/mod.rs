@@ -25,6 +25,7 @@
 //! lets its holder finish: nobody else can have acted on the row.
 
 pub mod definition;
+pub mod feed;
 pub mod outbox;
 pub mod run;
 pub mod suppression;
@@ -38,6 +39,7 @@ use crate::store::Store;
 use kanta_domain::Timestamp;
 
 pub use definition::{Applied, JourneyHead, JourneyVersion};
+pub use feed::{FeedItem, FeedKind};
 pub use outbox::{Channel, ClaimedMessage, MessageId, MessageStatus, NewMessage, Outcome, Skip, idempotency_key};
 pub use run::{
     ClaimedRun, Entered, EntryRules, NewRun, Next, Reentry, RunEnd, RunId, RunUpdate, Signal, StepRecord, Wait,
@@ -105,6 +107,23 @@ pub trait JourneyStore: Send + Sync {
         expr: &kanta_segment::Expr,
         now: Timestamp,
     ) -> Result<bool, StoreError>;
+
+    /// Claim up to `limit` rows of the journey feed (new orders and events, stage changes,
+    /// segment transitions; see [`feed`]), oldest first, for `lease`. Rows another worker
+    /// holds are passed over; a row whose lease ran out (its worker died) is claimed again.
+    async fn claim_feed(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<FeedItem>, StoreError>;
+
+    /// Delete feed rows `owner` has handled and still holds; returns how many.
+    async fn ack_feed(&self, owner: &str, ids: &[i64]) -> Result<u64, StoreError>;
+
+    /// Feed rows waiting to be handled.
+    async fn feed_depth(&self) -> Result<i64, StoreError>;
 
     /// Enter a customer into a journey, unless they have an active run of it with the same key
     /// or `rules` forbid it (re-entry, the limit of concurrent runs). Decided and written in
@@ -309,6 +328,24 @@ impl<DB: Dialect> JourneyStore for Store<DB> {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         crate::segments::customer_matches(self, customer, expr, now.micros()).await
+    }
+
+    async fn claim_feed(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<FeedItem>, StoreError> {
+        feed::claim(self, owner, now, lease, limit).await
+    }
+
+    async fn ack_feed(&self, owner: &str, ids: &[i64]) -> Result<u64, StoreError> {
+        feed::ack(self, owner, ids).await
+    }
+
+    async fn feed_depth(&self) -> Result<i64, StoreError> {
+        feed::depth(self).await
     }
 
     async fn start_run(&self, new: &NewRun<'_>, rules: &EntryRules, now: Timestamp) -> Result<Entered, StoreError> {

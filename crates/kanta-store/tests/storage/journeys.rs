@@ -5,9 +5,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use kanta_store::journey::{
-    Applied, Bounce, Channel, ClaimedMessage, ClaimedRun, Entered, EntryRules, Lease, MessageStatus, NewMessage,
-    NewRun, Next, Outcome, Reentry, RunEnd, RunId, RunStatus, RunUpdate, Signal, Skip, StepRecord, SuppressionReason,
-    Wait, idempotency_key,
+    Applied, Bounce, Channel, ClaimedMessage, ClaimedRun, Entered, EntryRules, FeedItem, FeedKind, Lease,
+    MessageStatus, NewMessage, NewRun, Next, Outcome, Reentry, RunEnd, RunId, RunStatus, RunUpdate, Signal, Skip,
+    StepRecord, SuppressionReason, Wait, idempotency_key,
 };
 use serde_json::{Value, json};
 
@@ -24,6 +24,8 @@ kanta_store::on_both_backends!(
     addresses_are_suppressed_after_soft_bounces_or_at_once_case_insensitively,
     erasing_a_customer_ends_their_runs_and_redacts_their_messages,
     a_branch_condition_is_evaluated_for_one_customer_by_internal_id,
+    the_feed_holds_new_orders_events_and_transitions_while_a_journey_is_active,
+    feed_rows_are_claimed_by_one_worker_and_deleted_only_by_their_holder,
 );
 
 const SECOND: i64 = 1_000_000;
@@ -648,4 +650,135 @@ async fn a_branch_condition_is_evaluated_for_one_customer_by_internal_id(db: Tes
             .await
             .expect("evaluate")
     );
+}
+
+/// The feed's rows as (kind, customer, name), claimed by `owner` at `now`.
+async fn feed(db: &TestDb, owner: &str, now: i64) -> Vec<FeedItem> {
+    db.store.claim_feed(owner, at(now), LEASE, 100).await.expect("claim")
+}
+
+fn kinds(items: &[FeedItem]) -> Vec<(FeedKind, Option<&str>, &str)> {
+    items.iter().map(|i| (i.kind.clone(), i.customer.as_deref(), i.name.as_str())).collect()
+}
+
+async fn the_feed_holds_new_orders_events_and_transitions_while_a_journey_is_active(db: TestDb) {
+    // No journey yet: writes leave nothing behind.
+    db.store.write_orders(&checked::<Order>(ORDERS), at(NOW)).await.expect("write");
+    assert_eq!(db.store.feed_depth().await.expect("depth"), 0);
+    apply(&db, "welcome", "{}", NOW).await;
+
+    // New orders only; dan's earlier order is his first even though it comes second in the batch.
+    let orders = r#"[
+      {"id":"o4","customer_id":"dan","time":"2024-03-02T10:00:00Z","amount":"25.50","currency":"EUR"},
+      {"id":"o5","customer_id":"dan","time":"2024-03-01T10:00:00Z","amount":5,"currency":"EUR"},
+      {"id":"o6","customer_id":"00042","time":"2024-03-03T10:00:00Z","amount":7,"currency":"EUR"},
+      {"id":"o1","customer_id":"00042","time":"2024-01-05T10:00:00Z","amount":"19.90","currency":"EUR",
+       "lines":[{"product":"beans","category":"coffee","quantity":2,"price":"9.95"}]}
+    ]"#;
+    db.store.write_orders(&checked::<Order>(orders), at(NOW)).await.expect("write");
+    // An update of a known order is not new.
+    let changed = r#"[{"id":"o4","customer_id":"dan","time":"2024-03-02T10:00:00Z","amount":26,"currency":"EUR"}]"#;
+    db.store.write_orders(&checked::<Order>(changed), at(NOW)).await.expect("write");
+    let events = r#"[{"id":"e1","customer_id":"dan","name":"cart.abandoned","time":"2024-03-04T10:00:00Z",
+                      "properties":{"cart_id":"c-9","value":12}}]"#;
+    db.store.write_events(&checked::<Event>(events), at(NOW)).await.expect("write");
+    db.store.write_events(&checked::<Event>(events), at(NOW)).await.expect("again: not new");
+    assert_eq!(db.store.feed_depth().await.expect("depth"), 4);
+    let items = feed(&db, "w", NOW).await;
+    assert_eq!(
+        kinds(&items),
+        [
+            (FeedKind::Order { first: false }, Some("dan"), "order.created"),
+            (FeedKind::Order { first: true }, Some("dan"), "order.created"),
+            (FeedKind::Order { first: false }, Some("00042"), "order.created"),
+            (FeedKind::Event, Some("dan"), "cart.abandoned"),
+        ]
+    );
+    // The order as it is when claimed (the update changed the amount, not the row).
+    assert_eq!(
+        items[0].properties,
+        json!({"order_id": "o4", "amount": 26.0, "currency": "EUR", "status": "completed",
+               "time": "2024-03-02T10:00:00Z"})
+    );
+    assert_eq!(items[0].time, at(1_709_373_600_000_000));
+    assert_eq!(items[3].properties, json!({"cart_id": "c-9", "value": 12}));
+    let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+    assert_eq!(db.store.ack_feed("w", &ids).await.expect("ack"), 4);
+    assert_eq!(db.store.feed_depth().await.expect("depth"), 0);
+
+    // Stage changes of a scoring run, and segment transitions (not the baseline).
+    let dan = db.store.customer_key("dan").await.expect("read").expect("dan");
+    let ann = customers(&db, &["ann"]).await[0];
+    db.store.write_scores(&run(NOW), &[score_row(dan, "repeat", 0.9)]).await.expect("scores");
+    db.store.write_scores(&run(NOW + DAY), &[score_row(dan, "slipping", 0.4)]).await.expect("scores");
+    let expr = kanta_segment::parse("orders >= 2").expect("valid");
+    let seg = db.store.create_segment("repeaters", "orders >= 2", &expr, NOW).await.expect("create");
+    let more = r#"[{"id":"o7","customer_id":"ann","time":"2024-03-05T10:00:00Z","amount":3,"currency":"EUR"},
+                   {"id":"o8","customer_id":"ann","time":"2024-03-06T10:00:00Z","amount":3,"currency":"EUR"}]"#;
+    db.store.write_orders(&checked::<Order>(more), at(NOW)).await.expect("write");
+    db.store.refresh_segment(seg.id, &expr, NOW + 2 * DAY).await.expect("refresh");
+    let items = feed(&db, "w", NOW).await;
+    assert_eq!(
+        kinds(&items),
+        [
+            (FeedKind::Stage, Some("dan"), "repeat"),
+            (FeedKind::Stage, Some("dan"), "slipping"),
+            (FeedKind::Order { first: true }, Some("ann"), "order.created"),
+            (FeedKind::Order { first: false }, Some("ann"), "order.created"),
+            (FeedKind::SegmentEnter, Some("ann"), "repeaters"),
+        ]
+    );
+    assert_eq!(items[1].time, at(NOW + DAY));
+    assert_eq!(items[4].customer, Some("ann".to_owned()), "ann = {ann}");
+
+    // Erasing a customer deletes their rows; a paused journey is not active.
+    db.store.ack_feed("w", &items.iter().map(|i| i.id).collect::<Vec<_>>()).await.expect("ack");
+    let late = r#"[{"id":"e2","customer_id":"ann","name":"visit","time":"2024-03-07T10:00:00Z"}]"#;
+    db.store.write_events(&checked::<Event>(late), at(NOW)).await.expect("write");
+    assert_eq!(db.store.feed_depth().await.expect("depth"), 1);
+    assert!(db.store.erase_customer("ann", None, NOW).await.expect("erase"));
+    assert_eq!(db.store.feed_depth().await.expect("depth"), 0);
+    assert!(db.store.set_journey_paused("welcome", true, at(NOW)).await.expect("pause"));
+    let paused = r#"[{"id":"e3","customer_id":"dan","name":"visit","time":"2024-03-07T10:00:00Z"}]"#;
+    db.store.write_events(&checked::<Event>(paused), at(NOW)).await.expect("write");
+    assert_eq!(db.store.feed_depth().await.expect("depth"), 0);
+}
+
+async fn feed_rows_are_claimed_by_one_worker_and_deleted_only_by_their_holder(db: TestDb) {
+    apply(&db, "welcome", "{}", NOW).await;
+    db.store.write_orders(&checked::<Order>(ORDERS), at(NOW)).await.expect("write");
+    let first = feed(&db, "w1", NOW).await;
+    assert_eq!(first.len(), 3);
+    assert_eq!(feed(&db, "w2", NOW + SECOND).await, [], "held by w1");
+    assert_eq!(db.store.ack_feed("w2", &[first[0].id]).await.expect("ack"), 0, "not w2's to delete");
+    // w1 dies; after its lease w2 takes the rows over, and w1's late acknowledgement deletes nothing.
+    let second = feed(&db, "w2", NOW + 61 * SECOND).await;
+    assert_eq!(second.iter().map(|i| i.id).collect::<Vec<_>>(), first.iter().map(|i| i.id).collect::<Vec<_>>());
+    assert_eq!(db.store.ack_feed("w1", &[first[0].id]).await.expect("ack"), 0);
+    assert_eq!(db.store.ack_feed("w2", &[second[0].id, second[1].id]).await.expect("ack"), 2);
+    assert_eq!(db.store.feed_depth().await.expect("depth"), 1);
+    // Concurrent claimers take disjoint rows.
+    db.store
+        .write_orders(
+            &checked::<Order>(
+                r#"[
+      {"id":"x1","customer_id":"a","time":"2024-01-01T00:00:00Z","amount":1,"currency":"EUR"},
+      {"id":"x2","customer_id":"b","time":"2024-01-01T00:00:00Z","amount":1,"currency":"EUR"},
+      {"id":"x3","customer_id":"c","time":"2024-01-01T00:00:00Z","amount":1,"currency":"EUR"},
+      {"id":"x4","customer_id":"d","time":"2024-01-01T00:00:00Z","amount":1,"currency":"EUR"}
+    ]"#,
+            ),
+            at(NOW),
+        )
+        .await
+        .expect("write");
+    let later = NOW + 200 * SECOND;
+    let (a, b) =
+        tokio::join!(db.store.claim_feed("a", at(later), LEASE, 3), db.store.claim_feed("b", at(later), LEASE, 3));
+    let (a, b) = (a.expect("claim"), b.expect("claim"));
+    let mut all: Vec<i64> = a.iter().chain(&b).map(|i| i.id).collect();
+    let n = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!((n, all.len()), (5, 5), "every row once: {a:?} {b:?}");
 }
