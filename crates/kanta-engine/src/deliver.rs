@@ -1,10 +1,12 @@
-//! Delivering the outbox: claim due messages (they become `sending`, committed, before any
-//! SMTP transaction starts), check the guardrails as they are *now* (consent, suppression, the
-//! cap count, quiet hours), send, and record the outcome.
+//! Delivering the outbox: claim due messages (they become `sending`, committed), check the
+//! guardrails as they are *now* (consent, suppression, the cap count, quiet hours), mark the
+//! send started (committed) just before its SMTP transaction, send, and record the outcome.
 //!
 //! An outcome that leaves unknown whether the server took the message is not recorded: the row
 //! stays `sending`, its lease runs out and the next [`Engine::deliver`] marks it `in_doubt`,
-//! which is never claimed again (at most once; an operator may resend).
+//! which is never claimed again (at most once; an operator may resend). A claimed message whose
+//! send never started (the worker died first) is due again after the lease instead, so a crash
+//! leaves at most `concurrency` messages in doubt.
 
 use futures_util::StreamExt;
 use kanta_domain::Timestamp;
@@ -52,7 +54,12 @@ impl Engine {
     async fn deliver_one(&self, m: &ClaimedMessage, now: Timestamp) -> Result<(), EngineError> {
         let outcome = match m.channel {
             Channel::Email => self.send_email(m, now).await?,
-            Channel::Webhook => Some(self.call_webhook(m, now).await),
+            Channel::Webhook => {
+                if !self.store.start_message(m.id, &m.lease, now).await? {
+                    return Err(EngineError::LeaseLost);
+                }
+                Some(self.call_webhook(m, now).await)
+            }
         };
         match outcome {
             Some(outcome) => {
@@ -150,6 +157,9 @@ impl Engine {
             Ok(message) => message,
             Err(e) => return Ok(Some(Outcome::Failed { response: e.to_string() })),
         };
+        if !self.store.start_message(m.id, &m.lease, now).await? {
+            return Err(EngineError::LeaseLost);
+        }
         Ok(match mailer.send(&message).await {
             kanta_mail::Outcome::Sent { response } => Some(Outcome::Sent { response }),
             kanta_mail::Outcome::Permanent { code, text } => Some(Outcome::Failed { response: reply(code, &text) }),

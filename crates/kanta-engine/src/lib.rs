@@ -15,11 +15,13 @@
 //! reads it from the injected [`Clock`]; nothing here reads the system clock, so a 30-day
 //! journey runs in milliseconds in tests.
 //!
-//! **Architecture Invariant:** at most once. A message is `sending` (committed by the claim)
-//! before its SMTP transaction starts; an answer that leaves it unknown whether the server took
-//! the message leaves the row in `sending`, and `mark_in_doubt` (first thing in every
-//! [`Engine::deliver`]) moves it to `in_doubt` after its lease, which nothing claims again.
-//! So the message lease must outlast the SMTP timeout ([`Engine::new`] refuses otherwise).
+//! **Architecture Invariant:** at most once. A message is `sending` (committed by the claim),
+//! and its send is marked started (committed) just before its SMTP transaction; an answer that
+//! leaves it unknown whether the server took the message leaves the row in `sending`, and
+//! `mark_in_doubt` (first thing in every [`Engine::deliver`]) moves it to `in_doubt` after its
+//! lease, which nothing claims again — unless its send never started, then it is due again. So
+//! a crash leaves at most the sends in flight in doubt, and the message lease must outlast the
+//! SMTP timeout ([`Engine::new`] refuses otherwise).
 //!
 //! **Where a run waits.** A run waiting sits *at* its wait step (`wait`, `wait_until`,
 //! `wait_for`) with the due time of the wait's end; a run claimed at a wait step has finished
@@ -180,6 +182,9 @@ pub enum EngineError {
     /// A message payload could not be written as JSON.
     #[error("cannot write a message payload: {0}")]
     Json(#[from] serde_json::Error),
+    /// A claimed message's lease ran out before its send started; another worker may have it.
+    #[error("the message's lease ran out before its send started; it was not sent")]
+    LeaseLost,
     /// A time outside the calendar (never from a real clock).
     #[error(transparent)]
     OutOfRange(#[from] kanta_journey::OutOfRange),

@@ -124,6 +124,10 @@ default_timezone = "UTC"
 # An order, event or transition older than this when the engine sees it starts no journey (it
 # still ends runs and wakes waits): importing last year's orders must not welcome everyone again.
 max_event_age = "1d"
+# How long a server holds a claimed run or message. A message found still `sending` after its
+# lease (the server died mid-send) becomes `in_doubt` and is never resent by itself; must be
+# longer than [email] timeout_seconds.
+lease = "5m"
 
 # Inbound webhooks: none by default. Each [[inbound]] table accepts customer and consent updates
 # from a CRM at POST /v1/hooks/NAME, mapping the CRM's JSON onto kanta's customer fields.
@@ -485,6 +489,8 @@ impl Settings {
         config.email = self.email_config()?;
         config.tick = self.journeys.tick()?;
         config.max_event_age = self.journeys.max_event_age.0;
+        let lease = self.journeys.lease.0.ok_or_else(|| SettingsError("[journeys] lease cannot be `off`".into()))?;
+        (config.run_lease, config.message_lease) = (lease, lease);
         config.webhooks = self
             .webhook_endpoints()?
             .into_iter()
@@ -603,6 +609,8 @@ pub struct Journeys {
     pub default_timezone: Checked<chrono_tz::Tz>,
     /// Older orders, events and transitions start no journey; `off`: no limit.
     pub max_event_age: Every,
+    /// How long a claimed run or message is held.
+    pub lease: Every,
 }
 
 impl Default for Journeys {
@@ -612,6 +620,7 @@ impl Default for Journeys {
             tick: Every(Some(Duration::from_secs(1))),
             default_timezone: Checked { text: "UTC".into(), value: chrono_tz::Tz::UTC },
             max_event_age: Every(Some(Duration::from_secs(24 * 3600))),
+            lease: Every(Some(Duration::from_secs(300))),
         }
     }
 }

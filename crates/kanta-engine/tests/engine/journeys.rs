@@ -369,9 +369,10 @@ async fn a_message_left_in_sending_by_a_crashed_worker_becomes_in_doubt_and_is_n
     h.customer("ann", "UTC").await;
     h.enter("pair", "ann").await;
     h.engine.advance(h.now()).await.expect("advance");
-    // A worker claims the message and dies before it records anything.
+    // A worker claims the message, starts its send and dies before it records anything.
     let claimed = h.db.store.claim_messages("crashed", h.now(), Duration::from_secs(60), 10).await.expect("claim");
     assert_eq!(claimed.len(), 1);
+    assert!(h.db.store.start_message(claimed[0].id, &claimed[0].lease, h.now()).await.expect("start"));
     drop(claimed);
     // Within its lease the message is nobody else's.
     assert_eq!(h.engine.deliver(h.now()).await.expect("deliver"), 0);

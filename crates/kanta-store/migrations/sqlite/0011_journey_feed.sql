@@ -19,3 +19,9 @@ CREATE TABLE journey_feed (
     lease_until INTEGER
 );
 CREATE INDEX journey_feed_customer ON journey_feed (customer_id);
+
+-- When the send of a claimed message started (committed just before the SMTP transaction or
+-- HTTP call). A message whose lease ran out in `sending` is in doubt only if its send had
+-- started; one claimed in a batch but never started is simply claimable again. So a crash
+-- leaves at most the sends in flight in doubt, not the whole claimed batch.
+ALTER TABLE journey_messages ADD COLUMN started_at INTEGER;

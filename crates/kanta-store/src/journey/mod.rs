@@ -13,8 +13,10 @@
 //!   conditioned on still holding its lease, in one transaction with the history rows and the
 //!   messages it enqueues.
 //! - [`outbox`]: messages move `pending → sending → sent | failed | retry`; `sending` is
-//!   committed before the send starts, and a row found in `sending` after its lease ran out
-//!   becomes `in_doubt`, never sent again unless an operator asks (at most once).
+//!   committed by the claim, the start of each send (`started_at`) just before its SMTP
+//!   transaction; a row found in `sending` after its lease ran out becomes `in_doubt` if its send
+//!   had started — never sent again unless an operator asks (at most once) — and due again if
+//!   not, so a crash leaves only the sends in flight in doubt, not the whole claimed batch.
 //! - [`suppression`]: addresses not to mail.
 //! - [`view`]: what the API, the CLI and `/metrics` show.
 //!
@@ -189,6 +191,12 @@ pub trait JourneyStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<ClaimedMessage>, StoreError>;
 
+    /// The send of a claimed message starts now: committed just before the SMTP transaction
+    /// (or HTTP call), so that a message whose lease runs out in `sending` is in doubt only if
+    /// its send had started — one claimed but never started becomes due again. Returns `false`
+    /// (send nothing) when `lease` no longer holds the message.
+    async fn start_message(&self, id: MessageId, lease: &Lease, now: Timestamp) -> Result<bool, StoreError>;
+
     /// Record what became of a claimed message. Returns `false` (nothing written) when `lease`
     /// no longer holds it: claimed again, resent by an operator, or already completed. A
     /// message marked `in_doubt` after its lease ran out is still completed by its holder,
@@ -201,8 +209,9 @@ pub trait JourneyStore: Send + Sync {
         now: Timestamp,
     ) -> Result<bool, StoreError>;
 
-    /// Messages still `sending` whose lease ran out by `now` become `in_doubt` (the worker died
-    /// mid-send: the message may or may not have gone). Returns how many.
+    /// Messages still `sending` whose lease ran out by `now` become `in_doubt` if their send
+    /// had started (the worker died mid-send: the message may or may not have gone), or due
+    /// again if it had not. Returns how many became in doubt.
     async fn mark_in_doubt(&self, now: Timestamp) -> Result<u64, StoreError>;
 
     /// Every message in doubt, oldest first.
@@ -394,6 +403,10 @@ impl<DB: Dialect> JourneyStore for Store<DB> {
         now: Timestamp,
     ) -> Result<Option<MessageId>, StoreError> {
         outbox::enqueue(self, id, message, now).await
+    }
+
+    async fn start_message(&self, id: MessageId, lease: &Lease, now: Timestamp) -> Result<bool, StoreError> {
+        outbox::start(self, id, lease, now).await
     }
 
     async fn claim_messages(

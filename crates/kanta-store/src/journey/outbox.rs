@@ -324,7 +324,7 @@ pub(super) async fn claim<DB: Dialect>(
     // for rows picked from an older snapshot.
     let sql = format!(
         "UPDATE journey_messages SET status = 'sending', lease_owner = $1, lease_until = $2, \
-         lease_seq = lease_seq + 1, attempts = attempts + 1, claimed_at = $3, updated_at = $3 \
+         lease_seq = lease_seq + 1, attempts = attempts + 1, claimed_at = $3, started_at = NULL, updated_at = $3 \
          WHERE id IN (SELECT m.id FROM journey_messages m WHERE m.status IN ('pending', 'retry') \
          AND m.not_before <= $3 \
          AND NOT EXISTS (SELECT 1 FROM journey_heads h WHERE h.name = m.journey AND h.paused) \
@@ -409,15 +409,46 @@ pub(super) async fn complete<DB: Dialect>(
 }
 
 pub(super) async fn mark_in_doubt<DB: Dialect>(store: &Store<DB>, now: Timestamp) -> Result<u64, StoreError> {
+    // Claimed but never started: nothing can have gone, so the row is due again (its claim
+    // was not an attempt). Clearing the owner makes a late start by the old worker fail.
+    query(
+        "UPDATE journey_messages SET status = 'pending', attempts = attempts - 1, lease_owner = NULL, \
+         lease_until = NULL, updated_at = $1 WHERE status = 'sending' AND started_at IS NULL AND lease_until <= $1",
+    )
+    .bind(now.micros())
+    .execute(&store.writer)
+    .await?;
     // The lease owner and counter stay: the worker, if it is alive after all, may still record
     // what the server said.
     let done = query(
-        "UPDATE journey_messages SET status = 'in_doubt', updated_at = $1 WHERE status = 'sending' AND lease_until <= $1",
+        "UPDATE journey_messages SET status = 'in_doubt', updated_at = $1 \
+         WHERE status = 'sending' AND started_at IS NOT NULL AND lease_until <= $1",
     )
     .bind(now.micros())
     .execute(&store.writer)
     .await?;
     Ok(done.rows_affected())
+}
+
+pub(super) async fn start<DB: Dialect>(
+    store: &Store<DB>,
+    id: MessageId,
+    lease: &Lease,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    // Only while the lease holds and the row is still `sending`: a row released after the
+    // lease ran out (or claimed by another worker) must not be sent by this one.
+    let done = query(
+        "UPDATE journey_messages SET started_at = $4, updated_at = $4 \
+         WHERE id = $1 AND lease_owner = $2 AND lease_seq = $3 AND status = 'sending' AND lease_until > $4",
+    )
+    .bind(id.0)
+    .bind(lease.owner.as_str())
+    .bind(lease.seq)
+    .bind(now.micros())
+    .execute(&store.writer)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 pub(super) async fn resend<DB: Dialect>(
@@ -430,7 +461,7 @@ pub(super) async fn resend<DB: Dialect>(
     // Clearing the owner also makes the old worker's late answer fail its lease check.
     let row = query(
         "UPDATE journey_messages SET status = 'pending', not_before = $2, lease_owner = NULL, lease_until = NULL, \
-         updated_at = $2 WHERE id = $1 AND status = 'in_doubt' RETURNING customer_id",
+         started_at = NULL, updated_at = $2 WHERE id = $1 AND status = 'in_doubt' RETURNING customer_id",
     )
     .bind(id.0)
     .bind(now.micros())

@@ -20,6 +20,7 @@ kanta_store::on_both_backends!(
     a_run_moves_only_under_its_lease_and_an_expired_lease_is_claimed_again,
     awaited_events_and_segment_entries_wake_runs_and_exits_end_them,
     messages_in_sending_after_their_lease_become_in_doubt_and_are_resent_only_by_hand,
+    a_claimed_message_whose_send_never_started_is_due_again_after_the_lease,
     the_cap_counts_what_went_or_may_have_gone_from_since_inclusive,
     addresses_are_suppressed_after_soft_bounces_or_at_once_case_insensitively,
     erasing_a_customer_ends_their_runs_and_redacts_their_messages,
@@ -353,6 +354,12 @@ async fn messages_in_sending_after_their_lease_become_in_doubt_and_are_resent_on
     assert_eq!(claimed.iter().map(|m| (m.id, m.attempts)).collect::<Vec<_>>(), [(ids[0], 1), (ids[1], 1)]);
     assert_eq!(claimed[0].recipient, "ann@example.org");
     assert_eq!(claim_at(&db, "b", NOW).await, [], "claimed already, and the third is not due");
+    // Both sends start; the worker dies.
+    for m in &claimed {
+        assert!(db.store.start_message(m.id, &m.lease, at(NOW + SECOND)).await.expect("start"));
+    }
+    let other = Lease { owner: "b".into(), ..claimed[0].lease.clone() };
+    assert!(!db.store.start_message(claimed[0].id, &other, at(NOW)).await.expect("start"), "not b's lease");
 
     // Within the lease nothing is in doubt; at its end exactly, the two sending rows are, and
     // the pending row is not touched.
@@ -460,7 +467,8 @@ async fn the_cap_counts_what_went_or_may_have_gone_from_since_inclusive(db: Test
         assert_eq!(claimed.iter().map(|m| m.id).collect::<Vec<_>>(), [ids[i]]);
         assert!(db.store.complete_message(ids[i], &claimed[0].lease, &sent, at(t)).await.expect("complete"));
     }
-    assert_eq!(claim_at(&db, "w", since + 7).await.len(), 1);
+    let doubtful = claim_at(&db, "w", since + 7).await;
+    assert!(db.store.start_message(ids[4], &doubtful[0].lease, at(since + 7)).await.expect("start"));
     assert_eq!(db.store.mark_in_doubt(at(since + 7).saturating_add(LEASE)).await.expect("mark"), 1);
     let failing = claim_at(&db, "w", since + 8).await;
     let failed = Outcome::Failed { response: "550 no such user".into() };
@@ -781,4 +789,22 @@ async fn feed_rows_are_claimed_by_one_worker_and_deleted_only_by_their_holder(db
     all.sort_unstable();
     all.dedup();
     assert_eq!((n, all.len()), (5, 5), "every row once: {a:?} {b:?}");
+}
+
+async fn a_claimed_message_whose_send_never_started_is_due_again_after_the_lease(db: TestDb) {
+    let (_, ids) = outbox(&db, "ann", &[(NOW, false, Channel::Email), (NOW, false, Channel::Email)]).await;
+    // Worker a claims both, starts the first and dies before starting the second.
+    let claimed = claim_at(&db, "a", NOW).await;
+    assert!(db.store.start_message(ids[0], &claimed[0].lease, at(NOW)).await.expect("start"));
+    assert_eq!(db.store.mark_in_doubt(at(NOW + 60 * SECOND)).await.expect("mark"), 1, "only the started one");
+    // The unstarted one is due again, its lost claim not counted as an attempt; a late start
+    // by the dead worker fails, so it cannot go twice.
+    assert!(!db.store.start_message(ids[1], &claimed[1].lease, at(NOW + 61 * SECOND)).await.expect("start"));
+    let again = claim_at(&db, "b", NOW + 61 * SECOND).await;
+    assert_eq!(again.iter().map(|m| (m.id, m.attempts)).collect::<Vec<_>>(), [(ids[1], 1)]);
+    assert!(db.store.start_message(ids[1], &again[0].lease, at(NOW + 61 * SECOND)).await.expect("start"));
+    let sent = Outcome::Sent { response: "250 ok".into() };
+    assert!(db.store.complete_message(ids[1], &again[0].lease, &sent, at(NOW + 62 * SECOND)).await.expect("done"));
+    let doubts = db.store.in_doubt_messages().await.expect("doubts");
+    assert_eq!(doubts.iter().map(|m| m.id).collect::<Vec<_>>(), [ids[0]]);
 }
