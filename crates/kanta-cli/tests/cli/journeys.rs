@@ -84,7 +84,7 @@ fn a_broken_journey_gets_every_problem_at_its_line_and_column() {
         // The expression's column 17 is the file's column 28 (after `if: "`).
         format!("broken.yaml:9:28: steps[2].branch.if: column 17: unknown field `clv`; fields are {fields}"),
         format!("broken.yaml:12:16: steps[3].send_email.subject: this template cannot be rendered: line 1: unknown name `custmer`: a message can use {names}"),
-        "broken.yaml:13:17: steps[3].send_email.template: there is no template `goood` (templates/goood.html); did you mean `good`?".into(),
+        "broken.yaml:13:17: steps[3].send_email.template: there is no template `goood` (templates/goood.html, or `templates.goood` embedded); did you mean `good`?".into(),
         "broken.yaml:15:5: steps[5]: this step is never reached: `steps[4]` always ends the run before it".into(),
         "missing.yaml: cannot read: No such file or directory (os error 2)".into(),
         "error: 3 files with problems".into(),
