@@ -287,6 +287,18 @@ impl Templates {
     }
 }
 
+/// The source of template file `file` (`thanks.html`) in folder `dir`; `None` when there is no
+/// such file. What `kanta journeys apply` passes to
+/// [`Journey::embed_templates`](https://docs.rs/kanta-journey) to embed a journey's templates.
+pub fn read_source(dir: &Path, file: &str) -> Result<Option<String>, RenderError> {
+    let path = dir.join(file);
+    match std::fs::read_to_string(&path) {
+        Ok(source) => Ok(Some(source)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(RenderError::Read { path, source }),
+    }
+}
+
 fn message_of(e: &minijinja::Error) -> String {
     match e.detail() {
         Some(detail) => format!("{}: {detail}", e.kind()),
