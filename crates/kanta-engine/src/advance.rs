@@ -151,7 +151,11 @@ impl Engine {
                 .filter(|s| matches!(s.action, Action::SendEmail(_)))
                 .map(|s| s.id.as_str().to_owned())
                 .collect();
-            return Err(EngineError::NotAnEmailStep { journey: journey.to_owned(), step: step.to_owned(), email_steps });
+            return Err(EngineError::NotAnEmailStep {
+                journey: journey.to_owned(),
+                step: step.to_owned(),
+                email_steps,
+            });
         };
         let record =
             self.store.customer(customer, 0).await?.ok_or_else(|| EngineError::UnknownCustomer(customer.to_owned()))?;

@@ -102,10 +102,10 @@ pub mod problem;
 pub mod reentry;
 /// Weighted random splits, stable per customer.
 pub mod split;
-/// The document as a tree of nodes that know their line and column.
-mod tree;
 /// The templates a journey version carries, and embedding them from files.
 pub mod templates;
+/// The document as a tree of nodes that know their line and column.
+mod tree;
 /// Checking a document (YAML or JSON) into a journey, reporting every problem.
 pub mod validate;
 /// `wait_until`: the next local time of day on allowed weekdays.

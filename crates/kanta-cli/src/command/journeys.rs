@@ -303,7 +303,13 @@ pub fn preview(args: &JourneysPreviewArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let kind = if preview.transactional { "transactional" } else { "marketing" };
-    outln!("# {} version {}, step {} ({kind}), customer {}", preview.journey, preview.version, preview.step, args.customer)?;
+    outln!(
+        "# {} version {}, step {} ({kind}), customer {}",
+        preview.journey,
+        preview.version,
+        preview.step,
+        args.customer
+    )?;
     match &preview.message {
         Some(message) => {
             for (name, value) in kanta_mail::headers::headers(message) {

@@ -265,7 +265,8 @@ fn preview_store(dir: &Path) {
     let welcome = root().join("journeys/welcome.yaml");
     let applied = journeys(dir, &["apply", welcome.to_str().unwrap()]);
     assert_eq!((applied.code, applied.stdout.as_str()), (0, "welcome: version 1 (new)\n"), "{}", applied.stderr);
-    std::fs::write(dir.join("customers.csv"), "id,email,name,consent_email\nc-1,ann@example.org,Ann,granted\n").unwrap();
+    std::fs::write(dir.join("customers.csv"), "id,email,name,consent_email\nc-1,ann@example.org,Ann,granted\n")
+        .unwrap();
     std::fs::write(dir.join("orders.csv"), PREVIEW_ORDERS).unwrap();
     let db = format!("sqlite://{}", dir.join("k.db").display());
     for args in [
@@ -321,7 +322,8 @@ fn journeys_preview_renders_a_step_with_the_customers_data_and_the_headers_a_sen
     assert!(header("Message-ID").starts_with("<welcome.1.c-1.0.4.1@shop.example>"), "{head}");
     assert!(!head.contains("Content-Type"), "{head}");
     let eml = dir.path().join("m.eml");
-    let written = journeys(dir.path(), &["preview", "welcome", "4", "--customer", "c-1", "--eml", eml.to_str().unwrap()]);
+    let written =
+        journeys(dir.path(), &["preview", "welcome", "4", "--customer", "c-1", "--eml", eml.to_str().unwrap()]);
     assert_eq!(written.code, 0, "{}", written.stderr);
     let message = std::fs::read_to_string(&eml).unwrap();
     assert!(message.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"), "{message}");
@@ -334,8 +336,14 @@ fn journeys_preview_names_what_is_unknown_and_lists_the_send_email_steps() {
     preview_store(dir.path());
     for (args, expected) in [
         (vec!["nope", "0", "--customer", "c-1"], "no journey `nope` in the store (see `kanta journeys list`)"),
-        (vec!["welcome", "1", "--customer", "c-1"], "journey `welcome` has no send_email step `1`; its send_email steps: 0, 4"),
-        (vec!["welcome", "9", "--customer", "c-1"], "journey `welcome` has no send_email step `9`; its send_email steps: 0, 4"),
+        (
+            vec!["welcome", "1", "--customer", "c-1"],
+            "journey `welcome` has no send_email step `1`; its send_email steps: 0, 4",
+        ),
+        (
+            vec!["welcome", "9", "--customer", "c-1"],
+            "journey `welcome` has no send_email step `9`; its send_email steps: 0, 4",
+        ),
         (vec!["welcome", "0", "--customer", "c-9"], "no customer `c-9` in the store"),
     ] {
         let mut all = vec!["preview"];

@@ -753,7 +753,9 @@ fn embedded_templates_satisfy_template_names_and_are_checked_where_they_are() {
         validate_json(&doc(templates), &Braces).unwrap_err().iter().map(ToString::to_string).collect()
     };
     assert_eq!(
-        problems(serde_json::json!({"thanks": {"html": "<p>\n{{ customer.name </p>"}, "Bad/Name": {"html": "x"}, "empty": {}})),
+        problems(
+            serde_json::json!({"thanks": {"html": "<p>\n{{ customer.name </p>"}, "Bad/Name": {"html": "x"}, "empty": {}})
+        ),
         [
             "/templates/thanks/html: this template cannot be rendered: line 2: unclosed `{{`",
             "/templates/Bad~1Name: `Bad/Name` is not a template name: only letters, digits, `-` and `_` may be used",
