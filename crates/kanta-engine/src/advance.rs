@@ -164,8 +164,10 @@ impl Engine {
         let rendered = loaded.templates.render(&spec(email), &context)?;
         let to = record.profile.email.clone();
         let to_name = record.profile.name.clone();
-        // The Message-ID of a real send names the run; a preview has none, so run 0.
-        let key = MessageKey::new(journey, loaded.version, customer, 0, id.as_str(), 1);
+        // A real send's Message-ID names the internal customer id and the run; a preview has no
+        // run, so run 0.
+        let internal = self.store.customer_key(customer).await?.unwrap_or_default();
+        let key = MessageKey::new(journey, loaded.version, &internal.to_string(), 0, id.as_str(), 1);
         let kind = match (&unsubscribe_url, email.transactional) {
             (_, true) => Some(Kind::Transactional),
             (Some(url), false) => Some(Kind::Marketing { unsubscribe_url: url.clone() }),

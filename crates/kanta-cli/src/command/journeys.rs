@@ -275,6 +275,11 @@ pub fn preview(args: &JourneysPreviewArgs) -> anyhow::Result<()> {
     }
     let has_email = email.is_some();
     let mut config = kanta_engine::EngineConfig::new("kanta-journeys-preview");
+    // A preview claims nothing; the lease only has to satisfy the engine's check against the
+    // SMTP timeout, whatever the settings say.
+    if let Some(email) = &email {
+        config.message_lease = config.message_lease.max(email.timeout * 2);
+    }
     config.email = email;
     let clock = std::sync::Arc::new(kanta_domain::SystemClock);
     let now = kanta_domain::Clock::now(&kanta_domain::SystemClock);
