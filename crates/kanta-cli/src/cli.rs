@@ -319,7 +319,7 @@ pub struct WebhooksListenArgs {
 pub enum JourneysCommand {
     /// Check journey files: every problem as FILE:LINE:COLUMN, with the templates in the `templates/` folder beside each file; exits 1 if any has a problem.
     Validate(JourneysValidateArgs),
-    /// Check journey files as `validate` does, then store each as its journey's new version (unchanged documents keep their version); a file with problems applies nothing.
+    /// Check journey files as `validate` does, then store each as its journey's new version with the templates it uses embedded from `templates/` (unchanged documents and templates keep their version); a file with problems applies nothing.
     Apply(JourneysApplyArgs),
     /// The journeys in the store: current version, paused, active runs.
     List(JourneysListArgs),

@@ -1,5 +1,6 @@
-//! `kanta journeys validate`: the example journeys pass, and a broken journey and template get
-//! every problem at its line and column.
+//! `kanta journeys`: the example journeys validate, a broken journey and template get every
+//! problem at its line and column; apply versions documents with their templates embedded;
+//! preview renders a step for a customer of the store.
 
 use std::path::Path;
 
