@@ -2,9 +2,11 @@
 //! listing and inspecting journeys, pausing and resuming them, their runs; and bounces and
 //! complaints, which put addresses on the suppression list.
 //!
-//! Templates named by a document (`template: NAME`) are accepted by name here: the server has no
-//! templates folder of its own yet, and a template the engine cannot find when a message is due
-//! fails that message, not the apply. `kanta journeys apply` checks them against the files.
+//! A document carries the templates its steps name (`templates: { NAME: { html, text } }`, and
+//! `layout`), as `kanta journeys apply` embeds them from the files: the server has no templates
+//! folder, and each version keeps its own text, so a run in progress renders what it started
+//! with. A `template: NAME` that is not embedded is a problem of the document (422), and every
+//! embedded source is checked by the mailer's template language (`kanta_mail::check`).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -39,6 +41,73 @@ pub struct AppliedJourney {
     pub created: bool,
     /// The document's digest (SHA-256 of its canonical JSON).
     pub digest: String,
+}
+
+/// One applied version of a journey, with its document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionDocument {
+    /// The journey's name.
+    pub name: String,
+    /// 1, 2, …
+    pub version: i64,
+    /// The document's digest (SHA-256 of its canonical JSON).
+    pub digest: String,
+    /// When it was applied, RFC 3339.
+    pub created_at: String,
+    /// The document as applied: the canonical JSON, with the templates it carries.
+    pub document: JourneyDocument,
+}
+
+/// A journey document as JSON: the keys of the YAML files (see `journeys/README.md`), and the
+/// templates the version carries. This schema names the top-level keys; the server checks the
+/// whole document and reports every problem with its JSON pointer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct JourneyDocument {
+    /// A slug: `a`–`z`, `0`–`9`, `-`, `_`.
+    pub name: String,
+    /// What the journey is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Exactly one kind: `{ "event": NAME }`, `{ "enters_segment": NAME }`, `{ "date": … }`, ….
+    #[schema(value_type = Object)]
+    pub trigger: serde_json::Value,
+    /// `{ "reentry": "once" | "always" | { "after": "90d" }, "max_concurrent_journeys": N }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub entry: Option<serde_json::Value>,
+    /// Events and transitions that end a run at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub exit_when: Option<serde_json::Value>,
+    /// IANA zone for customers without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// Record, send nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+    /// After downtime, skip what is later than this (`2d`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_if_late_by: Option<String>,
+    /// The steps (each a mapping with one kind key, or `"exit"`).
+    #[schema(value_type = Vec<Object>)]
+    pub steps: serde_json::Value,
+    /// The templates the steps name (`template: NAME`) and the files they include, by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub templates: Option<std::collections::BTreeMap<String, TemplateSource>>,
+    /// The layout that wraps every message (`layout.html`, `layout.txt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<TemplateSource>,
+}
+
+/// An embedded template's sources (minijinja; see `journeys/README.md`): at least one part.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TemplateSource {
+    /// `NAME.html`: the HTML part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    /// `NAME.txt`: the text part; without it the text is derived from the HTML.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }
 
 /// One page of a journey's runs.
@@ -116,11 +185,27 @@ async fn summary(state: &AppState, name: &str) -> Result<JourneySummary, ApiErro
         .ok_or_else(|| ApiError::NotFound(format!("no journey `{name}`")))
 }
 
-/// Apply a journey document (JSON, the same document as the YAML files): every problem is
-/// reported with its JSON pointer (422); a changed document becomes a new version (201) that new
-/// runs start on, while runs in progress finish on theirs; an unchanged one keeps its version (200).
+/// Which templates exist for a document posted here: only those it embeds (the server has no
+/// folder), each source checked by the mailer's template language.
+struct EmbeddedOnly;
+
+impl kanta_journey::Templates for EmbeddedOnly {
+    fn contains(&self, _name: &str) -> bool {
+        false
+    }
+
+    fn check(&self, source: &str) -> Result<(), String> {
+        kanta_mail::check(source).map_err(|problem| problem.to_string())
+    }
+}
+
+/// Apply a journey document (JSON, the same document as the YAML files, with the templates its
+/// steps name embedded): every problem is reported with its JSON pointer (422); a changed
+/// document (its templates included) becomes a new version (201) that new runs start on, while
+/// runs in progress finish on theirs, rendering their own version's templates; an unchanged one
+/// keeps its version (200).
 #[utoipa::path(post, path = "/v1/journeys", tag = "journeys", security(("bearer" = [])),
-    request_body(content = Object, description = "A journey document (see journeys/README.md)"),
+    request_body(content = JourneyDocument, description = "A journey document (see journeys/README.md)"),
     responses((status = 201, description = "A new version", body = AppliedJourney),
               (status = 200, description = "Unchanged", body = AppliedJourney),
               (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
@@ -135,7 +220,7 @@ pub async fn apply(
     let body = body?;
     let value: serde_json::Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
-    let journey = kanta_journey::validate_json(&value, &kanta_journey::AnyTemplate).map_err(|problems| {
+    let journey = kanta_journey::validate_json(&value, &EmbeddedOnly).map_err(|problems| {
         ApiError::InvalidJourney(
             problems.iter().map(|p| JourneyProblem { pointer: p.path.pointer(), message: p.message.clone() }).collect(),
         )
@@ -171,6 +256,37 @@ pub async fn show(
     auth::authorize(&state, &headers, Scope::Read).await?;
     let name = path_name(path)?;
     state.store.journey_report(&name).await?.map(Json).ok_or_else(|| ApiError::NotFound(format!("no journey `{name}`")))
+}
+
+/// One version of a journey with its document as applied, the templates it carries included.
+#[utoipa::path(get, path = "/v1/journeys/{name}/versions/{version}", tag = "journeys", security(("bearer" = [])),
+    params(("name" = String, Path, description = "The journey's name"),
+           ("version" = i64, Path, description = "The version: 1, 2, …")),
+    responses((status = 200, body = VersionDocument), (status = 400, body = crate::error::ErrorBody),
+              (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+              (status = 404, body = crate::error::ErrorBody)))]
+pub async fn version(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<(String, i64)>, PathRejection>,
+) -> Result<Json<VersionDocument>, ApiError> {
+    auth::authorize(&state, &headers, Scope::Read).await?;
+    let Path((name, version)) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let stored = state
+        .store
+        .journey_version(&name, version)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no version {version} of journey `{name}`")))?;
+    let document = serde_json::from_str(&stored.definition).map_err(|e| {
+        kanta_store::StoreError::Corrupt(format!("stored journey `{name}` version {version} is not a document: {e}"))
+    })?;
+    Ok(Json(VersionDocument {
+        name: stored.name,
+        version: stored.version,
+        digest: stored.digest,
+        created_at: stored.created_at.to_rfc3339(),
+        document,
+    }))
 }
 
 /// Pause a journey: its runs and messages wait until it is resumed.

@@ -1,4 +1,10 @@
-//! `GET /metrics` in the Prometheus text format: request and record counters, row counts.
+//! `GET /metrics` in the Prometheus text format: request and record counters, row counts, and
+//! the journeys' numbers.
+//!
+//! The journeys' numbers (messages by journey, step and status, the outbox, the messages in
+//! doubt, active runs) are read from the store on each scrape
+//! (`JourneyStore::journey_metrics`), not counted in the process: every server of a store
+//! reports the same truth, whichever of them sent the messages.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -55,7 +61,10 @@ pub fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
-/// `GET /metrics` (scope `read`).
+/// `GET /metrics` (scope `read`): `kanta_http_requests_total`, `kanta_records_total`,
+/// `kanta_store_rows`, and the journeys' `kanta_journey_messages{journey,step,status}`,
+/// `kanta_journey_outbox_depth`, `kanta_journey_outbox_due`, `kanta_journey_oldest_due_seconds`,
+/// `kanta_journey_messages_in_doubt` and `kanta_journey_active_runs{journey}`.
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(("bearer" = [])),
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
               (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
@@ -90,5 +99,95 @@ pub async fn render(State(state): State<AppState>, headers: HeaderMap) -> Result
     ] {
         let _ = writeln!(out, "kanta_store_rows{{table=\"{table}\"}} {n}");
     }
+    journeys(&mut out, &state.store.journey_metrics(state.now()).await?);
     Ok(([("content-type", "text/plain; version=0.0.4")], out).into_response())
+}
+
+/// The journeys' gauges.
+fn journeys(out: &mut String, m: &kanta_store::journey::JourneyMetrics) {
+    out.push_str("# HELP kanta_journey_messages Journey messages by journey, step and status (all versions).\n");
+    out.push_str("# TYPE kanta_journey_messages gauge\n");
+    for c in &m.messages {
+        let _ = writeln!(
+            out,
+            "kanta_journey_messages{{journey=\"{}\",step=\"{}\",status=\"{}\"}} {}",
+            label(&c.journey),
+            label(&c.step),
+            c.status.as_str(),
+            c.count
+        );
+    }
+    let gauges = [
+        (
+            "kanta_journey_outbox_depth",
+            "Journey messages waiting to be sent (pending or retry), due or not.",
+            m.outbox_depth,
+        ),
+        ("kanta_journey_outbox_due", "Journey messages due now and not yet claimed (pending or retry).", m.outbox_due),
+        (
+            "kanta_journey_messages_in_doubt",
+            "Journey messages in doubt: they may have gone; resent only by hand.",
+            m.in_doubt,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+    }
+    let age = m.oldest_due_age.map_or(0.0, |d| d.as_secs_f64());
+    out.push_str("# HELP kanta_journey_oldest_due_seconds How long the oldest due journey message has waited (0: none is due).\n");
+    out.push_str("# TYPE kanta_journey_oldest_due_seconds gauge\n");
+    let _ = writeln!(out, "kanta_journey_oldest_due_seconds {age}");
+    out.push_str("# HELP kanta_journey_active_runs Active runs by journey (all versions).\n");
+    out.push_str("# TYPE kanta_journey_active_runs gauge\n");
+    for (journey, n) in &m.active_runs {
+        let _ = writeln!(out, "kanta_journey_active_runs{{journey=\"{}\"}} {n}", label(journey));
+    }
+}
+
+/// A label value escaped as the text format requires (`\\`, `\"`, `\n`). Journey names and step
+/// ids are slugs today; the escaping keeps the output valid should that rule ever loosen.
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use kanta_store::journey::{JourneyMetrics, MessageCount, MessageStatus};
+
+    use super::*;
+
+    #[test]
+    fn journey_gauges_are_written_in_the_text_format_with_escaped_labels() {
+        let metrics = JourneyMetrics {
+            messages: vec![MessageCount {
+                journey: "wel\"come".into(),
+                step: "0".into(),
+                status: MessageStatus::InDoubt,
+                count: 2,
+            }],
+            outbox_depth: 3,
+            outbox_due: 1,
+            oldest_due_age: Some(Duration::from_millis(2_500)),
+            in_doubt: 2,
+            active_runs: vec![("a".into(), 0), ("b".into(), 4)],
+        };
+        let mut out = String::new();
+        journeys(&mut out, &metrics);
+        let samples: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            samples,
+            [
+                "kanta_journey_messages{journey=\"wel\\\"come\",step=\"0\",status=\"in_doubt\"} 2",
+                "kanta_journey_outbox_depth 3",
+                "kanta_journey_outbox_due 1",
+                "kanta_journey_messages_in_doubt 2",
+                "kanta_journey_oldest_due_seconds 2.5",
+                "kanta_journey_active_runs{journey=\"a\"} 0",
+                "kanta_journey_active_runs{journey=\"b\"} 4",
+            ]
+        );
+        assert!(out.contains("# TYPE kanta_journey_outbox_due gauge\n"), "{out}");
+    }
 }

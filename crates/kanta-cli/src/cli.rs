@@ -319,7 +319,7 @@ pub struct WebhooksListenArgs {
 pub enum JourneysCommand {
     /// Check journey files: every problem as FILE:LINE:COLUMN, with the templates in the `templates/` folder beside each file; exits 1 if any has a problem.
     Validate(JourneysValidateArgs),
-    /// Check journey files as `validate` does, then store each as its journey's new version (unchanged documents keep their version); a file with problems applies nothing.
+    /// Check journey files as `validate` does, then store each as its journey's new version with the templates it uses embedded from `templates/` (unchanged documents and templates keep their version); a file with problems applies nothing.
     Apply(JourneysApplyArgs),
     /// The journeys in the store: current version, paused, active runs.
     List(JourneysListArgs),
@@ -333,6 +333,36 @@ pub enum JourneysCommand {
     Doubts(JourneysListArgs),
     /// Send a message in doubt again (the operator's explicit decision; recorded in the audit log).
     Resend(JourneysResendArgs),
+    /// Render a send_email step of a journey's current version for one customer, as a run would now: headers, text and HTML (or one of them, or the whole message as a file); sends nothing.
+    Preview(JourneysPreviewArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct JourneysPreviewArgs {
+    /// The journey's name.
+    pub journey: String,
+
+    /// The send_email step's id (its `id`, or its path such as `0` or `3.then.0`).
+    pub step: String,
+
+    /// The customer's id.
+    #[arg(long)]
+    pub customer: String,
+
+    /// Print only the HTML part.
+    #[arg(long, conflicts_with_all = ["text", "eml"])]
+    pub html: bool,
+
+    /// Print only the text part.
+    #[arg(long, conflicts_with = "eml")]
+    pub text: bool,
+
+    /// Write the whole message as it would be sent (RFC 5322, needs `[email]` settings) to FILE, to open in a mail client.
+    #[arg(long, value_name = "FILE")]
+    pub eml: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Clone, Args)]

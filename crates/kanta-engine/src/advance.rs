@@ -11,7 +11,7 @@ use std::sync::Arc;
 use chrono_tz::Tz;
 use kanta_domain::Timestamp;
 use kanta_journey::{Action, Awaited, Compiled, CompiledStep, Next, WebhookTarget};
-use kanta_mail::{MessageKey, MessageSpec, Rendered};
+use kanta_mail::{Kind, MessageKey, MessageSpec, Outgoing, Rendered};
 use kanta_store::CustomerRecord;
 use kanta_store::journey::{
     Channel, ClaimedRun, NewMessage, Next as RunNext, RunEnd, RunUpdate, Skip, StepRecord, Wait,
@@ -56,6 +56,30 @@ pub(crate) struct EmailPayload {
     pub(crate) to_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) unsubscribe_url: Option<String>,
+}
+
+/// A `send_email` step rendered for one customer ([`Engine::preview`]).
+#[derive(Debug, Clone)]
+pub struct Preview {
+    /// The journey.
+    pub journey: String,
+    /// The version rendered (the journey's current one).
+    pub version: i64,
+    /// The step's id.
+    pub step: String,
+    /// Exempt from marketing consent, the cap and quiet hours; no List-Unsubscribe.
+    pub transactional: bool,
+    /// The customer's address, if they have one (without it a run records `no_address`).
+    pub to: Option<String>,
+    /// The customer's name, the recipient's display name.
+    pub to_name: Option<String>,
+    /// The signed unsubscribe link of marketing mail, when `[email]` is configured.
+    pub unsubscribe_url: Option<String>,
+    /// Subject, HTML and text, as rendered.
+    pub rendered: Rendered,
+    /// The whole message (RFC 5322: headers, the text and HTML parts) as it would be sent;
+    /// only with `[email]` settings and an address, and for marketing mail a link.
+    pub message: Option<Vec<u8>>,
 }
 
 /// The customer of a run, read once per pass when a step needs it.
@@ -104,20 +128,79 @@ impl Engine {
         Ok(self.store.advance_run(run.id, &run.lease, &update, now).await?)
     }
 
-    /// The rendered message of `send_email` step `step` of `journey`'s current version for
-    /// customer `customer` (external id): `kanta journeys preview`.
-    pub async fn preview(&self, journey: &str, step: &str, customer: &str) -> Result<Rendered, EngineError> {
+    /// `send_email` step `step` of `journey`'s current version rendered for customer
+    /// `customer` (external id) as a run reaching it at `now` would render it, with the
+    /// version's own templates, the customer's profile, scores, recent orders and
+    /// `next_category`, and, when email is configured and the customer has an address, the
+    /// whole message as it would be sent: `kanta journeys preview`. Nothing is written.
+    pub async fn preview(
+        &self,
+        journey: &str,
+        step: &str,
+        customer: &str,
+        now: Timestamp,
+    ) -> Result<Preview, EngineError> {
         let heads = self.cache.heads(&*self.store).await?;
         let head = heads.get(journey).ok_or_else(|| EngineError::UnknownJourney(journey.to_owned()))?;
-        let not_email = || EngineError::NotAnEmailStep { journey: journey.to_owned(), step: step.to_owned() };
-        let Some(CompiledStep { action: Action::SendEmail(email), .. }) = head.loaded.compiled.step(step) else {
-            return Err(not_email());
+        let loaded = &head.loaded;
+        let Some(CompiledStep { action: Action::SendEmail(email), id, .. }) = loaded.compiled.step(step) else {
+            let email_steps = loaded
+                .compiled
+                .steps
+                .iter()
+                .filter(|s| matches!(s.action, Action::SendEmail(_)))
+                .map(|s| s.id.as_str().to_owned())
+                .collect();
+            return Err(EngineError::NotAnEmailStep {
+                journey: journey.to_owned(),
+                step: step.to_owned(),
+                email_steps,
+            });
         };
         let record =
             self.store.customer(customer, 0).await?.ok_or_else(|| EngineError::UnknownCustomer(customer.to_owned()))?;
-        let unsubscribe = (!email.transactional).then(|| self.unsubscribe_url(customer, self.clock.now())).flatten();
-        let context = crate::context::message_context(&record, unsubscribe);
-        Ok(self.templates.render(&spec(email), &context)?)
+        let unsubscribe_url = if email.transactional { None } else { self.unsubscribe_url(customer, now) };
+        let context = crate::context::message_context(&record, unsubscribe_url.clone());
+        let rendered = loaded.templates.render(&spec(email), &context)?;
+        let to = record.profile.email.clone();
+        let to_name = record.profile.name.clone();
+        // A real send's Message-ID names the internal customer id and the run; a preview has no
+        // run, so run 0.
+        let internal = self.store.customer_key(customer).await?.unwrap_or_default();
+        let key = MessageKey::new(journey, loaded.version, &internal.to_string(), 0, id.as_str(), 1);
+        let kind = match (&unsubscribe_url, email.transactional) {
+            (_, true) => Some(Kind::Transactional),
+            (Some(url), false) => Some(Kind::Marketing { unsubscribe_url: url.clone() }),
+            (None, false) => None,
+        };
+        let message = match (&self.config.email, &to, &kind) {
+            (Some(settings), Some(to), Some(kind)) => {
+                let outgoing = Outgoing {
+                    from: &settings.from,
+                    to,
+                    to_name: to_name.as_deref(),
+                    subject: &rendered.subject,
+                    html: &rendered.html,
+                    text: &rendered.text,
+                    key: &key,
+                    kind,
+                    date: now,
+                };
+                Some(kanta_mail::compose(&outgoing)?.formatted())
+            }
+            _ => None,
+        };
+        Ok(Preview {
+            journey: journey.to_owned(),
+            version: loaded.version,
+            step: id.as_str().to_owned(),
+            transactional: email.transactional,
+            to,
+            to_name,
+            unsubscribe_url,
+            rendered,
+            message,
+        })
     }
 
     /// The signed one-click unsubscribe link for `customer`, when email is configured.
@@ -303,7 +386,8 @@ impl Walk<'_> {
         let to_name = record.profile.name.clone();
         let unsubscribe = if email.transactional { None } else { engine.unsubscribe_url(&external, now) };
         let context = crate::context::message_context(record, unsubscribe.clone());
-        let rendered = match engine.templates.render(&spec(email), &context) {
+        // The run's own version's templates, whatever was applied since.
+        let rendered = match self.loaded.templates.render(&spec(email), &context) {
             Ok(rendered) => rendered,
             Err(e) => {
                 self.record(step, "render_failed", Some(json!({"error": e.to_string()})));

@@ -1,11 +1,17 @@
 //! The compiled journeys: every version a run asked for, parsed and compiled once, and the
 //! current heads, reloaded when the store's `journeys_generation` changes (the CLI applies,
 //! pauses and resumes journeys in another process).
+//!
+//! **Architecture Invariant:** a run renders its own version's templates. Each loaded version
+//! builds its [`Templates`] from the templates it carries ([`Journey::template_files`]); the
+//! engine has no templates folder, so an edited and re-applied template reaches new runs (the
+//! new version) and never a run in progress.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use kanta_journey::{Compiled, Journey};
+use kanta_mail::Templates;
 use kanta_store::Storage;
 
 use crate::EngineError;
@@ -19,6 +25,8 @@ pub(crate) struct Loaded {
     pub(crate) journey: Journey,
     /// Its step graph.
     pub(crate) compiled: Compiled,
+    /// The templates it carries, ready to render.
+    pub(crate) templates: Templates,
 }
 
 /// A journey's current version and pause switch.
@@ -51,7 +59,14 @@ fn load(name: &str, version: i64, definition: &str) -> Result<Arc<Loaded>, Engin
         problem: problems.to_string(),
     })?;
     let compiled = journey.compile();
-    Ok(Arc::new(Loaded { version, journey, compiled }))
+    // Checked when applied; a stored template that no longer compiles (a newer mailer with
+    // stricter rules) makes the version unusable rather than rendering something else.
+    let templates = Templates::from_sources(journey.template_files()).map_err(|e| EngineError::StoredJourney {
+        name: name.to_owned(),
+        version,
+        problem: e.to_string(),
+    })?;
+    Ok(Arc::new(Loaded { version, journey, compiled, templates }))
 }
 
 impl Cache {

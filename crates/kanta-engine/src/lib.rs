@@ -35,16 +35,16 @@ mod deliver;
 mod entry;
 mod feed;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono_tz::Tz;
 use kanta_domain::{Clock, Timestamp};
 use kanta_journey::Guardrails;
-use kanta_mail::{EmailConfig, Mailer, Templates};
+use kanta_mail::{EmailConfig, Mailer};
 use kanta_store::{Storage, StoreError};
 
+pub use advance::Preview;
 pub use entry::{EngineSignal, EventOutcome};
 pub use feed::FeedOutcome;
 
@@ -68,8 +68,6 @@ pub struct EngineConfig {
     pub default_zone: Option<Tz>,
     /// SMTP and unsubscribe links; without it email messages wait (retry) and nothing is sent.
     pub email: Option<EmailConfig>,
-    /// The journeys' `templates/` folder; `None`: inline messages only.
-    pub templates_dir: Option<PathBuf>,
     /// This worker's name in leases (unique per process: host, pid, a random part).
     pub owner: String,
     /// How long a claimed run is held.
@@ -104,7 +102,6 @@ impl EngineConfig {
             },
             default_zone: None,
             email: None,
-            templates_dir: None,
             owner: owner.into(),
             run_lease: Duration::from_secs(300),
             message_lease: Duration::from_secs(300),
@@ -151,16 +148,24 @@ pub enum EngineError {
         problem: String,
     },
     /// The journey has no such step, or it is not a `send_email`.
-    #[error("journey `{journey}` has no send_email step `{step}`")]
+    #[error(
+        "journey `{journey}` has no send_email step `{step}`; its send_email steps: {}",
+        if email_steps.is_empty() { "none".to_owned() } else { email_steps.join(", ") }
+    )]
     NotAnEmailStep {
         /// The journey.
         journey: String,
         /// The step id asked for.
         step: String,
+        /// The ids of the journey's `send_email` steps, in document order.
+        email_steps: Vec<String>,
     },
     /// Loading or rendering templates failed.
     #[error(transparent)]
     Render(#[from] kanta_mail::RenderError),
+    /// A rendered message could not be composed (a recipient that is not an address).
+    #[error(transparent)]
+    Compose(#[from] kanta_mail::ComposeError),
     /// The SMTP settings cannot make a mailer.
     #[error(transparent)]
     Mailer(#[from] kanta_mail::smtp::MailerError),
@@ -195,7 +200,6 @@ pub struct Engine {
     store: Arc<dyn Storage>,
     config: EngineConfig,
     clock: Arc<dyn Clock>,
-    templates: Templates,
     mailer: Option<Mailer>,
     http: reqwest::Client,
     cache: cache::Cache,
@@ -210,13 +214,9 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// An engine over `store`: loads the templates folder, sets up the mailer (connecting
-    /// lazily) and checks that the message lease outlasts the SMTP timeout.
+    /// An engine over `store`: sets up the mailer (connecting lazily) and checks that the
+    /// message lease outlasts the SMTP timeout. Templates come with each journey version.
     pub fn new(store: Arc<dyn Storage>, config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Engine, EngineError> {
-        let templates = match &config.templates_dir {
-            Some(dir) => Templates::load(dir)?,
-            None => Templates::inline_only(),
-        };
         let mailer = match &config.email {
             Some(email) => {
                 if config.message_lease <= email.timeout {
@@ -233,7 +233,6 @@ impl Engine {
             store,
             config,
             clock,
-            templates,
             mailer,
             http,
             cache: cache::Cache::default(),

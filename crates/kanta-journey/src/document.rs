@@ -39,6 +39,23 @@ pub struct Journey {
     pub skip_if_late_by: Option<Duration>,
     /// The steps, in order; never empty.
     pub steps: Vec<Step>,
+    /// The email templates the version carries, by name (`template: NAME` is the entry `NAME`;
+    /// files the templates include or import are entries too): `kanta journeys apply` embeds
+    /// them from the `templates/` folder beside the file, so a run renders the text of its own
+    /// version wherever the engine runs ([`crate::templates`]).
+    pub templates: BTreeMap<String, TemplateSource>,
+    /// The shared layout (`layout.html`, `layout.txt`) that wraps every message, embedded like
+    /// the templates.
+    pub layout: Option<TemplateSource>,
+}
+
+/// One embedded template: the sources of `NAME.html` and `NAME.txt` (at least one is given).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TemplateSource {
+    /// The HTML part's source (`NAME.html`).
+    pub html: Option<String>,
+    /// The text part's source (`NAME.txt`); without it the text is derived from the HTML.
+    pub text: Option<String>,
 }
 
 /// What starts a run of a journey. Exactly one kind per journey.

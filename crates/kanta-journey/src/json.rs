@@ -12,8 +12,8 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::document::{
-    Arm, Awaited, Body, DateField, EntryRules, ExitCondition, Journey, OnTimeout, Step, StepKind, Trigger,
-    WebhookTarget, duration_text,
+    Arm, Awaited, Body, DateField, EntryRules, ExitCondition, Journey, OnTimeout, Step, StepKind, TemplateSource,
+    Trigger, WebhookTarget, duration_text,
 };
 use crate::problem::{Path, Problem, Problems};
 use crate::reentry::Reentry;
@@ -45,6 +45,13 @@ impl Journey {
             doc.insert("skip_if_late_by".into(), json!(duration_text(late)));
         }
         doc.insert("steps".into(), steps(&self.steps));
+        if !self.templates.is_empty() {
+            let templates = self.templates.iter().map(|(name, source)| (name.clone(), template(source))).collect();
+            doc.insert("templates".into(), Value::Object(templates));
+        }
+        if let Some(layout) = &self.layout {
+            doc.insert("layout".into(), template(layout));
+        }
         Value::Object(doc)
     }
 
@@ -60,8 +67,9 @@ impl Journey {
     }
 
     /// Reads a journey back from JSON text (the canonical form, or any JSON document),
-    /// validating it. Template names are not looked up: they were when the journey was
-    /// applied.
+    /// validating it. Template names are not looked up and embedded templates are not checked
+    /// again: both were when the journey was applied (a version applied before versions carried
+    /// their templates names templates it does not hold; rendering those fails the message).
     pub fn from_json(text: &str) -> Result<Journey, Problems> {
         let value: Value = serde_json::from_str(text).map_err(|e| Problems {
             file: None,
@@ -89,6 +97,18 @@ impl<'de> Deserialize<'de> for Journey {
         let value = Value::deserialize(deserializer)?;
         validate_json(&value, &AnyTemplate).map_err(D::Error::custom)
     }
+}
+
+/// An embedded template: `{ "html": ..., "text": ... }`, absent parts left out.
+fn template(source: &TemplateSource) -> Value {
+    let mut t = Map::new();
+    if let Some(html) = &source.html {
+        t.insert("html".into(), json!(html));
+    }
+    if let Some(text) = &source.text {
+        t.insert("text".into(), json!(text));
+    }
+    Value::Object(t)
 }
 
 /// `value` with the keys of every object sorted.

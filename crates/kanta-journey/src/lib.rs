@@ -71,6 +71,13 @@
 //! `5.split.1.0` (step 5, arm 1, its first step), `2.on_timeout.0`. Nested path ids start from
 //! the parent's id, so a parent with an `id` keeps its children's ids stable too.
 //!
+//! **Templates** (`templates`, `layout`; JSON documents only need them, files take them from
+//! the folder): a version carries the templates it renders, so that a run in progress keeps
+//! rendering its own version's text after the files change ([`templates`]):
+//! `templates: { NAME: { html: "...", text: "..." } }` (either part may be left out, not both)
+//! and `layout: { html: "...", text: "..." }`. A `template: NAME` must be embedded or, for a
+//! file, be `templates/NAME.html` beside it; `kanta journeys apply` embeds the files.
+//!
 //! `journeys/README.md` in the repository has the full reference and examples.
 
 /// Retry waits after temporary delivery failures: exponential, capped, deterministic jitter.
@@ -95,6 +102,8 @@ pub mod problem;
 pub mod reentry;
 /// Weighted random splits, stable per customer.
 pub mod split;
+/// The templates a journey version carries, and embedding them from files.
+pub mod templates;
 /// The document as a tree of nodes that know their line and column.
 mod tree;
 /// Checking a document (YAML or JSON) into a journey, reporting every problem.
@@ -110,7 +119,7 @@ pub use cron::{Schedule, ScheduleError};
 pub use dates::{CatchUp, DateTrigger, MAX_CATCH_UP_DAYS, catch_up_days, predicted_day, too_late};
 pub use document::{
     Arm, Awaited, Body, DateField, Email, EntryRules, ExitCondition, Journey, OnTimeout, SplitArm, Step, StepId,
-    StepKind, Trigger, Update, Webhook, WebhookTarget,
+    StepKind, TemplateSource, Trigger, Update, Webhook, WebhookTarget,
 };
 pub use duration::{DurationError, parse_duration};
 pub use guard::{

@@ -32,7 +32,7 @@ pub mod unsubscribe;
 
 pub use compose::{ComposeError, Kind, MessageKey, Outgoing, compose};
 pub use context::MessageContext;
-pub use render::{Body, MessageSpec, RenderError, Rendered, TemplateProblem, Templates, check};
+pub use render::{Body, MessageSpec, RenderError, Rendered, TemplateProblem, Templates, check, read_source};
 pub use settings::{EmailConfig, EmailSettings, SettingsError, SmtpUrl};
 pub use smtp::{Mailer, Outcome};
 pub use unsubscribe::{Channel, UnsubscribeError, UnsubscribeKey, Unsubscribed};

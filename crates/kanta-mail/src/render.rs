@@ -1,7 +1,8 @@
 //! Rendering a journey step's message: subject, HTML part and text part, from templates.
 //!
-//! A step's message is inline (`subject`, `html`, optional `text`) or `template: NAME`, read
-//! from the `templates/` folder beside the journey file ([`Templates::load`]):
+//! A step's message is inline (`subject`, `html`, optional `text`) or `template: NAME`, from
+//! the templates a journey version carries ([`Templates::from_sources`], which the engine
+//! builds per version) or a `templates/` folder ([`Templates::load`]), the same names either way:
 //! `NAME.html` is the HTML part, `NAME.txt` the text part when it exists; otherwise the text is
 //! derived from the final HTML ([`crate::text::html_to_text`]). The subject is a template too.
 //!
@@ -132,7 +133,7 @@ pub struct Rendered {
     pub text: String,
 }
 
-/// The templates of one journey folder (or none, for inline messages only).
+/// The templates of one journey version or folder (or none, for inline messages only).
 pub struct Templates {
     env: Environment<'static>,
     files: HashSet<String>,
@@ -191,17 +192,17 @@ impl Templates {
         Templates { env: environment(), files: HashSet::new() }
     }
 
-    /// Every `*.html` and `*.txt` file directly in `dir`, each checked like [`check`] does.
+    /// Every `*.html` and `*.txt` file directly in `dir`, as [`Templates::from_sources`] reads
+    /// them.
     pub fn load(dir: &Path) -> Result<Templates, RenderError> {
         let read = |path: &Path, source: std::io::Error| RenderError::Read { path: path.to_path_buf(), source };
-        let mut env = environment();
-        let mut files = HashSet::new();
         let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| read(dir, e))?
             .map(|entry| entry.map(|e| e.path()))
             .collect::<Result<_, _>>()
             .map_err(|e| read(dir, e))?;
         entries.sort();
+        let mut sources = Vec::new();
         for path in entries {
             let is_template = matches!(path.extension().and_then(|e| e.to_str()), Some("html" | "txt"));
             let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
@@ -209,6 +210,18 @@ impl Templates {
                 continue;
             }
             let source = std::fs::read_to_string(&path).map_err(|e| read(&path, e))?;
+            sources.push((name, source));
+        }
+        Templates::from_sources(sources)
+    }
+
+    /// Templates held in memory, by file name (`thanks.html`, `thanks.txt`, `layout.html`,
+    /// `macros.html`), as a journey version carries them; each checked like [`check`] does.
+    /// The names mean what they mean in a folder.
+    pub fn from_sources(sources: impl IntoIterator<Item = (String, String)>) -> Result<Templates, RenderError> {
+        let mut env = environment();
+        let mut files = HashSet::new();
+        for (name, source) in sources {
             check(&source).map_err(|problem| RenderError::Template { file: name.clone(), problem })?;
             env.add_template_owned(name.clone(), source).map_err(|e| RenderError::Template {
                 file: name.clone(),
@@ -271,6 +284,18 @@ impl Templates {
         }
         let content = if layout.ends_with(".html") { Value::from_safe_string(content) } else { Value::from(content) };
         self.render_file(layout, context! { content => content, subject => subject, ..ctx.clone() })
+    }
+}
+
+/// The source of template file `file` (`thanks.html`) in folder `dir`; `None` when there is no
+/// such file. What `kanta journeys apply` passes to
+/// [`Journey::embed_templates`](https://docs.rs/kanta-journey) to embed a journey's templates.
+pub fn read_source(dir: &Path, file: &str) -> Result<Option<String>, RenderError> {
+    let path = dir.join(file);
+    match std::fs::read_to_string(&path) {
+        Ok(source) => Ok(Some(source)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(RenderError::Read { path, source }),
     }
 }
 
@@ -422,6 +447,28 @@ mod tests {
             let spec = MessageSpec { subject: "x".into(), body: Body::Template(missing.into()) };
             assert!(matches!(templates.render(&spec, &ana()), Err(RenderError::UnknownTemplate { .. })), "{missing}");
         }
+    }
+
+    #[test]
+    fn templates_from_sources_render_as_the_same_files_in_a_folder_would() {
+        let sources = [
+            ("layout.html", "<body>{{ content }}</body>"),
+            ("macros.html", "{% macro hi(n) %}Hi {{ n }}{% endmacro %}"),
+            ("thanks.html", "{% from \"macros.html\" import hi %}<p>{{ hi(customer.name) }}</p>"),
+            ("thanks.txt", "Thanks, {{ customer.name }}\n"),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        for (name, source) in sources {
+            std::fs::write(dir.path().join(name), source).unwrap();
+        }
+        let spec = MessageSpec { subject: "S".into(), body: Body::Template("thanks".into()) };
+        let memory = Templates::from_sources(sources.map(|(n, s)| (n.to_owned(), s.to_owned()))).unwrap();
+        let out = memory.render(&spec, &ana()).unwrap();
+        assert_eq!(out.html, "<body><p>Hi Ana &lt;3</p></body>");
+        assert_eq!(out.text, "Thanks, Ana <3\n");
+        assert_eq!(Templates::load(dir.path()).unwrap().render(&spec, &ana()).unwrap(), out);
+        let broken = Templates::from_sources([("x.html".to_owned(), "{{ custmer }}".to_owned())]).unwrap_err();
+        assert!(broken.to_string().starts_with("x.html: line 1: unknown name `custmer`"), "{broken}");
     }
 
     #[test]

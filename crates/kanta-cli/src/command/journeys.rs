@@ -1,4 +1,4 @@
-//! `kanta journeys validate|apply|list|show|pause|resume|doubts|resend`.
+//! `kanta journeys validate|apply|list|show|pause|resume|doubts|resend|preview`.
 //!
 //! `validate FILE…` checks journey documents and the templates beside them. Each file is checked with `kanta_journey::validate_yaml`; its `template: NAME`s are looked up
 //! as `templates/NAME.html` in the file's folder, and subjects and inline parts are checked by
@@ -6,18 +6,23 @@
 //! is checked too, once. Valid files are listed on standard output (`FILE: ok (N steps)`),
 //! every problem goes to standard error as `FILE:LINE:COLUMN: message`, and the command fails
 //! (exit code 1) when there is any. `apply` checks the same way and then stores every journey
-//! (nothing when any file has a problem); the rest read and change the store's journeys
-//! (`kanta_store::JourneyStore`), opened from the settings as the other store commands do.
+//! (nothing when any file has a problem) with the templates it uses embedded (the steps'
+//! `NAME.html` and `NAME.txt`, `layout.html` and `layout.txt`, and what they include), so the
+//! version carries them to whichever server runs it and an edited template is a new version;
+//! `preview` renders a step for a customer through the engine (`kanta_engine::Engine::preview`);
+//! the rest read and change the store's journeys (`kanta_store::JourneyStore`), opened from the
+//! settings as the other store commands do.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use kanta_journey::{Journey, Templates};
 
-use super::with_store;
+use super::{with_shared_store, with_store};
 use crate::UsageError;
 use crate::cli::{
-    JourneysApplyArgs, JourneysListArgs, JourneysNameArgs, JourneysResendArgs, JourneysShowArgs, JourneysValidateArgs,
+    JourneysApplyArgs, JourneysListArgs, JourneysNameArgs, JourneysPreviewArgs, JourneysResendArgs, JourneysShowArgs,
+    JourneysValidateArgs,
 };
 
 /// The templates of one folder, as the validator asks about them.
@@ -85,7 +90,13 @@ fn check_files(files: &[PathBuf]) -> (Vec<(String, Journey)>, usize) {
             }
         };
         match kanta_journey::validate_yaml(&text, &Folder { names }) {
-            Ok(journey) => valid.push((shown, journey)),
+            Ok(mut journey) => match journey.embed_templates(|file| kanta_mail::read_source(&folder, file)) {
+                Ok(()) => valid.push((shown, journey)),
+                Err(e) => {
+                    eprintln!("{shown}: {e}");
+                    failed += 1;
+                }
+            },
             Err(problems) => {
                 eprintln!("{}", problems.in_file(shown));
                 failed += 1;
@@ -243,6 +254,116 @@ pub fn resend(args: &JourneysResendArgs) -> anyhow::Result<()> {
         message.recipient
     )?;
     Ok(())
+}
+
+/// The message headers a preview leaves out: MIME plumbing, not what a reader wants to check.
+const MIME_HEADERS: &[&str] = &["MIME-Version", "Content-Type", "Content-Transfer-Encoding"];
+
+/// `kanta journeys preview JOURNEY STEP --customer ID`: the step of the journey's current
+/// version rendered for the customer by the engine, as a run reaching it now would render it.
+/// Prints the headers a real send would carry (all of them with `[email]` settings: From,
+/// Message-ID, List-Unsubscribe…; otherwise To and Subject), then the text part and the HTML
+/// part; `--text` or `--html` prints one part alone, `--eml FILE` writes the whole message.
+pub fn preview(args: &JourneysPreviewArgs) -> anyhow::Result<()> {
+    let settings = args.store.settings()?;
+    let email = settings.email_config()?;
+    if args.eml.is_some() && email.is_none() {
+        return Err(UsageError(
+            "--eml needs the [email] settings (the sender and the unsubscribe links of a real message)".into(),
+        )
+        .into());
+    }
+    let has_email = email.is_some();
+    let mut config = kanta_engine::EngineConfig::new("kanta-journeys-preview");
+    // A preview claims nothing; the lease only has to satisfy the engine's check against the
+    // SMTP timeout, whatever the settings say.
+    if let Some(email) = &email {
+        config.message_lease = config.message_lease.max(email.timeout * 2);
+    }
+    config.email = email;
+    let clock = std::sync::Arc::new(kanta_domain::SystemClock);
+    let now = kanta_domain::Clock::now(&kanta_domain::SystemClock);
+    let preview = with_shared_store(&args.store, async |store| {
+        let engine = kanta_engine::Engine::new(store, config, clock)?;
+        match engine.preview(&args.journey, &args.step, &args.customer, now).await {
+            Ok(preview) => Ok(preview),
+            Err(e) => Err(preview_error(e, &args.journey)),
+        }
+    })?;
+    let rendered = &preview.rendered;
+    if args.html {
+        out!("{}", rendered.html)?;
+        return Ok(());
+    }
+    if args.text {
+        out!("{}", rendered.text)?;
+        return Ok(());
+    }
+    if let Some(file) = &args.eml {
+        let message = preview.message.as_ref().ok_or_else(|| {
+            UsageError(format!("customer `{}` has no email address: there is no message to write", args.customer))
+        })?;
+        std::fs::write(file, message).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", file.display()))?;
+        outln!("{}: {} bytes", file.display(), message.len())?;
+        return Ok(());
+    }
+    let kind = if preview.transactional { "transactional" } else { "marketing" };
+    outln!(
+        "# {} version {}, step {} ({kind}), customer {}",
+        preview.journey,
+        preview.version,
+        preview.step,
+        args.customer
+    )?;
+    match &preview.message {
+        Some(message) => {
+            for (name, value) in kanta_mail::headers::headers(message) {
+                if !MIME_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(&name)) {
+                    outln!("{name}: {}", kanta_mail::headers::decode_encoded_words(&value))?;
+                }
+            }
+        }
+        None => {
+            let to = match (&preview.to, &preview.to_name) {
+                (Some(to), Some(name)) => format!("{name} <{to}>"),
+                (Some(to), None) => to.clone(),
+                (None, _) => "(no email address: a run would record `no_address` and send nothing)".into(),
+            };
+            outln!("To: {to}")?;
+            outln!("Subject: {}", rendered.subject)?;
+            if !has_email {
+                eprintln!(
+                    "no [email] settings: From, Message-ID and List-Unsubscribe are left out (see `kanta config default`)"
+                );
+            }
+        }
+    }
+    outln!()?;
+    outln!("--- text ---")?;
+    out!("{}", with_newline(&rendered.text))?;
+    outln!("--- html ---")?;
+    out!("{}", with_newline(&rendered.html))?;
+    Ok(())
+}
+
+/// The engine's answer as the user's mistake (exit code 2) when it is one.
+fn preview_error(e: kanta_engine::EngineError, journey: &str) -> anyhow::Error {
+    use kanta_engine::EngineError;
+    match e {
+        EngineError::UnknownJourney(name) => {
+            UsageError(format!("no journey `{name}` in the store (see `kanta journeys list`)")).into()
+        }
+        EngineError::UnknownCustomer(id) => UsageError(format!("no customer `{id}` in the store")).into(),
+        e @ EngineError::NotAnEmailStep { .. } => UsageError(e.to_string()).into(),
+        e @ EngineError::StoredJourney { .. } => UsageError(e.to_string()).into(),
+        e @ EngineError::Render(_) => UsageError(format!("journey `{journey}`: {e}")).into(),
+        e => e.into(),
+    }
+}
+
+/// `text` ending with one newline, so the next line of output starts on its own.
+fn with_newline(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.ends_with('\n') { text.into() } else { format!("{text}\n").into() }
 }
 
 /// The `.html` and `.txt` files of a `templates/` folder, sorted; none when there is no folder.

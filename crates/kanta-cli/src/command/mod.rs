@@ -21,11 +21,19 @@ pub(crate) fn with_store<T>(
     store: &crate::cli::StoreArgs,
     f: impl AsyncFnOnce(&dyn kanta_store::Storage) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
+    with_shared_store(store, async |opened| f(opened.as_ref()).await)
+}
+
+/// [`with_store`] for callers that keep the store (the journey engine holds an `Arc`).
+pub(crate) fn with_shared_store<T>(
+    store: &crate::cli::StoreArgs,
+    f: impl AsyncFnOnce(std::sync::Arc<dyn kanta_store::Storage>) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     use anyhow::Context;
     let database = store.settings()?.database;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async {
         let opened = database.open().await?;
-        f(opened.as_ref()).await
+        f(opened).await
     })
 }

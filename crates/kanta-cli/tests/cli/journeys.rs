@@ -1,5 +1,6 @@
-//! `kanta journeys validate`: the example journeys pass, and a broken journey and template get
-//! every problem at its line and column.
+//! `kanta journeys`: the example journeys validate, a broken journey and template get every
+//! problem at its line and column; apply versions documents with their templates embedded;
+//! preview renders a step for a customer of the store.
 
 use std::path::Path;
 
@@ -84,7 +85,7 @@ fn a_broken_journey_gets_every_problem_at_its_line_and_column() {
         // The expression's column 17 is the file's column 28 (after `if: "`).
         format!("broken.yaml:9:28: steps[2].branch.if: column 17: unknown field `clv`; fields are {fields}"),
         format!("broken.yaml:12:16: steps[3].send_email.subject: this template cannot be rendered: line 1: unknown name `custmer`: a message can use {names}"),
-        "broken.yaml:13:17: steps[3].send_email.template: there is no template `goood` (templates/goood.html); did you mean `good`?".into(),
+        "broken.yaml:13:17: steps[3].send_email.template: there is no template `goood` (templates/goood.html, or `templates.goood` embedded); did you mean `good`?".into(),
         "broken.yaml:15:5: steps[5]: this step is never reached: `steps[4]` always ends the run before it".into(),
         "missing.yaml: cannot read: No such file or directory (os error 2)".into(),
         "error: 3 files with problems".into(),
@@ -218,6 +219,8 @@ fn doubts_lists_messages_in_doubt_and_resend_queues_one_explicitly() {
         };
         store.enqueue_message(run, &message, now).await.unwrap().unwrap();
         let claimed = store.claim_messages("w", now, std::time::Duration::from_secs(60), 10).await.unwrap();
+        // Its send started; the worker died.
+        assert!(store.start_message(claimed[0].id, &claimed[0].lease, now).await.unwrap());
         let later = kanta_domain::Timestamp::from_micros(now.micros() + 61_000_000);
         assert_eq!(store.mark_in_doubt(later).await.unwrap(), 1);
         claimed[0].id.0
@@ -241,4 +244,152 @@ fn doubts_lists_messages_in_doubt_and_resend_queues_one_explicitly() {
     let again = journeys(dir.path(), &["resend", &id.to_string()]);
     assert_eq!(again.code, 2);
     assert!(again.stderr.contains(&format!("message {id} is not in doubt")), "{}", again.stderr);
+}
+
+/// Three customers' orders: Ann bought coffee twice; Bo and Cy went on from coffee to cups,
+/// so Ann's `next_category` is `cups`.
+const PREVIEW_ORDERS: &str = "\
+order_id,customer_id,order_date,product,category,amount
+A1,c-1,2025-01-05T10:00:00Z,beans,coffee,10.00
+A2,c-1,2025-03-01T09:00:00Z,beans,coffee,10.00
+B1,c-2,2025-01-07T10:00:00Z,beans,coffee,12.00
+B2,c-2,2025-02-07T10:00:00Z,cup,cups,7.00
+C1,c-3,2025-01-09T10:00:00Z,beans,coffee,9.00
+C2,c-3,2025-04-09T10:00:00Z,saucer,cups,4.00
+";
+
+const EMAIL_SETTINGS: &str = "[email]\nsmtp_url = \"smtp://127.0.0.1:2525\"\nfrom = \"Shop <hello@shop.example>\"\n\
+public_url = \"https://shop.example\"\nunsubscribe_secret = \"preview-secret-0123456789\"\n";
+
+/// A store in `dir` with the example welcome journey applied (templates embedded from
+/// `journeys/templates/`), Ann (`c-1`, with consent) and the orders of [`PREVIEW_ORDERS`],
+/// scored.
+fn preview_store(dir: &Path) {
+    let welcome = root().join("journeys/welcome.yaml");
+    let applied = journeys(dir, &["apply", welcome.to_str().expect("a UTF-8 path")]);
+    assert_eq!((applied.code, applied.stdout.as_str()), (0, "welcome: version 1 (new)\n"), "{}", applied.stderr);
+    std::fs::write(dir.join("customers.csv"), "id,email,name,consent_email\nc-1,ann@example.org,Ann,granted\n")
+        .expect("write customers");
+    std::fs::write(dir.join("orders.csv"), PREVIEW_ORDERS).expect("write orders");
+    let db = format!("sqlite://{}", dir.join("k.db").display());
+    for args in [
+        vec!["import", "customers", "customers.csv", "--db", &db],
+        vec!["import", "orders", "orders.csv", "--currency", "EUR", "--db", &db],
+        vec!["score", "--db", &db],
+    ] {
+        let run = kanta_in(dir, &args, &[]);
+        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn journeys_preview_renders_a_step_with_the_customers_data_and_the_headers_a_send_carries() {
+    let dir = tempfile::tempdir().unwrap();
+    preview_store(dir.path());
+    // Without [email]: the parts and the addressing, and a note on what is missing.
+    let plain = journeys(dir.path(), &["preview", "welcome", "4", "--customer", "c-1"]);
+    assert_eq!(plain.code, 0, "{}", plain.stderr);
+    let (head, parts) = plain.stdout.split_once("\n\n").unwrap();
+    assert_eq!(
+        head,
+        "# welcome version 1, step 4 (marketing), customer c-1\nTo: Ann <ann@example.org>\nSubject: Something for your next order"
+    );
+    // The text part is templates/second-order.txt with Ann's name and next category.
+    let (text, html) = parts.strip_prefix("--- text ---\n").unwrap().split_once("--- html ---\n").unwrap();
+    assert!(text.starts_with("Hello Ann,\n\nWe hope your first order arrived safely.\n"), "{text}");
+    assert!(text.contains("Customers who liked it often go on to our cups."), "{text}");
+    // The HTML part is second-order.html in layout.html.
+    assert!(html.starts_with("<!doctype html>"), "{html}");
+    assert!(html.contains("<title>Something for your next order</title>"), "{html}");
+    assert!(html.contains("go on to our <strong>cups</strong>."), "{html}");
+    assert!(plain.stderr.contains("no [email] settings"), "{}", plain.stderr);
+    // One part alone.
+    let only_text = journeys(dir.path(), &["preview", "welcome", "4", "--customer", "c-1", "--text"]);
+    assert_eq!(only_text.stdout, text);
+    let only_html = journeys(dir.path(), &["preview", "welcome", "0", "--customer", "c-1", "--html"]);
+    assert!(only_html.stdout.contains("<p>Hello Ann, thanks for shopping with us.</p>"), "{}", only_html.stdout);
+
+    // With [email] (./kanta.toml): every header of the real message, List-Unsubscribe included.
+    std::fs::write(dir.path().join("kanta.toml"), EMAIL_SETTINGS).unwrap();
+    let full = journeys(dir.path(), &["preview", "welcome", "4", "--customer", "c-1"]);
+    assert_eq!((full.code, full.stderr.as_str()), (0, ""));
+    let head = full.stdout.split_once("\n\n").unwrap().0;
+    let header = |name: &str| {
+        head.lines().find_map(|l| l.strip_prefix(&format!("{name}: "))).unwrap_or_else(|| panic!("{name}: {head}"))
+    };
+    assert_eq!(header("From"), "Shop <hello@shop.example>");
+    assert_eq!(header("To"), "Ann <ann@example.org>");
+    assert_eq!(header("Subject"), "Something for your next order");
+    assert!(header("List-Unsubscribe").starts_with("<https://shop.example/unsubscribe/"), "{head}");
+    assert_eq!(header("List-Unsubscribe-Post"), "List-Unsubscribe=One-Click");
+    // As a real send's: journey, version, the internal customer id, the run (none: 0), step, occurrence.
+    assert_eq!(header("Message-ID"), "<welcome.1.1.0.4.1@shop.example>");
+    assert!(!head.contains("Content-Type"), "{head}");
+    let eml = dir.path().join("m.eml");
+    let written =
+        journeys(dir.path(), &["preview", "welcome", "4", "--customer", "c-1", "--eml", eml.to_str().unwrap()]);
+    assert_eq!(written.code, 0, "{}", written.stderr);
+    let message = std::fs::read_to_string(&eml).unwrap();
+    assert!(message.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"), "{message}");
+    assert!(message.contains("Content-Type: multipart/alternative"), "{message}");
+}
+
+#[test]
+fn journeys_preview_names_what_is_unknown_and_lists_the_send_email_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    preview_store(dir.path());
+    for (args, expected) in [
+        (vec!["nope", "0", "--customer", "c-1"], "no journey `nope` in the store (see `kanta journeys list`)"),
+        (
+            vec!["welcome", "1", "--customer", "c-1"],
+            "journey `welcome` has no send_email step `1`; its send_email steps: 0, 4",
+        ),
+        (
+            vec!["welcome", "9", "--customer", "c-1"],
+            "journey `welcome` has no send_email step `9`; its send_email steps: 0, 4",
+        ),
+        (vec!["welcome", "0", "--customer", "c-9"], "no customer `c-9` in the store"),
+    ] {
+        let mut all = vec!["preview"];
+        all.extend(args);
+        let run = journeys(dir.path(), &all);
+        assert_eq!((run.code, run.stdout.as_str()), (2, ""), "{all:?}: {}", run.stderr);
+        assert_eq!(run.stderr, format!("error: {expected}\n"), "{all:?}");
+    }
+    let eml = journeys(dir.path(), &["preview", "welcome", "0", "--customer", "c-1", "--eml", "m.eml"]);
+    assert_eq!(eml.code, 2);
+    assert!(eml.stderr.contains("--eml needs the [email] settings"), "{}", eml.stderr);
+}
+
+#[test]
+fn applying_again_after_a_template_changed_makes_a_new_version_that_carries_the_new_text() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("templates")).unwrap();
+    let yaml = "name: note\ntrigger: { event: signup }\nsteps:\n  - send_email: { subject: Note, template: note }\n";
+    std::fs::write(dir.path().join("note.yaml"), yaml).unwrap();
+    std::fs::write(dir.path().join("templates/note.html"), "<p>One</p>").unwrap();
+    std::fs::write(dir.path().join("templates/other.html"), "<p>Not used</p>").unwrap();
+    assert_eq!(journeys(dir.path(), &["apply", "note.yaml"]).stdout, "note: version 1 (new)\n");
+    // A file the journey does not use changes nothing.
+    std::fs::write(dir.path().join("templates/other.html"), "<p>Still not used</p>").unwrap();
+    assert_eq!(journeys(dir.path(), &["apply", "note.yaml"]).stdout, "note: version 1 (unchanged)\n");
+    std::fs::write(dir.path().join("templates/note.html"), "<p>Two</p>").unwrap();
+    assert_eq!(journeys(dir.path(), &["apply", "note.yaml"]).stdout, "note: version 2 (new)\n");
+    std::fs::write(dir.path().join("templates/layout.html"), "<main>{{ content }}</main>").unwrap();
+    assert_eq!(journeys(dir.path(), &["apply", "note.yaml"]).stdout, "note: version 3 (new)\n");
+    let db = format!("sqlite://{}", dir.path().join("k.db").display());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let definitions: Vec<serde_json::Value> = runtime.block_on(async {
+        let store = kanta_store::open(&db).await.unwrap();
+        let mut out = Vec::new();
+        for version in 1..=3 {
+            let stored = store.journey_version("note", version).await.unwrap().unwrap();
+            out.push(serde_json::from_str(&stored.definition).unwrap());
+        }
+        out
+    });
+    assert_eq!(definitions[0]["templates"], serde_json::json!({"note": {"html": "<p>One</p>"}}));
+    assert_eq!(definitions[1]["templates"], serde_json::json!({"note": {"html": "<p>Two</p>"}}));
+    assert_eq!(definitions[1].get("layout"), None);
+    assert_eq!(definitions[2]["layout"], serde_json::json!({"html": "<main>{{ content }}</main>"}));
 }

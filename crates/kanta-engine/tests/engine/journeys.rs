@@ -32,6 +32,7 @@ kanta_store::on_both_backends!(
     wait_until_nine_in_helsinki_fires_at_seven_utc_before_the_dst_change_and_six_after,
     orders_and_events_reach_journeys_through_the_feed_and_stale_ones_start_nothing,
     stage_changes_and_segment_transitions_in_the_feed_start_and_end_runs,
+    a_run_renders_its_own_versions_template_after_the_file_changes_and_is_applied_again,
 );
 
 const SECOND: u64 = 1;
@@ -86,7 +87,6 @@ fn harness(db: TestDb, smtpd: Option<&Smtpd>, guardrails: Guardrails, start: &st
     let mut config = EngineConfig::new("engine-test");
     config.guardrails = guardrails;
     config.email = smtpd.map(|s| email_config(s.port));
-    config.templates_dir = Some(repo().join("journeys/templates"));
     config.message_lease = Duration::from_secs(60);
     config.run_lease = Duration::from_secs(60);
     let engine = Engine::new(db.store.clone(), config, clock.clone()).expect("engine");
@@ -119,15 +119,24 @@ impl Harness {
         panic!("the engine never settled");
     }
 
-    /// Applies a journey document (YAML) as the CLI does.
+    /// Applies a journey document (YAML) as the CLI does, with the templates of the examples'
+    /// folder embedded.
     async fn apply(&self, yaml: &str) -> String {
-        let journey = kanta_journey::validate_yaml(yaml, &AnyTemplate).expect("a valid journey");
-        self.db
+        self.apply_with(yaml, &repo().join("journeys/templates")).await.0
+    }
+
+    /// Applies a journey document (YAML) as the CLI does, with the templates of `templates`
+    /// embedded: its name, version and whether the version is new.
+    async fn apply_with(&self, yaml: &str, templates: &Path) -> (String, i64, bool) {
+        let mut journey = kanta_journey::validate_yaml(yaml, &AnyTemplate).expect("a valid journey");
+        journey.embed_templates(|file| kanta_mail::read_source(templates, file)).expect("the templates");
+        let applied = self
+            .db
             .store
             .apply_journey(&journey.name, &journey.canonical_json(), &journey.digest(), self.now())
             .await
             .expect("apply");
-        journey.name
+        (journey.name, applied.version, applied.created)
     }
 
     async fn apply_file(&self, file: &str) -> String {
@@ -626,4 +635,43 @@ steps:
     assert_eq!(h.feed().await, (1, 0));
     let bob = h.run("bob").await;
     assert_eq!((bob.run.status, bob.run.exit_reason.as_deref()), (RunStatus::Exited, Some("left segment vip")));
+}
+
+async fn a_run_renders_its_own_versions_template_after_the_file_changes_and_is_applied_again(db: TestDb) {
+    let smtpd = Smtpd::cli(&[]);
+    let h = harness(db, Some(&smtpd), guardrails("off", "off"), "2026-02-02T12:00:00Z");
+    let folder = tempfile::tempdir().expect("a folder");
+    let write = |text: &str| std::fs::write(folder.path().join("note.txt"), text).expect("write");
+    std::fs::write(folder.path().join("note.html"), "<p>{% include \"sign.html\" %}</p>").expect("write");
+    std::fs::write(folder.path().join("sign.html"), "Signed").expect("write");
+    write("Version one for {{ customer.name }}\n");
+    let yaml = "name: note\ntrigger: { event: signup }\nentry: { reentry: always }\n\
+                steps:\n  - wait: 1d\n  - send_email: { subject: Note, template: note }\n";
+    assert_eq!(h.apply_with(yaml, folder.path()).await, ("note".to_owned(), 1, true));
+    // Nothing changed: the same version.
+    assert_eq!(h.apply_with(yaml, folder.path()).await, ("note".to_owned(), 1, false));
+    h.customer("ann", "UTC").await;
+    h.enter("note", "ann").await;
+    h.tick().await;
+    // Ann waits on version 1; the text changes and is applied: version 2 for new entries.
+    write("Version two for {{ customer.name }}\n");
+    assert_eq!(h.apply_with(yaml, folder.path()).await, ("note".to_owned(), 2, true));
+    h.customer("bob", "UTC").await;
+    h.enter("note", "bob").await;
+    h.later(DAY);
+    h.tick().await;
+    let body = |to: &str| -> String {
+        let message = smtpd
+            .messages()
+            .into_iter()
+            .find(|m| header(m, "To").is_some_and(|t| t.contains(to)))
+            .unwrap_or_else(|| panic!("no message to {to}"));
+        String::from_utf8_lossy(&message).into_owned()
+    };
+    let (ann, bob) = (body("ann@"), body("bob@"));
+    assert!(ann.contains("Version one for ANN") && !ann.contains("Version two"), "{ann}");
+    assert!(bob.contains("Version two for BOB") && !bob.contains("Version one"), "{bob}");
+    // The included file travels with the version too.
+    assert!(ann.contains("<p>Signed</p>") && bob.contains("<p>Signed</p>"), "{ann}");
+    assert_eq!((h.run("ann").await.run.version, h.run("bob").await.run.version), (1, 2));
 }

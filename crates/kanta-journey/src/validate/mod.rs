@@ -16,7 +16,8 @@ use crate::document::{Journey, StepId};
 use crate::problem::{Path, Problem, Problems};
 use crate::tree::{self, At, Node};
 
-/// Which email templates exist, for checking `template: NAME`.
+/// Which email templates exist, for checking `template: NAME` (besides those the document
+/// embeds), and the template language's check of every template source in the document.
 pub trait Templates {
     /// Whether a template named `name` exists (`templates/NAME.html` beside a journey file).
     fn contains(&self, name: &str) -> bool;
@@ -27,7 +28,7 @@ pub trait Templates {
     }
 
     /// Checks the source of a template written in the document (a subject, an inline HTML or
-    /// text part): why it cannot be rendered, if it cannot. The template language is the
+    /// text part, an embedded template): why it cannot be rendered, if it cannot. The template language is the
     /// mailer's (`kanta-mail`), so the caller plugs its check in; by default nothing is checked.
     fn check(&self, _source: &str) -> Result<(), String> {
         Ok(())
@@ -119,6 +120,8 @@ pub(crate) struct Checker<'a> {
     trigger_broken: bool,
     /// The ids given in the document so far, with where.
     ids: HashMap<StepId, Path>,
+    /// The names of the templates embedded in the document with an HTML part.
+    embedded: BTreeSet<String>,
 }
 
 impl<'a> Checker<'a> {
@@ -130,6 +133,7 @@ impl<'a> Checker<'a> {
             trigger_key: None,
             trigger_broken: false,
             ids: HashMap::new(),
+            embedded: BTreeSet::new(),
         }
     }
 

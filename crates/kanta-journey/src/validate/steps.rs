@@ -358,8 +358,9 @@ fn send_email(ck: &mut Checker<'_>, node: &Node, path: &Path) -> Option<Email> {
     Some(Email { subject: subject?.to_owned(), body: body?, transactional: transactional? })
 }
 
-/// A template written in the document, checked by the caller's template language.
-fn inline_template<'n>(ck: &mut Checker<'_>, node: &'n Node, path: &Path, what: &str) -> Option<&'n str> {
+/// A template written in the document (a subject, an inline part, an embedded template's
+/// source), checked by the caller's template language.
+pub(super) fn inline_template<'n>(ck: &mut Checker<'_>, node: &'n Node, path: &Path, what: &str) -> Option<&'n str> {
     let source = text(ck, node, path, what)?;
     match ck.templates.check(source) {
         Ok(()) => Some(source),
@@ -370,16 +371,20 @@ fn inline_template<'n>(ck: &mut Checker<'_>, node: &'n Node, path: &Path, what: 
     }
 }
 
-/// A template name that exists.
+/// A template name that is embedded in the document (`templates: { NAME: { html } }`) or
+/// exists where the caller looks (a file beside the journey).
 fn template<'n>(ck: &mut Checker<'_>, node: &'n Node, path: &Path) -> Option<&'n str> {
     let written = name(ck, node, path, Name::File)?;
-    if ck.templates.contains(written) {
+    if ck.embedded.contains(written) || ck.templates.contains(written) {
         return Some(written);
     }
-    let names = ck.templates.names();
+    let mut names = ck.templates.names();
+    names.extend(ck.embedded.iter().cloned());
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let hint = closest(written, &names).map(|n| format!("; did you mean `{n}`?")).unwrap_or_default();
-    ck.report(node, path, format!("there is no template `{written}` (templates/{written}.html){hint}"));
+    let message =
+        format!("there is no template `{written}` (templates/{written}.html, or `templates.{written}` embedded){hint}");
+    ck.report(node, path, message);
     None
 }
 

@@ -359,7 +359,7 @@ fn unknown_templates_are_reported_with_the_closest_name() {
     assert_eq!(
         problems(&yaml),
         [
-            "4:42: steps[0].send_email.template: there is no template `second-ordr` (templates/second-ordr.html); did you mean `second-order`?",
+            "4:42: steps[0].send_email.template: there is no template `second-ordr` (templates/second-ordr.html, or `templates.second-ordr` embedded); did you mean `second-order`?",
             "5:42: steps[1].send_email.template: `../secrets` is not a name: only letters, digits, `-` and `_` may be used",
         ]
     );
@@ -565,7 +565,7 @@ fn json_documents_are_checked_alike_with_pointers() {
         [
             "/trigger/first_order: `first_order` applies only to `event: order.created`, not to `x`",
             "/steps/0/wait: `3 days` is not a duration: the unit is not one of `s`, `m`, `h`, `d`, `w`; expected a whole number and a unit (`s`, `m`, `h`, `d`, `w`) such as `90d` or `36h`",
-            "/steps/1/send_email/template: there is no template `nope` (templates/nope.html)",
+            "/steps/1/send_email/template: there is no template `nope` (templates/nope.html, or `templates.nope` embedded)",
         ]
     );
     // The same journey as YAML and as JSON is the same journey.
@@ -711,4 +711,64 @@ proptest::proptest! {
             }
         }
     }
+}
+
+/// Checks template sources as a mailer would, in miniature: `{{` must be closed.
+struct Braces;
+
+impl Templates for Braces {
+    fn contains(&self, _name: &str) -> bool {
+        false
+    }
+
+    fn check(&self, source: &str) -> Result<(), String> {
+        match source.lines().position(|l| l.matches("{{").count() != l.matches("}}").count()) {
+            Some(i) => Err(format!("line {}: unclosed `{{{{`", i + 1)),
+            None => Ok(()),
+        }
+    }
+}
+
+#[test]
+fn embedded_templates_satisfy_template_names_and_are_checked_where_they_are() {
+    let doc = |templates: serde_json::Value| {
+        serde_json::json!({
+            "name": "t",
+            "trigger": {"event": "x"},
+            "steps": [{"send_email": {"subject": "Hi", "template": "thanks"}}],
+            "templates": templates,
+            "layout": {"html": "<body>{{ content }}</body>"},
+        })
+    };
+    let ok = doc(serde_json::json!({"thanks": {"html": "<p>Hi {{ customer.name }}</p>", "text": "Hi"}}));
+    let journey = validate_json(&ok, &Braces).unwrap();
+    assert_eq!(journey.templates["thanks"].text.as_deref(), Some("Hi"));
+    assert_eq!(journey.layout.as_ref().and_then(|l| l.html.as_deref()), Some("<body>{{ content }}</body>"));
+    // The canonical form carries them, reads back the same, and its digest follows their text.
+    assert_eq!(Journey::from_json(&journey.canonical_json()).unwrap(), journey);
+    let mut edited = journey.clone();
+    edited.templates.get_mut("thanks").unwrap().text = Some("Hello".into());
+    assert_ne!(edited.digest(), journey.digest());
+    let problems = |templates| -> Vec<String> {
+        validate_json(&doc(templates), &Braces).unwrap_err().iter().map(ToString::to_string).collect()
+    };
+    assert_eq!(
+        problems(
+            serde_json::json!({"thanks": {"html": "<p>\n{{ customer.name </p>"}, "Bad/Name": {"html": "x"}, "empty": {}})
+        ),
+        [
+            "/templates/thanks/html: this template cannot be rendered: line 2: unclosed `{{`",
+            "/templates/Bad~1Name: `Bad/Name` is not a template name: only letters, digits, `-` and `_` may be used",
+            "/templates/empty: a template needs `html`, `text` or both",
+            "/steps/0/send_email/template: there is no template `thanks` (templates/thanks.html, or `templates.thanks` embedded)",
+        ]
+    );
+    // A text part alone does not make a template a step can name.
+    assert_eq!(
+        problems(serde_json::json!({"thanks": {"text": "Hi", "html": 3}})),
+        [
+            "/templates/thanks/html: expected the HTML part's source, found the number 3",
+            "/steps/0/send_email/template: there is no template `thanks` (templates/thanks.html, or `templates.thanks` embedded)",
+        ]
+    );
 }

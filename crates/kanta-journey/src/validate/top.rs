@@ -2,18 +2,31 @@
 //! conditions.
 
 use crate::cron::Schedule;
-use crate::document::{DateField, EntryRules, ExitCondition, Journey, Trigger};
+use std::collections::BTreeMap;
+
+use crate::document::{DateField, EntryRules, ExitCondition, Journey, TemplateSource, Trigger};
 use crate::problem::Path;
 use crate::reentry::Reentry;
 use crate::tree::{Node, Value};
 use crate::validate::Checker;
 use crate::validate::fields::{Fields, boolean, one_kind, positive, text};
-use crate::validate::steps;
+use crate::validate::steps::{self, inline_template};
 use crate::validate::values::{Name, day_offset, duration, name, stage, zone};
 
 /// The keys of a journey document.
-const KEYS: &[&str] =
-    &["name", "description", "trigger", "entry", "exit_when", "timezone", "dry_run", "skip_if_late_by", "steps"];
+const KEYS: &[&str] = &[
+    "name",
+    "description",
+    "trigger",
+    "entry",
+    "exit_when",
+    "timezone",
+    "dry_run",
+    "skip_if_late_by",
+    "steps",
+    "templates",
+    "layout",
+];
 
 /// The kinds of trigger: exactly one per trigger.
 const TRIGGER_KINDS: &[&str] =
@@ -67,6 +80,15 @@ pub(super) fn journey(ck: &mut Checker<'_>, root: &Node) -> Option<Journey> {
         Some(node) => duration(ck, node, &path.key("skip_if_late_by")).map(Some),
         None => Some(None),
     };
+    // The embedded templates before the steps: a step's `template: NAME` may name one.
+    let templates = match fields.get("templates") {
+        Some(node) => templates(ck, node, &path.key("templates")),
+        None => Some(BTreeMap::new()),
+    };
+    let layout = match fields.get("layout") {
+        Some(node) => template_source(ck, node, &path.key("layout")).map(Some),
+        None => Some(None),
+    };
     let steps = match fields.require(ck, "steps", "the list of steps") {
         Some(node) => {
             let steps_path = path.key("steps");
@@ -91,7 +113,55 @@ pub(super) fn journey(ck: &mut Checker<'_>, root: &Node) -> Option<Journey> {
         dry_run: dry_run?,
         skip_if_late_by: skip_if_late_by?,
         steps: steps?,
+        templates: templates?,
+        layout: layout?,
     })
+}
+
+/// `templates`: embedded templates by name.
+fn templates(ck: &mut Checker<'_>, node: &Node, path: &Path) -> Option<BTreeMap<String, TemplateSource>> {
+    let Value::Map(entries) = &node.value else {
+        let found = node.describe();
+        ck.report(node, path, format!("expected a mapping of template names to `{{ html, text }}`, found {found}"));
+        return None;
+    };
+    let mut out = Some(BTreeMap::new());
+    for (key, value) in entries {
+        let entry_path = path.key(&key.name);
+        if let Some(problem) = Name::File.problem(&key.name) {
+            ck.report_at(key.at, &entry_path, format!("`{}` is not a template name: {problem}", key.name));
+            out = None;
+            continue;
+        }
+        let source = template_source(ck, value, &entry_path);
+        if let Some(source) = &source
+            && source.html.is_some()
+        {
+            ck.embedded.insert(key.name.clone());
+        }
+        out = out.zip(source).map(|(mut out, source)| {
+            out.insert(key.name.clone(), source);
+            out
+        });
+    }
+    out
+}
+
+/// One embedded template, `{ html, text }`, each part checked by the caller's template language.
+fn template_source(ck: &mut Checker<'_>, node: &Node, path: &Path) -> Option<TemplateSource> {
+    let mut fields = Fields::of(ck, node, path, "a template (a mapping such as `{ html: \"<p>...</p>\" }`)")?;
+    let mut part = |ck: &mut Checker<'_>, key: &str, what: &str| match fields.get(key) {
+        Some(node) => inline_template(ck, node, &path.key(key), what).map(|s| Some(s.to_owned())),
+        None => Some(None),
+    };
+    let html = part(ck, "html", "the HTML part's source");
+    let text = part(ck, "text", "the text part's source");
+    if let (Some(None), Some(None)) = (&html, &text) {
+        ck.report(node, path, "a template needs `html`, `text` or both");
+        return None;
+    }
+    fields.finish(ck, "a template", &["html", "text"]);
+    Some(TemplateSource { html: html?, text: text? })
 }
 
 /// The trigger.

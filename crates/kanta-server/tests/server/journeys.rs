@@ -12,6 +12,7 @@ kanta_store::on_both_backends!(
     journeys_are_applied_as_json_versioned_listed_shown_and_paused,
     bounces_suppress_at_once_or_after_the_soft_limit,
     unsubscribe_links_show_a_page_on_get_and_revoke_consent_on_post,
+    documents_carry_their_templates_and_metrics_read_the_journeys_numbers_from_the_store,
 );
 
 const SECRET: &str = "unsubscribe-secret-0123456789";
@@ -225,4 +226,102 @@ async fn unsubscribe_links_show_a_page_on_get_and_revoke_consent_on_post(app: Ap
     // An erased (or unknown) customer's link gets the same answer and records nothing.
     assert_eq!(app.page(app.client.post(link("nobody"))).await.0, StatusCode::OK);
     assert_eq!(app.get("/v1/customers/nobody", &app.read).await.0, StatusCode::NOT_FOUND);
+}
+
+async fn documents_carry_their_templates_and_metrics_read_the_journeys_numbers_from_the_store(app: App) {
+    let note = |templates: Value| {
+        json!({"name": "note", "trigger": {"event": "signup"},
+               "steps": [{"send_email": {"subject": "Note", "template": "note"}}, {"wait": "1d"}],
+               "templates": templates})
+    };
+    // The server has no templates folder: a template must travel in the document.
+    let (status, body) = app.post("/v1/journeys", &app.admin, &note(json!({}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        body["error"]["problems"],
+        json!([{"pointer": "/steps/0/send_email/template",
+                "message": "there is no template `note` (templates/note.html, or `templates.note` embedded)"}])
+    );
+    let (status, body) =
+        app.post("/v1/journeys", &app.admin, &note(json!({"note": {"html": "<p>\n{{ custmer.name }}</p>"}}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["problems"][0]["pointer"], json!("/templates/note/html"));
+    let message = body["error"]["problems"][0]["message"].as_str().expect("a message");
+    assert!(message.starts_with("this template cannot be rendered: line 2: unknown name `custmer`"), "{message}");
+
+    let one = note(json!({"note": {"html": "<p>One {{ customer.name }}</p>", "text": "One"}}));
+    let (status, body) = app.post("/v1/journeys", &app.admin, &one).await;
+    assert_eq!((status, &body["version"]), (StatusCode::CREATED, &json!(1)), "{body}");
+    assert_eq!(app.post("/v1/journeys", &app.admin, &one).await.0, StatusCode::OK, "unchanged");
+    // Only the template's text changed: a new version.
+    let two = note(json!({"note": {"html": "<p>Two {{ customer.name }}</p>", "text": "Two"}}));
+    let (status, body) = app.post("/v1/journeys", &app.admin, &two).await;
+    assert_eq!((status, &body["version"]), (StatusCode::CREATED, &json!(2)), "{body}");
+    let (status, v1) = app.get("/v1/journeys/note/versions/1", &app.read).await;
+    assert_eq!(status, StatusCode::OK, "{v1}");
+    assert_eq!(v1["document"]["templates"], json!({"note": {"html": "<p>One {{ customer.name }}</p>", "text": "One"}}));
+    assert_eq!(
+        app.get("/v1/journeys/note/versions/2", &app.read).await.1["document"]["templates"]["note"]["text"],
+        "Two"
+    );
+    assert_eq!(app.get("/v1/journeys/note/versions/3", &app.read).await.0, StatusCode::NOT_FOUND);
+
+    // Metrics: rows written through the store, read back from it. The journey is paused so
+    // that no engine of the server claims its messages meanwhile.
+    assert_eq!(app.post("/v1/journeys/note/pause", &app.admin, &json!({})).await.0, StatusCode::OK);
+    let (status, _) = app.post("/v1/customers", &app.ingest, &json!([{"id": "c1", "email": "c1@example.org"}])).await;
+    assert_eq!(status, StatusCode::OK);
+    let customer = app.store.customer_key("c1").await.expect("read").expect("the customer");
+    let now = app.clock.now();
+    let context = json!({});
+    let run = kanta_store::journey::NewRun {
+        journey: "note",
+        version: 2,
+        customer,
+        key: "",
+        step: "1",
+        due_at: Some(now.saturating_add(std::time::Duration::from_secs(86_400))),
+        wait: None,
+        context: &context,
+    };
+    let rules = kanta_store::journey::EntryRules { reentry: kanta_store::journey::Reentry::Always, max_active: None };
+    let kanta_store::journey::Entered::Started(run) = app.store.start_run(&run, &rules, now).await.expect("started")
+    else {
+        panic!("not started")
+    };
+    for (i, due) in [(1, now), (2, now.saturating_add(std::time::Duration::from_secs(3_600)))] {
+        let message = kanta_store::journey::NewMessage {
+            step: "0".into(),
+            occurrence: i,
+            channel: kanta_store::journey::Channel::Email,
+            transactional: false,
+            recipient: "c1@example.org".into(),
+            payload: "{}".into(),
+            message_id: format!("<m-{i}@kanta.test>"),
+            not_before: due,
+            skip: None,
+        };
+        app.store.enqueue_message(run, &message, now).await.expect("enqueue").expect("new");
+    }
+    app.clock.advance(std::time::Duration::from_secs(90));
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .bearer_auth(&app.read)
+        .send()
+        .await
+        .expect("response")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        "kanta_journey_messages{journey=\"note\",step=\"0\",status=\"pending\"} 2",
+        "kanta_journey_outbox_depth 2",
+        "kanta_journey_outbox_due 1",
+        "kanta_journey_oldest_due_seconds 90",
+        "kanta_journey_messages_in_doubt 0",
+        "kanta_journey_active_runs{journey=\"note\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
 }

@@ -281,8 +281,9 @@ pub trait JourneyStore: Send + Sync {
     /// A customer's runs (by external id), oldest first, each with its steps and messages.
     async fn customer_journeys(&self, customer: &str) -> Result<Vec<CustomerRun>, StoreError>;
 
-    /// What `/metrics` shows: messages by journey, step and status; the outbox depth; the age
-    /// of the oldest due message at `now`; the messages in doubt.
+    /// What `/metrics` shows, read from the tables (so every server reports the same): messages
+    /// by journey, step and status; the outbox depth and what of it is due at `now`; the age of
+    /// the oldest due message at `now`; the messages in doubt; active runs by journey.
     async fn journey_metrics(&self, now: Timestamp) -> Result<JourneyMetrics, StoreError>;
 }
 

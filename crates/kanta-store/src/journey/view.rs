@@ -232,10 +232,14 @@ pub struct JourneyMetrics {
     pub messages: Vec<MessageCount>,
     /// Messages waiting to be sent: `pending` and `retry`, due or not.
     pub outbox_depth: i64,
+    /// Of those, the ones due now (`not_before` reached) and not yet claimed.
+    pub outbox_due: i64,
     /// How long the oldest due message has been due (none when nothing is due).
     pub oldest_due_age: Option<Duration>,
     /// Messages in doubt.
     pub in_doubt: i64,
+    /// Active runs by journey (every applied journey, zero included), by name.
+    pub active_runs: Vec<(String, i64)>,
 }
 
 const SUMMARY_SELECT: &str = "SELECT h.name, h.version, h.paused, h.updated_at, \
@@ -479,6 +483,7 @@ pub(super) async fn metrics<DB: Dialect>(store: &Store<DB>, now: Timestamp) -> R
     .collect::<Result<Vec<_>, StoreError>>()?;
     let row = query(
         "SELECT (SELECT COUNT(*) FROM journey_messages WHERE status IN ('pending', 'retry')) AS depth, \
+         (SELECT COUNT(*) FROM journey_messages WHERE status IN ('pending', 'retry') AND not_before <= $1) AS due, \
          (SELECT MIN(not_before) FROM journey_messages WHERE status IN ('pending', 'retry') AND not_before <= $1) \
          AS oldest, (SELECT COUNT(*) FROM journey_messages WHERE status = 'in_doubt') AS in_doubt",
     )
@@ -486,9 +491,20 @@ pub(super) async fn metrics<DB: Dialect>(store: &Store<DB>, now: Timestamp) -> R
     .fetch_one(&mut conn)
     .await?;
     let oldest: Option<i64> = row.try_get("oldest")?;
+    let active_runs = query(
+        "SELECT h.name, (SELECT COUNT(*) FROM journey_runs r WHERE r.journey = h.name AND r.status = 'active') AS n \
+         FROM journey_heads h WHERE h.version > 0 ORDER BY h.name",
+    )
+    .fetch_all(&mut conn)
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get("name")?, r.try_get("n")?)))
+    .collect::<Result<Vec<_>, StoreError>>()?;
     Ok(JourneyMetrics {
         messages,
         outbox_depth: row.try_get("depth")?,
+        outbox_due: row.try_get("due")?,
+        active_runs,
         oldest_due_age: oldest
             .map(|t| Duration::from_micros(u64::try_from(now.micros().saturating_sub(t)).unwrap_or(0))),
         in_doubt: row.try_get("in_doubt")?,

@@ -372,7 +372,14 @@ async fn messages_in_sending_after_their_lease_become_in_doubt_and_are_resent_on
         [(ids[0], MessageStatus::InDoubt), (ids[1], MessageStatus::InDoubt)]
     );
     let metrics = db.store.journey_metrics(at(later + 5 * SECOND)).await.expect("metrics");
-    assert_eq!((metrics.in_doubt, metrics.outbox_depth, metrics.oldest_due_age), (2, 1, Some(Duration::from_secs(5))));
+    assert_eq!(
+        (metrics.in_doubt, metrics.outbox_depth, metrics.outbox_due, metrics.oldest_due_age),
+        (2, 1, 1, Some(Duration::from_secs(5)))
+    );
+    assert_eq!(metrics.active_runs, [("j-ann".to_owned(), 1)]);
+    // A second earlier: the third message is waiting but not due.
+    let before = db.store.journey_metrics(at(later - SECOND)).await.expect("metrics");
+    assert_eq!((before.outbox_depth, before.outbox_due, before.oldest_due_age), (1, 0, None));
 
     // Never claimed again on their own.
     let third = claim_at(&db, "b", later + 5 * SECOND).await;
@@ -435,7 +442,7 @@ async fn messages_in_sending_after_their_lease_become_in_doubt_and_are_resent_on
             ("j-ann", "1", MessageStatus::Sent, 1)
         ]
     );
-    assert_eq!((metrics.in_doubt, metrics.outbox_depth, metrics.oldest_due_age), (0, 1, None));
+    assert_eq!((metrics.in_doubt, metrics.outbox_depth, metrics.outbox_due, metrics.oldest_due_age), (0, 1, 0, None));
     let report = db.store.journey_report("j-ann").await.expect("report").expect("the journey");
     let step = &report.steps[0];
     assert_eq!(
