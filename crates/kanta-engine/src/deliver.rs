@@ -8,11 +8,10 @@
 //! send never started (the worker died first) is due again after the lease instead, so a crash
 //! leaves at most `concurrency` messages in doubt.
 
-use futures_util::StreamExt;
 use kanta_domain::Timestamp;
 use kanta_journey::{Decision, FrequencyCap, MessageKind, Recipient, SkipReason};
 use kanta_mail::{Kind, MessageKey, Outgoing};
-use kanta_store::journey::{Channel, ClaimedMessage, Outcome, Skip};
+use kanta_store::journey::{Channel, ClaimedMessage, Outcome, Skip, SuppressionReason};
 
 use crate::advance::EmailPayload;
 use crate::{Engine, EngineError};
@@ -32,45 +31,75 @@ impl Engine {
             .store
             .claim_messages(&self.config.owner, now, self.config.message_lease, self.config.message_batch)
             .await?;
-        let count = claimed.len();
         let concurrency = self.config.email.as_ref().map_or(1, |e| e.concurrency.max(1)) as usize;
-        let results: Vec<(ClaimedMessage, Result<(), EngineError>)> = futures_util::stream::iter(claimed)
-            .map(|m| async move {
-                let result = self.deliver_one(&m, now).await;
-                (m, result)
-            })
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
-        for (m, result) in results {
-            if let Err(e) = result {
-                // Left in `sending`: in doubt after the lease, never sent twice.
-                tracing::warn!(message = %m.id, journey = %m.journey, "journey engine: delivering a message failed: {e}");
-            }
+        // A chunk of `concurrency` messages at a time: checked, started (one commit), sent side
+        // by side, completed (one commit). So a crash leaves at most one chunk's sends in doubt,
+        // and the store commits twice per chunk rather than twice per message. The rest of a
+        // batch left by a store error stays claimed and unstarted: due again after its lease.
+        for chunk in claimed.chunks(concurrency) {
+            self.deliver_chunk(chunk, now).await?;
         }
-        Ok(count)
+        Ok(claimed.len())
     }
 
-    async fn deliver_one(&self, m: &ClaimedMessage, now: Timestamp) -> Result<(), EngineError> {
-        let outcome = match m.channel {
-            Channel::Email => self.send_email(m, now).await?,
-            Channel::Webhook => {
-                if !self.store.start_message(m.id, &m.lease, now).await? {
-                    return Err(EngineError::LeaseLost);
-                }
-                Some(self.call_webhook(m, now).await)
-            }
-        };
-        match outcome {
-            Some(outcome) => {
-                if !self.store.complete_message(m.id, &m.lease, &outcome, now).await? {
-                    tracing::warn!(message = %m.id, "journey engine: the message's lease was lost before its outcome was recorded");
+    async fn deliver_chunk(&self, chunk: &[ClaimedMessage], now: Timestamp) -> Result<(), EngineError> {
+        let prepared = futures_util::future::join_all(chunk.iter().map(|m| self.prepare(m, now))).await;
+        let mut done: Vec<(&ClaimedMessage, Outcome)> = Vec::with_capacity(chunk.len());
+        let mut sends: Vec<(&ClaimedMessage, Send)> = Vec::new();
+        for (m, prepared) in chunk.iter().zip(prepared) {
+            match prepared {
+                Ok(Prepared::Done(outcome)) => done.push((m, outcome)),
+                Ok(Prepared::Send(send)) => sends.push((m, send)),
+                // Not started: due again after the lease.
+                Err(e) => {
+                    tracing::warn!(message = %m.id, journey = %m.journey, "journey engine: preparing a message failed: {e}")
                 }
             }
-            None => tracing::warn!(
-                message = %m.id,
-                "journey engine: unknown whether the SMTP server took the message; it stays in sending and becomes in doubt"
-            ),
+        }
+        let leases: Vec<_> = sends.iter().map(|(m, _)| (m.id, &m.lease)).collect();
+        let started = self.store.start_messages(&leases, now).await?;
+        let sends = sends.into_iter().zip(started).filter_map(|(send, started)| {
+            if !started {
+                tracing::warn!(message = %send.0.id, "journey engine: the message's lease ran out before its send started");
+            }
+            started.then_some(send)
+        });
+        let sent = futures_util::future::join_all(sends.map(|(m, send)| async move {
+            let outcome = match send {
+                Send::Email(message) => self.send_email(m, &message, now).await,
+                Send::Webhook => Some(self.call_webhook(m, now).await),
+            };
+            (m, outcome)
+        }))
+        .await;
+        let mut bounced = Vec::new();
+        for (m, outcome) in sent {
+            if let Some(Outcome::Failed { response }) = &outcome
+                && m.channel == Channel::Email
+                && is_bad_mailbox(response)
+            {
+                bounced.push(m.recipient.as_str());
+            }
+            match outcome {
+                Some(outcome) => done.push((m, outcome)),
+                None => tracing::warn!(
+                    message = %m.id,
+                    "journey engine: unknown whether the SMTP server took the message; it stays in sending and becomes in doubt"
+                ),
+            }
+        }
+        let records: Vec<_> = done.iter().map(|(m, outcome)| (m.id, &m.lease, outcome)).collect();
+        let recorded = self.store.complete_messages(&records, now).await?;
+        // A mailbox the server says does not exist is a hard bounce at SMTP time: no journey
+        // mails it again (the suppression list is checked at every send).
+        for address in bounced {
+            self.store.suppress(address, SuppressionReason::HardBounce, now).await?;
+            tracing::info!("journey engine: {address} suppressed: the server refused the mailbox");
+        }
+        for ((m, _), recorded) in done.iter().zip(recorded) {
+            if !recorded {
+                tracing::warn!(message = %m.id, "journey engine: the message's lease was lost before its outcome was recorded");
+            }
         }
         Ok(())
     }
@@ -81,11 +110,15 @@ impl Engine {
         now.saturating_add(kanta_journey::backoff(attempt, &m.idempotency_key))
     }
 
-    /// `None`: the outcome is unknown (leave the row in `sending`).
-    async fn send_email(&self, m: &ClaimedMessage, now: Timestamp) -> Result<Option<Outcome>, EngineError> {
+    /// The checks at send time: what becomes of the message without sending (skipped,
+    /// deferred, failed), or what to send.
+    async fn prepare(&self, m: &ClaimedMessage, now: Timestamp) -> Result<Prepared, EngineError> {
+        if m.channel == Channel::Webhook {
+            return Ok(Prepared::Send(Send::Webhook));
+        }
         let payload: EmailPayload = match serde_json::from_str(&m.payload) {
             Ok(p) => p,
-            Err(e) => return Ok(Some(Outcome::Failed { response: format!("unreadable payload: {e}") })),
+            Err(e) => return Ok(Prepared::Done(Outcome::Failed { response: format!("unreadable payload: {e}") })),
         };
         let external = self.store.customer_external_id(m.customer).await?;
         let record = match &external {
@@ -93,7 +126,10 @@ impl Engine {
             None => None,
         };
         let Some(record) = record.filter(|r| r.profile.erased_at.is_none()) else {
-            return Ok(Some(Outcome::Skipped { skip: Skip::Cancelled, detail: Some("the customer is gone".into()) }));
+            return Ok(Prepared::Done(Outcome::Skipped {
+                skip: Skip::Cancelled,
+                detail: Some("the customer is gone".into()),
+            }));
         };
         let kind = if m.transactional { MessageKind::Transactional } else { MessageKind::Marketing };
         let guardrails = &self.config.guardrails;
@@ -116,19 +152,22 @@ impl Engine {
             tz: crate::context::zone(Some(&record), journey_zone, self.config.default_zone),
         };
         match kanta_journey::decide(kind, guardrails, &recipient, now)? {
-            Decision::Defer(until) => return Ok(Some(Outcome::Deferred { not_before: until })),
+            Decision::Defer(until) => return Ok(Prepared::Done(Outcome::Deferred { not_before: until })),
             Decision::Skip(reason) => {
                 let skip = match reason {
                     SkipReason::NoConsent => Skip::NoConsent,
                     SkipReason::Suppressed => Skip::Suppressed,
                     SkipReason::Capped => Skip::Capped,
                 };
-                return Ok(Some(Outcome::Skipped { skip, detail: Some(format!("{} at send time", reason.as_str())) }));
+                return Ok(Prepared::Done(Outcome::Skipped {
+                    skip,
+                    detail: Some(format!("{} at send time", reason.as_str())),
+                }));
             }
             Decision::Send => {}
         }
-        let (Some(mailer), Some(email)) = (&self.mailer, &self.config.email) else {
-            return Ok(Some(Outcome::Retry {
+        let (Some(_), Some(email)) = (&self.mailer, &self.config.email) else {
+            return Ok(Prepared::Done(Outcome::Retry {
                 response: "email is not configured ([email] in the settings)".into(),
                 not_before: Self::retry_at(m, now),
             }));
@@ -138,7 +177,9 @@ impl Engine {
             (false, Some(unsubscribe_url)) => Kind::Marketing { unsubscribe_url },
             (false, None) => {
                 // Marketing mail always carries List-Unsubscribe; a row without a link cannot go.
-                return Ok(Some(Outcome::Failed { response: "marketing message without an unsubscribe link".into() }));
+                return Ok(Prepared::Done(Outcome::Failed {
+                    response: "marketing message without an unsubscribe link".into(),
+                }));
             }
         };
         let key = MessageKey::new(&m.journey, m.version, &m.customer.to_string(), m.run.0, &m.step, m.occurrence);
@@ -153,21 +194,23 @@ impl Engine {
             kind: &kind,
             date: now,
         };
-        let message = match kanta_mail::compose(&outgoing) {
-            Ok(message) => message,
-            Err(e) => return Ok(Some(Outcome::Failed { response: e.to_string() })),
-        };
-        if !self.store.start_message(m.id, &m.lease, now).await? {
-            return Err(EngineError::LeaseLost);
-        }
-        Ok(match mailer.send(&message).await {
+        Ok(match kanta_mail::compose(&outgoing) {
+            Ok(message) => Prepared::Send(Send::Email(Box::new(message))),
+            Err(e) => Prepared::Done(Outcome::Failed { response: e.to_string() }),
+        })
+    }
+
+    /// Send a started email. `None`: the outcome is unknown (leave the row in `sending`).
+    async fn send_email(&self, m: &ClaimedMessage, message: &kanta_mail::Message, now: Timestamp) -> Option<Outcome> {
+        let mailer = self.mailer.as_ref()?;
+        match mailer.send(message).await {
             kanta_mail::Outcome::Sent { response } => Some(Outcome::Sent { response }),
             kanta_mail::Outcome::Permanent { code, text } => Some(Outcome::Failed { response: reply(code, &text) }),
             kanta_mail::Outcome::Temporary { code, text } => {
                 Some(Outcome::Retry { response: reply(code, &text), not_before: Self::retry_at(m, now) })
             }
             kanta_mail::Outcome::Unknown { .. } => None,
-        })
+        }
     }
 
     /// POST the body, signed like kanta's outbound webhooks when the URL is a configured
@@ -205,10 +248,60 @@ impl Engine {
     }
 }
 
+/// A claimed message after its checks.
+enum Prepared {
+    /// Decided without sending: skipped, deferred or failed.
+    Done(Outcome),
+    /// To send.
+    Send(Send),
+}
+
+/// What a started send does.
+enum Send {
+    /// An email, composed.
+    Email(Box<kanta_mail::Message>),
+    /// A webhook call.
+    Webhook,
+}
+
+/// Whether a permanent SMTP reply (`550 5.1.1 no such user`) says the mailbox or address is
+/// bad: an enhanced status `5.1.x` (RFC 3463: bad destination mailbox, system or address),
+/// or, without one, the basic codes 550, 551 and 553 — the bounces ESPs treat as hard. A
+/// policy or content rejection (`5.7.x`, `554`) is not: the address may be fine.
+fn is_bad_mailbox(reply: &str) -> bool {
+    let mut words = reply.split_whitespace();
+    let code = words.next().unwrap_or_default();
+    match words.next() {
+        Some(enhanced) if enhanced.starts_with("5.") && enhanced.split('.').count() == 3 => {
+            enhanced.starts_with("5.1.")
+        }
+        _ => matches!(code, "550" | "551" | "553"),
+    }
+}
+
 /// `550 5.1.1 no such user`, or the text alone.
 fn reply(code: Option<u16>, text: &str) -> String {
     match code {
         Some(code) => format!("{code} {text}"),
         None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_bad_mailbox;
+
+    #[test]
+    fn bad_mailboxes_are_told_from_policy_rejections() {
+        for reply in
+            ["550 5.1.1 no such user", "553 5.1.3 bad address syntax", "550 mailbox unavailable", "551 try elsewhere"]
+        {
+            assert!(is_bad_mailbox(reply), "{reply}");
+        }
+        for reply in
+            ["550 5.7.1 rejected as spam", "554 5.7.1 policy", "552 5.2.2 mailbox full", "554 transaction failed"]
+        {
+            assert!(!is_bad_mailbox(reply), "{reply}");
+        }
     }
 }

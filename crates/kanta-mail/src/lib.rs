@@ -32,6 +32,8 @@ pub mod unsubscribe;
 
 pub use compose::{ComposeError, Kind, MessageKey, Outgoing, compose};
 pub use context::MessageContext;
+/// A composed email, as [`compose`] builds it and [`Mailer::send`](smtp::Mailer::send) sends it.
+pub use lettre::Message;
 pub use render::{Body, MessageSpec, RenderError, Rendered, TemplateProblem, Templates, check, read_source};
 pub use settings::{EmailConfig, EmailSettings, SettingsError, SmtpUrl};
 pub use smtp::{Mailer, Outcome};

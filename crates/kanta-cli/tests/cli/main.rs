@@ -1,6 +1,7 @@
 //! End-to-end tests of the `kanta` binary. All CLI tests compile into this one binary.
 
 mod cdnow;
+mod crash;
 mod degenerate;
 mod errors;
 mod formats;

@@ -413,6 +413,9 @@ async fn a_refused_recipient_fails_only_its_own_message(db: TestDb) {
     assert_eq!(to, ["FINE <fine@example.org>", "GOOD <good@example.org>"]);
     let failed = h.db.store.journey_runs("pair", None, 10).await.expect("runs");
     assert_eq!(failed.0.len(), 3);
+    // The refused mailbox is suppressed (a hard bounce at SMTP time); the others are not.
+    assert!(h.db.store.is_suppressed("bad@example.org").await.expect("read"));
+    assert!(!h.db.store.is_suppressed("good@example.org").await.expect("read"));
 }
 
 async fn a_dry_run_journey_records_and_renders_and_sends_nothing(db: TestDb) {

@@ -195,7 +195,12 @@ pub trait JourneyStore: Send + Sync {
     /// (or HTTP call), so that a message whose lease runs out in `sending` is in doubt only if
     /// its send had started — one claimed but never started becomes due again. Returns `false`
     /// (send nothing) when `lease` no longer holds the message.
-    async fn start_message(&self, id: MessageId, lease: &Lease, now: Timestamp) -> Result<bool, StoreError>;
+    async fn start_message(&self, id: MessageId, lease: &Lease, now: Timestamp) -> Result<bool, StoreError> {
+        Ok(self.start_messages(&[(id, lease)], now).await?.first().copied().unwrap_or(false))
+    }
+
+    /// [`JourneyStore::start_message`] for the sends about to run side by side, in one commit.
+    async fn start_messages(&self, sends: &[(MessageId, &Lease)], now: Timestamp) -> Result<Vec<bool>, StoreError>;
 
     /// Record what became of a claimed message. Returns `false` (nothing written) when `lease`
     /// no longer holds it: claimed again, resent by an operator, or already completed. A
@@ -207,7 +212,16 @@ pub trait JourneyStore: Send + Sync {
         lease: &Lease,
         outcome: &Outcome,
         now: Timestamp,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, StoreError> {
+        Ok(self.complete_messages(&[(id, lease, outcome)], now).await?.first().copied().unwrap_or(false))
+    }
+
+    /// [`JourneyStore::complete_message`] for several messages, in one transaction.
+    async fn complete_messages(
+        &self,
+        done: &[(MessageId, &Lease, &Outcome)],
+        now: Timestamp,
+    ) -> Result<Vec<bool>, StoreError>;
 
     /// Messages still `sending` whose lease ran out by `now` become `in_doubt` if their send
     /// had started (the worker died mid-send: the message may or may not have gone), or due
@@ -406,8 +420,8 @@ impl<DB: Dialect> JourneyStore for Store<DB> {
         outbox::enqueue(self, id, message, now).await
     }
 
-    async fn start_message(&self, id: MessageId, lease: &Lease, now: Timestamp) -> Result<bool, StoreError> {
-        outbox::start(self, id, lease, now).await
+    async fn start_messages(&self, sends: &[(MessageId, &Lease)], now: Timestamp) -> Result<Vec<bool>, StoreError> {
+        outbox::start(self, sends, now).await
     }
 
     async fn claim_messages(
@@ -420,14 +434,12 @@ impl<DB: Dialect> JourneyStore for Store<DB> {
         outbox::claim(self, owner, now, lease, limit).await
     }
 
-    async fn complete_message(
+    async fn complete_messages(
         &self,
-        id: MessageId,
-        lease: &Lease,
-        outcome: &Outcome,
+        done: &[(MessageId, &Lease, &Outcome)],
         now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        outbox::complete(self, id, lease, outcome, now).await
+    ) -> Result<Vec<bool>, StoreError> {
+        outbox::complete(self, done, now).await
     }
 
     async fn mark_in_doubt(&self, now: Timestamp) -> Result<u64, StoreError> {

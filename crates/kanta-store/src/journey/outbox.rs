@@ -373,6 +373,21 @@ pub(super) async fn claim<DB: Dialect>(
 
 pub(super) async fn complete<DB: Dialect>(
     store: &Store<DB>,
+    done: &[(MessageId, &Lease, &Outcome)],
+    now: Timestamp,
+) -> Result<Vec<bool>, StoreError> {
+    // One transaction for the batch: one commit (one fsync) instead of one per message.
+    let mut tx = store.writer.begin_with(DB::BEGIN_WRITE).await?;
+    let mut recorded = Vec::with_capacity(done.len());
+    for &(id, lease, outcome) in done {
+        recorded.push(complete_one(&mut tx, id, lease, outcome, now).await?);
+    }
+    tx.commit().await?;
+    Ok(recorded)
+}
+
+async fn complete_one<DB: Dialect>(
+    tx: &mut Tx<DB>,
     id: MessageId,
     lease: &Lease,
     outcome: &Outcome,
@@ -403,7 +418,7 @@ pub(super) async fn complete<DB: Dialect>(
     .bind(sent_at)
     .bind(uncount)
     .bind(now.micros())
-    .execute(&store.writer)
+    .execute(&mut *tx)
     .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -432,23 +447,28 @@ pub(super) async fn mark_in_doubt<DB: Dialect>(store: &Store<DB>, now: Timestamp
 
 pub(super) async fn start<DB: Dialect>(
     store: &Store<DB>,
-    id: MessageId,
-    lease: &Lease,
+    sends: &[(MessageId, &Lease)],
     now: Timestamp,
-) -> Result<bool, StoreError> {
-    // Only while the lease holds and the row is still `sending`: a row released after the
-    // lease ran out (or claimed by another worker) must not be sent by this one.
-    let done = query(
-        "UPDATE journey_messages SET started_at = $4, updated_at = $4 \
-         WHERE id = $1 AND lease_owner = $2 AND lease_seq = $3 AND status = 'sending' AND lease_until > $4",
-    )
-    .bind(id.0)
-    .bind(lease.owner.as_str())
-    .bind(lease.seq)
-    .bind(now.micros())
-    .execute(&store.writer)
-    .await?;
-    Ok(done.rows_affected() == 1)
+) -> Result<Vec<bool>, StoreError> {
+    let mut tx = store.writer.begin_with(DB::BEGIN_WRITE).await?;
+    let mut started = Vec::with_capacity(sends.len());
+    for &(id, lease) in sends {
+        // Only while the lease holds and the row is still `sending`: a row released after the
+        // lease ran out (or claimed by another worker) must not be sent by this one.
+        let done = query(
+            "UPDATE journey_messages SET started_at = $4, updated_at = $4 \
+             WHERE id = $1 AND lease_owner = $2 AND lease_seq = $3 AND status = 'sending' AND lease_until > $4",
+        )
+        .bind(id.0)
+        .bind(lease.owner.as_str())
+        .bind(lease.seq)
+        .bind(now.micros())
+        .execute(&mut tx)
+        .await?;
+        started.push(done.rows_affected() == 1);
+    }
+    tx.commit().await?;
+    Ok(started)
 }
 
 pub(super) async fn resend<DB: Dialect>(
