@@ -1,5 +1,6 @@
 //! Journeys run by the engine: the welcome journey, time, guardrails at send time, at most
-//! once, refused recipients, dry runs, exits mid-wait, DST.
+//! once, refused recipients, dry runs, exits mid-wait, DST, the journey feed, update, split,
+//! webhook and wait_for steps against a local receiver, pauses and late runs.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,6 +34,8 @@ kanta_store::on_both_backends!(
     orders_and_events_reach_journeys_through_the_feed_and_stale_ones_start_nothing,
     stage_changes_and_segment_transitions_in_the_feed_start_and_end_runs,
     a_run_renders_its_own_versions_template_after_the_file_changes_and_is_applied_again,
+    update_split_webhook_and_wait_for_steps_run_against_a_local_receiver,
+    a_paused_journey_admits_nobody_and_a_late_run_skips_its_sends,
 );
 
 const SECOND: u64 = 1;
@@ -83,8 +86,19 @@ fn guardrails(cap: &str, quiet: &str) -> Guardrails {
 }
 
 fn harness(db: TestDb, smtpd: Option<&Smtpd>, guardrails: Guardrails, start: &str) -> Harness {
+    harness_with(db, smtpd, guardrails, start, Vec::new())
+}
+
+fn harness_with(
+    db: TestDb,
+    smtpd: Option<&Smtpd>,
+    guardrails: Guardrails,
+    start: &str,
+    webhooks: Vec<kanta_engine::WebhookEndpoint>,
+) -> Harness {
     let clock = Arc::new(ManualClock::new(t(start)));
     let mut config = EngineConfig::new("engine-test");
+    config.webhooks = webhooks;
     config.guardrails = guardrails;
     config.email = smtpd.map(|s| email_config(s.port));
     config.message_lease = Duration::from_secs(60);
@@ -677,4 +691,172 @@ async fn a_run_renders_its_own_versions_template_after_the_file_changes_and_is_a
     // The included file travels with the version too.
     assert!(ann.contains("<p>Signed</p>") && bob.contains("<p>Signed</p>"), "{ann}");
     assert_eq!((h.run("ann").await.run.version, h.run("bob").await.run.version), (1, 2));
+}
+
+/// A local HTTP receiver: answers 200 to every POST and keeps (kanta-signature, body).
+struct Receiver {
+    url: String,
+    received: Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+        let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = received.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let keep = keep.clone();
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let n = socket.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        buffer.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&buffer).into_owned();
+                        let Some(end) = text.find("\r\n\r\n") else { continue };
+                        let head = text[..end].to_ascii_lowercase();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        if buffer.len() < end + 4 + length {
+                            continue;
+                        }
+                        let signature = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("kanta-signature:"))
+                            .map(|v| v.trim().to_owned())
+                            .unwrap_or_default();
+                        let body = String::from_utf8_lossy(&buffer[end + 4..end + 4 + length]).into_owned();
+                        keep.lock().expect("lock").push((signature, body));
+                        let _ = socket
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                            .await;
+                        return;
+                    }
+                });
+            }
+        });
+        Receiver { url, received }
+    }
+
+    fn bodies(&self) -> Vec<(String, Value)> {
+        let received = self.received.lock().expect("lock").clone();
+        received.into_iter().map(|(sig, body)| (sig, serde_json::from_str(&body).expect("a JSON body"))).collect()
+    }
+}
+
+async fn update_split_webhook_and_wait_for_steps_run_against_a_local_receiver(db: TestDb) {
+    let receiver = Receiver::start().await;
+    let secret = b"journey-webhook-secret".to_vec();
+    let endpoint =
+        kanta_engine::WebhookEndpoint { name: "crm".into(), url: receiver.url.clone(), secret: secret.clone() };
+    let h = harness_with(db, None, guardrails("off", "off"), "2026-02-02T12:00:00Z", vec![endpoint]);
+    h.apply(
+        r#"
+name: steps
+trigger: { event: signup }
+steps:
+  - update: { set: { attributes.plan: gold }, tag: vip }
+  - split:
+      - { weight: 50, steps: [ { webhook: { endpoint: crm, body: { arm: a } } } ] }
+      - { weight: 50, steps: [ { webhook: { endpoint: crm, body: { arm: b } } } ] }
+  - wait_for: { event: purchase, timeout: 1d, on_timeout: exit }
+  - webhook: { endpoint: crm, body: { arm: bought } }
+"#,
+    )
+    .await;
+    let who: Vec<String> = (0..20).map(|i| format!("c{i:02}")).collect();
+    for id in &who {
+        h.customer(id, "UTC").await;
+        h.enter("steps", id).await;
+    }
+    h.tick().await;
+    // update: the attribute and the tag.
+    let c00 = h.db.store.customer("c00", 0).await.expect("read").expect("c00");
+    let attributes = c00.profile.attributes.clone().unwrap_or_default();
+    assert_eq!((&attributes["plan"], &attributes["tags"]), (&json!("gold"), &json!(["vip"])), "{attributes}");
+    // split: every customer took one arm, both arms were taken, and a customer's arm is the
+    // stable choice of their id; each call is signed with the endpoint's secret.
+    let calls = receiver.bodies();
+    assert_eq!(calls.len(), 20);
+    let now = h.now().micros() / 1_000_000;
+    let mut arms = std::collections::BTreeMap::new();
+    for (signature, body) in &calls {
+        assert_eq!((&body["type"], &body["journey"]), (&json!("journey.webhook"), &json!("steps")));
+        let arm = body["data"]["arm"].as_str().expect("an arm").to_owned();
+        let customer = body["customer"].as_str().expect("the customer").to_owned();
+        arms.entry(arm).or_insert_with(Vec::new).push(customer);
+        assert!(signature.starts_with("t="), "signed: {signature}");
+    }
+    let received = receiver.received.lock().expect("lock").clone();
+    for (signature, body) in &received {
+        kanta_webhooks::sign::verify(&secret, signature, body.as_bytes(), now, 300).expect("a valid signature");
+    }
+    assert_eq!(arms.len(), 2, "{arms:?}");
+    assert_eq!(arms.values().map(Vec::len).sum::<usize>(), 20);
+    // wait_for: half of them buy; they go on at once, the others exit when the day is over.
+    for id in who.iter().take(10) {
+        h.engine.on_event(id, "purchase", &json!({}), false, h.now()).await.expect("on_event");
+    }
+    h.tick().await;
+    assert_eq!(receiver.bodies().iter().filter(|(_, b)| b["data"]["arm"] == "bought").count(), 10);
+    assert_eq!(h.run("c00").await.run.status, RunStatus::Completed);
+    assert_eq!(h.run("c19").await.run.status, RunStatus::Active);
+    h.later(DAY);
+    h.tick().await;
+    let late = h.run("c19").await;
+    assert_eq!(late.run.status, RunStatus::Exited);
+    assert_eq!(receiver.bodies().len(), 30, "no call for the ones who timed out");
+}
+
+async fn a_paused_journey_admits_nobody_and_a_late_run_skips_its_sends(db: TestDb) {
+    let smtpd = Smtpd::cli(&[]);
+    let h = harness(db, Some(&smtpd), guardrails("off", "off"), "2026-02-02T12:00:00Z");
+    h.apply(
+        r#"
+name: late
+trigger: { event: signup }
+skip_if_late_by: 1h
+steps:
+  - wait: 1d
+  - send_email: { subject: "On time", html: "<p>hi</p>" }
+"#,
+    )
+    .await;
+    h.customer("ann", "UTC").await;
+    h.customer("bob", "UTC").await;
+    h.enter("late", "ann").await;
+    h.enter("late", "bob").await;
+    // Paused: nobody enters, and due runs are not moved.
+    assert!(h.db.store.set_journey_paused("late", true, h.now()).await.expect("pause"));
+    h.customer("cy", "UTC").await;
+    let refused = h.engine.enter("late", "cy", "", &json!({}), h.now()).await;
+    assert!(matches!(refused, Err(kanta_engine::EngineError::Paused(_))), "{refused:?}");
+    h.later(DAY);
+    h.tick().await;
+    assert_eq!(h.run("ann").await.run.status, RunStatus::Active, "paused runs wait");
+    // Resumed within the hour: sent, late but within skip_if_late_by.
+    assert!(h.db.store.set_journey_paused("late", false, h.now()).await.expect("resume"));
+    h.later(30 * 60);
+    h.engine.advance(h.now()).await.expect("advance");
+    h.tick().await;
+    assert_eq!(subjects(&smtpd), ["On time", "On time"]);
+    // A run due longer ago than skip_if_late_by records its send as skipped.
+    h.customer("dan", "UTC").await;
+    h.enter("late", "dan").await;
+    h.later(DAY + 2 * 3600);
+    h.tick().await;
+    let dan = h.run("dan").await;
+    assert_eq!(dan.run.status, RunStatus::Completed);
+    let outcomes: Vec<&str> = dan.steps.iter().map(|s| s.outcome.as_str()).collect();
+    assert!(outcomes.contains(&"skipped_late"), "{outcomes:?}");
+    assert_eq!(smtpd.messages().len(), 2);
 }
