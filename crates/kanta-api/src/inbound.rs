@@ -1,6 +1,9 @@
 //! Inbound webhooks: `POST /v1/hooks/{name}` accepts customer and consent updates in a CRM's
 //! own JSON shape and maps them onto kanta's customer records with a field mapping from the
-//! configuration (`[[inbound]]` in `kanta.toml`).
+//! configuration (`[[inbound]]` in `kanta.toml`) — or, for a hook of `kind = "bounces"`, an
+//! email provider's bounce and complaint reports, mapped onto `address`, `kind` and `source` and
+//! recorded like `POST /v1/bounces` (a hard bounce or a complaint suppresses the address at once,
+//! soft bounces after `soft_bounce_limit`).
 //!
 //! The body is one object, an array of objects, or an object holding the array at `records`
 //! (a dot path). Each item becomes one customer record: every mapping `target = "source.path"`
@@ -33,6 +36,7 @@ use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use hmac::Mac;
+use kanta_store::journey::Bounce;
 use kanta_store::record::{RecordError, parse_value};
 use kanta_store::{Customer, Scope, SeenSignature};
 use serde_json::{Map, Value, json};
@@ -83,6 +87,22 @@ impl std::fmt::Debug for InboundAuth {
     }
 }
 
+/// What a hook's items are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboundKind {
+    /// Customer and consent updates (`id`, `email`, …, `consent.email`).
+    Customers,
+    /// Bounce and complaint reports (`address`, `kind`, `source`).
+    Bounces,
+}
+
+/// The fields a bounce hook maps: `address` and `kind` required, `source` optional.
+pub const BOUNCE_TARGETS: [&str; 3] = ["address", "kind", "source"];
+/// Words for each kind of bounce report (compared lower-cased), as providers name them.
+const HARD: [&str; 7] = ["hard", "bounce", "bounced", "permanent", "hard_bounce", "hardbounce", "dropped"];
+const SOFT: [&str; 6] = ["soft", "transient", "temporary", "soft_bounce", "softbounce", "deferred"];
+const COMPLAINT: [&str; 6] = ["complaint", "complained", "spam", "spamreport", "abuse", "spam_report"];
+
 /// One configured inbound hook.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundHook {
@@ -94,6 +114,8 @@ pub struct InboundHook {
     pub records: Option<String>,
     /// kanta field → source dot path, in a stable order.
     pub fields: BTreeMap<String, String>,
+    /// Customers or bounce reports.
+    pub kind: InboundKind,
 }
 
 impl InboundHook {
@@ -133,7 +155,81 @@ impl InboundHook {
         {
             return Err(format!("inbound hook `{name}`: the secret needs at least 16 characters"));
         }
-        Ok(InboundHook { name: name.to_string(), auth, records, fields })
+        Ok(InboundHook { name: name.to_string(), auth, records, fields, kind: InboundKind::Customers })
+    }
+
+    /// Check a configured bounce hook: as [`InboundHook::new`], with the targets `address` and
+    /// `kind` (required) and `source`.
+    pub fn bounces(
+        name: &str,
+        auth: InboundAuth,
+        records: Option<String>,
+        fields: BTreeMap<String, String>,
+    ) -> Result<InboundHook, String> {
+        for required in ["address", "kind"] {
+            if !fields.contains_key(required) {
+                return Err(format!("inbound hook `{name}`: a bounces hook's `fields` must map `{required}`"));
+            }
+        }
+        if let Some(target) = fields.keys().find(|t| !BOUNCE_TARGETS.contains(&t.as_str())) {
+            return Err(format!(
+                "inbound hook `{name}`: unknown field `{target}` for a bounces hook: use {}",
+                BOUNCE_TARGETS.join(", ")
+            ));
+        }
+        // The name, the secret and the paths are checked as for a customer hook.
+        let mut checked: BTreeMap<String, String> = fields
+            .iter()
+            .map(|(t, p)| (if t == "address" { "email".into() } else { "name".into() }, p.clone()))
+            .collect();
+        checked.insert("id".into(), fields["address"].clone());
+        for path in fields.values() {
+            if path.is_empty() || path.split('.').any(str::is_empty) {
+                return Err(format!("inbound hook `{name}`: `{path}` is not a dot path"));
+            }
+        }
+        let hook = InboundHook::new(name, auth, records, checked)?;
+        Ok(InboundHook { fields, kind: InboundKind::Bounces, ..hook })
+    }
+}
+
+/// One bounce report item: the address (lower-cased), its kind and who reported it.
+fn map_bounce(hook: &InboundHook, item: &Value) -> Result<(String, Bounce, Option<String>), Vec<(String, String)>> {
+    let field = |target: &str| hook.fields.get(target).and_then(|path| lookup(item, path)).and_then(text);
+    let mut problems = Vec::new();
+    let address = match field("address").map(|a| crate::journeys::bounce_address(&a)) {
+        Some(Ok(address)) => Some(address),
+        Some(Err(reason)) => {
+            problems.push(("address".to_owned(), reason));
+            None
+        }
+        None => {
+            problems.push(("address".to_owned(), format!("`{}` is missing or null", hook.fields["address"])));
+            None
+        }
+    };
+    let word = field("kind").map(|k| k.trim().to_lowercase());
+    let kind = match word.as_deref() {
+        Some(w) if HARD.contains(&w) => Some(Bounce::Hard),
+        Some(w) if SOFT.contains(&w) => Some(Bounce::Soft),
+        Some(w) if COMPLAINT.contains(&w) => Some(Bounce::Complaint),
+        other => {
+            let path = &hook.fields["kind"];
+            problems.push((
+                "kind".to_owned(),
+                match other {
+                    Some(w) => format!("`{path}` = `{w}` is not a hard or soft bounce or a complaint"),
+                    None => format!("`{path}` is missing or null"),
+                },
+            ));
+            None
+        }
+    };
+    match (address, kind) {
+        (Some(address), Some(kind)) if problems.is_empty() => {
+            Ok((address, kind, field("source").map(|s| s.chars().take(64).collect())))
+        }
+        _ => Err(problems),
     }
 }
 
@@ -304,6 +400,9 @@ pub async fn receive(
     if items.len() > kanta_store::record::MAX_BATCH {
         return Err(ApiError::TooLarge(format!("{} records; at most {}", items.len(), kanta_store::record::MAX_BATCH)));
     }
+    if hook.kind == InboundKind::Bounces {
+        return receive_bounces(&state, hook, seen, &items).await;
+    }
     let mut records: Vec<Customer> = Vec::with_capacity(items.len());
     let mut rejected = Vec::new();
     let times = state.accepted_times();
@@ -332,6 +431,52 @@ pub async fn receive(
     let now = state.now();
     let counts = state.store.write_customers_once(&seen, &records, now).await?.ok_or(ApiError::Replayed)?;
     Ok(Json(crate::ingest::counted::<Customer>(&state, records.len(), counts, rejected)))
+}
+
+/// A bounces hook's items, all checked before any is recorded (a 422 names each bad item's
+/// field); a signed request is remembered first, so a replay records nothing twice.
+async fn receive_bounces(
+    state: &AppState,
+    hook: &InboundHook,
+    seen: Option<SeenSignature>,
+    items: &[&Value],
+) -> Result<Json<IngestResponse>, ApiError> {
+    let mut reports = Vec::with_capacity(items.len());
+    let mut rejected = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        match map_bounce(hook, item) {
+            Ok(report) => reports.push(report),
+            Err(problems) => {
+                rejected.extend(problems.into_iter().map(|(field, reason)| RecordError { index, field, reason }))
+            }
+        }
+    }
+    if !rejected.is_empty() {
+        return Err(ApiError::InvalidRecords(rejected));
+    }
+    let now = state.now();
+    if let Some(seen) = seen {
+        // Remembering the signature is the whole write here (no customer records).
+        state.store.write_customers_once(&seen, &[], now).await?.ok_or(ApiError::Replayed)?;
+    }
+    for (address, kind, source) in &reports {
+        // The address is personal data: the log names the kind and the reporter only.
+        tracing::info!(
+            "kanta serve: {kind:?} bounce reported through inbound hook `{}`{}",
+            hook.name,
+            source.as_deref().map(|s| format!(" by {s}")).unwrap_or_default()
+        );
+        state.store.record_bounce(address, *kind, state.soft_bounce_limit, now).await?;
+    }
+    state.metrics.records("bounce", "created", reports.len() as u64);
+    Ok(Json(IngestResponse {
+        accepted: reports.len() as u64,
+        created: 0,
+        updated: 0,
+        unchanged: 0,
+        customers_created: 0,
+        rejected: Vec::new(),
+    }))
 }
 
 #[cfg(test)]
@@ -408,5 +553,29 @@ mod tests {
         let ok = hmac(b"0123456789abcdef");
         let hook = InboundHook::new("crm", ok, None, fields(&[("id", "i")])).expect("valid");
         assert!(!format!("{hook:?}").contains("0123456789abcdef"), "Debug hides the secret");
+    }
+
+    #[test]
+    fn bounce_hooks_need_an_address_and_a_kind_and_map_provider_words() {
+        let map = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert!(InboundHook::bounces("esp", InboundAuth::Token, None, map(&[("kind", "e")])).is_err());
+        assert!(InboundHook::bounces("esp", InboundAuth::Token, None, map(&[("address", "r")])).is_err());
+        let err =
+            InboundHook::bounces("esp", InboundAuth::Token, None, map(&[("address", "r"), ("kind", "e"), ("id", "x")]))
+                .expect_err("id is a customer field");
+        assert!(err.contains("unknown field `id`"), "{err}");
+        assert!(
+            InboundHook::bounces("e s p", InboundAuth::Token, None, map(&[("address", "r"), ("kind", "e")])).is_err()
+        );
+        let hook = InboundHook::bounces("esp", InboundAuth::Token, None, map(&[("address", "to.0"), ("kind", "type")]))
+            .expect("valid");
+        assert_eq!(hook.kind, InboundKind::Bounces);
+        let item = json!({"to": [" Ann@Example.ORG "], "type": "Permanent"});
+        assert_eq!(map_bounce(&hook, &item), Ok(("ann@example.org".to_owned(), Bounce::Hard, None)));
+        let complaint = json!({"to": ["b@example.org"], "type": "spamreport"});
+        assert_eq!(map_bounce(&hook, &complaint).map(|b| b.1), Ok(Bounce::Complaint));
+        let problems = map_bounce(&hook, &json!({"type": "opened"})).expect_err("two problems");
+        let fields: Vec<&str> = problems.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(fields, ["address", "kind"]);
     }
 }

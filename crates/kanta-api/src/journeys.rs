@@ -171,6 +171,19 @@ pub struct BounceResult {
 /// The longest address accepted (RFC 5321's path limit).
 const MAX_ADDRESS: usize = 254;
 
+/// A reported address, trimmed and lower-cased, or why it is not one.
+pub(crate) fn bounce_address(raw: &str) -> Result<String, String> {
+    let address = raw.trim().to_lowercase();
+    let well_formed = address.len() <= MAX_ADDRESS
+        && address.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
+        && !address.chars().any(|c| c.is_whitespace() || c.is_control());
+    if well_formed {
+        Ok(address)
+    } else {
+        Err(format!("`{}` is not an email address", raw.chars().take(80).collect::<String>()))
+    }
+}
+
 fn path_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     path.map(|Path(name)| name).map_err(|e| ApiError::BadRequest(e.body_text()))
 }
@@ -372,18 +385,9 @@ pub async fn bounce(
     let body = body?;
     let input: BounceInput =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not a bounce: {e}")))?;
-    let address = input.address.trim().to_lowercase();
-    let well_formed = address.len() <= MAX_ADDRESS
-        && address.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
-        && !address.chars().any(|c| c.is_whitespace() || c.is_control());
-    if !well_formed {
-        let field = kanta_store::record::RecordError {
-            index: 0,
-            field: "address".into(),
-            reason: format!("`{}` is not an email address", input.address.chars().take(80).collect::<String>()),
-        };
-        return Err(ApiError::InvalidRecords(vec![field]));
-    }
+    let address = bounce_address(&input.address).map_err(|reason| {
+        ApiError::InvalidRecords(vec![kanta_store::record::RecordError { index: 0, field: "address".into(), reason }])
+    })?;
     let kind = match input.kind {
         BounceKind::Hard => Bounce::Hard,
         BounceKind::Soft => Bounce::Soft,

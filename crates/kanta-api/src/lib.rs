@@ -37,7 +37,7 @@ mod unsubscribe;
 mod webhooks;
 
 pub use error::ApiError;
-pub use inbound::{DEFAULT_TIMESTAMP_HEADER, InboundAuth, InboundHook, TOLERANCE_SECONDS};
+pub use inbound::{DEFAULT_TIMESTAMP_HEADER, InboundAuth, InboundHook, InboundKind, TOLERANCE_SECONDS};
 pub use openapi::ApiDoc;
 
 /// Largest request body: a full batch of 10,000 orders with several lines each fits well

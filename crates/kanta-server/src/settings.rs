@@ -148,6 +148,18 @@ lease = "5m"
 # name = "properties.firstname.value"
 # "attributes.lifecycle" = "properties.lifecyclestage.value"
 # "consent.email" = "properties.email_optin.value"   # true/false, yes/no, subscribed/unsubscribed, …
+#
+# An email provider's bounce and complaint reports, into the suppression list:
+# [[inbound]]
+# name = "esp"
+# kind = "bounces"                     # customers (the default) or bounces
+# auth = "hmac-sha256"
+# secret_env = "KANTA_INBOUND_ESP_SECRET"
+# signature_header = "X-Esp-Signature"
+# [inbound.fields]
+# address = "email"                    # required
+# kind = "event"                       # required: hard/bounce/permanent, soft/transient/deferred, complaint/spamreport
+# source = "provider"                  # optional
 "#;
 
 /// All settings.
@@ -203,6 +215,9 @@ pub struct InboundSettings {
     pub records: Option<String>,
     /// kanta field → dot path.
     pub fields: std::collections::BTreeMap<String, String>,
+    /// `customers` (the default) or `bounces` (an email provider's bounce and complaint reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 fn default_inbound_auth() -> String {
@@ -260,7 +275,12 @@ impl InboundSettings {
             }
             other => return Err(fail(format!("auth `{other}`: use token, kanta-signature or hmac-sha256"))),
         };
-        kanta_api::InboundHook::new(name, auth, self.records.clone(), self.fields.clone()).map_err(SettingsError)
+        match self.kind.as_deref().unwrap_or("customers") {
+            "customers" => kanta_api::InboundHook::new(name, auth, self.records.clone(), self.fields.clone()),
+            "bounces" => kanta_api::InboundHook::bounces(name, auth, self.records.clone(), self.fields.clone()),
+            other => Err(format!("inbound hook `{name}`: kind `{other}`: use customers or bounces")),
+        }
+        .map_err(SettingsError)
     }
 }
 

@@ -29,6 +29,7 @@ kanta_store::on_both_backends!(
     inbound_hooks_map_crm_json_onto_customers_and_check_the_sender,
     a_replayed_consent_grant_is_refused_after_a_revocation,
     signed_inbound_requests_need_a_fresh_timestamp_and_count_once,
+    a_bounces_hook_fills_the_suppression_list_and_counts_a_signed_report_once,
 );
 
 const HOOK_SECRET: &str = "crm-shared-secret-0123";
@@ -66,6 +67,17 @@ name = "tokened"
 auth = "token"
 [inbound.fields]
 id = "id"
+
+[[inbound]]
+name = "esp"
+kind = "bounces"
+auth = "kanta-signature"
+secret = "{HOOK_SECRET}"
+records = "events"
+[inbound.fields]
+address = "recipient"
+kind = "event"
+source = "provider"
 "#
     )
 }
@@ -1135,4 +1147,50 @@ async fn signed_inbound_requests_need_a_fresh_timestamp_and_count_once(app: App)
     assert!(message(&err).starts_with("the request is from the future"), "{err}");
     let (status, _) = app.post_raw("/v1/hooks/signed", &[("content-type", "application/json")], &signed).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "no signature");
+}
+
+async fn a_bounces_hook_fills_the_suppression_list_and_counts_a_signed_report_once(app: App) {
+    let body = json!({"events": [
+        {"recipient": "Gone@Example.org", "event": "bounce", "provider": "esp-1"},
+        {"recipient": "full@example.org", "event": "deferred"},
+        {"recipient": "angry@example.org", "event": "spamreport"}
+    ]})
+    .to_string();
+    let signed = |body: &str| {
+        let header = kanta_webhooks::sign::sign(HOOK_SECRET.as_bytes(), app.unix_now(), body.as_bytes());
+        [("content-type", "application/json".to_owned()), ("kanta-signature", header)]
+    };
+    let headers = signed(&body);
+    let (status, got) = app.post_with("/v1/hooks/esp", &headers, &body).await;
+    assert_eq!((status, &got["accepted"]), (StatusCode::OK, &json!(3)), "{got}");
+    let suppressed = |address: &'static str| {
+        let store = app.store.clone();
+        async move { store.is_suppressed(address).await.expect("read") }
+    };
+    // A hard bounce and a complaint at once; one soft bounce is under the limit of 3.
+    assert!(suppressed("gone@example.org").await);
+    assert!(suppressed("angry@example.org").await);
+    assert!(!suppressed("full@example.org").await);
+    // The same signed request again is a replay, and counts no second soft bounce.
+    let (status, got) = app.post_with("/v1/hooks/esp", &headers, &body).await;
+    assert_eq!((status, &got["error"]["code"]), (StatusCode::CONFLICT, &json!("replayed")), "{got}");
+    for n in 0..2 {
+        // Two reports, two bodies (the provider's event ids differ), two signatures.
+        let soft = json!({"events": [{"recipient": "full@example.org", "event": "soft", "id": n}]}).to_string();
+        let (status, _) = app.post_with("/v1/hooks/esp", &signed(&soft), &soft).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert!(suppressed("full@example.org").await, "the third soft bounce suppresses");
+    // Bad items are named with their field; nothing of the batch is recorded.
+    let bad = json!({"events": [
+        {"recipient": "ok@example.org", "event": "bounce"},
+        {"recipient": "not an address", "event": "bounce"},
+        {"recipient": "x@example.org", "event": "delivered"}
+    ]})
+    .to_string();
+    let (status, got) = app.post_with("/v1/hooks/esp", &signed(&bad), &bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{got}");
+    let text = got.to_string();
+    assert!(text.contains("not an address") && text.contains("`delivered` is not a hard or soft bounce"), "{text}");
+    assert!(!suppressed("ok@example.org").await, "nothing of a rejected batch");
 }
