@@ -193,8 +193,19 @@ impl InboundHook {
     }
 }
 
-/// One bounce report item: the address (lower-cased), its kind and who reported it.
-fn map_bounce(hook: &InboundHook, item: &Value) -> Result<(String, Bounce, Option<String>), Vec<(String, String)>> {
+/// One bounce report: the address (lower-cased), its kind and who reported it.
+#[derive(Debug, PartialEq)]
+struct BounceReport {
+    address: String,
+    kind: Bounce,
+    source: Option<String>,
+}
+
+/// Problems of one item: (kanta field, reason).
+type Problems = Vec<(String, String)>;
+
+/// One bounce report item, or its problems.
+fn map_bounce(hook: &InboundHook, item: &Value) -> Result<BounceReport, Problems> {
     let field = |target: &str| hook.fields.get(target).and_then(|path| lookup(item, path)).and_then(text);
     let mut problems = Vec::new();
     let address = match field("address").map(|a| crate::journeys::bounce_address(&a)) {
@@ -227,7 +238,7 @@ fn map_bounce(hook: &InboundHook, item: &Value) -> Result<(String, Bounce, Optio
     };
     match (address, kind) {
         (Some(address), Some(kind)) if problems.is_empty() => {
-            Ok((address, kind, field("source").map(|s| s.chars().take(64).collect())))
+            Ok(BounceReport { address, kind, source: field("source").map(|s| s.chars().take(64).collect()) })
         }
         _ => Err(problems),
     }
@@ -459,7 +470,7 @@ async fn receive_bounces(
         // Remembering the signature is the whole write here (no customer records).
         state.store.write_customers_once(&seen, &[], now).await?.ok_or(ApiError::Replayed)?;
     }
-    for (address, kind, source) in &reports {
+    for BounceReport { address, kind, source } in &reports {
         // The address is personal data: the log names the kind and the reporter only.
         tracing::info!(
             "kanta serve: {kind:?} bounce reported through inbound hook `{}`{}",
@@ -571,9 +582,10 @@ mod tests {
             .expect("valid");
         assert_eq!(hook.kind, InboundKind::Bounces);
         let item = json!({"to": [" Ann@Example.ORG "], "type": "Permanent"});
-        assert_eq!(map_bounce(&hook, &item), Ok(("ann@example.org".to_owned(), Bounce::Hard, None)));
+        let hard = BounceReport { address: "ann@example.org".into(), kind: Bounce::Hard, source: None };
+        assert_eq!(map_bounce(&hook, &item), Ok(hard));
         let complaint = json!({"to": ["b@example.org"], "type": "spamreport"});
-        assert_eq!(map_bounce(&hook, &complaint).map(|b| b.1), Ok(Bounce::Complaint));
+        assert_eq!(map_bounce(&hook, &complaint).map(|b| b.kind), Ok(Bounce::Complaint));
         let problems = map_bounce(&hook, &json!({"type": "opened"})).expect_err("two problems");
         let fields: Vec<&str> = problems.iter().map(|(f, _)| f.as_str()).collect();
         assert_eq!(fields, ["address", "kind"]);
