@@ -31,6 +31,7 @@ mod cache;
 mod context;
 mod deliver;
 mod entry;
+mod triggers;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,6 +44,7 @@ use kanta_mail::{EmailConfig, Mailer, Templates};
 use kanta_store::{Storage, StoreError};
 
 pub use entry::{EngineSignal, EventOutcome};
+pub use triggers::{JourneyTriggered, TriggerOutcome};
 
 /// A configured webhook endpoint a journey's `webhook: { endpoint: NAME }` names.
 #[derive(Debug, Clone)]
@@ -221,13 +223,18 @@ impl Engine {
         self.clock.now()
     }
 
-    /// Tick every [`EngineConfig::tick`]: [`Engine::advance`] then [`Engine::deliver`] until
+    /// Tick every [`EngineConfig::tick`]: [`Engine::evaluate_triggers`] once, then
+    /// [`Engine::advance`] and [`Engine::deliver`] until
     /// both find nothing, with `now` read from the clock each time, until `stop` turns true.
     /// Errors are logged and retried at the next tick.
     pub async fn run(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
         loop {
             if *stop.borrow() {
                 return;
+            }
+            // Calendar triggers first, so a run they start takes its first step this tick.
+            if let Err(e) = self.evaluate_triggers(self.clock.now()).await {
+                tracing::warn!("journey engine: evaluating date and schedule triggers failed: {e}");
             }
             loop {
                 let advanced = self.advance(self.clock.now()).await.unwrap_or_else(|e| {

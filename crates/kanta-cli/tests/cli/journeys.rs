@@ -203,7 +203,7 @@ fn doubts_lists_messages_in_doubt_and_resend_queues_one_explicitly() {
             wait: None,
             context: &context,
         };
-        let rules = EntryRules { reentry: Reentry::Once, max_active: None };
+        let rules = EntryRules { reentry: Reentry::Once, max_active: None, once_per_key: false };
         let Entered::Started(run) = store.start_run(&run, &rules, now).await.unwrap() else { panic!("not started") };
         let message = NewMessage {
             step: "0".into(),

@@ -16,6 +16,7 @@
 //!   committed before the send starts, and a row found in `sending` after its lease ran out
 //!   becomes `in_doubt`, never sent again unless an operator asks (at most once).
 //! - [`suppression`]: addresses not to mail.
+//! - [`trigger`]: the calendar triggers' candidate scans and per-journey cursors.
 //! - [`view`]: what the API, the CLI and `/metrics` show.
 //!
 //! **Leases.** A claim sets `lease_owner`, `lease_until` and bumps `lease_seq`, a fencing
@@ -28,6 +29,7 @@ pub mod definition;
 pub mod outbox;
 pub mod run;
 pub mod suppression;
+pub mod trigger;
 pub mod view;
 
 use std::time::Duration;
@@ -43,6 +45,7 @@ pub use run::{
     ClaimedRun, Entered, EntryRules, NewRun, Next, Reentry, RunEnd, RunId, RunUpdate, Signal, StepRecord, Wait,
 };
 pub use suppression::{Bounce, Suppression, SuppressionReason};
+pub use trigger::{DateCandidate, DateScan, DateValue, DayMatch, TriggerCursor, TriggerStore, Zones};
 pub use view::{
     CustomerRun, JourneyMetrics, JourneyReport, JourneySummary, MessageCount, MessageView, RunStatus, RunView,
     StepCounts, StepView, VersionInfo,
