@@ -333,6 +333,18 @@ pub enum JourneysCommand {
     Doubts(JourneysListArgs),
     /// Send a message in doubt again (the operator's explicit decision; recorded in the audit log).
     Resend(JourneysResendArgs),
+    /// Evaluate the date, predicted-purchase and schedule triggers once, up to now (or --now), and print per journey how many customers entered (a journey's first evaluation only starts its cursor); for running them from cron instead of `kanta serve`.
+    Triggers(JourneysTriggersArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct JourneysTriggersArgs {
+    /// Evaluate as if the time were this (RFC 3339, such as 2026-12-04T00:00:00Z) [default: now].
+    #[arg(long, value_name = "RFC3339")]
+    pub now: Option<String>,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Clone, Args)]
