@@ -117,7 +117,7 @@ async fn first_and_predicted_purchases_are_scanned_as_instants(db: TestDb) {
     let (found, _) = scan_all(&db, DateScan::FirstPurchase, zones, 10).await;
     assert_eq!(ids(&found), ["hel", "la"]);
     // The first completed purchase: the cancelled order before it does not count.
-    let first = Timestamp::parse_rfc3339("2025-12-04T21:30:00Z").unwrap();
+    let first = Timestamp::parse_rfc3339("2025-12-04T21:30:00Z").expect("a time");
     assert_eq!(found[0].value, DateValue::At(first));
 
     let key = |id: &str| {
@@ -127,9 +127,9 @@ async fn first_and_predicted_purchases_are_scanned_as_instants(db: TestDb) {
     };
     let (hel, la) = (key("hel").await, key("la").await);
     let mut early = score_row(hel, "new", 0.9);
-    early.model.as_mut().unwrap().next_purchase_at = Some(at(NOW + 10 * HOUR));
+    early.model.as_mut().expect("model scores").next_purchase_at = Some(at(NOW + 10 * HOUR));
     let mut late = score_row(la, "new", 0.9);
-    late.model.as_mut().unwrap().next_purchase_at = Some(at(NOW + 30 * HOUR));
+    late.model.as_mut().expect("model scores").next_purchase_at = Some(at(NOW + 30 * HOUR));
     db.store.write_scores(&run(NOW), &[early, late]).await.expect("scores");
     let window = |from, until| DateScan::NextPurchase { from: at(from), until: at(until) };
     assert_eq!(ids(&scan_all(&db, window(NOW, NOW + 24 * HOUR), zones, 10).await.0), ["hel"]);
