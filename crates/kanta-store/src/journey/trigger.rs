@@ -270,33 +270,37 @@ async fn candidates<DB: Dialect>(
         QueryBuilder::<DB>::new("SELECT id, external_id, timezone, v FROM (SELECT c.id, c.external_id, c.timezone, ");
     match scan {
         DateScan::Birthday(_) => {
-            q.push("c.birthday");
+            q.push("c.birthday AS v FROM customers c");
         }
-        DateScan::Attribute { name, .. } => DB::push_attribute_text(&mut q, name),
+        DateScan::Attribute { name, .. } => {
+            DB::push_attribute_text(&mut q, name);
+            q.push(" AS v FROM customers c");
+        }
         DateScan::FirstPurchase => {
             q.push(format!(
-                "(SELECT MIN(o.time) FROM orders o WHERE o.customer_id = c.id AND {})",
+                "(SELECT MIN(o.time) FROM orders o WHERE o.customer_id = c.id AND {}) AS v FROM customers c",
                 kanta_domain::purchase::PURCHASE_SQL
             ));
         }
         DateScan::NextPurchase { .. } => {
-            q.push("(SELECT s.next_purchase_at FROM scores s WHERE s.customer_id = c.id)");
+            // Driven by the scores (one row per scored customer, by customer id), not by a
+            // lookup per customer.
+            q.push("s.next_purchase_at AS v FROM scores s JOIN customers c ON c.id = s.customer_id");
         }
     }
-    q.push(" AS v FROM customers c WHERE c.erased_at IS NULL AND c.id > ").push_bind(after.unwrap_or(0));
-    q.push(" AND (");
-    if zones.names.is_empty() {
-        q.push("FALSE");
-    } else {
-        q.push("c.timezone IN (");
+    q.push(" WHERE c.erased_at IS NULL AND c.id > ").push_bind(after.unwrap_or(0));
+    // On the zone as an expression, not the column: an index on `timezone` would hand the rows
+    // over out of id order, and every page would sort the whole zone set again. Stored zones
+    // are never empty (`TimeZoneName` checks), so '' stands for "no zone".
+    q.push(" AND COALESCE(c.timezone, '') IN (");
+    {
         let mut list = q.separated(", ");
         for name in zones.names {
             list.push_bind(name.clone());
         }
-        q.push(")");
-    }
-    if zones.unset {
-        q.push(" OR c.timezone IS NULL");
+        // Never an empty list, which is not SQL: '' matches only customers without a zone, and
+        // a space no one (zone names have none).
+        list.push_bind(if zones.unset { "" } else { " " }.to_owned());
     }
     q.push(")) x WHERE v IS NOT NULL");
     let (start, days) = match scan {
