@@ -335,6 +335,8 @@ pub enum JourneysCommand {
     Resend(JourneysResendArgs),
     /// Render a send_email step of a journey's current version for one customer, as a run would now: headers, text and HTML (or one of them, or the whole message as a file); sends nothing.
     Preview(JourneysPreviewArgs),
+    /// Evaluate the date, predicted-purchase and schedule triggers once, up to now (or --now), and print per journey how many customers entered (a journey's first evaluation only starts its cursor); for running them from cron instead of `kanta serve`.
+    Triggers(JourneysTriggersArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -360,6 +362,16 @@ pub struct JourneysPreviewArgs {
     /// Write the whole message as it would be sent (RFC 5322, needs `[email]` settings) to FILE, to open in a mail client.
     #[arg(long, value_name = "FILE")]
     pub eml: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct JourneysTriggersArgs {
+    /// Evaluate as if the time were this (RFC 3339, such as 2026-12-04T00:00:00Z) [default: now].
+    #[arg(long, value_name = "RFC3339")]
+    pub now: Option<String>,
 
     #[command(flatten)]
     pub store: StoreArgs,

@@ -113,6 +113,8 @@ impl Engine {
                 }
             },
             max_active: loaded.journey.entry.max_concurrent_journeys,
+            // Calendar triggers key runs by their occurrence (crate::triggers).
+            once_per_key: crate::triggers::keys_occurrences(&loaded.journey.trigger),
         };
         let run = NewRun {
             journey,

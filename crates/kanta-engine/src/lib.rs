@@ -34,6 +34,7 @@ mod context;
 mod deliver;
 mod entry;
 mod feed;
+mod triggers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +48,7 @@ use kanta_store::{Storage, StoreError};
 pub use advance::Preview;
 pub use entry::{EngineSignal, EventOutcome};
 pub use feed::FeedOutcome;
+pub use triggers::{JourneyTriggered, TriggerOutcome};
 
 /// A configured webhook endpoint a journey's `webhook: { endpoint: NAME }` names.
 #[derive(Debug, Clone)]
@@ -253,10 +255,15 @@ impl Engine {
         self.nudge.clone()
     }
 
-    /// One pass of everything due: [`Engine::consume_feed`], [`Engine::advance`] and
-    /// [`Engine::deliver`], repeated until all three find nothing (or `stop`), with `now` read
-    /// from the clock each time. Errors are logged; they are retried at the next pass.
+    /// One pass of everything due: [`Engine::evaluate_triggers`] once (calendar triggers
+    /// first, so a run they start takes its first step in this pass), then
+    /// [`Engine::consume_feed`], [`Engine::advance`] and [`Engine::deliver`], repeated until all
+    /// three find nothing (or `stop`), with `now` read from the clock each time. Errors are
+    /// logged; they are retried at the next pass.
     pub async fn work(&self, stop: &tokio::sync::watch::Receiver<bool>) {
+        if let Err(e) = self.evaluate_triggers(self.clock.now()).await {
+            tracing::warn!("journey engine: evaluating date and schedule triggers failed: {e}");
+        }
         loop {
             let fed = self.consume_feed(self.clock.now()).await.map_or_else(
                 |e| {

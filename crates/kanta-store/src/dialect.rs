@@ -60,6 +60,10 @@ pub(crate) trait Dialect: Driver {
     /// `column` is one of `ids`, bound the way the backend plans best.
     fn push_id_filter(q: &mut QueryBuilder<'_, Self>, column: &str, ids: &[i64]);
 
+    /// The text of the customer's attribute `key` (`c.attributes`, the row of `customers c`),
+    /// with the key bound: NULL when absent; numbers come out as their text.
+    fn push_attribute_text(q: &mut QueryBuilder<'_, Self>, key: &str);
+
     /// Make the ids of a log that webhooks follow by id commit in order: called by each writer
     /// of the log, inside its transaction, before it inserts; `lock` is the statement that
     /// takes the log's lock where one is needed (`LOCK TABLE … IN EXCLUSIVE MODE`).

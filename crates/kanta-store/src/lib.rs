@@ -8,7 +8,8 @@
 //!   are atomic and idempotent by natural id, the customer 360 read, cursor listing, erasure),
 //!   [`OrderStore`], [`ScoreStore`], [`SegmentStore`], [`WebhookStore`], [`TokenStore`],
 //!   [`AuditStore`] (the audit log, idempotency keys), [`JourneyStore`] (journey versions, runs,
-//!   the message outbox with leases and in-doubt recovery, suppressions) — each in its own
+//!   the message outbox with leases and in-doubt recovery, suppressions), [`TriggerStore`] (the
+//!   calendar triggers' scans and cursors) — each in its own
 //!   module, written once, generic over the backend.
 //! - `sqlite` and `postgres`: the backends. Each implements `dialect::Dialect` for its sqlx
 //!   driver: everything that differs between the two (JSON merge and binding, locks, statement
@@ -52,7 +53,7 @@ mod store;
 
 pub use audit::AuditStore;
 pub use customers::CustomerStore;
-pub use journey::JourneyStore;
+pub use journey::{JourneyStore, TriggerStore};
 pub use orders::OrderStore;
 pub use purchases::{PurchaseLines, Purchases};
 pub use record::{Customer, Event, Feedback, Order};
@@ -651,6 +652,7 @@ pub trait Storage:
     + TokenStore
     + AuditStore
     + JourneyStore
+    + TriggerStore
     + Send
     + Sync
     + fmt::Debug

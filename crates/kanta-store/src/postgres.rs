@@ -29,6 +29,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "inbound_seen", include_str!("../migrations/postgres/0009_inbound_seen.sql")),
     (10, "journeys", include_str!("../migrations/postgres/0010_journeys.sql")),
     (11, "journey_feed", include_str!("../migrations/postgres/0011_journey_feed.sql")),
+    (12, "journey_triggers", include_str!("../migrations/postgres/0012_journey_triggers.sql")),
 ];
 
 impl Store<Postgres> {
@@ -93,6 +94,10 @@ impl Dialect for Postgres {
         q.push(column).push(" = ANY(");
         q.raw().push_bind(ids.to_vec());
         q.push(")");
+    }
+
+    fn push_attribute_text(q: &mut QueryBuilder<'_, Self>, key: &str) {
+        q.push("(c.attributes ->> ").push_bind(key.to_owned()).push(")");
     }
 
     /// PostgreSQL hands out identity ids at insert, not at commit, so a reader following a log

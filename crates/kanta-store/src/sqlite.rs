@@ -45,6 +45,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "inbound_seen", include_str!("../migrations/sqlite/0009_inbound_seen.sql")),
     (10, "journeys", include_str!("../migrations/sqlite/0010_journeys.sql")),
     (11, "journey_feed", include_str!("../migrations/sqlite/0011_journey_feed.sql")),
+    (12, "journey_triggers", include_str!("../migrations/sqlite/0012_journey_triggers.sql")),
 ];
 
 impl Store<Sqlite> {
@@ -125,6 +126,12 @@ impl Dialect for Sqlite {
             list.push_bind(*id);
         }
         q.push(")");
+    }
+
+    fn push_attribute_text(q: &mut QueryBuilder<'_, Self>, key: &str) {
+        // A quoted path member, so a key with a dot is one key; journey documents allow only
+        // slugs, whose characters need no escaping inside the quotes.
+        q.push("json_extract(c.attributes, ").push_bind(format!("$.\"{key}\"")).push(")");
     }
 
     /// SQLite has a single writer already: ids commit in order.

@@ -1,4 +1,4 @@
-//! `kanta journeys validate|apply|list|show|pause|resume|doubts|resend|preview`.
+//! `kanta journeys validate|apply|list|show|pause|resume|doubts|resend|preview|triggers`.
 //!
 //! `validate FILE…` checks journey documents and the templates beside them. Each file is checked with `kanta_journey::validate_yaml`; its `template: NAME`s are looked up
 //! as `templates/NAME.html` in the file's folder, and subjects and inline parts are checked by
@@ -11,7 +11,8 @@
 //! version carries them to whichever server runs it and an edited template is a new version;
 //! `preview` renders a step for a customer through the engine (`kanta_engine::Engine::preview`);
 //! the rest read and change the store's journeys (`kanta_store::JourneyStore`), opened from the
-//! settings as the other store commands do.
+//! settings as the other store commands do; `triggers` runs `kanta_engine::Engine::evaluate_triggers` once, with the settings' default
+//! zone, for users who run the calendar triggers from cron (and for `bench/journeys.sh`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ use super::{with_shared_store, with_store};
 use crate::UsageError;
 use crate::cli::{
     JourneysApplyArgs, JourneysListArgs, JourneysNameArgs, JourneysPreviewArgs, JourneysResendArgs, JourneysShowArgs,
-    JourneysValidateArgs,
+    JourneysTriggersArgs, JourneysValidateArgs,
 };
 
 /// The templates of one folder, as the validator asks about them.
@@ -364,6 +365,52 @@ fn preview_error(e: kanta_engine::EngineError, journey: &str) -> anyhow::Error {
 /// `text` ending with one newline, so the next line of output starts on its own.
 fn with_newline(text: &str) -> std::borrow::Cow<'_, str> {
     if text.ends_with('\n') { text.into() } else { format!("{text}\n").into() }
+}
+
+/// `kanta journeys triggers [--now T]`: evaluate the calendar triggers once and print, per
+/// journey whose window held anything to look at, who entered and who did not.
+pub fn triggers(args: &JourneysTriggersArgs) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let now = match &args.now {
+        Some(text) => kanta_domain::Timestamp::parse_rfc3339(text)
+            .map_err(|e| UsageError(format!("--now `{text}` is not an RFC 3339 time: {e}")))?,
+        None => kanta_domain::Clock::now(&kanta_domain::SystemClock),
+    };
+    let settings = args.store.settings()?;
+    let mut config = kanta_engine::EngineConfig::new(format!("kanta-cli-{}", std::process::id()));
+    config.default_zone = Some(settings.journeys.default_timezone.value);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    let outcome = runtime.block_on(async {
+        let store = settings.database.open().await?;
+        // The clock is only what `Engine::now` reports; the evaluation takes `now` as given.
+        let clock = std::sync::Arc::new(kanta_domain::ManualClock::new(now));
+        let engine = kanta_engine::Engine::new(store, config, clock)?;
+        anyhow::Ok(engine.evaluate_triggers(now).await?)
+    })?;
+    outln!(
+        "{:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}  paused",
+        "journey",
+        "entered",
+        "already",
+        "at limit",
+        "too late",
+        "dropped",
+        "collapsed"
+    )?;
+    for j in &outcome.journeys {
+        outln!(
+            "{:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}  {}",
+            j.journey,
+            j.entered,
+            j.already,
+            j.at_limit,
+            j.too_late,
+            j.days_dropped,
+            j.collapsed,
+            if j.paused { "yes" } else { "no" }
+        )?;
+    }
+    Ok(())
 }
 
 /// The `.html` and `.txt` files of a `templates/` folder, sorted; none when there is no folder.

@@ -204,7 +204,7 @@ fn doubts_lists_messages_in_doubt_and_resend_queues_one_explicitly() {
             wait: None,
             context: &context,
         };
-        let rules = EntryRules { reentry: Reentry::Once, max_active: None };
+        let rules = EntryRules { reentry: Reentry::Once, max_active: None, once_per_key: false };
         let Entered::Started(run) = store.start_run(&run, &rules, now).await.unwrap() else { panic!("not started") };
         let message = NewMessage {
             step: "0".into(),
@@ -392,4 +392,39 @@ fn applying_again_after_a_template_changed_makes_a_new_version_that_carries_the_
     assert_eq!(definitions[1]["templates"], serde_json::json!({"note": {"html": "<p>Two</p>"}}));
     assert_eq!(definitions[1].get("layout"), None);
     assert_eq!(definitions[2]["layout"], serde_json::json!({"html": "<main>{{ content }}</main>"}));
+}
+
+#[test]
+fn triggers_enters_the_days_birthdays_once_and_prints_the_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let greet = "name: greet\ntrigger:\n  date: birthday\nentry:\n  reentry: always\nsteps:\n  - wait: 1d\n";
+    std::fs::write(dir.path().join("greet.yaml"), greet).unwrap();
+    assert_eq!(journeys(dir.path(), &["apply", "greet.yaml"]).code, 0);
+    let db = format!("sqlite://{}", dir.path().join("k.db").display());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let store = kanta_store::open(&db).await.unwrap();
+        let batch = kanta_store::record::parse_batch::<kanta_domain::record::Customer>(
+            br#"[{"id": "a", "birthday": "1990-12-04"}, {"id": "b", "birthday": "1980-12-04"},
+                 {"id": "c", "birthday": "1980-12-05"}]"#,
+            kanta_domain::TimeRange::ALL,
+        )
+        .unwrap();
+        let customers: Vec<_> = batch.valid.into_iter().map(|(_, c)| c).collect();
+        store.write_customers(&customers, kanta_domain::Timestamp::from_micros(0)).await.unwrap();
+    });
+    let header = "journey                   entered  already at limit too late  dropped collapsed  paused\n";
+    // The first evaluation starts the journey's cursor.
+    let first = journeys(dir.path(), &["triggers", "--now", "2026-12-03T12:00:00Z"]);
+    assert_eq!((first.code, first.stdout.as_str(), first.stderr.as_str()), (0, header, ""));
+    let midnight = journeys(dir.path(), &["triggers", "--now", "2026-12-04T00:00:00Z"]);
+    assert_eq!(midnight.code, 0, "{}", midnight.stderr);
+    let row: Vec<&str> = midnight.stdout.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row, ["greet", "2", "0", "0", "0", "0", "0", "no"], "{}", midnight.stdout);
+    // The same window again: nothing to evaluate.
+    let again = journeys(dir.path(), &["triggers", "--now", "2026-12-04T00:00:00Z"]);
+    assert_eq!((again.code, again.stdout.as_str()), (0, header));
+    let bad = journeys(dir.path(), &["triggers", "--now", "tomorrow"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("--now `tomorrow` is not an RFC 3339 time"), "{}", bad.stderr);
 }

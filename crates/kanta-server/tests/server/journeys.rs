@@ -120,11 +120,16 @@ async fn journeys_are_applied_as_json_versioned_listed_shown_and_paused(app: App
             customer,
             key: "",
             step: "0",
-            due_at: Some(app.clock.now()),
+            // Due tomorrow on the test clock: the server's journey engine leaves them be.
+            due_at: Some(app.clock.now().saturating_add(std::time::Duration::from_secs(86_400))),
             wait: None,
             context: &context,
         };
-        let rules = kanta_store::journey::EntryRules { reentry: kanta_store::journey::Reentry::Once, max_active: None };
+        let rules = kanta_store::journey::EntryRules {
+            reentry: kanta_store::journey::Reentry::Once,
+            max_active: None,
+            once_per_key: false,
+        };
         app.store.start_run(&run, &rules, app.clock.now()).await.expect("started");
     }
     let (status, page) = app.get("/v1/journeys/welcome/runs?limit=1", &app.read).await;
@@ -284,7 +289,11 @@ async fn documents_carry_their_templates_and_metrics_read_the_journeys_numbers_f
         wait: None,
         context: &context,
     };
-    let rules = kanta_store::journey::EntryRules { reentry: kanta_store::journey::Reentry::Always, max_active: None };
+    let rules = kanta_store::journey::EntryRules {
+        reentry: kanta_store::journey::Reentry::Always,
+        max_active: None,
+        once_per_key: false,
+    };
     let kanta_store::journey::Entered::Started(run) = app.store.start_run(&run, &rules, now).await.expect("started")
     else {
         panic!("not started")

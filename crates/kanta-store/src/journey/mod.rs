@@ -18,6 +18,7 @@
 //!   had started — never sent again unless an operator asks (at most once) — and due again if
 //!   not, so a crash leaves only the sends in flight in doubt, not the whole claimed batch.
 //! - [`suppression`]: addresses not to mail.
+//! - [`trigger`]: the calendar triggers' candidate scans and per-journey cursors.
 //! - [`view`]: what the API, the CLI and `/metrics` show.
 //!
 //! **Leases.** A claim sets `lease_owner`, `lease_until` and bumps `lease_seq`, a fencing
@@ -31,6 +32,7 @@ pub mod feed;
 pub mod outbox;
 pub mod run;
 pub mod suppression;
+pub mod trigger;
 pub mod view;
 
 use std::time::Duration;
@@ -47,6 +49,7 @@ pub use run::{
     ClaimedRun, Entered, EntryRules, NewRun, Next, Reentry, RunEnd, RunId, RunUpdate, Signal, StepRecord, Wait,
 };
 pub use suppression::{Bounce, Suppression, SuppressionReason};
+pub use trigger::{DateCandidate, DateScan, DateValue, DayMatch, TriggerCursor, TriggerStore, Zones};
 pub use view::{
     CustomerRun, JourneyMetrics, JourneyReport, JourneySummary, MessageCount, MessageView, RunStatus, RunView,
     StepCounts, StepView, VersionInfo,

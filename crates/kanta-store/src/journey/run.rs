@@ -74,6 +74,13 @@ pub struct EntryRules {
     pub reentry: Reentry,
     /// At most this many active runs of the customer across all journeys.
     pub max_active: Option<u32>,
+    /// The key names an **occurrence** of a calendar trigger (`2026-12-04` for a date, the
+    /// RFC 3339 instant of a cron run), not a separate conversation: a customer never enters
+    /// twice for the same key, whatever `reentry` says and even after the first run ended (so
+    /// a window evaluated twice, after a crash or by two servers, enters nobody again), while
+    /// the active-run check and `reentry` count every run of the journey, whatever its key (a
+    /// birthday run still waiting keeps next year's out; `after: 30d` spans occurrences).
+    pub once_per_key: bool,
 }
 
 /// What [`crate::JourneyStore::start_run`] did.
@@ -229,12 +236,28 @@ pub(super) async fn start<DB: Dialect>(
     if found.is_none() {
         return Err(StoreError::Corrupt(format!("no customer with internal id {}", new.customer)));
     }
+    if rules.once_per_key {
+        let earlier =
+            query("SELECT id FROM journey_runs WHERE journey = $1 AND customer_id = $2 AND run_key = $3 LIMIT 1")
+                .bind(new.journey)
+                .bind(new.customer)
+                .bind(new.key)
+                .fetch_optional(&mut tx)
+                .await?;
+        if earlier.is_some() {
+            return Ok(Entered::NotAgain);
+        }
+    }
+    // With occurrence keys the checks below span every key of the journey (`CAST($3 AS TEXT)
+    // IS NULL`): the key is not a conversation of its own.
+    let key_filter = if rules.once_per_key { None } else { Some(new.key) };
     let active = query(
-        "SELECT id FROM journey_runs WHERE journey = $1 AND customer_id = $2 AND run_key = $3 AND status = 'active'",
+        "SELECT id FROM journey_runs WHERE journey = $1 AND customer_id = $2 \
+         AND (CAST($3 AS TEXT) IS NULL OR run_key = $3) AND status = 'active' LIMIT 1",
     )
     .bind(new.journey)
     .bind(new.customer)
-    .bind(new.key)
+    .bind(key_filter)
     .fetch_optional(&mut tx)
     .await?;
     if let Some(row) = active {
@@ -247,12 +270,12 @@ pub(super) async fn start<DB: Dialect>(
     };
     if let Some(since) = since {
         let earlier = query(
-            "SELECT id FROM journey_runs WHERE journey = $1 AND customer_id = $2 AND run_key = $3 AND entered_at >= $4 \
-             LIMIT 1",
+            "SELECT id FROM journey_runs WHERE journey = $1 AND customer_id = $2 \
+             AND (CAST($3 AS TEXT) IS NULL OR run_key = $3) AND entered_at >= $4 LIMIT 1",
         )
         .bind(new.journey)
         .bind(new.customer)
-        .bind(new.key)
+        .bind(key_filter)
         .bind(since)
         .fetch_optional(&mut tx)
         .await?;

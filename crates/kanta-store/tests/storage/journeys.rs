@@ -32,7 +32,7 @@ kanta_store::on_both_backends!(
 const SECOND: i64 = 1_000_000;
 const DAY: i64 = 86_400 * SECOND;
 const LEASE: Duration = Duration::from_secs(60);
-const ONCE: EntryRules = EntryRules { reentry: Reentry::Once, max_active: None };
+const ONCE: EntryRules = EntryRules { reentry: Reentry::Once, max_active: None, once_per_key: false };
 
 /// Customers with these ids (and `ID@Example.org` addresses); their internal ids.
 async fn customers(db: &TestDb, ids: &[&str]) -> Vec<i64> {
@@ -169,7 +169,7 @@ async fn one_run_is_active_per_journey_customer_and_key_and_entry_rules_hold(db:
         .store
         .start_run(
             &new_run("cart", 1, ann, "", &context),
-            &EntryRules { reentry: Reentry::Always, max_active: None },
+            &EntryRules { reentry: Reentry::Always, max_active: None, once_per_key: false },
             at(NOW),
         )
         .await;
@@ -179,7 +179,7 @@ async fn one_run_is_active_per_journey_customer_and_key_and_entry_rules_hold(db:
     start(&db, &new_run("cart", 1, bob, "", &context)).await;
 
     // ann has two active runs: a limit of two keeps her out of a third journey.
-    let limited = |max| EntryRules { reentry: Reentry::Once, max_active: Some(max) };
+    let limited = |max| EntryRules { reentry: Reentry::Once, max_active: Some(max), once_per_key: false };
     let winback = new_run("winback", 1, ann, "", &context);
     assert_eq!(db.store.start_run(&winback, &limited(2), at(NOW)).await.expect("start"), Entered::AtLimit);
 
@@ -189,7 +189,7 @@ async fn one_run_is_active_per_journey_customer_and_key_and_entry_rules_hold(db:
     let done =
         RunUpdate { next: Next::End { end: RunEnd::Completed, reason: None }, history: vec![], messages: vec![] };
     assert!(db.store.advance_run(first, &run.lease, &done, at(NOW + SECOND)).await.expect("advance"));
-    let rules = |reentry| EntryRules { reentry, max_active: None };
+    let rules = |reentry| EntryRules { reentry, max_active: None, once_per_key: false };
     let cart = new_run("cart", 1, ann, "", &context);
     assert_eq!(
         db.store.start_run(&cart, &rules(Reentry::Once), at(NOW + DAY)).await.expect("start"),
@@ -527,7 +527,7 @@ mod concurrent {
             tasks.push(tokio::spawn(async move {
                 let context = json!({});
                 let run = new_run(journey, 1, ann, "", &context);
-                let rules = EntryRules { reentry: Reentry::Always, max_active: Some(2) };
+                let rules = EntryRules { reentry: Reentry::Always, max_active: Some(2), once_per_key: false };
                 store.start_run(&run, &rules, at(NOW)).await.expect("start")
             }));
         }

@@ -10,6 +10,7 @@ mod journeys;
 mod orders;
 mod scores;
 mod segments;
+mod triggers;
 mod webhooks;
 
 use kanta_domain::Timestamp;
