@@ -335,6 +335,18 @@ pub enum JourneysCommand {
     Resend(JourneysResendArgs),
     /// Render a send_email step of a journey's current version for one customer, as a run would now: headers, text and HTML (or one of them, or the whole message as a file); sends nothing.
     Preview(JourneysPreviewArgs),
+    /// Run the journey engine without the HTTP API (the settings' [email], [guardrails] and [journeys]): until SIGTERM or Ctrl-C, or with --until-idle until nothing is due, then print what was done.
+    Run(JourneysRunArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct JourneysRunArgs {
+    /// Stop as soon as a pass finds nothing due now (no journey feed rows, runs or messages), print a one-line summary and exit: for cron-driven deployments. Waits that end later, messages deferred by quiet hours and retries are left for the next run.
+    #[arg(long)]
+    pub until_idle: bool,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -17,11 +17,61 @@ use kanta_store::journey::{Channel, ClaimedMessage, Outcome, Skip};
 use crate::advance::EmailPayload;
 use crate::{Engine, EngineError};
 
+/// What one [`Engine::deliver_counted`] did with the messages it claimed, by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// Messages claimed.
+    pub claimed: usize,
+    /// Taken by the SMTP server (or the webhook receiver).
+    pub sent: usize,
+    /// Skipped at send time: no consent, suppressed, capped, or the customer is gone.
+    pub skipped: usize,
+    /// Deferred by quiet hours.
+    pub deferred: usize,
+    /// Refused for now, or email not configured: due again after a backoff.
+    pub retried: usize,
+    /// Refused for good.
+    pub failed: usize,
+    /// Left in `sending`: unknown whether the server took it, or the store failed; in doubt
+    /// after the lease.
+    pub unknown: usize,
+}
+
+impl Delivered {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &Delivered) {
+        self.claimed += other.claimed;
+        self.sent += other.sent;
+        self.skipped += other.skipped;
+        self.deferred += other.deferred;
+        self.retried += other.retried;
+        self.failed += other.failed;
+        self.unknown += other.unknown;
+    }
+
+    fn count(&mut self, outcome: Option<&Outcome>) {
+        let slot = match outcome {
+            Some(Outcome::Sent { .. }) => &mut self.sent,
+            Some(Outcome::Skipped { .. }) => &mut self.skipped,
+            Some(Outcome::Deferred { .. }) => &mut self.deferred,
+            Some(Outcome::Retry { .. }) => &mut self.retried,
+            Some(Outcome::Failed { .. }) => &mut self.failed,
+            None => &mut self.unknown,
+        };
+        *slot += 1;
+    }
+}
+
 impl Engine {
     /// Mark messages whose worker died mid-send as in doubt, then claim one batch of due
     /// messages and send them, up to the mailer's concurrency at once. Returns how many were
     /// claimed. A refused recipient fails only its own message.
     pub async fn deliver(&self, now: Timestamp) -> Result<usize, EngineError> {
+        Ok(self.deliver_counted(now).await?.claimed)
+    }
+
+    /// [`Engine::deliver`], counting the messages by outcome (`kanta journeys run`'s summary).
+    pub async fn deliver_counted(&self, now: Timestamp) -> Result<Delivered, EngineError> {
         let in_doubt = self.store.mark_in_doubt(now).await?;
         if in_doubt > 0 {
             tracing::warn!(
@@ -32,9 +82,9 @@ impl Engine {
             .store
             .claim_messages(&self.config.owner, now, self.config.message_lease, self.config.message_batch)
             .await?;
-        let count = claimed.len();
+        let mut delivered = Delivered { claimed: claimed.len(), ..Delivered::default() };
         let concurrency = self.config.email.as_ref().map_or(1, |e| e.concurrency.max(1)) as usize;
-        let results: Vec<(ClaimedMessage, Result<(), EngineError>)> = futures_util::stream::iter(claimed)
+        let results: Vec<(ClaimedMessage, Result<Option<Outcome>, EngineError>)> = futures_util::stream::iter(claimed)
             .map(|m| async move {
                 let result = self.deliver_one(&m, now).await;
                 (m, result)
@@ -43,15 +93,20 @@ impl Engine {
             .collect()
             .await;
         for (m, result) in results {
-            if let Err(e) = result {
-                // Left in `sending`: in doubt after the lease, never sent twice.
-                tracing::warn!(message = %m.id, journey = %m.journey, "journey engine: delivering a message failed: {e}");
+            match result {
+                Ok(outcome) => delivered.count(outcome.as_ref()),
+                Err(e) => {
+                    // Left in `sending`: in doubt after the lease, never sent twice.
+                    tracing::warn!(message = %m.id, journey = %m.journey, "journey engine: delivering a message failed: {e}");
+                    delivered.count(None);
+                }
             }
         }
-        Ok(count)
+        Ok(delivered)
     }
 
-    async fn deliver_one(&self, m: &ClaimedMessage, now: Timestamp) -> Result<(), EngineError> {
+    /// The outcome recorded, `None` when it is unknown (the row stays in `sending`).
+    async fn deliver_one(&self, m: &ClaimedMessage, now: Timestamp) -> Result<Option<Outcome>, EngineError> {
         let outcome = match m.channel {
             Channel::Email => self.send_email(m, now).await?,
             Channel::Webhook => {
@@ -61,9 +116,9 @@ impl Engine {
                 Some(self.call_webhook(m, now).await)
             }
         };
-        match outcome {
+        match &outcome {
             Some(outcome) => {
-                if !self.store.complete_message(m.id, &m.lease, &outcome, now).await? {
+                if !self.store.complete_message(m.id, &m.lease, outcome, now).await? {
                     tracing::warn!(message = %m.id, "journey engine: the message's lease was lost before its outcome was recorded");
                 }
             }
@@ -72,7 +127,7 @@ impl Engine {
                 "journey engine: unknown whether the SMTP server took the message; it stays in sending and becomes in doubt"
             ),
         }
-        Ok(())
+        Ok(outcome)
     }
 
     /// The retry time after the message's `attempts`-th claim.

@@ -1,4 +1,5 @@
-//! `kanta journeys validate|apply|list|show|pause|resume|doubts|resend|preview`.
+//! `kanta journeys validate|apply|list|show|pause|resume|doubts|resend|preview`, and `run`
+//! (in [`run`]).
 //!
 //! `validate FILE…` checks journey documents and the templates beside them. Each file is checked with `kanta_journey::validate_yaml`; its `template: NAME`s are looked up
 //! as `templates/NAME.html` in the file's folder, and subjects and inline parts are checked by
@@ -12,6 +13,8 @@
 //! `preview` renders a step for a customer through the engine (`kanta_engine::Engine::preview`);
 //! the rest read and change the store's journeys (`kanta_store::JourneyStore`), opened from the
 //! settings as the other store commands do.
+
+pub mod run;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
