@@ -337,6 +337,18 @@ pub enum JourneysCommand {
     Preview(JourneysPreviewArgs),
     /// Evaluate the date, predicted-purchase and schedule triggers once, up to now (or --now), and print per journey how many customers entered (a journey's first evaluation only starts its cursor); for running them from cron instead of `kanta serve`.
     Triggers(JourneysTriggersArgs),
+    /// Run the journey engine without the HTTP API (the settings' [email], [guardrails] and [journeys]): until SIGTERM or Ctrl-C, or with --until-idle until nothing is due, then print what was done.
+    Run(JourneysRunArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct JourneysRunArgs {
+    /// Stop as soon as a pass finds nothing due now (no journey feed rows, runs or messages), print a one-line summary and exit: for cron-driven deployments. Waits that end later, messages deferred by quiet hours and retries are left for the next run.
+    #[arg(long)]
+    pub until_idle: bool,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Clone, Args)]

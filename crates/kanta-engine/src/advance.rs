@@ -82,6 +82,16 @@ pub struct Preview {
     pub message: Option<Vec<u8>>,
 }
 
+/// What one [`Engine::advance_counted`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Advanced {
+    /// Runs claimed.
+    pub runs: usize,
+    /// Steps they went through (their history records: a wait ended, a branch taken, a message
+    /// queued…), in the passes that were committed.
+    pub steps: usize,
+}
+
 /// The customer of a run, read once per pass when a step needs it.
 struct Customer {
     external: String,
@@ -105,17 +115,27 @@ impl Engine {
     /// Returns how many were claimed; a run whose pass failed (the store) is left to its
     /// lease and claimed again later.
     pub async fn advance(&self, now: Timestamp) -> Result<usize, EngineError> {
-        let runs =
-            self.store.claim_due_runs(&self.config.owner, now, self.config.run_lease, self.config.run_batch).await?;
-        for run in &runs {
-            if let Err(e) = self.advance_run(run, now).await {
-                tracing::warn!(run = %run.id, journey = %run.journey, "journey engine: advancing a run failed: {e}");
-            }
-        }
-        Ok(runs.len())
+        Ok(self.advance_counted(now).await?.runs)
     }
 
-    async fn advance_run(&self, run: &ClaimedRun, now: Timestamp) -> Result<bool, EngineError> {
+    /// [`Engine::advance`], counting the steps the runs went through as well.
+    pub async fn advance_counted(&self, now: Timestamp) -> Result<Advanced, EngineError> {
+        let runs =
+            self.store.claim_due_runs(&self.config.owner, now, self.config.run_lease, self.config.run_batch).await?;
+        let mut advanced = Advanced { runs: runs.len(), steps: 0 };
+        for run in &runs {
+            match self.advance_run(run, now).await {
+                Ok(steps) => advanced.steps += steps,
+                Err(e) => {
+                    tracing::warn!(run = %run.id, journey = %run.journey, "journey engine: advancing a run failed: {e}")
+                }
+            }
+        }
+        Ok(advanced)
+    }
+
+    /// The steps recorded in the run's history by this pass (none when its lease was lost).
+    async fn advance_run(&self, run: &ClaimedRun, now: Timestamp) -> Result<usize, EngineError> {
         let update = match self.cache.version(&*self.store, &run.journey, run.version).await {
             Ok(loaded) => walk(self, run, &loaded, now).await?,
             Err(e @ EngineError::StoredJourney { .. }) => RunUpdate {
@@ -125,7 +145,8 @@ impl Engine {
             },
             Err(e) => return Err(e),
         };
-        Ok(self.store.advance_run(run.id, &run.lease, &update, now).await?)
+        let steps = update.history.len();
+        Ok(if self.store.advance_run(run.id, &run.lease, &update, now).await? { steps } else { 0 })
     }
 
     /// `send_email` step `step` of `journey`'s current version rendered for customer

@@ -16,11 +16,61 @@ use kanta_store::journey::{Channel, ClaimedMessage, Outcome, Skip, SuppressionRe
 use crate::advance::EmailPayload;
 use crate::{Engine, EngineError};
 
+/// What one [`Engine::deliver_counted`] did with the messages it claimed, by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// Messages claimed.
+    pub claimed: usize,
+    /// Taken by the SMTP server (or the webhook receiver).
+    pub sent: usize,
+    /// Skipped at send time: no consent, suppressed, capped, or the customer is gone.
+    pub skipped: usize,
+    /// Deferred by quiet hours.
+    pub deferred: usize,
+    /// Refused for now, or email not configured: due again after a backoff.
+    pub retried: usize,
+    /// Refused for good.
+    pub failed: usize,
+    /// Left in `sending`: unknown whether the server took it, or the store failed; in doubt
+    /// after the lease.
+    pub unknown: usize,
+}
+
+impl Delivered {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &Delivered) {
+        self.claimed += other.claimed;
+        self.sent += other.sent;
+        self.skipped += other.skipped;
+        self.deferred += other.deferred;
+        self.retried += other.retried;
+        self.failed += other.failed;
+        self.unknown += other.unknown;
+    }
+
+    fn count(&mut self, outcome: Option<&Outcome>) {
+        let slot = match outcome {
+            Some(Outcome::Sent { .. }) => &mut self.sent,
+            Some(Outcome::Skipped { .. }) => &mut self.skipped,
+            Some(Outcome::Deferred { .. }) => &mut self.deferred,
+            Some(Outcome::Retry { .. }) => &mut self.retried,
+            Some(Outcome::Failed { .. }) => &mut self.failed,
+            None => &mut self.unknown,
+        };
+        *slot += 1;
+    }
+}
+
 impl Engine {
     /// Mark messages whose worker died mid-send as in doubt, then claim one batch of due
     /// messages and send them, up to the mailer's concurrency at once. Returns how many were
     /// claimed. A refused recipient fails only its own message.
     pub async fn deliver(&self, now: Timestamp) -> Result<usize, EngineError> {
+        Ok(self.deliver_counted(now).await?.claimed)
+    }
+
+    /// [`Engine::deliver`], counting the messages by outcome (`kanta journeys run`'s summary).
+    pub async fn deliver_counted(&self, now: Timestamp) -> Result<Delivered, EngineError> {
         let in_doubt = self.store.mark_in_doubt(now).await?;
         if in_doubt > 0 {
             tracing::warn!(
@@ -36,13 +86,19 @@ impl Engine {
         // by side, completed (one commit). So a crash leaves at most one chunk's sends in doubt,
         // and the store commits twice per chunk rather than twice per message. The rest of a
         // batch left by a store error stays claimed and unstarted: due again after its lease.
+        let mut delivered = Delivered { claimed: claimed.len(), ..Delivered::default() };
         for chunk in claimed.chunks(concurrency) {
-            self.deliver_chunk(chunk, now).await?;
+            self.deliver_chunk(chunk, now, &mut delivered).await?;
         }
-        Ok(claimed.len())
+        Ok(delivered)
     }
 
-    async fn deliver_chunk(&self, chunk: &[ClaimedMessage], now: Timestamp) -> Result<(), EngineError> {
+    async fn deliver_chunk(
+        &self,
+        chunk: &[ClaimedMessage],
+        now: Timestamp,
+        delivered: &mut Delivered,
+    ) -> Result<(), EngineError> {
         let prepared = futures_util::future::join_all(chunk.iter().map(|m| self.prepare(m, now))).await;
         let mut done: Vec<(&ClaimedMessage, Outcome)> = Vec::with_capacity(chunk.len());
         let mut sends: Vec<(&ClaimedMessage, Send)> = Vec::new();
@@ -52,9 +108,13 @@ impl Engine {
                 Ok(Prepared::Send(send)) => sends.push((m, send)),
                 // Not started: due again after the lease.
                 Err(e) => {
-                    tracing::warn!(message = %m.id, journey = %m.journey, "journey engine: preparing a message failed: {e}")
+                    tracing::warn!(message = %m.id, journey = %m.journey, "journey engine: preparing a message failed: {e}");
+                    delivered.count(None);
                 }
             }
+        }
+        for (_, outcome) in &done {
+            delivered.count(Some(outcome));
         }
         let leases: Vec<_> = sends.iter().map(|(m, _)| (m.id, &m.lease)).collect();
         let started = self.store.start_messages(&leases, now).await?;
@@ -80,6 +140,7 @@ impl Engine {
             {
                 bounced.push(m.recipient.as_str());
             }
+            delivered.count(outcome.as_ref());
             match outcome {
                 Some(outcome) => done.push((m, outcome)),
                 None => tracing::warn!(

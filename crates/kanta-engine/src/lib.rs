@@ -45,7 +45,8 @@ use kanta_journey::Guardrails;
 use kanta_mail::{EmailConfig, Mailer};
 use kanta_store::{Storage, StoreError};
 
-pub use advance::Preview;
+pub use advance::{Advanced, Preview};
+pub use deliver::Delivered;
 pub use entry::{EngineSignal, EventOutcome};
 pub use feed::FeedOutcome;
 pub use triggers::{JourneyTriggered, TriggerOutcome};
@@ -197,6 +198,32 @@ pub enum EngineError {
     OutOfRange(#[from] kanta_journey::OutOfRange),
 }
 
+/// What one [`Engine::pass`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pass {
+    /// Journey feed rows claimed.
+    pub fed: usize,
+    /// Runs claimed and the steps they went through.
+    pub advanced: Advanced,
+    /// Messages claimed, by outcome.
+    pub delivered: Delivered,
+}
+
+impl Pass {
+    /// Nothing was due: no feed rows, runs or messages. Waits due later are not looked at.
+    pub fn is_idle(&self) -> bool {
+        self.fed == 0 && self.advanced.runs == 0 && self.delivered.claimed == 0
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &Pass) {
+        self.fed += other.fed;
+        self.advanced.runs += other.advanced.runs;
+        self.advanced.steps += other.advanced.steps;
+        self.delivered.add(&other.delivered);
+    }
+}
+
 /// The journey engine. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct Engine {
     store: Arc<dyn Storage>,
@@ -265,25 +292,32 @@ impl Engine {
             tracing::warn!("journey engine: evaluating date and schedule triggers failed: {e}");
         }
         loop {
-            let fed = self.consume_feed(self.clock.now()).await.map_or_else(
-                |e| {
-                    tracing::warn!("journey engine: reading the journey feed failed: {e}");
-                    0
-                },
-                |o| o.claimed,
-            );
-            let advanced = self.advance(self.clock.now()).await.unwrap_or_else(|e| {
-                tracing::warn!("journey engine: advancing runs failed: {e}");
-                0
-            });
-            let delivered = self.deliver(self.clock.now()).await.unwrap_or_else(|e| {
-                tracing::warn!("journey engine: delivering messages failed: {e}");
-                0
-            });
-            if (fed == 0 && advanced == 0 && delivered == 0) || *stop.borrow() {
+            if self.pass().await.is_idle() || *stop.borrow() {
                 return;
             }
         }
+    }
+
+    /// One batch of each: the journey feed, due runs, due messages, with `now` read from the
+    /// clock before each; what [`Engine::work`] repeats. Errors are logged and count as
+    /// nothing done (they are retried at the next pass).
+    pub async fn pass(&self) -> Pass {
+        let fed = self.consume_feed(self.clock.now()).await.map_or_else(
+            |e| {
+                tracing::warn!("journey engine: reading the journey feed failed: {e}");
+                0
+            },
+            |o| o.claimed,
+        );
+        let advanced = self.advance_counted(self.clock.now()).await.unwrap_or_else(|e| {
+            tracing::warn!("journey engine: advancing runs failed: {e}");
+            Advanced::default()
+        });
+        let delivered = self.deliver_counted(self.clock.now()).await.unwrap_or_else(|e| {
+            tracing::warn!("journey engine: delivering messages failed: {e}");
+            Delivered::default()
+        });
+        Pass { fed, advanced, delivered }
     }
 
     /// [`Engine::work`] every [`EngineConfig::tick`], and at once when nudged

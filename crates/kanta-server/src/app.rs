@@ -218,7 +218,7 @@ fn log_line(fine: bool, line: &str) {
 
 /// This process's name in leases: host, process id and a random part, so two servers (on one
 /// host or many) never take each other's claims for their own.
-fn worker_name() -> String {
+pub fn worker_name() -> String {
     let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "kanta".into());
     // Not a time reading for any decision: only entropy for a name.
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());

@@ -16,6 +16,6 @@ mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use app::Application;
+pub use app::{Application, worker_name};
 pub use error::{OpenError, ServerError, SettingsError};
 pub use settings::Settings;

@@ -1,4 +1,5 @@
-//! `kanta journeys validate|apply|list|show|pause|resume|doubts|resend|preview|triggers`.
+//! `kanta journeys validate|apply|list|show|pause|resume|doubts|resend|preview|triggers`, and
+//! `run` (in [`run`]).
 //!
 //! `validate FILE…` checks journey documents and the templates beside them. Each file is checked with `kanta_journey::validate_yaml`; its `template: NAME`s are looked up
 //! as `templates/NAME.html` in the file's folder, and subjects and inline parts are checked by
@@ -13,6 +14,8 @@
 //! the rest read and change the store's journeys (`kanta_store::JourneyStore`), opened from the
 //! settings as the other store commands do; `triggers` runs `kanta_engine::Engine::evaluate_triggers` once, with the settings' default
 //! zone, for users who run the calendar triggers from cron (and for `bench/journeys.sh`).
+
+pub mod run;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -428,3 +428,104 @@ fn triggers_enters_the_days_birthdays_once_and_prints_the_counts() {
     assert_eq!(bad.code, 2, "{}", bad.stderr);
     assert!(bad.stderr.contains("--now `tomorrow` is not an RFC 3339 time"), "{}", bad.stderr);
 }
+
+/// Two emails, then a wait of a day before a third: `run --until-idle` sends the first two and
+/// leaves the wait for a later run.
+const GREET: &str = r#"name: greet
+trigger:
+  event: signup
+steps:
+  - send_email:
+      subject: "Hello {{ customer.name }}"
+      html: "<p>Welcome, {{ customer.name }}.</p>"
+  - send_email:
+      subject: "Tips for {{ customer.name }}"
+      html: "<p>Three tips.</p>"
+  - wait: 1d
+  - send_email:
+      subject: "A day later"
+      html: "<p>Still here?</p>"
+"#;
+
+#[test]
+fn journeys_run_until_idle_sends_what_is_due_to_the_smtp_server_and_leaves_later_waits() {
+    let smtpd = kanta_mail::testing::Smtpd::cli(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("greet.yaml"), GREET).unwrap();
+    // Every guardrail but quiet hours as configured by default (opt-in consent, 3/7d); quiet
+    // hours off so the test does not depend on the time of day.
+    std::fs::write(
+        dir.path().join("kanta.toml"),
+        format!(
+            "[email]\nsmtp_url = \"smtp://127.0.0.1:{}\"\nfrom = \"Shop <hello@shop.example>\"\n\
+             public_url = \"https://shop.example\"\nunsubscribe_secret = \"run-secret-0123456789\"\n\
+             [guardrails]\nquiet_hours = \"off\"\n",
+            smtpd.port
+        ),
+    )
+    .unwrap();
+    assert_eq!(journeys(dir.path(), &["apply", "greet.yaml"]).code, 0);
+    // Cy gave no consent: her messages are queued and skipped at send time.
+    std::fs::write(
+        dir.path().join("customers.csv"),
+        "id,email,name,consent_email\nc-1,ann@example.org,Ann,granted\nc-2,bo@example.org,Bo,granted\n\
+         c-3,cy@example.org,Cy,\n",
+    )
+    .unwrap();
+    // Events of now: older ones than `[journeys] max_event_age` would start no journey.
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
+    std::fs::write(
+        dir.path().join("events.csv"),
+        format!("customer_id,name,time\nc-1,signup,{now}\nc-2,signup,{now}\nc-3,signup,{now}\n"),
+    )
+    .unwrap();
+    let db = format!("sqlite://{}", dir.path().join("k.db").display());
+    for what in ["customers", "events"] {
+        let file = format!("{what}.csv");
+        let run = kanta_in(dir.path(), &["import", what, &file, "--db", &db, "-q"], &[]);
+        assert_eq!(run.code, 0, "{what}: {}", run.stderr);
+    }
+
+    let run = journeys(dir.path(), &["run", "--until-idle"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Each run: two messages queued, then waiting at the wait (3 steps); 4 sent, Cy's 2 skipped.
+    let (counts, seconds) = run.stdout.trim_end().rsplit_once("; ").unwrap();
+    assert_eq!(
+        counts,
+        "journeys run: 3 feed rows, 3 runs advanced (9 steps), 6 messages: 4 sent, 2 skipped, 0 deferred, \
+         0 retried, 0 failed, 0 unknown (in doubt after the lease)"
+    );
+    assert!(seconds.strip_suffix(" s").unwrap().parse::<f64>().unwrap() > 0.0, "{seconds}");
+    assert_eq!(run.stdout.lines().count(), 1, "{}", run.stdout);
+
+    let mut received: Vec<(String, String)> = smtpd
+        .messages()
+        .iter()
+        .map(|m| {
+            let headers = kanta_mail::headers::headers(m);
+            let header = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).unwrap().1.clone();
+            (header("To"), header("Subject"))
+        })
+        .collect();
+    received.sort();
+    assert_eq!(
+        received,
+        [
+            ("Ann <ann@example.org>".to_owned(), "Hello Ann".to_owned()),
+            ("Ann <ann@example.org>".to_owned(), "Tips for Ann".to_owned()),
+            ("Bo <bo@example.org>".to_owned(), "Hello Bo".to_owned()),
+            ("Bo <bo@example.org>".to_owned(), "Tips for Bo".to_owned()),
+        ]
+    );
+    // The waits end tomorrow: left for a later run, which finds nothing due now.
+    let list = journeys(dir.path(), &["list"]);
+    assert_eq!(list.stdout.lines().nth(1).unwrap().split_whitespace().nth(3), Some("3"), "{}", list.stdout);
+    let again = journeys(dir.path(), &["run", "--until-idle"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        again.stdout.starts_with("journeys run: 0 feed rows, 0 runs advanced (0 steps), 0 messages: 0 sent,"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(smtpd.messages().len(), 4);
+}
