@@ -125,19 +125,18 @@ impl Engine {
             started.then_some(send)
         });
         let sent = futures_util::future::join_all(sends.map(|(m, send)| async move {
-            let outcome = match send {
-                Send::Email(message) => self.send_email(m, &message, now).await,
-                Send::Webhook => Some(self.call_webhook(m, now).await),
-            };
-            (m, outcome)
+            match send {
+                Send::Email(message) => {
+                    let (outcome, bad_mailbox) = self.send_email(m, &message, now).await;
+                    (m, outcome, bad_mailbox)
+                }
+                Send::Webhook => (m, Some(self.call_webhook(m, now).await), false),
+            }
         }))
         .await;
         let mut bounced = Vec::new();
-        for (m, outcome) in sent {
-            if let Some(Outcome::Failed { response }) = &outcome
-                && m.channel == Channel::Email
-                && is_bad_mailbox(response)
-            {
+        for (m, outcome, bad_mailbox) in sent {
+            if bad_mailbox {
                 bounced.push(m.recipient.as_str());
             }
             delivered.count(outcome.as_ref());
@@ -261,17 +260,26 @@ impl Engine {
         })
     }
 
-    /// Send a started email. `None`: the outcome is unknown (leave the row in `sending`).
-    async fn send_email(&self, m: &ClaimedMessage, message: &kanta_mail::Message, now: Timestamp) -> Option<Outcome> {
-        let mailer = self.mailer.as_ref()?;
-        match mailer.send(message).await {
+    /// Send a started email: its outcome (`None`: unknown, leave the row in `sending`) and
+    /// whether the server refused the mailbox itself ([`kanta_mail::Outcome::is_bad_mailbox`]).
+    async fn send_email(
+        &self,
+        m: &ClaimedMessage,
+        message: &kanta_mail::Message,
+        now: Timestamp,
+    ) -> (Option<Outcome>, bool) {
+        let Some(mailer) = self.mailer.as_ref() else { return (None, false) };
+        let sent = mailer.send(message).await;
+        let bad_mailbox = sent.is_bad_mailbox();
+        let outcome = match sent {
             kanta_mail::Outcome::Sent { response } => Some(Outcome::Sent { response }),
             kanta_mail::Outcome::Permanent { code, text } => Some(Outcome::Failed { response: reply(code, &text) }),
             kanta_mail::Outcome::Temporary { code, text } => {
                 Some(Outcome::Retry { response: reply(code, &text), not_before: Self::retry_at(m, now) })
             }
             kanta_mail::Outcome::Unknown { .. } => None,
-        }
+        };
+        (outcome, bad_mailbox)
     }
 
     /// POST the body, signed like kanta's outbound webhooks when the URL is a configured
@@ -325,44 +333,10 @@ enum Send {
     Webhook,
 }
 
-/// Whether a permanent SMTP reply (`550 5.1.1 no such user`) says the mailbox or address is
-/// bad: an enhanced status `5.1.x` (RFC 3463: bad destination mailbox, system or address),
-/// or, without one, the basic codes 550, 551 and 553 — the bounces ESPs treat as hard. A
-/// policy or content rejection (`5.7.x`, `554`) is not: the address may be fine.
-fn is_bad_mailbox(reply: &str) -> bool {
-    let mut words = reply.split_whitespace();
-    let code = words.next().unwrap_or_default();
-    match words.next() {
-        Some(enhanced) if enhanced.starts_with("5.") && enhanced.split('.').count() == 3 => {
-            enhanced.starts_with("5.1.")
-        }
-        _ => matches!(code, "550" | "551" | "553"),
-    }
-}
-
 /// `550 5.1.1 no such user`, or the text alone.
 fn reply(code: Option<u16>, text: &str) -> String {
     match code {
         Some(code) => format!("{code} {text}"),
         None => text.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_bad_mailbox;
-
-    #[test]
-    fn bad_mailboxes_are_told_from_policy_rejections() {
-        for reply in
-            ["550 5.1.1 no such user", "553 5.1.3 bad address syntax", "550 mailbox unavailable", "551 try elsewhere"]
-        {
-            assert!(is_bad_mailbox(reply), "{reply}");
-        }
-        for reply in
-            ["550 5.7.1 rejected as spam", "554 5.7.1 policy", "552 5.2.2 mailbox full", "554 transaction failed"]
-        {
-            assert!(!is_bad_mailbox(reply), "{reply}");
-        }
     }
 }

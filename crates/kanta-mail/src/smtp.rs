@@ -215,6 +215,23 @@ impl Mailer {
     }
 }
 
+impl Outcome {
+    /// Whether a permanent refusal says the mailbox or address is bad (a hard bounce at SMTP
+    /// time): an enhanced status `5.1.x` at the start of the text (RFC 3463: bad destination
+    /// mailbox, system or address), or, without one, the basic codes 550, 551 and 553 — the
+    /// bounces ESPs treat as hard. A policy or content rejection (`5.7.x`, `554`) is not: the
+    /// address may be fine.
+    pub fn is_bad_mailbox(&self) -> bool {
+        let Outcome::Permanent { code: Some(code), text } = self else { return false };
+        match text.split_whitespace().next() {
+            Some(enhanced) if enhanced.starts_with("5.") && enhanced.split('.').count() == 3 => {
+                enhanced.starts_with("5.1.")
+            }
+            _ => matches!(code, 550 | 551 | 553),
+        }
+    }
+}
+
 /// The [`Outcome`] of a lettre error (see the module's documentation).
 fn classify(e: &lettre::transport::smtp::Error) -> Outcome {
     let code = e.status().map(u16::from);
@@ -230,5 +247,37 @@ fn classify(e: &lettre::transport::smtp::Error) -> Outcome {
         Outcome::Permanent { code: None, text: e.to_string() }
     } else {
         Outcome::Unknown { error: e.to_string() }
+    }
+}
+
+#[cfg(test)]
+mod bounce_tests {
+    use super::Outcome;
+
+    fn refused(code: u16, text: &str) -> Outcome {
+        Outcome::Permanent { code: Some(code), text: text.to_owned() }
+    }
+
+    #[test]
+    fn bad_mailboxes_are_told_from_policy_rejections() {
+        for (code, text) in [
+            (550, "5.1.1 no such user"),
+            (553, "5.1.3 bad address syntax"),
+            (550, "mailbox unavailable"),
+            (551, "try elsewhere"),
+        ] {
+            assert!(refused(code, text).is_bad_mailbox(), "{code} {text}");
+        }
+        for (code, text) in [
+            (550, "5.7.1 rejected as spam"),
+            (554, "5.7.1 policy"),
+            (552, "5.2.2 mailbox full"),
+            (554, "transaction failed"),
+        ] {
+            assert!(!refused(code, text).is_bad_mailbox(), "{code} {text}");
+        }
+        // Not a server's reply, or not permanent: never a bounce.
+        assert!(!Outcome::Permanent { code: None, text: "550 5.1.1 from lettre".into() }.is_bad_mailbox());
+        assert!(!Outcome::Temporary { code: Some(550), text: "5.1.1".into() }.is_bad_mailbox());
     }
 }
