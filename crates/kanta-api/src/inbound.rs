@@ -127,35 +127,19 @@ impl InboundHook {
         records: Option<String>,
         fields: BTreeMap<String, String>,
     ) -> Result<InboundHook, String> {
-        if name.is_empty()
-            || name.len() > 100
-            || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
-        {
-            return Err(format!("inbound hook name `{}`: use 1–100 letters, digits, `-` or `_`", name.escape_debug()));
-        }
-        if !fields.contains_key("id") {
-            return Err(format!("inbound hook `{name}`: `fields` must map `id` (the customer id)"));
-        }
-        for (target, path) in &fields {
-            let known = TARGETS.contains(&target.as_str())
+        let required = [("id", format!("inbound hook `{name}`: `fields` must map `id` (the customer id)"))];
+        let unknown = |target: &str| {
+            let known = TARGETS.contains(&target)
                 || target.strip_prefix("attributes.").is_some_and(|a| !a.is_empty())
-                || matches!(target.as_str(), "consent.email" | "consent.sms");
-            if !known {
-                return Err(format!(
+                || matches!(target, "consent.email" | "consent.sms");
+            (!known).then(|| {
+                format!(
                     "inbound hook `{name}`: unknown field `{target}`: use {}, attributes.NAME, consent.email or consent.sms",
                     TARGETS.join(", ")
-                ));
-            }
-            if path.is_empty() || path.split('.').any(str::is_empty) {
-                return Err(format!("inbound hook `{name}`: field `{target}`: `{path}` is not a dot path"));
-            }
-        }
-        if let InboundAuth::KantaSignature(s) | InboundAuth::HmacSha256 { secret: s, .. } = &auth
-            && s.len() < 16
-        {
-            return Err(format!("inbound hook `{name}`: the secret needs at least 16 characters"));
-        }
-        Ok(InboundHook { name: name.to_string(), auth, records, fields, kind: InboundKind::Customers })
+                )
+            })
+        };
+        checked(name, auth, records, fields, InboundKind::Customers, &required, unknown)
     }
 
     /// Check a configured bounce hook: as [`InboundHook::new`], with the targets `address` and
@@ -166,31 +150,53 @@ impl InboundHook {
         records: Option<String>,
         fields: BTreeMap<String, String>,
     ) -> Result<InboundHook, String> {
-        for required in ["address", "kind"] {
-            if !fields.contains_key(required) {
-                return Err(format!("inbound hook `{name}`: a bounces hook's `fields` must map `{required}`"));
-            }
-        }
-        if let Some(target) = fields.keys().find(|t| !BOUNCE_TARGETS.contains(&t.as_str())) {
-            return Err(format!(
-                "inbound hook `{name}`: unknown field `{target}` for a bounces hook: use {}",
-                BOUNCE_TARGETS.join(", ")
-            ));
-        }
-        // The name, the secret and the paths are checked as for a customer hook.
-        let mut checked: BTreeMap<String, String> = fields
-            .iter()
-            .map(|(t, p)| (if t == "address" { "email".into() } else { "name".into() }, p.clone()))
-            .collect();
-        checked.insert("id".into(), fields["address"].clone());
-        for path in fields.values() {
-            if path.is_empty() || path.split('.').any(str::is_empty) {
-                return Err(format!("inbound hook `{name}`: `{path}` is not a dot path"));
-            }
-        }
-        let hook = InboundHook::new(name, auth, records, checked)?;
-        Ok(InboundHook { fields, kind: InboundKind::Bounces, ..hook })
+        let required = ["address", "kind"]
+            .map(|field| (field, format!("inbound hook `{name}`: a bounces hook's `fields` must map `{field}`")));
+        let unknown = |target: &str| {
+            (!BOUNCE_TARGETS.contains(&target)).then(|| {
+                format!(
+                    "inbound hook `{name}`: unknown field `{target}` for a bounces hook: use {}",
+                    BOUNCE_TARGETS.join(", ")
+                )
+            })
+        };
+        checked(name, auth, records, fields, InboundKind::Bounces, &required, unknown)
     }
+}
+
+/// The checks every hook gets, in order: a URL-safe name, the `required` fields mapped (else
+/// their message), every target known (`unknown` says why not) and every path a non-empty dot
+/// path, a signing secret of at least 16 characters.
+fn checked(
+    name: &str,
+    auth: InboundAuth,
+    records: Option<String>,
+    fields: BTreeMap<String, String>,
+    kind: InboundKind,
+    required: &[(&str, String)],
+    unknown: impl Fn(&str) -> Option<String>,
+) -> Result<InboundHook, String> {
+    if name.is_empty() || name.len() > 100 || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+    {
+        return Err(format!("inbound hook name `{}`: use 1–100 letters, digits, `-` or `_`", name.escape_debug()));
+    }
+    if let Some((_, message)) = required.iter().find(|(field, _)| !fields.contains_key(*field)) {
+        return Err(message.clone());
+    }
+    for (target, path) in &fields {
+        if let Some(problem) = unknown(target) {
+            return Err(problem);
+        }
+        if path.is_empty() || path.split('.').any(str::is_empty) {
+            return Err(format!("inbound hook `{name}`: field `{target}`: `{path}` is not a dot path"));
+        }
+    }
+    if let InboundAuth::KantaSignature(s) | InboundAuth::HmacSha256 { secret: s, .. } = &auth
+        && s.len() < 16
+    {
+        return Err(format!("inbound hook `{name}`: the secret needs at least 16 characters"));
+    }
+    Ok(InboundHook { name: name.to_string(), auth, records, fields, kind })
 }
 
 /// One bounce report: the address (lower-cased), its kind and who reported it.
