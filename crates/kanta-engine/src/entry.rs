@@ -129,6 +129,23 @@ impl Engine {
         Ok(self.store.start_run(&run, &rules, now).await?)
     }
 
+    /// [`Engine::enter`] for a journey an event or transition triggers, whose head was read
+    /// unpaused: `None` when it was paused since (it admits nobody, which is no error here).
+    pub(crate) async fn enter_unless_paused(
+        &self,
+        journey: &str,
+        customer: &str,
+        key: &str,
+        context: &Value,
+        now: Timestamp,
+    ) -> Result<Option<Entered>, EngineError> {
+        match self.enter(journey, customer, key, context, now).await {
+            Ok(entered) => Ok(Some(entered)),
+            Err(EngineError::Paused(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Something arrived for customer `customer` (external id): every active run of a journey
     /// whose `exit_when` names it ends now (also mid-wait), then waits for it (an event, a
     /// segment entry) are woken. Returns the runs exited and woken.
@@ -224,11 +241,8 @@ impl Engine {
                 },
                 None => String::new(),
             };
-            match self.enter(journey, customer, &run_key, properties, now).await {
-                Ok(entered) => outcome.entered.push((journey.clone(), entered)),
-                // Paused since the heads were read.
-                Err(EngineError::Paused(_)) => {}
-                Err(e) => return Err(e),
+            if let Some(entered) = self.enter_unless_paused(journey, customer, &run_key, properties, now).await? {
+                outcome.entered.push((journey.clone(), entered));
             }
         }
         Ok(outcome)

@@ -124,11 +124,8 @@ impl Engine {
             if head.paused {
                 continue;
             }
-            match self.enter(journey, customer, "", &context, now).await {
-                Ok(result) => entered.push((journey.clone(), result)),
-                // Paused since the heads were read.
-                Err(EngineError::Paused(_)) => {}
-                Err(e) => return Err(e),
+            if let Some(result) = self.enter_unless_paused(journey, customer, "", &context, now).await? {
+                entered.push((journey.clone(), result));
             }
         }
         Ok(entered)
