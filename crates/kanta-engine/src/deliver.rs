@@ -101,7 +101,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let prepared = futures_util::future::join_all(chunk.iter().map(|m| self.prepare(m, now))).await;
         let mut done: Vec<(&ClaimedMessage, Outcome)> = Vec::with_capacity(chunk.len());
-        let mut sends: Vec<(&ClaimedMessage, Send)> = Vec::new();
+        let mut sends: Vec<(&ClaimedMessage, Dispatch)> = Vec::new();
         for (m, prepared) in chunk.iter().zip(prepared) {
             match prepared {
                 Ok(Prepared::Done(outcome)) => done.push((m, outcome)),
@@ -126,11 +126,11 @@ impl Engine {
         });
         let sent = futures_util::future::join_all(sends.map(|(m, send)| async move {
             match send {
-                Send::Email(message) => {
+                Dispatch::Email(message) => {
                     let (outcome, bad_mailbox) = self.send_email(m, &message, now).await;
                     (m, outcome, bad_mailbox)
                 }
-                Send::Webhook => (m, Some(self.call_webhook(m, now).await), false),
+                Dispatch::Webhook => (m, Some(self.call_webhook(m, now).await), false),
             }
         }))
         .await;
@@ -174,7 +174,7 @@ impl Engine {
     /// deferred, failed), or what to send.
     async fn prepare(&self, m: &ClaimedMessage, now: Timestamp) -> Result<Prepared, EngineError> {
         if m.channel == Channel::Webhook {
-            return Ok(Prepared::Send(Send::Webhook));
+            return Ok(Prepared::Send(Dispatch::Webhook));
         }
         let payload: EmailPayload = match serde_json::from_str(&m.payload) {
             Ok(p) => p,
@@ -255,7 +255,7 @@ impl Engine {
             date: now,
         };
         Ok(match kanta_mail::compose(&outgoing) {
-            Ok(message) => Prepared::Send(Send::Email(Box::new(message))),
+            Ok(message) => Prepared::Send(Dispatch::Email(Box::new(message))),
             Err(e) => Prepared::Done(Outcome::Failed { response: e.to_string() }),
         })
     }
@@ -322,11 +322,11 @@ enum Prepared {
     /// Decided without sending: skipped, deferred or failed.
     Done(Outcome),
     /// To send.
-    Send(Send),
+    Send(Dispatch),
 }
 
 /// What a started send does.
-enum Send {
+enum Dispatch {
     /// An email, composed.
     Email(Box<kanta_mail::Message>),
     /// A webhook call.
