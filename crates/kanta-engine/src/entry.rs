@@ -1,25 +1,26 @@
 //! Customers entering journeys, and what arrives for them: events that start runs, wake waits
 //! and end runs (`exit_when`), segment transitions and stage changes.
 
-use std::collections::BTreeSet;
-
+use chrono_tz::Tz;
 use kanta_domain::Timestamp;
-use kanta_journey::{Action, ExitCondition, Next, Reentry, Trigger};
+use kanta_journey::{Action, Awaited, ExitCondition, Next, Reentry, Trigger};
 use kanta_store::journey::{Entered, EntryRules, NewRun, RunId, Signal};
 use serde_json::Value;
 
 use crate::advance::wait_position;
+use crate::cache::Head;
 use crate::{Engine, EngineError};
 
 /// Something that arrived for a customer, as exit conditions and waits see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EngineSignal<'a> {
-    /// An event (or `order.created`), with the value of its key property, if any.
+    /// An event (or `order.created`), with its properties.
     Event {
         /// The event's name.
         name: &'a str,
-        /// The key a keyed wait compares with the run's key.
-        key: Option<&'a str>,
+        /// Its properties: a keyed wait compares the value of its journey's key property with
+        /// the run's key.
+        properties: &'a Value,
     },
     /// The customer entered a saved segment.
     EntersSegment(&'a str),
@@ -91,42 +92,42 @@ impl Engine {
             .customer_key(customer)
             .await?
             .ok_or_else(|| EngineError::UnknownCustomer(customer.to_owned()))?;
-        let loaded = &head.loaded;
-        let Next::Step(first) = &loaded.compiled.first else {
-            // A validated journey has steps; one without would end at once.
+        let record;
+        let zone = if first_step_waits(head) {
+            record = self.store.customer(customer, 0).await?;
+            crate::context::zone(record.as_ref(), head.loaded.journey.timezone, self.config.default_zone)
+        } else {
+            Tz::UTC // not read
+        };
+        let Some(run) = new_run(journey, head, internal, key, context, zone, now)? else {
             return Ok(Entered::NotAgain);
         };
-        let (mut due_at, mut wait) = (Some(now), None);
-        if let Some(step) = loaded.compiled.step(first.as_str())
-            && matches!(step.action, Action::Wait(_) | Action::WaitUntil { .. } | Action::WaitFor { .. })
-        {
-            let record = self.store.customer(customer, 0).await?;
-            let tz = crate::context::zone(record.as_ref(), loaded.journey.timezone, self.config.default_zone);
-            (due_at, wait) = wait_position(&step.action, tz, now)?;
+        Ok(self.store.start_run(&run, &entry_rules(head, now), now).await?)
+    }
+
+    /// [`Engine::enter`] for customers whose internal id and zone the caller knows (the
+    /// calendar triggers, a chunk at a time), in one store transaction, decided in order as if
+    /// each entered alone; the results in that order. A paused journey admits nobody
+    /// ([`EngineError::Paused`]).
+    pub(crate) async fn enter_many(
+        &self,
+        journey: &str,
+        head: &Head,
+        entrants: &[Entrant],
+        now: Timestamp,
+    ) -> Result<Vec<Entered>, EngineError> {
+        if head.paused {
+            return Err(EngineError::Paused(journey.to_owned()));
         }
-        let rules = EntryRules {
-            reentry: match loaded.journey.entry.reentry {
-                Reentry::Once => kanta_store::journey::Reentry::Once,
-                Reentry::Always => kanta_store::journey::Reentry::Always,
-                Reentry::After(d) => {
-                    kanta_store::journey::Reentry::Since(kanta_journey::duration::saturating_sub(now, d))
-                }
-            },
-            max_active: loaded.journey.entry.max_concurrent_journeys,
-            // Calendar triggers key runs by their occurrence (crate::triggers).
-            once_per_key: crate::triggers::keys_occurrences(&loaded.journey.trigger),
-        };
-        let run = NewRun {
-            journey,
-            version: loaded.version,
-            customer: internal,
-            key,
-            step: first.as_str(),
-            due_at,
-            wait,
-            context,
-        };
-        Ok(self.store.start_run(&run, &rules, now).await?)
+        let mut runs = Vec::with_capacity(entrants.len());
+        for e in entrants {
+            match new_run(journey, head, e.customer, &e.key, &e.context, e.zone, now)? {
+                Some(run) => runs.push(run),
+                // A journey without steps (never validated) admits nobody.
+                None => return Ok(vec![Entered::NotAgain; entrants.len()]),
+            }
+        }
+        Ok(self.store.start_runs(&runs, &entry_rules(head, now), now).await?)
     }
 
     /// [`Engine::enter`] for a journey an event or transition triggers, whose head was read
@@ -169,8 +170,27 @@ impl Engine {
             }
         }
         let woken = match signal {
-            EngineSignal::Event { name, key } => {
-                self.store.wake_runs(internal, &Signal::Event { name, key }, now).await?
+            EngineSignal::Event { name, properties } => {
+                let mut woken = self.store.wake_runs(internal, &Signal::Event { name }, now).await?;
+                // Keyed waits, per journey: its trigger's key property names the value compared.
+                for (journey, head) in &heads {
+                    let Trigger::Event { key: Some(property), .. } = &head.loaded.journey.trigger else { continue };
+                    if !awaits_keyed(head, name) {
+                        continue;
+                    }
+                    let key = match properties.get(property) {
+                        None | Some(Value::Null) => None,
+                        // A key that is no text or number (an object) matches no run.
+                        Some(value) => match key_text(Some(value)) {
+                            Some(key) => Some(key),
+                            None => continue,
+                        },
+                    };
+                    let keyed = Signal::KeyedEvent { name, journey, key: key.as_deref() };
+                    woken.extend(self.store.wake_runs(internal, &keyed, now).await?);
+                }
+                woken.sort_unstable();
+                woken
             }
             EngineSignal::EntersSegment(name) => {
                 self.store.wake_runs(internal, &Signal::SegmentEntry { name }, now).await?
@@ -207,28 +227,9 @@ impl Engine {
         enter: bool,
         now: Timestamp,
     ) -> Result<EventOutcome, EngineError> {
-        let heads = self.cache.heads(&*self.store).await?;
-        // Each journey's trigger key names a property; the event carries a value for some.
-        let keys: BTreeSet<String> = heads
-            .values()
-            .filter_map(|h| match &h.loaded.journey.trigger {
-                Trigger::Event { key: Some(key), .. } => key_text(properties.get(key)),
-                _ => None,
-            })
-            .collect();
         let mut outcome = EventOutcome::default();
-        let first_key = keys.first().map(String::as_str);
-        let (exited, woken) = self.signal(customer, EngineSignal::Event { name, key: first_key }, now).await?;
-        outcome.exited = exited;
-        outcome.woken = woken;
-        if keys.len() > 1
-            && let Some(internal) = self.store.customer_key(customer).await?
-        {
-            for key in keys.iter().skip(1) {
-                let signal = Signal::Event { name, key: Some(key) };
-                outcome.woken.extend(self.store.wake_runs(internal, &signal, now).await?);
-            }
-        }
+        (outcome.exited, outcome.woken) = self.signal(customer, EngineSignal::Event { name, properties }, now).await?;
+        let heads = self.cache.heads(&*self.store).await?;
         for (journey, head) in &heads {
             let Trigger::Event { name: trigger, first_order, key } = &head.loaded.journey.trigger else { continue };
             if !enter || trigger != name || (*first_order && !is_first_order) || head.paused {
@@ -247,6 +248,77 @@ impl Engine {
         }
         Ok(outcome)
     }
+}
+
+/// A customer a calendar trigger enters ([`Engine::enter_many`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Entrant {
+    /// Internal id.
+    pub customer: i64,
+    /// The occurrence key.
+    pub key: String,
+    /// The trigger's context.
+    pub context: Value,
+    /// The zone a first step that waits is measured in (customer → journey → settings → UTC).
+    pub zone: Tz,
+}
+
+/// Whether the journey's first step is a wait, so an entry needs the customer's zone.
+fn first_step_waits(head: &Head) -> bool {
+    let compiled = &head.loaded.compiled;
+    let Next::Step(first) = &compiled.first else { return false };
+    compiled
+        .step(first.as_str())
+        .is_some_and(|step| matches!(step.action, Action::Wait(_) | Action::WaitUntil { .. } | Action::WaitFor { .. }))
+}
+
+/// The run a customer would start: at the first step, or already waiting at it when it is a
+/// wait (measured in `zone`). `None` for a journey without steps.
+fn new_run<'a>(
+    journey: &'a str,
+    head: &'a Head,
+    customer: i64,
+    key: &'a str,
+    context: &'a Value,
+    zone: Tz,
+    now: Timestamp,
+) -> Result<Option<NewRun<'a>>, EngineError> {
+    let loaded = &head.loaded;
+    let Next::Step(first) = &loaded.compiled.first else {
+        // A validated journey has steps; one without would end at once.
+        return Ok(None);
+    };
+    let (mut due_at, mut wait) = (Some(now), None);
+    if first_step_waits(head)
+        && let Some(step) = loaded.compiled.step(first.as_str())
+    {
+        (due_at, wait) = wait_position(&step.action, zone, now)?;
+    }
+    Ok(Some(NewRun { journey, version: loaded.version, customer, key, step: first.as_str(), due_at, wait, context }))
+}
+
+/// The journey's entry rules at `now`, as the store checks them.
+fn entry_rules(head: &Head, now: Timestamp) -> EntryRules {
+    let journey = &head.loaded.journey;
+    EntryRules {
+        reentry: match journey.entry.reentry {
+            Reentry::Once => kanta_store::journey::Reentry::Once,
+            Reentry::Always => kanta_store::journey::Reentry::Always,
+            Reentry::After(d) => kanta_store::journey::Reentry::Since(kanta_journey::duration::saturating_sub(now, d)),
+        },
+        max_active: journey.entry.max_concurrent_journeys,
+        // Calendar triggers key runs by their occurrence (crate::triggers).
+        once_per_key: crate::triggers::keys_occurrences(&journey.trigger),
+    }
+}
+
+/// Whether some step of the journey's current version waits for event `name` with
+/// `match_key` (only then are its runs' keyed waits looked at for it).
+fn awaits_keyed(head: &Head, name: &str) -> bool {
+    head.loaded.compiled.steps.iter().any(|step| {
+        matches!(&step.action, Action::WaitFor { awaited: Awaited::Event { name: awaited, match_key: true }, .. }
+            if awaited == name)
+    })
 }
 
 /// The exit reason stored with the run.

@@ -136,6 +136,16 @@ pub trait JourneyStore: Send + Sync {
     /// Whether a paused journey admits new customers is the engine's call: this does not check.
     async fn start_run(&self, run: &NewRun<'_>, rules: &EntryRules, now: Timestamp) -> Result<Entered, StoreError>;
 
+    /// [`JourneyStore::start_run`] for several runs under the same rules in one transaction:
+    /// each decided as if entered alone, in the order given (give them by internal id), the
+    /// results in that order. The calendar triggers enter a chunk of customers at a time.
+    async fn start_runs(
+        &self,
+        runs: &[NewRun<'_>],
+        rules: &EntryRules,
+        now: Timestamp,
+    ) -> Result<Vec<Entered>, StoreError>;
+
     /// Claim up to `limit` active runs due at `now` (oldest due first) whose lease is free or
     /// ran out, of journeys not paused, for `lease`; one committed statement.
     async fn claim_due_runs(
@@ -377,6 +387,15 @@ impl<DB: Dialect> JourneyStore for Store<DB> {
 
     async fn start_run(&self, new: &NewRun<'_>, rules: &EntryRules, now: Timestamp) -> Result<Entered, StoreError> {
         run::start(self, new, rules, now).await
+    }
+
+    async fn start_runs(
+        &self,
+        runs: &[NewRun<'_>],
+        rules: &EntryRules,
+        now: Timestamp,
+    ) -> Result<Vec<Entered>, StoreError> {
+        run::start_many(self, runs, rules, now).await
     }
 
     async fn claim_due_runs(

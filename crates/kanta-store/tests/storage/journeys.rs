@@ -279,13 +279,19 @@ async fn awaited_events_and_segment_entries_wake_runs_and_exits_end_them(db: Tes
     };
     assert!(db.store.advance_run(run.id, &run.lease, &update, at(NOW)).await.expect("advance"));
     let ann = run.customer;
-    let wake = |name, key| Signal::Event { name, key };
-    assert_eq!(db.store.wake_runs(ann, &wake("browse", None), at(NOW + 1)).await.expect("wake"), []);
-    assert_eq!(db.store.wake_runs(ann, &wake("purchase", Some("other-cart")), at(NOW + 1)).await.expect("wake"), []);
-    assert_eq!(db.store.wake_runs(ann, &wake("purchase", None), at(NOW + 1)).await.expect("wake"), [], "keyed");
+    let keyed = |journey, name, key| Signal::KeyedEvent { name, journey, key };
+    let wake = |name| Signal::Event { name };
+    assert_eq!(db.store.wake_runs(ann, &wake("browse"), at(NOW + 1)).await.expect("wake"), []);
+    // A keyed wait: not by the event without keys, nor another key's, nor another journey's.
+    assert_eq!(db.store.wake_runs(ann, &wake("purchase"), at(NOW + 1)).await.expect("wake"), [], "keyed");
+    let other_cart = keyed("cart", "purchase", Some("other-cart"));
+    assert_eq!(db.store.wake_runs(ann, &other_cart, at(NOW + 1)).await.expect("wake"), []);
+    let other_journey = keyed("welcome", "purchase", None);
+    assert_eq!(db.store.wake_runs(ann, &other_journey, at(NOW + 1)).await.expect("wake"), []);
     // The run's key is empty: an event with the empty key matches it.
-    assert_eq!(db.store.wake_runs(ann, &wake("purchase", Some("")), at(NOW + 2)).await.expect("wake"), [run.id]);
-    assert_eq!(db.store.wake_runs(ann, &wake("purchase", Some("")), at(NOW + 3)).await.expect("wake"), [], "once");
+    let own = keyed("cart", "purchase", Some(""));
+    assert_eq!(db.store.wake_runs(ann, &own, at(NOW + 2)).await.expect("wake"), [run.id]);
+    assert_eq!(db.store.wake_runs(ann, &own, at(NOW + 3)).await.expect("wake"), [], "once");
     let woken = db.store.claim_due_runs("w", at(NOW + 2), LEASE, 10).await.expect("claim");
     assert_eq!(
         (woken[0].woken_at, woken[0].wait.clone(), woken[0].due_at),

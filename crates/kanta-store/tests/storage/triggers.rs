@@ -231,4 +231,21 @@ async fn an_occurrence_key_is_entered_once_ever_and_other_checks_span_every_key(
         db.store.start_run(&run("2028-12-04"), &long_ago, at(NOW + 3 * HOUR)).await.expect("start"),
         Entered::Started(_)
     ));
+    // Several at once, in one transaction, each decided as if alone and in the order given:
+    // hel is active already; another customer enters once, and the same entry again right
+    // after it in the batch is refused (an occurrence key enters once ever).
+    let other = db.store.customer_key("utc").await.expect("read").expect("utc");
+    let for_other = NewRun { customer: other, ..run("2029-12-04") };
+    let batch = [run("2029-12-04"), for_other.clone(), for_other];
+    let entered = db.store.start_runs(&batch, &always, at(NOW + 4 * HOUR)).await.expect("start");
+    assert!(matches!(entered[..], [Entered::AlreadyActive(_), Entered::Started(_), Entered::NotAgain]), "{entered:?}");
+    // An unknown customer fails the whole batch: nothing of it is kept.
+    let ghost = NewRun { customer: i64::MAX, ..run("2030-12-04") };
+    let third = db.store.customer_key("no-date").await.expect("read").expect("no-date");
+    let fresh = NewRun { customer: third, ..run("2030-12-04") };
+    assert!(db.store.start_runs(&[fresh.clone(), ghost], &always, at(NOW + 5 * HOUR)).await.is_err());
+    assert!(matches!(
+        db.store.start_runs(&[fresh], &always, at(NOW + 5 * HOUR)).await.expect("start")[..],
+        [Entered::Started(_)]
+    ));
 }
