@@ -455,7 +455,24 @@ impl Walk<'_> {
                 }
             },
         };
-        let customer = self.customer().await?.external.clone();
+        let templates = &self.loaded.templates;
+        let customer = self.customer().await?;
+        // Nothing goes out about an erased customer, as for email.
+        let Some(record) = customer.record.as_ref().filter(|r| r.profile.erased_at.is_none()) else {
+            self.record(step, "no_customer", None);
+            return Ok(());
+        };
+        let data = match &webhook.body {
+            Some(body) => match templates.render_json(body, &crate::context::message_context(record, None)) {
+                Ok(rendered) => Some(rendered),
+                Err(e) => {
+                    self.record(step, "render_failed", Some(json!({"error": e.to_string()})));
+                    return Ok(());
+                }
+            },
+            None => None,
+        };
+        let customer = customer.external.clone();
         let r = self.run;
         let body = json!({
             "type": "journey.webhook",
@@ -466,7 +483,7 @@ impl Walk<'_> {
             "key": r.key,
             "customer": customer,
             "context": r.context,
-            "data": webhook.body,
+            "data": data,
         });
         let skip = self.skip();
         self.messages.push(NewMessage {

@@ -174,6 +174,9 @@ impl Engine {
     /// deferred, failed), or what to send.
     async fn prepare(&self, m: &ClaimedMessage, now: Timestamp) -> Result<Prepared, EngineError> {
         if m.channel == Channel::Webhook {
+            if self.webhook_secret(&m.recipient).is_none() {
+                return Ok(Prepared::Done(Outcome::Failed { response: UNSIGNED.into() }));
+            }
             return Ok(Prepared::Send(Dispatch::Webhook));
         }
         let payload: EmailPayload = match serde_json::from_str(&m.payload) {
@@ -282,24 +285,32 @@ impl Engine {
         (outcome, bad_mailbox)
     }
 
-    /// POST the body, signed like kanta's outbound webhooks when the URL is a configured
-    /// endpoint's. 2xx is sent; 408, 429 and 5xx are retried with backoff; other 4xx fail; no
-    /// connection or no answer is retried (webhook receivers deduplicate on the message id
-    /// header, unlike mailboxes).
+    /// The secret a webhook call to `url` is signed with: the configured endpoint's whose URL
+    /// it is, else the journeys' `webhook_secret` (a `url:` step); `None`: it cannot be signed.
+    fn webhook_secret(&self, url: &str) -> Option<&[u8]> {
+        match self.config.webhooks.iter().find(|e| e.url == url) {
+            Some(endpoint) => Some(&endpoint.secret),
+            None => self.config.webhook_secret.as_deref(),
+        }
+    }
+
+    /// POST the body, signed like kanta's outbound webhooks ([`Engine::webhook_secret`]; an
+    /// unsigned call is never made, `prepare` fails it). 2xx is sent; 408, 429 and 5xx are
+    /// retried with backoff; other 4xx fail; no connection or no answer is retried (webhook
+    /// receivers deduplicate on the message id header, unlike mailboxes).
     async fn call_webhook(&self, m: &ClaimedMessage, now: Timestamp) -> Outcome {
+        let Some(secret) = self.webhook_secret(&m.recipient) else {
+            // `prepare` failed it already; settings do not change under a running engine.
+            return Outcome::Failed { response: UNSIGNED.into() };
+        };
         let seconds = now.micros().div_euclid(1_000_000);
-        let mut request = self
+        let request = self
             .http
             .post(&m.recipient)
             .header("content-type", "application/json")
             .header("kanta-message-id", &m.message_id)
+            .header(kanta_webhooks::sign::HEADER, kanta_webhooks::sign::sign(secret, seconds, m.payload.as_bytes()))
             .body(m.payload.clone());
-        if let Some(endpoint) = self.config.webhooks.iter().find(|e| e.url == m.recipient) {
-            request = request.header(
-                kanta_webhooks::sign::HEADER,
-                kanta_webhooks::sign::sign(&endpoint.secret, seconds, m.payload.as_bytes()),
-            );
-        }
         match request.send().await {
             Ok(response) => {
                 let status = response.status();
@@ -332,6 +343,10 @@ enum Dispatch {
     /// A webhook call.
     Webhook,
 }
+
+/// Why a `webhook: { url: … }` step's call fails without a `[journeys] webhook_secret`.
+const UNSIGNED: &str = "not sent: a `webhook: { url: … }` step is signed with `[journeys] webhook_secret` (or \
+                        `webhook_secret_env`), which is not set; or name a `[[webhooks]]` endpoint instead";
 
 /// `550 5.1.1 no such user`, or the text alone.
 fn reply(code: Option<u16>, text: &str) -> String {

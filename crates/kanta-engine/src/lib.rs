@@ -90,6 +90,9 @@ pub struct EngineConfig {
     pub tick: Duration,
     /// Endpoints journeys' webhook steps may name.
     pub webhooks: Vec<WebhookEndpoint>,
+    /// Signs `webhook: { url: … }` steps (`[journeys] webhook_secret`); without it such a step's
+    /// call fails unsent: every webhook kanta sends is signed.
+    pub webhook_secret: Option<Vec<u8>>,
 }
 
 impl EngineConfig {
@@ -114,6 +117,7 @@ impl EngineConfig {
             max_event_age: Some(Duration::from_secs(24 * 3600)),
             tick: Duration::from_secs(1),
             webhooks: Vec::new(),
+            webhook_secret: None,
         }
     }
 

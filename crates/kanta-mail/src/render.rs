@@ -45,6 +45,8 @@ pub const LAYOUT_TXT: &str = "layout.txt";
 const INLINE_HTML: &str = "(inline).html";
 const INLINE_TXT: &str = "(inline).txt";
 const SUBJECT: &str = "(subject)";
+/// Texts of a webhook body: no extension, so no auto-escaping.
+const WEBHOOK_BODY: &str = "(webhook body)";
 
 /// A problem in one template's source: its 1-based line and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,6 +270,34 @@ impl Templates {
         Ok(Rendered { subject, html, text })
     }
 
+    /// A webhook body for `context`: every text in it rendered as a template (no escaping:
+    /// the texts go into JSON strings, which serde escapes), everything else as it is.
+    pub fn render_json(
+        &self,
+        body: &serde_json::Value,
+        context: &MessageContext,
+    ) -> Result<serde_json::Value, RenderError> {
+        let ctx = Value::from_serialize(context);
+        self.render_json_with(body, &ctx)
+    }
+
+    fn render_json_with(&self, body: &serde_json::Value, ctx: &Value) -> Result<serde_json::Value, RenderError> {
+        use serde_json::Value as Json;
+        Ok(match body {
+            Json::String(source) => Json::String(self.render_str(WEBHOOK_BODY, source, ctx)?),
+            Json::Array(items) => {
+                Json::Array(items.iter().map(|item| self.render_json_with(item, ctx)).collect::<Result<_, _>>()?)
+            }
+            Json::Object(fields) => Json::Object(
+                fields
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), self.render_json_with(v, ctx)?)))
+                    .collect::<Result<_, RenderError>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+
     fn render_str(&self, part: &str, source: &str, ctx: &Value) -> Result<String, RenderError> {
         self.env.render_named_str(part, source, ctx).map_err(|e| render_error(part, &e))
     }
@@ -412,6 +442,26 @@ mod tests {
             Templates::inline_only().render(&quotes, &quoted).unwrap().html,
             "<a title=\"&quot;O&#39;Brien&quot; &amp; co\" href=\"https://shop.example/unsubscribe/t.k\">x</a>"
         );
+    }
+
+    #[test]
+    fn a_webhook_body_renders_every_text_unescaped_and_keeps_the_rest() {
+        let body = serde_json::json!({
+            "who": "{{ customer.name }}",
+            "next": ["{{ next_category | upper }}", 3, true, null],
+            "nested": {"order": "{{ orders[0].id }}: {{ orders[0].amount }}"},
+        });
+        let out = Templates::inline_only().render_json(&body, &ana()).unwrap();
+        assert_eq!(
+            out,
+            serde_json::json!({
+                "who": "Ana <3",
+                "next": ["CUPS", 3, true, null],
+                "nested": {"order": "o-1: 42.5"},
+            })
+        );
+        let bad = serde_json::json!({"x": "{{ customer.name "});
+        assert!(Templates::inline_only().render_json(&bad, &ana()).is_err());
     }
 
     #[test]

@@ -128,6 +128,9 @@ max_event_age = "1d"
 # lease (the server died mid-send) becomes `in_doubt` and is never resent by itself; must be
 # longer than [email] timeout_seconds.
 lease = "5m"
+# Signs the calls of `webhook: { url: … }` steps like kanta's outbound webhooks (steps naming a
+# [[webhooks]] endpoint use its secret). Without it such a step's call fails, unsent.
+# webhook_secret_env = "KANTA_JOURNEY_WEBHOOK_SECRET"   # or: webhook_secret = "16+ chars"
 
 # Inbound webhooks: none by default. Each [[inbound]] table accepts customer and consent updates
 # from a CRM at POST /v1/hooks/NAME, mapping the CRM's JSON onto kanta's customer fields.
@@ -520,6 +523,15 @@ impl Settings {
                 secret: e.secret.expose().to_vec(),
             })
             .collect();
+        let env = |var: &str| std::env::var(var).ok();
+        let fail = |what: String| SettingsError(format!("[journeys] webhook_secret: {what}"));
+        config.webhook_secret =
+            match secret_value(&self.journeys.webhook_secret, &self.journeys.webhook_secret_env, &env).map_err(fail)? {
+                Some(text) => Some(
+                    kanta_webhooks::SigningSecret::parse(&text).map_err(|e| fail(e.to_string()))?.expose().to_vec(),
+                ),
+                None => None,
+            };
         Ok(config)
     }
 
@@ -631,6 +643,12 @@ pub struct Journeys {
     pub max_event_age: Every,
     /// How long a claimed run or message is held.
     pub lease: Every,
+    /// Signs `webhook: { url: … }` steps' calls (endpoints' steps use the endpoint's secret)…
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<HiddenSecret>,
+    /// …or the environment variable that holds it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_env: Option<String>,
 }
 
 impl Default for Journeys {
@@ -641,6 +659,8 @@ impl Default for Journeys {
             default_timezone: Checked { text: "UTC".into(), value: chrono_tz::Tz::UTC },
             max_event_age: Every(Some(Duration::from_secs(24 * 3600))),
             lease: Every(Some(Duration::from_secs(300))),
+            webhook_secret: None,
+            webhook_secret_env: None,
         }
     }
 }

@@ -35,6 +35,7 @@ kanta_store::on_both_backends!(
     stage_changes_and_segment_transitions_in_the_feed_start_and_end_runs,
     a_run_renders_its_own_versions_template_after_the_file_changes_and_is_applied_again,
     update_split_webhook_and_wait_for_steps_run_against_a_local_receiver,
+    a_url_webhook_step_is_signed_with_the_journeys_secret_or_not_sent,
     a_paused_journey_admits_nobody_and_a_late_run_skips_its_sends,
 );
 
@@ -563,13 +564,32 @@ async fn orders_and_events_reach_journeys_through_the_feed_and_stale_ones_start_
         h.runs("ann").await.into_iter().filter(|r| r.run.journey == "abandoned-cart").map(|r| r.run.key).collect();
     carts.sort();
     assert_eq!(carts, ["c1", "c2"]);
+    // Bob's cart c3 waits too.
+    h.event("bob", "e-5", "cart.updated", json!({"cart_id": "c3"})).await;
+    assert_eq!(h.feed().await, (1, 1));
     // The checkout of cart c1, posted as an event with the cart's id, ends that wait only.
     h.later(3600);
     h.event("ann", "e-4", "order.created", json!({"cart_id": "c1"})).await;
     assert_eq!(h.feed().await, (1, 0));
+    // An order of Bob's (orders carry no cart id) is about all his carts: it ends c3's wait.
+    h.order("bob", "o-4", &(h.now().to_rfc3339())).await;
+    assert_eq!(h.feed().await, (1, 0));
     h.later(4 * 3600);
     h.tick().await;
     assert_eq!(subjects(&smtpd), ["Thanks for your first order, ANN", "You left something in your cart"]);
+    let cart_runs = |runs: Vec<CustomerRun>| -> Vec<(String, RunStatus)> {
+        let mut out: Vec<_> =
+            runs.into_iter().filter(|r| r.run.journey == "abandoned-cart").map(|r| (r.run.key, r.run.status)).collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    };
+    assert_eq!(
+        cart_runs(h.runs("ann").await),
+        [("c1".into(), RunStatus::Completed), ("c2".into(), RunStatus::Completed)]
+    );
+    assert_eq!(cart_runs(h.runs("bob").await), [("c3".into(), RunStatus::Completed)]);
+    let reminded: Vec<String> = smtpd.messages().iter().filter_map(|m| header(m, "To")).collect();
+    assert!(!reminded.iter().any(|to| to.contains("bob")), "{reminded:?}");
     assert_eq!(h.db.store.feed_depth().await.expect("depth"), 0);
 }
 
@@ -815,6 +835,43 @@ steps:
     let late = h.run("c19").await;
     assert_eq!(late.run.status, RunStatus::Exited);
     assert_eq!(receiver.bodies().len(), 30, "no call for the ones who timed out");
+}
+
+async fn a_url_webhook_step_is_signed_with_the_journeys_secret_or_not_sent(db: TestDb) {
+    let receiver = Receiver::start().await;
+    let journey = format!(
+        "name: hook\ntrigger: {{ event: signup }}\nsteps:\n  - webhook: {{ url: \"{}\", body: {{ hello: \"{{{{ customer.id }}}}\" }} }}\n",
+        receiver.url
+    );
+    // Without [journeys] webhook_secret: failed, saying why, and nothing reached the receiver.
+    let unsigned = harness_with(db, None, guardrails("off", "off"), "2026-02-02T12:00:00Z", vec![]);
+    unsigned.apply(&journey).await;
+    unsigned.customer("ann", "UTC").await;
+    unsigned.enter("hook", "ann").await;
+    unsigned.tick().await;
+    let ann = unsigned.run("ann").await;
+    assert_eq!(statuses(&ann), [("0".to_owned(), MessageStatus::Failed)]);
+    let why = ann.messages[0].last_response.clone().unwrap_or_default();
+    assert!(why.contains("webhook_secret"), "{why}");
+    assert!(receiver.bodies().is_empty(), "an unsigned call was made");
+    // With it: signed with that secret, verifiable by the receiver.
+    let secret = b"journeys-wide-secret-0123".to_vec();
+    let mut config = EngineConfig::new("engine-test-signed");
+    config.guardrails = guardrails("off", "off");
+    config.webhook_secret = Some(secret.clone());
+    let signed = Engine::new(unsigned.db.store.clone(), config, unsigned.clock.clone()).expect("engine");
+    unsigned.customer("bob", "UTC").await;
+    unsigned.enter("hook", "bob").await;
+    signed.advance(unsigned.now()).await.expect("advance");
+    assert_eq!(signed.deliver(unsigned.now()).await.expect("deliver"), 1);
+    let calls = receiver.received.lock().expect("lock").clone();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let (signature, body) = &calls[0];
+    let now = unsigned.now().micros() / 1_000_000;
+    kanta_webhooks::sign::verify(&secret, signature, body.as_bytes(), now, 300).expect("signed with the secret");
+    let body: Value = serde_json::from_str(body).expect("JSON");
+    assert_eq!((&body["customer"], &body["data"]["hello"]), (&json!("bob"), &json!("bob")), "{body}");
+    assert_eq!(statuses(&unsigned.run("bob").await), [("0".to_owned(), MessageStatus::Sent)]);
 }
 
 async fn a_paused_journey_admits_nobody_and_a_late_run_skips_its_sends(db: TestDb) {

@@ -398,7 +398,10 @@ fn webhook(ck: &mut Checker<'_>, node: &Node, path: &Path) -> Option<Webhook> {
         None => None,
     };
     let body = match fields.get("body") {
-        Some(node @ Node { value: Value::Map(_), .. }) => Some(Some(node.to_json())),
+        Some(node @ Node { value: Value::Map(_), .. }) => {
+            body_templates(ck, node, &path.key("body"));
+            Some(Some(node.to_json()))
+        }
         Some(node) => {
             ck.report(
                 node,
@@ -411,6 +414,27 @@ fn webhook(ck: &mut Checker<'_>, node: &Node, path: &Path) -> Option<Webhook> {
     };
     fields.finish(ck, "webhook", &["endpoint", "url", "body"]);
     Some(Webhook { target: target?, body: body? })
+}
+
+/// Every text in a webhook body is a template (rendered per customer at the step): each is
+/// checked where it is written.
+fn body_templates(ck: &mut Checker<'_>, node: &Node, path: &Path) {
+    match &node.value {
+        Value::Str(_) => {
+            inline_template(ck, node, path, "a template");
+        }
+        Value::Seq(items) => {
+            for (i, item) in items.iter().enumerate() {
+                body_templates(ck, item, &path.index(i));
+            }
+        }
+        Value::Map(entries) => {
+            for (key, value) in entries {
+                body_templates(ck, value, &path.key(&key.name));
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => {}
+    }
 }
 
 fn update(ck: &mut Checker<'_>, node: &Node, path: &Path) -> Option<Update> {

@@ -385,6 +385,28 @@ fn inline_templates_are_checked_by_the_callers_template_language() {
 }
 
 #[test]
+fn every_text_of_a_webhook_body_is_checked_as_a_template_where_it_is_written() {
+    struct Strict;
+    impl Templates for Strict {
+        fn contains(&self, _: &str) -> bool {
+            true
+        }
+        fn check(&self, source: &str) -> Result<(), String> {
+            if source.contains("{{ custmer") { Err("line 1: unknown name `custmer`".into()) } else { Ok(()) }
+        }
+    }
+    let yaml = with_steps(
+        "  - webhook:\n      url: https://crm.example/hook\n      body:\n        id: \"{{ customer.id }}\"\n        \
+         tags: [vip, \"{{ custmer.name }}\"]\n        n: 3\n",
+    );
+    let found: Vec<String> = validate_yaml(&yaml, &Strict).unwrap_err().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        found,
+        ["8:21: steps[0].webhook.body.tags[1]: this template cannot be rendered: line 1: unknown name `custmer`"]
+    );
+}
+
+#[test]
 fn steps_after_an_exit_are_unreachable() {
     let yaml = with_steps(
         "  - wait: 1d\n  - exit\n  - wait: 2d\n  - wait: 3d\n  - branch:\n      if: orders > 1\n      then: [exit]\n      else: exit\n",
