@@ -14,9 +14,9 @@
 //! (FHL 2005 eq. 6; the second beta ratio is a/(b+k−1) times the first.)
 
 use crate::data::{Histories, History};
-use crate::fit::{FitError, FitOptions, FitReport, maximize_staged};
+use crate::fit::{FitError, FitOptions, FitReport, maximize_staged_with};
 use crate::par::sum_chunks;
-use crate::special::{GaussLegendre, digamma, hyp2f1_many, ln_beta, ln_gamma, ln_hyp2f1};
+use crate::special::{GaussLegendre, digamma, digamma_step, hyp2f1_many, ln_beta, ln_gamma, ln_hyp2f1, trigamma_step};
 use crate::{ParamError, TransactionModel, positive};
 
 /// Which drop-out process.
@@ -87,7 +87,11 @@ impl BgNbd {
             grad.copy_from_slice(&out[1..]);
             out[0]
         };
-        let report = maximize_staged(model, &NAMES, data, &eval, &start, options)?;
+        let shift = variant.shift();
+        let hessian = move |data: &Histories, theta: &[f64]| -> Vec<Vec<f64>> {
+            log_likelihood_hessian(data, shift, [theta[0], theta[1], theta[2], theta[3]]).map(Vec::from).to_vec()
+        };
+        let report = maximize_staged_with(model, &NAMES, data, &eval, &start, options, Some(&hessian))?;
         let p = |i: usize| report.params[i].value;
         let fitted = BgNbd { r: p(0), alpha: p(1), a: p(2), b: p(3), variant };
         Ok((fitted, report))
@@ -359,10 +363,147 @@ fn log_likelihood(data: &Histories, shift: u32, theta: [f64; 4]) -> [f64; 5] {
     [ll, r * dr, alpha * dalpha, a * da, b * db]
 }
 
+/// Hessian of the total log-likelihood with respect to (ln r, ln α, ln a, ln b), in one pass.
+///
+/// Per customer the likelihood is exp(c₀) · (e^{l₁} + e^{l₂}) with c₀ the ln Γ terms,
+/// l₁ = −n ln(α+T) and l₂ = ln a − ln(b+k−1) − n ln(α+tₓ), n = r + x (FHL 2005 eq. 6; l₂ only
+/// when k > 0). With w₁, w₂ the shares of the two terms and g₁, g₂, H₁, H₂ their gradients and
+/// Hessians in (r, α, a, b), the Hessian of ln(e^{l₁} + e^{l₂}) is
+/// w₁H₁ + w₂H₂ + w₁w₂(g₁ − g₂)(g₁ − g₂)ᵀ (that of a log-sum-exp), where
+/// g₁ = (−ln(α+T), −n/(α+T), 0, 0), g₂ = (−ln(α+tₓ), −n/(α+tₓ), 1/a, −1/(b+k−1)),
+/// H₁ has ∂r∂α = −1/(α+T) and ∂α² = n/(α+T)², H₂ has ∂r∂α = −1/(α+tₓ), ∂α² = n/(α+tₓ)²,
+/// ∂a² = −1/a² and ∂b² = 1/(b+k−1)². c₀'s second derivatives are trigammas:
+/// ∂r² = ψ′(r+x) − ψ′(r), ∂r∂α = 1/α, ∂α² = −r/α², ∂a² = ∂a∂b = ψ′(a+b) − ψ′(a+b+k),
+/// ∂b² = ψ′(a+b) + ψ′(b+k) − ψ′(b) − ψ′(a+b+k). On the log scale,
+/// ∂²/∂ln θᵢ∂ln θⱼ = θᵢθⱼ Hᵢⱼ + δᵢⱼ θᵢ gᵢ.
+///
+/// The observed information at the optimum is its negative: one pass over the data, where
+/// differencing the gradient took four (the standard errors of a fit on 10⁶ customers were a
+/// third of its time).
+pub(crate) fn log_likelihood_hessian(data: &Histories, shift: u32, theta: [f64; 4]) -> [[f64; 4]; 4] {
+    let [r, alpha, a, b] = theta.map(f64::exp);
+    let ab = a + b;
+    // Per group: c₀'s Hessian (rr, aa = ab, bb) and its gradient (r, a, b); ∂α of c₀ is r/α
+    // and ∂r∂α, ∂α² are the same for every x.
+    let groups: Vec<[f64; 6]> = data
+        .xs
+        .iter()
+        .map(|&x| {
+            // Differences of ψ and ψ′ as sums (`digamma_step`): a and b can be 10⁷ or more
+            // where the fit's maximum is nearly flat, and there the subtractions lose the
+            // digits the curvature lives in.
+            let k = x + shift;
+            let tg_ab_step = trigamma_step(ab, k);
+            [
+                -trigamma_step(r, x),
+                tg_ab_step,
+                tg_ab_step - trigamma_step(b, k),
+                digamma_step(r, x) + alpha.ln(),
+                -digamma_step(ab, k),
+                digamma_step(b, k) - digamma_step(ab, k),
+            ]
+        })
+        .collect();
+    let ln_a = a.ln();
+    // Sums: gradient (r, α, a, b), then the Hessian's upper triangle row by row.
+    let s = sum_chunks(data.distinct(), |range| {
+        let mut s = [0.0; 14];
+        for i in range {
+            let c = &groups[data.group[i] as usize];
+            let w = data.weight[i];
+            let k = data.x[i] + shift;
+            let n = r + f64::from(data.x[i]);
+            let at = alpha + data.t[i];
+            let ln_at = at.ln();
+            // c₀
+            s[0] += w * c[3];
+            s[1] += w * r / alpha;
+            s[2] += w * c[4];
+            s[3] += w * c[5];
+            s[4] += w * c[0];
+            s[5] += w / alpha;
+            s[8] += -w * r / (alpha * alpha);
+            s[11] += w * c[1];
+            s[12] += w * c[1];
+            s[13] += w * c[2];
+            if k == 0 {
+                s[0] -= w * ln_at;
+                s[1] -= w * n / at;
+                s[5] -= w / at;
+                s[8] += w * n / (at * at);
+                continue;
+            }
+            let btx = alpha + data.t_x[i];
+            let ln_btx = btx.ln();
+            let d = b + f64::from(k) - 1.0;
+            let l1 = -n * ln_at;
+            let l2 = ln_a - d.ln() - n * ln_btx;
+            let e = (-(l2 - l1).abs()).exp();
+            let w2 = if l2 > l1 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
+            let w1 = 1.0 - w2;
+            let g1 = [-ln_at, -n / at, 0.0, 0.0];
+            let g2 = [-ln_btx, -n / btx, 1.0 / a, -1.0 / d];
+            let delta = [g1[0] - g2[0], g1[1] - g2[1], g1[2] - g2[2], g1[3] - g2[3]];
+            let ww = w1 * w2;
+            for j in 0..4 {
+                s[j] += w * (w1 * g1[j] + w2 * g2[j]);
+            }
+            // Upper triangle: (0,0) (0,1) (0,2) (0,3) (1,1) (1,2) (1,3) (2,2) (2,3) (3,3) at 4..14.
+            s[4] += w * ww * delta[0] * delta[0];
+            s[5] += w * (-w1 / at - w2 / btx + ww * delta[0] * delta[1]);
+            s[6] += w * ww * delta[0] * delta[2];
+            s[7] += w * ww * delta[0] * delta[3];
+            s[8] += w * (w1 * n / (at * at) + w2 * n / (btx * btx) + ww * delta[1] * delta[1]);
+            s[9] += w * ww * delta[1] * delta[2];
+            s[10] += w * ww * delta[1] * delta[3];
+            s[11] += w * (-w2 / (a * a) + ww * delta[2] * delta[2]);
+            s[12] += w * ww * delta[2] * delta[3];
+            s[13] += w * (w2 / (d * d) + ww * delta[3] * delta[3]);
+        }
+        s
+    });
+    let nat = [r, alpha, a, b];
+    let mut h = [[0.0; 4]; 4];
+    let mut at = 4;
+    for i in 0..4 {
+        for j in i..4 {
+            let v = nat[i] * nat[j] * s[at] + if i == j { nat[i] * s[i] } else { 0.0 };
+            h[i][j] = v;
+            h[j][i] = v;
+            at += 1;
+        }
+    }
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fit::assert_gradient;
+
+    #[test]
+    fn the_analytic_hessian_matches_finite_differences_of_the_gradient() {
+        let data = sample();
+        for variant in [Variant::Bg, Variant::Mbg] {
+            for params in [[0.24f64, 4.4, 0.79, 2.4], [2.0, 0.5, 3.0, 0.3], [0.05, 40.0, 0.2, 9.0]] {
+                let theta = params.map(f64::ln);
+                let h = log_likelihood_hessian(&data, variant.shift(), theta);
+                for j in 0..4 {
+                    let step = 1e-5;
+                    let (mut up, mut down) = (theta, theta);
+                    up[j] += step;
+                    down[j] -= step;
+                    let (gu, gd) =
+                        (log_likelihood(&data, variant.shift(), up), log_likelihood(&data, variant.shift(), down));
+                    for i in 0..4 {
+                        let fd = (gu[i + 1] - gd[i + 1]) / (2.0 * step);
+                        let tol = 1e-6 * (fd.abs().max(h[i][j].abs()) + 1.0);
+                        assert!((h[i][j] - fd).abs() <= tol, "{variant:?} {params:?} [{i}][{j}]: {} vs {fd}", h[i][j]);
+                    }
+                }
+            }
+        }
+    }
     use crate::special::hyp2f1;
 
     fn sample() -> Histories {

@@ -317,6 +317,20 @@ pub(crate) fn maximize_staged(
     start: &[f64],
     options: &FitOptions,
 ) -> Result<FitReport, FitError> {
+    maximize_staged_with(model, names, data, eval, start, options, None)
+}
+
+/// [`maximize_staged`] with the model's closed-form Hessian for the observed information
+/// (otherwise it differences the gradient).
+pub(crate) fn maximize_staged_with(
+    model: &'static str,
+    names: &[&'static str],
+    data: &Histories,
+    eval: &DataLogLikelihood<'_>,
+    start: &[f64],
+    options: &FitOptions,
+    hessian: Option<&DataHessian<'_>>,
+) -> Result<FitReport, FitError> {
     let samples: Vec<Histories> = WARM_SAMPLES.iter().filter_map(|&n| data.sample(n)).collect();
     let lls: Vec<_> = samples.iter().map(|s| move |theta: &[f64], grad: &mut [f64]| eval(s, theta, grad)).collect();
     let warm: Vec<WarmStart<'_>> = samples
@@ -325,9 +339,18 @@ pub(crate) fn maximize_staged(
         .map(|(s, ll)| WarmStart { ll: ll as &dyn LogLikelihood, customers: s.customers() })
         .collect();
     let full = |theta: &[f64], grad: &mut [f64]| eval(data, theta, grad);
-    maximize(model, names, &full, &warm, start, data.customers(), data.distinct(), options)
+    let hessian = hessian.map(|h| move |theta: &[f64]| h(data, theta));
+    let hessian = hessian.as_ref().map(|h| h as &Hessian<'_>);
+    maximize_with(model, names, &full, &warm, start, data.customers(), data.distinct(), options, hessian)
         .map_err(|e| e.with_note(&repeat_note(data, names.len())))
 }
+
+/// The Hessian of the total log-likelihood at `theta` = ln(params), from a model that has it
+/// in closed form (rows of the same length as `theta`).
+pub(crate) type Hessian<'a> = dyn Fn(&[f64]) -> Vec<Vec<f64>> + 'a;
+
+/// [`Hessian`] on given data.
+pub(crate) type DataHessian<'a> = dyn Fn(&Histories, &[f64]) -> Vec<Vec<f64>> + Sync + 'a;
 
 /// How many customers made a repeat purchase, for a [`FitError::Boundary`] of a transaction
 /// model: too few of them is the usual cause (a new shop of one-time buyers).
@@ -364,7 +387,8 @@ fn format_count(v: f64) -> String {
     out
 }
 
-/// Maximises `ll` from `start` (natural parameters) and builds the report.
+/// Maximises `ll` from `start` (natural parameters) and builds the report; the observed
+/// information differences the gradient ([`maximize_with`] takes a closed-form Hessian).
 ///
 /// With `warm` starts, BFGS first converges (loosely) on each sample in turn, then continues on
 /// the full data from the last sample's optimum and inverse Hessian: on large data that takes a
@@ -379,6 +403,22 @@ pub(crate) fn maximize(
     customers: f64,
     distinct: usize,
     options: &FitOptions,
+) -> Result<FitReport, FitError> {
+    maximize_with(model, names, ll, warm, start, customers, distinct, options, None)
+}
+
+/// [`maximize`], with the observed information from `hessian` when the model has one.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn maximize_with(
+    model: &'static str,
+    names: &[&'static str],
+    ll: &dyn LogLikelihood,
+    warm: &[WarmStart<'_>],
+    start: &[f64],
+    customers: f64,
+    distinct: usize,
+    options: &FitOptions,
+    hessian: Option<&Hessian<'_>>,
 ) -> Result<FitReport, FitError> {
     let not_converged = |x: &[f64], iterations, gradient_norm| FitError::NotConverged {
         model,
@@ -426,7 +466,14 @@ pub(crate) fn maximize(
     let log_likelihood = -run.f * customers;
     // Gradient of the total log-likelihood at the optimum (the run's g is of the mean objective).
     let g_total: Vec<f64> = run.g.iter().map(|g| -g * customers).collect();
-    let info = observed_information(ll, &x, &g_total, distinct);
+    let info = match hessian {
+        Some(hessian) => {
+            let info: Vec<Vec<f64>> =
+                hessian(&x).into_iter().map(|row| row.into_iter().map(|v| -v).collect()).collect();
+            info.iter().flatten().all(|v| v.is_finite()).then_some(info)
+        }
+        None => observed_information(ll, &x, &g_total, distinct),
+    };
     let cov = info.as_deref().and_then(inverse_spd);
     if let Some(err) = diagnose(model, names, &start_log, &x, info.as_deref(), cov.as_deref(), None) {
         return Err(err);

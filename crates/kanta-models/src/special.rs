@@ -46,6 +46,59 @@ pub fn digamma(mut x: f64) -> f64 {
     acc + x.ln() - 0.5 / x - series
 }
 
+/// Trigamma ψ′(x) = d² ln Γ(x) / dx² for x > 0; NaN for x ≤ 0, NaN and ±∞.
+///
+/// Recurrence ψ′(x) = ψ′(x + 1) + 1/x² up to x ≥ 10, then the asymptotic series
+/// ψ′(x) ~ 1/x + 1/(2x²) + Σ B₂ₖ / x²ᵏ⁺¹, k = 1…7 (Abramowitz & Stegun 6.4.11, 6.4.12):
+/// 1/(6x³) − 1/(30x⁵) + 1/(42x⁷) − 1/(30x⁹) + 5/(66x¹¹) − 691/(2730x¹³) + 7/(6x¹⁵); the
+/// first omitted term (3617/(510 x¹⁷)) is below 10⁻¹⁶ at x = 10. The BG/NBD observed
+/// information needs it (the second derivatives of its ln Γ terms).
+pub fn trigamma(mut x: f64) -> f64 {
+    if x.is_nan() || x <= 0.0 || x.is_infinite() {
+        return f64::NAN;
+    }
+    let mut acc = 0.0;
+    while x < 10.0 {
+        acc += 1.0 / (x * x);
+        x += 1.0;
+    }
+    let inv = 1.0 / x;
+    let inv2 = inv * inv;
+    let series = inv2
+        * inv
+        * (1.0 / 6.0
+            - inv2
+                * (1.0 / 30.0
+                    - inv2
+                        * (1.0 / 42.0
+                            - inv2 * (1.0 / 30.0 - inv2 * (5.0 / 66.0 - inv2 * (691.0 / 2730.0 - inv2 * 7.0 / 6.0))))));
+    acc + inv + 0.5 * inv2 + series
+}
+
+/// Up to this many terms, [`digamma_step`] and [`trigamma_step`] add the recurrence's terms.
+const STEP_SUM_MAX: u32 = 256;
+
+/// ψ(z + k) − ψ(z) = Σⱼ₌₀^{k−1} 1/(z + j) (the recurrence ψ(z+1) = ψ(z) + 1/z), summed for
+/// k ≤ 256: subtracting two digammas loses the difference when z is large (z = 10⁸, k = 1:
+/// ψ ≈ 18.4, the difference 10⁻⁸, so only eight digits are left), which a BG/NBD fit with
+/// a, b → ∞ meets. Larger k: the functions (the difference is then large enough).
+pub fn digamma_step(z: f64, k: u32) -> f64 {
+    if k <= STEP_SUM_MAX {
+        (0..k).map(|j| 1.0 / (z + f64::from(j))).sum()
+    } else {
+        digamma(z + f64::from(k)) - digamma(z)
+    }
+}
+
+/// ψ′(z) − ψ′(z + k) = Σⱼ₌₀^{k−1} 1/(z + j)², summed for k ≤ 256 as [`digamma_step`] is.
+pub fn trigamma_step(z: f64, k: u32) -> f64 {
+    if k <= STEP_SUM_MAX {
+        (0..k).map(|j| 1.0 / ((z + f64::from(j)) * (z + f64::from(j)))).sum()
+    } else {
+        trigamma(z) - trigamma(z + f64::from(k))
+    }
+}
+
 /// Gauss hypergeometric function ₂F₁(a, b; c; z) by its power series
 /// Σⱼ (a)ⱼ (b)ⱼ / ((c)ⱼ j!) zʲ (Abramowitz & Stegun 15.1.1), for a, b, c > 0 and 0 ≤ z < 1.
 ///
@@ -262,6 +315,41 @@ mod tests {
         assert!(close(digamma(0.1), -10.423_754_940_411_076, 1e-14));
         assert!(close(digamma(123.4), 4.811_373_775_116_277, 1e-15));
         assert!(digamma(0.0).is_nan() && digamma(-1.0).is_nan());
+    }
+
+    #[test]
+    fn trigamma_matches_reference_values() {
+        // ψ′(1) = π²/6, ψ′(1/2) = π²/2 (A&S 6.4.2, 6.4.4); the others from mpmath 1.3
+        // (`mp.dps = 30; polygamma(1, mpf(x))`).
+        let pi2 = std::f64::consts::PI * std::f64::consts::PI;
+        assert!(close(trigamma(1.0), pi2 / 6.0, 1e-15));
+        assert!(close(trigamma(0.5), pi2 / 2.0, 1e-15));
+        assert!(close(trigamma(2.0), 0.644_934_066_848_226_4, 1e-15));
+        assert!(close(trigamma(10.0), 0.105_166_335_681_685_75, 1e-15));
+        assert!(close(trigamma(0.1), 101.433_299_150_792_76, 1e-15));
+        assert!(close(trigamma(3.7), 0.310_037_857_670_038_3, 1e-15));
+        assert!(close(trigamma(123.4), 0.008_136_651_610_865_264, 1e-15));
+        assert!(trigamma(0.0).is_nan() && trigamma(-2.0).is_nan() && trigamma(f64::INFINITY).is_nan());
+    }
+
+    #[test]
+    fn steps_of_digamma_and_trigamma_keep_their_digits_where_differences_lose_them() {
+        for (z, k) in [(0.3, 1), (2.5, 7), (40.0, 256), (3.0, 300), (1e3, 12)] {
+            assert!(close(digamma_step(z, k), digamma(z + f64::from(k)) - digamma(z), 1e-12), "{z} {k}");
+            assert!(close(trigamma_step(z, k), trigamma(z) - trigamma(z + f64::from(k)), 1e-10), "{z} {k}");
+        }
+        // z = 10⁸: 1/z and 1/z + 1/(z+1) exactly, to the last digit.
+        assert!(close(digamma_step(1e8, 1), 1e-8, 1e-15));
+        assert!(close(trigamma_step(1e8, 2), 1e-16 + 1.0 / ((1e8 + 1.0) * (1e8 + 1.0)), 1e-15));
+    }
+
+    #[test]
+    fn trigamma_is_the_derivative_of_digamma() {
+        for x in [0.3, 1.7, 4.2, 9.9, 10.1, 55.0, 1234.5] {
+            let h = 1e-5 * x;
+            let fd = (digamma(x + h) - digamma(x - h)) / (2.0 * h);
+            assert!(close(trigamma(x), fd, 1e-8), "x={x}: {} vs {fd}", trigamma(x));
+        }
     }
 
     #[test]
