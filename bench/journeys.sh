@@ -10,12 +10,12 @@
 #     selecting the customers whose birthday's month and day is D's and those whose predicted
 #     next purchase is on D+3, in UTC. The peer does less work: no time
 #     zones (kanta reads each customer's day in their zone), no entry rules and no runs written
-#     (kanta enters every customer it finds, one transaction each).
-# (b) Event throughput: left for later (see the marked section below).
-# (c) Steps per second: left for later (see the marked section below).
+#     (kanta enters every customer it finds, 100 to a transaction).
+# (b) Email throughput and (c) steps per second: bench/journeys-delivery.sh.
 #
 # The store is built once into bench/work/journeys-N-END.db (N = CUSTOMERS, default 10⁶):
-# `kanta generate --customers N` over the two years up to yesterday (END), imported with `kanta import orders`,
+# `kanta generate --customers N` over the two years up to yesterday (END; END=YYYY-MM-DD reuses
+# a store built on another day), imported with `kanta import orders`,
 # scored with `kanta score` (so the customers have `next_purchase_at`), then `kanta import
 # customers` gives every customer a birthday (spread over the year, deterministic) and one of
 # eight zones (one in eight without a zone: the journeys' and the settings' default). RUNS
@@ -40,7 +40,7 @@ median() { # name runs: the median wall time of $WORK/name.1.time … name.runs.
 
 # ---------------------------------------------------------------------------------------------
 # The store: 10⁶ customers with orders, scores, birthdays and zones (built once per END).
-end=$(date -u -d yesterday +%Y-%m-%d)
+end=${END:-$(date -u -d yesterday +%Y-%m-%d)}
 start=$(date -u -d "$end - 2 years" +%Y-%m-%d)
 n=${CUSTOMERS:-1000000}   # smaller for a quick try of the script
 log="$WORK/journeys-$n-$end.csv"
@@ -113,8 +113,4 @@ printf '%-46s %8.2f %8d %10d %8s\n' "sqlite3 bare SELECT (UTC only, no entry)" "
 sed 's/^/    kanta: /' "$WORK/triggers.out"
 echo "    note: the peer does less work: no zones (UTC days), no entry rules, no runs written."
 
-# ---------------------------------------------------------------------------------------------
-# (b) Event throughput: TO BE WRITTEN (issue 17, part b; another helper).
-
-# ---------------------------------------------------------------------------------------------
-# (c) Steps per second: TO BE WRITTEN (issue 17, part c; another helper).
+# (b) and (c): bench/journeys-delivery.sh.
