@@ -11,6 +11,9 @@
 //! loopback, a connection pool of CONCURRENCY connections, CONCURRENCY sends in flight. No
 //! store, no guardrails, no rate limit. Prints one line: the messages, the seconds, messages per
 //! second and the size of one message.
+//!
+//! `VIA=kanta` sends the same messages through `kanta_mail::Mailer` instead (its own pool of
+//! `TCP_NODELAY` connections, the same concurrency), to compare the two transports alone.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark tool: a bad argument ends it")]
 
@@ -62,8 +65,21 @@ async fn main() {
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
+    let via_kanta = std::env::var("VIA").is_ok_and(|v| v == "kanta");
+    let mailer = via_kanta.then(|| {
+        let settings = kanta_mail::EmailSettings {
+            smtp_url: kanta_mail::SmtpUrl::new(format!("smtp://{host}:{port}")),
+            from: Some("Shop <hello@shop.example>".into()),
+            public_url: "https://shop.example".into(),
+            rate_per_second: 1e9,
+            concurrency,
+            unsubscribe_secret: Some(kanta_mail::settings::HiddenSecret::new("bench-secret-0123456789")),
+            ..kanta_mail::EmailSettings::default()
+        };
+        kanta_mail::Mailer::new(&settings.check(|_| None).expect("settings")).expect("mailer")
+    });
     for _ in 0..concurrency {
-        let (transport, shared, next) = (transport.clone(), shared.clone(), next.clone());
+        let (transport, shared, next, mailer) = (transport.clone(), shared.clone(), next.clone(), mailer.clone());
         workers.push(tokio::spawn(async move {
             let mut failed = 0usize;
             loop {
@@ -73,7 +89,11 @@ async fn main() {
                 }
                 let (text, html, subject, unsubscribe) = &*shared;
                 let m = message(i, subject, text, html, unsubscribe);
-                if transport.send_raw(m.envelope(), &m.formatted()).await.is_err() {
+                let ok = match &mailer {
+                    Some(mailer) => matches!(mailer.send(&m).await, kanta_mail::Outcome::Sent { .. }),
+                    None => transport.send_raw(m.envelope(), &m.formatted()).await.is_ok(),
+                };
+                if !ok {
                     failed += 1;
                 }
             }
@@ -85,7 +105,8 @@ async fn main() {
     }
     let seconds = started.elapsed().as_secs_f64();
     println!(
-        "bare lettre: {count} messages in {seconds:.2} s: {:.0} messages/s ({size} bytes each, {failed} failed)",
+        "{}: {count} messages in {seconds:.2} s: {:.0} messages/s ({size} bytes each, {failed} failed)",
+        if via_kanta { "kanta Mailer" } else { "bare lettre" },
         count as f64 / seconds
     );
 }

@@ -10,7 +10,7 @@
 //! Rendered + MessageKey + Kind ──compose──▶ lettre::Message (Message-ID from the key,
 //!                                            List-Unsubscribe + List-Unsubscribe-Post for marketing)
 //! Message ──smtp::Mailer::send──▶ Outcome::{Sent, Permanent, Temporary, Unknown}
-//!            (pool, concurrency limit, rate::RateLimiter)
+//!            (pool of TCP_NODELAY connections, concurrency limit, rate::RateLimiter)
 //! ```
 //!
 //! **Architecture Invariant:** marketing mail always carries `List-Unsubscribe` (an HTTP(S) URL
@@ -23,6 +23,7 @@ pub mod compose;
 pub mod context;
 pub mod headers;
 pub mod listen;
+mod pool;
 pub mod rate;
 pub mod render;
 pub mod settings;

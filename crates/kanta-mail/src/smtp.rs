@@ -1,39 +1,37 @@
-//! Sending over SMTP: [`Mailer`] (lettre's async transport with its connection pool, a
-//! concurrency limit and a [`RateLimiter`]) and what became of each message, [`Outcome`].
+//! Sending over SMTP: [`Mailer`] (a connection pool of its own, [`crate::pool`], a concurrency
+//! limit and a [`RateLimiter`]) and what became of each message, [`Outcome`].
 //!
-//! **What lettre lets us tell apart** (lettre 0.11's `smtp::Error`):
+//! **What lettre lets us tell apart** (lettre 0.11's `smtp::Error`, for the SMTP dialogue
+//! lettre speaks over the connections kanta opens):
 //! - a reply with a code: `4xx` is [`Outcome::Temporary`], `5xx` [`Outcome::Permanent`] —
 //!   to any command, `RCPT TO` (a rejected recipient) or the end of `DATA` (content refused)
 //!   alike; either way the server has not taken the message;
-//! - no connection (refused, unreachable, no such host, connect timeout) and a TLS handshake
-//!   or certificate failure: nothing of the message was sent, so [`Outcome::Temporary`] with no
-//!   code. lettre's public API has `is_tls` but no `is_connection`: a connect failure is
-//!   recognised by its `Display` ("Connection error"), pinned by a test against a closed port;
+//! - no connection (refused, unreachable, no such host, no greeting within the timeout) and a
+//!   TLS handshake or certificate failure: nothing of the message was sent, so
+//!   [`Outcome::Temporary`] with no code (the pool opens the socket and the TLS session itself,
+//!   so it knows);
 //! - lettre refusing before it sends (`is_client`: a non-ASCII recipient and a server without
-//!   SMTPUTF8, no AUTH mechanism in common): [`Outcome::Permanent`] with no code;
-//! - everything else — an IO error on an open connection, no answer within the timeout, a reply that does not
-//!   parse — can happen while the message is sent or while its final reply is awaited, after
-//!   the server may have taken it: [`Outcome::Unknown`]. lettre does not say in which command
-//!   the error came, so this is also what a connection lost before `DATA` looks like; the
-//!   engine records such a message as in doubt rather than sending it twice or dropping it.
+//!   SMTPUTF8, no AUTH mechanism in common, STARTTLS required and not offered):
+//!   [`Outcome::Permanent`] with no code;
+//! - everything else while the message is sent — an IO error on an open connection, no answer
+//!   within the timeout, a reply that does not parse — can happen after the server may have
+//!   taken it: [`Outcome::Unknown`]. The engine records such a message as in doubt rather than
+//!   sending it twice or dropping it.
 //!
 //! A permanent AUTH failure (535) is also `Permanent`, for every message, until the settings
-//! are fixed: [`Mailer::check`] tries a connection (and AUTH) so start-up can catch that.
+//! are fixed: [`Mailer::check`] opens a connection (and AUTH) so start-up can catch that.
 //!
-//! A failed command aborts its connection (lettre), and the pool opens a new one for the
-//! next message, so a rejected recipient never fails the rest of a batch.
+//! A failed command aborts its connection (lettre), and the next message gets another one, so
+//! a rejected recipient never fails the rest of a batch.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
-use lettre::transport::smtp::{AsyncSmtpTransport, PoolConfig};
-use lettre::{AsyncTransport, Message, Tokio1Executor};
+use lettre::Message;
 use tokio::sync::Semaphore;
 
+use crate::pool::{OpenError, Pool};
 use crate::rate::RateLimiter;
-use crate::settings::{EmailConfig, Security};
+use crate::settings::EmailConfig;
 
 /// What became of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,10 +67,8 @@ pub enum Outcome {
 #[error("cannot set up SMTP to {server}: {source}")]
 pub struct MailerError {
     server: String,
-    source: lettre::transport::smtp::Error,
+    source: crate::pool::SetupError,
 }
-
-type Transport = AsyncSmtpTransport<Tokio1Executor>;
 
 /// Sends messages to the one configured SMTP server. Cheap to clone; clones share the pool,
 /// the concurrency limit and the rate.
@@ -83,10 +79,8 @@ pub struct Mailer {
 }
 
 struct Inner {
-    config: EmailConfig,
-    /// The transport (its pool) and its generation. A send that times out replaces it, so the
-    /// connection it left mid-command is never used again (see [`Mailer::send`]).
-    transport: RwLock<(u64, Transport)>,
+    pool: Pool,
+    timeout: std::time::Duration,
     permits: Semaphore,
     server: String,
 }
@@ -97,43 +91,15 @@ impl std::fmt::Debug for Mailer {
     }
 }
 
-fn transport(config: &EmailConfig) -> Result<Transport, lettre::transport::smtp::Error> {
-    let server = &config.server;
-    let mut tls = TlsParameters::builder(server.host.clone());
-    if let Some(pem) = &config.ca_pem {
-        tls = tls.add_root_certificate(Certificate::from_pem(pem)?);
-    }
-    let tls = tls.build_rustls()?;
-    let tls = match server.security {
-        Security::StartTlsWhenOffered => Tls::Opportunistic(tls),
-        Security::StartTlsRequired => Tls::Required(tls),
-        Security::ImplicitTls => Tls::Wrapper(tls),
-    };
-    // EHLO names the sender's domain: this process has no public host name of its own to
-    // give, and servers use the name for logging only.
-    let hello = ClientId::Domain(config.from.email.domain().to_string());
-    let mut builder = Transport::builder_dangerous(server.host.clone())
-        .port(server.port)
-        .tls(tls)
-        .hello_name(hello)
-        // lettre applies this to connecting only; `send` bounds the whole exchange.
-        .timeout(Some(config.timeout))
-        .pool_config(PoolConfig::new().max_size(config.concurrency));
-    if let Some(c) = &server.credentials {
-        builder = builder.credentials(Credentials::new(c.user.clone(), c.expose_password().to_string()));
-    }
-    Ok(builder.build())
-}
-
 impl Mailer {
     /// A mailer for the checked settings. Connects lazily, on the first send.
     pub fn new(config: &EmailConfig) -> Result<Mailer, MailerError> {
         let server = format!("{}:{}", config.server.host, config.server.port);
-        let transport = transport(config).map_err(|source| MailerError { server: server.clone(), source })?;
+        let pool = Pool::new(config).map_err(|source| MailerError { server: server.clone(), source })?;
         Ok(Mailer {
             inner: Arc::new(Inner {
-                config: config.clone(),
-                transport: RwLock::new((0, transport)),
+                pool,
+                timeout: config.timeout,
                 permits: Semaphore::new(config.concurrency as usize),
                 server,
             }),
@@ -152,66 +118,80 @@ impl Mailer {
         &self.inner.server
     }
 
-    fn current(&self) -> (u64, Transport) {
-        self.inner.transport.read().unwrap_or_else(|p| p.into_inner()).clone()
+    /// SMTP connections opened so far: at most the concurrency while connections stay usable.
+    pub fn connections_opened(&self) -> u64 {
+        self.inner.pool.opened()
     }
 
-    /// Drops transport `generation` (and with it its pool) for a fresh one, unless another
-    /// task already did.
-    fn replace(&self, generation: u64) {
-        let mut guard = self.inner.transport.write().unwrap_or_else(|p| p.into_inner());
-        if guard.0 == generation
-            && let Ok(fresh) = transport(&self.inner.config)
-        {
-            *guard = (generation + 1, fresh);
-        }
-    }
-
-    /// Connects (with STARTTLS and AUTH as configured) and says `QUIT`: for start-up checks.
+    /// Opens a connection (with STARTTLS and AUTH as configured) and says `QUIT`: for start-up
+    /// checks.
     pub async fn check(&self) -> Result<(), Outcome> {
-        let (_, transport) = self.current();
-        match tokio::time::timeout(self.inner.config.timeout, transport.test_connection()).await {
-            Ok(Ok(true)) => Ok(()),
-            Ok(Ok(false)) => Err(Outcome::Temporary { code: None, text: "the server did not answer NOOP".into() }),
+        let mut connection = self.open_or_outcome(self.inner.pool.open()).await?;
+        match tokio::time::timeout(self.inner.timeout, connection.quit()).await {
+            Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(classify(&e)),
-            Err(_) => Err(Outcome::Temporary { code: None, text: "the server did not answer in time".into() }),
+            Err(_) => Err(Outcome::Temporary { code: None, text: "the server did not answer QUIT in time".into() }),
         }
     }
 
     /// Sends `message` to its envelope's recipients, waiting first for a free connection and
     /// for the rate. Never fails: every result is an [`Outcome`].
     ///
-    /// The exchange (connecting, TLS, AUTH, the message and the server's reply) must end
-    /// within the configured timeout: lettre's own timeout covers only connecting, and a
-    /// server that stops answering would otherwise hold the send, and its connection, for
-    /// ever. A send that runs out of time is [`Outcome::Unknown`] (the server may have taken
-    /// the message and be slow to say so), and its connection is closed by replacing the
-    /// pool: lettre would otherwise return it to the pool mid-command, and the late reply
-    /// would be read as the answer to the next message's command.
+    /// Getting a connection and the exchange are each bounded by the configured timeout: a
+    /// server that stops answering would otherwise hold the send, and its connection, for ever.
+    /// No connection in time is [`Outcome::Temporary`] (nothing was sent); a send that runs
+    /// out of time is [`Outcome::Unknown`] (the server may have taken the message and be slow
+    /// to say so), and its connection is closed, never reused: its late reply would be read as
+    /// the answer to the next message's command.
     pub async fn send(&self, message: &Message) -> Outcome {
         // The semaphore is never closed, so acquiring only waits.
         let Ok(_permit) = self.inner.permits.acquire().await else {
             return Outcome::Temporary { code: None, text: "the mailer is shutting down".into() };
         };
         self.rate.acquire().await;
-        let (generation, transport) = self.current();
-        let limit = self.inner.config.timeout;
-        let sent = tokio::time::timeout(limit, transport.send_raw(message.envelope(), &message.formatted())).await;
-        drop(transport);
-        let outcome = match sent {
-            Ok(Ok(response)) => Outcome::Sent {
-                response: format!("{} {}", response.code(), response.message().collect::<Vec<_>>().join(" ")),
-            },
-            Ok(Err(e)) => classify(&e),
-            Err(_) => {
-                self.replace(generation);
-                Outcome::Unknown { error: format!("no answer within {} s; the connection was closed", limit.as_secs()) }
+        let outcome = match self.open_or_outcome(self.inner.pool.get()).await {
+            Err(outcome) => outcome,
+            Ok(mut connection) => {
+                let limit = self.inner.timeout;
+                match tokio::time::timeout(limit, connection.send(message.envelope(), &message.formatted())).await {
+                    Ok(Ok(response)) => {
+                        self.inner.pool.put(connection);
+                        Outcome::Sent {
+                            response: format!(
+                                "{} {}",
+                                response.code(),
+                                response.message().collect::<Vec<_>>().join(" ")
+                            ),
+                        }
+                    }
+                    // lettre aborted the connection on the error; it is dropped here.
+                    Ok(Err(e)) => classify(&e),
+                    Err(_) => Outcome::Unknown {
+                        error: format!("no answer within {} s; the connection was closed", limit.as_secs()),
+                    },
+                }
             }
         };
         if !matches!(outcome, Outcome::Sent { .. }) {
             tracing::warn!(server = %self.inner.server, "smtp send failed: {outcome:?}");
         }
         outcome
+    }
+
+    /// A connection from `getting` within the timeout, or the [`Outcome`] of not having one.
+    async fn open_or_outcome(
+        &self,
+        getting: impl std::future::Future<Output = Result<lettre::transport::smtp::client::AsyncSmtpConnection, OpenError>>,
+    ) -> Result<lettre::transport::smtp::client::AsyncSmtpConnection, Outcome> {
+        match tokio::time::timeout(self.inner.timeout, getting).await {
+            Ok(Ok(connection)) => Ok(connection),
+            Ok(Err(OpenError::Unreachable(text))) => Err(Outcome::Temporary { code: None, text }),
+            Ok(Err(OpenError::Smtp(e))) => Err(classify(&e)),
+            Err(_) => Err(Outcome::Temporary {
+                code: None,
+                text: format!("no SMTP connection within {} s", self.inner.timeout.as_secs()),
+            }),
+        }
     }
 }
 

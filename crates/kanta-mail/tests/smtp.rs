@@ -197,15 +197,14 @@ async fn no_server_listening_is_temporary() {
     let config = config(&format!("smtp://127.0.0.1:{port}"), None);
     let mailer = Mailer::new(&config).unwrap();
     let outcome = mailer.send(&message(&config, "ana@example.com", 0)).await;
-    // This pins the one place that reads lettre's Display (see smtp.rs): a connect failure
-    // must stay Temporary, not become Unknown.
+    // Nothing was sent: Temporary, not Unknown.
     assert!(matches!(outcome, Outcome::Temporary { code: None, .. }), "{outcome:?}");
     assert!(mailer.check().await.is_err());
 }
 
 #[tokio::test]
-async fn a_server_that_stops_answering_leaves_the_message_in_doubt_within_the_timeout() {
-    // Accepts connections and never says a word.
+async fn a_server_that_never_greets_is_temporary_within_the_timeout() {
+    // Accepts connections and never says a word: no message was sent, so it is no doubt.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
     let mut config = config(&format!("smtp://127.0.0.1:{port}"), None);
@@ -213,7 +212,60 @@ async fn a_server_that_stops_answering_leaves_the_message_in_doubt_within_the_ti
     let mailer = Mailer::new(&config).unwrap();
     let started = std::time::Instant::now();
     let outcome = mailer.send(&message(&config, "ana@example.com", 0)).await;
-    assert!(matches!(outcome, Outcome::Unknown { .. }), "{outcome:?}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(5), "bounded by the 1 s timeout, not lettre's none");
+    assert!(matches!(outcome, Outcome::Temporary { code: None, .. }), "{outcome:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "bounded by the 1 s timeout");
     drop(silent);
+}
+
+#[tokio::test]
+async fn one_connection_carries_message_after_message() {
+    let server = Smtpd::cli(&[]);
+    let mut config = config(&format!("smtp://127.0.0.1:{}", server.port), None);
+    config.concurrency = 1;
+    let mailer = Mailer::new(&config).unwrap();
+    for i in 0..50 {
+        let outcome = mailer.send(&message(&config, &format!("c{i}@example.com"), i)).await;
+        assert!(sent(&outcome), "{outcome:?}");
+    }
+    assert_eq!(mailer.connections_opened(), 1, "reused, not reopened");
+    assert_eq!(server.messages().len(), 50);
+    // At three in flight, at most three connections.
+    config.concurrency = 3;
+    let mailer = Mailer::new(&config).unwrap();
+    let sends: Vec<_> = (50..80)
+        .map(|i| {
+            let (mailer, message) = (mailer.clone(), message(&config, &format!("c{i}@example.com"), i));
+            tokio::spawn(async move { mailer.send(&message).await })
+        })
+        .collect();
+    for send in sends {
+        assert!(sent(&send.await.unwrap()));
+    }
+    assert!((1..=3).contains(&mailer.connections_opened()), "{}", mailer.connections_opened());
+}
+
+#[tokio::test]
+async fn a_refused_or_unanswered_message_never_hands_its_connection_to_the_next() {
+    let server = Smtpd::script(&["--reject", "gone@example.com=550 5.1.1 no such user", "--stall", "slow@example.com"]);
+    let mut config = config(&format!("smtp://127.0.0.1:{}", server.port), None);
+    config.concurrency = 1;
+    config.timeout = std::time::Duration::from_secs(1);
+    let mailer = Mailer::new(&config).unwrap();
+    assert!(sent(&mailer.send(&message(&config, "ana@example.com", 0)).await));
+    // A refused recipient: lettre aborts that connection; the next message opens another.
+    let gone = mailer.send(&message(&config, "gone@example.com", 1)).await;
+    assert!(matches!(gone, Outcome::Permanent { code: Some(550), .. }), "{gone:?}");
+    assert!(sent(&mailer.send(&message(&config, "bo@example.com", 2)).await));
+    assert_eq!(mailer.connections_opened(), 2);
+    // The server takes the data and never answers: in doubt, and that connection is closed —
+    // reused, its late reply would be read as the next message's answer.
+    let slow = mailer.send(&message(&config, "slow@example.com", 3)).await;
+    assert!(matches!(slow, Outcome::Unknown { .. }), "{slow:?}");
+    let next = mailer.send(&message(&config, "cy@example.com", 4)).await;
+    assert!(sent(&next), "{next:?}");
+    assert_eq!(mailer.connections_opened(), 3);
+    let mut to: Vec<String> = server.messages().iter().map(|m| header(&headers(m), "To")[0].to_string()).collect();
+    to.sort();
+    assert_eq!(to, ["Ana <ana@example.com>", "Ana <bo@example.com>", "Ana <cy@example.com>"]);
+    mailer.check().await.expect("a fresh connection and QUIT");
 }

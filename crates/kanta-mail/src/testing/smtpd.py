@@ -1,8 +1,9 @@
 """A real aiosmtpd server for kanta-mail's tests, with what `python -m aiosmtpd` cannot be told
-on its command line: AUTH (a user and password that MAIL then requires) and recipients refused
-with a chosen reply. Messages go to a Maildir through aiosmtpd's own Mailbox handler.
+on its command line: AUTH (a user and password that MAIL then requires), recipients refused
+with a chosen reply, and recipients whose message is never answered after its DATA (the server
+stalls). Messages go to a Maildir through aiosmtpd's own Mailbox handler.
 
-    python smtpd.py HOST:PORT MAILDIR [--auth USER:PASSWORD] [--reject ADDRESS=REPLY]...
+    python smtpd.py HOST:PORT MAILDIR [--auth USER:PASSWORD] [--reject ADDRESS=REPLY]... [--stall ADDRESS]...
 """
 
 import argparse
@@ -14,10 +15,11 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 
 class Handler(Mailbox):
-    def __init__(self, maildir, rejects, auth):
+    def __init__(self, maildir, rejects, auth, stalls):
         super().__init__(maildir)
         self.rejects = rejects
         self.auth = auth
+        self.stalls = stalls
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if self.auth and not session.authenticated:
@@ -33,6 +35,13 @@ class Handler(Mailbox):
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 OK"
+
+
+    async def handle_DATA(self, server, session, envelope):
+        if any(address.lower() in self.stalls for address in envelope.rcpt_tos):
+            # The message arrived and no reply ever comes: the client cannot know its fate.
+            await asyncio.sleep(3600)
+        return await super().handle_DATA(server, session, envelope)
 
 
 def authenticator(user, password):
@@ -54,6 +63,7 @@ def main():
     parser.add_argument("maildir")
     parser.add_argument("--auth")
     parser.add_argument("--reject", action="append", default=[])
+    parser.add_argument("--stall", action="append", default=[])
     args = parser.parse_args()
     host, port = args.listen.rsplit(":", 1)
     rejects = {}
@@ -64,7 +74,7 @@ def main():
     if args.auth:
         user, password = args.auth.split(":", 1)
         auth = authenticator(user, password)
-    handler = Handler(args.maildir, rejects, auth)
+    handler = Handler(args.maildir, rejects, auth, {address.lower() for address in args.stall})
 
     def factory():
         # Loopback only, so AUTH without TLS is allowed here (kanta sends a password in the
