@@ -123,20 +123,49 @@ impl Engine {
         let runs =
             self.store.claim_due_runs(&self.config.owner, now, self.config.run_lease, self.config.run_batch).await?;
         let mut advanced = Advanced { runs: runs.len(), steps: 0 };
+        // Every run walked first, then all their moves written in one transaction (one commit
+        // per batch, not per run); by run id, so two batches touching a run lock in one order.
+        let mut walked = Vec::with_capacity(runs.len());
         for run in &runs {
-            match self.advance_run(run, now).await {
-                Ok(steps) => advanced.steps += steps,
+            match self.walk_run(run, now).await {
+                Ok(update) => walked.push((run, update)),
                 Err(e) => {
                     tracing::warn!(run = %run.id, journey = %run.journey, "journey engine: advancing a run failed: {e}")
                 }
             }
         }
+        walked.sort_by_key(|(run, _)| run.id);
+        let batch: Vec<_> = walked.iter().map(|(run, update)| (run.id, &run.lease, update)).collect();
+        let written = match self.store.advance_runs(&batch, now).await {
+            Ok(written) => written,
+            Err(e) => {
+                // One run's write failed the batch (say, a deadlock with an exit on
+                // PostgreSQL): each alone, so the others are not held back until their leases end.
+                tracing::warn!("journey engine: writing {} runs at once failed, one by one now: {e}", batch.len());
+                let mut written = Vec::with_capacity(batch.len());
+                for (id, lease, update) in &batch {
+                    written.push(match self.store.advance_run(*id, lease, update, now).await {
+                        Ok(done) => done,
+                        Err(e) => {
+                            tracing::warn!(run = %id, "journey engine: advancing a run failed: {e}");
+                            false
+                        }
+                    });
+                }
+                written
+            }
+        };
+        for ((_, update), done) in walked.iter().zip(written) {
+            if done {
+                advanced.steps += update.history.len();
+            }
+        }
         Ok(advanced)
     }
 
-    /// The steps recorded in the run's history by this pass (none when its lease was lost).
-    async fn advance_run(&self, run: &ClaimedRun, now: Timestamp) -> Result<usize, EngineError> {
-        let update = match self.cache.version(&*self.store, &run.journey, run.version).await {
+    /// Where the run goes this pass, with the steps it passes and the messages it enqueues.
+    async fn walk_run(&self, run: &ClaimedRun, now: Timestamp) -> Result<RunUpdate, EngineError> {
+        Ok(match self.cache.version(&*self.store, &run.journey, run.version).await {
             Ok(loaded) => walk(self, run, &loaded, now).await?,
             Err(e @ EngineError::StoredJourney { .. }) => RunUpdate {
                 next: RunNext::End { end: RunEnd::Exited, reason: Some(e.to_string()) },
@@ -144,9 +173,7 @@ impl Engine {
                 messages: Vec::new(),
             },
             Err(e) => return Err(e),
-        };
-        let steps = update.history.len();
-        Ok(if self.store.advance_run(run.id, &run.lease, &update, now).await? { steps } else { 0 })
+        })
     }
 
     /// `send_email` step `step` of `journey`'s current version rendered for customer

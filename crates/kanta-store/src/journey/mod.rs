@@ -167,6 +167,11 @@ pub trait JourneyStore: Send + Sync {
         now: Timestamp,
     ) -> Result<bool, StoreError>;
 
+    /// [`JourneyStore::advance_run`] for several runs in one transaction (give them by run
+    /// id), each decided alone; `false` for a run whose lease no longer holds.
+    async fn advance_runs(&self, runs: &[(RunId, &Lease, &RunUpdate)], now: Timestamp)
+    -> Result<Vec<bool>, StoreError>;
+
     /// The awaited event or segment entry arrived for a customer: every active run of theirs
     /// waiting for it becomes due at `now` with `woken_at` set and its wait cleared. Returns
     /// the runs woken.
@@ -416,6 +421,14 @@ impl<DB: Dialect> JourneyStore for Store<DB> {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         run::advance(self, id, lease, update, now).await
+    }
+
+    async fn advance_runs(
+        &self,
+        runs: &[(RunId, &Lease, &RunUpdate)],
+        now: Timestamp,
+    ) -> Result<Vec<bool>, StoreError> {
+        run::advance_many(self, runs, now).await
     }
 
     async fn wake_runs(&self, customer: i64, signal: &Signal<'_>, now: Timestamp) -> Result<Vec<RunId>, StoreError> {
