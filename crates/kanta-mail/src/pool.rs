@@ -10,6 +10,12 @@
 //! `smtps://` the TLS session, with rustls as lettre does), sets `TCP_NODELAY`, and lets lettre
 //! speak SMTP over it: EHLO, STARTTLS, AUTH and the message exchange stay lettre's.
 //!
+//! Measured with `examples/bare_send.rs` (debug build, 2,000 messages of 994 bytes to
+//! aiosmtpd's `Sink` on loopback, on a shared 2-core machine, one or two runs each): over one
+//! connection lettre's transport sent 22 messages a second (the 40 ms stall, every message) and
+//! this pool 527 to 1,033; over eight, 159 to 175 against 575 to 1,458, where the Python sink's
+//! one core and the other work on the machine are the limit rather than the client.
+//!
 //! A connection is reused only after a `NOOP` shows it alive, and only within [`MAX_IDLE`] of
 //! its last use; one that saw any error, or whose send ran out of time, is never returned (a late
 //! reply would be read as the answer to the next command).
@@ -19,7 +25,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters};
@@ -28,6 +34,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
@@ -70,6 +77,9 @@ pub(crate) struct Pool {
     /// For `smtps://`: TLS from the first byte.
     implicit: Option<TlsConnector>,
     timeout: Duration,
+    /// Connections between messages, each with when it was last used. Tokio's clock, not the
+    /// system's: it is the runtime's (the same one the send timeouts run on), and a test can
+    /// move it past [`MAX_IDLE`] without waiting a minute.
     idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
     opened: AtomicU64,
 }
