@@ -44,6 +44,10 @@ use crate::settings::{EmailConfig, Security};
 /// after a few minutes; RFC 5321 §4.5.3.2.7 asks them to wait at least 5).
 pub(crate) const MAX_IDLE: Duration = Duration::from_secs(60);
 
+/// How long an idle connection may take to answer the `NOOP` before it is given up for a new
+/// one (a loopback or LAN server answers in milliseconds).
+const IDLE_CHECK: Duration = Duration::from_secs(2);
+
 /// Why no connection could be opened.
 #[derive(Debug)]
 pub(crate) enum OpenError {
@@ -131,11 +135,16 @@ impl Pool {
         loop {
             let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
             let Some((mut connection, since)) = idle else { break };
-            if since.elapsed() <= MAX_IDLE && connection.test_connected().await {
+            // The NOOP and the QUIT have a short limit of their own: a connection the network
+            // dropped silently must cost a moment, not the send's whole timeout.
+            let check = self.timeout.min(IDLE_CHECK);
+            if since.elapsed() <= MAX_IDLE
+                && tokio::time::timeout(check, connection.test_connected()).await.unwrap_or(false)
+            {
                 return Ok(connection);
             }
             // Dead or too old: closed (QUIT if it still listens), and the next one is tried.
-            connection.abort().await;
+            let _ = tokio::time::timeout(check, connection.abort()).await;
         }
         self.open().await
     }

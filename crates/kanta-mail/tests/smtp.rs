@@ -315,3 +315,18 @@ async fn starttls_required_and_not_offered_sends_nothing() {
     assert_eq!(mailer.check().await, Err(outcome));
     assert!(server.messages().is_empty());
 }
+
+#[tokio::test]
+async fn an_idle_connection_that_does_not_answer_noop_is_given_up_for_a_new_one() {
+    let server = Smtpd::script(&["--ignore-noop"]);
+    let mut config = config(&format!("smtp://127.0.0.1:{}", server.port), None);
+    config.concurrency = 1;
+    let mailer = Mailer::new(&config).unwrap();
+    assert!(sent(&mailer.send(&message(&config, "ana@example.com", 0)).await));
+    // The idle connection's NOOP goes unanswered: after its short check, not the send's whole
+    // timeout (which would make this send Temporary), a new connection carries the message.
+    let second = mailer.send(&message(&config, "bo@example.com", 1)).await;
+    assert!(sent(&second), "{second:?}");
+    assert_eq!(mailer.connections_opened(), 2);
+    assert_eq!(server.messages().len(), 2);
+}

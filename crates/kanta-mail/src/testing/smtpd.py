@@ -4,6 +4,9 @@ with a chosen reply, and recipients whose message is never answered after its DA
 stalls). Messages go to a Maildir through aiosmtpd's own Mailbox handler.
 
     python smtpd.py HOST:PORT MAILDIR [--auth USER:PASSWORD] [--reject ADDRESS=REPLY]... [--stall ADDRESS]...
+                    [--ignore-noop]
+
+--ignore-noop never answers NOOP (a connection the network dropped, as a client sees it).
 """
 
 import argparse
@@ -44,6 +47,11 @@ class Handler(Mailbox):
         return await super().handle_DATA(server, session, envelope)
 
 
+class DeafToNoop(SMTP):
+    async def smtp_NOOP(self, arg):
+        await asyncio.sleep(3600)
+
+
 def authenticator(user, password):
     def check(server, session, envelope, mechanism, auth_data):
         ok = (
@@ -64,6 +72,7 @@ def main():
     parser.add_argument("--auth")
     parser.add_argument("--reject", action="append", default=[])
     parser.add_argument("--stall", action="append", default=[])
+    parser.add_argument("--ignore-noop", action="store_true")
     args = parser.parse_args()
     host, port = args.listen.rsplit(":", 1)
     rejects = {}
@@ -79,7 +88,8 @@ def main():
     def factory():
         # Loopback only, so AUTH without TLS is allowed here (kanta sends a password in the
         # clear only to a loopback host).
-        return SMTP(handler, authenticator=auth, auth_require_tls=False)
+        server = DeafToNoop if args.ignore_noop else SMTP
+        return server(handler, authenticator=auth, auth_require_tls=False)
 
     loop = asyncio.new_event_loop()
     server = loop.run_until_complete(loop.create_server(factory, host=host, port=int(port)))
