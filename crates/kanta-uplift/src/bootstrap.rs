@@ -5,6 +5,12 @@
 //! 1993, *An Introduction to the Bootstrap*, §13.3) reads the interval off the resampled
 //! distribution instead. Each arm is resampled on its own (the arms are independent samples).
 //!
+//! Its coverage needs a few hundred converters per arm when spend is very skewed: with 2 000
+//! customers per arm, 10 % converting and log-normal spend of σ = 1.2 it covered 92.9 % for a
+//! nominal 95 % (Welch 94.6 %); at σ = 1.0 it is calibrated (`tests/calibration.rs`). BCa
+//! (Efron & Tibshirani ch. 14) was tried and did worse there (90.1 %, scipy's BCa agreeing), its
+//! acceleration being an estimate of skewness dominated by the few largest orders.
+//!
 //! # Resampling only the customers who differ from the bulk
 //!
 //! Most customers in an arm share one value (0 revenue; for CUPED-adjusted values, the value
