@@ -93,7 +93,8 @@ impl Holdout {
             return Err(HoldoutError::AboveHundred(text.to_string()));
         }
         // At most three digits of whole percent and four of fraction: no overflow below.
-        let whole: u32 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| HoldoutError::NotANumber(text.to_string()))? };
+        let whole: u32 =
+            if whole.is_empty() { 0 } else { whole.parse().map_err(|_| HoldoutError::NotANumber(text.to_string()))? };
         let mut fraction_ppm = 0;
         for (i, b) in fraction.bytes().enumerate() {
             fraction_ppm += u32::from(b - b'0') * 10u32.pow(3 - i as u32);

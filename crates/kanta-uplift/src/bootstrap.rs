@@ -127,9 +127,7 @@ impl Sample {
     pub fn naive_resample_means(values: &[f64], resamples: u32, seed: u64) -> Vec<f64> {
         let mut rng = Pcg64Mcg::seed_from_u64(seed);
         let n = values.len();
-        (0..resamples)
-            .map(|_| (0..n).map(|_| values[rng.random_range(0..n)]).sum::<f64>() / n as f64)
-            .collect()
+        (0..resamples).map(|_| (0..n).map(|_| values[rng.random_range(0..n)]).sum::<f64>() / n as f64).collect()
     }
 
     /// The means of `resamples` fast resamples from `seed` (module docs), exposed for tests.
@@ -159,7 +157,12 @@ pub struct BootstrapDifference {
 /// interval = [Q(α/2), Q(1 − α/2)] of the d*_b,   Q = linear interpolation between order
 ///            statistics (R's quantile type 7, numpy's default)
 /// ```
-pub fn percentile(first: &Sample, second: &Sample, level: Level, options: Options) -> Result<BootstrapDifference, UpliftError> {
+pub fn percentile(
+    first: &Sample,
+    second: &Sample,
+    level: Level,
+    options: Options,
+) -> Result<BootstrapDifference, UpliftError> {
     if options.resamples == 0 {
         return Err(UpliftError::NoResamples);
     }

@@ -76,7 +76,9 @@ impl Cuped {
             (sxx + dx * dx, sxy + dx * (y - mean_y))
         });
         let theta = if sxx > 0.0 { sxy / sxx } else { 0.0 };
-        let adjust = |arm: Paired<'_>| -> Vec<f64> { arm.pre.iter().zip(arm.post).map(|(x, y)| y - theta * (x - mean_x)).collect() };
+        let adjust = |arm: Paired<'_>| -> Vec<f64> {
+            arm.pre.iter().zip(arm.post).map(|(x, y)| y - theta * (x - mean_x)).collect()
+        };
         let (adjusted_1, adjusted_2) = (adjust(first), adjust(second));
         let variance_of_difference = |a: &[f64], b: &[f64]| -> Result<f64, UpliftError> {
             Ok(Summary::of(a, "treatment")?.variance_of_mean() + Summary::of(b, "control")?.variance_of_mean())

@@ -87,7 +87,9 @@ pub enum Verdict {
 /// otherwise                                    → TooEarly
 /// ```
 pub fn verdict(interval: Interval, mde: f64, baseline: f64, conversions: (u64, u64), rule: Rule) -> Verdict {
-    if conversions.0.min(conversions.1) < rule.min_conversions || !(interval.lower <= interval.upper) {
+    // A NaN bound (an interval that could not be computed) is no ground for a verdict.
+    let computed = interval.lower.is_finite() && interval.upper.is_finite() && interval.lower <= interval.upper;
+    if conversions.0.min(conversions.1) < rule.min_conversions || !computed {
         Verdict::TooEarly
     } else if interval.lower > 0.0 {
         Verdict::Uplift

@@ -1,6 +1,8 @@
 //! Holdout assignment over many customers: the shares match the setting, arms never move, and
 //! the global holdout is independent of every journey's.
 
+#![allow(clippy::unwrap_used)] // Helpers outside #[test] fns unwrap too: a panic is a failed test.
+
 use kanta_domain::contact::CustomerId;
 use kanta_uplift::arm::{Arm, Holdout, assign, assign_global};
 
@@ -57,13 +59,17 @@ fn the_global_holdout_and_journey_arms_are_independent() {
     let journey = Holdout::parse("10%").unwrap();
     let global = Holdout::parse("5%").unwrap();
     let both = share(
-        customers.iter().map(|c| assign(c, "welcome", journey) == Arm::Control && assign_global(c, global) == Arm::Control),
+        customers
+            .iter()
+            .map(|c| assign(c, "welcome", journey) == Arm::Control && assign_global(c, global) == Arm::Control),
     );
     // Independent: 0.10 × 0.05 = 0.005, standard error √(0.005 · 0.995 / 10⁵) = 0.00022.
     assert!((both - 0.005).abs() < 0.001, "joint share {both}");
     // Two journeys' arms are independent too: 0.10 × 0.10 = 0.01 (standard error 0.0003).
     let two = share(
-        customers.iter().map(|c| assign(c, "welcome", journey) == Arm::Control && assign(c, "winback", journey) == Arm::Control),
+        customers
+            .iter()
+            .map(|c| assign(c, "welcome", journey) == Arm::Control && assign(c, "winback", journey) == Arm::Control),
     );
     assert!((two - 0.01).abs() < 0.0015, "joint share of two journeys {two}");
 }

@@ -1,6 +1,8 @@
 //! The fast bootstrap (binomial count of non-zero customers) resamples the same distribution
 //! as the naive one, and is reproducible from its seed.
 
+#![allow(clippy::unwrap_used)] // Helpers outside #[test] fns unwrap too: a panic is a failed test.
+
 use kanta_uplift::Level;
 use kanta_uplift::bootstrap::{Options, Sample, percentile};
 

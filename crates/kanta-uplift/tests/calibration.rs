@@ -6,6 +6,8 @@
 //! of a correct interval has standard error 0.7 points, so the band is ±2.9 standard errors),
 //! and an A/A comparison must flag a difference in 3–7 % of them.
 
+#![allow(clippy::unwrap_used)] // Helpers outside #[test] fns unwrap too: a panic is a failed test.
+
 use kanta_uplift::Level;
 use kanta_uplift::bootstrap::{Options, Sample, percentile};
 use kanta_uplift::cuped::{Cuped, Paired};
@@ -57,12 +59,6 @@ impl World {
             .collect();
         (conversions, revenue)
     }
-}
-
-/// Share of `repetitions` seeded experiments for which `covered` holds.
-fn share_of(repetitions: u64, mut covered: impl FnMut(&mut Pcg64Mcg) -> bool) -> f64 {
-    let hits = (0..repetitions).filter(|&seed| covered(&mut Pcg64Mcg::seed_from_u64(seed))).count();
-    hits as f64 / repetitions as f64
 }
 
 fn assert_calibrated(what: &str, coverage: f64) {
@@ -147,11 +143,16 @@ fn an_a_a_comparison_flags_a_difference_in_five_percent_of_repetitions() {
         let rng = &mut Pcg64Mcg::seed_from_u64(seed);
         let (a_conversions, a) = world.arm(2_000, false, rng);
         let (b_conversions, b) = world.arm(2_000, false, rng);
-        let rates = difference(Proportion::new(a_conversions, 2_000).unwrap(), Proportion::new(b_conversions, 2_000).unwrap(), LEVEL);
+        let rates = difference(
+            Proportion::new(a_conversions, 2_000).unwrap(),
+            Proportion::new(b_conversions, 2_000).unwrap(),
+            LEVEL,
+        );
         rate_flags += u32::from(rates.unwrap().newcombe.excludes_zero());
         welch_flags += u32::from(welch(&a, &b, LEVEL).unwrap().interval.excludes_zero());
         let (a, b) = (Sample::revenue(&a, "treatment").unwrap(), Sample::revenue(&b, "control").unwrap());
-        bootstrap_flags += u32::from(percentile(&a, &b, LEVEL, Options::seeded(seed)).unwrap().interval.excludes_zero());
+        bootstrap_flags +=
+            u32::from(percentile(&a, &b, LEVEL, Options::seeded(seed)).unwrap().interval.excludes_zero());
     }
     let share = |flags: u32| f64::from(flags) / repetitions as f64;
     assert_false_positives("A/A conversion (Newcombe)", share(rate_flags));
@@ -191,8 +192,11 @@ fn cuped_shrinks_the_interval_and_stays_unbiased() {
         reduction += cuped.variance_reduction;
     }
     let n = repetitions as f64;
-    let (plain_width, cuped_width, mean_estimate, reduction) = (plain_width / n, cuped_width / n, estimates / n, reduction / n);
-    eprintln!("CUPED: width {cuped_width:.4} vs {plain_width:.4}, mean estimate {mean_estimate:.4}, variance reduction {reduction:.3}");
+    let (plain_width, cuped_width, mean_estimate, reduction) =
+        (plain_width / n, cuped_width / n, estimates / n, reduction / n);
+    eprintln!(
+        "CUPED: width {cuped_width:.4} vs {plain_width:.4}, mean estimate {mean_estimate:.4}, variance reduction {reduction:.3}"
+    );
     // cov(X, Y) = Var λ = 200 and Var X = E[λ²]·E[noise²] − (E λ)² = 300 · e^0.25 − 100 = 285.2,
     // so ρ = 0.701, the variance falls by ρ² = 0.49 and the width by √(1 − ρ²) = 0.71.
     assert!(cuped_width < 0.75 * plain_width, "width {cuped_width} vs {plain_width}");

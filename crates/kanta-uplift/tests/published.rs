@@ -1,6 +1,8 @@
 //! Every formula against values computed independently of this crate: the paper's own tables,
 //! scipy and statsmodels (the exact calls are quoted beside each value), or by hand.
 
+#![allow(clippy::unwrap_used)] // Helpers outside #[test] fns unwrap too: a panic is a failed test.
+
 use approx::assert_abs_diff_eq;
 use approx::assert_relative_eq;
 use kanta_uplift::cuped::{Cuped, Paired};
@@ -92,7 +94,10 @@ fn welch_interval_matches_scipy() {
 
 #[test]
 fn welch_refuses_arms_too_small_or_not_finite() {
-    assert_eq!(welch(&[1.0], &CONTROL, Level::NINETY_FIVE), Err(UpliftError::TooFewCustomers { arm: "treatment", n: 1 }));
+    assert_eq!(
+        welch(&[1.0], &CONTROL, Level::NINETY_FIVE),
+        Err(UpliftError::TooFewCustomers { arm: "treatment", n: 1 })
+    );
     assert_eq!(welch(&TREATMENT, &[], Level::NINETY_FIVE), Err(UpliftError::EmptyArm { arm: "control" }));
     assert_eq!(welch(&[1.0, f64::NAN], &CONTROL, Level::NINETY_FIVE), Err(UpliftError::NotFinite { arm: "treatment" }));
     // Two constant arms: the interval is the point, not NaN.
@@ -163,8 +168,14 @@ fn the_verdict_waits_for_conversions_and_for_power() {
 #[test]
 fn kaplan_meier_matches_a_hand_computed_example() {
     let follow = |days_followed, converted_on| FollowUp { days_followed, converted_on };
-    let customers =
-        [follow(10, Some(2)), follow(10, Some(2)), follow(3, None), follow(10, Some(5)), follow(4, Some(6)), follow(10, None)];
+    let customers = [
+        follow(10, Some(2)),
+        follow(10, Some(2)),
+        follow(3, None),
+        follow(10, Some(5)),
+        follow(4, Some(6)),
+        follow(10, None),
+    ];
     let curve = cumulative_conversion(&customers, Level::NINETY_FIVE);
     assert_eq!(curve.len(), 11);
     let at_risk: Vec<u64> = curve.iter().map(|p| p.at_risk).collect();
@@ -186,7 +197,8 @@ fn kaplan_meier_matches_a_hand_computed_example() {
 
 #[test]
 fn a_curve_whose_every_customer_converts_reaches_one_with_no_band() {
-    let customers = [FollowUp { days_followed: 3, converted_on: Some(1) }, FollowUp { days_followed: 0, converted_on: Some(0) }];
+    let customers =
+        [FollowUp { days_followed: 3, converted_on: Some(1) }, FollowUp { days_followed: 0, converted_on: Some(0) }];
     let curve = cumulative_conversion(&customers, Level::NINETY_FIVE);
     assert_eq!(curve[0].converted, 0.5);
     assert_eq!(curve[1].converted, 1.0);
