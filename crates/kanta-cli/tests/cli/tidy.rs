@@ -101,7 +101,18 @@ fn the_data_the_tests_read_is_in_the_repository() {
 /// The layers of ARCHITECTURE.md's crate map, lowest first. A crate may depend only on crates
 /// of its own layer or a lower one; the pure layer also on no crate that does IO or runs async.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("pure", &["kanta-domain", "kanta-models", "kanta-core", "kanta-segment", "kanta-score", "kanta-journey"]),
+    (
+        "pure",
+        &[
+            "kanta-domain",
+            "kanta-models",
+            "kanta-core",
+            "kanta-segment",
+            "kanta-score",
+            "kanta-journey",
+            "kanta-uplift",
+        ],
+    ),
     ("files", &["kanta-io", "kanta-gen", "kanta-report"]),
     ("live edges", &["kanta-store", "kanta-webhooks", "kanta-mail", "kanta-jobs", "kanta-api", "kanta-engine"]),
     ("application", &["kanta-server"]),
