@@ -10,6 +10,7 @@ pub mod model;
 pub mod money;
 pub mod purchase;
 pub mod record;
+pub mod stable;
 pub mod time;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -8,24 +8,7 @@
 //! Salting with the journey and the step makes two splits independent: landing in the first arm
 //! of one says nothing about the arm of another.
 
-use sha2::{Digest, Sha256};
-
-/// The first 8 bytes (big-endian) of SHA-256 over `domain` and then each part, length-prefixed.
-///
-/// `domain` separates the uses of the hash (splits, backoff jitter), so equal inputs to two
-/// different rules draw unrelated numbers.
-pub(crate) fn stable_u64(domain: &str, parts: &[&[u8]]) -> u64 {
-    let mut hasher = Sha256::new();
-    hasher.update(domain.as_bytes());
-    for part in parts {
-        hasher.update((part.len() as u64).to_be_bytes());
-        hasher.update(part);
-    }
-    let digest = hasher.finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    u64::from_be_bytes(first)
-}
+pub(crate) use kanta_domain::stable::stable_u64;
 
 /// `u` (a uniform 64-bit draw) scaled to `0..n` without modulo bias beyond 2⁻³² for any `n` up
 /// to 2³²: the high bits of `u · n`.

@@ -21,14 +21,14 @@ use std::fmt;
 use std::str::FromStr;
 
 use kanta_domain::contact::CustomerId;
+use kanta_domain::stable::stable_u64;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 /// Domain separation of the per-journey arm; changing it reshuffles every running holdout.
-const JOURNEY_DOMAIN: &[u8] = b"kanta/holdout/journey/v1";
+const JOURNEY_DOMAIN: &str = "kanta/holdout/journey/v1";
 /// Domain separation of the global holdout; different from [`JOURNEY_DOMAIN`] so the two draws
 /// are independent.
-const GLOBAL_DOMAIN: &[u8] = b"kanta/holdout/global/v1";
+const GLOBAL_DOMAIN: &str = "kanta/holdout/global/v1";
 
 /// Parts per million: the resolution of a holdout share (four decimals of a percent).
 const MILLION: u32 = 1_000_000;
@@ -156,17 +156,8 @@ fn arm_of(bucket: u32, holdout: Holdout) -> Arm {
 }
 
 /// A uniform bucket in 0 .. 10⁶ from the length-prefixed SHA-256 of `parts` (module docs).
-fn bucket(domain: &[u8], parts: &[&[u8]]) -> u32 {
-    let mut hasher = Sha256::new();
-    hasher.update(domain);
-    for part in parts {
-        hasher.update((part.len() as u64).to_be_bytes());
-        hasher.update(part);
-    }
-    let digest = hasher.finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    let h = u64::from_be_bytes(first);
+fn bucket(domain: &str, parts: &[&[u8]]) -> u32 {
+    let h = stable_u64(domain, parts);
     // ⌊h · 10⁶ / 2⁶⁴⌋ < 10⁶, so the cast cannot truncate.
     ((u128::from(h) * u128::from(MILLION)) >> 64) as u32
 }
