@@ -337,6 +337,8 @@ pub enum JourneysCommand {
     Preview(JourneysPreviewArgs),
     /// Evaluate the date, predicted-purchase and schedule triggers once, up to now (or --now), and print per journey how many customers entered (a journey's first evaluation only starts its cursor); for running them from cron instead of `kanta serve`.
     Triggers(JourneysTriggersArgs),
+    /// The journey's uplift: treatment against its holdout (control) on the goal and on revenue per customer, with 95 % intervals (Wald and Newcombe; Welch and a seeded bootstrap; CUPED on the year before entry), the smallest effect the sizes can detect, and a verdict or "too early to tell".
+    Report(JourneysReportArgs),
     /// Run the journey engine without the HTTP API (the settings' [email], [guardrails] and [journeys]): until SIGTERM or Ctrl-C, or with --until-idle until nothing is due, then print what was done.
     Run(JourneysRunArgs),
 }
@@ -374,6 +376,31 @@ pub struct JourneysPreviewArgs {
     /// Write the whole message as it would be sent (RFC 5322, needs `[email]` settings) to FILE, to open in a mail client.
     #[arg(long, value_name = "FILE")]
     pub eml: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct JourneysReportArgs {
+    /// The journey's name.
+    pub name: String,
+
+    /// Print the report as JSON (every figure, the curves included).
+    #[arg(long)]
+    pub json: bool,
+
+    /// The bootstrap's seed: the same seed gives the same interval to the last digit.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// Bootstrap resamples.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(100..=100_000))]
+    pub resamples: u32,
+
+    /// Compute as if the time were this (RFC 3339) [default: now].
+    #[arg(long, value_name = "RFC3339")]
+    pub now: Option<String>,
 
     #[command(flatten)]
     pub store: StoreArgs,

@@ -95,6 +95,7 @@ where
         Command::Journeys(cli::JourneysCommand::Resend(args)) => command::journeys::resend(&args),
         Command::Journeys(cli::JourneysCommand::Preview(args)) => command::journeys::preview(&args),
         Command::Journeys(cli::JourneysCommand::Triggers(args)) => command::journeys::triggers(&args),
+        Command::Journeys(cli::JourneysCommand::Report(args)) => command::journeys::report::report(&args),
         Command::Journeys(cli::JourneysCommand::Run(args)) => command::journeys::run::run(&args),
         Command::Import(cmd) => command::import::run(&cmd),
         Command::Config(cli::ConfigCommand::Default) => {

@@ -27,6 +27,8 @@ pub(crate) struct Loaded {
     pub(crate) compiled: Compiled,
     /// The templates it carries, ready to render.
     pub(crate) templates: Templates,
+    /// Whether the global holdout applies ([`Journey::is_marketing`]).
+    pub(crate) marketing: bool,
 }
 
 /// A journey's current version and pause switch.
@@ -66,7 +68,8 @@ fn load(name: &str, version: i64, definition: &str) -> Result<Arc<Loaded>, Engin
         version,
         problem: e.to_string(),
     })?;
-    Ok(Arc::new(Loaded { version, journey, compiled, templates }))
+    let marketing = journey.is_marketing();
+    Ok(Arc::new(Loaded { version, journey, compiled, templates, marketing }))
 }
 
 impl Cache {

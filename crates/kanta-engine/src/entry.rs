@@ -3,8 +3,10 @@
 
 use chrono_tz::Tz;
 use kanta_domain::Timestamp;
-use kanta_journey::{Action, Awaited, ExitCondition, Next, Reentry, Trigger};
-use kanta_store::journey::{Entered, EntryRules, NewRun, RunId, Signal};
+use kanta_domain::contact::CustomerId;
+use kanta_journey::{Action, Awaited, ExitCondition, Holdout, Next, Reentry, Trigger};
+use kanta_store::journey::{Entered, EntryRules, NewRun, RunArm, RunId, Signal};
+use kanta_uplift::arm::{Arm, assign, assign_global};
 use serde_json::Value;
 
 use crate::advance::wait_position;
@@ -99,7 +101,8 @@ impl Engine {
         } else {
             Tz::UTC // not read
         };
-        let Some(run) = new_run(journey, head, internal, key, context, zone, now)? else {
+        let arm = arm_of(journey, head, customer, self.config.global_holdout);
+        let Some(run) = new_run(journey, head, internal, key, context, zone, arm, now)? else {
             return Ok(Entered::NotAgain);
         };
         Ok(self.store.start_run(&run, &entry_rules(head, now), now).await?)
@@ -121,7 +124,8 @@ impl Engine {
         }
         let mut runs = Vec::with_capacity(entrants.len());
         for e in entrants {
-            match new_run(journey, head, e.customer, &e.key, &e.context, e.zone, now)? {
+            let arm = arm_of(journey, head, &e.external, self.config.global_holdout);
+            match new_run(journey, head, e.customer, &e.key, &e.context, e.zone, arm, now)? {
                 Some(run) => runs.push(run),
                 // A journey without steps (never validated) admits nobody.
                 None => return Ok(vec![Entered::NotAgain; entrants.len()]),
@@ -255,6 +259,8 @@ impl Engine {
 pub(crate) struct Entrant {
     /// Internal id.
     pub customer: i64,
+    /// External id (the holdout arms hash it).
+    pub external: String,
     /// The occurrence key.
     pub key: String,
     /// The trigger's context.
@@ -272,8 +278,32 @@ fn first_step_waits(head: &Head) -> bool {
         .is_some_and(|step| matches!(step.action, Action::Wait(_) | Action::WaitUntil { .. } | Action::WaitFor { .. }))
 }
 
+/// The arm of customer `external` in `journey` when they become eligible: the global holdout
+/// first (marketing journeys only), then the journey's own. Both are stable hashes of the names
+/// ([`kanta_uplift::arm`]), so the arm never changes across versions and re-entries.
+fn arm_of(journey: &str, head: &Head, external: &str, global: Holdout) -> RunArm {
+    let loaded = &head.loaded;
+    let holdout = loaded.journey.holdout;
+    if holdout == Holdout::NONE && (global == Holdout::NONE || !loaded.marketing) {
+        return RunArm::Treatment;
+    }
+    let Ok(customer) = CustomerId::parse(external) else {
+        // The store only holds ids that parsed when they were written.
+        tracing::warn!("journey engine: customer id `{external}` does not parse; treated");
+        return RunArm::Treatment;
+    };
+    if loaded.marketing && assign_global(&customer, global) == Arm::Control {
+        RunArm::GlobalControl
+    } else if assign(&customer, journey, holdout) == Arm::Control {
+        RunArm::Control
+    } else {
+        RunArm::Treatment
+    }
+}
+
 /// The run a customer would start: at the first step, or already waiting at it when it is a
 /// wait (measured in `zone`). `None` for a journey without steps.
+#[allow(clippy::too_many_arguments, reason = "the fields of the run, each from its own source")]
 fn new_run<'a>(
     journey: &'a str,
     head: &'a Head,
@@ -281,6 +311,7 @@ fn new_run<'a>(
     key: &'a str,
     context: &'a Value,
     zone: Tz,
+    arm: RunArm,
     now: Timestamp,
 ) -> Result<Option<NewRun<'a>>, EngineError> {
     let loaded = &head.loaded;
@@ -294,7 +325,17 @@ fn new_run<'a>(
     {
         (due_at, wait) = wait_position(&step.action, zone, now)?;
     }
-    Ok(Some(NewRun { journey, version: loaded.version, customer, key, step: first.as_str(), due_at, wait, context }))
+    Ok(Some(NewRun {
+        journey,
+        version: loaded.version,
+        customer,
+        key,
+        step: first.as_str(),
+        due_at,
+        wait,
+        context,
+        arm,
+    }))
 }
 
 /// The journey's entry rules at `now`, as the store checks them.

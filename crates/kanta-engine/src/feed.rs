@@ -14,6 +14,7 @@ use kanta_store::journey::{Entered, FeedItem, FeedKind};
 use serde_json::json;
 
 use crate::entry::EngineSignal;
+use crate::goal::Reached;
 use crate::{Engine, EngineError};
 
 /// What one pass over the feed did.
@@ -62,6 +63,16 @@ impl Engine {
         // An erased customer's rows are deleted with them; one erased after the claim is gone.
         let Some(customer) = item.customer.as_deref() else { return Ok(0) };
         let fresh = self.config.max_event_age.is_none_or(|age| !kanta_journey::too_late(item.time, now, Some(age)));
+        // Goals before entries: what starts a run is not that run's conversion.
+        let reached = match item.kind {
+            FeedKind::Order { .. } => Some(Reached::Order(item.reference)),
+            FeedKind::Event => Some(Reached::Event(&item.name, item.reference)),
+            FeedKind::SegmentEnter => Some(Reached::Segment(&item.name)),
+            FeedKind::Stage | FeedKind::SegmentExit => None,
+        };
+        if let Some(reached) = reached {
+            self.reach_goals(item.customer_key, reached, item.time, now).await?;
+        }
         let signal = match item.kind {
             FeedKind::Order { first } => {
                 let outcome = self.event(customer, "order.created", &item.properties, first, fresh, now).await?;

@@ -34,14 +34,16 @@ mod context;
 mod deliver;
 mod entry;
 mod feed;
+mod goal;
 mod triggers;
+pub mod uplift;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono_tz::Tz;
 use kanta_domain::{Clock, Timestamp};
-use kanta_journey::Guardrails;
+use kanta_journey::{Guardrails, Holdout};
 use kanta_mail::{EmailConfig, Mailer};
 use kanta_store::{Storage, StoreError};
 
@@ -93,6 +95,9 @@ pub struct EngineConfig {
     /// Signs `webhook: { url: … }` steps (`[journeys] webhook_secret`); without it such a step's
     /// call fails unsent: every webhook kanta sends is signed.
     pub webhook_secret: Option<Vec<u8>>,
+    /// The share of customers kept out of every marketing journey (`[guardrails]
+    /// global_holdout`): recorded as entered in arm `global_control`, followed for the goal.
+    pub global_holdout: Holdout,
 }
 
 impl EngineConfig {
@@ -118,6 +123,7 @@ impl EngineConfig {
             tick: Duration::from_secs(1),
             webhooks: Vec::new(),
             webhook_secret: None,
+            global_holdout: Holdout::NONE,
         }
     }
 
@@ -170,6 +176,9 @@ pub enum EngineError {
     /// Loading or rendering templates failed.
     #[error(transparent)]
     Render(#[from] kanta_mail::RenderError),
+    /// The uplift statistics could not be computed from the rows read.
+    #[error("the uplift report: {0}")]
+    Report(String),
     /// A rendered message could not be composed (a recipient that is not an address).
     #[error(transparent)]
     Compose(#[from] kanta_mail::ComposeError),

@@ -95,6 +95,9 @@ pub struct JourneyTriggered {
     pub journey: String,
     /// Runs started.
     pub entered: u64,
+    /// Customers recorded as entered in a control arm (the journey's holdout or the global
+    /// one): followed for the goal, no step.
+    pub held_out: u64,
     /// Not entered because the customer already has a run for this occurrence (a window
     /// evaluated again), an active run of the journey, or the re-entry rule says no.
     pub already: u64,
@@ -346,6 +349,7 @@ impl Engine {
                         }
                         entrants.push(Entrant {
                             customer: candidate.customer,
+                            external: candidate.external_id.clone(),
                             key: day.format("%Y-%m-%d").to_string(),
                             context: date_context(calendar, candidate, *day),
                             zone: tz,
@@ -410,7 +414,13 @@ impl Engine {
                     self.config.default_zone,
                 )
                 .tz;
-                entrants.push(Entrant { customer, key: key.clone(), context: context.clone(), zone });
+                entrants.push(Entrant {
+                    customer,
+                    external: member.id.clone(),
+                    key: key.clone(),
+                    context: context.clone(),
+                    zone,
+                });
             }
             if !self.enter_counted(name, &entrants, now, &mut window.counts).await? {
                 window.counts.paused = true;
@@ -444,6 +454,7 @@ impl Engine {
             for e in entered {
                 match e {
                     Entered::Started(_) => counts.entered += 1,
+                    Entered::HeldOut(_) => counts.held_out += 1,
                     Entered::AlreadyActive(_) | Entered::NotAgain => counts.already += 1,
                     Entered::AtLimit => counts.at_limit += 1,
                 }

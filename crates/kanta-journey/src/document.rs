@@ -14,6 +14,8 @@ use chrono::NaiveTime;
 use chrono_tz::Tz;
 use kanta_core::lifecycle::Stage;
 
+use kanta_uplift::arm::Holdout;
+
 use crate::cron::Schedule;
 use crate::reentry::Reentry;
 use crate::when::Weekdays;
@@ -37,6 +39,11 @@ pub struct Journey {
     pub dry_run: bool,
     /// A step or date trigger due longer ago than this (after downtime) is skipped, not run late.
     pub skip_if_late_by: Option<Duration>,
+    /// The share of eligible customers held out as a randomised control group: recorded as
+    /// entered and followed for the goal, sent nothing (`holdout: 10%`; none by default).
+    pub holdout: Holdout,
+    /// What counts as success for the uplift report, and whether reaching it ends the run.
+    pub goal: Option<Goal>,
     /// The steps, in order; never empty.
     pub steps: Vec<Step>,
     /// The email templates the version carries, by name (`template: NAME` is the entry `NAME`;
@@ -47,6 +54,27 @@ pub struct Journey {
     /// The shared layout (`layout.html`, `layout.txt`) that wraps every message, embedded like
     /// the templates.
     pub layout: Option<TemplateSource>,
+}
+
+/// What a journey is for: a conversion is the first time a customer reaches it within `within`
+/// of entering, credited to that run (treatment or control alike).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Goal {
+    /// What reaching the goal is.
+    pub reached: GoalKind,
+    /// How long after entering a run a conversion counts for it.
+    pub within: Duration,
+    /// Whether a treated customer's run ends when they convert (as an `exit_when` would).
+    pub exit: bool,
+}
+
+/// What reaching a goal is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GoalKind {
+    /// The customer did this event (`order.created`: placed an order).
+    Event(String),
+    /// The customer entered this saved segment.
+    EntersSegment(String),
 }
 
 /// One embedded template: the sources of `NAME.html` and `NAME.txt` (at least one is given).
@@ -352,6 +380,23 @@ pub struct Update {
 }
 
 impl Journey {
+    /// Whether the journey is marketing, so the global holdout keeps its share of customers out
+    /// of it: every journey but one whose messages are all `transactional` emails (a receipt
+    /// or a password reset must reach everyone; a webhook step may be anything, so it counts
+    /// as marketing).
+    pub fn is_marketing(&self) -> bool {
+        let steps = self.all_steps();
+        let mut emails = 0;
+        for step in steps {
+            match &step.kind {
+                StepKind::SendEmail(email) if email.transactional => emails += 1,
+                StepKind::SendEmail(_) | StepKind::Webhook(_) => return true,
+                _ => {}
+            }
+        }
+        emails == 0
+    }
+
     /// Every step of the journey, nested ones included, in document order.
     pub fn all_steps(&self) -> Vec<&Step> {
         fn walk<'a>(steps: &'a [Step], out: &mut Vec<&'a Step>) {

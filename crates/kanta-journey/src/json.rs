@@ -11,9 +11,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+use kanta_uplift::arm::Holdout;
+
 use crate::document::{
-    Arm, Awaited, Body, DateField, EntryRules, ExitCondition, Journey, OnTimeout, Step, StepKind, TemplateSource,
-    Trigger, WebhookTarget, duration_text,
+    Arm, Awaited, Body, DateField, EntryRules, ExitCondition, GoalKind, Journey, OnTimeout, Step, StepKind,
+    TemplateSource, Trigger, WebhookTarget, duration_text,
 };
 use crate::problem::{Path, Problem, Problems};
 use crate::reentry::Reentry;
@@ -43,6 +45,21 @@ impl Journey {
         }
         if let Some(late) = self.skip_if_late_by {
             doc.insert("skip_if_late_by".into(), json!(duration_text(late)));
+        }
+        if self.holdout != Holdout::NONE {
+            doc.insert("holdout".into(), json!(self.holdout.to_string()));
+        }
+        if let Some(goal) = &self.goal {
+            let mut g = Map::new();
+            match &goal.reached {
+                GoalKind::Event(name) => g.insert("event".into(), json!(name)),
+                GoalKind::EntersSegment(name) => g.insert("enters_segment".into(), json!(name)),
+            };
+            g.insert("within".into(), json!(duration_text(goal.within)));
+            if goal.exit {
+                g.insert("exit".into(), json!(true));
+            }
+            doc.insert("goal".into(), Value::Object(g));
         }
         doc.insert("steps".into(), steps(&self.steps));
         if !self.templates.is_empty() {

@@ -118,14 +118,15 @@ pub use compile::{Action, Compiled, CompiledStep, Next};
 pub use cron::{Schedule, ScheduleError};
 pub use dates::{CatchUp, DateTrigger, MAX_CATCH_UP_DAYS, catch_up_days, predicted_day, too_late};
 pub use document::{
-    Arm, Awaited, Body, DateField, Email, EntryRules, ExitCondition, Journey, OnTimeout, SplitArm, Step, StepId,
-    StepKind, TemplateSource, Trigger, Update, Webhook, WebhookTarget,
+    Arm, Awaited, Body, DateField, Email, EntryRules, ExitCondition, Goal, GoalKind, Journey, OnTimeout, SplitArm,
+    Step, StepId, StepKind, TemplateSource, Trigger, Update, Webhook, WebhookTarget,
 };
 pub use duration::{DurationError, parse_duration};
 pub use guard::{
     Cap, ConsentMode, ConsentState, Decision, FrequencyCap, Guardrails, MessageKind, QuietHours, Recipient,
     SettingError, SkipReason, decide,
 };
+pub use kanta_uplift::arm::Holdout;
 pub use problem::{Problem, Problems};
 pub use reentry::{Entry, PreviousRun, Reentry};
 pub use validate::{AnyTemplate, Templates, validate_json, validate_yaml};

@@ -113,6 +113,9 @@ frequency_cap = "3/7d"
 # Soft bounces of an address (POST /v1/bounces) that put it on the suppression list; a hard
 # bounce or a complaint suppresses it at once.
 soft_bounce_limit = 3
+# A share of customers kept out of every marketing journey, to measure what all of them
+# together achieve (recorded as entered in arm `global_control`, sent nothing), e.g. "5%".
+global_holdout = "0%"
 
 [journeys]
 # Whether `kanta serve` runs journeys.
@@ -508,6 +511,7 @@ impl Settings {
             cap: g.frequency_cap.value,
             quiet: g.quiet_hours.value,
         };
+        config.global_holdout = g.global_holdout.value;
         config.default_zone = Some(self.journeys.default_timezone.value);
         config.email = self.email_config()?;
         config.tick = self.journeys.tick()?;
@@ -613,6 +617,8 @@ pub struct Guardrails {
     pub frequency_cap: Checked<kanta_journey::FrequencyCap>,
     /// Soft bounces that suppress an address.
     pub soft_bounce_limit: u32,
+    /// A share of customers kept out of every marketing journey (`5%`; `0%` for none).
+    pub global_holdout: Checked<kanta_journey::Holdout>,
 }
 
 impl Default for Guardrails {
@@ -625,6 +631,7 @@ impl Default for Guardrails {
             quiet_hours: checked("21:00-08:00"),
             frequency_cap: checked("3/7d"),
             soft_bounce_limit: kanta_api::DEFAULT_SOFT_BOUNCE_LIMIT,
+            global_holdout: checked("0%"),
         }
     }
 }
@@ -699,6 +706,18 @@ impl ParseSetting for kanta_journey::ConsentMode {
 impl ParseSetting for kanta_journey::QuietHours {
     fn parse_setting(text: &str) -> Result<Self, String> {
         kanta_journey::QuietHours::parse(text).map_err(|e| e.to_string())
+    }
+}
+
+impl ParseSetting for kanta_journey::Holdout {
+    fn parse_setting(text: &str) -> Result<Self, String> {
+        match kanta_journey::Holdout::parse(text) {
+            Ok(h) if h.parts_per_million() >= 1_000_000 => Err(format!(
+                "global_holdout `{text}` would keep every customer out of every journey: use less than 100%"
+            )),
+            Ok(h) => Ok(h),
+            Err(e) => Err(format!("global_{e}")),
+        }
     }
 }
 
@@ -946,6 +965,7 @@ mod tests {
         assert_eq!(d.guardrails.quiet_hours.value, kanta_journey::QuietHours::parse("21:00-08:00").expect("valid"));
         assert_eq!(d.guardrails.frequency_cap.value, kanta_journey::FrequencyCap::parse("3/7d").expect("valid"));
         assert_eq!((d.guardrails.soft_bounce_limit, d.journeys.enabled), (3, true));
+        assert_eq!(d.guardrails.global_holdout.value, kanta_journey::Holdout::NONE);
         assert_eq!(
             (d.journeys.tick().expect("valid"), d.journeys.default_timezone.value),
             (Duration::from_secs(1), chrono_tz::Tz::UTC)
@@ -953,12 +973,15 @@ mod tests {
         assert_eq!(d.email, None);
         let s = parse(
             "[guardrails]\nconsent = \"opt-out\"\nquiet_hours = \"off\"\nfrequency_cap = \"off\"\n\
-             soft_bounce_limit = 5\n[journeys]\ntick = \"5s\"\ndefault_timezone = \"Europe/Helsinki\"\n",
+             soft_bounce_limit = 5\nglobal_holdout = \"2.5%\"\n[journeys]\ntick = \"5s\"\n\
+             default_timezone = \"Europe/Helsinki\"\n",
         )
         .expect("valid");
         assert_eq!(s.guardrails.consent.value, kanta_journey::ConsentMode::OptOut);
         assert_eq!(s.guardrails.quiet_hours.value, kanta_journey::QuietHours::Off);
         assert_eq!(s.guardrails.frequency_cap.value, kanta_journey::FrequencyCap::Off);
+        assert_eq!(s.guardrails.global_holdout.value.parts_per_million(), 25_000);
+        assert_eq!(s.engine_config("w").expect("valid").global_holdout.parts_per_million(), 25_000);
         assert_eq!(s.journeys.default_timezone.value, chrono_tz::Tz::Europe__Helsinki);
         let shown = show(&s);
         assert!(
@@ -969,6 +992,8 @@ mod tests {
             ("[guardrails]\nconsent = \"maybe\"\n", "consent `maybe`"),
             ("[guardrails]\nquiet_hours = \"21-08\"\n", "quiet_hours `21-08`"),
             ("[guardrails]\nfrequency_cap = \"lots\"\n", "frequency_cap `lots`"),
+            ("[guardrails]\nglobal_holdout = \"5\"\n", "global_holdout `5` must be a percentage"),
+            ("[guardrails]\nglobal_holdout = \"100%\"\n", "global_holdout `100%` would keep every customer out"),
             ("[journeys]\ndefault_timezone = \"Mars/Olympus\"\n", "Mars/Olympus"),
             ("[journeys]\ntick = \"soon\"\n", "soon"),
         ] {

@@ -9,7 +9,8 @@
 //!   [`OrderStore`], [`ScoreStore`], [`SegmentStore`], [`WebhookStore`], [`TokenStore`],
 //!   [`AuditStore`] (the audit log, idempotency keys), [`JourneyStore`] (journey versions, runs,
 //!   the message outbox with leases and in-doubt recovery, suppressions), [`TriggerStore`] (the
-//!   calendar triggers' scans and cursors) — each in its own
+//!   calendar triggers' scans and cursors), [`GoalStore`] (goal conversions and the uplift
+//!   report's rows) — each in its own
 //!   module, written once, generic over the backend.
 //! - `sqlite` and `postgres`: the backends. Each implements `dialect::Dialect` for its sqlx
 //!   driver: everything that differs between the two (JSON merge and binding, locks, statement
@@ -53,7 +54,7 @@ mod store;
 
 pub use audit::AuditStore;
 pub use customers::CustomerStore;
-pub use journey::{JourneyStore, TriggerStore};
+pub use journey::{GoalStore, JourneyStore, TriggerStore};
 pub use orders::OrderStore;
 pub use purchases::{PurchaseLines, Purchases};
 pub use record::{Customer, Event, Feedback, Order};
@@ -653,6 +654,7 @@ pub trait Storage:
     + AuditStore
     + JourneyStore
     + TriggerStore
+    + GoalStore
     + Send
     + Sync
     + fmt::Debug

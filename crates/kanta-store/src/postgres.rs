@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "journeys", include_str!("../migrations/postgres/0010_journeys.sql")),
     (11, "journey_feed", include_str!("../migrations/postgres/0011_journey_feed.sql")),
     (12, "journey_triggers", include_str!("../migrations/postgres/0012_journey_triggers.sql")),
+    (13, "journey_goals", include_str!("../migrations/postgres/0013_journey_goals.sql")),
 ];
 
 impl Store<Postgres> {

@@ -13,6 +13,7 @@
 //! | the same with less noise | [`cuped`] | CUPED (Deng, Xu, Kohavi & Walker 2013) on pre-entry revenue |
 //! | is it too early to tell? | [`power`] | minimum detectable effect at 80 % power, the verdict rule |
 //! | conversion over days since entry | [`curve`] | Kaplan–Meier with Greenwood's band |
+//! | all of it for one journey | [`report`] | first entries, matured windows, intention to treat |
 //!
 //! Every formula is written out in its function's doc comment with its source; the tests pin
 //! hand-computed examples to values computed independently (R, scipy, statsmodels) and check by
@@ -32,6 +33,7 @@ pub mod mean;
 pub mod power;
 pub mod proportion;
 mod quantile;
+pub mod report;
 
 pub use error::UpliftError;
 pub use interval::{Interval, Level};

@@ -15,6 +15,7 @@
 //! settings as the other store commands do; `triggers` runs `kanta_engine::Engine::evaluate_triggers` once, with the settings' default
 //! zone, for users who run the calendar triggers from cron (and for `bench/journeys.sh`).
 
+pub mod report;
 pub mod run;
 
 use std::collections::BTreeSet;
@@ -391,9 +392,10 @@ pub fn triggers(args: &JourneysTriggersArgs) -> anyhow::Result<()> {
         anyhow::Ok(engine.evaluate_triggers(now).await?)
     })?;
     outln!(
-        "{:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}  paused",
+        "{:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}  paused",
         "journey",
         "entered",
+        "held out",
         "already",
         "at limit",
         "too late",
@@ -402,9 +404,10 @@ pub fn triggers(args: &JourneysTriggersArgs) -> anyhow::Result<()> {
     )?;
     for j in &outcome.journeys {
         outln!(
-            "{:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}  {}",
+            "{:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}  {}",
             j.journey,
             j.entered,
+            j.held_out,
             j.already,
             j.at_limit,
             j.too_late,

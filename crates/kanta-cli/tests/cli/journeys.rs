@@ -203,6 +203,7 @@ fn doubts_lists_messages_in_doubt_and_resend_queues_one_explicitly() {
             due_at: Some(now),
             wait: None,
             context: &context,
+            arm: kanta_store::journey::RunArm::Treatment,
         };
         let rules = EntryRules { reentry: Reentry::Once, max_active: None, once_per_key: false };
         let Entered::Started(run) = store.start_run(&run, &rules, now).await.unwrap() else { panic!("not started") };
@@ -413,14 +414,14 @@ fn triggers_enters_the_days_birthdays_once_and_prints_the_counts() {
         let customers: Vec<_> = batch.valid.into_iter().map(|(_, c)| c).collect();
         store.write_customers(&customers, kanta_domain::Timestamp::from_micros(0)).await.unwrap();
     });
-    let header = "journey                   entered  already at limit too late  dropped collapsed  paused\n";
+    let header = "journey                   entered held out  already at limit too late  dropped collapsed  paused\n";
     // The first evaluation starts the journey's cursor.
     let first = journeys(dir.path(), &["triggers", "--now", "2026-12-03T12:00:00Z"]);
     assert_eq!((first.code, first.stdout.as_str(), first.stderr.as_str()), (0, header, ""));
     let midnight = journeys(dir.path(), &["triggers", "--now", "2026-12-04T00:00:00Z"]);
     assert_eq!(midnight.code, 0, "{}", midnight.stderr);
     let row: Vec<&str> = midnight.stdout.lines().nth(1).unwrap().split_whitespace().collect();
-    assert_eq!(row, ["greet", "2", "0", "0", "0", "0", "0", "no"], "{}", midnight.stdout);
+    assert_eq!(row, ["greet", "2", "0", "0", "0", "0", "0", "0", "no"], "{}", midnight.stdout);
     // The same window again: nothing to evaluate.
     let again = journeys(dir.path(), &["triggers", "--now", "2026-12-04T00:00:00Z"]);
     assert_eq!((again.code, again.stdout.as_str()), (0, header));
@@ -528,4 +529,100 @@ fn journeys_run_until_idle_sends_what_is_due_to_the_smtp_server_and_leaves_later
         again.stdout
     );
     assert_eq!(smtpd.messages().len(), 4);
+}
+
+const PROMO: &str = "name: promo\ntrigger: { event: signup }\nholdout: 50%\n\
+    goal: { event: order.created, within: 30d }\nsteps: [{ send_email: { subject: Hi, html: <p>Hi</p> } }]\n";
+
+#[test]
+fn report_compares_the_arms_on_the_goal_and_revenue_as_text_and_json() {
+    use kanta_store::journey::{EntryRules, GoalSource, NewConversion, NewRun, Reentry, RunArm};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("promo.yaml"), PROMO).unwrap();
+    assert_eq!(journeys(dir.path(), &["apply", "promo.yaml"]).code, 0);
+    let db = format!("sqlite://{}", dir.path().join("k.db").display());
+    let now = kanta_domain::Timestamp::parse_rfc3339("2026-03-02T12:00:00Z").unwrap();
+    let day = 86_400_000_000;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let store = kanta_store::open(&db).await.unwrap();
+        let ids = ["t1", "t2", "t3", "t4", "k1", "k2", "k3", "k4"];
+        let records: Vec<serde_json::Value> = ids.iter().map(|id| serde_json::json!({"id": id})).collect();
+        let batch = kanta_store::record::parse_batch::<kanta_domain::record::Customer>(
+            serde_json::to_string(&records).unwrap().as_bytes(),
+            kanta_domain::TimeRange::ALL,
+        )
+        .unwrap();
+        let customers: Vec<_> = batch.valid.into_iter().map(|(_, c)| c).collect();
+        store.write_customers(&customers, now).await.unwrap();
+        // t1 and t2 order 20 a day after entering, k1 orders 10; t1 had spent 30 the year before.
+        let orders = serde_json::json!([
+            {"id": "o1", "customer_id": "t1", "time": "2026-03-03T12:00:00Z", "amount": 20, "currency": "EUR"},
+            {"id": "o2", "customer_id": "t2", "time": "2026-03-03T12:00:00Z", "amount": 20, "currency": "EUR"},
+            {"id": "o3", "customer_id": "k1", "time": "2026-03-03T12:00:00Z", "amount": 10, "currency": "EUR"},
+            {"id": "o0", "customer_id": "t1", "time": "2025-12-01T12:00:00Z", "amount": 30, "currency": "EUR"},
+        ]);
+        let batch = kanta_store::record::parse_batch::<kanta_domain::record::Order>(
+            orders.to_string().as_bytes(),
+            kanta_domain::TimeRange::ALL,
+        )
+        .unwrap();
+        let orders: Vec<_> = batch.valid.into_iter().map(|(_, o)| o).collect();
+        store.write_orders(&orders, now).await.unwrap();
+        let context = serde_json::json!({});
+        let rules = EntryRules { reentry: Reentry::Once, max_active: None, once_per_key: false };
+        for id in ids {
+            let customer = store.customer_key(id).await.unwrap().unwrap();
+            let arm = if id.starts_with('t') { RunArm::Treatment } else { RunArm::Control };
+            let run = NewRun {
+                journey: "promo",
+                version: 1,
+                customer,
+                key: "",
+                step: "0",
+                due_at: Some(now),
+                wait: None,
+                context: &context,
+                arm,
+            };
+            store.start_run(&run, &rules, now).await.unwrap();
+            if ["t1", "t2", "k1"].contains(&id) {
+                let at = kanta_domain::Timestamp::from_micros(now.micros() + day);
+                let conversion = NewConversion {
+                    journey: "promo",
+                    customer,
+                    at,
+                    within: std::time::Duration::from_secs(30 * 86_400),
+                    source: GoalSource::Event(None),
+                };
+                assert!(store.record_conversion(&conversion, at).await.unwrap().is_some());
+            }
+        }
+    });
+    let report = journeys(dir.path(), &["report", "promo", "--now", "2026-04-02T12:00:00Z"]);
+    assert_eq!(report.code, 0, "{}", report.stderr);
+    let lines: Vec<&str> = report.stdout.lines().collect();
+    assert_eq!(lines[0], "promo: version 1, holdout 50%, goal event order.created within 30d");
+    let row = |i: usize| lines[i].split_whitespace().collect::<Vec<_>>();
+    assert_eq!(row(4), ["treatment", "4", "4", "2", "50.00%", "10.00", "0"], "{}", report.stdout);
+    assert_eq!(row(5), ["control", "4", "4", "1", "25.00%", "2.50", "0"], "{}", report.stdout);
+    assert!(lines[7].starts_with("conversion rate   +25.00 pp") && lines[7].ends_with("→ too early to tell"));
+    let json = journeys(dir.path(), &["report", "promo", "--json", "--now", "2026-04-02T12:00:00Z"]);
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(value["treatment"]["conversions"], 2);
+    assert_eq!(value["control"]["revenue_per_customer"], 2.5);
+    assert_eq!(value["conversion"]["difference"], 0.25);
+    assert_eq!(value["conversion"]["verdict"], "too_early");
+    assert_eq!(value["revenue"]["welch"]["difference"], 7.5);
+    assert_eq!(value["entries"], serde_json::json!([["control", 4], ["treatment", 4]]));
+    // The same seed gives the same bootstrap interval to the last digit.
+    let again = journeys(dir.path(), &["report", "promo", "--json", "--now", "2026-04-02T12:00:00Z"]);
+    assert_eq!(again.stdout, json.stdout);
+    // Before the windows have passed nothing is compared.
+    let early = journeys(dir.path(), &["report", "promo", "--now", "2026-03-10T12:00:00Z"]);
+    assert!(early.stdout.contains("conversion rate   too early to tell"), "{}", early.stdout);
+    let unknown = journeys(dir.path(), &["report", "nope"]);
+    assert_eq!(unknown.code, 2);
+    assert!(unknown.stderr.contains("no journey `nope` in the store"), "{}", unknown.stderr);
 }

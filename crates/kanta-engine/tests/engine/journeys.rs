@@ -37,6 +37,8 @@ kanta_store::on_both_backends!(
     update_split_webhook_and_wait_for_steps_run_against_a_local_receiver,
     a_url_webhook_step_is_signed_with_the_journeys_secret_or_not_sent,
     a_paused_journey_admits_nobody_and_a_late_run_skips_its_sends,
+    holdout_customers_get_no_step_and_both_arms_are_followed_for_the_goal,
+    the_global_holdout_keeps_its_share_out_of_marketing_journeys_only,
 );
 
 const SECOND: u64 = 1;
@@ -916,4 +918,137 @@ steps:
     let outcomes: Vec<&str> = dan.steps.iter().map(|s| s.outcome.as_str()).collect();
     assert!(outcomes.contains(&"skipped_late"), "{outcomes:?}");
     assert_eq!(smtpd.messages().len(), 2);
+}
+
+/// A promotion with a holdout of half the customers and an order goal that ends the run.
+const PROMO: &str = r#"
+name: promo
+trigger: { event: signup }
+holdout: 50%
+goal: { event: order.created, within: 30d, exit: true }
+steps:
+  - send_email: { subject: "Hi {{ customer.name }}", html: "<p>Hi</p>" }
+  - wait: 7d
+  - send_email: { subject: "Again", html: "<p>Again</p>" }
+"#;
+
+/// The arm the hash gives customer `id` in `journey` with `share` held out.
+fn arm_of(id: &str, journey: &str, share: &str) -> kanta_uplift::arm::Arm {
+    let customer = kanta_domain::contact::CustomerId::parse(id).expect("an id");
+    kanta_uplift::arm::assign(&customer, journey, kanta_uplift::arm::Holdout::parse(share).expect("a share"))
+}
+
+async fn holdout_customers_get_no_step_and_both_arms_are_followed_for_the_goal(db: TestDb) {
+    use kanta_store::journey::RunArm;
+    use kanta_uplift::arm::Arm;
+    let smtpd = Smtpd::cli(&[]);
+    let h = harness(db, Some(&smtpd), guardrails("off", "off"), "2026-03-02T12:00:00Z");
+    h.apply(PROMO).await;
+    let ids: Vec<String> = (0..40).map(|i| format!("c{i:02}")).collect();
+    for id in &ids {
+        h.customer(id, "UTC").await;
+    }
+    for (i, id) in ids.iter().enumerate() {
+        h.event(id, &format!("s{i}"), "signup", json!({})).await;
+    }
+    let treated: Vec<&String> = ids.iter().filter(|id| arm_of(id, "promo", "50%") == Arm::Treatment).collect();
+    assert!((12..=28).contains(&treated.len()), "an even split of 40: {}", treated.len());
+    // Runs started count only the treated; the held-out are recorded all the same.
+    assert_eq!(h.feed().await, (40, treated.len()));
+    h.tick().await;
+    for id in &ids {
+        let run = h.run(id).await;
+        let expected = if treated.contains(&id) {
+            (RunArm::Treatment, RunStatus::Active, 1)
+        } else {
+            (RunArm::Control, RunStatus::HeldOut, 0)
+        };
+        assert_eq!((run.run.arm, run.run.status, run.messages.len()), expected, "{id}");
+    }
+    assert_eq!(smtpd.messages().len(), treated.len());
+    // A day later the first ten order, in either arm: each run converts, and a treated run
+    // ends on its goal.
+    h.later(DAY);
+    for (i, id) in ids.iter().take(10).enumerate() {
+        h.order(id, &format!("o{i}"), &h.now().to_rfc3339()).await;
+    }
+    assert_eq!(h.feed().await, (10, 0));
+    for id in ids.iter().take(10) {
+        let run = h.run(id).await;
+        let expected = if treated.contains(&id) { RunStatus::Exited } else { RunStatus::HeldOut };
+        assert_eq!(run.run.status, expected, "{id}");
+        if treated.contains(&id) {
+            assert_eq!(run.run.exit_reason.as_deref(), Some("goal reached"));
+        }
+    }
+    // The second email goes only to the treated who did not order.
+    h.later(7 * DAY);
+    h.tick().await;
+    let again = smtpd.messages().iter().filter(|m| header(m, "Subject").as_deref() == Some("Again")).count();
+    let treated_ordering = treated.iter().filter(|id| ids[..10].contains(id)).count();
+    assert_eq!(again, treated.len() - treated_ordering);
+    // Thirty days after entry every window has passed: the report compares the arms.
+    h.later(23 * DAY);
+    let report = kanta_engine::uplift::uplift_report(&*h.db.store, "promo", h.now(), Default::default())
+        .await
+        .expect("the report")
+        .expect("the journey");
+    let r = &report.report;
+    let (n_t, n_c) = (treated.len() as u64, 40 - treated.len() as u64);
+    let (conv_t, conv_c) = (treated_ordering as u64, 10 - treated_ordering as u64);
+    assert_eq!((r.treatment.customers, r.treatment.matured, r.treatment.conversions), (n_t, n_t, conv_t));
+    assert_eq!((r.control.customers, r.control.matured, r.control.conversions), (n_c, n_c, conv_c));
+    assert!((r.treatment.revenue_per_customer - 20.0 * conv_t as f64 / n_t as f64).abs() < 1e-12);
+    assert_eq!(r.control.messages, 0);
+    let c = r.conversion.as_ref().expect("both arms matured");
+    assert!((c.difference.difference - (conv_t as f64 / n_t as f64 - conv_c as f64 / n_c as f64)).abs() < 1e-12);
+    // Ten conversions in all: far too few for a verdict.
+    assert_eq!(r.verdict(), kanta_uplift::power::Verdict::TooEarly);
+    assert_eq!(report.goal.as_deref(), Some("event order.created within 30d"));
+    assert_eq!(report.entries, [(RunArm::Control, n_c as i64), (RunArm::Treatment, n_t as i64)]);
+}
+
+async fn the_global_holdout_keeps_its_share_out_of_marketing_journeys_only(db: TestDb) {
+    use kanta_store::journey::RunArm;
+    use kanta_uplift::arm::{Arm, Holdout, assign_global};
+    let smtpd = Smtpd::cli(&[]);
+    let clock = Arc::new(ManualClock::new(t("2026-03-02T12:00:00Z")));
+    let mut config = EngineConfig::new("engine-test");
+    config.guardrails = guardrails("off", "off");
+    config.email = Some(email_config(smtpd.port));
+    config.global_holdout = Holdout::parse("30%").expect("a share");
+    let engine = Engine::new(db.store.clone(), config, clock.clone()).expect("engine");
+    let h = Harness { db, clock, engine };
+    h.apply("name: news\ntrigger: { event: signup }\nsteps: [{ send_email: { subject: News, html: <p>n</p> } }]\n")
+        .await;
+    h.apply(
+        "name: receipt\ntrigger: { event: signup }\n\
+         steps: [{ send_email: { subject: Receipt, html: <p>r</p>, transactional: true } }]\n",
+    )
+    .await;
+    let ids: Vec<String> = (0..30).map(|i| format!("g{i:02}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        h.customer(id, "UTC").await;
+        h.event(id, &format!("s{i}"), "signup", json!({})).await;
+    }
+    h.feed().await;
+    h.tick().await;
+    let held: Vec<&String> = ids
+        .iter()
+        .filter(|id| {
+            let customer = kanta_domain::contact::CustomerId::parse(id.as_str()).expect("an id");
+            assign_global(&customer, Holdout::parse("30%").expect("a share")) == Arm::Control
+        })
+        .collect();
+    assert!(!held.is_empty() && held.len() < 20, "{}", held.len());
+    for id in &ids {
+        let mut runs = h.runs(id).await;
+        runs.sort_by(|a, b| a.run.journey.cmp(&b.run.journey));
+        let arms: Vec<(&str, RunArm)> = runs.iter().map(|r| (r.run.journey.as_str(), r.run.arm)).collect();
+        let news = if held.contains(&id) { RunArm::GlobalControl } else { RunArm::Treatment };
+        // The receipt is transactional: the global holdout does not apply.
+        assert_eq!(arms, [("news", news), ("receipt", RunArm::Treatment)], "{id}");
+    }
+    let news = smtpd.messages().iter().filter(|m| header(m, "Subject").as_deref() == Some("News")).count();
+    assert_eq!(news, ids.len() - held.len());
 }

@@ -10,8 +10,11 @@ use kanta_core::lifecycle::Stage;
 
 use super::*;
 use crate::compile::{Action, CompiledStep, Next};
-use crate::document::{Arm, Awaited, Body, Email, EntryRules, OnTimeout, Step, StepId, StepKind, Trigger};
+use crate::document::{
+    Arm, Awaited, Body, Email, EntryRules, Goal, GoalKind, OnTimeout, Step, StepId, StepKind, Trigger,
+};
 use crate::when::Weekdays;
+use kanta_uplift::arm::Holdout;
 
 const WELCOME: &str = include_str!("../../../../journeys/welcome.yaml");
 
@@ -674,6 +677,8 @@ exit_when:
 timezone: America/New_York
 dry_run: true
 skip_if_late_by: 36h
+holdout: 12.50%
+goal: { event: order.created, within: 720h, exit: true }
 steps:
   - { id: first, wait: 90m }
   - wait_until: { local_time: "7:05", weekdays: [sat, mon-tue] }
@@ -709,6 +714,8 @@ steps:
         r#"{"exit":null,"id":"bye"}"#,
         r#""set":{"attributes.group":"test","attributes.score":1.5}"#,
         r#""timezone":"America/New_York""#,
+        r#""holdout":"12.5%""#,
+        r#""goal":{"event":"order.created","exit":true,"within":"30d"}"#,
     ] {
         assert!(json.contains(needle), "{needle} not in {json}");
     }
@@ -717,6 +724,89 @@ steps:
         ids,
         ["first", "1", "2", "2.on_timeout.0", "3", "check", "check.then.0", "check.else.0", "5", "5.split.0.0", "bye"]
     );
+}
+
+#[test]
+fn holdout_and_goal_read_into_their_types() {
+    let journey = validate_yaml(
+        "name: t\ntrigger: { stage_becomes: slipping }\nholdout: 10%\ngoal: { enters_segment: active, within: 2w }\n\
+         steps: [{ send_email: { subject: Hi, html: <p>Hi</p> } }]\n",
+        &AnyTemplate,
+    )
+    .unwrap_or_else(|p| panic!("{p}"));
+    assert_eq!(journey.holdout.parts_per_million(), 100_000);
+    assert_eq!(
+        journey.goal,
+        Some(Goal {
+            reached: GoalKind::EntersSegment("active".into()),
+            within: Duration::from_secs(14 * 86_400),
+            exit: false
+        })
+    );
+    assert!(journey.is_marketing());
+    // Left out, they are no holdout and no goal, and the canonical text (so the digest of
+    // journeys applied before they existed) does not mention them.
+    let plain = validate_yaml(&with_steps("  - wait: 1d\n"), &AnyTemplate).unwrap();
+    assert_eq!((plain.holdout, plain.goal.as_ref()), (Holdout::NONE, None));
+    assert!(!plain.canonical_json().contains("holdout") && !plain.canonical_json().contains("goal"));
+}
+
+#[test]
+fn holdout_and_goal_problems_are_named_at_their_position() {
+    let doc = |extra: &str| format!("name: t\ntrigger: {{ event: signup }}\n{extra}steps: [{{ wait: 1d }}]\n");
+    assert_eq!(
+        problems(&doc("holdout: 10\ngoal: { event: order.created, within: 30d }\n")),
+        ["3:10: holdout: expected a percentage such as `10%`, found the number 10"]
+    );
+    assert_eq!(
+        problems(&doc("holdout: 100%\ngoal: { event: order.created, within: 30d }\n")),
+        ["3:10: holdout: holdout `100%` would hold out every customer: use less than 100%"]
+    );
+    assert_eq!(
+        problems(&doc("holdout: 1.23456%\ngoal: { event: order.created, within: 30d }\n")),
+        ["3:10: holdout: holdout `1.23456%` has more than 4 decimals"]
+    );
+    assert_eq!(
+        problems(&doc("holdout: 10%\n")),
+        [
+            "3:10: holdout: a holdout needs a `goal` to compare the groups on, such as `goal: { event: order.created, within: 30d }`"
+        ]
+    );
+    assert_eq!(
+        problems(&doc("goal: { event: order.created }\n")),
+        ["3:7: goal: missing key `within` (how long after entering a conversion counts, such as `30d`)"]
+    );
+    assert_eq!(
+        problems(&doc("goal: { event: order.created, within: 0d, exit: maybe }\n")),
+        [
+            "3:39: goal.within: `within` must be longer than 0s",
+            "3:49: goal.exit: expected `true` or `false`, found the text `maybe`"
+        ]
+    );
+    assert_eq!(
+        problems(&doc("goal: { within: 3d, wtihin: 3d }\n")).len(),
+        2,
+        "a goal without its kind and an unknown key: {:?}",
+        problems(&doc("goal: { within: 3d, wtihin: 3d }\n"))
+    );
+}
+
+#[test]
+fn only_journeys_of_transactional_emails_are_not_marketing() {
+    let transactional = validate_yaml(
+        &with_steps("  - send_email: { subject: Receipt, html: <p>r</p>, transactional: true }\n"),
+        &AnyTemplate,
+    )
+    .unwrap();
+    assert!(!transactional.is_marketing());
+    let mixed = validate_yaml(
+        &with_steps(
+            "  - send_email: { subject: Receipt, html: <p>r</p>, transactional: true }\n  - webhook: { endpoint: crm }\n",
+        ),
+        &AnyTemplate,
+    )
+    .unwrap();
+    assert!(mixed.is_marketing());
 }
 
 proptest::proptest! {

@@ -4,7 +4,9 @@
 use crate::cron::Schedule;
 use std::collections::BTreeMap;
 
-use crate::document::{DateField, EntryRules, ExitCondition, Journey, TemplateSource, Trigger};
+use kanta_uplift::arm::Holdout;
+
+use crate::document::{DateField, EntryRules, ExitCondition, Goal, GoalKind, Journey, TemplateSource, Trigger};
 use crate::problem::Path;
 use crate::reentry::Reentry;
 use crate::tree::{Node, Value};
@@ -23,6 +25,8 @@ const KEYS: &[&str] = &[
     "timezone",
     "dry_run",
     "skip_if_late_by",
+    "holdout",
+    "goal",
     "steps",
     "templates",
     "layout",
@@ -38,6 +42,9 @@ const TRIGGER_OPTIONS: &[(&str, &str)] =
 
 /// The kinds of exit condition.
 const EXIT_KINDS: &[&str] = &["event", "enters_segment", "leaves_segment", "stage_becomes"];
+
+/// What a goal can be.
+const GOAL_KINDS: &[&str] = &["event", "enters_segment"];
 
 /// The event `first_order` qualifies.
 const ORDER_CREATED: &str = "order.created";
@@ -80,6 +87,24 @@ pub(super) fn journey(ck: &mut Checker<'_>, root: &Node) -> Option<Journey> {
         Some(node) => duration(ck, node, &path.key("skip_if_late_by")).map(Some),
         None => Some(None),
     };
+    let holdout = match fields.get("holdout") {
+        Some(node) => holdout(ck, node, &path.key("holdout")),
+        None => Some(Holdout::NONE),
+    };
+    let goal = match fields.get("goal") {
+        Some(node) => goal(ck, node, &path.key("goal")).map(Some),
+        None => Some(None),
+    };
+    // A control group is compared on the goal: without one there is nothing to measure.
+    if let (Some(h), Some(None), Some(node)) = (holdout, &goal, fields.get("holdout"))
+        && h != Holdout::NONE
+    {
+        ck.report(
+            node,
+            &path.key("holdout"),
+            "a holdout needs a `goal` to compare the groups on, such as `goal: { event: order.created, within: 30d }`",
+        );
+    }
     // The embedded templates before the steps: a step's `template: NAME` may name one.
     let templates = match fields.get("templates") {
         Some(node) => templates(ck, node, &path.key("templates")),
@@ -112,10 +137,57 @@ pub(super) fn journey(ck: &mut Checker<'_>, root: &Node) -> Option<Journey> {
         timezone: timezone?,
         dry_run: dry_run?,
         skip_if_late_by: skip_if_late_by?,
+        holdout: holdout?,
+        goal: goal?,
         steps: steps?,
         templates: templates?,
         layout: layout?,
     })
+}
+
+/// `holdout`: a percentage below 100 % (`10%`, `2.5%`).
+fn holdout(ck: &mut Checker<'_>, node: &Node, path: &Path) -> Option<Holdout> {
+    let written = text(ck, node, path, "a percentage such as `10%`")?;
+    match Holdout::parse(written) {
+        Ok(h) if h.parts_per_million() >= 1_000_000 => {
+            ck.report(node, path, format!("holdout `{written}` would hold out every customer: use less than 100%"));
+            None
+        }
+        Ok(h) => Some(h),
+        Err(e) => {
+            ck.report(node, path, e.to_string());
+            None
+        }
+    }
+}
+
+/// `goal`: `{ event: NAME | enters_segment: NAME, within: DURATION, exit: BOOL }`.
+fn goal(ck: &mut Checker<'_>, node: &Node, path: &Path) -> Option<Goal> {
+    let mut fields = Fields::of(ck, node, path, "a goal such as `{ event: order.created, within: 30d }`")?;
+    let reached = match one_kind(ck, &mut fields, GOAL_KINDS, "a goal") {
+        Some(("event", value)) => {
+            name(ck, value, &path.key("event"), Name::Event).map(|e| GoalKind::Event(e.to_owned()))
+        }
+        Some(("enters_segment", value)) => {
+            name(ck, value, &path.key("enters_segment"), Name::Segment).map(|s| GoalKind::EntersSegment(s.to_owned()))
+        }
+        _ => None,
+    };
+    let within =
+        fields.require(ck, "within", "how long after entering a conversion counts, such as `30d`").and_then(|node| {
+            let d = duration(ck, node, &path.key("within"))?;
+            if d.is_zero() {
+                ck.report(node, &path.key("within"), "`within` must be longer than 0s");
+                return None;
+            }
+            Some(d)
+        });
+    let exit = match fields.get("exit") {
+        Some(node) => boolean(ck, node, &path.key("exit")),
+        None => Some(false),
+    };
+    fields.finish(ck, "a goal", &["event", "enters_segment", "within", "exit"]);
+    Some(Goal { reached: reached?, within: within?, exit: exit? })
 }
 
 /// `templates`: embedded templates by name.

@@ -124,6 +124,7 @@ async fn journeys_are_applied_as_json_versioned_listed_shown_and_paused(app: App
             due_at: Some(app.clock.now().saturating_add(std::time::Duration::from_secs(86_400))),
             wait: None,
             context: &context,
+            arm: kanta_store::journey::RunArm::Treatment,
         };
         let rules = kanta_store::journey::EntryRules {
             reentry: kanta_store::journey::Reentry::Once,
@@ -288,6 +289,7 @@ async fn documents_carry_their_templates_and_metrics_read_the_journeys_numbers_f
         due_at: Some(now.saturating_add(std::time::Duration::from_secs(86_400))),
         wait: None,
         context: &context,
+        arm: kanta_store::journey::RunArm::Treatment,
     };
     let rules = kanta_store::journey::EntryRules {
         reentry: kanta_store::journey::Reentry::Always,

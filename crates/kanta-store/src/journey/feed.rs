@@ -56,6 +56,10 @@ pub struct FeedItem {
     pub id: i64,
     /// The customer's external id; `None` when the customer was erased meanwhile.
     pub customer: Option<String>,
+    /// The customer's internal id.
+    pub customer_key: i64,
+    /// The order's or event's row (`orders.id`, `events.id`); `None` for transitions.
+    pub reference: Option<i64>,
     /// What happened.
     pub kind: FeedKind,
     /// `order.created`, the event's name, the new stage, or the segment's name.
@@ -200,6 +204,8 @@ pub(super) async fn claim<DB: Dialect>(
         items.push(FeedItem {
             id: c.id,
             customer: customers.get(&c.customer).cloned(),
+            customer_key: c.customer,
+            reference: c.reference,
             kind,
             name: c.name,
             properties,

@@ -29,6 +29,7 @@
 
 pub mod definition;
 pub mod feed;
+pub mod goal;
 pub mod outbox;
 pub mod run;
 pub mod suppression;
@@ -44,9 +45,10 @@ use kanta_domain::Timestamp;
 
 pub use definition::{Applied, JourneyHead, JourneyVersion};
 pub use feed::{FeedItem, FeedKind};
+pub use goal::{GoalSource, GoalStore, NewConversion, UpliftEntry};
 pub use outbox::{Channel, ClaimedMessage, MessageId, MessageStatus, NewMessage, Outcome, Skip, idempotency_key};
 pub use run::{
-    ClaimedRun, Entered, EntryRules, NewRun, Next, Reentry, RunEnd, RunId, RunUpdate, Signal, StepRecord, Wait,
+    ClaimedRun, Entered, EntryRules, NewRun, Next, Reentry, RunArm, RunEnd, RunId, RunUpdate, Signal, StepRecord, Wait,
 };
 pub use suppression::{Bounce, Suppression, SuppressionReason};
 pub use trigger::{DateCandidate, DateScan, DateValue, DayMatch, TriggerCursor, TriggerStore, Zones};
@@ -547,6 +549,32 @@ impl<DB: Dialect> JourneyStore for Store<DB> {
 
     async fn journey_metrics(&self, now: Timestamp) -> Result<JourneyMetrics, StoreError> {
         view::metrics(self, now).await
+    }
+}
+
+#[async_trait::async_trait]
+impl<DB: Dialect> GoalStore for Store<DB> {
+    async fn record_conversion(
+        &self,
+        conversion: &NewConversion<'_>,
+        now: Timestamp,
+    ) -> Result<Option<RunId>, StoreError> {
+        goal::record(self, conversion, now).await
+    }
+
+    async fn uplift_entries(
+        &self,
+        journey: &str,
+        window: Duration,
+        pre_window: Duration,
+        after: Option<RunId>,
+        limit: u32,
+    ) -> Result<(Vec<UpliftEntry>, Option<RunId>), StoreError> {
+        goal::entries(self, journey, window, pre_window, after, limit).await
+    }
+
+    async fn entries_by_arm(&self, journey: &str) -> Result<Vec<(RunArm, i64)>, StoreError> {
+        goal::by_arm(self, journey).await
     }
 }
 

@@ -53,6 +53,42 @@ pub struct NewRun<'a> {
     pub wait: Option<Wait>,
     /// The trigger's properties, for templates and conditions.
     pub context: &'a Value,
+    /// The holdout arm the customer is in: a control run is recorded already ended
+    /// (`held_out`), never due.
+    pub arm: RunArm,
+}
+
+/// The arm of a run's customer, decided by the engine when they became eligible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunArm {
+    /// Gets the journey's steps.
+    #[default]
+    Treatment,
+    /// In the journey's holdout: followed for the goal, sent nothing.
+    Control,
+    /// In the settings' global holdout, kept out of every marketing journey: like `control`.
+    GlobalControl,
+}
+
+impl RunArm {
+    /// Every arm with its stored name.
+    pub const ALL: [(RunArm, &'static str); 3] =
+        [(RunArm::Treatment, "treatment"), (RunArm::Control, "control"), (RunArm::GlobalControl, "global_control")];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunArm::Treatment => "treatment",
+            RunArm::Control => "control",
+            RunArm::GlobalControl => "global_control",
+        }
+    }
+
+    /// Whether the customer is held out (either control arm).
+    pub fn is_control(self) -> bool {
+        self != RunArm::Treatment
+    }
 }
 
 /// Whether a customer who ran through a journey before may enter it again.
@@ -88,6 +124,9 @@ pub struct EntryRules {
 pub enum Entered {
     /// A run was started.
     Started(RunId),
+    /// The customer is in a control arm: a run was recorded as entered and held out (ended,
+    /// never due), to be followed for the goal.
+    HeldOut(RunId),
     /// The customer has an active run of the journey with the key already.
     AlreadyActive(RunId),
     /// The re-entry rule forbids another run.
@@ -335,31 +374,46 @@ async fn enter<DB: Dialect>(
             return Ok(Entered::AtLimit);
         }
     }
-    let (wait_event, wait_segment, wait_keyed) = wait_columns(new.wait.as_ref());
+    let held_out = new.arm.is_control();
+    // A control run is recorded as it would have entered, but ended at once and never due: it
+    // counts for re-entry like any run, sends nothing, and is followed for the goal.
+    let (status, due_at, wait, ended_at, reason) = if held_out {
+        let reason = if new.arm == RunArm::GlobalControl { "global holdout" } else { "holdout" };
+        ("held_out", None, None, Some(now.micros()), Some(reason))
+    } else {
+        ("active", new.due_at.map(Timestamp::micros), new.wait.as_ref(), None, None)
+    };
+    let (wait_event, wait_segment, wait_keyed) = wait_columns(wait);
     let context = serde_json::to_string(new.context).map_err(|e| StoreError::Corrupt(format!("run context: {e}")))?;
     // The unique index is the last word: a conflict (impossible under the lock) inserts nothing.
     let id = query(
         "INSERT INTO journey_runs (journey, version, customer_id, run_key, status, step, due_at, wait_event, \
-         wait_segment, wait_keyed, context, entered_at, updated_at) \
-         VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $9, $10, $11, $11) ON CONFLICT DO NOTHING RETURNING id",
+         wait_segment, wait_keyed, context, entered_at, updated_at, arm, ended_at, exit_reason) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15) \
+         ON CONFLICT DO NOTHING RETURNING id",
     )
     .bind(new.journey)
     .bind(new.version)
     .bind(new.customer)
     .bind(new.key)
+    .bind(status)
     .bind(new.step)
-    .bind(new.due_at.map(Timestamp::micros))
+    .bind(due_at)
     .bind(wait_event)
     .bind(wait_segment)
     .bind(wait_keyed)
     .bind(context)
     .bind(now.micros())
+    .bind(new.arm.as_str())
+    .bind(ended_at)
+    .bind(reason)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(id) = id else {
         return Err(StoreError::Conflict(format!("customer {} has an active run of `{}`", new.customer, new.journey)));
     };
-    Ok(Entered::Started(RunId(id.try_get(0)?)))
+    let id = RunId(id.try_get(0)?);
+    Ok(if held_out { Entered::HeldOut(id) } else { Entered::Started(id) })
 }
 
 pub(super) async fn claim_due<DB: Dialect>(

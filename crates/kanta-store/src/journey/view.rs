@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use crate::StoreError;
 use crate::dialect::Dialect;
 use crate::journey::outbox::{Channel, MessageId, MessageStatus};
-use crate::journey::run::RunId;
+use crate::journey::run::{RunArm, RunId};
 use crate::journey::{opt_time, parse_enum, parse_json, serialize_at, serialize_opt_at};
 use crate::sql::{Row, query};
 use crate::store::{Store, keyset_page};
@@ -28,11 +28,17 @@ pub enum RunStatus {
     Completed,
     /// Ended early (an exit condition, an erasure).
     Exited,
+    /// In a holdout (control) arm: recorded as entered and followed for the goal, no step.
+    HeldOut,
 }
 
 impl RunStatus {
-    const ALL: [(RunStatus, &'static str); 3] =
-        [(RunStatus::Active, "active"), (RunStatus::Completed, "completed"), (RunStatus::Exited, "exited")];
+    const ALL: [(RunStatus, &'static str); 4] = [
+        (RunStatus::Active, "active"),
+        (RunStatus::Completed, "completed"),
+        (RunStatus::Exited, "exited"),
+        (RunStatus::HeldOut, "held_out"),
+    ];
 }
 
 /// A journey in the list.
@@ -69,6 +75,8 @@ pub struct VersionInfo {
     pub completed_runs: i64,
     /// Runs on it that exited.
     pub exited_runs: i64,
+    /// Runs on it held out as control (the journey's holdout or the global one).
+    pub held_out_runs: i64,
 }
 
 /// One step of one version: runs there now, and its messages by status.
@@ -131,6 +139,8 @@ pub struct RunView {
     pub ended_at: Option<Timestamp>,
     /// Why it exited.
     pub exit_reason: Option<String>,
+    /// The holdout arm: `treatment`, or `control` / `global_control` for a held-out run.
+    pub arm: RunArm,
 }
 
 /// A step of a run's history.
@@ -287,6 +297,7 @@ pub(super) async fn report<DB: Dialect>(store: &Store<DB>, name: &str) -> Result
                     active_runs: 0,
                     completed_runs: 0,
                     exited_runs: 0,
+                    held_out_runs: 0,
                 })
             })
             .collect::<Result<_, StoreError>>()?;
@@ -299,6 +310,7 @@ pub(super) async fn report<DB: Dialect>(store: &Store<DB>, name: &str) -> Result
                 RunStatus::Active => v.active_runs = n,
                 RunStatus::Completed => v.completed_runs = n,
                 RunStatus::Exited => v.exited_runs = n,
+                RunStatus::HeldOut => v.held_out_runs = n,
             }
         }
     }
@@ -340,7 +352,7 @@ fn step_counts(steps: &mut BTreeMap<(i64, String), StepCounts>, version: i64, st
 }
 
 const RUN_SELECT: &str = "SELECT r.id, r.journey, r.version, c.external_id, r.run_key, r.status, r.step, r.due_at, \
-     r.wait_event, r.wait_segment, r.entered_at, r.ended_at, r.exit_reason \
+     r.wait_event, r.wait_segment, r.entered_at, r.ended_at, r.exit_reason, r.arm \
      FROM journey_runs r JOIN customers c ON c.id = r.customer_id";
 
 fn run_view<R: Row>(r: &R) -> Result<RunView, StoreError> {
@@ -358,6 +370,7 @@ fn run_view<R: Row>(r: &R) -> Result<RunView, StoreError> {
         entered_at: Timestamp::from_micros(r.try_get("entered_at")?),
         ended_at: opt_time(r.try_get("ended_at")?),
         exit_reason: r.try_get("exit_reason")?,
+        arm: parse_enum(&r.try_get::<String, _>("arm")?, &RunArm::ALL, "run arm")?,
     })
 }
 

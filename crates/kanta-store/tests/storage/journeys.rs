@@ -52,7 +52,17 @@ async fn apply(db: &TestDb, name: &str, doc: &str, now: i64) -> Applied {
 }
 
 fn new_run<'a>(journey: &'a str, version: i64, customer: i64, key: &'a str, context: &'a Value) -> NewRun<'a> {
-    NewRun { journey, version, customer, key, step: "1", due_at: Some(at(NOW)), wait: None, context }
+    NewRun {
+        journey,
+        version,
+        customer,
+        key,
+        step: "1",
+        due_at: Some(at(NOW)),
+        wait: None,
+        context,
+        arm: kanta_store::journey::RunArm::Treatment,
+    }
 }
 
 async fn start(db: &TestDb, run: &NewRun<'_>) -> RunId {

@@ -6,6 +6,7 @@
 
 mod audit;
 mod customers;
+mod goals;
 mod journeys;
 mod orders;
 mod scores;

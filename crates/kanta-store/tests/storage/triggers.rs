@@ -186,6 +186,7 @@ async fn an_occurrence_key_is_entered_once_ever_and_other_checks_span_every_key(
         due_at: Some(at(NOW)),
         wait: None,
         context: &context,
+        arm: kanta_store::journey::RunArm::Treatment,
     };
     let always = EntryRules { reentry: Reentry::Always, max_active: None, once_per_key: true };
     let Entered::Started(first) = db.store.start_run(&run("2026-12-04"), &always, at(NOW)).await.expect("start") else {

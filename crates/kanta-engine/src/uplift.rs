@@ -1,0 +1,114 @@
+//! A journey's uplift report, from the store: every customer's first entry with their arm,
+//! conversion and revenue ([`GoalStore::uplift_entries`], read a page at a time), turned into
+//! the statistics of [`kanta_uplift::report`]. The CLI (`kanta journeys report`) and the API
+//! (`GET /v1/journeys/{name}/report`) both call [`uplift_report`], so they show the same numbers.
+
+use std::time::Duration;
+
+use kanta_domain::Timestamp;
+use kanta_domain::money::Money;
+use kanta_journey::document::duration_text;
+use kanta_journey::{GoalKind, Holdout, Journey};
+use kanta_store::Storage;
+use kanta_store::journey::{RunArm, RunId};
+use kanta_uplift::curve::FollowUp;
+use kanta_uplift::report::{Settings, Unit, UpliftReport, report};
+use serde::Serialize;
+
+use crate::EngineError;
+
+/// The window revenue is compared over when a journey has no goal.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(30 * 86_400);
+
+/// The covariate's window before entry (CUPED).
+pub const PRE_WINDOW: Duration = Duration::from_secs(365 * 86_400);
+
+/// Rows read per page.
+const PAGE: u32 = 20_000;
+
+const DAY_MICROS: i64 = 86_400_000_000;
+
+/// The uplift report of one journey, with what it was computed over.
+#[derive(Debug, Clone, Serialize)]
+pub struct JourneyUplift {
+    /// The journey.
+    pub journey: String,
+    /// Its current version (the goal and holdout are read from it).
+    pub version: i64,
+    /// The goal as written (`event order.created within 30d`), if any.
+    pub goal: Option<String>,
+    /// The journey's holdout (`10%`).
+    pub holdout: String,
+    /// The window conversions and revenue are counted in after entry.
+    pub window: String,
+    /// When the report was computed, RFC 3339.
+    pub computed_at: String,
+    /// Runs (all entries, not only first ones) by arm.
+    pub entries: Vec<(RunArm, i64)>,
+    /// The statistics.
+    #[serde(flatten)]
+    pub report: UpliftReport,
+}
+
+/// Computes the report of `journey` at `now` (the store's current version of it).
+pub async fn uplift_report(
+    store: &dyn Storage,
+    name: &str,
+    now: Timestamp,
+    settings: Settings,
+) -> Result<Option<JourneyUplift>, EngineError> {
+    let Some(head) = store.journey_heads().await?.into_iter().find(|h| h.name == name) else {
+        return Ok(None);
+    };
+    let journey = Journey::from_json(&head.definition).map_err(|problems| EngineError::StoredJourney {
+        name: name.to_owned(),
+        version: head.version,
+        problem: problems.to_string(),
+    })?;
+    let window = journey.goal.as_ref().map_or(DEFAULT_WINDOW, |g| g.within);
+    let window_micros = i64::try_from(window.as_micros()).unwrap_or(i64::MAX);
+    let mut units = Vec::new();
+    let mut after: Option<RunId> = None;
+    loop {
+        let (page, next) = store.uplift_entries(name, window, PRE_WINDOW, after, PAGE).await?;
+        units.extend(page.iter().map(|e| {
+            let entered = e.entered_at.micros();
+            let window_end = entered.saturating_add(window_micros);
+            let observed_to = window_end.min(now.micros());
+            let day = |t: i64| u32::try_from((t - entered).max(0) / DAY_MICROS).unwrap_or(u32::MAX);
+            Unit {
+                control: e.arm.is_control(),
+                matured: window_end <= now.micros(),
+                converted: e.converted_at.is_some(),
+                revenue_after: Money::from_raw(e.revenue_after).to_f64(),
+                revenue_before: Money::from_raw(e.revenue_before).to_f64(),
+                messages: u64::try_from(e.messages_sent).unwrap_or(0),
+                follow_up: FollowUp {
+                    days_followed: day(observed_to),
+                    converted_on: e.converted_at.map(|t| day(t.micros())),
+                },
+            }
+        }));
+        match next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let report = report(&units, settings).map_err(|e| EngineError::Report(e.to_string()))?;
+    Ok(Some(JourneyUplift {
+        journey: name.to_owned(),
+        version: head.version,
+        goal: journey.goal.as_ref().map(|g| {
+            let reached = match &g.reached {
+                GoalKind::Event(event) => format!("event {event}"),
+                GoalKind::EntersSegment(segment) => format!("enters segment {segment}"),
+            };
+            format!("{reached} within {}", duration_text(g.within))
+        }),
+        holdout: if journey.holdout == Holdout::NONE { "0%".to_owned() } else { journey.holdout.to_string() },
+        window: duration_text(window),
+        computed_at: kanta_store::rfc3339(now.micros()),
+        entries: store.entries_by_arm(name).await?,
+        report,
+    }))
+}

@@ -1,0 +1,216 @@
+//! Goals and the uplift report's rows: conversions credited to the run they fall in, and, per
+//! customer's first entry into a journey, what the report compares between the arms.
+//!
+//! A conversion is the first time a run's customer reaches the journey's goal within its window
+//! after entering (`entered_at ≤ time < entered_at + within`), written for treatment and
+//! control runs alike — the control arm is "followed for the goal" exactly as the treated one,
+//! or the comparison would be biased. When several runs of the customer are open for it, the
+//! latest entered one gets it; a run converts once (the table's key).
+//!
+//! The report's unit is the customer, from their **first** entry into the journey: the arm is a
+//! function of (customer, journey), so later entries are the same customer again, not new
+//! randomised units, and counting them would weigh frequent entrants more and understate the
+//! intervals. Revenue is the customer's net purchases (refunds negative, cancelled orders out:
+//! [`kanta_domain::purchase`]) in the window after entry, and in the 365 days before it for
+//! CUPED — read from the orders table for both arms, whatever the goal is.
+
+use std::time::Duration;
+
+use kanta_domain::Timestamp;
+use kanta_domain::purchase::{IN_LOG_SQL, SIGNED_AMOUNT_SQL};
+
+use crate::StoreError;
+use crate::dialect::Dialect;
+use crate::journey::parse_enum;
+use crate::journey::run::{RunArm, RunId};
+use crate::sql::{Row, query};
+use crate::store::Store;
+
+/// What reached a goal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoalSource {
+    /// An order (`orders.id`): its signed amount is the conversion's revenue.
+    Order(i64),
+    /// An event (`events.id`, if known).
+    Event(Option<i64>),
+    /// A segment entry.
+    Segment,
+}
+
+/// A goal reached by a customer, to credit to the run it falls in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewConversion<'a> {
+    /// The journey whose goal it is.
+    pub journey: &'a str,
+    /// The customer (internal id).
+    pub customer: i64,
+    /// When the goal was reached (the order's or event's own time).
+    pub at: Timestamp,
+    /// The goal's window after entry.
+    pub within: Duration,
+    /// What reached it.
+    pub source: GoalSource,
+}
+
+/// One customer's first entry into a journey, as the uplift report reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpliftEntry {
+    /// The first run.
+    pub run: RunId,
+    /// The customer (internal id).
+    pub customer: i64,
+    /// The arm.
+    pub arm: RunArm,
+    /// When they entered.
+    pub entered_at: Timestamp,
+    /// When that run converted, if it did.
+    pub converted_at: Option<Timestamp>,
+    /// Net purchases (Money units) in `[entered_at, entered_at + window)`.
+    pub revenue_after: i64,
+    /// Net purchases (Money units) in `[entered_at − pre_window, entered_at)`.
+    pub revenue_before: i64,
+    /// Messages sent to the customer by the run (`sent`).
+    pub messages_sent: i64,
+}
+
+/// Goals and the uplift report's rows.
+#[async_trait::async_trait]
+pub trait GoalStore: Send + Sync {
+    /// Credit a goal reached to the latest run of the customer in the journey entered at or
+    /// before `at` and less than `within` before it that has not converted yet; returns that
+    /// run, or `None` when no run is open for it. Idempotent: the same arrival (customer,
+    /// journey, time and source) credited again writes nothing.
+    async fn record_conversion(
+        &self,
+        conversion: &NewConversion<'_>,
+        now: Timestamp,
+    ) -> Result<Option<RunId>, StoreError>;
+
+    /// Customers' first entries into `journey` after run `after`, by run id, at most `limit`,
+    /// with their conversion and revenue after (within `window`) and before (within
+    /// `pre_window`) entry; with the position to go on from when there may be more.
+    async fn uplift_entries(
+        &self,
+        journey: &str,
+        window: Duration,
+        pre_window: Duration,
+        after: Option<RunId>,
+        limit: u32,
+    ) -> Result<(Vec<UpliftEntry>, Option<RunId>), StoreError>;
+
+    /// Every run of `journey` (all entries, not only first ones) by arm.
+    async fn entries_by_arm(&self, journey: &str) -> Result<Vec<(RunArm, i64)>, StoreError>;
+}
+
+/// A duration in microseconds, saturated.
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+pub(super) async fn record<DB: Dialect>(
+    store: &Store<DB>,
+    c: &NewConversion<'_>,
+    now: Timestamp,
+) -> Result<Option<RunId>, StoreError> {
+    let (source, ref_id) = match c.source {
+        GoalSource::Order(id) => ("order", Some(id)),
+        GoalSource::Event(id) => ("event", id),
+        GoalSource::Segment => ("segment", None),
+    };
+    let revenue = if source == "order" {
+        format!("(SELECT {SIGNED_AMOUNT_SQL} FROM orders o WHERE o.id = $5 AND {IN_LOG_SQL})")
+    } else {
+        "NULL".to_owned()
+    };
+    // One statement: the run picked and the row written together. The key (run_id) makes a
+    // run convert once; the second NOT EXISTS makes the same arrival credited again (a feed row
+    // handled twice after a crash) write nothing rather than convert an older open run.
+    let sql = format!(
+        "INSERT INTO journey_conversions (run_id, journey, customer_id, time, source, ref_id, revenue, created_at) \
+         SELECT r.id, r.journey, r.customer_id, $3, $4, $5, {revenue}, $7 FROM journey_runs r \
+         WHERE r.journey = $1 AND r.customer_id = $2 AND r.entered_at <= $3 AND r.entered_at > $3 - $6 \
+         AND NOT EXISTS (SELECT 1 FROM journey_conversions c WHERE c.run_id = r.id) \
+         AND NOT EXISTS (SELECT 1 FROM journey_conversions c WHERE c.customer_id = $2 AND c.journey = $1 \
+         AND c.time = $3 AND c.source = $4) \
+         ORDER BY r.entered_at DESC, r.id DESC LIMIT 1 \
+         ON CONFLICT DO NOTHING RETURNING run_id"
+    );
+    let row = query(&sql)
+        .bind(c.journey)
+        .bind(c.customer)
+        .bind(c.at.micros())
+        .bind(source)
+        .bind(ref_id)
+        .bind(micros(c.within))
+        .bind(now.micros())
+        .fetch_optional(&store.writer)
+        .await?;
+    row.map(|r| Ok(RunId(r.try_get(0)?))).transpose()
+}
+
+pub(super) async fn entries<DB: Dialect>(
+    store: &Store<DB>,
+    journey: &str,
+    window: Duration,
+    pre_window: Duration,
+    after: Option<RunId>,
+    limit: u32,
+) -> Result<(Vec<UpliftEntry>, Option<RunId>), StoreError> {
+    let revenue = |from: &str, to: &str| {
+        format!(
+            "(SELECT CAST(COALESCE(SUM({SIGNED_AMOUNT_SQL}), 0) AS BIGINT) FROM orders o \
+             WHERE o.customer_id = r.customer_id AND o.time >= {from} AND o.time < {to} AND {IN_LOG_SQL})"
+        )
+    };
+    let sql = format!(
+        "SELECT r.id, r.customer_id, r.arm, r.entered_at, c.time AS converted_at, {after} AS revenue_after, \
+         {before} AS revenue_before, \
+         (SELECT COUNT(*) FROM journey_messages m WHERE m.run_id = r.id AND m.status = 'sent') AS sent \
+         FROM journey_runs r LEFT JOIN journey_conversions c ON c.run_id = r.id \
+         WHERE r.journey = $1 AND r.id > $2 \
+         AND NOT EXISTS (SELECT 1 FROM journey_runs e WHERE e.customer_id = r.customer_id AND e.journey = r.journey \
+         AND (e.entered_at < r.entered_at OR (e.entered_at = r.entered_at AND e.id < r.id))) \
+         ORDER BY r.id LIMIT $5",
+        after = revenue("r.entered_at", "r.entered_at + $3"),
+        before = revenue("r.entered_at - $4", "r.entered_at"),
+    );
+    let rows = query(&sql)
+        .bind(journey)
+        .bind(after.map_or(0, |r| r.0))
+        .bind(micros(window))
+        .bind(micros(pre_window))
+        .bind(i64::from(limit))
+        .fetch_all(&store.reader)
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let arm: String = r.try_get("arm")?;
+        out.push(UpliftEntry {
+            run: RunId(r.try_get("id")?),
+            customer: r.try_get("customer_id")?,
+            arm: parse_enum(&arm, &RunArm::ALL, "run arm")?,
+            entered_at: Timestamp::from_micros(r.try_get("entered_at")?),
+            converted_at: r.try_get::<Option<i64>, _>("converted_at")?.map(Timestamp::from_micros),
+            revenue_after: r.try_get("revenue_after")?,
+            revenue_before: r.try_get("revenue_before")?,
+            messages_sent: r.try_get("sent")?,
+        });
+    }
+    // A full page may have more behind it (the rows are by run id, but the first-entry filter
+    // skips some ids, so the position is the last row's id).
+    let next = (out.len() == limit as usize).then(|| out.last().map(|e| e.run)).flatten();
+    Ok((out, next))
+}
+
+pub(super) async fn by_arm<DB: Dialect>(store: &Store<DB>, journey: &str) -> Result<Vec<(RunArm, i64)>, StoreError> {
+    let rows = query("SELECT arm, COUNT(*) FROM journey_runs WHERE journey = $1 GROUP BY arm ORDER BY arm")
+        .bind(journey)
+        .fetch_all(&store.reader)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let arm: String = r.try_get(0)?;
+            Ok((parse_enum(&arm, &RunArm::ALL, "run arm")?, r.try_get(1)?))
+        })
+        .collect()
+}
