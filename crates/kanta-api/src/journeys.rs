@@ -88,6 +88,14 @@ pub struct JourneyDocument {
     /// After downtime, skip what is later than this (`2d`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_if_late_by: Option<String>,
+    /// The share of eligible customers held out as a randomised control group (`"10%"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout: Option<String>,
+    /// What the journey is for: `{ "event": NAME }` or `{ "enters_segment": NAME }`, with
+    /// `"within": "30d"` and `"exit": true` to end a treated run when it is reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub goal: Option<serde_json::Value>,
     /// The steps (each a mapping with one kind key, or `"exit"`).
     #[schema(value_type = Vec<Object>)]
     pub steps: serde_json::Value,
@@ -367,6 +375,55 @@ pub async fn runs(
     summary(&state, &name).await?;
     let (runs, next) = state.store.journey_runs(&name, after, limit).await?;
     Ok(Json(RunPage { runs, next_cursor: next.map(|id| encode_cursor(id.0)) }))
+}
+
+/// Query of a journey's uplift report.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReportParams {
+    /// The bootstrap's seed (default 1): the same seed gives the same interval.
+    pub seed: Option<u64>,
+    /// Bootstrap resamples, 100–100000 (default 2000).
+    #[param(minimum = 100, maximum = 100000)]
+    pub resamples: Option<u32>,
+}
+
+/// A journey's uplift: treatment against its holdout (control) on the goal and on revenue per
+/// customer, from each customer's first entry once its goal window has passed, with 95 %
+/// intervals (Wald and Newcombe; Welch and a seeded percentile bootstrap; CUPED on revenue in
+/// the year before entry), the minimum detectable effect at 80 % power, a verdict or "too
+/// early", and the cumulative conversion curves of both arms. The same numbers as `kanta
+/// journeys report NAME --json`.
+#[utoipa::path(get, path = "/v1/journeys/{name}/report", tag = "journeys", security(("bearer" = [])),
+    params(("name" = String, Path, description = "The journey's name"), ReportParams),
+    responses((status = 200, description = "`{journey, version, goal, holdout, window, computed_at, entries, settings, \
+        treatment, control, conversion, revenue, cuped, curve_treatment, curve_control, notes}`", body = Object),
+              (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn report(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<kanta_engine::uplift::JourneyUplift>, ApiError> {
+    auth::authorize(&state, &headers, Scope::Read).await?;
+    let name = path_name(path)?;
+    let params: ReportParams = crate::query_params(raw.as_deref())?;
+    let resamples = params.resamples.unwrap_or(kanta_uplift::bootstrap::DEFAULT_RESAMPLES);
+    if !(100..=100_000).contains(&resamples) {
+        return Err(ApiError::BadRequest(format!("resamples must be 100–100000, not {resamples}")));
+    }
+    let settings = kanta_uplift::report::Settings {
+        bootstrap: kanta_uplift::bootstrap::Options { resamples, seed: params.seed.unwrap_or(1) },
+        ..Default::default()
+    };
+    match kanta_engine::uplift::uplift_report(&*state.store, &name, state.now(), settings).await {
+        Ok(Some(report)) => Ok(Json(report)),
+        Ok(None) => Err(ApiError::NotFound(format!("no journey `{name}`"))),
+        Err(kanta_engine::EngineError::Store(e)) => Err(ApiError::Store(e)),
+        Err(e) => Err(ApiError::Store(kanta_store::StoreError::Corrupt(e.to_string()))),
+    }
 }
 
 /// Record a bounce or complaint: a hard bounce or a complaint suppresses the address at once,

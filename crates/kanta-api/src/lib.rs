@@ -185,6 +185,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/journeys/{name}/pause", post(journeys::pause))
         .route("/v1/journeys/{name}/resume", post(journeys::resume))
         .route("/v1/journeys/{name}/runs", get(journeys::runs))
+        .route("/v1/journeys/{name}/report", get(journeys::report))
         .route("/v1/journeys/{name}/versions/{version}", get(journeys::version))
         .route("/v1/bounces", post(journeys::bounce))
         .route("/unsubscribe/{token}", get(unsubscribe::page).post(unsubscribe::confirm))

@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi};
         crate::segments::transitions, crate::webhooks::list, crate::webhooks::deliveries, crate::webhooks::resume,
         crate::insights::feedback, crate::scores::runs,
         crate::journeys::apply, crate::journeys::list, crate::journeys::show, crate::journeys::pause,
-        crate::journeys::resume, crate::journeys::runs, crate::journeys::version, crate::journeys::bounce,
+        crate::journeys::resume, crate::journeys::runs, crate::journeys::report, crate::journeys::version, crate::journeys::bounce,
         crate::unsubscribe::page, crate::unsubscribe::confirm,
         crate::healthz, crate::metrics::render, spec,
     ),

@@ -390,6 +390,10 @@ pub struct JourneysReportArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Also write the report as a self-contained HTML page with the conversion curves to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
     /// The bootstrap's seed: the same seed gives the same interval to the last digit.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

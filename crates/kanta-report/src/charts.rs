@@ -6,6 +6,7 @@
 //! panic.
 
 use kanta_core::analysis::{Cohorts, Concentration, GroupRow, LadderStep, TimeBetween};
+use kanta_uplift::curve::CurvePoint;
 use plotters::prelude::*;
 
 const WIDTH: u32 = 640;
@@ -317,6 +318,53 @@ pub fn bars(title: &str, x_desc: &str, labels: &[String], counts: &[u64]) -> Str
                 .margin(6)
                 .data(counts.iter().enumerate().map(|(i, c)| (i as u32, *c as f64))),
         )?;
+        root.present()?;
+        Ok(())
+    })
+}
+
+/// Cumulative conversion by day since entry for the treated and the control arm, each with its
+/// band (a translucent area between the band's ends) — the uplift report's chart.
+pub fn conversion_curves(treatment: &[CurvePoint], control: &[CurvePoint]) -> String {
+    render("Cumulative conversion by day since entry", (WIDTH, HEIGHT), |root| {
+        let all = treatment.iter().chain(control);
+        let x_max = all.clone().map(|p| p.day).max().unwrap_or(0).max(1);
+        let y_max = all.map(|p| p.band.upper.max(p.converted)).fold(0.0, f64::max).clamp(0.01, 1.0) * 1.08;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0f64..f64::from(x_max), 0f64..y_max)?;
+        chart
+            .configure_mesh()
+            .x_desc("days since entry")
+            .y_desc("converted")
+            .y_label_formatter(&pct)
+            .label_style((FONT, 13))
+            .draw()?;
+        for (points, colour, label) in [(treatment, ACCENT, "treatment"), (control, SECOND, "control")] {
+            if points.is_empty() {
+                continue;
+            }
+            // The band as one polygon: along the upper ends, back along the lower ones.
+            let upper = points.iter().map(|p| (f64::from(p.day), p.band.upper.clamp(0.0, 1.0)));
+            let lower = points.iter().rev().map(|p| (f64::from(p.day), p.band.lower.clamp(0.0, 1.0)));
+            chart
+                .draw_series(std::iter::once(Polygon::new(upper.chain(lower).collect::<Vec<_>>(), colour.mix(0.15))))?;
+            chart
+                .draw_series(LineSeries::new(
+                    points.iter().map(|p| (f64::from(p.day), p.converted)),
+                    colour.stroke_width(2),
+                ))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], colour.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .border_style(GREY)
+            .label_font((FONT, 13))
+            .draw()?;
         root.present()?;
         Ok(())
     })

@@ -1,5 +1,6 @@
 //! Renders an analysis for people and scripts: a terminal table, `summary.json` and a
-//! self-contained `report.html` with SVG charts.
+//! self-contained `report.html` with SVG charts; and a journey's uplift report as a page of its
+//! own ([`uplift`]).
 //!
 //! **Architecture Invariant:** rendering is a pure function of the analysis and the input
 //! description; the caller writes the strings wherever it wants.
@@ -8,6 +9,7 @@ pub mod charts;
 pub mod format;
 mod html;
 mod text;
+pub mod uplift;
 
 use kanta_core::analysis::BusinessSummary;
 use kanta_score::{HoldoutReport, ModelSummary};

@@ -616,6 +616,19 @@ fn report_compares_the_arms_on_the_goal_and_revenue_as_text_and_json() {
     assert_eq!(value["conversion"]["verdict"], "too_early");
     assert_eq!(value["revenue"]["welch"]["difference"], 7.5);
     assert_eq!(value["entries"], serde_json::json!([["control", 4], ["treatment", 4]]));
+    // The page: the arms, the comparisons and the chart of both curves.
+    let html = journeys(dir.path(), &["report", "promo", "--html", "uplift.html", "--now", "2026-04-02T12:00:00Z"]);
+    assert_eq!(html.code, 0, "{}", html.stderr);
+    let page = std::fs::read_to_string(dir.path().join("uplift.html")).unwrap();
+    assert!(page.contains("<td>conversion rate</td><td>+25.00 pp</td>"), "{page}");
+    assert!(page.contains("aria-label=\"Cumulative conversion by day since entry\""), "{page}");
+    if let Some(browser) = crate::report::chromium() {
+        let (dom, console) =
+            crate::report::load(&browser, &dir.path().join("uplift.html"), &dir.path().join("profile"));
+        assert!(console.is_empty(), "console messages: {console:?}");
+        assert_eq!(dom.matches("class=\"chart\"").count(), 1);
+        assert!(!dom.contains("chart-error") && !dom.contains("src=\"http"));
+    }
     // The same seed gives the same bootstrap interval to the last digit.
     let again = journeys(dir.path(), &["report", "promo", "--json", "--now", "2026-04-02T12:00:00Z"]);
     assert_eq!(again.stdout, json.stdout);

@@ -103,7 +103,7 @@ fn the_terminal_summary_of_a_small_shop_matches_its_snapshot() {
 }
 
 /// Finds Chromium; `KANTA_REQUIRE_BROWSER=1` (set by scripts/test) turns a missing browser into a failure.
-fn chromium() -> Option<PathBuf> {
+pub(crate) fn chromium() -> Option<PathBuf> {
     let found = ["chromium", "chromium-browser", "google-chrome"].iter().find_map(|name| {
         let out = Command::new("which").arg(name).output().ok()?;
         out.status.success().then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
@@ -119,7 +119,7 @@ fn chromium() -> Option<PathBuf> {
 }
 
 /// Loads `page` in headless Chromium; returns the DOM after load and the console messages.
-fn load(browser: &Path, page: &Path, profile: &Path) -> (String, Vec<String>) {
+pub(crate) fn load(browser: &Path, page: &Path, profile: &Path) -> (String, Vec<String>) {
     let output = Command::new(browser)
         .args([
             "--headless",

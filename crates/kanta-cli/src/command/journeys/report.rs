@@ -1,6 +1,7 @@
 //! `kanta journeys report NAME [--json]`: a journey's uplift against its holdout
 //! (`kanta_engine::uplift::uplift_report`), as tables or JSON.
 
+use anyhow::Context;
 use kanta_engine::uplift::{JourneyUplift, uplift_report};
 use kanta_uplift::Interval;
 use kanta_uplift::bootstrap::Options;
@@ -23,6 +24,19 @@ pub fn report(args: &JourneysReportArgs) -> anyhow::Result<()> {
     let name = &args.name;
     let uplift = with_store(&args.store, async |store| Ok(uplift_report(store, name, now, settings).await?))?
         .ok_or_else(|| UsageError(format!("no journey `{name}` in the store (see `kanta journeys list`)")))?;
+    if let Some(file) = &args.html {
+        let page = kanta_report::uplift::UpliftPage {
+            journey: &uplift.journey,
+            version: uplift.version,
+            holdout: &uplift.holdout,
+            goal: uplift.goal.as_deref().unwrap_or("none (revenue only)"),
+            window: &uplift.window,
+            computed_at: &uplift.computed_at,
+        };
+        let html = kanta_report::uplift::render_uplift_html(&page, &uplift.report)
+            .map_err(|e| anyhow::anyhow!("rendering the uplift page: {e}"))?;
+        std::fs::write(file, html).with_context(|| format!("writing {}", file.display()))?;
+    }
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&uplift)?)?;
     } else {
@@ -121,10 +135,5 @@ fn revenue_lines(label: &str, r: &RevenueComparison) -> Vec<String> {
 }
 
 fn verdict(v: Verdict) -> &'static str {
-    match v {
-        Verdict::TooEarly => "too early to tell",
-        Verdict::Uplift => "uplift",
-        Verdict::Harm => "harm",
-        Verdict::NoDetectableEffect => "no detectable effect",
-    }
+    kanta_report::uplift::verdict_words(v).0
 }
