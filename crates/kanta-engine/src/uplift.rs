@@ -3,14 +3,15 @@
 //! the statistics of [`kanta_uplift::report`]. The CLI (`kanta journeys report`) and the API
 //! (`GET /v1/journeys/{name}/report`) both call [`uplift_report`], so they show the same numbers.
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use kanta_domain::Timestamp;
 use kanta_domain::money::Money;
 use kanta_journey::document::duration_text;
-use kanta_journey::{GoalKind, Holdout, Journey};
+use kanta_journey::{GoalKind, Holdout, Journey, StepKind};
 use kanta_store::Storage;
-use kanta_store::journey::{RunArm, RunId};
+use kanta_store::journey::{FunnelRow, RunArm, RunId};
 use kanta_uplift::curve::FollowUp;
 use kanta_uplift::report::{Settings, Unit, UpliftReport, report};
 use serde::Serialize;
@@ -48,6 +49,24 @@ pub struct JourneyUplift {
     /// The statistics.
     #[serde(flatten)]
     pub report: UpliftReport,
+    /// Per step and outcome, the runs that passed it (every version, every entry).
+    pub funnel: Vec<FunnelRow>,
+    /// The arms of each random `split`, compared as treatment and control are: every arm
+    /// against the first, over the treated customers whose first run took the split.
+    pub splits: Vec<SplitComparison>,
+}
+
+/// One arm of a split against the split's first arm.
+#[derive(Debug, Clone, Serialize)]
+pub struct SplitComparison {
+    /// The split step's id.
+    pub step: String,
+    /// The arm compared (1, 2, …), as "treatment".
+    pub arm: u32,
+    /// The arm it is compared with (0), as "control".
+    pub baseline: u32,
+    /// The comparison.
+    pub report: UpliftReport,
 }
 
 /// Computes the report of `journey` at `now` (the store's current version of it).
@@ -68,9 +87,19 @@ pub async fn uplift_report(
     let window = journey.goal.as_ref().map_or(DEFAULT_WINDOW, |g| g.within);
     let window_micros = i64::try_from(window.as_micros()).unwrap_or(i64::MAX);
     let mut units = Vec::new();
+    // The first runs of treated customers, for the split comparisons.
+    let has_split = journey.all_steps().iter().any(|s| matches!(s.kind, StepKind::Split(_)));
+    let mut treated_runs: HashMap<RunId, usize> = HashMap::new();
     let mut after: Option<RunId> = None;
     loop {
         let (page, next) = store.uplift_entries(name, window, PRE_WINDOW, after, PAGE).await?;
+        if has_split {
+            for (i, e) in page.iter().enumerate() {
+                if !e.arm.is_control() {
+                    treated_runs.insert(e.run, units.len() + i);
+                }
+            }
+        }
         units.extend(page.iter().map(|e| {
             let entered = e.entered_at.micros();
             let window_end = entered.saturating_add(window_micros);
@@ -94,7 +123,10 @@ pub async fn uplift_report(
             None => break,
         }
     }
-    let report = report(&units, settings).map_err(|e| EngineError::Report(e.to_string()))?;
+    let compute = |units: &[Unit]| report(units, settings).map_err(|e| EngineError::Report(e.to_string()));
+    let splits =
+        if has_split { split_comparisons(store, name, &units, &treated_runs, &compute).await? } else { Vec::new() };
+    let report = compute(&units)?;
     Ok(Some(JourneyUplift {
         journey: name.to_owned(),
         version: head.version,
@@ -110,5 +142,47 @@ pub async fn uplift_report(
         computed_at: kanta_store::rfc3339(now.micros()),
         entries: store.entries_by_arm(name).await?,
         report,
+        funnel: store.step_funnel(name).await?,
+        splits,
     }))
+}
+
+/// Every split's arms against its first arm: the treated first runs that took the split, the
+/// first arm as "control".
+async fn split_comparisons(
+    store: &dyn Storage,
+    name: &str,
+    units: &[Unit],
+    treated_runs: &HashMap<RunId, usize>,
+    compute: &impl Fn(&[Unit]) -> Result<UpliftReport, EngineError>,
+) -> Result<Vec<SplitComparison>, EngineError> {
+    // (step, arm) → the units that took it.
+    let mut by_arm: BTreeMap<(String, u32), Vec<Unit>> = BTreeMap::new();
+    let mut after = None;
+    loop {
+        let (page, next) = store.split_choices(name, after, PAGE).await?;
+        for choice in page {
+            if let Some(&i) = treated_runs.get(&choice.run) {
+                by_arm.entry((choice.step, choice.arm)).or_default().push(units[i]);
+            }
+        }
+        match next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let mut out = Vec::new();
+    for ((step, arm), arm_units) in &by_arm {
+        if *arm == 0 {
+            continue;
+        }
+        let baseline = by_arm.get(&(step.clone(), 0)).map(Vec::as_slice).unwrap_or_default();
+        let both: Vec<Unit> = baseline
+            .iter()
+            .map(|u| Unit { control: true, ..*u })
+            .chain(arm_units.iter().map(|u| Unit { control: false, ..*u }))
+            .collect();
+        out.push(SplitComparison { step: step.clone(), arm: *arm, baseline: 0, report: compute(&both)? });
+    }
+    Ok(out)
 }

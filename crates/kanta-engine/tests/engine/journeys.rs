@@ -39,6 +39,7 @@ kanta_store::on_both_backends!(
     a_paused_journey_admits_nobody_and_a_late_run_skips_its_sends,
     holdout_customers_get_no_step_and_both_arms_are_followed_for_the_goal,
     the_global_holdout_keeps_its_share_out_of_marketing_journeys_only,
+    the_report_compares_a_splits_arms_and_counts_runs_per_step,
 );
 
 const SECOND: u64 = 1;
@@ -1051,4 +1052,50 @@ async fn the_global_holdout_keeps_its_share_out_of_marketing_journeys_only(db: T
     }
     let news = smtpd.messages().iter().filter(|m| header(m, "Subject").as_deref() == Some("News")).count();
     assert_eq!(news, ids.len() - held.len());
+}
+
+async fn the_report_compares_a_splits_arms_and_counts_runs_per_step(db: TestDb) {
+    let smtpd = Smtpd::cli(&[]);
+    let h = harness(db, Some(&smtpd), guardrails("off", "off"), "2026-03-02T12:00:00Z");
+    h.apply(
+        "name: ab\ntrigger: { event: signup }\ngoal: { event: order.created, within: 30d }\nsteps:\n  - split:\n\
+         \x20     - { weight: 1, steps: [] }\n\
+         \x20     - { weight: 1, steps: [{ send_email: { subject: B, html: <p>B</p> } }] }\n",
+    )
+    .await;
+    let ids: Vec<String> = (0..30).map(|i| format!("a{i:02}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        h.customer(id, "UTC").await;
+        h.event(id, &format!("s{i}"), "signup", json!({})).await;
+    }
+    h.feed().await;
+    h.tick().await;
+    let arm = |id: &str| kanta_journey::split::choose(id, "ab", "0", &[1, 1]).expect("an arm");
+    let b: Vec<&String> = ids.iter().filter(|id| arm(id) == 1).collect();
+    assert!(!b.is_empty() && b.len() < 30);
+    assert_eq!(smtpd.messages().len(), b.len());
+    // The first five order within the window, whatever their arm.
+    h.later(DAY);
+    for (i, id) in ids.iter().take(5).enumerate() {
+        h.order(id, &format!("o{i}"), &h.now().to_rfc3339()).await;
+    }
+    h.feed().await;
+    h.later(30 * DAY);
+    let report = kanta_engine::uplift::uplift_report(&*h.db.store, "ab", h.now(), Default::default())
+        .await
+        .expect("the report")
+        .expect("the journey");
+    // No holdout: everyone is treated, and the split's arms are the comparison.
+    assert_eq!((report.report.treatment.customers, report.report.control.customers), (30, 0));
+    let [split] = &report.splits[..] else { panic!("one split comparison: {:?}", report.splits) };
+    assert_eq!((split.step.as_str(), split.arm, split.baseline), ("0", 1, 0));
+    let converted_b = ids.iter().take(5).filter(|id| arm(id) == 1).count() as u64;
+    assert_eq!((split.report.treatment.customers, split.report.treatment.conversions), (b.len() as u64, converted_b));
+    assert_eq!(
+        (split.report.control.customers, split.report.control.conversions),
+        (30 - b.len() as u64, 5 - converted_b)
+    );
+    let funnel: Vec<(&str, &str, i64)> =
+        report.funnel.iter().map(|r| (r.step.as_str(), r.outcome.as_str(), r.runs)).collect();
+    assert_eq!(funnel, [("0", "split", 30), ("0.split.1.0", "queued", b.len() as i64)]);
 }

@@ -73,6 +73,28 @@ pub struct UpliftEntry {
     pub messages_sent: i64,
 }
 
+/// A run's choice at a `split` step, from its history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitChoice {
+    /// The run.
+    pub run: RunId,
+    /// The split step's id.
+    pub step: String,
+    /// The arm taken (0-based).
+    pub arm: u32,
+}
+
+/// How many runs passed a step with an outcome (`sent`, `waited`, `branch_then`, `split`, …).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct FunnelRow {
+    /// The step's id.
+    pub step: String,
+    /// What happened there.
+    pub outcome: String,
+    /// Distinct runs.
+    pub runs: i64,
+}
+
 /// Goals and the uplift report's rows.
 #[async_trait::async_trait]
 pub trait GoalStore: Send + Sync {
@@ -100,6 +122,18 @@ pub trait GoalStore: Send + Sync {
 
     /// Every run of `journey` (all entries, not only first ones) by arm.
     async fn entries_by_arm(&self, journey: &str) -> Result<Vec<(RunArm, i64)>, StoreError>;
+
+    /// The arms runs of `journey` took at its `split` steps, after run `after`, by run, at most
+    /// `limit` rows; with the position to go on from when there may be more.
+    async fn split_choices(
+        &self,
+        journey: &str,
+        after: Option<RunId>,
+        limit: u32,
+    ) -> Result<(Vec<SplitChoice>, Option<RunId>), StoreError>;
+
+    /// Per step and outcome, the runs of `journey` (any version) that passed it.
+    async fn step_funnel(&self, journey: &str) -> Result<Vec<FunnelRow>, StoreError>;
 }
 
 /// A duration in microseconds, saturated.
@@ -212,5 +246,63 @@ pub(super) async fn by_arm<DB: Dialect>(store: &Store<DB>, journey: &str) -> Res
             let arm: String = r.try_get(0)?;
             Ok((parse_enum(&arm, &RunArm::ALL, "run arm")?, r.try_get(1)?))
         })
+        .collect()
+}
+
+pub(super) async fn splits<DB: Dialect>(
+    store: &Store<DB>,
+    journey: &str,
+    after: Option<RunId>,
+    limit: u32,
+) -> Result<(Vec<SplitChoice>, Option<RunId>), StoreError> {
+    // Whole runs per page: the limit counts runs, so a run's choices never straddle two pages.
+    let rows = query(
+        "SELECT s.run_id, s.step, s.detail FROM journey_steps s \
+         WHERE s.outcome = 'split' AND s.run_id IN (SELECT r.id FROM journey_runs r WHERE r.journey = $1 \
+         AND r.id > $2 AND r.arm = 'treatment' ORDER BY r.id LIMIT $3) ORDER BY s.run_id, s.id",
+    )
+    .bind(journey)
+    .bind(after.map_or(0, |r| r.0))
+    .bind(i64::from(limit))
+    .fetch_all(&store.reader)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let detail: Option<String> = r.try_get("detail")?;
+        let arm = detail
+            .as_deref()
+            .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+            .and_then(|d| d.get("arm").and_then(serde_json::Value::as_u64))
+            .and_then(|a| u32::try_from(a).ok());
+        // A split recorded without its arm (an erased customer's redacted history) says nothing.
+        let Some(arm) = arm else { continue };
+        out.push(SplitChoice { run: RunId(r.try_get("run_id")?), step: r.try_get("step")?, arm });
+    }
+    // The page's last run: the treated runs after `after`, by id, at most `limit`.
+    let last = query(
+        "SELECT MAX(id) AS last, COUNT(*) AS n FROM (SELECT r.id FROM journey_runs r WHERE r.journey = $1 \
+         AND r.id > $2 AND r.arm = 'treatment' ORDER BY r.id LIMIT $3) page",
+    )
+    .bind(journey)
+    .bind(after.map_or(0, |r| r.0))
+    .bind(i64::from(limit))
+    .fetch_one(&store.reader)
+    .await?;
+    let n: i64 = last.try_get("n")?;
+    let next = if n == i64::from(limit) { last.try_get::<Option<i64>, _>("last")?.map(RunId) } else { None };
+    Ok((out, next))
+}
+
+pub(super) async fn funnel<DB: Dialect>(store: &Store<DB>, journey: &str) -> Result<Vec<FunnelRow>, StoreError> {
+    let rows = query(
+        "SELECT s.step, s.outcome, COUNT(DISTINCT s.run_id) AS runs FROM journey_steps s \
+         JOIN journey_runs r ON r.id = s.run_id WHERE r.journey = $1 GROUP BY s.step, s.outcome \
+         ORDER BY s.step, s.outcome",
+    )
+    .bind(journey)
+    .fetch_all(&store.reader)
+    .await?;
+    rows.iter()
+        .map(|r| Ok(FunnelRow { step: r.try_get("step")?, outcome: r.try_get("outcome")?, runs: r.try_get("runs")? }))
         .collect()
 }

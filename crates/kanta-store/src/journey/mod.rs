@@ -45,7 +45,7 @@ use kanta_domain::Timestamp;
 
 pub use definition::{Applied, JourneyHead, JourneyVersion};
 pub use feed::{FeedItem, FeedKind};
-pub use goal::{GoalSource, GoalStore, NewConversion, UpliftEntry};
+pub use goal::{FunnelRow, GoalSource, GoalStore, NewConversion, SplitChoice, UpliftEntry};
 pub use outbox::{Channel, ClaimedMessage, MessageId, MessageStatus, NewMessage, Outcome, Skip, idempotency_key};
 pub use run::{
     ClaimedRun, Entered, EntryRules, NewRun, Next, Reentry, RunArm, RunEnd, RunId, RunUpdate, Signal, StepRecord, Wait,
@@ -575,6 +575,19 @@ impl<DB: Dialect> GoalStore for Store<DB> {
 
     async fn entries_by_arm(&self, journey: &str) -> Result<Vec<(RunArm, i64)>, StoreError> {
         goal::by_arm(self, journey).await
+    }
+
+    async fn split_choices(
+        &self,
+        journey: &str,
+        after: Option<RunId>,
+        limit: u32,
+    ) -> Result<(Vec<SplitChoice>, Option<RunId>), StoreError> {
+        goal::splits(self, journey, after, limit).await
+    }
+
+    async fn step_funnel(&self, journey: &str) -> Result<Vec<FunnelRow>, StoreError> {
+        goal::funnel(self, journey).await
     }
 }
 

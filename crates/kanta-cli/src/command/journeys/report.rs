@@ -114,6 +114,29 @@ pub fn text(u: &JourneyUplift) -> Vec<String> {
     for note in &r.notes {
         out.push(format!("note: {note}"));
     }
+    for split in &u.splits {
+        let line = match &split.report.conversion {
+            Some(c) => format!(
+                "{:+.2} pp, 95% Newcombe [{:+.2}, {:+.2}] pp → {}",
+                100.0 * c.difference.difference,
+                100.0 * c.difference.newcombe.lower,
+                100.0 * c.difference.newcombe.upper,
+                verdict(c.verdict)
+            ),
+            None => "too early to tell".to_owned(),
+        };
+        out.push(format!(
+            "split {}: arm {} ({} customers) against arm {} ({}): conversion {line}",
+            split.step, split.arm, split.report.treatment.customers, split.baseline, split.report.control.customers
+        ));
+    }
+    if !u.funnel.is_empty() {
+        out.push(String::new());
+        out.push(format!("{:<24} {:<16} {:>9}", "step", "outcome", "runs"));
+        for row in &u.funnel {
+            out.push(format!("{:<24} {:<16} {:>9}", row.step, row.outcome, row.runs));
+        }
+    }
     out
 }
 
