@@ -64,7 +64,8 @@ pub fn method_label(method: &axum::http::Method) -> &'static str {
 /// `GET /metrics` (scope `read`): `kanta_http_requests_total`, `kanta_records_total`,
 /// `kanta_store_rows`, and the journeys' `kanta_journey_messages{journey,step,status}`,
 /// `kanta_journey_outbox_depth`, `kanta_journey_outbox_due`, `kanta_journey_oldest_due_seconds`,
-/// `kanta_journey_messages_in_doubt` and `kanta_journey_active_runs{journey}`.
+/// `kanta_journey_messages_in_doubt`, `kanta_journey_feed_depth` and
+/// `kanta_journey_active_runs{journey}`.
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(("bearer" = [])),
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
               (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
@@ -129,6 +130,11 @@ fn journeys(out: &mut String, m: &kanta_store::journey::JourneyMetrics) {
             "Journey messages in doubt: they may have gone; resent only by hand.",
             m.in_doubt,
         ),
+        (
+            "kanta_journey_feed_depth",
+            "New orders, events and transitions the journey engine has yet to handle.",
+            m.feed_depth,
+        ),
     ];
     for (name, help, value) in gauges {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
@@ -172,6 +178,7 @@ mod tests {
             oldest_due_age: Some(Duration::from_millis(2_500)),
             in_doubt: 2,
             active_runs: vec![("a".into(), 0), ("b".into(), 4)],
+            feed_depth: 5,
         };
         let mut out = String::new();
         journeys(&mut out, &metrics);
@@ -183,6 +190,7 @@ mod tests {
                 "kanta_journey_outbox_depth 3",
                 "kanta_journey_outbox_due 1",
                 "kanta_journey_messages_in_doubt 2",
+                "kanta_journey_feed_depth 5",
                 "kanta_journey_oldest_due_seconds 2.5",
                 "kanta_journey_active_runs{journey=\"a\"} 0",
                 "kanta_journey_active_runs{journey=\"b\"} 4",

@@ -11,7 +11,7 @@ use kanta_domain::money::Money;
 use kanta_journey::document::duration_text;
 use kanta_journey::{GoalKind, Holdout, Journey, StepKind};
 use kanta_store::Storage;
-use kanta_store::journey::{FunnelRow, RunArm, RunId};
+use kanta_store::journey::{FunnelRow, RevenueAtRisk, RunArm, RunId};
 use kanta_uplift::curve::FollowUp;
 use kanta_uplift::report::{Settings, Unit, UpliftReport, report};
 use serde::Serialize;
@@ -51,6 +51,9 @@ pub struct JourneyUplift {
     pub report: UpliftReport,
     /// Per step and outcome, the runs that passed it (every version, every entry).
     pub funnel: Vec<FunnelRow>,
+    /// The store's revenue at risk now (lapsing and lost customers and their last 12 months),
+    /// to set the journey's incremental revenue and CLV beside.
+    pub revenue_at_risk: RevenueAtRisk,
     /// The arms of each random `split`, compared as treatment and control are: every arm
     /// against the first, over the treated customers whose first run took the split.
     pub splits: Vec<SplitComparison>,
@@ -112,6 +115,7 @@ pub async fn uplift_report(
                 revenue_after: Money::from_raw(e.revenue_after).to_f64(),
                 revenue_before: Money::from_raw(e.revenue_before).to_f64(),
                 messages: u64::try_from(e.messages_sent).unwrap_or(0),
+                predicted_clv: e.clv_12m.filter(|v| v.is_finite()).unwrap_or(0.0),
                 follow_up: FollowUp {
                     days_followed: day(observed_to),
                     converted_on: e.converted_at.map(|t| day(t.micros())),
@@ -143,6 +147,7 @@ pub async fn uplift_report(
         entries: store.entries_by_arm(name).await?,
         report,
         funnel: store.step_funnel(name).await?,
+        revenue_at_risk: store.revenue_at_risk(now).await?,
         splits,
     }))
 }

@@ -28,6 +28,8 @@ pub struct UpliftPage<'a> {
     pub window: &'a str,
     /// When it was computed, RFC 3339.
     pub computed_at: &'a str,
+    /// The store's revenue at risk, in words, to set the journey's numbers beside.
+    pub at_risk: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -124,6 +126,18 @@ pub fn render_uplift_html(page: &UpliftPage<'_>, report: &UpliftReport) -> Resul
     if let Some(r) = &report.revenue {
         rows.push(revenue_row("revenue per customer", r));
     }
+    if let Some(clv) = &report.clv {
+        rows.push(Row {
+            figure: "predicted 12-month CLV",
+            difference: amount(clv.welch.difference),
+            first: format!("Welch {}", interval(clv.welch.interval, amount)),
+            second: String::new(),
+            mde: String::new(),
+            incremental: format!("{} {}", amount(clv.incremental), interval(clv.incremental_interval, amount)),
+            verdict: "",
+            verdict_class: "",
+        });
+    }
     let cuped = report.cuped.as_ref().map(|c| {
         rows.push(revenue_row("revenue per customer, CUPED", &c.revenue));
         context! { theta => format!("{:.4}", c.theta), reduction => percent(c.variance_reduction) }
@@ -159,6 +173,7 @@ mod tests {
                     revenue_after: if converted { 30.0 } else { 0.0 },
                     revenue_before: f64::from(i % 7),
                     messages: u64::from(!control),
+                    predicted_clv: if converted { 80.0 } else { 10.0 },
                     follow_up: FollowUp { days_followed: 30, converted_on: converted.then_some(i % 30) },
                 });
             }
@@ -171,6 +186,7 @@ mod tests {
             goal: "event order.created within 30d",
             window: "30d",
             computed_at: "2026-12-04T00:00:00Z",
+            at_risk: Some("revenue at risk in the store now: 3 lapsing customers".into()),
         };
         let html = render_uplift_html(&page, &r).unwrap();
         assert!(html.contains("<h1>Uplift of journey “win-back”</h1>"), "{html}");
@@ -178,6 +194,9 @@ mod tests {
         assert!(html.contains("<td>conversion rate</td><td>+10.00 pp</td>"), "{html}");
         assert!(html.contains("<td>revenue per customer</td><td>+3.00</td>"), "{html}");
         assert!(html.contains("<td>treatment</td><td>200</td><td>200</td><td>60</td><td>30.0%</td>"), "{html}");
+        // (60·80 + 140·10)/200 − (40·80 + 160·10)/200 = 31 − 24.
+        assert!(html.contains("<td>predicted 12-month CLV</td><td>+7.00</td>"), "{html}");
+        assert!(html.contains("revenue at risk in the store now: 3 lapsing customers"), "{html}");
         assert_eq!(html.matches("<svg").count(), 1);
         assert!(html.contains("aria-label=\"Cumulative conversion by day since entry\""));
         assert!(!html.contains("chart-error"));

@@ -41,6 +41,9 @@ pub struct Unit {
     pub revenue_before: f64,
     /// Messages sent to them (0 for control).
     pub messages: u64,
+    /// The model's predicted 12-month value of the customer now (after entry: an outcome the
+    /// journey may have moved), 0 without a score.
+    pub predicted_clv: f64,
     /// Follow-up for the curve.
     pub follow_up: FollowUp,
 }
@@ -126,6 +129,20 @@ pub struct CupedComparison {
     pub revenue: RevenueComparison,
 }
 
+/// Retention economics: the predicted 12-month value (CLV) of the customers, treatment against
+/// control, by Welch's interval. The scores are computed after entry, so a journey that keeps
+/// customers active raises the treated arm's CLV: the difference times the treated customers is
+/// the future value the journey kept (a model-based estimate, beside the measured revenue).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ClvComparison {
+    /// Mean predicted CLV, treatment − control, with Welch's interval.
+    pub welch: MeanDifference,
+    /// The predicted CLV the journey kept among the treated: difference × treated customers.
+    pub incremental: f64,
+    /// The same from the interval's ends.
+    pub incremental_interval: Interval,
+}
+
 /// The whole report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpliftReport {
@@ -141,6 +158,8 @@ pub struct UpliftReport {
     pub revenue: Option<RevenueComparison>,
     /// Revenue per customer with CUPED; `None` as `revenue`.
     pub cuped: Option<CupedComparison>,
+    /// Predicted 12-month CLV per customer; `None` as `revenue`.
+    pub clv: Option<ClvComparison>,
     /// Cumulative conversion by day since entry, treated arm.
     pub curve_treatment: Vec<CurvePoint>,
     /// Cumulative conversion by day since entry, control arm.
@@ -199,11 +218,11 @@ pub fn report(units: &[Unit], settings: Settings) -> Result<UpliftReport, Uplift
     let before = |arm: &[&Unit]| arm.iter().filter(|u| u.matured).map(|u| u.revenue_before).collect::<Vec<f64>>();
     let (post_t, post_c) = (after(&treated), after(&control));
     let conversions = (t.conversions, c.conversions);
-    let (revenue, cuped) = if post_t.len() < 2 || post_c.len() < 2 {
+    let (revenue, cuped, clv) = if post_t.len() < 2 || post_c.len() < 2 {
         if conversion.is_some() {
             notes.push("revenue needs at least two matured customers in each arm".to_owned());
         }
-        (None, None)
+        (None, None, None)
     } else {
         let raw = compare_revenue(
             &post_t,
@@ -219,7 +238,22 @@ pub fn report(units: &[Unit], settings: Settings) -> Result<UpliftReport, Uplift
         let revenue =
             compare_revenue(&adjusted.adjusted_1, &adjusted.adjusted_2, samples, conversions, level, settings)?;
         let cuped = CupedComparison { theta: adjusted.theta, variance_reduction: adjusted.variance_reduction, revenue };
-        (Some(raw), Some(cuped))
+        let clv_of = |arm: &[&Unit]| arm.iter().filter(|u| u.matured).map(|u| u.predicted_clv).collect::<Vec<f64>>();
+        let (clv_t, clv_c) = (clv_of(&treated), clv_of(&control));
+        let clv = if clv_t.iter().chain(&clv_c).all(|v| *v == 0.0) {
+            notes.push("no matured customer has a predicted CLV: the store has no scores yet".to_owned());
+            None
+        } else {
+            let welch =
+                welch_from_summaries(Summary::of(&clv_t, "treatment")?, Summary::of(&clv_c, "control")?, level)?;
+            let n = post_t.len() as f64;
+            Some(ClvComparison {
+                welch,
+                incremental: welch.difference * n,
+                incremental_interval: Interval { lower: welch.interval.lower * n, upper: welch.interval.upper * n },
+            })
+        };
+        (Some(raw), Some(cuped), clv)
     };
     let follow = |arm: &[&Unit]| arm.iter().map(|u| u.follow_up).collect::<Vec<FollowUp>>();
     Ok(UpliftReport {
@@ -229,6 +263,7 @@ pub fn report(units: &[Unit], settings: Settings) -> Result<UpliftReport, Uplift
         conversion,
         revenue,
         cuped,
+        clv,
         curve_treatment: cumulative_conversion(&follow(&treated), level),
         curve_control: cumulative_conversion(&follow(&control), level),
         notes,
@@ -270,6 +305,7 @@ mod tests {
             revenue_after: after,
             revenue_before: before,
             messages: u64::from(!control),
+            predicted_clv: if converted { 100.0 } else { 20.0 },
             follow_up: FollowUp { days_followed: 30, converted_on: converted.then_some(3) },
         }
     }
@@ -300,6 +336,11 @@ mod tests {
         let cuped = r.cuped.unwrap();
         assert_eq!(cuped.theta, 0.0);
         assert!((cuped.revenue.welch.difference - 2.5).abs() < 1e-12);
+        // Predicted CLV: 100 for converters, 20 otherwise: (60·100 + 340·20)/400 − (40·100 +
+        // 360·20)/400 = 32 − 28 = 4 per customer, 1600 among the 400 treated.
+        let clv = r.clv.unwrap();
+        assert!((clv.welch.difference - 4.0).abs() < 1e-12);
+        assert!((clv.incremental - 1600.0).abs() < 1e-9);
     }
 
     #[test]

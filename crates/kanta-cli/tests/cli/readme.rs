@@ -202,3 +202,55 @@ fn readme_journeys_flow_works_as_written_on_postgres() {
     let Some(db) = runtime.block_on(kanta_store::testing::postgres()).expect("a PostgreSQL database") else { return };
     readme_journeys_flow(Some(&db.url.clone()));
 }
+
+/// Runs the README's uplift walkthrough (`<!-- readme uplift -->`): a journey with a holdout and
+/// a goal applied to a running server, 400 sign-ups through the API, 120 orders, and the report
+/// as it will read when every window has passed. The arms are the hash's: the report must count
+/// exactly the customers and conversions `kanta_uplift::arm::assign` puts in each.
+fn readme_uplift_flow(db: Option<&str>) {
+    let (stdout, dir) = run_readme_block("<!-- readme uplift -->", db, &[8080]);
+    let holdout = kanta_uplift::arm::Holdout::parse("50%").expect("a share");
+    let control = |i: u32| {
+        let id = kanta_domain::contact::CustomerId::parse(format!("c{i:03}")).expect("an id");
+        kanta_uplift::arm::assign(&id, "promo", holdout) == kanta_uplift::arm::Arm::Control
+    };
+    let held: u64 = (1..=400).filter(|&i| control(i)).count() as u64;
+    let held_converted: u64 = (1..=120).filter(|&i| control(i)).count() as u64;
+    let lines: Vec<&str> = stdout.lines().collect();
+    let at = lines.iter().position(|l| l.starts_with("promo: version 1, holdout 50%")).expect("the report");
+    let row = |i: usize| lines[at + i].split_whitespace().collect::<Vec<_>>();
+    let (t, tc) = ((400 - held).to_string(), (120 - held_converted).to_string());
+    assert_eq!(row(4)[..4], ["treatment", t.as_str(), t.as_str(), tc.as_str()], "{stdout}");
+    let (c, cc) = (held.to_string(), held_converted.to_string());
+    assert_eq!(row(5)[..4], ["control", c.as_str(), c.as_str(), cc.as_str()], "{stdout}");
+    // The README shows the rows and the verdict as printed: the arms are the hash's.
+    assert_eq!(lines[at + 4], "treatment         193       193          62    32.12%           8.03         0");
+    assert_eq!(lines[at + 5], "control           207       207          58    28.02%           7.00         0");
+    assert!(lines[at + 7].starts_with("conversion rate   +4.11 pp   95% Newcombe [-4.85, +13.02] pp"), "{stdout}");
+    assert!(lines[at + 7].ends_with("detectable at 80% power: 12.85 pp   → too early to tell"), "{stdout}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("uplift.json")).expect("uplift.json"))
+            .expect("JSON");
+    let rate = |arm: &str| json[arm]["conversion_rate"].as_f64().expect("a rate");
+    let expected = (120 - held_converted) as f64 / (400 - held) as f64 - held_converted as f64 / held as f64;
+    assert!((rate("treatment") - rate("control") - expected).abs() < 1e-12, "{json}");
+    assert!((json["conversion"]["difference"].as_f64().expect("a difference") - expected).abs() < 1e-12);
+    // Everyone ordered 25 or nothing: revenue per customer is 25 × the conversion rate.
+    assert!(
+        (json["treatment"]["revenue_per_customer"].as_f64().expect("revenue") - 25.0 * rate("treatment")).abs() < 1e-9
+    );
+    let page = std::fs::read_to_string(dir.path().join("uplift.html")).expect("uplift.html");
+    assert!(page.contains("aria-label=\"Cumulative conversion by day since entry\""));
+}
+
+#[test]
+fn readme_uplift_flow_works_as_written_on_sqlite() {
+    readme_uplift_flow(None);
+}
+
+#[test]
+fn readme_uplift_flow_works_as_written_on_postgres() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let Some(db) = runtime.block_on(kanta_store::testing::postgres()).expect("a PostgreSQL database") else { return };
+    readme_uplift_flow(Some(&db.url.clone()));
+}

@@ -53,7 +53,7 @@ pub struct NewConversion<'a> {
 }
 
 /// One customer's first entry into a journey, as the uplift report reads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct UpliftEntry {
     /// The first run.
     pub run: RunId,
@@ -71,6 +71,22 @@ pub struct UpliftEntry {
     pub revenue_before: i64,
     /// Messages sent to the customer by the run (`sent`).
     pub messages_sent: i64,
+    /// The customer's predicted 12-month CLV from the latest scoring run, if scored.
+    pub clv_12m: Option<f64>,
+}
+
+/// Revenue at risk now, as `kanta analyze` reports it: the customers the latest scoring run
+/// calls lapsing or lost, and their net purchases in the 365 days before `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct RevenueAtRisk {
+    /// Customers now lapsing.
+    pub lapsing_customers: i64,
+    /// Their net purchases in the last 12 months (Money units).
+    pub lapsing_revenue_12m: i64,
+    /// Customers now lost.
+    pub lost_customers: i64,
+    /// Their net purchases in the last 12 months (Money units).
+    pub lost_revenue_12m: i64,
 }
 
 /// A run's choice at a `split` step, from its history.
@@ -134,6 +150,9 @@ pub trait GoalStore: Send + Sync {
 
     /// Per step and outcome, the runs of `journey` (any version) that passed it.
     async fn step_funnel(&self, journey: &str) -> Result<Vec<FunnelRow>, StoreError>;
+
+    /// Revenue at risk at `now` ([`RevenueAtRisk`]).
+    async fn revenue_at_risk(&self, now: Timestamp) -> Result<RevenueAtRisk, StoreError>;
 }
 
 /// A duration in microseconds, saturated.
@@ -199,7 +218,8 @@ pub(super) async fn entries<DB: Dialect>(
     let sql = format!(
         "SELECT r.id, r.customer_id, r.arm, r.entered_at, c.time AS converted_at, {after} AS revenue_after, \
          {before} AS revenue_before, \
-         (SELECT COUNT(*) FROM journey_messages m WHERE m.run_id = r.id AND m.status = 'sent') AS sent \
+         (SELECT COUNT(*) FROM journey_messages m WHERE m.run_id = r.id AND m.status = 'sent') AS sent, \
+         (SELECT s.clv_12m FROM scores s WHERE s.customer_id = r.customer_id) AS clv \
          FROM journey_runs r LEFT JOIN journey_conversions c ON c.run_id = r.id \
          WHERE r.journey = $1 AND r.id > $2 \
          AND NOT EXISTS (SELECT 1 FROM journey_runs e WHERE e.customer_id = r.customer_id AND e.journey = r.journey \
@@ -228,6 +248,7 @@ pub(super) async fn entries<DB: Dialect>(
             revenue_after: r.try_get("revenue_after")?,
             revenue_before: r.try_get("revenue_before")?,
             messages_sent: r.try_get("sent")?,
+            clv_12m: r.try_get("clv")?,
         });
     }
     // A full page may have more behind it (the rows are by run id, but the first-entry filter
@@ -305,4 +326,25 @@ pub(super) async fn funnel<DB: Dialect>(store: &Store<DB>, journey: &str) -> Res
     rows.iter()
         .map(|r| Ok(FunnelRow { step: r.try_get("step")?, outcome: r.try_get("outcome")?, runs: r.try_get("runs")? }))
         .collect()
+}
+
+pub(super) async fn at_risk<DB: Dialect>(store: &Store<DB>, now: Timestamp) -> Result<RevenueAtRisk, StoreError> {
+    let sql = format!(
+        "SELECT stage, COUNT(*) AS customers, CAST(COALESCE(SUM(revenue), 0) AS BIGINT) AS revenue FROM \
+         (SELECT s.stage, (SELECT COALESCE(SUM({SIGNED_AMOUNT_SQL}), 0) FROM orders o \
+         WHERE o.customer_id = s.customer_id AND o.time > $1 AND o.time <= $2 AND {IN_LOG_SQL}) AS revenue \
+         FROM scores s WHERE s.stage IN ('lapsing', 'lost')) at_risk GROUP BY stage"
+    );
+    let year = micros(Duration::from_secs(365 * 86_400));
+    let rows = query(&sql).bind(now.micros().saturating_sub(year)).bind(now.micros()).fetch_all(&store.reader).await?;
+    let mut out = RevenueAtRisk::default();
+    for r in &rows {
+        let (stage, customers, revenue): (String, i64, i64) =
+            (r.try_get("stage")?, r.try_get("customers")?, r.try_get("revenue")?);
+        match stage.as_str() {
+            "lapsing" => (out.lapsing_customers, out.lapsing_revenue_12m) = (customers, revenue),
+            _ => (out.lost_customers, out.lost_revenue_12m) = (customers, revenue),
+        }
+    }
+    Ok(out)
 }

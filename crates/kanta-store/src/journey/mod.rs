@@ -45,7 +45,7 @@ use kanta_domain::Timestamp;
 
 pub use definition::{Applied, JourneyHead, JourneyVersion};
 pub use feed::{FeedItem, FeedKind};
-pub use goal::{FunnelRow, GoalSource, GoalStore, NewConversion, SplitChoice, UpliftEntry};
+pub use goal::{FunnelRow, GoalSource, GoalStore, NewConversion, RevenueAtRisk, SplitChoice, UpliftEntry};
 pub use outbox::{Channel, ClaimedMessage, MessageId, MessageStatus, NewMessage, Outcome, Skip, idempotency_key};
 pub use run::{
     ClaimedRun, Entered, EntryRules, NewRun, Next, Reentry, RunArm, RunEnd, RunId, RunUpdate, Signal, StepRecord, Wait,
@@ -588,6 +588,10 @@ impl<DB: Dialect> GoalStore for Store<DB> {
 
     async fn step_funnel(&self, journey: &str) -> Result<Vec<FunnelRow>, StoreError> {
         goal::funnel(self, journey).await
+    }
+
+    async fn revenue_at_risk(&self, now: Timestamp) -> Result<RevenueAtRisk, StoreError> {
+        goal::at_risk(self, now).await
     }
 }
 

@@ -250,6 +250,8 @@ pub struct JourneyMetrics {
     pub in_doubt: i64,
     /// Active runs by journey (every applied journey, zero included), by name.
     pub active_runs: Vec<(String, i64)>,
+    /// Rows of the journey feed (new orders and events, transitions) not yet handled.
+    pub feed_depth: i64,
 }
 
 const SUMMARY_SELECT: &str = "SELECT h.name, h.version, h.paused, h.updated_at, \
@@ -498,7 +500,8 @@ pub(super) async fn metrics<DB: Dialect>(store: &Store<DB>, now: Timestamp) -> R
         "SELECT (SELECT COUNT(*) FROM journey_messages WHERE status IN ('pending', 'retry')) AS depth, \
          (SELECT COUNT(*) FROM journey_messages WHERE status IN ('pending', 'retry') AND not_before <= $1) AS due, \
          (SELECT MIN(not_before) FROM journey_messages WHERE status IN ('pending', 'retry') AND not_before <= $1) \
-         AS oldest, (SELECT COUNT(*) FROM journey_messages WHERE status = 'in_doubt') AS in_doubt",
+         AS oldest, (SELECT COUNT(*) FROM journey_messages WHERE status = 'in_doubt') AS in_doubt, \
+         (SELECT COUNT(*) FROM journey_feed) AS feed_depth",
     )
     .bind(now.micros())
     .fetch_one(&mut conn)
@@ -521,5 +524,6 @@ pub(super) async fn metrics<DB: Dialect>(store: &Store<DB>, now: Timestamp) -> R
         oldest_due_age: oldest
             .map(|t| Duration::from_micros(u64::try_from(now.micros().saturating_sub(t)).unwrap_or(0))),
         in_doubt: row.try_get("in_doubt")?,
+        feed_depth: row.try_get("feed_depth")?,
     })
 }

@@ -151,6 +151,7 @@ async fn uplift_rows_are_first_entries_with_net_revenue_before_and_after(db: Tes
                 revenue_after: 145_000,
                 revenue_before: 70_000,
                 messages_sent: 0,
+                clv_12m: None,
             },
             UpliftEntry {
                 run: rb,
@@ -161,6 +162,7 @@ async fn uplift_rows_are_first_entries_with_net_revenue_before_and_after(db: Tes
                 revenue_after: 0,
                 revenue_before: 0,
                 messages_sent: 0,
+                clv_12m: None,
             },
         ]
     );

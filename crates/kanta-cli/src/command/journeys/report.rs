@@ -32,6 +32,7 @@ pub fn report(args: &JourneysReportArgs) -> anyhow::Result<()> {
             goal: uplift.goal.as_deref().unwrap_or("none (revenue only)"),
             window: &uplift.window,
             computed_at: &uplift.computed_at,
+            at_risk: Some(at_risk(&uplift.revenue_at_risk)),
         };
         let html = kanta_report::uplift::render_uplift_html(&page, &uplift.report)
             .map_err(|e| anyhow::anyhow!("rendering the uplift page: {e}"))?;
@@ -111,6 +112,18 @@ pub fn text(u: &JourneyUplift) -> Vec<String> {
             100.0 * cuped.variance_reduction
         ));
     }
+    if let Some(clv) = &r.clv {
+        out.push(format!(
+            "predicted 12-month CLV {:+.2} per customer, 95% Welch [{:+.2}, {:+.2}]; kept among the treated {:+.2} [{:+.2}, {:+.2}]",
+            clv.welch.difference,
+            clv.welch.interval.lower,
+            clv.welch.interval.upper,
+            clv.incremental,
+            clv.incremental_interval.lower,
+            clv.incremental_interval.upper
+        ));
+    }
+    out.push(at_risk(&u.revenue_at_risk));
     for note in &r.notes {
         out.push(format!("note: {note}"));
     }
@@ -138,6 +151,18 @@ pub fn text(u: &JourneyUplift) -> Vec<String> {
         }
     }
     out
+}
+
+/// The store's revenue at risk, in words.
+pub fn at_risk(a: &kanta_store::journey::RevenueAtRisk) -> String {
+    let money = |raw: i64| kanta_domain::money::Money::from_raw(raw).to_f64();
+    format!(
+        "revenue at risk in the store now: {} lapsing customers ({:.2} in their last 12 months), {} lost ({:.2})",
+        a.lapsing_customers,
+        money(a.lapsing_revenue_12m),
+        a.lost_customers,
+        money(a.lost_revenue_12m)
+    )
 }
 
 fn revenue_lines(label: &str, r: &RevenueComparison) -> Vec<String> {
