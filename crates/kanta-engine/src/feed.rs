@@ -63,8 +63,12 @@ impl Engine {
         // An erased customer's rows are deleted with them; one erased after the claim is gone.
         let Some(customer) = item.customer.as_deref() else { return Ok(0) };
         let fresh = self.config.max_event_age.is_none_or(|age| !kanta_journey::too_late(item.time, now, Some(age)));
-        // Goals before entries: what starts a run is not that run's conversion.
+        // Goals before entries: what starts a run is not that run's conversion. A cancelled
+        // order was never a purchase: it reaches no goal.
+        let cancelled =
+            item.properties.get("status").and_then(|s| s.as_str()) == Some(kanta_domain::purchase::CANCELLED);
         let reached = match item.kind {
+            FeedKind::Order { .. } if cancelled => None,
             FeedKind::Order { .. } => Some(Reached::Order(item.reference)),
             FeedKind::Event => Some(Reached::Event(&item.name, item.reference)),
             FeedKind::SegmentEnter => Some(Reached::Segment(&item.name)),

@@ -7,7 +7,9 @@
 //! since the uplift report compares the two. A goal with `exit: true` then ends the customer's
 //! active runs of the journey, as an `exit_when` would (a held-out run has no steps to end).
 //!
-//! Paused journeys are credited too: pausing stops the messages, not the measurement.
+//! Paused journeys are credited too: pausing stops the messages, not the measurement. A
+//! cancelled order reaches no goal (it was never a purchase); a refunded one does — its revenue,
+//! negative, is netted in the report's revenue per customer.
 
 use kanta_domain::Timestamp;
 use kanta_journey::GoalKind;

@@ -973,7 +973,17 @@ async fn holdout_customers_get_no_step_and_both_arms_are_followed_for_the_goal(d
     for (i, id) in ids.iter().take(10).enumerate() {
         h.order(id, &format!("o{i}"), &h.now().to_rfc3339()).await;
     }
-    assert_eq!(h.feed().await, (10, 0));
+    // Two cancelled orders: never purchases, so no conversion and no exit.
+    for id in &ids[10..12] {
+        let record = json!([{"id": format!("x-{id}"), "customer_id": id, "time": h.now().to_rfc3339(), "amount": "20",
+            "currency": "EUR", "status": "cancelled"}]);
+        h.db.store.write_orders(&checked::<Order>(&record), h.now()).await.expect("write order");
+    }
+    assert_eq!(h.feed().await, (12, 0));
+    for id in &ids[10..12] {
+        let expected = if treated.contains(&id) { RunStatus::Active } else { RunStatus::HeldOut };
+        assert_eq!(h.run(id).await.run.status, expected, "{id}");
+    }
     for id in ids.iter().take(10) {
         let run = h.run(id).await;
         let expected = if treated.contains(&id) { RunStatus::Exited } else { RunStatus::HeldOut };
