@@ -11,7 +11,8 @@
 //! (consent, suppression, frequency cap and quiet hours, combined by [`guard::decide`]),
 //! [`reentry`], [`dates`] (date and predicted-purchase triggers, catch-up after downtime),
 //! [`cron`] (schedules), [`split`] (stable weighted splits), [`backoff`](mod@backoff) (retry
-//! waits) and [`duration`] (`90d`, `3/7d`'s window).
+//! waits) and [`duration`] (`90d`, `3/7d`'s window); [`project`] walks a run without running
+//! it and plans its messages under quiet hours and the cap (the step walk of a simulation).
 //!
 //! The documents: [`validate_yaml`] and [`validate_json`] check a document and report **every**
 //! problem ([`Problems`]: line, column, path such as `steps[3].branch.if`, and a message naming
@@ -36,6 +37,8 @@
 //! timezone: Europe/Helsinki          # optional: for customers without a zone of their own
 //! dry_run: true                      # optional: record, send nothing
 //! skip_if_late_by: 2d                # optional: after downtime, skip what is later than this
+//! holdout: 10%                       # optional: a randomised control group (needs a goal)
+//! goal: { event: order.created, within: 30d, exit: true }   # optional: for the uplift report
 //! steps:
 //!   - send_email: { subject: "Thanks!", template: thanks }
 //! ```
@@ -98,6 +101,8 @@ pub mod guard;
 mod json;
 /// Problems of a document, with their positions.
 pub mod problem;
+/// Projecting runs without running them (`kanta journeys simulate`).
+pub mod project;
 /// Whether a customer may enter a journey again.
 pub mod reentry;
 /// Weighted random splits, stable per customer.
