@@ -34,6 +34,7 @@ pub fn render_html(report: &Report<'_>) -> Result<String, minijinja::Error> {
     let cur = report.input.currency.as_deref();
     let mut env = Environment::new();
     env.add_template("report.html", TEMPLATE)?;
+    env.add_template("base.css", crate::BASE_CSS)?;
     let kpis = vec![
         Kpi { label: "Customers", value: thousands(s.customers) },
         Kpi { label: "Orders", value: thousands(s.orders) },

@@ -16,6 +16,9 @@ use kanta_score::{HoldoutReport, ModelSummary};
 use serde::Serialize;
 
 pub use html::render_html;
+
+/// The stylesheet the HTML pages share, included inline by each (`templates/base.css`).
+const BASE_CSS: &str = include_str!("../templates/base.css");
 pub use text::render_text;
 
 /// What was read, for the report header and `summary.json`.

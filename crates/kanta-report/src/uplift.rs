@@ -96,6 +96,7 @@ fn revenue_row(figure: &'static str, r: &RevenueComparison) -> Row {
 pub fn render_uplift_html(page: &UpliftPage<'_>, report: &UpliftReport) -> Result<String, minijinja::Error> {
     let mut env = Environment::new();
     env.add_template("uplift.html", TEMPLATE)?;
+    env.add_template("base.css", crate::BASE_CSS)?;
     let arm = |name: &'static str, a: &ArmTotals| ArmRow {
         name,
         customers: thousands(a.customers),
