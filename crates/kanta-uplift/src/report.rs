@@ -224,19 +224,32 @@ pub fn report(units: &[Unit], settings: Settings) -> Result<UpliftReport, Uplift
         }
         (None, None, None)
     } else {
-        let raw = compare_revenue(
-            &post_t,
-            &post_c,
-            (Sample::revenue(&post_t, "treatment")?, Sample::revenue(&post_c, "control")?),
-            conversions,
-            level,
-            settings,
-        )?;
         let (pre_t, pre_c) = (before(&treated), before(&control));
-        let adjusted = Cuped::adjust(Paired { pre: &pre_t, post: &post_t }, Paired { pre: &pre_c, post: &post_c })?;
-        let samples = adjusted.bootstrap_samples()?;
-        let revenue =
-            compare_revenue(&adjusted.adjusted_1, &adjusted.adjusted_2, samples, conversions, level, settings)?;
+        // The raw and the CUPED comparison each run a bootstrap, most of the report's time: on
+        // two threads. Each bootstrap has its own seeded generator, so the result is the same
+        // as one after the other.
+        let (raw, adjusted) = std::thread::scope(|scope| {
+            let raw = scope.spawn(|| {
+                compare_revenue(
+                    &post_t,
+                    &post_c,
+                    (Sample::revenue(&post_t, "treatment")?, Sample::revenue(&post_c, "control")?),
+                    conversions,
+                    level,
+                    settings,
+                )
+            });
+            let adjusted = (|| {
+                let adjusted =
+                    Cuped::adjust(Paired { pre: &pre_t, post: &post_t }, Paired { pre: &pre_c, post: &post_c })?;
+                let samples = adjusted.bootstrap_samples()?;
+                let revenue =
+                    compare_revenue(&adjusted.adjusted_1, &adjusted.adjusted_2, samples, conversions, level, settings)?;
+                Ok::<_, UpliftError>((adjusted, revenue))
+            })();
+            (raw.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), adjusted)
+        });
+        let (raw, (adjusted, revenue)) = (raw?, adjusted?);
         let cuped = CupedComparison { theta: adjusted.theta, variance_reduction: adjusted.variance_reduction, revenue };
         let clv_of = |arm: &[&Unit]| arm.iter().filter(|u| u.matured).map(|u| u.predicted_clv).collect::<Vec<f64>>();
         let (clv_t, clv_c) = (clv_of(&treated), clv_of(&control));
