@@ -398,7 +398,7 @@ pub struct ReportParams {
 #[utoipa::path(get, path = "/v1/journeys/{name}/report", tag = "journeys", security(("bearer" = [])),
     params(("name" = String, Path, description = "The journey's name"), ReportParams),
     responses((status = 200, description = "`{journey, version, goal, holdout, window, computed_at, entries, settings, \
-        treatment, control, conversion, revenue, cuped, clv, curve_treatment, curve_control, notes, funnel, splits, \
+        treatment, control, conversion, revenue, cuped, orders, clv, curve_treatment, curve_control, notes, funnel, splits, \
         revenue_at_risk}`", body = Object),
               (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
               (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]

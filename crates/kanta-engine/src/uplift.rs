@@ -113,6 +113,7 @@ pub async fn uplift_report(
                 matured: window_end <= now.micros(),
                 converted: e.converted_at.is_some(),
                 revenue_after: Money::from_raw(e.revenue_after).to_f64(),
+                orders_after: e.orders_after as f64,
                 revenue_before: Money::from_raw(e.revenue_before).to_f64(),
                 messages: u64::try_from(e.messages_sent).unwrap_or(0),
                 predicted_clv: e.clv_12m.filter(|v| v.is_finite()).unwrap_or(0.0),

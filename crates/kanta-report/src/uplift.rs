@@ -127,6 +127,21 @@ pub fn render_uplift_html(page: &UpliftPage<'_>, report: &UpliftReport) -> Resul
     if let Some(r) = &report.revenue {
         rows.push(revenue_row("revenue per customer", r));
     }
+    if let Some(orders) = &report.orders {
+        rows.push(Row {
+            figure: "orders per customer",
+            difference: format!("{:+.4}", orders.welch.difference),
+            first: format!("Welch [{:+.4}, {:+.4}]", orders.welch.interval.lower, orders.welch.interval.upper),
+            second: String::new(),
+            mde: String::new(),
+            incremental: format!(
+                "{:+.1} orders [{:+.1}, {:+.1}]",
+                orders.incremental, orders.incremental_interval.lower, orders.incremental_interval.upper
+            ),
+            verdict: "",
+            verdict_class: "",
+        });
+    }
     if let Some(clv) = &report.clv {
         rows.push(Row {
             figure: "predicted 12-month CLV",
@@ -172,6 +187,7 @@ mod tests {
                     matured: true,
                     converted,
                     revenue_after: if converted { 30.0 } else { 0.0 },
+                    orders_after: if converted { 1.0 } else { 0.0 },
                     revenue_before: f64::from(i % 7),
                     messages: u64::from(!control),
                     predicted_clv: if converted { 80.0 } else { 10.0 },
@@ -194,6 +210,9 @@ mod tests {
         // 60/200 − 40/200 = +10 pp; 30·(60 − 40)/200 = 3 per customer.
         assert!(html.contains("<td>conversion rate</td><td>+10.00 pp</td>"), "{html}");
         assert!(html.contains("<td>revenue per customer</td><td>+3.00</td>"), "{html}");
+        // One order per converter: (60 − 40)/200 more orders per customer, 20 among the treated.
+        assert!(html.contains("<td>orders per customer</td><td>+0.1000</td>"), "{html}");
+        assert!(html.contains("+20.0 orders"), "{html}");
         assert!(html.contains("<td>treatment</td><td>200</td><td>200</td><td>60</td><td>30.0%</td>"), "{html}");
         // (60·80 + 140·10)/200 − (40·80 + 160·10)/200 = 31 − 24.
         assert!(html.contains("<td>predicted 12-month CLV</td><td>+7.00</td>"), "{html}");

@@ -37,6 +37,8 @@ pub struct Unit {
     pub converted: bool,
     /// Net revenue in the window after entry (currency units).
     pub revenue_after: f64,
+    /// Purchases (orders) in the window after entry.
+    pub orders_after: f64,
     /// Net revenue in the 365 days before entry (currency units): CUPED's covariate.
     pub revenue_before: f64,
     /// Messages sent to them (0 for control).
@@ -129,18 +131,32 @@ pub struct CupedComparison {
     pub revenue: RevenueComparison,
 }
 
-/// Retention economics: the predicted 12-month value (CLV) of the customers, treatment against
-/// control, by Welch's interval. The scores are computed after entry, so a journey that keeps
-/// customers active raises the treated arm's CLV: the difference times the treated customers is
-/// the future value the journey kept (a model-based estimate, beside the measured revenue).
+/// A per-customer mean, treatment against control, by Welch's interval, and what the
+/// difference adds up to among the treated. Used for the orders per customer in the window
+/// (incremental orders) and, for retention economics, the predicted 12-month value (CLV): the
+/// scores are computed after entry, so a journey that keeps customers active raises the treated
+/// arm's CLV, and the difference times the treated customers is the future value the journey
+/// kept (a model-based estimate, beside the measured revenue).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct ClvComparison {
-    /// Mean predicted CLV, treatment − control, with Welch's interval.
+pub struct MeanComparison {
+    /// Mean per customer, treatment − control, with Welch's interval.
     pub welch: MeanDifference,
-    /// The predicted CLV the journey kept among the treated: difference × treated customers.
+    /// Difference × treated customers.
     pub incremental: f64,
     /// The same from the interval's ends.
     pub incremental_interval: Interval,
+}
+
+impl MeanComparison {
+    fn of(treated: &[f64], control: &[f64], level: Level) -> Result<MeanComparison, UpliftError> {
+        let welch = welch_from_summaries(Summary::of(treated, "treatment")?, Summary::of(control, "control")?, level)?;
+        let n = treated.len() as f64;
+        Ok(MeanComparison {
+            welch,
+            incremental: welch.difference * n,
+            incremental_interval: Interval { lower: welch.interval.lower * n, upper: welch.interval.upper * n },
+        })
+    }
 }
 
 /// The whole report.
@@ -158,8 +174,10 @@ pub struct UpliftReport {
     pub revenue: Option<RevenueComparison>,
     /// Revenue per customer with CUPED; `None` as `revenue`.
     pub cuped: Option<CupedComparison>,
-    /// Predicted 12-month CLV per customer; `None` as `revenue`.
-    pub clv: Option<ClvComparison>,
+    /// Purchases per customer in the window: incremental orders; `None` as `revenue`.
+    pub orders: Option<MeanComparison>,
+    /// Predicted 12-month CLV per customer; `None` as `revenue` or without scores.
+    pub clv: Option<MeanComparison>,
     /// Cumulative conversion by day since entry, treated arm.
     pub curve_treatment: Vec<CurvePoint>,
     /// Cumulative conversion by day since entry, control arm.
@@ -218,11 +236,11 @@ pub fn report(units: &[Unit], settings: Settings) -> Result<UpliftReport, Uplift
     let before = |arm: &[&Unit]| arm.iter().filter(|u| u.matured).map(|u| u.revenue_before).collect::<Vec<f64>>();
     let (post_t, post_c) = (after(&treated), after(&control));
     let conversions = (t.conversions, c.conversions);
-    let (revenue, cuped, clv) = if post_t.len() < 2 || post_c.len() < 2 {
+    let (revenue, cuped, orders, clv) = if post_t.len() < 2 || post_c.len() < 2 {
         if conversion.is_some() {
             notes.push("revenue needs at least two matured customers in each arm".to_owned());
         }
-        (None, None, None)
+        (None, None, None, None)
     } else {
         let (pre_t, pre_c) = (before(&treated), before(&control));
         // The raw and the CUPED comparison each run a bootstrap, most of the report's time: on
@@ -257,16 +275,11 @@ pub fn report(units: &[Unit], settings: Settings) -> Result<UpliftReport, Uplift
             notes.push("no matured customer has a predicted CLV: the store has no scores yet".to_owned());
             None
         } else {
-            let welch =
-                welch_from_summaries(Summary::of(&clv_t, "treatment")?, Summary::of(&clv_c, "control")?, level)?;
-            let n = post_t.len() as f64;
-            Some(ClvComparison {
-                welch,
-                incremental: welch.difference * n,
-                incremental_interval: Interval { lower: welch.interval.lower * n, upper: welch.interval.upper * n },
-            })
+            Some(MeanComparison::of(&clv_t, &clv_c, level)?)
         };
-        (Some(raw), Some(cuped), clv)
+        let orders_of = |arm: &[&Unit]| arm.iter().filter(|u| u.matured).map(|u| u.orders_after).collect::<Vec<f64>>();
+        let orders = MeanComparison::of(&orders_of(&treated), &orders_of(&control), level)?;
+        (Some(raw), Some(cuped), Some(orders), clv)
     };
     let follow = |arm: &[&Unit]| arm.iter().map(|u| u.follow_up).collect::<Vec<FollowUp>>();
     Ok(UpliftReport {
@@ -276,6 +289,7 @@ pub fn report(units: &[Unit], settings: Settings) -> Result<UpliftReport, Uplift
         conversion,
         revenue,
         cuped,
+        orders,
         clv,
         curve_treatment: cumulative_conversion(&follow(&treated), level),
         curve_control: cumulative_conversion(&follow(&control), level),
@@ -316,6 +330,7 @@ mod tests {
             matured: true,
             converted,
             revenue_after: after,
+            orders_after: if converted { 2.0 } else { 0.0 },
             revenue_before: before,
             messages: u64::from(!control),
             predicted_clv: if converted { 100.0 } else { 20.0 },
@@ -351,6 +366,10 @@ mod tests {
         assert!((cuped.revenue.welch.difference - 2.5).abs() < 1e-12);
         // Predicted CLV: 100 for converters, 20 otherwise: (60·100 + 340·20)/400 − (40·100 +
         // 360·20)/400 = 32 − 28 = 4 per customer, 1600 among the 400 treated.
+        // Orders: 2 per converter: 2·60/400 − 2·40/400 = 0.1 per customer, 40 among the treated.
+        let orders = r.orders.unwrap();
+        assert!((orders.welch.difference - 0.1).abs() < 1e-12);
+        assert!((orders.incremental - 40.0).abs() < 1e-9);
         let clv = r.clv.unwrap();
         assert!((clv.welch.difference - 4.0).abs() < 1e-12);
         assert!((clv.incremental - 1600.0).abs() < 1e-9);

@@ -228,6 +228,12 @@ fn readme_uplift_flow(db: Option<&str>) {
     assert_eq!(lines[at + 5], "control           207       207          58    28.02%           7.00         0");
     assert!(lines[at + 7].starts_with("conversion rate   +4.11 pp   95% Newcombe [-4.85, +13.02] pp"), "{stdout}");
     assert!(lines[at + 7].ends_with("detectable at 80% power: 12.85 pp   → too early to tell"), "{stdout}");
+    assert!(
+        lines.contains(
+            &"orders/customer   +0.0411   95% Welch [-0.0494, +0.1315]; incremental orders +7.9 [-9.5, +25.4]"
+        ),
+        "{stdout}"
+    );
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("uplift.json")).expect("uplift.json"))
             .expect("JSON");

@@ -17,7 +17,7 @@
 use std::time::Duration;
 
 use kanta_domain::Timestamp;
-use kanta_domain::purchase::{IN_LOG_SQL, SIGNED_AMOUNT_SQL};
+use kanta_domain::purchase::{IN_LOG_SQL, PURCHASE_SQL, SIGNED_AMOUNT_SQL};
 
 use crate::StoreError;
 use crate::dialect::Dialect;
@@ -67,6 +67,8 @@ pub struct UpliftEntry {
     pub converted_at: Option<Timestamp>,
     /// Net purchases (Money units) in `[entered_at, entered_at + window)`.
     pub revenue_after: i64,
+    /// Purchases (completed orders with a positive amount) in the same window.
+    pub orders_after: i64,
     /// Net purchases (Money units) in `[entered_at − pre_window, entered_at)`.
     pub revenue_before: i64,
     /// Messages sent to the customer by the run (`sent`).
@@ -218,6 +220,8 @@ pub(super) async fn entries<DB: Dialect>(
     let sql = format!(
         "SELECT r.id, r.customer_id, r.arm, r.entered_at, c.time AS converted_at, {after} AS revenue_after, \
          {before} AS revenue_before, \
+         (SELECT COUNT(*) FROM orders o WHERE o.customer_id = r.customer_id AND o.time >= r.entered_at \
+         AND o.time < r.entered_at + $3 AND {PURCHASE_SQL}) AS orders_after, \
          (SELECT COUNT(*) FROM journey_messages m WHERE m.run_id = r.id AND m.status = 'sent') AS sent, \
          (SELECT s.clv_12m FROM scores s WHERE s.customer_id = r.customer_id) AS clv \
          FROM journey_runs r LEFT JOIN journey_conversions c ON c.run_id = r.id \
@@ -246,6 +250,7 @@ pub(super) async fn entries<DB: Dialect>(
             entered_at: Timestamp::from_micros(r.try_get("entered_at")?),
             converted_at: r.try_get::<Option<i64>, _>("converted_at")?.map(Timestamp::from_micros),
             revenue_after: r.try_get("revenue_after")?,
+            orders_after: r.try_get("orders_after")?,
             revenue_before: r.try_get("revenue_before")?,
             messages_sent: r.try_get("sent")?,
             clv_12m: r.try_get("clv")?,

@@ -112,6 +112,17 @@ pub fn text(u: &JourneyUplift) -> Vec<String> {
             100.0 * cuped.variance_reduction
         ));
     }
+    if let Some(orders) = &r.orders {
+        out.push(format!(
+            "orders/customer   {:+.4}   95% Welch [{:+.4}, {:+.4}]; incremental orders {:+.1} [{:+.1}, {:+.1}]",
+            orders.welch.difference,
+            orders.welch.interval.lower,
+            orders.welch.interval.upper,
+            orders.incremental,
+            orders.incremental_interval.lower,
+            orders.incremental_interval.upper
+        ));
+    }
     if let Some(clv) = &r.clv {
         out.push(format!(
             "predicted 12-month CLV {:+.2} per customer, 95% Welch [{:+.2}, {:+.2}]; kept among the treated {:+.2} [{:+.2}, {:+.2}]",
