@@ -14,7 +14,7 @@ use kanta_store::journey::{Entered, FeedItem, FeedKind};
 use serde_json::json;
 
 use crate::entry::EngineSignal;
-use crate::goal::Reached;
+use crate::goal::{JourneyGoal, Reached};
 use crate::{Engine, EngineError};
 
 /// What one pass over the feed did.
@@ -38,8 +38,11 @@ impl Engine {
         let items = self.store.claim_feed(owner, now, self.config.run_lease, self.config.feed_batch).await?;
         let mut outcome = FeedOutcome { claimed: items.len(), ..FeedOutcome::default() };
         let mut done = Vec::with_capacity(items.len());
+        // The journeys' goals once per batch, not once per row (each read of the heads asks the
+        // store whether a journey changed); none read when the batch is empty.
+        let goals = if items.is_empty() { Vec::new() } else { self.goals().await? };
         for item in &items {
-            match self.handle(item, now).await {
+            match self.handle(item, &goals, now).await {
                 Ok(entered) => {
                     outcome.entered += entered;
                     done.push(item.id);
@@ -59,7 +62,7 @@ impl Engine {
     }
 
     /// One row: returns how many runs it started.
-    async fn handle(&self, item: &FeedItem, now: Timestamp) -> Result<usize, EngineError> {
+    async fn handle(&self, item: &FeedItem, goals: &[JourneyGoal], now: Timestamp) -> Result<usize, EngineError> {
         // An erased customer's rows are deleted with them; one erased after the claim is gone.
         let Some(customer) = item.customer.as_deref() else { return Ok(0) };
         let fresh = self.config.max_event_age.is_none_or(|age| !kanta_journey::too_late(item.time, now, Some(age)));
@@ -75,7 +78,7 @@ impl Engine {
             FeedKind::Stage | FeedKind::SegmentExit => None,
         };
         if let Some(reached) = reached {
-            self.reach_goals(item.customer_key, reached, item.time, now).await?;
+            self.reach_goals(goals, item.customer_key, reached, item.time, now).await?;
         }
         let signal = match item.kind {
             FeedKind::Order { first } => {

@@ -7,12 +7,13 @@
 //! since the uplift report compares the two. A goal with `exit: true` then ends the customer's
 //! active runs of the journey, as an `exit_when` would (a held-out run has no steps to end).
 //!
-//! Paused journeys are credited too: pausing stops the messages, not the measurement. A
+//! The goals are read once per batch of the feed ([`Engine::goals`]). Paused journeys are
+//! credited too: pausing stops the messages, not the measurement. A
 //! cancelled order reaches no goal (it was never a purchase); a refunded one does — its revenue,
 //! negative, is netted in the report's revenue per customer.
 
 use kanta_domain::Timestamp;
-use kanta_journey::GoalKind;
+use kanta_journey::{Goal, GoalKind};
 use kanta_store::journey::{GoalSource, NewConversion};
 
 use crate::{Engine, EngineError};
@@ -28,21 +29,32 @@ pub(crate) enum Reached<'a> {
     Segment(&'a str),
 }
 
+/// A journey's goal, as the current version states it.
+pub(crate) type JourneyGoal = (String, Goal);
+
 impl Engine {
-    /// Credit what `customer` (internal id) did at `at` to every journey whose goal it reaches;
-    /// end the customer's active runs of those whose goal exits. Returns the conversions
-    /// recorded.
+    /// The goals of the journeys' current versions, by journey name.
+    pub(crate) async fn goals(&self) -> Result<Vec<JourneyGoal>, EngineError> {
+        let heads = self.cache.heads(&*self.store).await?;
+        Ok(heads
+            .into_iter()
+            .filter_map(|(journey, head)| head.loaded.journey.goal.clone().map(|goal| (journey, goal)))
+            .collect())
+    }
+
+    /// Credit what `customer` (internal id) did at `at` to every journey of `goals` whose goal it
+    /// reaches; end the customer's active runs of those whose goal exits. Returns the
+    /// conversions recorded.
     pub(crate) async fn reach_goals(
         &self,
+        goals: &[JourneyGoal],
         customer: i64,
         reached: Reached<'_>,
         at: Timestamp,
         now: Timestamp,
     ) -> Result<usize, EngineError> {
-        let heads = self.cache.heads(&*self.store).await?;
         let mut recorded = 0;
-        for (journey, head) in &heads {
-            let Some(goal) = &head.loaded.journey.goal else { continue };
+        for (journey, goal) in goals {
             let source = match (&goal.reached, reached) {
                 (GoalKind::Event(name), Reached::Order(id)) if name == "order.created" => match id {
                     Some(id) => GoalSource::Order(id),
