@@ -4,7 +4,7 @@
 
 use kanta_uplift::Interval;
 use kanta_uplift::power::Verdict;
-use kanta_uplift::report::{ArmTotals, RevenueComparison, UpliftReport};
+use kanta_uplift::report::{ArmTotals, MeanComparison, RevenueComparison, UpliftReport};
 use minijinja::{Environment, context};
 use serde::Serialize;
 
@@ -92,6 +92,27 @@ fn revenue_row(figure: &'static str, r: &RevenueComparison) -> Row {
     }
 }
 
+/// A per-customer mean compared by Welch's interval (no verdict): `value` formats the difference
+/// and its interval, `total` the incremental figure and its interval, followed by `unit`.
+fn mean_row(
+    figure: &'static str,
+    m: &MeanComparison,
+    value: impl Fn(f64) -> String,
+    total: impl Fn(f64) -> String,
+    unit: &str,
+) -> Row {
+    Row {
+        figure,
+        difference: value(m.welch.difference),
+        first: format!("Welch {}", interval(m.welch.interval, &value)),
+        second: String::new(),
+        mde: String::new(),
+        incremental: format!("{}{unit} {}", total(m.incremental), interval(m.incremental_interval, &total)),
+        verdict: "",
+        verdict_class: "",
+    }
+}
+
 /// Renders the page.
 pub fn render_uplift_html(page: &UpliftPage<'_>, report: &UpliftReport) -> Result<String, minijinja::Error> {
     let mut env = Environment::new();
@@ -128,31 +149,10 @@ pub fn render_uplift_html(page: &UpliftPage<'_>, report: &UpliftReport) -> Resul
         rows.push(revenue_row("revenue per customer", r));
     }
     if let Some(orders) = &report.orders {
-        rows.push(Row {
-            figure: "orders per customer",
-            difference: format!("{:+.4}", orders.welch.difference),
-            first: format!("Welch [{:+.4}, {:+.4}]", orders.welch.interval.lower, orders.welch.interval.upper),
-            second: String::new(),
-            mde: String::new(),
-            incremental: format!(
-                "{:+.1} orders [{:+.1}, {:+.1}]",
-                orders.incremental, orders.incremental_interval.lower, orders.incremental_interval.upper
-            ),
-            verdict: "",
-            verdict_class: "",
-        });
+        rows.push(mean_row("orders per customer", orders, |v| format!("{v:+.4}"), |v| format!("{v:+.1}"), " orders"));
     }
     if let Some(clv) = &report.clv {
-        rows.push(Row {
-            figure: "predicted 12-month CLV",
-            difference: amount(clv.welch.difference),
-            first: format!("Welch {}", interval(clv.welch.interval, amount)),
-            second: String::new(),
-            mde: String::new(),
-            incremental: format!("{} {}", amount(clv.incremental), interval(clv.incremental_interval, amount)),
-            verdict: "",
-            verdict_class: "",
-        });
+        rows.push(mean_row("predicted 12-month CLV", clv, amount, amount, ""));
     }
     let cuped = report.cuped.as_ref().map(|c| {
         rows.push(revenue_row("revenue per customer, CUPED", &c.revenue));
