@@ -341,6 +341,41 @@ pub enum JourneysCommand {
     Report(JourneysReportArgs),
     /// Run the journey engine without the HTTP API (the settings' [email], [guardrails] and [journeys]): until SIGTERM or Ctrl-C, or with --until-idle until nothing is due, then print what was done.
     Run(JourneysRunArgs),
+    /// Project a journey file over the next days against the current store, entering and sending nothing: who would enter (stage and predicted-purchase triggers by drawing each customer's purchases from the fitted model, dates from the calendar, events and segments replaying the last days), the runs per step, emails per customer per week, sends per day, and how many the frequency cap would skip or quiet hours delay.
+    Simulate(JourneysSimulateArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct JourneysSimulateArgs {
+    /// The journey file (YAML), checked as `kanta journeys validate` does.
+    pub file: PathBuf,
+
+    /// Days to project.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=366))]
+    pub days: u32,
+
+    /// Print the result as JSON (every count and series).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also write the result as a self-contained HTML page with charts to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
+    /// The seed of the purchase draws: the same seed, store and file give the same numbers.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// Independent draws of every customer's future whose counts are averaged (where the customer model is used): one draw's entries vary by several per cent.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub draws: u32,
+
+    /// Simulate from this time (RFC 3339) [default: now].
+    #[arg(long, value_name = "RFC3339")]
+    pub now: Option<String>,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Clone, Args)]

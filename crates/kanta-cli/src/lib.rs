@@ -97,6 +97,7 @@ where
         Command::Journeys(cli::JourneysCommand::Triggers(args)) => command::journeys::triggers(&args),
         Command::Journeys(cli::JourneysCommand::Report(args)) => command::journeys::report::report(&args),
         Command::Journeys(cli::JourneysCommand::Run(args)) => command::journeys::run::run(&args),
+        Command::Journeys(cli::JourneysCommand::Simulate(args)) => command::journeys::simulate::simulate(&args),
         Command::Import(cmd) => command::import::run(&cmd),
         Command::Config(cli::ConfigCommand::Default) => {
             out!("{}", kanta_server::settings::DEFAULT_TOML).map_err(anyhow::Error::from)

@@ -347,6 +347,13 @@ impl CustomerAnalysis {
         Analysis { as_of: self.as_of, customers: self.customers, summary }
     }
 
+    /// The histogram of days between consecutive purchase days over all customers (`[g]` =
+    /// gaps of `g` days; the last bucket holds the longer ones): what the lapse threshold is
+    /// the 90th percentile of ([`crate::lifecycle::lapse_threshold`]).
+    pub fn gap_histogram(&self) -> &[u64] {
+        &self.gap_hist
+    }
+
     /// The analysis with its summary built now.
     pub fn finish(self) -> Analysis {
         let summary = self.summary();

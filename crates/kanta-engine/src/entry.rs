@@ -60,7 +60,7 @@ trait ExitMatch {
 }
 
 /// A property's value as a run key: text as is, numbers and booleans printed.
-fn key_text(value: Option<&Value>) -> Option<String> {
+pub(crate) fn key_text(value: Option<&Value>) -> Option<String> {
     match value? {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),

@@ -35,6 +35,7 @@ mod deliver;
 mod entry;
 mod feed;
 mod goal;
+pub mod simulate;
 mod triggers;
 pub mod uplift;
 
@@ -206,6 +207,9 @@ pub enum EngineError {
     /// A claimed message's lease ran out before its send started; another worker may have it.
     #[error("the message's lease ran out before its send started; it was not sent")]
     LeaseLost,
+    /// A journey cannot be simulated on this store (no fitted model, an unknown segment).
+    #[error("cannot simulate: {0}")]
+    Simulate(String),
     /// A time outside the calendar (never from a real clock).
     #[error(transparent)]
     OutOfRange(#[from] kanta_journey::OutOfRange),

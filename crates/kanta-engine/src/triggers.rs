@@ -122,7 +122,7 @@ pub(crate) fn keys_occurrences(trigger: &Trigger) -> bool {
 }
 
 /// The calendar trigger of a journey, if it has one.
-enum Calendar<'a> {
+pub(crate) enum Calendar<'a> {
     /// A date of the customer.
     Date { field: &'a DateField, rule: DateTrigger },
     /// The predicted next purchase, moved by `offset_days`.
@@ -132,7 +132,7 @@ enum Calendar<'a> {
 }
 
 impl<'a> Calendar<'a> {
-    fn of(trigger: &'a Trigger) -> Option<Calendar<'a>> {
+    pub(crate) fn of(trigger: &'a Trigger) -> Option<Calendar<'a>> {
         match trigger {
             Trigger::Date { field, offset_days, yearly } => {
                 Some(Calendar::Date { field, rule: DateTrigger { offset_days: *offset_days, yearly: *yearly } })
@@ -305,29 +305,8 @@ impl Engine {
             }
         }
         for (days, group) in &groups {
-            let (month_days, full_dates);
-            let scan = match calendar {
-                Calendar::Date { field, rule } => {
-                    let matching = if rule.yearly {
-                        month_days = anniversary_month_days(days, rule.offset_days);
-                        DayMatch::MonthDay(&month_days)
-                    } else {
-                        full_dates = days
-                            .iter()
-                            .filter_map(|d| shift(*d, -rule.offset_days))
-                            .map(|d| d.format("%Y-%m-%d").to_string())
-                            .collect::<Vec<_>>();
-                        DayMatch::Date(&full_dates)
-                    };
-                    match field {
-                        DateField::Birthday => DateScan::Birthday(matching),
-                        DateField::Attribute(attribute) => DateScan::Attribute { name: attribute, matching },
-                        DateField::FirstPurchase => DateScan::FirstPurchase,
-                    }
-                }
-                Calendar::Predicted { offset_days } => predicted_range(days, *offset_days),
-                Calendar::Schedule { .. } => return Ok(()),
-            };
+            let filters = DayFilters::new(calendar, days);
+            let Some(scan) = filters.scan(calendar, days) else { return Ok(()) };
             let zones = Zones { names: &group.names, unset: group.unset };
             let mut after = None;
             loop {
@@ -464,9 +443,52 @@ impl Engine {
     }
 }
 
+/// The text filters of a date scan for some local days: the `MM-DD`s of yearly triggers, the
+/// dates of one-time ones.
+pub(crate) struct DayFilters {
+    month_days: Vec<String>,
+    dates: Vec<String>,
+}
+
+impl DayFilters {
+    pub(crate) fn new(calendar: &Calendar<'_>, days: &[NaiveDate]) -> DayFilters {
+        match calendar {
+            Calendar::Date { rule, .. } if rule.yearly => {
+                DayFilters { month_days: anniversary_month_days(days, rule.offset_days), dates: Vec::new() }
+            }
+            Calendar::Date { rule, .. } => DayFilters {
+                month_days: Vec::new(),
+                dates: days
+                    .iter()
+                    .filter_map(|d| shift(*d, -rule.offset_days))
+                    .map(|d| d.format("%Y-%m-%d").to_string())
+                    .collect(),
+            },
+            _ => DayFilters { month_days: Vec::new(), dates: Vec::new() },
+        }
+    }
+
+    /// The scan of the candidates of `calendar` on `days`; `None` for a schedule.
+    pub(crate) fn scan<'a>(&'a self, calendar: &Calendar<'a>, days: &[NaiveDate]) -> Option<DateScan<'a>> {
+        Some(match calendar {
+            Calendar::Date { field, rule } => {
+                let matching =
+                    if rule.yearly { DayMatch::MonthDay(&self.month_days) } else { DayMatch::Date(&self.dates) };
+                match field {
+                    DateField::Birthday => DateScan::Birthday(matching),
+                    DateField::Attribute(attribute) => DateScan::Attribute { name: attribute, matching },
+                    DateField::FirstPurchase => DateScan::FirstPurchase,
+                }
+            }
+            Calendar::Predicted { offset_days } => predicted_range(days, *offset_days),
+            Calendar::Schedule { .. } => return None,
+        })
+    }
+}
+
 /// The first occurrence of `cron` strictly after `after` in `tz`; `None` when there is none
 /// (a date that never comes).
-fn next_occurrence(
+pub(crate) fn next_occurrence(
     cron: &kanta_journey::cron::Schedule,
     after: Timestamp,
     tz: Tz,
@@ -518,7 +540,12 @@ fn predicted_range(days: &[NaiveDate], offset: i32) -> DateScan<'static> {
 }
 
 /// Whether `candidate`'s trigger is due on local `day` in `tz`.
-fn fires_on(calendar: &Calendar<'_>, candidate: &DateCandidate, day: NaiveDate, tz: Tz) -> Result<bool, EngineError> {
+pub(crate) fn fires_on(
+    calendar: &Calendar<'_>,
+    candidate: &DateCandidate,
+    day: NaiveDate,
+    tz: Tz,
+) -> Result<bool, EngineError> {
     Ok(match (calendar, &candidate.value) {
         (Calendar::Date { rule, .. }, DateValue::Text(text)) => {
             // A date, or the date part of an RFC 3339 text; anything else never fires.

@@ -15,7 +15,7 @@ pub mod schedule;
 pub mod score;
 pub mod segments;
 
-pub use score::{ScoreJob, ScoreOutcome, score_store, score_store_until};
+pub use score::{ScoreJob, ScoreOutcome, StoreAnalysis, analyse_store, score_store, score_store_until};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -96,36 +96,8 @@ async fn score_phases(
     let mut phases = Vec::new();
     let clock = Instant::now();
 
-    let mut aggregator = Aggregator::new();
     let mut categories = Categories::default();
-    let mut failed = None;
-    store
-        .purchases(true, &mut |chunk| {
-            if failed.is_some() || cancel.is_cancelled() {
-                return;
-            }
-            for ((customer, time), amount) in chunk.customer.iter().zip(&chunk.time).zip(&chunk.amount) {
-                let line = OrderLine {
-                    customer: &customer.to_le_bytes(),
-                    order: None,
-                    time: Timestamp(*time),
-                    amount: Money::from_raw(*amount),
-                };
-                if let Err(e) = aggregator.push(line) {
-                    failed.get_or_insert(e);
-                    return;
-                }
-            }
-            for (i, category) in chunk.lines.iter() {
-                if let (Some(&customer), Some(&time)) = (chunk.customer.get(i), chunk.time.get(i)) {
-                    categories.push(customer, time, category);
-                }
-            }
-        })
-        .await?;
-    if let Some(e) = failed {
-        return Err(e.into());
-    }
+    let aggregator = read_purchases(store, cancel, Some(&mut categories)).await?;
     let orders = aggregator.orders() as u64;
     *orders_read = orders;
     cancel.check("read")?;
@@ -155,6 +127,92 @@ async fn score_phases(
     let run = store.write_scores(&run, &rows).await?;
     phases.push(("write", clock.elapsed()));
     Ok(ScoreOutcome { run, models_skipped, stages, phases, product_groups: groups })
+}
+
+/// The store's purchases in an [`Aggregator`] (one order per row, keyed by the internal
+/// customer id), and each line's category into `categories` when given. Stops early (with
+/// what was read) when `cancel` is set; the caller checks it.
+async fn read_purchases(
+    store: &dyn Storage,
+    cancel: &Cancel,
+    mut categories: Option<&mut Categories>,
+) -> Result<Aggregator, JobError> {
+    let mut aggregator = Aggregator::new();
+    let mut failed = None;
+    store
+        .purchases(categories.is_some(), &mut |chunk| {
+            if failed.is_some() || cancel.is_cancelled() {
+                return;
+            }
+            for ((customer, time), amount) in chunk.customer.iter().zip(&chunk.time).zip(&chunk.amount) {
+                let line = OrderLine {
+                    customer: &customer.to_le_bytes(),
+                    order: None,
+                    time: Timestamp(*time),
+                    amount: Money::from_raw(*amount),
+                };
+                if let Err(e) = aggregator.push(line) {
+                    failed.get_or_insert(e);
+                    return;
+                }
+            }
+            if let Some(categories) = categories.as_deref_mut() {
+                for (i, category) in chunk.lines.iter() {
+                    if let (Some(&customer), Some(&time)) = (chunk.customer.get(i), chunk.time.get(i)) {
+                        categories.push(customer, time, category);
+                    }
+                }
+            }
+        })
+        .await?;
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(aggregator),
+    }
+}
+
+/// The store's customers analysed as the scoring job analyses them (`kanta_core::analysis`
+/// as of `now`'s UTC day, the lapse threshold learnt unless `lapse_days` is given).
+#[derive(Debug, Clone)]
+pub struct StoreAnalysis {
+    /// The analysis.
+    pub analysis: kanta_core::analysis::Analysis,
+    /// Each customer row's internal id.
+    pub ids: Vec<i64>,
+    /// The histogram of days between consecutive purchase days (see
+    /// `kanta_core::analysis::CustomerAnalysis::gap_histogram`).
+    pub gaps: Vec<u64>,
+}
+
+/// The store analysed as the scoring job does it ([`StoreAnalysis`]); `None` when the store
+/// holds no purchase.
+pub async fn analyse_store(
+    store: &dyn Storage,
+    now: i64,
+    lapse_days: Option<u32>,
+) -> Result<Option<StoreAnalysis>, JobError> {
+    let aggregator = read_purchases(store, &Cancel::default(), None).await?;
+    let today = Timestamp::from(kanta_domain::Timestamp::from_micros(now)).day();
+    tokio::task::spawn_blocking(move || {
+        let base = aggregator.finish();
+        let options = AnalysisOptions { as_of: Some(today), lapse_days, ..AnalysisOptions::default() };
+        match kanta_core::analysis::analyze_customers(&base, &options) {
+            Ok(customers) => {
+                let ids = customers.customers.iter().map(|c| internal_id(base.id(c.customer))).collect();
+                let gaps = customers.gap_histogram().to_vec();
+                Ok(Some(StoreAnalysis { analysis: customers.finish(), ids, gaps }))
+            }
+            Err(AnalysisError::NoOrders | AnalysisError::NoPurchases(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+    .map_err(|e| JobError::Worker(e.to_string()))?
+}
+
+/// The internal customer id the aggregator was keyed by (its little-endian bytes).
+fn internal_id(key: &[u8]) -> i64 {
+    <[u8; 8]>::try_from(key).map(i64::from_le_bytes).unwrap_or_default()
 }
 
 /// Every purchase line's category, interned: (internal customer id, time, category id).
@@ -297,11 +355,7 @@ fn compute(
     cancel.check("analyse")?;
     let analyse = clock.elapsed();
     let clock = Instant::now();
-    let ids: Vec<i64> = analysis
-        .customers
-        .iter()
-        .map(|c| <[u8; 8]>::try_from(base.id(c.customer)).map(i64::from_le_bytes).unwrap_or_default())
-        .collect();
+    let ids: Vec<i64> = analysis.customers.iter().map(|c| internal_id(base.id(c.customer))).collect();
     // The product groups need only the rows' customer ids; the models leave a core idle part of
     // the time (between likelihood sums), which the groups use.
     let (scored, (groups, groups_time)) = std::thread::scope(|scope| {

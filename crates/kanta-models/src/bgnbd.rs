@@ -292,6 +292,12 @@ impl TransactionModel for BgNbd {
     fn purchase_rate_posterior(&self, h: &History) -> (f64, f64) {
         (self.r + f64::from(h.x), self.alpha + h.t)
     }
+    /// Alive at T means the customer survived every drop-out chance so far: one after each of
+    /// the x repeat purchases (BG/NBD), and one more at the first purchase (MBG/NBD), `k` in
+    /// all; with the prior p ~ Beta(a, b) the posterior is Beta(a, b + k).
+    fn dropout_posterior(&self, h: &History) -> crate::Dropout {
+        crate::Dropout::AfterPurchase { a: self.a, b: self.b + self.k(h.x) }
+    }
 }
 
 /// Log-likelihood and its gradient with respect to (ln r, ln α, ln a, ln b).

@@ -23,6 +23,7 @@ mod bgnbd;
 mod clv;
 mod data;
 mod fit;
+mod future;
 mod gammagamma;
 mod limits;
 mod par;
@@ -37,6 +38,7 @@ pub use clv::{
 };
 pub use data::{DataError, Histories, HistoriesBuilder, History};
 pub use fit::{FitError, FitOptions, FitReport, Param};
+pub use future::{Dropout, draw_future};
 pub use gammagamma::{GammaGamma, Spend};
 pub use limits::{
     DROPOUT_NEGLIGIBLE, Limit, LimitFit, LimitModel, Nbd, Poisson, REPEAT_FEW_FOR_LIMIT, SHAPE_HOMOGENEOUS,
@@ -127,4 +129,9 @@ pub trait TransactionModel {
     /// customer is alive: Gamma(r + x, α + T) in all these models (a point mass at λ, written as
     /// a Gamma of huge shape, in the Poisson).
     fn purchase_rate_posterior(&self, history: &History) -> (f64, f64);
+    /// How a customer with this history who is alive at T drops out from then on, with the
+    /// posterior of the drop-out parameter given the history and being alive
+    /// ([`Dropout`]); with [`TransactionModel::purchase_rate_posterior`] it is what drawing
+    /// the customer's future ([`draw_future`]) needs.
+    fn dropout_posterior(&self, history: &History) -> Dropout;
 }

@@ -167,6 +167,9 @@ impl TransactionModel for Nbd {
     fn purchase_rate_posterior(&self, h: &History) -> (f64, f64) {
         (self.r + f64::from(h.x), self.alpha + h.t)
     }
+    fn dropout_posterior(&self, _history: &History) -> crate::Dropout {
+        crate::Dropout::Never
+    }
 }
 
 /// Poisson: one purchase rate λ for everyone, nobody drops out.
@@ -297,6 +300,9 @@ impl TransactionModel for Poisson {
     /// double precision, the median of the exponential waiting time.
     fn purchase_rate_posterior(&self, _history: &History) -> (f64, f64) {
         (POINT_MASS_SHAPE, POINT_MASS_SHAPE / self.lambda)
+    }
+    fn dropout_posterior(&self, _history: &History) -> crate::Dropout {
+        crate::Dropout::Never
     }
 }
 
@@ -509,6 +515,9 @@ impl TransactionModel for LimitModel {
     }
     fn purchase_rate_posterior(&self, history: &History) -> (f64, f64) {
         self.inner().purchase_rate_posterior(history)
+    }
+    fn dropout_posterior(&self, history: &History) -> crate::Dropout {
+        self.inner().dropout_posterior(history)
     }
 }
 

@@ -609,6 +609,11 @@ impl TransactionModel for ParetoNbd {
     fn purchase_rate_posterior(&self, h: &History) -> (f64, f64) {
         (self.r + f64::from(h.x), self.alpha + h.t)
     }
+    /// Alive at T means the exponential lifetime exceeded T: with the prior μ ~ Gamma(s, β) the
+    /// posterior is Gamma(s, β + T), and the remaining lifetime is again exponential.
+    fn dropout_posterior(&self, h: &History) -> crate::Dropout {
+        crate::Dropout::Lifetime { shape: self.s, rate: self.beta + h.t }
+    }
 }
 
 impl ParetoNbd {

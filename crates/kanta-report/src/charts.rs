@@ -290,6 +290,11 @@ pub fn actual_vs_model(
 /// Vertical bars of customer counts per bin, labelled `labels` (the time-between-purchases
 /// histogram and the model distributions).
 pub fn bars(title: &str, x_desc: &str, labels: &[String], counts: &[u64]) -> String {
+    counted_bars(title, x_desc, "customers", labels, counts)
+}
+
+/// Vertical bars of counts of `y_desc` per bin, labelled `labels`.
+pub fn counted_bars(title: &str, x_desc: &str, y_desc: &str, labels: &[String], counts: &[u64]) -> String {
     render(title, (WIDTH, HEIGHT), |root| {
         let n = counts.len() as u32;
         let top = counts.iter().copied().max().unwrap_or(0).max(1) as f64 * 1.1;
@@ -302,7 +307,7 @@ pub fn bars(title: &str, x_desc: &str, labels: &[String], counts: &[u64]) -> Str
             .configure_mesh()
             .disable_x_mesh()
             .x_desc(x_desc)
-            .y_desc("customers")
+            .y_desc(y_desc)
             .x_label_formatter(&|v| match v {
                 SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
                     labels.get(*i as usize).cloned().unwrap_or_default()
@@ -318,6 +323,61 @@ pub fn bars(title: &str, x_desc: &str, labels: &[String], counts: &[u64]) -> Str
                 .margin(6)
                 .data(counts.iter().enumerate().map(|(i, c)| (i as u32, *c as f64))),
         )?;
+        root.present()?;
+        Ok(())
+    })
+}
+
+/// Counts per day stacked from several series (sends at once, delayed by quiet hours, …), one
+/// bar per day labelled with every seventh day's label, with a legend.
+pub fn stacked_days(title: &str, y_desc: &str, labels: &[String], series: &[(&str, &[u64])]) -> String {
+    render(title, (WIDTH, HEIGHT), |root| {
+        let n = labels.len().max(1);
+        let totals: Vec<u64> =
+            (0..n).map(|i| series.iter().map(|(_, s)| s.get(i).copied().unwrap_or(0)).sum()).collect();
+        let top = totals.iter().copied().max().unwrap_or(0).max(1) as f64 * 1.1;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0f64..n as f64, 0f64..top)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n.min(8))
+            .x_label_formatter(&|v| labels.get(*v as usize).cloned().unwrap_or_default())
+            .y_desc(y_desc)
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .label_style((FONT, 12))
+            .draw()?;
+        let colours = [ACCENT, SECOND, GREY];
+        let mut base = vec![0u64; n];
+        for (k, (name, counts)) in series.iter().enumerate() {
+            let colour = colours[k % colours.len()];
+            let bars: Vec<Rectangle<(f64, f64)>> = (0..n)
+                .filter_map(|i| {
+                    let c = counts.get(i).copied().unwrap_or(0);
+                    let from = base[i];
+                    base[i] += c;
+                    (c > 0).then(|| {
+                        Rectangle::new(
+                            [(i as f64 + 0.1, from as f64), (i as f64 + 0.9, (from + c) as f64)],
+                            colour.filled(),
+                        )
+                    })
+                })
+                .collect();
+            chart
+                .draw_series(bars)?
+                .label(*name)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .border_style(GREY)
+            .label_font((FONT, 13))
+            .draw()?;
         root.present()?;
         Ok(())
     })

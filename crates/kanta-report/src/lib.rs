@@ -8,6 +8,7 @@
 pub mod charts;
 pub mod format;
 mod html;
+pub mod simulation;
 mod text;
 pub mod uplift;
 

@@ -9,6 +9,7 @@
 //! it glues together; `kanta analyze` today and the store's scoring job later both call
 //! [`score`], so the numbers never differ between the two.
 
+pub mod future;
 mod holdout;
 
 pub use holdout::{ConditionalRow, HoldoutCustomer, HoldoutModel, HoldoutReport, Tracking, evaluate_holdout};
@@ -17,7 +18,7 @@ use kanta_core::analysis::{Analysis, CustomerSummary};
 use kanta_core::lifecycle::Stage;
 use kanta_core::rfm::Segment;
 use kanta_models::{
-    BgNbd, ClvOptions, FitError, FitOptions, FitReport, GammaGamma, Histories, History, ParetoNbd, Spend,
+    BgNbd, ClvOptions, FitError, FitOptions, FitReport, GammaGamma, Histories, History, Nbd, ParetoNbd, Poisson, Spend,
     TransactionModel, Variant, clv_from_expected, fit_limit, next_purchase_median, title,
 };
 use rayon::prelude::*;
@@ -380,20 +381,77 @@ pub fn score_customers(summaries: &[CustomerSummary], options: &ScoreOptions) ->
         let reasons: Vec<String> = candidates.iter().filter_map(|c| c.fit.as_ref().err().cloned()).collect();
         return Err(ScoreError::NoModel(reasons.join("; ")));
     };
-    // Slipping needs the CLV ranking of the whole base, hence a second pass.
-    let top_clv = clv_threshold(customers.iter().filter_map(|s| s.clv_12m).collect());
-    for (c, s) in summaries.iter().zip(&mut customers) {
-        let valuable = matches!(c.segment, Segment::Champions | Segment::Loyal)
-            || top_clv.is_some_and(|t| s.clv_12m.is_some_and(|v| v >= t && v > 0.0));
-        // Lapsing and lost customers are already flagged by the rules.
-        s.slipping = valuable
-            && s.p_alive < options.slipping_below
-            && matches!(c.stage, Stage::New | Stage::Repeat | Stage::Loyal);
-    }
+    mark_slipping(summaries, &mut customers, options);
     let mut summary = summarise(summaries, &customers, candidates, spend_fit, model.name(), selected_by, &options.clv);
     summary.fallback =
         summary.candidates.iter().find(|c| c.model == summary.chosen && c.fit.is_ok()).and_then(|c| c.fallback.clone());
     Ok(Scores { customers, summary })
+}
+
+/// Slipping needs the CLV ranking of the whole base, hence a pass after the predictions.
+fn mark_slipping(summaries: &[CustomerSummary], customers: &mut [CustomerScore], options: &ScoreOptions) {
+    let flags = valuable(summaries, customers);
+    for ((c, s), valuable) in summaries.iter().zip(customers.iter_mut()).zip(flags) {
+        s.slipping = slipping(valuable, s.p_alive, c.stage, options.slipping_below);
+    }
+}
+
+/// Which customers are valuable (see [`kanta_core::lifecycle`]): RFM Champions or Loyal, or in
+/// the top 20 % by predicted 12-month CLV (a positive one).
+pub fn valuable(summaries: &[CustomerSummary], customers: &[CustomerScore]) -> Vec<bool> {
+    let top_clv = clv_threshold(customers.iter().filter_map(|s| s.clv_12m).collect());
+    summaries
+        .iter()
+        .zip(customers)
+        .map(|(c, s)| {
+            matches!(c.segment, Segment::Champions | Segment::Loyal)
+                || top_clv.is_some_and(|t| s.clv_12m.is_some_and(|v| v >= t && v > 0.0))
+        })
+        .collect()
+}
+
+/// Whether a customer is slipping: valuable, P(alive) below the threshold, and still new,
+/// repeat or loyal by the rules (lapsing and lost customers are already flagged by them).
+pub fn slipping(valuable: bool, p_alive: f64, rule_stage: Stage, below: f64) -> bool {
+    valuable && p_alive < below && matches!(rule_stage, Stage::New | Stage::Repeat | Stage::Loyal)
+}
+
+/// Every customer's score under models fitted earlier (the parameters a stored scoring run
+/// recorded), without fitting: what `kanta journeys simulate` projects from. `Err` with the
+/// reason when a prediction is not finite.
+pub fn score_with(
+    summaries: &[CustomerSummary],
+    model: &(dyn TransactionModel + Sync),
+    spend: Option<&GammaGamma>,
+    options: &ScoreOptions,
+) -> Result<Vec<CustomerScore>, String> {
+    let histories: Vec<History> = summaries.iter().map(history).collect();
+    let mut customers = predict(model, summaries, &histories, spend, options)?;
+    mark_slipping(summaries, &mut customers, options);
+    Ok(customers)
+}
+
+/// A transaction model from its name and parameters as a [`FitReport`] records them
+/// (`bgnbd` with `r`, `alpha`, `a`, `b`; `mbgnbd`; `paretonbd` with `r`, `alpha`, `s`, `beta`;
+/// `nbd` with `r`, `alpha`; `poisson` with `lambda`).
+pub fn transaction_model(
+    name: &str,
+    param: &dyn Fn(&str) -> Option<f64>,
+) -> Result<Box<dyn TransactionModel + Sync>, String> {
+    let p = |key: &str| param(key).ok_or_else(|| format!("the {name} parameters have no `{key}`"));
+    let model: Box<dyn TransactionModel + Sync> = match name {
+        "bgnbd" => {
+            Box::new(BgNbd::new(Variant::Bg, p("r")?, p("alpha")?, p("a")?, p("b")?).map_err(|e| e.to_string())?)
+        }
+        "mbgnbd" => {
+            Box::new(BgNbd::new(Variant::Mbg, p("r")?, p("alpha")?, p("a")?, p("b")?).map_err(|e| e.to_string())?)
+        }
+        "paretonbd" => Box::new(ParetoNbd::new(p("r")?, p("alpha")?, p("s")?, p("beta")?).map_err(|e| e.to_string())?),
+        "nbd" => Box::new(Nbd::new(p("r")?, p("alpha")?).map_err(|e| e.to_string())?),
+        "poisson" => Box::new(Poisson::new(p("lambda")?).map_err(|e| e.to_string())?),
+        other => return Err(format!("`{other}` is not a transaction model kanta fits")),
+    };
+    Ok(model)
 }
 
 /// The nested limit that the first boundary among `errors` points at, fitted: its comparison

@@ -54,7 +54,7 @@ mod store;
 
 pub use audit::AuditStore;
 pub use customers::CustomerStore;
-pub use journey::{GoalStore, JourneyStore, TriggerStore};
+pub use journey::{GoalStore, HistoryStore, JourneyStore, TriggerStore};
 pub use orders::OrderStore;
 pub use purchases::{PurchaseLines, Purchases};
 pub use record::{Customer, Event, Feedback, Order};
@@ -655,6 +655,7 @@ pub trait Storage:
     + JourneyStore
     + TriggerStore
     + GoalStore
+    + HistoryStore
     + Send
     + Sync
     + fmt::Debug

@@ -17,6 +17,7 @@
 
 pub mod report;
 pub mod run;
+pub mod simulate;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -65,7 +66,7 @@ pub fn validate(args: &JourneysValidateArgs) -> anyhow::Result<()> {
 
 /// Checks `files` as `validate` does, printing every problem to standard error: the valid
 /// journeys with their shown names, and how many files or templates had a problem.
-fn check_files(files: &[PathBuf]) -> (Vec<(String, Journey)>, usize) {
+pub(crate) fn check_files(files: &[PathBuf]) -> (Vec<(String, Journey)>, usize) {
     let mut checked_folders = BTreeSet::new();
     let mut failed = 0usize;
     let mut valid = Vec::new();

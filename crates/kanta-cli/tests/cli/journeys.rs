@@ -639,3 +639,135 @@ fn report_compares_the_arms_on_the_goal_and_revenue_as_text_and_json() {
     assert_eq!(unknown.code, 2);
     assert!(unknown.stderr.contains("no journey `nope` in the store"), "{}", unknown.stderr);
 }
+
+/// A generated shop up to yesterday, imported and scored as of now, for simulations.
+fn scored_shop(dir: &Path) -> String {
+    let db = format!("sqlite://{}", dir.join("k.db").display());
+    let today = chrono::Utc::now().date_naive();
+    let (start, end) = (today - chrono::Days::new(730), today - chrono::Days::new(1));
+    let (start, end) = (start.to_string(), end.to_string());
+    let generate = ["generate", "--customers", "3000", "--start", &start, "--end", &end, "--out", "shop.csv", "-q"];
+    assert_eq!(kanta_in(dir, &generate, &[]).code, 0);
+    let import = kanta_in(dir, &["import", "orders", "shop.csv", "--currency", "EUR", "--db", &db], &[]);
+    assert_eq!(import.code, 0, "{}", import.stderr);
+    let score = kanta_in(dir, &["score", "--db", &db], &[]);
+    assert_eq!(score.code, 0, "{}", score.stderr);
+    db
+}
+
+/// `kanta journeys simulate FILE --json` on an example journey.
+fn simulate(dir: &Path, db: &str, file: &str, extra: &[&str]) -> serde_json::Value {
+    let path = root().join("journeys").join(file);
+    let path = path.to_str().expect("a UTF-8 path");
+    let mut args = vec!["journeys", "simulate", path, "--json", "--db", db];
+    args.extend_from_slice(extra);
+    let run = kanta_in(dir, &args, &[]);
+    assert_eq!(run.code, 0, "{file}: {}", run.stderr);
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{file}: {e}: {}", run.stdout))
+}
+
+/// Orders of the generated CSV in `[from, until)`: all of them, and first orders.
+fn orders_between(dir: &Path, from: &str, until: &str) -> (u64, u64) {
+    let text = std::fs::read_to_string(dir.join("shop.csv")).expect("the generated shop");
+    let mut seen = std::collections::HashSet::new();
+    let mut orders = std::collections::HashSet::new();
+    let (mut all, mut first) = (0, 0);
+    // Rows are in time order; an order has one row per line.
+    for line in text.lines().skip(1) {
+        let fields: Vec<&str> = line.split(',').collect();
+        let (order, customer, time_text) = (fields[0], fields[1], fields[2]);
+        let new_customer = seen.insert(customer.to_owned());
+        if !orders.insert(order.to_owned()) {
+            continue;
+        }
+        let time = |text: &str| kanta_domain::Timestamp::parse_rfc3339(text).expect("an RFC 3339 time");
+        if time(time_text) >= time(from) && time(time_text) < time(until) {
+            all += 1;
+            first += u64::from(new_customer);
+        }
+    }
+    (all, first)
+}
+
+#[test]
+fn simulate_projects_every_example_journey_over_the_next_thirty_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = scored_shop(dir.path());
+    let n = |v: &serde_json::Value| v.as_u64().unwrap();
+    let mut files: Vec<String> = std::fs::read_dir(root().join("journeys"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".yaml"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 8, "{files:?}");
+    for file in &files {
+        let s = simulate(dir.path(), &db, file, &["--draws", "1"]);
+        assert_eq!((s["days"].as_u64(), s["draws"].as_u64(), n(&s["customers"])), (Some(30), Some(1), 3000), "{file}");
+        assert_eq!(s["entries_per_day"].as_array().unwrap().len(), 30, "{file}");
+        let per_day: u64 = s["entries_per_day"].as_array().unwrap().iter().map(|d| n(&d["entries"])).sum();
+        assert_eq!(per_day, n(&s["entries"]["total"]), "{file}");
+        let e = &s["entries"];
+        assert_eq!(n(&e["treatment"]) + n(&e["control"]) + n(&e["global_control"]), n(&e["total"]), "{file}");
+        let m = &s["messages"];
+        let emails: u64 = s["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|st| st["kind"] == "send_email")
+            .map(|st| n(&st["runs"]))
+            .sum();
+        assert_eq!(n(&m["emails"]), emails, "{file}");
+        assert_eq!(n(&m["sent"]) + n(&m["deferred"]) + n(&m["capped"]), emails, "{file}");
+        let ends = &s["ends"];
+        assert_eq!(n(&ends["completed"]) + n(&ends["exited"]) + n(&ends["running"]), n(&e["treatment"]), "{file}");
+        // What the store and the calendar say, computed here from the generated file.
+        let from = s["from"].as_str().unwrap();
+        let window_start = kanta_domain::Timestamp::parse_rfc3339(from).unwrap().micros() - 30 * 86_400_000_000;
+        let window_start = kanta_domain::Timestamp::from_micros(window_start).to_rfc3339();
+        let (orders, first_orders) = orders_between(dir.path(), &window_start, from);
+        match file.as_str() {
+            // Nobody has a birthday, an abandoned cart or a `vip` segment in a generated shop.
+            "birthday.yaml" | "abandoned-cart.yaml" | "vip-thanks.yaml" => assert_eq!(n(&e["total"]), 0, "{file}"),
+            // The last 30 days' first orders again (welcome) and every order (feedback, keyed
+            // by order: one run each).
+            "welcome.yaml" => {
+                assert!(first_orders > 50, "{first_orders}");
+                assert_eq!(n(&e["total"]), first_orders);
+            }
+            "feedback.yaml" => {
+                assert!(orders > first_orders, "{orders}");
+                assert_eq!(n(&e["total"]) + n(&e["refused"]), orders);
+            }
+            // Stage changes drawn from the model: some customers become lost and slip in a month.
+            "win-back.yaml" | "re-engagement.yaml" => {
+                assert!(n(&e["total"]) > 0, "{file}: {s}");
+                assert_eq!(s["model"], "bgnbd", "{file}");
+            }
+            _ => {}
+        }
+    }
+    // Ten draws by default, with the range of the entries, and an HTML page with its charts.
+    let html = dir.path().join("win-back.html");
+    let s = simulate(dir.path(), &db, "win-back.yaml", &["--html", html.to_str().unwrap()]);
+    assert_eq!(n(&s["draws"]), 10);
+    let [low, high] = [n(&s["entries_range"][0]), n(&s["entries_range"][1])];
+    assert!(low <= n(&s["entries"]["total"]) && n(&s["entries"]["total"]) <= high && low < high, "{s}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("Simulation of journey “win-back”") && page.matches("<svg").count() >= 2, "{page}");
+    // The same seed gives the same numbers.
+    assert_eq!(simulate(dir.path(), &db, "win-back.yaml", &[])["entries"], s["entries"]);
+}
+
+#[test]
+fn simulate_refuses_a_broken_file_and_a_store_without_a_fitted_model() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.yaml"), "name: bad\ntrigger: { stage_becomes: gone }\nsteps: []\n").unwrap();
+    let run = journeys(dir.path(), &["simulate", "bad.yaml"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("bad.yaml:2:") && run.stderr.contains("nothing was simulated"), "{}", run.stderr);
+    let win_back = root().join("journeys/win-back.yaml");
+    let run = journeys(dir.path(), &["simulate", win_back.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("no scoring run has fitted a customer model yet: run `kanta score`"), "{}", run.stderr);
+}

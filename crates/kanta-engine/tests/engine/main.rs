@@ -6,4 +6,5 @@
 #![allow(clippy::unwrap_used)]
 
 mod journeys;
+mod simulate;
 mod triggers;

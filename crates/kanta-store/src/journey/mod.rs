@@ -30,6 +30,7 @@
 pub mod definition;
 pub mod feed;
 pub mod goal;
+pub mod history;
 pub mod outbox;
 pub mod run;
 pub mod suppression;
@@ -46,6 +47,7 @@ use kanta_domain::Timestamp;
 pub use definition::{Applied, JourneyHead, JourneyVersion};
 pub use feed::{FeedItem, FeedKind};
 pub use goal::{FunnelRow, GoalSource, GoalStore, NewConversion, RevenueAtRisk, SplitChoice, UpliftEntry};
+pub use history::{CustomerKey, EarlierRun, Happened, Happening, HistoryStore};
 pub use outbox::{Channel, ClaimedMessage, MessageId, MessageStatus, NewMessage, Outcome, Skip, idempotency_key};
 pub use run::{
     ClaimedRun, Entered, EntryRules, NewRun, Next, Reentry, RunArm, RunEnd, RunId, RunUpdate, Signal, StepRecord, Wait,

@@ -7,6 +7,7 @@
 mod audit;
 mod customers;
 mod goals;
+mod history;
 mod journeys;
 mod orders;
 mod scores;
