@@ -10,11 +10,17 @@
 //!   ([`kanta_score::future`]): a customer enters on the day their projected stage becomes the
 //!   trigger's, or on the local day their projected next purchase (as that day's scores would
 //!   put it) is the trigger's offset away.
+//! - `enters_segment` / `leaves_segment`: the same draws, and the saved segment's expression
+//!   evaluated on every projected day ([`kanta_segment::project`]): its conditions on orders,
+//!   days since the first or last order, stage, P(alive) and days to the next purchase on the
+//!   projected values, its other conditions (consent, attributes, CLV…) as they hold today. A
+//!   segment with conditions the projection cannot follow (`days_in_stage`, `orders_in_last`,
+//!   …) is replayed instead, and the result says so.
 //! - `date`: from the calendar, as the engine's date triggers do, for the local days of the
 //!   window in each customer's zone.
 //! - `schedule`: every occurrence in the window enters the segment's current members.
-//! - `event` (`order.created` included) and `enters_segment` / `leaves_segment`: the last
-//!   `days` days replayed, shifted forward by `days` — the next month looks like the last one.
+//! - `event` (`order.created` included): the last `days` days replayed, shifted forward by
+//!   `days` — the next month looks like the last one.
 //!
 //! **Where runs go**: [`kanta_journey::project::walk`] with the journey's waits, splits (the arm
 //! a real run of the customer takes) and the customer's zone; a branch holds when the customer
@@ -42,6 +48,7 @@ use kanta_journey::{
     Action, Awaited, CompiledStep, ExitCondition, FrequencyCap, GoalKind, Holdout, Journey, Trigger, dates, zone,
 };
 use kanta_score::future::{Day, LapseThresholds, Projector};
+use kanta_segment::project::{Moving, Projection, State};
 use kanta_store::journey::{CustomerKey, Happening};
 use kanta_uplift::arm::{Arm, assign, assign_global};
 use rand::SeedableRng;
@@ -249,11 +256,20 @@ impl Engine {
             "consent, suppressions and max_concurrent_journeys are not projected: they are decided at send and entry time"
                 .to_owned(),
         ];
+        let mut segment = match &journey.trigger {
+            Trigger::EntersSegment(name) | Trigger::LeavesSegment(name) => {
+                self.segment_plan(journey, name, &directory, now, &mut caveats).await?
+            }
+            _ => None,
+        };
         let from_model = model_trigger(&journey.trigger);
-        let base = if from_model || reacts_to_purchases(journey) {
+        let base = if from_model || segment.is_some() || reacts_to_purchases(journey) {
             match self.model_base(&directory, now, options).await {
                 Ok(base) => Some(base),
                 Err(EngineError::Simulate(why)) if !from_model => {
+                    if segment.take().is_some() {
+                        caveats.push(format!("the segment's entries and exits are replayed: {why}"));
+                    }
                     caveats.push(format!("runs are not ended by orders or stage changes: {why}"));
                     None
                 }
@@ -262,10 +278,21 @@ impl Engine {
         } else {
             None
         };
+        let drawn_entries = from_model || segment.is_some();
         let (fixed, entries_from) = match &journey.trigger {
             Trigger::StageBecomes(_) | Trigger::PredictedNextPurchase { .. } => {
                 let name = base.as_ref().map_or("", |b| b.fitted.name.as_str());
                 (Vec::new(), format!("each customer's purchases drawn from the fitted {name} model, rescored daily"))
+            }
+            Trigger::EntersSegment(name) | Trigger::LeavesSegment(name) if segment.is_some() => {
+                let model = base.as_ref().map_or("", |b| b.fitted.name.as_str());
+                (
+                    Vec::new(),
+                    format!(
+                        "each customer's purchases drawn from the fitted {model} model, rescored daily, and segment \
+                     `{name}`'s conditions on them evaluated every day (its other conditions as they are today)"
+                    ),
+                )
             }
             Trigger::Date { .. } => {
                 (self.date_entries(journey, &directory, now, horizon).await?, "the calendar".into())
@@ -288,10 +315,10 @@ impl Engine {
         for draw in 0..draws {
             let seed = options.seed.wrapping_add(u64::from(draw).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let (mut entrants, futures) = match &base {
-                Some(base) => base.draw(journey, now, options, seed, from_model)?,
+                Some(base) => base.draw(journey, now, options, seed, drawn_entries, segment.as_ref())?,
                 None => (Vec::new(), HashMap::new()),
             };
-            if !from_model {
+            if !drawn_entries {
                 entrants.clone_from(&fixed);
             }
             entrants.sort_by_key(|a| (a.at, a.customer));
@@ -313,6 +340,49 @@ impl Engine {
             runs,
             caveats,
         ))
+    }
+
+    /// A segment trigger's plan: the saved segment's expression split for the projection, and
+    /// the customers its fixed parts hold today; `None` (with the reason in `caveats`) when it
+    /// is replayed instead: a segment that does not exist, or one whose conditions the
+    /// projection cannot follow.
+    async fn segment_plan(
+        &self,
+        journey: &Journey,
+        name: &str,
+        directory: &Directory,
+        now: Timestamp,
+        caveats: &mut Vec<String>,
+    ) -> Result<Option<SegmentPlan>, EngineError> {
+        let Some(info) = self.store.segments().await?.into_iter().find(|s| s.name == name) else {
+            caveats.push(format!("segment `{name}` does not exist: nobody enters or leaves it"));
+            return Ok(None);
+        };
+        let expr = kanta_segment::parse(&info.expression)
+            .map_err(|e| EngineError::Simulate(format!("segment `{name}`'s expression does not parse: {e}")))?;
+        let projection = match Projection::split(&expr) {
+            Ok(p) => p,
+            Err(why) => {
+                caveats.push(format!("segment `{name}`'s entries and exits are replayed from the last days: {why}"));
+                return Ok(None);
+            }
+        };
+        let mut fixed = Vec::with_capacity(projection.fixed.len());
+        for part in &projection.fixed {
+            let mut members = HashSet::new();
+            let mut after = None;
+            loop {
+                let (page, next) = self.store.segment_members(part, now.micros(), after, PAGE).await?;
+                members.extend(page.iter().filter_map(|p| directory.by_external.get(&p.id).copied()));
+                match next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+            fixed.push(members);
+        }
+        let enters = matches!(journey.trigger, Trigger::EntersSegment(_));
+        Ok(Some(SegmentPlan { projection, fixed, enters }))
     }
 
     /// Every customer's key and zone (customer → journey → settings → UTC).
@@ -606,7 +676,7 @@ struct Fitted {
 type Row = (usize, i64, Tz);
 
 /// One part's projection: its entries, and the futures kept (by internal id).
-type Projection = (Vec<Entrant>, Vec<(i64, Future)>);
+type Projected = (Vec<Entrant>, Vec<(i64, Future)>);
 
 /// The model and the analysed store, shared by every draw.
 struct ModelBase {
@@ -628,6 +698,7 @@ impl ModelBase {
         options: &SimulateOptions,
         seed: u64,
         enter: bool,
+        segment: Option<&SegmentPlan>,
     ) -> Result<(Vec<Entrant>, HashMap<i64, Future>), EngineError> {
         let summaries = &self.store.analysis.customers;
         let projector = Projector {
@@ -636,8 +707,10 @@ impl ModelBase {
             slipping_below: options.slipping_below,
             days: options.days,
             fraction_of_today: fraction_of_day(now),
+            now_days: now.micros() as f64 / DAY_MICROS as f64,
+            p_alive_for_all: segment.is_some_and(|s| s.projection.reads(Moving::PAlive)),
         };
-        let task = ModelTask { projector, now, seed, enter, trigger: journey.trigger.clone() };
+        let task = ModelTask { projector, now, seed, enter, trigger: journey.trigger.clone(), segment };
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
         let parts: Vec<&[Row]> = self.customers.chunks(self.customers.len().div_ceil(threads).max(1)).collect();
         // First the draws, and the gaps between purchase days they add (the lapse threshold of
@@ -671,6 +744,7 @@ struct ModelTask<'a> {
     seed: u64,
     enter: bool,
     trigger: Trigger,
+    segment: Option<&'a SegmentPlan>,
 }
 
 impl ModelTask<'_> {
@@ -706,7 +780,7 @@ impl ModelTask<'_> {
         summaries: &[kanta_core::analysis::CustomerSummary],
         valuable: &[bool],
         lapse: &[u32],
-    ) -> Result<Projection, EngineError> {
+    ) -> Result<Projected, EngineError> {
         let mut days = Vec::new();
         let mut entrants = Vec::new();
         let mut kept = Vec::new();
@@ -747,10 +821,48 @@ impl ModelTask<'_> {
                         out.push(Entrant { customer, at, key: today.to_string() });
                     }
                 }
+                Trigger::EntersSegment(_) | Trigger::LeavesSegment(_) => {
+                    let Some(plan) = self.segment else { return Ok(()) };
+                    let member = |day: &Day| plan.member(customer, day, self.projector.fraction_of_today);
+                    let (before, after) = (member(&days[k - 1]), member(&days[k]));
+                    if before != after && after == plan.enters {
+                        out.push(Entrant { customer, at, key: String::new() });
+                    }
+                }
                 _ => return Ok(()),
             }
         }
         Ok(())
+    }
+}
+
+/// A segment trigger projected from the model: the saved segment's expression split into the
+/// conditions the draws move and the parts that keep today's value (read once).
+struct SegmentPlan {
+    projection: Projection,
+    /// For each fixed part, the customers (internal ids) it holds for today.
+    fixed: Vec<HashSet<i64>>,
+    /// `enters_segment` (else `leaves_segment`).
+    enters: bool,
+}
+
+impl SegmentPlan {
+    /// Whether the customer is a member on a projected day.
+    fn member(&self, customer: i64, day: &Day, fraction_of_today: f64) -> bool {
+        let state = State {
+            orders: f64::from(day.orders),
+            days_since_last_order: day.days_since_last_order,
+            days_since_first_order: day.days_since_first_order,
+            stage: Some(day.stage.name()),
+            p_alive: day.p_alive,
+            // The scores put the next purchase at the scoring day's midnight plus the median
+            // wait; the rescoring is `fraction_of_today` into the day.
+            days_to_next_purchase: day
+                .next_purchase_days
+                .is_finite()
+                .then_some(day.next_purchase_days - fraction_of_today),
+        };
+        self.projection.eval(&state, &|i| self.fixed.get(i).is_some_and(|m| m.contains(&customer)))
     }
 }
 
@@ -821,7 +933,7 @@ fn walk_all(
             SimArm::Treatment => walked.entries.treatment += 1,
         }
         let future = futures.get(&entrant.customer).unwrap_or(&empty);
-        let mut outcomes = Projected { members, customer: entrant.customer, future };
+        let mut outcomes = Answers { members, customer: entrant.customer, future };
         let mut run =
             project::walk(&compiled, &journey.name, &key.external_id, entrant.at, zone, horizon, &mut outcomes)?;
         // An exit on an order or a stage ends the run where it falls.
@@ -913,13 +1025,13 @@ impl ExitRules {
 }
 
 /// The walk's answers for one customer.
-struct Projected<'a> {
+struct Answers<'a> {
     members: &'a HashMap<String, HashSet<i64>>,
     customer: i64,
     future: &'a Future,
 }
 
-impl Outcomes for Projected<'_> {
+impl Outcomes for Answers<'_> {
     fn branch(&mut self, _: &CompiledStep, condition: &str, _: Timestamp) -> bool {
         self.members.get(condition).is_some_and(|m| m.contains(&self.customer))
     }

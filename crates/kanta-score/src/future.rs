@@ -42,6 +42,15 @@ pub struct Day {
     pub stage: Stage,
     /// Median days from that day's scoring date to the next purchase, if alive.
     pub next_purchase_days: f64,
+    /// Purchase orders so far.
+    pub orders: u32,
+    /// Days from the last purchase to that day's rescoring (fractional).
+    pub days_since_last_order: f64,
+    /// Days from the first purchase to that day's rescoring (fractional).
+    pub days_since_first_order: f64,
+    /// P(alive), when computed (for valuable customers, or everyone with
+    /// [`Projector::p_alive_for_all`]).
+    pub p_alive: Option<f64>,
 }
 
 /// Projects customers of one base under one model.
@@ -57,6 +66,12 @@ pub struct Projector<'a> {
     pub days: u32,
     /// The part of today already gone at now, in [0, 1): where purchases fall in days.
     pub fraction_of_today: f64,
+    /// Now, in days since the epoch (fractional): the days since a customer's first and last
+    /// purchase.
+    pub now_days: f64,
+    /// Compute P(alive) every day for everyone, not only for the valuable (whose slipping
+    /// needs it): a segment condition on `p_alive` reads it.
+    pub p_alive_for_all: bool,
 }
 
 /// A customer's history as the models read it.
@@ -109,6 +124,10 @@ impl Projector<'_> {
         // The latest purchase day, in days after today (0 or negative before any draw).
         let mut last_day = -i64::from(customer.days_since_last.max(0));
         let (mut x, mut t_x, mut orders) = (base.x, base.t_x, customer.orders);
+        let days_of = |t: kanta_core::time::Timestamp| t.0 as f64 / 86_400.0 - self.now_days;
+        // The last purchase instant, in days after now (negative before any draw).
+        let mut last_at = days_of(customer.last_purchase);
+        let first_at = days_of(customer.first_purchase);
         let mut next = purchases.iter().peekable();
         for k in 0..=self.days {
             let k_f = f64::from(k);
@@ -118,6 +137,7 @@ impl Projector<'_> {
                 }
                 next.next();
                 orders = orders.saturating_add(1);
+                last_at = t;
                 let day = self.purchase_day(t);
                 if day > last_day {
                     x = x.saturating_add(1);
@@ -129,12 +149,20 @@ impl Projector<'_> {
             let since = i32::try_from(i64::from(k) - last_day).unwrap_or(i32::MAX);
             let g = lapse.get(k as usize).or(lapse.last()).copied().unwrap_or(180);
             let rule = StageRules { lapse_days: g, loyal_orders: self.loyal_orders }.stage(orders, since);
-            let stage = if valuable && crate::slipping(true, self.model.p_alive(&h), rule, self.slipping_below) {
+            let p_alive = (valuable || self.p_alive_for_all).then(|| self.model.p_alive(&h));
+            let stage = if valuable && p_alive.is_some_and(|p| crate::slipping(true, p, rule, self.slipping_below)) {
                 Stage::Slipping
             } else {
                 rule
             };
-            out.push(Day { stage, next_purchase_days: next_purchase_median(self.model, &h) });
+            out.push(Day {
+                stage,
+                next_purchase_days: next_purchase_median(self.model, &h),
+                orders,
+                days_since_last_order: k_f - last_at,
+                days_since_first_order: k_f - first_at,
+                p_alive,
+            });
         }
     }
 }
@@ -228,10 +256,18 @@ mod tests {
     #[test]
     fn a_silent_customer_lapses_on_the_day_the_rules_say_and_is_lost_after_twice_the_threshold() {
         let model = model();
-        let projector =
-            Projector { model: &model, loyal_orders: 4, slipping_below: 0.0, days: 40, fraction_of_today: 0.5 };
+        let projector = Projector {
+            model: &model,
+            loyal_orders: 4,
+            slipping_below: 0.0,
+            days: 40,
+            fraction_of_today: 0.5,
+            now_days: 0.0,
+            p_alive_for_all: false,
+        };
         let lapse = [30];
-        // Nobody this old and silent is alive: P(alive) ~ 0, so no purchase is drawn.
+        // Three orders in 1,000 days: the posterior rate, 2.24 / 1,034 a day, makes a purchase in
+        // the next 50 days unlikely, and this seed draws none (asserted below).
         let c = customer(3, 2, 10, 1_000);
         let mut rng = Pcg64Mcg::seed_from_u64(3);
         let (mut purchases, mut days) = (Vec::new(), Vec::new());
@@ -240,6 +276,14 @@ mod tests {
         projector.draw(&c, &mut rng, &mut purchases);
         projector.days(&c, false, &purchases, &lapse, &mut days);
         assert_eq!(days.len(), 41);
+        // First and last purchase at the epoch, now 20.5 days later.
+        let at = Projector { now_days: 20.5, p_alive_for_all: true, ..projector };
+        at.days(&c, false, &purchases, &lapse, &mut days);
+        assert_eq!((days[3].orders, days[3].days_since_last_order, days[3].days_since_first_order), (3, 23.5, 23.5));
+        let alive = model.p_alive(&History { x: 2, t_x: 980.0, t: 1_003.0 });
+        assert_eq!(days[3].p_alive, Some(alive));
+        projector.days(&c, false, &purchases, &lapse, &mut days);
+        assert_eq!(days[3].p_alive, None, "neither valuable nor asked for");
         assert_eq!(days[10].stage, Stage::Repeat);
         assert_eq!(days[11].stage, Stage::Lapsing);
         assert_eq!(days[40].stage, Stage::Lapsing);
@@ -275,8 +319,15 @@ mod tests {
         let h = |k: f64| History { x: 20, t_x: 175.0, t: 200.0 + k };
         let first_below = (0..60).find(|&k| model.p_alive(&h(f64::from(k))) < 0.5).unwrap();
         assert!(first_below > 0, "P(alive) today {}", model.p_alive(&h(0.0)));
-        let projector =
-            Projector { model: &model, loyal_orders: 4, slipping_below: 0.5, days: 60, fraction_of_today: 0.0 };
+        let projector = Projector {
+            model: &model,
+            loyal_orders: 4,
+            slipping_below: 0.5,
+            days: 60,
+            fraction_of_today: 0.0,
+            now_days: 0.0,
+            p_alive_for_all: false,
+        };
         let mut rng = Pcg64Mcg::seed_from_u64(11);
         let (mut purchases, mut days) = (Vec::new(), Vec::new());
         let mut slipped = 0;
@@ -299,6 +350,10 @@ mod tests {
                     bought += 1;
                     let k = t.ceil() as usize;
                     assert_eq!(days[k].stage, Stage::Loyal, "{t} {:?}", &days[..=k]);
+                    let by_k: Vec<f64> = purchases.iter().copied().filter(|&p| p <= k as f64).collect();
+                    assert_eq!(days[k].orders as usize, 21 + by_k.len());
+                    let last = by_k.last().copied().unwrap_or(t);
+                    assert!((days[k].days_since_last_order - (k as f64 - last)).abs() < 1e-9);
                 }
             }
         }
@@ -325,8 +380,15 @@ mod tests {
         // A customer last buying 5 days ago who buys at t = 0.2 and 0.4 (same day, f = 0.7 →
         // day 0 and day 1) adds a 5-day gap seen on day 1 and a 1-day gap seen on day 1.
         let model = model();
-        let projector =
-            Projector { model: &model, loyal_orders: 4, slipping_below: 0.5, days: 5, fraction_of_today: 0.7 };
+        let projector = Projector {
+            model: &model,
+            loyal_orders: 4,
+            slipping_below: 0.5,
+            days: 5,
+            fraction_of_today: 0.7,
+            now_days: 0.0,
+            p_alive_for_all: false,
+        };
         let c = CustomerSummary { days_since_last: 5, ..customer(3, 2, 95, 100) };
         let mut seen = Vec::new();
         projector.new_gaps(&c, &[0.2, 0.4, 0.45], &mut |k, g| seen.push((k, g)));

@@ -27,6 +27,8 @@
 
 mod compile;
 mod parse;
+/// Segment expressions split for projections (`kanta journeys simulate`).
+pub mod project;
 
 pub use compile::{Compiled, Dialect, Param, compile};
 pub use parse::{BinOp, Expr, parse};
