@@ -102,7 +102,8 @@ pub struct Simulation {
     pub entries: Entries,
     /// The fewest and most entries in one draw.
     pub entries_range: [u64; 2],
-    /// Entries (all arms) per day of the window.
+    /// Entries (all arms) per UTC calendar day of the window (today's first: the window starts
+    /// now, inside it, and ends inside the last).
     pub entries_per_day: Vec<DayCount>,
     /// Runs that pass each step (treatment only), in the journey's step order.
     pub steps: Vec<StepCount>,
@@ -112,7 +113,8 @@ pub struct Simulation {
     pub messages: Messages,
     /// The fewest and most emails in one draw.
     pub emails_range: [u64; 2],
-    /// Emails (sent when queued or deferred to then) and webhooks per day of the window.
+    /// Emails (sent when queued or deferred to then) and webhooks per UTC calendar day of the
+    /// window, as `entries_per_day`.
     pub sends_per_day: Vec<DaySends>,
     /// Emails per customer per week of the window.
     pub per_customer_week: PerWeek,
@@ -140,7 +142,7 @@ pub struct Entries {
 /// A count on one day of the window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DayCount {
-    /// The day (UTC date of the day's start, counted from now).
+    /// The UTC date.
     pub day: String,
     /// The count.
     pub entries: u64,
@@ -192,7 +194,7 @@ pub struct Messages {
 /// Sends on one day.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DaySends {
-    /// The day (UTC date of the day's start, counted from now).
+    /// The UTC date.
     pub day: String,
     /// Emails sent when queued.
     pub sent: u64,
@@ -233,16 +235,26 @@ struct Future {
 
 /// The customers by internal id, with their zones resolved for the journey.
 struct Directory {
+    /// By internal id, ascending (the order the store pages them in).
     keys: Vec<CustomerKey>,
     zones: Vec<Tz>,
-    index: HashMap<i64, usize>,
-    by_external: HashMap<String, i64>,
+    /// External id → internal id, built the first time a segment or a branch needs it (a
+    /// million owned strings are not free, and most simulations never look one up).
+    by_external: std::sync::OnceLock<HashMap<String, i64>>,
 }
 
 impl Directory {
     fn get(&self, id: i64) -> Option<(&CustomerKey, Tz)> {
-        let &i = self.index.get(&id)?;
+        let i = self.keys.binary_search_by_key(&id, |k| k.id).ok()?;
         Some((&self.keys[i], self.zones[i]))
+    }
+
+    /// The internal id of the customer with external id `external`.
+    fn internal(&self, external: &str) -> Option<i64> {
+        self.by_external
+            .get_or_init(|| self.keys.iter().map(|k| (k.external_id.clone(), k.id)).collect())
+            .get(external)
+            .copied()
     }
 }
 
@@ -251,7 +263,14 @@ impl Engine {
     pub async fn simulate(&self, journey: &Journey, options: &SimulateOptions) -> Result<Simulation, EngineError> {
         let now = self.now();
         let horizon = now.saturating_add(DAY * options.days);
-        let directory = self.directory(journey).await?;
+        let from_model = model_trigger(&journey.trigger);
+        let on_segment = matches!(journey.trigger, Trigger::EntersSegment(_) | Trigger::LeavesSegment(_));
+        let needs_model = from_model || on_segment || reacts_to_purchases(journey);
+        // The customers' keys and the purchases' analysis are two long reads: side by side.
+        let (directory, inputs) = tokio::join!(self.directory(journey), async {
+            if needs_model { Some(self.model_inputs(now, options).await) } else { None }
+        });
+        let directory = directory?;
         let mut caveats = vec![
             "consent, suppressions and max_concurrent_journeys are not projected: they are decided at send and entry time"
                 .to_owned(),
@@ -262,21 +281,19 @@ impl Engine {
             }
             _ => None,
         };
-        let from_model = model_trigger(&journey.trigger);
-        let base = if from_model || segment.is_some() || reacts_to_purchases(journey) {
-            match self.model_base(&directory, now, options).await {
-                Ok(base) => Some(base),
-                Err(EngineError::Simulate(why)) if !from_model => {
-                    if segment.take().is_some() {
-                        caveats.push(format!("the segment's entries and exits are replayed: {why}"));
-                    }
-                    caveats.push(format!("runs are not ended by orders or stage changes: {why}"));
-                    None
+        let base = match inputs {
+            None => None,
+            Some(Ok(inputs)) => Some(ModelBase::new(inputs, &directory)),
+            Some(Err(EngineError::Simulate(why))) if !from_model => {
+                if segment.take().is_some() {
+                    caveats.push(format!("the segment's entries and exits are replayed: {why}"));
                 }
-                Err(e) => return Err(e),
+                if reacts_to_purchases(journey) {
+                    caveats.push(format!("runs are not ended by orders or stage changes: {why}"));
+                }
+                None
             }
-        } else {
-            None
+            Some(Err(e)) => return Err(e),
         };
         let drawn_entries = from_model || segment.is_some();
         let (fixed, entries_from) = match &journey.trigger {
@@ -310,7 +327,8 @@ impl Engine {
         let previous = self.previous_runs(journey).await?;
         let earlier = self.earlier_marketing(now).await?;
         // Draws differ only where the model is used; without it one run is the answer.
-        let draws = if base.is_some() { options.draws.max(1) } else { 1 };
+        let draws =
+            if base.is_some() && (drawn_entries || reacts_to_purchases(journey)) { options.draws.max(1) } else { 1 };
         let mut runs = Vec::with_capacity(draws as usize);
         for draw in 0..draws {
             let seed = options.seed.wrapping_add(u64::from(draw).wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -373,7 +391,7 @@ impl Engine {
             let mut after = None;
             loop {
                 let (page, next) = self.store.segment_members(part, now.micros(), after, PAGE).await?;
-                members.extend(page.iter().filter_map(|p| directory.by_external.get(&p.id).copied()));
+                members.extend(page.iter().filter_map(|p| directory.internal(&p.id)));
                 match next {
                     Some(next) => after = Some(next),
                     None => break,
@@ -397,29 +415,28 @@ impl Engine {
                 None => break,
             }
         }
+        // The store pages by internal id (sorting sorted input is one pass).
+        keys.sort_by_key(|k| k.id);
         let mut parsed: HashMap<Option<String>, Tz> = HashMap::new();
         let zones = keys
             .iter()
-            .map(|k| {
-                *parsed.entry(k.timezone.clone()).or_insert_with(|| {
+            .map(|k| match parsed.get(&k.timezone) {
+                Some(tz) => *tz,
+                None => {
                     let name = k.timezone.as_deref().and_then(|z| TimeZoneName::parse(z).ok());
-                    kanta_journey::effective_zone(name.as_ref(), journey.timezone, self.config.default_zone).tz
-                })
+                    let tz =
+                        kanta_journey::effective_zone(name.as_ref(), journey.timezone, self.config.default_zone).tz;
+                    parsed.insert(k.timezone.clone(), tz);
+                    tz
+                }
             })
             .collect();
-        let index = keys.iter().enumerate().map(|(i, k)| (k.id, i)).collect();
-        let by_external = keys.iter().map(|k| (k.external_id.clone(), k.id)).collect();
-        Ok(Directory { keys, zones, index, by_external })
+        Ok(Directory { keys, zones, by_external: std::sync::OnceLock::new() })
     }
 
     /// What the draws need, read and computed once: the fitted models, the store analysed as
     /// the scoring job does it, who is valuable.
-    async fn model_base(
-        &self,
-        directory: &Directory,
-        now: Timestamp,
-        options: &SimulateOptions,
-    ) -> Result<ModelBase, EngineError> {
+    async fn model_inputs(&self, now: Timestamp, options: &SimulateOptions) -> Result<ModelInputs, EngineError> {
         let fitted = self.fitted_model().await?;
         let Some(store) = kanta_jobs::analyse_store(&*self.store, now.micros(), options.lapse_days)
             .await
@@ -432,9 +449,7 @@ impl Engine {
         let scores = kanta_score::score_with(summaries, fitted.model.as_ref(), fitted.spend.as_ref(), &score_options)
             .map_err(EngineError::Simulate)?;
         let valuable = kanta_score::valuable(summaries, &scores);
-        let customers: Vec<Row> =
-            store.ids.iter().enumerate().filter_map(|(i, &id)| directory.get(id).map(|(_, tz)| (i, id, tz))).collect();
-        Ok(ModelBase { fitted, store, valuable, customers })
+        Ok(ModelInputs { fitted, store, valuable })
     }
 
     /// The latest scoring run's fitted models.
@@ -533,7 +548,7 @@ impl Engine {
         let mut after = None;
         loop {
             let (page, next) = self.store.segment_customers(info.id, after, PAGE).await?;
-            members.extend(page.iter().filter_map(|p| directory.by_external.get(&p.id).copied()));
+            members.extend(page.iter().filter_map(|p| directory.internal(&p.id)));
             match next {
                 Some(next) => after = Some(next),
                 None => break,
@@ -608,7 +623,7 @@ impl Engine {
             let mut after = None;
             loop {
                 let (page, next) = self.store.segment_members(&expr, now.micros(), after, PAGE).await?;
-                members.extend(page.iter().filter_map(|p| directory.by_external.get(&p.id).copied()));
+                members.extend(page.iter().filter_map(|p| directory.internal(&p.id)));
                 match next {
                     Some(next) => after = Some(next),
                     None => break,
@@ -687,7 +702,21 @@ struct ModelBase {
     customers: Vec<Row>,
 }
 
+/// [`ModelBase`] before the directory is known (they are read side by side).
+struct ModelInputs {
+    fitted: Fitted,
+    store: kanta_jobs::StoreAnalysis,
+    valuable: Vec<bool>,
+}
+
 impl ModelBase {
+    fn new(inputs: ModelInputs, directory: &Directory) -> ModelBase {
+        let ModelInputs { fitted, store, valuable } = inputs;
+        let customers =
+            store.ids.iter().enumerate().filter_map(|(i, &id)| directory.get(id).map(|(_, tz)| (i, id, tz))).collect();
+        ModelBase { fitted, store, valuable, customers }
+    }
+
     /// One draw of every customer's future (seeded by `seed` and the customer's id): the
     /// entries of a stage or predicted-purchase trigger when `enter`, and the futures of the
     /// entrants (of every customer when not `enter`: the runs of other triggers need them).
@@ -709,6 +738,8 @@ impl ModelBase {
             fraction_of_today: fraction_of_day(now),
             now_days: now.micros() as f64 / DAY_MICROS as f64,
             p_alive_for_all: segment.is_some_and(|s| s.projection.reads(Moving::PAlive)),
+            next_purchase: matches!(journey.trigger, Trigger::PredictedNextPurchase { .. })
+                || segment.is_some_and(|s| s.projection.reads(Moving::DaysToNextPurchase)),
         };
         let task = ModelTask { projector, now, seed, enter, trigger: journey.trigger.clone(), segment };
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
@@ -1087,25 +1118,30 @@ struct Tally {
     weeks: Vec<u64>,
 }
 
-/// The counts and series of one draw.
+/// The counts and series of one draw. Per-day series are by UTC calendar day, from today's
+/// (part of it is before now) to the window's last; weeks are counted from now.
 fn tally(journey: &Journey, now: Timestamp, options: &SimulateOptions, walked: Walked, planned: &[Planned]) -> Tally {
-    let days = (options.days as usize).max(1);
-    let index = |at: Timestamp| usize::try_from((at.micros() - now.micros()).max(0) / DAY_MICROS).unwrap_or(usize::MAX);
+    let elapsed = options.days as usize;
+    let days = calendar_days(now, options.days);
+    let horizon = now.saturating_add(DAY * options.days);
+    let calendar = |at: Timestamp| {
+        usize::try_from(at.micros().div_euclid(DAY_MICROS) - now.micros().div_euclid(DAY_MICROS)).unwrap_or(0)
+    };
     let mut entries_per_day = vec![0u64; days];
     for &at in &walked.entered_at {
-        entries_per_day[index(at).min(days - 1)] += 1;
+        entries_per_day[calendar(at).min(days - 1)] += 1;
     }
     let mut sends = vec![[0u64; 3]; days];
     let mut messages =
         Messages { emails: walked.messages.len() as u64, updates: walked.updates, ..Messages::default() };
     messages.transactional = walked.messages.iter().filter(|m| m.transactional).count() as u64;
     messages.webhooks = walked.webhooks.len() as u64;
-    for at in &walked.webhooks {
-        if let Some(day) = sends.get_mut(index(*at)) {
+    for &at in &walked.webhooks {
+        if let Some(day) = sends.get_mut(calendar(at)).filter(|_| at <= horizon) {
             day[2] += 1;
         }
     }
-    let weeks = days.div_ceil(7);
+    let weeks = elapsed.div_ceil(7).max(1);
     let mut per_week: HashMap<(u64, usize), u64> = HashMap::new();
     for (m, plan) in walked.messages.iter().zip(planned) {
         let (at, deferred) = match plan {
@@ -1121,14 +1157,15 @@ fn tally(journey: &Journey, now: Timestamp, options: &SimulateOptions, walked: W
         } else {
             messages.sent += 1;
         }
-        let i = index(at);
-        match sends.get_mut(i) {
-            Some(day) => day[usize::from(deferred)] += 1,
-            None => messages.after_window += 1,
+        if at > horizon {
+            messages.after_window += 1;
+            continue;
         }
-        if i < days {
-            *per_week.entry((m.customer, (i / 7).min(weeks - 1))).or_default() += 1;
+        if let Some(day) = sends.get_mut(calendar(at)) {
+            day[usize::from(deferred)] += 1;
         }
+        let week = usize::try_from((at.micros() - now.micros()).max(0) / DAY_MICROS).unwrap_or(0) / 7;
+        *per_week.entry((m.customer, week.min(weeks - 1))).or_default() += 1;
     }
     let steps = (0..journey.compile().steps.len()).map(|i| walked.steps.get(&i).copied().unwrap_or(0)).collect();
     let mut entries = walked.entries;
@@ -1165,7 +1202,7 @@ impl Simulation {
         caveats: Vec<String>,
     ) -> Simulation {
         let n = draws.len();
-        let days = (options.days as usize).max(1);
+        let days = calendar_days(now, options.days);
         let label = |d: usize| {
             zone::local_day(now.saturating_add(DAY * d as u32), Tz::UTC)
                 .map_or_else(|_| d.to_string(), |day| day.to_string())
@@ -1284,6 +1321,13 @@ fn reacts_to_purchases(journey: &Journey) -> bool {
         || journey.compile().steps.iter().any(|s| {
             matches!(&s.action, Action::WaitFor { awaited: Awaited::Event { name, .. }, .. } if name == "order.created")
         })
+}
+
+/// The UTC calendar days a window of `days` days from `now` touches: today's and every later one
+/// up to the window's end.
+fn calendar_days(now: Timestamp, days: u32) -> usize {
+    let end = now.saturating_add(DAY * days);
+    usize::try_from(end.micros().div_euclid(DAY_MICROS) - now.micros().div_euclid(DAY_MICROS) + 1).unwrap_or(1).max(1)
 }
 
 /// The part of `at`'s UTC day gone, in [0, 1).

@@ -40,7 +40,8 @@ use rand::Rng;
 pub struct Day {
     /// The lifecycle stage (slipping included).
     pub stage: Stage,
-    /// Median days from that day's scoring date to the next purchase, if alive.
+    /// Median days from that day's scoring date to the next purchase, if alive (NaN unless
+    /// [`Projector::next_purchase`]).
     pub next_purchase_days: f64,
     /// Purchase orders so far.
     pub orders: u32,
@@ -48,8 +49,8 @@ pub struct Day {
     pub days_since_last_order: f64,
     /// Days from the first purchase to that day's rescoring (fractional).
     pub days_since_first_order: f64,
-    /// P(alive), when computed (for valuable customers, or everyone with
-    /// [`Projector::p_alive_for_all`]).
+    /// P(alive), when computed (for valuable customers the rules call new, repeat or loyal, or
+    /// everyone with [`Projector::p_alive_for_all`]).
     pub p_alive: Option<f64>,
 }
 
@@ -72,6 +73,9 @@ pub struct Projector<'a> {
     /// Compute P(alive) every day for everyone, not only for the valuable (whose slipping
     /// needs it): a segment condition on `p_alive` reads it.
     pub p_alive_for_all: bool,
+    /// Compute the predicted next purchase every day (else [`Day::next_purchase_days`] is NaN):
+    /// predicted-purchase triggers read it.
+    pub next_purchase: bool,
 }
 
 /// A customer's history as the models read it.
@@ -149,7 +153,10 @@ impl Projector<'_> {
             let since = i32::try_from(i64::from(k) - last_day).unwrap_or(i32::MAX);
             let g = lapse.get(k as usize).or(lapse.last()).copied().unwrap_or(180);
             let rule = StageRules { lapse_days: g, loyal_orders: self.loyal_orders }.stage(orders, since);
-            let p_alive = (valuable || self.p_alive_for_all).then(|| self.model.p_alive(&h));
+            // Slipping needs P(alive) only of a valuable customer the rules still call new,
+            // repeat or loyal; a segment on `p_alive` needs everyone's.
+            let could_slip = valuable && matches!(rule, Stage::New | Stage::Repeat | Stage::Loyal);
+            let p_alive = (could_slip || self.p_alive_for_all).then(|| self.model.p_alive(&h));
             let stage = if valuable && p_alive.is_some_and(|p| crate::slipping(true, p, rule, self.slipping_below)) {
                 Stage::Slipping
             } else {
@@ -157,7 +164,7 @@ impl Projector<'_> {
             };
             out.push(Day {
                 stage,
-                next_purchase_days: next_purchase_median(self.model, &h),
+                next_purchase_days: if self.next_purchase { next_purchase_median(self.model, &h) } else { f64::NAN },
                 orders,
                 days_since_last_order: k_f - last_at,
                 days_since_first_order: k_f - first_at,
@@ -264,6 +271,7 @@ mod tests {
             fraction_of_today: 0.5,
             now_days: 0.0,
             p_alive_for_all: false,
+            next_purchase: true,
         };
         let lapse = [30];
         // Three orders in 1,000 days: the posterior rate, 2.24 / 1,034 a day, makes a purchase in
@@ -327,6 +335,7 @@ mod tests {
             fraction_of_today: 0.0,
             now_days: 0.0,
             p_alive_for_all: false,
+            next_purchase: true,
         };
         let mut rng = Pcg64Mcg::seed_from_u64(11);
         let (mut purchases, mut days) = (Vec::new(), Vec::new());
@@ -388,6 +397,7 @@ mod tests {
             fraction_of_today: 0.7,
             now_days: 0.0,
             p_alive_for_all: false,
+            next_purchase: true,
         };
         let c = CustomerSummary { days_since_last: 5, ..customer(3, 2, 95, 100) };
         let mut seen = Vec::new();

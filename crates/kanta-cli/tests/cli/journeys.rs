@@ -704,7 +704,8 @@ fn simulate_projects_every_example_journey_over_the_next_thirty_days() {
     for file in &files {
         let s = simulate(dir.path(), &db, file, &["--draws", "1"]);
         assert_eq!((s["days"].as_u64(), s["draws"].as_u64(), n(&s["customers"])), (Some(30), Some(1), 3000), "{file}");
-        assert_eq!(s["entries_per_day"].as_array().unwrap().len(), 30, "{file}");
+        // UTC calendar days: today's (from now) to the 30th day after (to now).
+        assert_eq!(s["entries_per_day"].as_array().unwrap().len(), 31, "{file}");
         let per_day: u64 = s["entries_per_day"].as_array().unwrap().iter().map(|d| n(&d["entries"])).sum();
         assert_eq!(per_day, n(&s["entries"]["total"]), "{file}");
         let e = &s["entries"];

@@ -21,6 +21,7 @@ kanta_store::on_both_backends!(
     #[tokio::test] |db| db;
     replayed_events_meet_the_holdout_re_entry_quiet_hours_and_the_cap,
     a_simulated_birthday_journey_enters_whom_the_calendar_then_enters,
+    a_schedule_enters_the_segments_members_at_every_occurrence,
 );
 
 fn t(text: &str) -> Timestamp {
@@ -32,6 +33,35 @@ fn checked<T: Record + std::fmt::Debug>(json: &Value) -> Vec<T> {
     let batch = parse_batch::<T>(text.as_bytes(), kanta_domain::TimeRange::ALL).expect("a JSON array");
     assert!(batch.rejected.is_empty(), "{:?}", batch.rejected);
     batch.valid.into_iter().map(|(_, r)| r).collect()
+}
+
+async fn a_schedule_enters_the_segments_members_at_every_occurrence(db: TestDb) {
+    // Friday 2026-12-04, noon UTC: the window to Sunday 2027-01-03 holds four Mondays.
+    let now = t("2026-12-04T12:00:00Z");
+    let store = db.store.clone();
+    let customers: Vec<Value> = (0..12)
+        .map(|i| json!({"id": format!("m{i:02}"), "attributes": {"tier": if i < 5 { "gold" } else { "silver" }}}))
+        .collect();
+    store.write_customers(&checked::<Customer>(&json!(customers)), now).await.unwrap();
+    let expr = kanta_segment::parse(r#"attributes.tier = "gold""#).unwrap();
+    store.create_segment("gold", r#"attributes.tier = "gold""#, &expr, now.micros()).await.unwrap();
+    let weekly = journey(
+        "name: weekly\ntrigger: { schedule: { cron: \"0 9 * * mon\", segment: gold } }\nentry: { reentry: always }\n\
+         steps:\n  - send_email: { subject: News, html: <p>n</p> }\n",
+    );
+    let s = simulate(store.clone(), EngineConfig::new("simulate-schedule"), now, &weekly).await;
+    // Five members, four Mondays at 09:00 UTC (Dec 7, 14, 21, 28), each run done at once.
+    assert_eq!((s.entries.total, s.entries.customers, s.ends.completed), (20, 5, 20));
+    let mondays: Vec<&str> = s.entries_per_day.iter().filter(|d| d.entries > 0).map(|d| d.day.as_str()).collect();
+    assert_eq!(mondays, ["2026-12-07", "2026-12-14", "2026-12-21", "2026-12-28"]);
+    assert_eq!(s.entries_per_day.len(), 31, "Dec 4 (from noon) to Jan 3 (to noon)");
+    assert!(s.entries_per_day.iter().all(|d| d.entries == 0 || d.entries == 5));
+    // A schedule over a segment that does not exist is an error, not an empty projection.
+    let missing =
+        journey("name: missing\ntrigger: { schedule: { cron: \"0 9 * * mon\", segment: nobody } }\nsteps:\n  - exit\n");
+    let engine = Engine::new(store, EngineConfig::new("simulate-schedule"), Arc::new(ManualClock::new(now))).unwrap();
+    let err = engine.simulate(&missing, &OPTIONS).await.unwrap_err();
+    assert!(err.to_string().contains("segment `nobody`, which does not exist"), "{err}");
 }
 
 /// A generated order's time.
