@@ -387,34 +387,27 @@ impl Engine {
         };
         let mut fixed = Vec::with_capacity(projection.fixed.len());
         for part in &projection.fixed {
-            let mut members = HashSet::new();
-            let mut after = None;
-            loop {
-                let (page, next) = self.store.segment_members(part, now.micros(), after, PAGE).await?;
-                members.extend(page.iter().filter_map(|p| directory.internal(&p.id)));
-                match next {
-                    Some(next) => after = Some(next),
-                    None => break,
-                }
-            }
-            fixed.push(members);
+            fixed.push(self.members_of(part, directory, now).await?);
         }
         let enters = matches!(journey.trigger, Trigger::EntersSegment(_));
         Ok(Some(SegmentPlan { projection, fixed, enters }))
     }
 
+    /// The customers (internal ids) a segment expression selects now.
+    async fn members_of(
+        &self,
+        expr: &kanta_segment::Expr,
+        directory: &Directory,
+        now: Timestamp,
+    ) -> Result<HashSet<i64>, EngineError> {
+        let profiles =
+            every_page(async |after| self.store.segment_members(expr, now.micros(), after, PAGE).await).await?;
+        Ok(profiles.iter().filter_map(|p| directory.internal(&p.id)).collect())
+    }
+
     /// Every customer's key and zone (customer → journey → settings → UTC).
     async fn directory(&self, journey: &Journey) -> Result<Directory, EngineError> {
-        let mut keys = Vec::new();
-        let mut after = None;
-        loop {
-            let (page, next) = self.store.customer_keys(after, PAGE).await?;
-            keys.extend(page);
-            match next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
-        }
+        let mut keys = every_page(async |after| self.store.customer_keys(after, PAGE).await).await?;
         // The store pages by internal id (sorting sorted input is one pass).
         keys.sort_by_key(|k| k.id);
         let mut parsed: HashMap<Option<String>, Tz> = HashMap::new();
@@ -500,23 +493,16 @@ impl Engine {
         let Some(scan) = filters.scan(&calendar, &span) else { return Ok(Vec::new()) };
         let names: Vec<String> = self.store.customer_zones().await?.into_iter().flatten().collect();
         let zones = kanta_store::journey::Zones { names: &names, unset: true };
+        let candidates = every_page(async |after| self.store.date_candidates(scan, zones, after, PAGE).await).await?;
         let mut entrants = Vec::new();
-        let mut after = None;
-        loop {
-            let (page, next) = self.store.date_candidates(scan, zones, after, PAGE).await?;
-            for candidate in &page {
-                let Some((_, tz)) = directory.get(candidate.customer) else { continue };
-                let (from, to) = (zone::local_day(now, tz)?, zone::local_day(horizon, tz)?);
-                for day in from.iter_days().skip(1).take_while(|d| *d <= to) {
-                    if fires_on(&calendar, candidate, day, tz)? {
-                        let at = dates::due_at(day, tz)?.max(now);
-                        entrants.push(Entrant { customer: candidate.customer, at, key: day.to_string() });
-                    }
+        for candidate in &candidates {
+            let Some((_, tz)) = directory.get(candidate.customer) else { continue };
+            let (from, to) = (zone::local_day(now, tz)?, zone::local_day(horizon, tz)?);
+            for day in from.iter_days().skip(1).take_while(|d| *d <= to) {
+                if fires_on(&calendar, candidate, day, tz)? {
+                    let at = dates::due_at(day, tz)?.max(now);
+                    entrants.push(Entrant { customer: candidate.customer, at, key: day.to_string() });
                 }
-            }
-            match next {
-                Some(next) => after = Some(next),
-                None => break,
             }
         }
         Ok(entrants)
@@ -544,16 +530,8 @@ impl Engine {
                 "the journey schedules segment `{segment}`, which does not exist"
             )));
         };
-        let mut members = Vec::new();
-        let mut after = None;
-        loop {
-            let (page, next) = self.store.segment_customers(info.id, after, PAGE).await?;
-            members.extend(page.iter().filter_map(|p| directory.internal(&p.id)));
-            match next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
-        }
+        let profiles = every_page(async |after| self.store.segment_customers(info.id, after, PAGE).await).await?;
+        let members: Vec<i64> = profiles.iter().filter_map(|p| directory.internal(&p.id)).collect();
         Ok(occurrences
             .iter()
             .flat_map(|o| members.iter().map(move |&customer| Entrant { customer, at: *o, key: o.to_rfc3339() }))
@@ -578,27 +556,20 @@ impl Engine {
             Trigger::LeavesSegment(name) => (Happening::SegmentExit(name), false, None),
             _ => return Ok(Vec::new()),
         };
+        let happened = every_page(async |after| self.store.happened(what, from, now, after, PAGE).await).await?;
         let mut entrants = Vec::new();
-        let mut after = None;
-        loop {
-            let (page, next) = self.store.happened(what, from, now, after, PAGE).await?;
-            for h in page {
-                if first_only && !h.first_order {
-                    continue;
-                }
-                let key = match key {
-                    Some(key) => match crate::entry::key_text(h.properties.as_ref().and_then(|p| p.get(key))) {
-                        Some(value) => value,
-                        None => continue,
-                    },
-                    None => String::new(),
-                };
-                entrants.push(Entrant { customer: h.customer, at: h.at.saturating_add(shift), key });
+        for h in happened {
+            if first_only && !h.first_order {
+                continue;
             }
-            match next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
+            let key = match key {
+                Some(key) => match crate::entry::key_text(h.properties.as_ref().and_then(|p| p.get(key))) {
+                    Some(value) => value,
+                    None => continue,
+                },
+                None => String::new(),
+            };
+            entrants.push(Entrant { customer: h.customer, at: h.at.saturating_add(shift), key });
         }
         Ok(entrants)
     }
@@ -619,16 +590,7 @@ impl Engine {
             let expr = kanta_segment::parse(condition).map_err(|e| {
                 EngineError::Simulate(format!("step {}: the condition `{condition}` does not parse: {e}", step.id))
             })?;
-            let mut members = HashSet::new();
-            let mut after = None;
-            loop {
-                let (page, next) = self.store.segment_members(&expr, now.micros(), after, PAGE).await?;
-                members.extend(page.iter().filter_map(|p| directory.internal(&p.id)));
-                match next {
-                    Some(next) => after = Some(next),
-                    None => break,
-                }
-            }
+            let members = self.members_of(&expr, directory, now).await?;
             out.insert(condition.clone(), members);
         }
         Ok(out)
@@ -639,23 +601,15 @@ impl Engine {
     async fn previous_runs(&self, journey: &Journey) -> Result<HashMap<(i64, String), PreviousRun>, EngineError> {
         let keyed = per_key(journey);
         let mut out: HashMap<(i64, String), PreviousRun> = HashMap::new();
-        let mut after = None;
-        loop {
-            let (page, next) = self.store.earlier_runs(&journey.name, after, PAGE).await?;
-            for run in page {
-                let previous = PreviousRun { entered_at: run.entered_at, ended_at: run.ended_at };
-                out.entry((run.customer, if keyed { run.key } else { String::new() }))
-                    .and_modify(|p| {
-                        if previous.entered_at >= p.entered_at {
-                            *p = previous;
-                        }
-                    })
-                    .or_insert(previous);
-            }
-            match next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
+        for run in every_page(async |after| self.store.earlier_runs(&journey.name, after, PAGE).await).await? {
+            let previous = PreviousRun { entered_at: run.entered_at, ended_at: run.ended_at };
+            out.entry((run.customer, if keyed { run.key } else { String::new() }))
+                .and_modify(|p| {
+                    if previous.entered_at >= p.entered_at {
+                        *p = previous;
+                    }
+                })
+                .or_insert(previous);
         }
         Ok(out)
     }
@@ -665,16 +619,8 @@ impl Engine {
         let FrequencyCap::Limit(limit) = self.config.guardrails.cap else { return Ok(HashMap::new()) };
         let from = limit.window_start(now);
         let mut out: HashMap<u64, Vec<Timestamp>> = HashMap::new();
-        let mut after = None;
-        loop {
-            let (page, next) = self.store.marketing_sent(from, now, after, PAGE).await?;
-            for (customer, at) in page {
-                out.entry(customer as u64).or_default().push(at);
-            }
-            match next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
+        for (customer, at) in every_page(async |after| self.store.marketing_sent(from, now, after, PAGE).await).await? {
+            out.entry(customer as u64).or_default().push(at);
         }
         Ok(out)
     }
@@ -1367,6 +1313,23 @@ fn replay_newcomers(
         let second = first + gap;
         if first >= start && second < today.0 && gap > 0 {
             thresholds.add(usize::try_from(second - start + 1).unwrap_or(0), gap as u32);
+        }
+    }
+}
+
+/// Every page of a keyset read (`page(after)` → the items and where the next page starts), in
+/// order.
+async fn every_page<T>(
+    mut page: impl AsyncFnMut(Option<i64>) -> Result<(Vec<T>, Option<i64>), kanta_store::StoreError>,
+) -> Result<Vec<T>, kanta_store::StoreError> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let (items, next) = page(after).await?;
+        all.extend(items);
+        match next {
+            Some(next) => after = Some(next),
+            None => return Ok(all),
         }
     }
 }

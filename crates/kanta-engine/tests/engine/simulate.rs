@@ -12,10 +12,11 @@ use kanta_domain::{ManualClock, Timestamp};
 use kanta_engine::simulate::{SimulateOptions, Simulation};
 use kanta_engine::{Engine, EngineConfig};
 use kanta_journey::{AnyTemplate, FrequencyCap, Journey, QuietHours};
-use kanta_store::record::{Record, parse_batch};
 use kanta_store::testing::TestDb;
 use kanta_store::{Customer, Event, Order, Storage};
 use serde_json::{Value, json};
+
+use crate::{checked, t};
 
 kanta_store::on_both_backends!(
     #[tokio::test] |db| db;
@@ -23,17 +24,6 @@ kanta_store::on_both_backends!(
     a_simulated_birthday_journey_enters_whom_the_calendar_then_enters,
     a_schedule_enters_the_segments_members_at_every_occurrence,
 );
-
-fn t(text: &str) -> Timestamp {
-    Timestamp::parse_rfc3339(text).expect("an RFC 3339 time")
-}
-
-fn checked<T: Record + std::fmt::Debug>(json: &Value) -> Vec<T> {
-    let text = json.to_string();
-    let batch = parse_batch::<T>(text.as_bytes(), kanta_domain::TimeRange::ALL).expect("a JSON array");
-    assert!(batch.rejected.is_empty(), "{:?}", batch.rejected);
-    batch.valid.into_iter().map(|(_, r)| r).collect()
-}
 
 async fn a_schedule_enters_the_segments_members_at_every_occurrence(db: TestDb) {
     // Friday 2026-12-04, noon UTC: the window to Sunday 2027-01-03 holds four Mondays.
@@ -144,7 +134,7 @@ async fn replayed_events_meet_the_holdout_re_entry_quiet_hours_and_the_cap(db: T
 }
 
 fn is_control(i: u32) -> bool {
-    let id = kanta_domain::contact::CustomerId::parse(&format!("c{i:03}")).unwrap();
+    let id = kanta_domain::contact::CustomerId::parse(format!("c{i:03}")).unwrap();
     kanta_uplift::arm::assign(&id, "promo", kanta_journey::Holdout::parse("20%").unwrap())
         == kanta_uplift::arm::Arm::Control
 }

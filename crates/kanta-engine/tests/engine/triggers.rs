@@ -9,10 +9,11 @@ use kanta_domain::{ManualClock, Timestamp};
 use kanta_engine::{Engine, EngineConfig, JourneyTriggered, TriggerOutcome};
 use kanta_journey::AnyTemplate;
 use kanta_store::journey::{RunStatus, TriggerCursor};
-use kanta_store::record::{Record, parse_batch};
 use kanta_store::testing::TestDb;
 use kanta_store::{Customer, ModelScores, NewScoreRun, Order, ScoreRow};
 use serde_json::{Value, json};
+
+use crate::{checked, t};
 
 kanta_store::on_both_backends!(
     #[tokio::test] |db| db;
@@ -25,17 +26,6 @@ kanta_store::on_both_backends!(
     two_engines_evaluating_at_once_enter_each_customer_once,
     a_paused_journey_enters_nobody_and_the_days_it_was_paused_are_skipped,
 );
-
-fn t(text: &str) -> Timestamp {
-    Timestamp::parse_rfc3339(text).expect("an RFC 3339 time")
-}
-
-fn checked<T: Record + std::fmt::Debug>(json: &Value) -> Vec<T> {
-    let text = json.to_string();
-    let batch = parse_batch::<T>(text.as_bytes(), kanta_domain::TimeRange::ALL).expect("a JSON array");
-    assert!(batch.rejected.is_empty(), "{:?}", batch.rejected);
-    batch.valid.into_iter().map(|(_, r)| r).collect()
-}
 
 struct Harness {
     db: TestDb,
