@@ -986,14 +986,15 @@ impl ExitRules {
 
     /// The first instant after `entered` (and by `horizon`) at which the customer's projected
     /// future ends the run: a drawn purchase, or the rescoring (`k` days after the start of
-    /// the simulation, `now`) that puts them in an exit stage.
+    /// the simulation, `now`) that changes their stage to an exit stage (a change, as
+    /// `stage_becomes` means: a customer already in the stage does not exit).
     fn first_exit(&self, future: &Future, entered: Timestamp, now: Timestamp, horizon: Timestamp) -> Option<Timestamp> {
         let order = self.on_order.then(|| future.purchases.iter().copied().find(|t| *t > entered)).flatten();
         let stage = (!self.on_stages.is_empty())
             .then(|| {
-                future.stages.iter().enumerate().skip(1).find_map(|(k, s)| {
-                    let at = now.saturating_add(DAY * k as u32);
-                    (at > entered && self.on_stages.contains(s)).then_some(at)
+                future.stages.windows(2).enumerate().find_map(|(k, pair)| {
+                    let at = now.saturating_add(DAY * (k + 1) as u32);
+                    (at > entered && pair[0] != pair[1] && self.on_stages.contains(&pair[1])).then_some(at)
                 })
             })
             .flatten();
@@ -1349,4 +1350,46 @@ fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(text: &str) -> Timestamp {
+        Timestamp::parse_rfc3339(text).unwrap()
+    }
+
+    #[test]
+    fn a_run_exits_at_the_first_drawn_order_or_the_rescoring_that_changes_the_stage() {
+        let now = t("2026-12-04T06:00:00Z");
+        let horizon = t("2027-01-03T06:00:00Z");
+        let entered = t("2026-12-05T06:00:00Z");
+        let rules = ExitRules { on_order: true, on_stages: vec![Stage::Repeat] };
+        let future = Future {
+            purchases: vec![t("2026-12-05T01:00:00Z"), t("2026-12-09T12:00:00Z")],
+            stages: vec![Stage::Lost, Stage::Lost, Stage::Lost, Stage::Repeat, Stage::Repeat],
+        };
+        // The order before entry does not count; the stage changes to repeat at day 3, before the
+        // second order.
+        assert_eq!(rules.first_exit(&future, entered, now, horizon), Some(t("2026-12-07T06:00:00Z")));
+        let orders_only = ExitRules { on_order: true, on_stages: Vec::new() };
+        assert_eq!(orders_only.first_exit(&future, entered, now, horizon), Some(t("2026-12-09T12:00:00Z")));
+        // Already repeat when entering: `stage_becomes` needs a change.
+        let already = Future { purchases: Vec::new(), stages: vec![Stage::Repeat; 5] };
+        assert_eq!(rules.first_exit(&already, entered, now, horizon), None);
+        // After the horizon: no exit in the window.
+        let late = Future { purchases: vec![t("2027-01-05T00:00:00Z")], stages: Vec::new() };
+        assert_eq!(orders_only.first_exit(&late, entered, now, horizon), None);
+    }
+
+    #[test]
+    fn a_window_touches_one_calendar_day_more_than_its_length() {
+        assert_eq!(calendar_days(t("2026-12-04T12:00:00Z"), 30), 31);
+        assert_eq!(calendar_days(t("2026-12-04T00:00:00Z"), 1), 2);
+        assert_eq!(fraction_of_day(t("2026-12-04T06:00:00Z")), 0.25);
+        assert_eq!(utc_midnight(t("2026-12-04T06:00:00Z")), t("2026-12-04T00:00:00Z"));
+        // Distinct customers get distinct streams.
+        assert_ne!(mix(1), mix(2));
+    }
 }
