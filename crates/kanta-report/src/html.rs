@@ -232,7 +232,16 @@ fn models_context(m: &kanta_score::ModelSummary, cur: Option<&str>) -> minijinja
         .collect();
     let p_labels: Vec<String> = m.p_alive_histogram.iter().map(|b| format!("{:.1}", b.from)).collect();
     let p_counts: Vec<u64> = m.p_alive_histogram.iter().map(|b| b.customers).collect();
-    let clv_labels: Vec<String> = m.clv_histogram.iter().map(|b| format!("{:.0}", b.from)).collect();
+    // Logarithmic bins: the lower edges span decades, so the labels keep two significant digits.
+    let compact = |v: f64| match v {
+        v if v >= 10_000.0 => format!("{:.0}k", v / 1000.0),
+        v if v >= 1_000.0 => format!("{:.1}k", v / 1000.0),
+        v if v >= 10.0 => format!("{v:.0}"),
+        v if v >= 1.0 => format!("{v:.1}"),
+        0.0 => "0".to_owned(),
+        v => format!("{v:.2}"),
+    };
+    let clv_labels: Vec<String> = m.clv_histogram.iter().map(|b| compact(b.from)).collect();
     let clv_counts: Vec<u64> = m.clv_histogram.iter().map(|b| b.customers).collect();
     let round = |v: f64| thousands(v.round().max(0.0) as u64);
     context! {
@@ -261,7 +270,12 @@ fn models_context(m: &kanta_score::ModelSummary, cur: Option<&str>) -> minijinja
         clv_definition => m.clv_definition,
         charts => context! {
             p_alive => charts::bars("Customers by probability of being active", "P(alive)", &p_labels, &p_counts),
-            clv => (!clv_counts.is_empty()).then(|| charts::bars("Customers by predicted 12-month CLV", "CLV, 12 months", &clv_labels, &clv_counts)),
+            clv => (!clv_counts.is_empty()).then(|| charts::bars(
+                "Customers by predicted 12-month CLV",
+                "CLV, 12 months (lower edge of logarithmic bins)",
+                &clv_labels,
+                &clv_counts,
+            )),
         },
     }
 }

@@ -235,7 +235,9 @@ pub struct ModelSummary {
     pub slipping_customers: u64,
     /// P(alive) histogram, 10 bins of 0.1.
     pub p_alive_histogram: Vec<Bin>,
-    /// CLV histogram over deciles of the CLV range (empty without a spend model).
+    /// CLV histogram with logarithmic bins (empty without a spend model; see
+    /// [`log_histogram`]): CLV is heavy-tailed, and bins of equal width put nearly everyone in
+    /// the first.
     pub clv_histogram: Vec<Bin>,
     /// Mean expected purchases in the next 365 days by repeat purchases (rows: 0, 1, …, 9, 10+)
     /// and by recency as a share of T (columns: tenths); `None` where no customer falls.
@@ -606,6 +608,41 @@ fn histogram(values: impl Iterator<Item = f64>, lo: f64, hi: f64, bins: usize) -
         .collect()
 }
 
+/// A histogram for heavy-tailed non-negative values (CLV): `bins` logarithmic bins from `low` to
+/// the maximum, `low · (max/low)^(i/bins)`, after a first bin `[0, low)` for the values near
+/// zero. `low` is the 5th percentile of the positive values, but at least max / 10⁴ (so the
+/// bins span at most four decades). Empty for no values; one bin `[0, max]` when no value is
+/// positive.
+pub fn log_histogram(values: &[f64], bins: usize) -> Vec<Bin> {
+    let max = values.iter().copied().filter(|v| v.is_finite()).fold(0.0, f64::max);
+    if values.is_empty() {
+        return Vec::new();
+    }
+    if max <= 0.0 || bins == 0 {
+        return vec![Bin { from: 0.0, to: max.max(0.0), customers: values.len() as u64 }];
+    }
+    let mut positive: Vec<f64> = values.iter().copied().filter(|v| v.is_finite() && *v > 0.0).collect();
+    let k = positive.len() / 20;
+    let (_, p5, _) = positive.select_nth_unstable_by(k, f64::total_cmp);
+    let low = p5.max(max / 1e4).min(max);
+    let ratio = (max / low).ln();
+    let edge = |i: usize| if ratio > 0.0 { low * (ratio * i as f64 / bins as f64).exp() } else { low };
+    let mut counts = vec![0u64; bins + 1];
+    for &v in values {
+        let i = if v.is_nan() || v < low {
+            0
+        } else if ratio > 0.0 {
+            1 + (((v / low).ln() / ratio * bins as f64).floor() as usize).min(bins - 1)
+        } else {
+            bins
+        };
+        counts[i] += 1;
+    }
+    std::iter::once(Bin { from: 0.0, to: low, customers: counts[0] })
+        .chain((0..bins).map(|i| Bin { from: edge(i), to: edge(i + 1), customers: counts[i + 1] }))
+        .collect()
+}
+
 fn summarise(
     summaries: &[CustomerSummary],
     scores: &[CustomerScore],
@@ -625,7 +662,6 @@ fn summarise(
         risk_bands[s.risk as usize] += 1;
     }
     let clvs: Vec<f64> = scores.iter().filter_map(|s| s.clv_12m).collect();
-    let clv_max = clvs.iter().copied().fold(0.0, f64::max);
     // Heat map: repeat purchases 0…9 and 10+ by recency/T in tenths.
     let mut sums = vec![vec![(0.0, 0u64); 10]; 11];
     for (c, s) in summaries.iter().zip(scores) {
@@ -664,7 +700,7 @@ fn summarise(
         risk_bands,
         slipping_customers: scores.iter().filter(|s| s.slipping).count() as u64,
         p_alive_histogram: histogram(scores.iter().map(|s| s.p_alive), 0.0, 1.0, 10),
-        clv_histogram: if clvs.is_empty() { Vec::new() } else { histogram(clvs.iter().copied(), 0.0, clv_max, 10) },
+        clv_histogram: log_histogram(&clvs, 10),
         expected_heatmap,
         targets,
         time_unit: "day",

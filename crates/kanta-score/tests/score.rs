@@ -275,3 +275,37 @@ fn the_simulated_shop_with_dropout_gets_no_fallback() {
     assert!(scores.summary.fallback.is_none());
     assert!(scores.summary.candidates.iter().all(|c| c.fallback.is_none() && c.model != "nbd"));
 }
+
+/// CLV is heavy-tailed: 19,000 customers between 1 and 50 and 1,000 up to 5,000 put 95 % in the
+/// first of ten equal-width bins; logarithmic bins spread them (issue 19: "today the CLV
+/// histogram in report.html is one bar holding 19,000 of 20,000 customers").
+#[test]
+fn the_clv_histogram_has_logarithmic_bins_that_spread_a_heavy_tail() {
+    let mut values: Vec<f64> = (0..19_000).map(|i| 1.0 + 49.0 * f64::from(i) / 19_000.0).collect();
+    values.extend((0..1_000).map(|i| 50.0 + 4_950.0 * f64::from(i) / 999.0));
+    values.extend([0.0; 10]);
+    let bins = kanta_score::log_histogram(&values, 10);
+    assert_eq!(bins.len(), 11);
+    assert_eq!(bins.iter().map(|b| b.customers).sum::<u64>(), 20_010);
+    // The first bin is [0, the 5th percentile of the positive values): the zeros and 5 %.
+    let p5 = 1.0 + 49.0 * 1_000.0 / 19_000.0;
+    assert!((bins[0].to - p5).abs() < 1e-9, "{}", bins[0].to);
+    assert_eq!(bins[0].customers, 10 + 1_000);
+    // Edges are geometric from p5 to the maximum, which falls in the last bin.
+    let ratio = (5_000.0 / p5).powf(0.1);
+    for (i, b) in bins[1..].iter().enumerate() {
+        assert!((b.from - p5 * ratio.powi(i as i32)).abs() < 1e-6 * b.from, "bin {i}: {b:?}");
+        assert!((b.to / b.from - ratio).abs() < 1e-9);
+    }
+    assert!(bins[10].customers >= 1 && (bins[10].to - 5_000.0).abs() < 1e-6);
+    // The largest bin, [31.4, 64.7), holds 36 % (equal-width bins put 95 % in the first).
+    let largest = bins.iter().map(|b| b.customers).max().unwrap();
+    assert!(largest < 20_010 * 2 / 5, "no bin holds most customers: {bins:?}");
+    // Degenerate inputs.
+    assert!(kanta_score::log_histogram(&[], 10).is_empty());
+    let zeros = kanta_score::log_histogram(&[0.0, 0.0], 10);
+    assert_eq!((zeros.len(), zeros[0].customers), (1, 2));
+    let same = kanta_score::log_histogram(&[7.0; 4], 10);
+    assert_eq!(same.iter().map(|b| b.customers).sum::<u64>(), 4);
+    assert_eq!(same.last().unwrap().customers, 4);
+}
