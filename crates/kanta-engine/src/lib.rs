@@ -39,6 +39,10 @@ pub mod simulate;
 mod triggers;
 pub mod uplift;
 
+/// A day in microseconds, the unit of stored instants (per-day tallies of simulations and
+/// uplift curves).
+const DAY_MICROS: i64 = 86_400_000_000;
+
 use std::sync::Arc;
 use std::time::Duration;
 

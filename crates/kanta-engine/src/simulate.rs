@@ -45,7 +45,8 @@ use kanta_domain::contact::{CustomerId, TimeZoneName};
 use kanta_journey::project::{self, End, Message, Outcomes, Planned, Visit};
 use kanta_journey::reentry::{Entry, PreviousRun};
 use kanta_journey::{
-    Action, Awaited, CompiledStep, ExitCondition, FrequencyCap, GoalKind, Holdout, Journey, Trigger, dates, zone,
+    Action, Awaited, Compiled, CompiledStep, ExitCondition, FrequencyCap, GoalKind, Holdout, Journey, Trigger, dates,
+    zone,
 };
 use kanta_score::future::{Day, LapseThresholds, Projector};
 use kanta_segment::project::{Moving, Projection, State};
@@ -56,7 +57,7 @@ use rand_pcg::Pcg64Mcg;
 use serde::Serialize;
 
 use crate::triggers::{Calendar, DayFilters, fires_on, next_occurrence};
-use crate::{Engine, EngineError};
+use crate::{DAY_MICROS, Engine, EngineError};
 
 const DAY: Duration = Duration::from_secs(86_400);
 const PAGE: u32 = 20_000;
@@ -263,9 +264,12 @@ impl Engine {
     pub async fn simulate(&self, journey: &Journey, options: &SimulateOptions) -> Result<Simulation, EngineError> {
         let now = self.now();
         let horizon = now.saturating_add(DAY * options.days);
+        // The step graph, compiled once for every walk, count and check below.
+        let compiled = journey.compile();
+        let reacts = reacts_to_purchases(journey, &compiled);
         let from_model = model_trigger(&journey.trigger);
         let on_segment = matches!(journey.trigger, Trigger::EntersSegment(_) | Trigger::LeavesSegment(_));
-        let needs_model = from_model || on_segment || reacts_to_purchases(journey);
+        let needs_model = from_model || on_segment || reacts;
         // The customers' keys and the purchases' analysis are two long reads: side by side.
         let (directory, inputs) = tokio::join!(self.directory(journey), async {
             if needs_model { Some(self.model_inputs(now, options).await) } else { None }
@@ -288,7 +292,7 @@ impl Engine {
                 if segment.take().is_some() {
                     caveats.push(format!("the segment's entries and exits are replayed: {why}"));
                 }
-                if reacts_to_purchases(journey) {
+                if reacts {
                     caveats.push(format!("runs are not ended by orders or stage changes: {why}"));
                 }
                 None
@@ -323,12 +327,11 @@ impl Engine {
                 format!("the last {} days replayed", options.days),
             ),
         };
-        let members = self.branch_members(journey, &directory, now).await?;
+        let members = self.branch_members(&compiled, &directory, now).await?;
         let previous = self.previous_runs(journey).await?;
         let earlier = self.earlier_marketing(now).await?;
         // Draws differ only where the model is used; without it one run is the answer.
-        let draws =
-            if base.is_some() && (drawn_entries || reacts_to_purchases(journey)) { options.draws.max(1) } else { 1 };
+        let draws = if base.is_some() && (drawn_entries || reacts) { options.draws.max(1) } else { 1 };
         let mut runs = Vec::with_capacity(draws as usize);
         for draw in 0..draws {
             let seed = options.seed.wrapping_add(u64::from(draw).wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -341,15 +344,25 @@ impl Engine {
             }
             entrants.sort_by_key(|a| (a.at, a.customer));
             let global = self.config.global_holdout;
-            let walked =
-                walk_all(journey, &entrants, &directory, &futures, &members, previous.clone(), global, (now, horizon))?;
+            let walked = walk_all(
+                journey,
+                &compiled,
+                &entrants,
+                &directory,
+                &futures,
+                &members,
+                previous.clone(),
+                global,
+                (now, horizon),
+            )?;
             let guard = &self.config.guardrails;
             let planned = project::plan(&walked.messages, guard.quiet, guard.cap, &earlier)?;
-            runs.push(tally(journey, now, options, walked, &planned));
+            runs.push(tally(&compiled, now, options, walked, &planned));
         }
         let model = base.map(|b| b.fitted.name);
         Ok(Simulation::from_draws(
             journey,
+            &compiled,
             now,
             options,
             directory.keys.len() as u64,
@@ -488,7 +501,7 @@ impl Engine {
         // Every UTC date of the window with a day's margin: no zone is a day away from UTC.
         let first = zone::local_day(now, Tz::UTC)?;
         let span: Vec<NaiveDate> =
-            first.iter_days().take(usize::try_from(day_count(now, horizon)).unwrap_or(0) + 3).collect();
+            first.iter_days().take(usize::try_from(project::day_index(now, horizon)).unwrap_or(0) + 3).collect();
         let filters = DayFilters::new(&calendar, &span);
         let Some(scan) = filters.scan(&calendar, &span) else { return Ok(Vec::new()) };
         let names: Vec<String> = self.store.customer_zones().await?.into_iter().flatten().collect();
@@ -577,12 +590,12 @@ impl Engine {
     /// For each branch condition of the journey, the customers matching it now.
     async fn branch_members(
         &self,
-        journey: &Journey,
+        compiled: &Compiled,
         directory: &Directory,
         now: Timestamp,
     ) -> Result<HashMap<String, HashSet<i64>>, EngineError> {
         let mut out = HashMap::new();
-        for step in &journey.compile().steps {
+        for step in &compiled.steps {
             let Action::Branch { condition, .. } = &step.action else { continue };
             if out.contains_key(condition) {
                 continue;
@@ -859,6 +872,7 @@ struct Walked {
 #[allow(clippy::too_many_arguments, reason = "the simulation's inputs, each from its own source")]
 fn walk_all(
     journey: &Journey,
+    compiled: &Compiled,
     entrants: &[Entrant],
     directory: &Directory,
     futures: &HashMap<i64, Future>,
@@ -867,7 +881,6 @@ fn walk_all(
     global: Holdout,
     (now, horizon): (Timestamp, Timestamp),
 ) -> Result<Walked, EngineError> {
-    let compiled = journey.compile();
     let order: HashMap<&str, usize> = compiled.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
     let marketing = journey.is_marketing();
     let reentry = journey.entry.reentry;
@@ -912,7 +925,7 @@ fn walk_all(
         let future = futures.get(&entrant.customer).unwrap_or(&empty);
         let mut outcomes = Answers { members, customer: entrant.customer, future };
         let mut run =
-            project::walk(&compiled, &journey.name, &key.external_id, entrant.at, zone, horizon, &mut outcomes)?;
+            project::walk(compiled, &journey.name, &key.external_id, entrant.at, zone, horizon, &mut outcomes)?;
         // An exit on an order or a stage ends the run where it falls.
         if let Some(exit) = exits.first_exit(future, entrant.at, now, horizon) {
             let ends_later = match run.end {
@@ -958,8 +971,6 @@ fn walk_all(
     }
     Ok(walked)
 }
-
-const DAY_MICROS: i64 = 86_400_000_000;
 
 /// What ends a run early, as far as the projection knows: an order (an `exit_when` order, a
 /// goal on orders that exits) or a stage.
@@ -1067,7 +1078,7 @@ struct Tally {
 
 /// The counts and series of one draw. Per-day series are by UTC calendar day, from today's
 /// (part of it is before now) to the window's last; weeks are counted from now.
-fn tally(journey: &Journey, now: Timestamp, options: &SimulateOptions, walked: Walked, planned: &[Planned]) -> Tally {
+fn tally(compiled: &Compiled, now: Timestamp, options: &SimulateOptions, walked: Walked, planned: &[Planned]) -> Tally {
     let elapsed = options.days as usize;
     let days = calendar_days(now, options.days);
     let horizon = now.saturating_add(DAY * options.days);
@@ -1111,10 +1122,10 @@ fn tally(journey: &Journey, now: Timestamp, options: &SimulateOptions, walked: W
         if let Some(day) = sends.get_mut(calendar(at)) {
             day[usize::from(deferred)] += 1;
         }
-        let week = usize::try_from((at.micros() - now.micros()).max(0) / DAY_MICROS).unwrap_or(0) / 7;
+        let week = usize::try_from(project::day_index(now, at) / 7).unwrap_or(usize::MAX);
         *per_week.entry((m.customer, week.min(weeks - 1))).or_default() += 1;
     }
-    let steps = (0..journey.compile().steps.len()).map(|i| walked.steps.get(&i).copied().unwrap_or(0)).collect();
+    let steps = (0..compiled.steps.len()).map(|i| walked.steps.get(&i).copied().unwrap_or(0)).collect();
     let mut entries = walked.entries;
     entries.customers = walked.entered.len() as u64;
     Tally {
@@ -1140,6 +1151,7 @@ impl Simulation {
     #[allow(clippy::too_many_arguments, reason = "the simulation's parts, gathered once")]
     fn from_draws(
         journey: &Journey,
+        compiled: &Compiled,
         now: Timestamp,
         options: &SimulateOptions,
         customers: u64,
@@ -1192,7 +1204,6 @@ impl Simulation {
             max: weeks.iter().copied().max().unwrap_or(0),
             histogram: histogram.into_iter().map(|(k, c)| [k, mean(std::iter::once(c), n)]).collect(),
         };
-        let compiled = journey.compile();
         Simulation {
             journey: journey.name.clone(),
             from: now.to_rfc3339(),
@@ -1261,11 +1272,11 @@ fn model_trigger(trigger: &Trigger) -> bool {
 }
 
 /// Whether runs react to orders or stages (exits, waits, an exiting goal).
-fn reacts_to_purchases(journey: &Journey) -> bool {
+fn reacts_to_purchases(journey: &Journey, compiled: &Compiled) -> bool {
     let exits = ExitRules::of(journey);
     exits.on_order
         || !exits.on_stages.is_empty()
-        || journey.compile().steps.iter().any(|s| {
+        || compiled.steps.iter().any(|s| {
             matches!(&s.action, Action::WaitFor { awaited: Awaited::Event { name, .. }, .. } if name == "order.created")
         })
 }
@@ -1290,11 +1301,6 @@ fn utc_midnight(at: Timestamp) -> Timestamp {
 /// A number of days as a duration (negative and non-finite as zero).
 fn days_duration(days: f64) -> Duration {
     Duration::try_from_secs_f64(days * 86_400.0).unwrap_or(Duration::ZERO)
-}
-
-/// Whole days from `from` to `to`.
-fn day_count(from: Timestamp, to: Timestamp) -> i64 {
-    (to.micros() - from.micros()).max(0) / DAY_MICROS
 }
 
 /// The customers the next days will bring are not in the store, but their first repeat

@@ -16,7 +16,7 @@ use kanta_uplift::curve::FollowUp;
 use kanta_uplift::report::{Settings, Unit, UpliftReport, report};
 use serde::Serialize;
 
-use crate::EngineError;
+use crate::{DAY_MICROS, EngineError};
 
 /// The window revenue is compared over when a journey has no goal.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(30 * 86_400);
@@ -26,8 +26,6 @@ pub const PRE_WINDOW: Duration = Duration::from_secs(365 * 86_400);
 
 /// Rows read per page.
 const PAGE: u32 = 20_000;
-
-const DAY_MICROS: i64 = 86_400_000_000;
 
 /// The uplift report of one journey, with what it was computed over.
 #[derive(Debug, Clone, Serialize)]

@@ -31,6 +31,15 @@ use crate::cli::{
     JourneysTriggersArgs, JourneysValidateArgs,
 };
 
+/// The instant of a `--now` flag (RFC 3339), or the system clock's without one.
+pub(crate) fn now_or(flag: Option<&str>) -> Result<kanta_domain::Timestamp, UsageError> {
+    match flag {
+        Some(text) => kanta_domain::Timestamp::parse_rfc3339(text)
+            .map_err(|e| UsageError(format!("--now `{text}` is not an RFC 3339 time: {e}"))),
+        None => Ok(kanta_domain::Clock::now(&kanta_domain::SystemClock)),
+    }
+}
+
 /// The templates of one folder, as the validator asks about them.
 struct Folder {
     /// The names `NAME` of the folder's `NAME.html` files.
@@ -376,11 +385,7 @@ fn with_newline(text: &str) -> std::borrow::Cow<'_, str> {
 /// journey whose window held anything to look at, who entered and who did not.
 pub fn triggers(args: &JourneysTriggersArgs) -> anyhow::Result<()> {
     use anyhow::Context;
-    let now = match &args.now {
-        Some(text) => kanta_domain::Timestamp::parse_rfc3339(text)
-            .map_err(|e| UsageError(format!("--now `{text}` is not an RFC 3339 time: {e}")))?,
-        None => kanta_domain::Clock::now(&kanta_domain::SystemClock),
-    };
+    let now = now_or(args.now.as_deref())?;
     let settings = args.store.settings()?;
     let mut config = kanta_engine::EngineConfig::new(format!("kanta-cli-{}", std::process::id()));
     config.default_zone = Some(settings.journeys.default_timezone.value);

@@ -14,11 +14,7 @@ use crate::command::with_store;
 
 /// Prints the report.
 pub fn report(args: &JourneysReportArgs) -> anyhow::Result<()> {
-    let now = match &args.now {
-        Some(text) => kanta_domain::Timestamp::parse_rfc3339(text)
-            .map_err(|e| UsageError(format!("--now `{text}` is not an RFC 3339 time: {e}")))?,
-        None => kanta_domain::Clock::now(&kanta_domain::SystemClock),
-    };
+    let now = super::now_or(args.now.as_deref())?;
     let settings =
         Settings { bootstrap: Options { resamples: args.resamples, seed: args.seed }, ..Settings::default() };
     let name = &args.name;

@@ -12,18 +12,13 @@ use std::sync::Arc;
 use anyhow::Context;
 use kanta_engine::simulate::{SimulateOptions, Simulation};
 
-use crate::UsageError;
 use crate::cli::JourneysSimulateArgs;
 use crate::command::journeys::check_files;
 use kanta_report::format::thousands;
 
 /// Runs the simulation and prints it.
 pub fn simulate(args: &JourneysSimulateArgs) -> anyhow::Result<()> {
-    let now = match &args.now {
-        Some(text) => kanta_domain::Timestamp::parse_rfc3339(text)
-            .map_err(|e| UsageError(format!("--now `{text}` is not an RFC 3339 time: {e}")))?,
-        None => kanta_domain::Clock::now(&kanta_domain::SystemClock),
-    };
+    let now = super::now_or(args.now.as_deref())?;
     let (mut checked, failed) = check_files(std::slice::from_ref(&args.file));
     let journey = match (failed, checked.pop()) {
         (0, Some((_, journey))) => journey,
