@@ -18,7 +18,7 @@
 //! unless `keep_zero` is set (then they are purchases of value 0).
 
 use kanta_domain::purchase::Kind;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::aggregate::CustomerBase;
 use crate::lifecycle::{Stage, StageRules, lapse_threshold};
@@ -119,7 +119,7 @@ pub enum AnalysisError {
 }
 
 /// The business summary: `summary.json` and the report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BusinessSummary {
     /// Observation end, `YYYY-MM-DD`.
     pub as_of: String,
@@ -158,7 +158,7 @@ pub struct BusinessSummary {
 }
 
 /// Return orders.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Returns {
     /// Number of return orders.
     pub orders: u64,
@@ -173,7 +173,7 @@ pub struct Returns {
 }
 
 /// Of the customers with `purchases` orders or more, how many made one more.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LadderStep {
     /// k.
     pub purchases: u32,
@@ -186,7 +186,7 @@ pub struct LadderStep {
 }
 
 /// How concentrated revenue is in the best customers.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Concentration {
     /// Revenue share of the top 1 % of customers by revenue (at least one customer).
     pub top_1pct_share: f64,
@@ -212,7 +212,7 @@ pub struct Concentration {
 /// its size grows with the square of the months covered, so one order dated in year 1 would
 /// otherwise ask for a matrix of 24,000² cells. Customers whose first purchase is older are
 /// counted in `older_customers`, not dropped silently.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cohorts {
     /// Cohort months, `YYYY-MM`, oldest first.
     pub months: Vec<String>,
@@ -227,7 +227,7 @@ pub struct Cohorts {
 }
 
 /// A bucket of the gap histogram.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GapBin {
     /// e.g. `8–14 days`.
     pub label: String,
@@ -240,7 +240,7 @@ pub struct GapBin {
 }
 
 /// Time between purchases.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimeBetween {
     /// Customers with a second purchase day.
     pub customers_with_second: u64,
@@ -253,7 +253,7 @@ pub struct TimeBetween {
 }
 
 /// Revenue at risk.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RevenueAtRisk {
     /// Customers now lapsing.
     pub lapsing_customers: u64,
@@ -270,7 +270,7 @@ pub struct RevenueAtRisk {
 }
 
 /// One row of the retention what-if table.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WhatIf {
     /// Share of lapsing customers kept (0.05 = 5 %).
     pub kept_share: f64,
@@ -281,7 +281,7 @@ pub struct WhatIf {
 }
 
 /// Customers and revenue of one segment or stage.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupRow {
     /// Segment or stage name.
     pub name: String,

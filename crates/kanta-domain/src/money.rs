@@ -10,7 +10,7 @@
 use std::fmt;
 use std::ops::{Add, AddAssign, Neg, Sub};
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Number of money units in one currency unit (four decimal places).
 pub const SCALE: i64 = 10_000;
@@ -298,6 +298,15 @@ impl Serialize for Money {
     }
 }
 
+/// Reads what [`Serialize`] wrote (a number of currency units) back: exact for every amount
+/// below 2⁵³ / 10⁴ units, where the f64 still holds each 1/10,000 step.
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Money, D::Error> {
+        let value = f64::deserialize(deserializer)?;
+        Money::from_f64(value).ok_or_else(|| serde::de::Error::custom(format!("{value} is not an amount of money")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,6 +408,16 @@ mod tests {
         assert_eq!(price.times_quantity(qty), Some(Money(80_000)));
         let third = Money::parse("0.3333", false).unwrap();
         assert_eq!(third.times_quantity(Money(30_000)), Some(Money(9_999)));
+    }
+
+    #[test]
+    fn serialized_amounts_read_back_exactly() {
+        for raw in [0, 1, -1, 196_500, -45_000, 123_456_789_012, 900_719_925_474_099] {
+            let json = serde_json::to_string(&Money(raw)).expect("json");
+            assert_eq!(serde_json::from_str::<Money>(&json).expect("money"), Money(raw), "{json}");
+        }
+        assert!(serde_json::from_str::<Money>("\"12\"").is_err());
+        assert!(serde_json::from_str::<Money>("1e400").is_err());
     }
 
     #[test]

@@ -58,6 +58,8 @@ impl Application {
         let inbound = settings.inbound_hooks()?;
         let email = settings.email_config()?;
         settings.journeys.tick()?;
+        let public_url = settings.email.as_ref().map(|e| e.public_url.as_str());
+        let web_config = settings.dashboard.enabled.then(|| settings.dashboard.web_config(public_url)).transpose()?;
         let store = settings.database.open().await?;
         let http_limits = settings.server.http_limits()?;
         let listen = &settings.server.listen;
@@ -87,6 +89,15 @@ impl Application {
             None => state,
         };
         let router = kanta_api::router(state);
+        // The dashboard's pages beside the API, on the same port (they share no path).
+        let router = match web_config {
+            Some(config) => {
+                let web =
+                    kanta_web::WebState::new(store.clone(), clock.clone(), config).map_err(ServerError::Dashboard)?;
+                kanta_web::router(web).merge(router)
+            }
+            None => router,
+        };
         let dispatcher = Dispatcher::new(store.clone()).map_err(ServerError::WebhookClient)?.with_clock(clock.clone());
         Ok(Application {
             settings,

@@ -54,6 +54,9 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// The dashboard could not be set up (its templates did not parse: a defect).
+    #[error("setting up the dashboard")]
+    Dashboard(#[source] kanta_web::WebError),
     /// The bound socket did not tell its address.
     #[error("reading the listening address")]
     Address(#[source] std::io::Error),

@@ -135,6 +135,19 @@ lease = "5m"
 # [[webhooks]] endpoint use its secret). Without it such a step's call fails, unsent.
 # webhook_secret_env = "KANTA_JOURNEY_WEBHOOK_SECRET"   # or: webhook_secret = "16+ chars"
 
+[dashboard]
+# Whether `kanta serve` shows the dashboard at / (log in at /login with a read or admin token).
+enabled = true
+# How numbers and money are written: en, de, de-CH, nl, es, it, pt, da, fi, sv, nb, fr, pl, cs, et.
+locale = "en"
+# The currency code shown with amounts, e.g. "EUR" (none by default).
+# currency = "EUR"
+# How long a login lasts; revoking its token ends it at once.
+session = "12h"
+# Session cookies are marked Secure: "auto" (when the request came over HTTPS through a proxy
+# that says so with X-Forwarded-Proto, or [email] public_url is https://), "always" or "never".
+secure_cookies = "auto"
+
 # Inbound webhooks: none by default. Each [[inbound]] table accepts customer and consent updates
 # from a CRM at POST /v1/hooks/NAME, mapping the CRM's JSON onto kanta's customer fields.
 # Signed requests (kanta-signature, hmac-sha256) must carry a timestamp within 5 minutes of the
@@ -187,6 +200,8 @@ pub struct Settings {
     pub guardrails: Guardrails,
     /// The journey engine.
     pub journeys: Journeys,
+    /// The dashboard.
+    pub dashboard: Dashboard,
     /// Outbound webhook endpoints.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<WebhookSettings>,
@@ -677,6 +692,94 @@ impl Journeys {
     pub fn tick(&self) -> Result<Duration, SettingsError> {
         self.tick.0.ok_or_else(|| {
             SettingsError("[journeys] tick cannot be `off`: set `enabled = false` to stop journeys".into())
+        })
+    }
+}
+
+/// `[dashboard]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dashboard {
+    /// Whether `kanta serve` shows the dashboard.
+    pub enabled: bool,
+    /// How numbers and money are written (checked when the file is read).
+    pub locale: Checked<kanta_report::format::NumberFormat>,
+    /// The currency code shown with amounts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// How long a login lasts.
+    pub session: Every,
+    /// `auto`, `always` or `never`.
+    pub secure_cookies: Checked<SecureCookies>,
+}
+
+/// When session cookies are marked `Secure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecureCookies {
+    /// Over HTTPS (seen through `X-Forwarded-Proto`, or an `https://` public URL).
+    Auto,
+    /// Always (the dashboard is only reached over HTTPS).
+    Always,
+    /// Never (plain HTTP on a trusted network).
+    Never,
+}
+
+impl Default for Dashboard {
+    fn default() -> Self {
+        Dashboard {
+            enabled: true,
+            locale: Checked::parse("en").unwrap_or_else(|e| unreachable!("a built-in default: {e}")),
+            currency: None,
+            session: Every(Some(Duration::from_secs(12 * 3600))),
+            secure_cookies: Checked { text: "auto".into(), value: SecureCookies::Auto },
+        }
+    }
+}
+
+impl ParseSetting for kanta_report::format::NumberFormat {
+    fn parse_setting(text: &str) -> Result<Self, String> {
+        kanta_report::format::NumberFormat::new(text, None).map_err(|e| format!("[dashboard] {e}"))
+    }
+}
+
+impl ParseSetting for SecureCookies {
+    fn parse_setting(text: &str) -> Result<Self, String> {
+        match text {
+            "auto" => Ok(SecureCookies::Auto),
+            "always" => Ok(SecureCookies::Always),
+            "never" => Ok(SecureCookies::Never),
+            other => Err(format!("[dashboard] secure_cookies `{other}` must be auto, always or never")),
+        }
+    }
+}
+
+impl Dashboard {
+    /// The dashboard's configuration; `public_url` is `[email] public_url`, when set.
+    pub fn web_config(&self, public_url: Option<&str>) -> Result<kanta_web::WebConfig, SettingsError> {
+        let session =
+            self.session.0.filter(|d| !d.is_zero()).ok_or_else(|| {
+                SettingsError("[dashboard] session must be a duration such as \"12h\", not off".into())
+            })?;
+        let currency = match self.currency.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic()) => Some(c),
+            Some(c) => {
+                return Err(SettingsError(format!(
+                    "[dashboard] currency `{c}` must be a three-letter ISO 4217 code such as EUR"
+                )));
+            }
+        };
+        let format = kanta_report::format::NumberFormat::new(self.locale.value.locale(), currency)
+            .map_err(|e| SettingsError(format!("[dashboard] {e}")))?;
+        Ok(kanta_web::WebConfig {
+            session,
+            format,
+            secure_cookies: match self.secure_cookies.value {
+                SecureCookies::Auto => None,
+                SecureCookies::Always => Some(true),
+                SecureCookies::Never => Some(false),
+            },
+            public_url: public_url.map(str::to_owned),
         })
     }
 }

@@ -48,6 +48,11 @@ pub(crate) trait Dialect: Driver {
     /// concurrent writers would otherwise both pass a check before either inserts.
     const LOCK_ROW: &'static str;
 
+    /// What follows a text expression to compare it in byte order (prefix searches as range
+    /// scans): nothing in SQLite, whose default collation is byte order; `COLLATE "C"` in
+    /// PostgreSQL, whose database collation may not be.
+    const BYTE_ORDER: &'static str;
+
     /// A read connection whose statements stop at a time budget ([`Budget`]).
     type Budgeted: Budget<Self>;
 

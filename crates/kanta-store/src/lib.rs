@@ -42,6 +42,7 @@ pub mod webhook;
 
 mod audit;
 mod customers;
+mod dashboard;
 mod dialect;
 mod orders;
 mod postgres;
@@ -54,6 +55,10 @@ mod store;
 
 pub use audit::AuditStore;
 pub use customers::CustomerStore;
+pub use dashboard::{
+    ChurnRisk, CustomerFilter, CustomerListRow, CustomerSegments, DashboardStore, SegmentMoment, SessionRow,
+    StageMovement,
+};
 pub use journey::{GoalStore, HistoryStore, JourneyStore, TriggerStore};
 pub use orders::OrderStore;
 pub use purchases::{PurchaseLines, Purchases};
@@ -656,6 +661,7 @@ pub trait Storage:
     + TriggerStore
     + GoalStore
     + HistoryStore
+    + DashboardStore
     + Send
     + Sync
     + fmt::Debug

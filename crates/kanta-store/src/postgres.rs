@@ -31,6 +31,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (11, "journey_feed", include_str!("../migrations/postgres/0011_journey_feed.sql")),
     (12, "journey_triggers", include_str!("../migrations/postgres/0012_journey_triggers.sql")),
     (13, "journey_goals", include_str!("../migrations/postgres/0013_journey_goals.sql")),
+    (14, "dashboard", include_str!("../migrations/postgres/0014_dashboard.sql")),
 ];
 
 impl Store<Postgres> {
@@ -81,6 +82,7 @@ impl Dialect for Postgres {
     /// `NO KEY`: the lock must not block inserts of rows that reference the locked one (an
     /// order's foreign key takes `KEY SHARE` on its customer).
     const LOCK_ROW: &'static str = " FOR NO KEY UPDATE";
+    const BYTE_ORDER: &'static str = " COLLATE \"C\"";
 
     type Budgeted = Budgeted;
     type TxBudget = ();

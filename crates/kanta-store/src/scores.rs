@@ -276,7 +276,7 @@ pub(crate) fn score_view<R: Row>(r: &R) -> Result<ScoreView, StoreError> {
     })
 }
 
-fn score_run_info<R: Row>(r: &R) -> Result<ScoreRunInfo, StoreError> {
+pub(crate) fn score_run_info<R: Row>(r: &R) -> Result<ScoreRunInfo, StoreError> {
     Ok(ScoreRunInfo {
         id: r.try_get("id")?,
         started_at: rfc3339(r.try_get("started_at")?),

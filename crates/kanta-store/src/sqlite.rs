@@ -47,6 +47,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (11, "journey_feed", include_str!("../migrations/sqlite/0011_journey_feed.sql")),
     (12, "journey_triggers", include_str!("../migrations/sqlite/0012_journey_triggers.sql")),
     (13, "journey_goals", include_str!("../migrations/sqlite/0013_journey_goals.sql")),
+    (14, "dashboard", include_str!("../migrations/sqlite/0014_dashboard.sql")),
 ];
 
 impl Store<Sqlite> {
@@ -105,6 +106,7 @@ impl Dialect for Sqlite {
     const SKIP_LOCKED: &'static str = "";
     /// Nothing: the one writer serialises every write transaction already.
     const LOCK_ROW: &'static str = "";
+    const BYTE_ORDER: &'static str = "";
 
     type Budgeted = Budgeted;
     type TxBudget = TxBudget;

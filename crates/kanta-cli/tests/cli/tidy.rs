@@ -114,7 +114,10 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("files", &["kanta-io", "kanta-gen", "kanta-report"]),
-    ("live edges", &["kanta-store", "kanta-webhooks", "kanta-mail", "kanta-jobs", "kanta-api", "kanta-engine"]),
+    (
+        "live edges",
+        &["kanta-store", "kanta-webhooks", "kanta-mail", "kanta-jobs", "kanta-api", "kanta-engine", "kanta-web"],
+    ),
     ("application", &["kanta-server"]),
     ("binary", &["kanta-cli"]),
 ];

@@ -3,5 +3,6 @@
 
 mod api;
 mod application;
+mod dashboard;
 mod http_limits;
 mod journeys;

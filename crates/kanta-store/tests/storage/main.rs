@@ -6,6 +6,7 @@
 
 mod audit;
 mod customers;
+mod dashboard;
 mod goals;
 mod history;
 mod journeys;

@@ -1,0 +1,472 @@
+//! The dashboard over HTTP, on SQLite and on PostgreSQL: login and sessions, scopes, CSRF,
+//! the security headers, escaping of hostile customer text, and what the pages show. (The
+//! same pages in a real browser: `dashboard_browser.rs`.)
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kanta_server::testing::TestApp;
+use kanta_store::testing::TestDb;
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::json;
+
+kanta_store::on_both_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)] |db| db;
+    a_token_logs_in_to_a_strict_http_only_session_that_expiry_logout_and_revoking_end,
+    only_admin_sessions_export_and_erase_and_every_form_needs_its_csrf_token,
+    hostile_customer_text_is_shown_as_text,
+    the_overview_shows_the_latest_run_in_the_configured_locale,
+    the_customer_list_searches_filters_and_pages,
+);
+
+/// A browser without JavaScript: follows no redirect by itself, keeps the cookies it is given.
+struct Browser {
+    base: String,
+    client: reqwest::Client,
+    cookies: BTreeMap<String, String>,
+    /// Extra headers sent with every request (`X-Forwarded-Proto`, a foreign `Origin`…).
+    extra: Vec<(&'static str, String)>,
+}
+
+/// A response.
+struct Page {
+    status: StatusCode,
+    headers: HeaderMap,
+    /// The body as sent.
+    body: String,
+    /// The body with `&#x2f;` read as `/`.
+    text: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or_default()
+    }
+
+    fn set_cookies(&self) -> Vec<String> {
+        self.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect()
+    }
+
+    /// The value of the first hidden field `name` in the body.
+    fn hidden(&self, name: &str) -> String {
+        let marker = format!("name=\"{name}\" value=\"");
+        let at = self.body.find(&marker).unwrap_or_else(|| panic!("no field {name} in {}", self.body)) + marker.len();
+        self.body[at..].split('"').next().expect("a value").to_owned()
+    }
+}
+
+impl Browser {
+    fn new(base: &str) -> Browser {
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("a client");
+        Browser { base: base.to_owned(), client, cookies: BTreeMap::new(), extra: Vec::new() }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
+        let mut request = request.header("cookie", self.cookie_header()).build().expect("a request");
+        for (k, v) in &self.extra {
+            request.headers_mut().insert(*k, v.parse().expect("a header value"));
+        }
+        let response = self.client.execute(request).await.expect("a response");
+        let status = response.status();
+        let headers = response.headers().clone();
+        // minijinja escapes `/` in values as `&#x2f;` (harmless in HTML); links read back plain.
+        let body = response.text().await.expect("a body");
+        let page = Page { status, headers, text: body.replace("&#x2f;", "/"), body };
+        for cookie in page.set_cookies() {
+            let pair = cookie.split(';').next().unwrap_or_default();
+            let (name, value) = pair.split_once('=').expect("name=value");
+            if value.is_empty() || cookie.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        page
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let request = self.client.get(format!("{}{path}", self.base));
+        self.send(request).await
+    }
+
+    /// A form POST from one of the dashboard's own pages (same origin).
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let body = serde_urlencoded_form(form);
+        let request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", self.base.clone())
+            .body(body);
+        self.send(request).await
+    }
+
+    /// Logs in with `token` through the form; the response to the form's POST.
+    async fn login(&mut self, token: &str, next: &str) -> Page {
+        let form = self.get(&format!("/login?next={next}")).await;
+        assert_eq!(form.status, StatusCode::OK);
+        let csrf = form.hidden("csrf");
+        self.post("/login", &[("token", token), ("csrf", &csrf), ("next", next)]).await
+    }
+
+    /// The CSRF token of the session's pages.
+    async fn csrf(&mut self) -> String {
+        let page = self.get("/customers").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        page.hidden("csrf")
+    }
+}
+
+fn serde_urlencoded_form(form: &[(&str, &str)]) -> String {
+    form.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&")
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn post_json(app: &TestApp, path: &str, body: serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}{path}", app.base))
+        .bearer_auth(&app.admin)
+        .json(&body)
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap_or_default());
+}
+
+async fn api_status(app: &TestApp, path: &str) -> StatusCode {
+    reqwest::Client::new()
+        .get(format!("{}{path}", app.base))
+        .bearer_auth(&app.admin)
+        .send()
+        .await
+        .expect("a response")
+        .status()
+}
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+async fn a_token_logs_in_to_a_strict_http_only_session_that_expiry_logout_and_revoking_end(db: TestDb) {
+    let app = TestApp::spawn(db, kanta_server::testing::settings()).await;
+    let mut browser = Browser::new(&app.base);
+
+    // Without a session every page sends the browser to the login form, and back afterwards.
+    let page = browser.get("/customers?stage=lost").await;
+    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/login?next=%2Fcustomers%3Fstage%3Dlost"));
+    let form = browser.get("/login?next=%2Fcustomers").await;
+    assert_eq!(form.headers["content-security-policy"], CSP);
+    assert_eq!(form.headers["cache-control"], "no-store");
+    assert_eq!(form.headers["x-frame-options"], "DENY");
+    let login_cookie = &form.set_cookies()[0];
+    assert!(login_cookie.starts_with("kanta_login="), "{login_cookie}");
+    assert!(login_cookie.ends_with("; Path=/login; Max-Age=3600; HttpOnly; SameSite=Strict"), "{login_cookie}");
+
+    // A form posted without its cookie (another site's page) is refused; so is a wrong token
+    // and a token that can only write.
+    let csrf = form.hidden("csrf");
+    let mut stranger = Browser::new(&app.base);
+    let page = stranger.post("/login", &[("token", &app.admin), ("csrf", &csrf)]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(!stranger.cookies.contains_key("kanta_session"));
+    let page = browser.login("kanta_0000", "/").await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    assert!(page.body.contains("That token is unknown or revoked."));
+    let page = browser.login(&app.ingest, "/").await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.body.contains("An ingest token can only write data"));
+    assert!(!browser.cookies.contains_key("kanta_session"));
+
+    // A read token: a session cookie no script can read and no other site sends, for 12 hours.
+    let page = browser.login(&app.read, "/customers?stage=lost").await;
+    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/customers?stage=lost"));
+    let session = page.set_cookies().into_iter().find(|c| c.starts_with("kanta_session=")).expect("a session");
+    assert!(session.ends_with("; Path=/; Max-Age=43200; HttpOnly; SameSite=Strict"), "{session}");
+    assert_eq!(browser.cookies["kanta_session"].len(), 64, "256 random bits in hex");
+    let page = browser.get("/customers?stage=lost").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("(read)"), "the header names the scope");
+    // A login does not follow a `next` off the site.
+    let page = browser.login(&app.read, "//evil.example/").await;
+    assert_eq!(page.location(), "/");
+
+    // Behind an HTTPS proxy the cookie is Secure.
+    let mut secure = Browser::new(&app.base);
+    secure.extra.push(("x-forwarded-proto", "https".into()));
+    let page = secure.login(&app.read, "/").await;
+    assert!(page.set_cookies().iter().any(|c| c.starts_with("kanta_session=") && c.ends_with("; Secure")));
+
+    // Logout needs the session's form token and a same-site request; then the session is gone.
+    let csrf = browser.csrf().await;
+    let page = browser.post("/logout", &[("csrf", "not-the-token")]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    browser.extra.push(("origin", "http://evil.example".into()));
+    let page = browser.post("/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "a cross-site POST with the right token");
+    browser.extra.clear();
+    let old = browser.cookies["kanta_session"].clone();
+    let page = browser.post("/logout", &[("csrf", &csrf)]).await;
+    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/login"));
+    assert!(!browser.cookies.contains_key("kanta_session"), "the cookie is cleared");
+    browser.cookies.insert("kanta_session".into(), old);
+    assert_eq!(browser.get("/").await.status, StatusCode::SEE_OTHER, "the old cookie no longer works");
+
+    // Sessions expire…
+    assert_eq!(browser.login(&app.read, "/").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(browser.get("/customers").await.status, StatusCode::OK);
+    app.clock.advance(Duration::from_secs(12 * 3600 + 1));
+    assert_eq!(browser.get("/customers").await.status, StatusCode::SEE_OTHER);
+
+    // …and end when their token is revoked.
+    assert_eq!(browser.login(&app.read, "/").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(browser.get("/customers").await.status, StatusCode::OK);
+    let read = app.store.list_tokens().await.expect("tokens").into_iter().find(|t| t.scope == kanta_store::Scope::Read);
+    assert!(app.store.revoke_token(read.expect("the read token").id, 0).await.expect("revoke"));
+    let page = browser.get("/customers").await;
+    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/login?next=%2Fcustomers"));
+
+    // Static files are served with their types, every response with the policy.
+    for (path, kind) in [
+        ("/assets/kanta.css", "text/css; charset=utf-8"),
+        ("/assets/kanta.js", "text/javascript; charset=utf-8"),
+        ("/assets/favicon.svg", "image/svg+xml"),
+    ] {
+        let page = browser.get(path).await;
+        assert_eq!((page.status, page.headers["content-type"].to_str().ok()), (StatusCode::OK, Some(kind)), "{path}");
+        assert_eq!(page.headers["content-security-policy"], CSP);
+    }
+    let page = browser.get("/assets/../../etc/passwd").await;
+    assert_ne!(page.status, StatusCode::OK);
+    app.stop().await.expect("stopped");
+}
+
+async fn only_admin_sessions_export_and_erase_and_every_form_needs_its_csrf_token(db: TestDb) {
+    let app = TestApp::spawn(db, kanta_server::testing::settings()).await;
+    post_json(
+        &app,
+        "/v1/customers",
+        json!([{"id": "ann", "email": "ann@example.org", "name": "Ann"}, {"id": "bob", "name": "Bob"}]),
+    )
+    .await;
+    post_json(
+        &app,
+        "/v1/orders",
+        json!([{"id": "o1", "customer_id": "ann", "time": "2024-01-05T10:00:00Z", "amount": 25, "currency": "EUR"}]),
+    )
+    .await;
+
+    let mut reader = Browser::new(&app.base);
+    reader.login(&app.read, "/").await;
+    let page = reader.get("/customers/ann").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("/customers/ann/erase"), "a read session is not offered erasure");
+    let csrf = page.hidden("csrf");
+    let page = reader.post("/customers/ann/erase", &[("csrf", &csrf), ("confirm", "ann")]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.body.contains("this needs a token of scope `admin`"));
+    assert_eq!(reader.post("/customers/ann/export", &[("csrf", &csrf)]).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(api_status(&app, "/v1/customers/ann").await, StatusCode::OK);
+
+    let mut admin = Browser::new(&app.base);
+    admin.login(&app.admin, "/").await;
+    let page = admin.get("/customers/ann").await;
+    assert!(page.text.contains("action=\"/customers/ann/erase\""));
+    let csrf = page.hidden("csrf");
+    // Another session's token, no token, a wrong confirmation: nothing is erased.
+    let other = reader.csrf().await;
+    assert_eq!(
+        admin.post("/customers/ann/erase", &[("csrf", &other), ("confirm", "ann")]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(admin.post("/customers/ann/erase", &[("confirm", "ann")]).await.status, StatusCode::FORBIDDEN);
+    let page = admin.post("/customers/ann/erase", &[("csrf", &csrf), ("confirm", "bob")]).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(page.body.contains("nothing was erased"));
+    assert_eq!(api_status(&app, "/v1/customers/ann").await, StatusCode::OK);
+
+    // The export: everything, as a download, audited.
+    let page = admin.post("/customers/ann/export", &[("csrf", &csrf)]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.headers["content-disposition"], "attachment; filename=\"customer-ann.json\"");
+    let record: serde_json::Value = serde_json::from_str(&page.body).expect("JSON");
+    assert_eq!(
+        (record["profile"]["email"].as_str(), record["orders"][0]["id"].as_str()),
+        (Some("ann@example.org"), Some("o1"))
+    );
+
+    // The erasure: gone from the API and from the list, audited with the admin's token.
+    let page = admin.post("/customers/ann/erase", &[("csrf", &csrf), ("confirm", "ann")]).await;
+    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/customers?erased=ann"));
+    let list = admin.get(page.location()).await;
+    assert!(list.body.contains("Customer ann was erased"));
+    assert!(!list.text.contains("href=\"/customers/ann\""));
+    assert_eq!(api_status(&app, "/v1/customers/ann").await, StatusCode::NOT_FOUND);
+    assert_eq!(admin.get("/customers/ann").await.status, StatusCode::NOT_FOUND);
+    let (audit, _) = app.store.audit_entries(None, 10).await.expect("audit");
+    let admin_id = app
+        .store
+        .list_tokens()
+        .await
+        .expect("tokens")
+        .into_iter()
+        .find(|t| t.scope == kanta_store::Scope::Admin)
+        .expect("admin")
+        .id;
+    let actions: Vec<(&str, Option<i64>)> = audit.iter().map(|e| (e.action.as_str(), e.token_id)).collect();
+    assert_eq!(actions, [("export", Some(admin_id)), ("erase", Some(admin_id))]);
+    app.stop().await.expect("stopped");
+}
+
+async fn hostile_customer_text_is_shown_as_text(db: TestDb) {
+    let app = TestApp::spawn(db, kanta_server::testing::settings()).await;
+    let long = "W".repeat(5_000);
+    let name = "<script>alert(1)</script>\"><img src=x onerror=alert(2)> ' \u{202e}evil\u{202c}";
+    let id = "x\"<b>&'/?#";
+    post_json(
+        &app,
+        "/v1/customers",
+        json!([{"id": id, "name": name, "email": "x@example.org", "attributes": {"<i>note</i>": long, "plan": "\"/><script>"}}]),
+    )
+    .await;
+    let mut browser = Browser::new(&app.base);
+    browser.login(&app.admin, "/").await;
+
+    let list = browser.get("/customers?q=x%22%3Cb").await;
+    assert_eq!(list.status, StatusCode::OK);
+    let href = "href=\"/customers/x%22%3Cb%3E%26%27%2F%3F%23\"";
+    assert!(list.text.contains(href), "the id is one encoded path segment: {}", list.body);
+    let page = browser.get("/customers/x%22%3Cb%3E%26%27%2F%3F%23").await;
+    assert_eq!(page.status, StatusCode::OK);
+    for raw in ["<script>", "<img", "<b>", "<i>note", "\"/>"] {
+        assert!(!page.body.contains(raw) && !list.body.contains(raw), "{raw} reached the page unescaped");
+    }
+    assert!(page.body.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;&quot;&gt;&lt;img src=x onerror=alert(2)&gt; &#x27; \u{202e}evil\u{202c}"));
+    assert!(page.body.contains(&long), "a long value is shown whole");
+    // The search box shows the query back, escaped, inside its attribute.
+    let search = browser.get("/customers?q=%22%3E%3Cscript%3E").await;
+    assert!(search.body.contains("value=\"&quot;&gt;&lt;script&gt;\""), "{}", search.body);
+    // An error page names the id, escaped.
+    let missing = browser.get("/customers/%3Cscript%3Ealert(3)%3C%2Fscript%3E").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.body.contains("no customer `&lt;script&gt;alert(3)&lt;/script&gt;`"), "{}", missing.body);
+    assert_eq!(missing.headers["content-security-policy"], CSP);
+    // A bad filter is a plain 400, not a failure.
+    let bad = browser.get("/customers?stage=%3Cscript%3E").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("`&lt;script&gt;` is not a lifecycle stage"));
+    app.stop().await.expect("stopped");
+}
+
+async fn the_overview_shows_the_latest_run_in_the_configured_locale(db: TestDb) {
+    let mut settings = kanta_server::testing::settings();
+    settings.dashboard.locale = kanta_server::settings::Checked::parse("de").expect("a locale");
+    settings.dashboard.currency = Some("EUR".into());
+    // 2024-02-10: the orders below end a few days before.
+    let start = kanta_domain::Timestamp::from_micros(1_707_523_200_000_000);
+    let app = TestApp::spawn_at(db, settings, start).await;
+    let mut browser = Browser::new(&app.base);
+    browser.login(&app.read, "/").await;
+    let empty = browser.get("/").await;
+    assert!(empty.body.contains("No scoring run yet"), "{}", empty.body);
+
+    let mut orders = Vec::new();
+    for c in 0..40 {
+        for k in 0..(1 + c % 4) {
+            orders.push(json!({
+                "id": format!("o{c}-{k}"), "customer_id": format!("c{c:02}"),
+                "time": format!("2024-01-{:02}T10:00:00Z", 1 + k * 7 + c % 5), "amount": "1234.5", "currency": "EUR",
+            }));
+        }
+    }
+    post_json(&app, "/v1/orders", serde_json::Value::Array(orders)).await;
+    let run = kanta_jobs::score_store(app.store.as_ref(), &kanta_jobs::ScoreJob::default(), start.micros())
+        .await
+        .expect("scoring");
+    let page = browser.get("/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    // 40 customers, 100 orders of 1,234.50 each: written the German way.
+    assert!(page.body.contains("<span class=\"value\">40</span>"), "{}", page.body);
+    assert!(page.body.contains("123.450,00\u{a0}EUR"), "revenue");
+    assert!(page.body.contains("100 orders"));
+    assert!(page.body.contains("<span class=\"value\">75,0\u{a0}%</span>"), "30 of 40 made a second order");
+    assert!(page.body.contains(&format!("from scoring run {}", run.run.id)));
+    // Every customer was scored for the first time this week: the stage table counts them in.
+    let new = run.stages.iter().find(|(s, _)| *s == "new").map_or(0, |s| s.1);
+    assert!(
+        page.text.contains(&format!("<th scope=\"row\"><a href=\"/customers?stage=new\">new</a></th><td>{new}</td>"))
+    );
+    assert!(page.body.contains("first scored"));
+    // The charts, each with a table beside it.
+    for label in ["Customers by lifecycle stage", "Repeat-purchase ladder"] {
+        assert!(page.body.contains(&format!("aria-label=\"{label}")), "{label}");
+    }
+    assert_eq!(page.body.matches("class=\"chart\"").count(), 3);
+    assert!(!page.body.contains("style=\""), "no inline style: the policy would refuse it");
+    app.stop().await.expect("stopped");
+}
+
+async fn the_customer_list_searches_filters_and_pages(db: TestDb) {
+    let app = TestApp::spawn(db, kanta_server::testing::settings()).await;
+    let customers: Vec<_> = (0..120)
+        .map(
+            |i| json!({"id": format!("k{i:03}"), "email": format!("User{i}@Example.org"), "name": format!("Name {i}")}),
+        )
+        .collect();
+    post_json(&app, "/v1/customers", serde_json::Value::Array(customers)).await;
+    let mut browser = Browser::new(&app.base);
+    browser.login(&app.read, "/").await;
+    let rows = |page: &Page| page.text.matches("<th scope=\"row\"><a href=\"/customers/").count();
+
+    let first = browser.get("/customers").await;
+    assert_eq!(rows(&first), 50);
+    let next = first.text.split("href=\"").find(|s| s.starts_with("/customers?after="));
+    let next = next.expect("a next page").split('"').next().expect("a link").replace("&amp;", "&");
+    let second = browser.get(&next).await;
+    assert_eq!(rows(&second), 50);
+    assert!(second.body.contains("k050") && !second.body.contains(">k049<"));
+    assert!(second.body.contains("First page"));
+    let third = browser
+        .get(
+            &second
+                .text
+                .split("href=\"")
+                .find(|s| s.starts_with("/customers?after="))
+                .expect("next")
+                .split('"')
+                .next()
+                .expect("link")
+                .replace("&amp;", "&"),
+        )
+        .await;
+    assert_eq!(rows(&third), 20);
+    assert!(!third.body.contains("rel=\"next\""), "the last page");
+
+    // Search by the start of an email, ignoring case; the filters stay in the next link.
+    let found = browser.get("/customers?q=user11").await;
+    assert_eq!(rows(&found), 11, "user11 and user110…119");
+    assert_eq!(rows(&browser.get("/customers?q=k00").await), 10);
+    assert_eq!(rows(&browser.get("/customers?stage=lost").await), 0, "nobody is scored yet");
+    assert!(browser.get("/customers?stage=lost").await.body.contains("No customer matches these filters."));
+    for bad in [
+        "/customers?tier=gold",
+        "/customers?risk=some",
+        "/customers?segment=x",
+        "/customers?after=-1",
+        "/customers?sort=name",
+    ] {
+        assert_eq!(browser.get(bad).await.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    app.stop().await.expect("stopped");
+}

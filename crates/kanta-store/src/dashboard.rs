@@ -1,0 +1,339 @@
+//! What the dashboard (`kanta-web`) reads and keeps: browser sessions, the customer list with
+//! its search and filters, and the week's movements between lifecycle stages.
+//!
+//! Sessions are kept like tokens: only the SHA-256 of the session id is stored, and a session
+//! is found only while it has not expired and its token is not revoked, so revoking a token
+//! logs its browsers out at their next request.
+
+use serde::Serialize;
+
+use crate::dialect::Dialect;
+use crate::sql::{QueryBuilder, Row, query};
+use crate::store::{Store, keyset_page};
+use crate::{Scope, ScoreRunInfo, StoreError, TokenHash};
+
+/// A session found by its id's hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// The token it was made from (recorded in the audit log for what the session does).
+    pub token_id: i64,
+    /// The token's scope: what the session may see and do.
+    pub scope: Scope,
+    /// The token's name, shown in the page header.
+    pub token_name: Option<String>,
+    /// The token its forms carry.
+    pub csrf: String,
+    /// When it ends, µs since the epoch.
+    pub expires_at: i64,
+}
+
+/// Churn risk, as the customer list filters it: bands of the probability of being alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChurnRisk {
+    /// P(alive) below 0.3.
+    High,
+    /// P(alive) from 0.3 to below 0.7.
+    Medium,
+    /// P(alive) 0.7 or more.
+    Low,
+}
+
+impl ChurnRisk {
+    /// The bounds `[low, high)` of P(alive) in this band.
+    pub fn bounds(self) -> (f64, f64) {
+        match self {
+            ChurnRisk::High => (0.0, 0.3),
+            ChurnRisk::Medium => (0.3, 0.7),
+            ChurnRisk::Low => (0.7, f64::INFINITY),
+        }
+    }
+
+    /// The band from its name (`high`, `medium`, `low`).
+    pub fn parse(text: &str) -> Option<ChurnRisk> {
+        match text {
+            "high" => Some(ChurnRisk::High),
+            "medium" => Some(ChurnRisk::Medium),
+            "low" => Some(ChurnRisk::Low),
+            _ => None,
+        }
+    }
+}
+
+/// Which customers the list shows (every condition given must hold).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CustomerFilter {
+    /// A prefix of the id, or (ignoring case) of the email address or the name.
+    pub search: Option<String>,
+    /// The lifecycle stage of the latest scoring run.
+    pub stage: Option<String>,
+    /// The value tier of the latest scoring run.
+    pub value_tier: Option<String>,
+    /// The churn-risk band of the latest scoring run.
+    pub risk: Option<ChurnRisk>,
+    /// Members of this saved segment as of its last refresh.
+    pub segment: Option<i64>,
+}
+
+/// One row of the customer list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CustomerListRow {
+    /// The external id.
+    pub id: String,
+    /// Email address.
+    pub email: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// Lifecycle stage (none before the customer's first scoring).
+    pub stage: Option<String>,
+    /// Value tier.
+    pub value_tier: Option<String>,
+    /// Probability of being alive.
+    pub p_alive: Option<f64>,
+    /// Predicted 12-month value.
+    pub clv_12m: Option<f64>,
+}
+
+/// How many customers moved from one stage to another (`from` is `None` for customers scored
+/// for the first time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StageMovement {
+    /// The stage left.
+    pub from: Option<String>,
+    /// The stage entered.
+    pub to: String,
+    /// Customers.
+    pub customers: u64,
+}
+
+/// A customer's entry into or exit from a saved segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SegmentMoment {
+    /// The segment's name.
+    pub segment: String,
+    /// `enter` or `exit`.
+    pub kind: String,
+    /// When the refresh found it, µs since the epoch.
+    pub time: i64,
+}
+
+/// A customer's saved segments: where they are now and how they moved.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CustomerSegments {
+    /// The segments the customer is a member of (as of each one's last refresh), by name.
+    pub member_of: Vec<String>,
+    /// Entries and exits, newest first (at most 100).
+    pub history: Vec<SegmentMoment>,
+}
+
+/// The dashboard's sessions and reads.
+#[async_trait::async_trait]
+pub trait DashboardStore: Send + Sync {
+    /// Keep a new session (its id's hash) of token `token_id` until `expires_at`; sessions
+    /// that expired before `now` are deleted on the way.
+    async fn create_session(
+        &self,
+        hash: &TokenHash,
+        token_id: i64,
+        csrf: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+
+    /// The session with this hash, if it has not expired at `now` and its token is not revoked.
+    async fn find_session(&self, hash: &TokenHash, now: i64) -> Result<Option<SessionRow>, StoreError>;
+
+    /// End a session (logout); returns whether it existed.
+    async fn delete_session(&self, hash: &TokenHash) -> Result<bool, StoreError>;
+
+    /// A page of customers (not erased) that pass `filter`, by internal id after `after`.
+    async fn find_customers(
+        &self,
+        filter: &CustomerFilter,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<(Vec<CustomerListRow>, Option<i64>), StoreError>;
+
+    /// The stage changes found by the completed scoring runs that finished at or after `since`
+    /// (µs), counted per (from, to), most customers first.
+    async fn stage_movements(&self, since: i64) -> Result<Vec<StageMovement>, StoreError>;
+
+    /// The latest completed scoring run, with its diagnostics.
+    async fn latest_completed_run(&self) -> Result<Option<ScoreRunInfo>, StoreError>;
+
+    /// The saved segments of the customer with external id `id` (empty for an unknown id).
+    async fn customer_segments(&self, id: &str) -> Result<CustomerSegments, StoreError>;
+}
+
+/// The last character there is: `prefix` followed by it bounds every text that starts with
+/// `prefix` from above, in byte order.
+const LAST_CHAR: char = '\u{10FFFF}';
+
+#[async_trait::async_trait]
+impl<DB: Dialect> DashboardStore for Store<DB> {
+    async fn create_session(
+        &self,
+        hash: &TokenHash,
+        token_id: i64,
+        csrf: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        query("DELETE FROM web_sessions WHERE expires_at < $1").bind(now).execute(&mut tx).await?;
+        query("INSERT INTO web_sessions (hash, token_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&hash.0)
+            .bind(token_id)
+            .bind(csrf)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&mut tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn find_session(&self, hash: &TokenHash, now: i64) -> Result<Option<SessionRow>, StoreError> {
+        let row = query(
+            "SELECT s.token_id, s.csrf, s.expires_at, t.scope, t.name FROM web_sessions s \
+             JOIN tokens t ON t.id = s.token_id \
+             WHERE s.hash = $1 AND s.expires_at > $2 AND t.revoked_at IS NULL",
+        )
+        .bind(&hash.0)
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let scope: String = row.try_get("scope")?;
+        Ok(Some(SessionRow {
+            token_id: row.try_get("token_id")?,
+            scope: Scope::parse(&scope).ok_or_else(|| StoreError::Corrupt(format!("token scope `{scope}`")))?,
+            token_name: row.try_get("name")?,
+            csrf: row.try_get("csrf")?,
+            expires_at: row.try_get("expires_at")?,
+        }))
+    }
+
+    async fn delete_session(&self, hash: &TokenHash) -> Result<bool, StoreError> {
+        let done = query("DELETE FROM web_sessions WHERE hash = $1").bind(&hash.0).execute(&self.writer).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn find_customers(
+        &self,
+        filter: &CustomerFilter,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<(Vec<CustomerListRow>, Option<i64>), StoreError> {
+        let bytes = DB::BYTE_ORDER;
+        let mut q: QueryBuilder<DB> = QueryBuilder::new(
+            "SELECT c.id, c.external_id, c.email, c.name, s.stage, s.value_tier, s.p_alive, s.clv_12m \
+             FROM customers c LEFT JOIN scores s ON s.customer_id = c.id \
+             WHERE c.erased_at IS NULL AND c.id > ",
+        );
+        q.push_bind(after.unwrap_or(0));
+        if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            // Three prefix ranges, each a range scan of its own index (the planners union them).
+            let lower = search.to_lowercase();
+            q.push(format!(" AND (c.external_id{bytes} >= "));
+            q.push_bind(search.to_owned());
+            q.push(format!(" AND c.external_id{bytes} < "));
+            q.push_bind(format!("{search}{LAST_CHAR}"));
+            for column in ["c.email", "c.name"] {
+                q.push(format!(" OR lower({column}){bytes} >= "));
+                q.push_bind(lower.clone());
+                q.push(format!(" AND lower({column}){bytes} < "));
+                q.push_bind(format!("{lower}{LAST_CHAR}"));
+            }
+            q.push(")");
+        }
+        if let Some(stage) = &filter.stage {
+            q.push(" AND s.stage = ");
+            q.push_bind(stage.clone());
+        }
+        if let Some(tier) = &filter.value_tier {
+            q.push(" AND s.value_tier = ");
+            q.push_bind(tier.clone());
+        }
+        if let Some(risk) = filter.risk {
+            let (low, high) = risk.bounds();
+            q.push(" AND s.p_alive >= ");
+            q.push_bind(low);
+            if high.is_finite() {
+                q.push(" AND s.p_alive < ");
+                q.push_bind(high);
+            }
+        }
+        if let Some(segment) = filter.segment {
+            q.push(" AND c.id IN (SELECT customer_id FROM segment_members WHERE segment_id = ");
+            q.push_bind(segment);
+            q.push(")");
+        }
+        q.push(" ORDER BY c.id LIMIT ");
+        q.push_bind(i64::from(limit) + 1);
+        let rows = q.build().fetch_all(&self.reader).await?;
+        keyset_page(&rows, limit, |r| {
+            Ok(CustomerListRow {
+                id: r.try_get("external_id")?,
+                email: r.try_get("email")?,
+                name: r.try_get("name")?,
+                stage: r.try_get("stage")?,
+                value_tier: r.try_get("value_tier")?,
+                p_alive: r.try_get("p_alive")?,
+                clv_12m: r.try_get("clv_12m")?,
+            })
+        })
+    }
+
+    async fn stage_movements(&self, since: i64) -> Result<Vec<StageMovement>, StoreError> {
+        let rows = query(
+            "SELECT g.from_stage, g.to_stage, COUNT(*) AS customers FROM stage_changes g \
+             WHERE g.run_id IN (SELECT id FROM score_runs WHERE status = $1 AND finished_at >= $2) \
+             GROUP BY g.from_stage, g.to_stage ORDER BY customers DESC, g.from_stage, g.to_stage",
+        )
+        .bind(crate::scores::COMPLETED)
+        .bind(since)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StageMovement {
+                    from: r.try_get("from_stage")?,
+                    to: r.try_get("to_stage")?,
+                    customers: u64::try_from(r.try_get::<i64, _>("customers")?).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    async fn latest_completed_run(&self) -> Result<Option<ScoreRunInfo>, StoreError> {
+        let row = query("SELECT * FROM score_runs WHERE status = $1 ORDER BY id DESC LIMIT 1")
+            .bind(crate::scores::COMPLETED)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(crate::scores::score_run_info).transpose()
+    }
+
+    async fn customer_segments(&self, id: &str) -> Result<CustomerSegments, StoreError> {
+        let member_of = query(
+            "SELECT s.name FROM segment_members m JOIN segments s ON s.id = m.segment_id \
+             JOIN customers c ON c.id = m.customer_id WHERE c.external_id = $1 ORDER BY s.name",
+        )
+        .bind(id)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>("name").map_err(StoreError::from))
+        .collect::<Result<Vec<_>, _>>()?;
+        let history = query(
+            "SELECT s.name, t.kind, t.time FROM segment_transitions t JOIN segments s ON s.id = t.segment_id \
+             WHERE t.customer_id = (SELECT id FROM customers WHERE external_id = $1) ORDER BY t.id DESC LIMIT 100",
+        )
+        .bind(id)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|r| Ok(SegmentMoment { segment: r.try_get("name")?, kind: r.try_get("kind")?, time: r.try_get("time")? }))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(CustomerSegments { member_of, history })
+    }
+}

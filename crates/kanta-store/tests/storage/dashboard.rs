@@ -1,0 +1,200 @@
+//! The dashboard's sessions, customer search and stage movements.
+
+use kanta_store::{ChurnRisk, CustomerFilter, TokenHash};
+
+use super::*;
+
+kanta_store::on_both_backends!(
+    #[tokio::test] |db| db;
+    sessions_end_at_expiry_logout_and_when_their_token_is_revoked,
+    the_customer_list_searches_prefixes_filters_scores_and_pages,
+    stage_movements_count_the_changes_of_recent_completed_runs,
+);
+
+const HOUR: i64 = 3_600_000_000;
+
+async fn sessions_end_at_expiry_logout_and_when_their_token_is_revoked(db: TestDb) {
+    let token = Secret::generate().expect("randomness");
+    let token_id = db.store.insert_token(&token.hash(), Scope::Read, Some("desk"), NOW).await.expect("token");
+    let (one, two) = (TokenHash::of("session-one"), TokenHash::of("session-two"));
+    db.store.create_session(&one, token_id, "csrf-1", NOW, NOW + HOUR).await.expect("session");
+    db.store.create_session(&two, token_id, "csrf-2", NOW, NOW + 2 * HOUR).await.expect("session");
+
+    let found = db.store.find_session(&one, NOW + 1).await.expect("find").expect("alive");
+    assert_eq!(
+        (found.token_id, found.scope, found.token_name.as_deref(), found.csrf.as_str(), found.expires_at),
+        (token_id, Scope::Read, Some("desk"), "csrf-1", NOW + HOUR)
+    );
+    assert!(db.store.find_session(&TokenHash::of("session-three"), NOW).await.expect("find").is_none());
+    // Expired: not found, and deleted when the next session is made.
+    assert!(db.store.find_session(&one, NOW + HOUR).await.expect("find").is_none());
+    let three = TokenHash::of("session-three");
+    db.store.create_session(&three, token_id, "csrf-3", NOW + HOUR + 1, NOW + 3 * HOUR).await.expect("session");
+    assert!(db.store.find_session(&one, NOW).await.expect("find").is_none(), "the expired row was deleted");
+
+    assert!(db.store.delete_session(&three).await.expect("logout"));
+    assert!(!db.store.delete_session(&three).await.expect("logout"), "already gone");
+    assert!(db.store.find_session(&three, NOW + HOUR + 2).await.expect("find").is_none());
+
+    assert!(db.store.find_session(&two, NOW + HOUR + 2).await.expect("find").is_some());
+    assert!(db.store.revoke_token(token_id, NOW + HOUR + 3).await.expect("revoke"));
+    assert!(db.store.find_session(&two, NOW + HOUR + 4).await.expect("find").is_none(), "revoking ends the session");
+}
+
+async fn the_customer_list_searches_prefixes_filters_scores_and_pages(db: TestDb) {
+    let customers: Vec<Customer> = checked(
+        r#"[
+      {"id":"a-100","email":"Ann.Lee@example.org","name":"Ann Lee"},
+      {"id":"a-101","email":"bob@example.org","name":"Bob Åkesson"},
+      {"id":"b-200","email":"annika@example.org","name":"annika"},
+      {"id":"b-201","name":"Zoë"},
+      {"id":"c-300","email":"gone@example.org","name":"Ann Gone"}
+    ]"#,
+    );
+    db.store.write_customers(&customers, at(NOW)).await.expect("customers");
+    let orders: Vec<Order> = checked(
+        r#"[
+      {"id":"o1","customer_id":"a-100","time":"2024-10-20T10:00:00Z","amount":"30","currency":"EUR"},
+      {"id":"o2","customer_id":"a-101","time":"2024-10-21T10:00:00Z","amount":"40","currency":"EUR"},
+      {"id":"o3","customer_id":"b-200","time":"2024-10-22T10:00:00Z","amount":"50","currency":"EUR"}
+    ]"#,
+    );
+    db.store.write_orders(&orders, at(NOW)).await.expect("orders");
+    let (p, _) = all_purchases(&db).await;
+    let key = |i: usize| p.customer[i];
+    db.store
+        .write_scores(
+            &run(NOW),
+            &[score_row(key(0), "loyal", 0.9), score_row(key(1), "new", 0.2), score_row(key(2), "new", 0.5)],
+        )
+        .await
+        .expect("scores");
+    assert!(db.store.erase_customer("c-300", None, NOW).await.expect("erase"));
+
+    let ids = |filter: CustomerFilter| {
+        let store = db.store.clone();
+        async move {
+            let (rows, next) = store.find_customers(&filter, None, 10).await.expect("list");
+            assert!(next.is_none());
+            rows.into_iter().map(|r| r.id).collect::<Vec<_>>()
+        }
+    };
+    let search = |text: &str| CustomerFilter { search: Some(text.into()), ..CustomerFilter::default() };
+    // Everyone but the erased customer, by id.
+    assert_eq!(ids(CustomerFilter::default()).await, ["a-100", "a-101", "b-200", "b-201"]);
+    // Id prefixes are exact; emails and names ignore case; an empty search is no search.
+    assert_eq!(ids(search("a-10")).await, ["a-100", "a-101"]);
+    assert_eq!(ids(search("A-10")).await, Vec::<String>::new());
+    assert_eq!(ids(search("ann")).await, ["a-100", "b-200"]);
+    assert_eq!(ids(search("BOB@")).await, ["a-101"]);
+    assert_eq!(ids(search("zoë")).await, ["b-201"]);
+    assert_eq!(ids(search("  ")).await, ["a-100", "a-101", "b-200", "b-201"]);
+    // A search that looks like SQL is only text.
+    assert_eq!(ids(search("a' OR '1'='1")).await, Vec::<String>::new());
+    assert_eq!(ids(search("%")).await, Vec::<String>::new());
+
+    let stage = CustomerFilter { stage: Some("new".into()), ..CustomerFilter::default() };
+    assert_eq!(ids(stage.clone()).await, ["a-101", "b-200"]);
+    assert_eq!(ids(CustomerFilter { value_tier: Some("top".into()), ..CustomerFilter::default() }).await, ["a-100"]);
+    let risk = |r| CustomerFilter { risk: Some(r), ..CustomerFilter::default() };
+    assert_eq!(ids(risk(ChurnRisk::High)).await, ["a-101"]);
+    assert_eq!(ids(risk(ChurnRisk::Medium)).await, ["b-200"]);
+    assert_eq!(ids(risk(ChurnRisk::Low)).await, ["a-100"]);
+    assert_eq!(ids(CustomerFilter { search: Some("ann".into()), ..stage }).await, ["b-200"]);
+
+    let expr = kanta_segment::parse("stage = \"new\" or stage = \"loyal\" and p_alive > 0.8").expect("valid");
+    let segment = db.store.create_segment("scored", "…", &expr, NOW).await.expect("segment");
+    let members = CustomerFilter { segment: Some(segment.id), ..CustomerFilter::default() };
+    assert_eq!(ids(members).await, ["a-100", "a-101", "b-200"]);
+    let ann = db.store.customer_segments("a-100").await.expect("segments");
+    assert_eq!(
+        (ann.member_of.as_slice(), ann.history.len()),
+        (&["scored".to_string()][..], 0),
+        "a baseline records no entry"
+    );
+    // Ann's P(alive) falls: the next refresh takes her out, and her page shows when.
+    db.store
+        .write_scores(
+            &run(NOW + HOUR),
+            &[score_row(key(0), "loyal", 0.5), score_row(key(1), "new", 0.2), score_row(key(2), "new", 0.5)],
+        )
+        .await
+        .expect("scores");
+    db.store.refresh_segment(segment.id, &expr, NOW + 2 * HOUR).await.expect("refresh");
+    let ann = db.store.customer_segments("a-100").await.expect("segments");
+    assert!(ann.member_of.is_empty());
+    let moments: Vec<(&str, &str, i64)> =
+        ann.history.iter().map(|m| (m.segment.as_str(), m.kind.as_str(), m.time)).collect();
+    assert_eq!(moments, [("scored", "exit", NOW + 2 * HOUR)]);
+    assert_eq!(db.store.customer_segments("nobody").await.expect("segments"), kanta_store::CustomerSegments::default());
+
+    // Pages of two: the cursor is the last row's position (b-200 has P(alive) 0.5 since the second run).
+    let (page, next) = db.store.find_customers(&CustomerFilter::default(), None, 2).await.expect("page");
+    assert_eq!(page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a-100", "a-101"]);
+    let (page, last) = db.store.find_customers(&CustomerFilter::default(), next, 2).await.expect("page");
+    assert_eq!(page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["b-200", "b-201"]);
+    assert_eq!(last, None);
+    // The scores come along; an unscored customer has none.
+    assert_eq!(
+        (page[0].stage.as_deref(), page[0].value_tier.as_deref(), page[0].p_alive, page[0].clv_12m),
+        (Some("new"), Some("mid"), Some(0.5), Some(500.0))
+    );
+    assert_eq!((page[1].stage.as_deref(), page[1].p_alive), (None, None));
+}
+
+async fn stage_movements_count_the_changes_of_recent_completed_runs(db: TestDb) {
+    let orders: Vec<Order> = checked(
+        r#"[
+      {"id":"s1","customer_id":"ann","time":"2024-10-20T10:00:00Z","amount":"300","currency":"EUR"},
+      {"id":"s2","customer_id":"bob","time":"2024-10-21T10:00:00Z","amount":"40","currency":"EUR"},
+      {"id":"s3","customer_id":"cy","time":"2024-10-22T10:00:00Z","amount":"10","currency":"EUR"}
+    ]"#,
+    );
+    db.store.write_orders(&orders, at(NOW)).await.expect("write");
+    let (p, _) = all_purchases(&db).await;
+    let (ann, bob, cy) = (p.customer[0], p.customer[1], p.customer[2]);
+    assert!(db.store.latest_completed_run().await.expect("run").is_none());
+    let week = 7 * 24 * HOUR;
+    db.store
+        .write_scores(&run(NOW), &[score_row(ann, "new", 0.9), score_row(bob, "new", 0.6), score_row(cy, "new", 0.5)])
+        .await
+        .expect("first run");
+    let second = db
+        .store
+        .write_scores(
+            &run(NOW + week),
+            &[score_row(ann, "repeat", 0.9), score_row(bob, "repeat", 0.6), score_row(cy, "slipping", 0.5)],
+        )
+        .await
+        .expect("second run");
+    let mut cancelled = run(NOW + week + HOUR);
+    cancelled.diagnostics = serde_json::json!({"cancelled": {"phase": "read"}});
+    db.store.record_unfinished_run(&cancelled, "cancelled").await.expect("cancelled run");
+
+    let movements = |since| {
+        let store = db.store.clone();
+        async move {
+            store
+                .stage_movements(since)
+                .await
+                .expect("movements")
+                .into_iter()
+                .map(|m| (m.from, m.to, m.customers))
+                .collect::<Vec<_>>()
+        }
+    };
+    let s = |t: &str| Some(t.to_string());
+    assert_eq!(
+        movements(NOW + 2_000_000).await,
+        [(s("new"), "repeat".to_string(), 2), (s("new"), "slipping".to_string(), 1)],
+        "only the second run is recent"
+    );
+    assert_eq!(
+        movements(NOW).await,
+        [(None, "new".to_string(), 3), (s("new"), "repeat".to_string(), 2), (s("new"), "slipping".to_string(), 1)]
+    );
+    assert_eq!(movements(NOW + 2 * week).await, []);
+    // The latest completed run, not the cancelled one after it.
+    let latest = db.store.latest_completed_run().await.expect("run").expect("a run");
+    assert_eq!((latest.id, latest.status.as_str()), (second.id, "completed"));
+}
