@@ -4,5 +4,6 @@
 mod api;
 mod application;
 mod dashboard;
+mod dashboard_browser;
 mod http_limits;
 mod journeys;

@@ -282,6 +282,13 @@ fn scores_in_words(record: &CustomerRecord, name: &str, f: &NumberFormat) -> Vec
             });
         }
     }
+    if s.model.is_none() {
+        out.push(Sentence {
+            label: "Predictions",
+            text: "none from this run: the customer models were not fitted (the overview's scoring run says why)."
+                .into(),
+        });
+    }
     if let Some(next) = &s.next_category {
         out.push(Sentence { label: "Cross-sell", text: format!("Customers like {name} next bought from {next}.") });
     }

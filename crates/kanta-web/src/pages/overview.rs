@@ -72,6 +72,10 @@ struct RunView {
     selected_by: String,
     holdout: Option<String>,
     candidates: Vec<Row>,
+    /// Why a candidate could not be fitted, one sentence each.
+    notes: Vec<String>,
+    /// Why the run fitted no model, when it fitted none.
+    skipped: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -255,28 +259,19 @@ fn run_view(run: &ScoreRunInfo, models: Option<&serde_json::Value>, f: &NumberFo
         _ => "–".into(),
     };
     let text = |key: &str| models.and_then(|m| m.get(key)).and_then(|v| v.as_str()).unwrap_or("–").to_owned();
-    let candidates = models
-        .and_then(|m| m.get("candidates"))
-        .and_then(|c| c.as_array())
-        .map(|list| {
-            list.iter()
-                .map(|c| {
-                    let name = c.get("model").and_then(|v| v.as_str()).unwrap_or("?").to_owned();
-                    let fit = c.get("fit");
-                    let bic = fit.and_then(|f| f.get("bic")).and_then(|v| v.as_f64());
-                    let ll = fit.and_then(|f| f.get("log_likelihood")).and_then(|v| v.as_f64());
-                    let error = fit.and_then(|f| f.get("error")).and_then(|v| v.as_str());
-                    Row {
-                        cells: vec![
-                            name,
-                            bic.map_or_else(|| error.unwrap_or("–").to_owned(), |b| f.decimal(b, 1)),
-                            ll.map_or_else(|| "–".into(), |l| f.decimal(l, 1)),
-                        ],
-                    }
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut notes = Vec::new();
+    let mut candidates = Vec::new();
+    for c in models.and_then(|m| m.get("candidates")).and_then(|c| c.as_array()).into_iter().flatten() {
+        let name = c.get("model").and_then(|v| v.as_str()).unwrap_or("?").to_owned();
+        let fit = c.get("fit");
+        let bic = fit.and_then(|f| f.get("bic")).and_then(|v| v.as_f64());
+        let ll = fit.and_then(|f| f.get("log_likelihood")).and_then(|v| v.as_f64());
+        if let Some(error) = fit.and_then(|f| f.get("error")).and_then(|v| v.as_str()) {
+            notes.push(format!("{name}: {error}"));
+        }
+        let cell = |v: Option<f64>| v.map_or_else(|| "not fitted".into(), |v| f.decimal(v, 1));
+        candidates.push(Row { cells: vec![name, cell(bic), cell(ll)] });
+    }
     let holdout = run
         .diagnostics
         .get("holdout")
@@ -294,6 +289,8 @@ fn run_view(run: &ScoreRunInfo, models: Option<&serde_json::Value>, f: &NumberFo
         selected_by: text("selected_by"),
         holdout,
         candidates,
+        notes,
+        skipped: run.diagnostics.get("models_skipped").and_then(|v| v.as_str()).map(str::to_owned),
     }
 }
 

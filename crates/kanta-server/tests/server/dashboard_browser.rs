@@ -1,0 +1,151 @@
+//! The dashboard in a real browser: `tests/browser/dashboard.py` drives the installed Chromium
+//! with Playwright (both installed by `scripts/install-test-deps`) against a server holding a
+//! small scored shop. `KANTA_REQUIRE_BROWSER=1` (set by `scripts/test`) turns missing tools
+//! into a failure instead of a skip. Screenshots of every page at 1280 and 390 px are left in
+//! `target/tmp/dashboard-screenshots/`, whose path the test prints.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kanta_server::testing::TestApp;
+use reqwest::StatusCode;
+use serde_json::json;
+
+const DAY: i64 = 86_400_000_000;
+
+/// The repository's root (the test tools live in its `target/test-tools`).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Chromium, Playwright's Python and axe-core, or `None` (a skip) when one is missing and
+/// browsers are not required.
+fn tools() -> Option<(PathBuf, PathBuf, PathBuf)> {
+    let chromium = ["chromium", "chromium-browser"].iter().find_map(|name| {
+        let out = Command::new("which").arg(name).output().ok()?;
+        out.status.success().then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    });
+    let python = root().join("target/test-tools/venv/bin/python");
+    let playwright = Command::new(&python).args(["-c", "import playwright"]).status().is_ok_and(|s| s.success());
+    let axe = root().join("target/test-tools/axe-core/axe.min.js");
+    match chromium {
+        Some(chromium) if playwright && axe.exists() => Some((chromium, python, axe)),
+        _ => {
+            assert!(
+                std::env::var("KANTA_REQUIRE_BROWSER").is_err(),
+                "KANTA_REQUIRE_BROWSER is set but Chromium, Playwright or axe-core is missing: run scripts/install-test-deps"
+            );
+            eprintln!("skipping the browser suite: run scripts/install-test-deps");
+            None
+        }
+    }
+}
+
+async fn post(app: &TestApp, path: &str, body: serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}{path}", app.base))
+        .bearer_auth(&app.admin)
+        .json(&body)
+        .send()
+        .await
+        .expect("a response");
+    assert!(response.status().is_success(), "{path}: {}", response.text().await.unwrap_or_default());
+}
+
+/// 200 customers, each buying 1–6 times within a stretch of up to a year that ended up to two
+/// years ago (so some are active, some slipping, some lost), a saved segment, a customer named
+/// with an XSS payload and one to erase; then a scoring run.
+async fn fill(app: &TestApp) {
+    let now = kanta_domain::Clock::now(app.clock.as_ref()).micros();
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut customers = Vec::new();
+    let mut orders = Vec::new();
+    for c in 0..200 {
+        let id = format!("c{c:03}");
+        customers.push(json!({"id": id, "name": format!("Customer {c}"), "email": format!("c{c}@example.org")}));
+        let last = i64::try_from(next(700)).expect("small");
+        let span = i64::try_from(next(365)).expect("small");
+        for k in 0..(1 + next(6)) {
+            let ago = (last + span * i64::try_from(k).expect("small") / 6) * DAY + 3_600_000_000;
+            let time = kanta_store::rfc3339(now - ago);
+            let amount = format!("{}.{:02}", 10 + next(150), next(100));
+            orders.push(json!({"id": format!("o{c}-{k}"), "customer_id": id, "time": time, "amount": amount, "currency": "EUR"}));
+        }
+    }
+    customers.push(json!({"id": "xss-1", "name": HOSTILE, "email": "xss@example.org"}));
+    customers.push(json!({"id": "erase-me", "name": "Erase Me", "email": "erase@example.org"}));
+    post(app, "/v1/customers", serde_json::Value::Array(customers)).await;
+    post(app, "/v1/orders", serde_json::Value::Array(orders)).await;
+    kanta_jobs::score_store(app.store.as_ref(), &kanta_jobs::ScoreJob::default(), now).await.expect("scoring");
+    post(app, "/v1/segments", json!({"name": "valuable & slipping", "expression": "p_alive < 0.6 and orders >= 2"}))
+        .await;
+}
+
+const HOSTILE: &str = "<script>alert('name')</script><img src=x onerror=alert(1)> \"quoted\" \u{202e}reversed";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_works_in_chromium_at_both_widths_without_errors_or_serious_accessibility_violations() {
+    let Some((chromium, python, axe)) = tools() else { return };
+    let db = kanta_store::testing::sqlite().await.expect("a SQLite store");
+    let app = TestApp::spawn(db, kanta_server::testing::settings()).await;
+    fill(&app).await;
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
+    std::fs::create_dir_all(&shots).expect("the screenshot folder");
+    eprintln!("dashboard screenshots: {}", shots.display());
+    let pages = json!([
+        ["login", "/login"],
+        ["overview", "/"],
+        ["customers", "/customers"],
+        ["customers-filtered", "/customers?stage=lapsing&risk=medium"],
+        ["customers-segment", "/customers?segment=1"],
+        ["customers-search", "/customers?q=c01"],
+        ["customer", "/customers/c007"],
+    ]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/dashboard.py");
+    let (base, admin, read) = (app.base.clone(), app.admin.clone(), app.read.clone());
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(script)
+            .args(["--base", &base, "--admin", &admin, "--read", &read])
+            .arg("--chromium")
+            .arg(chromium)
+            .arg("--axe")
+            .arg(axe)
+            .arg("--shots")
+            .arg(&shots)
+            .args(["--hostile", "/customers/xss-1", "--hostile-name", HOSTILE, "--erase", "erase-me"])
+            .args(["--pages", &pages.to_string()])
+            .output()
+            .expect("python runs")
+    })
+    .await
+    .expect("the browser run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the browser found problems:\n{stderr}\n{stdout}");
+    let lines: Vec<serde_json::Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let shots: Vec<&str> = lines.iter().filter_map(|l| l["screenshot"].as_str()).collect();
+    assert_eq!(shots.len(), 14, "7 pages at 2 widths: {stdout}");
+    for shot in &shots {
+        let size = std::fs::metadata(shot).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 10_000, "{shot} is {size} bytes");
+    }
+    assert_eq!(lines.last().map(|l| l["done"].clone()), Some(json!(true)));
+
+    // The customer erased through the page is gone from the API.
+    let status = reqwest::Client::new()
+        .get(format!("{}/v1/customers/erase-me", app.base))
+        .bearer_auth(&app.admin)
+        .send()
+        .await
+        .expect("a response")
+        .status();
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    app.stop().await.expect("stopped");
+}
