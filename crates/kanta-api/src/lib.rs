@@ -39,6 +39,7 @@ mod webhooks;
 pub use error::ApiError;
 pub use inbound::{DEFAULT_TIMESTAMP_HEADER, InboundAuth, InboundHook, InboundKind, TOLERANCE_SECONDS};
 pub use openapi::ApiDoc;
+pub use segments::members_csv;
 
 /// Largest request body: a full batch of 10,000 orders with several lines each fits well
 /// inside; anything larger is refused with 413 before it is read into memory.

@@ -334,8 +334,17 @@ fn spreadsheet_safe(cell: String) -> String {
 }
 
 fn profiles_csv(profiles: &[Profile]) -> Result<Vec<u8>, csv::Error> {
+    members_csv(profiles, true)
+}
+
+/// Segment members as CSV (the API's member pages and the dashboard's export write the same
+/// columns): the profile, attributes as one JSON column, every cell spreadsheet-safe; the
+/// header line first when `header`.
+pub fn members_csv(profiles: &[Profile], header: bool) -> Result<Vec<u8>, csv::Error> {
     let mut out = csv::Writer::from_writer(Vec::with_capacity(128 * (profiles.len() + 1)));
-    out.write_record(CSV_HEADER)?;
+    if header {
+        out.write_record(CSV_HEADER)?;
+    }
     for p in profiles {
         let attributes = p.attributes.as_ref().map(|a| a.to_string()).unwrap_or_default();
         let text = |v: &Option<String>| v.clone().unwrap_or_default();

@@ -335,7 +335,8 @@ pub fn stacked_days(title: &str, y_desc: &str, labels: &[String], series: &[(&st
         let n = labels.len().max(1);
         let totals: Vec<u64> =
             (0..n).map(|i| series.iter().map(|(_, s)| s.get(i).copied().unwrap_or(0)).sum()).collect();
-        let top = totals.iter().copied().max().unwrap_or(0).max(1) as f64 * 1.1;
+        // At least 0–5: with a smaller top the whole-number tick labels would repeat.
+        let top = totals.iter().copied().max().unwrap_or(0).max(5) as f64 * 1.1;
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
             .x_label_area_size(36)
@@ -378,6 +379,36 @@ pub fn stacked_days(title: &str, y_desc: &str, labels: &[String], series: &[(&st
             .border_style(GREY)
             .label_font((FONT, 13))
             .draw()?;
+        root.present()?;
+        Ok(())
+    })
+}
+
+/// One value per day as a line (a segment's size over time), labelled with up to eight of the
+/// days' labels; the y axis starts at zero so a change is not exaggerated.
+pub fn line_days(title: &str, y_desc: &str, labels: &[String], values: &[f64]) -> String {
+    render(title, (WIDTH, HEIGHT), |root| {
+        let n = values.len().max(1);
+        // At least 0–5: with a smaller top the whole-number tick labels would repeat.
+        let top = values.iter().copied().filter(|v| v.is_finite()).fold(0.0, f64::max).max(5.0) * 1.1;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0f64..(n.saturating_sub(1)).max(1) as f64, 0f64..top)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n.min(8))
+            .x_label_formatter(&|v| labels.get(v.round() as usize).cloned().unwrap_or_default())
+            .y_desc(y_desc)
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .label_style((FONT, 12))
+            .draw()?;
+        chart.draw_series(LineSeries::new(
+            values.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(i, v)| (i as f64, *v)),
+            ACCENT.stroke_width(2),
+        ))?;
         root.present()?;
         Ok(())
     })

@@ -125,6 +125,17 @@ pub struct CustomerSegments {
     pub history: Vec<SegmentMoment>,
 }
 
+/// A saved segment's entries and exits on one UTC day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SegmentDay {
+    /// Days since 1970-01-01.
+    pub day: i64,
+    /// Customers who entered.
+    pub entered: u64,
+    /// Customers who left.
+    pub exited: u64,
+}
+
 /// The dashboard's sessions and reads.
 #[async_trait::async_trait]
 pub trait DashboardStore: Send + Sync {
@@ -162,6 +173,13 @@ pub trait DashboardStore: Send + Sync {
 
     /// The saved segments of the customer with external id `id` (empty for an unknown id).
     async fn customer_segments(&self, id: &str) -> Result<CustomerSegments, StoreError>;
+
+    /// Segment `id`'s entries and exits per UTC day since `since` (µs), oldest first; days
+    /// without any are left out.
+    async fn segment_days(&self, id: i64, since: i64) -> Result<Vec<SegmentDay>, StoreError>;
+
+    /// Segment `id`'s latest entries and exits, newest first.
+    async fn recent_transitions(&self, id: i64, limit: u32) -> Result<Vec<crate::Transition>, StoreError>;
 }
 
 /// The last character there is: `prefix` followed by it bounds every text that starts with
@@ -336,4 +354,43 @@ impl<DB: Dialect> DashboardStore for Store<DB> {
         .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(CustomerSegments { member_of, history })
     }
+
+    async fn segment_days(&self, id: i64, since: i64) -> Result<Vec<SegmentDay>, StoreError> {
+        let rows = query(
+            "SELECT time / $1 AS day, \
+                    SUM(CASE WHEN kind = $2 THEN 1 ELSE 0 END) AS entered, \
+                    SUM(CASE WHEN kind = $2 THEN 0 ELSE 1 END) AS exited \
+             FROM segment_transitions WHERE segment_id = $3 AND time >= $4 GROUP BY time / $1 ORDER BY day",
+        )
+        .bind(DAY_MICROS)
+        .bind("enter")
+        .bind(id)
+        .bind(since)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SegmentDay {
+                    day: r.try_get("day")?,
+                    entered: u64::try_from(r.try_get::<i64, _>("entered")?).unwrap_or(0),
+                    exited: u64::try_from(r.try_get::<i64, _>("exited")?).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    async fn recent_transitions(&self, id: i64, limit: u32) -> Result<Vec<crate::Transition>, StoreError> {
+        let rows = query(
+            "SELECT t.id, t.segment_id, s.name, c.external_id, t.customer_id, t.kind, t.time FROM segment_transitions t \
+             JOIN segments s ON s.id = t.segment_id JOIN customers c ON c.id = t.customer_id \
+             WHERE t.segment_id = $1 ORDER BY t.id DESC LIMIT $2",
+        )
+        .bind(id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(crate::segments::transition).collect()
+    }
 }
+
+const DAY_MICROS: i64 = 86_400_000_000;

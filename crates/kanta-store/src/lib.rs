@@ -56,8 +56,8 @@ mod store;
 pub use audit::AuditStore;
 pub use customers::CustomerStore;
 pub use dashboard::{
-    ChurnRisk, CustomerFilter, CustomerListRow, CustomerSegments, DashboardStore, SegmentMoment, SessionRow,
-    StageMovement,
+    ChurnRisk, CustomerFilter, CustomerListRow, CustomerSegments, DashboardStore, SegmentDay, SegmentMoment,
+    SessionRow, StageMovement,
 };
 pub use journey::{GoalStore, HistoryStore, JourneyStore, TriggerStore};
 pub use orders::OrderStore;

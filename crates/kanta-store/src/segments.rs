@@ -196,18 +196,21 @@ impl<DB: Dialect> SegmentStore for Store<DB> {
         .bind(i64::from(limit) + 1)
         .fetch_all(&self.reader)
         .await?;
-        keyset_page(&rows, limit, |r| {
-            Ok(Transition {
-                id: r.try_get("id")?,
-                segment_id: r.try_get("segment_id")?,
-                segment: r.try_get("name")?,
-                customer: r.try_get("external_id")?,
-                customer_key: r.try_get("customer_id")?,
-                kind: r.try_get("kind")?,
-                time: rfc3339(r.try_get("time")?),
-            })
-        })
+        keyset_page(&rows, limit, transition)
     }
+}
+
+/// A transition row (`t.id, t.segment_id, s.name, c.external_id, t.customer_id, t.kind, t.time`).
+pub(crate) fn transition<R: Row>(r: &R) -> Result<Transition, StoreError> {
+    Ok(Transition {
+        id: r.try_get("id")?,
+        segment_id: r.try_get("segment_id")?,
+        segment: r.try_get("name")?,
+        customer: r.try_get("external_id")?,
+        customer_key: r.try_get("customer_id")?,
+        kind: r.try_get("kind")?,
+        time: rfc3339(r.try_get("time")?),
+    })
 }
 
 const SEGMENT_COLUMNS: &str = "id, name, expression, created_at, refreshed_at, members";

@@ -15,6 +15,9 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("overview.html", include_str!("../templates/overview.html")),
     ("customers.html", include_str!("../templates/customers.html")),
     ("customer.html", include_str!("../templates/customer.html")),
+    ("segments.html", include_str!("../templates/segments.html")),
+    ("segment_new.html", include_str!("../templates/segment_new.html")),
+    ("segment.html", include_str!("../templates/segment.html")),
 ];
 
 /// The parsed templates.

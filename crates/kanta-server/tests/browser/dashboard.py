@@ -35,6 +35,8 @@ def main():
     ap.add_argument("--hostile-name", required=True)
     ap.add_argument("--erase", required=True, help="id of the customer to erase through the page")
     ap.add_argument("--pages", required=True, help="JSON list of [name, path] to open")
+    ap.add_argument("--segment-expression", required=True)
+    ap.add_argument("--segment-count", required=True, type=int, help="what POST /v1/segments/preview counts")
     args = ap.parse_args()
     axe_source = open(args.axe, encoding="utf-8").read()
     pages = json.loads(args.pages)
@@ -52,11 +54,14 @@ def main():
             hostile(page, seen, args.base + args.hostile, args.hostile_name, problems, width)
             context.close()
 
-        # Erasure through the page, by an admin; the Rust side checks the API afterwards.
+        # The segment editor: the count follows the typing; a mistake is placed; save.
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         page = context.new_page()
         seen = watch(page)
-        login(page, args.base, args.admin, problems, "erase")
+        login(page, args.base, args.admin, problems, "editor")
+        editor(page, seen, args, problems)
+
+        # Erasure through the page, by an admin; the Rust side checks the API afterwards.
         page.goto(f"{args.base}/customers/{args.erase}")
         page.get_by_label("Type the id").fill(args.erase)
         page.get_by_role("button", name="Erase").click()
@@ -159,6 +164,34 @@ def visit(page, seen, url, name, width, axe_source, shots, problems):
     if overflow > 0:
         problems.append(f"{where}: the page is {overflow}px wider than the window")
     print(json.dumps({"page": name, "width": width, "axe_minor": len(result) - len(serious), "screenshot": shot}), flush=True)
+
+
+def editor(page, seen, args, problems):
+    page.goto(args.base + "/segments/new")
+    box = page.get_by_label("Expression")
+    box.press_sequentially("orders >> 2", delay=20)
+    try:
+        page.wait_for_function("() => document.querySelector('#problem').textContent.includes('column')", timeout=10000)
+    except Exception:
+        problems.append(f"editor: no problem shown for a mistake: {page.inner_text('#problem')!r}")
+    box.fill("")
+    box.press_sequentially(args.segment_expression, delay=10)
+    try:
+        page.wait_for_function(
+            "n => document.querySelector('#count').dataset.count === String(n)", arg=args.segment_count, timeout=10000
+        )
+    except Exception:
+        shown = page.evaluate("() => document.querySelector('#count').dataset.count")
+        problems.append(f"editor: the live count is {shown!r}, the API counts {args.segment_count}")
+    if page.inner_text("#problem").strip():
+        problems.append(f"editor: a problem is still shown: {page.inner_text('#problem')!r}")
+    page.get_by_label("Name").fill("typed in the editor")
+    page.get_by_role("button", name="Save segment").click()
+    page.wait_for_load_state()
+    if "/segments/" not in page.url or "typed in the editor" not in page.inner_text("h1"):
+        problems.append(f"editor: saving ended at {page.url}")
+    report(seen, "editor", problems)
+    print(json.dumps({"saved": page.url}), flush=True)
 
 
 def hostile(page, seen, url, name, problems, width):

@@ -18,6 +18,7 @@ kanta_store::on_both_backends!(
     hostile_customer_text_is_shown_as_text,
     the_overview_shows_the_latest_run_in_the_configured_locale,
     the_customer_list_searches_filters_and_pages,
+    segments_are_counted_as_typed_saved_followed_and_downloaded,
 );
 
 /// A browser without JavaScript: follows no redirect by itself, keeps the cookies it is given.
@@ -468,5 +469,149 @@ async fn the_customer_list_searches_filters_and_pages(db: TestDb) {
     ] {
         assert_eq!(browser.get(bad).await.status, StatusCode::BAD_REQUEST, "{bad}");
     }
+    app.stop().await.expect("stopped");
+}
+
+async fn api_json(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> serde_json::Value {
+    let mut request = reqwest::Client::new().request(method, format!("{}{path}", app.base)).bearer_auth(&app.admin);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("a response");
+    response.json().await.expect("JSON")
+}
+
+async fn segments_are_counted_as_typed_saved_followed_and_downloaded(db: TestDb) {
+    let app = TestApp::spawn(db, kanta_server::testing::settings()).await;
+    let now = kanta_domain::Clock::now(app.clock.as_ref()).micros();
+    let mut orders = Vec::new();
+    for c in 0..30 {
+        for k in 0..(1 + c % 3) {
+            let time = kanta_store::rfc3339(now - (5 + 40 * k + c) * 86_400_000_000);
+            orders.push(json!({"id": format!("o{c}-{k}"), "customer_id": format!("s{c:02}"), "time": time, "amount": 10 + c, "currency": "EUR"}));
+        }
+    }
+    post_json(&app, "/v1/orders", serde_json::Value::Array(orders)).await;
+    post_json(&app, "/v1/customers", json!([{"id": "s00", "name": "=HYPERLINK(\"http://evil.example\")"}])).await;
+    kanta_jobs::score_store(app.store.as_ref(), &kanta_jobs::ScoreJob::default(), now).await.expect("scoring");
+
+    let mut reader = Browser::new(&app.base);
+    reader.login(&app.read, "/").await;
+    assert!(reader.get("/segments").await.body.contains("No saved segment yet"));
+    let editor = reader.get("/segments/new").await;
+    assert_eq!(editor.status, StatusCode::OK);
+    let csrf = editor.hidden("csrf");
+
+    // The live count (JSON for the script) is the API's preview count.
+    let expression = "orders >= 2 and stage != \"lost\"";
+    let api =
+        api_json(&app, reqwest::Method::POST, "/v1/segments/preview", Some(json!({"expression": expression}))).await;
+    let expected = api["count"].as_i64().expect("a count");
+    assert!(expected > 0 && expected < 30, "a segment that selects some: {expected}");
+    let live = |browser: &mut Browser, text: &str| {
+        let body = serde_urlencoded_form(&[("csrf", &csrf), ("expression", text)]);
+        let request = browser
+            .client
+            .post(format!("{}/segments/preview", browser.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .body(body);
+        (request, browser.cookie_header())
+    };
+    let (request, cookie) = live(&mut reader, expression);
+    let answer: serde_json::Value =
+        request.header("cookie", cookie).send().await.expect("a response").json().await.expect("JSON");
+    assert_eq!(answer["count"].as_i64(), Some(expected), "{answer}");
+    assert_eq!(answer["text"], format!("{expected} customers"));
+    // A mistake is placed at its line and column, as the API places it.
+    let wrong = "orders >= 2\nand clv_12m >> 3";
+    let api = api_json(&app, reqwest::Method::POST, "/v1/segments/preview", Some(json!({"expression": wrong}))).await;
+    let (request, cookie) = live(&mut reader, wrong);
+    let answer: serde_json::Value =
+        request.header("cookie", cookie).send().await.expect("a response").json().await.expect("JSON");
+    let column = api["error"]["column"].as_u64().expect("the API's column");
+    assert_eq!((answer["count"].clone(), answer["problem"]["line"].as_u64()), (serde_json::Value::Null, Some(2)));
+    assert_eq!(answer["problem"]["column"].as_u64(), Some(column - 12), "the API counts over the whole text");
+    assert_eq!(answer["problem"]["pointer"].as_str().map(|p| p.len() as u64), Some(column - 12));
+    // Without script, "Count" posts the form and the page comes back with the count.
+    let page = reader.post("/segments/preview", &[("csrf", &csrf), ("expression", expression), ("name", "kept")]).await;
+    assert!(page.body.contains(&format!("{expected} customers")), "{}", page.body);
+    // A read session counts but does not save.
+    assert!(page.body.contains("Saving a segment needs an admin token."));
+    let page =
+        reader.post("/segments", &[("csrf", &csrf), ("expression", expression), ("name", "repeat buyers")]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+
+    let mut admin = Browser::new(&app.base);
+    admin.login(&app.admin, "/").await;
+    let csrf = admin.csrf().await;
+    let page = admin.post("/segments", &[("csrf", &csrf), ("expression", expression), ("name", "repeat buyers")]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let path = page.location().to_owned();
+    let id: i64 = path.trim_start_matches("/segments/").parse().expect("the new segment's id");
+    let shown = admin.get(&path).await;
+    assert_eq!(shown.status, StatusCode::OK);
+    assert!(shown.body.contains(&format!("<dd>{expected} as of")), "{}", shown.body);
+    assert!(
+        shown.body.contains("aria-label=\"Members at the end of each day")
+            && shown.body.contains("aria-label=\"Entries and exits per day")
+    );
+    assert!(shown.body.contains("None yet"));
+    let again =
+        admin.post("/segments", &[("csrf", &csrf), ("expression", expression), ("name", "repeat buyers")]).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert!(again.body.contains("A segment named “repeat buyers” exists"));
+    let bad = admin.post("/segments", &[("csrf", &csrf), ("expression", "orders >"), ("name", "broken")]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("Line 1, column") && bad.body.contains("value=\"broken\""), "what was typed stays");
+
+    // Two more orders for a one-order customer: the refresh lets them in, and the page shows it.
+    let joiner = (0..30).find(|c| c % 3 == 0).map(|c| format!("s{c:02}")).expect("a one-order customer");
+    let time = kanta_store::rfc3339(now - 86_400_000_000);
+    post_json(
+        &app,
+        "/v1/orders",
+        json!([{"id": "late", "customer_id": joiner, "time": time, "amount": 5, "currency": "EUR"}]),
+    )
+    .await;
+    kanta_jobs::score_store(app.store.as_ref(), &kanta_jobs::ScoreJob::default(), now).await.expect("scoring");
+    let refreshed = admin.post(&format!("/segments/{id}/refresh"), &[("csrf", &csrf)]).await;
+    assert_eq!((refreshed.status, refreshed.location()), (StatusCode::SEE_OTHER, path.as_str()));
+    let shown = admin.get(&path).await;
+    assert!(shown.text.contains(&format!("<a href=\"/customers/{joiner}\">{joiner}</a> entered")), "{}", shown.text);
+    let today = kanta_store::rfc3339(now).get(..10).expect("a day").to_owned();
+    assert!(
+        shown.body.contains(&format!("<th scope=\"row\">{today}</th><td>1</td><td>0</td><td>{}</td>", expected + 1))
+    );
+
+    // The CSV download: the API's columns and cells, every member.
+    let csv = admin.get(&format!("/segments/{id}/members.csv")).await;
+    assert_eq!(csv.headers["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(csv.headers["content-disposition"], "attachment; filename=\"segment-repeat_buyers.csv\"");
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert!(lines[0].starts_with("id,email,phone,name,"));
+    assert_eq!(lines.len() as i64, expected + 2, "header and every member");
+    let api_csv = reqwest::Client::new()
+        .get(format!("{}/v1/segments/{id}/customers?format=csv&limit=1000", app.base))
+        .bearer_auth(&app.admin)
+        .send()
+        .await
+        .expect("a response")
+        .text()
+        .await
+        .expect("CSV");
+    assert_eq!(csv.body, api_csv);
+
+    // Deleting needs the name typed out.
+    let page = admin.post(&format!("/segments/{id}/delete"), &[("csrf", &csrf), ("confirm", "repeat")]).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    let page = admin.post(&format!("/segments/{id}/delete"), &[("csrf", &csrf), ("confirm", "repeat buyers")]).await;
+    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/segments"));
+    assert_eq!(admin.get(&path).await.status, StatusCode::NOT_FOUND);
     app.stop().await.expect("stopped");
 }

@@ -106,7 +106,24 @@ async fn every_page_works_in_chromium_at_both_widths_without_errors_or_serious_a
         ["customers-segment", "/customers?segment=1"],
         ["customers-search", "/customers?q=c01"],
         ["customer", "/customers/c007"],
+        ["segments", "/segments"],
+        ["segment-new", "/segments/new"],
+        ["segment", "/segments/1"],
     ]);
+    // What the API counts for the expression the browser will type into the editor.
+    let expression = "orders >= 3 and stage != \"lost\"";
+    let preview: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/v1/segments/preview", app.base))
+        .bearer_auth(&app.read)
+        .json(&json!({"expression": expression}))
+        .send()
+        .await
+        .expect("a response")
+        .json()
+        .await
+        .expect("JSON");
+    let expected = preview["count"].as_i64().expect("a count");
+    assert!(expected > 0, "the typed segment selects somebody");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/dashboard.py");
     let (base, admin, read) = (app.base.clone(), app.admin.clone(), app.read.clone());
     let output = tokio::task::spawn_blocking(move || {
@@ -121,6 +138,7 @@ async fn every_page_works_in_chromium_at_both_widths_without_errors_or_serious_a
             .arg(&shots)
             .args(["--hostile", "/customers/xss-1", "--hostile-name", HOSTILE, "--erase", "erase-me"])
             .args(["--pages", &pages.to_string()])
+            .args(["--segment-expression", expression, "--segment-count", &expected.to_string()])
             .output()
             .expect("python runs")
     })
@@ -131,12 +149,25 @@ async fn every_page_works_in_chromium_at_both_widths_without_errors_or_serious_a
     assert!(output.status.success(), "the browser found problems:\n{stderr}\n{stdout}");
     let lines: Vec<serde_json::Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let shots: Vec<&str> = lines.iter().filter_map(|l| l["screenshot"].as_str()).collect();
-    assert_eq!(shots.len(), 14, "7 pages at 2 widths: {stdout}");
+    assert_eq!(shots.len(), 20, "10 pages at 2 widths: {stdout}");
     for shot in &shots {
         let size = std::fs::metadata(shot).map(|m| m.len()).unwrap_or(0);
         assert!(size > 10_000, "{shot} is {size} bytes");
     }
     assert_eq!(lines.last().map(|l| l["done"].clone()), Some(json!(true)));
+
+    // The segment saved through the editor holds what the API's preview counted.
+    let segments: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/v1/segments", app.base))
+        .bearer_auth(&app.read)
+        .send()
+        .await
+        .expect("a response")
+        .json()
+        .await
+        .expect("JSON");
+    let typed = segments["segments"].as_array().into_iter().flatten().find(|s| s["name"] == "typed in the editor");
+    assert_eq!(typed.map(|s| s["members"].clone()), Some(json!(expected)), "{segments}");
 
     // The customer erased through the page is gone from the API.
     let status = reqwest::Client::new()

@@ -126,6 +126,13 @@ async fn the_customer_list_searches_prefixes_filters_scores_and_pages(db: TestDb
     let moments: Vec<(&str, &str, i64)> =
         ann.history.iter().map(|m| (m.segment.as_str(), m.kind.as_str(), m.time)).collect();
     assert_eq!(moments, [("scored", "exit", NOW + 2 * HOUR)]);
+    // The segment's page: exits per day, and the latest transitions.
+    let day = (NOW + 2 * HOUR) / (24 * HOUR);
+    let days = db.store.segment_days(segment.id, NOW).await.expect("days");
+    assert_eq!(days, [kanta_store::SegmentDay { day, entered: 0, exited: 1 }]);
+    assert!(db.store.segment_days(segment.id, NOW + 3 * HOUR).await.expect("days").is_empty());
+    let recent = db.store.recent_transitions(segment.id, 5).await.expect("transitions");
+    assert_eq!(recent.iter().map(|t| (t.customer.as_str(), t.kind.as_str())).collect::<Vec<_>>(), [("a-100", "exit")]);
     assert_eq!(db.store.customer_segments("nobody").await.expect("segments"), kanta_store::CustomerSegments::default());
 
     // Pages of two: the cursor is the last row's position (b-200 has P(alive) 0.5 since the second run).

@@ -3,6 +3,7 @@
 
 pub mod customers;
 pub mod overview;
+pub mod segments;
 
 /// Percent-encodes `text` for a query value or a path segment (everything but unreserved
 /// characters, RFC 3986 §2.3).
