@@ -9,7 +9,7 @@ use std::time::Duration;
 use kanta_domain::Timestamp;
 use kanta_domain::money::Money;
 use kanta_journey::document::duration_text;
-use kanta_journey::{GoalKind, Holdout, Journey, StepKind};
+use kanta_journey::{Holdout, Journey, StepKind};
 use kanta_store::Storage;
 use kanta_store::journey::{FunnelRow, RevenueAtRisk, RunArm, RunId};
 use kanta_uplift::curve::FollowUp;
@@ -133,13 +133,7 @@ pub async fn uplift_report(
     Ok(Some(JourneyUplift {
         journey: name.to_owned(),
         version: head.version,
-        goal: journey.goal.as_ref().map(|g| {
-            let reached = match &g.reached {
-                GoalKind::Event(event) => format!("event {event}"),
-                GoalKind::EntersSegment(segment) => format!("enters segment {segment}"),
-            };
-            format!("{reached} within {}", duration_text(g.within))
-        }),
+        goal: journey.goal.as_ref().map(kanta_journey::document::Goal::describe),
         holdout: if journey.holdout == Holdout::NONE { "0%".to_owned() } else { journey.holdout.to_string() },
         window: duration_text(window),
         computed_at: kanta_store::rfc3339(now.micros()),

@@ -14,7 +14,7 @@ use std::time::Duration;
 use chrono::NaiveTime;
 
 use crate::document::{Arm, Awaited, Email, Journey, OnTimeout, Step, StepId, StepKind, Update, Webhook};
-use crate::problem::Path;
+use crate::problem::{Path, Segment};
 use crate::when::Weekdays;
 
 /// Where a run goes.
@@ -106,6 +106,98 @@ pub struct CompiledStep {
     /// Where the run goes after it (for a branch or split: after the arm that was taken
     /// rejoins; the arms' own targets are in the action).
     pub next: Next,
+}
+
+impl CompiledStep {
+    /// How deeply the step is nested: 0 in the journey's own list, 1 in an arm of a branch or
+    /// split or in a wait's `on_timeout`, and so on.
+    pub fn depth(&self) -> usize {
+        self.lists().count().saturating_sub(1)
+    }
+
+    /// For the first step of a nested list, the list it opens: `then`, `else`, `on timeout`
+    /// or `arm N` (of a split, counted from 1); `None` otherwise.
+    pub fn opens(&self) -> Option<String> {
+        let (key, index) = self.lists().last()?;
+        if index != 0 || self.depth() == 0 {
+            return None;
+        }
+        Some(match key {
+            "then" | "else" => key.to_owned(),
+            "on_timeout" => "on timeout".to_owned(),
+            _ => {
+                // A split arm's steps: `…split[A].steps[K]`.
+                let segments = self.path.segments();
+                let arm = segments.iter().rev().skip(2).find_map(|s| match s {
+                    Segment::Index(a) => Some(a + 1),
+                    Segment::Key(_) => None,
+                });
+                format!("arm {}", arm.unwrap_or(1))
+            }
+        })
+    }
+
+    /// Every list the step is in, outermost first: the key naming it and the step's index.
+    fn lists(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.path.segments().windows(2).filter_map(|pair| match pair {
+            [Segment::Key(key), Segment::Index(i)]
+                if matches!(key.as_str(), "steps" | "then" | "else" | "on_timeout") =>
+            {
+                Some((key.as_str(), *i))
+            }
+            _ => None,
+        })
+    }
+}
+
+impl Action {
+    /// What the step does, in a few words (for the dashboard's flow).
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Wait(d) => format!("wait {}", short(*d)),
+            Action::WaitUntil { local_time, weekdays } => {
+                let days = if *weekdays == Weekdays::ALL { String::new() } else { format!(" on {weekdays}") };
+                format!("wait until {} local time{days}", local_time.format("%H:%M"))
+            }
+            Action::WaitFor { awaited, timeout, .. } => {
+                let what = match awaited {
+                    Awaited::Event { name, .. } => format!("event {name}"),
+                    Awaited::EntersSegment(segment) => format!("entering segment {segment}"),
+                };
+                format!("wait for {what}, at most {}", short(*timeout))
+            }
+            Action::Branch { condition, then, otherwise } => {
+                // An arm that is only `exit` has no step of its own to show: say it here.
+                let then = if *then == Next::Exit { "; if so, exit" } else { "" };
+                let otherwise = if *otherwise == Next::Exit { "; if not, exit" } else { "" };
+                format!("if {condition}{then}{otherwise}")
+            }
+            Action::Split { arms } => {
+                let total: u32 = arms.iter().map(|a| a.0).sum();
+                let shares: Vec<String> =
+                    arms.iter().map(|a| format!("{:.0}%", 100.0 * f64::from(a.0) / f64::from(total.max(1)))).collect();
+                format!("split {}", shares.join(" / "))
+            }
+            Action::SendEmail(email) => {
+                let kind = if email.transactional { "transactional email" } else { "email" };
+                format!("send {kind} “{}”", email.subject)
+            }
+            Action::Webhook(w) => match &w.target {
+                crate::document::WebhookTarget::Endpoint(name) => format!("call webhook {name}"),
+                crate::document::WebhookTarget::Url(url) => format!("call {url}"),
+            },
+            Action::Update(u) => {
+                let mut parts: Vec<String> = u.set.keys().map(|k| format!("set {k}")).collect();
+                parts.extend(u.tags.iter().map(|t| format!("tag {t}")));
+                format!("update: {}", parts.join(", "))
+            }
+            Action::Exit => "exit".into(),
+        }
+    }
+}
+
+fn short(d: Duration) -> String {
+    crate::document::duration_text(d)
 }
 
 /// A journey as the engine walks it.

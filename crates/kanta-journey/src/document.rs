@@ -77,6 +77,45 @@ pub enum GoalKind {
     EntersSegment(String),
 }
 
+impl Goal {
+    /// The goal as written: `event order.created within 30d`.
+    pub fn describe(&self) -> String {
+        let reached = match &self.reached {
+            GoalKind::Event(event) => format!("event {event}"),
+            GoalKind::EntersSegment(segment) => format!("enters segment {segment}"),
+        };
+        format!("{reached} within {}", duration_text(self.within))
+    }
+}
+
+impl Trigger {
+    /// What starts a run, in words: `event order.created (first order)`, `stage becomes lost`.
+    pub fn describe(&self) -> String {
+        let days = |d: i32| match d {
+            0 => "on the day".to_owned(),
+            d if d < 0 => format!("{} days before", -d),
+            d => format!("{d} days after"),
+        };
+        match self {
+            Trigger::Event { name, first_order, key } => {
+                let first = if *first_order { " (first order)" } else { "" };
+                let key = key.as_ref().map(|k| format!(", one run per {k}")).unwrap_or_default();
+                format!("event {name}{first}{key}")
+            }
+            Trigger::EntersSegment(s) => format!("enters segment {s}"),
+            Trigger::LeavesSegment(s) => format!("leaves segment {s}"),
+            Trigger::StageBecomes(stage) => format!("stage becomes {}", stage.name()),
+            Trigger::Date { field, offset_days, yearly } => {
+                format!("{} {field}{}", days(*offset_days), if *yearly { ", every year" } else { "" })
+            }
+            Trigger::PredictedNextPurchase { offset_days } => {
+                format!("{} the predicted next purchase", days(*offset_days))
+            }
+            Trigger::Schedule { cron, segment } => format!("schedule `{}` for segment {segment}", cron.as_str()),
+        }
+    }
+}
+
 /// One embedded template: the sources of `NAME.html` and `NAME.txt` (at least one is given).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TemplateSource {

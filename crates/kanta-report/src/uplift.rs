@@ -32,8 +32,9 @@ pub struct UpliftPage<'a> {
     pub at_risk: Option<String>,
 }
 
-#[derive(Serialize)]
-struct ArmRow {
+/// One arm's totals, as text.
+#[derive(Debug, Serialize)]
+pub struct ArmRow {
     name: &'static str,
     customers: String,
     matured: String,
@@ -44,8 +45,9 @@ struct ArmRow {
     messages: String,
 }
 
-#[derive(Serialize)]
-struct Row {
+/// One comparison (treatment − control), as text.
+#[derive(Debug, Serialize)]
+pub struct Row {
     figure: &'static str,
     difference: String,
     first: String,
@@ -113,11 +115,27 @@ fn mean_row(
     }
 }
 
-/// Renders the page.
-pub fn render_uplift_html(page: &UpliftPage<'_>, report: &UpliftReport) -> Result<String, minijinja::Error> {
-    let mut env = Environment::new();
-    env.add_template("uplift.html", TEMPLATE)?;
-    env.add_template("base.css", crate::BASE_CSS)?;
+/// What a page about the report shows, as text: the arms, every comparison with its intervals
+/// and verdict, the CUPED adjustment, the notes and the conversion curves (this page and the
+/// dashboard's journey page draw the same).
+#[derive(Debug, Serialize)]
+pub struct UpliftTables {
+    /// Treatment, then control.
+    pub arms: Vec<ArmRow>,
+    /// The comparisons.
+    pub rows: Vec<Row>,
+    /// θ and the variance removed, when CUPED applied.
+    pub cuped: Option<minijinja::Value>,
+    /// The report's notes.
+    pub notes: Vec<String>,
+    /// Conversions each arm needs for a verdict.
+    pub min_conversions: u64,
+    /// The cumulative conversion chart (SVG).
+    pub curve: String,
+}
+
+/// The report as [`UpliftTables`].
+pub fn tables(report: &UpliftReport) -> UpliftTables {
     let arm = |name: &'static str, a: &ArmTotals| ArmRow {
         name,
         customers: thousands(a.customers),
@@ -158,15 +176,31 @@ pub fn render_uplift_html(page: &UpliftPage<'_>, report: &UpliftReport) -> Resul
         rows.push(revenue_row("revenue per customer, CUPED", &c.revenue));
         context! { theta => format!("{:.4}", c.theta), reduction => percent(c.variance_reduction) }
     });
+    UpliftTables {
+        arms: vec![arm("treatment", &report.treatment), arm("control", &report.control)],
+        rows,
+        cuped,
+        notes: report.notes.clone(),
+        min_conversions: report.settings.rule.min_conversions,
+        curve: charts::conversion_curves(&report.curve_treatment, &report.curve_control),
+    }
+}
+
+/// Renders the page.
+pub fn render_uplift_html(page: &UpliftPage<'_>, report: &UpliftReport) -> Result<String, minijinja::Error> {
+    let mut env = Environment::new();
+    env.add_template("uplift.html", TEMPLATE)?;
+    env.add_template("base.css", crate::BASE_CSS)?;
+    let t = tables(report);
     env.get_template("uplift.html")?.render(context! {
         version => env!("CARGO_PKG_VERSION"),
         p => page,
-        arms => vec![arm("treatment", &report.treatment), arm("control", &report.control)],
-        rows => rows,
-        cuped => cuped,
-        notes => report.notes,
-        min_conversions => report.settings.rule.min_conversions,
-        curve => charts::conversion_curves(&report.curve_treatment, &report.curve_control),
+        arms => t.arms,
+        rows => t.rows,
+        cuped => t.cuped,
+        notes => t.notes,
+        min_conversions => t.min_conversions,
+        curve => t.curve,
     })
 }
 

@@ -18,6 +18,9 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("segments.html", include_str!("../templates/segments.html")),
     ("segment_new.html", include_str!("../templates/segment_new.html")),
     ("segment.html", include_str!("../templates/segment.html")),
+    ("journeys.html", include_str!("../templates/journeys.html")),
+    ("journey.html", include_str!("../templates/journey.html")),
+    ("journey_uplift.html", include_str!("../templates/journey_uplift.html")),
 ];
 
 /// The parsed templates.

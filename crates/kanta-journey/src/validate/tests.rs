@@ -184,6 +184,50 @@ fn nested_steps_get_path_ids_under_their_parent_and_rejoin_after_it() {
 }
 
 #[test]
+fn compiled_steps_say_how_deep_they_are_which_arm_they_open_and_what_they_do() {
+    let yaml = with_steps(
+        "  - id: check
+    branch:
+      if: \"orders >= 2\"
+      then:
+        - wait: 1d
+        - exit
+      else:
+        - split:
+            - { weight: 1, steps: [{ wait: 2h }] }
+            - { weight: 3, steps: [{ webhook: { url: \"https://crm.example/hook\" } }] }
+  - wait_for:
+      event: order.created
+      timeout: 2d
+      on_timeout: [{ update: { tag: late } }]
+  - wait_until: { local_time: \"10:00\", weekdays: mon-fri }
+  - send_email: { subject: \"Hello\", html: \"<p>Hi</p>\" }
+  - branch: { if: \"orders > 3\", else: exit }
+",
+    );
+    let compiled = validate_yaml(&yaml, &AnyTemplate).unwrap().compile();
+    let rows: Vec<(usize, Option<String>, String)> =
+        compiled.steps.iter().map(|s| (s.depth(), s.opens(), s.action.describe())).collect();
+    let row = |depth, opens: Option<&str>, text: &str| (depth, opens.map(str::to_owned), text.to_owned());
+    assert_eq!(
+        rows,
+        [
+            row(0, None, "if orders >= 2"),
+            row(1, Some("then"), "wait 1d"),
+            row(1, None, "exit"),
+            row(1, Some("else"), "split 25% / 75%"),
+            row(2, Some("arm 1"), "wait 2h"),
+            row(2, Some("arm 2"), "call https://crm.example/hook"),
+            row(0, None, "wait for event order.created, at most 2d"),
+            row(1, Some("on timeout"), "update: tag late"),
+            row(0, None, "wait until 10:00 local time on mon,tue,wed,thu,fri"),
+            row(0, None, "send email “Hello”"),
+            row(0, None, "if orders > 3; if not, exit"),
+        ]
+    );
+}
+
+#[test]
 fn every_example_journey_validates() {
     let templates = example_templates();
     assert!(templates.contains("second-order") && templates.contains("layout"), "{templates:?}");

@@ -105,7 +105,12 @@ def watch(page):
     seen = {"console": [], "errors": [], "failed": [], "bad": [], "dialogs": []}
     page.on("console", lambda m: m.type in ("error", "warning") and seen["console"].append(f"{m.type}: {m.text}"))
     page.on("pageerror", lambda e: seen["errors"].append(str(e)))
-    page.on("requestfailed", lambda r: seen["failed"].append(f"{r.url}: {r.failure}"))
+    # A request cancelled by the next navigation (a favicon still loading when a form is sent)
+    # is ERR_ABORTED: not a failure of the page. Anything else is.
+    page.on(
+        "requestfailed",
+        lambda r: r.failure != "net::ERR_ABORTED" and seen["failed"].append(f"{r.url}: {r.failure}"),
+    )
     page.on("response", lambda r: r.status >= 400 and seen["bad"].append(f"{r.status} {r.url}"))
 
     def dialog(d):

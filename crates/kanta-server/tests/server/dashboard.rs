@@ -19,6 +19,7 @@ kanta_store::on_both_backends!(
     the_overview_shows_the_latest_run_in_the_configured_locale,
     the_customer_list_searches_filters_and_pages,
     segments_are_counted_as_typed_saved_followed_and_downloaded,
+    journeys_show_their_flow_versions_uplift_and_pause_from_the_page,
 );
 
 /// A browser without JavaScript: follows no redirect by itself, keeps the cookies it is given.
@@ -145,6 +146,17 @@ async fn post_json(app: &TestApp, path: &str, body: serde_json::Value) {
         .await
         .expect("a response");
     assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap_or_default());
+}
+
+async fn post_created(app: &TestApp, path: &str, body: serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}{path}", app.base))
+        .bearer_auth(&app.admin)
+        .json(&body)
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(response.status(), StatusCode::CREATED, "{}", response.text().await.unwrap_or_default());
 }
 
 async fn api_status(app: &TestApp, path: &str) -> StatusCode {
@@ -613,5 +625,105 @@ async fn segments_are_counted_as_typed_saved_followed_and_downloaded(db: TestDb)
     let page = admin.post(&format!("/segments/{id}/delete"), &[("csrf", &csrf), ("confirm", "repeat buyers")]).await;
     assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/segments"));
     assert_eq!(admin.get(&path).await.status, StatusCode::NOT_FOUND);
+    app.stop().await.expect("stopped");
+}
+
+async fn journeys_show_their_flow_versions_uplift_and_pause_from_the_page(db: TestDb) {
+    use kanta_store::journey::{EntryRules, GoalSource, NewConversion, NewRun, Reentry, RunArm};
+    let app = TestApp::spawn(db, kanta_server::testing::settings()).await;
+    let promo = json!({"name": "promo", "description": "A <b>welcome</b> offer", "trigger": {"event": "signup"},
+    "holdout": "50%", "goal": {"event": "order.created", "within": "30d"},
+    "steps": [
+        {"id": "hello", "send_email": {"subject": "Hi <there>", "html": "<p>Hi</p>"}},
+        {"wait": "3d"},
+        {"branch": {"if": "orders >= 2", "then": "exit", "else": [{"send_email": {"subject": "Again", "html": "<p>Again</p>"}}]}}
+    ]});
+    post_created(&app, "/v1/journeys", promo.clone()).await;
+    let mut browser = Browser::new(&app.base);
+    browser.login(&app.admin, "/").await;
+    let csrf = browser.csrf().await;
+    // Paused from the page, so the server's engine leaves the runs below where they are.
+    let page = browser.post("/journeys/promo/pause", &[("csrf", &csrf)]).await;
+    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/journeys/promo"));
+    let listed = api_json(&app, reqwest::Method::GET, "/v1/journeys", None).await;
+    assert_eq!(listed["journeys"][0]["paused"], true, "{listed}");
+
+    let ids = ["t1", "t2", "k1", "k2"];
+    post_json(&app, "/v1/customers", json!(ids.iter().map(|id| json!({"id": id})).collect::<Vec<_>>())).await;
+    let day = std::time::Duration::from_secs(86_400);
+    let entered = kanta_domain::Timestamp::from_micros(
+        kanta_domain::Clock::now(app.clock.as_ref()).micros() - 40 * 86_400_000_000,
+    );
+    let rules = EntryRules { reentry: Reentry::Once, max_active: None, once_per_key: false };
+    let context = json!({});
+    for id in ids {
+        let customer = app.store.customer_key(id).await.expect("read").expect("the customer");
+        let arm = if id.starts_with('t') { RunArm::Treatment } else { RunArm::Control };
+        let run = NewRun {
+            journey: "promo",
+            version: 1,
+            customer,
+            key: "",
+            step: "hello",
+            due_at: None,
+            wait: None,
+            context: &context,
+            arm,
+        };
+        app.store.start_run(&run, &rules, entered).await.expect("entered");
+        if id == "t1" {
+            let at = entered.saturating_add(day);
+            let conversion =
+                NewConversion { journey: "promo", customer, at, within: 30 * day, source: GoalSource::Event(None) };
+            assert!(app.store.record_conversion(&conversion, at).await.expect("recorded").is_some());
+        }
+    }
+
+    let list = browser.get("/journeys").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(list.text.contains("<a href=\"/journeys/promo\">promo</a></th><td>1</td><td><span class=\"badge paused\">paused</span></td><td>2</td><td>4</td><td>2</td>"), "{}", list.text);
+
+    let page = browser.get("/journeys/promo").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("A &lt;b&gt;welcome&lt;&#x2f;b&gt; offer"), "the description is text");
+    assert!(page.body.contains("event signup") && page.body.contains("event order.created within 30d"));
+    // The flow: the email with its two waiting runs, the wait, the branch and its arms.
+    let flow: Vec<&str> = page
+        .body
+        .split("<span class=\"what text\">")
+        .skip(1)
+        .map(|s| s.split("</span>").last().unwrap_or_default())
+        .collect();
+    assert_eq!(flow.len(), 4, "{}", page.body);
+    assert!(page.body.contains("send email “Hi &lt;there&gt;”</span>\n      <span class=\"id\">hello</span>\n      <span class=\"counts\"><strong>2</strong> waiting here"), "{}", page.body);
+    assert!(page.body.contains("<li class=\"arm depth-1\" aria-hidden=\"true\">else</li>"));
+    assert!(page.body.contains("if orders &gt;= 2; if so, exit"), "an arm that only exits is said on the branch");
+    assert!(page.text.contains("action=\"/journeys/promo/resume\""), "a paused journey offers resume");
+
+    // The uplift report: the same arms as the API's.
+    let uplift = browser.get("/journeys/promo/uplift").await;
+    assert_eq!(uplift.status, StatusCode::OK, "{}", uplift.body);
+    assert!(
+        uplift.body.contains("<th scope=\"row\">treatment</th><td>2</td><td>2</td><td>1</td><td>50.0%</td>"),
+        "{}",
+        uplift.body
+    );
+    assert!(uplift.body.contains("<th scope=\"row\">control</th><td>2</td><td>2</td><td>0</td><td>0.0%</td>"));
+    assert!(uplift.body.contains("aria-label=\"Cumulative conversion by day since entry\""));
+    assert_eq!(browser.get("/journeys/nope").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(browser.get("/journeys/nope/uplift").await.status, StatusCode::NOT_FOUND);
+
+    // A read session sees the journey but cannot resume it.
+    let mut reader = Browser::new(&app.base);
+    reader.login(&app.read, "/").await;
+    let seen = reader.get("/journeys/promo").await;
+    assert!(!seen.text.contains("/journeys/promo/resume"));
+    let read_csrf = reader.csrf().await;
+    assert_eq!(reader.post("/journeys/promo/resume", &[("csrf", &read_csrf)]).await.status, StatusCode::FORBIDDEN);
+    // The admin resumes it.
+    let page = browser.post("/journeys/promo/resume", &[("csrf", &csrf)]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let listed = api_json(&app, reqwest::Method::GET, "/v1/journeys", None).await;
+    assert_eq!(listed["journeys"][0]["paused"], false);
     app.stop().await.expect("stopped");
 }

@@ -85,6 +85,19 @@ async fn fill(app: &TestApp) {
     kanta_jobs::score_store(app.store.as_ref(), &kanta_jobs::ScoreJob::default(), now).await.expect("scoring");
     post(app, "/v1/segments", json!({"name": "valuable & slipping", "expression": "p_alive < 0.6 and orders >= 2"}))
         .await;
+    post(
+        app,
+        "/v1/journeys",
+        json!({"name": "win-back", "trigger": {"stage_becomes": "lost"}, "holdout": "10%",
+        "goal": {"event": "order.created", "within": "30d", "exit": true},
+        "steps": [
+            {"id": "offer", "send_email": {"subject": "We saved you 10%", "html": "<p>Come back</p>"}},
+            {"wait": "14d"},
+            {"branch": {"if": "orders >= 2", "then": "exit",
+                "else": [{"send_email": {"subject": "Last chance", "html": "<p>20% off</p>"}}]}}
+        ]}),
+    )
+    .await;
 }
 
 const HOSTILE: &str = "<script>alert('name')</script><img src=x onerror=alert(1)> \"quoted\" \u{202e}reversed";
@@ -109,6 +122,9 @@ async fn every_page_works_in_chromium_at_both_widths_without_errors_or_serious_a
         ["segments", "/segments"],
         ["segment-new", "/segments/new"],
         ["segment", "/segments/1"],
+        ["journeys", "/journeys"],
+        ["journey", "/journeys/win-back"],
+        ["journey-uplift", "/journeys/win-back/uplift"],
     ]);
     // What the API counts for the expression the browser will type into the editor.
     let expression = "orders >= 3 and stage != \"lost\"";
@@ -149,7 +165,7 @@ async fn every_page_works_in_chromium_at_both_widths_without_errors_or_serious_a
     assert!(output.status.success(), "the browser found problems:\n{stderr}\n{stdout}");
     let lines: Vec<serde_json::Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let shots: Vec<&str> = lines.iter().filter_map(|l| l["screenshot"].as_str()).collect();
-    assert_eq!(shots.len(), 20, "10 pages at 2 widths: {stdout}");
+    assert_eq!(shots.len(), 26, "13 pages at 2 widths: {stdout}");
     for shot in &shots {
         let size = std::fs::metadata(shot).map(|m| m.len()).unwrap_or(0);
         assert!(size > 10_000, "{shot} is {size} bytes");

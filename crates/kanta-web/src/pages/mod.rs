@@ -2,6 +2,7 @@
 //! [`kanta_report::format::NumberFormat`], and hand plain values to the templates.
 
 pub mod customers;
+pub mod journeys;
 pub mod overview;
 pub mod segments;
 

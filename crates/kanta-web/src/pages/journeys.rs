@@ -1,0 +1,258 @@
+//! Journeys: the list with status and counts (`/journeys`), a journey's steps drawn as a flow
+//! with how many customers wait at each step and how many went through it, its versions and
+//! pause/resume (`/journeys/{name}`), and its uplift report (`/journeys/{name}/uplift`), the
+//! same numbers as `kanta journeys report`.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use kanta_journey::Journey;
+use kanta_store::journey::{JourneyReport, RunArm};
+use serde::{Deserialize, Serialize};
+
+use super::encode_query;
+use crate::pages::overview::readable_time;
+use crate::session::current;
+use crate::{WebError, WebState};
+
+#[derive(Serialize)]
+struct Listed {
+    name: String,
+    href: String,
+    version: i64,
+    paused: bool,
+    active: String,
+    entered: String,
+    held_out: String,
+    updated: String,
+}
+
+fn path_of(name: &str) -> String {
+    format!("/journeys/{}", encode_query(name))
+}
+
+/// `GET /journeys`.
+pub async fn list(State(state): State<WebState>, headers: HeaderMap) -> Result<Html<String>, WebError> {
+    let session = current(&state, &headers, "/journeys").await?;
+    let f = &state.config.format;
+    let mut journeys = Vec::new();
+    for j in state.store.journeys().await? {
+        let arms = state.store.entries_by_arm(&j.name).await?;
+        let count = |want: &[RunArm]| -> u64 {
+            arms.iter().filter(|(arm, _)| want.contains(arm)).map(|(_, n)| u64::try_from(*n).unwrap_or(0)).sum()
+        };
+        journeys.push(Listed {
+            href: path_of(&j.name),
+            version: j.version,
+            paused: j.paused,
+            active: f.integer(u64::try_from(j.active_runs).unwrap_or(0)),
+            entered: f.integer(count(&[RunArm::Treatment, RunArm::Control, RunArm::GlobalControl])),
+            held_out: f.integer(count(&[RunArm::Control, RunArm::GlobalControl])),
+            updated: readable_time(&j.updated_at.to_rfc3339()),
+            name: j.name,
+        });
+    }
+    state.templates.page("journeys.html", "journeys", Some(&session), minijinja::context! { journeys })
+}
+
+/// One step of the flow.
+#[derive(Serialize)]
+struct FlowStep {
+    id: String,
+    depth: usize,
+    opens: Option<String>,
+    what: String,
+    /// Runs waiting at the step now (current version).
+    at: String,
+    /// Runs that went through it (every version), by outcome.
+    through: String,
+    outcomes: String,
+    /// Messages of the step by status (current version).
+    messages: String,
+}
+
+#[derive(Serialize)]
+struct VersionRow {
+    version: i64,
+    created: String,
+    digest: String,
+    active: String,
+    completed: String,
+    exited: String,
+    held_out: String,
+}
+
+async fn report(state: &WebState, name: &str) -> Result<JourneyReport, WebError> {
+    state.store.journey_report(name).await?.ok_or_else(|| WebError::NotFound(format!("no journey `{name}`")))
+}
+
+/// `GET /journeys/{name}`.
+pub async fn show(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Html<String>, WebError> {
+    let session = current(&state, &headers, &path_of(&name)).await?;
+    let report = report(&state, &name).await?;
+    let f = &state.config.format;
+    let summary = &report.summary;
+    let stored = state
+        .store
+        .journey_version(&name, summary.version)
+        .await?
+        .ok_or_else(|| WebError::NotFound(format!("no version {} of journey `{name}`", summary.version)))?;
+    let journey = Journey::from_json(&stored.definition).map_err(|problems| {
+        kanta_store::StoreError::Corrupt(format!("stored journey `{name}` does not validate: {problems}"))
+    })?;
+    let compiled = journey.compile();
+    let funnel = state.store.step_funnel(&name).await?;
+    let mut through: BTreeMap<&str, Vec<(&str, i64)>> = BTreeMap::new();
+    for row in &funnel {
+        through.entry(row.step.as_str()).or_default().push((row.outcome.as_str(), row.runs));
+    }
+    let counts = |step: &str| report.steps.iter().find(|s| s.version == summary.version && s.step == step);
+    let flow: Vec<FlowStep> = compiled
+        .steps
+        .iter()
+        .map(|s| {
+            let id = s.id.as_str();
+            let passed = through.get(id).map(Vec::as_slice).unwrap_or_default();
+            let total: i64 = passed.iter().map(|(_, n)| n).sum();
+            let here = counts(id);
+            FlowStep {
+                id: id.to_owned(),
+                depth: s.depth(),
+                opens: s.opens(),
+                what: s.action.describe(),
+                at: f.integer(here.map_or(0, |c| u64::try_from(c.active_runs).unwrap_or(0))),
+                through: f.integer(u64::try_from(total).unwrap_or(0)),
+                outcomes: passed
+                    .iter()
+                    .map(|(outcome, n)| format!("{outcome} {}", f.integer(u64::try_from(*n).unwrap_or(0))))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                messages: here
+                    .map(|c| {
+                        c.messages
+                            .iter()
+                            .map(|(status, n)| format!("{status} {}", f.integer(u64::try_from(*n).unwrap_or(0))))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    let versions: Vec<VersionRow> = report
+        .versions
+        .iter()
+        .rev()
+        .map(|v| VersionRow {
+            version: v.version,
+            created: readable_time(&v.created_at.to_rfc3339()),
+            digest: v.digest.chars().take(12).collect(),
+            active: f.integer(u64::try_from(v.active_runs).unwrap_or(0)),
+            completed: f.integer(u64::try_from(v.completed_runs).unwrap_or(0)),
+            exited: f.integer(u64::try_from(v.exited_runs).unwrap_or(0)),
+            held_out: f.integer(u64::try_from(v.held_out_runs).unwrap_or(0)),
+        })
+        .collect();
+    let page = minijinja::context! {
+        name => summary.name.clone(),
+        path => path_of(&summary.name),
+        version => summary.version,
+        paused => summary.paused,
+        active => f.integer(u64::try_from(summary.active_runs).unwrap_or(0)),
+        updated => readable_time(&summary.updated_at.to_rfc3339()),
+        description => journey.description.clone(),
+        trigger => journey.trigger.describe(),
+        holdout => (journey.holdout != kanta_journey::Holdout::NONE).then(|| journey.holdout.to_string()),
+        goal => journey.goal.as_ref().map(kanta_journey::document::Goal::describe),
+        flow => flow,
+        versions => versions,
+    };
+    state.templates.page("journey.html", "journeys", Some(&session), page)
+}
+
+#[derive(Debug, Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /journeys/{name}/pause` and `/resume` (admin).
+async fn set_paused(
+    state: WebState,
+    headers: HeaderMap,
+    name: String,
+    body: Bytes,
+    paused: bool,
+) -> Result<Response, WebError> {
+    let session = current(&state, &headers, &path_of(&name)).await?;
+    let form: CsrfForm = serde_urlencoded::from_bytes(&body).map_err(|e| WebError::BadRequest(e.to_string()))?;
+    session.check_form(&headers, &form.csrf)?;
+    session.require_admin()?;
+    if !state.store.set_journey_paused(&name, paused, state.clock.now()).await? {
+        return Err(WebError::NotFound(format!("no journey `{name}`")));
+    }
+    Ok(Redirect::to(&path_of(&name)).into_response())
+}
+
+/// `POST /journeys/{name}/pause`.
+pub async fn pause(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    set_paused(state, headers, name, body, true).await
+}
+
+/// `POST /journeys/{name}/resume`.
+pub async fn resume(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    set_paused(state, headers, name, body, false).await
+}
+
+/// `GET /journeys/{name}/uplift`: the uplift report (computed on request, as the API does).
+pub async fn uplift(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Html<String>, WebError> {
+    let session = current(&state, &headers, &format!("{}/uplift", path_of(&name))).await?;
+    let settings = kanta_uplift::report::Settings::default();
+    let report = match kanta_engine::uplift::uplift_report(&*state.store, &name, state.clock.now(), settings).await {
+        Ok(Some(report)) => report,
+        Ok(None) => return Err(WebError::NotFound(format!("no journey `{name}`"))),
+        Err(kanta_engine::EngineError::Store(e)) => return Err(e.into()),
+        Err(e) => return Err(kanta_store::StoreError::Corrupt(e.to_string()).into()),
+    };
+    let f = &state.config.format;
+    let at_risk = &report.revenue_at_risk;
+    let page = minijinja::context! {
+        name => report.journey.clone(),
+        path => path_of(&report.journey),
+        version => report.version,
+        holdout => report.holdout.clone(),
+        goal => report.goal.clone().unwrap_or_else(|| "none (revenue only)".into()),
+        window => report.window.clone(),
+        computed => readable_time(&report.computed_at),
+        tables => kanta_report::uplift::tables(&report.report),
+        at_risk => format!(
+            "{} lapsing customers ({} in their last 12 months) and {} lost ({})",
+            f.integer(u64::try_from(at_risk.lapsing_customers).unwrap_or(0)),
+            f.money(kanta_domain::Money::from_raw(at_risk.lapsing_revenue_12m)),
+            f.integer(u64::try_from(at_risk.lost_customers).unwrap_or(0)),
+            f.money(kanta_domain::Money::from_raw(at_risk.lost_revenue_12m)),
+        ),
+    };
+    state.templates.page("journey_uplift.html", "journeys", Some(&session), page)
+}
