@@ -387,15 +387,21 @@ pub fn stacked_days(title: &str, y_desc: &str, labels: &[String], series: &[(&st
 /// One value per day as a line (a segment's size over time), labelled with up to eight of the
 /// days' labels; the y axis starts at zero so a change is not exaggerated.
 pub fn line_days(title: &str, y_desc: &str, labels: &[String], values: &[f64]) -> String {
+    // At least 0–5: with a smaller top the whole-number tick labels would repeat.
+    let top = values.iter().copied().filter(|v| v.is_finite()).fold(0.0, f64::max).max(5.0) * 1.1;
+    line(title, y_desc, labels, values, (0.0, top))
+}
+
+/// Values as a line over labelled points on a fixed y range (NPS on −100…100); a non-finite
+/// value (a month without responses) breaks the line there.
+pub fn line(title: &str, y_desc: &str, labels: &[String], values: &[f64], range: (f64, f64)) -> String {
     render(title, (WIDTH, HEIGHT), |root| {
         let n = values.len().max(1);
-        // At least 0–5: with a smaller top the whole-number tick labels would repeat.
-        let top = values.iter().copied().filter(|v| v.is_finite()).fold(0.0, f64::max).max(5.0) * 1.1;
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(64)
-            .build_cartesian_2d(0f64..(n.saturating_sub(1)).max(1) as f64, 0f64..top)?;
+            .build_cartesian_2d(0f64..(n.saturating_sub(1)).max(1) as f64, range.0..range.1)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -405,10 +411,23 @@ pub fn line_days(title: &str, y_desc: &str, labels: &[String], values: &[f64]) -
             .y_label_formatter(&|v| format!("{v:.0}"))
             .label_style((FONT, 12))
             .draw()?;
-        chart.draw_series(LineSeries::new(
-            values.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(i, v)| (i as f64, *v)),
-            ACCENT.stroke_width(2),
-        ))?;
+        // Each unbroken run of finite values is one line, with a dot per point.
+        let mut run: Vec<(f64, f64)> = Vec::new();
+        let mut runs = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            if v.is_finite() {
+                run.push((i as f64, *v));
+            } else if !run.is_empty() {
+                runs.push(std::mem::take(&mut run));
+            }
+        }
+        if !run.is_empty() {
+            runs.push(run);
+        }
+        for run in runs {
+            chart.draw_series(LineSeries::new(run.iter().copied(), ACCENT.stroke_width(2)))?;
+            chart.draw_series(run.iter().map(|p| Circle::new(*p, 3, ACCENT.filled())))?;
+        }
         root.present()?;
         Ok(())
     })

@@ -59,7 +59,12 @@ impl Application {
         let email = settings.email_config()?;
         settings.journeys.tick()?;
         let public_url = settings.email.as_ref().map(|e| e.public_url.as_str());
-        let web_config = settings.dashboard.enabled.then(|| settings.dashboard.web_config(public_url)).transpose()?;
+        let web_config = settings
+            .dashboard
+            .enabled
+            .then(|| settings.dashboard.web_config(public_url))
+            .transpose()?
+            .map(|config| kanta_web::WebConfig { settings_text: crate::settings::show(&settings), ..config });
         let store = settings.database.open().await?;
         let http_limits = settings.server.http_limits()?;
         let listen = &settings.server.listen;

@@ -780,6 +780,7 @@ impl Dashboard {
                 SecureCookies::Never => Some(false),
             },
             public_url: public_url.map(str::to_owned),
+            settings_text: String::new(),
         })
     }
 }

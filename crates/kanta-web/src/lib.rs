@@ -47,6 +47,9 @@ pub struct WebConfig {
     /// The public base URL, when one is configured (`[email] public_url`): an `https://` one
     /// makes cookies `Secure`.
     pub public_url: Option<String>,
+    /// The settings in effect with every secret hidden (`kanta config show`), for the settings
+    /// page.
+    pub settings_text: String,
 }
 
 impl Default for WebConfig {
@@ -56,6 +59,7 @@ impl Default for WebConfig {
             format: NumberFormat::new("en", None).unwrap_or_else(|e| unreachable!("a built-in locale: {e}")),
             secure_cookies: None,
             public_url: None,
+            settings_text: String::new(),
         }
     }
 }
@@ -109,6 +113,10 @@ pub fn router(state: WebState) -> Router {
         .route("/journeys/{name}/pause", post(pages::journeys::pause))
         .route("/journeys/{name}/resume", post(pages::journeys::resume))
         .route("/journeys/{name}/uplift", get(pages::journeys::uplift))
+        .route("/feedback", get(pages::feedback::page))
+        .route("/settings", get(pages::settings::page))
+        .route("/settings/tokens", post(pages::settings::create_token))
+        .route("/settings/tokens/{id}/revoke", post(pages::settings::revoke_token))
         .route("/assets/{name}", get(assets::serve))
         .layer(axum::middleware::from_fn(security::headers))
         .layer(axum::extract::DefaultBodyLimit::max(FORM_LIMIT))

@@ -21,6 +21,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("journeys.html", include_str!("../templates/journeys.html")),
     ("journey.html", include_str!("../templates/journey.html")),
     ("journey_uplift.html", include_str!("../templates/journey_uplift.html")),
+    ("feedback.html", include_str!("../templates/feedback.html")),
+    ("settings.html", include_str!("../templates/settings.html")),
 ];
 
 /// The parsed templates.

@@ -20,6 +20,8 @@ kanta_store::on_both_backends!(
     the_customer_list_searches_filters_and_pages,
     segments_are_counted_as_typed_saved_followed_and_downloaded,
     journeys_show_their_flow_versions_uplift_and_pause_from_the_page,
+    feedback_shows_the_apis_scores_and_links_the_detractors_to_call,
+    settings_make_and_revoke_tokens_show_webhook_health_and_hide_secrets,
 );
 
 /// A browser without JavaScript: follows no redirect by itself, keeps the cookies it is given.
@@ -725,5 +727,129 @@ async fn journeys_show_their_flow_versions_uplift_and_pause_from_the_page(db: Te
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     let listed = api_json(&app, reqwest::Method::GET, "/v1/journeys", None).await;
     assert_eq!(listed["journeys"][0]["paused"], false);
+    app.stop().await.expect("stopped");
+}
+
+async fn feedback_shows_the_apis_scores_and_links_the_detractors_to_call(db: TestDb) {
+    let app = TestApp::spawn(db, kanta_server::testing::settings()).await;
+    let now = kanta_domain::Clock::now(app.clock.as_ref()).micros();
+    let day = 86_400_000_000;
+    let mut orders = Vec::new();
+    let mut feedback = Vec::new();
+    for c in 0..12 {
+        for k in 0..3 {
+            let time = kanta_store::rfc3339(now - (10 + 30 * k + c) * day);
+            orders.push(json!({"id": format!("o{c}-{k}"), "customer_id": format!("f{c:02}"), "time": time, "amount": 100 + 10 * c, "currency": "EUR"}));
+        }
+        let nps = [0, 3, 7, 7, 8, 9, 10, 10, 2, 9, 10, 5][c as usize];
+        let text = if c == 11 { "<script>alert('late')</script> delivery was late" } else { "fine" };
+        feedback.push(json!({"id": format!("fb{c}"), "customer_id": format!("f{c:02}"), "time": kanta_store::rfc3339(now - (5 + c) * day),
+            "nps": nps, "csat": 1 + (nps / 3).min(4), "text": text, "topics": ["delivery"]}));
+    }
+    post_json(&app, "/v1/orders", serde_json::Value::Array(orders)).await;
+    post_json(&app, "/v1/feedback", serde_json::Value::Array(feedback)).await;
+    kanta_jobs::score_store(app.store.as_ref(), &kanta_jobs::ScoreJob::default(), now).await.expect("scoring");
+    let api = api_json(&app, reqwest::Method::GET, "/v1/insights/feedback", None).await;
+
+    let mut browser = Browser::new(&app.base);
+    browser.login(&app.read, "/").await;
+    let page = browser.get("/feedback").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("12 responses from 12 customers"));
+    // 5 promoters (9, 10, 10, 9, 10), 4 detractors (0, 3, 2, 5) of 12: NPS 100 · 1/12 ≈ 8.
+    assert_eq!(api["overall"]["nps"].as_f64().map(f64::round), Some(8.0), "{api}");
+    assert!(page.body.contains("<tr><th scope=\"row\">all</th><td>12</td><td>8</td>"), "{}", page.body);
+    for label in ["NPS by month", "Satisfied (CSAT 4–5) by month"] {
+        assert!(page.body.contains(&format!("aria-label=\"{label}")), "{label}");
+    }
+    // The call list: as many as the API's, each linked to the customer's page, the text escaped.
+    let calls = api["call_list"].as_array().expect("a list");
+    assert!(!calls.is_empty(), "{api}");
+    for call in calls {
+        let id = call["customer"].as_str().expect("an id");
+        assert!(page.text.contains(&format!("<a href=\"/customers/{id}\">{id}</a>")), "{id}");
+    }
+    assert!(!page.body.contains("<script>alert"));
+    assert!(
+        page.body.contains("&lt;script&gt;alert(&#x27;late&#x27;)&lt;&#x2f;script&gt; delivery was late"),
+        "f11 is on the list, the text escaped"
+    );
+    app.stop().await.expect("stopped");
+}
+
+async fn settings_make_and_revoke_tokens_show_webhook_health_and_hide_secrets(db: TestDb) {
+    let mut settings = kanta_server::testing::settings();
+    let secret = "unsubscribe-secret-that-must-not-show";
+    let text = format!(
+        "[email]\nfrom = \"Shop <hello@shop.example>\"\nunsubscribe_secret = \"{secret}\"\n\
+         [[webhooks]]\nname = \"crm\"\nurl = \"http://user:hunter2@127.0.0.1:9/hook\"\nsecret = \"webhook-secret-0123456789\"\n\
+         events = [\"customer.stage_changed\"]\n"
+    );
+    let parsed = kanta_server::settings::parse(&text).expect("valid settings");
+    settings.email = parsed.email;
+    settings.webhooks = parsed.webhooks;
+    let app = TestApp::spawn(db, settings).await;
+
+    // A read session has no settings page and no link to it.
+    let mut reader = Browser::new(&app.base);
+    reader.login(&app.read, "/").await;
+    let overview = reader.get("/customers").await;
+    assert!(!overview.text.contains("href=\"/settings\""));
+    assert_eq!(reader.get("/settings").await.status, StatusCode::FORBIDDEN);
+
+    let mut admin = Browser::new(&app.base);
+    admin.login(&app.admin, "/").await;
+    let page = admin.get("/settings").await;
+    assert_eq!(page.status, StatusCode::OK);
+    for hidden in [secret, "hunter2", "webhook-secret-0123456789"] {
+        assert!(!page.body.contains(hidden), "{hidden} is shown");
+    }
+    assert!(page.body.contains("[dashboard]"), "the settings in effect");
+    assert!(page.text.contains("<th scope=\"row\" class=\"text\">crm</th>"), "the endpoint is listed");
+    let csrf = page.hidden("csrf");
+
+    // A new token is shown once and works; revoked, it stops working.
+    let made = admin.post("/settings/tokens", &[("csrf", &csrf), ("scope", "read"), ("name", "BI <tool>")]).await;
+    assert_eq!(made.status, StatusCode::OK);
+    let marker = "id=\"new-token\" type=\"text\" readonly value=\"";
+    let at = made.body.find(marker).expect("the token") + marker.len();
+    let token = &made.body[at..at + 70];
+    assert!(token.starts_with("kanta_") && token[6..].bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
+    assert!(made.body.contains("BI &lt;tool&gt;"));
+    let call = |token: String| {
+        let base = app.base.clone();
+        async move {
+            reqwest::Client::new()
+                .get(format!("{base}/v1/customers"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("a response")
+                .status()
+        }
+    };
+    assert_eq!(call(token.to_owned()).await, StatusCode::OK);
+    assert!(!admin.get("/settings").await.body.contains(token), "shown once");
+    let id = app.store.list_tokens().await.expect("tokens").into_iter().map(|t| t.id).max().expect("a token");
+    let page = admin.post(&format!("/settings/tokens/{id}/revoke"), &[("csrf", &csrf)]).await;
+    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/settings"));
+    assert_eq!(call(token.to_owned()).await, StatusCode::UNAUTHORIZED);
+    let bad = admin.post("/settings/tokens", &[("csrf", &csrf), ("scope", "root"), ("name", "x")]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("`root` is not a scope"));
+
+    // Revoking the session's own token ends the session.
+    let own = app
+        .store
+        .list_tokens()
+        .await
+        .expect("tokens")
+        .into_iter()
+        .find(|t| t.scope == kanta_store::Scope::Admin)
+        .expect("admin")
+        .id;
+    let page = admin.post(&format!("/settings/tokens/{own}/revoke"), &[("csrf", &csrf)]).await;
+    assert_eq!(page.location(), "/login");
+    assert_eq!(admin.get("/settings").await.status, StatusCode::SEE_OTHER);
     app.stop().await.expect("stopped");
 }

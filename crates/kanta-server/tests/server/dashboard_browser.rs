@@ -66,6 +66,7 @@ async fn fill(app: &TestApp) {
     };
     let mut customers = Vec::new();
     let mut orders = Vec::new();
+    let mut feedback = Vec::new();
     for c in 0..200 {
         let id = format!("c{c:03}");
         customers.push(json!({"id": id, "name": format!("Customer {c}"), "email": format!("c{c}@example.org")}));
@@ -77,11 +78,18 @@ async fn fill(app: &TestApp) {
             let amount = format!("{}.{:02}", 10 + next(150), next(100));
             orders.push(json!({"id": format!("o{c}-{k}"), "customer_id": id, "time": time, "amount": amount, "currency": "EUR"}));
         }
+        if c % 3 == 0 {
+            let time = kanta_store::rfc3339(now - (last + 2) * DAY);
+            let nps = next(11);
+            feedback.push(json!({"id": format!("f{c}"), "customer_id": id, "time": time, "nps": nps, "csat": 1 + nps / 3,
+                "text": if nps < 5 { "The parcel came late <again>" } else { "Lovely" }, "topics": [if nps < 5 { "delivery" } else { "product" }]}));
+        }
     }
     customers.push(json!({"id": "xss-1", "name": HOSTILE, "email": "xss@example.org"}));
     customers.push(json!({"id": "erase-me", "name": "Erase Me", "email": "erase@example.org"}));
     post(app, "/v1/customers", serde_json::Value::Array(customers)).await;
     post(app, "/v1/orders", serde_json::Value::Array(orders)).await;
+    post(app, "/v1/feedback", serde_json::Value::Array(feedback)).await;
     kanta_jobs::score_store(app.store.as_ref(), &kanta_jobs::ScoreJob::default(), now).await.expect("scoring");
     post(app, "/v1/segments", json!({"name": "valuable & slipping", "expression": "p_alive < 0.6 and orders >= 2"}))
         .await;
@@ -125,6 +133,8 @@ async fn every_page_works_in_chromium_at_both_widths_without_errors_or_serious_a
         ["journeys", "/journeys"],
         ["journey", "/journeys/win-back"],
         ["journey-uplift", "/journeys/win-back/uplift"],
+        ["feedback", "/feedback"],
+        ["settings", "/settings"],
     ]);
     // What the API counts for the expression the browser will type into the editor.
     let expression = "orders >= 3 and stage != \"lost\"";
@@ -165,7 +175,7 @@ async fn every_page_works_in_chromium_at_both_widths_without_errors_or_serious_a
     assert!(output.status.success(), "the browser found problems:\n{stderr}\n{stdout}");
     let lines: Vec<serde_json::Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let shots: Vec<&str> = lines.iter().filter_map(|l| l["screenshot"].as_str()).collect();
-    assert_eq!(shots.len(), 26, "13 pages at 2 widths: {stdout}");
+    assert_eq!(shots.len(), 30, "15 pages at 2 widths: {stdout}");
     for shot in &shots {
         let size = std::fs::metadata(shot).map(|m| m.len()).unwrap_or(0);
         assert!(size > 10_000, "{shot} is {size} bytes");

@@ -2,9 +2,11 @@
 //! [`kanta_report::format::NumberFormat`], and hand plain values to the templates.
 
 pub mod customers;
+pub mod feedback;
 pub mod journeys;
 pub mod overview;
 pub mod segments;
+pub mod settings;
 
 /// Percent-encodes `text` for a query value or a path segment (everything but unreserved
 /// characters, RFC 3986 §2.3).
