@@ -770,6 +770,16 @@ pub struct DemoArgs {
     /// Random seed.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+
+    /// Then serve the dashboard on a live copy of the shop: history up to today with survey
+    /// answers, imported into OUT/kanta.db (made anew), scored, with a win-back journey; prints
+    /// the address and an admin token to log in with.
+    #[arg(long)]
+    pub serve: bool,
+
+    /// Address for --serve.
+    #[arg(long, default_value = "127.0.0.1:8080", requires = "serve")]
+    pub listen: String,
 }
 
 /// A model `kanta fit` can fit.

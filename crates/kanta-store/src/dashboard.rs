@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::dialect::Dialect;
 use crate::sql::{QueryBuilder, Row, query};
-use crate::store::{Store, keyset_page};
+use crate::store::Store;
 use crate::{Scope, ScoreRunInfo, StoreError, TokenHash};
 
 /// A session found by its id's hash.
@@ -59,6 +59,71 @@ impl ChurnRisk {
     }
 }
 
+/// The order of the customer list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CustomerSort {
+    /// By internal id: the order customers arrived in.
+    #[default]
+    Arrival,
+    /// Most valuable first (predicted 12-month CLV); customers without a CLV are left out.
+    ValueDesc,
+    /// Most at risk first (lowest P(alive)); customers without a P(alive) are left out.
+    RiskDesc,
+}
+
+impl CustomerSort {
+    /// The order from its name (`arrival`, `value`, `risk`).
+    pub fn parse(text: &str) -> Option<CustomerSort> {
+        match text {
+            "arrival" => Some(CustomerSort::Arrival),
+            "value" => Some(CustomerSort::ValueDesc),
+            "risk" => Some(CustomerSort::RiskDesc),
+            _ => None,
+        }
+    }
+
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CustomerSort::Arrival => "arrival",
+            CustomerSort::ValueDesc => "value",
+            CustomerSort::RiskDesc => "risk",
+        }
+    }
+}
+
+/// Where a page of the customer list starts: after this internal id, and for a sort by value
+/// after this value (keyset paging: stable while customers arrive, as fast on page 1,000 as on
+/// page 1).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CustomerCursor {
+    /// The sort value of the last row shown (none when sorting by arrival).
+    pub value: Option<f64>,
+    /// Its internal id.
+    pub id: i64,
+}
+
+impl CustomerCursor {
+    /// `ID` or `VALUE~ID`, as [`CustomerCursor::encode`] writes it.
+    pub fn parse(text: &str) -> Option<CustomerCursor> {
+        match text.split_once('~') {
+            Some((value, id)) => {
+                let value: f64 = value.parse().ok().filter(|v: &f64| v.is_finite())?;
+                Some(CustomerCursor { value: Some(value), id: id.parse().ok().filter(|i| *i >= 0)? })
+            }
+            None => Some(CustomerCursor { value: None, id: text.parse().ok().filter(|i| *i >= 0)? }),
+        }
+    }
+
+    /// The text form for a link.
+    pub fn encode(&self) -> String {
+        match self.value {
+            Some(v) => format!("{v:e}~{}", self.id),
+            None => self.id.to_string(),
+        }
+    }
+}
+
 /// Which customers the list shows (every condition given must hold).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CustomerFilter {
@@ -72,6 +137,8 @@ pub struct CustomerFilter {
     pub risk: Option<ChurnRisk>,
     /// Members of this saved segment as of its last refresh.
     pub segment: Option<i64>,
+    /// The order.
+    pub sort: CustomerSort,
 }
 
 /// One row of the customer list.
@@ -156,13 +223,14 @@ pub trait DashboardStore: Send + Sync {
     /// End a session (logout); returns whether it existed.
     async fn delete_session(&self, hash: &TokenHash) -> Result<bool, StoreError>;
 
-    /// A page of customers (not erased) that pass `filter`, by internal id after `after`.
+    /// A page of customers (not erased) that pass `filter`, in its order, after `after`; the
+    /// cursor of the next page, if there is one.
     async fn find_customers(
         &self,
         filter: &CustomerFilter,
-        after: Option<i64>,
+        after: Option<CustomerCursor>,
         limit: u32,
-    ) -> Result<(Vec<CustomerListRow>, Option<i64>), StoreError>;
+    ) -> Result<(Vec<CustomerListRow>, Option<CustomerCursor>), StoreError>;
 
     /// The stage changes found by the completed scoring runs that finished at or after `since`
     /// (µs), counted per (from, to), most customers first.
@@ -239,16 +307,46 @@ impl<DB: Dialect> DashboardStore for Store<DB> {
     async fn find_customers(
         &self,
         filter: &CustomerFilter,
-        after: Option<i64>,
+        after: Option<CustomerCursor>,
         limit: u32,
-    ) -> Result<(Vec<CustomerListRow>, Option<i64>), StoreError> {
+    ) -> Result<(Vec<CustomerListRow>, Option<CustomerCursor>), StoreError> {
         let bytes = DB::BYTE_ORDER;
-        let mut q: QueryBuilder<DB> = QueryBuilder::new(
-            "SELECT c.id, c.external_id, c.email, c.name, s.stage, s.value_tier, s.p_alive, s.clv_12m \
-             FROM customers c LEFT JOIN scores s ON s.customer_id = c.id \
-             WHERE c.erased_at IS NULL AND c.id > ",
-        );
-        q.push_bind(after.unwrap_or(0));
+        // Sorted by a score, the scores lead (their index gives the order); by arrival, the
+        // customers do.
+        let (key, descending) = match filter.sort {
+            CustomerSort::Arrival => (None, false),
+            CustomerSort::ValueDesc => (Some("s.clv_12m"), true),
+            CustomerSort::RiskDesc => (Some("s.p_alive"), false),
+        };
+        let mut q: QueryBuilder<DB> = QueryBuilder::new(match key {
+            None => {
+                "SELECT c.id, c.external_id, c.email, c.name, s.stage, s.value_tier, s.p_alive, s.clv_12m \
+                 FROM customers c LEFT JOIN scores s ON s.customer_id = c.id WHERE c.erased_at IS NULL"
+            }
+            Some(_) => {
+                "SELECT c.id, c.external_id, c.email, c.name, s.stage, s.value_tier, s.p_alive, s.clv_12m \
+                 FROM scores s JOIN customers c ON c.id = s.customer_id WHERE c.erased_at IS NULL"
+            }
+        });
+        match (key, after) {
+            (None, after) => {
+                q.push(" AND c.id > ");
+                q.push_bind(after.map_or(0, |a| a.id));
+            }
+            (Some(key), Some(CustomerCursor { value: Some(v), id })) => {
+                let past = if descending { "<" } else { ">" };
+                q.push(format!(" AND ({key} {past} "));
+                q.push_bind(v);
+                q.push(format!(" OR {key} = "));
+                q.push_bind(v);
+                q.push(" AND s.customer_id > ");
+                q.push_bind(id);
+                q.push(")");
+            }
+            (Some(key), _) => {
+                q.push(format!(" AND {key} IS NOT NULL"));
+            }
+        }
         if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             // Three prefix ranges, each a range scan of its own index (the planners union them).
             let lower = search.to_lowercase();
@@ -286,25 +384,46 @@ impl<DB: Dialect> DashboardStore for Store<DB> {
             q.push_bind(segment);
             q.push(")");
         }
-        q.push(" ORDER BY c.id LIMIT ");
+        match key {
+            None => q.push(" ORDER BY c.id LIMIT "),
+            Some(key) if descending => q.push(format!(" ORDER BY {key} DESC, s.customer_id LIMIT ")),
+            Some(key) => q.push(format!(" ORDER BY {key}, s.customer_id LIMIT ")),
+        };
         q.push_bind(i64::from(limit) + 1);
         let rows = q.build().fetch_all(&self.reader).await?;
-        keyset_page(&rows, limit, |r| {
-            Ok(CustomerListRow {
-                id: r.try_get("external_id")?,
-                email: r.try_get("email")?,
-                name: r.try_get("name")?,
-                stage: r.try_get("stage")?,
-                value_tier: r.try_get("value_tier")?,
-                p_alive: r.try_get("p_alive")?,
-                clv_12m: r.try_get("clv_12m")?,
+        let shown = &rows[..rows.len().min(limit as usize)];
+        let items = shown
+            .iter()
+            .map(|r| {
+                Ok(CustomerListRow {
+                    id: r.try_get("external_id")?,
+                    email: r.try_get("email")?,
+                    name: r.try_get("name")?,
+                    stage: r.try_get("stage")?,
+                    value_tier: r.try_get("value_tier")?,
+                    p_alive: r.try_get("p_alive")?,
+                    clv_12m: r.try_get("clv_12m")?,
+                })
             })
-        })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let next = match (shown.last(), rows.len() > shown.len()) {
+            (Some(last), true) => {
+                let id: i64 = last.try_get("id")?;
+                let value = match filter.sort {
+                    CustomerSort::Arrival => None,
+                    CustomerSort::ValueDesc => last.try_get::<Option<f64>, _>("clv_12m")?,
+                    CustomerSort::RiskDesc => last.try_get::<Option<f64>, _>("p_alive")?,
+                };
+                Some(CustomerCursor { value, id })
+            }
+            _ => None,
+        };
+        Ok((items, next))
     }
 
     async fn stage_movements(&self, since: i64) -> Result<Vec<StageMovement>, StoreError> {
         let rows = query(
-            "SELECT g.from_stage, g.to_stage, COUNT(*) AS customers FROM stage_changes g \
+            "SELECT g.from_stage, g.to_stage, CAST(SUM(g.customers) AS BIGINT) AS customers FROM stage_movements g \
              WHERE g.run_id IN (SELECT id FROM score_runs WHERE status = $1 AND finished_at >= $2) \
              GROUP BY g.from_stage, g.to_stage ORDER BY customers DESC, g.from_stage, g.to_stage",
         )

@@ -56,8 +56,8 @@ mod store;
 pub use audit::AuditStore;
 pub use customers::CustomerStore;
 pub use dashboard::{
-    ChurnRisk, CustomerFilter, CustomerListRow, CustomerSegments, DashboardStore, SegmentDay, SegmentMoment,
-    SessionRow, StageMovement,
+    ChurnRisk, CustomerCursor, CustomerFilter, CustomerListRow, CustomerSegments, CustomerSort, DashboardStore,
+    SegmentDay, SegmentMoment, SessionRow, StageMovement,
 };
 pub use journey::{GoalStore, HistoryStore, JourneyStore, TriggerStore};
 pub use orders::OrderStore;

@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (12, "journey_triggers", include_str!("../migrations/postgres/0012_journey_triggers.sql")),
     (13, "journey_goals", include_str!("../migrations/postgres/0013_journey_goals.sql")),
     (14, "dashboard", include_str!("../migrations/postgres/0014_dashboard.sql")),
+    (15, "dashboard_counts", include_str!("../migrations/postgres/0015_dashboard_counts.sql")),
 ];
 
 impl Store<Postgres> {

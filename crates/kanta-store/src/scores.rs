@@ -132,6 +132,20 @@ impl<DB: Dialect> ScoreStore for Store<DB> {
             });
             q.build().execute(&mut tx).await?;
         }
+        // The run's movements between stages, counted here once (the dashboard's week of them
+        // is a sum of a few rows per run).
+        let mut movements: std::collections::BTreeMap<(Option<&str>, &str), i64> = std::collections::BTreeMap::new();
+        for &(_, from, to) in &changes {
+            *movements.entry((from, to)).or_default() += 1;
+        }
+        if !movements.is_empty() {
+            let mut q: QueryBuilder<DB> =
+                QueryBuilder::new("INSERT INTO stage_movements (run_id, from_stage, to_stage, customers) ");
+            q.push_values(&movements, |mut b, (&(from, to), &n)| {
+                b.push_bind(run_id).push_bind(from).push_bind(to).push_bind(n);
+            });
+            q.build().execute(&mut tx).await?;
+        }
         if !changes.is_empty() {
             crate::journey::feed::stages_changed(&mut tx, run_id).await?;
         }

@@ -23,6 +23,7 @@ use kanta_report::format::NumberFormat;
 use kanta_store::Storage;
 
 mod assets;
+mod background;
 mod error;
 mod pages;
 mod render;
@@ -71,7 +72,16 @@ pub struct WebState {
     clock: Arc<dyn Clock>,
     config: Arc<WebConfig>,
     templates: Arc<render::Templates>,
+    /// Journeys' uplift reports, computed in the background (minutes at 10⁶ entries).
+    uplift: Arc<background::Background<kanta_engine::uplift::JourneyUplift>>,
+    /// Journeys' runs through each step, counted in the background.
+    funnels: Arc<background::Background<Vec<kanta_store::journey::FunnelRow>>>,
 }
+
+/// How old an uplift report may be before a view starts a new one.
+pub const UPLIFT_TTL: Duration = Duration::from_secs(600);
+/// How old a journey's per-step counts may be before a view starts a new count.
+pub const FUNNEL_TTL: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for WebState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -82,7 +92,14 @@ impl std::fmt::Debug for WebState {
 impl WebState {
     /// The dashboard over `store`, reading the time from `clock`.
     pub fn new(store: Arc<dyn Storage>, clock: Arc<dyn Clock>, config: WebConfig) -> Result<WebState, WebError> {
-        Ok(WebState { store, clock, config: Arc::new(config), templates: Arc::new(render::Templates::new()?) })
+        Ok(WebState {
+            store,
+            clock,
+            config: Arc::new(config),
+            templates: Arc::new(render::Templates::new()?),
+            uplift: Arc::new(background::Background::new(UPLIFT_TTL)),
+            funnels: Arc::new(background::Background::new(FUNNEL_TTL)),
+        })
     }
 
     /// Now, µs since the epoch.

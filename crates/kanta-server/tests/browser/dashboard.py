@@ -143,6 +143,13 @@ def visit(page, seen, url, name, width, axe_source, shots, problems):
     where = f"{name} at {width}px"
     page.goto(url)
     page.wait_for_load_state("load")
+    # A report computed in the background first says so and reloads itself: wait for it.
+    for _ in range(60):
+        if "being computed" not in page.inner_text("main"):
+            break
+        page.wait_for_timeout(500)
+        page.goto(url)
+        page.wait_for_load_state("load")
     report(seen, where, problems)
     # axe-core, through the DevTools protocol (the page's policy allows no injected script).
     page.evaluate(axe_source)

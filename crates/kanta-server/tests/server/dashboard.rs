@@ -702,9 +702,23 @@ async fn journeys_show_their_flow_versions_uplift_and_pause_from_the_page(db: Te
     assert!(page.body.contains("if orders &gt;= 2; if so, exit"), "an arm that only exits is said on the branch");
     assert!(page.text.contains("action=\"/journeys/promo/resume\""), "a paused journey offers resume");
 
-    // The uplift report: the same arms as the API's.
-    let uplift = browser.get("/journeys/promo/uplift").await;
-    assert_eq!(uplift.status, StatusCode::OK, "{}", uplift.body);
+    // The uplift report: computed in the background (the first view says so and reloads
+    // itself), then the same arms as the API's.
+    let first = browser.get("/journeys/promo/uplift").await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert!(
+        first.body.contains("The report is being computed")
+            && first.body.contains("<meta http-equiv=\"refresh\" content=\"5\">")
+    );
+    let mut uplift = first;
+    for _ in 0..100 {
+        if !uplift.body.contains("being computed") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        uplift = browser.get("/journeys/promo/uplift").await;
+    }
+    assert!(uplift.body.contains("recomputed when a view finds it older than 10 minutes"), "{}", uplift.body);
     assert!(
         uplift.body.contains("<th scope=\"row\">treatment</th><td>2</td><td>2</td><td>1</td><td>50.0%</td>"),
         "{}",

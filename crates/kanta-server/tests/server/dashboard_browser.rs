@@ -126,6 +126,7 @@ async fn every_page_works_in_chromium_at_both_widths_without_errors_or_serious_a
         ["customers-filtered", "/customers?stage=lapsing&risk=medium"],
         ["customers-segment", "/customers?segment=1"],
         ["customers-search", "/customers?q=c01"],
+        ["customers-by-value", "/customers?sort=value"],
         ["customer", "/customers/c007"],
         ["segments", "/segments"],
         ["segment-new", "/segments/new"],
@@ -175,7 +176,7 @@ async fn every_page_works_in_chromium_at_both_widths_without_errors_or_serious_a
     assert!(output.status.success(), "the browser found problems:\n{stderr}\n{stdout}");
     let lines: Vec<serde_json::Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let shots: Vec<&str> = lines.iter().filter_map(|l| l["screenshot"].as_str()).collect();
-    assert_eq!(shots.len(), 30, "15 pages at 2 widths: {stdout}");
+    assert_eq!(shots.len(), 32, "16 pages at 2 widths: {stdout}");
     for shot in &shots {
         let size = std::fs::metadata(shot).map(|m| m.len()).unwrap_or(0);
         assert!(size > 10_000, "{shot} is {size} bytes");

@@ -1,6 +1,6 @@
 //! The dashboard's sessions, customer search and stage movements.
 
-use kanta_store::{ChurnRisk, CustomerFilter, TokenHash};
+use kanta_store::{ChurnRisk, CustomerCursor, CustomerFilter, CustomerSort, TokenHash};
 
 use super::*;
 
@@ -147,6 +147,34 @@ async fn the_customer_list_searches_prefixes_filters_scores_and_pages(db: TestDb
         (Some("new"), Some("mid"), Some(0.5), Some(500.0))
     );
     assert_eq!((page[1].stage.as_deref(), page[1].p_alive), (None, None));
+
+    // Sorted by value or by risk: scored customers only, a page at a time by (value, id); Ann
+    // and b-200 tie at P(alive) 0.5 and CLV 500 since the second run, and the id breaks it.
+    let by = |sort| CustomerFilter { sort, ..CustomerFilter::default() };
+    assert_eq!(ids(by(CustomerSort::ValueDesc)).await, ["a-100", "b-200", "a-101"]);
+    assert_eq!(ids(by(CustomerSort::RiskDesc)).await, ["a-101", "a-100", "b-200"]);
+    assert_eq!(
+        ids(CustomerFilter { search: Some("a-".into()), ..by(CustomerSort::ValueDesc) }).await,
+        ["a-100", "a-101"]
+    );
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let (page, next) = db.store.find_customers(&by(CustomerSort::ValueDesc), after, 1).await.expect("page");
+        seen.extend(page.into_iter().map(|r| r.id));
+        match next {
+            Some(cursor) => {
+                assert!(cursor.value.is_some(), "a value sort's cursor carries the value");
+                after = Some(CustomerCursor::parse(&cursor.encode()).expect("the cursor reads back"));
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["a-100", "b-200", "a-101"]);
+    for bad in ["", "x", "-1", "1~", "inf~3", "NaN~2", "1e3~-4"] {
+        assert_eq!(CustomerCursor::parse(bad), None, "{bad}");
+    }
+    assert_eq!(CustomerCursor::parse("7"), Some(CustomerCursor { value: None, id: 7 }));
 }
 
 async fn stage_movements_count_the_changes_of_recent_completed_runs(db: TestDb) {

@@ -9,7 +9,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use kanta_core::lifecycle::Stage;
 use kanta_core::tier::Tier;
 use kanta_report::format::NumberFormat;
-use kanta_store::{ChurnRisk, CustomerFilter, CustomerRecord, CustomerSegments};
+use kanta_store::{ChurnRisk, CustomerCursor, CustomerFilter, CustomerRecord, CustomerSegments, CustomerSort};
 use serde::{Deserialize, Serialize};
 
 use super::{customer_path, encode_query};
@@ -30,6 +30,7 @@ struct ListQuery {
     tier: Option<String>,
     risk: Option<String>,
     segment: Option<String>,
+    sort: Option<String>,
     after: Option<String>,
     /// Set by the redirect after an erasure, to say it was done.
     erased: Option<String>,
@@ -93,13 +94,14 @@ pub async fn list(
     let segment = given(&query.segment)
         .map(|s| s.parse::<i64>().map_err(|_| WebError::BadRequest(format!("`{s}` is not a segment id"))))
         .transpose()?;
-    let after = given(&query.after)
-        .map(|a| {
-            a.parse::<i64>()
-                .ok()
-                .filter(|a| *a >= 0)
-                .ok_or_else(|| WebError::BadRequest(format!("`{a}` is not a cursor")))
+    let sort = given(&query.sort)
+        .map(|s| {
+            CustomerSort::parse(s).ok_or_else(|| WebError::BadRequest(format!("`{s}` is not an order of the list")))
         })
+        .transpose()?
+        .unwrap_or_default();
+    let after = given(&query.after)
+        .map(|a| CustomerCursor::parse(a).ok_or_else(|| WebError::BadRequest(format!("`{a}` is not a cursor"))))
         .transpose()?;
     let filter = CustomerFilter {
         search: given(&query.q).map(str::to_owned),
@@ -107,6 +109,7 @@ pub async fn list(
         value_tier: tier.map(str::to_owned),
         risk,
         segment,
+        sort,
     };
     let (rows, next) = state.store.find_customers(&filter, after, PAGE).await?;
     let f = &state.config.format;
@@ -130,6 +133,7 @@ pub async fn list(
         ("tier", tier),
         ("risk", given(&query.risk)),
         ("segment", given(&query.segment)),
+        ("sort", (sort != CustomerSort::Arrival).then_some(sort.as_str())),
     ]
     .into_iter()
     .filter_map(|(k, v)| v.map(|v| (k, v)))
@@ -142,7 +146,13 @@ pub async fn list(
         rows => rows,
         filtered => !kept.is_empty(),
         first => after.is_some().then(|| format!("/customers?{}", filters.trim_end_matches('&'))),
-        next => next.map(|n| format!("/customers?{filters}after={n}")),
+        next => next.map(|n| format!("/customers?{filters}after={}", encode_query(&n.encode()))),
+        sorts => choices(
+            [("arrival", "arrival (oldest first)"), ("value", "value (highest CLV first)"), ("risk", "churn risk (lowest P(alive) first)")]
+                .map(|(v, l)| (v.to_owned(), l.to_owned())),
+            Some(sort.as_str()),
+        ),
+        sorted_by_score => sort != CustomerSort::Arrival,
         stages => choices(Stage::ALL.iter().map(|s| (s.name().to_owned(), s.name().to_owned())), stage),
         tiers => choices(Tier::ALL.iter().map(|t| (t.name().to_owned(), t.name().to_owned())), tier),
         risks => choices(

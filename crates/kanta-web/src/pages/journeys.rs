@@ -14,9 +14,11 @@ use kanta_store::journey::{JourneyReport, RunArm};
 use serde::{Deserialize, Serialize};
 
 use super::encode_query;
+use crate::background::Cached;
 use crate::pages::overview::readable_time;
 use crate::session::current;
 use crate::{WebError, WebState};
+use kanta_report::format::NumberFormat;
 
 #[derive(Serialize)]
 struct Listed {
@@ -108,9 +110,20 @@ pub async fn show(
         kanta_store::StoreError::Corrupt(format!("stored journey `{name}` does not validate: {problems}"))
     })?;
     let compiled = journey.compile();
-    let funnel = state.store.step_funnel(&name).await?;
+    // Runs through each step: a count over every step a run took, made in the background.
+    let store = state.store.clone();
+    let key = name.clone();
+    let funnel = state
+        .funnels
+        .get(&name, state.now(), move || async move { store.step_funnel(&key).await.map_err(|e| e.to_string()) });
+    let (funnel, counted) = match &funnel {
+        Cached::Ready { value, computed_at, .. } => {
+            (Some(value.clone()), Some(readable_time(&kanta_store::rfc3339(*computed_at))))
+        }
+        Cached::Pending | Cached::Failed(_) => (None, None),
+    };
     let mut through: BTreeMap<&str, Vec<(&str, i64)>> = BTreeMap::new();
-    for row in &funnel {
+    for row in funnel.iter().flat_map(|f| f.iter()) {
         through.entry(row.step.as_str()).or_default().push((row.outcome.as_str(), row.runs));
     }
     let counts = |step: &str| report.steps.iter().find(|s| s.version == summary.version && s.step == step);
@@ -128,7 +141,7 @@ pub async fn show(
                 opens: s.opens(),
                 what: s.action.describe(),
                 at: f.integer(here.map_or(0, |c| u64::try_from(c.active_runs).unwrap_or(0))),
-                through: f.integer(u64::try_from(total).unwrap_or(0)),
+                through: if counted.is_some() { f.integer(u64::try_from(total).unwrap_or(0)) } else { "…".into() },
                 outcomes: passed
                     .iter()
                     .map(|(outcome, n)| format!("{outcome} {}", f.integer(u64::try_from(*n).unwrap_or(0))))
@@ -172,6 +185,7 @@ pub async fn show(
         holdout => (journey.holdout != kanta_journey::Holdout::NONE).then(|| journey.holdout.to_string()),
         goal => journey.goal.as_ref().map(kanta_journey::document::Goal::describe),
         flow => flow,
+        counted => counted,
         versions => versions,
     };
     state.templates.page("journey.html", "journeys", Some(&session), page)
@@ -221,38 +235,73 @@ pub async fn resume(
     set_paused(state, headers, name, body, false).await
 }
 
-/// `GET /journeys/{name}/uplift`: the uplift report (computed on request, as the API does).
+/// `GET /journeys/{name}/uplift`: the uplift report, computed in the background (it reads every
+/// entry) and shown with the time it was computed; the first view says it is being computed and
+/// reloads itself.
 pub async fn uplift(
     State(state): State<WebState>,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Html<String>, WebError> {
     let session = current(&state, &headers, &format!("{}/uplift", path_of(&name))).await?;
-    let settings = kanta_uplift::report::Settings::default();
-    let report = match kanta_engine::uplift::uplift_report(&*state.store, &name, state.clock.now(), settings).await {
-        Ok(Some(report)) => report,
-        Ok(None) => return Err(WebError::NotFound(format!("no journey `{name}`"))),
-        Err(kanta_engine::EngineError::Store(e)) => return Err(e.into()),
-        Err(e) => return Err(kanta_store::StoreError::Corrupt(e.to_string()).into()),
-    };
+    // An unknown journey is a 404 now, not a failed computation later.
+    let summary = report(&state, &name).await?.summary;
+    let store = state.store.clone();
+    let (key, now) = (name.clone(), state.clock.now());
+    let cached = state.uplift.get(&name, now.micros(), move || async move {
+        let settings = kanta_uplift::report::Settings::default();
+        match kanta_engine::uplift::uplift_report(&*store, &key, now, settings).await {
+            Ok(Some(report)) => Ok(report),
+            Ok(None) => Err(format!("no journey `{key}`")),
+            Err(e) => Err(e.to_string()),
+        }
+    });
     let f = &state.config.format;
-    let at_risk = &report.revenue_at_risk;
-    let page = minijinja::context! {
-        name => report.journey.clone(),
-        path => path_of(&report.journey),
-        version => report.version,
-        holdout => report.holdout.clone(),
-        goal => report.goal.clone().unwrap_or_else(|| "none (revenue only)".into()),
-        window => report.window.clone(),
-        computed => readable_time(&report.computed_at),
-        tables => kanta_report::uplift::tables(&report.report),
-        at_risk => format!(
-            "{} lapsing customers ({} in their last 12 months) and {} lost ({})",
-            f.integer(u64::try_from(at_risk.lapsing_customers).unwrap_or(0)),
-            f.money(kanta_domain::Money::from_raw(at_risk.lapsing_revenue_12m)),
-            f.integer(u64::try_from(at_risk.lost_customers).unwrap_or(0)),
-            f.money(kanta_domain::Money::from_raw(at_risk.lost_revenue_12m)),
-        ),
+    let page = match cached {
+        Cached::Ready { value: report, computed_at, refreshing } => {
+            let at_risk = &report.revenue_at_risk;
+            minijinja::context! {
+                ready => true,
+                name => report.journey.clone(),
+                path => path_of(&report.journey),
+                version => report.version,
+                holdout => report.holdout.clone(),
+                goal => report.goal.clone().unwrap_or_else(|| "none (revenue only)".into()),
+                window => report.window.clone(),
+                computed => readable_time(&kanta_store::rfc3339(computed_at)),
+                refreshing => refreshing,
+                ttl_minutes => crate::UPLIFT_TTL.as_secs() / 60,
+                tables => kanta_report::uplift::tables(&report.report),
+                curve_rows => curve_rows(&report.report, f),
+                at_risk => format!(
+                    "{} lapsing customers ({} in their last 12 months) and {} lost ({})",
+                    f.integer(u64::try_from(at_risk.lapsing_customers).unwrap_or(0)),
+                    f.money(kanta_domain::Money::from_raw(at_risk.lapsing_revenue_12m)),
+                    f.integer(u64::try_from(at_risk.lost_customers).unwrap_or(0)),
+                    f.money(kanta_domain::Money::from_raw(at_risk.lost_revenue_12m)),
+                ),
+            }
+        }
+        Cached::Pending => minijinja::context! {
+            ready => false, name => summary.name.clone(), path => path_of(&summary.name), pending => true,
+        },
+        Cached::Failed(problem) => minijinja::context! {
+            ready => false, name => summary.name.clone(), path => path_of(&summary.name), problem => problem,
+        },
     };
     state.templates.page("journey_uplift.html", "journeys", Some(&session), page)
+}
+
+/// The conversion curves as table rows (the chart's alternative): day, and each arm's share
+/// converted with its band.
+fn curve_rows(report: &kanta_uplift::report::UpliftReport, f: &NumberFormat) -> Vec<[String; 3]> {
+    let point = |p: &kanta_uplift::curve::CurvePoint| {
+        format!("{} [{}, {}]", f.percent(p.converted), f.percent(p.band.lower), f.percent(p.band.upper))
+    };
+    report
+        .curve_treatment
+        .iter()
+        .zip(&report.curve_control)
+        .map(|(t, c)| [t.day.to_string(), point(t), point(c)])
+        .collect()
 }
