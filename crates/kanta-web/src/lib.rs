@@ -76,7 +76,12 @@ pub struct WebState {
     uplift: Arc<background::Background<kanta_engine::uplift::JourneyUplift>>,
     /// Journeys' runs through each step, counted in the background.
     funnels: Arc<background::Background<Vec<kanta_store::journey::FunnelRow>>>,
+    /// The feedback insights, computed in the background (every response is read).
+    feedback: Arc<background::Background<kanta_core::feedback::FeedbackInsights>>,
 }
+
+/// How old the feedback insights may be before a view starts new ones.
+pub const FEEDBACK_TTL: Duration = Duration::from_secs(300);
 
 /// How old an uplift report may be before a view starts a new one.
 pub const UPLIFT_TTL: Duration = Duration::from_secs(600);
@@ -99,6 +104,7 @@ impl WebState {
             templates: Arc::new(render::Templates::new()?),
             uplift: Arc::new(background::Background::new(UPLIFT_TTL)),
             funnels: Arc::new(background::Background::new(FUNNEL_TTL)),
+            feedback: Arc::new(background::Background::new(FEEDBACK_TTL)),
         })
     }
 

@@ -118,6 +118,18 @@ impl Browser {
         self.post("/login", &[("token", token), ("csrf", &csrf), ("next", next)]).await
     }
 
+    /// A page computed in the background, once it is there (it says "being computed" until then).
+    async fn ready(&mut self, path: &str) -> Page {
+        for _ in 0..200 {
+            let page = self.get(path).await;
+            if !page.body.contains("being computed") {
+                return page;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("{path} was not computed within 10 s");
+    }
+
     /// The CSRF token of the session's pages.
     async fn csrf(&mut self) -> String {
         let page = self.get("/customers").await;
@@ -710,14 +722,7 @@ async fn journeys_show_their_flow_versions_uplift_and_pause_from_the_page(db: Te
         first.body.contains("The report is being computed")
             && first.body.contains("<meta http-equiv=\"refresh\" content=\"5\">")
     );
-    let mut uplift = first;
-    for _ in 0..100 {
-        if !uplift.body.contains("being computed") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        uplift = browser.get("/journeys/promo/uplift").await;
-    }
+    let uplift = browser.ready("/journeys/promo/uplift").await;
     assert!(uplift.body.contains("recomputed when a view finds it older than 10 minutes"), "{}", uplift.body);
     assert!(
         uplift.body.contains("<th scope=\"row\">treatment</th><td>2</td><td>2</td><td>1</td><td>50.0%</td>"),
@@ -767,7 +772,10 @@ async fn feedback_shows_the_apis_scores_and_links_the_detractors_to_call(db: Tes
 
     let mut browser = Browser::new(&app.base);
     browser.login(&app.read, "/").await;
-    let page = browser.get("/feedback").await;
+    // Computed in the background: the first view says so, a later one has the numbers.
+    let first = browser.get("/feedback").await;
+    assert!(first.body.contains("The insights are being computed"), "{}", first.body);
+    let page = browser.ready("/feedback").await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(page.body.contains("12 responses from 12 customers"));
     // 5 promoters (9, 10, 10, 9, 10), 4 detractors (0, 3, 2, 5) of 12: NPS 100 · 1/12 ≈ 8.

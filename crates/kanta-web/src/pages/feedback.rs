@@ -9,6 +9,7 @@ use kanta_core::feedback::{Group, Options, Score, insights};
 use kanta_report::format::NumberFormat;
 use serde::Serialize;
 
+use crate::background::Cached;
 use crate::session::current;
 use crate::{WebError, WebState};
 
@@ -58,12 +59,28 @@ struct Call {
 /// `GET /feedback`.
 pub async fn page(State(state): State<WebState>, headers: HeaderMap) -> Result<Html<String>, WebError> {
     let session = current(&state, &headers, "/feedback").await?;
-    let (responses, customers) = state.store.feedback_facts().await?;
-    let options =
-        Options { now: state.now().div_euclid(1_000_000), months: MONTHS, call_limit: CALLS, ..Options::default() };
-    let computed = tokio::task::spawn_blocking(move || insights(&responses, &customers, &options))
-        .await
-        .map_err(|e| WebError::BadRequest(format!("the insights could not be computed: {e}")))?;
+    // Every response is read: computed in the background, served with its age.
+    let store = state.store.clone();
+    let now = state.now();
+    let cached = state.feedback.get("all", now, move || async move {
+        let (responses, customers) = store.feedback_facts().await.map_err(|e| e.to_string())?;
+        let options =
+            Options { now: now.div_euclid(1_000_000), months: MONTHS, call_limit: CALLS, ..Options::default() };
+        tokio::task::spawn_blocking(move || insights(&responses, &customers, &options))
+            .await
+            .map_err(|e| format!("the insights could not be computed: {e}"))
+    });
+    let (computed, computed_at, refreshing) = match cached {
+        Cached::Ready { value, computed_at, refreshing } => (value, computed_at, refreshing),
+        Cached::Pending => {
+            let page = minijinja::context! { ready => false, pending => true };
+            return state.templates.page("feedback.html", "feedback", Some(&session), page);
+        }
+        Cached::Failed(problem) => {
+            let page = minijinja::context! { ready => false, problem => problem };
+            return state.templates.page("feedback.html", "feedback", Some(&session), page);
+        }
+    };
     let f = &state.config.format;
     let labels: Vec<String> = computed.by_month.iter().map(|g| g.name.clone()).collect();
     let nps: Vec<f64> = computed.by_month.iter().map(|g| g.score.nps.unwrap_or(f64::NAN)).collect();
@@ -102,6 +119,10 @@ pub async fn page(State(state): State<WebState>, headers: HeaderMap) -> Result<H
         })
         .collect();
     let page = minijinja::context! {
+        ready => true,
+        computed => crate::pages::overview::readable_time(&kanta_store::rfc3339(computed_at)),
+        refreshing => refreshing,
+        ttl_minutes => crate::FEEDBACK_TTL.as_secs() / 60,
         as_of => computed.as_of.clone(),
         responses => f.integer(computed.responses),
         customers => f.integer(computed.customers),
