@@ -642,7 +642,7 @@ impl Engine {
 /// A scoring run's models, rebuilt from its recorded parameters.
 struct Fitted {
     name: String,
-    model: Box<dyn kanta_models::TransactionModel + Sync>,
+    model: Box<dyn kanta_models::TransactionModel + Send + Sync>,
     spend: Option<kanta_models::GammaGamma>,
 }
 

@@ -45,22 +45,31 @@ pub struct SimulationPage<'a> {
     pub caveats: &'a [String],
 }
 
-/// Renders the page.
-pub fn render_simulation_html(page: &SimulationPage<'_>) -> Result<String, minijinja::Error> {
-    let mut env = Environment::new();
-    env.add_template("simulation.html", TEMPLATE)?;
-    env.add_template("base.css", crate::BASE_CSS)?;
-    let entries_chart =
+/// The page's three charts: entries per day, sends per day, and emails per customer-week (none
+/// when nobody gets email).
+#[derive(Debug, Clone, Serialize)]
+pub struct SimulationCharts {
+    /// Entries per day.
+    pub entries: String,
+    /// Emails at once, after quiet hours, and webhooks per day.
+    pub sends: String,
+    /// Customer-weeks by emails in them.
+    pub week: Option<String>,
+}
+
+/// Draws the charts of `page` (this page and the dashboard's simulation view show the same).
+pub fn charts(page: &SimulationPage<'_>) -> SimulationCharts {
+    let entries =
         charts::stacked_days("Entries per day", "entries", &page.day_labels, &[("entries", page.entries.as_slice())]);
     let mut sends: Vec<(&str, &[u64])> =
         vec![("emails at once", page.sent.as_slice()), ("emails after quiet hours", page.deferred.as_slice())];
     if page.webhooks.iter().any(|&w| w > 0) {
         sends.push(("webhooks", page.webhooks.as_slice()));
     }
-    let sends_chart = charts::stacked_days("Sends per day", "sends", &page.day_labels, &sends);
+    let sends = charts::stacked_days("Sends per day", "sends", &page.day_labels, &sends);
     let week_labels: Vec<String> = page.per_week.iter().map(|[emails, _]| emails.to_string()).collect();
     let week_counts: Vec<u64> = page.per_week.iter().map(|[_, weeks]| *weeks).collect();
-    let week_chart = (!week_counts.is_empty()).then(|| {
+    let week = (!week_counts.is_empty()).then(|| {
         charts::counted_bars(
             "Emails per customer per week",
             "emails in the week",
@@ -69,15 +78,24 @@ pub fn render_simulation_html(page: &SimulationPage<'_>) -> Result<String, minij
             &week_counts,
         )
     });
+    SimulationCharts { entries, sends, week }
+}
+
+/// Renders the page.
+pub fn render_simulation_html(page: &SimulationPage<'_>) -> Result<String, minijinja::Error> {
+    let mut env = Environment::new();
+    env.add_template("simulation.html", TEMPLATE)?;
+    env.add_template("base.css", crate::BASE_CSS)?;
+    let drawn = charts(page);
     let steps: Vec<(String, &str, String)> =
         page.steps.iter().map(|(id, kind, runs)| (id.clone(), *kind, thousands(*runs))).collect();
     env.get_template("simulation.html")?.render(context! {
         p => page,
         version => env!("CARGO_PKG_VERSION"),
         steps => steps,
-        entries_chart => entries_chart,
-        sends_chart => sends_chart,
-        week_chart => week_chart,
+        entries_chart => drawn.entries,
+        sends_chart => drawn.sends,
+        week_chart => drawn.week,
     })
 }
 

@@ -439,9 +439,10 @@ pub fn score_with(
 pub fn transaction_model(
     name: &str,
     param: &dyn Fn(&str) -> Option<f64>,
-) -> Result<Box<dyn TransactionModel + Sync>, String> {
+) -> Result<Box<dyn TransactionModel + Send + Sync>, String> {
     let p = |key: &str| param(key).ok_or_else(|| format!("the {name} parameters have no `{key}`"));
-    let model: Box<dyn TransactionModel + Sync> = match name {
+    // Send too: a simulation that holds the model runs as a background task on any thread.
+    let model: Box<dyn TransactionModel + Send + Sync> = match name {
         "bgnbd" => {
             Box::new(BgNbd::new(Variant::Bg, p("r")?, p("alpha")?, p("a")?, p("b")?).map_err(|e| e.to_string())?)
         }

@@ -99,6 +99,10 @@ impl Application {
             Some(config) => {
                 let web =
                     kanta_web::WebState::new(store.clone(), clock.clone(), config).map_err(ServerError::Dashboard)?;
+                let web = match &engine {
+                    Some(engine) => web.with_engine(engine.clone(), settings.scoring.slipping_below),
+                    None => web,
+                };
                 kanta_web::router(web).merge(router)
             }
             None => router,

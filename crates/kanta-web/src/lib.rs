@@ -29,6 +29,7 @@ mod pages;
 mod render;
 mod security;
 mod session;
+pub mod simulation;
 
 pub use error::WebError;
 
@@ -78,7 +79,15 @@ pub struct WebState {
     funnels: Arc<background::Background<Vec<kanta_store::journey::FunnelRow>>>,
     /// The feedback insights, computed in the background (every response is read).
     feedback: Arc<background::Background<kanta_core::feedback::FeedbackInsights>>,
+    /// The journey engine, when journeys run, and the scoring settings' slipping threshold:
+    /// what the simulation view projects with.
+    engine: Option<(Arc<kanta_engine::Engine>, f64)>,
+    /// Journeys' simulations, computed in the background.
+    simulations: Arc<background::Background<kanta_engine::simulate::Simulation>>,
 }
+
+/// How old a journey's simulation may be before a view starts a new one.
+pub const SIMULATION_TTL: Duration = Duration::from_secs(600);
 
 /// How old the feedback insights may be before a view starts new ones.
 pub const FEEDBACK_TTL: Duration = Duration::from_secs(300);
@@ -105,7 +114,16 @@ impl WebState {
             uplift: Arc::new(background::Background::new(UPLIFT_TTL)),
             funnels: Arc::new(background::Background::new(FUNNEL_TTL)),
             feedback: Arc::new(background::Background::new(FEEDBACK_TTL)),
+            engine: None,
+            simulations: Arc::new(background::Background::new(SIMULATION_TTL)),
         })
+    }
+
+    /// With the journey engine the server runs (the simulation view projects journeys with it)
+    /// and the scoring settings' slipping threshold.
+    pub fn with_engine(mut self, engine: Arc<kanta_engine::Engine>, slipping_below: f64) -> WebState {
+        self.engine = Some((engine, slipping_below));
+        self
     }
 
     /// Now, µs since the epoch.
@@ -136,6 +154,7 @@ pub fn router(state: WebState) -> Router {
         .route("/journeys/{name}/pause", post(pages::journeys::pause))
         .route("/journeys/{name}/resume", post(pages::journeys::resume))
         .route("/journeys/{name}/uplift", get(pages::journeys::uplift))
+        .route("/journeys/{name}/simulation", get(pages::journeys::simulation))
         .route("/feedback", get(pages::feedback::page))
         .route("/settings", get(pages::settings::page))
         .route("/settings/tokens", post(pages::settings::create_token))

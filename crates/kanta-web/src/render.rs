@@ -21,6 +21,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("journeys.html", include_str!("../templates/journeys.html")),
     ("journey.html", include_str!("../templates/journey.html")),
     ("journey_uplift.html", include_str!("../templates/journey_uplift.html")),
+    ("journey_simulation.html", include_str!("../templates/journey_simulation.html")),
     ("feedback.html", include_str!("../templates/feedback.html")),
     ("settings.html", include_str!("../templates/settings.html")),
 ];

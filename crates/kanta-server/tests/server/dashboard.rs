@@ -731,6 +731,24 @@ async fn journeys_show_their_flow_versions_uplift_and_pause_from_the_page(db: Te
     );
     assert!(uplift.body.contains("<th scope=\"row\">control</th><td>2</td><td>2</td><td>0</td><td>0.0%</td>"));
     assert!(uplift.body.contains("aria-label=\"Cumulative conversion by day since entry\""));
+    // The simulation of the next 30 days, from the server's engine, computed in the background.
+    let simulation = browser.ready("/journeys/promo/simulation").await;
+    assert_eq!(simulation.status, StatusCode::OK, "{}", simulation.body);
+    assert!(
+        simulation.body.contains("<dt>customers in the store</dt><dd class=\"text\">4</dd>"),
+        "{}",
+        simulation.body
+    );
+    assert!(
+        simulation.body.contains("<th scope=\"row\" class=\"text\">hello</th><td>send_email</td>"),
+        "{}",
+        simulation.body
+    );
+    assert!(
+        simulation.body.contains("aria-label=\"Entries per day")
+            && simulation.body.contains("aria-label=\"Sends per day")
+    );
+    assert_eq!(browser.get("/journeys/nope/simulation").await.status, StatusCode::NOT_FOUND);
     assert_eq!(browser.get("/journeys/nope").await.status, StatusCode::NOT_FOUND);
     assert_eq!(browser.get("/journeys/nope/uplift").await.status, StatusCode::NOT_FOUND);
 

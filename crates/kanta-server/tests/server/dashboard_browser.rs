@@ -52,9 +52,10 @@ async fn post(app: &TestApp, path: &str, body: serde_json::Value) {
     assert!(response.status().is_success(), "{path}: {}", response.text().await.unwrap_or_default());
 }
 
-/// 200 customers, each buying 1–6 times within a stretch of up to a year that ended up to two
-/// years ago (so some are active, some slipping, some lost), a saved segment, a customer named
-/// with an XSS payload and one to erase; then a scoring run.
+/// 400 customers who buy as the buy-till-you-die models assume (each at a rate of their own,
+/// each purchase possibly their last; first purchases over the last two years), so a scoring
+/// run fits a model and every page has real numbers; a saved segment, a journey, a customer
+/// named with an XSS payload and one to erase; then a scoring run.
 async fn fill(app: &TestApp) {
     let now = kanta_domain::Clock::now(app.clock.as_ref()).micros();
     let mut seed = 0x2545_f491_4f6c_dd1d_u64;
@@ -67,19 +68,28 @@ async fn fill(app: &TestApp) {
     let mut customers = Vec::new();
     let mut orders = Vec::new();
     let mut feedback = Vec::new();
-    for c in 0..200 {
+    for c in 0..400 {
         let id = format!("c{c:03}");
         customers.push(json!({"id": id, "name": format!("Customer {c}"), "email": format!("c{c}@example.org")}));
-        let last = i64::try_from(next(700)).expect("small");
-        let span = i64::try_from(next(365)).expect("small");
-        for k in 0..(1 + next(6)) {
-            let ago = (last + span * i64::try_from(k).expect("small") / 6) * DAY + 3_600_000_000;
-            let time = kanta_store::rfc3339(now - ago);
+        // First purchase 1–730 days ago; then gaps of 5–120 days; after each purchase a
+        // 15–45 % chance that it was the last.
+        let mut ago = 1 + i64::try_from(next(730)).expect("small");
+        let mean_gap = 5 + i64::try_from(next(115)).expect("small");
+        let drop = 15 + next(31);
+        let mut last = ago;
+        for k in 0.. {
+            let time = kanta_store::rfc3339(now - ago * DAY + 3_600_000_000);
             let amount = format!("{}.{:02}", 10 + next(150), next(100));
             orders.push(json!({"id": format!("o{c}-{k}"), "customer_id": id, "time": time, "amount": amount, "currency": "EUR"}));
+            last = ago;
+            let gap = 1 + i64::try_from(next(u64::try_from(2 * mean_gap).expect("positive"))).expect("small");
+            if next(100) < drop || ago - gap < 1 {
+                break;
+            }
+            ago -= gap;
         }
         if c % 3 == 0 {
-            let time = kanta_store::rfc3339(now - (last + 2) * DAY);
+            let time = kanta_store::rfc3339(now - (last - 1).max(0) * DAY);
             let nps = next(11);
             feedback.push(json!({"id": format!("f{c}"), "customer_id": id, "time": time, "nps": nps, "csat": 1 + nps / 3,
                 "text": if nps < 5 { "The parcel came late <again>" } else { "Lovely" }, "topics": [if nps < 5 { "delivery" } else { "product" }]}));
@@ -134,6 +144,7 @@ async fn every_page_works_in_chromium_at_both_widths_without_errors_or_serious_a
         ["journeys", "/journeys"],
         ["journey", "/journeys/win-back"],
         ["journey-uplift", "/journeys/win-back/uplift"],
+        ["journey-simulation", "/journeys/win-back/simulation"],
         ["feedback", "/feedback"],
         ["settings", "/settings"],
     ]);
@@ -176,7 +187,7 @@ async fn every_page_works_in_chromium_at_both_widths_without_errors_or_serious_a
     assert!(output.status.success(), "the browser found problems:\n{stderr}\n{stdout}");
     let lines: Vec<serde_json::Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let shots: Vec<&str> = lines.iter().filter_map(|l| l["screenshot"].as_str()).collect();
-    assert_eq!(shots.len(), 32, "16 pages at 2 widths: {stdout}");
+    assert_eq!(shots.len(), 34, "17 pages at 2 widths: {stdout}");
     for shot in &shots {
         let size = std::fs::metadata(shot).map(|m| m.len()).unwrap_or(0);
         assert!(size > 10_000, "{shot} is {size} bytes");

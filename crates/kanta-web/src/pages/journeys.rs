@@ -305,3 +305,94 @@ fn curve_rows(report: &kanta_uplift::report::UpliftReport, f: &NumberFormat) -> 
         .map(|(t, c)| [t.day.to_string(), point(t), point(c)])
         .collect()
 }
+
+/// Days projected by the simulation view.
+const SIMULATED_DAYS: u32 = 30;
+/// Draws of the customers' futures averaged by the simulation view.
+const SIMULATED_DRAWS: u32 = 10;
+
+/// `GET /journeys/{name}/simulation`: the journey's current version projected over the next 30
+/// days against the store (`kanta journeys simulate`), computed in the background.
+pub async fn simulation(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Html<String>, WebError> {
+    let session = current(&state, &headers, &format!("{}/simulation", path_of(&name))).await?;
+    let summary = report(&state, &name).await?.summary;
+    let base =
+        minijinja::context! { name => summary.name.clone(), path => path_of(&summary.name), days => SIMULATED_DAYS };
+    let Some((engine, slipping_below)) = state.engine.clone() else {
+        let page = minijinja::context! { disabled => true, ..base };
+        return state.templates.page("journey_simulation.html", "journeys", Some(&session), page);
+    };
+    let stored = state
+        .store
+        .journey_version(&name, summary.version)
+        .await?
+        .ok_or_else(|| WebError::NotFound(format!("no version {} of journey `{name}`", summary.version)))?;
+    let journey = Journey::from_json(&stored.definition).map_err(|problems| {
+        kanta_store::StoreError::Corrupt(format!("stored journey `{name}` does not validate: {problems}"))
+    })?;
+    let options = kanta_engine::simulate::SimulateOptions {
+        days: SIMULATED_DAYS,
+        seed: 1,
+        draws: SIMULATED_DRAWS,
+        lapse_days: None,
+        slipping_below,
+    };
+    // A new version is a new simulation.
+    let key = format!("{name}@{}", summary.version);
+    // The simulation's future is not `Send` (the compiler cannot prove it for its borrows
+    // across awaits), so it is driven on a blocking thread of its own by the runtime's handle.
+    let handle = tokio::runtime::Handle::current();
+    let cached = state.simulations.get(&key, state.now(), move || async move {
+        tokio::task::spawn_blocking(move || {
+            handle.block_on(async { engine.simulate(&journey, &options).await.map_err(|e| e.to_string()) })
+        })
+        .await
+        .map_err(|e| format!("the simulation stopped: {e}"))?
+    });
+    let page = match cached {
+        Cached::Ready { value: simulation, computed_at, refreshing } => {
+            let view = crate::simulation::page(&simulation);
+            let drawn = kanta_report::simulation::charts(&view);
+            let f = &state.config.format;
+            let days: Vec<[String; 5]> = simulation
+                .entries_per_day
+                .iter()
+                .zip(&simulation.sends_per_day)
+                .map(|(e, d)| {
+                    [
+                        d.day.clone(),
+                        f.integer(e.entries),
+                        f.integer(d.sent),
+                        f.integer(d.deferred),
+                        f.integer(d.webhooks),
+                    ]
+                })
+                .collect();
+            minijinja::context! {
+                ready => true,
+                version => summary.version,
+                computed => readable_time(&kanta_store::rfc3339(computed_at)),
+                refreshing => refreshing,
+                ttl_minutes => crate::SIMULATION_TTL.as_secs() / 60,
+                draws => SIMULATED_DRAWS,
+                from => simulation.from.get(..10).unwrap_or_default().to_owned(),
+                until => simulation.until.get(..10).unwrap_or_default().to_owned(),
+                entries_from => simulation.entries_from.clone(),
+                summary => view.summary.clone(),
+                steps => view.steps.iter().map(|(id, kind, runs)| [id.clone(), (*kind).to_owned(), f.integer(*runs)]).collect::<Vec<_>>(),
+                weeks => view.per_week.iter().map(|[emails, weeks]| [emails.to_string(), f.integer(*weeks)]).collect::<Vec<_>>(),
+                day_rows => days,
+                charts => drawn,
+                caveats => simulation.caveats.clone(),
+                ..base
+            }
+        }
+        Cached::Pending => minijinja::context! { pending => true, ..base },
+        Cached::Failed(problem) => minijinja::context! { problem => problem, ..base },
+    };
+    state.templates.page("journey_simulation.html", "journeys", Some(&session), page)
+}

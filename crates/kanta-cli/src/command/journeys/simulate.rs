@@ -44,7 +44,7 @@ pub fn simulate(args: &JourneysSimulateArgs) -> anyhow::Result<()> {
         anyhow::Ok(result?)
     })?;
     if let Some(file) = &args.html {
-        let html = kanta_report::simulation::render_simulation_html(&page(&simulation))
+        let html = kanta_report::simulation::render_simulation_html(&kanta_web::simulation::page(&simulation))
             .map_err(|e| anyhow::anyhow!("rendering the simulation page: {e}"))?;
         std::fs::write(file, html).with_context(|| format!("writing {}", file.display()))?;
     }
@@ -56,89 +56,6 @@ pub fn simulate(args: &JourneysSimulateArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// The HTML page's view of a simulation.
-fn page(s: &Simulation) -> kanta_report::simulation::SimulationPage<'_> {
-    kanta_report::simulation::SimulationPage {
-        journey: &s.journey,
-        from: &s.from,
-        until: &s.until,
-        days: s.days,
-        seed: s.seed,
-        entries_from: &s.entries_from,
-        summary: summary(s),
-        steps: s.steps.iter().map(|step| (step.step.clone(), step.kind, step.runs)).collect(),
-        day_labels: s.sends_per_day.iter().map(|d| d.day.clone()).collect(),
-        entries: s.entries_per_day.iter().map(|d| d.entries).collect(),
-        sent: s.sends_per_day.iter().map(|d| d.sent).collect(),
-        deferred: s.sends_per_day.iter().map(|d| d.deferred).collect(),
-        webhooks: s.sends_per_day.iter().map(|d| d.webhooks).collect(),
-        per_week: s.per_customer_week.histogram.clone(),
-        caveats: &s.caveats,
-    }
-}
-
-/// The headline figures as (label, value) rows, for the text and the page.
-fn summary(s: &Simulation) -> Vec<(String, String)> {
-    let e = &s.entries;
-    let m = &s.messages;
-    let w = &s.per_customer_week;
-    let spread = |[low, high]: [u64; 2]| {
-        if s.draws > 1 {
-            format!(" ({}–{} in {} draws)", thousands(low), thousands(high), s.draws)
-        } else {
-            String::new()
-        }
-    };
-    let mut rows = vec![
-        ("customers in the store".to_owned(), thousands(s.customers)),
-        (
-            "entries".to_owned(),
-            format!(
-                "{}{} ({} treated, {} control, {} global control; {} customers; {} refused by the re-entry rule)",
-                thousands(e.total),
-                spread(s.entries_range),
-                thousands(e.treatment),
-                thousands(e.control),
-                thousands(e.global_control),
-                thousands(e.customers),
-                thousands(e.refused)
-            ),
-        ),
-        (
-            "treated runs".to_owned(),
-            format!(
-                "{} completed, {} exited, {} still running at the end",
-                thousands(s.ends.completed),
-                thousands(s.ends.exited),
-                thousands(s.ends.running)
-            ),
-        ),
-        (
-            "emails".to_owned(),
-            format!(
-                "{}{} queued: {} sent at once, {} delayed by quiet hours ({} past the window), {} skipped by the \
-                 frequency cap; {} transactional",
-                thousands(m.emails),
-                spread(s.emails_range),
-                thousands(m.sent),
-                thousands(m.deferred),
-                thousands(m.after_window),
-                thousands(m.capped),
-                thousands(m.transactional)
-            ),
-        ),
-        ("webhooks, updates".to_owned(), format!("{}, {}", thousands(m.webhooks), thousands(m.updates))),
-        (
-            "emails per customer per week".to_owned(),
-            format!("mean {:.2}, at most {} ({} customers get email)", w.mean, w.max, thousands(w.customers)),
-        ),
-    ];
-    if let Some(model) = &s.model {
-        rows.push(("customer model".to_owned(), model.clone()));
-    }
-    rows
 }
 
 /// The simulation as lines of text.
@@ -156,7 +73,7 @@ pub fn text(s: &Simulation) -> Vec<String> {
         format!("entries from {}", s.entries_from),
         String::new(),
     ];
-    for (label, value) in summary(s) {
+    for (label, value) in kanta_web::simulation::summary(s) {
         out.push(format!("{label:<30} {value}"));
     }
     out.push(String::new());
