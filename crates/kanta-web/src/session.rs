@@ -56,6 +56,39 @@ impl Session {
     }
 }
 
+/// A form with no field but its CSRF token (a button).
+#[derive(Debug, Deserialize)]
+pub struct Button {}
+
+/// Who may send a form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Any session (`read` or `admin`).
+    Read,
+    /// An `admin` session.
+    Admin,
+}
+
+/// A form posted by one of the session's pages: the session behind the request (or a redirect
+/// to the login, back to `here`), the form's CSRF token checked, the scope checked, then the
+/// form read as `T` (its other fields; the token is not part of it).
+pub async fn read_form<T: serde::de::DeserializeOwned>(
+    state: &WebState,
+    headers: &HeaderMap,
+    here: &str,
+    body: &Bytes,
+    needs: Needs,
+) -> Result<(Session, T), WebError> {
+    let session = current(state, headers, here).await?;
+    let token: CsrfForm = serde_urlencoded::from_bytes(body).map_err(|e| WebError::BadRequest(e.to_string()))?;
+    session.check_form(headers, &token.csrf)?;
+    if needs == Needs::Admin {
+        session.require_admin()?;
+    }
+    let form = serde_urlencoded::from_bytes(body).map_err(|e| WebError::BadRequest(format!("the form: {e}")))?;
+    Ok((session, form))
+}
+
 /// The session of the request, or [`WebError::Login`] (back to `here` afterwards).
 pub async fn current(state: &WebState, headers: &HeaderMap, here: &str) -> Result<Session, WebError> {
     let login = || WebError::Login { next: here.to_owned() };
@@ -221,9 +254,7 @@ pub async fn login(State(state): State<WebState>, headers: HeaderMap, body: Byte
 
 /// `POST /logout`: ends the session.
 pub async fn logout(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Result<Response, WebError> {
-    let session = current(&state, &headers, "/").await?;
-    let form: CsrfForm = serde_urlencoded::from_bytes(&body).map_err(|e| WebError::BadRequest(e.to_string()))?;
-    session.check_form(&headers, &form.csrf)?;
+    let (session, Button {}) = read_form(&state, &headers, "/", &body, Needs::Read).await?;
     state.store.delete_session(&session.hash).await?;
     let mut response = Redirect::to("/login").into_response();
     let cookie = set_cookie(SESSION_COOKIE, "", "/", 0, secure(&state, &headers));

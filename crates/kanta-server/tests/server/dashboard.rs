@@ -151,7 +151,8 @@ fn encode(text: &str) -> String {
         .collect()
 }
 
-async fn post_json(app: &TestApp, path: &str, body: serde_json::Value) {
+/// POSTs `body` to the API as the admin and checks the status.
+async fn post_status(app: &TestApp, path: &str, body: serde_json::Value, want: StatusCode) {
     let response = reqwest::Client::new()
         .post(format!("{}{path}", app.base))
         .bearer_auth(&app.admin)
@@ -159,18 +160,11 @@ async fn post_json(app: &TestApp, path: &str, body: serde_json::Value) {
         .send()
         .await
         .expect("a response");
-    assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap_or_default());
+    assert_eq!(response.status(), want, "{}", response.text().await.unwrap_or_default());
 }
 
-async fn post_created(app: &TestApp, path: &str, body: serde_json::Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{}{path}", app.base))
-        .bearer_auth(&app.admin)
-        .json(&body)
-        .send()
-        .await
-        .expect("a response");
-    assert_eq!(response.status(), StatusCode::CREATED, "{}", response.text().await.unwrap_or_default());
+async fn post_json(app: &TestApp, path: &str, body: serde_json::Value) {
+    post_status(app, path, body, StatusCode::OK).await;
 }
 
 async fn api_status(app: &TestApp, path: &str) -> StatusCode {
@@ -652,7 +646,7 @@ async fn journeys_show_their_flow_versions_uplift_and_pause_from_the_page(db: Te
         {"wait": "3d"},
         {"branch": {"if": "orders >= 2", "then": "exit", "else": [{"send_email": {"subject": "Again", "html": "<p>Again</p>"}}]}}
     ]});
-    post_created(&app, "/v1/journeys", promo.clone()).await;
+    post_status(&app, "/v1/journeys", promo.clone(), StatusCode::CREATED).await;
     let mut browser = Browser::new(&app.base);
     browser.login(&app.admin, "/").await;
     let csrf = browser.csrf().await;

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{customer_path, encode_query};
 use crate::pages::overview::readable_time;
-use crate::session::current;
+use crate::session::{Button, Needs, current, read_form};
 use crate::{WebError, WebState};
 
 /// Customers per page of the list.
@@ -386,8 +386,6 @@ fn timeline(
 #[derive(Debug, Deserialize)]
 struct ActionForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     confirm: String,
 }
 
@@ -399,10 +397,7 @@ pub async fn export(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    let session = current(&state, &headers, &customer_path(&id)).await?;
-    let form: ActionForm = serde_urlencoded::from_bytes(&body).map_err(|e| WebError::BadRequest(e.to_string()))?;
-    session.check_form(&headers, &form.csrf)?;
-    session.require_admin()?;
+    let (session, Button {}) = read_form(&state, &headers, &customer_path(&id), &body, Needs::Admin).await?;
     let record =
         state.store.customer(&id, u32::MAX).await?.ok_or_else(|| WebError::NotFound(format!("no customer `{id}`")))?;
     state.store.audit(Some(session.token_id), "export", Some(&id), state.now()).await?;
@@ -423,10 +418,8 @@ pub async fn erase(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    let session = current(&state, &headers, &customer_path(&id)).await?;
-    let form: ActionForm = serde_urlencoded::from_bytes(&body).map_err(|e| WebError::BadRequest(e.to_string()))?;
-    session.check_form(&headers, &form.csrf)?;
-    session.require_admin()?;
+    let (session, form): (_, ActionForm) =
+        read_form(&state, &headers, &customer_path(&id), &body, Needs::Admin).await?;
     if form.confirm.trim() != id {
         return Err(WebError::BadRequest(format!(
             "to erase customer `{id}`, type their id into the confirmation field; nothing was erased"

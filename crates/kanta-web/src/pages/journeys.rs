@@ -11,12 +11,12 @@ use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use kanta_journey::Journey;
 use kanta_store::journey::{JourneyReport, RunArm};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::encode_query;
 use crate::background::Cached;
 use crate::pages::overview::readable_time;
-use crate::session::current;
+use crate::session::{Button, Needs, current, read_form};
 use crate::{WebError, WebState};
 use kanta_report::format::NumberFormat;
 
@@ -191,12 +191,6 @@ pub async fn show(
     state.templates.page("journey.html", "journeys", Some(&session), page)
 }
 
-#[derive(Debug, Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// `POST /journeys/{name}/pause` and `/resume` (admin).
 async fn set_paused(
     state: WebState,
@@ -205,10 +199,7 @@ async fn set_paused(
     body: Bytes,
     paused: bool,
 ) -> Result<Response, WebError> {
-    let session = current(&state, &headers, &path_of(&name)).await?;
-    let form: CsrfForm = serde_urlencoded::from_bytes(&body).map_err(|e| WebError::BadRequest(e.to_string()))?;
-    session.check_form(&headers, &form.csrf)?;
-    session.require_admin()?;
+    read_form::<Button>(&state, &headers, &path_of(&name), &body, Needs::Admin).await?;
     if !state.store.set_journey_paused(&name, paused, state.clock.now()).await? {
         return Err(WebError::NotFound(format!("no journey `{name}`")));
     }

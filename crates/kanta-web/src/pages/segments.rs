@@ -15,7 +15,7 @@ use kanta_store::{SegmentInfo, StoreError};
 use serde::{Deserialize, Serialize};
 
 use crate::pages::overview::readable_time;
-use crate::session::{Session, current};
+use crate::session::{Button, Needs, Session, current, read_form};
 use crate::{WebError, WebState};
 
 /// Longest segment name (as the API).
@@ -107,8 +107,6 @@ fn render_editor(state: &WebState, session: &Session, editor: &Editor) -> Result
 #[derive(Debug, Deserialize)]
 struct EditorForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     name: String,
     #[serde(default)]
     expression: String,
@@ -144,9 +142,7 @@ struct PreviewJson {
 /// `POST /segments/preview`: the live count. JSON for the page's script (`Accept:
 /// application/json`), the editor page otherwise.
 pub async fn preview(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Result<Response, WebError> {
-    let session = current(&state, &headers, "/segments/new").await?;
-    let form: EditorForm = serde_urlencoded::from_bytes(&body).map_err(|e| WebError::BadRequest(e.to_string()))?;
-    session.check_form(&headers, &form.csrf)?;
+    let (session, form): (_, EditorForm) = read_form(&state, &headers, "/segments/new", &body, Needs::Read).await?;
     let counted = count(&state, &form.expression).await?;
     let wants_json =
         headers.get(header::ACCEPT).and_then(|a| a.to_str().ok()).is_some_and(|a| a.contains("application/json"));
@@ -172,10 +168,7 @@ pub async fn preview(State(state): State<WebState>, headers: HeaderMap, body: By
 
 /// `POST /segments`: save the segment (admin), then its page.
 pub async fn create(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Result<Response, WebError> {
-    let session = current(&state, &headers, "/segments/new").await?;
-    let form: EditorForm = serde_urlencoded::from_bytes(&body).map_err(|e| WebError::BadRequest(e.to_string()))?;
-    session.check_form(&headers, &form.csrf)?;
-    session.require_admin()?;
+    let (session, form): (_, EditorForm) = read_form(&state, &headers, "/segments/new", &body, Needs::Admin).await?;
     let name = form.name.trim().to_owned();
     let mut editor = Editor { name: form.name.clone(), expression: form.expression.clone(), ..Editor::default() };
     if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
@@ -307,8 +300,6 @@ fn day_label(day: i64) -> String {
 #[derive(Debug, Deserialize)]
 struct ActionForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     confirm: String,
 }
 
@@ -319,10 +310,7 @@ pub async fn refresh(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    let session = current(&state, &headers, "/segments").await?;
-    let form: ActionForm = serde_urlencoded::from_bytes(&body).map_err(|e| WebError::BadRequest(e.to_string()))?;
-    session.check_form(&headers, &form.csrf)?;
-    session.require_admin()?;
+    read_form::<Button>(&state, &headers, "/segments", &body, Needs::Admin).await?;
     let segment = saved(&state, &id).await?;
     let expr = kanta_segment::parse(&segment.expression)
         .map_err(|e| WebError::BadRequest(format!("the saved expression no longer parses: {}", e.message)))?;
@@ -337,10 +325,7 @@ pub async fn delete(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    let session = current(&state, &headers, "/segments").await?;
-    let form: ActionForm = serde_urlencoded::from_bytes(&body).map_err(|e| WebError::BadRequest(e.to_string()))?;
-    session.check_form(&headers, &form.csrf)?;
-    session.require_admin()?;
+    let (_, form): (_, ActionForm) = read_form(&state, &headers, "/segments", &body, Needs::Admin).await?;
     let segment = saved(&state, &id).await?;
     if form.confirm.trim() != segment.name {
         return Err(WebError::BadRequest(format!(

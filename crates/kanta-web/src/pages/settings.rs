@@ -10,7 +10,7 @@ use kanta_store::{Scope, Secret};
 use serde::{Deserialize, Serialize};
 
 use crate::pages::overview::readable_time;
-use crate::session::{Session, current};
+use crate::session::{Button, Needs, Session, current, read_form};
 use crate::{WebError, WebState};
 
 /// Longest token name.
@@ -117,8 +117,6 @@ pub async fn page(State(state): State<WebState>, headers: HeaderMap) -> Result<H
 #[derive(Debug, Deserialize)]
 struct TokenForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     scope: String,
     #[serde(default)]
     name: String,
@@ -131,10 +129,7 @@ pub async fn create_token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    let session = current(&state, &headers, "/settings").await?;
-    let form: TokenForm = serde_urlencoded::from_bytes(&body).map_err(|e| WebError::BadRequest(e.to_string()))?;
-    session.check_form(&headers, &form.csrf)?;
-    session.require_admin()?;
+    let (session, form): (_, TokenForm) = read_form(&state, &headers, "/settings", &body, Needs::Admin).await?;
     let Some(scope) = Scope::parse(&form.scope) else {
         let problem = format!("`{}` is not a scope: choose ingest, read or admin.", form.scope);
         return Ok((StatusCode::BAD_REQUEST, render(&state, &session, None, Some(problem)).await?).into_response());
@@ -152,12 +147,6 @@ pub async fn create_token(
     Ok(render(&state, &session, Some(created), None).await?.into_response())
 }
 
-#[derive(Debug, Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// `POST /settings/tokens/{id}/revoke`: the token stops working, and so do its sessions.
 pub async fn revoke_token(
     State(state): State<WebState>,
@@ -165,10 +154,7 @@ pub async fn revoke_token(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    let session = current(&state, &headers, "/settings").await?;
-    let form: CsrfForm = serde_urlencoded::from_bytes(&body).map_err(|e| WebError::BadRequest(e.to_string()))?;
-    session.check_form(&headers, &form.csrf)?;
-    session.require_admin()?;
+    let (session, Button {}) = read_form(&state, &headers, "/settings", &body, Needs::Admin).await?;
     let id: i64 = id.parse().map_err(|_| WebError::NotFound(format!("no token `{id}`")))?;
     if !state.store.revoke_token(id, state.now()).await? {
         return Err(WebError::NotFound(format!("no unrevoked token {id}")));
