@@ -2,7 +2,8 @@
 //! with Playwright (both installed by `scripts/install-test-deps`) against a server holding a
 //! small scored shop. `KANTA_REQUIRE_BROWSER=1` (set by `scripts/test`) turns missing tools
 //! into a failure instead of a skip. Screenshots of every page at 1280 and 390 px are left in
-//! `target/tmp/dashboard-screenshots/`, whose path the test prints.
+//! `target/tmp/dashboard-screenshots/{sqlite,postgres}/`, whose path the test prints. It runs on
+//! both backends.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -120,13 +121,19 @@ async fn fill(app: &TestApp) {
 
 const HOSTILE: &str = "<script>alert('name')</script><img src=x onerror=alert(1)> \"quoted\" \u{202e}reversed";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_page_works_in_chromium_at_both_widths_without_errors_or_serious_accessibility_violations() {
+kanta_store::on_both_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)] |db| db;
+    every_page_works_in_chromium_at_both_widths_without_errors_or_serious_accessibility_violations,
+);
+
+async fn every_page_works_in_chromium_at_both_widths_without_errors_or_serious_accessibility_violations(
+    db: kanta_store::testing::TestDb,
+) {
     let Some((chromium, python, axe)) = tools() else { return };
-    let db = kanta_store::testing::sqlite().await.expect("a SQLite store");
+    let backend = if db.url.starts_with("postgres") { "postgres" } else { "sqlite" };
     let app = TestApp::spawn(db, kanta_server::testing::settings()).await;
     fill(&app).await;
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots").join(backend);
     std::fs::create_dir_all(&shots).expect("the screenshot folder");
     eprintln!("dashboard screenshots: {}", shots.display());
     let pages = json!([
