@@ -8,6 +8,7 @@ kanta_store::on_both_backends!(
     #[tokio::test] |db| db;
     sessions_end_at_expiry_logout_and_when_their_token_is_revoked,
     the_customer_list_searches_prefixes_filters_scores_and_pages,
+    score_orders_skip_erased_customers_however_many_lead,
     stage_movements_count_the_changes_of_recent_completed_runs,
 );
 
@@ -232,4 +233,41 @@ async fn stage_movements_count_the_changes_of_recent_completed_runs(db: TestDb) 
     // The latest completed run, not the cancelled one after it.
     let latest = db.store.latest_completed_run().await.expect("run").expect("a run");
     assert_eq!((latest.id, latest.status.as_str()), (second.id, "completed"));
+}
+
+async fn score_orders_skip_erased_customers_however_many_lead(db: TestDb) {
+    // 70 customers, CLV 10, 20, …, 700; the 66 most valuable are erased (their scores stay), more
+    // than one round of the scores-first cut holds.
+    let orders: Vec<Order> = (0..70)
+        .map(|i| {
+            let json = format!(
+                r#"[{{"id":"o{i}","customer_id":"k{i:02}","time":"2024-10-01T10:00:00Z","amount":"10","currency":"EUR"}}]"#
+            );
+            checked::<Order>(&json).remove(0)
+        })
+        .collect();
+    db.store.write_orders(&orders, at(NOW)).await.expect("orders");
+    let (p, _) = all_purchases(&db).await;
+    let mut keys = p.customer.clone();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), 70);
+    // The k-th customer (by internal id) gets P(alive) (k + 1) / 100: CLV 10 × (k + 1).
+    let rows: Vec<ScoreRow> =
+        keys.iter().enumerate().map(|(k, &key)| score_row(key, "repeat", (k as f64 + 1.0) / 100.0)).collect();
+    db.store.write_scores(&run(NOW), &rows).await.expect("scores");
+    for i in 4..70 {
+        assert!(db.store.erase_customer(&format!("k{i:02}"), None, NOW).await.expect("erase"));
+    }
+    let by_value = CustomerFilter { sort: CustomerSort::ValueDesc, ..CustomerFilter::default() };
+    let (page, next) = db.store.find_customers(&by_value, None, 2).await.expect("page");
+    assert_eq!(page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["k03", "k02"]);
+    let (page, last) = db.store.find_customers(&by_value, next, 2).await.expect("page");
+    assert_eq!(page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["k01", "k00"]);
+    assert_eq!(last, None);
+    // With a condition on the customers themselves (a search) the other path gives the same.
+    let searched = CustomerFilter { search: Some("k0".into()), ..by_value.clone() };
+    let (page, _) = db.store.find_customers(&searched, None, 10).await.expect("page");
+    assert_eq!(page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["k03", "k02", "k01", "k00"]);
+    assert_eq!(db.store.find_customers(&by_value, None, 0).await.expect("page"), (Vec::new(), None));
 }
