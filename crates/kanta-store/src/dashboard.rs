@@ -312,11 +312,9 @@ impl<DB: Dialect> DashboardStore for Store<DB> {
     ) -> Result<(Vec<CustomerListRow>, Option<CustomerCursor>), StoreError> {
         let bytes = DB::BYTE_ORDER;
         // Sorted by a score, the scores lead; by arrival, the customers do.
-        let (key, descending) = match filter.sort {
-            CustomerSort::Arrival => (None, false),
-            CustomerSort::ValueDesc => (Some("s.clv_12m"), true),
-            CustomerSort::RiskDesc => (Some("s.p_alive"), false),
-        };
+        let order = score_order(filter.sort);
+        let key = order.map(|(column, _)| format!("s.{column}"));
+        let descending = order.is_some_and(|(_, descending)| descending);
         let on_customers = filter.search.as_deref().is_some_and(|s| !s.trim().is_empty()) || filter.segment.is_some();
         if key.is_some() && !on_customers {
             return by_score(self, filter, after, limit).await;
@@ -331,20 +329,13 @@ impl<DB: Dialect> DashboardStore for Store<DB> {
                  FROM scores s JOIN customers c ON c.id = s.customer_id WHERE c.erased_at IS NULL"
             }
         });
-        match (key, after) {
+        match (&key, after) {
             (None, after) => {
                 q.push(" AND c.id > ");
                 q.push_bind(after.map_or(0, |a| a.id));
             }
             (Some(key), Some(CustomerCursor { value: Some(v), id })) => {
-                let past = if descending { "<" } else { ">" };
-                q.push(format!(" AND ({key} {past} "));
-                q.push_bind(v);
-                q.push(format!(" OR {key} = "));
-                q.push_bind(v);
-                q.push(" AND s.customer_id > ");
-                q.push_bind(id);
-                q.push(")");
+                push_after(&mut q, key, descending, v, "s.customer_id", id);
             }
             (Some(key), _) => {
                 q.push(format!(" AND {key} IS NOT NULL"));
@@ -365,23 +356,7 @@ impl<DB: Dialect> DashboardStore for Store<DB> {
             }
             q.push(")");
         }
-        if let Some(stage) = &filter.stage {
-            q.push(" AND s.stage = ");
-            q.push_bind(stage.clone());
-        }
-        if let Some(tier) = &filter.value_tier {
-            q.push(" AND s.value_tier = ");
-            q.push_bind(tier.clone());
-        }
-        if let Some(risk) = filter.risk {
-            let (low, high) = risk.bounds();
-            q.push(" AND s.p_alive >= ");
-            q.push_bind(low);
-            if high.is_finite() {
-                q.push(" AND s.p_alive < ");
-                q.push_bind(high);
-            }
-        }
+        push_score_filters(&mut q, filter, "s.");
         if let Some(segment) = filter.segment {
             q.push(" AND c.id IN (SELECT customer_id FROM segment_members WHERE segment_id = ");
             q.push_bind(segment);
@@ -517,6 +492,55 @@ impl<DB: Dialect> DashboardStore for Store<DB> {
 
 const DAY_MICROS: i64 = 86_400_000_000;
 
+/// The score column a sort orders by, and whether most first (`None`: by arrival).
+fn score_order(sort: CustomerSort) -> Option<(&'static str, bool)> {
+    match sort {
+        CustomerSort::Arrival => None,
+        CustomerSort::ValueDesc => Some(("clv_12m", true)),
+        CustomerSort::RiskDesc => Some(("p_alive", false)),
+    }
+}
+
+/// The rows after a cursor at `(value, id)` in the order of `key`, then `id_column`.
+fn push_after<DB: Dialect>(
+    q: &mut QueryBuilder<'_, DB>,
+    key: &str,
+    descending: bool,
+    value: f64,
+    id_column: &str,
+    id: i64,
+) {
+    let past = if descending { "<" } else { ">" };
+    q.push(format!(" AND ({key} {past} "));
+    q.push_bind(value);
+    q.push(format!(" OR {key} = "));
+    q.push_bind(value);
+    q.push(format!(" AND {id_column} > "));
+    q.push_bind(id);
+    q.push(")");
+}
+
+/// The filter's conditions on the scores' own columns, each named `{prefix}column`.
+fn push_score_filters<DB: Dialect>(q: &mut QueryBuilder<'_, DB>, filter: &CustomerFilter, prefix: &str) {
+    if let Some(stage) = &filter.stage {
+        q.push(format!(" AND {prefix}stage = "));
+        q.push_bind(stage.clone());
+    }
+    if let Some(tier) = &filter.value_tier {
+        q.push(format!(" AND {prefix}value_tier = "));
+        q.push_bind(tier.clone());
+    }
+    if let Some(risk) = filter.risk {
+        let (low, high) = risk.bounds();
+        q.push(format!(" AND {prefix}p_alive >= "));
+        q.push_bind(low);
+        if high.is_finite() {
+            q.push(format!(" AND {prefix}p_alive < "));
+            q.push_bind(high);
+        }
+    }
+}
+
 /// Rows beyond the page asked of the scores each round of [`by_score`], for erased customers
 /// (whose scores stay) to be skipped without another round.
 const ERASED_SLACK: i64 = 64;
@@ -533,14 +557,11 @@ async fn by_score<DB: Dialect>(
     after: Option<CustomerCursor>,
     limit: u32,
 ) -> Result<(Vec<CustomerListRow>, Option<CustomerCursor>), StoreError> {
-    let (key, order) = match filter.sort {
-        CustomerSort::ValueDesc => ("clv_12m", "DESC"),
-        CustomerSort::RiskDesc | CustomerSort::Arrival => ("p_alive", "ASC"),
-    };
+    let Some((key, descending)) = score_order(filter.sort) else { return Ok((Vec::new(), None)) };
     if limit == 0 {
         return Ok((Vec::new(), None));
     }
-    let past = if order == "DESC" { "<" } else { ">" };
+    let order = if descending { "DESC" } else { "ASC" };
     let chunk = i64::from(limit) + 1 + ERASED_SLACK;
     let mut cursor = after;
     let mut found: Vec<(CustomerListRow, CustomerCursor)> = Vec::new();
@@ -551,31 +572,9 @@ async fn by_score<DB: Dialect>(
              WHERE {key} IS NOT NULL"
         ));
         if let Some(CustomerCursor { value: Some(v), id }) = cursor {
-            q.push(format!(" AND ({key} {past} "));
-            q.push_bind(v);
-            q.push(format!(" OR {key} = "));
-            q.push_bind(v);
-            q.push(" AND customer_id > ");
-            q.push_bind(id);
-            q.push(")");
+            push_after(&mut q, key, descending, v, "customer_id", id);
         }
-        if let Some(stage) = &filter.stage {
-            q.push(" AND stage = ");
-            q.push_bind(stage.clone());
-        }
-        if let Some(tier) = &filter.value_tier {
-            q.push(" AND value_tier = ");
-            q.push_bind(tier.clone());
-        }
-        if let Some(risk) = filter.risk {
-            let (low, high) = risk.bounds();
-            q.push(" AND p_alive >= ");
-            q.push_bind(low);
-            if high.is_finite() {
-                q.push(" AND p_alive < ");
-                q.push_bind(high);
-            }
-        }
+        push_score_filters(&mut q, filter, "");
         q.push(format!(" ORDER BY {key} {order}, customer_id LIMIT "));
         q.push_bind(chunk);
         q.push(format!(") s JOIN customers c ON c.id = s.customer_id ORDER BY s.{key} {order}, s.customer_id"));
