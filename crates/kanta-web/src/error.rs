@@ -66,24 +66,9 @@ impl IntoResponse for WebError {
              <body><main class=\"narrow\"><h1>{code}</h1><p>{message}</p><p><a href=\"/\">Back to the overview</a></p>\
              </main></body></html>",
             code = status.as_u16(),
-            message = escape(&message),
+            // The templates' own escaping, so every page escapes alike.
+            message = minijinja::HtmlEscape(&message),
         );
         (status, Html(body)).into_response()
     }
-}
-
-/// HTML text escaping, for the one page not drawn by the templates.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
 }

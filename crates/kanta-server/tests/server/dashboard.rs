@@ -152,7 +152,7 @@ fn encode(text: &str) -> String {
 }
 
 /// POSTs `body` to the API as the admin and checks the status.
-async fn post_status(app: &TestApp, path: &str, body: serde_json::Value, want: StatusCode) {
+pub(super) async fn post_status(app: &TestApp, path: &str, body: serde_json::Value, want: StatusCode) {
     let response = reqwest::Client::new()
         .post(format!("{}{path}", app.base))
         .bearer_auth(&app.admin)
@@ -163,11 +163,16 @@ async fn post_status(app: &TestApp, path: &str, body: serde_json::Value, want: S
     assert_eq!(response.status(), want, "{}", response.text().await.unwrap_or_default());
 }
 
-async fn post_json(app: &TestApp, path: &str, body: serde_json::Value) {
+pub(super) async fn post_json(app: &TestApp, path: &str, body: serde_json::Value) {
     post_status(app, path, body, StatusCode::OK).await;
 }
 
-async fn api_status(app: &TestApp, path: &str) -> StatusCode {
+/// The id of the test application's token of `scope` (`TestApp` makes one of each).
+async fn token_id(app: &TestApp, scope: kanta_store::Scope) -> i64 {
+    app.store.list_tokens().await.expect("tokens").into_iter().find(|t| t.scope == scope).expect("the token").id
+}
+
+pub(super) async fn api_status(app: &TestApp, path: &str) -> StatusCode {
     reqwest::Client::new()
         .get(format!("{}{path}", app.base))
         .bearer_auth(&app.admin)
@@ -253,8 +258,7 @@ async fn a_token_logs_in_to_a_strict_http_only_session_that_expiry_logout_and_re
     // …and end when their token is revoked.
     assert_eq!(browser.login(&app.read, "/").await.status, StatusCode::SEE_OTHER);
     assert_eq!(browser.get("/customers").await.status, StatusCode::OK);
-    let read = app.store.list_tokens().await.expect("tokens").into_iter().find(|t| t.scope == kanta_store::Scope::Read);
-    assert!(app.store.revoke_token(read.expect("the read token").id, 0).await.expect("revoke"));
+    assert!(app.store.revoke_token(token_id(&app, kanta_store::Scope::Read).await, 0).await.expect("revoke"));
     let page = browser.get("/customers").await;
     assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/login?next=%2Fcustomers"));
 
@@ -336,15 +340,7 @@ async fn only_admin_sessions_export_and_erase_and_every_form_needs_its_csrf_toke
     assert_eq!(api_status(&app, "/v1/customers/ann").await, StatusCode::NOT_FOUND);
     assert_eq!(admin.get("/customers/ann").await.status, StatusCode::NOT_FOUND);
     let (audit, _) = app.store.audit_entries(None, 10).await.expect("audit");
-    let admin_id = app
-        .store
-        .list_tokens()
-        .await
-        .expect("tokens")
-        .into_iter()
-        .find(|t| t.scope == kanta_store::Scope::Admin)
-        .expect("admin")
-        .id;
+    let admin_id = token_id(&app, kanta_store::Scope::Admin).await;
     let actions: Vec<(&str, Option<i64>)> = audit.iter().map(|e| (e.action.as_str(), e.token_id)).collect();
     assert_eq!(actions, [("export", Some(admin_id)), ("erase", Some(admin_id))]);
     app.stop().await.expect("stopped");
@@ -381,7 +377,7 @@ async fn hostile_customer_text_is_shown_as_text(db: TestDb) {
     // An error page names the id, escaped.
     let missing = browser.get("/customers/%3Cscript%3Ealert(3)%3C%2Fscript%3E").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
-    assert!(missing.body.contains("no customer `&lt;script&gt;alert(3)&lt;/script&gt;`"), "{}", missing.body);
+    assert!(missing.body.contains("no customer `&lt;script&gt;alert(3)&lt;&#x2f;script&gt;`"), "{}", missing.body);
     assert_eq!(missing.headers["content-security-policy"], CSP);
     // A bad filter is a plain 400, not a failure.
     let bad = browser.get("/customers?stage=%3Cscript%3E").await;
@@ -492,7 +488,7 @@ async fn the_customer_list_searches_filters_and_pages(db: TestDb) {
     app.stop().await.expect("stopped");
 }
 
-async fn api_json(
+pub(super) async fn api_json(
     app: &TestApp,
     method: reqwest::Method,
     path: &str,
@@ -637,7 +633,6 @@ async fn segments_are_counted_as_typed_saved_followed_and_downloaded(db: TestDb)
 }
 
 async fn journeys_show_their_flow_versions_uplift_and_pause_from_the_page(db: TestDb) {
-    use kanta_store::journey::{EntryRules, GoalSource, NewConversion, NewRun, Reentry, RunArm};
     let app = TestApp::spawn(db, kanta_server::testing::settings()).await;
     let promo = json!({"name": "promo", "description": "A <b>welcome</b> offer", "trigger": {"event": "signup"},
     "holdout": "50%", "goal": {"event": "order.created", "within": "30d"},
@@ -658,34 +653,7 @@ async fn journeys_show_their_flow_versions_uplift_and_pause_from_the_page(db: Te
 
     let ids = ["t1", "t2", "k1", "k2"];
     post_json(&app, "/v1/customers", json!(ids.iter().map(|id| json!({"id": id})).collect::<Vec<_>>())).await;
-    let day = std::time::Duration::from_secs(86_400);
-    let entered = kanta_domain::Timestamp::from_micros(
-        kanta_domain::Clock::now(app.clock.as_ref()).micros() - 40 * 86_400_000_000,
-    );
-    let rules = EntryRules { reentry: Reentry::Once, max_active: None, once_per_key: false };
-    let context = json!({});
-    for id in ids {
-        let customer = app.store.customer_key(id).await.expect("read").expect("the customer");
-        let arm = if id.starts_with('t') { RunArm::Treatment } else { RunArm::Control };
-        let run = NewRun {
-            journey: "promo",
-            version: 1,
-            customer,
-            key: "",
-            step: "hello",
-            due_at: None,
-            wait: None,
-            context: &context,
-            arm,
-        };
-        app.store.start_run(&run, &rules, entered).await.expect("entered");
-        if id == "t1" {
-            let at = entered.saturating_add(day);
-            let conversion =
-                NewConversion { journey: "promo", customer, at, within: 30 * day, source: GoalSource::Event(None) };
-            assert!(app.store.record_conversion(&conversion, at).await.expect("recorded").is_some());
-        }
-    }
+    crate::enter_promo_arms(&app, "hello", &ids).await;
 
     let list = browser.get("/journeys").await;
     assert_eq!(list.status, StatusCode::OK);
@@ -873,15 +841,7 @@ async fn settings_make_and_revoke_tokens_show_webhook_health_and_hide_secrets(db
     assert!(bad.body.contains("`root` is not a scope"));
 
     // Revoking the session's own token ends the session.
-    let own = app
-        .store
-        .list_tokens()
-        .await
-        .expect("tokens")
-        .into_iter()
-        .find(|t| t.scope == kanta_store::Scope::Admin)
-        .expect("admin")
-        .id;
+    let own = token_id(&app, kanta_store::Scope::Admin).await;
     let page = admin.post(&format!("/settings/tokens/{own}/revoke"), &[("csrf", &csrf)]).await;
     assert_eq!(page.location(), "/login");
     assert_eq!(admin.get("/settings").await.status, StatusCode::SEE_OTHER);

@@ -12,6 +12,8 @@ use kanta_server::testing::TestApp;
 use reqwest::StatusCode;
 use serde_json::json;
 
+use crate::dashboard::{api_json, api_status, post_json, post_status};
+
 const DAY: i64 = 86_400_000_000;
 
 /// The repository's root (the test tools live in its `target/test-tools`).
@@ -40,17 +42,6 @@ fn tools() -> Option<(PathBuf, PathBuf, PathBuf)> {
             None
         }
     }
-}
-
-async fn post(app: &TestApp, path: &str, body: serde_json::Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{}{path}", app.base))
-        .bearer_auth(&app.admin)
-        .json(&body)
-        .send()
-        .await
-        .expect("a response");
-    assert!(response.status().is_success(), "{path}: {}", response.text().await.unwrap_or_default());
 }
 
 /// 400 customers who buy as the buy-till-you-die models assume (each at a rate of their own,
@@ -98,13 +89,13 @@ async fn fill(app: &TestApp) {
     }
     customers.push(json!({"id": "xss-1", "name": HOSTILE, "email": "xss@example.org"}));
     customers.push(json!({"id": "erase-me", "name": "Erase Me", "email": "erase@example.org"}));
-    post(app, "/v1/customers", serde_json::Value::Array(customers)).await;
-    post(app, "/v1/orders", serde_json::Value::Array(orders)).await;
-    post(app, "/v1/feedback", serde_json::Value::Array(feedback)).await;
+    post_json(app, "/v1/customers", serde_json::Value::Array(customers)).await;
+    post_json(app, "/v1/orders", serde_json::Value::Array(orders)).await;
+    post_json(app, "/v1/feedback", serde_json::Value::Array(feedback)).await;
     kanta_jobs::score_store(app.store.as_ref(), &kanta_jobs::ScoreJob::default(), now).await.expect("scoring");
-    post(app, "/v1/segments", json!({"name": "valuable & slipping", "expression": "p_alive < 0.6 and orders >= 2"}))
-        .await;
-    post(
+    let segment = json!({"name": "valuable & slipping", "expression": "p_alive < 0.6 and orders >= 2"});
+    post_status(app, "/v1/segments", segment, StatusCode::CREATED).await;
+    post_status(
         app,
         "/v1/journeys",
         json!({"name": "win-back", "trigger": {"stage_becomes": "lost"}, "holdout": "10%",
@@ -115,6 +106,7 @@ async fn fill(app: &TestApp) {
             {"branch": {"if": "orders >= 2", "then": "exit",
                 "else": [{"send_email": {"subject": "Last chance", "html": "<p>20% off</p>"}}]}}
         ]}),
+        StatusCode::CREATED,
     )
     .await;
 }
@@ -157,16 +149,8 @@ async fn every_page_works_in_chromium_at_both_widths_without_errors_or_serious_a
     ]);
     // What the API counts for the expression the browser will type into the editor.
     let expression = "orders >= 3 and stage != \"lost\"";
-    let preview: serde_json::Value = reqwest::Client::new()
-        .post(format!("{}/v1/segments/preview", app.base))
-        .bearer_auth(&app.read)
-        .json(&json!({"expression": expression}))
-        .send()
-        .await
-        .expect("a response")
-        .json()
-        .await
-        .expect("JSON");
+    let preview =
+        api_json(&app, reqwest::Method::POST, "/v1/segments/preview", Some(json!({"expression": expression}))).await;
     let expected = preview["count"].as_i64().expect("a count");
     assert!(expected > 0, "the typed segment selects somebody");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/dashboard.py");
@@ -202,26 +186,11 @@ async fn every_page_works_in_chromium_at_both_widths_without_errors_or_serious_a
     assert_eq!(lines.last().map(|l| l["done"].clone()), Some(json!(true)));
 
     // The segment saved through the editor holds what the API's preview counted.
-    let segments: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/v1/segments", app.base))
-        .bearer_auth(&app.read)
-        .send()
-        .await
-        .expect("a response")
-        .json()
-        .await
-        .expect("JSON");
+    let segments = api_json(&app, reqwest::Method::GET, "/v1/segments", None).await;
     let typed = segments["segments"].as_array().into_iter().flatten().find(|s| s["name"] == "typed in the editor");
     assert_eq!(typed.map(|s| s["members"].clone()), Some(json!(expected)), "{segments}");
 
     // The customer erased through the page is gone from the API.
-    let status = reqwest::Client::new()
-        .get(format!("{}/v1/customers/erase-me", app.base))
-        .bearer_auth(&app.admin)
-        .send()
-        .await
-        .expect("a response")
-        .status();
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(api_status(&app, "/v1/customers/erase-me").await, StatusCode::NOT_FOUND);
     app.stop().await.expect("stopped");
 }

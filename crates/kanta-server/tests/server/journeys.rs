@@ -339,7 +339,6 @@ async fn documents_carry_their_templates_and_metrics_read_the_journeys_numbers_f
 }
 
 async fn a_journeys_holdout_and_goal_travel_in_its_document_and_its_report_compares_the_arms(app: App) {
-    use kanta_store::journey::{EntryRules, GoalSource, NewConversion, NewRun, Reentry, RunArm};
     let promo = json!({"name": "promo", "trigger": {"event": "signup"}, "holdout": "50%",
         "goal": {"event": "order.created", "within": "30d", "exit": true},
         "steps": [{"send_email": {"subject": "Hi", "html": "<p>Hi</p>"}}]});
@@ -366,32 +365,7 @@ async fn a_journeys_holdout_and_goal_travel_in_its_document_and_its_report_compa
     let ids = ["t1", "t2", "k1", "k2"];
     let customers: Vec<Value> = ids.iter().map(|id| json!({"id": id})).collect();
     assert_eq!(app.post("/v1/customers", &app.ingest, &json!(customers)).await.0, StatusCode::OK);
-    let day = std::time::Duration::from_secs(86_400);
-    let entered = kanta_domain::Timestamp::from_micros(app.clock.now().micros() - 40 * 86_400_000_000);
-    let context = json!({});
-    let rules = EntryRules { reentry: Reentry::Once, max_active: None, once_per_key: false };
-    for id in ids {
-        let customer = app.store.customer_key(id).await.expect("read").expect("the customer");
-        let arm = if id.starts_with('t') { RunArm::Treatment } else { RunArm::Control };
-        let run = NewRun {
-            journey: "promo",
-            version: 1,
-            customer,
-            key: "",
-            step: "0",
-            due_at: None,
-            wait: None,
-            context: &context,
-            arm,
-        };
-        app.store.start_run(&run, &rules, entered).await.expect("entered");
-        if id == "t1" {
-            let at = entered.saturating_add(day);
-            let conversion =
-                NewConversion { journey: "promo", customer, at, within: 30 * day, source: GoalSource::Event(None) };
-            assert!(app.store.record_conversion(&conversion, at).await.expect("recorded").is_some());
-        }
-    }
+    crate::enter_promo_arms(&app, "0", &ids).await;
     let (status, report) = app.get("/v1/journeys/promo/report?seed=7&resamples=500", &app.read).await;
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(report["treatment"]["conversions"], 1);
