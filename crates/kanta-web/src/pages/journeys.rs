@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use kanta_journey::Journey;
-use kanta_store::journey::{JourneyReport, RunArm};
+use kanta_store::journey::{JourneyReport, JourneySummary, RunArm};
 use serde::Serialize;
 
 use super::encode_query;
@@ -89,6 +89,18 @@ struct VersionRow {
 
 async fn report(state: &WebState, name: &str) -> Result<JourneyReport, WebError> {
     state.store.journey_report(name).await?.ok_or_else(|| WebError::NotFound(format!("no journey `{name}`")))
+}
+
+/// The journey's head (name, version, pause), or a 404: what the uplift and simulation pages
+/// need before their background work, without the report's counts over every run.
+async fn summary(state: &WebState, name: &str) -> Result<JourneySummary, WebError> {
+    state
+        .store
+        .journeys()
+        .await?
+        .into_iter()
+        .find(|j| j.name == name)
+        .ok_or_else(|| WebError::NotFound(format!("no journey `{name}`")))
 }
 
 /// `GET /journeys/{name}`.
@@ -236,7 +248,7 @@ pub async fn uplift(
 ) -> Result<Html<String>, WebError> {
     let session = current(&state, &headers, &format!("{}/uplift", path_of(&name))).await?;
     // An unknown journey is a 404 now, not a failed computation later.
-    let summary = report(&state, &name).await?.summary;
+    let summary = summary(&state, &name).await?;
     let store = state.store.clone();
     let (key, now) = (name.clone(), state.clock.now());
     let cached = state.uplift.get(&name, now.micros(), move || async move {
@@ -310,7 +322,7 @@ pub async fn simulation(
     Path(name): Path<String>,
 ) -> Result<Html<String>, WebError> {
     let session = current(&state, &headers, &format!("{}/simulation", path_of(&name))).await?;
-    let summary = report(&state, &name).await?.summary;
+    let summary = summary(&state, &name).await?;
     let base =
         minijinja::context! { name => summary.name.clone(), path => path_of(&summary.name), days => SIMULATED_DAYS };
     let Some((engine, slipping_below)) = state.engine.clone() else {
