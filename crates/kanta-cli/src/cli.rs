@@ -586,8 +586,12 @@ pub enum Period {
 
 #[derive(Debug, Clone, Args)]
 pub struct AnalyzeArgs {
-    /// The order log, or `-` for standard input.
-    pub input: String,
+    /// The order log, or `-` for standard input (not with --engine).
+    #[arg(required_unless_present = "engine", conflicts_with = "engine")]
+    pub input: Option<String>,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
 
     /// Folder for customers.csv, customers.parquet, summary.json and report.html.
     #[arg(long, short, default_value = "kanta-report")]
@@ -635,6 +639,30 @@ pub struct AnalyzeArgs {
     /// Print summary.json to standard output instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Where the orders are when they stay in a database (`kanta analyze --engine`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct EngineArgs {
+    /// Push the analysis down to this engine instead of reading a file: postgres://user@host/db (PostgreSQL, Citus, or the kanta store) or sc://host:port (Spark Connect). Only distinct histories and small aggregates leave it.
+    #[arg(long, value_name = "URL", env = "KANTA_ENGINE", hide_env_values = true)]
+    pub engine: Option<String>,
+
+    /// The orders table or view in the engine: name, schema.name or catalog.schema.name.
+    #[arg(long, requires = "engine", conflicts_with = "query", required_unless_present_any = ["query", "input"])]
+    pub table: Option<String>,
+
+    /// A query whose rows are the order lines, instead of --table (e.g. to cast a text date).
+    #[arg(long, value_name = "SQL", requires = "engine")]
+    pub query: Option<String>,
+
+    /// The table the per-customer scores are written to in the engine (replaced if it exists); same columns as customers.csv.
+    #[arg(long, value_name = "NAME", default_value = "kanta_scores", requires = "engine")]
+    pub into: String,
+
+    /// Also download the score table into customers.csv (as large as the customer base).
+    #[arg(long, requires = "engine")]
+    pub download: bool,
 }
 
 /// How to read an order log (shared by `analyze` and `import orders`).

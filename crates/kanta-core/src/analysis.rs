@@ -24,7 +24,10 @@ use crate::aggregate::CustomerBase;
 use crate::lifecycle::{Stage, StageRules, lapse_threshold};
 use crate::money::Money;
 use crate::rfm::{Quintiles, Segment, fm_score};
+use crate::summary::groups;
+pub use crate::summary::{ConcentrationSums, MAX_COHORT_MONTHS, SummaryParts};
 use crate::time::{Day, Timestamp};
+use std::collections::HashMap;
 
 /// How to analyse a customer base.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,8 +67,11 @@ pub struct CustomerSummary {
     pub recency_days: i32,
     /// Days from the first purchase day to `as_of`.
     pub t_days: i32,
-    /// Mean value of the repeat purchase periods (0 when there are none).
+    /// Mean value of the repeat purchase periods (0 when there are none): `repeat_value` as
+    /// a float divided by `frequency`.
     pub monetary: f64,
+    /// The value of the orders on the repeat purchase days (exact).
+    pub repeat_value: Money,
     /// Number of return orders.
     pub returns: u32,
     /// Total amount returned (positive).
@@ -422,6 +428,7 @@ pub fn analyze_customers(base: &CustomerBase, options: &AnalysisOptions) -> Resu
             recency_days: acc.last_day.0 - first_day.0,
             t_days: as_of.0 - first_day.0,
             monetary: if frequency == 0 { 0.0 } else { acc.repeat_value.to_f64() / f64::from(frequency) },
+            repeat_value: acc.repeat_value,
             returns: acc.returns,
             returned: acc.returned,
             revenue_12m: acc.revenue_12m,
@@ -551,86 +558,78 @@ fn score(customers: &mut [CustomerSummary], rules: &StageRules) {
     }
 }
 
-fn ratio(num: f64, den: f64) -> f64 {
-    if den == 0.0 { 0.0 } else { num / den }
-}
-
-fn median_sorted(sorted: &[i32]) -> Option<f64> {
-    let n = sorted.len();
-    match n {
-        0 => None,
-        _ if n % 2 == 1 => Some(f64::from(sorted[n / 2])),
-        _ => Some((f64::from(sorted[n / 2 - 1]) + f64::from(sorted[n / 2])) / 2.0),
-    }
-}
-
-fn median_of_histogram(hist: &[u64]) -> Option<f64> {
-    let total: u64 = hist.iter().sum();
-    if total == 0 {
-        return None;
-    }
-    // The values at ranks ⌈n/2⌉ and ⌊n/2⌋ + 1 (1-based), averaged when n is even.
-    let value_at = |rank: u64| {
-        let mut seen = 0;
-        for (g, &count) in hist.iter().enumerate() {
-            seen += count;
-            if seen >= rank {
-                return g as f64;
-            }
-        }
-        (hist.len() - 1) as f64
-    };
-    Some((value_at(total.div_ceil(2)) + value_at(total / 2 + 1)) / 2.0)
-}
-
 impl BusinessSummary {
     #[allow(clippy::too_many_arguments)] // one private call site; a struct would only rename the arguments
     fn build(
         customers: &[CustomerSummary],
         as_of: Day,
-        mut returns: Returns,
+        returns: Returns,
         gap_hist: &[u64],
         activity: &[(i32, u32)],
         lapse_days: u32,
         zero_amount_orders_dropped: u64,
         orders_after_as_of: u64,
     ) -> BusinessSummary {
-        let n = customers.len() as u64;
-        let orders: u64 = customers.iter().map(|c| u64::from(c.orders)).sum();
-        let revenue = customers.iter().fold(Money::ZERO, |acc, c| acc + c.revenue);
-        let one_time = customers.iter().filter(|c| c.orders == 1).count() as u64;
-        returns.share_of_revenue = ratio(returns.amount.to_f64(), revenue.to_f64());
-
         // Sorting every customer by revenue is the largest part; on a second core it overlaps
         // with the other sections (a third of `analyze` on two million customers).
         std::thread::scope(|scope| {
-            let sorted = scope.spawn(|| concentration(customers));
-            let time_between_purchases = time_between(customers, gap_hist);
-            let cohorts = cohorts(customers, activity, as_of);
-            let repeat_ladder = repeat_ladder(customers);
-            let revenue_at_risk = revenue_at_risk(customers);
-            let segments = groups(customers, revenue, &Segment::ALL.map(Segment::name), |c| c.segment as usize);
-            let stages = groups(customers, revenue, &Stage::ALL.map(Stage::name), |c| c.stage as usize);
-            BusinessSummary {
-                as_of: as_of.to_string(),
-                customers: n,
+            let sorted =
+                scope.spawn(|| ConcentrationSums::of(customers.iter().map(|c| (c.revenue.raw(), c.orders)).collect()));
+            let mut orders_at_least = [0u64; 7];
+            let mut first_months: HashMap<i32, u64> = HashMap::new();
+            let mut first_gaps: HashMap<i32, u64> = HashMap::new();
+            let mut at_risk = [(0u64, Money::ZERO); 2];
+            let mut segments = vec![(0u64, Money::ZERO); Segment::ALL.len()];
+            let mut stages = vec![(0u64, Money::ZERO); Stage::ALL.len()];
+            let (mut orders, mut revenue, mut one_time) = (0u64, Money::ZERO, 0u64);
+            for c in customers {
+                orders += u64::from(c.orders);
+                revenue += c.revenue;
+                one_time += u64::from(c.orders == 1);
+                for (k, slot) in orders_at_least.iter_mut().enumerate().skip(1) {
+                    *slot += u64::from(c.orders as usize >= k);
+                }
+                *first_months.entry(c.first_purchase.day().month_index()).or_default() += 1;
+                if let Some(gap) = c.first_repeat_gap {
+                    *first_gaps.entry(gap).or_default() += 1;
+                }
+                let risk = match c.stage {
+                    Stage::Lapsing => Some(0),
+                    Stage::Lost => Some(1),
+                    _ => None,
+                };
+                if let Some(i) = risk {
+                    at_risk[i].0 += 1;
+                    at_risk[i].1 += c.revenue_12m;
+                }
+                for (acc, i) in [(&mut segments, c.segment as usize), (&mut stages, c.stage as usize)] {
+                    acc[i].0 += 1;
+                    acc[i].1 += c.revenue;
+                }
+            }
+            let mut first_gaps: Vec<(i32, u64)> = first_gaps.into_iter().collect();
+            first_gaps.sort_unstable();
+            BusinessSummary::from_parts(SummaryParts {
+                as_of,
+                customers: customers.len() as u64,
                 orders,
                 revenue,
-                one_time_share: ratio(one_time as f64, n as f64),
-                average_order_value: ratio(revenue.to_f64(), orders as f64),
+                one_time,
                 returns,
                 zero_amount_orders_dropped,
                 orders_after_as_of,
-                repeat_ladder,
+                orders_at_least,
                 // A panic in the thread is a bug; it travels on as a panic.
                 concentration: sorted.join().unwrap_or_else(|payload| std::panic::resume_unwind(payload)),
-                cohorts,
-                time_between_purchases,
-                revenue_at_risk,
+                first_months: first_months.into_iter().collect(),
+                activity: activity.iter().map(|&(c, o)| (c, o, 1)).collect(),
+                first_gaps,
+                gap_hist: gap_hist.to_vec(),
+                at_risk,
                 segments,
                 stages,
                 lapse_days,
-            }
+            })
         })
     }
 }
@@ -640,194 +639,15 @@ pub fn repeat_ladder(customers: &[CustomerSummary]) -> Vec<LadderStep> {
     let mut at_least = [0u64; 7];
     for c in customers {
         for (k, slot) in at_least.iter_mut().enumerate().skip(1) {
-            if c.orders as usize >= k {
-                *slot += 1;
-            }
+            *slot += u64::from(c.orders as usize >= k);
         }
     }
-    (1..=5)
-        .map(|k| LadderStep {
-            purchases: k as u32,
-            customers: at_least[k],
-            made_next: at_least[k + 1],
-            share: ratio(at_least[k + 1] as f64, at_least[k] as f64),
-        })
-        .collect()
+    crate::summary::ladder(&at_least)
 }
 
 /// Revenue shares of the top customers, the Lorenz curve and the Gini coefficient.
 pub fn concentration(customers: &[CustomerSummary]) -> Concentration {
-    let n = customers.len();
-    let mut by_revenue: Vec<(i64, u32)> = customers.iter().map(|c| (c.revenue.raw(), c.orders)).collect();
-    // Descending by revenue; ties by more orders first, so the result does not depend on input order.
-    by_revenue.sort_unstable_by(|a, b| b.cmp(a));
-    let total: i128 = by_revenue.iter().map(|&(r, _)| i128::from(r)).sum();
-    let top = |share: f64| -> (i128, u64, usize) {
-        let k = ((n as f64 * share).ceil() as usize).clamp(1, n.max(1)).min(n);
-        let rev: i128 = by_revenue[..k].iter().map(|&(r, _)| i128::from(r)).sum();
-        let ord: u64 = by_revenue[..k].iter().map(|&(_, o)| u64::from(o)).sum();
-        (rev, ord, k)
-    };
-    let share = |rev: i128| if total == 0 { 0.0 } else { rev as f64 / total as f64 };
-    let (top1, _, _) = top(0.01);
-    let (top10, top10_orders, _) = top(0.10);
-    let (top20, _, _) = top(0.20);
-
-    // Ascending cumulative revenue for the Lorenz curve and the Gini coefficient.
-    let mut weighted: f64 = 0.0;
-    let mut lorenz = Vec::with_capacity(101);
-    let mut cumulative: i128 = 0;
-    let mut next_point = 0usize;
-    lorenz.push([0.0, 0.0]);
-    for (i, &(r, _)) in by_revenue.iter().rev().enumerate() {
-        cumulative += i128::from(r);
-        weighted += (i + 1) as f64 * r as f64;
-        let rank = i + 1;
-        while next_point < 100 && rank * 100 >= (next_point + 1) * n {
-            next_point += 1;
-            lorenz.push([next_point as f64 / 100.0, share(cumulative)]);
-        }
-    }
-    let gini = if total <= 0 || n == 0 {
-        0.0
-    } else {
-        2.0 * weighted / (n as f64 * total as f64) - (n as f64 + 1.0) / n as f64
-    };
-    let rest_orders: u64 = by_revenue.iter().map(|&(_, o)| u64::from(o)).sum::<u64>() - top10_orders;
-    let top_10pct_aov = ratio(top10 as f64, top10_orders as f64) / crate::money::SCALE as f64;
-    let rest_aov = ratio((total - top10) as f64, rest_orders as f64) / crate::money::SCALE as f64;
-    Concentration {
-        top_1pct_share: share(top1),
-        top_10pct_share: share(top10),
-        top_20pct_share: share(top20),
-        gini,
-        lorenz,
-        top_10pct_aov,
-        rest_aov,
-        top_10pct_aov_ratio: ratio(top_10pct_aov, rest_aov),
-    }
-}
-
-fn month_label(month_index: i32) -> String {
-    format!("{:04}-{:02}", month_index.div_euclid(12), month_index.rem_euclid(12) + 1)
-}
-
-/// The most months the cohort table covers (20 years): see [`Cohorts`].
-pub const MAX_COHORT_MONTHS: i32 = 240;
-
-fn cohorts(customers: &[CustomerSummary], activity: &[(i32, u32)], as_of: Day) -> Cohorts {
-    let Some(oldest) = customers.iter().map(|c| c.first_purchase.day().month_index()).min() else {
-        return Cohorts { months: vec![], older_customers: 0, sizes: vec![], active: vec![], retention: vec![] };
-    };
-    let last = as_of.month_index();
-    let first = oldest.max(last - (MAX_COHORT_MONTHS - 1));
-    let count = (last - first + 1).max(1) as usize;
-    let mut sizes = vec![0u64; count];
-    let mut older_customers = 0;
-    for c in customers {
-        match usize::try_from(c.first_purchase.day().month_index() - first).ok().and_then(|row| sizes.get_mut(row)) {
-            Some(size) => *size += 1,
-            None => older_customers += 1,
-        }
-    }
-    let mut active: Vec<Vec<u64>> = (0..count).map(|c| vec![0u64; count - c]).collect();
-    for &(cohort, offset) in activity {
-        let Ok(row) = usize::try_from(cohort - first) else { continue };
-        if let Some(cell) = active.get_mut(row).and_then(|r| r.get_mut(offset as usize)) {
-            *cell += 1;
-        }
-    }
-    let retention = active
-        .iter()
-        .zip(&sizes)
-        .map(|(row, &size)| row.iter().map(|&a| ratio(a as f64, size as f64)).collect())
-        .collect();
-    Cohorts {
-        months: (0..count as i32).map(|i| month_label(first + i)).collect(),
-        older_customers,
-        sizes,
-        active,
-        retention,
-    }
-}
-
-/// Bucket edges of the first-to-second-purchase histogram, in days.
-const GAP_BUCKETS: [(u32, Option<u32>); 9] = [
-    (0, Some(7)),
-    (8, Some(14)),
-    (15, Some(30)),
-    (31, Some(60)),
-    (61, Some(90)),
-    (91, Some(180)),
-    (181, Some(365)),
-    (366, Some(730)),
-    (731, None),
-];
-
-fn time_between(customers: &[CustomerSummary], gap_hist: &[u64]) -> TimeBetween {
-    let mut gaps: Vec<i32> = customers.iter().filter_map(|c| c.first_repeat_gap).collect();
-    gaps.sort_unstable();
-    let histogram = GAP_BUCKETS
-        .iter()
-        .map(|&(from, to)| {
-            let lo = gaps.partition_point(|&g| (g as u32) < from);
-            let hi = to.map_or(gaps.len(), |to| gaps.partition_point(|&g| g as u32 <= to));
-            GapBin {
-                label: match to {
-                    Some(to) => format!("{from}–{to} days"),
-                    None => format!("over {} days", from - 1),
-                },
-                from,
-                to,
-                customers: (hi - lo) as u64,
-            }
-        })
-        .collect();
-    TimeBetween {
-        customers_with_second: gaps.len() as u64,
-        median_days_first_to_second: median_sorted(&gaps),
-        median_days_between_purchases: median_of_histogram(gap_hist),
-        histogram,
-    }
-}
-
-/// The shares of lapsing customers in the what-if table.
-const WHAT_IF_SHARES: [f64; 5] = [0.05, 0.10, 0.20, 0.30, 0.50];
-
-fn revenue_at_risk(customers: &[CustomerSummary]) -> RevenueAtRisk {
-    let mut lapsing = (0u64, Money::ZERO);
-    let mut lost = (0u64, Money::ZERO);
-    for c in customers {
-        match c.stage {
-            Stage::Lapsing => {
-                lapsing.0 += 1;
-                lapsing.1 += c.revenue_12m;
-            }
-            Stage::Lost => {
-                lost.0 += 1;
-                lost.1 += c.revenue_12m;
-            }
-            _ => {}
-        }
-    }
-    let what_if = WHAT_IF_SHARES
-        .iter()
-        .map(|&share| WhatIf {
-            kept_share: share,
-            customers: (lapsing.0 as f64 * share).round() as u64,
-            revenue: Money::from_f64(lapsing.1.to_f64() * share).unwrap_or(Money::ZERO),
-        })
-        .collect();
-    RevenueAtRisk {
-        lapsing_customers: lapsing.0,
-        lapsing_revenue_12m: lapsing.1,
-        lost_customers: lost.0,
-        lost_revenue_12m: lost.1,
-        what_if,
-        assumptions: "A kept customer spends in the next 12 months what they spent in the last 12; kept customers \
-                      are a random draw from the lapsing ones; no discount or campaign cost is deducted."
-            .to_owned(),
-    }
+    ConcentrationSums::of(customers.iter().map(|c| (c.revenue.raw(), c.orders)).collect()).finish()
 }
 
 impl Analysis {
@@ -836,8 +656,13 @@ impl Analysis {
     /// table. Lapsing and lost customers keep their stage, so revenue at risk is unchanged.
     pub fn mark_slipping(&mut self, slipping: &[bool]) {
         mark_slipping(&mut self.customers, slipping);
+        let mut stages = vec![(0u64, Money::ZERO); Stage::ALL.len()];
+        for c in &self.customers {
+            stages[c.stage as usize].0 += 1;
+            stages[c.stage as usize].1 += c.revenue;
+        }
         self.summary.stages =
-            groups(&self.customers, self.summary.revenue, &Stage::ALL.map(Stage::name), |c| c.stage as usize);
+            groups(&stages, &Stage::ALL.map(Stage::name), self.customers.len() as u64, self.summary.revenue);
     }
 }
 
@@ -847,33 +672,6 @@ fn mark_slipping(customers: &mut [CustomerSummary], slipping: &[bool]) {
             c.stage = Stage::Slipping;
         }
     }
-}
-
-/// Customers and revenue per group, in one pass (`index_of` maps a customer to its row).
-fn groups(
-    customers: &[CustomerSummary],
-    revenue: Money,
-    names: &[&'static str],
-    index_of: impl Fn(&CustomerSummary) -> usize,
-) -> Vec<GroupRow> {
-    let mut acc = vec![(0u64, Money::ZERO); names.len()];
-    for c in customers {
-        let slot = &mut acc[index_of(c)];
-        slot.0 += 1;
-        slot.1 += c.revenue;
-    }
-    let n = customers.len() as f64;
-    names
-        .iter()
-        .zip(acc)
-        .map(|(name, (count, rev))| GroupRow {
-            name: (*name).to_owned(),
-            customers: count,
-            share: ratio(count as f64, n),
-            revenue: rev,
-            revenue_share: ratio(rev.to_f64(), revenue.to_f64()),
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -16,5 +16,6 @@ pub mod lifecycle;
 /// Exact money lives in the domain vocabulary; re-exported so `kanta_core::money` paths stay.
 pub use kanta_domain::money;
 pub mod rfm;
+pub mod summary;
 pub mod tier;
 pub mod time;

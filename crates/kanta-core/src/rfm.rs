@@ -156,19 +156,29 @@ pub struct Quintiles<T> {
 impl<T: PartialOrd + Copy + Ord> Quintiles<T> {
     /// Boundaries of `values` (reordered in place).
     pub fn new(values: &mut [T]) -> Quintiles<T> {
-        let n = values.len();
         let mut upper = Vec::with_capacity(4);
         let mut lower = Vec::with_capacity(4);
-        if n > 0 {
-            for k in 1..=4usize {
-                let c = (k * n).div_ceil(5);
-                if c >= 1 && c <= n {
-                    upper.push(*values.select_nth_unstable(c - 1).1);
-                    lower.push(*values.select_nth_unstable(n - c).1);
-                }
-            }
+        for (u, l) in quintile_ranks(values.len()) {
+            upper.push(*values.select_nth_unstable(u).1);
+            lower.push(*values.select_nth_unstable(l).1);
         }
         Quintiles { upper, lower }
+    }
+
+    /// The boundaries from the values at [`quintile_ranks`] (ascending, from 0), found
+    /// elsewhere (a database ranks them for the push-down).
+    pub fn from_edges(upper: Vec<T>, lower: Vec<T>) -> Quintiles<T> {
+        Quintiles { upper, lower }
+    }
+
+    /// The `upper` boundaries ([`Quintiles::higher_better`] counts those below a value).
+    pub fn upper(&self) -> &[T] {
+        &self.upper
+    }
+
+    /// The `lower` boundaries ([`Quintiles::lower_better`] counts those above a value).
+    pub fn lower(&self) -> &[T] {
+        &self.lower
     }
 
     /// `1 + floor(5 · #{below} / n)`.
@@ -180,6 +190,13 @@ impl<T: PartialOrd + Copy + Ord> Quintiles<T> {
     pub fn lower_better(&self, v: T) -> u8 {
         1 + self.lower.iter().filter(|&&t| v < t).count() as u8
     }
+}
+
+/// The ascending ranks (from 0) of the values that bound the quintiles of `n` values: for
+/// k = 1…4, c = ⌈k·n/5⌉ and the pair (c − 1, n − c): the `upper` boundary (the c-th smallest)
+/// and the `lower` one (the c-th largest).
+pub fn quintile_ranks(n: usize) -> Vec<(usize, usize)> {
+    (1..=4usize).map(|k| (k * n).div_ceil(5)).filter(|&c| c >= 1 && c <= n).map(|c| (c - 1, n - c)).collect()
 }
 
 fn quintile(count: usize, n: usize) -> u8 {

@@ -265,44 +265,76 @@ fn push_f64(out: &mut Vec<u8>, v: f64, buffer: &mut ryu::Buffer) {
 /// per-field quoting checks and `fmt` calls took longer than reading the order log did.
 pub fn write_customers_csv(path: &Path, table: &CustomerTable<'_>) -> Result<(), ReadError> {
     let CustomerTable { base, customers, as_of, unit, models } = *table;
-    let file = File::create(path).map_err(|e| write_err(path, e))?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    let header: Vec<&str> = CUSTOMER_COLUMNS.iter().chain(&MODEL_COLUMNS).map(|(name, _)| *name).collect();
-    writeln!(out, "{}", header.join(",")).map_err(|e| write_err(path, e))?;
-    let mut line: Vec<u8> = Vec::with_capacity(256);
-    let mut buffer = ryu::Buffer::new();
+    let mut csv = CustomerCsv::create(path, as_of, unit)?;
     for (i, c) in customers.iter().enumerate() {
+        csv.push(base.id(c.customer), c, models.and_then(|m| m.model_row(i)).as_ref())?;
+    }
+    csv.finish()
+}
+
+/// `customers.csv` written a row at a time, from anywhere the rows come from (the analysis in
+/// memory, or a score table downloaded from a database), in one format.
+pub struct CustomerCsv {
+    path: std::path::PathBuf,
+    out: BufWriter<File>,
+    line: Vec<u8>,
+    buffer: ryu::Buffer,
+    as_of: Day,
+    unit: PeriodUnit,
+}
+
+impl CustomerCsv {
+    /// Creates the file and writes the header.
+    pub fn create(path: &Path, as_of: Day, unit: PeriodUnit) -> Result<CustomerCsv, ReadError> {
+        let file = File::create(path).map_err(|e| write_err(path, e))?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let header: Vec<&str> = CUSTOMER_COLUMNS.iter().chain(&MODEL_COLUMNS).map(|(name, _)| *name).collect();
+        writeln!(out, "{}", header.join(",")).map_err(|e| write_err(path, e))?;
+        Ok(CustomerCsv {
+            path: path.to_path_buf(),
+            out,
+            line: Vec::with_capacity(256),
+            buffer: ryu::Buffer::new(),
+            as_of,
+            unit,
+        })
+    }
+
+    /// Writes one customer's row; `model` `None` leaves the model columns empty.
+    pub fn push(&mut self, id: &[u8], c: &CustomerSummary, model: Option<&ModelRow>) -> Result<(), ReadError> {
+        let CustomerCsv { line, buffer, unit, as_of, .. } = self;
+        let unit = *unit;
         line.clear();
-        push_csv_field(&mut line, base.id(c.customer));
+        push_csv_field(line, id);
         line.push(b',');
-        push_date(&mut line, c.first_purchase.day());
+        push_date(line, c.first_purchase.day());
         line.push(b',');
-        push_date(&mut line, c.last_purchase.day());
+        push_date(line, c.last_purchase.day());
         line.push(b',');
-        push_int(&mut line, i64::from(c.orders));
+        push_int(line, i64::from(c.orders));
         line.push(b',');
-        push_money_exact(&mut line, c.revenue);
+        push_money_exact(line, c.revenue);
         line.push(b',');
-        push_int(&mut line, i64::from(c.frequency));
+        push_int(line, i64::from(c.frequency));
         for days in [c.recency_days, c.t_days] {
             line.push(b',');
             match unit {
-                PeriodUnit::Day => push_int(&mut line, i64::from(days)),
-                PeriodUnit::Week => push_f64(&mut line, in_unit(days, unit), &mut buffer),
+                PeriodUnit::Day => push_int(line, i64::from(days)),
+                PeriodUnit::Week => push_f64(line, in_unit(days, unit), buffer),
             }
         }
         line.push(b',');
-        push_f64(&mut line, c.monetary, &mut buffer);
+        push_f64(line, c.monetary, buffer);
         line.push(b',');
-        push_int(&mut line, i64::from(c.returns));
+        push_int(line, i64::from(c.returns));
         for m in [c.returned, c.revenue_12m] {
             line.push(b',');
-            push_money_exact(&mut line, m);
+            push_money_exact(line, m);
         }
         line.push(b',');
-        push_int(&mut line, i64::from(c.days_since_last));
+        push_int(line, i64::from(c.days_since_last));
         line.push(b',');
-        push_f64(&mut line, c.average_order_value(), &mut buffer);
+        push_f64(line, c.average_order_value(), buffer);
         for score in [c.r, c.f, c.m] {
             line.push(b',');
             line.push(b'0' + score);
@@ -311,14 +343,19 @@ pub fn write_customers_csv(path: &Path, table: &CustomerTable<'_>) -> Result<(),
         line.extend_from_slice(c.segment.name().as_bytes());
         line.push(b',');
         line.extend_from_slice(c.stage.name().as_bytes());
-        match models.and_then(|m| m.model_row(i)) {
-            Some(s) => push_score(&mut line, &s, as_of),
+        match model {
+            Some(s) => push_score(line, s, *as_of),
             None => line.extend_from_slice(&[b','; MODEL_COLUMNS.len()]),
         }
         line.push(b'\n');
-        out.write_all(&line).map_err(|e| write_err(path, e))?;
+        let path = &self.path;
+        self.out.write_all(&self.line).map_err(|e| write_err(path, e))
     }
-    out.flush().map_err(|e| write_err(path, e))
+
+    /// Flushes the file.
+    pub fn finish(mut self) -> Result<(), ReadError> {
+        self.out.flush().map_err(|e| write_err(&self.path, e))
+    }
 }
 
 /// The day `days` after `as_of` (rounded), saturating far in the future.

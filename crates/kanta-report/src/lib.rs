@@ -61,6 +61,36 @@ pub struct Report<'a> {
     /// The holdout validation (`--holdout-from`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub holdout: Option<&'a HoldoutReport>,
+    /// What a push-down run moved (`kanta analyze --engine`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pushdown: Option<PushdownInfo>,
+}
+
+/// What a push-down run (`kanta analyze --engine`) aggregated in the engine and moved to kanta.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PushdownInfo {
+    /// The engine, its URL without the password.
+    pub engine: String,
+    /// The score table written in the engine.
+    pub score_table: String,
+    /// Source rows aggregated in the engine.
+    pub rows_aggregated: u64,
+    /// Orders they summed into.
+    pub orders: u64,
+    /// Customers.
+    pub customers: u64,
+    /// Distinct (x, t_x, T) histories pulled to kanta.
+    pub distinct_histories: u64,
+    /// Distinct (x, repeat value) spend keys pulled.
+    pub spend_keys: u64,
+    /// Bytes of result values received from the engine.
+    pub bytes_received: u64,
+    /// Statements run in the engine.
+    pub statements: u32,
+    /// Seconds waiting for the engine.
+    pub engine_seconds: f64,
+    /// Seconds in kanta (fitting, predicting, summarising).
+    pub kanta_seconds: f64,
 }
 
 impl Report<'_> {

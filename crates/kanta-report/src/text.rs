@@ -60,7 +60,24 @@ pub fn render_text(report: &Report<'_>) -> String {
         let _ = write!(out, ", {} skipped", thousands(report.input.rows_skipped));
     }
     out.push_str(")\n");
-    let _ = writeln!(out, "  columns: {}\n", report.input.columns);
+    let _ = writeln!(out, "  columns: {}", report.input.columns);
+    if let Some(p) = &report.pushdown {
+        let _ = writeln!(
+            out,
+            "  push-down: {} rows aggregated in the engine into {} orders of {} customers; pulled {} distinct histories and {} spend keys ({} bytes); {} statements; engine {:.2} s, kanta {:.2} s; scores in {}",
+            thousands(p.rows_aggregated),
+            thousands(p.orders),
+            thousands(p.customers),
+            thousands(p.distinct_histories),
+            thousands(p.spend_keys),
+            thousands(p.bytes_received),
+            p.statements,
+            p.engine_seconds,
+            p.kanta_seconds,
+            p.score_table
+        );
+    }
+    out.push('\n');
 
     let kpis = vec![
         vec!["Customers".into(), thousands(s.customers)],

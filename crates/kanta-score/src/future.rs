@@ -242,6 +242,7 @@ mod tests {
             recency_days: recency,
             t_days: t,
             monetary: 0.0,
+            repeat_value: Money::from_raw(0),
             returns: 0,
             returned: Money::from_raw(0),
             revenue_12m: Money::from_raw(0),

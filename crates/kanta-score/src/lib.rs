@@ -11,19 +11,20 @@
 
 pub mod future;
 mod holdout;
+pub mod sufficient;
 
 pub use holdout::{ConditionalRow, HoldoutCustomer, HoldoutModel, HoldoutReport, Tracking, evaluate_holdout};
+pub use sufficient::{DayHistory, HistoryScore, Predictions, SpendKey, Sufficient, fit_and_predict};
 
 use kanta_core::analysis::{Analysis, CustomerSummary};
 use kanta_core::lifecycle::Stage;
 use kanta_core::rfm::Segment;
 use kanta_models::{
-    BgNbd, ClvOptions, FitError, FitOptions, FitReport, GammaGamma, Histories, History, Nbd, ParetoNbd, Poisson, Spend,
-    TransactionModel, Variant, clv_from_expected, fit_limit, next_purchase_median, title,
+    BgNbd, ClvOptions, FitError, FitOptions, FitReport, GammaGamma, Histories, Nbd, ParetoNbd, Poisson,
+    TransactionModel, Variant, fit_limit, title,
 };
 use rayon::prelude::*;
 use serde::Serialize;
-use std::collections::HashMap;
 
 pub use kanta_domain::ModelKind;
 
@@ -284,10 +285,6 @@ pub const MIN_CUSTOMERS: usize = 50;
 /// See [`MIN_CUSTOMERS`].
 pub const MIN_REPEAT: usize = 10;
 
-fn history(c: &CustomerSummary) -> History {
-    History { x: c.frequency, t_x: f64::from(c.recency_days.max(0)), t: f64::from(c.t_days.max(c.recency_days).max(0)) }
-}
-
 pub(crate) fn fit_transaction(
     model: ModelKind,
     data: &Histories,
@@ -315,79 +312,48 @@ pub fn score(analysis: &Analysis, options: &ScoreOptions) -> Result<Scores, Scor
 }
 
 /// [`score`] on the customers alone (of an [`kanta_core::analysis::CustomerAnalysis`], whose
-/// business summary is built later).
+/// business summary is built later): the customers are counted into their distinct
+/// histories and spend keys ([`Sufficient`]), the models fitted and predicted on those
+/// ([`fit_and_predict`]), and each customer takes the predictions of their keys.
 pub fn score_customers(summaries: &[CustomerSummary], options: &ScoreOptions) -> Result<Scores, ScoreError> {
-    let repeat = summaries.iter().filter(|c| c.frequency > 0).count();
-    if summaries.len() < MIN_CUSTOMERS || repeat < MIN_REPEAT {
-        return Err(ScoreError::TooFew { customers: summaries.len(), repeat });
-    }
-    let histories: Vec<History> = summaries.iter().map(history).collect();
-    let data = Histories::from_histories(histories.iter().copied()).map_err(|e| ScoreError::NoModel(e.to_string()))?;
-    let choices = options.model.candidates();
-    let selected_by = if options.model == ModelKind::Auto { "bic" } else { "requested" };
-    let mut candidates = Vec::new();
-    // Fitted models with their BIC and row in `candidates`.
-    let mut fitted: Vec<(Box<dyn TransactionModel + Sync>, f64, usize)> = Vec::new();
-    let mut errors = Vec::new();
-    for &choice in choices {
-        match fit_transaction(choice, &data, &options.fit) {
-            Ok((model, report)) => {
-                fitted.push((model, report.bic, candidates.len()));
-                candidates.push(Candidate { model: report.model, fit: Ok(report), fallback: None });
-            }
-            Err(e) => {
-                candidates.push(Candidate { model: choice.name(), fit: Err(e.to_string()), fallback: None });
-                errors.push(e);
-            }
-        }
-    }
-    let mut selected_by = selected_by;
-    if fitted.is_empty()
-        && let Some(row) = fit_fallback(&errors, &data, &options.fit)
-    {
-        if let (Ok(report), Some(model)) = (&row.0.fit, row.1) {
-            fitted.push((model, report.bic, candidates.len()));
-            selected_by = "fallback";
-        }
-        candidates.push(row.0);
-    }
-    fitted.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let spends: Vec<(Spend, f64)> = summaries
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.frequency > 0 && c.monetary > 0.0)
-        .filter_map(|(i, c)| Spend::parse(i, c.frequency, c.monetary).ok().map(|s| (s, 1.0)))
-        .collect();
-    let spend_fit = if spends.is_empty() {
-        Err("no repeat customer with spend".to_owned())
-    } else {
-        GammaGamma::fit(&spends, &options.fit).map_err(|e| e.to_string())
-    };
-    let (spend_model, spend_fit) = match spend_fit {
-        Ok((m, r)) => (Some(m), Ok(r)),
-        Err(e) => (None, Err(e)),
-    };
-    // The best BIC whose predictions are all finite; a model whose numbers are not is dropped
-    // like a failed fit, with the reason in its comparison row.
-    let mut chosen = None;
-    for (model, _, row) in fitted {
-        match predict(model.as_ref(), summaries, &histories, spend_model.as_ref(), options) {
-            Ok(customers) => {
-                chosen = Some((model, customers));
-                break;
-            }
-            Err(reason) => candidates[row].fit = Err(reason),
-        }
-    }
-    let Some((model, mut customers)) = chosen else {
-        let reasons: Vec<String> = candidates.iter().filter_map(|c| c.fit.as_ref().err().cloned()).collect();
-        return Err(ScoreError::NoModel(reasons.join("; ")));
-    };
+    let (data, history_of, spend_of) = Sufficient::index(summaries);
+    let predictions = fit_and_predict(&data, options)?;
+    let mut customers = customer_scores(&predictions.histories, &predictions.spends, &history_of, &spend_of);
     mark_slipping(summaries, &mut customers, options);
-    let mut summary = summarise(summaries, &customers, candidates, spend_fit, model.name(), selected_by, &options.clv);
+    let clv = clv_parts(summaries, &customers);
+    let mut summary = model_summary(&data, predictions, clv, &options.clv);
     summary.fallback =
         summary.candidates.iter().find(|c| c.model == summary.chosen && c.fit.is_ok()).and_then(|c| c.fallback.clone());
     Ok(Scores { customers, summary })
+}
+
+/// Each customer's score from the predictions of their history and spend key.
+fn customer_scores(
+    histories: &[HistoryScore],
+    spends: &[Option<f64>],
+    history_of: &[u32],
+    spend_of: &[u32],
+) -> Vec<CustomerScore> {
+    history_of
+        .par_iter()
+        .zip(spend_of)
+        .with_min_len(1024)
+        .map(|(&h, &s)| {
+            let h = &histories[h as usize];
+            let expected_spend = spends[s as usize];
+            CustomerScore {
+                p_alive: h.p_alive,
+                expected_purchases: h.expected_purchases,
+                p_purchase_30d: h.p_purchase[0],
+                p_purchase_90d: h.p_purchase[1],
+                expected_spend,
+                clv_12m: expected_spend.map(|s| h.clv(s)),
+                next_purchase_days: h.next_purchase_days,
+                risk: h.risk,
+                slipping: false,
+            }
+        })
+        .collect()
 }
 
 /// Slipping needs the CLV ranking of the whole base, hence a pass after the predictions.
@@ -427,8 +393,9 @@ pub fn score_with(
     spend: Option<&GammaGamma>,
     options: &ScoreOptions,
 ) -> Result<Vec<CustomerScore>, String> {
-    let histories: Vec<History> = summaries.iter().map(history).collect();
-    let mut customers = predict(model, summaries, &histories, spend, options)?;
+    let (data, history_of, spend_of) = Sufficient::index(summaries);
+    let (histories, spends) = sufficient::predict(model, &data, spend, options)?;
+    let mut customers = customer_scores(&histories, &spends, &history_of, &spend_of);
     mark_slipping(summaries, &mut customers, options);
     Ok(customers)
 }
@@ -497,94 +464,6 @@ fn fit_fallback(
     })
 }
 
-/// Every customer's score under `model` (slipping is set later, from the whole base); `Err`
-/// with the reason when some prediction is not finite or P(alive) is outside [0, 1] (a series
-/// in the model's predictions that did not converge reports NaN rather than a wrong number).
-fn predict(
-    model: &(dyn TransactionModel + Sync),
-    summaries: &[CustomerSummary],
-    histories: &[History],
-    spend_model: Option<&GammaGamma>,
-    options: &ScoreOptions,
-) -> Result<Vec<CustomerScore>, String> {
-    // One pass per customer: the three horizons and the CLV period ends share one batched
-    // evaluation, and P(alive) is computed once.
-    let mut ts = vec![30.0, 90.0, 365.0];
-    ts.extend((1..=options.clv.periods).map(|i| f64::from(i) * options.clv.period_length));
-    // Everything but P(alive) depends on a history only through (x, T), which customers share
-    // widely (T is whole days): compute it once per distinct pair.
-    let mut key_index: HashMap<(u32, u64), usize> = HashMap::new();
-    let mut keys: Vec<(u32, f64)> = Vec::new();
-    let group: Vec<usize> = histories
-        .iter()
-        .map(|h| {
-            *key_index.entry((h.x, h.t.to_bits())).or_insert_with(|| {
-                keys.push((h.x, h.t));
-                keys.len() - 1
-            })
-        })
-        .collect();
-    let within = [30.0, 90.0];
-    let discount = options.clv.discount_rate;
-    // Per (x, T): E[Y] at 30/90/365 days given alive, P(purchase) at 30/90 days given alive, and
-    // the CLV per unit of spend given alive (CLV is linear in the expectations).
-    let shared: Vec<([f64; 3], [f64; 2], f64)> = keys
-        .par_iter()
-        .with_min_len(256)
-        .map_init(
-            || vec![0.0; ts.len()],
-            |out, &(x, t)| {
-                let mut purchase = [0.0; 2];
-                model.if_alive_many(x, t, &ts, out, &within, &mut purchase);
-                ([out[0], out[1], out[2]], purchase, clv_from_expected(&out[3..], 1.0, discount))
-            },
-        )
-        .collect();
-    let customers: Vec<CustomerScore> = summaries
-        .par_iter()
-        .zip(histories)
-        .zip(&group)
-        .with_min_len(1024)
-        .map(|((c, h), &g)| {
-            let (expected, purchase, clv_unit) = &shared[g];
-            let p_alive = model.p_alive(h);
-            let expected_spend =
-                spend_model.and_then(|m| m.conditional_expected_spend(h.x, if h.x > 0 { c.monetary } else { 0.0 }));
-            CustomerScore {
-                p_alive,
-                expected_purchases: expected.map(|e| e * p_alive),
-                p_purchase_30d: purchase[0] * p_alive,
-                p_purchase_90d: purchase[1] * p_alive,
-                expected_spend,
-                clv_12m: expected_spend.map(|s| s * p_alive * clv_unit),
-                next_purchase_days: next_purchase_median(model, h),
-                risk: RiskBand::of(p_alive),
-                slipping: false,
-            }
-        })
-        .collect();
-    let bad = customers.iter().filter(|s| !score_is_finite(s)).count();
-    if bad > 0 {
-        return Err(format!(
-            "{} was fitted, but its predictions are not finite for {bad} of {} customers",
-            kanta_models::title(model.name()),
-            customers.len()
-        ));
-    }
-    Ok(customers)
-}
-
-/// Whether every number of a score is finite and P(alive) a probability.
-fn score_is_finite(s: &CustomerScore) -> bool {
-    (0.0..=1.0).contains(&s.p_alive)
-        && s.expected_purchases.iter().all(|v| v.is_finite())
-        && s.p_purchase_30d.is_finite()
-        && s.p_purchase_90d.is_finite()
-        && s.expected_spend.is_none_or(f64::is_finite)
-        && s.clv_12m.is_none_or(f64::is_finite)
-        && s.next_purchase_days.is_finite()
-}
-
 /// The CLV of the customer at the 80th percentile: the top 20 % are at or above it.
 fn clv_threshold(mut clvs: Vec<f64>) -> Option<f64> {
     if clvs.is_empty() {
@@ -595,25 +474,50 @@ fn clv_threshold(mut clvs: Vec<f64>) -> Option<f64> {
     Some(*v)
 }
 
-fn histogram(values: impl Iterator<Item = f64>, lo: f64, hi: f64, bins: usize) -> Vec<Bin> {
-    let width = (hi - lo) / bins as f64;
-    let mut counts = vec![0u64; bins];
-    for v in values {
-        let i = if width > 0.0 { ((v - lo) / width).floor() } else { 0.0 };
-        counts[(i.max(0.0) as usize).min(bins - 1)] += 1;
-    }
-    counts
-        .into_iter()
-        .enumerate()
-        .map(|(i, customers)| Bin { from: lo + width * i as f64, to: lo + width * (i + 1) as f64, customers })
-        .collect()
+/// The bins of a histogram for heavy-tailed non-negative values (CLV): `bins` logarithmic
+/// bins from `low` to the maximum, `low · (max/low)^(i/bins)`, after a first bin `[0, low)` for
+/// the values near zero. `low` is the 5th percentile of the positive values, but at least
+/// max / 10⁴ (so the bins span at most four decades).
+///
+/// A value falls in the bin whose edges enclose it, by comparison with the edges (not by its
+/// logarithm), so a database given the edges counts exactly the same bins.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogBins {
+    /// `edges[0]` = low, …, `edges[bins]` ≈ max.
+    pub edges: Vec<f64>,
 }
 
-/// A histogram for heavy-tailed non-negative values (CLV): `bins` logarithmic bins from `low` to
-/// the maximum, `low · (max/low)^(i/bins)`, after a first bin `[0, low)` for the values near
-/// zero. `low` is the 5th percentile of the positive values, but at least max / 10⁴ (so the
-/// bins span at most four decades). Empty for no values; one bin `[0, max]` when no value is
-/// positive.
+impl LogBins {
+    /// The bins for values whose maximum is `max` (> 0) and whose positive values have their
+    /// 5th percentile (the `⌊n/20⌋`-th smallest, from 0) at `p5`.
+    pub fn new(max: f64, p5: f64, bins: usize) -> LogBins {
+        let low = p5.max(max / 1e4).min(max);
+        let ratio = (max / low).ln();
+        let edge = |i: usize| if ratio > 0.0 { low * (ratio * i as f64 / bins as f64).exp() } else { low };
+        LogBins { edges: (0..=bins).map(edge).collect() }
+    }
+
+    /// The bin of `v`: 0 below `low`, else 1 + the inner edges at or below it.
+    pub fn bin(&self, v: f64) -> usize {
+        let (low, bins) = (self.edges[0], self.edges.len() - 1);
+        if v.is_nan() || v < low { 0 } else { 1 + self.edges[1..bins].partition_point(|&e| e <= v) }
+    }
+
+    /// The histogram from the count of each bin (`counts[0]` below `low`).
+    pub fn histogram(&self, counts: &[u64]) -> Vec<Bin> {
+        let first = Bin { from: 0.0, to: self.edges[0], customers: counts.first().copied().unwrap_or(0) };
+        std::iter::once(first)
+            .chain(self.edges.windows(2).enumerate().map(|(i, w)| Bin {
+                from: w[0],
+                to: w[1],
+                customers: counts.get(i + 1).copied().unwrap_or(0),
+            }))
+            .collect()
+    }
+}
+
+/// A histogram of heavy-tailed non-negative values ([`LogBins`]). Empty for no values; one bin
+/// `[0, max]` when no value is positive.
 pub fn log_histogram(values: &[f64], bins: usize) -> Vec<Bin> {
     let max = values.iter().copied().filter(|v| v.is_finite()).fold(0.0, f64::max);
     if values.is_empty() {
@@ -625,61 +529,41 @@ pub fn log_histogram(values: &[f64], bins: usize) -> Vec<Bin> {
     let mut positive: Vec<f64> = values.iter().copied().filter(|v| v.is_finite() && *v > 0.0).collect();
     let k = positive.len() / 20;
     let (_, p5, _) = positive.select_nth_unstable_by(k, f64::total_cmp);
-    let low = p5.max(max / 1e4).min(max);
-    let ratio = (max / low).ln();
-    let edge = |i: usize| if ratio > 0.0 { low * (ratio * i as f64 / bins as f64).exp() } else { low };
-    let mut counts = vec![0u64; bins + 1];
+    let bins = LogBins::new(max, *p5, bins);
+    let mut counts = vec![0u64; bins.edges.len()];
     for &v in values {
-        let i = if v.is_nan() || v < low {
-            0
-        } else if ratio > 0.0 {
-            1 + (((v / low).ln() / ratio * bins as f64).floor() as usize).min(bins - 1)
-        } else {
-            bins
-        };
-        counts[i] += 1;
+        counts[bins.bin(v)] += 1;
     }
-    std::iter::once(Bin { from: 0.0, to: low, customers: counts[0] })
-        .chain((0..bins).map(|i| Bin { from: edge(i), to: edge(i + 1), customers: counts[i + 1] }))
-        .collect()
+    bins.histogram(&counts)
 }
 
-fn summarise(
-    summaries: &[CustomerSummary],
-    scores: &[CustomerScore],
-    candidates: Vec<Candidate>,
-    spend: Result<FitReport, String>,
-    chosen: &'static str,
-    selected_by: &'static str,
-    clv: &ClvOptions,
-) -> ModelSummary {
-    let n = scores.len().max(1) as f64;
-    let mut expected = [0.0; 3];
-    let mut risk_bands = [0u64; 4];
-    for s in scores {
-        for (e, v) in expected.iter_mut().zip(s.expected_purchases) {
-            *e += v;
-        }
-        risk_bands[s.risk as usize] += 1;
-    }
+/// The parts of [`ModelSummary`] that need each customer's CLV (the product of their
+/// history's and their spend key's predictions), which a database computes where the
+/// customers are.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClvParts {
+    /// Sum of the 12-month CLVs (`None` without a spend model).
+    pub total: Option<f64>,
+    /// [`log_histogram`] of the CLVs.
+    pub histogram: Vec<Bin>,
+    /// Customers flagged slipping.
+    pub slipping: u64,
+    /// The [`TARGETS`] customers most worth a retention action.
+    pub targets: Vec<Target>,
+}
+
+/// How many customers [`ModelSummary::targets`] lists.
+pub const TARGETS: usize = 20;
+
+/// The CLV parts of analysed customers and their scores (slipping already marked).
+pub fn clv_parts(summaries: &[CustomerSummary], scores: &[CustomerScore]) -> ClvParts {
     let clvs: Vec<f64> = scores.iter().filter_map(|s| s.clv_12m).collect();
-    // Heat map: repeat purchases 0…9 and 10+ by recency/T in tenths.
-    let mut sums = vec![vec![(0.0, 0u64); 10]; 11];
-    for (c, s) in summaries.iter().zip(scores) {
-        let row = (c.frequency as usize).min(10);
-        let share = if c.t_days > 0 { f64::from(c.recency_days) / f64::from(c.t_days) } else { 0.0 };
-        let col = ((share * 10.0).floor().max(0.0) as usize).min(9);
-        sums[row][col].0 += s.expected_purchases[2];
-        sums[row][col].1 += 1;
-    }
-    let expected_heatmap =
-        sums.into_iter().map(|row| row.into_iter().map(|(s, k)| (k > 0).then(|| s / k as f64)).collect()).collect();
     let mut order: Vec<usize> = (0..scores.len()).filter(|&i| scores[i].clv_12m.is_some()).collect();
     let value = |i: usize| scores[i].clv_12m.unwrap_or(0.0) * (1.0 - scores[i].p_alive);
     order.sort_unstable_by(|&a, &b| value(b).total_cmp(&value(a)).then(a.cmp(&b)));
     let targets = order
         .into_iter()
-        .take(20)
+        .take(TARGETS)
         .map(|i| Target {
             index: i,
             customer_id: String::new(),
@@ -689,25 +573,70 @@ fn summarise(
             stage: summaries[i].stage.name(),
         })
         .collect();
+    ClvParts {
+        total: (!clvs.is_empty()).then(|| clvs.iter().sum()),
+        histogram: log_histogram(&clvs, CLV_BINS),
+        slipping: scores.iter().filter(|s| s.slipping).count() as u64,
+        targets,
+    }
+}
+
+/// Logarithmic bins of the CLV histogram.
+pub const CLV_BINS: usize = 10;
+
+/// The model summary: what depends on the histories alone from the predictions per distinct
+/// history (weighted by their customers), the rest from `clv`.
+pub fn model_summary(data: &Sufficient, predictions: Predictions, clv: ClvParts, options: &ClvOptions) -> ModelSummary {
+    let Predictions { fitted, histories, .. } = predictions;
+    let n = data.customers().max(1) as f64;
+    let mut expected = [0.0; 3];
+    let mut risk_bands = [0u64; 4];
+    let mut p_alive_sum = 0.0;
+    let mut p_alive_bins = [0u64; 10];
+    // Heat map: repeat purchases 0…9 and 10+ by recency/T in tenths.
+    let mut sums = vec![vec![(0.0, 0u64); 10]; 11];
+    for (s, &(h, k)) in histories.iter().zip(&data.histories) {
+        let w = k as f64;
+        for (e, v) in expected.iter_mut().zip(s.expected_purchases) {
+            *e += v * w;
+        }
+        risk_bands[s.risk as usize] += k;
+        p_alive_sum += s.p_alive * w;
+        p_alive_bins[((s.p_alive / 0.1).floor().max(0.0) as usize).min(9)] += k;
+        let row = (h.x as usize).min(10);
+        let share = if h.t > 0 { f64::from(h.recency) / f64::from(h.t) } else { 0.0 };
+        let col = ((share * 10.0).floor().max(0.0) as usize).min(9);
+        sums[row][col].0 += s.expected_purchases[2] * w;
+        sums[row][col].1 += k;
+    }
+    let expected_heatmap =
+        sums.into_iter().map(|row| row.into_iter().map(|(s, k)| (k > 0).then(|| s / k as f64)).collect()).collect();
+    let chosen = fitted.model.name();
+    let fallback =
+        fitted.candidates.iter().find(|c| c.model == chosen && c.fit.is_ok()).and_then(|c| c.fallback.clone());
     ModelSummary {
         chosen,
-        selected_by,
-        candidates,
-        fallback: None,
-        spend,
+        selected_by: fitted.selected_by,
+        candidates: fitted.candidates,
+        fallback,
+        spend: fitted.spend_fit,
         expected_purchases: expected,
-        clv_12m_total: (!clvs.is_empty()).then(|| clvs.iter().sum()),
-        mean_p_alive: scores.iter().map(|s| s.p_alive).sum::<f64>() / n,
+        clv_12m_total: clv.total,
+        mean_p_alive: p_alive_sum / n,
         risk_bands,
-        slipping_customers: scores.iter().filter(|s| s.slipping).count() as u64,
-        p_alive_histogram: histogram(scores.iter().map(|s| s.p_alive), 0.0, 1.0, 10),
-        clv_histogram: log_histogram(&clvs, 10),
+        slipping_customers: clv.slipping,
+        p_alive_histogram: p_alive_bins
+            .iter()
+            .enumerate()
+            .map(|(i, &customers)| Bin { from: 0.1 * i as f64, to: 0.1 * (i + 1) as f64, customers })
+            .collect(),
+        clv_histogram: clv.histogram,
         expected_heatmap,
-        targets,
+        targets: clv.targets,
         time_unit: "day",
         clv_definition: format!(
             "Σ over {} periods of {} days of expected spend per purchase × expected purchases in the period / (1 + {})^i",
-            clv.periods, clv.period_length, clv.discount_rate
+            options.periods, options.period_length, options.discount_rate
         ),
     }
 }

@@ -15,7 +15,7 @@ use kanta_io::write::{CustomerTable, ModelRow, ModelRows, PeriodUnit, write_cust
 use kanta_io::{Delimiter, Input, LineSink, ReadOptions, read_orders, read_orders_with_lines};
 use kanta_models::FitOptions;
 use kanta_report::format::thousands;
-use kanta_report::{InputInfo, Report, render_html, render_text};
+use kanta_report::{InputInfo, PushdownInfo, Report, render_html, render_text};
 use kanta_score::{CustomerScore, HoldoutReport, ModelKind, ScoreOptions, evaluate_holdout, score_customers};
 
 use crate::UsageError;
@@ -99,8 +99,14 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
         }
         None => None,
     };
+    if let Some(url) = &args.engine.engine {
+        return pushdown(args, url, as_of);
+    }
+    let Some(input) = &args.input else {
+        return Err(UsageError("give the order log to analyse, or --engine with --table or --query".into()).into());
+    };
     let timings = Timings::from_env();
-    let input = Input::parse(&args.input);
+    let input = Input::parse(input);
     let (aggregator, read) = read_order_log(&input, &options, args.quiet, !args.quiet && !args.json, None)?;
     timings.mark("read");
     let busy =
@@ -227,6 +233,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
         models: scores.as_ref().map(|s| &s.summary),
         models_skipped,
         holdout: holdout.as_ref(),
+        pushdown: None,
     };
     if let Some(h) = &holdout {
         write_holdout_csv(&args.out.join("holdout.csv"), &base, h).context("cannot write holdout.csv")?;
@@ -252,6 +259,133 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
         .context("cannot write to standard output")?;
     }
     Ok(Outputs { report_html })
+}
+
+/// `kanta analyze --engine`: the analysis pushed down to a database (`kanta_warehouse`); the
+/// reports are written here as for a file, the score table stays in the engine.
+fn pushdown(args: &AnalyzeArgs, url: &str, as_of: Option<Day>) -> anyhow::Result<Outputs> {
+    if args.holdout_from.is_some() {
+        return Err(UsageError(
+            "--holdout-from is not available with --engine yet; analyse an export of the orders to validate the models"
+                .into(),
+        )
+        .into());
+    }
+    if args.read.delimiter.is_some()
+        || args.read.columns.is_some()
+        || args.read.time_format.is_some()
+        || args.read.decimal_comma
+    {
+        return Err(UsageError("--delimiter, --columns, --time-format and --decimal-comma read files; with --engine the engine's types are used (cast in --query)".into()).into());
+    }
+    let options = read_options(&args.read)?;
+    let source = match (&args.engine.table, &args.engine.query) {
+        (Some(table), None) => kanta_warehouse::Source::Table(table.clone()),
+        (None, Some(query)) => kanta_warehouse::Source::Query(query.clone()),
+        _ => return Err(UsageError("--engine needs --table NAME or --query SQL".into()).into()),
+    };
+    let week = matches!(args.period, Period::Week);
+    let run_options = kanta_warehouse::Options {
+        source,
+        columns: options.columns.clone(),
+        max_errors: args.read.max_errors,
+        analysis: AnalysisOptions {
+            as_of,
+            keep_zero: args.keep_zero,
+            lapse_days: args.lapse_days,
+            loyal_orders: args.loyal_orders,
+        },
+        score: args.model.0.map(|model| ScoreOptions { model, ..ScoreOptions::default() }),
+        week,
+        into: args.engine.into.clone(),
+    };
+    let busy = spinner("connecting to the engine", args.quiet || args.json);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    let (outcome, downloaded) = runtime.block_on(async {
+        let mut engine = kanta_warehouse::connect(url).await?;
+        let progress = |step: &str| busy.set_message(step.to_owned());
+        let outcome = kanta_warehouse::analyze(engine.as_mut(), &run_options, &progress).await?;
+        let downloaded = if args.engine.download {
+            fs::create_dir_all(&args.out)
+                .with_context(|| format!("cannot create the output folder {}", args.out.display()))?;
+            busy.set_message("downloading the score table into customers.csv");
+            let unit = if week { PeriodUnit::Week } else { PeriodUnit::Day };
+            let path = args.out.join("customers.csv");
+            Some(kanta_warehouse::download(engine.as_mut(), &outcome.into, outcome.as_of, unit, &path).await?)
+        } else {
+            None
+        };
+        anyhow::Ok((outcome, downloaded))
+    })?;
+    busy.finish_and_clear();
+    for skipped in &outcome.skipped {
+        if !args.quiet {
+            eprintln!("skipped: {skipped}");
+        }
+    }
+    let engine_name = kanta_store::redact(url);
+    let stats = &outcome.stats;
+    let report = Report {
+        kanta_version: env!("CARGO_PKG_VERSION"),
+        input: InputInfo {
+            file: format!("{engine_name} {}", outcome.source_name),
+            format: format!("{} (push-down)", engine_kind(url)),
+            columns: outcome.columns.clone(),
+            rows: stats.source_rows,
+            rows_skipped: outcome.rows_skipped,
+            skipped: outcome.skipped.clone(),
+            period: if week { "week" } else { "day" }.to_owned(),
+            currency: args.currency.clone(),
+        },
+        summary: &outcome.summary,
+        models: outcome.models.as_ref(),
+        models_skipped: outcome.models_skipped.clone(),
+        holdout: None,
+        pushdown: Some(PushdownInfo {
+            engine: engine_name,
+            score_table: outcome.into.clone(),
+            rows_aggregated: stats.source_rows,
+            orders: stats.orders,
+            customers: stats.customers,
+            distinct_histories: stats.histories as u64,
+            spend_keys: stats.spend_keys as u64,
+            bytes_received: stats.bytes_received,
+            statements: stats.statements,
+            engine_seconds: stats.engine_time.as_secs_f64(),
+            kanta_seconds: stats.kanta_time.as_secs_f64(),
+        }),
+    };
+    if let Some(reason) = &outcome.models_skipped
+        && !args.quiet
+        && args.model.0.is_some()
+    {
+        eprintln!("warning: {reason}; the model columns are left empty");
+    }
+    fs::create_dir_all(&args.out).with_context(|| format!("cannot create the output folder {}", args.out.display()))?;
+    let json = report.to_json();
+    fs::write(args.out.join("summary.json"), &json).context("cannot write summary.json")?;
+    let html = render_html(&report).context("cannot render report.html")?;
+    let report_html = args.out.join("report.html");
+    fs::write(&report_html, html).context("cannot write report.html")?;
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        writeln!(stdout, "{json}").context("cannot write to standard output")?;
+    } else if !args.quiet {
+        write!(stdout, "{}", render_text(&report)).context("cannot write to standard output")?;
+        let files = if downloaded.is_some() {
+            "{customers.csv, summary.json, report.html}"
+        } else {
+            "{summary.json, report.html}"
+        };
+        writeln!(stdout, "\nwrote {}/{files}; the scores are in {} in the engine", args.out.display(), outcome.into)
+            .context("cannot write to standard output")?;
+    }
+    Ok(Outputs { report_html })
+}
+
+/// The engine's kind from its URL, for the report.
+fn engine_kind(url: &str) -> &'static str {
+    if url.starts_with("sc://") { "Spark" } else { "PostgreSQL" }
 }
 
 /// The model columns of the customer tables, from the scores (one per customer, in table order).

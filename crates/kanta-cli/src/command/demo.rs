@@ -3,8 +3,8 @@
 use anyhow::Context;
 
 use crate::cli::{
-    AnalyzeArgs, AnalyzeModel, ApiArgs, DemoArgs, GenerateArgs, ImportCommand, ImportOrdersArgs, ImportRecordsArgs,
-    JourneysApplyArgs, Period, ReaderArgs, ScoreArgs, ServeArgs, ServerArgs, StoreArgs,
+    AnalyzeArgs, AnalyzeModel, ApiArgs, DemoArgs, EngineArgs, GenerateArgs, ImportCommand, ImportOrdersArgs,
+    ImportRecordsArgs, JourneysApplyArgs, Period, ReaderArgs, ScoreArgs, ServeArgs, ServerArgs, StoreArgs,
 };
 
 /// The demo's journey: a win-back offer with a holdout, so its uplift report fills as it runs.
@@ -39,7 +39,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         quiet: false,
     })?;
     let outputs = crate::command::analyze::run(&AnalyzeArgs {
-        input: orders.display().to_string(),
+        input: Some(orders.display().to_string()),
+        engine: EngineArgs::default(),
         out: args.out.join("report"),
         read: ReaderArgs::default(),
         currency: Some("EUR".into()),

@@ -13,6 +13,7 @@ mod logs;
 mod mail;
 mod models;
 mod pipes;
+mod pushdown;
 mod readme;
 mod report;
 mod score;

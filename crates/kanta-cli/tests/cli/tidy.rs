@@ -116,7 +116,16 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("files", &["kanta-io", "kanta-gen", "kanta-report"]),
     (
         "live edges",
-        &["kanta-store", "kanta-webhooks", "kanta-mail", "kanta-jobs", "kanta-api", "kanta-engine", "kanta-web"],
+        &[
+            "kanta-store",
+            "kanta-webhooks",
+            "kanta-mail",
+            "kanta-jobs",
+            "kanta-api",
+            "kanta-engine",
+            "kanta-web",
+            "kanta-warehouse",
+        ],
     ),
     ("application", &["kanta-server"]),
     ("binary", &["kanta-cli"]),
