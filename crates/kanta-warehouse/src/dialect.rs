@@ -297,7 +297,10 @@ impl Dialect {
             Dialect::Postgres => {
                 vec![format!("DROP TABLE IF EXISTS {name}"), format!("CREATE TABLE {name} AS {select}")]
             }
-            Dialect::Spark => vec![format!("CREATE OR REPLACE TABLE {name} USING parquet AS {select}")],
+            // REPLACE TABLE needs a v2 catalog; the session catalog's Parquet tables are v1.
+            Dialect::Spark => {
+                vec![format!("DROP TABLE IF EXISTS {name}"), format!("CREATE TABLE {name} USING parquet AS {select}")]
+            }
         }
     }
 }

@@ -12,12 +12,14 @@
 //!
 //! The modules: [`dialect`] (quoting, binding, the engines' functions), [`plan`] (every
 //! statement, written once over a dialect), [`run`] (the steps and what moved), [`postgres`]
-//! (the engine over one `sqlx` connection), `spark` (Spark Connect).
+//! (the engine over one `sqlx` connection), [`spark`] (Spark Connect: gRPC over HTTP/2, Arrow
+//! IPC).
 
 pub mod dialect;
 pub mod plan;
 pub mod postgres;
 pub mod run;
+pub mod spark;
 
 use async_trait::async_trait;
 
@@ -149,6 +151,8 @@ pub async fn query(engine: &mut dyn Engine, sql: &Sql, step: &str) -> Result<Vec
 pub async fn connect(url: &str) -> Result<Box<dyn Engine>, EngineError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Box::new(postgres::PostgresEngine::connect(url).await?))
+    } else if url.starts_with("sc://") {
+        Ok(Box::new(spark::SparkEngine::connect(url).await?))
     } else {
         Err(EngineError::Connect {
             engine: kanta_store::redact(url),

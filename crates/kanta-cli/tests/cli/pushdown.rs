@@ -314,3 +314,161 @@ fn unreachable_engines_missing_tables_and_wrong_types_are_named() {
     assert!(run.stderr.contains("skipped: 1 rows with no amount (column `amount` is NULL or empty)"), "{}", run.stderr);
     assert_eq!(summary(dir.path())["input"]["rows_skipped"], 2);
 }
+
+/// The test Spark Connect server (`scripts/with-spark`), or `None` (the test is skipped) unless
+/// `KANTA_REQUIRE_SPARK=1`, as in `scripts/test`, makes a missing one a failure.
+fn spark() -> Option<String> {
+    match std::env::var("KANTA_TEST_SPARK_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var("KANTA_REQUIRE_SPARK").is_ok_and(|v| v == "1") => {
+            panic!("KANTA_TEST_SPARK_URL is not set but KANTA_REQUIRE_SPARK=1 (run scripts/test)")
+        }
+        Err(_) => None,
+    }
+}
+
+/// Runs `statements` in a Spark session.
+fn spark_sql(url: &str, statements: &[String]) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let mut engine = kanta_warehouse::connect(url).await.expect("connect to Spark");
+        for s in statements {
+            let sql = kanta_warehouse::Sql { text: s.clone(), params: vec![] };
+            engine.execute(&sql, "setting up the test").await.unwrap_or_else(|e| panic!("{s}: {e}"));
+        }
+    });
+}
+
+/// A name for this test's tables: the tests share one Spark server.
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{prefix}_{}_{nanos}", std::process::id())
+}
+
+#[test]
+fn cdnow_pushed_down_to_spark_matches_the_file_analysis() {
+    let Some(url) = spark() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let csv = dir.path().join("cdnow.csv");
+    std::fs::write(&csv, cdnow_csv()).expect("csv");
+    let table = unique("cdnow");
+    spark_sql(
+        &url,
+        &[format!(
+            "CREATE TABLE {table} (customer_id STRING, date DATE, number_of_cds INT, dollar_value DECIMAL(12, 2)) \
+             USING csv OPTIONS (path '{}', header 'true', dateFormat 'yyyyMMdd')",
+            csv.display()
+        )],
+    );
+    let (file, engine) = (dir.path().join("file"), dir.path().join("engine"));
+    analyze_ok(&repo_data("CDNOW_master.txt"), &file, &[]);
+    let into = unique("scores");
+    pushdown(&url, &engine, &["--table", &table, "--into", &into]);
+    assert_same_outputs(&file, &engine);
+    let moved = &summary(&engine)["pushdown"];
+    assert_eq!((moved["rows_aggregated"].as_u64(), moved["distinct_histories"].as_u64()), (Some(69_659), Some(11_102)));
+}
+
+#[test]
+fn a_generated_shop_pushed_down_to_spark_matches_with_returns_weeks_and_as_of() {
+    let Some(url) = spark() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let shop = shop_csv(dir.path());
+    let table = unique("shop");
+    spark_sql(
+        &url,
+        &[format!(
+            "CREATE TABLE {table} (order_id STRING, customer_id STRING, order_date TIMESTAMP, product_id STRING, \
+             category STRING, quantity INT, unit_price DECIMAL(10, 2), amount DECIMAL(12, 2)) \
+             USING csv OPTIONS (path '{}', header 'true')",
+            shop.display()
+        )],
+    );
+    for (i, flags) in [&[][..], &["--keep-zero", "--as-of", "2024-06-30", "--period", "week"][..]].iter().enumerate() {
+        let (file, engine) = (dir.path().join(format!("file{i}")), dir.path().join(format!("engine{i}")));
+        analyze_ok(&shop, &file, flags);
+        let into = unique("scores");
+        let mut args = vec!["--table", &table, "--into", &into];
+        args.extend_from_slice(flags);
+        pushdown(&url, &engine, &args);
+        assert_same_outputs(&file, &engine);
+    }
+}
+
+#[test]
+fn spark_names_are_quoted_and_its_errors_name_the_table_and_column() {
+    let Some(url) = spark() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let csv = dir.path().join("odd.csv");
+    let rows: String = std::iter::once("c,d,s\n".to_owned())
+        .chain((0..60).map(|i| format!("c{},2024-0{}-1{},{}.50\n", i % 20, 1 + i % 5, i % 9, 10 + i)))
+        .collect();
+    std::fs::write(&csv, rows).expect("csv");
+    let table = unique("odd");
+    spark_sql(
+        &url,
+        &[format!(
+            "CREATE TABLE {table} (`Customer ID` STRING, `when?` DATE, `sum``; DROP TABLE x` DECIMAL(10, 2), `text date` STRING) \
+             USING csv OPTIONS (path '{}', header 'true')",
+            csv.display()
+        )],
+    );
+    let out = dir.path().to_str().expect("utf-8");
+    let run = kanta(&[
+        "analyze",
+        "--engine",
+        &url,
+        "--table",
+        &table,
+        "--customer-col",
+        "Customer ID",
+        "--time-col",
+        "when?",
+        "--amount-col",
+        "sum`; DROP TABLE x",
+        "--order-col",
+        "none",
+        "--model",
+        "none",
+        "--into",
+        &unique("scores"),
+        "--out",
+        out,
+        "-q",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(summary(dir.path())["summary"]["customers"], 20);
+
+    let run = kanta(&["analyze", "--engine", &url, "--table", "no_such_table", "-o", out]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("cannot read table `no_such_table` on {url}: ")), "{}", run.stderr);
+    assert!(run.stderr.contains("TABLE_OR_VIEW_NOT_FOUND"), "{}", run.stderr);
+
+    let run = kanta(&[
+        "analyze",
+        "--engine",
+        &url,
+        "--table",
+        &table,
+        "--customer-col",
+        "Customer ID",
+        "--time-col",
+        "text date",
+        "--amount-col",
+        "sum`; DROP TABLE x",
+        "-o",
+        out,
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "column `text date` (order time) of table `{table}` on {url} is text; kanta needs a date or a timestamp there"
+        )),
+        "{}",
+        run.stderr
+    );
+
+    let run = kanta(&["analyze", "--engine", "sc://127.0.0.1:1", "--table", "orders", "-o", out]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("cannot connect to sc://127.0.0.1:1"), "{}", run.stderr);
+}
