@@ -91,6 +91,17 @@ pub struct PushdownInfo {
     pub engine_seconds: f64,
     /// Seconds in kanta (fitting, predicting, summarising).
     pub kanta_seconds: f64,
+    /// Seconds waiting for the engine per step, in the order the steps ran.
+    pub steps: Vec<PushdownStep>,
+}
+
+/// One step of a push-down run and the engine's time on it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PushdownStep {
+    /// What kanta asked for (`summing lines into orders`, …).
+    pub step: String,
+    /// Seconds.
+    pub seconds: f64,
 }
 
 impl Report<'_> {

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! kanta_pd_orders     one row per order: customer, order id, day (days since 1970-01-01), amount (raw money units)
-//! kanta_pd_days       one row per customer and purchase day up to --as-of: amount, orders, month, k (1st, 2nd, … day), prev (day before)
+//! kanta_pd_days       one row per customer and purchase day up to --as-of: amount, orders, month, k (1st, 2nd, … day),
+//!                     prev (day before), cohort (the first day's month), new_month (1 when the day opens a month)
 //! kanta_pd_customers  one row per customer with a purchase: the per-customer summary of `kanta analyze`
 //! kanta_pd_ranked     revenue, orders and the rank by revenue (descending; ties by more orders)
 //! kanta_pd_histories  the predictions per distinct (x, t_x, T), written by kanta
@@ -170,15 +171,21 @@ impl Plan {
         self.problems().into_iter().map(|(role, column, _)| (role, column)).collect()
     }
 
-    /// Rows of the source, then the rows with a problem in each of [`Plan::problem_columns`].
+    /// Rows of the source, the rows with any problem, then the rows with a problem in each of
+    /// [`Plan::problem_columns`].
     pub fn source_rows(&self) -> Sql {
         let d = self.d;
-        let counts: Vec<String> = self
-            .problems()
-            .into_iter()
-            .map(|(_, _, cond)| d.cast(&format!("SUM(CASE WHEN {cond} THEN 1 ELSE 0 END)"), SqlType::BigInt))
-            .collect();
-        plain(format!("SELECT {}, {} FROM {}", d.cast("COUNT(*)", SqlType::BigInt), counts.join(", "), self.source))
+        let problems = self.problems();
+        let any: Vec<&str> = problems.iter().map(|(_, _, cond)| cond.as_str()).collect();
+        let count = |cond: &str| d.cast(&format!("SUM(CASE WHEN {cond} THEN 1 ELSE 0 END)"), SqlType::BigInt);
+        let counts: Vec<String> = problems.iter().map(|(_, _, cond)| count(cond)).collect();
+        plain(format!(
+            "SELECT {}, {}, {} FROM {}",
+            d.cast("COUNT(*)", SqlType::BigInt),
+            count(&any.join(" OR ")),
+            counts.join(", "),
+            self.source
+        ))
     }
 
     /// `kanta_pd_orders`: the usable rows summed into orders.
@@ -265,9 +272,13 @@ impl Plan {
         let mut b = Builder::new(d);
         let day = b.int(as_of);
         let window = "PARTITION BY customer ORDER BY d";
+        // `cohort` (the first day's month) and `new_month` (the day opens a month of activity)
+        // come from the same sorted pass, so the cohort activity is one scan of this table.
         let select = format!(
-            "SELECT customer, d, amount, orders, {month} AS month, ROW_NUMBER() OVER ({window}) AS k, LAG(d) OVER ({window}) AS prev \
-             FROM (SELECT customer, d, {amount} AS amount, {orders} AS orders FROM {t} WHERE d <= {day} AND {purchase} GROUP BY customer, d) x",
+            "SELECT customer, d, amount, orders, month, k, prev, FIRST_VALUE(month) OVER ({window}) AS cohort, \
+             CASE WHEN LAG(month) OVER ({window}) = month THEN 0 ELSE 1 END AS new_month \
+             FROM (SELECT customer, d, amount, orders, {month} AS month, ROW_NUMBER() OVER ({window}) AS k, LAG(d) OVER ({window}) AS prev \
+             FROM (SELECT customer, d, {amount} AS amount, {orders} AS orders FROM {t} WHERE d <= {day} AND {purchase} GROUP BY customer, d) x) y",
             month = d.month_index("d"),
             amount = d.cast("SUM(amount)", SqlType::BigInt),
             orders = d.cast("COUNT(*)", SqlType::BigInt),
@@ -376,16 +387,15 @@ impl Plan {
         self.histogram("orders", tables::CUSTOMERS, "1 = 1")
     }
 
-    /// (cohort, months since, customers active).
+    /// (cohort, months since, customers active): the purchase days that open a month.
     pub fn activity(&self) -> Sql {
         let d = self.d;
         plain(format!(
-            "SELECT {}, {}, {} FROM (SELECT DISTINCT customer, month FROM {}) m JOIN {} c ON c.customer = m.customer GROUP BY 1, 2",
-            d.cast("c.cohort", SqlType::BigInt),
-            d.cast("m.month - c.cohort", SqlType::BigInt),
+            "SELECT {}, {}, {} FROM {} WHERE new_month = 1 GROUP BY 1, 2",
+            d.cast("cohort", SqlType::BigInt),
+            d.cast("month - cohort", SqlType::BigInt),
             d.cast("COUNT(*)", SqlType::BigInt),
             self.t(tables::DAYS),
-            self.t(tables::CUSTOMERS)
         ))
     }
 

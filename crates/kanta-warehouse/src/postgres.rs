@@ -2,8 +2,10 @@
 
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
-use sqlx::postgres::{PgArguments, PgConnection, PgRow};
-use sqlx::{Column, Connection, Executor, Row, TypeInfo, ValueRef};
+use std::str::FromStr;
+
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgRow};
+use sqlx::{Column, ConnectOptions, Connection, Executor, Row, TypeInfo, ValueRef};
 
 use crate::dialect::{ColumnType, Dialect, Param, Sql};
 use crate::{Cell, Engine, EngineError, Values};
@@ -16,12 +18,18 @@ pub struct PostgresEngine {
 }
 
 impl PostgresEngine {
-    /// Connects to `url`.
+    /// Connects to `url`. The push-down's statements are long by design: sqlx's "slow
+    /// statement" warnings go to the debug level (`RUST_LOG=sqlx=debug` shows them), and the
+    /// session's notices (`DROP TABLE IF EXISTS` of a table that is not there) are not sent.
     pub async fn connect(url: &str) -> Result<PostgresEngine, EngineError> {
         let name = kanta_store::redact(url);
-        let conn = PgConnection::connect(url)
-            .await
-            .map_err(|e| EngineError::Connect { engine: name.clone(), message: e.to_string() })?;
+        let connect_error = |e: sqlx::Error| EngineError::Connect { engine: name.clone(), message: e.to_string() };
+        let options = PgConnectOptions::from_str(url)
+            .map_err(connect_error)?
+            .log_statements(log::LevelFilter::Trace)
+            .log_slow_statements(log::LevelFilter::Debug, std::time::Duration::from_secs(10))
+            .options([("client_min_messages", "warning")]);
+        let conn = PgConnection::connect_with(&options).await.map_err(connect_error)?;
         Ok(PostgresEngine { conn, name, bytes: 0 })
     }
 

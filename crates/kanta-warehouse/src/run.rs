@@ -69,6 +69,20 @@ pub struct Stats {
     pub engine_time: Duration,
     /// Time in kanta (fitting, predicting, building the summary).
     pub kanta_time: Duration,
+    /// Time waiting for the engine per step, in the order the steps first ran (a step that
+    /// runs several statements adds them up).
+    pub steps: Vec<(String, Duration)>,
+}
+
+impl Stats {
+    fn add(&mut self, step: &str, took: Duration) {
+        self.engine_time += took;
+        self.statements += 1;
+        match self.steps.iter_mut().find(|(s, _)| s == step) {
+            Some((_, total)) => *total += took,
+            None => self.steps.push((step.to_owned(), took)),
+        }
+    }
 }
 
 /// The result of a run: the report's contents (the score table stays in the engine).
@@ -196,8 +210,7 @@ impl Session<'_> {
         (self.progress)(step);
         let start = Instant::now();
         let result = self.engine.execute(sql, step).await;
-        self.stats.engine_time += start.elapsed();
-        self.stats.statements += 1;
+        self.stats.add(step, start.elapsed());
         result
     }
 
@@ -205,8 +218,7 @@ impl Session<'_> {
         (self.progress)(step);
         let start = Instant::now();
         let result = crate::query(self.engine, sql, step).await;
-        self.stats.engine_time += start.elapsed();
-        self.stats.statements += 1;
+        self.stats.add(step, start.elapsed());
         result
     }
 
@@ -214,8 +226,7 @@ impl Session<'_> {
         (self.progress)(step);
         let start = Instant::now();
         let result = self.engine.load(name, columns, step).await;
-        self.stats.engine_time += start.elapsed();
-        self.stats.statements += 1;
+        self.stats.add(step, start.elapsed());
         result
     }
 
@@ -373,7 +384,7 @@ pub async fn analyze(
     (s.progress)("reading the columns");
     let start = Instant::now();
     let described = s.engine.columns(&source, &source_name).await?;
-    s.stats.engine_time += start.elapsed();
+    s.stats.add("reading the columns", start.elapsed());
     let (columns, columns_text) = resolve(&engine_name, &source_name, &described, &options.columns)?;
     let plan = Plan::new(d, source, columns, options.analysis.keep_zero);
     let analysis_error =
@@ -383,14 +394,13 @@ pub async fn analyze(
     let step = "counting the rows";
     let row = s.row(&plan.source_rows(), step).await?;
     let source_rows = count(&row, 0).map_err(|m| s.unexpected(step, m))?;
+    let rows_skipped = count(&row, 1).map_err(|m| s.unexpected(step, m))?;
     let mut skipped = Vec::new();
-    let mut rows_skipped = 0;
     for (i, (role, column)) in plan.problem_columns().into_iter().enumerate() {
-        let bad = count(&row, i + 1).map_err(|m| s.unexpected(step, m))?;
+        let bad = count(&row, i + 2).map_err(|m| s.unexpected(step, m))?;
         if bad == 0 {
             continue;
         }
-        rows_skipped += bad;
         if rows_skipped > options.max_errors {
             return Err(WarehouseError::BadRows {
                 engine: engine_name,

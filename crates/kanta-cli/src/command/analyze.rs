@@ -15,7 +15,7 @@ use kanta_io::write::{CustomerTable, ModelRow, ModelRows, PeriodUnit, write_cust
 use kanta_io::{Delimiter, Input, LineSink, ReadOptions, read_orders, read_orders_with_lines};
 use kanta_models::FitOptions;
 use kanta_report::format::thousands;
-use kanta_report::{InputInfo, PushdownInfo, Report, render_html, render_text};
+use kanta_report::{InputInfo, PushdownInfo, PushdownStep, Report, render_html, render_text};
 use kanta_score::{CustomerScore, HoldoutReport, ModelKind, ScoreOptions, evaluate_holdout, score_customers};
 
 use crate::UsageError;
@@ -353,6 +353,11 @@ fn pushdown(args: &AnalyzeArgs, url: &str, as_of: Option<Day>) -> anyhow::Result
             statements: stats.statements,
             engine_seconds: stats.engine_time.as_secs_f64(),
             kanta_seconds: stats.kanta_time.as_secs_f64(),
+            steps: stats
+                .steps
+                .iter()
+                .map(|(step, took)| PushdownStep { step: step.clone(), seconds: took.as_secs_f64() })
+                .collect(),
         }),
     };
     if let Some(reason) = &outcome.models_skipped

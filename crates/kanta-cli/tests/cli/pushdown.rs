@@ -291,28 +291,26 @@ fn unreachable_engines_missing_tables_and_wrong_types_are_named() {
     ]);
     assert_eq!(run.code, 0, "casting in --query is the way out: {}", run.stderr);
 
+    // Four rows: one good, one without an amount, one without a customer, one without both:
+    // three bad rows (the last counted once), two in each column.
     let create = "CREATE TABLE holes (customer_id TEXT, order_date DATE, amount NUMERIC)";
-    load(
-        &runtime,
-        &db.url,
-        &[create],
-        "holes",
-        b"customer_id,order_date,amount\nc1,2024-01-01,5\nc2,2024-01-02,\n,2024-01-03,7\n",
-    );
-    let run = kanta(&["analyze", "--engine", &db.url, "--table", "holes", "-o", out]);
+    let rows = b"customer_id,order_date,amount\nc1,2024-01-01,5\nc2,2024-01-02,\n,2024-01-03,7\n,2024-01-04,\n";
+    load(&runtime, &db.url, &[create], "holes", rows);
+    let run = kanta(&["analyze", "--engine", &db.url, "--table", "holes", "--max-errors", "2", "-o", out]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
         run.stderr.contains(&format!(
-            "1 rows of table `holes` on {engine} have no customer: column `customer_id` is NULL or empty there; --max-errors allows 0 bad rows"
+            "2 rows of table `holes` on {engine} have no customer: column `customer_id` is NULL or empty there; --max-errors allows 2 bad rows"
         )),
         "{}",
         run.stderr
     );
     let run =
-        kanta(&["analyze", "--engine", &db.url, "--table", "holes", "--max-errors", "2", "--model", "none", "-o", out]);
+        kanta(&["analyze", "--engine", &db.url, "--table", "holes", "--max-errors", "3", "--model", "none", "-o", out]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stderr.contains("skipped: 1 rows with no amount (column `amount` is NULL or empty)"), "{}", run.stderr);
-    assert_eq!(summary(dir.path())["input"]["rows_skipped"], 2);
+    assert!(run.stderr.contains("skipped: 2 rows with no amount (column `amount` is NULL or empty)"), "{}", run.stderr);
+    assert_eq!(summary(dir.path())["input"]["rows_skipped"], 3);
+    assert_eq!(summary(dir.path())["summary"]["customers"], 1);
 }
 
 /// The test Spark Connect server (`scripts/with-spark`), or `None` (the test is skipped) unless

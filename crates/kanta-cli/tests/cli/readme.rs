@@ -90,6 +90,16 @@ fn readme_serve_session_works_as_written() {
 /// SQLite file), after checking that `ports` are free. Background jobs are killed however it
 /// ends. Returns the block's stdout and the folder.
 fn run_readme_block(marker: &str, db: Option<&str>, ports: &[u16]) -> (String, tempfile::TempDir) {
+    run_readme_block_with(marker, db, ports, &[])
+}
+
+/// [`run_readme_block`] with more environment variables.
+fn run_readme_block_with(
+    marker: &str,
+    db: Option<&str>,
+    ports: &[u16],
+    env: &[(&str, &str)],
+) -> (String, tempfile::TempDir) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
     let readme = std::fs::read_to_string(&path).expect("README.md");
     let at = readme.find(marker).expect("the block's marker");
@@ -115,6 +125,10 @@ fn run_readme_block(marker: &str, db: Option<&str>, ports: &[u16]) -> (String, t
         .stdin(std::process::Stdio::null());
     if let Some(db) = db {
         command.env("KANTA_DATABASE_URL", db);
+    }
+    command.env_remove("KANTA_ENGINE");
+    for (k, v) in env {
+        command.env(k, v);
     }
     let output = command.output().expect("bash");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -259,4 +273,22 @@ fn readme_uplift_flow_works_as_written_on_postgres() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let Some(db) = runtime.block_on(kanta_store::testing::postgres()).expect("a PostgreSQL database") else { return };
     readme_uplift_flow(Some(&db.url.clone()));
+}
+
+/// The push-down example of "More than one machine", on a fresh PostgreSQL database.
+#[test]
+fn readme_pushdown_works_as_written_on_postgres() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let Some(db) = runtime.block_on(kanta_store::testing::postgres()).expect("a PostgreSQL database") else { return };
+    let (stdout, dir) = run_readme_block_with("<!-- readme pushdown -->", None, &[], &[("KANTA_ENGINE", &db.url)]);
+    assert!(
+        stdout.contains(
+            "push-down: 102,686 rows aggregated in the engine into 43,405 orders of 20,000 customers; pulled 10,374 \
+             distinct histories and 8,555 spend keys"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(stdout.lines().last(), Some("lapsing|5674"), "{stdout}");
+    assert!(dir.path().join("report/report.html").exists() && dir.path().join("report/summary.json").exists());
+    assert!(!dir.path().join("report/customers.csv").exists(), "only with --download");
 }
