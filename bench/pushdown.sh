@@ -102,6 +102,7 @@ print(f"{sys.argv[2]}: {p['rows_aggregated']:,} rows aggregated into {p['orders'
       f"pulled {p['distinct_histories']:,} distinct histories ({p['customers'] / p['distinct_histories']:.1f} customers each) "
       f"and {p['spend_keys']:,} spend keys, {p['bytes_received']:,} bytes; {p['statements']} statements; "
       f"engine {p['engine_seconds']:.1f} s, kanta {p['kanta_seconds']:.2f} s")
+print("   slowest steps: " + "; ".join(f"{s['step']} {s['seconds']:.1f} s" for s in sorted(p["steps"], key=lambda s: -s["seconds"])[:6]))
 PY
 done
 # The reports agree (floats to 1e-9; the check the test suite makes on smaller data).

@@ -321,9 +321,7 @@ pub fn score_customers(summaries: &[CustomerSummary], options: &ScoreOptions) ->
     let mut customers = customer_scores(&predictions.histories, &predictions.spends, &history_of, &spend_of);
     mark_slipping(summaries, &mut customers, options);
     let clv = clv_parts(summaries, &customers);
-    let mut summary = model_summary(&data, predictions, clv, &options.clv);
-    summary.fallback =
-        summary.candidates.iter().find(|c| c.model == summary.chosen && c.fit.is_ok()).and_then(|c| c.fallback.clone());
+    let summary = model_summary(&data, predictions, clv, &options.clv);
     Ok(Scores { customers, summary })
 }
 
