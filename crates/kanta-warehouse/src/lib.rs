@@ -6,8 +6,9 @@
 //! into the per-customer summary (the same definitions as a file read: purchase days, returns,
 //! zero amounts, `--as-of`) and the report's small aggregates; kanta pulls the distinct
 //! histories and spend keys with their counts ([`kanta_score::Sufficient`]), fits and predicts
-//! on them locally ([`kanta_score::fit_and_predict`]), writes the predictions back as two small
-//! tables, and one statement joins them into a per-customer score table in the engine. No
+//! on them locally ([`kanta_score::fit_and_predict`]), writes the predictions per history back
+//! as one small table, and one statement joins it into a per-customer score table in the engine,
+//! where each customer's expected spend comes from the spend model's three parameters. No
 //! per-customer row crosses the network, except for `--download`.
 //!
 //! The modules: [`dialect`] (quoting, binding, the engines' functions), [`plan`] (every

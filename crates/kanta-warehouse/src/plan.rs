@@ -9,7 +9,6 @@
 //! kanta_pd_customers  one row per customer with a purchase: the per-customer summary of `kanta analyze`
 //! kanta_pd_ranked     revenue, orders and the rank by revenue (descending; ties by more orders)
 //! kanta_pd_histories  the predictions per distinct (x, t_x, T), written by kanta
-//! kanta_pd_spends     the expected spend per distinct (x, repeat value), written by kanta
 //! kanta_pd_scored     customers with their RFM scores, rule stage and predictions
 //! ```
 //!
@@ -60,12 +59,10 @@ pub mod tables {
     pub const RANKED: &str = "kanta_pd_ranked";
     /// Predictions per history.
     pub const HISTORIES: &str = "kanta_pd_histories";
-    /// Expected spend per spend key.
-    pub const SPENDS: &str = "kanta_pd_spends";
     /// Customers with scores.
     pub const SCORED: &str = "kanta_pd_scored";
     /// All of them, in the order they are dropped.
-    pub const ALL: [&str; 7] = [SCORED, SPENDS, HISTORIES, RANKED, CUSTOMERS, DAYS, ORDERS];
+    pub const ALL: [&str; 6] = [SCORED, HISTORIES, RANKED, CUSTOMERS, DAYS, ORDERS];
 }
 
 /// The statements of one run.
@@ -487,8 +484,19 @@ impl Plan {
     }
 
     /// `kanta_pd_scored`: customers with R, F, M, segment, rule stage and, when `models`, the
-    /// predictions of their history and spend key and their CLV.
-    pub fn scored(&self, edges: &RfmEdges, lapse_days: u32, loyal_orders: u32, models: bool) -> Sql {
+    /// predictions of their history; with `spend` (Gamma-Gamma's p, q, γ) their expected spend,
+    /// computed here in the closed form `kanta_models::GammaGamma::conditional_expected_spend`
+    /// evaluates — p(γ + x·z̄)/(p·x + q − 1), NULL when the denominator is not positive, with
+    /// z̄ = (repeat value / 10,000) / x as `kanta_score::SpendKey::monetary` — operation for
+    /// operation, so it has the same bits; and the CLV, `expected_spend × p_alive × clv_unit`.
+    pub fn scored(
+        &self,
+        edges: &RfmEdges,
+        lapse_days: u32,
+        loyal_orders: u32,
+        models: bool,
+        spend: Option<[f64; 3]>,
+    ) -> Sql {
         let d = self.d;
         let mut b = Builder::new(d);
         let mut count = |value: &str, edges: &[i64], op: &str| -> String {
@@ -510,19 +518,33 @@ impl Plan {
             loyal_name = d.string(Stage::Loyal.name()),
             repeat = d.string(Stage::Repeat.name()),
         );
+        let double = |e: &str| d.cast(e, SqlType::Double);
+        let expected_spend = match spend {
+            Some([p, q, gamma]) => {
+                let (p, q, gamma) = (b.float(p), b.float(q), b.float(gamma));
+                let x = double("c.frequency");
+                let mean = format!(
+                    "CASE WHEN c.frequency = 0 THEN {} ELSE ({} / {}) / {x} END",
+                    double("0"),
+                    double("c.repeat_value"),
+                    double("10000")
+                );
+                let denominator = format!("({p} * {x} + {q} - {})", double("1"));
+                format!("CASE WHEN {denominator} > 0 THEN {p} * ({gamma} + {x} * ({mean})) / {denominator} END")
+            }
+            None => double("NULL"),
+        };
         let scores = format!(
-            "SELECT c.*, {r} AS r, {f} AS f, {m} AS m, {stage} AS rule_stage FROM {} c",
+            "SELECT c.*, {r} AS r, {f} AS f, {m} AS m, {stage} AS rule_stage, {expected_spend} AS expected_spend FROM {} c",
             self.t(tables::CUSTOMERS)
         );
         let segment = segment_case(d, "s.r", &d.div("s.f + s.m + 1", "2"));
         let select = if models {
             format!(
                 "SELECT s.*, {segment} AS segment, h.p_alive, h.e30, h.e90, h.e365, h.pp30, h.pp90, h.next_day, h.churn_risk, \
-                 p.expected_spend, p.expected_spend * h.p_alive * h.clv_unit AS clv \
-                 FROM ({scores}) s JOIN {hist} h ON h.x = s.frequency AND h.recency = s.recency AND h.t = s.t \
-                 JOIN {spends} p ON p.x = s.frequency AND p.repeat_value = s.repeat_value",
+                 s.expected_spend * h.p_alive * h.clv_unit AS clv \
+                 FROM ({scores}) s JOIN {hist} h ON h.x = s.frequency AND h.recency = s.recency AND h.t = s.t",
                 hist = self.t(tables::HISTORIES),
-                spends = self.t(tables::SPENDS),
             )
         } else {
             let null = d.cast("NULL", SqlType::Double);
@@ -530,7 +552,7 @@ impl Plan {
             let text = d.cast("NULL", SqlType::Text);
             format!(
                 "SELECT s.*, {segment} AS segment, {null} AS p_alive, {null} AS e30, {null} AS e90, {null} AS e365, \
-                 {null} AS pp30, {null} AS pp90, {day} AS next_day, {text} AS churn_risk, {null} AS expected_spend, {null} AS clv \
+                 {null} AS pp30, {null} AS pp90, {day} AS next_day, {text} AS churn_risk, {null} AS clv \
                  FROM ({scores}) s"
             )
         };

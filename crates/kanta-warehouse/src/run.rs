@@ -586,15 +586,12 @@ pub async fn analyze(
             ("churn_risk", Values::Text(p.histories.iter().map(|h| h.risk.name().to_owned()).collect())),
         ];
         s.load(&d.ident(tables::HISTORIES), &history_columns, "writing the scores per history").await?;
-        let spend_columns = [
-            ("x", Values::Int(data.spends.iter().map(|(k, _)| i64::from(k.x)).collect())),
-            ("repeat_value", Values::Int(data.spends.iter().map(|(k, _)| k.repeat_value.raw()).collect())),
-            ("expected_spend", Values::Float(p.spends.clone())),
-        ];
-        s.load(&d.ident(tables::SPENDS), &spend_columns, "writing the expected spend per key").await?;
     }
+    // The expected spend is a closed form of Gamma-Gamma's three parameters: the engine
+    // computes it per customer (`Plan::scored`), so the spend keys travel one way only.
+    let spend = predictions.as_ref().and_then(|p| p.fitted.spend_model.as_ref()).map(|m| [m.p, m.q, m.gamma]);
     let loyal = options.analysis.loyal_orders;
-    s.execute(&plan.scored(&edges, lapse_days, loyal, predictions.is_some()), "scoring customers").await?;
+    s.execute(&plan.scored(&edges, lapse_days, loyal, predictions.is_some(), spend), "scoring customers").await?;
 
     // The CLV parts (`kanta_score::clv_parts`): the sum, the top fifth's threshold for
     // "valuable", and the histogram's bins, from the CLVs where the customers are.
