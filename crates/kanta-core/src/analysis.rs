@@ -301,8 +301,9 @@ pub struct GroupRow {
     pub revenue_share: f64,
 }
 
-/// The longest gap the gap histogram resolves day by day; longer gaps share the last bucket.
-const GAP_HIST_DAYS: usize = 3_660;
+/// The longest gap the gap histogram resolves day by day; longer gaps share the last bucket
+/// (the push-down's histogram query caps its gaps here too).
+pub const GAP_HIST_DAYS: usize = 3_660;
 
 /// Analyses a customer base: [`analyze_customers`], then the business summary.
 pub fn analyze(base: &CustomerBase, options: &AnalysisOptions) -> Result<Analysis, AnalysisError> {
@@ -579,8 +580,6 @@ impl BusinessSummary {
             let mut first_months: HashMap<i32, u64> = HashMap::new();
             let mut first_gaps: HashMap<i32, u64> = HashMap::new();
             let mut at_risk = [(0u64, Money::ZERO); 2];
-            let mut segments = vec![(0u64, Money::ZERO); Segment::ALL.len()];
-            let mut stages = vec![(0u64, Money::ZERO); Stage::ALL.len()];
             let (mut orders, mut revenue, mut one_time) = (0u64, Money::ZERO, 0u64);
             for c in customers {
                 orders += u64::from(c.orders);
@@ -602,10 +601,6 @@ impl BusinessSummary {
                     at_risk[i].0 += 1;
                     at_risk[i].1 += c.revenue_12m;
                 }
-                for (acc, i) in [(&mut segments, c.segment as usize), (&mut stages, c.stage as usize)] {
-                    acc[i].0 += 1;
-                    acc[i].1 += c.revenue;
-                }
             }
             let mut first_gaps: Vec<(i32, u64)> = first_gaps.into_iter().collect();
             first_gaps.sort_unstable();
@@ -626,28 +621,27 @@ impl BusinessSummary {
                 first_gaps,
                 gap_hist: gap_hist.to_vec(),
                 at_risk,
-                segments,
-                stages,
+                segments: group_sums(customers, Segment::ALL.len(), |c| c.segment as usize),
+                stages: group_sums(customers, Stage::ALL.len(), |c| c.stage as usize),
                 lapse_days,
             })
         })
     }
 }
 
-/// Of customers with ≥ k orders, the share with ≥ k + 1, for k = 1…5.
-pub fn repeat_ladder(customers: &[CustomerSummary]) -> Vec<LadderStep> {
-    let mut at_least = [0u64; 7];
+/// Customers and their revenue per group (`index_of` gives a customer's group, below `groups`).
+fn group_sums(
+    customers: &[CustomerSummary],
+    groups: usize,
+    index_of: impl Fn(&CustomerSummary) -> usize,
+) -> Vec<(u64, Money)> {
+    let mut acc = vec![(0u64, Money::ZERO); groups];
     for c in customers {
-        for (k, slot) in at_least.iter_mut().enumerate().skip(1) {
-            *slot += u64::from(c.orders as usize >= k);
-        }
+        let slot = &mut acc[index_of(c)];
+        slot.0 += 1;
+        slot.1 += c.revenue;
     }
-    crate::summary::ladder(&at_least)
-}
-
-/// Revenue shares of the top customers, the Lorenz curve and the Gini coefficient.
-pub fn concentration(customers: &[CustomerSummary]) -> Concentration {
-    ConcentrationSums::of(customers.iter().map(|c| (c.revenue.raw(), c.orders)).collect()).finish()
+    acc
 }
 
 impl Analysis {
@@ -656,11 +650,7 @@ impl Analysis {
     /// table. Lapsing and lost customers keep their stage, so revenue at risk is unchanged.
     pub fn mark_slipping(&mut self, slipping: &[bool]) {
         mark_slipping(&mut self.customers, slipping);
-        let mut stages = vec![(0u64, Money::ZERO); Stage::ALL.len()];
-        for c in &self.customers {
-            stages[c.stage as usize].0 += 1;
-            stages[c.stage as usize].1 += c.revenue;
-        }
+        let stages = group_sums(&self.customers, Stage::ALL.len(), |c| c.stage as usize);
         self.summary.stages =
             groups(&stages, &Stage::ALL.map(Stage::name), self.customers.len() as u64, self.summary.revenue);
     }

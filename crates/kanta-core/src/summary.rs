@@ -322,23 +322,28 @@ pub(crate) fn ratio(num: f64, den: f64) -> f64 {
     if den == 0.0 { 0.0 } else { num / den }
 }
 
+/// The value at ascending rank `rank` (from 0) of values given as (value, count), ascending
+/// by value; the largest when `rank` is past the end, `None` for no values. (The medians here;
+/// the RFM edges of the push-down, from histograms an engine counted.)
+pub fn at_rank<T: Copy>(counts: &[(T, u64)], rank: u64) -> Option<T> {
+    let mut seen = 0;
+    for &(v, k) in counts {
+        seen += k;
+        if seen > rank {
+            return Some(v);
+        }
+    }
+    counts.last().map(|&(v, _)| v)
+}
+
 /// The median of values given as (value, count), ascending by value.
 fn median_of_counts(counts: &[(i32, u64)]) -> Option<f64> {
     let total: u64 = counts.iter().map(|&(_, k)| k).sum();
     if total == 0 {
         return None;
     }
-    let value_at = |rank: u64| {
-        let mut seen = 0;
-        for &(v, k) in counts {
-            seen += k;
-            if seen >= rank {
-                return f64::from(v);
-            }
-        }
-        counts.last().map_or(0.0, |&(v, _)| f64::from(v))
-    };
     // The values at ranks ⌈n/2⌉ and ⌊n/2⌋ + 1 (1-based), averaged when n is even.
+    let value_at = |rank: u64| at_rank(counts, rank - 1).map_or(0.0, f64::from);
     Some((value_at(total.div_ceil(2)) + value_at(total / 2 + 1)) / 2.0)
 }
 

@@ -4,7 +4,7 @@
 //! Customers with the same (x, t_x, T) are interchangeable for the transaction models, and
 //! customers with the same (x, z̄) for the spend model, so a base of 10⁸ customers has a few
 //! million of each at most. `kanta analyze` on a file counts them in memory
-//! ([`Sufficient::of`]); the push-down to a database has the engine count them
+//! ([`Sufficient::index`]); the push-down to a database has the engine count them
 //! (`kanta-warehouse`). Both hand them to [`fit_and_predict`], which fits on them in one
 //! canonical order (ascending keys), so the two paths fit on the same numbers in the same order
 //! and get the same bits.
@@ -71,12 +71,8 @@ pub struct Sufficient {
 }
 
 impl Sufficient {
-    /// Counts them over analysed customers.
-    pub fn of(summaries: &[CustomerSummary]) -> Sufficient {
-        Sufficient::index(summaries).0
-    }
-
-    /// [`Sufficient::of`], and for each customer the index of their history and spend key.
+    /// Counts them over analysed customers, and gives each customer the index of their history
+    /// and spend key.
     pub fn index(summaries: &[CustomerSummary]) -> (Sufficient, Vec<u32>, Vec<u32>) {
         /// Numbers the distinct keys in order of appearance, counting them; then sorts them
         /// and renumbers the customers' ids into sorted positions.

@@ -291,16 +291,13 @@ impl Dialect {
         }
     }
 
-    /// The statements that (re)create the permanent table `name` from `select`.
-    pub fn replace_table(self, name: &str, select: &str) -> Vec<String> {
+    /// The statement that creates the permanent table `name` from `select` (after a `DROP TABLE
+    /// IF EXISTS`: `REPLACE TABLE` needs a v2 catalog in Spark, whose session catalog's Parquet
+    /// tables are v1).
+    pub fn create_table(self, name: &str, select: &str) -> String {
         match self {
-            Dialect::Postgres => {
-                vec![format!("DROP TABLE IF EXISTS {name}"), format!("CREATE TABLE {name} AS {select}")]
-            }
-            // REPLACE TABLE needs a v2 catalog; the session catalog's Parquet tables are v1.
-            Dialect::Spark => {
-                vec![format!("DROP TABLE IF EXISTS {name}"), format!("CREATE TABLE {name} USING parquet AS {select}")]
-            }
+            Dialect::Postgres => format!("CREATE TABLE {name} AS {select}"),
+            Dialect::Spark => format!("CREATE TABLE {name} USING parquet AS {select}"),
         }
     }
 }

@@ -129,7 +129,8 @@ pub trait Engine: Send {
         step: &str,
         row: &mut (dyn FnMut(Vec<Cell>) -> Result<(), String> + Send),
     ) -> Result<(), EngineError>;
-    /// Creates the session table `name` (see [`Dialect::keep`]) with `columns` and their values.
+    /// Creates the session table `name` (see [`Dialect::keep`]; the name unquoted, the engine
+    /// quotes it) with `columns` and their values.
     async fn load(&mut self, name: &str, columns: &[(&str, Values)], step: &str) -> Result<(), EngineError>;
     /// Bytes of result values received so far.
     fn bytes_received(&self) -> u64;

@@ -119,11 +119,6 @@ impl Plan {
         Plan { d, source, columns, keep_zero }
     }
 
-    /// The dialect.
-    pub fn dialect(&self) -> Dialect {
-        self.d
-    }
-
     fn t(&self, name: &str) -> String {
         self.d.ident(name)
     }
@@ -282,8 +277,7 @@ impl Plan {
             t = self.t(tables::ORDERS),
             purchase = self.is_purchase("amount"),
         );
-        let sql = b.finish(String::new());
-        Sql { text: d.keep(&self.t(tables::DAYS), &select), params: sql.params }
+        b.finish(d.keep(&self.t(tables::DAYS), &select))
     }
 
     /// `kanta_pd_customers`: the per-customer summary (`CustomerSummary`), money in raw units.
@@ -292,18 +286,16 @@ impl Plan {
         let mut b = Builder::new(d);
         let day = b.int(as_of);
         let window_start = b.int(as_of - 364);
-        let day2 = b.int(as_of);
-        let day3 = b.int(as_of);
         let big = |e: &str| d.cast(e, SqlType::BigInt);
         let select = format!(
             "SELECT c.customer, c.first_day, c.last_day, c.orders, c.revenue, c.frequency, c.repeat_value, c.revenue_12m, \
-             c.first_repeat_gap, c.last_day - c.first_day AS recency, {day} - c.first_day AS t, {day2} - c.last_day AS dsl, \
+             c.first_repeat_gap, c.last_day - c.first_day AS recency, {day} - c.first_day AS t, {day} - c.last_day AS dsl, \
              {cohort} AS cohort, {returns} AS returns, {returned} AS returned \
              FROM (SELECT customer, MIN(d) AS first_day, MAX(d) AS last_day, {orders} AS orders, {revenue} AS revenue, \
              {frequency} AS frequency, {repeat} AS repeat_value, {r12} AS revenue_12m, \
              MAX(CASE WHEN k = 2 THEN d - prev END) AS first_repeat_gap FROM {days} GROUP BY customer) c \
              LEFT JOIN (SELECT customer, COUNT(*) AS returns, SUM(-amount) AS returned FROM {orders_t} \
-             WHERE d <= {day3} AND amount < 0 GROUP BY customer) r ON r.customer = c.customer",
+             WHERE d <= {day} AND amount < 0 GROUP BY customer) r ON r.customer = c.customer",
             cohort = d.month_index("c.first_day"),
             returns = big("COALESCE(r.returns, 0)"),
             returned = big("COALESCE(r.returned, 0)"),
@@ -315,8 +307,7 @@ impl Plan {
             days = self.t(tables::DAYS),
             orders_t = self.t(tables::ORDERS),
         );
-        let sql = b.finish(String::new());
-        Sql { text: d.keep(&self.t(tables::CUSTOMERS), &select), params: sql.params }
+        b.finish(d.keep(&self.t(tables::CUSTOMERS), &select))
     }
 
     /// Customers with a return up to `as_of`, and those of them without a purchase.
@@ -556,8 +547,7 @@ impl Plan {
                  FROM ({scores}) s"
             )
         };
-        let sql = b.finish(String::new());
-        Sql { text: d.keep(&self.t(tables::SCORED), &select), params: sql.params }
+        b.finish(d.keep(&self.t(tables::SCORED), &select))
     }
 
     /// Customers with a CLV, those with a positive one, the largest and the sum.
@@ -660,11 +650,7 @@ impl Plan {
             "churn_risk".to_owned(),
         ];
         let select = format!("SELECT {} FROM {}", columns.join(", "), self.t(tables::SCORED));
-        let params = b.finish(String::new()).params;
-        d.replace_table(into, &select)
-            .into_iter()
-            .map(|text| Sql { params: if text.starts_with("DROP") { vec![] } else { params.clone() }, text })
-            .collect()
+        vec![plain(format!("DROP TABLE IF EXISTS {into}")), b.finish(d.create_table(into, &select))]
     }
 
     /// Customers and revenue (raw units) by `column` of the score table.

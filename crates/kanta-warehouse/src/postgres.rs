@@ -133,6 +133,7 @@ impl Engine for PostgresEngine {
 
     async fn load(&mut self, name: &str, columns: &[(&str, Values)], step: &str) -> Result<(), EngineError> {
         let d = Dialect::Postgres;
+        let name = &d.ident(name);
         let definition: Vec<String> =
             columns.iter().map(|(column, values)| format!("{} {}", d.ident(column), d.ty(values.ty()))).collect();
         for text in [d.drop_kept(name), format!("CREATE TEMPORARY TABLE {name} ({})", definition.join(", "))] {

@@ -3,11 +3,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use kanta_core::analysis::{AnalysisError, AnalysisOptions, BusinessSummary, CustomerSummary, Returns};
+use kanta_core::analysis::{AnalysisError, AnalysisOptions, BusinessSummary, CustomerSummary, GAP_HIST_DAYS, Returns};
 use kanta_core::lifecycle::{Stage, lapse_threshold};
 use kanta_core::money::Money;
 use kanta_core::rfm::{Segment, quintile_ranks};
-use kanta_core::summary::{ConcentrationSums, SummaryParts, TOP_SHARES};
+use kanta_core::summary::{ConcentrationSums, SummaryParts, TOP_SHARES, at_rank};
 use kanta_core::time::{Day, Timestamp};
 use kanta_io::ReadError;
 use kanta_io::columns::{AmountSource, ColumnSpec, Columns};
@@ -243,6 +243,16 @@ impl Session<'_> {
         Ok(rows.pop().unwrap_or_default())
     }
 
+    /// The one row of a query whose columns are all counts.
+    async fn counts<const N: usize>(&mut self, sql: &Sql, step: &str) -> Result<[u64; N], WarehouseError> {
+        let row = self.row(sql, step).await?;
+        let mut out = [0u64; N];
+        for (i, slot) in out.iter_mut().enumerate() {
+            *slot = count(&row, i).map_err(|m| self.unexpected(step, m))?;
+        }
+        Ok(out)
+    }
+
     /// (value, count) pairs of a histogram query.
     async fn pairs(&mut self, sql: &Sql, step: &str) -> Result<Vec<(i64, u64)>, WarehouseError> {
         let rows = self.query(sql, step).await?;
@@ -358,18 +368,6 @@ fn resolve(
     Ok((SourceColumns { customer, order, time, amount }, columns.to_string()))
 }
 
-/// The value at ascending rank `rank` (from 0) of a histogram sorted by value.
-fn at_rank(hist: &[(i64, u64)], rank: u64) -> i64 {
-    let mut seen = 0;
-    for &(v, k) in hist {
-        seen += k;
-        if seen > rank {
-            return v;
-        }
-    }
-    hist.last().map_or(0, |&(v, _)| v)
-}
-
 /// Runs the analysis in the engine; see the crate docs. `progress` hears each step's name.
 pub async fn analyze(
     engine: &mut dyn Engine,
@@ -442,23 +440,14 @@ pub async fn analyze(
             ));
         }
     }
-    let step = "counting returns and dropped orders";
-    let row = s.row(&plan.order_counts(as_of), step).await?;
-    let c = |i| count(&row, i);
-    let (after, zero, return_orders, returned) = (c(0), c(1), c(2), c(3));
     let [after, zero, return_orders, returned] =
-        [after, zero, return_orders, returned].map(|v| v.map_err(|m| s.unexpected(step, m)));
-    let (after, zero, return_orders, returned) = (after?, zero?, return_orders?, returned?);
+        s.counts(&plan.order_counts(as_of), "counting returns and dropped orders").await?;
     s.execute(&plan.days(as_of), "finding purchase days").await?;
     s.execute(&plan.customers(as_of), "summarising customers").await?;
-    let step = "counting customers with returns";
-    let row = s.row(&plan.return_customers(as_of), step).await?;
-    let return_customers = count(&row, 0).map_err(|m| s.unexpected(step, m))?;
-    let without_purchases = count(&row, 1).map_err(|m| s.unexpected(step, m))?;
+    let [return_customers, without_purchases] =
+        s.counts(&plan.return_customers(as_of), "counting customers with returns").await?;
 
-    let step = "adding up customers";
-    let row = s.row(&plan.totals(), step).await?;
-    let t: Vec<u64> = (0..9).map(|i| count(&row, i)).collect::<Result<_, _>>().map_err(|m| s.unexpected(step, m))?;
+    let t: [u64; 9] = s.counts(&plan.totals(), "adding up customers").await?;
     let n = t[0];
     if n == 0 {
         return Err(analysis_error(AnalysisError::NoPurchases(as_of_day)));
@@ -495,8 +484,8 @@ pub async fn analyze(
     let lapse_days = options.analysis.lapse_days.unwrap_or_else(|| lapse_threshold(&gap_hist));
     let ranks = quintile_ranks(n as usize);
     let mut edges = RfmEdges {
-        days: ranks.iter().map(|&(_, lower)| at_rank(&dsl, lower as u64)).collect(),
-        orders: ranks.iter().map(|&(upper, _)| at_rank(&orders_hist, upper as u64)).collect(),
+        days: ranks.iter().map(|&(_, lower)| at_rank(&dsl, lower as u64).unwrap_or(0)).collect(),
+        orders: ranks.iter().map(|&(upper, _)| at_rank(&orders_hist, upper as u64).unwrap_or(0)).collect(),
         revenue: Vec::new(),
     };
     let mut kanta_time = kanta_start.elapsed();
@@ -520,8 +509,8 @@ pub async fn analyze(
     let row = s.row(&plan.concentration_top(n, top), step).await?;
     let mut concentration = ConcentrationSums { n, lorenz: vec![0; 100], ..ConcentrationSums::default() };
     for i in 0..3 {
-        concentration.top[i] =
-            (i128::from(int(&row, 2 * i).unwrap_or(0)), count(&row, 2 * i + 1).map_err(|m| s.unexpected(step, m))?);
+        let revenue = int(&row, 2 * i).map_err(|m| s.unexpected(step, m))?;
+        concentration.top[i] = (i128::from(revenue), count(&row, 2 * i + 1).map_err(|m| s.unexpected(step, m))?);
     }
     concentration.weighted = float(&row, 6).map_err(|m| s.unexpected(step, m))?.unwrap_or(0.0);
     concentration.total = i128::from(int(&row, 7).map_err(|m| s.unexpected(step, m))?);
@@ -585,7 +574,7 @@ pub async fn analyze(
             ("next_day", Values::Int(p.histories.iter().map(|h| next_day(h.next_purchase_days)).collect())),
             ("churn_risk", Values::Text(p.histories.iter().map(|h| h.risk.name().to_owned()).collect())),
         ];
-        s.load(&d.ident(tables::HISTORIES), &history_columns, "writing the scores per history").await?;
+        s.load(tables::HISTORIES, &history_columns, "writing the scores per history").await?;
     }
     // The expected spend is a closed form of Gamma-Gamma's three parameters: the engine
     // computes it per customer (`Plan::scored`), so the spend keys travel one way only.
@@ -735,9 +724,6 @@ pub async fn analyze(
         stats: s.stats,
     })
 }
-
-/// The longest gap the gap histogram resolves day by day (`kanta_core::analysis`).
-const GAP_HIST_DAYS: usize = 3_660;
 
 /// Writes the score table `into` (quoted) to `path` as `customers.csv`, in the same format as
 /// `kanta analyze` on a file, ordered by customer id. Returns the rows written.

@@ -100,7 +100,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
         None => None,
     };
     if let Some(url) = &args.engine.engine {
-        return pushdown(args, url, as_of);
+        return pushdown(args, url, options.columns, as_of);
     }
     let Some(input) = &args.input else {
         return Err(UsageError("give the order log to analyse, or --engine with --table or --query".into()).into());
@@ -238,32 +238,39 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<Outputs> {
     if let Some(h) = &holdout {
         write_holdout_csv(&args.out.join("holdout.csv"), &base, h).context("cannot write holdout.csv")?;
     }
-    let json = report.to_json();
-    fs::write(args.out.join("summary.json"), &json).context("cannot write summary.json")?;
-    let html = render_html(&report).context("cannot render report.html")?;
-    let report_html = args.out.join("report.html");
-    fs::write(&report_html, html).context("cannot write report.html")?;
-
+    let (json, report_html) = write_reports(&args.out, &report)?;
     timings.mark("write reports");
     busy.finish_and_clear();
+    let wrote = format!("wrote {}/{{customers.csv, customers.parquet, summary.json, report.html}}", args.out.display());
+    print_report(args, &report, &json, &wrote)?;
+    Ok(Outputs { report_html })
+}
+
+/// Writes `summary.json` and `report.html` into `out`; returns the JSON and the report's path.
+fn write_reports(out: &std::path::Path, report: &Report<'_>) -> anyhow::Result<(String, PathBuf)> {
+    let json = report.to_json();
+    fs::write(out.join("summary.json"), &json).context("cannot write summary.json")?;
+    let html = render_html(report).context("cannot render report.html")?;
+    let report_html = out.join("report.html");
+    fs::write(&report_html, html).context("cannot write report.html")?;
+    Ok((json, report_html))
+}
+
+/// Prints `summary.json` (`--json`), or the summary table and `wrote` (unless `--quiet`).
+fn print_report(args: &AnalyzeArgs, report: &Report<'_>, json: &str, wrote: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     if args.json {
         writeln!(stdout, "{json}").context("cannot write to standard output")?;
     } else if !args.quiet {
-        write!(stdout, "{}", render_text(&report)).context("cannot write to standard output")?;
-        writeln!(
-            stdout,
-            "\nwrote {}/{{customers.csv, customers.parquet, summary.json, report.html}}",
-            args.out.display()
-        )
-        .context("cannot write to standard output")?;
+        write!(stdout, "{}", render_text(report)).context("cannot write to standard output")?;
+        writeln!(stdout, "\n{wrote}").context("cannot write to standard output")?;
     }
-    Ok(Outputs { report_html })
+    Ok(())
 }
 
 /// `kanta analyze --engine`: the analysis pushed down to a database (`kanta_warehouse`); the
 /// reports are written here as for a file, the score table stays in the engine.
-fn pushdown(args: &AnalyzeArgs, url: &str, as_of: Option<Day>) -> anyhow::Result<Outputs> {
+fn pushdown(args: &AnalyzeArgs, url: &str, columns: ColumnSpec, as_of: Option<Day>) -> anyhow::Result<Outputs> {
     if args.holdout_from.is_some() {
         return Err(UsageError(
             "--holdout-from is not available with --engine yet; analyse an export of the orders to validate the models"
@@ -278,7 +285,6 @@ fn pushdown(args: &AnalyzeArgs, url: &str, as_of: Option<Day>) -> anyhow::Result
     {
         return Err(UsageError("--delimiter, --columns, --time-format and --decimal-comma read files; with --engine the engine's types are used (cast in --query)".into()).into());
     }
-    let options = read_options(&args.read)?;
     let source = match (&args.engine.table, &args.engine.query) {
         (Some(table), None) => kanta_warehouse::Source::Table(table.clone()),
         (None, Some(query)) => kanta_warehouse::Source::Query(query.clone()),
@@ -287,7 +293,7 @@ fn pushdown(args: &AnalyzeArgs, url: &str, as_of: Option<Day>) -> anyhow::Result
     let week = matches!(args.period, Period::Week);
     let run_options = kanta_warehouse::Options {
         source,
-        columns: options.columns.clone(),
+        columns,
         max_errors: args.read.max_errors,
         analysis: AnalysisOptions {
             as_of,
@@ -301,7 +307,7 @@ fn pushdown(args: &AnalyzeArgs, url: &str, as_of: Option<Day>) -> anyhow::Result
     };
     let busy = spinner("connecting to the engine", args.quiet || args.json);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
-    let (outcome, downloaded) = runtime.block_on(async {
+    let (outcome, downloaded, engine_name, engine_kind) = runtime.block_on(async {
         let mut engine = kanta_warehouse::connect(url).await?;
         let progress = |step: &str| busy.set_message(step.to_owned());
         let outcome = kanta_warehouse::analyze(engine.as_mut(), &run_options, &progress).await?;
@@ -315,7 +321,7 @@ fn pushdown(args: &AnalyzeArgs, url: &str, as_of: Option<Day>) -> anyhow::Result
         } else {
             None
         };
-        anyhow::Ok((outcome, downloaded))
+        anyhow::Ok((outcome, downloaded, engine.name().to_owned(), engine.dialect().engine()))
     })?;
     busy.finish_and_clear();
     for skipped in &outcome.skipped {
@@ -323,13 +329,12 @@ fn pushdown(args: &AnalyzeArgs, url: &str, as_of: Option<Day>) -> anyhow::Result
             eprintln!("skipped: {skipped}");
         }
     }
-    let engine_name = kanta_store::redact(url);
     let stats = &outcome.stats;
     let report = Report {
         kanta_version: env!("CARGO_PKG_VERSION"),
         input: InputInfo {
             file: format!("{engine_name} {}", outcome.source_name),
-            format: format!("{} (push-down)", engine_kind(url)),
+            format: format!("{engine_kind} (push-down)"),
             columns: outcome.columns.clone(),
             rows: stats.source_rows,
             rows_skipped: outcome.rows_skipped,
@@ -367,30 +372,12 @@ fn pushdown(args: &AnalyzeArgs, url: &str, as_of: Option<Day>) -> anyhow::Result
         eprintln!("warning: {reason}; the model columns are left empty");
     }
     fs::create_dir_all(&args.out).with_context(|| format!("cannot create the output folder {}", args.out.display()))?;
-    let json = report.to_json();
-    fs::write(args.out.join("summary.json"), &json).context("cannot write summary.json")?;
-    let html = render_html(&report).context("cannot render report.html")?;
-    let report_html = args.out.join("report.html");
-    fs::write(&report_html, html).context("cannot write report.html")?;
-    let mut stdout = std::io::stdout().lock();
-    if args.json {
-        writeln!(stdout, "{json}").context("cannot write to standard output")?;
-    } else if !args.quiet {
-        write!(stdout, "{}", render_text(&report)).context("cannot write to standard output")?;
-        let files = if downloaded.is_some() {
-            "{customers.csv, summary.json, report.html}"
-        } else {
-            "{summary.json, report.html}"
-        };
-        writeln!(stdout, "\nwrote {}/{files}; the scores are in {} in the engine", args.out.display(), outcome.into)
-            .context("cannot write to standard output")?;
-    }
+    let (json, report_html) = write_reports(&args.out, &report)?;
+    let files =
+        if downloaded.is_some() { "{customers.csv, summary.json, report.html}" } else { "{summary.json, report.html}" };
+    let wrote = format!("wrote {}/{files}; the scores are in {} in the engine", args.out.display(), outcome.into);
+    print_report(args, &report, &json, &wrote)?;
     Ok(Outputs { report_html })
-}
-
-/// The engine's kind from its URL, for the report.
-fn engine_kind(url: &str) -> &'static str {
-    if url.starts_with("sc://") { "Spark" } else { "PostgreSQL" }
 }
 
 /// The model columns of the customer tables, from the scores (one per customer, in table order).

@@ -259,14 +259,13 @@ impl Engine for SparkEngine {
         // At least one part, so an empty table still has its columns.
         let chunks: Vec<std::ops::Range<usize>> =
             (0..n.max(1)).step_by(ROWS_PER_MESSAGE).map(|s| s..(s + ROWS_PER_MESSAGE).min(n)).collect();
-        let unquoted = name.trim_matches('`').replace("``", "`");
         for (i, range) in chunks.into_iter().enumerate() {
             let data = ipc(columns, range).map_err(|message| EngineError::Statement {
                 engine: self.name.clone(),
                 step: step.to_owned(),
                 message,
             })?;
-            let part = format!("{unquoted}_part{i}");
+            let part = format!("{name}_part{i}");
             let command = Command {
                 command_type: Some(CommandType::CreateDataframeView(CreateDataFrameViewCommand {
                     input: Some(Relation {
@@ -281,6 +280,7 @@ impl Engine for SparkEngine {
             parts.push(format!("SELECT * FROM {}", d.ident(&part)));
         }
         let select = parts.join(" UNION ALL ");
+        let name = &d.ident(name);
         for text in [d.drop_kept(name), d.keep(name, &select)] {
             self.execute(&Sql { text, params: vec![] }, step).await?;
         }
