@@ -65,33 +65,43 @@ fn config(address: &str, concurrency: u32) -> EmailConfig {
     .unwrap()
 }
 
-fn send_all(config: &EmailConfig, recipients: &[String]) -> Vec<Outcome> {
+/// How [`send_all`] hands its messages to the mailer.
+#[derive(Clone, Copy)]
+enum Sending {
+    /// Each send waits for the one before, so the listener sees them in this order.
+    InOrder,
+    /// All sends start together and race for the mailer's connections.
+    AtOnce,
+}
+
+fn send_all(config: &EmailConfig, recipients: &[String], sending: Sending) -> Vec<Outcome> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
         let mailer = Mailer::new(config).unwrap();
-        let sends: Vec<_> = recipients
-            .iter()
-            .enumerate()
-            .map(|(i, to)| {
-                let key = MessageKey::new("welcome", 1, &format!("c-{i}"), 7, "thanks", 0);
-                let kind = Kind::Marketing { unsubscribe_url: format!("https://shop.example/unsubscribe/t{i}") };
-                let message = compose(&Outgoing {
-                    from: &config.from,
-                    to,
-                    to_name: None,
-                    subject: "Grüße",
-                    html: "<p>Hello</p>",
-                    text: "Hello\n",
-                    key: &key,
-                    kind: &kind,
-                    date: Timestamp::from_micros(1_700_000_000_000_000),
-                })
-                .unwrap();
-                let mailer = mailer.clone();
-                tokio::spawn(async move { mailer.send(&message).await })
-            })
-            .collect();
+        let mut sends = Vec::new();
         let mut outcomes = Vec::new();
+        for (i, to) in recipients.iter().enumerate() {
+            let key = MessageKey::new("welcome", 1, &format!("c-{i}"), 7, "thanks", 0);
+            let kind = Kind::Marketing { unsubscribe_url: format!("https://shop.example/unsubscribe/t{i}") };
+            let message = compose(&Outgoing {
+                from: &config.from,
+                to,
+                to_name: None,
+                subject: "Grüße",
+                html: "<p>Hello</p>",
+                text: "Hello\n",
+                key: &key,
+                kind: &kind,
+                date: Timestamp::from_micros(1_700_000_000_000_000),
+            })
+            .unwrap();
+            let mailer = mailer.clone();
+            let send = tokio::spawn(async move { mailer.send(&message).await });
+            match sending {
+                Sending::InOrder => outcomes.push(send.await.unwrap()),
+                Sending::AtOnce => sends.push(send),
+            }
+        }
         for send in sends {
             outcomes.push(send.await.unwrap());
         }
@@ -112,7 +122,7 @@ fn mail_listen_prints_each_messages_key_headers_and_writes_eml_files() {
     let out = dir.path().join("mail");
     let (child, address) = listen(&["--dir", out.to_str().unwrap(), "--count", "2"]);
     let to: Vec<String> = vec!["ana@example.com".into(), "ben@example.com".into()];
-    let outcomes = send_all(&config(&address, 1), &to);
+    let outcomes = send_all(&config(&address, 1), &to, Sending::InOrder);
     assert!(
         outcomes.iter().all(|o| matches!(o, Outcome::Sent { response } if response.starts_with("250"))),
         "{outcomes:?}"
@@ -120,7 +130,7 @@ fn mail_listen_prints_each_messages_key_headers_and_writes_eml_files() {
     let (code, stdout) = finish(child);
     assert_eq!(code, 0);
     let file = |n: &str| out.join(n).display().to_string();
-    // One mailer connection, so the order is the sending order.
+    // Sent one after another, so the listener numbers them in this order.
     let expected = format!(
         "message 1 {} (BYTES) from <hello@shop.example> to <ana@example.com>\n\
          Message-ID: <welcome.1.c-0.7.thanks.0@shop.example>\n\
@@ -151,7 +161,7 @@ fn mail_listen_prints_each_messages_key_headers_and_writes_eml_files() {
 
     // A second run adds after the files already there.
     let (child, address) = listen(&["--dir", out.to_str().unwrap(), "--count", "1"]);
-    let outcomes = send_all(&config(&address, 1), &["cy@example.com".to_string()]);
+    let outcomes = send_all(&config(&address, 1), &["cy@example.com".to_string()], Sending::InOrder);
     assert!(matches!(outcomes[0], Outcome::Sent { .. }), "{outcomes:?}");
     assert_eq!(finish(child).0, 0);
     assert_eq!(eml_files(&out), ["0001.eml", "0002.eml", "0003.eml"]);
@@ -162,7 +172,7 @@ fn mail_listen_count_is_exact_under_concurrent_connections() {
     let dir = tempfile::tempdir().unwrap();
     let (child, address) = listen(&["--dir", dir.path().to_str().unwrap(), "--count", "3"]);
     let to: Vec<String> = (0..12).map(|i| format!("c{i}@example.com")).collect();
-    let outcomes = send_all(&config(&address, 12), &to);
+    let outcomes = send_all(&config(&address, 12), &to, Sending::AtOnce);
     let (code, stdout) = finish(child);
     assert_eq!(code, 0);
     let sent = outcomes.iter().filter(|o| matches!(o, Outcome::Sent { .. })).count();
