@@ -210,6 +210,10 @@ pub struct ScoreArgs {
     #[arg(long, value_parser = model_parser())]
     pub model: Option<ModelKind>,
 
+    /// Read every order into memory even on PostgreSQL, which otherwise aggregates them itself and sends out only the distinct purchase histories [default: the settings' scoring.push_down].
+    #[arg(long)]
+    pub in_memory: bool,
+
     /// Print the run as JSON (id, counts, model, parameters and diagnostics) instead of the summary.
     #[arg(long)]
     pub json: bool,

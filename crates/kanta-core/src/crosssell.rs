@@ -11,7 +11,10 @@
 //! 2003, "Amazon.com recommendations: item-to-item collaborative filtering", IEEE Internet
 //! Computing 7(1)), with adoption order as the signal. No hint when nothing was ever bought
 //! after this customer's categories, or when they have bought every category. Ties go to the
-//! category whose name sorts first, so results do not depend on input order.
+//! category whose name sorts first, so results do not depend on input order; for the hint, whose
+//! weights are sums of fractions, weights within [`HINT_TIE`] (relative) of the largest are
+//! ties, since the same sum added in another order (another customer order, or a database's
+//! `SUM`) may differ in its last bits, and that must not change the answer.
 
 use std::collections::HashMap;
 
@@ -34,6 +37,11 @@ pub struct Groups {
     /// The cross-sell hint.
     pub next: Option<u32>,
 }
+
+/// Hint weights this close to the largest, relative, tie with it (see the module docs). Sums of
+/// up to millions of fractions in different orders differ by far less; distinct weights of a
+/// real shop by far more.
+pub const HINT_TIE: f64 = 1e-9;
 
 /// Categories up to which the "bought next" weights are a dense matrix (8 MB of `f64` at most);
 /// a shop with more keeps them in a hash map.
@@ -178,7 +186,12 @@ pub fn product_groups(baskets: &[Basket<'_>], customers: usize, names: &[String]
                     }
                 }
             }
-            let next = best(&mut touched.iter().map(|&c| (scores[c as usize], c)));
+            let largest = touched.iter().map(|&c| scores[c as usize]).fold(0.0f64, f64::max);
+            let next = touched
+                .iter()
+                .copied()
+                .filter(|&c| scores[c as usize] >= largest * (1.0 - HINT_TIE))
+                .min_by_key(|&c| rank[c as usize]);
             for c in touched.drain(..) {
                 scores[c as usize] = 0.0;
             }
@@ -269,6 +282,39 @@ mod tests {
         assert_eq!(g[0].next, Some(GRINDERS));
         // Nobody adopted anything after grinders alone; 1 has tea and grinders: mugs ½ via tea.
         assert_eq!(g[1].next, Some(MUGS));
+    }
+
+    #[test]
+    fn hint_weights_equal_but_for_the_order_of_their_sums_tie() {
+        let names: Vec<String> = ["a", "b", "c", "x1", "x2", "x3", "x4", "x5"].iter().map(|s| s.to_string()).collect();
+        let (a, b, c) = (0, 1, 2);
+        let xs = [3, 4, 5, 6, 7];
+        let first = |k: usize| -> Vec<u32> { std::iter::once(a).chain(xs[..k].iter().copied()).collect() };
+        let (one, three, two, six) = (first(0), first(2), first(1), first(5));
+        let (bb, cc) = ([b], [c]);
+        let baskets = vec![
+            // a → b shared among 1, 3 and 3 earlier categories: 1 + ⅓ + ⅓.
+            basket(1, 1, &one),
+            basket(1, 2, &bb),
+            basket(2, 1, &three),
+            basket(2, 2, &bb),
+            basket(3, 1, &three),
+            basket(3, 2, &bb),
+            // a → c: 1 + ½ + ⅙, the same 5/3.
+            basket(4, 1, &one),
+            basket(4, 2, &cc),
+            basket(5, 1, &two),
+            basket(5, 2, &cc),
+            basket(6, 1, &six),
+            basket(6, 2, &cc),
+            // 0 bought a alone.
+            basket(0, 1, &one),
+        ];
+        // Added up as above, the two differ in the last bit, c's being the larger.
+        let credits = |ns: &[f64]| ns.iter().fold(0.0, |sum, n| sum + 1.0 / n);
+        assert!(credits(&[1.0, 3.0, 3.0]) < credits(&[1.0, 2.0, 6.0]));
+        let g = product_groups(&baskets, 7, &names);
+        assert_eq!(g[0].next, Some(b), "a tie, so the name sorting first");
     }
 
     #[test]

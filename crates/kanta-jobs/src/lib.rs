@@ -5,12 +5,15 @@
 //!   (`kanta-core`) and model scoring (`kanta-score`) on it — the same code, so a store and an
 //!   exported order log get the same numbers — and writes each customer's scores, the fitted
 //!   models and the stage changes back.
+//!   On PostgreSQL the orders are aggregated in the database instead (`pushdown`): only
+//!   the distinct histories leave it, and the scores are written there from a session table.
 //! - [`segments`]: recomputes every saved segment and records who entered and left.
 //! - [`schedule`]: runs the jobs every interval until shutdown.
 //!
 //! **Architecture Invariant:** no HTTP and no argv here; the computation is `kanta-core` and
 //! `kanta-score`, the IO is `kanta-store`.
 
+mod pushdown;
 pub mod schedule;
 pub mod score;
 pub mod segments;
@@ -85,6 +88,9 @@ pub enum JobError {
     /// The analysis failed.
     #[error("cannot analyse the orders: {0}")]
     Analysis(#[from] kanta_core::analysis::AnalysisError),
+    /// The push-down into the store failed.
+    #[error("scoring in the database failed: {0}")]
+    Pushdown(Box<kanta_warehouse::WarehouseError>),
     /// A worker thread failed.
     #[error("the scoring worker failed: {0}")]
     Worker(String),

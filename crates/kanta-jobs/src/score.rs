@@ -27,8 +27,6 @@ use serde_json::json;
 
 use crate::{Cancel, JobError};
 
-const MICROS_PER_DAY: f64 = 86_400_000_000.0;
-
 /// Settings of a scoring run.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct ScoreJob {
@@ -36,6 +34,9 @@ pub struct ScoreJob {
     pub score: ScoreOptions,
     /// Override of the lapse threshold in days (default: learnt from the purchase gaps).
     pub lapse_days: Option<u32>,
+    /// Read every order into memory even where the store can aggregate them itself
+    /// (PostgreSQL pushes down by default: the `pushdown` module).
+    pub in_memory: bool,
 }
 
 /// What a run did, with the time each phase took.
@@ -49,8 +50,11 @@ pub struct ScoreOutcome {
     pub stages: Vec<(&'static str, u64)>,
     /// Wall time per phase, one after the other: read, analyse, models, write.
     pub phases: Vec<(&'static str, Duration)>,
-    /// Time of the product groups, which run beside the models (within the models phase).
+    /// Time of the product groups, which run beside the models (within the models phase; in
+    /// the write phase when pushed down).
     pub product_groups: Duration,
+    /// What moved, when the store aggregated its orders itself (PostgreSQL).
+    pub pushdown: Option<kanta_warehouse::Stats>,
 }
 
 /// Score every customer in `store` as of `now` (µs since the epoch).
@@ -92,6 +96,11 @@ async fn score_phases(
     cancel: &Cancel,
     orders_read: &mut u64,
 ) -> Result<ScoreOutcome, JobError> {
+    if !job.in_memory
+        && let Some(conn) = store.pushdown_connection().await?
+    {
+        return crate::pushdown::score_pushed(store, conn, job, now, cancel, orders_read).await;
+    }
     let started_at = now;
     let mut phases = Vec::new();
     let clock = Instant::now();
@@ -126,7 +135,7 @@ async fn score_phases(
     };
     let run = store.write_scores(&run, &rows).await?;
     phases.push(("write", clock.elapsed()));
-    Ok(ScoreOutcome { run, models_skipped, stages, phases, product_groups: groups })
+    Ok(ScoreOutcome { run, models_skipped, stages, phases, product_groups: groups, pushdown: None })
 }
 
 /// The store's purchases in an [`Aggregator`] (one order per row, keyed by the internal
@@ -383,7 +392,6 @@ fn compute(
         }
     };
     let models = clock.elapsed();
-    let as_of_micros = f64::from(today.0) * MICROS_PER_DAY;
     let net: Vec<kanta_core::money::Money> = analysis.customers.iter().map(|c| c.revenue - c.returned).collect();
     let tiers = kanta_core::tier::tiers(&net);
     let rows = analysis
@@ -401,11 +409,8 @@ fn compute(
                 p_purchase_30d: s.p_purchase_30d,
                 expected_spend: s.expected_spend,
                 clv_12m: s.clv_12m,
-                next_purchase_at: s.next_purchase_days.is_finite().then(|| {
-                    kanta_domain::Timestamp::from_micros(
-                        (as_of_micros + s.next_purchase_days * MICROS_PER_DAY).round() as i64
-                    )
-                }),
+                next_purchase_at: kanta_score::next_purchase_micros(today, s.next_purchase_days)
+                    .map(kanta_domain::Timestamp::from_micros),
             });
             ScoreRow {
                 customer,
@@ -426,7 +431,7 @@ fn compute(
 }
 
 /// The static name of a stage row of the business summary.
-fn stage_name(name: &str) -> &'static str {
+pub(crate) fn stage_name(name: &str) -> &'static str {
     kanta_core::lifecycle::Stage::ALL.iter().map(|s| s.name()).find(|n| *n == name).unwrap_or("other")
 }
 

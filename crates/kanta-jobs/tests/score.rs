@@ -55,6 +55,9 @@ async fn stored_scores_equal_the_analysis_and_models_of_the_same_orders(db: Test
     // Scored the day after the window: every stage occurs.
     let now = i64::from(end.0 + 1) * MICROS_PER_DAY + 3_600_000_000;
     let outcome = score_store(db.store.as_ref(), &ScoreJob::default(), now).await.expect("scoring");
+    // PostgreSQL aggregates its orders itself; SQLite reads them.
+    let pushed = db.store.backend() == kanta_store::Backend::Postgres;
+    assert_eq!(outcome.pushdown.as_ref().map(|p| p.orders as usize), pushed.then_some(orders.len()));
 
     // The same orders through `kanta analyze`'s functions.
     let mut aggregator = Aggregator::new();
@@ -289,4 +292,144 @@ async fn the_schedule_cancels_a_run_over_its_budget_and_at_shutdown(db: TestDb) 
     let runs = db.store.score_runs(10).await.expect("runs");
     assert_eq!(runs.iter().map(|r| r.status.as_str()).collect::<Vec<_>>(), ["cancelled", "cancelled"]);
     assert_eq!(runs[0].diagnostics["cancelled"]["reason"], "shutdown");
+}
+
+/// A generated shop with what the push-down must get right besides the models: order lines in
+/// categories (two at once now and then, for shared adoption credit), cancelled orders, zero
+/// amounts and returns.
+fn shop_with_lines(customers: u64, end: Day) -> Vec<Order> {
+    use kanta_core::money::Money;
+    use kanta_store::record::Line;
+    const CATEGORIES: [&str; 7] = ["books", "coffee", "filters", "grinders", "mugs", "tea", "Tea"];
+    let mut orders = shop(customers, end);
+    for (i, o) in orders.iter_mut().enumerate() {
+        let pick = |k: usize| CATEGORIES[(k * 7 + i / 3) % CATEGORIES.len()].to_string();
+        let line = |category: String| Line {
+            product: format!("{category}-{}", i % 5),
+            category: Some(category),
+            quantity: Money::from_raw(10_000),
+            price: o.amount,
+        };
+        o.lines = match i % 4 {
+            0 => vec![line(pick(i))],
+            1 => vec![line(pick(i)), line(pick(i + 1))],
+            2 => vec![line(pick(i / 2))],
+            _ => Vec::new(),
+        };
+        if i % 29 == 5 {
+            o.status = OrderStatus::Cancelled;
+        }
+        if i % 31 == 7 && o.status == OrderStatus::Completed {
+            o.amount = Money::ZERO;
+        }
+    }
+    orders
+}
+
+/// Every stored score row of `ids`, as the store shows them.
+async fn stored_scores(db: &TestDb, ids: &[String]) -> Vec<(String, Option<kanta_store::ScoreView>, usize)> {
+    let mut out = Vec::new();
+    for id in ids {
+        let record = db.store.customer(id, 0).await.expect("read").expect("stored");
+        out.push((id.clone(), record.scores, record.stage_history.len()));
+    }
+    out
+}
+
+/// Issue 20: on PostgreSQL the scoring job pushes down; what it stores — every score of every
+/// customer, the run, its diagnostics, the stage changes — is what reading every order into
+/// memory stores, on a first run and on a rescoring run that moves stages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_push_down_stores_what_the_in_memory_job_stores() {
+    let end = Day::from_ymd(2024, 6, 30).expect("a date");
+    let orders = shop_with_lines(1_500, end);
+    let mut ids: Vec<String> = orders.iter().map(|o| o.customer_id.as_str().to_owned()).collect();
+    ids.sort();
+    ids.dedup();
+    let (Some(pushed), Some(memory)) = (
+        kanta_store::testing::postgres().await.expect("a store"),
+        kanta_store::testing::postgres().await.expect("a store"),
+    ) else {
+        return;
+    };
+    for db in [&pushed, &memory] {
+        store_orders(db, &orders).await;
+    }
+    let in_memory = ScoreJob { in_memory: true, ..ScoreJob::default() };
+    let day = |d: i32| i64::from(end.0 + d) * MICROS_PER_DAY + 3_600_000_000;
+    // The day after the window, then half a year later (stages move, the rest stays).
+    for now in [day(1), day(180)] {
+        let a = score_store(pushed.store.as_ref(), &ScoreJob::default(), now).await.expect("push-down");
+        let b = score_store(memory.store.as_ref(), &in_memory, now).await.expect("in memory");
+        let stats = a.pushdown.as_ref().expect("pushed down");
+        assert!(b.pushdown.is_none());
+        assert!(stats.histories > 0 && stats.histories < a.run.customers as usize, "{stats:?}");
+        let (ra, rb) = (&a.run, &b.run);
+        assert_eq!(
+            (ra.customers, ra.orders, &ra.model, ra.stage_changes, &ra.as_of, &ra.status),
+            (rb.customers, rb.orders, &rb.model, rb.stage_changes, &rb.as_of, &rb.status)
+        );
+        // The fitted models and the business summary.
+        let mut differences = Vec::new();
+        json_differences("", &ra.diagnostics, &rb.diagnostics, &mut differences);
+        assert!(differences.is_empty(), "{differences:#?}");
+        assert_eq!(a.stages, b.stages);
+        assert_eq!(a.models_skipped, b.models_skipped);
+        let (sa, sb) = (stored_scores(&pushed, &ids).await, stored_scores(&memory, &ids).await);
+        let mut grouped = 0;
+        for ((id, a, ha), (_, b, hb)) in sa.iter().zip(&sb) {
+            assert_eq!(ha, hb, "{id}: stage history");
+            match (a, b) {
+                (None, None) => {}
+                (Some(a), Some(b)) => {
+                    let run = |mut v: kanta_store::ScoreView| {
+                        (v.run_id, v.scored_at) = (0, String::new());
+                        v
+                    };
+                    grouped += usize::from(a.next_category.is_some());
+                    assert_eq!(run(a.clone()), run(b.clone()), "{id}");
+                }
+                _ => panic!("{id}: scored on one path only: {a:?} / {b:?}"),
+            }
+        }
+        assert!(grouped > 100, "cross-sell hints: {grouped}");
+    }
+    // The stage changes, oldest first, as the webhooks read them.
+    let events = |db: &TestDb| {
+        let store = db.store.clone();
+        async move {
+            let (events, _) = store.stage_events(None, 10_000).await.expect("events");
+            events.into_iter().map(|e| (e.customer, e.change.from, e.change.to, e.change.time)).collect::<Vec<_>>()
+        }
+    };
+    let (ea, eb) = (events(&pushed).await, events(&memory).await);
+    assert!(ea.len() > 1_500, "{}", ea.len());
+    assert_eq!(ea, eb);
+}
+
+/// Where two JSON values differ, by path: floats by more than 1e-9 relative (a sum of every
+/// customer's CLV is added up in another order in the database), the rest exactly.
+fn json_differences(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for key in x.keys().chain(y.keys().filter(|k| !x.contains_key(*k))) {
+                let (u, v) = (x.get(key).unwrap_or(&Value::Null), y.get(key).unwrap_or(&Value::Null));
+                json_differences(&format!("{path}.{key}"), u, v, out);
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (u, v)) in x.iter().zip(y).enumerate() {
+                json_differences(&format!("{path}[{i}]"), u, v, out);
+            }
+        }
+        (Value::Number(x), Value::Number(y)) if x.is_f64() && y.is_f64() => {
+            let (u, v) = (x.as_f64().unwrap_or(f64::NAN), y.as_f64().unwrap_or(f64::NAN));
+            if (u - v).abs() > 1e-9 * u.abs().max(v.abs()) {
+                out.push(format!("{path}: {a} ≠ {b}"));
+            }
+        }
+        _ if a != b => out.push(format!("{path}: {a} ≠ {b}")),
+        _ => {}
+    }
 }

@@ -14,7 +14,9 @@ mod holdout;
 pub mod sufficient;
 
 pub use holdout::{ConditionalRow, HoldoutCustomer, HoldoutModel, HoldoutReport, Tracking, evaluate_holdout};
-pub use sufficient::{DayHistory, HistoryScore, Predictions, SpendKey, Sufficient, fit_and_predict};
+pub use sufficient::{
+    DayHistory, HistoryScore, Predictions, SpendKey, Sufficient, fit_and_predict, next_purchase_micros,
+};
 
 use kanta_core::analysis::{Analysis, CustomerSummary};
 use kanta_core::lifecycle::Stage;
@@ -289,7 +291,7 @@ pub(crate) fn fit_transaction(
     model: ModelKind,
     data: &Histories,
     options: &FitOptions,
-) -> Result<(Box<dyn TransactionModel + Sync>, FitReport), FitError> {
+) -> Result<(Box<dyn TransactionModel + Send + Sync>, FitReport), FitError> {
     Ok(match model {
         ModelKind::BgNbd | ModelKind::Auto => {
             let (m, r) = BgNbd::fit(Variant::Bg, data, options)?;
@@ -429,7 +431,7 @@ fn fit_fallback(
     errors: &[FitError],
     data: &Histories,
     options: &FitOptions,
-) -> Option<(Candidate, Option<Box<dyn TransactionModel + Sync>>)> {
+) -> Option<(Candidate, Option<Box<dyn TransactionModel + Send + Sync>>)> {
     let (from, result) = errors.iter().find_map(|e| {
         let FitError::Boundary { model, .. } = e else { return None };
         fit_limit(e, data, options).map(|r| (*model, r))
@@ -446,7 +448,7 @@ fn fit_fallback(
             let fallback = Fallback { from: fit.from, limit, reason: fit.reason, note };
             (
                 Candidate { model: limit, fit: Ok(fit.report), fallback: Some(fallback) },
-                Some(Box::new(fit.model) as Box<dyn TransactionModel + Sync>),
+                Some(Box::new(fit.model) as Box<dyn TransactionModel + Send + Sync>),
             )
         }
         Err(e) => {

@@ -147,10 +147,21 @@ impl HistoryScore {
     }
 }
 
+/// A predicted next purchase as µs since the epoch: `as_of` (its midnight, UTC) plus
+/// `days` ([`HistoryScore::next_purchase_days`]), rounded to the µs; `None` when no purchase is
+/// expected (infinite days) or the instant is beyond `i64`. One function, so the store's
+/// in-memory scoring and its push-down store the same instant.
+pub fn next_purchase_micros(as_of: kanta_core::time::Day, days: f64) -> Option<i64> {
+    const MICROS_PER_DAY: f64 = 86_400_000_000.0;
+    let micros = (f64::from(as_of.0) * MICROS_PER_DAY + days * MICROS_PER_DAY).round();
+    // `as` saturates; the range check keeps a saturated value from passing as an instant.
+    (micros.is_finite() && micros.abs() < 9.2e18).then_some(micros as i64)
+}
+
 /// The fitted models and the comparison of candidates.
 pub struct Fitted {
     /// The transaction model whose predictions are used.
-    pub model: Box<dyn TransactionModel + Sync>,
+    pub model: Box<dyn TransactionModel + Send + Sync>,
     /// The spend model, when it could be fitted.
     pub spend_model: Option<GammaGamma>,
     /// Every candidate with its fit or why it failed.
@@ -187,7 +198,7 @@ pub fn fit_and_predict(data: &Sufficient, options: &ScoreOptions) -> Result<Pred
     let mut selected_by = if options.model == kanta_domain::ModelKind::Auto { "bic" } else { "requested" };
     let mut candidates = Vec::new();
     // Fitted models with their BIC and row in `candidates`.
-    let mut fitted: Vec<(Box<dyn TransactionModel + Sync>, f64, usize)> = Vec::new();
+    let mut fitted: Vec<(Box<dyn TransactionModel + Send + Sync>, f64, usize)> = Vec::new();
     let mut errors = Vec::new();
     for &choice in choices {
         match crate::fit_transaction(choice, &weighted, &options.fit) {
@@ -308,4 +319,22 @@ fn history_is_finite(s: &HistoryScore) -> bool {
         && s.p_purchase.iter().all(|v| v.is_finite())
         && s.clv_unit.is_finite()
         && s.next_purchase_days.is_finite()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_purchase_micros;
+    use kanta_core::time::Day;
+
+    #[test]
+    fn next_purchase_instants_round_to_the_microsecond_and_refuse_infinity() {
+        let day = 86_400_000_000i64;
+        assert_eq!(next_purchase_micros(Day(19_000), 0.0), Some(19_000 * day));
+        assert_eq!(next_purchase_micros(Day(19_000), 1.5), Some(19_001 * day + day / 2));
+        // 1e-7 days is 8,640 µs (8,640.000000000001 before rounding).
+        assert_eq!(next_purchase_micros(Day(0), 1e-7), Some(8_640));
+        assert_eq!(next_purchase_micros(Day(10), f64::INFINITY), None);
+        assert_eq!(next_purchase_micros(Day(10), f64::NAN), None);
+        assert_eq!(next_purchase_micros(Day(10), 1e15), None);
+    }
 }

@@ -57,6 +57,10 @@ slipping_below = 0.5
 # A scheduled run still going after this long is cancelled (recorded as such; the previous
 # scores stay): a duration such as "30m", or "off".
 budget = "30m"
+# On PostgreSQL, aggregate the orders in the database and bring only the distinct purchase
+# histories out (true), or read every order into memory (false; also `kanta score --in-memory`).
+# SQLite always scores in memory.
+push_down = true
 
 [ingest]
 # Times of orders, events, feedback and consent changes must lie between earliest_time and
@@ -573,6 +577,8 @@ pub struct Scoring {
     pub slipping_below: f64,
     /// Longest a scheduled run may take before it is cancelled.
     pub budget: Every,
+    /// Push the scoring down into a PostgreSQL store.
+    pub push_down: bool,
 }
 
 impl Default for Scoring {
@@ -582,6 +588,7 @@ impl Default for Scoring {
             model: ModelKind::Auto,
             slipping_below: 0.5,
             budget: Every(Some(Duration::from_secs(1800))),
+            push_down: true,
         }
     }
 }
@@ -592,6 +599,7 @@ impl Scoring {
         let mut job = kanta_jobs::ScoreJob::default();
         job.score.model = self.model;
         job.score.slipping_below = self.slipping_below;
+        job.in_memory = !self.push_down;
         job
     }
 }

@@ -90,6 +90,12 @@ pub(crate) trait Dialect: Driver {
     /// After an erasure has committed: make the erased bytes unreadable where the backend can.
     fn after_erasure(writer: &Pool<Self>) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// [`crate::ScoreStore::pushdown_connection`]: a connection of its own for a push-down
+    /// scoring run, where the backend has one (PostgreSQL).
+    fn pushdown_connection(
+        store: &Store<Self>,
+    ) -> impl Future<Output = Result<Option<crate::PushdownConnection>, StoreError>> + Send;
+
     /// [`crate::OrderStore::purchases`]: the backend's fastest way through every order.
     fn purchases(
         store: &Store<Self>,

@@ -46,6 +46,7 @@ mod dashboard;
 mod dialect;
 mod orders;
 mod postgres;
+mod pushed;
 mod scores;
 mod segments;
 mod sql;
@@ -62,6 +63,7 @@ pub use dashboard::{
 pub use journey::{GoalStore, HistoryStore, JourneyStore, TriggerStore};
 pub use orders::OrderStore;
 pub use purchases::{PurchaseLines, Purchases};
+pub use pushed::{PUSHED_SCORES, PushdownConnection};
 pub use record::{Customer, Event, Feedback, Order};
 pub use scores::ScoreStore;
 pub use segments::SegmentStore;

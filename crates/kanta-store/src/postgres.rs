@@ -138,6 +138,10 @@ impl Dialect for Postgres {
         Ok(())
     }
 
+    async fn pushdown_connection(store: &Store<Self>) -> Result<Option<crate::PushdownConnection>, StoreError> {
+        crate::pushed::PushdownConnection::open(&store.writer.connect_options()).await.map(Some)
+    }
+
     /// PostgreSQL prints each chunk into strings.
     async fn purchases(
         store: &Store<Self>,

@@ -25,6 +25,20 @@ pub trait ScoreStore: Send + Sync {
     /// why in `run.diagnostics`; the stored scores are untouched.
     async fn record_unfinished_run(&self, run: &NewScoreRun, status: &str) -> Result<ScoreRunInfo, StoreError>;
 
+    /// A connection of its own to the store for a push-down scoring run (`kanta-warehouse`
+    /// over [`crate::PushdownConnection::connection`]), on PostgreSQL; `None` on SQLite, which
+    /// scores in memory.
+    async fn pushdown_connection(&self) -> Result<Option<crate::PushdownConnection>, StoreError>;
+
+    /// [`ScoreStore::write_scores`] from the session table [`crate::PUSHED_SCORES`] a push-down
+    /// run left in `conn`, with the product groups computed in the database: the same rows,
+    /// stage changes, movements and journey feed, without a customer row leaving the database.
+    async fn write_pushed_scores(
+        &self,
+        conn: &mut crate::PushdownConnection,
+        run: &NewScoreRun,
+    ) -> Result<ScoreRunInfo, StoreError>;
+
     /// The latest scoring runs, newest first.
     async fn score_runs(&self, limit: u32) -> Result<Vec<ScoreRunInfo>, StoreError>;
 
@@ -159,6 +173,18 @@ impl<DB: Dialect> ScoreStore for Store<DB> {
         tx.commit().await?;
 
         Ok(info)
+    }
+
+    async fn pushdown_connection(&self) -> Result<Option<crate::PushdownConnection>, StoreError> {
+        DB::pushdown_connection(self).await
+    }
+
+    async fn write_pushed_scores(
+        &self,
+        conn: &mut crate::PushdownConnection,
+        run: &NewScoreRun,
+    ) -> Result<ScoreRunInfo, StoreError> {
+        crate::pushed::write(conn.connection(), run).await
     }
 
     async fn record_unfinished_run(&self, run: &NewScoreRun, status: &str) -> Result<ScoreRunInfo, StoreError> {

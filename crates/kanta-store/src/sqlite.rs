@@ -187,6 +187,11 @@ impl Dialect for Sqlite {
         Ok(())
     }
 
+    /// SQLite scores in memory: its scan of the file outruns any SQL for this.
+    async fn pushdown_connection(_store: &Store<Self>) -> Result<Option<crate::PushdownConnection>, StoreError> {
+        Ok(None)
+    }
+
     /// A file is read directly, on two threads ([`crate::sqlite_scan`]); an in-memory database
     /// exists only inside the driver's connection, so it is read through it.
     async fn purchases(

@@ -43,8 +43,8 @@ pub enum Cell {
 /// A column of values to load into the engine.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Values {
-    /// BIGINT.
-    Int(Vec<i64>),
+    /// BIGINT (NULL for `None`).
+    Int(Vec<Option<i64>>),
     /// DOUBLE (NULL for `None`).
     Float(Vec<Option<f64>>),
     /// TEXT.

@@ -22,6 +22,7 @@
 
 use kanta_core::lifecycle::Stage;
 use kanta_core::rfm::Segment;
+use kanta_core::tier::Tier;
 
 use crate::dialect::{ColumnType, Dialect, Param, Sql, SqlType};
 
@@ -532,7 +533,7 @@ impl Plan {
         let segment = segment_case(d, "s.r", &d.div("s.f + s.m + 1", "2"));
         let select = if models {
             format!(
-                "SELECT s.*, {segment} AS segment, h.p_alive, h.e30, h.e90, h.e365, h.pp30, h.pp90, h.next_day, h.churn_risk, \
+                "SELECT s.*, {segment} AS segment, h.p_alive, h.e30, h.e90, h.e365, h.pp30, h.pp90, h.next_day, h.next_at, h.churn_risk, \
                  s.expected_spend * h.p_alive * h.clv_unit AS clv \
                  FROM ({scores}) s JOIN {hist} h ON h.x = s.frequency AND h.recency = s.recency AND h.t = s.t",
                 hist = self.t(tables::HISTORIES),
@@ -543,7 +544,7 @@ impl Plan {
             let text = d.cast("NULL", SqlType::Text);
             format!(
                 "SELECT s.*, {segment} AS segment, {null} AS p_alive, {null} AS e30, {null} AS e90, {null} AS e365, \
-                 {null} AS pp30, {null} AS pp90, {day} AS next_day, {text} AS churn_risk, {null} AS clv \
+                 {null} AS pp30, {null} AS pp90, {day} AS next_day, {day} AS next_at, {text} AS churn_risk, {null} AS clv \
                  FROM ({scores}) s"
             )
         };
@@ -586,7 +587,20 @@ impl Plan {
     /// `customers.csv`, the final stage with slipping (valuable: Champions or Loyal, or a
     /// positive CLV at or above `threshold`; P(alive) below `slipping_below`; new, repeat or
     /// loyal by the rules). `week` writes recency and T in weeks.
-    pub fn score_table(&self, into: &str, threshold: Option<f64>, slipping_below: f64, week: bool) -> Vec<Sql> {
+    ///
+    /// With `store` (the number of customers), the table is the session table of a store's
+    /// scoring run ([`Dialect::keep`]) and has two more columns: `value_tier`
+    /// (`kanta_core::tier::tiers`: the rank by net revenue, ties sharing the best, cut at
+    /// ⌈0.1 n⌉, ⌈0.3 n⌉ and ⌈0.6 n⌉) and `next_purchase_at` (µs since the epoch,
+    /// `kanta_score::next_purchase_micros`).
+    pub fn score_table(
+        &self,
+        into: &str,
+        threshold: Option<f64>,
+        slipping_below: f64,
+        week: bool,
+        store: Option<u64>,
+    ) -> Vec<Sql> {
         let d = self.d;
         let mut b = Builder::new(d);
         let double = |e: &str| d.cast(e, SqlType::Double);
@@ -649,8 +663,28 @@ impl Plan {
             format!("{} AS next_purchase_date", d.date_of("next_day")),
             "churn_risk".to_owned(),
         ];
-        let select = format!("SELECT {} FROM {}", columns.join(", "), self.t(tables::SCORED));
-        vec![plain(format!("DROP TABLE IF EXISTS {into}")), b.finish(d.create_table(into, &select))]
+        let Some(n) = store else {
+            let select = format!("SELECT {} FROM {}", columns.join(", "), self.t(tables::SCORED));
+            return vec![plain(format!("DROP TABLE IF EXISTS {into}")), b.finish(d.create_table(into, &select))];
+        };
+        let mut columns = columns.to_vec();
+        let mut cut = |percent: u64| b.int((percent * n).div_ceil(100) as i64);
+        let (top, high, mid) = (cut(10), cut(30), cut(60));
+        columns.push(format!(
+            "CASE WHEN rk < {top} THEN {} WHEN rk < {high} THEN {} WHEN rk < {mid} THEN {} ELSE {} END AS value_tier",
+            d.string(Tier::Top.name()),
+            d.string(Tier::High.name()),
+            d.string(Tier::Mid.name()),
+            d.string(Tier::Low.name()),
+        ));
+        columns.push("next_at AS next_purchase_at".to_owned());
+        // RANK() − 1 counts the customers with more: equal revenue shares the best rank.
+        let select = format!(
+            "SELECT {} FROM (SELECT *, RANK() OVER (ORDER BY revenue - returned DESC) - 1 AS rk FROM {}) x",
+            columns.join(", "),
+            self.t(tables::SCORED)
+        );
+        vec![plain(d.drop_kept(into)), b.finish(d.keep(into, &select))]
     }
 
     /// Customers and revenue (raw units) by `column` of the score table.

@@ -12,9 +12,24 @@ use crate::{Cell, Engine, EngineError, Values};
 
 /// A PostgreSQL session.
 pub struct PostgresEngine {
-    conn: PgConnection,
+    conn: Conn,
     name: String,
     bytes: u64,
+}
+
+/// The engine's connection: its own, or a store's for a push-down scoring run.
+enum Conn {
+    Own(PgConnection),
+    Store(kanta_store::PushdownConnection),
+}
+
+impl Conn {
+    fn get(&mut self) -> &mut PgConnection {
+        match self {
+            Conn::Own(conn) => conn,
+            Conn::Store(conn) => conn.connection(),
+        }
+    }
 }
 
 impl PostgresEngine {
@@ -30,7 +45,22 @@ impl PostgresEngine {
             .log_slow_statements(log::LevelFilter::Debug, std::time::Duration::from_secs(10))
             .options([("client_min_messages", "warning")]);
         let conn = PgConnection::connect_with(&options).await.map_err(connect_error)?;
-        Ok(PostgresEngine { conn, name, bytes: 0 })
+        Ok(PostgresEngine { conn: Conn::Own(conn), name, bytes: 0 })
+    }
+
+    /// The engine over a store's connection (`kanta score` on a PostgreSQL store), named
+    /// `name` in messages; [`PostgresEngine::into_store`] gives the connection back, with the
+    /// session tables the run left in it.
+    pub fn on_store(conn: kanta_store::PushdownConnection, name: String) -> PostgresEngine {
+        PostgresEngine { conn: Conn::Store(conn), name, bytes: 0 }
+    }
+
+    /// The store's connection this engine ran on, if it ran on one.
+    pub fn into_store(self) -> Option<kanta_store::PushdownConnection> {
+        match self.conn {
+            Conn::Store(conn) => Some(conn),
+            Conn::Own(_) => None,
+        }
     }
 
     fn statement_error(&self, step: &str, e: sqlx::Error) -> EngineError {
@@ -91,7 +121,7 @@ impl Engine for PostgresEngine {
 
     async fn columns(&mut self, source: &str, source_name: &str) -> Result<Vec<(String, ColumnType)>, EngineError> {
         let text = format!("SELECT * FROM {source} LIMIT 0");
-        let described = (&mut self.conn).describe(&text).await.map_err(|e| EngineError::Source {
+        let described = self.conn.get().describe(&text).await.map_err(|e| EngineError::Source {
             engine: self.name.clone(),
             source_name: source_name.to_owned(),
             message: database_message(&e),
@@ -105,7 +135,7 @@ impl Engine for PostgresEngine {
 
     async fn execute(&mut self, sql: &Sql, step: &str) -> Result<(), EngineError> {
         tracing::debug!(target: "kanta::warehouse", step, sql = %sql.text, "execute");
-        match bind(sql).execute(&mut self.conn).await {
+        match bind(sql).execute(self.conn.get()).await {
             Ok(_) => Ok(()),
             Err(e) => Err(self.statement_error(step, e)),
         }
@@ -120,7 +150,7 @@ impl Engine for PostgresEngine {
         tracing::debug!(target: "kanta::warehouse", step, sql = %sql.text, "query");
         let mut bytes = 0;
         let result = async {
-            let mut rows = bind(sql).fetch(&mut self.conn);
+            let mut rows = bind(sql).fetch(self.conn.get());
             while let Some(r) = rows.try_next().await.map_err(|e| database_message(&e))? {
                 row(cells(&r, &mut bytes)?)?;
             }
@@ -165,7 +195,7 @@ impl Engine for PostgresEngine {
                     Values::Text(v) => query.bind(v[start..end].to_vec()),
                 };
             }
-            if let Err(e) = query.execute(&mut self.conn).await {
+            if let Err(e) = query.execute(self.conn.get()).await {
                 return Err(self.statement_error(step, e));
             }
         }

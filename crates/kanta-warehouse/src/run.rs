@@ -46,6 +46,10 @@ pub struct Options {
     pub week: bool,
     /// The score table to write (`--into`), as the user names it.
     pub into: String,
+    /// A store's scoring run (`kanta score` on PostgreSQL): the score table is the session
+    /// table [`kanta_store::PUSHED_SCORES`] instead of `into`, with the store's two more
+    /// columns (see [`Plan::score_table`]), left for the store to write its scores from.
+    pub store: bool,
 }
 
 /// What moved and how long each side took.
@@ -152,6 +156,9 @@ pub enum WarehouseError {
         source_name: String,
         /// What is missing.
         error: AnalysisError,
+        /// The orders there are (all of them returns, dropped or after the as-of day when
+        /// purchases are missing).
+        orders: u64,
     },
     /// The engine answered something the push-down did not ask for (a bug, or an engine that
     /// does not follow its own types).
@@ -378,15 +385,22 @@ pub async fn analyze(
     let mut s = Session { engine, stats: Stats::default(), progress };
     let engine_name = s.name();
     let (source, source_name) = source_sql(d, &options.source)?;
-    let into = d.table_name(&options.into).map_err(|e| WarehouseError::Usage(format!("--into {e}")))?;
+    let into = match options.store {
+        true => d.ident(kanta_store::PUSHED_SCORES),
+        false => d.table_name(&options.into).map_err(|e| WarehouseError::Usage(format!("--into {e}")))?,
+    };
     (s.progress)("reading the columns");
     let start = Instant::now();
     let described = s.engine.columns(&source, &source_name).await?;
     s.stats.add("reading the columns", start.elapsed());
     let (columns, columns_text) = resolve(&engine_name, &source_name, &described, &options.columns)?;
     let plan = Plan::new(d, source, columns, options.analysis.keep_zero);
-    let analysis_error =
-        |error| WarehouseError::Analysis { engine: engine_name.clone(), source_name: source_name.clone(), error };
+    let analysis_error = |error, orders| WarehouseError::Analysis {
+        engine: engine_name.clone(),
+        source_name: source_name.clone(),
+        error,
+        orders,
+    };
 
     // Rows with a missing value are skipped within --max-errors, like bad rows of a file.
     let step = "counting the rows";
@@ -422,7 +436,7 @@ pub async fn analyze(
     let orders = count(&row, 1).map_err(|m| s.unexpected(step, m))?;
     s.stats.orders = orders;
     let Some(Cell::Int(last_day)) = row.first() else {
-        return Err(analysis_error(AnalysisError::NoOrders));
+        return Err(analysis_error(AnalysisError::NoOrders, orders));
     };
     let as_of = match options.analysis.as_of {
         Some(day) => i64::from(day.0),
@@ -450,7 +464,7 @@ pub async fn analyze(
     let t: [u64; 9] = s.counts(&plan.totals(), "adding up customers").await?;
     let n = t[0];
     if n == 0 {
-        return Err(analysis_error(AnalysisError::NoPurchases(as_of_day)));
+        return Err(analysis_error(AnalysisError::NoPurchases(as_of_day), orders));
     }
     s.stats.customers = n;
     let revenue = Money::from_raw(i64::try_from(t[2]).unwrap_or(i64::MAX));
@@ -561,9 +575,9 @@ pub async fn analyze(
         };
         let keys = &data.histories;
         let history_columns = [
-            ("x", Values::Int(keys.iter().map(|(h, _)| i64::from(h.x)).collect())),
-            ("recency", Values::Int(keys.iter().map(|(h, _)| i64::from(h.recency)).collect())),
-            ("t", Values::Int(keys.iter().map(|(h, _)| i64::from(h.t)).collect())),
+            ("x", Values::Int(keys.iter().map(|(h, _)| Some(i64::from(h.x))).collect())),
+            ("recency", Values::Int(keys.iter().map(|(h, _)| Some(i64::from(h.recency))).collect())),
+            ("t", Values::Int(keys.iter().map(|(h, _)| Some(i64::from(h.t))).collect())),
             ("p_alive", column(&|h| h.p_alive)),
             ("e30", column(&|h| h.expected_purchases[0])),
             ("e90", column(&|h| h.expected_purchases[1])),
@@ -571,7 +585,16 @@ pub async fn analyze(
             ("pp30", column(&|h| h.p_purchase[0])),
             ("pp90", column(&|h| h.p_purchase[1])),
             ("clv_unit", column(&|h| h.clv_unit)),
-            ("next_day", Values::Int(p.histories.iter().map(|h| next_day(h.next_purchase_days)).collect())),
+            ("next_day", Values::Int(p.histories.iter().map(|h| Some(next_day(h.next_purchase_days))).collect())),
+            (
+                "next_at",
+                Values::Int(
+                    p.histories
+                        .iter()
+                        .map(|h| kanta_score::next_purchase_micros(as_of_day, h.next_purchase_days))
+                        .collect(),
+                ),
+            ),
             ("churn_risk", Values::Text(p.histories.iter().map(|h| h.risk.name().to_owned()).collect())),
         ];
         s.load(tables::HISTORIES, &history_columns, "writing the scores per history").await?;
@@ -612,7 +635,7 @@ pub async fn analyze(
         }
     }
     let slipping_below = options.score.map_or(0.5, |o| o.slipping_below);
-    for sql in plan.score_table(&into, threshold, slipping_below, options.week) {
+    for sql in plan.score_table(&into, threshold, slipping_below, options.week, options.store.then_some(n)) {
         s.execute(&sql, "writing the score table").await?;
     }
 

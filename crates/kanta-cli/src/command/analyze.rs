@@ -304,6 +304,7 @@ fn pushdown(args: &AnalyzeArgs, url: &str, columns: ColumnSpec, as_of: Option<Da
         score: args.model.0.map(|model| ScoreOptions { model, ..ScoreOptions::default() }),
         week,
         into: args.engine.into.clone(),
+        store: false,
     };
     let busy = spinner("connecting to the engine", args.quiet || args.json);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;

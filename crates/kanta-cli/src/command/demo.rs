@@ -106,7 +106,13 @@ fn serve(args: &DemoArgs) -> anyhow::Result<()> {
         store: store.clone(),
         quiet: true,
     }))?;
-    crate::command::score::run(&ScoreArgs { store: store.clone(), model: None, json: false, quiet: true })?;
+    crate::command::score::run(&ScoreArgs {
+        store: store.clone(),
+        model: None,
+        in_memory: false,
+        json: false,
+        quiet: true,
+    })?;
     let journey = args.out.join("win-back.yaml");
     std::fs::write(&journey, WIN_BACK).with_context(|| format!("cannot write {}", journey.display()))?;
     crate::command::journeys::apply(&JourneysApplyArgs { files: vec![journey], store: store.clone() })?;

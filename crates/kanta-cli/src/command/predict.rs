@@ -18,7 +18,7 @@ use crate::timings::Timings;
 
 /// A fitted model read back from `kanta fit --json`.
 pub(crate) enum Fitted {
-    Transaction(Box<dyn TransactionModel + Sync>),
+    Transaction(Box<dyn TransactionModel + Send + Sync>),
     /// Pareto/NBD also has a closed-form DERL.
     Pareto(ParetoNbd),
     Bgbb(BgBb),
@@ -53,7 +53,7 @@ pub(crate) fn read_fit(path: &Path) -> anyhow::Result<Fitted> {
 
 pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
     let timings = Timings::from_env();
-    let mut transaction: Option<Box<dyn TransactionModel + Sync>> = None;
+    let mut transaction: Option<Box<dyn TransactionModel + Send + Sync>> = None;
     let mut pareto = None;
     let mut bgbb = None;
     let mut spend = None;

@@ -19,7 +19,9 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
     let (outcome, refreshed) = runtime.block_on(async {
         let store = settings.database.open().await?;
         let now = kanta_store::now_micros();
-        let outcome = score_store(store.as_ref(), &scoring.job(), now).await.context("scoring")?;
+        let mut job = scoring.job();
+        job.in_memory |= args.in_memory;
+        let outcome = score_store(store.as_ref(), &job, now).await.context("scoring")?;
         busy.set_message("refreshing the saved segments");
         let refreshed = refresh_all(store.as_ref(), now).await.context("refreshing the segments")?;
         anyhow::Ok((outcome, refreshed))
@@ -79,5 +81,16 @@ fn render(o: &ScoreOutcome) -> String {
         })
         .collect();
     let _ = writeln!(out, "time: {}", phases.join(" · "));
+    if let Some(p) = &o.pushdown {
+        let _ = writeln!(
+            out,
+            "push-down: {} orders aggregated in the database; pulled {} distinct histories and {} spend keys ({} bytes); {} statements",
+            thousands(p.orders),
+            thousands(p.histories as u64),
+            thousands(p.spend_keys as u64),
+            thousands(p.bytes_received),
+            p.statements
+        );
+    }
     out
 }

@@ -101,7 +101,10 @@ pub(crate) async fn events_created<DB: Dialect>(tx: &mut Tx<DB>, ids: &[i64]) ->
 }
 
 /// Inside a scoring write: the stage changes of score run `run`.
-pub(crate) async fn stages_changed<DB: Dialect>(tx: &mut Tx<DB>, run: i64) -> Result<(), StoreError> {
+pub(crate) async fn stages_changed<DB: Dialect>(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    run: i64,
+) -> Result<(), StoreError> {
     query(&format!(
         "INSERT INTO journey_feed (customer_id, kind, name, time) \
          SELECT customer_id, 'stage', to_stage, time FROM stage_changes WHERE run_id = $1 AND {WHILE_ACTIVE} \

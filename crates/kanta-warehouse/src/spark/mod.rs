@@ -318,7 +318,7 @@ mod tests {
     #[test]
     fn loaded_columns_travel_as_an_arrow_stream_that_reads_back() {
         let columns = [
-            ("x", Values::Int(vec![1, 2, 3])),
+            ("x", Values::Int(vec![Some(1), None, Some(3)])),
             ("p", Values::Float(vec![Some(0.5), None, Some(2.0f64.sqrt())])),
             ("risk", Values::Text(vec!["low".into(), "high".into(), "Can't".into()])),
         ];
@@ -331,7 +331,7 @@ mod tests {
         assert_eq!(
             rows,
             vec![
-                vec![Cell::Int(2), Cell::Null, Cell::Text("high".into())],
+                vec![Cell::Null, Cell::Null, Cell::Text("high".into())],
                 vec![Cell::Int(3), Cell::Float(2.0f64.sqrt()), Cell::Text("Can't".into())],
             ]
         );
