@@ -277,6 +277,29 @@ fn readme_uplift_flow_works_as_written_on_postgres() {
 
 /// The push-down example of "More than one machine", on a fresh PostgreSQL database.
 #[test]
+fn readme_store_pushdown_works_as_written_on_postgres() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let Some(db) = runtime.block_on(kanta_store::testing::postgres()).expect("a PostgreSQL database") else { return };
+    let (stdout, _dir) = run_readme_block_with("<!-- readme pushdown-score -->", Some(&db.url), &[], &[]);
+    // The README's comment lines, "…" standing for what depends on today's date.
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
+    let block = &readme[readme.find("<!-- readme pushdown-score -->").unwrap()..];
+    let expected: Vec<&str> =
+        block.lines().skip(2).take_while(|l| *l != "```").filter_map(|l| l.strip_prefix("#   ")).collect();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), expected.len(), "{stdout}");
+    for (line, pattern) in lines.iter().zip(&expected) {
+        let mut rest = *line;
+        for (k, piece) in pattern.split('…').enumerate() {
+            let at = if k == 0 { rest.starts_with(piece).then_some(0) } else { rest.find(piece) };
+            let at = at.unwrap_or_else(|| panic!("`{line}` does not read `{pattern}` (at `{piece}`)"));
+            rest = &rest[at + piece.len()..];
+        }
+        assert!(rest.is_empty() || pattern.ends_with('…'), "`{line}` goes on after `{pattern}`");
+    }
+}
+
+#[test]
 fn readme_pushdown_works_as_written_on_postgres() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let Some(db) = runtime.block_on(kanta_store::testing::postgres()).expect("a PostgreSQL database") else { return };
