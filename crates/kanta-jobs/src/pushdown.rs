@@ -1,7 +1,7 @@
 //! The scoring job pushed down into a PostgreSQL store: the orders are aggregated where they
 //! are, and only the distinct histories and spend keys come out.
 //!
-//! The store's orders are `kanta analyze --engine`'s source ([`STORE_ORDERS`]: one order per
+//! The store's orders are `kanta analyze --engine`'s source ([`store_orders`]: one order per
 //! row, refunds negative, cancelled orders left out, the UTC day of each order), run through
 //! `kanta-warehouse` on a connection of the store's own ([`kanta_store::PushdownConnection`])
 //! as of today, with the job's models, lapse threshold and slipping rule. The warehouse leaves

@@ -55,20 +55,7 @@ impl<DB: Dialect> ScoreStore for Store<DB> {
     async fn write_scores(&self, run: &NewScoreRun, rows: &[ScoreRow]) -> Result<ScoreRunInfo, StoreError> {
         let mut tx = self.writer.begin().await?;
         DB::serialize_log_writers(&mut tx, "LOCK TABLE stage_changes IN EXCLUSIVE MODE").await?;
-        let run_id: i64 = query(
-            "INSERT INTO score_runs (started_at, finished_at, as_of, customers, orders, model, stage_changes, \
-             diagnostics) VALUES ($1, $2, $3, $4, $5, $6, 0, $7) RETURNING id",
-        )
-        .bind(run.started_at)
-        .bind(run.finished_at)
-        .bind(&run.as_of)
-        .bind(i64::try_from(rows.len()).unwrap_or(i64::MAX))
-        .bind(i64::try_from(run.orders).unwrap_or(i64::MAX))
-        .bind(run.model.as_deref())
-        .bind(Json(&run.diagnostics))
-        .fetch_one(&mut tx)
-        .await?
-        .try_get(0)?;
+        let run_id = insert_run(&mut tx, run, rows.len() as u64).await?;
         // The previous stages, read as three strings (see PURCHASE_CHUNK_SQL for why), sorted
         // by customer id, so the new rows can be merged against them.
         let previous = query(
@@ -163,13 +150,7 @@ impl<DB: Dialect> ScoreStore for Store<DB> {
         if !changes.is_empty() {
             crate::journey::feed::stages_changed(&mut tx, run_id).await?;
         }
-        let changes = changes.len() as u64;
-        let row = query("UPDATE score_runs SET stage_changes = $1 WHERE id = $2 RETURNING *")
-            .bind(i64::try_from(changes).unwrap_or(i64::MAX))
-            .bind(run_id)
-            .fetch_one(&mut tx)
-            .await?;
-        let info = score_run_info(&row)?;
+        let info = finish_run(&mut tx, run_id, changes.len() as u64).await?;
         tx.commit().await?;
 
         Ok(info)
@@ -239,6 +220,43 @@ impl<DB: Dialect> ScoreStore for Store<DB> {
             })
         })
     }
+}
+
+/// Records a run that writes its scores for `customers`, inside the write's transaction; its
+/// stage changes are counted by [`finish_run`].
+pub(crate) async fn insert_run<DB: Dialect>(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    run: &NewScoreRun,
+    customers: u64,
+) -> Result<i64, StoreError> {
+    Ok(query(
+        "INSERT INTO score_runs (started_at, finished_at, as_of, customers, orders, model, stage_changes, \
+         diagnostics) VALUES ($1, $2, $3, $4, $5, $6, 0, $7) RETURNING id",
+    )
+    .bind(run.started_at)
+    .bind(run.finished_at)
+    .bind(&run.as_of)
+    .bind(i64::try_from(customers).unwrap_or(i64::MAX))
+    .bind(i64::try_from(run.orders).unwrap_or(i64::MAX))
+    .bind(run.model.as_deref())
+    .bind(Json(&run.diagnostics))
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get(0)?)
+}
+
+/// Sets the stage changes of run `run_id` and reads the run back.
+pub(crate) async fn finish_run<DB: Dialect>(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    run_id: i64,
+    changes: u64,
+) -> Result<ScoreRunInfo, StoreError> {
+    let row = query("UPDATE score_runs SET stage_changes = $1 WHERE id = $2 RETURNING *")
+        .bind(i64::try_from(changes).unwrap_or(i64::MAX))
+        .bind(run_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    score_run_info(&row)
 }
 
 /// Score rows per INSERT: 19 values each, under both databases' parameter limits (SQLite
