@@ -20,7 +20,7 @@ use kanta_warehouse::postgres::PostgresEngine;
 use kanta_warehouse::{Source, WarehouseError};
 use serde_json::json;
 
-use crate::score::{ScoreJob, ScoreOutcome, stage_name};
+use crate::score::{NO_PURCHASES, ScoreJob, ScoreOutcome, micros_after, stage_name};
 use crate::{Cancel, JobError};
 
 /// The store's orders as the scoring job reads them (`kanta_domain::purchase`): the
@@ -105,7 +105,7 @@ pub(crate) async fn score_pushed(
     let phases_before_write = clock.elapsed();
     let run = NewScoreRun {
         started_at: now,
-        finished_at: now.saturating_add(i64::try_from(phases_before_write.as_micros()).unwrap_or(0)),
+        finished_at: micros_after(now, phases_before_write),
         as_of: today.to_string(),
         orders: stats.orders,
         model,
@@ -126,19 +126,18 @@ async fn nothing_to_score(
     now: i64,
     took: Duration,
 ) -> Result<ScoreOutcome, JobError> {
-    let why = "no purchases in the store";
     let run = NewScoreRun {
         started_at: now,
-        finished_at: now.saturating_add(i64::try_from(took.as_micros()).unwrap_or(0)),
+        finished_at: micros_after(now, took),
         as_of: today.to_string(),
         orders,
         model: None,
-        diagnostics: json!({ "models": null, "models_skipped": why }),
+        diagnostics: json!({ "models": null, "models_skipped": NO_PURCHASES }),
     };
     let run = store.write_scores(&run, &[]).await?;
     Ok(ScoreOutcome {
         run,
-        models_skipped: Some(why.into()),
+        models_skipped: Some(NO_PURCHASES.into()),
         stages: Vec::new(),
         phases: vec![("database", took)],
         product_groups: Duration::ZERO,

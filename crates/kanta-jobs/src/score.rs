@@ -27,6 +27,14 @@ use serde_json::json;
 
 use crate::{Cancel, JobError};
 
+/// Why a store without purchases gets a run with no scores (both ways of scoring say it).
+pub(crate) const NO_PURCHASES: &str = "no purchases in the store";
+
+/// `now` (µs since the epoch) plus `took`: when a run that started at `now` finished.
+pub(crate) fn micros_after(now: i64, took: Duration) -> i64 {
+    now.saturating_add(i64::try_from(took.as_micros()).unwrap_or(0))
+}
+
 /// Settings of a scoring run.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct ScoreJob {
@@ -78,7 +86,7 @@ pub async fn score_store_until(
         let today = Timestamp::from(kanta_domain::Timestamp::from_micros(now)).day();
         let run = NewScoreRun {
             started_at: now,
-            finished_at: now.saturating_add(i64::try_from(cancel.age().as_micros()).unwrap_or(0)),
+            finished_at: micros_after(now, cancel.age()),
             as_of: today.to_string(),
             orders,
             model: None,
@@ -126,8 +134,7 @@ async fn score_phases(
     let clock = Instant::now();
     let run = NewScoreRun {
         started_at,
-        finished_at: now
-            .saturating_add(i64::try_from(phases.iter().map(|p| p.1).sum::<Duration>().as_micros()).unwrap_or(0)),
+        finished_at: micros_after(now, phases.iter().map(|p| p.1).sum()),
         as_of: today.to_string(),
         orders,
         model,
@@ -351,8 +358,8 @@ fn compute(
             return Ok(Computed {
                 rows: Vec::new(),
                 model: None,
-                diagnostics: json!({ "models": null, "models_skipped": "no purchases in the store" }),
-                models_skipped: Some("no purchases in the store".into()),
+                diagnostics: json!({ "models": null, "models_skipped": NO_PURCHASES }),
+                models_skipped: Some(NO_PURCHASES.into()),
                 stages: Vec::new(),
                 analyse: clock.elapsed(),
                 models: Duration::ZERO,

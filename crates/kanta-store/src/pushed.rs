@@ -133,9 +133,7 @@ pub(crate) async fn write(conn: &mut PgConnection, run: &NewScoreRun) -> Result<
     }
     let info = finish_run(&mut tx, run_id, changes).await?;
     tx.commit().await?;
-    for table in [NEW, GROUPS, PUSHED_SCORES] {
-        query::<Postgres>(&format!("DROP TABLE IF EXISTS {table}")).execute(On::Conn(&mut *conn)).await?;
-    }
+    drop_tables(conn, &[NEW, GROUPS, PUSHED_SCORES]).await?;
     Ok(info)
 }
 
@@ -191,15 +189,18 @@ async fn product_groups(conn: &mut PgConnection) -> Result<(), StoreError> {
              JOIN {SETS} s ON s.c = m.c LEFT JOIN {HINTS} h ON h.have = s.have"
         ),
     ];
-    for table in [GROUPS, HINTS, HAVE, SETS, TRANSITIONS, ADOPTED, LINES] {
-        query::<Postgres>(&format!("DROP TABLE IF EXISTS {table}")).execute(On::Conn(&mut *conn)).await?;
-    }
+    drop_tables(conn, &[GROUPS, HINTS, HAVE, SETS, TRANSITIONS, ADOPTED, LINES]).await?;
     for sql in &steps {
         let q = query::<Postgres>(sql);
         let q = if sql.contains("$1") { q.bind(1.0 - HINT_TIE) } else { q };
         q.execute(On::Conn(&mut *conn)).await?;
     }
-    for table in [HINTS, HAVE, SETS, TRANSITIONS, ADOPTED, LINES] {
+    drop_tables(conn, &[HINTS, HAVE, SETS, TRANSITIONS, ADOPTED, LINES]).await
+}
+
+/// Drops the session tables `tables` that exist.
+async fn drop_tables(conn: &mut PgConnection, tables: &[&str]) -> Result<(), StoreError> {
+    for table in tables {
         query::<Postgres>(&format!("DROP TABLE IF EXISTS {table}")).execute(On::Conn(&mut *conn)).await?;
     }
     Ok(())
